@@ -1,0 +1,7 @@
+//! The Elm-style core: one `State`, `update` turning messages into state changes and effects, no I/O.
+
+pub mod state;
+pub mod update;
+
+pub use state::{AgentView, Dialog, State};
+pub use update::{update, Effect, Msg};

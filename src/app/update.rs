@@ -1,0 +1,526 @@
+//! `update`: messages in, state changes and effects out. Pure: the engine, the terminal and the clock are
+//! outside, so every key sequence can be tested without them.
+
+use ratatui_textarea::{Input, Key as TaKey, TextArea};
+
+use super::state::{AgentView, Confirmed, Dialog, State};
+use crate::config::keymap::{Action, Mode};
+use crate::engine::{AgentState, Command, Event};
+use crate::key::{Key, KeyCode};
+use crate::ui::layout::areas;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Key(Key),
+    Paste(String),
+    /// Mouse wheel at a cell of the whole screen.
+    Wheel { up: bool, col: u16, row: u16 },
+    Resize(u16, u16),
+    Engine(Event),
+    Tick(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Engine(Command),
+    /// Ring the operator's terminal bell.
+    Bell,
+    Quit,
+}
+
+pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    match msg {
+        Msg::Key(key) => {
+            if !matches!(state.dialog, Some(Dialog::Steer { .. })) {
+                state.status = None;
+            }
+            on_key(state, key, &mut fx);
+        }
+        Msg::Paste(text) => on_paste(state, text, &mut fx),
+        Msg::Wheel { up, col, row } => on_wheel(state, up, col, row, &mut fx),
+        Msg::Resize(w, h) => state.size = (w, h),
+        Msg::Engine(event) => on_event(state, event, &mut fx),
+        Msg::Tick(now) => state.now_ms = now,
+    }
+    sync_watch(state, &mut fx);
+    fx
+}
+
+fn selected_name(state: &State) -> Option<String> {
+    state.selected_agent().map(|a| a.info.name.clone())
+}
+
+/// Tell the engine which agent is on screen and how big its pane is, when that changes.
+fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
+    let a = areas(state.size.0, state.size.1, state.agents.len(), state.well_open, state.attached);
+    let want = match (a.terminal, selected_name(state)) {
+        (Some(t), Some(name)) if t.height > 0 => (Some(name), t.height, t.width),
+        // Keep the last pane size so hidden agents are not squeezed.
+        _ => (None, state.watching.as_ref().map_or(24, |w| w.1), state.watching.as_ref().map_or(80, |w| w.2)),
+    };
+    if state.watching.as_ref() != Some(&want) {
+        fx.push(Effect::Engine(Command::Watch { name: want.0.clone(), rows: want.1, cols: want.2 }));
+        state.watching = Some(want);
+    }
+}
+
+fn terminal_rows(state: &State) -> u16 {
+    areas(state.size.0, state.size.1, state.agents.len(), state.well_open, state.attached).terminal.map_or(10, |t| t.height)
+}
+
+fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
+    let mode = state.mode();
+    let action = state.keymap.action(mode, key);
+    match mode {
+        Mode::Help => {
+            if action == Some(Action::Close) {
+                state.dialog = None;
+            }
+        }
+        Mode::Confirm => match action {
+            Some(Action::Confirm) => {
+                if let Some(Dialog::Confirm { then, .. }) = state.dialog.take() {
+                    confirmed(state, then, fx);
+                }
+            }
+            Some(Action::Cancel) => state.dialog = None,
+            _ => {}
+        },
+        Mode::Steer => on_steer_key(state, key, action, fx),
+        Mode::Attached => match (action, selected_name(state)) {
+            (Some(Action::Detach), _) => state.attached = false,
+            (_, Some(name)) => fx.push(Effect::Engine(Command::Key { name, key })),
+            (_, None) => state.attached = false,
+        },
+        Mode::Roster => {
+            if let Some(action) = action {
+                on_roster_action(state, action, fx);
+            }
+        }
+    }
+}
+
+fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
+    let n = state.agents.len();
+    let name = selected_name(state);
+    let engine = |fx: &mut Vec<Effect>, c: Command| fx.push(Effect::Engine(c));
+    match action {
+        Action::SelectNext if n > 0 => select(state, (state.selected + 1).min(n - 1)),
+        Action::SelectPrev => select(state, state.selected.saturating_sub(1)),
+        Action::SelectFirst => select(state, 0),
+        Action::SelectLast if n > 0 => select(state, n - 1),
+        Action::ToggleWell => state.well_open = !state.well_open,
+        Action::Help => state.dialog = Some(Dialog::Help),
+        Action::Quit => {
+            let running = state.running();
+            if running == 0 {
+                state.quitting = true;
+                engine(fx, Command::Shutdown);
+            } else {
+                state.dialog = Some(Dialog::Confirm {
+                    title: "Quit muster?".into(),
+                    lines: vec![
+                        format!("{running} agent(s) still running will be stopped (SIGTERM, then SIGKILL)."),
+                        "Their worktrees and branches stay; restart them later with their resume arguments.".into(),
+                    ],
+                    then: Confirmed::Quit,
+                });
+            }
+        }
+        _ => {}
+    }
+    let Some(name) = name else { return };
+    let state_of = state.selected_agent().map(|a| a.info.state);
+    match action {
+        Action::Attach => {
+            if state_of.is_some_and(AgentState::is_running) {
+                state.attached = true;
+                state.well_open = true;
+                engine(fx, Command::ScrollBottom { name });
+            } else {
+                state.status = Some((format!("{name} is not running: R restarts it"), true));
+            }
+        }
+        Action::Steer => {
+            if state_of.is_some_and(AgentState::is_running) {
+                let mut editor = TextArea::default();
+                editor.set_placeholder_text("message for the agent");
+                state.dialog = Some(Dialog::Steer { name, editor: Box::new(editor) });
+            } else {
+                state.status = Some((format!("{name} is not running: R restarts it"), true));
+            }
+        }
+        Action::Pause => match state_of {
+            Some(AgentState::Paused) => engine(fx, Command::Resume { name }),
+            Some(s) if s.is_running() => engine(fx, Command::Pause { name }),
+            _ => {}
+        },
+        Action::Stop => engine(fx, Command::Stop { name }),
+        Action::Restart => engine(fx, Command::Restart { name }),
+        Action::Remove => engine(fx, Command::CheckRemove { name }),
+        Action::ScrollUp => engine(fx, Command::Scroll { name, lines: 1 }),
+        Action::ScrollDown => engine(fx, Command::Scroll { name, lines: -1 }),
+        Action::PageUp => engine(fx, Command::Scroll { name, lines: terminal_rows(state) as i32 - 1 }),
+        Action::PageDown => engine(fx, Command::Scroll { name, lines: -(terminal_rows(state) as i32 - 1) }),
+        Action::ScrollBottom => engine(fx, Command::ScrollBottom { name }),
+        _ => {}
+    }
+}
+
+fn select(state: &mut State, index: usize) {
+    state.selected = index;
+    if let Some(a) = state.agents.get_mut(index) {
+        a.attention = false;
+    }
+}
+
+fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
+    match then {
+        Confirmed::Quit => {
+            state.quitting = true;
+            state.status = Some(("stopping agents…".into(), false));
+            fx.push(Effect::Engine(Command::Shutdown));
+        }
+        Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
+    }
+}
+
+fn to_textarea_input(key: Key) -> Input {
+    let k = match key.code {
+        KeyCode::Char(c) => TaKey::Char(c),
+        KeyCode::Enter => TaKey::Enter,
+        KeyCode::Tab => TaKey::Tab,
+        KeyCode::Backspace => TaKey::Backspace,
+        KeyCode::Esc => TaKey::Esc,
+        KeyCode::Up => TaKey::Up,
+        KeyCode::Down => TaKey::Down,
+        KeyCode::Left => TaKey::Left,
+        KeyCode::Right => TaKey::Right,
+        KeyCode::Home => TaKey::Home,
+        KeyCode::End => TaKey::End,
+        KeyCode::PageUp => TaKey::PageUp,
+        KeyCode::PageDown => TaKey::PageDown,
+        KeyCode::Delete => TaKey::Delete,
+        KeyCode::F(n) => TaKey::F(n),
+        KeyCode::Insert => TaKey::Null,
+    };
+    Input { key: k, ctrl: key.mods.ctrl(), alt: key.mods.alt(), shift: key.mods.shift() }
+}
+
+fn on_steer_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
+    let Some(Dialog::Steer { name, editor }) = &mut state.dialog else { return };
+    match action {
+        Some(Action::Send) => {
+            let text = editor.lines().join("\n");
+            if text.trim().is_empty() {
+                return;
+            }
+            fx.push(Effect::Engine(Command::Steer { name: name.clone(), text }));
+            state.status = Some((format!("sent to {name}"), false));
+            state.dialog = None;
+        }
+        Some(Action::Newline) => editor.insert_newline(),
+        Some(Action::Cancel) => state.dialog = None,
+        _ => {
+            editor.input(to_textarea_input(key));
+        }
+    }
+}
+
+fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
+    match (&mut state.dialog, state.attached) {
+        (Some(Dialog::Steer { editor, .. }), _) => {
+            editor.insert_str(text.replace("\r\n", "\n"));
+        }
+        (None, true) => {
+            if let Some(name) = selected_name(state) {
+                fx.push(Effect::Engine(Command::Paste { name, text }));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut Vec<Effect>) {
+    if state.dialog.is_some() {
+        return;
+    }
+    let a = areas(state.size.0, state.size.1, state.agents.len(), state.well_open, state.attached);
+    let inside = |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
+    if let (Some(t), Some(name)) = (a.terminal, selected_name(state)) {
+        if inside(t) {
+            let cmd = if state.attached {
+                Command::Wheel { name, up, col: col - t.x, row: row - t.y }
+            } else {
+                Command::Scroll { name, lines: if up { 3 } else { -3 } }
+            };
+            fx.push(Effect::Engine(cmd));
+            return;
+        }
+    }
+    if inside(a.roster) && !state.attached {
+        let action = if up { Action::SelectPrev } else { Action::SelectNext };
+        on_roster_action(state, action, fx);
+    }
+}
+
+fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
+    match event {
+        Event::Agent(info) => {
+            let selected = state.selected;
+            match state.agents.iter_mut().position(|a| a.info.name == info.name) {
+                Some(i) => {
+                    let view = &mut state.agents[i];
+                    let newly_waiting = info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
+                    if newly_waiting {
+                        if i != selected || !state.attached {
+                            view.attention = true;
+                        }
+                        if state.bell_on_waiting {
+                            fx.push(Effect::Bell);
+                        }
+                    }
+                    if !info.state.is_running() && state.attached && i == selected {
+                        state.attached = false;
+                    }
+                    view.info = info;
+                }
+                None => state.agents.push(AgentView { info, screen: None, attention: false }),
+            }
+        }
+        Event::Removed { name } => {
+            state.agents.retain(|a| a.info.name != name);
+            state.selected = state.selected.min(state.agents.len().saturating_sub(1));
+            state.attached = false;
+        }
+        Event::Screen { name, screen } => {
+            if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
+                a.screen = Some(screen);
+            }
+        }
+        Event::Bell { name } => {
+            let selected = state.selected;
+            if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {
+                if i != selected {
+                    a.attention = true;
+                }
+            }
+        }
+        Event::Notification { name, text } => state.status = Some((format!("{name}: {text}"), false)),
+        Event::RemoveCheck { name, status } => {
+            let mut lines = vec![format!("Remove agent {name}, its worktree and its branch muster/{name}?")];
+            if !status.is_safe_to_remove() {
+                lines.push(format!(
+                    "Work would be lost: {} changed file(s), {} commit(s) not merged into its base.",
+                    status.changed_files, status.unmerged_commits
+                ));
+            }
+            state.dialog = Some(Dialog::Confirm {
+                title: format!("Remove {name}?"),
+                lines,
+                then: Confirmed::Remove { name, force: !status.is_safe_to_remove() },
+            });
+        }
+        Event::Message { text, error } => state.status = Some((text, error)),
+        Event::ShutdownComplete => fx.push(Effect::Quit),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::keymap::Keymap;
+    use crate::config::theme::{ColorMode, Theme};
+    use crate::engine::AgentInfo;
+
+    pub fn info(name: &str, state: AgentState) -> AgentInfo {
+        AgentInfo {
+            name: name.into(),
+            kind: "demo".into(),
+            branch: format!("muster/{name}"),
+            base: "main".into(),
+            worktree: "/tmp/x".into(),
+            state,
+            exit: None,
+            last_output_ms: None,
+            title: None,
+            port_base: 20000,
+            diffstat: Default::default(),
+            error: None,
+        }
+    }
+
+    fn state_with(agents: &[(&str, AgentState)]) -> State {
+        let mut s = State::new("repo".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::NoColor), (120, 40));
+        for (n, st) in agents {
+            update(&mut s, Msg::Engine(Event::Agent(info(n, *st))));
+        }
+        s
+    }
+
+    fn key(s: &str) -> Msg {
+        Msg::Key(Key::parse(s).unwrap())
+    }
+
+    fn engine_cmds(fx: &[Effect]) -> Vec<Command> {
+        fx.iter().filter_map(|e| if let Effect::Engine(c) = e { Some(c.clone()) } else { None }).collect()
+    }
+
+    #[test]
+    fn selection_moves_and_watch_follows() {
+        let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Idle)]);
+        assert_eq!(s.watching.as_ref().unwrap().0.as_deref(), Some("a"));
+        let fx = update(&mut s, key("j"));
+        assert_eq!(s.selected, 1);
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120 }] if n == "b"));
+        update(&mut s, key("j"));
+        assert_eq!(s.selected, 1);
+        update(&mut s, key("k"));
+        assert_eq!(s.selected, 0);
+        // Collapsing the well stops watching.
+        let fx = update(&mut s, key("space"));
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: None, .. }]));
+    }
+
+    #[test]
+    fn attach_sends_every_key_but_detach() {
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        update(&mut s, key("enter"));
+        assert!(s.attached);
+        let fx = update(&mut s, key("q"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "a".into(), key: Key::char('q') }]);
+        let fx = update(&mut s, key("C-c"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "a".into(), key: Key::parse("C-c").unwrap() }]);
+        let fx = update(&mut s, Msg::Paste("x\ny".into()));
+        assert_eq!(engine_cmds(&fx), vec![Command::Paste { name: "a".into(), text: "x\ny".into() }]);
+        update(&mut s, key("C-]"));
+        assert!(!s.attached);
+    }
+
+    #[test]
+    fn cannot_attach_to_an_exited_agent() {
+        let mut s = state_with(&[("a", AgentState::Exited)]);
+        update(&mut s, key("enter"));
+        assert!(!s.attached);
+        assert!(s.status.as_ref().unwrap().0.contains("not running"));
+    }
+
+    #[test]
+    fn steer_composes_multiline_and_sends() {
+        let mut s = state_with(&[("a", AgentState::Idle)]);
+        update(&mut s, key("s"));
+        assert_eq!(s.mode(), Mode::Steer);
+        for c in "hi".chars() {
+            update(&mut s, Msg::Key(Key::char(c)));
+        }
+        update(&mut s, key("C-j"));
+        update(&mut s, Msg::Key(Key::char('x')));
+        let fx = update(&mut s, key("enter"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Steer { name: "a".into(), text: "hi\nx".into() }]);
+        assert_eq!(s.mode(), Mode::Roster);
+        update(&mut s, key("s"));
+        update(&mut s, key("esc"));
+        assert_eq!(s.mode(), Mode::Roster);
+    }
+
+    #[test]
+    fn pause_toggles() {
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        let fx = update(&mut s, key("p"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Pause { name: "a".into() }]);
+        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Paused))));
+        let fx = update(&mut s, key("p"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Resume { name: "a".into() }]);
+    }
+
+    #[test]
+    fn quit_asks_while_agents_run() {
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        let fx = update(&mut s, key("q"));
+        assert!(engine_cmds(&fx).is_empty());
+        assert_eq!(s.mode(), Mode::Confirm);
+        update(&mut s, key("n"));
+        assert_eq!(s.mode(), Mode::Roster);
+        update(&mut s, key("q"));
+        let fx = update(&mut s, key("y"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Shutdown]);
+        let fx = update(&mut s, Msg::Engine(Event::ShutdownComplete));
+        assert_eq!(fx, vec![Effect::Quit]);
+        // With nothing running, quitting needs no confirmation.
+        let mut s = state_with(&[("a", AgentState::Exited)]);
+        let fx = update(&mut s, key("q"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Shutdown]);
+    }
+
+    #[test]
+    fn remove_confirms_and_forces_only_when_work_would_be_lost() {
+        let mut s = state_with(&[("a", AgentState::Idle)]);
+        let fx = update(&mut s, key("D"));
+        assert_eq!(engine_cmds(&fx), vec![Command::CheckRemove { name: "a".into() }]);
+        let status = crate::git::worktree::WorktreeStatus { changed_files: 2, unmerged_commits: 0 };
+        update(&mut s, Msg::Engine(Event::RemoveCheck { name: "a".into(), status }));
+        match &s.dialog {
+            Some(Dialog::Confirm { lines, .. }) => assert!(lines[1].contains("2 changed file(s)")),
+            _ => panic!("no confirmation"),
+        }
+        let fx = update(&mut s, key("y"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Remove { name: "a".into(), force: true }]);
+    }
+
+    #[test]
+    fn waiting_rings_the_bell_and_marks_attention() {
+        let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Busy)]);
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Waiting))));
+        assert!(fx.contains(&Effect::Bell));
+        assert!(s.agents[1].attention);
+        // Staying in waiting does not ring again.
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Waiting))));
+        assert!(!fx.contains(&Effect::Bell));
+        update(&mut s, key("j"));
+        assert!(!s.agents[1].attention);
+        s.bell_on_waiting = false;
+        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Idle))));
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Waiting))));
+        assert!(!fx.contains(&Effect::Bell));
+    }
+
+    #[test]
+    fn help_opens_and_closes() {
+        let mut s = state_with(&[]);
+        update(&mut s, key("?"));
+        assert_eq!(s.mode(), Mode::Help);
+        update(&mut s, key("j"));
+        assert_eq!(s.mode(), Mode::Help);
+        update(&mut s, key("esc"));
+        assert_eq!(s.mode(), Mode::Roster);
+    }
+
+    #[test]
+    fn wheel_scrolls_history_or_forwards_when_attached() {
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        let fx = update(&mut s, Msg::Wheel { up: true, col: 5, row: 20 });
+        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 3 }]);
+        update(&mut s, key("enter"));
+        let fx = update(&mut s, Msg::Wheel { up: false, col: 5, row: 20 });
+        assert_eq!(engine_cmds(&fx), vec![Command::Wheel { name: "a".into(), up: false, col: 5, row: 15 }]);
+    }
+
+    #[test]
+    fn small_terminal_drops_the_well_and_stops_watching() {
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        let fx = update(&mut s, Msg::Resize(60, 15));
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: None, .. }]));
+        update(&mut s, key("enter"));
+        assert!(s.attached);
+    }
+
+    #[test]
+    fn removed_agent_fixes_selection() {
+        let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Busy)]);
+        update(&mut s, key("j"));
+        update(&mut s, Msg::Engine(Event::Removed { name: "b".into() }));
+        assert_eq!(s.selected, 0);
+        assert_eq!(s.agents.len(), 1);
+    }
+}

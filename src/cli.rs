@@ -1,0 +1,69 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "muster", version, about = "A terminal workbench for a crew of AI coding agents on one git repository")]
+pub struct Cli {
+    /// Theme: default, light, high-contrast, or a file name in ~/.config/muster/themes or .muster/themes.
+    #[arg(long, global = true)]
+    pub theme: Option<String>,
+    /// Directory inside the repository to open (default: the current directory).
+    #[arg(long, short = 'C', global = true)]
+    pub dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Open the workbench on a built-in demo crew in a throwaway repository (no agent CLI or network needed).
+    Demo {
+        /// How many demo agents.
+        #[arg(long, default_value_t = 3)]
+        agents: usize,
+    },
+    /// Write a commented .muster/crew.toml for this repository.
+    Init {
+        /// Overwrite an existing crew file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check git, the terminal and which agent CLIs are on PATH.
+    Doctor,
+    /// Print the crew's agents and their last known state (for scripts and tmux status lines).
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Report an agent hook event to the running muster (called by agent CLIs' hooks).
+    Hook {
+        /// The hook event, e.g. Stop, Notification, UserPromptSubmit, PreToolUse.
+        event: String,
+    },
+    /// Measure muster: CPU with idle and streaming agents, frame time, emulator throughput, memory per agent.
+    Bench {
+        /// Number of agents.
+        #[arg(long, default_value_t = 16)]
+        agents: usize,
+        /// Seconds per CPU measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// A stand-in coding agent for the demo crew and tests.
+    #[command(hide = true)]
+    DemoAgent {
+        /// Continue a previous session: skip the first task.
+        #[arg(long)]
+        resume: bool,
+        /// Print this many coloured lines per second forever (for benchmarks).
+        #[arg(long)]
+        stream: Option<u32>,
+        /// Seconds each spinner runs.
+        #[arg(long, default_value_t = 1.2)]
+        think: f64,
+    },
+}

@@ -1,0 +1,172 @@
+//! What each subcommand does.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::app::State;
+use crate::cli::{Cli, Cmd};
+use crate::config::crew::{parse_crew, Crew};
+use crate::config::keymap::Keymap;
+use crate::config::theme::{ColorMode, Theme};
+use crate::config::{paths, preset, user, Warning};
+use crate::engine::{self, EngineConfig};
+use crate::git::worktree::find_repo_root;
+use crate::pty::NativePty;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let dir = match &cli.dir {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    match cli.command {
+        None => {
+            let root = find_repo_root(&dir)?;
+            open(&root, cli.theme.as_deref())?;
+        }
+        Some(Cmd::Demo { agents }) => {
+            let root = crate::demo::create_repo(&std::env::temp_dir(), agents.max(1))?;
+            open(&root, cli.theme.as_deref())?;
+            println!("demo repository kept at {}", root.display());
+        }
+        Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
+        Some(Cmd::Doctor) => return doctor(&dir),
+        Some(Cmd::Status { json }) => status(&find_repo_root(&dir)?, json)?,
+        Some(Cmd::Hook { event }) => {
+            let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
+            let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
+            // A hook must never break the agent that runs it: report failures, exit 0.
+            if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event) {
+                eprintln!("muster hook: {e:#}");
+            }
+        }
+        Some(Cmd::Bench { agents, seconds }) => crate::bench::run(agents, seconds)?,
+        Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    let dir = paths::state_dir();
+    std::fs::create_dir_all(&dir).ok()?;
+    let appender = tracing_appender::rolling::never(&dir, "muster.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
+    Some(guard)
+}
+
+/// The crew of a repository: its crew file over the user's defaults. An error starts nothing.
+pub fn load_crew(root: &Path) -> Result<(Crew, user::UserConfig, Vec<Warning>)> {
+    let (user_cfg, warnings) = user::load();
+    let path = root.join(".muster").join("crew.toml");
+    let crew = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let shown = path.strip_prefix(root).unwrap_or(&path);
+            parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?
+        }
+        Err(_) => Crew::default(),
+    };
+    Ok((crew, user_cfg, warnings))
+}
+
+fn theme_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![root.join(".muster").join("themes")];
+    if let Some(d) = paths::user_config_dir() {
+        dirs.push(d.join("themes"));
+    }
+    dirs
+}
+
+fn open(root: &Path, theme: Option<&str>) -> Result<()> {
+    let _log = init_logging();
+    let (crew, user_cfg, mut warnings) = load_crew(root)?;
+    let (keymap, kw) = Keymap::load(Some(root));
+    warnings.extend(kw);
+    let theme_name = theme.map(str::to_string).or(user_cfg.theme.clone()).unwrap_or_else(|| "default".into());
+    let (theme, tw) = Theme::load(&theme_name, &theme_dirs(root), ColorMode::from_env());
+    warnings.extend(tw);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let (tx, rx) = crate::tui::channel();
+    let cfg = EngineConfig {
+        root: root.to_path_buf(),
+        crew,
+        scrollback: user_cfg.scrollback,
+        muster_exe: std::env::current_exe().context("locating the muster binary")?,
+        stop_grace: Duration::from_secs(3),
+    };
+    let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx.clone()))?;
+    let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut state = State::new(repo, keymap, theme, (80, 24));
+    state.bell_on_waiting = user_cfg.bell;
+    if let Some(w) = warnings.first() {
+        let more = if warnings.len() > 1 { format!(" (+{} more in the log)", warnings.len() - 1) } else { String::new() };
+        state.status = Some((format!("{w}{more}"), true));
+    }
+    crate::tui::run(state, handle, tx, rx)
+}
+
+fn init(root: &Path, force: bool) -> Result<()> {
+    let path = root.join(".muster").join("crew.toml");
+    if path.exists() && !force {
+        bail!("{} exists (use --force to overwrite)", path.display());
+    }
+    std::fs::create_dir_all(path.parent().context("crew path has a parent")?)?;
+    std::fs::write(&path, crate::config::crew::TEMPLATE)?;
+    crate::git::worktree::ensure_excluded(root)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn doctor(dir: &Path) -> Result<ExitCode> {
+    let mut ok = true;
+    let mut line = |good: bool, what: &str, detail: String| {
+        println!("{} {what:<10} {detail}", if good { "✔" } else { "✗" });
+        ok &= good;
+    };
+    match find_repo_root(dir) {
+        Ok(root) => line(true, "git", format!("repository at {}", root.display())),
+        Err(e) => line(false, "git", format!("{e:#}")),
+    }
+    let term = std::env::var("TERM").unwrap_or_default();
+    line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));
+    if std::env::var_os("TMUX").is_some() {
+        println!("  inside tmux: agents get a clean environment without TMUX");
+    }
+    for (name, p) in preset::builtin() {
+        if p.command.starts_with('{') || p.command.is_empty() {
+            continue;
+        }
+        match which(&p.command) {
+            Some(path) => println!("✔ {name:<10} {}", path.display()),
+            None => println!("- {name:<10} not on PATH"),
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+fn status(root: &Path, json: bool) -> Result<()> {
+    let (saved, err) = engine::store::load(root);
+    if let Some(e) = err {
+        eprintln!("muster: {e}");
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&saved)?);
+        return Ok(());
+    }
+    for a in &saved.agents {
+        let exit = a.exit.map(|e| format!(" ({e})")).unwrap_or_default();
+        println!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
+    }
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! The crew file, `.muster/crew.toml`: which agents run, with which preset and overrides. A bad crew file is an
+//! error naming file:line:col and the key, and starts nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::preset::Preset;
+use super::ConfigError;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    pub base: Option<String>,
+    pub worktree: Option<bool>,
+    pub kind: Option<String>,
+}
+
+impl Defaults {
+    /// `self` wins over `other`.
+    pub fn over(&self, other: &Defaults) -> Defaults {
+        Defaults {
+            base: self.base.clone().or_else(|| other.base.clone()),
+            worktree: self.worktree.or(other.worktree),
+            kind: self.kind.clone().or_else(|| other.kind.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCrew {
+    #[serde(default)]
+    defaults: Defaults,
+    #[serde(default, rename = "agent")]
+    agents: Vec<RawAgent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAgent {
+    name: Spanned<String>,
+    kind: Option<Spanned<String>>,
+    command: Option<String>,
+    args: Option<Vec<String>>,
+    resume_args: Option<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    prompt: Option<String>,
+    base: Option<String>,
+    worktree: Option<bool>,
+    enter_delay_ms: Option<u64>,
+}
+
+/// One agent, with its preset and overrides folded together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSpec {
+    pub name: String,
+    pub kind: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub resume_args: Vec<String>,
+    pub prompt_args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub prompt: Option<String>,
+    /// The branch the agent's branch starts from; None means the repository's current branch.
+    pub base: Option<String>,
+    pub worktree: bool,
+    pub enter_delay_ms: u64,
+    pub hooks: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Crew {
+    pub agents: Vec<AgentSpec>,
+}
+
+/// Whether a name is safe as a branch (`muster/<name>`), a ref and a directory name.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 40 {
+        return Err("agent names are 1 to 40 characters".into());
+    }
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let chars_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !first_ok || !chars_ok || name.contains("..") || name.ends_with('.') || name.ends_with(".lock") {
+        return Err(format!(
+            "agent name `{name}` is not safe as a branch and directory name: use letters, digits, `-`, `_` and \
+             `.`, starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+pub fn parse_crew(
+    file: &Path,
+    text: &str,
+    presets: &BTreeMap<String, Preset>,
+    user_defaults: &Defaults,
+) -> Result<Crew, ConfigError> {
+    let raw: RawCrew = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let defaults = raw.defaults.over(user_defaults);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut agents = Vec::new();
+    for a in raw.agents {
+        let name_at = a.name.span().start;
+        let name = a.name.get_ref().clone();
+        validate_name(&name).map_err(|m| ConfigError::at(file, text, name_at, format!("key `name`: {m}")))?;
+        if let Some(first) = seen.insert(name.clone(), name_at) {
+            let (line, _) = super::location::line_col(text, first);
+            return Err(ConfigError::at(
+                file,
+                text,
+                name_at,
+                format!("key `name`: duplicate agent name `{name}` (first used on line {line})"),
+            ));
+        }
+        let (kind, kind_at) = match &a.kind {
+            Some(k) => (k.get_ref().clone(), k.span().start),
+            None => match (&defaults.kind, &a.command) {
+                (Some(k), _) => (k.clone(), name_at),
+                (None, Some(_)) => ("custom".to_string(), name_at),
+                (None, None) => {
+                    return Err(ConfigError::at(
+                        file,
+                        text,
+                        name_at,
+                        format!("agent `{name}` needs a `kind` (a preset) or a `command`"),
+                    ))
+                }
+            },
+        };
+        let preset = presets.get(&kind).ok_or_else(|| {
+            let known: Vec<&str> = presets.keys().map(String::as_str).collect();
+            ConfigError::at(
+                file,
+                text,
+                kind_at,
+                format!("key `kind`: unknown preset `{kind}` (known: {})", known.join(", ")),
+            )
+        })?;
+        let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
+        if command.trim().is_empty() {
+            return Err(ConfigError::at(
+                file,
+                text,
+                name_at,
+                format!("agent `{name}`: kind `{kind}` needs a `command`"),
+            ));
+        }
+        agents.push(AgentSpec {
+            name,
+            kind,
+            command,
+            args: a.args.unwrap_or_else(|| preset.args.clone()),
+            resume_args: a.resume_args.unwrap_or_else(|| preset.resume_args.clone()),
+            prompt_args: preset.prompt_args.clone(),
+            env: a.env,
+            prompt: a.prompt,
+            base: a.base.or_else(|| defaults.base.clone()),
+            worktree: a.worktree.or(defaults.worktree).unwrap_or(true),
+            enter_delay_ms: a.enter_delay_ms.unwrap_or(preset.enter_delay_ms),
+            hooks: preset.hooks.clone(),
+        });
+    }
+    Ok(Crew { agents })
+}
+
+/// The commented crew file `muster init` writes.
+pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this repository.
+# Each [[agent]] runs in its own PTY, git worktree (.muster/worktrees/<name>) and branch (muster/<name>).
+#
+# [defaults]               # applies to every agent below
+# base = "main"            # branch the agents' branches start from (default: the current branch)
+# worktree = true          # false: the agent runs in the repository itself
+#
+# Keys of an agent:
+#   name          letters, digits, - _ . (used for the branch, ref and directory)
+#   kind          claude | codex | aider | gemini | opencode | shell | custom
+#   command, args override the preset's command line
+#   resume_args   arguments used when the agent is relaunched
+#   env           extra environment, e.g. env = { RUST_LOG = "debug" }
+#   prompt        first message for the agent
+#   base, worktree   as in [defaults]
+#   enter_delay_ms   wait between a pasted message and its Enter
+
+[[agent]]
+name = "claude"
+kind = "claude"
+# prompt = "Read the README and propose improvements"
+
+# [[agent]]
+# name = "codex"
+# kind = "codex"
+
+# [[agent]]
+# name = "sh"
+# kind = "shell"
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::preset::builtin;
+
+    fn parse(text: &str) -> Result<Crew, ConfigError> {
+        parse_crew(Path::new(".muster/crew.toml"), text, &builtin(), &Defaults::default())
+    }
+
+    #[test]
+    fn parses_agents_with_preset_and_overrides() {
+        let crew = parse(
+            "[defaults]\nbase = 'dev'\n[[agent]]\nname = 'api'\nkind = 'codex'\nenv = { A = '1' }\n\
+             [[agent]]\nname = 'sh'\ncommand = 'bash'\nargs = ['-l']\nworktree = false\n",
+        )
+        .unwrap();
+        assert_eq!(crew.agents.len(), 2);
+        let api = &crew.agents[0];
+        assert_eq!((api.kind.as_str(), api.command.as_str()), ("codex", "codex"));
+        assert_eq!(api.base.as_deref(), Some("dev"));
+        assert_eq!(api.env.get("A").map(String::as_str), Some("1"));
+        assert_eq!(api.resume_args, vec!["resume", "--last"]);
+        let sh = &crew.agents[1];
+        assert_eq!((sh.kind.as_str(), sh.args.clone(), sh.worktree), ("custom", vec!["-l".to_string()], false));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_col_and_key() {
+        let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\ncolour = 'red'\n").unwrap_err();
+        assert_eq!((err.line, err.col), (4, 1));
+        assert!(err.message.contains("colour"), "{err}");
+        assert!(err.to_string().starts_with(".muster/crew.toml:4:1:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_preset() {
+        let err = parse("[[agent]]\nname = 'a'\nkind = 'clod'\n").unwrap_err();
+        assert_eq!((err.line, err.col), (3, 8));
+        assert!(err.message.contains("unknown preset `clod`") && err.message.contains("key `kind`"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_name() {
+        let err = parse("[[agent]]\nname='a'\nkind='shell'\n[[agent]]\nname='a'\nkind='shell'\n").unwrap_err();
+        assert_eq!(err.line, 5);
+        assert!(err.message.contains("duplicate agent name `a` (first used on line 2)"), "{err}");
+    }
+
+    #[test]
+    fn unsafe_names() {
+        for bad in ["../x", "a b", "-x", "x.lock", "a..b", "", "é", "a/b"] {
+            let err = parse(&format!("[[agent]]\nname = {bad:?}\nkind = 'shell'\n")).unwrap_err();
+            assert_eq!(err.line, 2, "{bad}: {err}");
+            assert!(err.message.contains("key `name`"), "{err}");
+        }
+        for good in ["a", "api-2", "x_y.z"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn bad_type() {
+        let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\nworktree = 'yes'\n").unwrap_err();
+        assert_eq!((err.line, err.col), (4, 12));
+        assert!(err.message.contains("bool") || err.message.contains("boolean"), "{err}");
+    }
+
+    #[test]
+    fn custom_needs_a_command() {
+        let err = parse("[[agent]]\nname = 'a'\nkind = 'custom'\n").unwrap_err();
+        assert!(err.message.contains("needs a `command`"), "{err}");
+        let err = parse("[[agent]]\nname = 'a'\n").unwrap_err();
+        assert!(err.message.contains("needs a `kind`"), "{err}");
+    }
+
+    #[test]
+    fn template_is_a_valid_crew() {
+        let crew = parse(TEMPLATE).unwrap();
+        assert_eq!(crew.agents[0].name, "claude");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for text in ["[[agent]", "name = ", "\u{0}", "[[agent]]\nname = 5", "agent = 3"] {
+            assert!(parse(text).is_err(), "{text:?}");
+        }
+    }
+}

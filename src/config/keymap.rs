@@ -1,0 +1,282 @@
+//! Keymaps: modes of bindings from `keymaps/default.toml`, with user and project files merged over it. A bad
+//! entry is a warning naming file:line:col and the key; the rest still loads.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+use super::location::ConfigError;
+use super::Warning;
+use crate::key::Key;
+
+pub const DEFAULT: &str = include_str!("../../keymaps/default.toml");
+
+macro_rules! actions {
+    ($($variant:ident = $name:literal : $desc:literal),* $(,)?) => {
+        /// Everything a key can be bound to.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum Action { $($variant),* }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant),*];
+            pub fn name(self) -> &'static str {
+                match self { $(Action::$variant => $name),* }
+            }
+            pub fn description(self) -> &'static str {
+                match self { $(Action::$variant => $desc),* }
+            }
+            pub fn from_name(name: &str) -> Option<Action> {
+                match name { $($name => Some(Action::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+actions! {
+    SelectNext = "select_next": "Select the next agent",
+    SelectPrev = "select_prev": "Select the previous agent",
+    SelectFirst = "select_first": "Select the first agent",
+    SelectLast = "select_last": "Select the last agent",
+    Attach = "attach": "Attach: type into the agent's terminal",
+    ToggleWell = "toggle_well": "Expand or collapse the detail well",
+    Steer = "steer": "Send the agent a message without attaching",
+    Pause = "pause": "Pause or resume the agent (SIGSTOP/SIGCONT)",
+    Stop = "stop": "Stop the agent (SIGTERM, then SIGKILL)",
+    Restart = "restart": "Restart the agent with its resume arguments",
+    Remove = "remove": "Remove the agent and its worktree",
+    ScrollUp = "scroll_up": "Scroll the terminal back one line",
+    ScrollDown = "scroll_down": "Scroll the terminal forward one line",
+    PageUp = "page_up": "Scroll the terminal back a page",
+    PageDown = "page_down": "Scroll the terminal forward a page",
+    ScrollBottom = "scroll_bottom": "Follow the agent's output again",
+    Help = "help": "Show the keys",
+    Quit = "quit": "Quit muster",
+    Detach = "detach": "Detach from the agent",
+    Send = "send": "Send the message",
+    Newline = "newline": "Insert a new line",
+    Cancel = "cancel": "Cancel",
+    Confirm = "confirm": "Confirm",
+    Close = "close": "Close",
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Mode {
+    Roster,
+    Attached,
+    Steer,
+    Confirm,
+    Help,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [Mode::Roster, Mode::Attached, Mode::Steer, Mode::Confirm, Mode::Help];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Roster => "roster",
+            Mode::Attached => "attached",
+            Mode::Steer => "steer",
+            Mode::Confirm => "confirm",
+            Mode::Help => "help",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub key: Key,
+    pub action: Action,
+    pub desc: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Keymap {
+    modes: HashMap<Mode, Vec<Binding>>,
+}
+
+impl Keymap {
+    pub fn action(&self, mode: Mode, key: Key) -> Option<Action> {
+        self.modes.get(&mode)?.iter().find(|b| b.key == key).map(|b| b.action)
+    }
+
+    /// Bindings of a mode, in the order of `Action::ALL`, for help and hints.
+    pub fn bindings(&self, mode: Mode) -> Vec<&Binding> {
+        let mut out: Vec<&Binding> = self.modes.get(&mode).map(|v| v.iter().collect()).unwrap_or_default();
+        out.sort_by_key(|b| (Action::ALL.iter().position(|a| *a == b.action), b.key.to_string().len()));
+        out
+    }
+
+    /// The first key bound to an action in a mode, for hints.
+    pub fn key_for(&self, mode: Mode, action: Action) -> Option<Key> {
+        self.bindings(mode).into_iter().find(|b| b.action == action).map(|b| b.key)
+    }
+
+    fn bind(&mut self, mode: Mode, key: Key, binding: Option<(Action, String)>) {
+        let list = self.modes.entry(mode).or_default();
+        list.retain(|b| b.key != key);
+        if let Some((action, desc)) = binding {
+            list.push(Binding { key, action, desc });
+        }
+    }
+
+    /// Merge a keymap file over this one, returning warnings for the entries that were skipped.
+    pub fn merge_file(&mut self, file: &Path, text: &str) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        let warn = |warnings: &mut Vec<Warning>, offset: usize, msg: String| {
+            warnings.push(Warning(ConfigError::at(file, text, offset, msg)));
+        };
+        let table = match DeTable::parse(text) {
+            Ok(t) => t.into_inner(),
+            Err(e) => {
+                warnings.push(Warning(ConfigError::from_toml(file, text, &e)));
+                return warnings;
+            }
+        };
+        for (mode_key, mode_value) in table.iter() {
+            let at = mode_key.span().start;
+            let Some(mode) = Mode::from_name(mode_key.get_ref()) else {
+                let known: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+                warn(&mut warnings, at, format!("unknown mode `{}` (known: {})", mode_key.get_ref(), known.join(", ")));
+                continue;
+            };
+            let DeValue::Table(bindings) = mode_value.get_ref() else {
+                warn(&mut warnings, at, format!("mode `{}` must be a table of key = action", mode.name()));
+                continue;
+            };
+            for (key_str, value) in bindings.iter() {
+                let key_at = key_str.span().start;
+                let key = match Key::parse(key_str.get_ref()) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        warn(&mut warnings, key_at, format!("[{}] {e}", mode.name()));
+                        continue;
+                    }
+                };
+                let (action_name, desc, value_at) = match value.get_ref() {
+                    DeValue::String(s) => (s.to_string(), None, value.span().start),
+                    DeValue::Table(t) => {
+                        let get = |name: &str| {
+                            t.iter().find(|(k, _)| k.get_ref() == name).and_then(|(_, v)| match v.get_ref() {
+                                DeValue::String(s) => Some(s.to_string()),
+                                _ => None,
+                            })
+                        };
+                        match get("action") {
+                            Some(a) => (a, get("desc"), value.span().start),
+                            None => {
+                                warn(&mut warnings, key_at, format!("[{}] key `{key}`: needs `action`", mode.name()));
+                                continue;
+                            }
+                        }
+                    }
+                    _ => {
+                        warn(
+                            &mut warnings,
+                            value.span().start,
+                            format!("[{}] key `{key}`: expected an action name or a table", mode.name()),
+                        );
+                        continue;
+                    }
+                };
+                if action_name == "none" {
+                    self.bind(mode, key, None);
+                    continue;
+                }
+                match Action::from_name(&action_name) {
+                    Some(action) => {
+                        let desc = desc.unwrap_or_else(|| action.description().to_string());
+                        self.bind(mode, key, Some((action, desc)));
+                    }
+                    None => warn(
+                        &mut warnings,
+                        value_at,
+                        format!("[{}] key `{key}`: unknown action `{action_name}`", mode.name()),
+                    ),
+                }
+            }
+        }
+        warnings
+    }
+
+    /// The embedded defaults alone.
+    pub fn builtin() -> Keymap {
+        let mut km = Keymap::default();
+        let warnings = km.merge_file(Path::new("keymaps/default.toml"), DEFAULT);
+        debug_assert!(warnings.is_empty(), "{warnings:?}");
+        km
+    }
+
+    /// Defaults, then the user's keymap, then the project's.
+    pub fn load(project_dir: Option<&Path>) -> (Keymap, Vec<Warning>) {
+        let mut km = Keymap::builtin();
+        let mut warnings = Vec::new();
+        let mut files = Vec::new();
+        if let Some(dir) = super::paths::user_config_dir() {
+            files.push(dir.join("keymaps").join("default.toml"));
+        }
+        if let Some(dir) = project_dir {
+            files.push(dir.join(".muster").join("keymap.toml"));
+        }
+        for file in files {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                warnings.extend(km.merge_file(&file, &text));
+            }
+        }
+        (km, warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Key {
+        Key::parse(s).unwrap()
+    }
+
+    #[test]
+    fn defaults_load_without_warnings_and_every_binding_has_a_description() {
+        let mut km = Keymap::default();
+        assert!(km.merge_file(Path::new("d.toml"), DEFAULT).is_empty());
+        assert_eq!(km.action(Mode::Roster, k("j")), Some(Action::SelectNext));
+        assert_eq!(km.action(Mode::Attached, k("C-]")), Some(Action::Detach));
+        assert_eq!(km.action(Mode::Attached, k("j")), None);
+        for mode in Mode::ALL {
+            for b in km.bindings(mode) {
+                assert!(!b.desc.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn override_merges_and_warns_with_location() {
+        let mut km = Keymap::builtin();
+        let text = "[roster]\n\"j\" = \"select_prev\"\n\"C-\" = \"quit\"\n\"z\" = \"fly\"\n\"q\" = \"none\"\n\
+                    \"w\" = { action = \"steer\", desc = \"Whisper\" }\n[nope]\n";
+        let warnings = km.merge_file(Path::new("user.toml"), text);
+        assert_eq!(km.action(Mode::Roster, k("j")), Some(Action::SelectPrev));
+        assert_eq!(km.action(Mode::Roster, k("q")), None);
+        assert_eq!(km.action(Mode::Roster, k("k")), Some(Action::SelectPrev));
+        let w = km.bindings(Mode::Roster).into_iter().find(|b| b.key == k("w")).cloned().unwrap();
+        assert_eq!(w.desc, "Whisper");
+        let msgs: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"), "{msgs:?}");
+        assert!(msgs[1].contains("user.toml:4:7") && msgs[1].contains("unknown action `fly`"), "{msgs:?}");
+        assert!(msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"), "{msgs:?}");
+    }
+
+    #[test]
+    fn broken_toml_is_one_warning_and_keeps_defaults() {
+        let mut km = Keymap::builtin();
+        let warnings = km.merge_file(Path::new("u.toml"), "[roster\n");
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(km.action(Mode::Roster, k("j")), Some(Action::SelectNext));
+    }
+}

@@ -1,0 +1,144 @@
+//! `muster demo-agent`: behaves like a coding agent with no network. It thinks with a spinner, edits files in
+//! its worktree, asks a yes/no question and waits, answers what is typed to it, then sits idle at a prompt.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+fn out(s: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(s.as_bytes());
+    let _ = o.flush();
+}
+
+/// A coloured spinner with a progress bar, redrawn in place.
+fn think(label: &str, seconds: f64) {
+    let start = Instant::now();
+    let total = Duration::from_secs_f64(seconds.max(0.0));
+    let mut i = 0;
+    while start.elapsed() < total {
+        let done = (start.elapsed().as_secs_f64() / seconds.max(0.001) * 20.0) as usize;
+        let bar: String = (0..20)
+            .map(|j| if j < done { format!("\x1b[38;2;{};{};255m█", 80 + j * 8, 200 - j * 6) } else { "\x1b[2m░".into() })
+            .collect();
+        out(&format!("\r\x1b[K\x1b[33m{}\x1b[0m {label} {bar}\x1b[0m", SPINNER[i % SPINNER.len()]));
+        i += 1;
+        std::thread::sleep(Duration::from_millis(80));
+    }
+    out("\r\x1b[K");
+}
+
+/// Read one message: a line, or everything between bracketed-paste markers.
+fn read_message(input: &mut impl BufRead) -> Option<String> {
+    let mut line = String::new();
+    if input.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    if line.contains("\x1b[200~") {
+        while !line.contains("\x1b[201~") {
+            let mut more = String::new();
+            if input.read_line(&mut more).ok()? == 0 {
+                break;
+            }
+            line.push_str(&more);
+        }
+    }
+    Some(line.replace("\x1b[200~", "").replace("\x1b[201~", "").trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn append(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+fn stream(lines_per_second: u32) -> Result<()> {
+    let every = Duration::from_secs_f64(1.0 / lines_per_second.max(1) as f64);
+    let mut next = Instant::now();
+    for n in 0u64.. {
+        let mut line = String::with_capacity(200);
+        for w in 0..8u64 {
+            let c = (n * 8 + w) % 216 + 16;
+            line.push_str(&format!("\x1b[38;5;{c}m\x1b[48;2;{};{};40mword{w:02}\x1b[0m ", (n * 7) % 256, (w * 30) % 256));
+        }
+        out(&format!("{line}{n}\r\n"));
+        next += every;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    Ok(())
+}
+
+pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result<()> {
+    if let Some(rate) = stream_rate {
+        return stream(rate);
+    }
+    let name = std::env::var("MUSTER_AGENT").unwrap_or_else(|_| "demo".into());
+    let file = Path::new("demo").join(format!("{name}.txt"));
+    out(&format!("\x1b]0;demo:{name}\x07\x1b[?2004h"));
+    out(&format!(
+        "\x1b[1;36m◆ demo agent {name}\x1b[0m \x1b[2m— a stand-in for a coding agent (no network)\x1b[0m\r\n"
+    ));
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    if resume {
+        out("\x1b[2mresuming the previous session\x1b[0m\r\n");
+    } else {
+        think("reading the repository…", think_seconds);
+        out("\x1b[32m✔\x1b[0m read 2 files, found \x1b[1m1\x1b[0m thing to improve\r\n");
+        think("writing a plan…", think_seconds);
+        append(&file, &format!("plan by {name}\n- step 1\n- step 2\n"))?;
+        out(&format!("\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n", file.display()));
+        loop {
+            out(&format!("\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ", file.display()));
+            let Some(answer) = read_message(&mut input) else { return Ok(()) };
+            match answer.trim() {
+                "y" | "Y" | "yes" => {
+                    think("applying…", think_seconds / 2.0);
+                    append(&file, "refactored: yes\n")?;
+                    out("\x1b[32m✔ applied\x1b[0m\r\n");
+                    break;
+                }
+                "n" | "N" | "no" => {
+                    out("\x1b[33m✗ skipped\x1b[0m\r\n");
+                    break;
+                }
+                other => out(&format!("please answer y or n (got {other:?})\r\n")),
+            }
+        }
+    }
+    loop {
+        out("demo> ");
+        let Some(message) = read_message(&mut input) else { return Ok(()) };
+        match message.trim() {
+            "" => continue,
+            "exit" | "quit" => return Ok(()),
+            "fail" => std::process::exit(3),
+            text => {
+                out(&format!("You said: \x1b[1m{text}\x1b[0m\r\n"));
+                think("working on it…", think_seconds / 2.0);
+                append(&file, &format!("note: {text}\n"))?;
+                out(&format!("\x1b[32m✔\x1b[0m noted in {}\r\n", file.display()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_lines_and_bracketed_pastes() {
+        let mut input = std::io::Cursor::new(b"one\r\n\x1b[200~two\nlines\x1b[201~\nthree".to_vec());
+        assert_eq!(read_message(&mut input).as_deref(), Some("one"));
+        assert_eq!(read_message(&mut input).as_deref(), Some("two\nlines"));
+        assert_eq!(read_message(&mut input).as_deref(), Some("three"));
+        assert_eq!(read_message(&mut input), None);
+    }
+}

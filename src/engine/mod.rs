@@ -1,0 +1,164 @@
+//! The engine owns the agents (PTYs, emulators, worktrees) and speaks serde `Command`s and `Event`s, so the UI
+//! never holds a PTY, a git handle or an emulator lock — and the engine can later move into a server.
+
+pub mod agent;
+pub mod detect;
+pub mod hooks;
+pub mod store;
+pub mod supervisor;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender};
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::diffstat::DiffStat;
+use crate::git::worktree::WorktreeStatus;
+use crate::key::Key;
+use crate::pty::ExitInfo;
+use crate::term::Screen;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Starting,
+    Busy,
+    Idle,
+    Waiting,
+    Paused,
+    Exited,
+    Error,
+    /// Not running: from an earlier session, or stopped by the operator.
+    Stopped,
+}
+
+impl AgentState {
+    pub fn label(self) -> &'static str {
+        match self {
+            AgentState::Starting => "starting",
+            AgentState::Busy => "busy",
+            AgentState::Idle => "idle",
+            AgentState::Waiting => "waiting",
+            AgentState::Paused => "paused",
+            AgentState::Exited => "exited",
+            AgentState::Error => "error",
+            AgentState::Stopped => "stopped",
+        }
+    }
+
+    pub fn glyph(self) -> &'static str {
+        match self {
+            AgentState::Starting => "◌",
+            AgentState::Busy => "●",
+            AgentState::Idle => "○",
+            AgentState::Waiting => "◆",
+            AgentState::Paused => "‖",
+            AgentState::Exited => "■",
+            AgentState::Error => "✗",
+            AgentState::Stopped => "□",
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            AgentState::Starting | AgentState::Busy | AgentState::Idle | AgentState::Waiting | AgentState::Paused
+        )
+    }
+}
+
+/// What the UI knows of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub kind: String,
+    pub branch: String,
+    pub base: String,
+    pub worktree: PathBuf,
+    pub state: AgentState,
+    pub exit: Option<ExitInfo>,
+    /// Milliseconds since the Unix epoch of the last output, if any.
+    pub last_output_ms: Option<u64>,
+    pub title: Option<String>,
+    pub port_base: u16,
+    pub diffstat: DiffStat,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start every agent of the crew that is not from an earlier session.
+    StartCrew,
+    Start { name: String, resume: bool },
+    Stop { name: String },
+    Restart { name: String },
+    Pause { name: String },
+    Resume { name: String },
+    /// Ask what removing would lose; answered with `Event::RemoveCheck`.
+    CheckRemove { name: String },
+    Remove { name: String, force: bool },
+    Key { name: String, key: Key },
+    Paste { name: String, text: String },
+    /// A message typed in without attaching: pasted, then Enter after the preset's delay.
+    Steer { name: String, text: String },
+    /// The agent the UI shows and the size of its pane; None hides all.
+    Watch { name: Option<String>, rows: u16, cols: u16 },
+    Scroll { name: String, lines: i32 },
+    ScrollBottom { name: String },
+    Wheel { name: String, up: bool, col: u16, row: u16 },
+    Hook { name: String, event: String },
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    Agent(AgentInfo),
+    Removed { name: String },
+    Screen { name: String, screen: Screen },
+    Bell { name: String },
+    Notification { name: String, text: String },
+    RemoveCheck { name: String, status: WorktreeStatus },
+    /// Something the operator should read (a refusal, a failure).
+    Message { text: String, error: bool },
+    ShutdownComplete,
+}
+
+/// Where the engine's events go: the UI's channel in-process, a socket once the engine is a server.
+pub type EventSink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
+
+/// The UI's end of the engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: Sender<supervisor::EngineMsg>,
+}
+
+impl EngineHandle {
+    pub fn send(&self, command: Command) {
+        // A gone engine means shutdown already happened; there is nobody left to tell.
+        let _ = self.tx.send(supervisor::EngineMsg::Command(command));
+    }
+}
+
+/// An event sink that feeds a channel, for tests and tools.
+pub fn channel_sink() -> (EventSink, Receiver<Event>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let sink: EventSink = std::sync::Arc::new(move |e| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(e);
+        }
+    });
+    (sink, rx)
+}
+
+/// Where an engine works and what it starts.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub root: PathBuf,
+    pub crew: crate::config::crew::Crew,
+    pub scrollback: usize,
+    /// The muster binary agents' hooks call back into.
+    pub muster_exe: PathBuf,
+    /// Grace between SIGTERM and SIGKILL.
+    pub stop_grace: std::time::Duration,
+}

@@ -1,0 +1,668 @@
+//! The engine loop: commands from the UI and reports from agent threads, one at a time, on its own thread.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use super::agent::{self, Running, SpawnArgs, TermMsg};
+use super::detect::{hook_state, Rule};
+use super::store::{self, SavedAgent, SavedCrew};
+use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
+use crate::config::crew::AgentSpec;
+use crate::config::preset;
+use crate::git::{diffstat, ports, worktree};
+use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
+use crate::term::keys;
+
+pub enum EngineMsg {
+    Command(Command),
+    Detected { name: String, generation: u64, state: AgentState, title: Option<String>, last_output_ms: Option<u64> },
+    Exited { name: String, generation: u64, exit: ExitInfo },
+    Diffstat { name: String, stat: diffstat::DiffStat },
+}
+
+/// Environment variables of the parent that would mislead an agent CLI about its terminal.
+const STRIPPED_ENV: [&str; 12] = [
+    "TMUX",
+    "TMUX_PANE",
+    "ZELLIJ",
+    "ZELLIJ_SESSION_NAME",
+    "ZELLIJ_PANE_ID",
+    "STY",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "KITTY_WINDOW_ID",
+    "WEZTERM_PANE",
+    "COLUMNS",
+    "LINES",
+];
+
+/// The complete environment of an agent: the parent's, cleaned, plus muster's variables and the crew's.
+pub fn child_env(
+    parent: impl Iterator<Item = (String, String)>,
+    spec: &AgentSpec,
+    run_dir: &std::path::Path,
+    port_base: u16,
+) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> =
+        parent.filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_")).collect();
+    env.insert("TERM".into(), "xterm-256color".into());
+    env.insert("COLORTERM".into(), "truecolor".into());
+    env.insert("MUSTER_AGENT".into(), spec.name.clone());
+    env.insert("MUSTER_RUN_DIR".into(), run_dir.to_string_lossy().into_owned());
+    env.insert("MUSTER_PORT_BASE".into(), port_base.to_string());
+    env.insert("MUSTER_PORT_COUNT".into(), ports::BLOCK.to_string());
+    for (k, v) in &spec.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.into_iter().collect()
+}
+
+/// The command line of an agent, with `{muster}`, `{shell}` and `{prompt}` filled in.
+pub fn command_line(spec: &AgentSpec, muster_exe: &std::path::Path, resume: bool) -> (String, Vec<String>) {
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    let fill = |s: &str| s.replace("{muster}", &muster_exe.to_string_lossy()).replace("{shell}", &shell);
+    let program = fill(&spec.command);
+    let mut args: Vec<String> = spec.args.iter().map(|a| fill(a)).collect();
+    if resume {
+        args.extend(spec.resume_args.iter().map(|a| fill(a)));
+    } else if let (Some(prompt), false) = (&spec.prompt, spec.prompt_args.is_empty()) {
+        args.extend(spec.prompt_args.iter().map(|a| fill(a).replace("{prompt}", prompt)));
+    }
+    (program, args)
+}
+
+struct Slot {
+    spec: AgentSpec,
+    info: AgentInfo,
+    running: Option<Running>,
+    ran_before: bool,
+    stopping: bool,
+    restart_after_exit: bool,
+    paused: bool,
+    prompt_pending: bool,
+    last_diff_request: Option<Instant>,
+}
+
+struct Supervisor {
+    cfg: EngineConfig,
+    backend: Arc<dyn PtyBackend>,
+    sink: EventSink,
+    tx: Sender<EngineMsg>,
+    slots: Vec<Slot>,
+    rules: BTreeMap<String, Vec<Rule>>,
+    watch: Option<String>,
+    size: (u16, u16),
+    generation: u64,
+    diff_tx: Sender<(String, PathBuf, String)>,
+    run_dir: PathBuf,
+    shutting_down: bool,
+}
+
+/// Start the engine on its own thread.
+pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -> Result<EngineHandle> {
+    let (tx, rx) = mpsc::channel();
+    let run_dir = hooks::run_dir(&cfg.root);
+    if let Err(e) = hooks::listen(&run_dir, tx.clone()) {
+        // Hooks are one layer of state detection; screen rules still work without them.
+        tracing::warn!("hook socket unavailable: {e:#}");
+    }
+    let diff_tx = spawn_diff_worker(tx.clone());
+    let (saved, load_error) = store::load(&cfg.root);
+    if let Some(e) = load_error {
+        sink(Event::Message { text: format!("saved state unreadable: {e}"), error: true });
+    }
+    let presets = preset::builtin();
+    let rules = presets.iter().map(|(k, p)| (k.clone(), p.rules.clone())).collect();
+    let mut sup = Supervisor {
+        cfg,
+        backend,
+        sink,
+        tx: tx.clone(),
+        slots: Vec::new(),
+        rules,
+        watch: None,
+        size: (24, 80),
+        generation: 0,
+        diff_tx,
+        run_dir,
+        shutting_down: false,
+    };
+    sup.load_slots(saved);
+    std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
+    Ok(EngineHandle { tx })
+}
+
+fn spawn_diff_worker(engine: Sender<EngineMsg>) -> Sender<(String, PathBuf, String)> {
+    let (tx, rx) = mpsc::channel::<(String, PathBuf, String)>();
+    let _ = std::thread::Builder::new().name("diffstat".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            // Coalesce a burst of requests into one pass per agent.
+            let mut batch: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+            batch.insert(first.0, (first.1, first.2));
+            while let Ok((n, p, b)) = rx.try_recv() {
+                batch.insert(n, (p, b));
+            }
+            for (name, (path, base)) in batch {
+                if let Ok(stat) = diffstat::diffstat(&path, &base) {
+                    if engine.send(EngineMsg::Diffstat { name, stat }).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    tx
+}
+
+impl Supervisor {
+    fn load_slots(&mut self, saved: SavedCrew) {
+        let mut seen = HashSet::new();
+        let crew_specs = self.cfg.crew.agents.clone();
+        for spec in crew_specs {
+            let previous = saved.agents.iter().find(|a| a.spec.name == spec.name);
+            seen.insert(spec.name.clone());
+            self.slots.push(self.new_slot(spec, previous));
+        }
+        // Agents of an earlier session that left the crew file are still shown, so their work is not forgotten.
+        for a in &saved.agents {
+            if !seen.contains(&a.spec.name) {
+                self.slots.push(self.new_slot(a.spec.clone(), Some(a)));
+            }
+        }
+        for slot in &self.slots {
+            (self.sink)(Event::Agent(slot.info.clone()));
+        }
+    }
+
+    fn new_slot(&self, spec: AgentSpec, previous: Option<&SavedAgent>) -> Slot {
+        let root = &self.cfg.root;
+        let info = AgentInfo {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            branch: previous.map(|p| p.branch.clone()).unwrap_or_else(|| {
+                if spec.worktree { worktree::branch_name(&spec.name) } else { String::new() }
+            }),
+            base: previous.map(|p| p.base.clone()).or_else(|| spec.base.clone()).unwrap_or_default(),
+            worktree: previous.map(|p| p.worktree.clone()).unwrap_or_else(|| {
+                if spec.worktree { worktree::worktree_path(root, &spec.name) } else { root.clone() }
+            }),
+            state: if previous.is_some_and(|p| p.ran) { AgentState::Stopped } else { AgentState::Starting },
+            exit: previous.and_then(|p| p.exit),
+            last_output_ms: None,
+            title: None,
+            port_base: previous.map(|p| p.port_base).unwrap_or(0),
+            diffstat: Default::default(),
+            error: None,
+        };
+        Slot {
+            prompt_pending: spec.prompt.is_some() && spec.prompt_args.is_empty(),
+            spec,
+            info,
+            running: None,
+            ran_before: previous.is_some_and(|p| p.ran),
+            stopping: false,
+            restart_after_exit: false,
+            paused: false,
+            last_diff_request: None,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<EngineMsg>) {
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                EngineMsg::Command(cmd) => self.command(cmd),
+                EngineMsg::Detected { name, generation, state, title, last_output_ms } => {
+                    self.detected(&name, generation, state, title, last_output_ms)
+                }
+                EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
+                EngineMsg::Diffstat { name, stat } => {
+                    if let Some(slot) = self.slot_mut(&name) {
+                        if slot.info.diffstat != stat {
+                            slot.info.diffstat = stat;
+                            let info = slot.info.clone();
+                            (self.sink)(Event::Agent(info));
+                        }
+                    }
+                }
+            }
+            if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
+                self.save();
+                (self.sink)(Event::ShutdownComplete);
+                return;
+            }
+        }
+    }
+
+    fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.spec.name == name)
+    }
+
+    fn emit(&self, name: &str) {
+        if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) {
+            (self.sink)(Event::Agent(slot.info.clone()));
+        }
+    }
+
+    fn message(&self, text: String, error: bool) {
+        if error {
+            tracing::warn!("{text}");
+        }
+        (self.sink)(Event::Message { text, error });
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::StartCrew => {
+                let names: Vec<String> =
+                    self.slots.iter().filter(|s| !s.ran_before && s.running.is_none()).map(|s| s.spec.name.clone()).collect();
+                for name in names {
+                    self.start(&name, false);
+                }
+            }
+            Command::Start { name, resume } => self.start(&name, resume),
+            Command::Stop { name } => self.stop(&name, false),
+            Command::Restart { name } => {
+                let running = self.slot_mut(&name).is_some_and(|s| s.running.as_ref().is_some_and(|r| !r.exited));
+                if running {
+                    self.stop(&name, true);
+                } else {
+                    self.start(&name, true);
+                }
+            }
+            Command::Pause { name } => self.pause(&name, true),
+            Command::Resume { name } => self.pause(&name, false),
+            Command::CheckRemove { name } => {
+                if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) {
+                    let status = if slot.spec.worktree {
+                        worktree::worktree_status(&self.cfg.root, &name, &slot.info.base).unwrap_or_default()
+                    } else {
+                        Default::default()
+                    };
+                    (self.sink)(Event::RemoveCheck { name, status });
+                }
+            }
+            Command::Remove { name, force } => self.remove(&name, force),
+            Command::Key { name, key } => self.with_running(&name, |r| {
+                let _ = r.term.send(TermMsg::ScrollBottom);
+                r.write(&keys::encode_key(key, r.modes()));
+            }),
+            Command::Paste { name, text } => self.with_running(&name, |r| {
+                let _ = r.term.send(TermMsg::ScrollBottom);
+                r.write(&keys::encode_paste(&text, r.modes()));
+            }),
+            Command::Steer { name, text } => self.steer(&name, text),
+            Command::Watch { name, rows, cols } => self.watch(name, rows, cols),
+            Command::Scroll { name, lines } => self.with_running(&name, |r| {
+                let _ = r.term.send(TermMsg::Scroll(lines));
+            }),
+            Command::ScrollBottom { name } => self.with_running(&name, |r| {
+                let _ = r.term.send(TermMsg::ScrollBottom);
+            }),
+            Command::Wheel { name, up, col, row } => self.with_running(&name, |r| {
+                let modes = r.modes();
+                if modes.mouse {
+                    r.write(&keys::encode_wheel(up, col, row, modes));
+                } else if modes.alt_screen {
+                    // Full-screen programs without mouse reporting scroll with arrow keys, as in xterm.
+                    let key = crate::key::Key::new(if up { crate::key::KeyCode::Up } else { crate::key::KeyCode::Down }, 0);
+                    r.write(&keys::encode_key(key, modes).repeat(3));
+                } else {
+                    let _ = r.term.send(TermMsg::Scroll(if up { 3 } else { -3 }));
+                }
+            }),
+            Command::Hook { name, event } => {
+                if let Some(state) = hook_state(&event) {
+                    self.with_running(&name, |r| {
+                        let _ = r.term.send(TermMsg::Hook(state));
+                    });
+                }
+            }
+            Command::Shutdown => {
+                self.shutting_down = true;
+                let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
+                for name in names {
+                    self.stop(&name, false);
+                }
+            }
+        }
+    }
+
+    fn with_running(&mut self, name: &str, f: impl FnOnce(&Running)) {
+        if let Some(r) = self.slot_mut(name).and_then(|s| s.running.as_ref()).filter(|r| !r.exited) {
+            f(r);
+        }
+    }
+
+    fn start(&mut self, name: &str, resume: bool) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        if self.slots[idx].running.as_ref().is_some_and(|r| !r.exited) {
+            return;
+        }
+        match self.launch(idx, resume) {
+            Ok(()) => {}
+            Err(e) => {
+                let slot = &mut self.slots[idx];
+                slot.info.state = AgentState::Error;
+                slot.info.error = Some(format!("{e:#}"));
+                self.emit(name);
+                self.message(format!("{name}: {e:#}"), true);
+            }
+        }
+        self.save();
+    }
+
+    fn launch(&mut self, idx: usize, resume: bool) -> Result<()> {
+        let root = self.cfg.root.clone();
+        let spec = self.slots[idx].spec.clone();
+        let (cwd, branch, base) = if spec.worktree {
+            let wt = worktree::ensure_worktree(&root, &spec.name, spec.base.as_deref())?;
+            (wt.path, wt.branch, wt.base)
+        } else {
+            (root.clone(), String::new(), spec.base.clone().unwrap_or(worktree::current_branch(&root)?))
+        };
+        let taken: Vec<u16> =
+            self.slots.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, s)| s.info.port_base).collect();
+        let port_base = match self.slots[idx].info.port_base {
+            0 => ports::port_base(&spec.name, &taken),
+            p => p,
+        };
+        if spec.worktree {
+            let muster_dir = cwd.join(".muster");
+            std::fs::create_dir_all(&muster_dir)?;
+            std::fs::write(
+                muster_dir.join("ports.env"),
+                format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK),
+            )?;
+        }
+        if spec.hooks.as_deref() == Some("claude") {
+            hooks::install_claude_hooks(&cwd, &self.cfg.muster_exe)?;
+        }
+        let (program, args) = command_line(&spec, &self.cfg.muster_exe, resume);
+        let env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
+        self.generation += 1;
+        let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
+        let running = agent::spawn(
+            self.backend.as_ref(),
+            SpawnArgs {
+                name: spec.name.clone(),
+                generation: self.generation,
+                spec: spawn_spec,
+                scrollback: self.cfg.scrollback,
+                rules: self.rules.get(&spec.kind).cloned().unwrap_or_default(),
+                watched: self.watch.as_deref() == Some(spec.name.as_str()),
+            },
+            self.tx.clone(),
+            self.sink.clone(),
+        )?;
+        let slot = &mut self.slots[idx];
+        slot.running = Some(running);
+        slot.ran_before = true;
+        slot.stopping = false;
+        slot.paused = false;
+        slot.info.state = AgentState::Starting;
+        slot.info.exit = None;
+        slot.info.error = None;
+        slot.info.branch = branch;
+        slot.info.base = base;
+        slot.info.worktree = cwd;
+        slot.info.port_base = port_base;
+        self.emit(&spec.name);
+        self.request_diffstat(&spec.name, true);
+        Ok(())
+    }
+
+    fn stop(&mut self, name: &str, restart: bool) {
+        let grace = self.cfg.stop_grace;
+        let Some(slot) = self.slot_mut(name) else { return };
+        let Some(running) = slot.running.as_mut().filter(|r| !r.exited) else {
+            if restart {
+                self.start(name, true);
+            }
+            return;
+        };
+        slot.stopping = true;
+        slot.restart_after_exit = restart;
+        let _ = signals::terminate(running.control.as_ref());
+        // After the grace period a child that ignored SIGTERM is killed.
+        if let Some(exit_rx) = running.exit_signal.take() {
+            let control = running.control.clone();
+            let _ = std::thread::Builder::new().name("stop-grace".into()).spawn(move || {
+                if exit_rx.recv_timeout(grace).is_err() {
+                    let _ = signals::kill(control.as_ref());
+                }
+            });
+        }
+    }
+
+    fn pause(&mut self, name: &str, pause: bool) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        let Some(running) = slot.running.as_ref().filter(|r| !r.exited) else { return };
+        let result = if pause { signals::pause(running.control.as_ref()) } else { signals::resume(running.control.as_ref()) };
+        match result {
+            Ok(()) => {
+                slot.paused = pause;
+                slot.info.state = if pause { AgentState::Paused } else { AgentState::Busy };
+                self.emit(name);
+            }
+            Err(e) => self.message(format!("{name}: could not {} it: {e}", if pause { "pause" } else { "resume" }), true),
+        }
+    }
+
+    fn remove(&mut self, name: &str, force: bool) {
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        if let Some(r) = self.slots[idx].running.as_ref().filter(|r| !r.exited) {
+            let _ = signals::kill(r.control.as_ref());
+        }
+        let slot = &self.slots[idx];
+        if slot.spec.worktree {
+            if let Err(e) = worktree::remove_worktree(&self.cfg.root, name, &slot.info.base, force) {
+                self.message(format!("{name}: {e:#}"), true);
+                return;
+            }
+        }
+        self.slots.remove(idx);
+        if self.watch.as_deref() == Some(name) {
+            self.watch = None;
+        }
+        (self.sink)(Event::Removed { name: name.to_string() });
+        self.message(format!("removed {name}"), false);
+        self.save();
+    }
+
+    fn steer(&mut self, name: &str, text: String) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        let delay = Duration::from_millis(slot.spec.enter_delay_ms);
+        let Some(r) = slot.running.as_ref().filter(|r| !r.exited) else {
+            self.message(format!("{name} is not running: message not sent"), true);
+            return;
+        };
+        let writer = r.writer.clone();
+        let modes = r.modes.clone();
+        let _ = r.term.send(TermMsg::ScrollBottom);
+        // Some CLIs drop an Enter that follows a paste too closely: the preset's delay goes between them.
+        let _ = std::thread::Builder::new().name("steer".into()).spawn(move || {
+            let m = modes.lock().map(|m| *m).unwrap_or_default();
+            let paste = keys::encode_paste(&text, m);
+            if let Ok(mut w) = writer.lock() {
+                let _ = w.write_all(&paste).and_then(|_| w.flush());
+            }
+            std::thread::sleep(delay);
+            let m = modes.lock().map(|m| *m).unwrap_or_default();
+            let enter = keys::encode_key(crate::key::Key::new(crate::key::KeyCode::Enter, 0), m);
+            if let Ok(mut w) = writer.lock() {
+                let _ = w.write_all(&enter).and_then(|_| w.flush());
+            }
+        });
+    }
+
+    fn watch(&mut self, name: Option<String>, rows: u16, cols: u16) {
+        let rows = rows.max(1);
+        let cols = cols.max(2);
+        let resized = self.size != (rows, cols);
+        self.size = (rows, cols);
+        let previous = std::mem::replace(&mut self.watch, name.clone());
+        for slot in &self.slots {
+            let Some(r) = slot.running.as_ref() else { continue };
+            let me = Some(&slot.spec.name);
+            if resized {
+                // Every agent gets the pane's size, so switching between them never reflows.
+                if !r.exited {
+                    let _ = r.control.resize(rows, cols);
+                }
+                let _ = r.term.send(TermMsg::Resize(rows, cols));
+            }
+            if previous.as_ref() == me && name.as_ref() != me {
+                let _ = r.term.send(TermMsg::Watch(false));
+            }
+            if name.as_ref() == me && (previous.as_ref() != me || resized) {
+                let _ = r.term.send(TermMsg::Watch(true));
+            }
+        }
+    }
+
+    fn detected(
+        &mut self,
+        name: &str,
+        generation: u64,
+        state: AgentState,
+        title: Option<String>,
+        last_output_ms: Option<u64>,
+    ) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        if slot.running.as_ref().is_none_or(|r| r.generation != generation || r.exited) {
+            return;
+        }
+        let before = slot.info.clone();
+        if !slot.paused {
+            slot.info.state = state;
+        }
+        slot.info.title = title;
+        slot.info.last_output_ms = last_output_ms;
+        let settled = matches!(state, AgentState::Idle | AgentState::Waiting);
+        let send_prompt = slot.prompt_pending && state == AgentState::Idle;
+        if send_prompt {
+            slot.prompt_pending = false;
+        }
+        let changed = before != slot.info;
+        let prompt = slot.spec.prompt.clone();
+        if changed {
+            self.emit(name);
+        }
+        if send_prompt {
+            if let Some(p) = prompt {
+                self.steer(name, p);
+            }
+        }
+        self.request_diffstat(name, settled && before.state != state);
+    }
+
+    fn request_diffstat(&mut self, name: &str, force: bool) {
+        let diff_tx = self.diff_tx.clone();
+        let Some(slot) = self.slot_mut(name) else { return };
+        let due = force || slot.last_diff_request.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+        if due && !slot.info.base.is_empty() {
+            slot.last_diff_request = Some(Instant::now());
+            let _ = diff_tx.send((name.to_string(), slot.info.worktree.clone(), slot.info.base.clone()));
+        }
+    }
+
+    fn exited(&mut self, name: &str, generation: u64, exit: ExitInfo) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        let Some(r) = slot.running.as_mut().filter(|r| r.generation == generation) else { return };
+        r.exited = true;
+        slot.info.exit = Some(exit);
+        slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
+        slot.paused = false;
+        let restart = std::mem::take(&mut slot.restart_after_exit);
+        self.emit(name);
+        self.request_diffstat(name, true);
+        self.save();
+        if restart {
+            self.start(name, true);
+        }
+    }
+
+    fn save(&self) {
+        let crew = SavedCrew {
+            version: 1,
+            agents: self
+                .slots
+                .iter()
+                .map(|s| SavedAgent {
+                    spec: s.spec.clone(),
+                    branch: s.info.branch.clone(),
+                    base: s.info.base.clone(),
+                    worktree: s.info.worktree.clone(),
+                    state: s.info.state,
+                    exit: s.info.exit,
+                    ran: s.ran_before,
+                    port_base: s.info.port_base,
+                })
+                .collect(),
+        };
+        if let Err(e) = store::save(&self.cfg.root, &crew) {
+            self.message(format!("saving crew state: {e:#}"), true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> AgentSpec {
+        let crew = crate::config::crew::parse_crew(
+            std::path::Path::new("c.toml"),
+            "[[agent]]\nname='a'\nkind='claude'\nprompt='fix it'\nenv={X='1'}\n",
+            &preset::builtin(),
+            &Default::default(),
+        )
+        .unwrap();
+        crew.agents[0].clone()
+    }
+
+    #[test]
+    fn child_environment_is_clean() {
+        let parent = vec![
+            ("PATH".to_string(), "/bin".to_string()),
+            ("TMUX".to_string(), "/tmp/t,1,0".to_string()),
+            ("ZELLIJ".to_string(), "0".to_string()),
+            ("TERM".to_string(), "screen".to_string()),
+            ("MUSTER_AGENT".to_string(), "outer".to_string()),
+        ];
+        let env = child_env(parent.into_iter(), &spec(), std::path::Path::new("/run/m"), 20040);
+        let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/bin"));
+        assert_eq!(get("TMUX"), None);
+        assert_eq!(get("ZELLIJ"), None);
+        assert_eq!(get("TERM"), Some("xterm-256color"));
+        assert_eq!(get("COLORTERM"), Some("truecolor"));
+        assert_eq!(get("MUSTER_AGENT"), Some("a"));
+        assert_eq!(get("MUSTER_RUN_DIR"), Some("/run/m"));
+        assert_eq!(get("MUSTER_PORT_BASE"), Some("20040"));
+        assert_eq!(get("X"), Some("1"));
+    }
+
+    #[test]
+    fn command_line_fills_prompt_and_resume() {
+        let s = spec();
+        let exe = std::path::Path::new("/bin/muster");
+        assert_eq!(command_line(&s, exe, false), ("claude".to_string(), vec!["fix it".to_string()]));
+        assert_eq!(command_line(&s, exe, true), ("claude".to_string(), vec!["--continue".to_string()]));
+        let mut demo = s.clone();
+        demo.command = "{muster}".into();
+        demo.args = vec!["demo-agent".into()];
+        demo.prompt_args = vec![];
+        assert_eq!(command_line(&demo, exe, false), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
+    }
+}

@@ -1,0 +1,5 @@
+//! git work as plain functions on a path (each opens the repository itself), run off the UI thread.
+
+pub mod diffstat;
+pub mod ports;
+pub mod worktree;

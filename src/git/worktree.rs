@@ -1,0 +1,260 @@
+//! Agent worktrees: `.muster/worktrees/<name>` on branch `muster/<name>`, reused when they exist, never removed
+//! with uncommitted changes or unmerged commits unless the operator confirmed it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use git2::{BranchType, Repository, StatusOptions, WorktreeAddOptions, WorktreePruneOptions};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorktreeInfo {
+    pub path: PathBuf,
+    pub branch: String,
+    /// The branch the agent's branch started from (for diffstats and merges).
+    pub base: String,
+}
+
+/// The main working directory of the repository that contains `dir`.
+pub fn find_repo_root(dir: &Path) -> Result<PathBuf> {
+    let repo = Repository::discover(dir)
+        .map_err(|_| anyhow!("{} is not inside a git repository (run `git init` first)", dir.display()))?;
+    if repo.is_bare() {
+        bail!("{} is a bare repository: muster needs a working tree", repo.path().display());
+    }
+    let root = if repo.is_worktree() {
+        // From inside an agent's worktree, the crew lives in the main working tree.
+        repo.commondir().parent().map(Path::to_path_buf).context("locating the main worktree")?
+    } else {
+        repo.workdir().context("repository has no working directory")?.to_path_buf()
+    };
+    Ok(root.canonicalize().unwrap_or(root))
+}
+
+pub fn worktree_path(root: &Path, name: &str) -> PathBuf {
+    root.join(".muster").join("worktrees").join(name)
+}
+
+pub fn branch_name(name: &str) -> String {
+    format!("muster/{name}")
+}
+
+/// Make sure `.muster/` (and Claude's local settings that muster writes) never show up as changes.
+pub fn ensure_excluded(root: &Path) -> Result<()> {
+    let repo = Repository::open(root)?;
+    let info = repo.commondir().join("info");
+    std::fs::create_dir_all(&info).context("creating .git/info")?;
+    let exclude = info.join("exclude");
+    let current = std::fs::read_to_string(&exclude).unwrap_or_default();
+    let mut add = String::new();
+    for pattern in ["/.muster/", ".claude/settings.local.json"] {
+        if !current.lines().any(|l| l.trim() == pattern) {
+            add.push_str(pattern);
+            add.push('\n');
+        }
+    }
+    if !add.is_empty() {
+        let sep = if current.is_empty() || current.ends_with('\n') { "" } else { "\n" };
+        std::fs::write(&exclude, format!("{current}{sep}# muster\n{add}")).context("writing .git/info/exclude")?;
+    }
+    Ok(())
+}
+
+/// The name of the branch checked out in the main worktree, or the commit id when detached.
+pub fn current_branch(root: &Path) -> Result<String> {
+    let repo = Repository::open(root)?;
+    let head = repo.head().context("the repository has no commits yet: make a first commit")?;
+    Ok(if head.is_branch() {
+        head.shorthand().unwrap_or("HEAD").to_string()
+    } else {
+        head.peel_to_commit()?.id().to_string()
+    })
+}
+
+/// Create or reuse the agent's worktree and branch.
+pub fn ensure_worktree(root: &Path, name: &str, base: Option<&str>) -> Result<WorktreeInfo> {
+    ensure_excluded(root)?;
+    let repo = Repository::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let path = worktree_path(root, name);
+    let branch = branch_name(name);
+    let base = match base {
+        Some(b) => b.to_string(),
+        None => current_branch(root)?,
+    };
+    if path.join(".git").exists() && Repository::open(&path).is_ok() {
+        return Ok(WorktreeInfo { path, branch, base });
+    }
+    let base_commit = repo
+        .revparse_single(&base)
+        .and_then(|o| o.peel_to_commit())
+        .with_context(|| format!("base branch `{base}` of agent `{name}` not found"))?;
+    let branch_ref = match repo.find_branch(&branch, BranchType::Local) {
+        Ok(b) => b,
+        Err(_) => repo.branch(&branch, &base_commit, false).with_context(|| format!("creating branch {branch}"))?,
+    };
+    let wt_name = format!("muster-{name}");
+    // Metadata left from a worktree whose folder was deleted blocks re-adding it.
+    if let Ok(old) = repo.find_worktree(&wt_name) {
+        if old.validate().is_err() {
+            old.prune(Some(WorktreePruneOptions::new().valid(true).working_tree(true)))
+                .with_context(|| format!("pruning stale worktree {wt_name}"))?;
+        }
+    }
+    std::fs::create_dir_all(path.parent().context("worktree path has a parent")?)?;
+    let reference = branch_ref.into_reference();
+    let mut opts = WorktreeAddOptions::new();
+    opts.reference(Some(&reference));
+    repo.worktree(&wt_name, &path, Some(&opts))
+        .with_context(|| format!("adding worktree {} on {branch}", path.display()))?;
+    Ok(WorktreeInfo { path, branch, base })
+}
+
+/// What would be lost by removing a worktree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorktreeStatus {
+    pub changed_files: usize,
+    pub unmerged_commits: usize,
+}
+
+impl WorktreeStatus {
+    pub fn is_safe_to_remove(&self) -> bool {
+        self.changed_files == 0 && self.unmerged_commits == 0
+    }
+}
+
+pub fn worktree_status(root: &Path, name: &str, base: &str) -> Result<WorktreeStatus> {
+    let path = worktree_path(root, name);
+    let mut status = WorktreeStatus::default();
+    if let Ok(wt) = Repository::open(&path) {
+        let mut opts = StatusOptions::new();
+        opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+        status.changed_files = wt.statuses(Some(&mut opts))?.len();
+    }
+    let repo = Repository::open(root)?;
+    if let (Ok(branch), Ok(base)) = (
+        repo.revparse_single(&branch_name(name)).and_then(|o| o.peel_to_commit()),
+        repo.revparse_single(base).and_then(|o| o.peel_to_commit()),
+    ) {
+        let mut walk = repo.revwalk()?;
+        walk.push(branch.id())?;
+        walk.hide(base.id())?;
+        status.unmerged_commits = walk.count();
+    }
+    Ok(status)
+}
+
+/// Remove the agent's worktree and branch. Refuses when work would be lost, unless `force` (the operator
+/// confirmed).
+pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Result<()> {
+    let status = worktree_status(root, name, base)?;
+    if !force && !status.is_safe_to_remove() {
+        bail!(
+            "worktree of `{name}` has {} changed file(s) and {} unmerged commit(s): not removed",
+            status.changed_files,
+            status.unmerged_commits
+        );
+    }
+    let path = worktree_path(root, name);
+    if path.exists() {
+        std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    let repo = Repository::open(root)?;
+    if let Ok(wt) = repo.find_worktree(&format!("muster-{name}")) {
+        wt.prune(Some(WorktreePruneOptions::new().valid(true).working_tree(true)))?;
+    }
+    if let Ok(mut b) = repo.find_branch(&branch_name(name), BranchType::Local) {
+        if force || status.unmerged_commits == 0 {
+            b.delete()?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// A throwaway repository with one commit on `main`.
+    pub fn temp_repo() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let out = Command::new("git").args(args).current_dir(dir.path()).output().unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["config", "user.email", "t@example.com"]);
+        git(&["config", "user.name", "t"]);
+        std::fs::write(dir.path().join("a.txt"), "one\ntwo\n").unwrap();
+        git(&["add", "."]);
+        git(&["commit", "-q", "-m", "init"]);
+        dir
+    }
+
+    #[test]
+    fn creates_and_reuses_worktree() {
+        let repo = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        let info = ensure_worktree(&root, "api", None).unwrap();
+        assert_eq!(info.branch, "muster/api");
+        assert_eq!(info.base, "main");
+        assert!(info.path.join("a.txt").exists());
+        let exclude = std::fs::read_to_string(root.join(".git/info/exclude")).unwrap();
+        assert!(exclude.contains("/.muster/"));
+        // Reopening reuses it, keeping files in it.
+        std::fs::write(info.path.join("new.txt"), "x").unwrap();
+        let again = ensure_worktree(&root, "api", None).unwrap();
+        assert_eq!(again, info);
+        assert!(again.path.join("new.txt").exists());
+        // The main worktree sees no change from muster's files.
+        let out = Command::new("git").args(["status", "--porcelain"]).current_dir(&root).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+        // From inside the agent's worktree the root is the main one.
+        assert_eq!(find_repo_root(&info.path).unwrap(), root);
+    }
+
+    #[test]
+    fn refuses_to_remove_dirty_or_unmerged_worktree() {
+        let repo = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        let info = ensure_worktree(&root, "w", None).unwrap();
+        std::fs::write(info.path.join("a.txt"), "changed\n").unwrap();
+        let err = remove_worktree(&root, "w", "main", false).unwrap_err();
+        assert!(err.to_string().contains("1 changed file(s)"), "{err}");
+        assert!(info.path.join("a.txt").exists());
+        // Commit it: now it is clean but unmerged.
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&info.path).output().unwrap();
+        git(&["commit", "-qam", "work"]);
+        let err = remove_worktree(&root, "w", "main", false).unwrap_err();
+        assert!(err.to_string().contains("1 unmerged commit(s)"), "{err}");
+        // With confirmation it goes.
+        remove_worktree(&root, "w", "main", true).unwrap();
+        assert!(!info.path.exists());
+    }
+
+    #[test]
+    fn clean_worktree_is_removed_and_can_be_recreated() {
+        let repo = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        ensure_worktree(&root, "c", None).unwrap();
+        remove_worktree(&root, "c", "main", false).unwrap();
+        let info = ensure_worktree(&root, "c", None).unwrap();
+        assert!(info.path.join("a.txt").exists());
+        // A folder deleted under muster's feet is recreated.
+        std::fs::remove_dir_all(&info.path).unwrap();
+        assert!(ensure_worktree(&root, "c", None).unwrap().path.join("a.txt").exists());
+    }
+
+    #[test]
+    fn outside_a_repository_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = find_repo_root(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not inside a git repository"), "{err}");
+    }
+
+    #[test]
+    fn unknown_base_branch_is_named() {
+        let repo = temp_repo();
+        let err = ensure_worktree(repo.path(), "x", Some("nope")).unwrap_err();
+        assert!(format!("{err:#}").contains("base branch `nope`"), "{err:#}");
+    }
+}

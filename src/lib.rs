@@ -1,0 +1,15 @@
+//! muster: a terminal workbench for running a crew of AI coding agents side by side on one git repository.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod commands;
+pub mod tui;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod git;
+pub mod key;
+pub mod pty;
+pub mod term;
+pub mod ui;

@@ -1,0 +1,74 @@
+//! Child processes in pseudo-terminals, behind `PtyBackend` so the engine can be driven by a fake in tests.
+
+mod fake;
+mod native;
+pub mod signals;
+
+pub use fake::FakePty;
+pub use native::NativePty;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+/// What to start and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnSpec {
+    pub program: String,
+    pub args: Vec<String>,
+    pub cwd: PathBuf,
+    /// The complete environment of the child: nothing is inherited beyond it.
+    pub env: Vec<(String, String)>,
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl ExitInfo {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit {c}"),
+            (None, Some(s)) => write!(f, "signal {s}"),
+            (None, None) => f.write_str("exited"),
+        }
+    }
+}
+
+/// Control over a running child that does not need its output streams.
+pub trait PtyControl: Send + Sync {
+    fn resize(&self, rows: u16, cols: u16) -> Result<()>;
+    /// The child's process id, which is also its process group (it leads its own session).
+    fn pid(&self) -> Option<u32>;
+    /// The terminal's foreground process group, which may be a job the agent started.
+    fn foreground_group(&self) -> Option<i32>;
+}
+
+/// Blocks until the child exits.
+pub trait ChildWaiter: Send {
+    fn wait(&mut self) -> Result<ExitInfo>;
+}
+
+pub struct PtyProcess {
+    pub reader: Box<dyn Read + Send>,
+    pub writer: Box<dyn Write + Send>,
+    pub control: Box<dyn PtyControl>,
+    pub waiter: Box<dyn ChildWaiter>,
+}
+
+pub trait PtyBackend: Send + Sync {
+    fn spawn(&self, spec: &SpawnSpec) -> Result<PtyProcess>;
+}

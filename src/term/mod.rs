@@ -1,0 +1,11 @@
+//! Terminal emulation: the model each agent's output is fed into, the screen snapshots the UI draws, the
+//! key/paste encoder for what the operator types, and a tap for OSC notifications the emulator ignores.
+
+pub mod keys;
+pub mod model;
+pub mod osc;
+pub mod palette;
+pub mod screen;
+
+pub use model::{AlacrittyModel, InputModes, TerminalModel};
+pub use screen::{CellColor, CellFlags, Screen, ScreenCell};

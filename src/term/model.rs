@@ -1,0 +1,415 @@
+//! `TerminalModel`: the emulator an agent's output is fed into, behind a trait so the engine does not depend on
+//! one emulator. The real one wraps `alacritty_terminal`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use alacritty_terminal::event::{Event as TermEvent, EventListener, WindowSize};
+use alacritty_terminal::grid::{Dimensions, Scroll};
+use alacritty_terminal::index::{Column, Line};
+use alacritty_terminal::term::cell::Flags;
+use alacritty_terminal::term::{Config, Term, TermMode};
+use alacritty_terminal::vte::ansi::{Color, CursorShape, NamedColor, Processor, StdSyncHandler};
+
+use super::osc::OscTap;
+use super::palette::xterm_rgb;
+use super::screen::{CellColor, CellFlags, Screen, ScreenCell};
+
+/// The input modes the child has switched on, which decide how keys and pastes are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct InputModes {
+    pub app_cursor: bool,
+    pub bracketed_paste: bool,
+    /// Kitty keyboard protocol flags (bit 0 disambiguate, 1 event types, 2 alternate keys, 3 all keys as
+    /// escapes, 4 associated text); 0 when the protocol is off.
+    pub kitty_flags: u8,
+    pub mouse: bool,
+    pub sgr_mouse: bool,
+    pub alt_screen: bool,
+}
+
+/// What an emulator must offer the engine.
+pub trait TerminalModel: Send {
+    fn feed(&mut self, bytes: &[u8]);
+    fn resize(&mut self, rows: u16, cols: u16);
+    fn size(&self) -> (u16, u16);
+    /// Bytes the emulator wants written back to the child (answers to queries).
+    fn take_replies(&mut self) -> Vec<u8>;
+    /// Whether a bell rang since the last call.
+    fn take_bell(&mut self) -> bool;
+    /// Desktop notifications (OSC 9/99/777) since the last call.
+    fn take_notifications(&mut self) -> Vec<String>;
+    fn title(&self) -> Option<String>;
+    fn modes(&self) -> InputModes;
+    fn snapshot(&self) -> Screen;
+    /// Scroll the view: positive goes back into history.
+    fn scroll(&mut self, lines: i32);
+    fn scroll_to_bottom(&mut self);
+    /// When a synchronized update (mode 2026) must be given up on if it has not ended.
+    fn sync_deadline(&self) -> Option<Instant>;
+    fn flush_sync(&mut self);
+}
+
+#[derive(Default)]
+struct Pending {
+    replies: Vec<u8>,
+    bell: bool,
+    title: Option<String>,
+    size: (u16, u16),
+}
+
+#[derive(Clone, Default)]
+struct Listener(Arc<Mutex<Pending>>);
+
+impl Listener {
+    fn with<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
+        // A poisoned lock only means a panic elsewhere mid-update; the data is still usable.
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
+}
+
+impl EventListener for Listener {
+    fn send_event(&self, event: TermEvent) {
+        match event {
+            TermEvent::PtyWrite(text) => self.with(|p| p.replies.extend_from_slice(text.as_bytes())),
+            TermEvent::Bell => self.with(|p| p.bell = true),
+            TermEvent::Title(t) => self.with(|p| p.title = Some(t)),
+            TermEvent::ResetTitle => self.with(|p| p.title = None),
+            TermEvent::ColorRequest(index, format) => {
+                let rgb = match index {
+                    0..=255 => xterm_rgb(index as u8),
+                    256 => (229, 229, 229), // foreground
+                    _ => (0, 0, 0),         // background and cursor
+                };
+                let reply = format(alacritty_terminal::vte::ansi::Rgb { r: rgb.0, g: rgb.1, b: rgb.2 });
+                self.with(|p| p.replies.extend_from_slice(reply.as_bytes()));
+            }
+            TermEvent::TextAreaSizeRequest(format) => {
+                let (rows, cols) = self.with(|p| p.size);
+                let reply =
+                    format(WindowSize { num_lines: rows, num_cols: cols, cell_width: 8, cell_height: 16 });
+                self.with(|p| p.replies.extend_from_slice(reply.as_bytes()));
+            }
+            // Clipboard access from an agent is refused: it could read the operator's clipboard.
+            _ => {}
+        }
+    }
+}
+
+struct Size {
+    rows: usize,
+    cols: usize,
+}
+
+impl Dimensions for Size {
+    fn total_lines(&self) -> usize {
+        self.rows
+    }
+    fn screen_lines(&self) -> usize {
+        self.rows
+    }
+    fn columns(&self) -> usize {
+        self.cols
+    }
+}
+
+pub struct AlacrittyModel {
+    term: Term<Listener>,
+    parser: Processor<StdSyncHandler>,
+    listener: Listener,
+    osc: OscTap,
+}
+
+impl AlacrittyModel {
+    pub fn new(rows: u16, cols: u16, scrollback: usize) -> AlacrittyModel {
+        let rows = rows.max(1);
+        let cols = cols.max(2);
+        let listener = Listener::default();
+        listener.with(|p| p.size = (rows, cols));
+        // Kitty keyboard on: agent CLIs ask for it and our key encoder speaks it.
+        let config = Config { scrolling_history: scrollback, kitty_keyboard: true, ..Config::default() };
+        let term = Term::new(config, &Size { rows: rows as usize, cols: cols as usize }, listener.clone());
+        AlacrittyModel { term, parser: Processor::new(), listener, osc: OscTap::default() }
+    }
+}
+
+fn convert_color(color: Color) -> CellColor {
+    match color {
+        Color::Spec(rgb) => CellColor::Rgb(rgb.r, rgb.g, rgb.b),
+        Color::Indexed(i) => CellColor::Indexed(i),
+        Color::Named(named) => {
+            let n = named as usize;
+            if n < 16 {
+                CellColor::Indexed(n as u8)
+            } else {
+                match named {
+                    NamedColor::DimBlack => CellColor::Indexed(0),
+                    NamedColor::DimRed => CellColor::Indexed(1),
+                    NamedColor::DimGreen => CellColor::Indexed(2),
+                    NamedColor::DimYellow => CellColor::Indexed(3),
+                    NamedColor::DimBlue => CellColor::Indexed(4),
+                    NamedColor::DimMagenta => CellColor::Indexed(5),
+                    NamedColor::DimCyan => CellColor::Indexed(6),
+                    NamedColor::DimWhite => CellColor::Indexed(7),
+                    _ => CellColor::Default,
+                }
+            }
+        }
+    }
+}
+
+fn convert_flags(flags: Flags) -> CellFlags {
+    let pairs = [
+        (Flags::BOLD, CellFlags::BOLD),
+        (Flags::DIM, CellFlags::DIM),
+        (Flags::ITALIC, CellFlags::ITALIC),
+        (Flags::ALL_UNDERLINES, CellFlags::UNDERLINE),
+        (Flags::INVERSE, CellFlags::INVERSE),
+        (Flags::HIDDEN, CellFlags::HIDDEN),
+        (Flags::STRIKEOUT, CellFlags::STRIKE),
+        (Flags::WIDE_CHAR, CellFlags::WIDE),
+        (Flags::WIDE_CHAR_SPACER, CellFlags::SPACER),
+    ];
+    CellFlags(pairs.iter().filter(|(f, _)| flags.intersects(*f)).fold(0, |acc, (_, bit)| acc | bit))
+}
+
+impl TerminalModel for AlacrittyModel {
+    fn feed(&mut self, bytes: &[u8]) {
+        self.osc.feed(bytes);
+        self.parser.advance(&mut self.term, bytes);
+    }
+
+    fn resize(&mut self, rows: u16, cols: u16) {
+        let rows = rows.max(1);
+        let cols = cols.max(2);
+        self.listener.with(|p| p.size = (rows, cols));
+        self.term.resize(Size { rows: rows as usize, cols: cols as usize });
+    }
+
+    fn size(&self) -> (u16, u16) {
+        (self.term.screen_lines() as u16, self.term.columns() as u16)
+    }
+
+    fn take_replies(&mut self) -> Vec<u8> {
+        self.listener.with(|p| std::mem::take(&mut p.replies))
+    }
+
+    fn take_bell(&mut self) -> bool {
+        self.listener.with(|p| std::mem::take(&mut p.bell))
+    }
+
+    fn take_notifications(&mut self) -> Vec<String> {
+        self.osc.take()
+    }
+
+    fn title(&self) -> Option<String> {
+        self.listener.with(|p| p.title.clone())
+    }
+
+    fn modes(&self) -> InputModes {
+        let mode = *self.term.mode();
+        let kitty = [
+            TermMode::DISAMBIGUATE_ESC_CODES,
+            TermMode::REPORT_EVENT_TYPES,
+            TermMode::REPORT_ALTERNATE_KEYS,
+            TermMode::REPORT_ALL_KEYS_AS_ESC,
+            TermMode::REPORT_ASSOCIATED_TEXT,
+        ]
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| mode.contains(**m))
+        .fold(0u8, |acc, (i, _)| acc | (1 << i));
+        InputModes {
+            app_cursor: mode.contains(TermMode::APP_CURSOR),
+            bracketed_paste: mode.contains(TermMode::BRACKETED_PASTE),
+            kitty_flags: kitty,
+            mouse: mode.intersects(TermMode::MOUSE_MODE),
+            sgr_mouse: mode.contains(TermMode::SGR_MOUSE),
+            alt_screen: mode.contains(TermMode::ALT_SCREEN),
+        }
+    }
+
+    fn snapshot(&self) -> Screen {
+        let grid = self.term.grid();
+        let rows = self.term.screen_lines();
+        let cols = self.term.columns();
+        let offset = grid.display_offset();
+        let mut cells = Vec::with_capacity(rows * cols);
+        for row in 0..rows {
+            let line = Line(row as i32 - offset as i32);
+            let grid_row = &grid[line];
+            for col in 0..cols {
+                let cell = &grid_row[Column(col)];
+                let mut text = String::with_capacity(1);
+                text.push(if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c });
+                if let Some(extra) = cell.zerowidth() {
+                    text.extend(extra.iter());
+                }
+                cells.push(ScreenCell {
+                    text,
+                    fg: convert_color(cell.fg),
+                    bg: convert_color(cell.bg),
+                    flags: convert_flags(cell.flags),
+                });
+            }
+        }
+        let content = self.term.renderable_content();
+        let cursor_point = content.cursor.point;
+        let visible_row = cursor_point.line.0 + offset as i32;
+        let cursor = (content.cursor.shape != CursorShape::Hidden
+            && self.term.mode().contains(TermMode::SHOW_CURSOR)
+            && (0..rows as i32).contains(&visible_row))
+        .then_some((visible_row as u16, cursor_point.column.0 as u16));
+        Screen {
+            rows: rows as u16,
+            cols: cols as u16,
+            cells,
+            cursor,
+            scrolled_back: offset,
+            history: grid.history_size(),
+            alt_screen: self.term.mode().contains(TermMode::ALT_SCREEN),
+        }
+    }
+
+    fn scroll(&mut self, lines: i32) {
+        self.term.scroll_display(Scroll::Delta(lines));
+    }
+
+    fn scroll_to_bottom(&mut self) {
+        self.term.scroll_display(Scroll::Bottom);
+    }
+
+    fn sync_deadline(&self) -> Option<Instant> {
+        self.parser.sync_timeout().sync_timeout()
+    }
+
+    fn flush_sync(&mut self) {
+        self.parser.stop_sync(&mut self.term);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(rows: u16, cols: u16) -> AlacrittyModel {
+        AlacrittyModel::new(rows, cols, 10_000)
+    }
+
+    #[test]
+    fn plain_text_and_cursor() {
+        let mut m = model(5, 20);
+        m.feed(b"hello\r\nworld");
+        let s = m.snapshot();
+        assert_eq!(s.row_text(0), "hello");
+        assert_eq!(s.row_text(1), "world");
+        assert_eq!(s.cursor, Some((1, 5)));
+    }
+
+    #[test]
+    fn colours_and_attributes() {
+        let mut m = model(3, 20);
+        m.feed(b"\x1b[1;31mR\x1b[0m\x1b[38;2;1;2;3mT\x1b[38;5;208mI\x1b[7mV");
+        let s = m.snapshot();
+        let c = |col| s.cell(0, col).unwrap().clone();
+        assert_eq!(c(0).fg, CellColor::Indexed(1));
+        assert!(c(0).flags.has(CellFlags::BOLD));
+        assert_eq!(c(1).fg, CellColor::Rgb(1, 2, 3));
+        assert_eq!(c(2).fg, CellColor::Indexed(208));
+        assert!(c(3).flags.has(CellFlags::INVERSE));
+    }
+
+    #[test]
+    fn wide_characters_take_two_cells() {
+        let mut m = model(2, 10);
+        m.feed("界x".as_bytes());
+        let s = m.snapshot();
+        assert!(s.cell(0, 0).unwrap().flags.has(CellFlags::WIDE));
+        assert!(s.cell(0, 1).unwrap().flags.has(CellFlags::SPACER));
+        assert_eq!(s.cell(0, 2).unwrap().text, "x");
+        assert_eq!(s.row_text(0), "界x");
+    }
+
+    #[test]
+    fn answers_cursor_position_and_device_attributes() {
+        let mut m = model(10, 40);
+        m.feed(b"ab\x1b[6n");
+        assert_eq!(m.take_replies(), b"\x1b[1;3R");
+        m.feed(b"\x1b[c");
+        let reply = m.take_replies();
+        assert!(reply.starts_with(b"\x1b[?"), "{reply:?}");
+    }
+
+    #[test]
+    fn answers_kitty_keyboard_query_and_tracks_flags() {
+        let mut m = model(5, 20);
+        m.feed(b"\x1b[?u");
+        assert_eq!(m.take_replies(), b"\x1b[?0u");
+        m.feed(b"\x1b[>1u");
+        assert_eq!(m.modes().kitty_flags, 1);
+        m.feed(b"\x1b[<u");
+        assert_eq!(m.modes().kitty_flags, 0);
+    }
+
+    #[test]
+    fn scrollback_keeps_history_and_scrolls() {
+        let mut m = model(3, 10);
+        for i in 0..20 {
+            m.feed(format!("line{i}\r\n").as_bytes());
+        }
+        let s = m.snapshot();
+        assert_eq!(s.row_text(1), "line19");
+        assert!(s.history >= 17);
+        m.scroll(5);
+        let s = m.snapshot();
+        assert_eq!(s.scrolled_back, 5);
+        assert_eq!(s.row_text(1), "line14");
+        m.scroll_to_bottom();
+        assert_eq!(m.snapshot().scrolled_back, 0);
+    }
+
+    #[test]
+    fn resize_reflows_and_reports_size() {
+        let mut m = model(5, 10);
+        m.feed(b"abcdefghijkl");
+        assert_eq!(m.snapshot().row_text(0), "abcdefghij");
+        m.resize(5, 20);
+        assert_eq!(m.size(), (5, 20));
+        assert_eq!(m.snapshot().row_text(0), "abcdefghijkl");
+    }
+
+    #[test]
+    fn title_bell_and_modes() {
+        let mut m = model(5, 20);
+        m.feed(b"\x1b]0;my agent\x07\x07\x1b[?1h\x1b[?2004h\x1b[?1049h");
+        assert_eq!(m.title().as_deref(), Some("my agent"));
+        assert!(m.take_bell());
+        assert!(!m.take_bell());
+        let modes = m.modes();
+        assert!(modes.app_cursor && modes.bracketed_paste && modes.alt_screen);
+    }
+
+    #[test]
+    fn synchronized_output_is_held_until_the_end_marker() {
+        let mut m = model(3, 20);
+        m.feed(b"\x1b[?2026hheld");
+        assert_eq!(m.snapshot().row_text(0), "");
+        assert!(m.sync_deadline().is_some());
+        m.feed(b"\x1b[?2026l");
+        assert_eq!(m.snapshot().row_text(0), "held");
+        m.feed(b"\x1b[?2026hmore");
+        m.flush_sync();
+        assert_eq!(m.snapshot().row_text(0), "heldmore");
+    }
+
+    #[test]
+    fn hostile_input_never_panics() {
+        let mut m = model(4, 8);
+        let junk: Vec<u8> = (0..=255u8).cycle().take(20_000).collect();
+        m.feed(&junk);
+        m.feed(b"\x1b[99999;99999H\x1b[2147483647X\x1b[?9999999h\x1b]52;c;!!!\x07");
+        m.resize(1, 2);
+        let _ = m.snapshot();
+    }
+}

@@ -1,0 +1,209 @@
+//! The interactive loop: terminal set-up and restore (on panic too), input thread, drain-then-draw with frame
+//! coalescing, and effects carried out against the engine.
+
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event as CtEvent,
+    KeyEventKind, MouseEventKind,
+};
+use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::Terminal;
+
+use crate::app::{update, Effect, Msg, State};
+use crate::engine::{agent::now_ms, Command, EngineHandle, Event, EventSink};
+use crate::key::Key;
+
+/// At most this often a frame is drawn.
+const FRAME: Duration = Duration::from_millis(16);
+
+pub enum AppMsg {
+    Input(CtEvent),
+    Engine(Event),
+}
+
+/// An event sink that feeds the UI loop.
+pub fn sink(tx: Sender<AppMsg>) -> EventSink {
+    Arc::new(move |e| {
+        let _ = tx.send(AppMsg::Engine(e));
+    })
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+/// Restores the terminal when dropped, whatever way the loop ends.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+fn setup_terminal() -> Result<TerminalGuard> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // The terminal first, so the panic message is readable.
+        restore_terminal();
+        tracing::error!("panic: {info}");
+        previous(info);
+    }));
+    enable_raw_mode().context("switching the terminal to raw mode (is this a terminal?)")?;
+    crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste, EnableMouseCapture)?;
+    Ok(TerminalGuard)
+}
+
+fn to_msg(ev: CtEvent) -> Option<Msg> {
+    match ev {
+        CtEvent::Key(k) if k.kind != KeyEventKind::Release => Key::from_crossterm(&k).map(Msg::Key),
+        CtEvent::Paste(text) => Some(Msg::Paste(text)),
+        CtEvent::Resize(w, h) => Some(Msg::Resize(w, h)),
+        CtEvent::Mouse(m) => match m.kind {
+            MouseEventKind::ScrollUp => Some(Msg::Wheel { up: true, col: m.column, row: m.row }),
+            MouseEventKind::ScrollDown => Some(Msg::Wheel { up: false, col: m.column, row: m.row }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// When the roster's ages next change their text ("59s" → "1m"), so the clock wakes the loop only then.
+fn next_age_change(state: &State) -> Option<Duration> {
+    state
+        .agents
+        .iter()
+        .filter_map(|a| a.info.last_output_ms)
+        .map(|t| {
+            let elapsed = state.now_ms.saturating_sub(t);
+            let unit = match elapsed / 1000 {
+                0..=59 => 1000,
+                60..=3599 => 60_000,
+                _ => 3_600_000,
+            };
+            Duration::from_millis(unit - elapsed % unit)
+        })
+        .min()
+}
+
+/// Run the loop until the engine has shut down. Generic over the backend so benchmarks can drive it headless.
+pub fn event_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    state: &mut State,
+    engine: &EngineHandle,
+    rx: &Receiver<AppMsg>,
+    mut on_frame: impl FnMut(),
+) -> Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    let mut dirty = true;
+    let mut last_draw: Option<Instant> = None;
+    let mut quit_deadline: Option<Instant> = None;
+    loop {
+        let mut timeout = next_age_change(state);
+        if dirty {
+            let wait = last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()));
+            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        }
+        if let Some(q) = quit_deadline {
+            timeout = Some(timeout.map_or(q.saturating_duration_since(Instant::now()), |t| {
+                t.min(q.saturating_duration_since(Instant::now()))
+            }));
+        }
+        let first = match timeout {
+            Some(t) => match rx.recv_timeout(t) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            },
+            None => Some(rx.recv().context("event channel closed")?),
+        };
+        let mut msgs: Vec<AppMsg> = first.into_iter().collect();
+        // Drain what is queued, then draw once.
+        msgs.extend(rx.try_iter());
+        let now = now_ms();
+        if now / 1000 != state.now_ms / 1000 {
+            dirty = true;
+        }
+        update(state, Msg::Tick(now));
+        for m in msgs {
+            let msg = match m {
+                AppMsg::Input(ev) => to_msg(ev),
+                AppMsg::Engine(ev) => Some(Msg::Engine(ev)),
+            };
+            let Some(msg) = msg else { continue };
+            dirty = true;
+            for effect in update(state, msg) {
+                match effect {
+                    Effect::Engine(cmd) => {
+                        if cmd == Command::Shutdown {
+                            quit_deadline = Some(Instant::now() + Duration::from_secs(10));
+                        }
+                        engine.send(cmd);
+                    }
+                    Effect::Bell => {
+                        let _ = std::io::stdout().write_all(b"\x07");
+                        let _ = std::io::stdout().flush();
+                    }
+                    Effect::Quit => return Ok(()),
+                }
+            }
+        }
+        if quit_deadline.is_some_and(|q| Instant::now() >= q) {
+            // The engine did not confirm in time; its grace threads still kill what is left.
+            return Ok(());
+        }
+        if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
+            terminal.draw(|f| crate::ui::render(state, f))?;
+            on_frame();
+            last_draw = Some(Instant::now());
+            dirty = false;
+        }
+    }
+}
+
+/// The workbench on a real terminal.
+pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<()> {
+    let _guard = setup_terminal()?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    terminal.clear()?;
+    let size = terminal.size()?;
+    std::thread::Builder::new().name("input".into()).spawn(move || {
+        while let Ok(ev) = crossterm::event::read() {
+            if tx.send(AppMsg::Input(ev)).is_err() {
+                break;
+            }
+        }
+    })?;
+    update(&mut state, Msg::Resize(size.width, size.height));
+    for e in update(&mut state, Msg::Tick(now_ms())) {
+        if let Effect::Engine(c) = e {
+            engine.send(c);
+        }
+    }
+    // Watch before starting, so the agents start at the pane's size.
+    if let Some((name, rows, cols)) = state.watching.clone() {
+        engine.send(Command::Watch { name, rows, cols });
+    }
+    engine.send(Command::StartCrew);
+    event_loop(&mut terminal, &mut state, &engine, &rx, || {})
+}
+
+/// Keep only what a channel of the loop needs.
+pub fn channel() -> (Sender<AppMsg>, Receiver<AppMsg>) {
+    mpsc::channel()
+}

@@ -1,0 +1,73 @@
+//! `render`: a pure function of `State` onto a ratatui frame. One file per widget.
+
+pub mod dialog;
+pub mod layout;
+pub mod roster;
+pub mod status;
+pub mod terminal;
+pub mod well;
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::app::{Dialog, State};
+use crate::engine::AgentState;
+
+pub fn render(state: &State, frame: &mut Frame) {
+    let area = frame.area();
+    let a = layout::areas(area.width, area.height, state.agents.len(), state.well_open, state.attached);
+    if let Some(line) = a.summary {
+        frame.render_widget(Paragraph::new(summary(state)).style(state.theme.style("ui.header")), line);
+        return;
+    }
+    header(state, frame, a.header);
+    roster::render(state, frame, a.roster);
+    if let (Some(bar), Some(term)) = (a.well_bar, a.terminal) {
+        well::render(state, frame, bar, term);
+    }
+    status::render(state, frame, a.status);
+    match &state.dialog {
+        Some(Dialog::Help) => dialog::help(state, frame, area),
+        Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
+        Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
+        None => {}
+    }
+}
+
+/// "3 busy · 1 waiting · 2 idle", in a fixed order, leaving out zeros.
+pub fn counts(state: &State) -> String {
+    let order = [
+        AgentState::Waiting,
+        AgentState::Busy,
+        AgentState::Idle,
+        AgentState::Starting,
+        AgentState::Paused,
+        AgentState::Error,
+        AgentState::Exited,
+        AgentState::Stopped,
+    ];
+    let parts: Vec<String> = order
+        .iter()
+        .filter_map(|s| match state.count(*s) {
+            0 => None,
+            n => Some(format!("{n} {}", s.label())),
+        })
+        .collect();
+    if parts.is_empty() { "no agents".into() } else { parts.join(" · ") }
+}
+
+fn summary(state: &State) -> String {
+    format!("muster {} · {}", state.repo, counts(state))
+}
+
+fn header(state: &State, frame: &mut Frame, area: Rect) {
+    let style = state.theme.style("ui.header");
+    let left = format!(" muster · repo: {} · {} agent(s) ", state.repo, state.agents.len());
+    let right = format!(" {} ", counts(state));
+    let width = area.width as usize;
+    let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count());
+    let line = Line::from(vec![Span::raw(left), Span::raw(" ".repeat(fill)), Span::raw(right)]);
+    frame.render_widget(Paragraph::new(line).style(style), area);
+}

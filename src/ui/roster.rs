@@ -1,0 +1,123 @@
+//! The roster: one line per agent — state, name, kind, branch, diffstat, state word, age, and what needs a look.
+
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::app::{AgentView, State};
+use crate::engine::AgentState;
+
+/// "2s", "3m", "1h", "4d": how long since the agent last printed anything.
+pub fn age(now_ms: u64, then_ms: Option<u64>) -> String {
+    let Some(then) = then_ms else { return "-".into() };
+    let s = now_ms.saturating_sub(then) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn pad(s: &str, width: usize) -> String {
+    let mut out: String = s.chars().take(width).collect();
+    let len = out.chars().count();
+    if len < width {
+        out.push_str(&" ".repeat(width - len));
+    }
+    out
+}
+
+fn state_scope(state: AgentState) -> String {
+    format!("state.{}", state.label())
+}
+
+fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> Line<'a> {
+    let theme = &state.theme;
+    let info = &agent.info;
+    let st = theme.style(&state_scope(info.state));
+    let base = if selected { theme.style("roster.selected") } else { theme.style("roster") };
+    let with = |s: Style| base.patch(s);
+    let wide = width >= 100;
+    let medium = width >= 70;
+    let marker = if selected { "▸" } else { " " };
+    let mut spans = vec![
+        Span::styled(marker, with(theme.style("roster.attention"))),
+        Span::styled(format!("{} ", info.state.glyph()), with(st)),
+        Span::styled(pad(&info.name, 14), with(if agent.attention { theme.style("roster.attention") } else { Style::default() })),
+    ];
+    if medium {
+        spans.push(Span::styled(pad(&info.kind, 9), with(theme.style("roster.kind"))));
+    }
+    if wide {
+        spans.push(Span::styled(pad(&info.branch, 20), with(theme.style("roster.branch"))));
+    }
+    if medium {
+        let d = info.diffstat;
+        let added = format!("+{}", d.added);
+        let removed = format!("−{}", d.removed);
+        spans.push(Span::styled(added.clone(), with(theme.style("roster.added"))));
+        spans.push(Span::styled(" ", base));
+        spans.push(Span::styled(removed.clone(), with(theme.style("roster.removed"))));
+        let used = added.chars().count() + 1 + removed.chars().count();
+        spans.push(Span::styled(" ".repeat(12usize.saturating_sub(used).max(1)), base));
+    }
+    let word = match (info.state, info.exit) {
+        (AgentState::Exited | AgentState::Stopped, Some(exit)) => format!("{} ({exit})", info.state.label()),
+        (s, _) => s.label().to_string(),
+    };
+    spans.push(Span::styled(pad(&word, if medium { 19 } else { 9 }), with(st)));
+    spans.push(Span::styled(pad(&age(state.now_ms, info.last_output_ms), 5), with(theme.style("roster.age"))));
+    let note = if let Some(err) = &info.error {
+        Some((format!("✗ {err}"), "ui.error"))
+    } else if agent.attention && info.state == AgentState::Waiting {
+        Some(("⚑ needs you".to_string(), "roster.attention"))
+    } else {
+        info.title.as_ref().filter(|_| medium).map(|t| (t.clone(), "roster.kind"))
+    };
+    if let Some((text, scope)) = note {
+        spans.push(Span::styled(text, with(theme.style(scope))));
+    }
+    let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
+    spans.push(Span::styled(" ".repeat((width as usize).saturating_sub(used)), base));
+    Line::from(spans)
+}
+
+pub fn render(state: &State, frame: &mut Frame, area: Rect) {
+    if area.height == 0 {
+        return;
+    }
+    if state.agents.is_empty() {
+        let msg = " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one).";
+        frame.render_widget(Paragraph::new(msg).style(state.theme.style("roster.kind")), area);
+        return;
+    }
+    // Keep the selection in view when there are more agents than lines.
+    let visible = area.height as usize;
+    let first = state.selected.saturating_sub(visible.saturating_sub(1));
+    let lines: Vec<Line> = state
+        .agents
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(visible)
+        .map(|(i, a)| row(state, a, i == state.selected, area.width))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(10_000, None), "-");
+        assert_eq!(age(10_000, Some(8_000)), "2s");
+        assert_eq!(age(200_000, Some(0)), "3m");
+        assert_eq!(age(7_200_000, Some(0)), "2h");
+        assert_eq!(age(0, Some(5_000)), "0s");
+    }
+}

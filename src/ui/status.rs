@@ -1,0 +1,53 @@
+//! The status line: key hints from the active keymap, or the latest message.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::app::State;
+use crate::config::keymap::{Action, Mode};
+
+const ROSTER_HINTS: [(Action, &str); 8] = [
+    (Action::Attach, "attach"),
+    (Action::Steer, "steer"),
+    (Action::Pause, "pause"),
+    (Action::Stop, "stop"),
+    (Action::Restart, "restart"),
+    (Action::ToggleWell, "well"),
+    (Action::Help, "help"),
+    (Action::Quit, "quit"),
+];
+
+fn key_label(k: crate::key::Key) -> String {
+    match k.to_string().as_str() {
+        "enter" => "⏎".into(),
+        other => other.to_string(),
+    }
+}
+
+pub fn render(state: &State, frame: &mut Frame, area: Rect) {
+    let theme = &state.theme;
+    let bar = theme.style("ui.status");
+    if let Some((text, error)) = &state.status {
+        let style = bar.patch(if *error { theme.style("ui.error") } else { theme.style("ui.status.message") });
+        frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
+        return;
+    }
+    let mode = state.mode();
+    let hints: Vec<(Action, &str)> = match mode {
+        Mode::Roster => ROSTER_HINTS.to_vec(),
+        Mode::Attached => vec![(Action::Detach, "detach (every other key goes to the agent)")],
+        Mode::Steer => vec![(Action::Send, "send"), (Action::Newline, "new line"), (Action::Cancel, "cancel")],
+        Mode::Confirm => vec![(Action::Confirm, "yes"), (Action::Cancel, "no")],
+        Mode::Help => vec![(Action::Close, "close")],
+    };
+    let mut spans = vec![Span::styled(" ", bar)];
+    for (action, label) in hints {
+        if let Some(k) = state.keymap.key_for(mode, action) {
+            spans.push(Span::styled(key_label(k), theme.style("ui.status.key")));
+            spans.push(Span::styled(format!(" {label}  "), bar));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
