@@ -77,6 +77,7 @@ fn frame_time(agents: usize) -> Duration {
             last_output_ms: Some(0),
             title: Some("bench".into()),
             port_base: 20000,
+            pid: None,
             diffstat: Default::default(),
             error: None,
         };

@@ -346,6 +346,7 @@ mod tests {
             last_output_ms: None,
             title: None,
             port_base: 20000,
+            pid: None,
             diffstat: Default::default(),
             error: None,
         }
@@ -503,7 +504,7 @@ mod tests {
         assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 3 }]);
         update(&mut s, key("enter"));
         let fx = update(&mut s, Msg::Wheel { up: false, col: 5, row: 20 });
-        assert_eq!(engine_cmds(&fx), vec![Command::Wheel { name: "a".into(), up: false, col: 5, row: 15 }]);
+        assert_eq!(engine_cmds(&fx), vec![Command::Wheel { name: "a".into(), up: false, col: 5, row: 17 }]);
     }
 
     #[test]

@@ -201,6 +201,8 @@ impl Keymap {
                 }
             }
         }
+        // Tables come back sorted by name; report in file order.
+        warnings.sort_by_key(|w| (w.0.line, w.0.col));
         warnings
     }
 
@@ -268,7 +270,7 @@ mod tests {
         let msgs: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
         assert!(msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"), "{msgs:?}");
-        assert!(msgs[1].contains("user.toml:4:7") && msgs[1].contains("unknown action `fly`"), "{msgs:?}");
+        assert!(msgs[1].contains("user.toml:4:7") && msgs[1].contains("key `z`: unknown action `fly`"), "{msgs:?}");
         assert!(msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"), "{msgs:?}");
     }
 

@@ -74,10 +74,22 @@ fn stream(lines_per_second: u32) -> Result<()> {
     Ok(())
 }
 
+/// Pasted text arrives wrapped in bracketed-paste markers; a tty echoing control characters as `^[` would show
+/// them, so the echo passes them through to the terminal, which swallows them.
+fn quiet_control_echo() {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    if let Ok(mut t) = tcgetattr(&stdin) {
+        t.local_modes.remove(LocalModes::ECHOCTL);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &t);
+    }
+}
+
 pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result<()> {
     if let Some(rate) = stream_rate {
         return stream(rate);
     }
+    quiet_control_echo();
     let name = std::env::var("MUSTER_AGENT").unwrap_or_else(|_| "demo".into());
     let file = Path::new("demo").join(format!("{name}.txt"));
     out(&format!("\x1b]0;demo:{name}\x07\x1b[?2004h"));

@@ -81,6 +81,8 @@ pub struct AgentInfo {
     pub last_output_ms: Option<u64>,
     pub title: Option<String>,
     pub port_base: u16,
+    /// The agent's process id (and process group) while it runs.
+    pub pid: Option<u32>,
     pub diffstat: DiffStat,
     pub error: Option<String>,
 }

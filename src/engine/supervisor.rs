@@ -198,6 +198,7 @@ impl Supervisor {
             last_output_ms: None,
             title: None,
             port_base: previous.map(|p| p.port_base).unwrap_or(0),
+            pid: None,
             diffstat: Default::default(),
             error: None,
         };
@@ -416,6 +417,7 @@ impl Supervisor {
         slot.info.base = base;
         slot.info.worktree = cwd;
         slot.info.port_base = port_base;
+        slot.info.pid = slot.running.as_ref().and_then(|r| r.control.pid());
         self.emit(&spec.name);
         self.request_diffstat(&spec.name, true);
         Ok(())
@@ -581,6 +583,7 @@ impl Supervisor {
         let Some(r) = slot.running.as_mut().filter(|r| r.generation == generation) else { return };
         r.exited = true;
         slot.info.exit = Some(exit);
+        slot.info.pid = None;
         slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
         slot.paused = false;
         let restart = std::mem::take(&mut slot.restart_after_exit);

@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: real engines on real repositories, polling with deadlines.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use muster::config::crew::parse_crew;
+use muster::config::preset;
+use muster::engine::{self, AgentInfo, Command, EngineConfig, EngineHandle, Event};
+use muster::pty::NativePty;
+use muster::term::Screen;
+
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct Rig {
+    pub root: PathBuf,
+    pub engine: EngineHandle,
+    pub events: Receiver<Event>,
+    pub agents: std::collections::HashMap<String, AgentInfo>,
+    pub screens: std::collections::HashMap<String, Screen>,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// A demo repository with the given crew file, and an engine on it watching `watch` at 24x80.
+    pub fn new(crew: &str, watch: &str) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let root = muster::demo::create_repo(dir.path(), 1).unwrap();
+        std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
+        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
+        let (sink, events) = engine::channel_sink();
+        let cfg = EngineConfig {
+            root: root.clone(),
+            crew,
+            scrollback: 10_000,
+            muster_exe: PathBuf::from(env!("CARGO_BIN_EXE_muster")),
+            stop_grace: Duration::from_secs(2),
+        };
+        let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
+        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80 });
+        engine.send(Command::StartCrew);
+        Rig { root, engine, events, agents: Default::default(), screens: Default::default(), _dir: dir }
+    }
+
+    fn absorb(&mut self, e: Event) {
+        match e {
+            Event::Agent(info) => {
+                self.agents.insert(info.name.clone(), info);
+            }
+            Event::Screen { name, screen } => {
+                self.screens.insert(name, screen);
+            }
+            _ => {}
+        }
+    }
+
+    /// Take events until `done` holds, or fail after the deadline with what was seen.
+    pub fn wait_for(&mut self, what: &str, mut done: impl FnMut(&Rig) -> bool) {
+        let end = Instant::now() + DEADLINE;
+        while !done(self) {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(e) => self.absorb(e),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; agents: {:?}; screens: {:#?}",
+                    self.agents.values().map(|a| (&a.name, a.state, a.exit)).collect::<Vec<_>>(),
+                    self.screens.iter().map(|(n, s)| (n, s.text())).collect::<Vec<_>>()
+                ),
+            }
+        }
+    }
+
+    pub fn screen_text(&self, name: &str) -> String {
+        self.screens.get(name).map(|s| s.text().join("\n")).unwrap_or_default()
+    }
+
+    pub fn state(&self, name: &str) -> Option<engine::AgentState> {
+        self.agents.get(name).map(|a| a.state)
+    }
+
+    pub fn shutdown(mut self) {
+        self.engine.send(Command::Shutdown);
+        self.wait_for("shutdown", |_| false || false);
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.engine.send(Command::Shutdown);
+        let end = Instant::now() + DEADLINE;
+        while Instant::now() < end {
+            match self.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(Event::ShutdownComplete) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+}
