@@ -64,9 +64,11 @@ fn summary(state: &State) -> String {
 
 fn header(state: &State, frame: &mut Frame, area: Rect) {
     let style = state.theme.style("ui.header");
-    let left = format!(" muster · repo: {} · {} agent(s) ", state.repo, state.agents.len());
     let right = format!(" {} ", counts(state));
     let width = area.width as usize;
+    let full = format!(" muster · repo: {} · {} agent(s) ", state.repo, state.agents.len());
+    let fits = unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
+    let left = if fits { full } else { format!(" muster · {} ", state.repo) };
     let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count());
     let line = Line::from(vec![Span::raw(left), Span::raw(" ".repeat(fill)), Span::raw(right)]);
     frame.render_widget(Paragraph::new(line).style(style), area);

@@ -65,10 +65,11 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         spans.push(Span::styled(" ".repeat(12usize.saturating_sub(used).max(1)), base));
     }
     let word = match (info.state, info.exit) {
-        (AgentState::Exited | AgentState::Stopped, Some(exit)) => format!("{} ({exit})", info.state.label()),
+        (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => format!("{} ({exit})", info.state.label()),
         (s, _) => s.label().to_string(),
     };
     spans.push(Span::styled(pad(&word, if medium { 19 } else { 9 }), with(st)));
+    spans.push(Span::styled(" ", base));
     spans.push(Span::styled(pad(&age(state.now_ms, info.last_output_ms), 5), with(theme.style("roster.age"))));
     let note = if let Some(err) = &info.error {
         Some((format!("✗ {err}"), "ui.error"))

@@ -1,0 +1,123 @@
+//! Snapshots of the whole screen at 120x40, 80x24 and 50x12: roster, detail well, overlays.
+
+use muster::app::{update, AgentView, Msg, State};
+use muster::config::keymap::Keymap;
+use muster::config::theme::{ColorMode, Theme};
+use muster::engine::{AgentInfo, AgentState};
+use muster::git::diffstat::DiffStat;
+use muster::key::Key;
+use muster::pty::ExitInfo;
+use muster::term::{AlacrittyModel, TerminalModel};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize, ago_s: u64) -> AgentView {
+    AgentView {
+        info: AgentInfo {
+            name: name.into(),
+            kind: kind.into(),
+            branch: format!("muster/{name}"),
+            base: "main".into(),
+            worktree: format!("/repo/.muster/worktrees/{name}").into(),
+            state,
+            exit: (state == AgentState::Exited).then_some(ExitInfo { code: Some(3), signal: None }),
+            last_output_ms: Some(NOW - ago_s * 1000),
+            title: None,
+            port_base: 20000,
+            pid: None,
+            diffstat: DiffStat { files: 1, added, removed },
+            error: None,
+        },
+        screen: None,
+        attention: state == AgentState::Waiting,
+    }
+}
+
+fn state(width: u16, height: u16) -> State {
+    let mut s = State::new("acme-api".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (width, height));
+    s.agents = vec![
+        agent("planner", "claude", AgentState::Busy, 120, 4, 2),
+        agent("api", "codex", AgentState::Waiting, 311, 90, 14),
+        agent("docs", "aider", AgentState::Idle, 12, 0, 180),
+        agent("tests", "shell", AgentState::Paused, 0, 0, 40),
+        agent("old", "demo", AgentState::Exited, 5, 1, 7200),
+    ];
+    update(&mut s, Msg::Tick(NOW));
+    update(&mut s, Msg::Resize(width, height));
+    // The selected agent's terminal, as the emulator would produce it.
+    let area = muster::ui::layout::areas(width, height, s.agents.len(), true, false);
+    let (rows, cols) = area.terminal.map_or((10, 40), |t| (t.height, t.width));
+    let mut model = AlacrittyModel::new(rows, cols, 100);
+    model.feed("\x1b[1;36m◆ codex\x1b[0m working on \x1b[4msrc/api.rs\x1b[0m\r\n\x1b[32m+ fn health()\x1b[0m\r\n\x1b[31m- fn ping()\x1b[0m\r\n界 wide chars ok\r\n\r\nAllow command? [y/N] ".as_bytes());
+    s.agents[1].screen = Some(model.snapshot());
+    s.selected = 1;
+    s
+}
+
+fn draw(s: &State) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(s.size.0, s.size.1)).unwrap();
+    terminal.draw(|f| muster::ui::render(s, f)).unwrap();
+    format!("{}", terminal.backend())
+}
+
+#[test]
+fn workbench_120x40() {
+    insta::assert_snapshot!(draw(&state(120, 40)));
+}
+
+#[test]
+fn workbench_80x24() {
+    insta::assert_snapshot!(draw(&state(80, 24)));
+}
+
+#[test]
+fn roster_only_50x12() {
+    insta::assert_snapshot!(draw(&state(50, 12)));
+}
+
+#[test]
+fn one_line_at_40x3() {
+    insta::assert_snapshot!(draw(&state(40, 3)));
+}
+
+#[test]
+fn attached_80x24() {
+    let mut s = state(80, 24);
+    update(&mut s, Msg::Key(Key::parse("enter").unwrap()));
+    assert!(s.attached);
+    insta::assert_snapshot!(draw(&s));
+}
+
+#[test]
+fn help_overlay_120x40() {
+    let mut s = state(120, 40);
+    update(&mut s, Msg::Key(Key::parse("?").unwrap()));
+    insta::assert_snapshot!(draw(&s));
+}
+
+#[test]
+fn steer_and_quit_dialogs_80x24() {
+    let mut s = state(80, 24);
+    update(&mut s, Msg::Key(Key::parse("s").unwrap()));
+    for c in "use the new error type".chars() {
+        update(&mut s, Msg::Key(Key::char(c)));
+    }
+    let steer = draw(&s);
+    update(&mut s, Msg::Key(Key::parse("esc").unwrap()));
+    update(&mut s, Msg::Key(Key::parse("q").unwrap()));
+    insta::assert_snapshot!(format!("{steer}\n{}", draw(&s)));
+}
+
+#[test]
+fn every_size_renders_without_panic() {
+    for w in 0..=130u16 {
+        for h in [0u16, 1, 2, 3, 5, 12, 15, 16, 24, 40] {
+            let mut s = state(w.max(1), h.max(1));
+            s.size = (w, h);
+            let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+            terminal.draw(|f| muster::ui::render(&s, f)).unwrap();
+        }
+    }
+}
