@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "muster", version, about = "A terminal workbench for a crew of AI coding agents on one git repository")]
+#[command(
+    name = "muster",
+    version,
+    about = "A terminal workbench for a crew of AI coding agents on one git repository"
+)]
 pub struct Cli {
     /// Theme: default, light, high-contrast, or a file name in ~/.config/muster/themes or .muster/themes.
     #[arg(long, global = true)]

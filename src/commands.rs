@@ -36,7 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Doctor) => return doctor(&dir),
         Some(Cmd::Status { json }) => status(&find_repo_root(&dir)?, json)?,
         Some(Cmd::Hook { event }) => {
-            let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
+            let agent = std::env::var("MUSTER_AGENT")
+                .context("MUSTER_AGENT is not set: hooks run inside agents")?;
             let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
             // A hook must never break the agent that runs it: report failures, exit 0.
             if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event) {
@@ -44,7 +45,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Some(Cmd::Bench { agents, seconds }) => crate::bench::run(agents, seconds)?,
-        Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
+        Some(Cmd::DemoAgent {
+            resume,
+            stream,
+            think,
+        }) => crate::demo::agent::run(resume, stream, think)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -54,8 +59,14 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::never(&dir, "muster.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()?;
     Some(guard)
 }
 
@@ -86,7 +97,10 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
     let (crew, user_cfg, mut warnings) = load_crew(root)?;
     let (keymap, kw) = Keymap::load(Some(root));
     warnings.extend(kw);
-    let theme_name = theme.map(str::to_string).or(user_cfg.theme.clone()).unwrap_or_else(|| "default".into());
+    let theme_name = theme
+        .map(str::to_string)
+        .or(user_cfg.theme.clone())
+        .unwrap_or_else(|| "default".into());
     let (theme, tw) = Theme::load(&theme_name, &theme_dirs(root), ColorMode::from_env());
     warnings.extend(tw);
     for w in &warnings {
@@ -101,11 +115,18 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
         stop_grace: Duration::from_secs(3),
     };
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx.clone()))?;
-    let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let repo = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut state = State::new(repo, keymap, theme, (80, 24));
     state.bell_on_waiting = user_cfg.bell;
     if let Some(w) = warnings.first() {
-        let more = if warnings.len() > 1 { format!(" (+{} more in the log)", warnings.len() - 1) } else { String::new() };
+        let more = if warnings.len() > 1 {
+            format!(" (+{} more in the log)", warnings.len() - 1)
+        } else {
+            String::new()
+        };
         state.status = Some((format!("{w}{more}"), true));
     }
     crate::tui::run(state, handle, tx, rx)
@@ -134,7 +155,11 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
         Err(e) => line(false, "git", format!("{e:#}")),
     }
     let term = std::env::var("TERM").unwrap_or_default();
-    line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));
+    line(
+        !term.is_empty() && term != "dumb",
+        "terminal",
+        format!("TERM={term}, colour: {:?}", ColorMode::from_env()),
+    );
     if std::env::var_os("TMUX").is_some() {
         println!("  inside tmux: agents get a clean environment without TMUX");
     }
@@ -147,12 +172,18 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
             None => println!("- {name:<10} not on PATH"),
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 fn status(root: &Path, json: bool) -> Result<()> {
@@ -166,7 +197,13 @@ fn status(root: &Path, json: bool) -> Result<()> {
     }
     for a in &saved.agents {
         let exit = a.exit.map(|e| format!(" ({e})")).unwrap_or_default();
-        println!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
+        println!(
+            "{:<16} {:<9} {:<20} {}{exit}",
+            a.spec.name,
+            a.spec.kind,
+            a.branch,
+            a.state.label()
+        );
     }
     Ok(())
 }

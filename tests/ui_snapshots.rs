@@ -13,7 +13,14 @@ use ratatui::Terminal;
 
 const NOW: u64 = 1_700_000_000_000;
 
-fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize, ago_s: u64) -> AgentView {
+fn agent(
+    name: &str,
+    kind: &str,
+    state: AgentState,
+    added: usize,
+    removed: usize,
+    ago_s: u64,
+) -> AgentView {
     AgentView {
         info: AgentInfo {
             name: name.into(),
@@ -22,12 +29,19 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             base: "main".into(),
             worktree: format!("/repo/.muster/worktrees/{name}").into(),
             state,
-            exit: (state == AgentState::Exited).then_some(ExitInfo { code: Some(3), signal: None }),
+            exit: (state == AgentState::Exited).then_some(ExitInfo {
+                code: Some(3),
+                signal: None,
+            }),
             last_output_ms: Some(NOW - ago_s * 1000),
             title: None,
             port_base: 20000,
             pid: None,
-            diffstat: DiffStat { files: 1, added, removed },
+            diffstat: DiffStat {
+                files: 1,
+                added,
+                removed,
+            },
             error: None,
         },
         screen: None,
@@ -36,7 +50,12 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
 }
 
 fn state(width: u16, height: u16) -> State {
-    let mut s = State::new("acme-api".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (width, height));
+    let mut s = State::new(
+        "acme-api".into(),
+        Keymap::builtin(),
+        Theme::builtin("default", ColorMode::TrueColor),
+        (width, height),
+    );
     s.agents = vec![
         agent("planner", "claude", AgentState::Busy, 120, 4, 2),
         agent("api", "codex", AgentState::Waiting, 311, 90, 14),

@@ -25,8 +25,15 @@ pub enum Confirmed {
 #[derive(Debug, Clone)]
 pub enum Dialog {
     Help,
-    Confirm { title: String, lines: Vec<String>, then: Confirmed },
-    Steer { name: String, editor: Box<TextArea<'static>> },
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        then: Confirmed,
+    },
+    Steer {
+        name: String,
+        editor: Box<TextArea<'static>>,
+    },
 }
 
 pub struct State {
@@ -88,6 +95,9 @@ impl State {
     }
 
     pub fn running(&self) -> usize {
-        self.agents.iter().filter(|a| a.info.state.is_running()).count()
+        self.agents
+            .iter()
+            .filter(|a| a.info.state.is_running())
+            .count()
     }
 }

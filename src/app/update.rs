@@ -9,12 +9,18 @@ use crate::engine::{AgentState, Command, Event};
 use crate::key::{Key, KeyCode};
 use crate::ui::layout::areas;
 
+// Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Msg {
     Key(Key),
     Paste(String),
     /// Mouse wheel at a cell of the whole screen.
-    Wheel { up: bool, col: u16, row: u16 },
+    Wheel {
+        up: bool,
+        col: u16,
+        row: u16,
+    },
     Resize(u16, u16),
     Engine(Event),
     Tick(u64),
@@ -53,20 +59,42 @@ fn selected_name(state: &State) -> Option<String> {
 
 /// Tell the engine which agent is on screen and how big its pane is, when that changes.
 fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
-    let a = areas(state.size.0, state.size.1, state.agents.len(), state.well_open, state.attached);
+    let a = areas(
+        state.size.0,
+        state.size.1,
+        state.agents.len(),
+        state.well_open,
+        state.attached,
+    );
     let want = match (a.terminal, selected_name(state)) {
         (Some(t), Some(name)) if t.height > 0 => (Some(name), t.height, t.width),
         // Keep the last pane size so hidden agents are not squeezed.
-        _ => (None, state.watching.as_ref().map_or(24, |w| w.1), state.watching.as_ref().map_or(80, |w| w.2)),
+        _ => (
+            None,
+            state.watching.as_ref().map_or(24, |w| w.1),
+            state.watching.as_ref().map_or(80, |w| w.2),
+        ),
     };
     if state.watching.as_ref() != Some(&want) {
-        fx.push(Effect::Engine(Command::Watch { name: want.0.clone(), rows: want.1, cols: want.2 }));
+        fx.push(Effect::Engine(Command::Watch {
+            name: want.0.clone(),
+            rows: want.1,
+            cols: want.2,
+        }));
         state.watching = Some(want);
     }
 }
 
 fn terminal_rows(state: &State) -> u16 {
-    areas(state.size.0, state.size.1, state.agents.len(), state.well_open, state.attached).terminal.map_or(10, |t| t.height)
+    areas(
+        state.size.0,
+        state.size.1,
+        state.agents.len(),
+        state.well_open,
+        state.attached,
+    )
+    .terminal
+    .map_or(10, |t| t.height)
 }
 
 fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
@@ -146,7 +174,10 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
             if state_of.is_some_and(AgentState::is_running) {
                 let mut editor = TextArea::default();
                 editor.set_placeholder_text("message for the agent");
-                state.dialog = Some(Dialog::Steer { name, editor: Box::new(editor) });
+                state.dialog = Some(Dialog::Steer {
+                    name,
+                    editor: Box::new(editor),
+                });
             } else {
                 state.status = Some((format!("{name} is not running: R restarts it"), true));
             }
@@ -161,8 +192,20 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::Remove => engine(fx, Command::CheckRemove { name }),
         Action::ScrollUp => engine(fx, Command::Scroll { name, lines: 1 }),
         Action::ScrollDown => engine(fx, Command::Scroll { name, lines: -1 }),
-        Action::PageUp => engine(fx, Command::Scroll { name, lines: terminal_rows(state) as i32 - 1 }),
-        Action::PageDown => engine(fx, Command::Scroll { name, lines: -(terminal_rows(state) as i32 - 1) }),
+        Action::PageUp => engine(
+            fx,
+            Command::Scroll {
+                name,
+                lines: terminal_rows(state) as i32 - 1,
+            },
+        ),
+        Action::PageDown => engine(
+            fx,
+            Command::Scroll {
+                name,
+                lines: -(terminal_rows(state) as i32 - 1),
+            },
+        ),
         Action::ScrollBottom => engine(fx, Command::ScrollBottom { name }),
         _ => {}
     }
@@ -182,7 +225,9 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
             state.status = Some(("stopping agents…".into(), false));
             fx.push(Effect::Engine(Command::Shutdown));
         }
-        Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
+        Confirmed::Remove { name, force } => {
+            fx.push(Effect::Engine(Command::Remove { name, force }))
+        }
     }
 }
 
@@ -205,18 +250,28 @@ fn to_textarea_input(key: Key) -> Input {
         KeyCode::F(n) => TaKey::F(n),
         KeyCode::Insert => TaKey::Null,
     };
-    Input { key: k, ctrl: key.mods.ctrl(), alt: key.mods.alt(), shift: key.mods.shift() }
+    Input {
+        key: k,
+        ctrl: key.mods.ctrl(),
+        alt: key.mods.alt(),
+        shift: key.mods.shift(),
+    }
 }
 
 fn on_steer_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
-    let Some(Dialog::Steer { name, editor }) = &mut state.dialog else { return };
+    let Some(Dialog::Steer { name, editor }) = &mut state.dialog else {
+        return;
+    };
     match action {
         Some(Action::Send) => {
             let text = editor.lines().join("\n");
             if text.trim().is_empty() {
                 return;
             }
-            fx.push(Effect::Engine(Command::Steer { name: name.clone(), text }));
+            fx.push(Effect::Engine(Command::Steer {
+                name: name.clone(),
+                text,
+            }));
             state.status = Some((format!("sent to {name}"), false));
             state.dialog = None;
         }
@@ -246,21 +301,40 @@ fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut Vec<Effect
     if state.dialog.is_some() {
         return;
     }
-    let a = areas(state.size.0, state.size.1, state.agents.len(), state.well_open, state.attached);
-    let inside = |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
+    let a = areas(
+        state.size.0,
+        state.size.1,
+        state.agents.len(),
+        state.well_open,
+        state.attached,
+    );
+    let inside =
+        |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
     if let (Some(t), Some(name)) = (a.terminal, selected_name(state)) {
         if inside(t) {
             let cmd = if state.attached {
-                Command::Wheel { name, up, col: col - t.x, row: row - t.y }
+                Command::Wheel {
+                    name,
+                    up,
+                    col: col - t.x,
+                    row: row - t.y,
+                }
             } else {
-                Command::Scroll { name, lines: if up { 3 } else { -3 } }
+                Command::Scroll {
+                    name,
+                    lines: if up { 3 } else { -3 },
+                }
             };
             fx.push(Effect::Engine(cmd));
             return;
         }
     }
     if inside(a.roster) && !state.attached {
-        let action = if up { Action::SelectPrev } else { Action::SelectNext };
+        let action = if up {
+            Action::SelectPrev
+        } else {
+            Action::SelectNext
+        };
         on_roster_action(state, action, fx);
     }
 }
@@ -269,10 +343,15 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
     match event {
         Event::Agent(info) => {
             let selected = state.selected;
-            match state.agents.iter_mut().position(|a| a.info.name == info.name) {
+            match state
+                .agents
+                .iter_mut()
+                .position(|a| a.info.name == info.name)
+            {
                 Some(i) => {
                     let view = &mut state.agents[i];
-                    let newly_waiting = info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
+                    let newly_waiting =
+                        info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
                     if newly_waiting {
                         if i != selected || !state.attached {
                             view.attention = true;
@@ -286,7 +365,11 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                     }
                     view.info = info;
                 }
-                None => state.agents.push(AgentView { info, screen: None, attention: false }),
+                None => state.agents.push(AgentView {
+                    info,
+                    screen: None,
+                    attention: false,
+                }),
             }
         }
         Event::Removed { name } => {
@@ -301,15 +384,24 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::Bell { name } => {
             let selected = state.selected;
-            if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {
+            if let Some((i, a)) = state
+                .agents
+                .iter_mut()
+                .enumerate()
+                .find(|(_, a)| a.info.name == name)
+            {
                 if i != selected {
                     a.attention = true;
                 }
             }
         }
-        Event::Notification { name, text } => state.status = Some((format!("{name}: {text}"), false)),
+        Event::Notification { name, text } => {
+            state.status = Some((format!("{name}: {text}"), false))
+        }
         Event::RemoveCheck { name, status } => {
-            let mut lines = vec![format!("Remove agent {name}, its worktree and its branch muster/{name}?")];
+            let mut lines = vec![format!(
+                "Remove agent {name}, its worktree and its branch muster/{name}?"
+            )];
             if !status.is_safe_to_remove() {
                 lines.push(format!(
                     "Work would be lost: {} changed file(s), {} commit(s) not merged into its base.",
@@ -319,7 +411,10 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             state.dialog = Some(Dialog::Confirm {
                 title: format!("Remove {name}?"),
                 lines,
-                then: Confirmed::Remove { name, force: !status.is_safe_to_remove() },
+                then: Confirmed::Remove {
+                    name,
+                    force: !status.is_safe_to_remove(),
+                },
             });
         }
         Event::Message { text, error } => state.status = Some((text, error)),
@@ -353,7 +448,12 @@ mod tests {
     }
 
     fn state_with(agents: &[(&str, AgentState)]) -> State {
-        let mut s = State::new("repo".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::NoColor), (120, 40));
+        let mut s = State::new(
+            "repo".into(),
+            Keymap::builtin(),
+            Theme::builtin("default", ColorMode::NoColor),
+            (120, 40),
+        );
         for (n, st) in agents {
             update(&mut s, Msg::Engine(Event::Agent(info(n, *st))));
         }
@@ -365,7 +465,15 @@ mod tests {
     }
 
     fn engine_cmds(fx: &[Effect]) -> Vec<Command> {
-        fx.iter().filter_map(|e| if let Effect::Engine(c) = e { Some(c.clone()) } else { None }).collect()
+        fx.iter()
+            .filter_map(|e| {
+                if let Effect::Engine(c) = e {
+                    Some(c.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 
     #[test]
@@ -374,14 +482,19 @@ mod tests {
         assert_eq!(s.watching.as_ref().unwrap().0.as_deref(), Some("a"));
         let fx = update(&mut s, key("j"));
         assert_eq!(s.selected, 1);
-        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120 }] if n == "b"));
+        assert!(
+            matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120 }] if n == "b")
+        );
         update(&mut s, key("j"));
         assert_eq!(s.selected, 1);
         update(&mut s, key("k"));
         assert_eq!(s.selected, 0);
         // Collapsing the well stops watching.
         let fx = update(&mut s, key("space"));
-        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: None, .. }]));
+        assert!(matches!(
+            &engine_cmds(&fx)[..],
+            [Command::Watch { name: None, .. }]
+        ));
     }
 
     #[test]
@@ -390,11 +503,29 @@ mod tests {
         update(&mut s, key("enter"));
         assert!(s.attached);
         let fx = update(&mut s, key("q"));
-        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "a".into(), key: Key::char('q') }]);
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Key {
+                name: "a".into(),
+                key: Key::char('q')
+            }]
+        );
         let fx = update(&mut s, key("C-c"));
-        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "a".into(), key: Key::parse("C-c").unwrap() }]);
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Key {
+                name: "a".into(),
+                key: Key::parse("C-c").unwrap()
+            }]
+        );
         let fx = update(&mut s, Msg::Paste("x\ny".into()));
-        assert_eq!(engine_cmds(&fx), vec![Command::Paste { name: "a".into(), text: "x\ny".into() }]);
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Paste {
+                name: "a".into(),
+                text: "x\ny".into()
+            }]
+        );
         update(&mut s, key("C-]"));
         assert!(!s.attached);
     }
@@ -418,7 +549,13 @@ mod tests {
         update(&mut s, key("C-j"));
         update(&mut s, Msg::Key(Key::char('x')));
         let fx = update(&mut s, key("enter"));
-        assert_eq!(engine_cmds(&fx), vec![Command::Steer { name: "a".into(), text: "hi\nx".into() }]);
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Steer {
+                name: "a".into(),
+                text: "hi\nx".into()
+            }]
+        );
         assert_eq!(s.mode(), Mode::Roster);
         update(&mut s, key("s"));
         update(&mut s, key("esc"));
@@ -430,7 +567,10 @@ mod tests {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, key("p"));
         assert_eq!(engine_cmds(&fx), vec![Command::Pause { name: "a".into() }]);
-        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Paused))));
+        update(
+            &mut s,
+            Msg::Engine(Event::Agent(info("a", AgentState::Paused))),
+        );
         let fx = update(&mut s, key("p"));
         assert_eq!(engine_cmds(&fx), vec![Command::Resume { name: "a".into() }]);
     }
@@ -458,31 +598,61 @@ mod tests {
     fn remove_confirms_and_forces_only_when_work_would_be_lost() {
         let mut s = state_with(&[("a", AgentState::Idle)]);
         let fx = update(&mut s, key("D"));
-        assert_eq!(engine_cmds(&fx), vec![Command::CheckRemove { name: "a".into() }]);
-        let status = crate::git::worktree::WorktreeStatus { changed_files: 2, unmerged_commits: 0 };
-        update(&mut s, Msg::Engine(Event::RemoveCheck { name: "a".into(), status }));
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::CheckRemove { name: "a".into() }]
+        );
+        let status = crate::git::worktree::WorktreeStatus {
+            changed_files: 2,
+            unmerged_commits: 0,
+        };
+        update(
+            &mut s,
+            Msg::Engine(Event::RemoveCheck {
+                name: "a".into(),
+                status,
+            }),
+        );
         match &s.dialog {
             Some(Dialog::Confirm { lines, .. }) => assert!(lines[1].contains("2 changed file(s)")),
             _ => panic!("no confirmation"),
         }
         let fx = update(&mut s, key("y"));
-        assert_eq!(engine_cmds(&fx), vec![Command::Remove { name: "a".into(), force: true }]);
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Remove {
+                name: "a".into(),
+                force: true
+            }]
+        );
     }
 
     #[test]
     fn waiting_rings_the_bell_and_marks_attention() {
         let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Busy)]);
-        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Waiting))));
+        let fx = update(
+            &mut s,
+            Msg::Engine(Event::Agent(info("b", AgentState::Waiting))),
+        );
         assert!(fx.contains(&Effect::Bell));
         assert!(s.agents[1].attention);
         // Staying in waiting does not ring again.
-        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Waiting))));
+        let fx = update(
+            &mut s,
+            Msg::Engine(Event::Agent(info("b", AgentState::Waiting))),
+        );
         assert!(!fx.contains(&Effect::Bell));
         update(&mut s, key("j"));
         assert!(!s.agents[1].attention);
         s.bell_on_waiting = false;
-        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Idle))));
-        let fx = update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Waiting))));
+        update(
+            &mut s,
+            Msg::Engine(Event::Agent(info("a", AgentState::Idle))),
+        );
+        let fx = update(
+            &mut s,
+            Msg::Engine(Event::Agent(info("a", AgentState::Waiting))),
+        );
         assert!(!fx.contains(&Effect::Bell));
     }
 
@@ -500,18 +670,49 @@ mod tests {
     #[test]
     fn wheel_scrolls_history_or_forwards_when_attached() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
-        let fx = update(&mut s, Msg::Wheel { up: true, col: 5, row: 20 });
-        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 3 }]);
+        let fx = update(
+            &mut s,
+            Msg::Wheel {
+                up: true,
+                col: 5,
+                row: 20,
+            },
+        );
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Scroll {
+                name: "a".into(),
+                lines: 3
+            }]
+        );
         update(&mut s, key("enter"));
-        let fx = update(&mut s, Msg::Wheel { up: false, col: 5, row: 20 });
-        assert_eq!(engine_cmds(&fx), vec![Command::Wheel { name: "a".into(), up: false, col: 5, row: 17 }]);
+        let fx = update(
+            &mut s,
+            Msg::Wheel {
+                up: false,
+                col: 5,
+                row: 20,
+            },
+        );
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Wheel {
+                name: "a".into(),
+                up: false,
+                col: 5,
+                row: 17
+            }]
+        );
     }
 
     #[test]
     fn small_terminal_drops_the_well_and_stops_watching() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, Msg::Resize(60, 15));
-        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: None, .. }]));
+        assert!(matches!(
+            &engine_cmds(&fx)[..],
+            [Command::Watch { name: None, .. }]
+        ));
         update(&mut s, key("enter"));
         assert!(s.attached);
     }

@@ -71,7 +71,13 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [Mode::Roster, Mode::Attached, Mode::Steer, Mode::Confirm, Mode::Help];
+    pub const ALL: [Mode; 5] = [
+        Mode::Roster,
+        Mode::Attached,
+        Mode::Steer,
+        Mode::Confirm,
+        Mode::Help,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -102,19 +108,35 @@ pub struct Keymap {
 
 impl Keymap {
     pub fn action(&self, mode: Mode, key: Key) -> Option<Action> {
-        self.modes.get(&mode)?.iter().find(|b| b.key == key).map(|b| b.action)
+        self.modes
+            .get(&mode)?
+            .iter()
+            .find(|b| b.key == key)
+            .map(|b| b.action)
     }
 
     /// Bindings of a mode, in the order of `Action::ALL`, for help and hints.
     pub fn bindings(&self, mode: Mode) -> Vec<&Binding> {
-        let mut out: Vec<&Binding> = self.modes.get(&mode).map(|v| v.iter().collect()).unwrap_or_default();
-        out.sort_by_key(|b| (Action::ALL.iter().position(|a| *a == b.action), b.key.to_string().len()));
+        let mut out: Vec<&Binding> = self
+            .modes
+            .get(&mode)
+            .map(|v| v.iter().collect())
+            .unwrap_or_default();
+        out.sort_by_key(|b| {
+            (
+                Action::ALL.iter().position(|a| *a == b.action),
+                b.key.to_string().len(),
+            )
+        });
         out
     }
 
     /// The first key bound to an action in a mode, for hints.
     pub fn key_for(&self, mode: Mode, action: Action) -> Option<Key> {
-        self.bindings(mode).into_iter().find(|b| b.action == action).map(|b| b.key)
+        self.bindings(mode)
+            .into_iter()
+            .find(|b| b.action == action)
+            .map(|b| b.key)
     }
 
     fn bind(&mut self, mode: Mode, key: Key, binding: Option<(Action, String)>) {
@@ -142,11 +164,23 @@ impl Keymap {
             let at = mode_key.span().start;
             let Some(mode) = Mode::from_name(mode_key.get_ref()) else {
                 let known: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
-                warn(&mut warnings, at, format!("unknown mode `{}` (known: {})", mode_key.get_ref(), known.join(", ")));
+                warn(
+                    &mut warnings,
+                    at,
+                    format!(
+                        "unknown mode `{}` (known: {})",
+                        mode_key.get_ref(),
+                        known.join(", ")
+                    ),
+                );
                 continue;
             };
             let DeValue::Table(bindings) = mode_value.get_ref() else {
-                warn(&mut warnings, at, format!("mode `{}` must be a table of key = action", mode.name()));
+                warn(
+                    &mut warnings,
+                    at,
+                    format!("mode `{}` must be a table of key = action", mode.name()),
+                );
                 continue;
             };
             for (key_str, value) in bindings.iter() {
@@ -162,15 +196,21 @@ impl Keymap {
                     DeValue::String(s) => (s.to_string(), None, value.span().start),
                     DeValue::Table(t) => {
                         let get = |name: &str| {
-                            t.iter().find(|(k, _)| k.get_ref() == name).and_then(|(_, v)| match v.get_ref() {
-                                DeValue::String(s) => Some(s.to_string()),
-                                _ => None,
-                            })
+                            t.iter()
+                                .find(|(k, _)| k.get_ref() == name)
+                                .and_then(|(_, v)| match v.get_ref() {
+                                    DeValue::String(s) => Some(s.to_string()),
+                                    _ => None,
+                                })
                         };
                         match get("action") {
                             Some(a) => (a, get("desc"), value.span().start),
                             None => {
-                                warn(&mut warnings, key_at, format!("[{}] key `{key}`: needs `action`", mode.name()));
+                                warn(
+                                    &mut warnings,
+                                    key_at,
+                                    format!("[{}] key `{key}`: needs `action`", mode.name()),
+                                );
                                 continue;
                             }
                         }
@@ -179,7 +219,10 @@ impl Keymap {
                         warn(
                             &mut warnings,
                             value.span().start,
-                            format!("[{}] key `{key}`: expected an action name or a table", mode.name()),
+                            format!(
+                                "[{}] key `{key}`: expected an action name or a table",
+                                mode.name()
+                            ),
                         );
                         continue;
                     }
@@ -196,7 +239,10 @@ impl Keymap {
                     None => warn(
                         &mut warnings,
                         value_at,
-                        format!("[{}] key `{key}`: unknown action `{action_name}`", mode.name()),
+                        format!(
+                            "[{}] key `{key}`: unknown action `{action_name}`",
+                            mode.name()
+                        ),
                     ),
                 }
             }
@@ -265,13 +311,27 @@ mod tests {
         assert_eq!(km.action(Mode::Roster, k("j")), Some(Action::SelectPrev));
         assert_eq!(km.action(Mode::Roster, k("q")), None);
         assert_eq!(km.action(Mode::Roster, k("k")), Some(Action::SelectPrev));
-        let w = km.bindings(Mode::Roster).into_iter().find(|b| b.key == k("w")).cloned().unwrap();
+        let w = km
+            .bindings(Mode::Roster)
+            .into_iter()
+            .find(|b| b.key == k("w"))
+            .cloned()
+            .unwrap();
         assert_eq!(w.desc, "Whisper");
         let msgs: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
-        assert!(msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"), "{msgs:?}");
-        assert!(msgs[1].contains("user.toml:4:7") && msgs[1].contains("key `z`: unknown action `fly`"), "{msgs:?}");
-        assert!(msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"), "{msgs:?}");
+        assert!(
+            msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[1].contains("user.toml:4:7") && msgs[1].contains("key `z`: unknown action `fly`"),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"),
+            "{msgs:?}"
+        );
     }
 
     #[test]

@@ -20,7 +20,12 @@ pub struct UserConfig {
 
 impl Default for UserConfig {
     fn default() -> Self {
-        UserConfig { theme: None, bell: true, scrollback: 10_000, defaults: Defaults::default() }
+        UserConfig {
+            theme: None,
+            bell: true,
+            scrollback: 10_000,
+            defaults: Defaults::default(),
+        }
     }
 }
 
@@ -48,7 +53,11 @@ mod tests {
 
     #[test]
     fn parses_and_reports() {
-        let c = parse_user_config(Path::new("c.toml"), "bell = false\n[defaults]\nbase = 'main'\n").unwrap();
+        let c = parse_user_config(
+            Path::new("c.toml"),
+            "bell = false\n[defaults]\nbase = 'main'\n",
+        )
+        .unwrap();
         assert!(!c.bell);
         assert_eq!(c.scrollback, 10_000);
         assert_eq!(c.defaults.base.as_deref(), Some("main"));

@@ -23,9 +23,18 @@ fn think(label: &str, seconds: f64) {
     while start.elapsed() < total {
         let done = (start.elapsed().as_secs_f64() / seconds.max(0.001) * 20.0) as usize;
         let bar: String = (0..20)
-            .map(|j| if j < done { format!("\x1b[38;2;{};{};255m█", 80 + j * 8, 200 - j * 6) } else { "\x1b[2m░".into() })
+            .map(|j| {
+                if j < done {
+                    format!("\x1b[38;2;{};{};255m█", 80 + j * 8, 200 - j * 6)
+                } else {
+                    "\x1b[2m░".into()
+                }
+            })
             .collect();
-        out(&format!("\r\x1b[K\x1b[33m{}\x1b[0m {label} {bar}\x1b[0m", SPINNER[i % SPINNER.len()]));
+        out(&format!(
+            "\r\x1b[K\x1b[33m{}\x1b[0m {label} {bar}\x1b[0m",
+            SPINNER[i % SPINNER.len()]
+        ));
         i += 1;
         std::thread::sleep(Duration::from_millis(80));
     }
@@ -47,14 +56,22 @@ fn read_message(input: &mut impl BufRead) -> Option<String> {
             line.push_str(&more);
         }
     }
-    Some(line.replace("\x1b[200~", "").replace("\x1b[201~", "").trim_end_matches(['\r', '\n']).to_string())
+    Some(
+        line.replace("\x1b[200~", "")
+            .replace("\x1b[201~", "")
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+    )
 }
 
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -65,7 +82,11 @@ fn stream(lines_per_second: u32) -> Result<()> {
         let mut line = String::with_capacity(200);
         for w in 0..8u64 {
             let c = (n * 8 + w) % 216 + 16;
-            line.push_str(&format!("\x1b[38;5;{c}m\x1b[48;2;{};{};40mword{w:02}\x1b[0m ", (n * 7) % 256, (w * 30) % 256));
+            line.push_str(&format!(
+                "\x1b[38;5;{c}m\x1b[48;2;{};{};40mword{w:02}\x1b[0m ",
+                (n * 7) % 256,
+                (w * 30) % 256
+            ));
         }
         out(&format!("{line}{n}\r\n"));
         next += every;
@@ -105,10 +126,18 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
         out("\x1b[32m✔\x1b[0m read 2 files, found \x1b[1m1\x1b[0m thing to improve\r\n");
         think("writing a plan…", think_seconds);
         append(&file, &format!("plan by {name}\n- step 1\n- step 2\n"))?;
-        out(&format!("\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n", file.display()));
+        out(&format!(
+            "\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n",
+            file.display()
+        ));
         loop {
-            out(&format!("\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ", file.display()));
-            let Some(answer) = read_message(&mut input) else { return Ok(()) };
+            out(&format!(
+                "\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ",
+                file.display()
+            ));
+            let Some(answer) = read_message(&mut input) else {
+                return Ok(());
+            };
             match answer.trim() {
                 "y" | "Y" | "yes" => {
                     think("applying…", think_seconds / 2.0);
@@ -126,7 +155,9 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
     }
     loop {
         out("demo> ");
-        let Some(message) = read_message(&mut input) else { return Ok(()) };
+        let Some(message) = read_message(&mut input) else {
+            return Ok(());
+        };
         match message.trim() {
             "" => continue,
             "exit" | "quit" => return Ok(()),
@@ -147,7 +178,8 @@ mod tests {
 
     #[test]
     fn reads_lines_and_bracketed_pastes() {
-        let mut input = std::io::Cursor::new(b"one\r\n\x1b[200~two\nlines\x1b[201~\nthree".to_vec());
+        let mut input =
+            std::io::Cursor::new(b"one\r\n\x1b[200~two\nlines\x1b[201~\nthree".to_vec());
         assert_eq!(read_message(&mut input).as_deref(), Some("one"));
         assert_eq!(read_message(&mut input).as_deref(), Some("two\nlines"));
         assert_eq!(read_message(&mut input).as_deref(), Some("three"));

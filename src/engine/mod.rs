@@ -62,7 +62,11 @@ impl AgentState {
     pub fn is_running(self) -> bool {
         matches!(
             self,
-            AgentState::Starting | AgentState::Busy | AgentState::Idle | AgentState::Waiting | AgentState::Paused
+            AgentState::Starting
+                | AgentState::Busy
+                | AgentState::Idle
+                | AgentState::Waiting
+                | AgentState::Paused
         )
     }
 }
@@ -91,37 +95,95 @@ pub struct AgentInfo {
 pub enum Command {
     /// Start every agent of the crew that is not from an earlier session.
     StartCrew,
-    Start { name: String, resume: bool },
-    Stop { name: String },
-    Restart { name: String },
-    Pause { name: String },
-    Resume { name: String },
+    Start {
+        name: String,
+        resume: bool,
+    },
+    Stop {
+        name: String,
+    },
+    Restart {
+        name: String,
+    },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
     /// Ask what removing would lose; answered with `Event::RemoveCheck`.
-    CheckRemove { name: String },
-    Remove { name: String, force: bool },
-    Key { name: String, key: Key },
-    Paste { name: String, text: String },
+    CheckRemove {
+        name: String,
+    },
+    Remove {
+        name: String,
+        force: bool,
+    },
+    Key {
+        name: String,
+        key: Key,
+    },
+    Paste {
+        name: String,
+        text: String,
+    },
     /// A message typed in without attaching: pasted, then Enter after the preset's delay.
-    Steer { name: String, text: String },
+    Steer {
+        name: String,
+        text: String,
+    },
     /// The agent the UI shows and the size of its pane; None hides all.
-    Watch { name: Option<String>, rows: u16, cols: u16 },
-    Scroll { name: String, lines: i32 },
-    ScrollBottom { name: String },
-    Wheel { name: String, up: bool, col: u16, row: u16 },
-    Hook { name: String, event: String },
+    Watch {
+        name: Option<String>,
+        rows: u16,
+        cols: u16,
+    },
+    Scroll {
+        name: String,
+        lines: i32,
+    },
+    ScrollBottom {
+        name: String,
+    },
+    Wheel {
+        name: String,
+        up: bool,
+        col: u16,
+        row: u16,
+    },
+    Hook {
+        name: String,
+        event: String,
+    },
     Shutdown,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     Agent(AgentInfo),
-    Removed { name: String },
-    Screen { name: String, screen: Screen },
-    Bell { name: String },
-    Notification { name: String, text: String },
-    RemoveCheck { name: String, status: WorktreeStatus },
+    Removed {
+        name: String,
+    },
+    Screen {
+        name: String,
+        screen: Screen,
+    },
+    Bell {
+        name: String,
+    },
+    Notification {
+        name: String,
+        text: String,
+    },
+    RemoveCheck {
+        name: String,
+        status: WorktreeStatus,
+    },
     /// Something the operator should read (a refusal, a failure).
-    Message { text: String, error: bool },
+    Message {
+        text: String,
+        error: bool,
+    },
     ShutdownComplete,
 }
 

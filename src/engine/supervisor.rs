@@ -22,9 +22,22 @@ use crate::term::keys;
 
 pub enum EngineMsg {
     Command(Command),
-    Detected { name: String, generation: u64, state: AgentState, title: Option<String>, last_output_ms: Option<u64> },
-    Exited { name: String, generation: u64, exit: ExitInfo },
-    Diffstat { name: String, stat: diffstat::DiffStat },
+    Detected {
+        name: String,
+        generation: u64,
+        state: AgentState,
+        title: Option<String>,
+        last_output_ms: Option<u64>,
+    },
+    Exited {
+        name: String,
+        generation: u64,
+        exit: ExitInfo,
+    },
+    Diffstat {
+        name: String,
+        stat: diffstat::DiffStat,
+    },
 }
 
 /// Environment variables of the parent that would mislead an agent CLI about its terminal.
@@ -50,12 +63,16 @@ pub fn child_env(
     run_dir: &std::path::Path,
     port_base: u16,
 ) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> =
-        parent.filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_")).collect();
+    let mut env: BTreeMap<String, String> = parent
+        .filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_"))
+        .collect();
     env.insert("TERM".into(), "xterm-256color".into());
     env.insert("COLORTERM".into(), "truecolor".into());
     env.insert("MUSTER_AGENT".into(), spec.name.clone());
-    env.insert("MUSTER_RUN_DIR".into(), run_dir.to_string_lossy().into_owned());
+    env.insert(
+        "MUSTER_RUN_DIR".into(),
+        run_dir.to_string_lossy().into_owned(),
+    );
     env.insert("MUSTER_PORT_BASE".into(), port_base.to_string());
     env.insert("MUSTER_PORT_COUNT".into(), ports::BLOCK.to_string());
     for (k, v) in &spec.env {
@@ -65,15 +82,26 @@ pub fn child_env(
 }
 
 /// The command line of an agent, with `{muster}`, `{shell}` and `{prompt}` filled in.
-pub fn command_line(spec: &AgentSpec, muster_exe: &std::path::Path, resume: bool) -> (String, Vec<String>) {
+pub fn command_line(
+    spec: &AgentSpec,
+    muster_exe: &std::path::Path,
+    resume: bool,
+) -> (String, Vec<String>) {
     let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
-    let fill = |s: &str| s.replace("{muster}", &muster_exe.to_string_lossy()).replace("{shell}", &shell);
+    let fill = |s: &str| {
+        s.replace("{muster}", &muster_exe.to_string_lossy())
+            .replace("{shell}", &shell)
+    };
     let program = fill(&spec.command);
     let mut args: Vec<String> = spec.args.iter().map(|a| fill(a)).collect();
     if resume {
         args.extend(spec.resume_args.iter().map(|a| fill(a)));
     } else if let (Some(prompt), false) = (&spec.prompt, spec.prompt_args.is_empty()) {
-        args.extend(spec.prompt_args.iter().map(|a| fill(a).replace("{prompt}", prompt)));
+        args.extend(
+            spec.prompt_args
+                .iter()
+                .map(|a| fill(a).replace("{prompt}", prompt)),
+        );
     }
     (program, args)
 }
@@ -106,7 +134,11 @@ struct Supervisor {
 }
 
 /// Start the engine on its own thread.
-pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -> Result<EngineHandle> {
+pub fn start(
+    cfg: EngineConfig,
+    backend: Arc<dyn PtyBackend>,
+    sink: EventSink,
+) -> Result<EngineHandle> {
     let (tx, rx) = mpsc::channel();
     let run_dir = hooks::run_dir(&cfg.root);
     if let Err(e) = hooks::listen(&run_dir, tx.clone()) {
@@ -116,10 +148,16 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     let diff_tx = spawn_diff_worker(tx.clone());
     let (saved, load_error) = store::load(&cfg.root);
     if let Some(e) = load_error {
-        sink(Event::Message { text: format!("saved state unreadable: {e}"), error: true });
+        sink(Event::Message {
+            text: format!("saved state unreadable: {e}"),
+            error: true,
+        });
     }
     let presets = preset::builtin();
-    let rules = presets.iter().map(|(k, p)| (k.clone(), p.rules.clone())).collect();
+    let rules = presets
+        .iter()
+        .map(|(k, p)| (k.clone(), p.rules.clone()))
+        .collect();
     let mut sup = Supervisor {
         cfg,
         backend,
@@ -135,29 +173,34 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         shutting_down: false,
     };
     sup.load_slots(saved);
-    std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
+    std::thread::Builder::new()
+        .name("engine".into())
+        .spawn(move || sup.run(rx))
+        .context("starting the engine")?;
     Ok(EngineHandle { tx })
 }
 
 fn spawn_diff_worker(engine: Sender<EngineMsg>) -> Sender<(String, PathBuf, String)> {
     let (tx, rx) = mpsc::channel::<(String, PathBuf, String)>();
-    let _ = std::thread::Builder::new().name("diffstat".into()).spawn(move || {
-        while let Ok(first) = rx.recv() {
-            // Coalesce a burst of requests into one pass per agent.
-            let mut batch: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
-            batch.insert(first.0, (first.1, first.2));
-            while let Ok((n, p, b)) = rx.try_recv() {
-                batch.insert(n, (p, b));
-            }
-            for (name, (path, base)) in batch {
-                if let Ok(stat) = diffstat::diffstat(&path, &base) {
-                    if engine.send(EngineMsg::Diffstat { name, stat }).is_err() {
-                        return;
+    let _ = std::thread::Builder::new()
+        .name("diffstat".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                // Coalesce a burst of requests into one pass per agent.
+                let mut batch: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+                batch.insert(first.0, (first.1, first.2));
+                while let Ok((n, p, b)) = rx.try_recv() {
+                    batch.insert(n, (p, b));
+                }
+                for (name, (path, base)) in batch {
+                    if let Ok(stat) = diffstat::diffstat(&path, &base) {
+                        if engine.send(EngineMsg::Diffstat { name, stat }).is_err() {
+                            return;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
     tx
 }
 
@@ -187,13 +230,28 @@ impl Supervisor {
             name: spec.name.clone(),
             kind: spec.kind.clone(),
             branch: previous.map(|p| p.branch.clone()).unwrap_or_else(|| {
-                if spec.worktree { worktree::branch_name(&spec.name) } else { String::new() }
+                if spec.worktree {
+                    worktree::branch_name(&spec.name)
+                } else {
+                    String::new()
+                }
             }),
-            base: previous.map(|p| p.base.clone()).or_else(|| spec.base.clone()).unwrap_or_default(),
+            base: previous
+                .map(|p| p.base.clone())
+                .or_else(|| spec.base.clone())
+                .unwrap_or_default(),
             worktree: previous.map(|p| p.worktree.clone()).unwrap_or_else(|| {
-                if spec.worktree { worktree::worktree_path(root, &spec.name) } else { root.clone() }
+                if spec.worktree {
+                    worktree::worktree_path(root, &spec.name)
+                } else {
+                    root.clone()
+                }
             }),
-            state: if previous.is_some_and(|p| p.ran) { AgentState::Stopped } else { AgentState::Starting },
+            state: if previous.is_some_and(|p| p.ran) {
+                AgentState::Stopped
+            } else {
+                AgentState::Starting
+            },
             exit: previous.and_then(|p| p.exit),
             last_output_ms: None,
             title: None,
@@ -219,10 +277,18 @@ impl Supervisor {
         while let Ok(msg) = rx.recv() {
             match msg {
                 EngineMsg::Command(cmd) => self.command(cmd),
-                EngineMsg::Detected { name, generation, state, title, last_output_ms } => {
-                    self.detected(&name, generation, state, title, last_output_ms)
-                }
-                EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
+                EngineMsg::Detected {
+                    name,
+                    generation,
+                    state,
+                    title,
+                    last_output_ms,
+                } => self.detected(&name, generation, state, title, last_output_ms),
+                EngineMsg::Exited {
+                    name,
+                    generation,
+                    exit,
+                } => self.exited(&name, generation, exit),
                 EngineMsg::Diffstat { name, stat } => {
                     if let Some(slot) = self.slot_mut(&name) {
                         if slot.info.diffstat != stat {
@@ -233,7 +299,12 @@ impl Supervisor {
                     }
                 }
             }
-            if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
+            if self.shutting_down
+                && self
+                    .slots
+                    .iter()
+                    .all(|s| s.running.as_ref().is_none_or(|r| r.exited))
+            {
                 self.save();
                 (self.sink)(Event::ShutdownComplete);
                 return;
@@ -261,8 +332,12 @@ impl Supervisor {
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::StartCrew => {
-                let names: Vec<String> =
-                    self.slots.iter().filter(|s| !s.ran_before && s.running.is_none()).map(|s| s.spec.name.clone()).collect();
+                let names: Vec<String> = self
+                    .slots
+                    .iter()
+                    .filter(|s| !s.ran_before && s.running.is_none())
+                    .map(|s| s.spec.name.clone())
+                    .collect();
                 for name in names {
                     self.start(&name, false);
                 }
@@ -270,7 +345,9 @@ impl Supervisor {
             Command::Start { name, resume } => self.start(&name, resume),
             Command::Stop { name } => self.stop(&name, false),
             Command::Restart { name } => {
-                let running = self.slot_mut(&name).is_some_and(|s| s.running.as_ref().is_some_and(|r| !r.exited));
+                let running = self
+                    .slot_mut(&name)
+                    .is_some_and(|s| s.running.as_ref().is_some_and(|r| !r.exited));
                 if running {
                     self.stop(&name, true);
                 } else {
@@ -282,7 +359,8 @@ impl Supervisor {
             Command::CheckRemove { name } => {
                 if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) {
                     let status = if slot.spec.worktree {
-                        worktree::worktree_status(&self.cfg.root, &name, &slot.info.base).unwrap_or_default()
+                        worktree::worktree_status(&self.cfg.root, &name, &slot.info.base)
+                            .unwrap_or_default()
                     } else {
                         Default::default()
                     };
@@ -312,7 +390,14 @@ impl Supervisor {
                     r.write(&keys::encode_wheel(up, col, row, modes));
                 } else if modes.alt_screen {
                     // Full-screen programs without mouse reporting scroll with arrow keys, as in xterm.
-                    let key = crate::key::Key::new(if up { crate::key::KeyCode::Up } else { crate::key::KeyCode::Down }, 0);
+                    let key = crate::key::Key::new(
+                        if up {
+                            crate::key::KeyCode::Up
+                        } else {
+                            crate::key::KeyCode::Down
+                        },
+                        0,
+                    );
                     r.write(&keys::encode_key(key, modes).repeat(3));
                 } else {
                     let _ = r.term.send(TermMsg::Scroll(if up { 3 } else { -3 }));
@@ -336,7 +421,11 @@ impl Supervisor {
     }
 
     fn with_running(&mut self, name: &str, f: impl FnOnce(&Running)) {
-        if let Some(r) = self.slot_mut(name).and_then(|s| s.running.as_ref()).filter(|r| !r.exited) {
+        if let Some(r) = self
+            .slot_mut(name)
+            .and_then(|s| s.running.as_ref())
+            .filter(|r| !r.exited)
+        {
             f(r);
         }
     }
@@ -345,7 +434,9 @@ impl Supervisor {
         if self.shutting_down {
             return;
         }
-        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
+            return;
+        };
         if self.slots[idx].running.as_ref().is_some_and(|r| !r.exited) {
             return;
         }
@@ -369,10 +460,21 @@ impl Supervisor {
             let wt = worktree::ensure_worktree(&root, &spec.name, spec.base.as_deref())?;
             (wt.path, wt.branch, wt.base)
         } else {
-            (root.clone(), String::new(), spec.base.clone().unwrap_or(worktree::current_branch(&root)?))
+            (
+                root.clone(),
+                String::new(),
+                spec.base
+                    .clone()
+                    .unwrap_or(worktree::current_branch(&root)?),
+            )
         };
-        let taken: Vec<u16> =
-            self.slots.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, s)| s.info.port_base).collect();
+        let taken: Vec<u16> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != idx)
+            .map(|(_, s)| s.info.port_base)
+            .collect();
         let port_base = match self.slots[idx].info.port_base {
             0 => ports::port_base(&spec.name, &taken),
             p => p,
@@ -382,7 +484,10 @@ impl Supervisor {
             std::fs::create_dir_all(&muster_dir)?;
             std::fs::write(
                 muster_dir.join("ports.env"),
-                format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK),
+                format!(
+                    "MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n",
+                    ports::BLOCK
+                ),
             )?;
         }
         if spec.hooks.as_deref() == Some("claude") {
@@ -391,7 +496,14 @@ impl Supervisor {
         let (program, args) = command_line(&spec, &self.cfg.muster_exe, resume);
         let env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
         self.generation += 1;
-        let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
+        let spawn_spec = SpawnSpec {
+            program,
+            args,
+            cwd: cwd.clone(),
+            env,
+            rows: self.size.0,
+            cols: self.size.1,
+        };
         let running = agent::spawn(
             self.backend.as_ref(),
             SpawnArgs {
@@ -425,7 +537,9 @@ impl Supervisor {
 
     fn stop(&mut self, name: &str, restart: bool) {
         let grace = self.cfg.stop_grace;
-        let Some(slot) = self.slot_mut(name) else { return };
+        let Some(slot) = self.slot_mut(name) else {
+            return;
+        };
         let Some(running) = slot.running.as_mut().filter(|r| !r.exited) else {
             if restart {
                 self.start(name, true);
@@ -438,36 +552,59 @@ impl Supervisor {
         // After the grace period a child that ignored SIGTERM is killed.
         if let Some(exit_rx) = running.exit_signal.take() {
             let control = running.control.clone();
-            let _ = std::thread::Builder::new().name("stop-grace".into()).spawn(move || {
-                if exit_rx.recv_timeout(grace).is_err() {
-                    let _ = signals::kill(control.as_ref());
-                }
-            });
+            let _ = std::thread::Builder::new()
+                .name("stop-grace".into())
+                .spawn(move || {
+                    if exit_rx.recv_timeout(grace).is_err() {
+                        let _ = signals::kill(control.as_ref());
+                    }
+                });
         }
     }
 
     fn pause(&mut self, name: &str, pause: bool) {
-        let Some(slot) = self.slot_mut(name) else { return };
-        let Some(running) = slot.running.as_ref().filter(|r| !r.exited) else { return };
-        let result = if pause { signals::pause(running.control.as_ref()) } else { signals::resume(running.control.as_ref()) };
+        let Some(slot) = self.slot_mut(name) else {
+            return;
+        };
+        let Some(running) = slot.running.as_ref().filter(|r| !r.exited) else {
+            return;
+        };
+        let result = if pause {
+            signals::pause(running.control.as_ref())
+        } else {
+            signals::resume(running.control.as_ref())
+        };
         match result {
             Ok(()) => {
                 slot.paused = pause;
-                slot.info.state = if pause { AgentState::Paused } else { AgentState::Busy };
+                slot.info.state = if pause {
+                    AgentState::Paused
+                } else {
+                    AgentState::Busy
+                };
                 self.emit(name);
             }
-            Err(e) => self.message(format!("{name}: could not {} it: {e}", if pause { "pause" } else { "resume" }), true),
+            Err(e) => self.message(
+                format!(
+                    "{name}: could not {} it: {e}",
+                    if pause { "pause" } else { "resume" }
+                ),
+                true,
+            ),
         }
     }
 
     fn remove(&mut self, name: &str, force: bool) {
-        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
+            return;
+        };
         if let Some(r) = self.slots[idx].running.as_ref().filter(|r| !r.exited) {
             let _ = signals::kill(r.control.as_ref());
         }
         let slot = &self.slots[idx];
         if slot.spec.worktree {
-            if let Err(e) = worktree::remove_worktree(&self.cfg.root, name, &slot.info.base, force) {
+            if let Err(e) = worktree::remove_worktree(&self.cfg.root, name, &slot.info.base, force)
+            {
                 self.message(format!("{name}: {e:#}"), true);
                 return;
             }
@@ -476,13 +613,17 @@ impl Supervisor {
         if self.watch.as_deref() == Some(name) {
             self.watch = None;
         }
-        (self.sink)(Event::Removed { name: name.to_string() });
+        (self.sink)(Event::Removed {
+            name: name.to_string(),
+        });
         self.message(format!("removed {name}"), false);
         self.save();
     }
 
     fn steer(&mut self, name: &str, text: String) {
-        let Some(slot) = self.slot_mut(name) else { return };
+        let Some(slot) = self.slot_mut(name) else {
+            return;
+        };
         let delay = Duration::from_millis(slot.spec.enter_delay_ms);
         let Some(r) = slot.running.as_ref().filter(|r| !r.exited) else {
             self.message(format!("{name} is not running: message not sent"), true);
@@ -492,19 +633,22 @@ impl Supervisor {
         let modes = r.modes.clone();
         let _ = r.term.send(TermMsg::ScrollBottom);
         // Some CLIs drop an Enter that follows a paste too closely: the preset's delay goes between them.
-        let _ = std::thread::Builder::new().name("steer".into()).spawn(move || {
-            let m = modes.lock().map(|m| *m).unwrap_or_default();
-            let paste = keys::encode_paste(&text, m);
-            if let Ok(mut w) = writer.lock() {
-                let _ = w.write_all(&paste).and_then(|_| w.flush());
-            }
-            std::thread::sleep(delay);
-            let m = modes.lock().map(|m| *m).unwrap_or_default();
-            let enter = keys::encode_key(crate::key::Key::new(crate::key::KeyCode::Enter, 0), m);
-            if let Ok(mut w) = writer.lock() {
-                let _ = w.write_all(&enter).and_then(|_| w.flush());
-            }
-        });
+        let _ = std::thread::Builder::new()
+            .name("steer".into())
+            .spawn(move || {
+                let m = modes.lock().map(|m| *m).unwrap_or_default();
+                let paste = keys::encode_paste(&text, m);
+                if let Ok(mut w) = writer.lock() {
+                    let _ = w.write_all(&paste).and_then(|_| w.flush());
+                }
+                std::thread::sleep(delay);
+                let m = modes.lock().map(|m| *m).unwrap_or_default();
+                let enter =
+                    keys::encode_key(crate::key::Key::new(crate::key::KeyCode::Enter, 0), m);
+                if let Ok(mut w) = writer.lock() {
+                    let _ = w.write_all(&enter).and_then(|_| w.flush());
+                }
+            });
     }
 
     fn watch(&mut self, name: Option<String>, rows: u16, cols: u16) {
@@ -514,7 +658,9 @@ impl Supervisor {
         self.size = (rows, cols);
         let previous = std::mem::replace(&mut self.watch, name.clone());
         for slot in &self.slots {
-            let Some(r) = slot.running.as_ref() else { continue };
+            let Some(r) = slot.running.as_ref() else {
+                continue;
+            };
             let me = Some(&slot.spec.name);
             if resized {
                 // Every agent gets the pane's size, so switching between them never reflows.
@@ -540,8 +686,14 @@ impl Supervisor {
         title: Option<String>,
         last_output_ms: Option<u64>,
     ) {
-        let Some(slot) = self.slot_mut(name) else { return };
-        if slot.running.as_ref().is_none_or(|r| r.generation != generation || r.exited) {
+        let Some(slot) = self.slot_mut(name) else {
+            return;
+        };
+        if slot
+            .running
+            .as_ref()
+            .is_none_or(|r| r.generation != generation || r.exited)
+        {
             return;
         }
         let before = slot.info.clone();
@@ -570,21 +722,38 @@ impl Supervisor {
 
     fn request_diffstat(&mut self, name: &str, force: bool) {
         let diff_tx = self.diff_tx.clone();
-        let Some(slot) = self.slot_mut(name) else { return };
-        let due = force || slot.last_diff_request.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+        let Some(slot) = self.slot_mut(name) else {
+            return;
+        };
+        let due = force
+            || slot
+                .last_diff_request
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
         if due && !slot.info.base.is_empty() {
             slot.last_diff_request = Some(Instant::now());
-            let _ = diff_tx.send((name.to_string(), slot.info.worktree.clone(), slot.info.base.clone()));
+            let _ = diff_tx.send((
+                name.to_string(),
+                slot.info.worktree.clone(),
+                slot.info.base.clone(),
+            ));
         }
     }
 
     fn exited(&mut self, name: &str, generation: u64, exit: ExitInfo) {
-        let Some(slot) = self.slot_mut(name) else { return };
-        let Some(r) = slot.running.as_mut().filter(|r| r.generation == generation) else { return };
+        let Some(slot) = self.slot_mut(name) else {
+            return;
+        };
+        let Some(r) = slot.running.as_mut().filter(|r| r.generation == generation) else {
+            return;
+        };
         r.exited = true;
         slot.info.exit = Some(exit);
         slot.info.pid = None;
-        slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
+        slot.info.state = if slot.stopping {
+            AgentState::Stopped
+        } else {
+            AgentState::Exited
+        };
         slot.paused = false;
         let restart = std::mem::take(&mut slot.restart_after_exit);
         self.emit(name);
@@ -643,7 +812,12 @@ mod tests {
             ("TERM".to_string(), "screen".to_string()),
             ("MUSTER_AGENT".to_string(), "outer".to_string()),
         ];
-        let env = child_env(parent.into_iter(), &spec(), std::path::Path::new("/run/m"), 20040);
+        let env = child_env(
+            parent.into_iter(),
+            &spec(),
+            std::path::Path::new("/run/m"),
+            20040,
+        );
         let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PATH"), Some("/bin"));
         assert_eq!(get("TMUX"), None);
@@ -660,12 +834,21 @@ mod tests {
     fn command_line_fills_prompt_and_resume() {
         let s = spec();
         let exe = std::path::Path::new("/bin/muster");
-        assert_eq!(command_line(&s, exe, false), ("claude".to_string(), vec!["fix it".to_string()]));
-        assert_eq!(command_line(&s, exe, true), ("claude".to_string(), vec!["--continue".to_string()]));
+        assert_eq!(
+            command_line(&s, exe, false),
+            ("claude".to_string(), vec!["fix it".to_string()])
+        );
+        assert_eq!(
+            command_line(&s, exe, true),
+            ("claude".to_string(), vec!["--continue".to_string()])
+        );
         let mut demo = s.clone();
         demo.command = "{muster}".into();
         demo.args = vec!["demo-agent".into()];
         demo.prompt_args = vec![];
-        assert_eq!(command_line(&demo, exe, false), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
+        assert_eq!(
+            command_line(&demo, exe, false),
+            ("/bin/muster".to_string(), vec!["demo-agent".to_string()])
+        );
     }
 }

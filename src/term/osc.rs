@@ -77,7 +77,11 @@ fn notification(osc: &str) -> Option<String> {
             (parts.next() == Some("notify")).then(|| {
                 let title = parts.next().unwrap_or("");
                 let body = parts.next().unwrap_or("");
-                if body.is_empty() { title.to_string() } else { format!("{title}: {body}") }
+                if body.is_empty() {
+                    title.to_string()
+                } else {
+                    format!("{title}: {body}")
+                }
             })
         }
         _ => None,

@@ -43,7 +43,12 @@ pub struct ScreenCell {
 
 impl Default for ScreenCell {
     fn default() -> Self {
-        ScreenCell { text: " ".into(), fg: CellColor::Default, bg: CellColor::Default, flags: CellFlags::default() }
+        ScreenCell {
+            text: " ".into(),
+            fg: CellColor::Default,
+            bg: CellColor::Default,
+            flags: CellFlags::default(),
+        }
     }
 }
 
@@ -76,7 +81,8 @@ impl Screen {
         if row >= self.rows || col >= self.cols {
             return None;
         }
-        self.cells.get(row as usize * self.cols as usize + col as usize)
+        self.cells
+            .get(row as usize * self.cols as usize + col as usize)
     }
 
     /// The text of one row, trailing blanks trimmed.

@@ -12,7 +12,12 @@ use crate::config::keymap::Mode;
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn block<'a>(state: &State, title: String) -> Block<'a> {
@@ -29,10 +34,16 @@ pub fn help(state: &State, frame: &mut Frame, area: Rect) {
         if bindings.is_empty() {
             continue;
         }
-        lines.push(Line::from(Span::styled(format!("{}", mode.name()), state.theme.style("ui.help.section"))));
+        lines.push(Line::from(Span::styled(
+            mode.name().to_string(),
+            state.theme.style("ui.help.section"),
+        )));
         for b in bindings {
             lines.push(Line::from(vec![
-                Span::styled(format!("  {:<12}", b.key.to_string()), state.theme.style("ui.help.key")),
+                Span::styled(
+                    format!("  {:<12}", b.key.to_string()),
+                    state.theme.style("ui.help.key"),
+                ),
                 Span::raw(b.desc.clone()),
             ]));
         }
@@ -54,11 +65,17 @@ pub fn confirm(state: &State, frame: &mut Frame, area: Rect, title: &str, body: 
     ]));
     let width = 70.min(area.width);
     let inner = width.saturating_sub(2).max(1) as usize;
-    let height: usize = body.iter().map(|l| l.chars().count().div_ceil(inner).max(1)).sum::<usize>() + 4;
+    let height: usize = body
+        .iter()
+        .map(|l| l.chars().count().div_ceil(inner).max(1))
+        .sum::<usize>()
+        + 4;
     let rect = centered(area, width, height as u16);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(state, format!(" {title} "))),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(state, format!(" {title} "))),
         rect,
     );
 }
@@ -66,10 +83,18 @@ pub fn confirm(state: &State, frame: &mut Frame, area: Rect, title: &str, body: 
 pub fn steer(state: &State, frame: &mut Frame, area: Rect, name: &str, editor: &TextArea<'static>) {
     let rows = (editor.lines().len() as u16 + 2).clamp(3, 10);
     let width = area.width.saturating_sub(4).min(100);
-    let rect = Rect::new(area.x + (area.width - width) / 2, area.height.saturating_sub(rows + 2), width, rows);
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.height.saturating_sub(rows + 2),
+        width,
+        rows,
+    );
     frame.render_widget(Clear, rect);
     let mut editor = editor.clone();
-    editor.set_block(block(state, format!(" steer {name} · enter sends · C-j new line · esc cancels ")));
+    editor.set_block(block(
+        state,
+        format!(" steer {name} · enter sends · C-j new line · esc cancels "),
+    ));
     editor.set_style(state.theme.style("ui.dialog"));
     frame.render_widget(&editor, rect);
 }

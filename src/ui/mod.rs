@@ -17,9 +17,18 @@ use crate::engine::AgentState;
 
 pub fn render(state: &State, frame: &mut Frame) {
     let area = frame.area();
-    let a = layout::areas(area.width, area.height, state.agents.len(), state.well_open, state.attached);
+    let a = layout::areas(
+        area.width,
+        area.height,
+        state.agents.len(),
+        state.well_open,
+        state.attached,
+    );
     if let Some(line) = a.summary {
-        frame.render_widget(Paragraph::new(summary(state)).style(state.theme.style("ui.header")), line);
+        frame.render_widget(
+            Paragraph::new(summary(state)).style(state.theme.style("ui.header")),
+            line,
+        );
         return;
     }
     header(state, frame, a.header);
@@ -30,7 +39,9 @@ pub fn render(state: &State, frame: &mut Frame) {
     status::render(state, frame, a.status);
     match &state.dialog {
         Some(Dialog::Help) => dialog::help(state, frame, area),
-        Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
+        Some(Dialog::Confirm { title, lines, .. }) => {
+            dialog::confirm(state, frame, area, title, lines)
+        }
         Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
         None => {}
     }
@@ -55,7 +66,11 @@ pub fn counts(state: &State) -> String {
             n => Some(format!("{n} {}", s.label())),
         })
         .collect();
-    if parts.is_empty() { "no agents".into() } else { parts.join(" · ") }
+    if parts.is_empty() {
+        "no agents".into()
+    } else {
+        parts.join(" · ")
+    }
 }
 
 fn summary(state: &State) -> String {
@@ -66,10 +81,25 @@ fn header(state: &State, frame: &mut Frame, area: Rect) {
     let style = state.theme.style("ui.header");
     let right = format!(" {} ", counts(state));
     let width = area.width as usize;
-    let full = format!(" muster · repo: {} · {} agent(s) ", state.repo, state.agents.len());
-    let fits = unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
-    let left = if fits { full } else { format!(" muster · {} ", state.repo) };
-    let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count());
-    let line = Line::from(vec![Span::raw(left), Span::raw(" ".repeat(fill)), Span::raw(right)]);
+    let full = format!(
+        " muster · repo: {} · {} agent(s) ",
+        state.repo,
+        state.agents.len()
+    );
+    let fits =
+        unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
+    let left = if fits {
+        full
+    } else {
+        format!(" muster · {} ", state.repo)
+    };
+    let fill = width.saturating_sub(
+        unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count(),
+    );
+    let line = Line::from(vec![
+        Span::raw(left),
+        Span::raw(" ".repeat(fill)),
+        Span::raw(right),
+    ]);
     frame.render_widget(Paragraph::new(line).style(style), area);
 }

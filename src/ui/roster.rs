@@ -11,7 +11,9 @@ use crate::engine::AgentState;
 
 /// "2s", "3m", "1h", "4d": how long since the agent last printed anything.
 pub fn age(now_ms: u64, then_ms: Option<u64>) -> String {
-    let Some(then) = then_ms else { return "-".into() };
+    let Some(then) = then_ms else {
+        return "-".into();
+    };
     let s = now_ms.saturating_sub(then) / 1000;
     match s {
         0..=59 => format!("{s}s"),
@@ -38,7 +40,11 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     let theme = &state.theme;
     let info = &agent.info;
     let st = theme.style(&state_scope(info.state));
-    let base = if selected { theme.style("roster.selected") } else { theme.style("roster") };
+    let base = if selected {
+        theme.style("roster.selected")
+    } else {
+        theme.style("roster")
+    };
     let with = |s: Style| base.patch(s);
     let wide = width >= 100;
     let medium = width >= 70;
@@ -46,43 +52,82 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     let mut spans = vec![
         Span::styled(marker, with(theme.style("roster.attention"))),
         Span::styled(format!("{} ", info.state.glyph()), with(st)),
-        Span::styled(pad(&info.name, 14), with(if agent.attention { theme.style("roster.attention") } else { Style::default() })),
+        Span::styled(
+            pad(&info.name, 14),
+            with(if agent.attention {
+                theme.style("roster.attention")
+            } else {
+                Style::default()
+            }),
+        ),
     ];
     if medium {
-        spans.push(Span::styled(pad(&info.kind, 9), with(theme.style("roster.kind"))));
+        spans.push(Span::styled(
+            pad(&info.kind, 9),
+            with(theme.style("roster.kind")),
+        ));
     }
     if wide {
-        spans.push(Span::styled(pad(&info.branch, 20), with(theme.style("roster.branch"))));
+        spans.push(Span::styled(
+            pad(&info.branch, 20),
+            with(theme.style("roster.branch")),
+        ));
     }
     if medium {
         let d = info.diffstat;
         let added = format!("+{}", d.added);
         let removed = format!("−{}", d.removed);
-        spans.push(Span::styled(added.clone(), with(theme.style("roster.added"))));
+        spans.push(Span::styled(
+            added.clone(),
+            with(theme.style("roster.added")),
+        ));
         spans.push(Span::styled(" ", base));
-        spans.push(Span::styled(removed.clone(), with(theme.style("roster.removed"))));
+        spans.push(Span::styled(
+            removed.clone(),
+            with(theme.style("roster.removed")),
+        ));
         let used = added.chars().count() + 1 + removed.chars().count();
-        spans.push(Span::styled(" ".repeat(12usize.saturating_sub(used).max(1)), base));
+        spans.push(Span::styled(
+            " ".repeat(12usize.saturating_sub(used).max(1)),
+            base,
+        ));
     }
     let word = match (info.state, info.exit) {
-        (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => format!("{} ({exit})", info.state.label()),
+        (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => {
+            format!("{} ({exit})", info.state.label())
+        }
         (s, _) => s.label().to_string(),
     };
-    spans.push(Span::styled(pad(&word, if medium { 19 } else { 9 }), with(st)));
+    spans.push(Span::styled(
+        pad(&word, if medium { 19 } else { 9 }),
+        with(st),
+    ));
     spans.push(Span::styled(" ", base));
-    spans.push(Span::styled(pad(&age(state.now_ms, info.last_output_ms), 5), with(theme.style("roster.age"))));
+    spans.push(Span::styled(
+        pad(&age(state.now_ms, info.last_output_ms), 5),
+        with(theme.style("roster.age")),
+    ));
     let note = if let Some(err) = &info.error {
         Some((format!("✗ {err}"), "ui.error"))
     } else if agent.attention && info.state == AgentState::Waiting {
         Some(("⚑ needs you".to_string(), "roster.attention"))
     } else {
-        info.title.as_ref().filter(|_| medium).map(|t| (t.clone(), "roster.kind"))
+        info.title
+            .as_ref()
+            .filter(|_| medium)
+            .map(|t| (t.clone(), "roster.kind"))
     };
     if let Some((text, scope)) = note {
         spans.push(Span::styled(text, with(theme.style(scope))));
     }
-    let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
-    spans.push(Span::styled(" ".repeat((width as usize).saturating_sub(used)), base));
+    let used: usize = spans
+        .iter()
+        .map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref()))
+        .sum();
+    spans.push(Span::styled(
+        " ".repeat((width as usize).saturating_sub(used)),
+        base,
+    ));
     Line::from(spans)
 }
 
@@ -91,8 +136,12 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         return;
     }
     if state.agents.is_empty() {
-        let msg = " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one).";
-        frame.render_widget(Paragraph::new(msg).style(state.theme.style("roster.kind")), area);
+        let msg =
+            " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one).";
+        frame.render_widget(
+            Paragraph::new(msg).style(state.theme.style("roster.kind")),
+            area,
+        );
         return;
     }
     // Keep the selection in view when there are more agents than lines.

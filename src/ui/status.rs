@@ -30,7 +30,11 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let theme = &state.theme;
     let bar = theme.style("ui.status");
     if let Some((text, error)) = &state.status {
-        let style = bar.patch(if *error { theme.style("ui.error") } else { theme.style("ui.status.message") });
+        let style = bar.patch(if *error {
+            theme.style("ui.error")
+        } else {
+            theme.style("ui.status.message")
+        });
         frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
         return;
     }
@@ -38,7 +42,11 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let hints: Vec<(Action, &str)> = match mode {
         Mode::Roster => ROSTER_HINTS.to_vec(),
         Mode::Attached => vec![(Action::Detach, "detach (every other key goes to the agent)")],
-        Mode::Steer => vec![(Action::Send, "send"), (Action::Newline, "new line"), (Action::Cancel, "cancel")],
+        Mode::Steer => vec![
+            (Action::Send, "send"),
+            (Action::Newline, "new line"),
+            (Action::Cancel, "cancel"),
+        ],
         Mode::Confirm => vec![(Action::Confirm, "yes"), (Action::Cancel, "no")],
         Mode::Help => vec![(Action::Close, "close")],
     };

@@ -50,7 +50,9 @@ pub fn draw(screen: &Screen, area: Rect, buf: &mut Buffer, mode: ColorMode) {
     for y in 0..area.height {
         for x in 0..area.width {
             let pos = (area.x + x, area.y + y);
-            let Some(target) = buf.cell_mut(pos) else { continue };
+            let Some(target) = buf.cell_mut(pos) else {
+                continue;
+            };
             match screen.cell(y, x) {
                 Some(cell) if cell.flags.has(CellFlags::SPACER) => {
                     // Drawn by the wide character on its left; ratatui skips it when diffing.

@@ -13,7 +13,11 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         frame.render_widget(Paragraph::new("").style(theme.style("ui.border")), bar);
         return;
     };
-    let border = if state.attached { theme.style("ui.border.attached") } else { theme.style("ui.border") };
+    let border = if state.attached {
+        theme.style("ui.border.attached")
+    } else {
+        theme.style("ui.border")
+    };
     let info = &agent.info;
     let mut spans = vec![
         Span::styled("─ ", border),
@@ -25,24 +29,42 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
     if state.attached {
         let detach = state
             .keymap
-            .key_for(crate::config::keymap::Mode::Attached, crate::config::keymap::Action::Detach)
+            .key_for(
+                crate::config::keymap::Mode::Attached,
+                crate::config::keymap::Action::Detach,
+            )
             .map(|k| k.to_string())
             .unwrap_or_default();
-        spans.push(Span::styled(format!(" ATTACHED · {detach} detaches "), border));
+        spans.push(Span::styled(
+            format!(" ATTACHED · {detach} detaches "),
+            border,
+        ));
     }
     if let Some(screen) = &agent.screen {
         if screen.scrolled_back > 0 {
             spans.push(Span::styled(
-                format!(" ↑ {} of {} lines back ", screen.scrolled_back, screen.history),
+                format!(
+                    " ↑ {} of {} lines back ",
+                    screen.scrolled_back, screen.history
+                ),
                 theme.style("ui.scrolled"),
             ));
         }
     }
     if let Some(exit) = info.exit {
-        spans.push(Span::styled(format!(" {} ", exit), theme.style("state.exited")));
+        spans.push(Span::styled(
+            format!(" {} ", exit),
+            theme.style("state.exited"),
+        ));
     }
-    let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
-    spans.push(Span::styled("─".repeat((bar.width as usize).saturating_sub(used)), border));
+    let used: usize = spans
+        .iter()
+        .map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref()))
+        .sum();
+    spans.push(Span::styled(
+        "─".repeat((bar.width as usize).saturating_sub(used)),
+        border,
+    ));
     frame.render_widget(Paragraph::new(Line::from(spans)), bar);
 
     match &agent.screen {
@@ -59,7 +81,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         None => {
             let msg = match info.state {
                 s if s.is_running() => "waiting for output…".to_string(),
-                _ => format!("{} is not running — R restarts it with its resume arguments", info.name),
+                _ => format!(
+                    "{} is not running — R restarts it with its resume arguments",
+                    info.name
+                ),
             };
             frame.render_widget(Paragraph::new(msg).style(theme.style("roster.kind")), term);
         }

@@ -30,7 +30,13 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let root = muster::demo::create_repo(dir.path(), 1).unwrap();
         std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
-        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
+        let crew = parse_crew(
+            Path::new("crew.toml"),
+            crew,
+            &preset::builtin(),
+            &Default::default(),
+        )
+        .unwrap();
         let (sink, events) = engine::channel_sink();
         let cfg = EngineConfig {
             root: root.clone(),
@@ -40,9 +46,20 @@ impl Rig {
             stop_grace: Duration::from_secs(2),
         };
         let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
-        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80 });
+        engine.send(Command::Watch {
+            name: Some(watch.into()),
+            rows: 24,
+            cols: 80,
+        });
         engine.send(Command::StartCrew);
-        Rig { root, engine, events, agents: Default::default(), screens: Default::default(), _dir: dir }
+        Rig {
+            root,
+            engine,
+            events,
+            agents: Default::default(),
+            screens: Default::default(),
+            _dir: dir,
+        }
     }
 
     fn absorb(&mut self, e: Event) {
@@ -66,24 +83,28 @@ impl Rig {
                 Ok(e) => self.absorb(e),
                 Err(_) => panic!(
                     "timed out waiting for {what}; agents: {:?}; screens: {:#?}",
-                    self.agents.values().map(|a| (&a.name, a.state, a.exit)).collect::<Vec<_>>(),
-                    self.screens.iter().map(|(n, s)| (n, s.text())).collect::<Vec<_>>()
+                    self.agents
+                        .values()
+                        .map(|a| (&a.name, a.state, a.exit))
+                        .collect::<Vec<_>>(),
+                    self.screens
+                        .iter()
+                        .map(|(n, s)| (n, s.text()))
+                        .collect::<Vec<_>>()
                 ),
             }
         }
     }
 
     pub fn screen_text(&self, name: &str) -> String {
-        self.screens.get(name).map(|s| s.text().join("\n")).unwrap_or_default()
+        self.screens
+            .get(name)
+            .map(|s| s.text().join("\n"))
+            .unwrap_or_default()
     }
 
     pub fn state(&self, name: &str) -> Option<engine::AgentState> {
         self.agents.get(name).map(|a| a.state)
-    }
-
-    pub fn shutdown(mut self) {
-        self.engine.send(Command::Shutdown);
-        self.wait_for("shutdown", |_| false || false);
     }
 }
 
@@ -92,7 +113,10 @@ impl Drop for Rig {
         self.engine.send(Command::Shutdown);
         let end = Instant::now() + DEADLINE;
         while Instant::now() < end {
-            match self.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            match self
+                .events
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
                 Ok(Event::ShutdownComplete) | Err(_) => break,
                 Ok(_) => {}
             }

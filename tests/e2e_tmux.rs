@@ -1,0 +1,253 @@
+//! End to end: the real `muster demo` binary in tmux (private socket), driven with send-keys and read with
+//! capture-pane, polling with deadlines.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(40);
+
+struct Tmux {
+    socket: String,
+    dir: tempfile::TempDir,
+}
+
+impl Tmux {
+    fn start(width: u16, height: u16, args: &str) -> Tmux {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = format!(
+            "muster-e2e-{}-{}",
+            std::process::id(),
+            dir.path().file_name().unwrap().to_string_lossy()
+        );
+        let exe = env!("CARGO_BIN_EXE_muster");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        // Everything the run writes (demo repo, logs, config) stays in the temp dir.
+        let script = format!(
+            "cd '{d}' && env HOME='{home}' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' \
+             TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; sleep 600",
+            d = dir.path().display(),
+            home = home.display(),
+        );
+        let t = Tmux { socket, dir };
+        t.tmux(&[
+            "new-session",
+            "-d",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "sh",
+            "-c",
+            &script,
+        ]);
+        t
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "0"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    fn text(&self, text: &str) {
+        self.tmux(&["send-keys", "-t", "0", "-l", text]);
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "0"])
+    }
+
+    fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let s = self.screen();
+            if done(&s) {
+                return s;
+            }
+            if Instant::now() > end {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn demo_repo(&self) -> PathBuf {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("muster-demo-"))
+            })
+            .expect("demo repository created")
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-server"]);
+    }
+}
+
+/// Processes whose working directory is inside `dir`.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
+            if cwd.starts_with(dir) {
+                let cmd = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+                out.push(format!(
+                    "{} {}",
+                    entry.file_name().to_string_lossy(),
+                    cmd.replace('\0', " ")
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The roster line of an agent: marker, glyph, space, then the name.
+fn roster_line(screen: &str, name: &str) -> String {
+    screen
+        .lines()
+        .find(|l| {
+            l.chars()
+                .skip(3)
+                .collect::<String>()
+                .starts_with(&format!("{name} "))
+        })
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn demo_workbench_from_the_keyboard() {
+    let t = Tmux::start(120, 40, "demo");
+    // The roster appears with three agents, and the well shows the selected agent's terminal.
+    let s = t.wait_for("roster and question", |s| {
+        ["planner", "api", "docs"]
+            .iter()
+            .all(|n| roster_line(s, n).contains("waiting"))
+            && s.contains("[y/n]")
+    });
+    assert!(s.contains("─ planner ─ [terminal]"), "{s}");
+    let repo = t.demo_repo();
+
+    // Attach, answer the question, detach.
+    t.keys(&["Enter"]);
+    t.wait_for("attached", |s| s.contains("ATTACHED"));
+    t.keys(&["y", "Enter"]);
+    t.wait_for("answer applied", |s| {
+        s.contains("✔ applied") && roster_line(s, "planner").contains("idle")
+    });
+    t.keys(&["C-]"]);
+    t.wait_for("detached", |s| !s.contains("ATTACHED"));
+    let file =
+        std::fs::read_to_string(repo.join(".muster/worktrees/planner/demo/planner.txt")).unwrap();
+    assert!(file.contains("refactored: yes"), "{file}");
+
+    // Steer without attaching.
+    t.keys(&["s"]);
+    t.wait_for("steer box", |s| s.contains("steer planner"));
+    t.text("add a health check");
+    t.keys(&["Enter"]);
+    t.wait_for("steered", |s| s.contains("You said: add a health check"));
+
+    // Pause and resume the second agent.
+    t.keys(&["j", "p"]);
+    t.wait_for("paused", |s| roster_line(s, "api").contains("paused"));
+    t.keys(&["p"]);
+    t.wait_for("resumed", |s| !roster_line(s, "api").contains("paused"));
+
+    // Help lists the keymap.
+    t.keys(&["?"]);
+    t.wait_for("help", |s| {
+        s.contains("Pause or resume the agent") && s.contains("C-]")
+    });
+    t.keys(&["Escape"]);
+    t.wait_for("help closed", |s| !s.contains("Pause or resume the agent"));
+
+    // Quit asks, stops the agents and gives the terminal back.
+    t.keys(&["q"]);
+    t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
+    t.keys(&["y"]);
+    let s = t.wait_for("exit", |s| s.contains("EXITED 0"));
+    assert!(s.contains("demo repository kept at"), "{s}");
+    assert!(!s.contains("[terminal]"), "alternate screen left: {s}");
+    let end = Instant::now() + DEADLINE;
+    while !processes_in(&repo).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        processes_in(&repo),
+        Vec::<String>::new(),
+        "agent processes left behind"
+    );
+}
+
+#[test]
+fn narrow_pane_degrades_to_roster_and_resizes_back() {
+    let t = Tmux::start(60, 15, "demo --agents 4");
+    let s = t.wait_for("roster", |s| s.contains("tests") && s.contains("waiting"));
+    assert!(!s.contains("[terminal]"), "no well at 60x15: {s}");
+    t.tmux(&["resize-window", "-t", "0", "-x", "100", "-y", "30"]);
+    t.wait_for("well after resize", |s| {
+        s.contains("[terminal]") && s.contains("[y/n]")
+    });
+    t.keys(&["q"]);
+    t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
+    t.keys(&["y"]);
+    t.wait_for("exit", |s| s.contains("EXITED 0"));
+}
+
+#[test]
+fn bad_crew_file_names_the_place_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(repo)
+            .output()
+            .unwrap()
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(repo.join(".muster")).unwrap();
+    std::fs::write(
+        repo.join(".muster/crew.toml"),
+        "[[agent]]\nname = \"a\"\nkind = \"clod\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .current_dir(repo)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(".muster/crew.toml:3:8: key `kind`: unknown preset `clod`"),
+        "{err}"
+    );
+    // Outside a repository: a clear error.
+    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .current_dir(dir.path().parent().unwrap())
+        .arg("-C")
+        .arg("/")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a git repository"));
+}
