@@ -147,6 +147,16 @@ fn demo_workbench_from_the_keyboard() {
     assert!(s.contains("─ planner ─ [terminal]"), "{s}");
     let repo = t.demo_repo();
 
+    // Collapse the well to the roster, then expand it again onto the agent's terminal.
+    t.keys(&["Space"]);
+    t.wait_for("collapsed", |s| {
+        !s.contains("[terminal]") && !s.contains("[y/n]")
+    });
+    t.keys(&["Space"]);
+    t.wait_for("expanded", |s| {
+        s.contains("─ planner ─ [terminal]") && s.contains("Apply the refactor")
+    });
+
     // Attach, answer the question, detach.
     t.keys(&["Enter"]);
     t.wait_for("attached", |s| s.contains("ATTACHED"));

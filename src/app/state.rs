@@ -90,6 +90,17 @@ impl State {
         }
     }
 
+    /// Where each part of the screen goes at the current size.
+    pub fn areas(&self) -> crate::ui::layout::Areas {
+        crate::ui::layout::areas(
+            self.size.0,
+            self.size.1,
+            self.agents.len(),
+            self.well_open,
+            self.attached,
+        )
+    }
+
     pub fn count(&self, state: AgentState) -> usize {
         self.agents.iter().filter(|a| a.info.state == state).count()
     }

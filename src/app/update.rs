@@ -7,7 +7,6 @@ use super::state::{AgentView, Confirmed, Dialog, State};
 use crate::config::keymap::{Action, Mode};
 use crate::engine::{AgentState, Command, Event};
 use crate::key::{Key, KeyCode};
-use crate::ui::layout::areas;
 
 // Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -59,13 +58,7 @@ fn selected_name(state: &State) -> Option<String> {
 
 /// Tell the engine which agent is on screen and how big its pane is, when that changes.
 fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
-    let a = areas(
-        state.size.0,
-        state.size.1,
-        state.agents.len(),
-        state.well_open,
-        state.attached,
-    );
+    let a = state.areas();
     let want = match (a.terminal, selected_name(state)) {
         (Some(t), Some(name)) if t.height > 0 => (Some(name), t.height, t.width),
         // Keep the last pane size so hidden agents are not squeezed.
@@ -86,15 +79,7 @@ fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
 }
 
 fn terminal_rows(state: &State) -> u16 {
-    areas(
-        state.size.0,
-        state.size.1,
-        state.agents.len(),
-        state.well_open,
-        state.attached,
-    )
-    .terminal
-    .map_or(10, |t| t.height)
+    state.areas().terminal.map_or(10, |t| t.height)
 }
 
 fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
@@ -301,13 +286,7 @@ fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut Vec<Effect
     if state.dialog.is_some() {
         return;
     }
-    let a = areas(
-        state.size.0,
-        state.size.1,
-        state.agents.len(),
-        state.well_open,
-        state.attached,
-    );
+    let a = state.areas();
     let inside =
         |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
     if let (Some(t), Some(name)) = (a.terminal, selected_name(state)) {

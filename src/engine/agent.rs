@@ -347,7 +347,7 @@ impl TermThread {
 
     fn detect(&mut self, now: Instant) {
         self.last_detect = Some(now);
-        let lines = self.model.snapshot().text();
+        let lines = self.model.text_lines();
         let title = self.model.title();
         let rule_state = detect::match_rules(&self.rules, &lines, title.as_deref());
         let state = detect::detect(rule_state, self.hook, self.last_output, now);

@@ -206,11 +206,8 @@ impl EngineHandle {
 /// An event sink that feeds a channel, for tests and tools.
 pub fn channel_sink() -> (EventSink, Receiver<Event>) {
     let (tx, rx) = std::sync::mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
     let sink: EventSink = std::sync::Arc::new(move |e| {
-        if let Ok(tx) = tx.lock() {
-            let _ = tx.send(e);
-        }
+        let _ = tx.send(e);
     });
     (sink, rx)
 }

@@ -42,6 +42,8 @@ pub trait TerminalModel: Send {
     fn title(&self) -> Option<String>;
     fn modes(&self) -> InputModes;
     fn snapshot(&self) -> Screen;
+    /// The visible rows as text (trailing blanks trimmed), cheaper than a snapshot: for state rules.
+    fn text_lines(&self) -> Vec<String>;
     /// Scroll the view: positive goes back into history.
     fn scroll(&mut self, lines: i32);
     fn scroll_to_bottom(&mut self);
@@ -275,7 +277,7 @@ impl TerminalModel for AlacrittyModel {
             let grid_row = &grid[line];
             for col in 0..cols {
                 let cell = &grid_row[Column(col)];
-                let mut text = String::with_capacity(1);
+                let mut text = compact_str::CompactString::default();
                 text.push(if cell.c == '\0' || cell.c == '\t' {
                     ' '
                 } else {
@@ -308,6 +310,29 @@ impl TerminalModel for AlacrittyModel {
             history: grid.history_size(),
             alt_screen: self.term.mode().contains(TermMode::ALT_SCREEN),
         }
+    }
+
+    fn text_lines(&self) -> Vec<String> {
+        let grid = self.term.grid();
+        let offset = grid.display_offset() as i32;
+        (0..self.term.screen_lines())
+            .map(|row| {
+                let grid_row = &grid[Line(row as i32 - offset)];
+                let mut line: String = (0..self.term.columns())
+                    .map(|c| &grid_row[Column(c)])
+                    .filter(|cell| !cell.flags.contains(Flags::WIDE_CHAR_SPACER))
+                    .map(|cell| {
+                        if cell.c == '\0' || cell.c == '\t' {
+                            ' '
+                        } else {
+                            cell.c
+                        }
+                    })
+                    .collect();
+                line.truncate(line.trim_end().len());
+                line
+            })
+            .collect()
     }
 
     fn scroll(&mut self, lines: i32) {
@@ -363,6 +388,7 @@ mod tests {
         let mut m = model(2, 10);
         m.feed("界x".as_bytes());
         let s = m.snapshot();
+        assert_eq!(m.text_lines(), s.text());
         assert!(s.cell(0, 0).unwrap().flags.has(CellFlags::WIDE));
         assert!(s.cell(0, 1).unwrap().flags.has(CellFlags::SPACER));
         assert_eq!(s.cell(0, 2).unwrap().text, "x");

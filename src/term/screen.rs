@@ -1,5 +1,6 @@
 //! A serialisable copy of the visible part of an agent's terminal: what the engine hands to the UI.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -35,7 +36,7 @@ impl CellFlags {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScreenCell {
     /// The character and any combining characters after it.
-    pub text: String,
+    pub text: CompactString,
     pub fg: CellColor,
     pub bg: CellColor,
     pub flags: CellFlags,
@@ -108,7 +109,8 @@ impl Screen {
         let mut screen = Screen::blank(rows, cols);
         for (r, line) in lines.iter().enumerate().take(rows as usize) {
             for (c, ch) in line.chars().enumerate().take(cols as usize) {
-                screen.cells[r * cols as usize + c].text = ch.to_string();
+                screen.cells[r * cols as usize + c].text =
+                    CompactString::from(&*ch.encode_utf8(&mut [0u8; 4]));
             }
         }
         screen
