@@ -222,6 +222,12 @@ impl Supervisor {
         for slot in &self.slots {
             (self.sink)(Event::Agent(slot.info.clone()));
         }
+        // Stopped agents of an earlier session still show what their worktrees hold.
+        let existing: Vec<String> =
+            self.slots.iter().filter(|s| s.info.worktree.exists()).map(|s| s.spec.name.clone()).collect();
+        for name in existing {
+            self.request_diffstat(&name, true);
+        }
     }
 
     fn new_slot(&self, spec: AgentSpec, previous: Option<&SavedAgent>) -> Slot {
