@@ -223,8 +223,12 @@ impl Supervisor {
             (self.sink)(Event::Agent(slot.info.clone()));
         }
         // Stopped agents of an earlier session still show what their worktrees hold.
-        let existing: Vec<String> =
-            self.slots.iter().filter(|s| s.info.worktree.exists()).map(|s| s.spec.name.clone()).collect();
+        let existing: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|s| s.info.worktree.exists())
+            .map(|s| s.spec.name.clone())
+            .collect();
         for name in existing {
             self.request_diffstat(&name, true);
         }

@@ -1,5 +1,6 @@
 //! git work as plain functions on a path (each opens the repository itself), run off the UI thread.
 
+pub mod checkpoint;
 pub mod diffstat;
 pub mod ports;
 pub mod worktree;

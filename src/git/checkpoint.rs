@@ -1,0 +1,541 @@
+//! Checkpoints: snapshots of an agent's worktree as it is on disk, stored as commits on private refs
+//! (`refs/muster/checkpoints/<agent>/<n>`) that never touch the user's index, HEAD or branches; rollback to any
+//! of them, whole or file by file, always preceded by a rescue checkpoint so it can be undone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use git2::{Delta, DiffOptions, IndexAddOption, Oid, Repository, Signature, Tree};
+use serde::{Deserialize, Serialize};
+
+const PREFIX: &str = "refs/muster/checkpoints";
+const UNDO_PREFIX: &str = "refs/muster/rollback";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub n: u32,
+    pub id: String,
+    /// Seconds since the Unix epoch.
+    pub time: i64,
+    pub trigger: String,
+    /// The worktree's HEAD commit when it was taken.
+    pub head: String,
+    /// The branch HEAD was on (empty when detached).
+    pub branch: String,
+    /// Against the previous checkpoint.
+    pub files: usize,
+    pub added: usize,
+    pub removed: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackReport {
+    /// The checkpoint taken just before, which "undo rollback" returns to.
+    pub rescue: u32,
+    pub target: u32,
+    pub changed: Vec<String>,
+}
+
+fn refname(agent: &str, n: u32) -> String {
+    format!("{PREFIX}/{agent}/{n}")
+}
+
+fn open(worktree: &Path) -> Result<Repository> {
+    if !worktree.exists() {
+        bail!("worktree {} does not exist (deleted?)", worktree.display());
+    }
+    Repository::open(worktree)
+        .with_context(|| format!("{} is not a git worktree", worktree.display()))
+}
+
+fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
+    message
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+}
+
+fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
+    let msg = commit.message().unwrap_or("");
+    let num = |k: &str| trailer(msg, k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Checkpoint {
+        n,
+        id: commit.id().to_string(),
+        time: commit.time().seconds(),
+        trigger: trailer(msg, "Muster-Trigger").unwrap_or("?").to_string(),
+        head: trailer(msg, "Muster-Head").unwrap_or("").to_string(),
+        branch: trailer(msg, "Muster-Branch").unwrap_or("").to_string(),
+        files: num("Muster-Files"),
+        added: num("Muster-Added"),
+        removed: num("Muster-Removed"),
+    }
+}
+
+/// Checkpoint numbers and commit ids of an agent, oldest first. Refs that do not parse are skipped.
+fn numbered(repo: &Repository, agent: &str) -> Result<Vec<(u32, Oid)>> {
+    let mut out = Vec::new();
+    for r in repo
+        .references_glob(&format!("{PREFIX}/{agent}/*"))?
+        .flatten()
+    {
+        let Ok(name) = r.name() else { continue };
+        let Some(n) = name.rsplit('/').next().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some(oid) = r.target() {
+            out.push((n, oid));
+        }
+    }
+    out.sort_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+/// An agent's checkpoints, newest first.
+pub fn list(worktree: &Path, agent: &str) -> Result<Vec<Checkpoint>> {
+    let repo = open(worktree)?;
+    let mut out = Vec::new();
+    for (n, oid) in numbered(&repo, agent)?.into_iter().rev() {
+        match repo.find_commit(oid) {
+            Ok(c) => out.push(parse(n, &c)),
+            Err(_) => tracing::warn!("checkpoint {n} of {agent} points to a missing commit"),
+        }
+    }
+    Ok(out)
+}
+
+fn find<'r>(repo: &'r Repository, agent: &str, n: u32) -> Result<git2::Commit<'r>> {
+    let r = repo
+        .find_reference(&refname(agent, n))
+        .map_err(|_| anyhow!("checkpoint {n} of {agent} not found"))?;
+    r.peel_to_commit()
+        .map_err(|e| anyhow!("checkpoint {n} of {agent} is corrupt: {}", e.message()))
+}
+
+/// The tree of the worktree as it is on disk (tracked and untracked files that are not ignored, deletions,
+/// executable bits, symlinks), written to the object database without touching the worktree's index file.
+fn disk_tree(repo: &Repository) -> Result<Oid> {
+    // The worktree's own index, loaded in memory only: its stat cache avoids rehashing unchanged files, and it
+    // is never written back.
+    let mut index = repo.index().context("reading the worktree's index")?;
+    index
+        .add_all(["*"], IndexAddOption::DEFAULT, None)
+        .context("reading the worktree's files")?;
+    index.update_all(["*"], None).context("reading deletions")?;
+    index.write_tree().context("writing the snapshot tree")
+}
+
+fn head_info(repo: &Repository) -> (Option<Oid>, String) {
+    match repo.head() {
+        Ok(h) => (
+            h.target(),
+            if h.is_branch() {
+                h.name().unwrap_or("").to_string()
+            } else {
+                String::new()
+            },
+        ),
+        Err(_) => (None, String::new()),
+    }
+}
+
+/// Take a checkpoint. Returns it and whether it is new (a tree and HEAD equal to the last checkpoint's make
+/// none, and the last one is returned).
+pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint, bool)> {
+    let repo = open(worktree)?;
+    let tree_id = disk_tree(&repo)?;
+    let tree = repo.find_tree(tree_id)?;
+    let (head, branch) = head_info(&repo);
+    let existing = numbered(&repo, agent)?;
+    let previous = existing
+        .last()
+        .and_then(|(n, oid)| repo.find_commit(*oid).ok().map(|c| (*n, c)));
+    if let Some((n, prev)) = &previous {
+        let prev_head = trailer(prev.message().unwrap_or(""), "Muster-Head").unwrap_or("");
+        if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default()
+        {
+            return Ok((parse(*n, prev), false));
+        }
+    }
+    let prev_tree = previous.as_ref().and_then(|(_, c)| c.tree().ok());
+    let base_tree = match &prev_tree {
+        Some(t) => Some(t.clone()),
+        None => head
+            .and_then(|h| repo.find_commit(h).ok())
+            .and_then(|c| c.tree().ok()),
+    };
+    let stats = repo
+        .diff_tree_to_tree(base_tree.as_ref(), Some(&tree), None)?
+        .stats()?;
+    let n = existing.last().map_or(1, |(n, _)| n + 1);
+    let message = format!(
+        "muster checkpoint {n} of {agent} ({trigger})\n\nMuster-Trigger: {trigger}\nMuster-Head: {}\n\
+         Muster-Branch: {branch}\nMuster-Files: {}\nMuster-Added: {}\nMuster-Removed: {}\n",
+        head.map(|h| h.to_string()).unwrap_or_default(),
+        stats.files_changed(),
+        stats.insertions(),
+        stats.deletions(),
+    );
+    let sig = Signature::now("muster", "muster@localhost")?;
+    let parents: Vec<&git2::Commit> = previous.iter().map(|(_, c)| c).collect();
+    // No update_ref: the commit is written, then pointed to by our private ref only.
+    let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
+    repo.reference(&refname(agent, n), oid, false, "muster checkpoint")
+        .with_context(|| format!("writing {}", refname(agent, n)))?;
+    let made = parse(n, &repo.find_commit(oid)?);
+    Ok((made, true))
+}
+
+fn check_not_locked(repo: &Repository) -> Result<()> {
+    let lock = repo.path().join("index.lock");
+    if lock.exists() {
+        bail!(
+            "{} exists: another git command is running (or crashed); nothing was restored",
+            lock.display()
+        );
+    }
+    Ok(())
+}
+
+/// What rolling back to `n` would change on disk (only `files` when given).
+pub fn rollback_preview(
+    worktree: &Path,
+    agent: &str,
+    n: u32,
+    files: Option<&[String]>,
+) -> Result<Vec<String>> {
+    let repo = open(worktree)?;
+    let target = find(&repo, agent, n)?.tree()?;
+    let current = repo.find_tree(disk_tree(&repo)?)?;
+    Ok(changes(&repo, &current, &target, files)?
+        .into_iter()
+        .map(|c| c.path_string())
+        .collect())
+}
+
+struct Change {
+    path: PathBuf,
+    /// The blob and mode to write, or None to delete.
+    new: Option<(Oid, i32)>,
+}
+
+impl Change {
+    fn path_string(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+}
+
+fn changes(
+    repo: &Repository,
+    from: &Tree,
+    to: &Tree,
+    only: Option<&[String]>,
+) -> Result<Vec<Change>> {
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true);
+    let diff = repo.diff_tree_to_tree(Some(from), Some(to), Some(&mut opts))?;
+    let mut out = Vec::new();
+    for d in diff.deltas() {
+        let path = d
+            .new_file()
+            .path()
+            .or(d.old_file().path())
+            .map(Path::to_path_buf)
+            .context("delta path")?;
+        if let Some(only) = only {
+            if !only.iter().any(|o| Path::new(o) == path) {
+                continue;
+            }
+        }
+        match d.status() {
+            Delta::Deleted => out.push(Change { path, new: None }),
+            Delta::Added | Delta::Modified | Delta::Typechange => {
+                if d.status() == Delta::Typechange {
+                    out.push(Change {
+                        path: path.clone(),
+                        new: None,
+                    });
+                }
+                out.push(Change {
+                    path,
+                    new: Some((d.new_file().id(), i32::from(d.new_file().mode()))),
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn remove_path(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write the changes; each file goes to a temporary name first and is renamed over the old one.
+fn apply(repo: &Repository, root: &Path, changes: &[Change]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for c in changes.iter().filter(|c| c.new.is_none()) {
+        let p = root.join(&c.path);
+        remove_path(&p).with_context(|| format!("removing {}", p.display()))?;
+        // Folders emptied by the removal go too; a folder still holding anything (ignored files) stays.
+        let mut dir = p.parent();
+        while let Some(d) = dir.filter(|d| *d != root) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+    for c in changes {
+        let Some((oid, mode)) = c.new else { continue };
+        let p = root.join(&c.path);
+        let dir = p.parent().context("file has a parent")?;
+        if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(dir)?;
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let blob = repo.find_blob(oid)?;
+        let tmp = dir.join(format!(
+            ".{}.muster-restore",
+            p.file_name()
+                .map(|f| f.to_string_lossy())
+                .unwrap_or_default()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        if mode == 0o120000 {
+            let target =
+                std::str::from_utf8(blob.content()).context("symlink target is not UTF-8")?;
+            std::os::unix::fs::symlink(target, &tmp)?;
+        } else {
+            std::fs::write(&tmp, blob.content())
+                .with_context(|| format!("writing {}", p.display()))?;
+            let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perm))?;
+        }
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir_all(&p)?;
+        }
+        std::fs::rename(&tmp, &p).with_context(|| format!("replacing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Point HEAD's branch (or a detached HEAD) at `head` and reset the worktree's index to it, as `git reset`.
+fn reset_head(repo: &Repository, head: &str, branch: &str) -> Result<()> {
+    let Ok(oid) = Oid::from_str(head) else {
+        return Ok(());
+    };
+    if head_info(repo).0 == Some(oid) {
+        return Ok(());
+    }
+    let commit = repo
+        .find_commit(oid)
+        .with_context(|| format!("the HEAD recorded in the checkpoint ({head}) is gone"))?;
+    if branch.is_empty() {
+        repo.set_head_detached(oid)?;
+    } else {
+        repo.reference(branch, oid, true, "muster rollback")?;
+        repo.set_head(branch)?;
+    }
+    let mut index = repo.index()?;
+    index.read_tree(&commit.tree()?)?;
+    index.write()?;
+    Ok(())
+}
+
+/// Roll the worktree back to checkpoint `n`: all of it, or only `files`. A rescue checkpoint is taken first;
+/// if anything fails half-way, the worktree is put back to that rescue state.
+pub fn rollback(
+    worktree: &Path,
+    agent: &str,
+    n: u32,
+    files: Option<&[String]>,
+) -> Result<RollbackReport> {
+    let repo = open(worktree)?;
+    check_not_locked(&repo)?;
+    let target = find(&repo, agent, n)?;
+    let target_info = parse(n, &target);
+    let target_tree = target.tree()?;
+    let trigger = match files {
+        Some(_) => format!("rescue before restoring files from {n}"),
+        None => format!("rescue before rollback to {n}"),
+    };
+    let (rescue, _) = create(worktree, agent, &trigger)?;
+    let rescue_commit = find(&repo, agent, rescue.n)?;
+    let current_tree = rescue_commit.tree()?;
+    let todo = changes(&repo, &current_tree, &target_tree, files)?;
+    // Verify before replacing: every object the restore needs must be readable.
+    for c in &todo {
+        if let Some((oid, _)) = c.new {
+            repo.find_blob(oid).with_context(|| {
+                format!(
+                    "checkpoint {n} is missing the content of {}",
+                    c.path.display()
+                )
+            })?;
+        }
+    }
+    let root = repo
+        .workdir()
+        .context("worktree has a working directory")?
+        .to_path_buf();
+    if let Err(e) = apply(&repo, &root, &todo) {
+        // Put back what was there: the rescue checkpoint holds it.
+        let undo = changes(&repo, &target_tree, &current_tree, files).unwrap_or_default();
+        let restored = apply(&repo, &root, &undo);
+        return Err(e.context(match restored {
+            Ok(()) => "rollback failed; the worktree was put back as it was".to_string(),
+            Err(r) => format!("rollback failed and putting the worktree back failed too ({r:#}); checkpoint {} holds it", rescue.n),
+        }));
+    }
+    if files.is_none() {
+        reset_head(&repo, &target_info.head, &target_info.branch)?;
+    }
+    repo.reference(
+        &format!("{UNDO_PREFIX}/{agent}"),
+        rescue_commit.id(),
+        true,
+        "muster rollback",
+    )?;
+    Ok(RollbackReport {
+        rescue: rescue.n,
+        target: n,
+        changed: todo.iter().map(Change::path_string).collect(),
+    })
+}
+
+/// Return to the state before the last rollback.
+pub fn undo_rollback(worktree: &Path, agent: &str) -> Result<RollbackReport> {
+    let repo = open(worktree)?;
+    let oid = repo
+        .find_reference(&format!("{UNDO_PREFIX}/{agent}"))
+        .ok()
+        .and_then(|r| r.target())
+        .ok_or_else(|| anyhow!("no rollback of {agent} to undo"))?;
+    let n = numbered(&repo, agent)?
+        .into_iter()
+        .find(|(_, o)| *o == oid)
+        .map(|(n, _)| n)
+        .ok_or_else(|| {
+            anyhow!("the checkpoint taken before the last rollback of {agent} was pruned")
+        })?;
+    rollback(worktree, agent, n, None)
+}
+
+/// Keep the newest `keep` checkpoints of an agent; returns how many were removed.
+pub fn prune(repo_path: &Path, agent: &str, keep: usize) -> Result<usize> {
+    let repo = Repository::open(repo_path)?;
+    let all = numbered(&repo, agent)?;
+    let drop = all.len().saturating_sub(keep);
+    for (n, _) in &all[..drop] {
+        repo.find_reference(&refname(agent, *n))?.delete()?;
+    }
+    Ok(drop)
+}
+
+/// One line of a unified diff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LineKind {
+    Context,
+    Added,
+    Removed,
+    Hunk,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDiff {
+    pub path: String,
+    pub status: char,
+    pub added: usize,
+    pub removed: usize,
+    pub lines: Vec<(LineKind, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DiffBase {
+    /// What checkpoint n changed since the one before.
+    Previous,
+    /// How the worktree now differs from checkpoint n.
+    Worktree,
+}
+
+/// At most this many diff lines per file reach the UI.
+const MAX_LINES: usize = 2000;
+
+pub fn diff(worktree: &Path, agent: &str, n: u32, base: DiffBase) -> Result<Vec<FileDiff>> {
+    let repo = open(worktree)?;
+    let commit = find(&repo, agent, n)?;
+    let tree = commit.tree()?;
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true);
+    let diff = match base {
+        DiffBase::Previous => {
+            let prev = commit.parent(0).ok().and_then(|p| p.tree().ok());
+            let prev = match prev {
+                Some(t) => Some(t),
+                None => Oid::from_str(&parse(n, &commit).head)
+                    .ok()
+                    .and_then(|h| repo.find_commit(h).ok())
+                    .and_then(|c| c.tree().ok()),
+            };
+            repo.diff_tree_to_tree(prev.as_ref(), Some(&tree), Some(&mut opts))?
+        }
+        DiffBase::Worktree => {
+            let now = repo.find_tree(disk_tree(&repo)?)?;
+            repo.diff_tree_to_tree(Some(&tree), Some(&now), Some(&mut opts))?
+        }
+    };
+    let mut files: BTreeMap<String, FileDiff> = BTreeMap::new();
+    diff.print(git2::DiffFormat::Patch, |delta, hunk, line| {
+        let path = delta
+            .new_file()
+            .path()
+            .or(delta.old_file().path())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let status = match delta.status() {
+            Delta::Added => 'A',
+            Delta::Deleted => 'D',
+            Delta::Typechange => 'T',
+            _ => 'M',
+        };
+        let f = files.entry(path.clone()).or_insert_with(|| FileDiff {
+            path,
+            status,
+            added: 0,
+            removed: 0,
+            lines: vec![],
+        });
+        let text = String::from_utf8_lossy(line.content())
+            .trim_end_matches(['\n', '\r'])
+            .to_string();
+        let kind = match line.origin() {
+            '+' => {
+                f.added += 1;
+                Some(LineKind::Added)
+            }
+            '-' => {
+                f.removed += 1;
+                Some(LineKind::Removed)
+            }
+            ' ' => Some(LineKind::Context),
+            'H' => hunk.map(|_| LineKind::Hunk),
+            'B' => {
+                f.lines.push((LineKind::Hunk, "binary file differs".into()));
+                None
+            }
+            _ => None,
+        };
+        if let Some(k) = kind {
+            if f.lines.len() < MAX_LINES {
+                f.lines.push((k, text));
+            }
+        }
+        true
+    })?;
+    Ok(files.into_values().collect())
+}

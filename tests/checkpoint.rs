@@ -1,0 +1,371 @@
+//! Checkpoints and rollback on real repositories: property tests over random file operations, and faults.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use muster::git::checkpoint::{self, DiffBase};
+use proptest::prelude::*;
+
+const PATHS: [&str; 9] = [
+    "a", "b.txt", "d/c", "d/e/f", "d/e/g.rs", "exe.sh", "link", "x.log", "d/y.log",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    File(Vec<u8>, bool),
+    Link(String),
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(usize, Vec<u8>),
+    Delete(usize),
+    Rename(usize, usize),
+    Chmod(usize, bool),
+    Symlink(usize, String),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let p = 0..PATHS.len();
+    prop_oneof![
+        4 => (p.clone(), proptest::collection::vec(any::<u8>(), 0..40)).prop_map(|(i, b)| Op::Write(i, b)),
+        2 => p.clone().prop_map(Op::Delete),
+        1 => (p.clone(), p.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
+        1 => (p.clone(), any::<bool>()).prop_map(|(i, x)| Op::Chmod(i, x)),
+        1 => (p, "[a-z./]{1,8}").prop_map(|(i, t)| Op::Symlink(i, t)),
+    ]
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    git(dir.path(), &["config", "user.email", "t@example.com"]);
+    git(dir.path(), &["config", "user.name", "t"]);
+    std::fs::write(dir.path().join(".gitignore"), "*.log\n").unwrap();
+    std::fs::write(dir.path().join("a"), "first\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("d/e")).unwrap();
+    std::fs::write(dir.path().join("d/c"), "c\n").unwrap();
+    git(dir.path(), &["add", "."]);
+    git(dir.path(), &["commit", "-qm", "init"]);
+    dir
+}
+
+fn is_dir(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+/// Make the parent folders of `p` usable as folders, as an agent writing a file would.
+fn parent_ok(root: &Path, p: &Path) -> bool {
+    let mut d = p.parent();
+    while let Some(dir) = d.filter(|d| *d != root) {
+        if exists(dir) && !is_dir(dir) {
+            return false;
+        }
+        d = dir.parent();
+    }
+    std::fs::create_dir_all(p.parent().unwrap()).is_ok()
+}
+
+fn apply(root: &Path, op: &Op) {
+    let path = |i: usize| root.join(PATHS[i]);
+    match op {
+        Op::Write(i, bytes) => {
+            let p = path(*i);
+            if !is_dir(&p) && parent_ok(root, &p) {
+                if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                    std::fs::remove_file(&p).unwrap();
+                }
+                std::fs::write(&p, bytes).unwrap();
+            }
+        }
+        Op::Delete(i) => {
+            let p = path(*i);
+            if exists(&p) && !is_dir(&p) {
+                std::fs::remove_file(&p).unwrap();
+            }
+        }
+        Op::Rename(a, b) => {
+            let (pa, pb) = (path(*a), path(*b));
+            if exists(&pa) && !is_dir(&pa) && !is_dir(&pb) && pa != pb && parent_ok(root, &pb) {
+                std::fs::rename(&pa, &pb).unwrap();
+            }
+        }
+        Op::Chmod(i, exec) => {
+            let p = path(*i);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+                std::fs::set_permissions(
+                    &p,
+                    std::fs::Permissions::from_mode(if *exec { 0o755 } else { 0o644 }),
+                )
+                .unwrap();
+            }
+        }
+        Op::Symlink(i, target) => {
+            let p = path(*i);
+            if !is_dir(&p) && parent_ok(root, &p) {
+                let _ = std::fs::remove_file(&p);
+                std::os::unix::fs::symlink(target, &p).unwrap();
+            }
+        }
+    }
+}
+
+/// Every file and symlink under `root` except `.git`, split into (not ignored, ignored).
+fn capture(root: &Path) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
+    let mut normal = BTreeMap::new();
+    let mut ignored = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".git" {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let entry = if m.file_type().is_symlink() {
+                Entry::Link(
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else if m.is_dir() {
+                stack.push(p);
+                continue;
+            } else {
+                Entry::File(
+                    std::fs::read(&p).unwrap(),
+                    m.permissions().mode() & 0o100 != 0,
+                )
+            };
+            if rel.ends_with(".log") {
+                ignored.insert(rel, entry)
+            } else {
+                normal.insert(rel, entry)
+            };
+        }
+    }
+    (normal, ignored)
+}
+
+fn git_state(root: &Path) -> (Vec<u8>, Vec<u8>, String) {
+    let out = Command::new("git")
+        .args(["rev-parse", "main"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    (
+        std::fs::read(root.join(".git/index")).unwrap(),
+        std::fs::read(root.join(".git/HEAD")).unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn rollback_restores_the_snapshot_exactly(
+        before in proptest::collection::vec(op(), 0..12),
+        after in proptest::collection::vec(op(), 1..12),
+    ) {
+        let dir = repo();
+        let root = dir.path();
+        for o in &before { apply(root, o); }
+        let (snapshot, _) = capture(root);
+        let git_before = git_state(root);
+        let (cp, _) = checkpoint::create(root, "t", "test").unwrap();
+        // The user's index, HEAD and branch are byte-for-byte unchanged by a checkpoint.
+        prop_assert_eq!(git_state(root), git_before.clone());
+        for o in &after { apply(root, o); }
+        let (pre_rollback, ignored) = capture(root);
+        checkpoint::rollback(root, "t", cp.n, None).unwrap();
+        let (restored, ignored_after) = capture(root);
+        prop_assert_eq!(&restored, &snapshot);
+        prop_assert_eq!(&ignored_after, &ignored);
+        prop_assert_eq!(git_state(root).2, git_before.2);
+        checkpoint::undo_rollback(root, "t").unwrap();
+        let (undone, ignored_undone) = capture(root);
+        prop_assert_eq!(&undone, &pre_rollback);
+        prop_assert_eq!(&ignored_undone, &ignored);
+    }
+}
+
+#[test]
+fn unchanged_tree_makes_no_new_checkpoint_and_triggers_are_recorded() {
+    let dir = repo();
+    let root = dir.path();
+    let (one, new) = checkpoint::create(root, "t", "turn").unwrap();
+    assert!(new);
+    let (same, new) = checkpoint::create(root, "t", "key").unwrap();
+    assert!(!new);
+    assert_eq!(same.n, one.n);
+    std::fs::write(root.join("a"), "changed\nmore\n").unwrap();
+    let (two, new) = checkpoint::create(root, "t", "periodic").unwrap();
+    assert!(new);
+    assert_eq!(
+        (
+            two.n,
+            two.trigger.as_str(),
+            two.files,
+            two.added,
+            two.removed
+        ),
+        (2, "periodic", 1, 2, 1)
+    );
+    let list = checkpoint::list(root, "t").unwrap();
+    assert_eq!(list.iter().map(|c| c.n).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(list[1].trigger, "turn");
+    // Other agents' checkpoints are separate.
+    assert!(checkpoint::list(root, "other").unwrap().is_empty());
+}
+
+#[test]
+fn rollback_resets_the_branch_to_the_recorded_head_and_partial_rollback_touches_only_the_chosen_files(
+) {
+    let dir = repo();
+    let root = dir.path();
+    std::fs::write(root.join("b.txt"), "b1\n").unwrap();
+    let (cp, _) = checkpoint::create(root, "t", "turn").unwrap();
+    let head_at_cp = git_state(root).2;
+    std::fs::write(root.join("a"), "a2\n").unwrap();
+    git(root, &["commit", "-qam", "agent work"]);
+    std::fs::write(root.join("b.txt"), "b2\n").unwrap();
+    // Partial: only b.txt goes back; the branch stays.
+    let preview =
+        checkpoint::rollback_preview(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
+    assert_eq!(preview, vec!["b.txt"]);
+    let report = checkpoint::rollback(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
+    assert_eq!(report.changed, vec!["b.txt"]);
+    assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "b1\n");
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "a2\n");
+    assert_ne!(git_state(root).2, head_at_cp);
+    // Whole: files and branch go back.
+    checkpoint::rollback(root, "t", cp.n, None).unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "first\n");
+    assert_eq!(git_state(root).2, head_at_cp);
+    let status = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "?? b.txt\n");
+    // Undo brings the commit and files back.
+    checkpoint::undo_rollback(root, "t").unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "a2\n");
+    assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "b1\n");
+    assert_ne!(git_state(root).2, head_at_cp);
+}
+
+#[test]
+fn diffs_against_previous_and_worktree() {
+    let dir = repo();
+    let root = dir.path();
+    checkpoint::create(root, "t", "turn").unwrap();
+    std::fs::write(root.join("a"), "first\nsecond\n").unwrap();
+    let (cp, _) = checkpoint::create(root, "t", "turn").unwrap();
+    let d = checkpoint::diff(root, "t", cp.n, DiffBase::Previous).unwrap();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].path.as_str(), d[0].added, d[0].removed), ("a", 1, 0));
+    assert!(d[0].lines.iter().any(|(_, l)| l == "second"));
+    std::fs::write(root.join("new.rs"), "x\n").unwrap();
+    let d = checkpoint::diff(root, "t", cp.n, DiffBase::Worktree).unwrap();
+    assert_eq!(
+        d.iter()
+            .map(|f| (f.path.as_str(), f.status))
+            .collect::<Vec<_>>(),
+        vec![("new.rs", 'A')]
+    );
+}
+
+#[test]
+fn faults_are_clear_and_leave_the_worktree_alone() {
+    let dir = repo();
+    let root = dir.path();
+    let (cp, _) = checkpoint::create(root, "t", "turn").unwrap();
+    std::fs::write(root.join("a"), "later\n").unwrap();
+    // Missing checkpoint.
+    let e = checkpoint::rollback(root, "t", 99, None).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("checkpoint 99 of t not found"),
+        "{e:#}"
+    );
+    // A locked index.
+    std::fs::write(root.join(".git/index.lock"), "").unwrap();
+    let e = checkpoint::rollback(root, "t", cp.n, None).unwrap_err();
+    assert!(format!("{e:#}").contains("index.lock exists"), "{e:#}");
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "later\n");
+    std::fs::remove_file(root.join(".git/index.lock")).unwrap();
+    // A corrupt ref (points to a blob).
+    let blob = Command::new("git")
+        .args(["hash-object", "-w", "a"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let blob = String::from_utf8_lossy(&blob.stdout).trim().to_string();
+    git(root, &["update-ref", "refs/muster/checkpoints/t/5", &blob]);
+    let e = checkpoint::rollback(root, "t", 5, None).unwrap_err();
+    assert!(format!("{e:#}").contains("corrupt"), "{e:#}");
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "later\n");
+    // A worktree deleted under muster.
+    let gone = root.join("nowhere");
+    let e = checkpoint::create(&gone, "t", "turn").unwrap_err();
+    assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
+    // A write that fails half-way (a read-only folder) puts everything back.
+    std::fs::create_dir_all(root.join("ro")).unwrap();
+    std::fs::write(root.join("ro/f"), "one\n").unwrap();
+    let (cp2, _) = checkpoint::create(root, "t", "turn").unwrap();
+    std::fs::write(root.join("ro/f"), "two\n").unwrap();
+    std::fs::write(root.join("a"), "third\n").unwrap();
+    std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    let result = checkpoint::rollback(root, "t", cp2.n, None);
+    std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Root ignores permissions; only where the write really failed must it be reported and undone.
+    if let Err(e) = result {
+        assert!(format!("{e:#}").contains("put back"), "{e:#}");
+        assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "third\n");
+        assert_eq!(std::fs::read_to_string(root.join("ro/f")).unwrap(), "two\n");
+    }
+}
+
+#[test]
+fn prune_keeps_the_newest() {
+    let dir = repo();
+    let root = dir.path();
+    for i in 0..5 {
+        std::fs::write(root.join("a"), format!("{i}\n")).unwrap();
+        checkpoint::create(root, "t", "turn").unwrap();
+    }
+    assert_eq!(checkpoint::prune(root, "t", 2).unwrap(), 3);
+    assert_eq!(
+        checkpoint::list(root, "t")
+            .unwrap()
+            .iter()
+            .map(|c| c.n)
+            .collect::<Vec<_>>(),
+        vec![5, 4]
+    );
+    // Numbering continues after the newest.
+    std::fs::write(root.join("a"), "x\n").unwrap();
+    assert_eq!(checkpoint::create(root, "t", "turn").unwrap().0.n, 6);
+}
