@@ -22,22 +22,14 @@ fn process_cpu_ns() -> u64 {
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .filter_map(|s| s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()))
         .sum()
 }
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .map(|l| l.to_string())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(|l| l.to_string()))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -64,8 +56,7 @@ fn coloured_stream(bytes: usize) -> Vec<u8> {
 }
 
 fn plain_stream(bytes: usize) -> Vec<u8> {
-    let line =
-        b"the quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuvwxyz\r\n";
+    let line = b"the quick brown fox jumps over the lazy dog 0123456789 abcdefghijklmnopqrstuvwxyz\r\n";
     line.iter().copied().cycle().take(bytes).collect()
 }
 
@@ -80,12 +71,8 @@ fn throughput(data: &[u8]) -> f64 {
 }
 
 fn frame_time(agents: usize) -> Duration {
-    let mut state = State::new(
-        "bench".into(),
-        Keymap::builtin(),
-        Theme::builtin("default", ColorMode::TrueColor),
-        (200, 50),
-    );
+    let mut state =
+        State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
     let mut model = AlacrittyModel::new(50, 200, 1000);
     model.feed(&coloured_stream(200_000));
     let screen = model.snapshot();
@@ -104,21 +91,17 @@ fn frame_time(agents: usize) -> Duration {
             pid: None,
             diffstat: Default::default(),
             error: None,
+            checkpoints: 0,
+            rolled_back: false,
         };
-        state.agents.push(AgentView {
-            info,
-            screen: Some(screen.clone()),
-            attention: false,
-        });
+        state.agents.push(AgentView { info, screen: Some(screen.clone()), checkpoints: Vec::new(), attention: false });
     }
     update(&mut state, Msg::Resize(200, 50));
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
     let n = 300;
     let start = Instant::now();
     for _ in 0..n {
-        terminal
-            .draw(|f| crate::ui::render(&state, f))
-            .expect("draw");
+        terminal.draw(|f| crate::ui::render(&state, f)).expect("draw");
     }
     start.elapsed() / n
 }
@@ -130,10 +113,7 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     let mut toml = String::new();
     for i in 0..agents {
         let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
-        toml.push_str(&format!(
-            "[[agent]]\nname = \"a{i}\"\nkind = \"demo\"\nargs = [{}]\n",
-            args.join(", ")
-        ));
+        toml.push_str(&format!("[[agent]]\nname = \"a{i}\"\nkind = \"demo\"\nargs = [{}]\n", args.join(", ")));
     }
     std::fs::write(root.join(".muster/crew.toml"), &toml)?;
     let (crew, _, _) = crate::commands::load_crew(&root)?;
@@ -145,14 +125,11 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
         scrollback: 10_000,
         muster_exe: std::env::current_exe()?,
         stop_grace: Duration::from_secs(2),
+        checkpoint_every: Duration::from_secs(300),
     };
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx))?;
-    let mut state = State::new(
-        "bench".into(),
-        Keymap::builtin(),
-        Theme::builtin("default", ColorMode::TrueColor),
-        (200, 50),
-    );
+    let mut state =
+        State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
     update(&mut state, Msg::Resize(200, 50));
     if let Some((name, rows, cols)) = state.watching.clone() {
         handle.send(Command::Watch { name, rows, cols });
@@ -172,23 +149,15 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).context("test backend")?;
     let mut frames = 0usize;
     crate::tui::event_loop(&mut terminal, &mut state, &handle, &rx, || frames += 1)?;
-    let (cpu, rss) = result
-        .join()
-        .map_err(|_| anyhow::anyhow!("measuring thread panicked"))?;
+    let (cpu, rss) = result.join().map_err(|_| anyhow::anyhow!("measuring thread panicked"))?;
     let _ = std::fs::remove_dir_all(&root);
-    Ok((
-        cpu,
-        rss.saturating_sub(rss_before) / agents.max(1) as u64,
-        frames,
-    ))
+    Ok((cpu, rss.saturating_sub(rss_before) / agents.max(1) as u64, frames))
 }
 
 pub fn run(agents: usize, seconds: u64) -> Result<()> {
     println!(
         "muster bench — {agents} agents, {seconds} s per CPU figure, {} cores",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     let plain = plain_stream(50_000_000);
     let coloured = coloured_stream(50_000_000);
@@ -198,15 +167,9 @@ pub fn run(agents: usize, seconds: u64) -> Result<()> {
         throughput(&coloured)
     );
     let ft = frame_time(agents);
-    println!(
-        "frame time at 200x50 ({agents} agents, full coloured well): {:.3} ms",
-        ft.as_secs_f64() * 1e3
-    );
+    println!("frame time at 200x50 ({agents} agents, full coloured well): {:.3} ms", ft.as_secs_f64() * 1e3);
     let (idle, _, idle_frames) = crew_cpu(agents, &["demo-agent", "--resume"], seconds)?;
-    println!(
-        "CPU, {agents} agents idle: {idle:.2}% of one core ({idle_frames} frames drawn in {} s)",
-        seconds + 3
-    );
+    println!("CPU, {agents} agents idle: {idle:.2}% of one core ({idle_frames} frames drawn in {} s)", seconds + 3);
     let (busy, per_agent, frames) = crew_cpu(agents, &["demo-agent", "--stream", "50"], seconds)?;
     println!("CPU, {agents} agents × 50 coloured lines/s: {busy:.2}% of one core ({frames} frames drawn)");
     println!("resident memory per streaming agent (10,000 lines scrollback): {per_agent} KiB");

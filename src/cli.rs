@@ -43,6 +43,11 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
+    Checkpoint {
+        #[command(subcommand)]
+        action: CheckpointCmd,
+    },
     /// Report an agent hook event to the running muster (called by agent CLIs' hooks).
     Hook {
         /// The hook event, e.g. Stop, Notification, UserPromptSubmit, PreToolUse.
@@ -69,5 +74,42 @@ pub enum Cmd {
         /// Seconds each spinner runs.
         #[arg(long, default_value_t = 1.2)]
         think: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCmd {
+    /// List an agent's checkpoints, newest first (all agents when none is named).
+    List { agent: Option<String> },
+    /// Take a checkpoint now (none is made when nothing changed since the last one).
+    Create {
+        agent: String,
+        #[arg(long, default_value = "cli")]
+        trigger: String,
+    },
+    /// Show what checkpoint N changed since the one before, or how the worktree differs from it (--worktree).
+    Diff {
+        agent: String,
+        n: u32,
+        #[arg(long)]
+        worktree: bool,
+    },
+    /// Roll the worktree back to checkpoint N (only --file F when given). Without --yes, only says what would
+    /// change. A rescue checkpoint is taken first.
+    Restore {
+        agent: String,
+        n: u32,
+        #[arg(long = "file")]
+        files: Vec<String>,
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Return to the state before the last rollback.
+    Undo { agent: String },
+    /// Keep only the newest N checkpoints of an agent.
+    Prune {
+        agent: String,
+        #[arg(long)]
+        keep: usize,
     },
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::app::State;
-use crate::cli::{Cli, Cmd};
+use crate::cli::{CheckpointCmd, Cli, Cmd};
 use crate::config::crew::{parse_crew, Crew};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorMode, Theme};
@@ -35,9 +35,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
         Some(Cmd::Doctor) => return doctor(&dir),
         Some(Cmd::Status { json }) => status(&find_repo_root(&dir)?, json)?,
+        Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Hook { event }) => {
-            let agent = std::env::var("MUSTER_AGENT")
-                .context("MUSTER_AGENT is not set: hooks run inside agents")?;
+            let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
             let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
             // A hook must never break the agent that runs it: report failures, exit 0.
             if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event) {
@@ -45,11 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Some(Cmd::Bench { agents, seconds }) => crate::bench::run(agents, seconds)?,
-        Some(Cmd::DemoAgent {
-            resume,
-            stream,
-            think,
-        }) => crate::demo::agent::run(resume, stream, think)?,
+        Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -59,14 +55,8 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(&dir).ok()?;
     let appender = tracing_appender::rolling::never(&dir, "muster.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .with_env_filter(filter)
-        .try_init()
-        .ok()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;
     Some(guard)
 }
 
@@ -97,10 +87,7 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
     let (crew, user_cfg, mut warnings) = load_crew(root)?;
     let (keymap, kw) = Keymap::load(Some(root));
     warnings.extend(kw);
-    let theme_name = theme
-        .map(str::to_string)
-        .or(user_cfg.theme.clone())
-        .unwrap_or_else(|| "default".into());
+    let theme_name = theme.map(str::to_string).or(user_cfg.theme.clone()).unwrap_or_else(|| "default".into());
     let (theme, tw) = Theme::load(&theme_name, &theme_dirs(root), ColorMode::from_env());
     warnings.extend(tw);
     for w in &warnings {
@@ -113,20 +100,15 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
         scrollback: user_cfg.scrollback,
         muster_exe: std::env::current_exe().context("locating the muster binary")?,
         stop_grace: Duration::from_secs(3),
+        checkpoint_every: Duration::from_secs(user_cfg.checkpoint_minutes.max(1) * 60),
     };
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx.clone()))?;
-    let repo = root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut state = State::new(repo, keymap, theme, (80, 24));
     state.bell_on_waiting = user_cfg.bell;
     if let Some(w) = warnings.first() {
-        let more = if warnings.len() > 1 {
-            format!(" (+{} more in the log)", warnings.len() - 1)
-        } else {
-            String::new()
-        };
+        let more =
+            if warnings.len() > 1 { format!(" (+{} more in the log)", warnings.len() - 1) } else { String::new() };
         state.status = Some((format!("{w}{more}"), true));
     }
     crate::tui::run(state, handle, tx, rx)
@@ -155,11 +137,7 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
         Err(e) => line(false, "git", format!("{e:#}")),
     }
     let term = std::env::var("TERM").unwrap_or_default();
-    line(
-        !term.is_empty() && term != "dumb",
-        "terminal",
-        format!("TERM={term}, colour: {:?}", ColorMode::from_env()),
-    );
+    line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));
     if std::env::var_os("TMUX").is_some() {
         println!("  inside tmux: agents get a clean environment without TMUX");
     }
@@ -172,18 +150,12 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
             None => println!("- {name:<10} not on PATH"),
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn which(program: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
 fn status(root: &Path, json: bool) -> Result<()> {
@@ -197,13 +169,84 @@ fn status(root: &Path, json: bool) -> Result<()> {
     }
     for a in &saved.agents {
         let exit = a.exit.map(|e| format!(" ({e})")).unwrap_or_default();
-        println!(
-            "{:<16} {:<9} {:<20} {}{exit}",
-            a.spec.name,
-            a.spec.kind,
-            a.branch,
-            a.state.label()
-        );
+        println!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
     }
     Ok(())
+}
+
+/// The worktree of an agent: from the saved crew state, else the default place.
+fn agent_worktree(root: &Path, agent: &str) -> Result<PathBuf> {
+    let (saved, _) = engine::store::load(root);
+    if let Some(a) = saved.agents.iter().find(|a| a.spec.name == agent) {
+        return Ok(a.worktree.clone());
+    }
+    let path = crate::git::worktree::worktree_path(root, agent);
+    if path.exists() {
+        Ok(path)
+    } else {
+        bail!("no agent `{agent}` in this crew (no worktree at {})", path.display())
+    }
+}
+
+fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
+    use crate::git::checkpoint as cp;
+    let print_list = |agent: &str, wt: &Path| -> Result<()> {
+        for c in cp::list(wt, agent)? {
+            println!(
+                "{agent:<12} #{:<4} {:<10} {:<34} {} files +{} -{}",
+                c.n, c.time, c.trigger, c.files, c.added, c.removed
+            );
+        }
+        Ok(())
+    };
+    match action {
+        CheckpointCmd::List { agent: Some(agent) } => print_list(&agent, &agent_worktree(root, &agent)?)?,
+        CheckpointCmd::List { agent: None } => {
+            for a in engine::store::load(root).0.agents {
+                print_list(&a.spec.name, &a.worktree)?;
+            }
+        }
+        CheckpointCmd::Create { agent, trigger } => {
+            let (c, new) = cp::create(&agent_worktree(root, &agent)?, &agent, &trigger)?;
+            println!("{} checkpoint {} of {agent}", if new { "created" } else { "unchanged since" }, c.n);
+        }
+        CheckpointCmd::Diff { agent, n, worktree } => {
+            let base = if worktree { cp::DiffBase::Worktree } else { cp::DiffBase::Previous };
+            for f in cp::diff(&agent_worktree(root, &agent)?, &agent, n, base)? {
+                println!("{} {} +{} -{}", f.status, f.path, f.added, f.removed);
+                for (kind, text) in f.lines {
+                    let prefix = match kind {
+                        cp::LineKind::Added => "+",
+                        cp::LineKind::Removed => "-",
+                        cp::LineKind::Context => " ",
+                        cp::LineKind::Hunk => "",
+                    };
+                    println!("{prefix}{text}");
+                }
+            }
+        }
+        CheckpointCmd::Restore { agent, n, files, yes } => {
+            let wt = agent_worktree(root, &agent)?;
+            let only = (!files.is_empty()).then_some(files);
+            if !yes {
+                let changes = cp::rollback_preview(&wt, &agent, n, only.as_deref())?;
+                println!("restoring checkpoint {n} of {agent} would change {} file(s):", changes.len());
+                for c in changes {
+                    println!("  {c}");
+                }
+                println!("run again with --yes to do it (a rescue checkpoint is taken first)");
+                return Ok(ExitCode::from(2));
+            }
+            let r = cp::rollback(&wt, &agent, n, only.as_deref())?;
+            println!("restored checkpoint {n} of {agent}: {} file(s) changed; `muster checkpoint undo {agent}` returns to checkpoint {}", r.changed.len(), r.rescue);
+        }
+        CheckpointCmd::Undo { agent } => {
+            let r = cp::undo_rollback(&agent_worktree(root, &agent)?, &agent)?;
+            println!("back to checkpoint {} of {agent} ({} file(s) changed)", r.target, r.changed.len());
+        }
+        CheckpointCmd::Prune { agent, keep } => {
+            println!("removed {} checkpoint(s) of {agent}", cp::prune(root, &agent, keep)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -25,9 +25,7 @@ pub enum KeyCode {
     F(u8),
 }
 
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, PartialOrd, Ord)]
 pub struct Mods(pub u8);
 
 impl Mods {
@@ -55,11 +53,7 @@ pub struct Key {
 
 impl Key {
     pub fn new(code: KeyCode, mods: u8) -> Key {
-        Key {
-            code,
-            mods: Mods(mods),
-        }
-        .normalized()
+        Key { code, mods: Mods(mods) }.normalized()
     }
 
     pub fn char(c: char) -> Key {
@@ -222,22 +216,10 @@ mod tests {
 
     #[test]
     fn parses_notation() {
-        assert_eq!(
-            Key::parse("C-s").unwrap(),
-            Key::new(KeyCode::Char('s'), Mods::CTRL)
-        );
-        assert_eq!(
-            Key::parse("A-x").unwrap(),
-            Key::new(KeyCode::Char('x'), Mods::ALT)
-        );
-        assert_eq!(
-            Key::parse("S-tab").unwrap(),
-            Key::new(KeyCode::Tab, Mods::SHIFT)
-        );
-        assert_eq!(
-            Key::parse("C-]").unwrap(),
-            Key::new(KeyCode::Char(']'), Mods::CTRL)
-        );
+        assert_eq!(Key::parse("C-s").unwrap(), Key::new(KeyCode::Char('s'), Mods::CTRL));
+        assert_eq!(Key::parse("A-x").unwrap(), Key::new(KeyCode::Char('x'), Mods::ALT));
+        assert_eq!(Key::parse("S-tab").unwrap(), Key::new(KeyCode::Tab, Mods::SHIFT));
+        assert_eq!(Key::parse("C-]").unwrap(), Key::new(KeyCode::Char(']'), Mods::CTRL));
         assert_eq!(Key::parse("-").unwrap(), Key::char('-'));
         assert_eq!(Key::parse("space").unwrap(), Key::char(' '));
         assert_eq!(Key::parse("f12").unwrap(), Key::new(KeyCode::F(12), 0));

@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-    Event as CtEvent, KeyEventKind, MouseEventKind,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event as CtEvent,
+    KeyEventKind, MouseEventKind,
 };
-use crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
+use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
@@ -67,12 +65,7 @@ fn setup_terminal() -> Result<TerminalGuard> {
         previous(info);
     }));
     enable_raw_mode().context("switching the terminal to raw mode (is this a terminal?)")?;
-    crossterm::execute!(
-        std::io::stdout(),
-        EnterAlternateScreen,
-        EnableBracketedPaste,
-        EnableMouseCapture
-    )?;
+    crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste, EnableMouseCapture)?;
     Ok(TerminalGuard)
 }
 
@@ -82,16 +75,8 @@ fn to_msg(ev: CtEvent) -> Option<Msg> {
         CtEvent::Paste(text) => Some(Msg::Paste(text)),
         CtEvent::Resize(w, h) => Some(Msg::Resize(w, h)),
         CtEvent::Mouse(m) => match m.kind {
-            MouseEventKind::ScrollUp => Some(Msg::Wheel {
-                up: true,
-                col: m.column,
-                row: m.row,
-            }),
-            MouseEventKind::ScrollDown => Some(Msg::Wheel {
-                up: false,
-                col: m.column,
-                row: m.row,
-            }),
+            MouseEventKind::ScrollUp => Some(Msg::Wheel { up: true, col: m.column, row: m.row }),
+            MouseEventKind::ScrollDown => Some(Msg::Wheel { up: false, col: m.column, row: m.row }),
             _ => None,
         },
         _ => None,
@@ -137,11 +122,9 @@ where
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         if let Some(q) = quit_deadline {
-            timeout = Some(
-                timeout.map_or(q.saturating_duration_since(Instant::now()), |t| {
-                    t.min(q.saturating_duration_since(Instant::now()))
-                }),
-            );
+            timeout = Some(timeout.map_or(q.saturating_duration_since(Instant::now()), |t| {
+                t.min(q.saturating_duration_since(Instant::now()))
+            }));
         }
         let first = match timeout {
             Some(t) => match rx.recv_timeout(t) {
@@ -196,25 +179,18 @@ where
 }
 
 /// The workbench on a real terminal.
-pub fn run(
-    mut state: State,
-    engine: EngineHandle,
-    tx: Sender<AppMsg>,
-    rx: Receiver<AppMsg>,
-) -> Result<()> {
+pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<()> {
     let _guard = setup_terminal()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let size = terminal.size()?;
-    std::thread::Builder::new()
-        .name("input".into())
-        .spawn(move || {
-            while let Ok(ev) = crossterm::event::read() {
-                if tx.send(AppMsg::Input(ev)).is_err() {
-                    break;
-                }
+    std::thread::Builder::new().name("input".into()).spawn(move || {
+        while let Ok(ev) = crossterm::event::read() {
+            if tx.send(AppMsg::Input(ev)).is_err() {
+                break;
             }
-        })?;
+        }
+    })?;
     update(&mut state, Msg::Resize(size.width, size.height));
     for e in update(&mut state, Msg::Tick(now_ms())) {
         if let Effect::Engine(c) = e {

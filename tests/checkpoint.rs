@@ -8,9 +8,7 @@ use std::process::Command;
 use muster::git::checkpoint::{self, DiffBase};
 use proptest::prelude::*;
 
-const PATHS: [&str; 9] = [
-    "a", "b.txt", "d/c", "d/e/f", "d/e/g.rs", "exe.sh", "link", "x.log", "d/y.log",
-];
+const PATHS: [&str; 9] = ["a", "b.txt", "d/c", "d/e/f", "d/e/g.rs", "exe.sh", "link", "x.log", "d/y.log"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -39,16 +37,8 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn repo() -> tempfile::TempDir {
@@ -112,11 +102,8 @@ fn apply(root: &Path, op: &Op) {
         Op::Chmod(i, exec) => {
             let p = path(*i);
             if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
-                std::fs::set_permissions(
-                    &p,
-                    std::fs::Permissions::from_mode(if *exec { 0o755 } else { 0o644 }),
-                )
-                .unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(if *exec { 0o755 } else { 0o644 }))
+                    .unwrap();
             }
         }
         Op::Symlink(i, target) => {
@@ -143,20 +130,12 @@ fn capture(root: &Path) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
             }
             let m = std::fs::symlink_metadata(&p).unwrap();
             let entry = if m.file_type().is_symlink() {
-                Entry::Link(
-                    std::fs::read_link(&p)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned(),
-                )
+                Entry::Link(std::fs::read_link(&p).unwrap().to_string_lossy().into_owned())
             } else if m.is_dir() {
                 stack.push(p);
                 continue;
             } else {
-                Entry::File(
-                    std::fs::read(&p).unwrap(),
-                    m.permissions().mode() & 0o100 != 0,
-                )
+                Entry::File(std::fs::read(&p).unwrap(), m.permissions().mode() & 0o100 != 0)
             };
             if rel.ends_with(".log") {
                 ignored.insert(rel, entry)
@@ -169,11 +148,7 @@ fn capture(root: &Path) -> (BTreeMap<String, Entry>, BTreeMap<String, Entry>) {
 }
 
 fn git_state(root: &Path) -> (Vec<u8>, Vec<u8>, String) {
-    let out = Command::new("git")
-        .args(["rev-parse", "main"])
-        .current_dir(root)
-        .output()
-        .unwrap();
+    let out = Command::new("git").args(["rev-parse", "main"]).current_dir(root).output().unwrap();
     (
         std::fs::read(root.join(".git/index")).unwrap(),
         std::fs::read(root.join(".git/HEAD")).unwrap(),
@@ -223,16 +198,7 @@ fn unchanged_tree_makes_no_new_checkpoint_and_triggers_are_recorded() {
     std::fs::write(root.join("a"), "changed\nmore\n").unwrap();
     let (two, new) = checkpoint::create(root, "t", "periodic").unwrap();
     assert!(new);
-    assert_eq!(
-        (
-            two.n,
-            two.trigger.as_str(),
-            two.files,
-            two.added,
-            two.removed
-        ),
-        (2, "periodic", 1, 2, 1)
-    );
+    assert_eq!((two.n, two.trigger.as_str(), two.files, two.added, two.removed), (2, "periodic", 1, 2, 1));
     let list = checkpoint::list(root, "t").unwrap();
     assert_eq!(list.iter().map(|c| c.n).collect::<Vec<_>>(), vec![2, 1]);
     assert_eq!(list[1].trigger, "turn");
@@ -241,8 +207,7 @@ fn unchanged_tree_makes_no_new_checkpoint_and_triggers_are_recorded() {
 }
 
 #[test]
-fn rollback_resets_the_branch_to_the_recorded_head_and_partial_rollback_touches_only_the_chosen_files(
-) {
+fn rollback_resets_the_branch_to_the_recorded_head_and_partial_rollback_touches_only_the_chosen_files() {
     let dir = repo();
     let root = dir.path();
     std::fs::write(root.join("b.txt"), "b1\n").unwrap();
@@ -252,8 +217,7 @@ fn rollback_resets_the_branch_to_the_recorded_head_and_partial_rollback_touches_
     git(root, &["commit", "-qam", "agent work"]);
     std::fs::write(root.join("b.txt"), "b2\n").unwrap();
     // Partial: only b.txt goes back; the branch stays.
-    let preview =
-        checkpoint::rollback_preview(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
+    let preview = checkpoint::rollback_preview(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
     assert_eq!(preview, vec!["b.txt"]);
     let report = checkpoint::rollback(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
     assert_eq!(report.changed, vec!["b.txt"]);
@@ -264,11 +228,7 @@ fn rollback_resets_the_branch_to_the_recorded_head_and_partial_rollback_touches_
     checkpoint::rollback(root, "t", cp.n, None).unwrap();
     assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "first\n");
     assert_eq!(git_state(root).2, head_at_cp);
-    let status = Command::new("git")
-        .args(["status", "--porcelain"])
-        .current_dir(root)
-        .output()
-        .unwrap();
+    let status = Command::new("git").args(["status", "--porcelain"]).current_dir(root).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&status.stdout), "?? b.txt\n");
     // Undo brings the commit and files back.
     checkpoint::undo_rollback(root, "t").unwrap();
@@ -290,12 +250,7 @@ fn diffs_against_previous_and_worktree() {
     assert!(d[0].lines.iter().any(|(_, l)| l == "second"));
     std::fs::write(root.join("new.rs"), "x\n").unwrap();
     let d = checkpoint::diff(root, "t", cp.n, DiffBase::Worktree).unwrap();
-    assert_eq!(
-        d.iter()
-            .map(|f| (f.path.as_str(), f.status))
-            .collect::<Vec<_>>(),
-        vec![("new.rs", 'A')]
-    );
+    assert_eq!(d.iter().map(|f| (f.path.as_str(), f.status)).collect::<Vec<_>>(), vec![("new.rs", 'A')]);
 }
 
 #[test]
@@ -306,10 +261,7 @@ fn faults_are_clear_and_leave_the_worktree_alone() {
     std::fs::write(root.join("a"), "later\n").unwrap();
     // Missing checkpoint.
     let e = checkpoint::rollback(root, "t", 99, None).unwrap_err();
-    assert!(
-        format!("{e:#}").contains("checkpoint 99 of t not found"),
-        "{e:#}"
-    );
+    assert!(format!("{e:#}").contains("checkpoint 99 of t not found"), "{e:#}");
     // A locked index.
     std::fs::write(root.join(".git/index.lock"), "").unwrap();
     let e = checkpoint::rollback(root, "t", cp.n, None).unwrap_err();
@@ -317,11 +269,7 @@ fn faults_are_clear_and_leave_the_worktree_alone() {
     assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "later\n");
     std::fs::remove_file(root.join(".git/index.lock")).unwrap();
     // A corrupt ref (points to a blob).
-    let blob = Command::new("git")
-        .args(["hash-object", "-w", "a"])
-        .current_dir(root)
-        .output()
-        .unwrap();
+    let blob = Command::new("git").args(["hash-object", "-w", "a"]).current_dir(root).output().unwrap();
     let blob = String::from_utf8_lossy(&blob.stdout).trim().to_string();
     git(root, &["update-ref", "refs/muster/checkpoints/t/5", &blob]);
     let e = checkpoint::rollback(root, "t", 5, None).unwrap_err();
@@ -357,15 +305,40 @@ fn prune_keeps_the_newest() {
         checkpoint::create(root, "t", "turn").unwrap();
     }
     assert_eq!(checkpoint::prune(root, "t", 2).unwrap(), 3);
-    assert_eq!(
-        checkpoint::list(root, "t")
-            .unwrap()
-            .iter()
-            .map(|c| c.n)
-            .collect::<Vec<_>>(),
-        vec![5, 4]
-    );
+    assert_eq!(checkpoint::list(root, "t").unwrap().iter().map(|c| c.n).collect::<Vec<_>>(), vec![5, 4]);
     // Numbering continues after the newest.
     std::fs::write(root.join("a"), "x\n").unwrap();
     assert_eq!(checkpoint::create(root, "t", "turn").unwrap().0.n, 6);
+}
+
+#[test]
+fn command_line_list_create_restore_undo_prune() {
+    let dir = repo();
+    let root = dir.path();
+    let wt = muster::git::worktree::ensure_worktree(root, "a", None).unwrap();
+    let muster = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_muster")).args(args).current_dir(root).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    std::fs::write(wt.path.join("a"), "v1\n").unwrap();
+    assert_eq!(muster(&["checkpoint", "create", "a"]).1.trim(), "created checkpoint 1 of a");
+    assert_eq!(muster(&["checkpoint", "create", "a"]).1.trim(), "unchanged since checkpoint 1 of a");
+    std::fs::write(wt.path.join("a"), "v2\n").unwrap();
+    let (code, out) = muster(&["checkpoint", "restore", "a", "1"]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("would change 1 file(s)") && out.contains("  a\n"), "{out}");
+    assert_eq!(std::fs::read_to_string(wt.path.join("a")).unwrap(), "v2\n");
+    let (code, out) = muster(&["checkpoint", "restore", "a", "1", "--yes"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(std::fs::read_to_string(wt.path.join("a")).unwrap(), "v1\n");
+    let (_, out) = muster(&["checkpoint", "list", "a"]);
+    assert!(out.contains("#2") && out.contains("rescue before rollback to 1"), "{out}");
+    let (_, out) = muster(&["checkpoint", "diff", "a", "2"]);
+    assert!(out.contains("M a +1 -1") && out.contains("+v2"), "{out}");
+    muster(&["checkpoint", "undo", "a"]);
+    assert_eq!(std::fs::read_to_string(wt.path.join("a")).unwrap(), "v2\n");
+    assert!(muster(&["checkpoint", "prune", "a", "--keep", "1"]).1.contains("removed 2 checkpoint(s)"));
+    let (code, out) = muster(&["checkpoint", "restore", "nobody", "1", "--yes"]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("no agent `nobody`"), "{out}");
 }

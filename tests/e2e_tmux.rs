@@ -15,11 +15,7 @@ struct Tmux {
 impl Tmux {
     fn start(width: u16, height: u16, args: &str) -> Tmux {
         let dir = tempfile::tempdir().unwrap();
-        let socket = format!(
-            "muster-e2e-{}-{}",
-            std::process::id(),
-            dir.path().file_name().unwrap().to_string_lossy()
-        );
+        let socket = format!("muster-e2e-{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
         let exe = env!("CARGO_BIN_EXE_muster");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
@@ -31,27 +27,12 @@ impl Tmux {
             home = home.display(),
         );
         let t = Tmux { socket, dir };
-        t.tmux(&[
-            "new-session",
-            "-d",
-            "-x",
-            &width.to_string(),
-            "-y",
-            &height.to_string(),
-            "sh",
-            "-c",
-            &script,
-        ]);
+        t.tmux(&["new-session", "-d", "-x", &width.to_string(), "-y", &height.to_string(), "sh", "-c", &script]);
         t
     }
 
     fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux runs");
+        let out = Command::new("tmux").arg("-L").arg(&self.socket).args(args).output().expect("tmux runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -88,10 +69,7 @@ impl Tmux {
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("muster-demo-"))
-            })
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("muster-demo-")))
             .expect("demo repository created")
     }
 }
@@ -109,11 +87,7 @@ fn processes_in(dir: &Path) -> Vec<String> {
         if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
             if cwd.starts_with(dir) {
                 let cmd = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
-                out.push(format!(
-                    "{} {}",
-                    entry.file_name().to_string_lossy(),
-                    cmd.replace('\0', " ")
-                ));
+                out.push(format!("{} {}", entry.file_name().to_string_lossy(), cmd.replace('\0', " ")));
             }
         }
     }
@@ -124,12 +98,7 @@ fn processes_in(dir: &Path) -> Vec<String> {
 fn roster_line(screen: &str, name: &str) -> String {
     screen
         .lines()
-        .find(|l| {
-            l.chars()
-                .skip(3)
-                .collect::<String>()
-                .starts_with(&format!("{name} "))
-        })
+        .find(|l| l.chars().skip(3).collect::<String>().starts_with(&format!("{name} ")))
         .unwrap_or("")
         .to_string()
 }
@@ -139,35 +108,25 @@ fn demo_workbench_from_the_keyboard() {
     let t = Tmux::start(120, 40, "demo");
     // The roster appears with three agents, and the well shows the selected agent's terminal.
     let s = t.wait_for("roster and question", |s| {
-        ["planner", "api", "docs"]
-            .iter()
-            .all(|n| roster_line(s, n).contains("waiting"))
-            && s.contains("[y/n]")
+        ["planner", "api", "docs"].iter().all(|n| roster_line(s, n).contains("waiting")) && s.contains("[y/n]")
     });
     assert!(s.contains("─ planner ─ [terminal]"), "{s}");
     let repo = t.demo_repo();
 
     // Collapse the well to the roster, then expand it again onto the agent's terminal.
     t.keys(&["Space"]);
-    t.wait_for("collapsed", |s| {
-        !s.contains("[terminal]") && !s.contains("[y/n]")
-    });
+    t.wait_for("collapsed", |s| !s.contains("[terminal]") && !s.contains("[y/n]"));
     t.keys(&["Space"]);
-    t.wait_for("expanded", |s| {
-        s.contains("─ planner ─ [terminal]") && s.contains("Apply the refactor")
-    });
+    t.wait_for("expanded", |s| s.contains("─ planner ─ [terminal]") && s.contains("Apply the refactor"));
 
     // Attach, answer the question, detach.
     t.keys(&["Enter"]);
     t.wait_for("attached", |s| s.contains("ATTACHED"));
     t.keys(&["y", "Enter"]);
-    t.wait_for("answer applied", |s| {
-        s.contains("✔ applied") && roster_line(s, "planner").contains("idle")
-    });
+    t.wait_for("answer applied", |s| s.contains("✔ applied") && roster_line(s, "planner").contains("idle"));
     t.keys(&["C-]"]);
     t.wait_for("detached", |s| !s.contains("ATTACHED"));
-    let file =
-        std::fs::read_to_string(repo.join(".muster/worktrees/planner/demo/planner.txt")).unwrap();
+    let file = std::fs::read_to_string(repo.join(".muster/worktrees/planner/demo/planner.txt")).unwrap();
     assert!(file.contains("refactored: yes"), "{file}");
 
     // Steer without attaching.
@@ -185,8 +144,12 @@ fn demo_workbench_from_the_keyboard() {
 
     // Help lists the keymap.
     t.keys(&["?"]);
-    t.wait_for("help", |s| {
-        s.contains("Pause or resume the agent") && s.contains("C-]")
+    t.wait_for("help", |s| s.contains("Pause or resume the agent") && s.contains("Attach: type into"));
+    for _ in 0..30 {
+        t.keys(&["j"]);
+    }
+    t.wait_for("help scrolled to the end", |s| {
+        s.contains("Detach from the agent") || s.contains("Roll the worktree back")
     });
     t.keys(&["Escape"]);
     t.wait_for("help closed", |s| !s.contains("Pause or resume the agent"));
@@ -202,11 +165,7 @@ fn demo_workbench_from_the_keyboard() {
     while !processes_in(&repo).is_empty() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        processes_in(&repo),
-        Vec::<String>::new(),
-        "agent processes left behind"
-    );
+    assert_eq!(processes_in(&repo), Vec::<String>::new(), "agent processes left behind");
 }
 
 #[test]
@@ -215,9 +174,7 @@ fn narrow_pane_degrades_to_roster_and_resizes_back() {
     let s = t.wait_for("roster", |s| s.contains("tests") && s.contains("waiting"));
     assert!(!s.contains("[terminal]"), "no well at 60x15: {s}");
     t.tmux(&["resize-window", "-t", "0", "-x", "100", "-y", "30"]);
-    t.wait_for("well after resize", |s| {
-        s.contains("[terminal]") && s.contains("[y/n]")
-    });
+    t.wait_for("well after resize", |s| s.contains("[terminal]") && s.contains("[y/n]"));
     t.keys(&["q"]);
     t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
     t.keys(&["y"]);
@@ -228,30 +185,14 @@ fn narrow_pane_degrades_to_roster_and_resizes_back() {
 fn bad_crew_file_names_the_place_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(repo)
-            .output()
-            .unwrap()
-    };
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(repo).output().unwrap();
     git(&["init", "-q"]);
     std::fs::create_dir_all(repo.join(".muster")).unwrap();
-    std::fs::write(
-        repo.join(".muster/crew.toml"),
-        "[[agent]]\nname = \"a\"\nkind = \"clod\"\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
-        .current_dir(repo)
-        .output()
-        .unwrap();
+    std::fs::write(repo.join(".muster/crew.toml"), "[[agent]]\nname = \"a\"\nkind = \"clod\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_muster")).current_dir(repo).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(".muster/crew.toml:3:8: key `kind`: unknown preset `clod`"),
-        "{err}"
-    );
+    assert!(err.contains(".muster/crew.toml:3:8: key `kind`: unknown preset `clod`"), "{err}");
     // Outside a repository: a clear error.
     let out = Command::new(env!("CARGO_BIN_EXE_muster"))
         .current_dir(dir.path().parent().unwrap())
@@ -260,4 +201,55 @@ fn bad_crew_file_names_the_place_and_starts_nothing() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("not inside a git repository"));
+}
+
+#[test]
+fn timeline_rollback_and_undo_from_the_keyboard() {
+    let t = Tmux::start(120, 40, "demo --agents 1");
+    // Waiting for input ends a turn: a checkpoint is taken then, holding the plan only.
+    t.wait_for("question and first checkpoint", |s| s.contains("[y/n]") && roster_line(s, "planner").contains("◷1"));
+    let repo = t.demo_repo();
+    let file = repo.join(".muster/worktrees/planner/demo/planner.txt");
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    let plan_only = read();
+    assert!(plan_only.starts_with("plan by planner"), "{plan_only}");
+    // Two more turns: answer the question, then a steer.
+    t.keys(&["Enter", "y", "Enter"]);
+    t.wait_for("applied", |s| s.contains("✔ applied") && roster_line(s, "planner").contains("◷2"));
+    t.keys(&["C-]", "s"]);
+    t.wait_for("steer box", |s| s.contains("steer planner"));
+    t.text("second turn");
+    t.keys(&["Enter"]);
+    t.wait_for("second turn done", |s| {
+        s.contains("noted in demo/planner.txt") && roster_line(s, "planner").contains("◷3")
+    });
+    let latest = read();
+    assert!(latest.contains("note: second turn"), "{latest}");
+    // The timeline lists the checkpoints; the oldest holds the plan only.
+    t.keys(&["Tab"]);
+    t.wait_for("timeline", |s| s.contains("[timeline (") && s.contains("#1 ") && s.contains("#2 "));
+    for _ in 0..6 {
+        t.keys(&["j"]);
+    }
+    t.wait_for("oldest selected", |s| s.contains("▸#1 "));
+    t.keys(&["r"]);
+    t.wait_for("confirmation", |s| s.contains("Roll planner back to checkpoint 1?") && s.contains("demo/planner.txt"));
+    t.keys(&["y"]);
+    let end = Instant::now() + DEADLINE;
+    while read() != plan_only && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read(), plan_only, "rollback restored the earlier contents on disk");
+    t.wait_for("rollback mark", |s| roster_line(s, "planner").contains("↺"));
+    // Undo brings the later contents back.
+    t.keys(&["u"]);
+    t.wait_for("undo confirmation", |s| s.contains("Undo the last rollback of planner?"));
+    t.keys(&["y"]);
+    let end = Instant::now() + DEADLINE;
+    while read() != latest && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(read(), latest);
+    t.keys(&["q", "y"]);
+    t.wait_for("exit", |s| s.contains("EXITED 0"));
 }

@@ -13,75 +13,41 @@ fn key(s: &str) -> Key {
 
 #[test]
 fn demo_agent_asks_and_takes_an_answer_then_edits_its_worktree() {
-    let mut rig = Rig::new(
-        "[[agent]]\nname = \"d\"\nkind = \"demo\"\nargs = [\"demo-agent\", \"--think\", \"0.2\"]\n",
-        "d",
-    );
-    rig.wait_for("the question", |r| {
-        r.state("d") == Some(AgentState::Waiting) && r.screen_text("d").contains("[y/n]")
-    });
+    let mut rig =
+        Rig::new("[[agent]]\nname = \"d\"\nkind = \"demo\"\nargs = [\"demo-agent\", \"--think\", \"0.2\"]\n", "d");
+    rig.wait_for("the question", |r| r.state("d") == Some(AgentState::Waiting) && r.screen_text("d").contains("[y/n]"));
     let worktree = rig.agents["d"].worktree.clone();
-    assert!(
-        worktree.ends_with(".muster/worktrees/d"),
-        "{}",
-        worktree.display()
-    );
+    assert!(worktree.ends_with(".muster/worktrees/d"), "{}", worktree.display());
     assert_eq!(rig.agents["d"].branch, "muster/d");
-    rig.engine.send(Command::Key {
-        name: "d".into(),
-        key: key("y"),
-    });
-    rig.engine.send(Command::Key {
-        name: "d".into(),
-        key: key("enter"),
-    });
-    rig.wait_for("idle prompt", |r| {
-        r.state("d") == Some(AgentState::Idle) && r.screen_text("d").contains("applied")
-    });
+    rig.engine.send(Command::Key { name: "d".into(), key: key("y") });
+    rig.engine.send(Command::Key { name: "d".into(), key: key("enter") });
+    rig.wait_for("idle prompt", |r| r.state("d") == Some(AgentState::Idle) && r.screen_text("d").contains("applied"));
     let file = std::fs::read_to_string(worktree.join("demo/d.txt")).unwrap();
     assert!(file.contains("refactored: yes"), "{file}");
     rig.wait_for("diffstat", |r| r.agents["d"].diffstat.added >= 4);
     // Steer: a message without attaching, pasted then entered.
-    rig.engine.send(Command::Steer {
-        name: "d".into(),
-        text: "write docs".into(),
-    });
-    rig.wait_for("the answer", |r| {
-        r.screen_text("d").contains("You said: write docs")
-    });
+    rig.engine.send(Command::Steer { name: "d".into(), text: "write docs".into() });
+    rig.wait_for("the answer", |r| r.screen_text("d").contains("You said: write docs"));
     rig.wait_for("the note", |_| {
-        std::fs::read_to_string(worktree.join("demo/d.txt"))
-            .unwrap()
-            .contains("note: write docs")
+        std::fs::read_to_string(worktree.join("demo/d.txt")).unwrap().contains("note: write docs")
     });
     // Ports are exported and written to the worktree.
     let ports = std::fs::read_to_string(worktree.join(".muster/ports.env")).unwrap();
-    assert!(
-        ports.contains(&format!("MUSTER_PORT_BASE={}", rig.agents["d"].port_base)),
-        "{ports}"
-    );
+    assert!(ports.contains(&format!("MUSTER_PORT_BASE={}", rig.agents["d"].port_base)), "{ports}");
 }
 
-const BASH: &str = "[[agent]]\nname = \"sh\"\ncommand = \"bash\"\nargs = [\"--norc\", \"--noprofile\"]\nenv = { PS1 = \"$ \" }\n";
+const BASH: &str =
+    "[[agent]]\nname = \"sh\"\ncommand = \"bash\"\nargs = [\"--norc\", \"--noprofile\"]\nenv = { PS1 = \"$ \" }\n";
 
 #[test]
 fn bash_colours_queries_resize_and_exit_code() {
     let mut rig = Rig::new(BASH, "sh");
     rig.wait_for("prompt", |r| r.screen_text("sh").contains('$'));
     let run = |rig: &Rig, line: &str| {
-        rig.engine.send(Command::Paste {
-            name: "sh".into(),
-            text: line.into(),
-        });
-        rig.engine.send(Command::Key {
-            name: "sh".into(),
-            key: key("enter"),
-        });
+        rig.engine.send(Command::Paste { name: "sh".into(), text: line.into() });
+        rig.engine.send(Command::Key { name: "sh".into(), key: key("enter") });
     };
-    run(
-        &rig,
-        "printf '\\033[31mRED\\033[0m \\033[38;2;10;20;30mTRUE\\033[0m\\n'",
-    );
+    run(&rig, "printf '\\033[31mRED\\033[0m \\033[38;2;10;20;30mTRUE\\033[0m\\n'");
     rig.wait_for("colours", |r| {
         r.screens.get("sh").is_some_and(|s| {
             (0..s.rows).any(|row| {
@@ -92,29 +58,19 @@ fn bash_colours_queries_resize_and_exit_code() {
         })
     });
     // The emulator answers a cursor position query the child sends.
-    run(
-        &rig,
-        "printf '\\033[6n'; IFS= read -rs -d R pos; echo \"got ${pos#*[}\"",
-    );
+    run(&rig, "printf '\\033[6n'; IFS= read -rs -d R pos; echo \"got ${pos#*[}\"");
     // (The tty may echo the reply before `read -s` turns echo off, so look anywhere on the line.)
     rig.wait_for("query reply", |r| {
         r.screen_text("sh").lines().any(|l| {
-            l.split("got ").nth(1).is_some_and(|v| {
-                v.split(';')
-                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-            })
+            l.split("got ")
+                .nth(1)
+                .is_some_and(|v| v.split(';').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())))
         })
     });
     // PTY and emulator resize together.
-    rig.engine.send(Command::Watch {
-        name: Some("sh".into()),
-        rows: 30,
-        cols: 100,
-    });
+    rig.engine.send(Command::Watch { name: Some("sh".into()), rows: 30, cols: 100 });
     run(&rig, "echo size=$(stty size)");
-    rig.wait_for("new size", |r| {
-        r.screen_text("sh").contains("size=30 100") && r.screens["sh"].cols == 100
-    });
+    rig.wait_for("new size", |r| r.screen_text("sh").contains("size=30 100") && r.screens["sh"].cols == 100);
     run(&rig, "exit 7");
     rig.wait_for("exit", |r| r.state("sh") == Some(AgentState::Exited));
     assert_eq!(rig.agents["sh"].exit.unwrap().code, Some(7));
@@ -126,53 +82,38 @@ fn process_state(pid: u32) -> Option<char> {
 }
 
 fn last_tick(text: &str) -> Option<u64> {
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("tick")?.parse().ok())
-        .max()
+    text.lines().filter_map(|l| l.trim().strip_prefix("tick")?.parse().ok()).max()
 }
 
 #[test]
 fn pause_stops_output_and_resume_continues_exactly_after() {
     let crew = "[[agent]]\nname = \"t\"\ncommand = \"bash\"\nargs = [\"-c\", \"i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.05; done\"]\n";
     let mut rig = Rig::new(crew, "t");
-    rig.wait_for("ticks", |r| {
-        last_tick(&r.screen_text("t")).is_some_and(|n| n >= 3)
-    });
+    rig.wait_for("ticks", |r| last_tick(&r.screen_text("t")).is_some_and(|n| n >= 3));
     let pid = rig.agents["t"].pid.expect("pid");
     rig.engine.send(Command::Pause { name: "t".into() });
     rig.wait_for("paused", |r| r.state("t") == Some(AgentState::Paused));
     rig.wait_for("process stopped", |_| process_state(pid) == Some('T'));
     // Drain output already in flight, then take the last tick shown.
-    rig.wait_for("screen settled", |r| {
-        r.events.try_recv().is_err() && r.screens.contains_key("t")
-    });
+    rig.wait_for("screen settled", |r| r.events.try_recv().is_err() && r.screens.contains_key("t"));
     let before = last_tick(&rig.screen_text("t")).unwrap();
     assert_eq!(process_state(pid), Some('T'));
     rig.engine.send(Command::Resume { name: "t".into() });
     rig.wait_for("running again", |_| process_state(pid) != Some('T'));
-    rig.wait_for("next tick", |r| {
-        last_tick(&r.screen_text("t")).is_some_and(|n| n > before + 1)
-    });
+    rig.wait_for("next tick", |r| last_tick(&r.screen_text("t")).is_some_and(|n| n > before + 1));
     let text = rig.screen_text("t");
-    assert!(
-        text.contains(&format!("tick{}", before + 1)),
-        "no gap after resume: {text}"
-    );
+    assert!(text.contains(&format!("tick{}", before + 1)), "no gap after resume: {text}");
 }
 
 #[test]
 fn stop_then_restart_with_resume_arguments() {
-    let mut rig = Rig::new(
-        "[[agent]]\nname = \"d\"\nkind = \"demo\"\nargs = [\"demo-agent\", \"--think\", \"0.1\"]\n",
-        "d",
-    );
+    let mut rig =
+        Rig::new("[[agent]]\nname = \"d\"\nkind = \"demo\"\nargs = [\"demo-agent\", \"--think\", \"0.1\"]\n", "d");
     rig.wait_for("question", |r| r.state("d") == Some(AgentState::Waiting));
     rig.engine.send(Command::Stop { name: "d".into() });
     rig.wait_for("stopped", |r| r.state("d") == Some(AgentState::Stopped));
     rig.engine.send(Command::Restart { name: "d".into() });
-    rig.wait_for("resumed", |r| {
-        r.screen_text("d").contains("resuming the previous session")
-    });
+    rig.wait_for("resumed", |r| r.screen_text("d").contains("resuming the previous session"));
     rig.wait_for("idle", |r| r.state("d") == Some(AgentState::Idle));
     // The saved state records the crew for the next start.
     let saved = std::fs::read_to_string(rig.root.join(".muster/state.json")).unwrap();
@@ -186,16 +127,8 @@ fn hook_subcommand_reports_to_the_engine() {
     // The agent's hook runs `muster hook` with the agent's environment.
     rig.engine.send(Command::Paste {
         name: "sh".into(),
-        text: format!(
-            "'{}' hook Notification && echo hooked",
-            env!("CARGO_BIN_EXE_muster")
-        ),
+        text: format!("'{}' hook Notification && echo hooked", env!("CARGO_BIN_EXE_muster")),
     });
-    rig.engine.send(Command::Key {
-        name: "sh".into(),
-        key: key("enter"),
-    });
-    rig.wait_for("waiting from the hook", |r| {
-        r.state("sh") == Some(AgentState::Waiting)
-    });
+    rig.engine.send(Command::Key { name: "sh".into(), key: key("enter") });
+    rig.wait_for("waiting from the hook", |r| r.state("sh") == Some(AgentState::Waiting));
 }

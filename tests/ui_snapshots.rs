@@ -3,7 +3,8 @@
 use muster::app::{update, AgentView, Msg, State};
 use muster::config::keymap::Keymap;
 use muster::config::theme::{ColorMode, Theme};
-use muster::engine::{AgentInfo, AgentState};
+use muster::engine::{AgentInfo, AgentState, Event};
+use muster::git::checkpoint::{Checkpoint, DiffBase, FileDiff, LineKind};
 use muster::git::diffstat::DiffStat;
 use muster::key::Key;
 use muster::pty::ExitInfo;
@@ -13,14 +14,7 @@ use ratatui::Terminal;
 
 const NOW: u64 = 1_700_000_000_000;
 
-fn agent(
-    name: &str,
-    kind: &str,
-    state: AgentState,
-    added: usize,
-    removed: usize,
-    ago_s: u64,
-) -> AgentView {
+fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize, ago_s: u64) -> AgentView {
     AgentView {
         info: AgentInfo {
             name: name.into(),
@@ -29,22 +23,18 @@ fn agent(
             base: "main".into(),
             worktree: format!("/repo/.muster/worktrees/{name}").into(),
             state,
-            exit: (state == AgentState::Exited).then_some(ExitInfo {
-                code: Some(3),
-                signal: None,
-            }),
+            exit: (state == AgentState::Exited).then_some(ExitInfo { code: Some(3), signal: None }),
             last_output_ms: Some(NOW - ago_s * 1000),
             title: None,
             port_base: 20000,
             pid: None,
-            diffstat: DiffStat {
-                files: 1,
-                added,
-                removed,
-            },
+            diffstat: DiffStat { files: 1, added, removed },
             error: None,
+            checkpoints: added % 7,
+            rolled_back: name == "docs",
         },
         screen: None,
+        checkpoints: Vec::new(),
         attention: state == AgentState::Waiting,
     }
 }
@@ -139,4 +129,74 @@ fn every_size_renders_without_panic() {
             terminal.draw(|f| muster::ui::render(&s, f)).unwrap();
         }
     }
+}
+
+fn timeline_state(width: u16, height: u16) -> State {
+    let mut s = state(width, height);
+    update(&mut s, Msg::Key(Key::parse("tab").unwrap()));
+    let cp = |n: u32, trigger: &str, ago: i64, files, added, removed| Checkpoint {
+        n,
+        id: format!("{n:040}"),
+        time: (NOW / 1000) as i64 - ago,
+        trigger: trigger.into(),
+        head: String::new(),
+        branch: "refs/heads/muster/api".into(),
+        files,
+        added,
+        removed,
+    };
+    let checkpoints = vec![
+        cp(4, "rescue before rollback to 2", 30, 0, 0, 0),
+        cp(3, "turn", 95, 2, 14, 3),
+        cp(2, "periodic", 400, 1, 2, 0),
+        cp(1, "turn", 900, 3, 40, 0),
+    ];
+    update(&mut s, Msg::Engine(Event::Timeline { name: "api".into(), checkpoints }));
+    update(&mut s, Msg::Key(Key::parse("j").unwrap()));
+    let line = |k, t: &str| (k, t.to_string());
+    let files = vec![
+        FileDiff {
+            path: "src/api.rs".into(),
+            status: 'M',
+            added: 2,
+            removed: 1,
+            lines: vec![
+                line(LineKind::Hunk, "@@ -1,3 +1,4 @@ mod api"),
+                line(LineKind::Context, "fn main() {"),
+                line(LineKind::Removed, "    ping();"),
+                line(LineKind::Added, "    health();"),
+                line(LineKind::Added, "    ready();"),
+                line(LineKind::Context, "}"),
+            ],
+        },
+        FileDiff { path: "tests/health.rs".into(), status: 'A', added: 12, removed: 2, lines: vec![] },
+    ];
+    update(&mut s, Msg::Engine(Event::CheckpointDiff { name: "api".into(), n: 3, base: DiffBase::Previous, files }));
+    update(&mut s, Msg::Key(Key::parse("space").unwrap()));
+    s
+}
+
+#[test]
+fn timeline_120x40() {
+    insta::assert_snapshot!(draw(&timeline_state(120, 40)));
+}
+
+#[test]
+fn timeline_80x24() {
+    insta::assert_snapshot!(draw(&timeline_state(80, 24)));
+}
+
+#[test]
+fn rollback_confirmation_lists_files() {
+    let mut s = timeline_state(80, 24);
+    update(
+        &mut s,
+        Msg::Engine(Event::RollbackPreview {
+            name: "api".into(),
+            n: 3,
+            files: None,
+            changes: vec!["src/api.rs".into(), "tests/health.rs".into()],
+        }),
+    );
+    insta::assert_snapshot!(draw(&s));
 }

@@ -4,13 +4,18 @@ use ratatui_textarea::TextArea;
 
 use crate::config::keymap::{Keymap, Mode};
 use crate::config::theme::Theme;
+use std::collections::BTreeSet;
+
 use crate::engine::{AgentInfo, AgentState};
+use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
 use crate::term::Screen;
 
 #[derive(Debug, Clone)]
 pub struct AgentView {
     pub info: AgentInfo,
     pub screen: Option<Screen>,
+    /// Checkpoints, newest first.
+    pub checkpoints: Vec<Checkpoint>,
     /// Started waiting for input (or rang its bell) and has not been looked at since.
     pub attention: bool,
 }
@@ -20,20 +25,54 @@ pub struct AgentView {
 pub enum Confirmed {
     Quit,
     Remove { name: String, force: bool },
+    Rollback { name: String, n: u32, files: Option<Vec<String>> },
+    UndoRollback { name: String },
+}
+
+/// Which view of the selected agent the well shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WellTab {
+    Terminal,
+    Timeline,
+}
+
+/// Where the operator is in an agent's timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineView {
+    /// The agent this view belongs to; another agent starts a fresh view.
+    pub agent: Option<String>,
+    /// Index into the agent's checkpoints (newest first).
+    pub selected: usize,
+    pub base: DiffBase,
+    /// The diff on screen: agent, checkpoint, base, files.
+    pub diff: Option<(String, u32, DiffBase, Vec<FileDiff>)>,
+    /// The last diff asked of the engine.
+    pub requested: Option<(String, u32, DiffBase)>,
+    pub file: usize,
+    pub marked: BTreeSet<String>,
+    pub scroll: u16,
+}
+
+impl Default for TimelineView {
+    fn default() -> Self {
+        TimelineView {
+            agent: None,
+            selected: 0,
+            base: DiffBase::Previous,
+            diff: None,
+            requested: None,
+            file: 0,
+            marked: BTreeSet::new(),
+            scroll: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub enum Dialog {
     Help,
-    Confirm {
-        title: String,
-        lines: Vec<String>,
-        then: Confirmed,
-    },
-    Steer {
-        name: String,
-        editor: Box<TextArea<'static>>,
-    },
+    Confirm { title: String, lines: Vec<String>, then: Confirmed },
+    Steer { name: String, editor: Box<TextArea<'static>> },
 }
 
 pub struct State {
@@ -41,8 +80,12 @@ pub struct State {
     pub agents: Vec<AgentView>,
     pub selected: usize,
     pub well_open: bool,
+    pub tab: WellTab,
+    pub timeline: TimelineView,
     pub attached: bool,
     pub dialog: Option<Dialog>,
+    /// Lines the help overlay is scrolled down.
+    pub help_scroll: u16,
     /// A message for the status line, and whether it is an error.
     pub status: Option<(String, bool)>,
     pub now_ms: u64,
@@ -63,8 +106,11 @@ impl State {
             agents: Vec::new(),
             selected: 0,
             well_open: true,
+            tab: WellTab::Terminal,
+            timeline: TimelineView::default(),
             attached: false,
             dialog: None,
+            help_scroll: 0,
             status: None,
             now_ms: 0,
             size,
@@ -86,19 +132,14 @@ impl State {
             Some(Dialog::Confirm { .. }) => Mode::Confirm,
             Some(Dialog::Steer { .. }) => Mode::Steer,
             None if self.attached => Mode::Attached,
+            None if self.tab == WellTab::Timeline => Mode::Timeline,
             None => Mode::Roster,
         }
     }
 
     /// Where each part of the screen goes at the current size.
     pub fn areas(&self) -> crate::ui::layout::Areas {
-        crate::ui::layout::areas(
-            self.size.0,
-            self.size.1,
-            self.agents.len(),
-            self.well_open,
-            self.attached,
-        )
+        crate::ui::layout::areas(self.size.0, self.size.1, self.agents.len(), self.well_open, self.attached)
     }
 
     pub fn count(&self, state: AgentState) -> usize {
@@ -106,9 +147,6 @@ impl State {
     }
 
     pub fn running(&self) -> usize {
-        self.agents
-            .iter()
-            .filter(|a| a.info.state.is_running())
-            .count()
+        self.agents.iter().filter(|a| a.info.state.is_running()).count()
     }
 }

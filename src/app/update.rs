@@ -3,9 +3,10 @@
 
 use ratatui_textarea::{Input, Key as TaKey, TextArea};
 
-use super::state::{AgentView, Confirmed, Dialog, State};
+use super::state::{AgentView, Confirmed, Dialog, State, TimelineView, WellTab};
 use crate::config::keymap::{Action, Mode};
 use crate::engine::{AgentState, Command, Event};
+use crate::git::checkpoint::DiffBase;
 use crate::key::{Key, KeyCode};
 
 // Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
@@ -49,6 +50,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Tick(now) => state.now_ms = now,
     }
     sync_watch(state, &mut fx);
+    sync_timeline(state, &mut fx);
     fx
 }
 
@@ -62,18 +64,10 @@ fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
     let want = match (a.terminal, selected_name(state)) {
         (Some(t), Some(name)) if t.height > 0 => (Some(name), t.height, t.width),
         // Keep the last pane size so hidden agents are not squeezed.
-        _ => (
-            None,
-            state.watching.as_ref().map_or(24, |w| w.1),
-            state.watching.as_ref().map_or(80, |w| w.2),
-        ),
+        _ => (None, state.watching.as_ref().map_or(24, |w| w.1), state.watching.as_ref().map_or(80, |w| w.2)),
     };
     if state.watching.as_ref() != Some(&want) {
-        fx.push(Effect::Engine(Command::Watch {
-            name: want.0.clone(),
-            rows: want.1,
-            cols: want.2,
-        }));
+        fx.push(Effect::Engine(Command::Watch { name: want.0.clone(), rows: want.1, cols: want.2 }));
         state.watching = Some(want);
     }
 }
@@ -86,11 +80,12 @@ fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
     let mode = state.mode();
     let action = state.keymap.action(mode, key);
     match mode {
-        Mode::Help => {
-            if action == Some(Action::Close) {
-                state.dialog = None;
-            }
-        }
+        Mode::Help => match action {
+            Some(Action::Close) => state.dialog = None,
+            Some(Action::ScrollDown) => state.help_scroll = state.help_scroll.saturating_add(1),
+            Some(Action::ScrollUp) => state.help_scroll = state.help_scroll.saturating_sub(1),
+            _ => {}
+        },
         Mode::Confirm => match action {
             Some(Action::Confirm) => {
                 if let Some(Dialog::Confirm { then, .. }) = state.dialog.take() {
@@ -111,6 +106,124 @@ fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
                 on_roster_action(state, action, fx);
             }
         }
+        Mode::Timeline => {
+            if let Some(action) = action {
+                on_timeline_action(state, action, fx);
+            }
+        }
+    }
+}
+
+/// Keep the timeline view on the selected agent and ask the engine for the diff it shows.
+fn sync_timeline(state: &mut State, fx: &mut Vec<Effect>) {
+    let name = selected_name(state);
+    if state.timeline.agent != name {
+        state.timeline = TimelineView { agent: name.clone(), ..TimelineView::default() };
+    }
+    if state.tab != WellTab::Timeline || state.attached {
+        return;
+    }
+    let count = state.selected_agent().map_or(0, |a| a.checkpoints.len());
+    state.timeline.selected = state.timeline.selected.min(count.saturating_sub(1));
+    let Some(agent) = state.selected_agent() else { return };
+    let Some(cp) = agent.checkpoints.get(state.timeline.selected) else { return };
+    let want = (agent.info.name.clone(), cp.n, state.timeline.base);
+    if state.timeline.requested.as_ref() != Some(&want) {
+        fx.push(Effect::Engine(Command::CheckpointDiff { name: want.0.clone(), n: want.1, base: want.2 }));
+        state.timeline.requested = Some(want);
+    }
+}
+
+/// The checkpoint selected in the timeline.
+fn selected_checkpoint(state: &State) -> Option<u32> {
+    state.selected_agent()?.checkpoints.get(state.timeline.selected).map(|c| c.n)
+}
+
+/// The files of the diff on screen.
+fn diff_files(state: &State) -> Vec<String> {
+    state.timeline.diff.as_ref().map(|d| d.3.iter().map(|f| f.path.clone()).collect()).unwrap_or_default()
+}
+
+fn on_timeline_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
+    let Some(name) = selected_name(state) else {
+        state.tab = WellTab::Terminal;
+        return;
+    };
+    let count = state.selected_agent().map_or(0, |a| a.checkpoints.len());
+    let tl = &mut state.timeline;
+    let fresh_selection = |tl: &mut TimelineView| {
+        tl.file = 0;
+        tl.scroll = 0;
+        tl.marked.clear();
+    };
+    match action {
+        Action::SelectNext if tl.selected + 1 < count => {
+            tl.selected += 1;
+            fresh_selection(tl);
+        }
+        Action::SelectPrev if tl.selected > 0 => {
+            tl.selected -= 1;
+            fresh_selection(tl);
+        }
+        Action::SelectNext | Action::SelectPrev => {}
+        Action::NextFile => {
+            let files = diff_files(state).len();
+            let tl = &mut state.timeline;
+            if tl.file + 1 < files {
+                tl.file += 1;
+                tl.scroll = 0;
+            }
+        }
+        Action::PrevFile => {
+            tl.file = tl.file.saturating_sub(1);
+            tl.scroll = 0;
+        }
+        Action::MarkFile => {
+            if let Some(path) = diff_files(state).get(state.timeline.file).cloned() {
+                let marked = &mut state.timeline.marked;
+                if !marked.remove(&path) {
+                    marked.insert(path);
+                }
+            }
+        }
+        Action::PageDown => tl.scroll = tl.scroll.saturating_add(10),
+        Action::PageUp => tl.scroll = tl.scroll.saturating_sub(10),
+        Action::ToggleDiffBase => {
+            tl.base = match tl.base {
+                DiffBase::Previous => DiffBase::Worktree,
+                DiffBase::Worktree => DiffBase::Previous,
+            };
+            fresh_selection(tl);
+        }
+        Action::Checkpoint => fx.push(Effect::Engine(Command::Checkpoint { name })),
+        Action::Rollback => {
+            if let Some(n) = selected_checkpoint(state) {
+                fx.push(Effect::Engine(Command::RollbackPreview { name, n, files: None }));
+            }
+        }
+        Action::RollbackFiles => {
+            let files: Vec<String> = if state.timeline.marked.is_empty() {
+                diff_files(state).get(state.timeline.file).cloned().into_iter().collect()
+            } else {
+                state.timeline.marked.iter().cloned().collect()
+            };
+            match (selected_checkpoint(state), files.is_empty()) {
+                (Some(n), false) => fx.push(Effect::Engine(Command::RollbackPreview { name, n, files: Some(files) })),
+                _ => state.status = Some(("no file selected: [ and ] move between files, space marks".into(), true)),
+            }
+        }
+        Action::UndoRollback => {
+            state.dialog = Some(Dialog::Confirm {
+                title: format!("Undo the last rollback of {name}?"),
+                lines: vec![
+                    "The worktree returns to the checkpoint taken just before that rollback.".into(),
+                    "A new rescue checkpoint is taken first, so this can be undone too.".into(),
+                ],
+                then: Confirmed::UndoRollback { name },
+            });
+        }
+        Action::Close => state.tab = WellTab::Terminal,
+        other => on_roster_action(state, other, fx),
     }
 }
 
@@ -124,7 +237,14 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::SelectFirst => select(state, 0),
         Action::SelectLast if n > 0 => select(state, n - 1),
         Action::ToggleWell => state.well_open = !state.well_open,
-        Action::Help => state.dialog = Some(Dialog::Help),
+        Action::OpenTimeline => {
+            state.tab = WellTab::Timeline;
+            state.well_open = true;
+        }
+        Action::Help => {
+            state.help_scroll = 0;
+            state.dialog = Some(Dialog::Help);
+        }
         Action::Quit => {
             let running = state.running();
             if running == 0 {
@@ -150,6 +270,7 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
             if state_of.is_some_and(AgentState::is_running) {
                 state.attached = true;
                 state.well_open = true;
+                state.tab = WellTab::Terminal;
                 engine(fx, Command::ScrollBottom { name });
             } else {
                 state.status = Some((format!("{name} is not running: R restarts it"), true));
@@ -159,10 +280,7 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
             if state_of.is_some_and(AgentState::is_running) {
                 let mut editor = TextArea::default();
                 editor.set_placeholder_text("message for the agent");
-                state.dialog = Some(Dialog::Steer {
-                    name,
-                    editor: Box::new(editor),
-                });
+                state.dialog = Some(Dialog::Steer { name, editor: Box::new(editor) });
             } else {
                 state.status = Some((format!("{name} is not running: R restarts it"), true));
             }
@@ -173,24 +291,13 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
             _ => {}
         },
         Action::Stop => engine(fx, Command::Stop { name }),
+        Action::Checkpoint => engine(fx, Command::Checkpoint { name }),
         Action::Restart => engine(fx, Command::Restart { name }),
         Action::Remove => engine(fx, Command::CheckRemove { name }),
         Action::ScrollUp => engine(fx, Command::Scroll { name, lines: 1 }),
         Action::ScrollDown => engine(fx, Command::Scroll { name, lines: -1 }),
-        Action::PageUp => engine(
-            fx,
-            Command::Scroll {
-                name,
-                lines: terminal_rows(state) as i32 - 1,
-            },
-        ),
-        Action::PageDown => engine(
-            fx,
-            Command::Scroll {
-                name,
-                lines: -(terminal_rows(state) as i32 - 1),
-            },
-        ),
+        Action::PageUp => engine(fx, Command::Scroll { name, lines: terminal_rows(state) as i32 - 1 }),
+        Action::PageDown => engine(fx, Command::Scroll { name, lines: -(terminal_rows(state) as i32 - 1) }),
         Action::ScrollBottom => engine(fx, Command::ScrollBottom { name }),
         _ => {}
     }
@@ -210,9 +317,9 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
             state.status = Some(("stopping agents…".into(), false));
             fx.push(Effect::Engine(Command::Shutdown));
         }
-        Confirmed::Remove { name, force } => {
-            fx.push(Effect::Engine(Command::Remove { name, force }))
-        }
+        Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
+        Confirmed::Rollback { name, n, files } => fx.push(Effect::Engine(Command::Rollback { name, n, files })),
+        Confirmed::UndoRollback { name } => fx.push(Effect::Engine(Command::UndoRollback { name })),
     }
 }
 
@@ -235,12 +342,7 @@ fn to_textarea_input(key: Key) -> Input {
         KeyCode::F(n) => TaKey::F(n),
         KeyCode::Insert => TaKey::Null,
     };
-    Input {
-        key: k,
-        ctrl: key.mods.ctrl(),
-        alt: key.mods.alt(),
-        shift: key.mods.shift(),
-    }
+    Input { key: k, ctrl: key.mods.ctrl(), alt: key.mods.alt(), shift: key.mods.shift() }
 }
 
 fn on_steer_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
@@ -253,10 +355,7 @@ fn on_steer_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Ve
             if text.trim().is_empty() {
                 return;
             }
-            fx.push(Effect::Engine(Command::Steer {
-                name: name.clone(),
-                text,
-            }));
+            fx.push(Effect::Engine(Command::Steer { name: name.clone(), text }));
             state.status = Some((format!("sent to {name}"), false));
             state.dialog = None;
         }
@@ -287,33 +386,20 @@ fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut Vec<Effect
         return;
     }
     let a = state.areas();
-    let inside =
-        |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
+    let inside = |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
     if let (Some(t), Some(name)) = (a.terminal, selected_name(state)) {
         if inside(t) {
             let cmd = if state.attached {
-                Command::Wheel {
-                    name,
-                    up,
-                    col: col - t.x,
-                    row: row - t.y,
-                }
+                Command::Wheel { name, up, col: col - t.x, row: row - t.y }
             } else {
-                Command::Scroll {
-                    name,
-                    lines: if up { 3 } else { -3 },
-                }
+                Command::Scroll { name, lines: if up { 3 } else { -3 } }
             };
             fx.push(Effect::Engine(cmd));
             return;
         }
     }
     if inside(a.roster) && !state.attached {
-        let action = if up {
-            Action::SelectPrev
-        } else {
-            Action::SelectNext
-        };
+        let action = if up { Action::SelectPrev } else { Action::SelectNext };
         on_roster_action(state, action, fx);
     }
 }
@@ -322,15 +408,10 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
     match event {
         Event::Agent(info) => {
             let selected = state.selected;
-            match state
-                .agents
-                .iter_mut()
-                .position(|a| a.info.name == info.name)
-            {
+            match state.agents.iter_mut().position(|a| a.info.name == info.name) {
                 Some(i) => {
                     let view = &mut state.agents[i];
-                    let newly_waiting =
-                        info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
+                    let newly_waiting = info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
                     if newly_waiting {
                         if i != selected || !state.attached {
                             view.attention = true;
@@ -344,11 +425,7 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                     }
                     view.info = info;
                 }
-                None => state.agents.push(AgentView {
-                    info,
-                    screen: None,
-                    attention: false,
-                }),
+                None => state.agents.push(AgentView { info, screen: None, checkpoints: Vec::new(), attention: false }),
             }
         }
         Event::Removed { name } => {
@@ -363,24 +440,15 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::Bell { name } => {
             let selected = state.selected;
-            if let Some((i, a)) = state
-                .agents
-                .iter_mut()
-                .enumerate()
-                .find(|(_, a)| a.info.name == name)
-            {
+            if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {
                 if i != selected {
                     a.attention = true;
                 }
             }
         }
-        Event::Notification { name, text } => {
-            state.status = Some((format!("{name}: {text}"), false))
-        }
+        Event::Notification { name, text } => state.status = Some((format!("{name}: {text}"), false)),
         Event::RemoveCheck { name, status } => {
-            let mut lines = vec![format!(
-                "Remove agent {name}, its worktree and its branch muster/{name}?"
-            )];
+            let mut lines = vec![format!("Remove agent {name}, its worktree and its branch muster/{name}?")];
             if !status.is_safe_to_remove() {
                 lines.push(format!(
                     "Work would be lost: {} changed file(s), {} commit(s) not merged into its base.",
@@ -390,13 +458,42 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             state.dialog = Some(Dialog::Confirm {
                 title: format!("Remove {name}?"),
                 lines,
-                then: Confirmed::Remove {
-                    name,
-                    force: !status.is_safe_to_remove(),
-                },
+                then: Confirmed::Remove { name, force: !status.is_safe_to_remove() },
             });
         }
         Event::Message { text, error } => state.status = Some((text, error)),
+        Event::Timeline { name, checkpoints } => {
+            if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
+                a.checkpoints = checkpoints;
+            }
+        }
+        Event::CheckpointDiff { name, n, base, files } => {
+            if state.timeline.requested.as_ref() == Some(&(name.clone(), n, base)) {
+                state.timeline.file = state.timeline.file.min(files.len().saturating_sub(1));
+                state.timeline.diff = Some((name, n, base, files));
+            }
+        }
+        Event::RollbackPreview { name, n, files, changes } => {
+            if changes.is_empty() {
+                state.status =
+                    Some((format!("nothing to roll back: {name}'s files already match checkpoint {n}"), false));
+                return;
+            }
+            let what = match &files {
+                Some(_) => format!("Restore {} file(s) of {name} from checkpoint {n}?", changes.len()),
+                None => format!("Roll {name} back to checkpoint {n}?"),
+            };
+            let mut lines = vec![format!("These {} file(s) will change:", changes.len())];
+            lines.extend(changes.iter().take(12).map(|c| format!("  {c}")));
+            if changes.len() > 12 {
+                lines.push(format!("  … and {} more", changes.len() - 12));
+            }
+            if files.is_none() {
+                lines.push("Its branch goes back to the commit it was on then.".into());
+            }
+            lines.push("A rescue checkpoint is taken first: u (undo rollback) returns to now.".into());
+            state.dialog = Some(Dialog::Confirm { title: what, lines, then: Confirmed::Rollback { name, n, files } });
+        }
         Event::ShutdownComplete => fx.push(Effect::Quit),
     }
 }
@@ -423,16 +520,14 @@ mod tests {
             pid: None,
             diffstat: Default::default(),
             error: None,
+            checkpoints: 0,
+            rolled_back: false,
         }
     }
 
     fn state_with(agents: &[(&str, AgentState)]) -> State {
-        let mut s = State::new(
-            "repo".into(),
-            Keymap::builtin(),
-            Theme::builtin("default", ColorMode::NoColor),
-            (120, 40),
-        );
+        let mut s =
+            State::new("repo".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::NoColor), (120, 40));
         for (n, st) in agents {
             update(&mut s, Msg::Engine(Event::Agent(info(n, *st))));
         }
@@ -444,15 +539,7 @@ mod tests {
     }
 
     fn engine_cmds(fx: &[Effect]) -> Vec<Command> {
-        fx.iter()
-            .filter_map(|e| {
-                if let Effect::Engine(c) = e {
-                    Some(c.clone())
-                } else {
-                    None
-                }
-            })
-            .collect()
+        fx.iter().filter_map(|e| if let Effect::Engine(c) = e { Some(c.clone()) } else { None }).collect()
     }
 
     #[test]
@@ -461,19 +548,14 @@ mod tests {
         assert_eq!(s.watching.as_ref().unwrap().0.as_deref(), Some("a"));
         let fx = update(&mut s, key("j"));
         assert_eq!(s.selected, 1);
-        assert!(
-            matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120 }] if n == "b")
-        );
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120 }] if n == "b"));
         update(&mut s, key("j"));
         assert_eq!(s.selected, 1);
         update(&mut s, key("k"));
         assert_eq!(s.selected, 0);
         // Collapsing the well stops watching.
         let fx = update(&mut s, key("space"));
-        assert!(matches!(
-            &engine_cmds(&fx)[..],
-            [Command::Watch { name: None, .. }]
-        ));
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: None, .. }]));
     }
 
     #[test]
@@ -482,29 +564,11 @@ mod tests {
         update(&mut s, key("enter"));
         assert!(s.attached);
         let fx = update(&mut s, key("q"));
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Key {
-                name: "a".into(),
-                key: Key::char('q')
-            }]
-        );
+        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "a".into(), key: Key::char('q') }]);
         let fx = update(&mut s, key("C-c"));
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Key {
-                name: "a".into(),
-                key: Key::parse("C-c").unwrap()
-            }]
-        );
+        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "a".into(), key: Key::parse("C-c").unwrap() }]);
         let fx = update(&mut s, Msg::Paste("x\ny".into()));
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Paste {
-                name: "a".into(),
-                text: "x\ny".into()
-            }]
-        );
+        assert_eq!(engine_cmds(&fx), vec![Command::Paste { name: "a".into(), text: "x\ny".into() }]);
         update(&mut s, key("C-]"));
         assert!(!s.attached);
     }
@@ -528,13 +592,7 @@ mod tests {
         update(&mut s, key("C-j"));
         update(&mut s, Msg::Key(Key::char('x')));
         let fx = update(&mut s, key("enter"));
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Steer {
-                name: "a".into(),
-                text: "hi\nx".into()
-            }]
-        );
+        assert_eq!(engine_cmds(&fx), vec![Command::Steer { name: "a".into(), text: "hi\nx".into() }]);
         assert_eq!(s.mode(), Mode::Roster);
         update(&mut s, key("s"));
         update(&mut s, key("esc"));
@@ -546,10 +604,7 @@ mod tests {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, key("p"));
         assert_eq!(engine_cmds(&fx), vec![Command::Pause { name: "a".into() }]);
-        update(
-            &mut s,
-            Msg::Engine(Event::Agent(info("a", AgentState::Paused))),
-        );
+        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Paused))));
         let fx = update(&mut s, key("p"));
         assert_eq!(engine_cmds(&fx), vec![Command::Resume { name: "a".into() }]);
     }
@@ -577,61 +632,31 @@ mod tests {
     fn remove_confirms_and_forces_only_when_work_would_be_lost() {
         let mut s = state_with(&[("a", AgentState::Idle)]);
         let fx = update(&mut s, key("D"));
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::CheckRemove { name: "a".into() }]
-        );
-        let status = crate::git::worktree::WorktreeStatus {
-            changed_files: 2,
-            unmerged_commits: 0,
-        };
-        update(
-            &mut s,
-            Msg::Engine(Event::RemoveCheck {
-                name: "a".into(),
-                status,
-            }),
-        );
+        assert_eq!(engine_cmds(&fx), vec![Command::CheckRemove { name: "a".into() }]);
+        let status = crate::git::worktree::WorktreeStatus { changed_files: 2, unmerged_commits: 0 };
+        update(&mut s, Msg::Engine(Event::RemoveCheck { name: "a".into(), status }));
         match &s.dialog {
             Some(Dialog::Confirm { lines, .. }) => assert!(lines[1].contains("2 changed file(s)")),
             _ => panic!("no confirmation"),
         }
         let fx = update(&mut s, key("y"));
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Remove {
-                name: "a".into(),
-                force: true
-            }]
-        );
+        assert_eq!(engine_cmds(&fx), vec![Command::Remove { name: "a".into(), force: true }]);
     }
 
     #[test]
     fn waiting_rings_the_bell_and_marks_attention() {
         let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Busy)]);
-        let fx = update(
-            &mut s,
-            Msg::Engine(Event::Agent(info("b", AgentState::Waiting))),
-        );
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Waiting))));
         assert!(fx.contains(&Effect::Bell));
         assert!(s.agents[1].attention);
         // Staying in waiting does not ring again.
-        let fx = update(
-            &mut s,
-            Msg::Engine(Event::Agent(info("b", AgentState::Waiting))),
-        );
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Waiting))));
         assert!(!fx.contains(&Effect::Bell));
         update(&mut s, key("j"));
         assert!(!s.agents[1].attention);
         s.bell_on_waiting = false;
-        update(
-            &mut s,
-            Msg::Engine(Event::Agent(info("a", AgentState::Idle))),
-        );
-        let fx = update(
-            &mut s,
-            Msg::Engine(Event::Agent(info("a", AgentState::Waiting))),
-        );
+        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Idle))));
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Waiting))));
         assert!(!fx.contains(&Effect::Bell));
     }
 
@@ -649,49 +674,18 @@ mod tests {
     #[test]
     fn wheel_scrolls_history_or_forwards_when_attached() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
-        let fx = update(
-            &mut s,
-            Msg::Wheel {
-                up: true,
-                col: 5,
-                row: 20,
-            },
-        );
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Scroll {
-                name: "a".into(),
-                lines: 3
-            }]
-        );
+        let fx = update(&mut s, Msg::Wheel { up: true, col: 5, row: 20 });
+        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 3 }]);
         update(&mut s, key("enter"));
-        let fx = update(
-            &mut s,
-            Msg::Wheel {
-                up: false,
-                col: 5,
-                row: 20,
-            },
-        );
-        assert_eq!(
-            engine_cmds(&fx),
-            vec![Command::Wheel {
-                name: "a".into(),
-                up: false,
-                col: 5,
-                row: 17
-            }]
-        );
+        let fx = update(&mut s, Msg::Wheel { up: false, col: 5, row: 20 });
+        assert_eq!(engine_cmds(&fx), vec![Command::Wheel { name: "a".into(), up: false, col: 5, row: 17 }]);
     }
 
     #[test]
     fn small_terminal_drops_the_well_and_stops_watching() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, Msg::Resize(60, 15));
-        assert!(matches!(
-            &engine_cmds(&fx)[..],
-            [Command::Watch { name: None, .. }]
-        ));
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: None, .. }]));
         update(&mut s, key("enter"));
         assert!(s.attached);
     }

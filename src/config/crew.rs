@@ -82,19 +82,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 40 {
         return Err("agent names are 1 to 40 characters".into());
     }
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let chars_ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if !first_ok
-        || !chars_ok
-        || name.contains("..")
-        || name.ends_with('.')
-        || name.ends_with(".lock")
-    {
+    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let chars_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if !first_ok || !chars_ok || name.contains("..") || name.ends_with('.') || name.ends_with(".lock") {
         return Err(format!(
             "agent name `{name}` is not safe as a branch and directory name: use letters, digits, `-`, `_` and \
              `.`, starting with a letter or digit"
@@ -116,8 +106,7 @@ pub fn parse_crew(
     for a in raw.agents {
         let name_at = a.name.span().start;
         let name = a.name.get_ref().clone();
-        validate_name(&name)
-            .map_err(|m| ConfigError::at(file, text, name_at, format!("key `name`: {m}")))?;
+        validate_name(&name).map_err(|m| ConfigError::at(file, text, name_at, format!("key `name`: {m}")))?;
         if let Some(first) = seen.insert(name.clone(), name_at) {
             let (line, _) = super::location::line_col(text, first);
             return Err(ConfigError::at(
@@ -148,10 +137,7 @@ pub fn parse_crew(
                 file,
                 text,
                 kind_at,
-                format!(
-                    "key `kind`: unknown preset `{kind}` (known: {})",
-                    known.join(", ")
-                ),
+                format!("key `kind`: unknown preset `{kind}` (known: {})", known.join(", ")),
             )
         })?;
         let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
@@ -219,12 +205,7 @@ mod tests {
     use crate::config::preset::builtin;
 
     fn parse(text: &str) -> Result<Crew, ConfigError> {
-        parse_crew(
-            Path::new(".muster/crew.toml"),
-            text,
-            &builtin(),
-            &Defaults::default(),
-        )
+        parse_crew(Path::new(".muster/crew.toml"), text, &builtin(), &Defaults::default())
     }
 
     #[test]
@@ -236,18 +217,12 @@ mod tests {
         .unwrap();
         assert_eq!(crew.agents.len(), 2);
         let api = &crew.agents[0];
-        assert_eq!(
-            (api.kind.as_str(), api.command.as_str()),
-            ("codex", "codex")
-        );
+        assert_eq!((api.kind.as_str(), api.command.as_str()), ("codex", "codex"));
         assert_eq!(api.base.as_deref(), Some("dev"));
         assert_eq!(api.env.get("A").map(String::as_str), Some("1"));
         assert_eq!(api.resume_args, vec!["resume", "--last"]);
         let sh = &crew.agents[1];
-        assert_eq!(
-            (sh.kind.as_str(), sh.args.clone(), sh.worktree),
-            ("custom", vec!["-l".to_string()], false)
-        );
+        assert_eq!((sh.kind.as_str(), sh.args.clone(), sh.worktree), ("custom", vec!["-l".to_string()], false));
     }
 
     #[test]
@@ -255,32 +230,21 @@ mod tests {
         let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\ncolour = 'red'\n").unwrap_err();
         assert_eq!((err.line, err.col), (4, 1));
         assert!(err.message.contains("colour"), "{err}");
-        assert!(
-            err.to_string().starts_with(".muster/crew.toml:4:1:"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with(".muster/crew.toml:4:1:"), "{err}");
     }
 
     #[test]
     fn unknown_preset() {
         let err = parse("[[agent]]\nname = 'a'\nkind = 'clod'\n").unwrap_err();
         assert_eq!((err.line, err.col), (3, 8));
-        assert!(
-            err.message.contains("unknown preset `clod`") && err.message.contains("key `kind`"),
-            "{err}"
-        );
+        assert!(err.message.contains("unknown preset `clod`") && err.message.contains("key `kind`"), "{err}");
     }
 
     #[test]
     fn duplicate_name() {
-        let err = parse("[[agent]]\nname='a'\nkind='shell'\n[[agent]]\nname='a'\nkind='shell'\n")
-            .unwrap_err();
+        let err = parse("[[agent]]\nname='a'\nkind='shell'\n[[agent]]\nname='a'\nkind='shell'\n").unwrap_err();
         assert_eq!(err.line, 5);
-        assert!(
-            err.message
-                .contains("duplicate agent name `a` (first used on line 2)"),
-            "{err}"
-        );
+        assert!(err.message.contains("duplicate agent name `a` (first used on line 2)"), "{err}");
     }
 
     #[test]
@@ -299,10 +263,7 @@ mod tests {
     fn bad_type() {
         let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\nworktree = 'yes'\n").unwrap_err();
         assert_eq!((err.line, err.col), (4, 12));
-        assert!(
-            err.message.contains("bool") || err.message.contains("boolean"),
-            "{err}"
-        );
+        assert!(err.message.contains("bool") || err.message.contains("boolean"), "{err}");
     }
 
     #[test]
@@ -321,13 +282,7 @@ mod tests {
 
     #[test]
     fn garbage_never_panics() {
-        for text in [
-            "[[agent]",
-            "name = ",
-            "\u{0}",
-            "[[agent]]\nname = 5",
-            "agent = 3",
-        ] {
+        for text in ["[[agent]", "name = ", "\u{0}", "[[agent]]\nname = 5", "agent = 3"] {
             assert!(parse(text).is_err(), "{text:?}");
         }
     }

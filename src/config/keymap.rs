@@ -51,6 +51,15 @@ actions! {
     PageUp = "page_up": "Scroll the terminal back a page",
     PageDown = "page_down": "Scroll the terminal forward a page",
     ScrollBottom = "scroll_bottom": "Follow the agent's output again",
+    OpenTimeline = "timeline": "Show the agent's checkpoint timeline",
+    Checkpoint = "checkpoint": "Take a checkpoint of the agent's worktree now",
+    Rollback = "rollback": "Roll the worktree back to the selected checkpoint",
+    RollbackFiles = "rollback_files": "Restore only the marked file(s), or the current one, from the checkpoint",
+    UndoRollback = "undo_rollback": "Undo the last rollback",
+    ToggleDiffBase = "toggle_diff_base": "Diff against the previous checkpoint or the worktree now",
+    NextFile = "next_file": "Next file of the diff",
+    PrevFile = "prev_file": "Previous file of the diff",
+    MarkFile = "mark_file": "Mark or unmark the current file for a partial rollback",
     Help = "help": "Show the keys",
     Quit = "quit": "Quit muster",
     Detach = "detach": "Detach from the agent",
@@ -64,6 +73,7 @@ actions! {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Mode {
     Roster,
+    Timeline,
     Attached,
     Steer,
     Confirm,
@@ -71,17 +81,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 5] = [
-        Mode::Roster,
-        Mode::Attached,
-        Mode::Steer,
-        Mode::Confirm,
-        Mode::Help,
-    ];
+    pub const ALL: [Mode; 6] = [Mode::Roster, Mode::Timeline, Mode::Attached, Mode::Steer, Mode::Confirm, Mode::Help];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Roster => "roster",
+            Mode::Timeline => "timeline",
             Mode::Attached => "attached",
             Mode::Steer => "steer",
             Mode::Confirm => "confirm",
@@ -108,35 +113,24 @@ pub struct Keymap {
 
 impl Keymap {
     pub fn action(&self, mode: Mode, key: Key) -> Option<Action> {
-        self.modes
-            .get(&mode)?
-            .iter()
-            .find(|b| b.key == key)
-            .map(|b| b.action)
+        let own = self.modes.get(&mode).and_then(|list| list.iter().find(|b| b.key == key)).map(|b| b.action);
+        match (own, mode) {
+            // The timeline is a view of the roster's agent: what it does not bind works as in the roster.
+            (None, Mode::Timeline) => self.action(Mode::Roster, key),
+            _ => own,
+        }
     }
 
     /// Bindings of a mode, in the order of `Action::ALL`, for help and hints.
     pub fn bindings(&self, mode: Mode) -> Vec<&Binding> {
-        let mut out: Vec<&Binding> = self
-            .modes
-            .get(&mode)
-            .map(|v| v.iter().collect())
-            .unwrap_or_default();
-        out.sort_by_key(|b| {
-            (
-                Action::ALL.iter().position(|a| *a == b.action),
-                b.key.to_string().len(),
-            )
-        });
+        let mut out: Vec<&Binding> = self.modes.get(&mode).map(|v| v.iter().collect()).unwrap_or_default();
+        out.sort_by_key(|b| (Action::ALL.iter().position(|a| *a == b.action), b.key.to_string().len()));
         out
     }
 
     /// The first key bound to an action in a mode, for hints.
     pub fn key_for(&self, mode: Mode, action: Action) -> Option<Key> {
-        self.bindings(mode)
-            .into_iter()
-            .find(|b| b.action == action)
-            .map(|b| b.key)
+        self.bindings(mode).into_iter().find(|b| b.action == action).map(|b| b.key)
     }
 
     fn bind(&mut self, mode: Mode, key: Key, binding: Option<(Action, String)>) {
@@ -164,23 +158,11 @@ impl Keymap {
             let at = mode_key.span().start;
             let Some(mode) = Mode::from_name(mode_key.get_ref()) else {
                 let known: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
-                warn(
-                    &mut warnings,
-                    at,
-                    format!(
-                        "unknown mode `{}` (known: {})",
-                        mode_key.get_ref(),
-                        known.join(", ")
-                    ),
-                );
+                warn(&mut warnings, at, format!("unknown mode `{}` (known: {})", mode_key.get_ref(), known.join(", ")));
                 continue;
             };
             let DeValue::Table(bindings) = mode_value.get_ref() else {
-                warn(
-                    &mut warnings,
-                    at,
-                    format!("mode `{}` must be a table of key = action", mode.name()),
-                );
+                warn(&mut warnings, at, format!("mode `{}` must be a table of key = action", mode.name()));
                 continue;
             };
             for (key_str, value) in bindings.iter() {
@@ -196,21 +178,15 @@ impl Keymap {
                     DeValue::String(s) => (s.to_string(), None, value.span().start),
                     DeValue::Table(t) => {
                         let get = |name: &str| {
-                            t.iter()
-                                .find(|(k, _)| k.get_ref() == name)
-                                .and_then(|(_, v)| match v.get_ref() {
-                                    DeValue::String(s) => Some(s.to_string()),
-                                    _ => None,
-                                })
+                            t.iter().find(|(k, _)| k.get_ref() == name).and_then(|(_, v)| match v.get_ref() {
+                                DeValue::String(s) => Some(s.to_string()),
+                                _ => None,
+                            })
                         };
                         match get("action") {
                             Some(a) => (a, get("desc"), value.span().start),
                             None => {
-                                warn(
-                                    &mut warnings,
-                                    key_at,
-                                    format!("[{}] key `{key}`: needs `action`", mode.name()),
-                                );
+                                warn(&mut warnings, key_at, format!("[{}] key `{key}`: needs `action`", mode.name()));
                                 continue;
                             }
                         }
@@ -219,10 +195,7 @@ impl Keymap {
                         warn(
                             &mut warnings,
                             value.span().start,
-                            format!(
-                                "[{}] key `{key}`: expected an action name or a table",
-                                mode.name()
-                            ),
+                            format!("[{}] key `{key}`: expected an action name or a table", mode.name()),
                         );
                         continue;
                     }
@@ -239,10 +212,7 @@ impl Keymap {
                     None => warn(
                         &mut warnings,
                         value_at,
-                        format!(
-                            "[{}] key `{key}`: unknown action `{action_name}`",
-                            mode.name()
-                        ),
+                        format!("[{}] key `{key}`: unknown action `{action_name}`", mode.name()),
                     ),
                 }
             }
@@ -311,27 +281,13 @@ mod tests {
         assert_eq!(km.action(Mode::Roster, k("j")), Some(Action::SelectPrev));
         assert_eq!(km.action(Mode::Roster, k("q")), None);
         assert_eq!(km.action(Mode::Roster, k("k")), Some(Action::SelectPrev));
-        let w = km
-            .bindings(Mode::Roster)
-            .into_iter()
-            .find(|b| b.key == k("w"))
-            .cloned()
-            .unwrap();
+        let w = km.bindings(Mode::Roster).into_iter().find(|b| b.key == k("w")).cloned().unwrap();
         assert_eq!(w.desc, "Whisper");
         let msgs: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
-        assert!(
-            msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs[1].contains("user.toml:4:7") && msgs[1].contains("key `z`: unknown action `fly`"),
-            "{msgs:?}"
-        );
-        assert!(
-            msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"),
-            "{msgs:?}"
-        );
+        assert!(msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"), "{msgs:?}");
+        assert!(msgs[1].contains("user.toml:4:7") && msgs[1].contains("key `z`: unknown action `fly`"), "{msgs:?}");
+        assert!(msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"), "{msgs:?}");
     }
 
     #[test]

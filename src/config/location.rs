@@ -8,12 +8,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
 }
 
@@ -30,12 +25,7 @@ pub struct ConfigError {
 impl ConfigError {
     pub fn at(file: &Path, text: &str, offset: usize, message: impl Into<String>) -> ConfigError {
         let (line, col) = line_col(text, offset);
-        ConfigError {
-            file: file.to_path_buf(),
-            line,
-            col,
-            message: message.into(),
-        }
+        ConfigError { file: file.to_path_buf(), line, col, message: message.into() }
     }
 
     /// From a toml error, which carries its own span and message.

@@ -6,9 +6,7 @@ use etcetera::BaseStrategy;
 
 /// `$XDG_CONFIG_HOME/muster`, when a home directory is known.
 pub fn user_config_dir() -> Option<PathBuf> {
-    etcetera::choose_base_strategy()
-        .ok()
-        .map(|s| s.config_dir().join("muster"))
+    etcetera::choose_base_strategy().ok().map(|s| s.config_dir().join("muster"))
 }
 
 /// `$XDG_STATE_HOME/muster`, for logs.

@@ -60,8 +60,7 @@ pub struct Preset {
 }
 
 pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>, ConfigError> {
-    let raw: BTreeMap<String, RawPreset> =
-        toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let raw: BTreeMap<String, RawPreset> = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
     let mut out = BTreeMap::new();
     for (name, p) in raw {
         let mut rules = Vec::new();
@@ -78,12 +77,7 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 col: 0,
                 message: format!("preset `{name}`: bad region `{}`", r.region),
             })?;
-            rules.push(Rule {
-                state: r.state,
-                regex,
-                region,
-                priority: r.priority,
-            });
+            rules.push(Rule { state: r.state, regex, region, priority: r.priority });
         }
         rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
         out.insert(
@@ -116,9 +110,7 @@ mod tests {
     #[test]
     fn builtin_presets_cover_every_kind() {
         let p = builtin();
-        for kind in [
-            "claude", "codex", "aider", "gemini", "opencode", "shell", "custom", "demo",
-        ] {
+        for kind in ["claude", "codex", "aider", "gemini", "opencode", "shell", "custom", "demo"] {
             assert!(p.contains_key(kind), "missing preset {kind}");
         }
         assert_eq!(p["claude"].resume_args, vec!["--continue"]);
@@ -130,11 +122,8 @@ mod tests {
     fn bad_preset_file_names_location() {
         let err = parse_presets(Path::new("p.toml"), "[x]\ncommand = 3\n").unwrap_err();
         assert_eq!((err.line, err.col), (2, 11));
-        let err = parse_presets(
-            Path::new("p.toml"),
-            "[x]\ncommand='a'\n[[x.rules]]\nstate='waiting'\nregex='('\n",
-        )
-        .unwrap_err();
+        let err = parse_presets(Path::new("p.toml"), "[x]\ncommand='a'\n[[x.rules]]\nstate='waiting'\nregex='('\n")
+            .unwrap_err();
         assert!(err.message.contains("bad regex"), "{err}");
     }
 }

@@ -15,10 +15,7 @@ use crate::term::palette::nearest_indexed;
 const BUILTIN: [(&str, &str); 3] = [
     ("default", include_str!("../../themes/default.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    (
-        "high-contrast",
-        include_str!("../../themes/high-contrast.toml"),
-    ),
+    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
 ];
 
 /// What the terminal can show.
@@ -42,18 +39,13 @@ impl ColorMode {
     }
 
     pub fn from_env() -> ColorMode {
-        ColorMode::detect(
-            std::env::var("NO_COLOR").ok().as_deref(),
-            std::env::var("COLORTERM").ok().as_deref(),
-        )
+        ColorMode::detect(std::env::var("NO_COLOR").ok().as_deref(), std::env::var("COLORTERM").ok().as_deref())
     }
 
     pub fn adapt(self, color: Color) -> Option<Color> {
         match (self, color) {
             (ColorMode::NoColor, _) => None,
-            (ColorMode::Ansi256, Color::Rgb(r, g, b)) => {
-                Some(Color::Indexed(nearest_indexed(r, g, b)))
-            }
+            (ColorMode::Ansi256, Color::Rgb(r, g, b)) => Some(Color::Indexed(nearest_indexed(r, g, b))),
             (_, c) => Some(c),
         }
     }
@@ -136,14 +128,8 @@ struct RawScope {
 }
 
 fn read_theme_file(file: &Path, text: &str, warnings: &mut Vec<Warning>) -> ThemeFile {
-    let mut out = ThemeFile {
-        inherits: None,
-        palette: HashMap::new(),
-        scopes: Vec::new(),
-    };
-    let mut warn = |offset: usize, msg: String| {
-        warnings.push(Warning(ConfigError::at(file, text, offset, msg)))
-    };
+    let mut out = ThemeFile { inherits: None, palette: HashMap::new(), scopes: Vec::new() };
+    let mut warn = |offset: usize, msg: String| warnings.push(Warning(ConfigError::at(file, text, offset, msg)));
     let table = match DeTable::parse(text) {
         Ok(t) => t.into_inner(),
         Err(e) => {
@@ -166,10 +152,7 @@ fn read_theme_file(file: &Path, text: &str, warnings: &mut Vec<Warning>) -> Them
                         Some(c) => {
                             out.palette.insert(name.get_ref().to_string(), c);
                         }
-                        None => warn(
-                            v.span().start,
-                            format!("palette `{}`: expected a colour", name.get_ref()),
-                        ),
+                        None => warn(v.span().start, format!("palette `{}`: expected a colour", name.get_ref())),
                     }
                 }
             }
@@ -193,33 +176,20 @@ fn read_theme_file(file: &Path, text: &str, warnings: &mut Vec<Warning>) -> Them
                                     }
                                     (other, _) => warn(
                                         field.span().start,
-                                        format!(
-                                            "scope `{}`: unknown key `{other}`",
-                                            scope.get_ref()
-                                        ),
+                                        format!("scope `{}`: unknown key `{other}`", scope.get_ref()),
                                     ),
                                 }
                             }
                         }
                         _ => {
-                            warn(
-                                v.span().start,
-                                format!(
-                                    "scope `{}`: expected a colour or a table",
-                                    scope.get_ref()
-                                ),
-                            );
+                            warn(v.span().start, format!("scope `{}`: expected a colour or a table", scope.get_ref()));
                             continue;
                         }
                     }
-                    out.scopes
-                        .push((scope.get_ref().to_string(), raw, scope.span().start));
+                    out.scopes.push((scope.get_ref().to_string(), raw, scope.span().start));
                 }
             }
-            (other, _) => warn(
-                at,
-                format!("unknown key `{other}` (expected inherits, palette or scopes)"),
-            ),
+            (other, _) => warn(at, format!("unknown key `{other}` (expected inherits, palette or scopes)")),
         }
     }
     out
@@ -233,10 +203,7 @@ fn find_theme(name: &str, dirs: &[PathBuf]) -> Option<(PathBuf, String)> {
             return Some((path, text));
         }
     }
-    BUILTIN
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(n, t)| (PathBuf::from(format!("themes/{n}.toml")), t.to_string()))
+    BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, t)| (PathBuf::from(format!("themes/{n}.toml")), t.to_string()))
 }
 
 impl Theme {
@@ -247,11 +214,7 @@ impl Theme {
         let mut chain: Vec<(PathBuf, String, ThemeFile)> = Vec::new();
         let mut next = Some(name.to_string());
         while let Some(n) = next.take() {
-            if chain.len() > 8
-                || chain
-                    .iter()
-                    .any(|(p, _, _)| p.file_stem().is_some_and(|s| s == n.as_str()))
-            {
+            if chain.len() > 8 || chain.iter().any(|(p, _, _)| p.file_stem().is_some_and(|s| s == n.as_str())) {
                 break;
             }
             let Some((path, text)) = find_theme(&n, dirs) else {
@@ -260,12 +223,7 @@ impl Theme {
                     None => (PathBuf::from("--theme"), 0),
                 };
                 let text = chain.last().map(|(_, t, _)| t.clone()).unwrap_or_default();
-                warnings.push(Warning(ConfigError::at(
-                    &file,
-                    &text,
-                    offset,
-                    format!("unknown theme `{n}`"),
-                )));
+                warnings.push(Warning(ConfigError::at(&file, &text, offset, format!("unknown theme `{n}`"))));
                 break;
             };
             let parsed = read_theme_file(&path, &text, &mut warnings);
@@ -316,14 +274,7 @@ impl Theme {
                 scopes.insert(scope.clone(), style);
             }
         }
-        (
-            Theme {
-                name: name.to_string(),
-                scopes,
-                mode,
-            },
-            warnings,
-        )
+        (Theme { name: name.to_string(), scopes, mode }, warnings)
     }
 
     pub fn builtin(name: &str, mode: ColorMode) -> Theme {
@@ -392,14 +343,8 @@ mod tests {
         assert!(t.style("state.busy").add_modifier.contains(Modifier::BOLD));
         let t = Theme::builtin("default", ColorMode::Ansi256);
         assert!(matches!(t.style("state.busy").fg, Some(Color::Indexed(_))));
-        assert_eq!(
-            ColorMode::detect(Some("1"), Some("truecolor")),
-            ColorMode::NoColor
-        );
-        assert_eq!(
-            ColorMode::detect(Some(""), Some("truecolor")),
-            ColorMode::TrueColor
-        );
+        assert_eq!(ColorMode::detect(Some("1"), Some("truecolor")), ColorMode::NoColor);
+        assert_eq!(ColorMode::detect(Some(""), Some("truecolor")), ColorMode::TrueColor);
         assert_eq!(ColorMode::detect(None, None), ColorMode::Ansi256);
     }
 
@@ -415,13 +360,11 @@ mod tests {
         let msgs: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
         assert_eq!(msgs.len(), 3, "{msgs:?}");
         assert!(
-            msgs.iter()
-                .any(|m| m.contains("mine.toml:3:23") && m.contains("unknown colour `chartreuse`")),
+            msgs.iter().any(|m| m.contains("mine.toml:3:23") && m.contains("unknown colour `chartreuse`")),
             "{msgs:?}"
         );
         assert!(
-            msgs.iter()
-                .any(|m| m.contains("mine.toml:4:31") && m.contains("unknown modifier `blinky`")),
+            msgs.iter().any(|m| m.contains("mine.toml:4:31") && m.contains("unknown modifier `blinky`")),
             "{msgs:?}"
         );
         assert!(msgs.iter().any(|m| m.contains("colour")), "{msgs:?}");

@@ -15,17 +15,14 @@ pub struct UserConfig {
     pub bell: bool,
     /// Lines of scrollback kept per agent.
     pub scrollback: usize,
+    /// Minutes between checkpoints of an agent that stays busy (taken only when its files changed).
+    pub checkpoint_minutes: u64,
     pub defaults: Defaults,
 }
 
 impl Default for UserConfig {
     fn default() -> Self {
-        UserConfig {
-            theme: None,
-            bell: true,
-            scrollback: 10_000,
-            defaults: Defaults::default(),
-        }
+        UserConfig { theme: None, bell: true, scrollback: 10_000, checkpoint_minutes: 5, defaults: Defaults::default() }
     }
 }
 
@@ -53,11 +50,7 @@ mod tests {
 
     #[test]
     fn parses_and_reports() {
-        let c = parse_user_config(
-            Path::new("c.toml"),
-            "bell = false\n[defaults]\nbase = 'main'\n",
-        )
-        .unwrap();
+        let c = parse_user_config(Path::new("c.toml"), "bell = false\n[defaults]\nbase = 'main'\n").unwrap();
         assert!(!c.bell);
         assert_eq!(c.scrollback, 10_000);
         assert_eq!(c.defaults.base.as_deref(), Some("main"));

@@ -31,10 +31,7 @@ fn think(label: &str, seconds: f64) {
                 }
             })
             .collect();
-        out(&format!(
-            "\r\x1b[K\x1b[33m{}\x1b[0m {label} {bar}\x1b[0m",
-            SPINNER[i % SPINNER.len()]
-        ));
+        out(&format!("\r\x1b[K\x1b[33m{}\x1b[0m {label} {bar}\x1b[0m", SPINNER[i % SPINNER.len()]));
         i += 1;
         std::thread::sleep(Duration::from_millis(80));
     }
@@ -56,22 +53,14 @@ fn read_message(input: &mut impl BufRead) -> Option<String> {
             line.push_str(&more);
         }
     }
-    Some(
-        line.replace("\x1b[200~", "")
-            .replace("\x1b[201~", "")
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
-    )
+    Some(line.replace("\x1b[200~", "").replace("\x1b[201~", "").trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn append(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     f.write_all(text.as_bytes())
 }
 
@@ -126,15 +115,9 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
         out("\x1b[32m✔\x1b[0m read 2 files, found \x1b[1m1\x1b[0m thing to improve\r\n");
         think("writing a plan…", think_seconds);
         append(&file, &format!("plan by {name}\n- step 1\n- step 2\n"))?;
-        out(&format!(
-            "\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n",
-            file.display()
-        ));
+        out(&format!("\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n", file.display()));
         loop {
-            out(&format!(
-                "\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ",
-                file.display()
-            ));
+            out(&format!("\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ", file.display()));
             let Some(answer) = read_message(&mut input) else {
                 return Ok(());
             };
@@ -178,8 +161,7 @@ mod tests {
 
     #[test]
     fn reads_lines_and_bracketed_pastes() {
-        let mut input =
-            std::io::Cursor::new(b"one\r\n\x1b[200~two\nlines\x1b[201~\nthree".to_vec());
+        let mut input = std::io::Cursor::new(b"one\r\n\x1b[200~two\nlines\x1b[201~\nthree".to_vec());
         assert_eq!(read_message(&mut input).as_deref(), Some("one"));
         assert_eq!(read_message(&mut input).as_deref(), Some("two\nlines"));
         assert_eq!(read_message(&mut input).as_deref(), Some("three"));

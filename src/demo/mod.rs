@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use git2::{Repository, RepositoryInitOptions, Signature};
 
-const NAMES: [&str; 8] = [
-    "planner", "api", "docs", "tests", "ui", "infra", "review", "perf",
-];
+const NAMES: [&str; 8] = ["planner", "api", "docs", "tests", "ui", "infra", "review", "perf"];
 
 /// A name for demo agent `i`, unique for any count.
 pub fn agent_name(i: usize) -> String {
@@ -20,33 +18,20 @@ pub fn agent_name(i: usize) -> String {
 }
 
 pub fn crew_toml(agents: usize) -> String {
-    let mut s = String::from("# The demo crew: stand-in agents that think, edit files in their worktrees and ask questions.\n");
+    let mut s =
+        String::from("# The demo crew: stand-in agents that think, edit files in their worktrees and ask questions.\n");
     for i in 0..agents {
-        s.push_str(&format!(
-            "\n[[agent]]\nname = \"{}\"\nkind = \"demo\"\n",
-            agent_name(i)
-        ));
+        s.push_str(&format!("\n[[agent]]\nname = \"{}\"\nkind = \"demo\"\n", agent_name(i)));
     }
     s
 }
 
 /// Create a repository with a first commit and a demo crew file in a fresh folder under `parent`.
 pub fn create_repo(parent: &Path, agents: usize) -> Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = parent.join(format!(
-        "muster-demo-{}-{}",
-        std::process::id(),
-        stamp % 1_000_000_000
-    ));
-    std::fs::create_dir_all(dir.join("src"))
-        .with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(
-        dir.join("README.md"),
-        "# demo project\n\nA throwaway repository for `muster demo`.\n",
-    )?;
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = parent.join(format!("muster-demo-{}-{}", std::process::id(), stamp % 1_000_000_000));
+    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("README.md"), "# demo project\n\nA throwaway repository for `muster demo`.\n")?;
     std::fs::write(
         dir.join("src/lib.rs"),
         "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\npub fn greet(name: &str) -> String {\n    format!(\"hello {name}\")\n}\n",

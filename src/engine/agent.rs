@@ -66,18 +66,10 @@ pub struct SpawnArgs {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-pub fn spawn(
-    backend: &dyn PtyBackend,
-    args: SpawnArgs,
-    engine: Sender<EngineMsg>,
-    sink: EventSink,
-) -> Result<Running> {
+pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg>, sink: EventSink) -> Result<Running> {
     let process = backend.spawn(&args.spec)?;
     let writer: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(process.writer));
     let control: Arc<dyn PtyControl> = Arc::from(process.control);
@@ -88,24 +80,20 @@ pub fn spawn(
 
     let reader_tx = term_tx.clone();
     let mut reader = process.reader;
-    std::thread::Builder::new()
-        .name(format!("pty-read-{}", args.name))
-        .spawn(move || {
-            read_loop(&mut reader, &reader_tx);
-        })?;
+    std::thread::Builder::new().name(format!("pty-read-{}", args.name)).spawn(move || {
+        read_loop(&mut reader, &reader_tx);
+    })?;
 
     // Engine-side messages (resize, scroll, …) go through an unbounded channel and a forwarder, so the engine
     // thread never blocks on a busy terminal thread.
     let fwd_tx = term_tx;
-    std::thread::Builder::new()
-        .name(format!("term-fwd-{}", args.name))
-        .spawn(move || {
-            for msg in term_fwd_rx {
-                if fwd_tx.send(msg).is_err() {
-                    break;
-                }
+    std::thread::Builder::new().name(format!("term-fwd-{}", args.name)).spawn(move || {
+        for msg in term_fwd_rx {
+            if fwd_tx.send(msg).is_err() {
+                break;
             }
-        })?;
+        }
+    })?;
 
     let model = AlacrittyModel::new(args.spec.rows, args.spec.cols, args.scrollback);
     let term_state = TermThread {
@@ -128,28 +116,17 @@ pub fn spawn(
         hook: None,
         eof: false,
     };
-    std::thread::Builder::new()
-        .name(format!("term-{}", args.name))
-        .spawn(move || term_state.run(term_rx))?;
+    std::thread::Builder::new().name(format!("term-{}", args.name)).spawn(move || term_state.run(term_rx))?;
 
     let (exit_tx, exit_rx) = mpsc::channel();
     let mut waiter = process.waiter;
     let name = args.name.clone();
     let generation = args.generation;
-    std::thread::Builder::new()
-        .name(format!("wait-{}", args.name))
-        .spawn(move || {
-            let exit = waiter.wait().unwrap_or(crate::pty::ExitInfo {
-                code: None,
-                signal: None,
-            });
-            let _ = exit_tx.send(());
-            let _ = engine.send(EngineMsg::Exited {
-                name,
-                generation,
-                exit,
-            });
-        })?;
+    std::thread::Builder::new().name(format!("wait-{}", args.name)).spawn(move || {
+        let exit = waiter.wait().unwrap_or(crate::pty::ExitInfo { code: None, signal: None });
+        let _ = exit_tx.send(());
+        let _ = engine.send(EngineMsg::Exited { name, generation, exit });
+    })?;
 
     Ok(Running {
         generation: args.generation,
@@ -207,13 +184,11 @@ impl TermThread {
     fn run(mut self, rx: Receiver<TermMsg>) {
         loop {
             let msg = match self.next_deadline() {
-                Some(deadline) => {
-                    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                        Ok(m) => Some(m),
-                        Err(RecvTimeoutError::Timeout) => None,
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                }
+                Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                },
                 None => match rx.recv() {
                     Ok(m) => Some(m),
                     Err(_) => return,
@@ -261,10 +236,7 @@ impl TermThread {
                 self.last_frame = None;
             }
             TermMsg::Hook(state) => {
-                self.hook = Some(HookReport {
-                    state,
-                    at: Instant::now(),
-                });
+                self.hook = Some(HookReport { state, at: Instant::now() });
                 self.last_detect = None;
                 self.mark_dirty();
             }
@@ -318,26 +290,17 @@ impl TermThread {
             *m = self.model.modes();
         }
         if self.model.take_bell() {
-            (self.sink)(Event::Bell {
-                name: self.name.clone(),
-            });
+            (self.sink)(Event::Bell { name: self.name.clone() });
         }
         for text in self.model.take_notifications() {
-            (self.sink)(Event::Notification {
-                name: self.name.clone(),
-                text,
-            });
+            (self.sink)(Event::Notification { name: self.name.clone(), text });
         }
         if self.screen_dirty && self.watched && self.last_frame.is_none_or(|f| now >= f + FRAME) {
-            (self.sink)(Event::Screen {
-                name: self.name.clone(),
-                screen: self.model.snapshot(),
-            });
+            (self.sink)(Event::Screen { name: self.name.clone(), screen: self.model.snapshot() });
             self.last_frame = Some(now);
             self.screen_dirty = false;
         }
-        let detect_due =
-            self.detect_dirty && self.last_detect.is_none_or(|d| now >= d + DETECT_EVERY);
+        let detect_due = self.detect_dirty && self.last_detect.is_none_or(|d| now >= d + DETECT_EVERY);
         let debounce_due = self.debounce_deadline().is_some_and(|d| now >= d);
         if detect_due || debounce_due {
             self.detect(now);
@@ -353,16 +316,11 @@ impl TermThread {
         let state = detect::detect(rule_state, self.hook, self.last_output, now);
         let current = (state, title);
         let activity_due = self.last_output.is_some()
-            && self
-                .last_activity_report
-                .is_none_or(|r| now >= r + ACTIVITY_REPORT)
-            && self
-                .last_output
-                .is_some_and(|o| self.last_activity_report.is_none_or(|r| o > r));
+            && self.last_activity_report.is_none_or(|r| now >= r + ACTIVITY_REPORT)
+            && self.last_output.is_some_and(|o| self.last_activity_report.is_none_or(|r| o > r));
         if self.reported.as_ref() != Some(&current) || activity_due {
-            let last_output_ms = self
-                .last_output
-                .map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));
+            let last_output_ms =
+                self.last_output.map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));
             let _ = self.engine.send(EngineMsg::Detected {
                 name: self.name.clone(),
                 generation: self.generation,

@@ -49,21 +49,14 @@ fn region_text(region: Region, lines: &[String], title: Option<&str>) -> String 
         Region::Top(n) => lines.iter().take(n).cloned().collect::<Vec<_>>().join("\n"),
         Region::Bottom(n) => {
             let start = non_empty.len().saturating_sub(n);
-            non_empty[start..]
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
+            non_empty[start..].iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
         }
     }
 }
 
 /// The first matching rule's state (rules are sorted by priority, highest first).
 pub fn match_rules(rules: &[Rule], lines: &[String], title: Option<&str>) -> Option<AgentState> {
-    rules
-        .iter()
-        .find(|r| r.regex.is_match(&region_text(r.region, lines, title)))
-        .map(|r| r.state)
+    rules.iter().find(|r| r.regex.is_match(&region_text(r.region, lines, title))).map(|r| r.state)
 }
 
 /// What the hooks last said, and when.
@@ -76,9 +69,7 @@ pub struct HookReport {
 /// Map a Claude Code hook event to a state.
 pub fn hook_state(event: &str) -> Option<AgentState> {
     match event {
-        "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "SessionStart" => {
-            Some(AgentState::Busy)
-        }
+        "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "SessionStart" => Some(AgentState::Busy),
         "Stop" | "SubagentStop" => Some(AgentState::Idle),
         "Notification" | "PermissionRequest" => Some(AgentState::Waiting),
         _ => None,
@@ -98,8 +89,7 @@ pub fn detect(
     }
     if let Some(h) = hook {
         // Output after the hook's report means the agent moved on (e.g. a new turn before its hook fired).
-        let stale = h.state != AgentState::Busy
-            && last_output.is_some_and(|o| o > h.at + ACTIVITY_DEBOUNCE);
+        let stale = h.state != AgentState::Busy && last_output.is_some_and(|o| o > h.at + ACTIVITY_DEBOUNCE);
         if !stale {
             return h.state;
         }
@@ -138,12 +128,7 @@ mod tests {
     fn demo_rules_find_question_and_prompt() {
         let p = builtin();
         let rules = &p["demo"].rules;
-        let q = lines(&[
-            "work done",
-            "Apply the refactor to src/lib.rs? [y/n] ",
-            "",
-            "",
-        ]);
+        let q = lines(&["work done", "Apply the refactor to src/lib.rs? [y/n] ", "", ""]);
         assert_eq!(match_rules(rules, &q, None), Some(AgentState::Waiting));
         let idle = lines(&["You said: hi", "demo> ", ""]);
         assert_eq!(match_rules(rules, &idle, None), Some(AgentState::Idle));
@@ -155,13 +140,7 @@ mod tests {
     fn claude_rules() {
         let p = builtin();
         let rules = &p["claude"].rules;
-        let perm = lines(&[
-            "Bash command",
-            " rm -rf target",
-            "Do you want to proceed?",
-            "❯ 1. Yes",
-            "  2. No",
-        ]);
+        let perm = lines(&["Bash command", " rm -rf target", "Do you want to proceed?", "❯ 1. Yes", "  2. No"]);
         assert_eq!(match_rules(rules, &perm, None), Some(AgentState::Waiting));
         let busy = lines(&["✻ Thinking… (esc to interrupt)"]);
         assert_eq!(match_rules(rules, &busy, None), Some(AgentState::Busy));
@@ -172,40 +151,14 @@ mod tests {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(10);
         assert_eq!(detect(None, None, None, t0), AgentState::Starting);
-        assert_eq!(
-            detect(None, None, Some(t0), t0 + Duration::from_millis(100)),
-            AgentState::Busy
-        );
+        assert_eq!(detect(None, None, Some(t0), t0 + Duration::from_millis(100)), AgentState::Busy);
         assert_eq!(detect(None, None, Some(t0), later), AgentState::Idle);
-        assert_eq!(
-            detect(Some(AgentState::Idle), None, Some(t0), t0),
-            AgentState::Idle
-        );
-        let hook = HookReport {
-            state: AgentState::Busy,
-            at: t0,
-        };
-        assert_eq!(
-            detect(Some(AgentState::Idle), Some(hook), Some(t0), later),
-            AgentState::Busy
-        );
-        assert_eq!(
-            detect(Some(AgentState::Waiting), Some(hook), Some(t0), later),
-            AgentState::Waiting
-        );
-        let stop = HookReport {
-            state: AgentState::Idle,
-            at: t0,
-        };
-        assert_eq!(
-            detect(
-                None,
-                Some(stop),
-                Some(t0 + Duration::from_millis(200)),
-                later
-            ),
-            AgentState::Idle
-        );
+        assert_eq!(detect(Some(AgentState::Idle), None, Some(t0), t0), AgentState::Idle);
+        let hook = HookReport { state: AgentState::Busy, at: t0 };
+        assert_eq!(detect(Some(AgentState::Idle), Some(hook), Some(t0), later), AgentState::Busy);
+        assert_eq!(detect(Some(AgentState::Waiting), Some(hook), Some(t0), later), AgentState::Waiting);
+        let stop = HookReport { state: AgentState::Idle, at: t0 };
+        assert_eq!(detect(None, Some(stop), Some(t0 + Duration::from_millis(200)), later), AgentState::Idle);
         // Much later output than the Stop hook: the agent is working again.
         let out = t0 + Duration::from_secs(5);
         assert_eq!(detect(None, Some(stop), Some(out), out), AgentState::Busy);

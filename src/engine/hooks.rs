@@ -13,13 +13,7 @@ use super::supervisor::EngineMsg;
 use super::Command;
 
 pub const SOCKET: &str = "hook.sock";
-const CLAUDE_EVENTS: [&str; 5] = [
-    "SessionStart",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "Stop",
-    "Notification",
-];
+const CLAUDE_EVENTS: [&str; 5] = ["SessionStart", "UserPromptSubmit", "PreToolUse", "Stop", "Notification"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct HookReport {
@@ -29,12 +23,8 @@ pub struct HookReport {
 
 /// A short per-repository directory for sockets (Unix socket paths are limited to ~100 bytes).
 pub fn run_dir(root: &Path) -> PathBuf {
-    let h = root
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
+    let h =
+        root.to_string_lossy().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
     std::env::temp_dir().join(format!("muster-{h:016x}"))
 }
 
@@ -58,7 +48,8 @@ pub fn install_claude_hooks(worktree: &Path, muster_exe: &Path) -> Result<()> {
         *hooks = serde_json::json!({});
     }
     for event in CLAUDE_EVENTS {
-        hooks[event] = serde_json::json!([{ "hooks": [{ "type": "command", "command": format!("'{exe}' hook {event}") }] }]);
+        hooks[event] =
+            serde_json::json!([{ "hooks": [{ "type": "command", "command": format!("'{exe}' hook {event}") }] }]);
     }
     std::fs::write(&path, serde_json::to_string_pretty(&settings)?)
         .with_context(|| format!("writing {}", path.display()))
@@ -69,36 +60,26 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<()> {
     std::fs::create_dir_all(run_dir)?;
     let path = run_dir.join(SOCKET);
     let _ = std::fs::remove_file(&path);
-    let listener =
-        UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
-    std::thread::Builder::new()
-        .name("hooks".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let Ok(report) = serde_json::from_str::<HookReport>(&line) {
-                        let cmd = Command::Hook {
-                            name: report.agent,
-                            event: report.event,
-                        };
-                        if engine.send(EngineMsg::Command(cmd)).is_err() {
-                            return;
-                        }
+    let listener = UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
+    std::thread::Builder::new().name("hooks".into()).spawn(move || {
+        for stream in listener.incoming().flatten() {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if let Ok(report) = serde_json::from_str::<HookReport>(&line) {
+                    let cmd = Command::Hook { name: report.agent, event: report.event };
+                    if engine.send(EngineMsg::Command(cmd)).is_err() {
+                        return;
                     }
                 }
             }
-        })?;
+        }
+    })?;
     Ok(())
 }
 
 /// What `muster hook <event>` does: report to the engine named by the environment.
 pub fn report(run_dir: &Path, agent: &str, event: &str) -> Result<()> {
-    let mut stream = UnixStream::connect(run_dir.join(SOCKET))
-        .context("muster is not running for this agent")?;
-    let line = serde_json::to_string(&HookReport {
-        agent: agent.into(),
-        event: event.into(),
-    })?;
+    let mut stream = UnixStream::connect(run_dir.join(SOCKET)).context("muster is not running for this agent")?;
+    let line = serde_json::to_string(&HookReport { agent: agent.into(), event: event.into() })?;
     stream.write_all(format!("{line}\n").as_bytes())?;
     Ok(())
 }
@@ -111,22 +92,15 @@ mod tests {
     fn claude_hooks_merge_into_existing_settings() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
-        std::fs::write(
-            dir.path().join(".claude/settings.local.json"),
-            r#"{"permissions":{"allow":["Bash"]}}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.path().join(".claude/settings.local.json"), r#"{"permissions":{"allow":["Bash"]}}"#)
+            .unwrap();
         install_claude_hooks(dir.path(), Path::new("/opt/mu ster")).unwrap();
         install_claude_hooks(dir.path(), Path::new("/opt/mu ster")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.path().join(".claude/settings.local.json")).unwrap(),
-        )
-        .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(".claude/settings.local.json")).unwrap())
+                .unwrap();
         assert_eq!(v["permissions"]["allow"][0], "Bash");
-        assert_eq!(
-            v["hooks"]["Stop"][0]["hooks"][0]["command"],
-            "'/opt/mu ster' hook Stop"
-        );
+        assert_eq!(v["hooks"]["Stop"][0]["hooks"][0]["command"], "'/opt/mu ster' hook Stop");
         assert_eq!(v["hooks"]["Stop"].as_array().unwrap().len(), 1);
     }
 

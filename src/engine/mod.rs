@@ -2,6 +2,7 @@
 //! never holds a PTY, a git handle or an emulator lock — and the engine can later move into a server.
 
 pub mod agent;
+pub mod checkpoints;
 pub mod detect;
 pub mod hooks;
 pub mod store;
@@ -12,6 +13,7 @@ use std::sync::mpsc::{Receiver, Sender};
 
 use serde::{Deserialize, Serialize};
 
+use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
 use crate::git::diffstat::DiffStat;
 use crate::git::worktree::WorktreeStatus;
 use crate::key::Key;
@@ -62,11 +64,7 @@ impl AgentState {
     pub fn is_running(self) -> bool {
         matches!(
             self,
-            AgentState::Starting
-                | AgentState::Busy
-                | AgentState::Idle
-                | AgentState::Waiting
-                | AgentState::Paused
+            AgentState::Starting | AgentState::Busy | AgentState::Idle | AgentState::Waiting | AgentState::Paused
         )
     }
 }
@@ -89,6 +87,9 @@ pub struct AgentInfo {
     pub pid: Option<u32>,
     pub diffstat: DiffStat,
     pub error: Option<String>,
+    pub checkpoints: usize,
+    /// The worktree was rolled back (and not undone since).
+    pub rolled_back: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,6 +156,30 @@ pub enum Command {
         name: String,
         event: String,
     },
+    /// Take a checkpoint now.
+    Checkpoint {
+        name: String,
+    },
+    /// The diff of checkpoint n against the previous one or the worktree: `Event::CheckpointDiff`.
+    CheckpointDiff {
+        name: String,
+        n: u32,
+        base: DiffBase,
+    },
+    /// What a rollback would change: `Event::RollbackPreview`.
+    RollbackPreview {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+    },
+    Rollback {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+    },
+    UndoRollback {
+        name: String,
+    },
     Shutdown,
 }
 
@@ -178,6 +203,23 @@ pub enum Event {
     RemoveCheck {
         name: String,
         status: WorktreeStatus,
+    },
+    /// An agent's checkpoints, newest first.
+    Timeline {
+        name: String,
+        checkpoints: Vec<Checkpoint>,
+    },
+    CheckpointDiff {
+        name: String,
+        n: u32,
+        base: DiffBase,
+        files: Vec<FileDiff>,
+    },
+    RollbackPreview {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+        changes: Vec<String>,
     },
     /// Something the operator should read (a refusal, a failure).
     Message {
@@ -222,4 +264,6 @@ pub struct EngineConfig {
     pub muster_exe: PathBuf,
     /// Grace between SIGTERM and SIGKILL.
     pub stop_grace: std::time::Duration,
+    /// How often a busy agent is checkpointed (when its files changed).
+    pub checkpoint_every: std::time::Duration,
 }

@@ -39,8 +39,7 @@ pub fn save(root: &Path, crew: &SavedCrew) -> Result<()> {
     let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
     let text = serde_json::to_string_pretty(crew)?;
     {
-        let mut f =
-            std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
         std::io::Write::write_all(&mut f, text.as_bytes())?;
         f.sync_all()?;
     }
@@ -58,10 +57,7 @@ pub fn load(root: &Path) -> (SavedCrew, Option<String>) {
         Err(e) => {
             let aside = p.with_extension("json.bad");
             let _ = std::fs::rename(&p, &aside);
-            (
-                SavedCrew::default(),
-                Some(format!("{}: {e}; kept as {}", p.display(), aside.display())),
-            )
+            (SavedCrew::default(), Some(format!("{}: {e}; kept as {}", p.display(), aside.display())))
         }
     }
 }
@@ -91,10 +87,7 @@ mod tests {
             base: "main".into(),
             worktree: PathBuf::from("/x"),
             state: AgentState::Exited,
-            exit: Some(ExitInfo {
-                code: Some(3),
-                signal: None,
-            }),
+            exit: Some(ExitInfo { code: Some(3), signal: None }),
             ran: true,
             port_base: 20000,
         }
@@ -103,10 +96,7 @@ mod tests {
     #[test]
     fn round_trips_and_survives_garbage() {
         let dir = tempfile::tempdir().unwrap();
-        let crew = SavedCrew {
-            version: 1,
-            agents: vec![agent("a"), agent("b")],
-        };
+        let crew = SavedCrew { version: 1, agents: vec![agent("a"), agent("b")] };
         save(dir.path(), &crew).unwrap();
         assert_eq!(load(dir.path()), (crew, None));
         std::fs::write(path(dir.path()), "{ not json").unwrap();

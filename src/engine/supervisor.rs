@@ -11,6 +11,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use super::agent::{self, Running, SpawnArgs, TermMsg};
+use super::checkpoints::{self, Job, JobDone, JobKind};
 use super::detect::{hook_state, Rule};
 use super::store::{self, SavedAgent, SavedCrew};
 use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
@@ -22,22 +23,10 @@ use crate::term::keys;
 
 pub enum EngineMsg {
     Command(Command),
-    Detected {
-        name: String,
-        generation: u64,
-        state: AgentState,
-        title: Option<String>,
-        last_output_ms: Option<u64>,
-    },
-    Exited {
-        name: String,
-        generation: u64,
-        exit: ExitInfo,
-    },
-    Diffstat {
-        name: String,
-        stat: diffstat::DiffStat,
-    },
+    Detected { name: String, generation: u64, state: AgentState, title: Option<String>, last_output_ms: Option<u64> },
+    Exited { name: String, generation: u64, exit: ExitInfo },
+    Diffstat { name: String, stat: diffstat::DiffStat },
+    Checkpoints(JobDone),
 }
 
 /// Environment variables of the parent that would mislead an agent CLI about its terminal.
@@ -63,16 +52,12 @@ pub fn child_env(
     run_dir: &std::path::Path,
     port_base: u16,
 ) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = parent
-        .filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_"))
-        .collect();
+    let mut env: BTreeMap<String, String> =
+        parent.filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_")).collect();
     env.insert("TERM".into(), "xterm-256color".into());
     env.insert("COLORTERM".into(), "truecolor".into());
     env.insert("MUSTER_AGENT".into(), spec.name.clone());
-    env.insert(
-        "MUSTER_RUN_DIR".into(),
-        run_dir.to_string_lossy().into_owned(),
-    );
+    env.insert("MUSTER_RUN_DIR".into(), run_dir.to_string_lossy().into_owned());
     env.insert("MUSTER_PORT_BASE".into(), port_base.to_string());
     env.insert("MUSTER_PORT_COUNT".into(), ports::BLOCK.to_string());
     for (k, v) in &spec.env {
@@ -82,26 +67,15 @@ pub fn child_env(
 }
 
 /// The command line of an agent, with `{muster}`, `{shell}` and `{prompt}` filled in.
-pub fn command_line(
-    spec: &AgentSpec,
-    muster_exe: &std::path::Path,
-    resume: bool,
-) -> (String, Vec<String>) {
+pub fn command_line(spec: &AgentSpec, muster_exe: &std::path::Path, resume: bool) -> (String, Vec<String>) {
     let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
-    let fill = |s: &str| {
-        s.replace("{muster}", &muster_exe.to_string_lossy())
-            .replace("{shell}", &shell)
-    };
+    let fill = |s: &str| s.replace("{muster}", &muster_exe.to_string_lossy()).replace("{shell}", &shell);
     let program = fill(&spec.command);
     let mut args: Vec<String> = spec.args.iter().map(|a| fill(a)).collect();
     if resume {
         args.extend(spec.resume_args.iter().map(|a| fill(a)));
     } else if let (Some(prompt), false) = (&spec.prompt, spec.prompt_args.is_empty()) {
-        args.extend(
-            spec.prompt_args
-                .iter()
-                .map(|a| fill(a).replace("{prompt}", prompt)),
-        );
+        args.extend(spec.prompt_args.iter().map(|a| fill(a).replace("{prompt}", prompt)));
     }
     (program, args)
 }
@@ -116,6 +90,8 @@ struct Slot {
     paused: bool,
     prompt_pending: bool,
     last_diff_request: Option<Instant>,
+    /// When a periodic checkpoint was last asked for, while busy.
+    last_periodic: Option<Instant>,
 }
 
 struct Supervisor {
@@ -129,16 +105,13 @@ struct Supervisor {
     size: (u16, u16),
     generation: u64,
     diff_tx: Sender<(String, PathBuf, String)>,
+    jobs: Sender<Job>,
     run_dir: PathBuf,
     shutting_down: bool,
 }
 
 /// Start the engine on its own thread.
-pub fn start(
-    cfg: EngineConfig,
-    backend: Arc<dyn PtyBackend>,
-    sink: EventSink,
-) -> Result<EngineHandle> {
+pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -> Result<EngineHandle> {
     let (tx, rx) = mpsc::channel();
     let run_dir = hooks::run_dir(&cfg.root);
     if let Err(e) = hooks::listen(&run_dir, tx.clone()) {
@@ -146,18 +119,13 @@ pub fn start(
         tracing::warn!("hook socket unavailable: {e:#}");
     }
     let diff_tx = spawn_diff_worker(tx.clone());
+    let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone());
     let (saved, load_error) = store::load(&cfg.root);
     if let Some(e) = load_error {
-        sink(Event::Message {
-            text: format!("saved state unreadable: {e}"),
-            error: true,
-        });
+        sink(Event::Message { text: format!("saved state unreadable: {e}"), error: true });
     }
     let presets = preset::builtin();
-    let rules = presets
-        .iter()
-        .map(|(k, p)| (k.clone(), p.rules.clone()))
-        .collect();
+    let rules = presets.iter().map(|(k, p)| (k.clone(), p.rules.clone())).collect();
     let mut sup = Supervisor {
         cfg,
         backend,
@@ -169,38 +137,34 @@ pub fn start(
         size: (24, 80),
         generation: 0,
         diff_tx,
+        jobs,
         run_dir,
         shutting_down: false,
     };
     sup.load_slots(saved);
-    std::thread::Builder::new()
-        .name("engine".into())
-        .spawn(move || sup.run(rx))
-        .context("starting the engine")?;
+    std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
     Ok(EngineHandle { tx })
 }
 
 fn spawn_diff_worker(engine: Sender<EngineMsg>) -> Sender<(String, PathBuf, String)> {
     let (tx, rx) = mpsc::channel::<(String, PathBuf, String)>();
-    let _ = std::thread::Builder::new()
-        .name("diffstat".into())
-        .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                // Coalesce a burst of requests into one pass per agent.
-                let mut batch: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
-                batch.insert(first.0, (first.1, first.2));
-                while let Ok((n, p, b)) = rx.try_recv() {
-                    batch.insert(n, (p, b));
-                }
-                for (name, (path, base)) in batch {
-                    if let Ok(stat) = diffstat::diffstat(&path, &base) {
-                        if engine.send(EngineMsg::Diffstat { name, stat }).is_err() {
-                            return;
-                        }
+    let _ = std::thread::Builder::new().name("diffstat".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            // Coalesce a burst of requests into one pass per agent.
+            let mut batch: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+            batch.insert(first.0, (first.1, first.2));
+            while let Ok((n, p, b)) = rx.try_recv() {
+                batch.insert(n, (p, b));
+            }
+            for (name, (path, base)) in batch {
+                if let Ok(stat) = diffstat::diffstat(&path, &base) {
+                    if engine.send(EngineMsg::Diffstat { name, stat }).is_err() {
+                        return;
                     }
                 }
             }
-        });
+        }
+    });
     tx
 }
 
@@ -223,14 +187,11 @@ impl Supervisor {
             (self.sink)(Event::Agent(slot.info.clone()));
         }
         // Stopped agents of an earlier session still show what their worktrees hold.
-        let existing: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|s| s.info.worktree.exists())
-            .map(|s| s.spec.name.clone())
-            .collect();
+        let existing: Vec<String> =
+            self.slots.iter().filter(|s| s.info.worktree.exists()).map(|s| s.spec.name.clone()).collect();
         for name in existing {
             self.request_diffstat(&name, true);
+            self.job(&name, JobKind::List, false);
         }
     }
 
@@ -246,10 +207,7 @@ impl Supervisor {
                     String::new()
                 }
             }),
-            base: previous
-                .map(|p| p.base.clone())
-                .or_else(|| spec.base.clone())
-                .unwrap_or_default(),
+            base: previous.map(|p| p.base.clone()).or_else(|| spec.base.clone()).unwrap_or_default(),
             worktree: previous.map(|p| p.worktree.clone()).unwrap_or_else(|| {
                 if spec.worktree {
                     worktree::worktree_path(root, &spec.name)
@@ -257,11 +215,7 @@ impl Supervisor {
                     root.clone()
                 }
             }),
-            state: if previous.is_some_and(|p| p.ran) {
-                AgentState::Stopped
-            } else {
-                AgentState::Starting
-            },
+            state: if previous.is_some_and(|p| p.ran) { AgentState::Stopped } else { AgentState::Starting },
             exit: previous.and_then(|p| p.exit),
             last_output_ms: None,
             title: None,
@@ -269,6 +223,8 @@ impl Supervisor {
             pid: None,
             diffstat: Default::default(),
             error: None,
+            checkpoints: 0,
+            rolled_back: false,
         };
         Slot {
             prompt_pending: spec.prompt.is_some() && spec.prompt_args.is_empty(),
@@ -280,25 +236,95 @@ impl Supervisor {
             restart_after_exit: false,
             paused: false,
             last_diff_request: None,
+            last_periodic: None,
+        }
+    }
+
+    /// When the next periodic checkpoint of a busy agent is due.
+    fn next_periodic(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter(|s| s.info.state == AgentState::Busy)
+            .filter_map(|s| s.last_periodic.map(|t| t + self.cfg.checkpoint_every))
+            .min()
+    }
+
+    fn periodic_checkpoints(&mut self) {
+        let every = self.cfg.checkpoint_every;
+        let due: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|s| s.info.state == AgentState::Busy && s.last_periodic.is_some_and(|t| t.elapsed() >= every))
+            .map(|s| s.spec.name.clone())
+            .collect();
+        for name in due {
+            if let Some(slot) = self.slot_mut(&name) {
+                slot.last_periodic = Some(Instant::now());
+            }
+            // An unchanged tree makes no checkpoint, so this only records work when files changed.
+            self.job(&name, JobKind::Create { trigger: "periodic".into() }, true);
+        }
+    }
+
+    /// Queue a checkpoint job; `pause` holds a running agent still while it runs.
+    fn job(&self, name: &str, kind: JobKind, pause: bool) {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
+        if !slot.info.worktree.exists() {
+            if !matches!(kind, JobKind::List) {
+                self.message(format!("{name}: worktree {} does not exist", slot.info.worktree.display()), true);
+            }
+            return;
+        }
+        let control = slot.running.as_ref().filter(|r| !r.exited && !slot.paused).map(|r| r.control.clone());
+        let job = Job {
+            name: name.to_string(),
+            worktree: slot.info.worktree.clone(),
+            pause: if pause { control } else { None },
+            kind,
+        };
+        let _ = self.jobs.send(job);
+    }
+
+    fn checkpoints_done(&mut self, done: JobDone) {
+        if let Some((text, error)) = done.message.clone() {
+            self.message(text, error);
+        }
+        let Some(slot) = self.slot_mut(&done.name) else { return };
+        slot.info.checkpoints = done.checkpoints.len();
+        if let Some(r) = done.rolled_back {
+            slot.info.rolled_back = r;
+        }
+        let name = done.name.clone();
+        self.emit(&name);
+        (self.sink)(Event::Timeline { name: name.clone(), checkpoints: done.checkpoints });
+        if done.rolled_back.is_some() {
+            self.request_diffstat(&name, true);
         }
     }
 
     fn run(mut self, rx: Receiver<EngineMsg>) {
-        while let Ok(msg) = rx.recv() {
+        loop {
+            let msg = match self.next_periodic() {
+                Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                    Ok(m) => m,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.periodic_checkpoints();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+                None => match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                },
+            };
             match msg {
+                EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
                 EngineMsg::Command(cmd) => self.command(cmd),
-                EngineMsg::Detected {
-                    name,
-                    generation,
-                    state,
-                    title,
-                    last_output_ms,
-                } => self.detected(&name, generation, state, title, last_output_ms),
-                EngineMsg::Exited {
-                    name,
-                    generation,
-                    exit,
-                } => self.exited(&name, generation, exit),
+                EngineMsg::Detected { name, generation, state, title, last_output_ms } => {
+                    self.detected(&name, generation, state, title, last_output_ms)
+                }
+                EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
                 EngineMsg::Diffstat { name, stat } => {
                     if let Some(slot) = self.slot_mut(&name) {
                         if slot.info.diffstat != stat {
@@ -309,12 +335,7 @@ impl Supervisor {
                     }
                 }
             }
-            if self.shutting_down
-                && self
-                    .slots
-                    .iter()
-                    .all(|s| s.running.as_ref().is_none_or(|r| r.exited))
-            {
+            if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
                 self.save();
                 (self.sink)(Event::ShutdownComplete);
                 return;
@@ -355,9 +376,7 @@ impl Supervisor {
             Command::Start { name, resume } => self.start(&name, resume),
             Command::Stop { name } => self.stop(&name, false),
             Command::Restart { name } => {
-                let running = self
-                    .slot_mut(&name)
-                    .is_some_and(|s| s.running.as_ref().is_some_and(|r| !r.exited));
+                let running = self.slot_mut(&name).is_some_and(|s| s.running.as_ref().is_some_and(|r| !r.exited));
                 if running {
                     self.stop(&name, true);
                 } else {
@@ -369,8 +388,7 @@ impl Supervisor {
             Command::CheckRemove { name } => {
                 if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) {
                     let status = if slot.spec.worktree {
-                        worktree::worktree_status(&self.cfg.root, &name, &slot.info.base)
-                            .unwrap_or_default()
+                        worktree::worktree_status(&self.cfg.root, &name, &slot.info.base).unwrap_or_default()
                     } else {
                         Default::default()
                     };
@@ -400,14 +418,8 @@ impl Supervisor {
                     r.write(&keys::encode_wheel(up, col, row, modes));
                 } else if modes.alt_screen {
                     // Full-screen programs without mouse reporting scroll with arrow keys, as in xterm.
-                    let key = crate::key::Key::new(
-                        if up {
-                            crate::key::KeyCode::Up
-                        } else {
-                            crate::key::KeyCode::Down
-                        },
-                        0,
-                    );
+                    let key =
+                        crate::key::Key::new(if up { crate::key::KeyCode::Up } else { crate::key::KeyCode::Down }, 0);
                     r.write(&keys::encode_key(key, modes).repeat(3));
                 } else {
                     let _ = r.term.send(TermMsg::Scroll(if up { 3 } else { -3 }));
@@ -420,6 +432,11 @@ impl Supervisor {
                     });
                 }
             }
+            Command::Checkpoint { name } => self.job(&name, JobKind::Create { trigger: "key".into() }, true),
+            Command::CheckpointDiff { name, n, base } => self.job(&name, JobKind::Diff { n, base }, false),
+            Command::RollbackPreview { name, n, files } => self.job(&name, JobKind::Preview { n, files }, false),
+            Command::Rollback { name, n, files } => self.job(&name, JobKind::Rollback { n, files }, true),
+            Command::UndoRollback { name } => self.job(&name, JobKind::Undo, true),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
@@ -431,11 +448,7 @@ impl Supervisor {
     }
 
     fn with_running(&mut self, name: &str, f: impl FnOnce(&Running)) {
-        if let Some(r) = self
-            .slot_mut(name)
-            .and_then(|s| s.running.as_ref())
-            .filter(|r| !r.exited)
-        {
+        if let Some(r) = self.slot_mut(name).and_then(|s| s.running.as_ref()).filter(|r| !r.exited) {
             f(r);
         }
     }
@@ -470,21 +483,10 @@ impl Supervisor {
             let wt = worktree::ensure_worktree(&root, &spec.name, spec.base.as_deref())?;
             (wt.path, wt.branch, wt.base)
         } else {
-            (
-                root.clone(),
-                String::new(),
-                spec.base
-                    .clone()
-                    .unwrap_or(worktree::current_branch(&root)?),
-            )
+            (root.clone(), String::new(), spec.base.clone().unwrap_or(worktree::current_branch(&root)?))
         };
-        let taken: Vec<u16> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != idx)
-            .map(|(_, s)| s.info.port_base)
-            .collect();
+        let taken: Vec<u16> =
+            self.slots.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, s)| s.info.port_base).collect();
         let port_base = match self.slots[idx].info.port_base {
             0 => ports::port_base(&spec.name, &taken),
             p => p,
@@ -494,10 +496,7 @@ impl Supervisor {
             std::fs::create_dir_all(&muster_dir)?;
             std::fs::write(
                 muster_dir.join("ports.env"),
-                format!(
-                    "MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n",
-                    ports::BLOCK
-                ),
+                format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK),
             )?;
         }
         if spec.hooks.as_deref() == Some("claude") {
@@ -506,14 +505,7 @@ impl Supervisor {
         let (program, args) = command_line(&spec, &self.cfg.muster_exe, resume);
         let env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
         self.generation += 1;
-        let spawn_spec = SpawnSpec {
-            program,
-            args,
-            cwd: cwd.clone(),
-            env,
-            rows: self.size.0,
-            cols: self.size.1,
-        };
+        let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
         let running = agent::spawn(
             self.backend.as_ref(),
             SpawnArgs {
@@ -562,13 +554,11 @@ impl Supervisor {
         // After the grace period a child that ignored SIGTERM is killed.
         if let Some(exit_rx) = running.exit_signal.take() {
             let control = running.control.clone();
-            let _ = std::thread::Builder::new()
-                .name("stop-grace".into())
-                .spawn(move || {
-                    if exit_rx.recv_timeout(grace).is_err() {
-                        let _ = signals::kill(control.as_ref());
-                    }
-                });
+            let _ = std::thread::Builder::new().name("stop-grace".into()).spawn(move || {
+                if exit_rx.recv_timeout(grace).is_err() {
+                    let _ = signals::kill(control.as_ref());
+                }
+            });
         }
     }
 
@@ -579,28 +569,17 @@ impl Supervisor {
         let Some(running) = slot.running.as_ref().filter(|r| !r.exited) else {
             return;
         };
-        let result = if pause {
-            signals::pause(running.control.as_ref())
-        } else {
-            signals::resume(running.control.as_ref())
-        };
+        let result =
+            if pause { signals::pause(running.control.as_ref()) } else { signals::resume(running.control.as_ref()) };
         match result {
             Ok(()) => {
                 slot.paused = pause;
-                slot.info.state = if pause {
-                    AgentState::Paused
-                } else {
-                    AgentState::Busy
-                };
+                slot.info.state = if pause { AgentState::Paused } else { AgentState::Busy };
                 self.emit(name);
             }
-            Err(e) => self.message(
-                format!(
-                    "{name}: could not {} it: {e}",
-                    if pause { "pause" } else { "resume" }
-                ),
-                true,
-            ),
+            Err(e) => {
+                self.message(format!("{name}: could not {} it: {e}", if pause { "pause" } else { "resume" }), true)
+            }
         }
     }
 
@@ -612,9 +591,15 @@ impl Supervisor {
             let _ = signals::kill(r.control.as_ref());
         }
         let slot = &self.slots[idx];
+        if slot.spec.worktree && slot.info.worktree.exists() {
+            // The refs outlive the worktree: what it held can still be restored from the checkpoint.
+            if let Err(e) = crate::git::checkpoint::create(&slot.info.worktree, name, "before remove") {
+                self.message(format!("{name}: not removed, the checkpoint before removal failed: {e:#}"), true);
+                return;
+            }
+        }
         if slot.spec.worktree {
-            if let Err(e) = worktree::remove_worktree(&self.cfg.root, name, &slot.info.base, force)
-            {
+            if let Err(e) = worktree::remove_worktree(&self.cfg.root, name, &slot.info.base, force) {
                 self.message(format!("{name}: {e:#}"), true);
                 return;
             }
@@ -623,9 +608,7 @@ impl Supervisor {
         if self.watch.as_deref() == Some(name) {
             self.watch = None;
         }
-        (self.sink)(Event::Removed {
-            name: name.to_string(),
-        });
+        (self.sink)(Event::Removed { name: name.to_string() });
         self.message(format!("removed {name}"), false);
         self.save();
     }
@@ -643,22 +626,19 @@ impl Supervisor {
         let modes = r.modes.clone();
         let _ = r.term.send(TermMsg::ScrollBottom);
         // Some CLIs drop an Enter that follows a paste too closely: the preset's delay goes between them.
-        let _ = std::thread::Builder::new()
-            .name("steer".into())
-            .spawn(move || {
-                let m = modes.lock().map(|m| *m).unwrap_or_default();
-                let paste = keys::encode_paste(&text, m);
-                if let Ok(mut w) = writer.lock() {
-                    let _ = w.write_all(&paste).and_then(|_| w.flush());
-                }
-                std::thread::sleep(delay);
-                let m = modes.lock().map(|m| *m).unwrap_or_default();
-                let enter =
-                    keys::encode_key(crate::key::Key::new(crate::key::KeyCode::Enter, 0), m);
-                if let Ok(mut w) = writer.lock() {
-                    let _ = w.write_all(&enter).and_then(|_| w.flush());
-                }
-            });
+        let _ = std::thread::Builder::new().name("steer".into()).spawn(move || {
+            let m = modes.lock().map(|m| *m).unwrap_or_default();
+            let paste = keys::encode_paste(&text, m);
+            if let Ok(mut w) = writer.lock() {
+                let _ = w.write_all(&paste).and_then(|_| w.flush());
+            }
+            std::thread::sleep(delay);
+            let m = modes.lock().map(|m| *m).unwrap_or_default();
+            let enter = keys::encode_key(crate::key::Key::new(crate::key::KeyCode::Enter, 0), m);
+            if let Ok(mut w) = writer.lock() {
+                let _ = w.write_all(&enter).and_then(|_| w.flush());
+            }
+        });
     }
 
     fn watch(&mut self, name: Option<String>, rows: u16, cols: u16) {
@@ -699,11 +679,7 @@ impl Supervisor {
         let Some(slot) = self.slot_mut(name) else {
             return;
         };
-        if slot
-            .running
-            .as_ref()
-            .is_none_or(|r| r.generation != generation || r.exited)
-        {
+        if slot.running.as_ref().is_none_or(|r| r.generation != generation || r.exited) {
             return;
         }
         let before = slot.info.clone();
@@ -713,6 +689,12 @@ impl Supervisor {
         slot.info.title = title;
         slot.info.last_output_ms = last_output_ms;
         let settled = matches!(state, AgentState::Idle | AgentState::Waiting);
+        let turn_ended = settled && before.state == AgentState::Busy && !slot.paused;
+        if state == AgentState::Busy && slot.last_periodic.is_none() {
+            slot.last_periodic = Some(Instant::now());
+        } else if state != AgentState::Busy {
+            slot.last_periodic = None;
+        }
         let send_prompt = slot.prompt_pending && state == AgentState::Idle;
         if send_prompt {
             slot.prompt_pending = false;
@@ -728,6 +710,9 @@ impl Supervisor {
             }
         }
         self.request_diffstat(name, settled && before.state != state);
+        if turn_ended {
+            self.job(name, JobKind::Create { trigger: "turn".into() }, true);
+        }
     }
 
     fn request_diffstat(&mut self, name: &str, force: bool) {
@@ -735,17 +720,10 @@ impl Supervisor {
         let Some(slot) = self.slot_mut(name) else {
             return;
         };
-        let due = force
-            || slot
-                .last_diff_request
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+        let due = force || slot.last_diff_request.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
         if due && !slot.info.base.is_empty() {
             slot.last_diff_request = Some(Instant::now());
-            let _ = diff_tx.send((
-                name.to_string(),
-                slot.info.worktree.clone(),
-                slot.info.base.clone(),
-            ));
+            let _ = diff_tx.send((name.to_string(), slot.info.worktree.clone(), slot.info.base.clone()));
         }
     }
 
@@ -759,11 +737,7 @@ impl Supervisor {
         r.exited = true;
         slot.info.exit = Some(exit);
         slot.info.pid = None;
-        slot.info.state = if slot.stopping {
-            AgentState::Stopped
-        } else {
-            AgentState::Exited
-        };
+        slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
         slot.paused = false;
         let restart = std::mem::take(&mut slot.restart_after_exit);
         self.emit(name);
@@ -822,12 +796,7 @@ mod tests {
             ("TERM".to_string(), "screen".to_string()),
             ("MUSTER_AGENT".to_string(), "outer".to_string()),
         ];
-        let env = child_env(
-            parent.into_iter(),
-            &spec(),
-            std::path::Path::new("/run/m"),
-            20040,
-        );
+        let env = child_env(parent.into_iter(), &spec(), std::path::Path::new("/run/m"), 20040);
         let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
         assert_eq!(get("PATH"), Some("/bin"));
         assert_eq!(get("TMUX"), None);
@@ -844,21 +813,12 @@ mod tests {
     fn command_line_fills_prompt_and_resume() {
         let s = spec();
         let exe = std::path::Path::new("/bin/muster");
-        assert_eq!(
-            command_line(&s, exe, false),
-            ("claude".to_string(), vec!["fix it".to_string()])
-        );
-        assert_eq!(
-            command_line(&s, exe, true),
-            ("claude".to_string(), vec!["--continue".to_string()])
-        );
+        assert_eq!(command_line(&s, exe, false), ("claude".to_string(), vec!["fix it".to_string()]));
+        assert_eq!(command_line(&s, exe, true), ("claude".to_string(), vec!["--continue".to_string()]));
         let mut demo = s.clone();
         demo.command = "{muster}".into();
         demo.args = vec!["demo-agent".into()];
         demo.prompt_args = vec![];
-        assert_eq!(
-            command_line(&demo, exe, false),
-            ("/bin/muster".to_string(), vec!["demo-agent".to_string()])
-        );
+        assert_eq!(command_line(&demo, exe, false), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
     }
 }

@@ -45,14 +45,11 @@ fn open(worktree: &Path) -> Result<Repository> {
     if !worktree.exists() {
         bail!("worktree {} does not exist (deleted?)", worktree.display());
     }
-    Repository::open(worktree)
-        .with_context(|| format!("{} is not a git worktree", worktree.display()))
+    Repository::open(worktree).with_context(|| format!("{} is not a git worktree", worktree.display()))
 }
 
 fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
-    message
-        .lines()
-        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
+    message.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
 }
 
 fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
@@ -74,10 +71,7 @@ fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
 /// Checkpoint numbers and commit ids of an agent, oldest first. Refs that do not parse are skipped.
 fn numbered(repo: &Repository, agent: &str) -> Result<Vec<(u32, Oid)>> {
     let mut out = Vec::new();
-    for r in repo
-        .references_glob(&format!("{PREFIX}/{agent}/*"))?
-        .flatten()
-    {
+    for r in repo.references_glob(&format!("{PREFIX}/{agent}/*"))?.flatten() {
         let Ok(name) = r.name() else { continue };
         let Some(n) = name.rsplit('/').next().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
@@ -104,11 +98,8 @@ pub fn list(worktree: &Path, agent: &str) -> Result<Vec<Checkpoint>> {
 }
 
 fn find<'r>(repo: &'r Repository, agent: &str, n: u32) -> Result<git2::Commit<'r>> {
-    let r = repo
-        .find_reference(&refname(agent, n))
-        .map_err(|_| anyhow!("checkpoint {n} of {agent} not found"))?;
-    r.peel_to_commit()
-        .map_err(|e| anyhow!("checkpoint {n} of {agent} is corrupt: {}", e.message()))
+    let r = repo.find_reference(&refname(agent, n)).map_err(|_| anyhow!("checkpoint {n} of {agent} not found"))?;
+    r.peel_to_commit().map_err(|e| anyhow!("checkpoint {n} of {agent} is corrupt: {}", e.message()))
 }
 
 /// The tree of the worktree as it is on disk (tracked and untracked files that are not ignored, deletions,
@@ -117,23 +108,14 @@ fn disk_tree(repo: &Repository) -> Result<Oid> {
     // The worktree's own index, loaded in memory only: its stat cache avoids rehashing unchanged files, and it
     // is never written back.
     let mut index = repo.index().context("reading the worktree's index")?;
-    index
-        .add_all(["*"], IndexAddOption::DEFAULT, None)
-        .context("reading the worktree's files")?;
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).context("reading the worktree's files")?;
     index.update_all(["*"], None).context("reading deletions")?;
     index.write_tree().context("writing the snapshot tree")
 }
 
 fn head_info(repo: &Repository) -> (Option<Oid>, String) {
     match repo.head() {
-        Ok(h) => (
-            h.target(),
-            if h.is_branch() {
-                h.name().unwrap_or("").to_string()
-            } else {
-                String::new()
-            },
-        ),
+        Ok(h) => (h.target(), if h.is_branch() { h.name().unwrap_or("").to_string() } else { String::new() }),
         Err(_) => (None, String::new()),
     }
 }
@@ -146,26 +128,19 @@ pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint
     let tree = repo.find_tree(tree_id)?;
     let (head, branch) = head_info(&repo);
     let existing = numbered(&repo, agent)?;
-    let previous = existing
-        .last()
-        .and_then(|(n, oid)| repo.find_commit(*oid).ok().map(|c| (*n, c)));
+    let previous = existing.last().and_then(|(n, oid)| repo.find_commit(*oid).ok().map(|c| (*n, c)));
     if let Some((n, prev)) = &previous {
         let prev_head = trailer(prev.message().unwrap_or(""), "Muster-Head").unwrap_or("");
-        if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default()
-        {
+        if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default() {
             return Ok((parse(*n, prev), false));
         }
     }
     let prev_tree = previous.as_ref().and_then(|(_, c)| c.tree().ok());
     let base_tree = match &prev_tree {
         Some(t) => Some(t.clone()),
-        None => head
-            .and_then(|h| repo.find_commit(h).ok())
-            .and_then(|c| c.tree().ok()),
+        None => head.and_then(|h| repo.find_commit(h).ok()).and_then(|c| c.tree().ok()),
     };
-    let stats = repo
-        .diff_tree_to_tree(base_tree.as_ref(), Some(&tree), None)?
-        .stats()?;
+    let stats = repo.diff_tree_to_tree(base_tree.as_ref(), Some(&tree), None)?.stats()?;
     let n = existing.last().map_or(1, |(n, _)| n + 1);
     let message = format!(
         "muster checkpoint {n} of {agent} ({trigger})\n\nMuster-Trigger: {trigger}\nMuster-Head: {}\n\
@@ -188,28 +163,17 @@ pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint
 fn check_not_locked(repo: &Repository) -> Result<()> {
     let lock = repo.path().join("index.lock");
     if lock.exists() {
-        bail!(
-            "{} exists: another git command is running (or crashed); nothing was restored",
-            lock.display()
-        );
+        bail!("{} exists: another git command is running (or crashed); nothing was restored", lock.display());
     }
     Ok(())
 }
 
 /// What rolling back to `n` would change on disk (only `files` when given).
-pub fn rollback_preview(
-    worktree: &Path,
-    agent: &str,
-    n: u32,
-    files: Option<&[String]>,
-) -> Result<Vec<String>> {
+pub fn rollback_preview(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) -> Result<Vec<String>> {
     let repo = open(worktree)?;
     let target = find(&repo, agent, n)?.tree()?;
     let current = repo.find_tree(disk_tree(&repo)?)?;
-    Ok(changes(&repo, &current, &target, files)?
-        .into_iter()
-        .map(|c| c.path_string())
-        .collect())
+    Ok(changes(&repo, &current, &target, files)?.into_iter().map(|c| c.path_string()).collect())
 }
 
 struct Change {
@@ -224,23 +188,13 @@ impl Change {
     }
 }
 
-fn changes(
-    repo: &Repository,
-    from: &Tree,
-    to: &Tree,
-    only: Option<&[String]>,
-) -> Result<Vec<Change>> {
+fn changes(repo: &Repository, from: &Tree, to: &Tree, only: Option<&[String]>) -> Result<Vec<Change>> {
     let mut opts = DiffOptions::new();
     opts.include_typechange(true);
     let diff = repo.diff_tree_to_tree(Some(from), Some(to), Some(&mut opts))?;
     let mut out = Vec::new();
     for d in diff.deltas() {
-        let path = d
-            .new_file()
-            .path()
-            .or(d.old_file().path())
-            .map(Path::to_path_buf)
-            .context("delta path")?;
+        let path = d.new_file().path().or(d.old_file().path()).map(Path::to_path_buf).context("delta path")?;
         if let Some(only) = only {
             if !only.iter().any(|o| Path::new(o) == path) {
                 continue;
@@ -250,15 +204,9 @@ fn changes(
             Delta::Deleted => out.push(Change { path, new: None }),
             Delta::Added | Delta::Modified | Delta::Typechange => {
                 if d.status() == Delta::Typechange {
-                    out.push(Change {
-                        path: path.clone(),
-                        new: None,
-                    });
+                    out.push(Change { path: path.clone(), new: None });
                 }
-                out.push(Change {
-                    path,
-                    new: Some((d.new_file().id(), i32::from(d.new_file().mode()))),
-                })
+                out.push(Change { path, new: Some((d.new_file().id(), i32::from(d.new_file().mode()))) })
             }
             _ => {}
         }
@@ -299,20 +247,14 @@ fn apply(repo: &Repository, root: &Path, changes: &[Change]) -> Result<()> {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let blob = repo.find_blob(oid)?;
-        let tmp = dir.join(format!(
-            ".{}.muster-restore",
-            p.file_name()
-                .map(|f| f.to_string_lossy())
-                .unwrap_or_default()
-        ));
+        let tmp =
+            dir.join(format!(".{}.muster-restore", p.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
         let _ = std::fs::remove_file(&tmp);
         if mode == 0o120000 {
-            let target =
-                std::str::from_utf8(blob.content()).context("symlink target is not UTF-8")?;
+            let target = std::str::from_utf8(blob.content()).context("symlink target is not UTF-8")?;
             std::os::unix::fs::symlink(target, &tmp)?;
         } else {
-            std::fs::write(&tmp, blob.content())
-                .with_context(|| format!("writing {}", p.display()))?;
+            std::fs::write(&tmp, blob.content()).with_context(|| format!("writing {}", p.display()))?;
             let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perm))?;
         }
@@ -332,9 +274,8 @@ fn reset_head(repo: &Repository, head: &str, branch: &str) -> Result<()> {
     if head_info(repo).0 == Some(oid) {
         return Ok(());
     }
-    let commit = repo
-        .find_commit(oid)
-        .with_context(|| format!("the HEAD recorded in the checkpoint ({head}) is gone"))?;
+    let commit =
+        repo.find_commit(oid).with_context(|| format!("the HEAD recorded in the checkpoint ({head}) is gone"))?;
     if branch.is_empty() {
         repo.set_head_detached(oid)?;
     } else {
@@ -349,12 +290,7 @@ fn reset_head(repo: &Repository, head: &str, branch: &str) -> Result<()> {
 
 /// Roll the worktree back to checkpoint `n`: all of it, or only `files`. A rescue checkpoint is taken first;
 /// if anything fails half-way, the worktree is put back to that rescue state.
-pub fn rollback(
-    worktree: &Path,
-    agent: &str,
-    n: u32,
-    files: Option<&[String]>,
-) -> Result<RollbackReport> {
+pub fn rollback(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) -> Result<RollbackReport> {
     let repo = open(worktree)?;
     check_not_locked(&repo)?;
     let target = find(&repo, agent, n)?;
@@ -371,41 +307,28 @@ pub fn rollback(
     // Verify before replacing: every object the restore needs must be readable.
     for c in &todo {
         if let Some((oid, _)) = c.new {
-            repo.find_blob(oid).with_context(|| {
-                format!(
-                    "checkpoint {n} is missing the content of {}",
-                    c.path.display()
-                )
-            })?;
+            repo.find_blob(oid)
+                .with_context(|| format!("checkpoint {n} is missing the content of {}", c.path.display()))?;
         }
     }
-    let root = repo
-        .workdir()
-        .context("worktree has a working directory")?
-        .to_path_buf();
+    let root = repo.workdir().context("worktree has a working directory")?.to_path_buf();
     if let Err(e) = apply(&repo, &root, &todo) {
         // Put back what was there: the rescue checkpoint holds it.
         let undo = changes(&repo, &target_tree, &current_tree, files).unwrap_or_default();
         let restored = apply(&repo, &root, &undo);
         return Err(e.context(match restored {
             Ok(()) => "rollback failed; the worktree was put back as it was".to_string(),
-            Err(r) => format!("rollback failed and putting the worktree back failed too ({r:#}); checkpoint {} holds it", rescue.n),
+            Err(r) => format!(
+                "rollback failed and putting the worktree back failed too ({r:#}); checkpoint {} holds it",
+                rescue.n
+            ),
         }));
     }
     if files.is_none() {
         reset_head(&repo, &target_info.head, &target_info.branch)?;
     }
-    repo.reference(
-        &format!("{UNDO_PREFIX}/{agent}"),
-        rescue_commit.id(),
-        true,
-        "muster rollback",
-    )?;
-    Ok(RollbackReport {
-        rescue: rescue.n,
-        target: n,
-        changed: todo.iter().map(Change::path_string).collect(),
-    })
+    repo.reference(&format!("{UNDO_PREFIX}/{agent}"), rescue_commit.id(), true, "muster rollback")?;
+    Ok(RollbackReport { rescue: rescue.n, target: n, changed: todo.iter().map(Change::path_string).collect() })
 }
 
 /// Return to the state before the last rollback.
@@ -420,9 +343,7 @@ pub fn undo_rollback(worktree: &Path, agent: &str) -> Result<RollbackReport> {
         .into_iter()
         .find(|(_, o)| *o == oid)
         .map(|(n, _)| n)
-        .ok_or_else(|| {
-            anyhow!("the checkpoint taken before the last rollback of {agent} was pruned")
-        })?;
+        .ok_or_else(|| anyhow!("the checkpoint taken before the last rollback of {agent} was pruned"))?;
     rollback(worktree, agent, n, None)
 }
 
@@ -503,16 +424,9 @@ pub fn diff(worktree: &Path, agent: &str, n: u32, base: DiffBase) -> Result<Vec<
             Delta::Typechange => 'T',
             _ => 'M',
         };
-        let f = files.entry(path.clone()).or_insert_with(|| FileDiff {
-            path,
-            status,
-            added: 0,
-            removed: 0,
-            lines: vec![],
-        });
-        let text = String::from_utf8_lossy(line.content())
-            .trim_end_matches(['\n', '\r'])
-            .to_string();
+        let f =
+            files.entry(path.clone()).or_insert_with(|| FileDiff { path, status, added: 0, removed: 0, lines: vec![] });
+        let text = String::from_utf8_lossy(line.content()).trim_end_matches(['\n', '\r']).to_string();
         let kind = match line.origin() {
             '+' => {
                 f.added += 1;

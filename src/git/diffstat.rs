@@ -18,24 +18,16 @@ pub fn diffstat(worktree: &Path, base: &str) -> Result<DiffStat> {
     // Against the merge base, so work merged into the base meanwhile is not counted against the agent.
     let tree = match repo.head().ok().and_then(|h| h.target()) {
         Some(head) => {
-            let mb = repo
-                .merge_base(head, base_commit.id())
-                .unwrap_or(base_commit.id());
+            let mb = repo.merge_base(head, base_commit.id()).unwrap_or(base_commit.id());
             repo.find_commit(mb)?.tree()?
         }
         None => base_commit.tree()?,
     };
     let mut opts = DiffOptions::new();
-    opts.include_untracked(true)
-        .recurse_untracked_dirs(true)
-        .show_untracked_content(true);
+    opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
     let diff = repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))?;
     let stats = diff.stats()?;
-    Ok(DiffStat {
-        files: stats.files_changed(),
-        added: stats.insertions(),
-        removed: stats.deletions(),
-    })
+    Ok(DiffStat { files: stats.files_changed(), added: stats.insertions(), removed: stats.deletions() })
 }
 
 #[cfg(test)]
@@ -51,13 +43,6 @@ mod tests {
         std::fs::write(info.path.join("a.txt"), "one\nTWO\nthree\n").unwrap();
         std::fs::write(info.path.join("new.txt"), "x\ny\n").unwrap();
         let s = diffstat(&info.path, "main").unwrap();
-        assert_eq!(
-            s,
-            DiffStat {
-                files: 2,
-                added: 4,
-                removed: 1
-            }
-        );
+        assert_eq!(s, DiffStat { files: 2, added: 4, removed: 1 });
     }
 }

@@ -8,9 +8,7 @@ const BLOCKS: u16 = 2000;
 
 fn hash(name: &str) -> u32 {
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    name.bytes().fold(0x811c9dc5u32, |h, b| {
-        (h ^ b as u32).wrapping_mul(0x01000193)
-    })
+    name.bytes().fold(0x811c9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x01000193))
 }
 
 /// The block's first port for `name`, skipping blocks already `taken` by other agents and blocks whose first

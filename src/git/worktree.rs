@@ -16,28 +16,16 @@ pub struct WorktreeInfo {
 
 /// The main working directory of the repository that contains `dir`.
 pub fn find_repo_root(dir: &Path) -> Result<PathBuf> {
-    let repo = Repository::discover(dir).map_err(|_| {
-        anyhow!(
-            "{} is not inside a git repository (run `git init` first)",
-            dir.display()
-        )
-    })?;
+    let repo = Repository::discover(dir)
+        .map_err(|_| anyhow!("{} is not inside a git repository (run `git init` first)", dir.display()))?;
     if repo.is_bare() {
-        bail!(
-            "{} is a bare repository: muster needs a working tree",
-            repo.path().display()
-        );
+        bail!("{} is a bare repository: muster needs a working tree", repo.path().display());
     }
     let root = if repo.is_worktree() {
         // From inside an agent's worktree, the crew lives in the main working tree.
-        repo.commondir()
-            .parent()
-            .map(Path::to_path_buf)
-            .context("locating the main worktree")?
+        repo.commondir().parent().map(Path::to_path_buf).context("locating the main worktree")?
     } else {
-        repo.workdir()
-            .context("repository has no working directory")?
-            .to_path_buf()
+        repo.workdir().context("repository has no working directory")?.to_path_buf()
     };
     Ok(root.canonicalize().unwrap_or(root))
 }
@@ -65,13 +53,8 @@ pub fn ensure_excluded(root: &Path) -> Result<()> {
         }
     }
     if !add.is_empty() {
-        let sep = if current.is_empty() || current.ends_with('\n') {
-            ""
-        } else {
-            "\n"
-        };
-        std::fs::write(&exclude, format!("{current}{sep}# muster\n{add}"))
-            .context("writing .git/info/exclude")?;
+        let sep = if current.is_empty() || current.ends_with('\n') { "" } else { "\n" };
+        std::fs::write(&exclude, format!("{current}{sep}# muster\n{add}")).context("writing .git/info/exclude")?;
     }
     Ok(())
 }
@@ -79,9 +62,7 @@ pub fn ensure_excluded(root: &Path) -> Result<()> {
 /// The name of the branch checked out in the main worktree, or the commit id when detached.
 pub fn current_branch(root: &Path) -> Result<String> {
     let repo = Repository::open(root)?;
-    let head = repo
-        .head()
-        .context("the repository has no commits yet: make a first commit")?;
+    let head = repo.head().context("the repository has no commits yet: make a first commit")?;
     Ok(if head.is_branch() {
         head.shorthand().unwrap_or("HEAD").to_string()
     } else {
@@ -108,18 +89,14 @@ pub fn ensure_worktree(root: &Path, name: &str, base: Option<&str>) -> Result<Wo
         .with_context(|| format!("base branch `{base}` of agent `{name}` not found"))?;
     let branch_ref = match repo.find_branch(&branch, BranchType::Local) {
         Ok(b) => b,
-        Err(_) => repo
-            .branch(&branch, &base_commit, false)
-            .with_context(|| format!("creating branch {branch}"))?,
+        Err(_) => repo.branch(&branch, &base_commit, false).with_context(|| format!("creating branch {branch}"))?,
     };
     let wt_name = format!("muster-{name}");
     // Metadata left from a worktree whose folder was deleted blocks re-adding it.
     if let Ok(old) = repo.find_worktree(&wt_name) {
         if old.validate().is_err() {
-            old.prune(Some(
-                WorktreePruneOptions::new().valid(true).working_tree(true),
-            ))
-            .with_context(|| format!("pruning stale worktree {wt_name}"))?;
+            old.prune(Some(WorktreePruneOptions::new().valid(true).working_tree(true)))
+                .with_context(|| format!("pruning stale worktree {wt_name}"))?;
         }
     }
     std::fs::create_dir_all(path.parent().context("worktree path has a parent")?)?;
@@ -149,15 +126,12 @@ pub fn worktree_status(root: &Path, name: &str, base: &str) -> Result<WorktreeSt
     let mut status = WorktreeStatus::default();
     if let Ok(wt) = Repository::open(&path) {
         let mut opts = StatusOptions::new();
-        opts.include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false);
+        opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
         status.changed_files = wt.statuses(Some(&mut opts))?.len();
     }
     let repo = Repository::open(root)?;
     if let (Ok(branch), Ok(base)) = (
-        repo.revparse_single(&branch_name(name))
-            .and_then(|o| o.peel_to_commit()),
+        repo.revparse_single(&branch_name(name)).and_then(|o| o.peel_to_commit()),
         repo.revparse_single(base).and_then(|o| o.peel_to_commit()),
     ) {
         let mut walk = repo.revwalk()?;
@@ -185,9 +159,7 @@ pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Resu
     }
     let repo = Repository::open(root)?;
     if let Ok(wt) = repo.find_worktree(&format!("muster-{name}")) {
-        wt.prune(Some(
-            WorktreePruneOptions::new().valid(true).working_tree(true),
-        ))?;
+        wt.prune(Some(WorktreePruneOptions::new().valid(true).working_tree(true)))?;
     }
     if let Ok(mut b) = repo.find_branch(&branch_name(name), BranchType::Local) {
         if force || status.unmerged_commits == 0 {
@@ -206,16 +178,8 @@ pub mod tests {
     pub fn temp_repo() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let git = |args: &[&str]| {
-            let out = Command::new("git")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "git {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = Command::new("git").args(args).current_dir(dir.path()).output().unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         };
         git(&["init", "-q", "-b", "main"]);
         git(&["config", "user.email", "t@example.com"]);
@@ -242,11 +206,7 @@ pub mod tests {
         assert_eq!(again, info);
         assert!(again.path.join("new.txt").exists());
         // The main worktree sees no change from muster's files.
-        let out = Command::new("git")
-            .args(["status", "--porcelain"])
-            .current_dir(&root)
-            .output()
-            .unwrap();
+        let out = Command::new("git").args(["status", "--porcelain"]).current_dir(&root).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "");
         // From inside the agent's worktree the root is the main one.
         assert_eq!(find_repo_root(&info.path).unwrap(), root);
@@ -262,13 +222,7 @@ pub mod tests {
         assert!(err.to_string().contains("1 changed file(s)"), "{err}");
         assert!(info.path.join("a.txt").exists());
         // Commit it: now it is clean but unmerged.
-        let git = |args: &[&str]| {
-            Command::new("git")
-                .args(args)
-                .current_dir(&info.path)
-                .output()
-                .unwrap()
-        };
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&info.path).output().unwrap();
         git(&["commit", "-qam", "work"]);
         let err = remove_worktree(&root, "w", "main", false).unwrap_err();
         assert!(err.to_string().contains("1 unmerged commit(s)"), "{err}");
@@ -287,21 +241,14 @@ pub mod tests {
         assert!(info.path.join("a.txt").exists());
         // A folder deleted under muster's feet is recreated.
         std::fs::remove_dir_all(&info.path).unwrap();
-        assert!(ensure_worktree(&root, "c", None)
-            .unwrap()
-            .path
-            .join("a.txt")
-            .exists());
+        assert!(ensure_worktree(&root, "c", None).unwrap().path.join("a.txt").exists());
     }
 
     #[test]
     fn outside_a_repository_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = find_repo_root(dir.path()).unwrap_err();
-        assert!(
-            err.to_string().contains("not inside a git repository"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("not inside a git repository"), "{err}");
     }
 
     #[test]

@@ -84,10 +84,7 @@ struct FakeWaiter(Receiver<ExitInfo>);
 
 impl ChildWaiter for FakeWaiter {
     fn wait(&mut self) -> Result<ExitInfo> {
-        Ok(self.0.recv().unwrap_or(ExitInfo {
-            code: None,
-            signal: Some(9),
-        }))
+        Ok(self.0.recv().unwrap_or(ExitInfo { code: None, signal: Some(9) }))
     }
 }
 
@@ -107,10 +104,7 @@ impl PtyBackend for FakePty {
             });
         }
         Ok(PtyProcess {
-            reader: Box::new(ChannelReader {
-                rx: out_rx,
-                pending: Vec::new(),
-            }),
+            reader: Box::new(ChannelReader { rx: out_rx, pending: Vec::new() }),
             writer: Box::new(RecordingWriter(input)),
             control: Box::new(FakeControl(size)),
             waiter: Box::new(FakeWaiter(exit_rx)),

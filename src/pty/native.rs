@@ -17,17 +17,9 @@ struct Control {
 
 impl PtyControl for Control {
     fn resize(&self, rows: u16, cols: u16) -> Result<()> {
-        let master = self
-            .master
-            .lock()
-            .map_err(|_| anyhow!("pty lock poisoned"))?;
+        let master = self.master.lock().map_err(|_| anyhow!("pty lock poisoned"))?;
         master
-            .resize(PtySize {
-                rows: rows.max(1),
-                cols: cols.max(1),
-                pixel_width: 0,
-                pixel_height: 0,
-            })
+            .resize(PtySize { rows: rows.max(1), cols: cols.max(1), pixel_width: 0, pixel_height: 0 })
             .map_err(|e| anyhow!("resizing the pty: {e}"))
     }
 
@@ -47,11 +39,7 @@ impl ChildWaiter for Waiter {
         let status = self.0.wait().context("waiting for the agent process")?;
         // portable-pty folds a death by signal into a code of 1 and a message naming the signal.
         let signal = status.signal().and_then(signal_number);
-        let code = if signal.is_some() {
-            None
-        } else {
-            Some(status.exit_code() as i32)
-        };
+        let code = if signal.is_some() { None } else { Some(status.exit_code() as i32) };
         Ok(ExitInfo { code, signal })
     }
 }
@@ -67,23 +55,14 @@ fn signal_number(name: &str) -> Option<i32> {
         ("Broken pipe", 13),
         ("Terminated", 15),
     ];
-    known
-        .iter()
-        .find(|(n, _)| name.contains(n))
-        .map(|(_, s)| *s)
-        .or(Some(0))
+    known.iter().find(|(n, _)| name.contains(n)).map(|(_, s)| *s).or(Some(0))
 }
 
 impl PtyBackend for NativePty {
     fn spawn(&self, spec: &SpawnSpec) -> Result<PtyProcess> {
         let system = native_pty_system();
         let pair = system
-            .openpty(PtySize {
-                rows: spec.rows.max(1),
-                cols: spec.cols.max(1),
-                pixel_width: 0,
-                pixel_height: 0,
-            })
+            .openpty(PtySize { rows: spec.rows.max(1), cols: spec.cols.max(1), pixel_width: 0, pixel_height: 0 })
             .map_err(|e| anyhow!("opening a pty: {e}"))?;
         let mut cmd = CommandBuilder::new(&spec.program);
         cmd.args(&spec.args);
@@ -98,22 +77,13 @@ impl PtyBackend for NativePty {
             .map_err(|e| anyhow!("starting `{}` in {}: {e}", spec.program, spec.cwd.display()))?;
         // The slave end belongs to the child now; keeping it open would hide the child's exit from the reader.
         drop(pair.slave);
-        let reader = pair
-            .master
-            .try_clone_reader()
-            .map_err(|e| anyhow!("pty reader: {e}"))?;
-        let writer = pair
-            .master
-            .take_writer()
-            .map_err(|e| anyhow!("pty writer: {e}"))?;
+        let reader = pair.master.try_clone_reader().map_err(|e| anyhow!("pty reader: {e}"))?;
+        let writer = pair.master.take_writer().map_err(|e| anyhow!("pty writer: {e}"))?;
         let pid = child.process_id();
         Ok(PtyProcess {
             reader,
             writer,
-            control: Box::new(Control {
-                master: Mutex::new(pair.master),
-                pid,
-            }),
+            control: Box::new(Control { master: Mutex::new(pair.master), pid }),
             waiter: Box::new(Waiter(child)),
         })
     }

@@ -26,11 +26,7 @@ pub fn encode_key(key: Key, modes: InputModes) -> Vec<u8> {
 fn kitty_code(key: Key) -> Option<(u32, Option<char>)> {
     Some(match key.code {
         KeyCode::Char(c) => {
-            let base = if c.is_ascii_uppercase() {
-                c.to_ascii_lowercase()
-            } else {
-                c
-            };
+            let base = if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c };
             (base as u32, Some(c))
         }
         KeyCode::Enter => (13, None),
@@ -194,10 +190,7 @@ mod tests {
         InputModes::default()
     }
     fn kitty(flags: u8) -> InputModes {
-        InputModes {
-            kitty_flags: flags,
-            ..InputModes::default()
-        }
+        InputModes { kitty_flags: flags, ..InputModes::default() }
     }
 
     #[test]
@@ -219,10 +212,7 @@ mod tests {
 
     #[test]
     fn application_cursor_mode() {
-        let modes = InputModes {
-            app_cursor: true,
-            ..legacy()
-        };
+        let modes = InputModes { app_cursor: true, ..legacy() };
         assert_eq!(encode_key(k("up"), modes), b"\x1bOA");
         assert_eq!(encode_key(k("home"), modes), b"\x1bOH");
         assert_eq!(encode_key(k("S-up"), modes), b"\x1b[1;2A");
@@ -238,10 +228,7 @@ mod tests {
         assert_eq!(encode_key(k("C-c"), m), b"\x1b[99;5u");
         assert_eq!(encode_key(k("S-enter"), m), b"\x1b[13;2u");
         assert_eq!(encode_key(k("A-x"), m), b"\x1b[120;3u");
-        assert_eq!(
-            encode_key(Key::new(KeyCode::Char('a'), Mods::CTRL | Mods::SHIFT), m),
-            b"\x1b[97;6u"
-        );
+        assert_eq!(encode_key(Key::new(KeyCode::Char('a'), Mods::CTRL | Mods::SHIFT), m), b"\x1b[97;6u");
         assert_eq!(encode_key(k("up"), m), b"\x1b[A");
     }
 
@@ -257,10 +244,7 @@ mod tests {
 
     #[test]
     fn paste_is_bracketed_only_when_asked() {
-        let on = InputModes {
-            bracketed_paste: true,
-            ..legacy()
-        };
+        let on = InputModes { bracketed_paste: true, ..legacy() };
         assert_eq!(encode_paste("a\nb", on), b"\x1b[200~a\nb\x1b[201~");
         assert_eq!(encode_paste("x\x1b[201~rm", on), b"\x1b[200~xrm\x1b[201~");
         assert_eq!(encode_paste("a\nb", legacy()), b"a\rb");
@@ -268,15 +252,8 @@ mod tests {
 
     #[test]
     fn wheel_encodings() {
-        let sgr = InputModes {
-            mouse: true,
-            sgr_mouse: true,
-            ..legacy()
-        };
+        let sgr = InputModes { mouse: true, sgr_mouse: true, ..legacy() };
         assert_eq!(encode_wheel(true, 0, 4, sgr), b"\x1b[<64;1;5M");
-        assert_eq!(
-            encode_wheel(false, 2, 0, legacy()),
-            vec![0x1b, b'[', b'M', 97, 35, 33]
-        );
+        assert_eq!(encode_wheel(false, 2, 0, legacy()), vec![0x1b, b'[', b'M', 97, 35, 33]);
     }
 }

@@ -74,9 +74,7 @@ impl Listener {
 impl EventListener for Listener {
     fn send_event(&self, event: TermEvent) {
         match event {
-            TermEvent::PtyWrite(text) => {
-                self.with(|p| p.replies.extend_from_slice(text.as_bytes()))
-            }
+            TermEvent::PtyWrite(text) => self.with(|p| p.replies.extend_from_slice(text.as_bytes())),
             TermEvent::Bell => self.with(|p| p.bell = true),
             TermEvent::Title(t) => self.with(|p| p.title = Some(t)),
             TermEvent::ResetTitle => self.with(|p| p.title = None),
@@ -86,21 +84,12 @@ impl EventListener for Listener {
                     256 => (229, 229, 229), // foreground
                     _ => (0, 0, 0),         // background and cursor
                 };
-                let reply = format(alacritty_terminal::vte::ansi::Rgb {
-                    r: rgb.0,
-                    g: rgb.1,
-                    b: rgb.2,
-                });
+                let reply = format(alacritty_terminal::vte::ansi::Rgb { r: rgb.0, g: rgb.1, b: rgb.2 });
                 self.with(|p| p.replies.extend_from_slice(reply.as_bytes()));
             }
             TermEvent::TextAreaSizeRequest(format) => {
                 let (rows, cols) = self.with(|p| p.size);
-                let reply = format(WindowSize {
-                    num_lines: rows,
-                    num_cols: cols,
-                    cell_width: 8,
-                    cell_height: 16,
-                });
+                let reply = format(WindowSize { num_lines: rows, num_cols: cols, cell_width: 8, cell_height: 16 });
                 self.with(|p| p.replies.extend_from_slice(reply.as_bytes()));
             }
             // Clipboard access from an agent is refused: it could read the operator's clipboard.
@@ -140,25 +129,9 @@ impl AlacrittyModel {
         let listener = Listener::default();
         listener.with(|p| p.size = (rows, cols));
         // Kitty keyboard on: agent CLIs ask for it and our key encoder speaks it.
-        let config = Config {
-            scrolling_history: scrollback,
-            kitty_keyboard: true,
-            ..Config::default()
-        };
-        let term = Term::new(
-            config,
-            &Size {
-                rows: rows as usize,
-                cols: cols as usize,
-            },
-            listener.clone(),
-        );
-        AlacrittyModel {
-            term,
-            parser: Processor::new(),
-            listener,
-            osc: OscTap::default(),
-        }
+        let config = Config { scrolling_history: scrollback, kitty_keyboard: true, ..Config::default() };
+        let term = Term::new(config, &Size { rows: rows as usize, cols: cols as usize }, listener.clone());
+        AlacrittyModel { term, parser: Processor::new(), listener, osc: OscTap::default() }
     }
 }
 
@@ -199,12 +172,7 @@ fn convert_flags(flags: Flags) -> CellFlags {
         (Flags::WIDE_CHAR, CellFlags::WIDE),
         (Flags::WIDE_CHAR_SPACER, CellFlags::SPACER),
     ];
-    CellFlags(
-        pairs
-            .iter()
-            .filter(|(f, _)| flags.intersects(*f))
-            .fold(0, |acc, (_, bit)| acc | bit),
-    )
+    CellFlags(pairs.iter().filter(|(f, _)| flags.intersects(*f)).fold(0, |acc, (_, bit)| acc | bit))
 }
 
 impl TerminalModel for AlacrittyModel {
@@ -217,10 +185,7 @@ impl TerminalModel for AlacrittyModel {
         let rows = rows.max(1);
         let cols = cols.max(2);
         self.listener.with(|p| p.size = (rows, cols));
-        self.term.resize(Size {
-            rows: rows as usize,
-            cols: cols as usize,
-        });
+        self.term.resize(Size { rows: rows as usize, cols: cols as usize });
     }
 
     fn size(&self) -> (u16, u16) {
@@ -278,11 +243,7 @@ impl TerminalModel for AlacrittyModel {
             for col in 0..cols {
                 let cell = &grid_row[Column(col)];
                 let mut text = compact_str::CompactString::default();
-                text.push(if cell.c == '\0' || cell.c == '\t' {
-                    ' '
-                } else {
-                    cell.c
-                });
+                text.push(if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c });
                 if let Some(extra) = cell.zerowidth() {
                     text.extend(extra.iter());
                 }
@@ -321,13 +282,7 @@ impl TerminalModel for AlacrittyModel {
                 let mut line: String = (0..self.term.columns())
                     .map(|c| &grid_row[Column(c)])
                     .filter(|cell| !cell.flags.contains(Flags::WIDE_CHAR_SPACER))
-                    .map(|cell| {
-                        if cell.c == '\0' || cell.c == '\t' {
-                            ' '
-                        } else {
-                            cell.c
-                        }
-                    })
+                    .map(|cell| if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c })
                     .collect();
                 line.truncate(line.trim_end().len());
                 line

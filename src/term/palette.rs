@@ -41,9 +41,7 @@ pub fn nearest_indexed(r: u8, g: u8, b: u8) -> u8 {
         let d = |a: u8, b: u8| (a as i32 - b as i32).pow(2);
         d(r, r2) + d(g, g2) + d(b, b2)
     };
-    (16..=255u8)
-        .min_by_key(|&i| dist(xterm_rgb(i)))
-        .unwrap_or(16)
+    (16..=255u8).min_by_key(|&i| dist(xterm_rgb(i))).unwrap_or(16)
 }
 
 #[cfg(test)]

@@ -44,12 +44,7 @@ pub struct ScreenCell {
 
 impl Default for ScreenCell {
     fn default() -> Self {
-        ScreenCell {
-            text: " ".into(),
-            fg: CellColor::Default,
-            bg: CellColor::Default,
-            flags: CellFlags::default(),
-        }
+        ScreenCell { text: " ".into(), fg: CellColor::Default, bg: CellColor::Default, flags: CellFlags::default() }
     }
 }
 
@@ -70,20 +65,14 @@ pub struct Screen {
 
 impl Screen {
     pub fn blank(rows: u16, cols: u16) -> Screen {
-        Screen {
-            rows,
-            cols,
-            cells: vec![ScreenCell::default(); rows as usize * cols as usize],
-            ..Screen::default()
-        }
+        Screen { rows, cols, cells: vec![ScreenCell::default(); rows as usize * cols as usize], ..Screen::default() }
     }
 
     pub fn cell(&self, row: u16, col: u16) -> Option<&ScreenCell> {
         if row >= self.rows || col >= self.cols {
             return None;
         }
-        self.cells
-            .get(row as usize * self.cols as usize + col as usize)
+        self.cells.get(row as usize * self.cols as usize + col as usize)
     }
 
     /// The text of one row, trailing blanks trimmed.
@@ -109,8 +98,7 @@ impl Screen {
         let mut screen = Screen::blank(rows, cols);
         for (r, line) in lines.iter().enumerate().take(rows as usize) {
             for (c, ch) in line.chars().enumerate().take(cols as usize) {
-                screen.cells[r * cols as usize + c].text =
-                    CompactString::from(&*ch.encode_utf8(&mut [0u8; 4]));
+                screen.cells[r * cols as usize + c].text = CompactString::from(&*ch.encode_utf8(&mut [0u8; 4]));
             }
         }
         screen

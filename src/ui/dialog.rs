@@ -12,12 +12,7 @@ use crate::config::keymap::Mode;
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width);
     let h = height.min(area.height);
-    Rect::new(
-        area.x + (area.width - w) / 2,
-        area.y + (area.height - h) / 2,
-        w,
-        h,
-    )
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
 fn block<'a>(state: &State, title: String) -> Block<'a> {
@@ -27,31 +22,52 @@ fn block<'a>(state: &State, title: String) -> Block<'a> {
         .style(state.theme.style("ui.dialog"))
 }
 
-pub fn help(state: &State, frame: &mut Frame, area: Rect) {
+/// The help lines of some modes: one line per action, with every key bound to it.
+fn help_lines<'a>(state: &State, modes: &[Mode]) -> Vec<Line<'a>> {
     let mut lines = Vec::new();
-    for mode in Mode::ALL {
-        let bindings = state.keymap.bindings(mode);
+    for mode in modes {
+        let bindings = state.keymap.bindings(*mode);
         if bindings.is_empty() {
             continue;
         }
-        lines.push(Line::from(Span::styled(
-            mode.name().to_string(),
-            state.theme.style("ui.help.section"),
-        )));
+        lines.push(Line::from(Span::styled(mode.name().to_string(), state.theme.style("ui.help.section"))));
+        let mut seen: Vec<(crate::config::keymap::Action, Vec<String>, String)> = Vec::new();
         for b in bindings {
+            match seen.iter_mut().find(|(a, _, d)| *a == b.action && *d == b.desc) {
+                Some((_, keys, _)) => keys.push(b.key.to_string()),
+                None => seen.push((b.action, vec![b.key.to_string()], b.desc.clone())),
+            }
+        }
+        for (_, keys, desc) in seen {
             lines.push(Line::from(vec![
-                Span::styled(
-                    format!("  {:<12}", b.key.to_string()),
-                    state.theme.style("ui.help.key"),
-                ),
-                Span::raw(b.desc.clone()),
+                Span::styled(format!("  {:<16}", keys.join(" ")), state.theme.style("ui.help.key")),
+                Span::raw(desc),
             ]));
         }
     }
-    let rect = centered(area, 64, area.height.saturating_sub(2));
+    lines
+}
+
+pub fn help(state: &State, frame: &mut Frame, area: Rect) {
+    let left_modes = [Mode::Roster, Mode::Attached, Mode::Steer];
+    let right_modes = [Mode::Timeline, Mode::Confirm, Mode::Help];
+    let two_columns = area.width >= 150;
+    let rect = centered(area, if two_columns { 150 } else { 80 }, area.height.saturating_sub(2));
     frame.render_widget(Clear, rect);
-    let text = Paragraph::new(lines).block(block(state, " keys (from the active keymap) ".into()));
-    frame.render_widget(text, rect);
+    let outer = block(state, " keys (from the active keymap) · j/k scroll · esc closes ".into());
+    let inner = outer.inner(rect);
+    frame.render_widget(outer, rect);
+    if two_columns {
+        let half = inner.width / 2;
+        let l = Rect::new(inner.x, inner.y, half, inner.height);
+        let r = Rect::new(inner.x + half, inner.y, inner.width - half, inner.height);
+        frame.render_widget(Paragraph::new(help_lines(state, &left_modes)).scroll((state.help_scroll, 0)), l);
+        frame.render_widget(Paragraph::new(help_lines(state, &right_modes)).scroll((state.help_scroll, 0)), r);
+    } else {
+        let mut lines = help_lines(state, &left_modes);
+        lines.extend(help_lines(state, &right_modes));
+        frame.render_widget(Paragraph::new(lines).scroll((state.help_scroll, 0)), inner);
+    }
 }
 
 pub fn confirm(state: &State, frame: &mut Frame, area: Rect, title: &str, body: &[String]) {
@@ -65,17 +81,11 @@ pub fn confirm(state: &State, frame: &mut Frame, area: Rect, title: &str, body: 
     ]));
     let width = 70.min(area.width);
     let inner = width.saturating_sub(2).max(1) as usize;
-    let height: usize = body
-        .iter()
-        .map(|l| l.chars().count().div_ceil(inner).max(1))
-        .sum::<usize>()
-        + 4;
+    let height: usize = body.iter().map(|l| l.chars().count().div_ceil(inner).max(1)).sum::<usize>() + 4;
     let rect = centered(area, width, height as u16);
     frame.render_widget(Clear, rect);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(block(state, format!(" {title} "))),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(block(state, format!(" {title} "))),
         rect,
     );
 }
@@ -83,18 +93,10 @@ pub fn confirm(state: &State, frame: &mut Frame, area: Rect, title: &str, body: 
 pub fn steer(state: &State, frame: &mut Frame, area: Rect, name: &str, editor: &TextArea<'static>) {
     let rows = (editor.lines().len() as u16 + 2).clamp(3, 10);
     let width = area.width.saturating_sub(4).min(100);
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.height.saturating_sub(rows + 2),
-        width,
-        rows,
-    );
+    let rect = Rect::new(area.x + (area.width - width) / 2, area.height.saturating_sub(rows + 2), width, rows);
     frame.render_widget(Clear, rect);
     let mut editor = editor.clone();
-    editor.set_block(block(
-        state,
-        format!(" steer {name} · enter sends · C-j new line · esc cancels "),
-    ));
+    editor.set_block(block(state, format!(" steer {name} · enter sends · C-j new line · esc cancels ")));
     editor.set_style(state.theme.style("ui.dialog"));
     frame.render_widget(&editor, rect);
 }

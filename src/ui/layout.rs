@@ -23,10 +23,7 @@ pub struct Areas {
 
 pub fn areas(width: u16, height: u16, agents: usize, well_open: bool, attached: bool) -> Areas {
     if height < MIN_ROSTER_HEIGHT || width < 20 {
-        return Areas {
-            summary: Some(Rect::new(0, 0, width, height.min(1))),
-            ..Areas::default()
-        };
+        return Areas { summary: Some(Rect::new(0, 0, width, height.min(1))), ..Areas::default() };
     }
     let header = Rect::new(0, 0, width, 1);
     let status = Rect::new(0, height - 1, width, 1);
@@ -46,12 +43,7 @@ pub fn areas(width: u16, height: u16, agents: usize, well_open: bool, attached: 
         };
     }
     if !show_well {
-        return Areas {
-            header,
-            roster: Rect::new(0, 1, width, body),
-            status,
-            ..Areas::default()
-        };
+        return Areas { header, roster: Rect::new(0, 1, width, body), status, ..Areas::default() };
     }
     // The roster takes one line per agent, but never more than a third of the body: the well is the point.
     let roster_h = (agents.max(1) as u16).min(body / 3).max(1);
@@ -59,14 +51,7 @@ pub fn areas(width: u16, height: u16, agents: usize, well_open: bool, attached: 
     let bar = Rect::new(0, 1 + roster_h, width, 1);
     let term_h = body.saturating_sub(roster_h + 1);
     let terminal = Rect::new(0, bar.y + 1, width, term_h);
-    Areas {
-        header,
-        roster,
-        well_bar: Some(bar),
-        terminal: Some(terminal),
-        status,
-        summary: None,
-    }
+    Areas { header, roster, well_bar: Some(bar), terminal: Some(terminal), status, summary: None }
 }
 
 #[cfg(test)]

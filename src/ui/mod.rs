@@ -5,6 +5,7 @@ pub mod layout;
 pub mod roster;
 pub mod status;
 pub mod terminal;
+pub mod timeline;
 pub mod well;
 
 use ratatui::layout::Rect;
@@ -17,18 +18,9 @@ use crate::engine::AgentState;
 
 pub fn render(state: &State, frame: &mut Frame) {
     let area = frame.area();
-    let a = layout::areas(
-        area.width,
-        area.height,
-        state.agents.len(),
-        state.well_open,
-        state.attached,
-    );
+    let a = layout::areas(area.width, area.height, state.agents.len(), state.well_open, state.attached);
     if let Some(line) = a.summary {
-        frame.render_widget(
-            Paragraph::new(summary(state)).style(state.theme.style("ui.header")),
-            line,
-        );
+        frame.render_widget(Paragraph::new(summary(state)).style(state.theme.style("ui.header")), line);
         return;
     }
     header(state, frame, a.header);
@@ -39,9 +31,7 @@ pub fn render(state: &State, frame: &mut Frame) {
     status::render(state, frame, a.status);
     match &state.dialog {
         Some(Dialog::Help) => dialog::help(state, frame, area),
-        Some(Dialog::Confirm { title, lines, .. }) => {
-            dialog::confirm(state, frame, area, title, lines)
-        }
+        Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
         Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
         None => {}
     }
@@ -81,25 +71,10 @@ fn header(state: &State, frame: &mut Frame, area: Rect) {
     let style = state.theme.style("ui.header");
     let right = format!(" {} ", counts(state));
     let width = area.width as usize;
-    let full = format!(
-        " muster · repo: {} · {} agent(s) ",
-        state.repo,
-        state.agents.len()
-    );
-    let fits =
-        unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
-    let left = if fits {
-        full
-    } else {
-        format!(" muster · {} ", state.repo)
-    };
-    let fill = width.saturating_sub(
-        unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count(),
-    );
-    let line = Line::from(vec![
-        Span::raw(left),
-        Span::raw(" ".repeat(fill)),
-        Span::raw(right),
-    ]);
+    let full = format!(" muster · repo: {} · {} agent(s) ", state.repo, state.agents.len());
+    let fits = unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
+    let left = if fits { full } else { format!(" muster · {} ", state.repo) };
+    let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count());
+    let line = Line::from(vec![Span::raw(left), Span::raw(" ".repeat(fill)), Span::raw(right)]);
     frame.render_widget(Paragraph::new(line).style(style), area);
 }

@@ -40,11 +40,7 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     let theme = &state.theme;
     let info = &agent.info;
     let st = theme.style(&state_scope(info.state));
-    let base = if selected {
-        theme.style("roster.selected")
-    } else {
-        theme.style("roster")
-    };
+    let base = if selected { theme.style("roster.selected") } else { theme.style("roster") };
     let with = |s: Style| base.patch(s);
     let wide = width >= 100;
     let medium = width >= 70;
@@ -54,43 +50,28 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         Span::styled(format!("{} ", info.state.glyph()), with(st)),
         Span::styled(
             pad(&info.name, 14),
-            with(if agent.attention {
-                theme.style("roster.attention")
-            } else {
-                Style::default()
-            }),
+            with(if agent.attention { theme.style("roster.attention") } else { Style::default() }),
         ),
     ];
     if medium {
-        spans.push(Span::styled(
-            pad(&info.kind, 9),
-            with(theme.style("roster.kind")),
-        ));
+        spans.push(Span::styled(pad(&info.kind, 9), with(theme.style("roster.kind"))));
     }
     if wide {
-        spans.push(Span::styled(
-            pad(&info.branch, 20),
-            with(theme.style("roster.branch")),
-        ));
+        spans.push(Span::styled(pad(&info.branch, 20), with(theme.style("roster.branch"))));
     }
     if medium {
         let d = info.diffstat;
         let added = format!("+{}", d.added);
         let removed = format!("−{}", d.removed);
-        spans.push(Span::styled(
-            added.clone(),
-            with(theme.style("roster.added")),
-        ));
+        spans.push(Span::styled(added.clone(), with(theme.style("roster.added"))));
         spans.push(Span::styled(" ", base));
-        spans.push(Span::styled(
-            removed.clone(),
-            with(theme.style("roster.removed")),
-        ));
+        spans.push(Span::styled(removed.clone(), with(theme.style("roster.removed"))));
         let used = added.chars().count() + 1 + removed.chars().count();
-        spans.push(Span::styled(
-            " ".repeat(12usize.saturating_sub(used).max(1)),
-            base,
-        ));
+        spans.push(Span::styled(" ".repeat(12usize.saturating_sub(used).max(1)), base));
+    }
+    if medium {
+        let cps = format!("◷{}{}", info.checkpoints, if info.rolled_back { " ↺" } else { "" });
+        spans.push(Span::styled(pad(&cps, 7), with(theme.style("roster.kind"))));
     }
     let word = match (info.state, info.exit) {
         (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => {
@@ -98,36 +79,21 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         }
         (s, _) => s.label().to_string(),
     };
-    spans.push(Span::styled(
-        pad(&word, if medium { 19 } else { 9 }),
-        with(st),
-    ));
+    spans.push(Span::styled(pad(&word, if medium { 19 } else { 9 }), with(st)));
     spans.push(Span::styled(" ", base));
-    spans.push(Span::styled(
-        pad(&age(state.now_ms, info.last_output_ms), 5),
-        with(theme.style("roster.age")),
-    ));
+    spans.push(Span::styled(pad(&age(state.now_ms, info.last_output_ms), 5), with(theme.style("roster.age"))));
     let note = if let Some(err) = &info.error {
         Some((format!("✗ {err}"), "ui.error"))
     } else if agent.attention && info.state == AgentState::Waiting {
         Some(("⚑ needs you".to_string(), "roster.attention"))
     } else {
-        info.title
-            .as_ref()
-            .filter(|_| medium)
-            .map(|t| (t.clone(), "roster.kind"))
+        info.title.as_ref().filter(|_| medium).map(|t| (t.clone(), "roster.kind"))
     };
     if let Some((text, scope)) = note {
         spans.push(Span::styled(text, with(theme.style(scope))));
     }
-    let used: usize = spans
-        .iter()
-        .map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref()))
-        .sum();
-    spans.push(Span::styled(
-        " ".repeat((width as usize).saturating_sub(used)),
-        base,
-    ));
+    let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
+    spans.push(Span::styled(" ".repeat((width as usize).saturating_sub(used)), base));
     Line::from(spans)
 }
 
@@ -136,12 +102,8 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         return;
     }
     if state.agents.is_empty() {
-        let msg =
-            " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one).";
-        frame.render_widget(
-            Paragraph::new(msg).style(state.theme.style("roster.kind")),
-            area,
-        );
+        let msg = " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one).";
+        frame.render_widget(Paragraph::new(msg).style(state.theme.style("roster.kind")), area);
         return;
     }
     // Keep the selection in view when there are more agents than lines.

@@ -14,7 +14,7 @@ const ROSTER_HINTS: [(Action, &str); 8] = [
     (Action::Pause, "pause"),
     (Action::Stop, "stop"),
     (Action::Restart, "restart"),
-    (Action::ToggleWell, "well"),
+    (Action::OpenTimeline, "timeline"),
     (Action::Help, "help"),
     (Action::Quit, "quit"),
 ];
@@ -30,23 +30,25 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let theme = &state.theme;
     let bar = theme.style("ui.status");
     if let Some((text, error)) = &state.status {
-        let style = bar.patch(if *error {
-            theme.style("ui.error")
-        } else {
-            theme.style("ui.status.message")
-        });
+        let style = bar.patch(if *error { theme.style("ui.error") } else { theme.style("ui.status.message") });
         frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
         return;
     }
     let mode = state.mode();
     let hints: Vec<(Action, &str)> = match mode {
         Mode::Roster => ROSTER_HINTS.to_vec(),
-        Mode::Attached => vec![(Action::Detach, "detach (every other key goes to the agent)")],
-        Mode::Steer => vec![
-            (Action::Send, "send"),
-            (Action::Newline, "new line"),
-            (Action::Cancel, "cancel"),
+        Mode::Timeline => vec![
+            (Action::Rollback, "rollback"),
+            (Action::RollbackFiles, "files"),
+            (Action::MarkFile, "mark"),
+            (Action::UndoRollback, "undo"),
+            (Action::ToggleDiffBase, "base"),
+            (Action::Checkpoint, "checkpoint"),
+            (Action::NextFile, "file"),
+            (Action::Close, "terminal"),
         ],
+        Mode::Attached => vec![(Action::Detach, "detach (every other key goes to the agent)")],
+        Mode::Steer => vec![(Action::Send, "send"), (Action::Newline, "new line"), (Action::Cancel, "cancel")],
         Mode::Confirm => vec![(Action::Confirm, "yes"), (Action::Cancel, "no")],
         Mode::Help => vec![(Action::Close, "close")],
     };

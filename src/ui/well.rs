@@ -5,7 +5,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::app::State;
+use crate::app::{State, WellTab};
 
 pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
     let theme = &state.theme;
@@ -13,60 +13,44 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         frame.render_widget(Paragraph::new("").style(theme.style("ui.border")), bar);
         return;
     };
-    let border = if state.attached {
-        theme.style("ui.border.attached")
-    } else {
-        theme.style("ui.border")
-    };
+    let border = if state.attached { theme.style("ui.border.attached") } else { theme.style("ui.border") };
     let info = &agent.info;
     let mut spans = vec![
         Span::styled("─ ", border),
         Span::styled(info.name.clone(), border),
         Span::styled(" ─ ", border),
-        Span::styled("[terminal]", theme.style("ui.tab.active")),
+        tab(state, "terminal", WellTab::Terminal),
+        Span::styled(" ", border),
+        tab(state, &format!("timeline ({})", agent.checkpoints.len().max(info.checkpoints)), WellTab::Timeline),
         Span::styled(" ", border),
     ];
     if state.attached {
         let detach = state
             .keymap
-            .key_for(
-                crate::config::keymap::Mode::Attached,
-                crate::config::keymap::Action::Detach,
-            )
+            .key_for(crate::config::keymap::Mode::Attached, crate::config::keymap::Action::Detach)
             .map(|k| k.to_string())
             .unwrap_or_default();
-        spans.push(Span::styled(
-            format!(" ATTACHED · {detach} detaches "),
-            border,
-        ));
+        spans.push(Span::styled(format!(" ATTACHED · {detach} detaches "), border));
     }
     if let Some(screen) = &agent.screen {
         if screen.scrolled_back > 0 {
             spans.push(Span::styled(
-                format!(
-                    " ↑ {} of {} lines back ",
-                    screen.scrolled_back, screen.history
-                ),
+                format!(" ↑ {} of {} lines back ", screen.scrolled_back, screen.history),
                 theme.style("ui.scrolled"),
             ));
         }
     }
     if let Some(exit) = info.exit {
-        spans.push(Span::styled(
-            format!(" {} ", exit),
-            theme.style("state.exited"),
-        ));
+        spans.push(Span::styled(format!(" {} ", exit), theme.style("state.exited")));
     }
-    let used: usize = spans
-        .iter()
-        .map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref()))
-        .sum();
-    spans.push(Span::styled(
-        "─".repeat((bar.width as usize).saturating_sub(used)),
-        border,
-    ));
+    let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
+    spans.push(Span::styled("─".repeat((bar.width as usize).saturating_sub(used)), border));
     frame.render_widget(Paragraph::new(Line::from(spans)), bar);
 
+    if state.tab == WellTab::Timeline && !state.attached {
+        super::timeline::render(state, frame, term);
+        return;
+    }
     match &agent.screen {
         Some(screen) => {
             super::terminal::draw(screen, term, frame.buffer_mut(), theme.mode);
@@ -81,12 +65,17 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         None => {
             let msg = match info.state {
                 s if s.is_running() => "waiting for output…".to_string(),
-                _ => format!(
-                    "{} is not running — R restarts it with its resume arguments",
-                    info.name
-                ),
+                _ => format!("{} is not running — R restarts it with its resume arguments", info.name),
             };
             frame.render_widget(Paragraph::new(msg).style(theme.style("roster.kind")), term);
         }
+    }
+}
+
+fn tab<'a>(state: &State, label: &str, which: WellTab) -> Span<'a> {
+    if state.tab == which && !(state.attached && which == WellTab::Timeline) {
+        Span::styled(format!("[{label}]"), state.theme.style("ui.tab.active"))
+    } else {
+        Span::styled(format!(" {label} "), state.theme.style("ui.tab"))
     }
 }

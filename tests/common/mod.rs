@@ -30,13 +30,7 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let root = muster::demo::create_repo(dir.path(), 1).unwrap();
         std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
-        let crew = parse_crew(
-            Path::new("crew.toml"),
-            crew,
-            &preset::builtin(),
-            &Default::default(),
-        )
-        .unwrap();
+        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
         let (sink, events) = engine::channel_sink();
         let cfg = EngineConfig {
             root: root.clone(),
@@ -44,22 +38,12 @@ impl Rig {
             scrollback: 10_000,
             muster_exe: PathBuf::from(env!("CARGO_BIN_EXE_muster")),
             stop_grace: Duration::from_secs(2),
+            checkpoint_every: Duration::from_secs(300),
         };
         let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
-        engine.send(Command::Watch {
-            name: Some(watch.into()),
-            rows: 24,
-            cols: 80,
-        });
+        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80 });
         engine.send(Command::StartCrew);
-        Rig {
-            root,
-            engine,
-            events,
-            agents: Default::default(),
-            screens: Default::default(),
-            _dir: dir,
-        }
+        Rig { root, engine, events, agents: Default::default(), screens: Default::default(), _dir: dir }
     }
 
     fn absorb(&mut self, e: Event) {
@@ -83,24 +67,15 @@ impl Rig {
                 Ok(e) => self.absorb(e),
                 Err(_) => panic!(
                     "timed out waiting for {what}; agents: {:?}; screens: {:#?}",
-                    self.agents
-                        .values()
-                        .map(|a| (&a.name, a.state, a.exit))
-                        .collect::<Vec<_>>(),
-                    self.screens
-                        .iter()
-                        .map(|(n, s)| (n, s.text()))
-                        .collect::<Vec<_>>()
+                    self.agents.values().map(|a| (&a.name, a.state, a.exit)).collect::<Vec<_>>(),
+                    self.screens.iter().map(|(n, s)| (n, s.text())).collect::<Vec<_>>()
                 ),
             }
         }
     }
 
     pub fn screen_text(&self, name: &str) -> String {
-        self.screens
-            .get(name)
-            .map(|s| s.text().join("\n"))
-            .unwrap_or_default()
+        self.screens.get(name).map(|s| s.text().join("\n")).unwrap_or_default()
     }
 
     pub fn state(&self, name: &str) -> Option<engine::AgentState> {
@@ -113,10 +88,7 @@ impl Drop for Rig {
         self.engine.send(Command::Shutdown);
         let end = Instant::now() + DEADLINE;
         while Instant::now() < end {
-            match self
-                .events
-                .recv_timeout(end.saturating_duration_since(Instant::now()))
-            {
+            match self.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
                 Ok(Event::ShutdownComplete) | Err(_) => break,
                 Ok(_) => {}
             }

@@ -1,0 +1,181 @@
+//! The checkpoint worker: one thread runs checkpoint, rollback and diff jobs one at a time (so one agent's
+//! checkpoints never overlap), pausing a running agent around anything that reads or writes its files.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+
+use crate::git::checkpoint::{self, Checkpoint, DiffBase};
+use crate::pty::{signals, PtyControl};
+
+use super::supervisor::EngineMsg;
+use super::{Event, EventSink};
+
+pub enum JobKind {
+    Create { trigger: String },
+    Rollback { n: u32, files: Option<Vec<String>> },
+    Undo,
+    List,
+    Diff { n: u32, base: DiffBase },
+    Preview { n: u32, files: Option<Vec<String>> },
+}
+
+pub struct Job {
+    pub name: String,
+    pub worktree: PathBuf,
+    /// The running agent to hold still (SIGSTOP/SIGCONT) while its files are read or written.
+    pub pause: Option<Arc<dyn PtyControl>>,
+    pub kind: JobKind,
+}
+
+/// What a finished job tells the engine.
+pub struct JobDone {
+    pub name: String,
+    pub checkpoints: Vec<Checkpoint>,
+    /// Some(true) after a rollback, Some(false) after an undo.
+    pub rolled_back: Option<bool>,
+    pub message: Option<(String, bool)>,
+}
+
+pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let _ = std::thread::Builder::new().name("checkpoints".into()).spawn(move || {
+        for job in rx {
+            if let Some(done) = run(job, &sink) {
+                if engine.send(EngineMsg::Checkpoints(done)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// Run `f` with the agent stopped (SIGSTOP), continuing it afterwards, so no snapshot or restore races the
+/// agent's own writes.
+pub fn with_paused<R>(control: Option<&dyn PtyControl>, f: impl FnOnce() -> R) -> R {
+    let held = control.filter(|c| signals::pause(*c).is_ok());
+    let result = f();
+    if let Some(c) = held {
+        let _ = signals::resume(c);
+    }
+    result
+}
+
+fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
+    let Job { name, worktree, pause, kind } = job;
+    with_paused(pause.as_deref(), move || run_job(name, worktree, kind, sink))
+}
+
+fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> Option<JobDone> {
+    let mut rolled_back = None;
+    let message = match kind {
+        JobKind::Create { trigger } => match checkpoint::create(&worktree, &name, &trigger) {
+            Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
+            Ok((cp, false)) if trigger == "key" => {
+                Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
+            }
+            Ok(_) => None,
+            Err(e) => Some((format!("{name}: checkpoint failed: {e:#}"), true)),
+        },
+        JobKind::Rollback { n, files } => {
+            let partial = files.is_some();
+            match checkpoint::rollback(&worktree, &name, n, files.as_deref()) {
+                Ok(r) => {
+                    rolled_back = Some(true);
+                    let what = if partial {
+                        format!("{} file(s) restored from", r.changed.len())
+                    } else {
+                        "rolled back to".into()
+                    };
+                    Some((
+                        format!(
+                            "{name}: {what} checkpoint {n} ({} changed); undo returns to {}",
+                            r.changed.len(),
+                            r.rescue
+                        ),
+                        false,
+                    ))
+                }
+                Err(e) => Some((format!("{name}: {e:#}"), true)),
+            }
+        }
+        JobKind::Undo => match checkpoint::undo_rollback(&worktree, &name) {
+            Ok(r) => {
+                rolled_back = Some(false);
+                Some((format!("{name}: rollback undone (back to checkpoint {})", r.target), false))
+            }
+            Err(e) => Some((format!("{name}: {e:#}"), true)),
+        },
+        JobKind::List => None,
+        JobKind::Diff { n, base } => {
+            let files = checkpoint::diff(&worktree, &name, n, base).unwrap_or_default();
+            sink(Event::CheckpointDiff { name, n, base, files });
+            return None;
+        }
+        JobKind::Preview { n, files } => {
+            return match checkpoint::rollback_preview(&worktree, &name, n, files.as_deref()) {
+                Ok(changes) => {
+                    sink(Event::RollbackPreview { name, n, files, changes });
+                    None
+                }
+                Err(e) => Some(JobDone {
+                    checkpoints: checkpoint::list(&worktree, &name).unwrap_or_default(),
+                    name: name.clone(),
+                    rolled_back: None,
+                    message: Some((format!("{name}: {e:#}"), true)),
+                }),
+            };
+        }
+    };
+    let checkpoints = checkpoint::list(&worktree, &name).unwrap_or_default();
+    Some(JobDone { name, checkpoints, rolled_back, message })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    struct Group(u32);
+
+    impl PtyControl for Group {
+        fn resize(&self, _: u16, _: u16) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn pid(&self) -> Option<u32> {
+            Some(self.0)
+        }
+        fn foreground_group(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn state(pid: u32) -> char {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').and_then(|(_, r)| r.trim().chars().next()).unwrap_or('?')
+    }
+
+    #[test]
+    fn the_agent_is_stopped_while_the_job_runs_and_continued_after() {
+        let mut child = std::process::Command::new("sleep").arg("60").process_group(0).spawn().unwrap();
+        let group = Group(child.id());
+        // Signals are delivered asynchronously: wait (with a deadline) for the state to show.
+        let settle = |want_stopped: bool| {
+            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let s = state(child.id());
+                if (s == 'T') == want_stopped || std::time::Instant::now() > end {
+                    return s;
+                }
+                std::thread::yield_now();
+            }
+        };
+        let inside = with_paused(Some(&group), || settle(true));
+        let after = settle(false);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(inside, 'T');
+        assert_ne!(after, 'T');
+    }
+}
