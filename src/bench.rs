@@ -154,11 +154,109 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     Ok((cpu, rss.saturating_sub(rss_before) / agents.max(1) as u64, frames))
 }
 
-pub fn run(agents: usize, seconds: u64) -> Result<()> {
+fn write_tree(root: &std::path::Path, files: usize) -> Result<()> {
+    for i in 0..files {
+        let dir = root.join(format!("src/m{:03}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir)?;
+        }
+        std::fs::write(dir.join(format!("f{i}.rs")), format!("// file {i}\npub fn f{i}() -> usize {{\n    {i}\n}}\n"))?;
+    }
+    Ok(())
+}
+
+fn sh(dir: &std::path::Path, script: &str) -> Result<Duration> {
+    let start = Instant::now();
+    let out = std::process::Command::new("sh").arg("-c").arg(script).current_dir(dir).output()?;
+    anyhow::ensure!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(start.elapsed())
+}
+
+fn touch_files(root: &std::path::Path, files: usize, changed: usize, round: usize) -> Result<()> {
+    let step = (files / changed.max(1)).max(1);
+    for i in (0..files).step_by(step).take(changed) {
+        let p = root.join(format!("src/m{:03}/f{i}.rs", i / 100));
+        let mut text = std::fs::read_to_string(&p)?;
+        text.push_str(&format!("// change {round}\n"));
+        std::fs::write(&p, text)?;
+    }
+    Ok(())
+}
+
+/// Checkpoint and rollback latency against `git add -A && git commit` on a copy, in one run.
+pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
+    use crate::git::checkpoint;
+    println!("checkpoint latency (files in repo, files changed): muster checkpoint | muster rollback | git add -A && git commit on a copy");
+    for &(files, changed) in cases {
+        let dir = tempfile_dir()?;
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(&repo)?;
+        write_tree(&repo, files)?;
+        sh(
+            &repo,
+            "git init -q && git config gc.auto 0 && git add -A && git -c user.name=b -c user.email=b@b commit -qm init",
+        )?;
+        sh(&dir, "cp -a repo copy")?;
+        let copy = dir.join("copy");
+        // As in a real repository, files are older than the index that describes them: refresh the copy's
+        // stat cache (new inodes) and let the one-second "racily clean" window pass, untimed, for both sides.
+        sh(&copy, "git update-index -q --refresh")?;
+        std::thread::sleep(Duration::from_millis(1100));
+        sh(&copy, "git update-index -q --really-refresh")?;
+        let (first, _) = checkpoint::create(&repo, "bench", "first")?;
+        std::thread::sleep(Duration::from_millis(1100));
+        // Three rounds each, medians: single figures on this filesystem swing with inode allocation.
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let mut creates = Vec::new();
+        let mut gits = Vec::new();
+        for round in 1..=3 {
+            touch_files(&repo, files, changed, round)?;
+            touch_files(&copy, files, changed, round)?;
+            let t = Instant::now();
+            let (cp, new) = checkpoint::create(&repo, "bench", "bench")?;
+            creates.push(t.elapsed());
+            anyhow::ensure!(new && cp.files == changed, "checkpoint saw {} changed files", cp.files);
+            gits.push(sh(&copy, "git add -A && git -c user.name=b -c user.email=b@b commit -qm x")?);
+        }
+        let mut rollbacks = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            let report = checkpoint::rollback(&repo, "bench", first.n, None)?;
+            rollbacks.push(t.elapsed());
+            checkpoint::undo_rollback(&repo, "bench")?;
+            anyhow::ensure!(report.changed.len() == changed, "rollback changed {} files", report.changed.len());
+        }
+        let (create, rollback, git) = (median(creates), median(rollbacks), median(gits));
+        println!(
+            "  {files:>6} files, {changed:>4} changed: {:>7.1} ms | {:>7.1} ms | {:>7.1} ms",
+            create.as_secs_f64() * 1e3,
+            rollback.as_secs_f64() * 1e3,
+            git.as_secs_f64() * 1e3
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("muster-bench-{}-{stamp}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+pub fn run(agents: usize, seconds: u64, checkpoints_only: bool) -> Result<()> {
     println!(
         "muster bench — {agents} agents, {seconds} s per CPU figure, {} cores",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
+    if checkpoints_only {
+        return checkpoints(&[(10_000, 10), (10_000, 100)]);
+    }
+    checkpoints(&[(1_000, 100), (10_000, 10), (10_000, 100), (10_000, 1_000), (50_000, 100)])?;
     let plain = plain_stream(50_000_000);
     let coloured = coloured_stream(50_000_000);
     println!(

@@ -61,6 +61,9 @@ pub enum Cmd {
         /// Seconds per CPU measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Only the checkpoint and rollback latencies.
+        #[arg(long)]
+        checkpoints_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("muster hook: {e:#}");
             }
         }
-        Some(Cmd::Bench { agents, seconds }) => crate::bench::run(agents, seconds)?,
+        Some(Cmd::Bench { agents, seconds, checkpoints_only }) => crate::bench::run(agents, seconds, checkpoints_only)?,
         Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use git2::{Delta, DiffOptions, IndexAddOption, Oid, Repository, Signature, Tree};
+use git2::{Delta, DiffOptions, Oid, Repository, Signature, Tree};
 use serde::{Deserialize, Serialize};
 
 const PREFIX: &str = "refs/muster/checkpoints";
@@ -103,14 +103,41 @@ fn find<'r>(repo: &'r Repository, agent: &str, n: u32) -> Result<git2::Commit<'r
 }
 
 /// The tree of the worktree as it is on disk (tracked and untracked files that are not ignored, deletions,
-/// executable bits, symlinks), written to the object database without touching the worktree's index file.
-fn disk_tree(repo: &Repository) -> Result<Oid> {
-    // The worktree's own index, loaded in memory only: its stat cache avoids rehashing unchanged files, and it
-    // is never written back.
-    let mut index = repo.index().context("reading the worktree's index")?;
-    index.add_all(["*"], IndexAddOption::DEFAULT, None).context("reading the worktree's files")?;
-    index.update_all(["*"], None).context("reading deletions")?;
-    index.write_tree().context("writing the snapshot tree")
+/// executable bits, symlinks), written to the object database. It goes through muster's own index file beside
+/// the worktree's (seeded from it): the user's index is never written, and the stat cache kept in ours means
+/// only files changed since the last checkpoint are read again.
+fn disk_tree(repo: &Repository, agent: &str) -> Result<Oid> {
+    let path = repo.path().join(format!("muster-index-{agent}"));
+    let users = repo.path().join("index");
+    if !path.exists() && users.exists() {
+        std::fs::copy(&users, &path).context("seeding the checkpoint index")?;
+    }
+    let mut index = git2::Index::open(&path).context("opening the checkpoint index")?;
+    // Binds the index to this in-memory repository only; nothing on disk changes.
+    repo.set_index(&mut index)?;
+    // One scan of the worktree against the index's stat cache; only what differs is read and hashed.
+    let mut opts = DiffOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true).update_index(true);
+    let diff = repo.diff_index_to_workdir(Some(&index), Some(&mut opts)).context("reading the worktree's files")?;
+    let mut removed = Vec::new();
+    let mut added = Vec::new();
+    for d in diff.deltas() {
+        let Some(path) = d.new_file().path().or(d.old_file().path()).map(Path::to_path_buf) else { continue };
+        match d.status() {
+            Delta::Deleted => removed.push(path),
+            Delta::Untracked | Delta::Added | Delta::Modified | Delta::Typechange => added.push(path),
+            _ => {}
+        }
+    }
+    for path in removed {
+        index.remove_path(&path).with_context(|| format!("recording the deletion of {}", path.display()))?;
+    }
+    for path in added {
+        index.add_path(&path).with_context(|| format!("reading {}", path.display()))?;
+    }
+    let tree = index.write_tree().context("writing the snapshot tree")?;
+    index.write().context("saving the checkpoint index")?;
+    Ok(tree)
 }
 
 fn head_info(repo: &Repository) -> (Option<Oid>, String) {
@@ -124,10 +151,21 @@ fn head_info(repo: &Repository) -> (Option<Oid>, String) {
 /// none, and the last one is returned).
 pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint, bool)> {
     let repo = open(worktree)?;
-    let tree_id = disk_tree(&repo)?;
+    let (cp, new) = create_in(&repo, agent, trigger)?;
+    if new {
+        // Only once its objects are written does a ref point to the checkpoint.
+        let oid = Oid::from_str(&cp.id)?;
+        repo.reference(&refname(agent, cp.n), oid, false, "muster checkpoint")
+            .with_context(|| format!("writing {}", refname(agent, cp.n)))?;
+    }
+    Ok((cp, new))
+}
+
+fn create_in(repo: &Repository, agent: &str, trigger: &str) -> Result<(Checkpoint, bool)> {
+    let tree_id = disk_tree(repo, agent)?;
     let tree = repo.find_tree(tree_id)?;
-    let (head, branch) = head_info(&repo);
-    let existing = numbered(&repo, agent)?;
+    let (head, branch) = head_info(repo);
+    let existing = numbered(repo, agent)?;
     let previous = existing.last().and_then(|(n, oid)| repo.find_commit(*oid).ok().map(|c| (*n, c)));
     if let Some((n, prev)) = &previous {
         let prev_head = trailer(prev.message().unwrap_or(""), "Muster-Head").unwrap_or("");
@@ -154,8 +192,6 @@ pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint
     let parents: Vec<&git2::Commit> = previous.iter().map(|(_, c)| c).collect();
     // No update_ref: the commit is written, then pointed to by our private ref only.
     let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
-    repo.reference(&refname(agent, n), oid, false, "muster checkpoint")
-        .with_context(|| format!("writing {}", refname(agent, n)))?;
     let made = parse(n, &repo.find_commit(oid)?);
     Ok((made, true))
 }
@@ -172,7 +208,7 @@ fn check_not_locked(repo: &Repository) -> Result<()> {
 pub fn rollback_preview(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) -> Result<Vec<String>> {
     let repo = open(worktree)?;
     let target = find(&repo, agent, n)?.tree()?;
-    let current = repo.find_tree(disk_tree(&repo)?)?;
+    let current = repo.find_tree(disk_tree(&repo, agent)?)?;
     Ok(changes(&repo, &current, &target, files)?.into_iter().map(|c| c.path_string()).collect())
 }
 
@@ -223,9 +259,8 @@ fn remove_path(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Write the changes; each file goes to a temporary name first and is renamed over the old one.
+/// Write the changes: removals first, then each file's content.
 fn apply(repo: &Repository, root: &Path, changes: &[Change]) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     for c in changes.iter().filter(|c| c.new.is_none()) {
         let p = root.join(&c.path);
         remove_path(&p).with_context(|| format!("removing {}", p.display()))?;
@@ -240,7 +275,15 @@ fn apply(repo: &Repository, root: &Path, changes: &[Change]) -> Result<()> {
     }
     for c in changes {
         let Some((oid, mode)) = c.new else { continue };
-        let p = root.join(&c.path);
+        write_restored(repo, root, &c.path, oid, mode)?;
+    }
+    Ok(())
+}
+
+fn write_via_temp(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = root.join(path);
+    {
         let dir = p.parent().context("file has a parent")?;
         if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
             std::fs::remove_file(dir)?;
@@ -263,6 +306,22 @@ fn apply(repo: &Repository, root: &Path, changes: &[Change]) -> Result<()> {
         }
         std::fs::rename(&tmp, &p).with_context(|| format!("replacing {}", p.display()))?;
     }
+    Ok(())
+}
+
+/// Write one restored file. An existing regular file is rewritten in place (no new inode: on a busy
+/// filesystem that is most of the cost); anything else goes to a temporary name and is renamed over.
+fn write_restored(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let p = root.join(path);
+    let regular = mode != 0o120000 && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file());
+    if !regular {
+        return write_via_temp(repo, root, path, oid, mode);
+    }
+    let blob = repo.find_blob(oid)?;
+    std::fs::write(&p, blob.content()).with_context(|| format!("writing {}", p.display()))?;
+    let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(perm))?;
     Ok(())
 }
 
@@ -406,7 +465,7 @@ pub fn diff(worktree: &Path, agent: &str, n: u32, base: DiffBase) -> Result<Vec<
             repo.diff_tree_to_tree(prev.as_ref(), Some(&tree), Some(&mut opts))?
         }
         DiffBase::Worktree => {
-            let now = repo.find_tree(disk_tree(&repo)?)?;
+            let now = repo.find_tree(disk_tree(&repo, agent)?)?;
             repo.diff_tree_to_tree(Some(&tree), Some(&now), Some(&mut opts))?
         }
     };
