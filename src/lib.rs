@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod conflict;
 pub mod demo;
 pub mod engine;
 pub mod git;
