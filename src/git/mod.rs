@@ -2,5 +2,7 @@
 
 pub mod checkpoint;
 pub mod diffstat;
+pub mod merge;
+pub mod overlap;
 pub mod ports;
 pub mod worktree;

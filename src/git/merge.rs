@@ -1,0 +1,243 @@
+//! Merging an agent's branch into its base (in the main worktree) or the base into the agent's worktree.
+//! git's index conflicts are the source of truth for what is unresolved; abort returns the worktree and index
+//! exactly to their state before the merge.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use git2::{build::CheckoutBuilder, MergeOptions, Oid, Repository, ResetType, StatusOptions};
+use serde::{Deserialize, Serialize};
+
+const BACKUP: &str = "muster-merge-backup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConflictKind {
+    /// Both sides changed the same lines: the file holds conflict markers.
+    Content,
+    /// Deleted on our side, modified on theirs.
+    DeletedByUs,
+    /// Modified on our side, deleted on theirs.
+    DeletedByThem,
+    /// Added on both sides with different content (markers when text).
+    AddAdd,
+    /// A binary file: no markers, pick a side.
+    Binary,
+}
+
+impl ConflictKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ConflictKind::Content => "both modified",
+            ConflictKind::DeletedByUs => "deleted by us",
+            ConflictKind::DeletedByThem => "deleted by them",
+            ConflictKind::AddAdd => "both added",
+            ConflictKind::Binary => "binary",
+        }
+    }
+
+    /// Whether the file on disk holds conflict markers to resolve hunk by hunk.
+    pub fn has_markers(self) -> bool {
+        matches!(self, ConflictKind::Content | ConflictKind::AddAdd)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictFile {
+    pub path: String,
+    pub kind: ConflictKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MergeOutcome {
+    UpToDate,
+    Merged { commit: String },
+    Conflicts { files: Vec<ConflictFile> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Side {
+    Ours,
+    Theirs,
+}
+
+/// What stops a merge in `worktree`: tracked changes, listed.
+pub fn dirty_files(repo: &Repository) -> Result<Vec<String>> {
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(false).include_ignored(false);
+    Ok(repo.statuses(Some(&mut opts))?.iter().filter_map(|e| e.path().ok().map(str::to_string)).collect())
+}
+
+/// The conflicted files of the index in `worktree`.
+pub fn conflicts(worktree: &Path) -> Result<Vec<ConflictFile>> {
+    let repo = Repository::open(worktree)?;
+    let index = repo.index()?;
+    let mut out = Vec::new();
+    for c in index.conflicts()? {
+        let c = c?;
+        let path = [&c.our, &c.their, &c.ancestor]
+            .iter()
+            .find_map(|e| e.as_ref().map(|e| String::from_utf8_lossy(&e.path).into_owned()))
+            .unwrap_or_default();
+        let binary = [&c.our, &c.their]
+            .iter()
+            .filter_map(|e| e.as_ref())
+            .any(|e| repo.find_blob(e.id).is_ok_and(|b| b.is_binary()));
+        let kind = match (&c.ancestor, &c.our, &c.their) {
+            _ if binary => ConflictKind::Binary,
+            (_, None, Some(_)) => ConflictKind::DeletedByUs,
+            (_, Some(_), None) => ConflictKind::DeletedByThem,
+            (None, Some(_), Some(_)) => ConflictKind::AddAdd,
+            _ => ConflictKind::Content,
+        };
+        out.push(ConflictFile { path, kind });
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn signature(repo: &Repository) -> Result<git2::Signature<'static>> {
+    Ok(repo.signature().or_else(|_| git2::Signature::now("muster", "muster@localhost"))?.to_owned())
+}
+
+/// Merge `theirs` (a branch or commit) into the branch checked out in `worktree`.
+pub fn merge(worktree: &Path, theirs: &str, message: &str) -> Result<MergeOutcome> {
+    let repo = Repository::open(worktree).with_context(|| format!("opening {}", worktree.display()))?;
+    if repo.state() != git2::RepositoryState::Clean {
+        bail!("{} is in the middle of another operation ({:?}): finish or abort it first", worktree.display(), repo.state());
+    }
+    let dirty = dirty_files(&repo)?;
+    if !dirty.is_empty() {
+        let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+        let more = if dirty.len() > 5 { format!(" and {} more", dirty.len() - 5) } else { String::new() };
+        bail!("{} has uncommitted changes ({}{more}): commit or stash them before merging", worktree.display(), shown.join(", "));
+    }
+    let their_commit = repo.revparse_single(theirs).and_then(|o| o.peel_to_commit()).with_context(|| format!("`{theirs}` not found"))?;
+    let annotated = repo.find_annotated_commit(their_commit.id())?;
+    let (analysis, _) = repo.merge_analysis(&[&annotated])?;
+    if analysis.is_up_to_date() {
+        return Ok(MergeOutcome::UpToDate);
+    }
+    // Saved for abort: the index bytes and HEAD, beside the worktree's git files.
+    let head = repo.head()?.peel_to_commit()?.id();
+    let index_bytes = std::fs::read(repo.path().join("index")).unwrap_or_default();
+    let mut backup = head.to_string().into_bytes();
+    backup.push(b'\n');
+    backup.extend_from_slice(&index_bytes);
+    std::fs::write(repo.path().join(BACKUP), backup).context("saving the pre-merge state")?;
+
+    let mut checkout = CheckoutBuilder::new();
+    checkout.allow_conflicts(true).conflict_style_merge(true);
+    repo.merge(&[&annotated], Some(&mut MergeOptions::new()), Some(&mut checkout)).context("merging")?;
+    let files = conflicts(worktree)?;
+    if !files.is_empty() {
+        std::fs::write(repo.path().join("MERGE_MSG"), message)?;
+        return Ok(MergeOutcome::Conflicts { files });
+    }
+    let commit = commit_merge(&repo, message)?;
+    Ok(MergeOutcome::Merged { commit: commit.to_string() })
+}
+
+fn commit_merge(repo: &Repository, message: &str) -> Result<Oid> {
+    let mut index = repo.index()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let head = repo.head()?.peel_to_commit()?;
+    // MERGE_HEAD lists the commits being merged, one per line.
+    let theirs: Vec<Oid> = std::fs::read_to_string(repo.path().join("MERGE_HEAD"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| Oid::from_str(l.trim()).ok())
+        .collect();
+    let their_commits: Vec<git2::Commit> = theirs.iter().filter_map(|o| repo.find_commit(*o).ok()).collect();
+    let mut parents: Vec<&git2::Commit> = vec![&head];
+    parents.extend(their_commits.iter());
+    let sig = signature(repo)?;
+    let oid = repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?;
+    repo.cleanup_state()?;
+    let _ = std::fs::remove_file(repo.path().join(BACKUP));
+    Ok(oid)
+}
+
+/// Write a resolved file and stage it, which marks it resolved in the index.
+pub fn stage_resolved(worktree: &Path, path: &str, content: &[u8]) -> Result<()> {
+    let repo = Repository::open(worktree)?;
+    std::fs::write(worktree.join(path), content).with_context(|| format!("writing {path}"))?;
+    let mut index = repo.index()?;
+    index.add_path(Path::new(path))?;
+    index.write()?;
+    Ok(())
+}
+
+/// Resolve a conflict without markers by keeping one side: its content, or its deletion.
+pub fn take_side(worktree: &Path, path: &str, side: Side) -> Result<()> {
+    let repo = Repository::open(worktree)?;
+    let mut index = repo.index()?;
+    let c = index
+        .conflicts()?
+        .filter_map(Result::ok)
+        .find(|c| [&c.our, &c.their, &c.ancestor].iter().any(|e| e.as_ref().is_some_and(|e| e.path == path.as_bytes())))
+        .ok_or_else(|| anyhow!("{path} is not conflicted"))?;
+    let entry = match side {
+        Side::Ours => c.our,
+        Side::Theirs => c.their,
+    };
+    let target = worktree.join(path);
+    match entry {
+        Some(e) => {
+            let blob = repo.find_blob(e.id)?;
+            if let Some(dir) = target.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&target, blob.content())?;
+            index.add_path(Path::new(path))?;
+        }
+        None => {
+            let _ = std::fs::remove_file(&target);
+            index.remove_path(Path::new(path))?;
+        }
+    }
+    index.write()?;
+    Ok(())
+}
+
+/// Create the merge commit once nothing is unresolved.
+pub fn finish(worktree: &Path, message: Option<&str>) -> Result<String> {
+    let repo = Repository::open(worktree)?;
+    if repo.state() != git2::RepositoryState::Merge {
+        bail!("no merge in progress in {}", worktree.display());
+    }
+    let left = conflicts(worktree)?;
+    if !left.is_empty() {
+        let names: Vec<&str> = left.iter().map(|c| c.path.as_str()).collect();
+        bail!("{} file(s) still unresolved: {}", left.len(), names.join(", "));
+    }
+    let saved = std::fs::read_to_string(repo.path().join("MERGE_MSG")).unwrap_or_else(|_| "Merge".into());
+    Ok(commit_merge(&repo, message.unwrap_or(&saved))?.to_string())
+}
+
+/// Return the worktree and index to exactly their state before the merge.
+pub fn abort(worktree: &Path) -> Result<()> {
+    let repo = Repository::open(worktree)?;
+    let backup = std::fs::read(repo.path().join(BACKUP)).ok();
+    let head = match &backup {
+        Some(b) => {
+            let line = b.split(|&c| c == b'\n').next().unwrap_or_default();
+            Oid::from_str(&String::from_utf8_lossy(line))?
+        }
+        None => repo.head()?.peel_to_commit()?.id(),
+    };
+    let commit = repo.find_commit(head)?;
+    repo.reset(commit.as_object(), ResetType::Hard, Some(CheckoutBuilder::new().force().remove_untracked(false)))?;
+    repo.cleanup_state()?;
+    if let Some(b) = backup {
+        if let Some(pos) = b.iter().position(|&c| c == b'\n') {
+            std::fs::write(repo.path().join("index"), &b[pos + 1..]).context("restoring the index")?;
+        }
+        let _ = std::fs::remove_file(repo.path().join(BACKUP));
+    }
+    Ok(())
+}
+
+/// Where a merge of `agent` runs: the main worktree (into base), or the agent's worktree (base into it).
+pub fn merge_worktree(root: &Path, agent_worktree: &Path, into_agent: bool) -> PathBuf {
+    if into_agent { agent_worktree.to_path_buf() } else { root.to_path_buf() }
+}
