@@ -48,6 +48,32 @@ pub enum Cmd {
         #[command(subcommand)]
         action: CheckpointCmd,
     },
+    /// Merge an agent's branch into its base (in the main worktree), or the base into the agent (--into-agent).
+    /// A checkpoint of the agent is taken first. On conflicts, resolve them (`muster conflicts`, or the
+    /// conflicts tab) then `muster merge --finish`, or `muster merge --abort`.
+    Merge {
+        /// The agent to merge (not needed with --finish or --abort).
+        agent: Option<String>,
+        #[arg(long)]
+        into_agent: bool,
+        /// The merge commit's message.
+        #[arg(long, short = 'm')]
+        message: Option<String>,
+        /// Create the merge commit once every conflict is resolved.
+        #[arg(long, conflicts_with = "abort")]
+        finish: bool,
+        /// Return to the state before the merge.
+        #[arg(long)]
+        abort: bool,
+    },
+    /// Conflicts of a merge in progress: list them, or resolve a file's from the command line.
+    Conflicts {
+        /// Work in this agent's worktree (a base-into-agent merge) instead of the main one.
+        #[arg(long, global = true)]
+        agent: Option<String>,
+        #[command(subcommand)]
+        action: ConflictsCmd,
+    },
     /// Report an agent hook event to the running muster (called by agent CLIs' hooks).
     Hook {
         /// The hook event, e.g. Stop, Notification, UserPromptSubmit, PreToolUse.
@@ -114,5 +140,29 @@ pub enum CheckpointCmd {
         agent: String,
         #[arg(long)]
         keep: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Take {
+    Ours,
+    Theirs,
+    Base,
+    Both,
+    Union,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConflictsCmd {
+    /// The conflicted files, with their kind and number of conflicts.
+    List,
+    /// Resolve FILE's conflicts (all, or only --conflict N, counted from 1) with one side; stages the file when
+    /// nothing in it is left unresolved.
+    Resolve {
+        file: String,
+        #[arg(long, value_enum)]
+        take: Take,
+        #[arg(long)]
+        conflict: Option<usize>,
     },
 }

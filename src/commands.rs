@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::app::State;
-use crate::cli::{CheckpointCmd, Cli, Cmd};
+use crate::cli::{CheckpointCmd, Cli, Cmd, ConflictsCmd, Take};
 use crate::config::crew::{parse_crew, Crew};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorMode, Theme};
@@ -36,6 +36,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Doctor) => return doctor(&dir),
         Some(Cmd::Status { json }) => status(&find_repo_root(&dir)?, json)?,
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
+        Some(Cmd::Merge { agent, into_agent, message, finish, abort }) => {
+            return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort)
+        }
+        Some(Cmd::Conflicts { agent, action }) => return conflicts_cmd(&find_repo_root(&dir)?, agent, action),
         Some(Cmd::Hook { event }) => {
             let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
             let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
@@ -246,6 +250,154 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
         }
         CheckpointCmd::Prune { agent, keep } => {
             println!("removed {} checkpoint(s) of {agent}", cp::prune(root, &agent, keep)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The base branch an agent started from, from the saved crew state.
+fn agent_base(root: &Path, agent: &str) -> Result<String> {
+    let (saved, _) = engine::store::load(root);
+    match saved.agents.iter().find(|a| a.spec.name == agent) {
+        Some(a) if !a.base.is_empty() => Ok(a.base.clone()),
+        _ => crate::git::worktree::current_branch(root),
+    }
+}
+
+fn merge_cmd(
+    root: &Path,
+    agent: Option<String>,
+    into_agent: bool,
+    message: Option<String>,
+    finish: bool,
+    abort: bool,
+) -> Result<ExitCode> {
+    use crate::git::merge;
+    let where_ = match (&agent, into_agent) {
+        (Some(a), true) => agent_worktree(root, a)?,
+        _ => root.to_path_buf(),
+    };
+    if abort {
+        merge::abort(&where_)?;
+        println!("merge aborted: {} is as it was before", where_.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if finish {
+        let commit = merge::finish(&where_, message.as_deref())?;
+        println!("merged: {commit}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let agent = agent.context("name the agent to merge")?;
+    let wt = agent_worktree(root, &agent)?;
+    let base = agent_base(root, &agent)?;
+    let branch = crate::git::worktree::branch_name(&agent);
+    crate::git::checkpoint::create(&wt, &agent, "before merge")?;
+    let (theirs, msg) = if into_agent {
+        (base.clone(), message.unwrap_or_else(|| format!("Merge {base} into {branch}")))
+    } else {
+        (branch.clone(), message.unwrap_or_else(|| format!("Merge {branch} into {base}")))
+    };
+    match merge::merge(&where_, &theirs, &msg)? {
+        merge::MergeOutcome::UpToDate => println!("already up to date"),
+        merge::MergeOutcome::Merged { commit } => println!("merged {theirs}: {commit}"),
+        merge::MergeOutcome::Conflicts { files } => {
+            println!("{} conflicted file(s) in {}:", files.len(), where_.display());
+            for f in files {
+                println!("  {:<16} {}", f.kind.label(), f.path);
+            }
+            println!("resolve them (muster conflicts resolve FILE --take …), then muster merge --finish, or --abort");
+            return Ok(ExitCode::from(2));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The marker size git uses for a file (the `conflict-marker-size` attribute).
+pub fn marker_size(worktree: &Path, path: &str) -> usize {
+    git2::Repository::open(worktree)
+        .ok()
+        .and_then(|r| {
+            r.get_attr(Path::new(path), "conflict-marker-size", git2::AttrCheckFlags::FILE_THEN_INDEX)
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(crate::conflict::DEFAULT_MARKER_SIZE)
+}
+
+fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Result<ExitCode> {
+    use crate::conflict::{parse, Choice, Resolver, WholeFile};
+    use crate::git::merge;
+    let wt = match &agent {
+        Some(a) => agent_worktree(root, a)?,
+        None => root.to_path_buf(),
+    };
+    match action {
+        ConflictsCmd::List => {
+            for f in merge::conflicts(&wt)? {
+                let count = if f.kind.has_markers() {
+                    let bytes = std::fs::read(wt.join(&f.path)).unwrap_or_default();
+                    match parse(&bytes, marker_size(&wt, &f.path)) {
+                        Ok(p) => format!("{} conflict(s)", p.conflict_count()),
+                        Err(e) => format!("malformed: {e}"),
+                    }
+                } else {
+                    "pick a side".to_string()
+                };
+                println!("{:<16} {:<40} {count}", f.kind.label(), f.path);
+            }
+        }
+        ConflictsCmd::Resolve { file, take, conflict } => {
+            let path = wt.join(&file);
+            let conflicted = merge::conflicts(&wt)?.into_iter().find(|c| c.path == file);
+            if let Some(c) = conflicted.as_ref().filter(|c| !c.kind.has_markers()) {
+                let side = match take {
+                    Take::Ours => merge::Side::Ours,
+                    Take::Theirs => merge::Side::Theirs,
+                    _ => bail!("{file} is a {} conflict without markers: take ours or theirs", c.kind.label()),
+                };
+                merge::take_side(&wt, &file, side)?;
+                println!("{file}: took {}", if side == merge::Side::Ours { "ours" } else { "theirs" });
+                return Ok(ExitCode::SUCCESS);
+            }
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            let parsed = match parse(&bytes, marker_size(&wt, &file)) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("muster: {file}:{}: {}; the file was not changed", e.line, e.message);
+                    return Ok(ExitCode::from(3));
+                }
+            };
+            let mut r = Resolver::new(parsed);
+            if r.is_empty() {
+                bail!("{file} has no conflict markers");
+            }
+            let choice = match take {
+                Take::Ours => Choice::Ours,
+                Take::Theirs => Choice::Theirs,
+                Take::Base => Choice::Base,
+                Take::Both | Take::Union => Choice::Both,
+            };
+            match conflict {
+                Some(n) if n == 0 || n > r.len() => {
+                    bail!("{file} has {} conflict(s); --conflict counts from 1", r.len())
+                }
+                Some(n) => r.choose(n - 1, choice).map_err(|e| anyhow::anyhow!(e))?,
+                None if take == Take::Union => r.whole_file(WholeFile::Union),
+                None => {
+                    for i in 0..r.len() {
+                        r.choose(i, choice.clone()).map_err(|e| anyhow::anyhow!(e))?;
+                    }
+                }
+            }
+            let left = r.unresolved();
+            if left == 0 && conflicted.is_some() {
+                merge::stage_resolved(&wt, &file, &r.result())?;
+                println!("{file}: resolved and staged");
+            } else {
+                std::fs::write(&path, r.result())?;
+                println!("{file}: {left} conflict(s) left");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

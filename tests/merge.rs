@@ -63,7 +63,9 @@ fn content_conflict_resolved_hunk_by_hunk_then_finished() {
     let out = merge::merge(root, "muster/a", "Merge muster/a").unwrap();
     assert_eq!(
         out,
-        MergeOutcome::Conflicts { files: vec![merge::ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content }] }
+        MergeOutcome::Conflicts {
+            files: vec![merge::ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content }]
+        }
     );
     let err = merge::finish(root, None).unwrap_err();
     assert!(err.to_string().contains("still unresolved: f.txt"), "{err}");
@@ -162,7 +164,10 @@ fn overlaps_same_file_and_trial_merge_conflicts() {
     let report = overlap::check(root, &agents).unwrap();
     assert_eq!(report.overlaps.len(), 1);
     let o = &report.overlaps[0];
-    assert_eq!((o.a.as_str(), o.b.as_str(), o.files.clone(), o.conflicts.clone()), ("a", "b", vec!["f.txt".into()], vec!["f.txt".into()]));
+    assert_eq!(
+        (o.a.as_str(), o.b.as_str(), o.files.clone(), o.conflicts.clone()),
+        ("a", "b", vec!["f.txt".into()], vec!["f.txt".into()])
+    );
     assert_eq!(report.merge_order[0], "c");
     // Different lines of the same file overlap without conflicting.
     std::fs::write(wt_b.join("f.txt"), "one\ntwo\nthree\nB\n").unwrap();
@@ -170,4 +175,49 @@ fn overlaps_same_file_and_trial_merge_conflicts() {
     let report = overlap::check(root, &agents).unwrap();
     assert_eq!(report.overlaps[0].conflicts, Vec::<String>::new());
     assert_eq!(report.overlaps[0].files, vec!["f.txt".to_string()]);
+}
+
+fn muster(dir: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_muster")).args(args).current_dir(dir).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn command_line_merge_conflicts_resolve_finish() {
+    let (dir, wt) = setup();
+    let root = dir.path();
+    std::fs::write(wt.join("f.txt"), "one\nAGENT\nthree\n").unwrap();
+    commit_all(&wt, "agent");
+    std::fs::write(root.join("f.txt"), "one\nMAIN\nthree\n").unwrap();
+    commit_all(root, "main");
+    let (code, out) = muster(root, &["merge", "a"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("both modified    f.txt"), "{out}");
+    let (_, out) = muster(root, &["conflicts", "list"]);
+    assert!(out.contains("f.txt") && out.contains("1 conflict(s)"), "{out}");
+    let (code, out) = muster(root, &["conflicts", "resolve", "f.txt", "--take", "theirs", "--conflict", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("resolved and staged"), "{out}");
+    let (code, out) = muster(root, &["merge", "--finish"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(std::fs::read_to_string(root.join("f.txt")).unwrap(), "one\nAGENT\nthree\n");
+    assert_eq!(git(root, &["log", "-1", "--format=%s"]).trim(), "Merge muster/a into main");
+    // The agent was checkpointed before the merge.
+    assert!(checkpoint::list(&wt, "a").unwrap().iter().any(|c| c.trigger == "before merge"));
+}
+
+#[test]
+fn command_line_refuses_malformed_files_and_leaves_them_alone() {
+    let (dir, _) = setup();
+    let root = dir.path();
+    let bad = "x\n<<<<<<< ours\nmine\n=======\ntheirs\n";
+    std::fs::write(root.join("bad.txt"), bad).unwrap();
+    let (code, out) = muster(root, &["conflicts", "resolve", "bad.txt", "--take", "ours"]);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("bad.txt:2: unterminated conflict"), "{out}");
+    assert_eq!(std::fs::read_to_string(root.join("bad.txt")).unwrap(), bad);
+    let (code, out) = muster(root, &["merge", "--finish"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no merge in progress"), "{out}");
 }

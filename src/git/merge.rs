@@ -103,15 +103,26 @@ fn signature(repo: &Repository) -> Result<git2::Signature<'static>> {
 pub fn merge(worktree: &Path, theirs: &str, message: &str) -> Result<MergeOutcome> {
     let repo = Repository::open(worktree).with_context(|| format!("opening {}", worktree.display()))?;
     if repo.state() != git2::RepositoryState::Clean {
-        bail!("{} is in the middle of another operation ({:?}): finish or abort it first", worktree.display(), repo.state());
+        bail!(
+            "{} is in the middle of another operation ({:?}): finish or abort it first",
+            worktree.display(),
+            repo.state()
+        );
     }
     let dirty = dirty_files(&repo)?;
     if !dirty.is_empty() {
         let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
         let more = if dirty.len() > 5 { format!(" and {} more", dirty.len() - 5) } else { String::new() };
-        bail!("{} has uncommitted changes ({}{more}): commit or stash them before merging", worktree.display(), shown.join(", "));
+        bail!(
+            "{} has uncommitted changes ({}{more}): commit or stash them before merging",
+            worktree.display(),
+            shown.join(", ")
+        );
     }
-    let their_commit = repo.revparse_single(theirs).and_then(|o| o.peel_to_commit()).with_context(|| format!("`{theirs}` not found"))?;
+    let their_commit = repo
+        .revparse_single(theirs)
+        .and_then(|o| o.peel_to_commit())
+        .with_context(|| format!("`{theirs}` not found"))?;
     let annotated = repo.find_annotated_commit(their_commit.id())?;
     let (analysis, _) = repo.merge_analysis(&[&annotated])?;
     if analysis.is_up_to_date() {
@@ -239,5 +250,9 @@ pub fn abort(worktree: &Path) -> Result<()> {
 
 /// Where a merge of `agent` runs: the main worktree (into base), or the agent's worktree (base into it).
 pub fn merge_worktree(root: &Path, agent_worktree: &Path, into_agent: bool) -> PathBuf {
-    if into_agent { agent_worktree.to_path_buf() } else { root.to_path_buf() }
+    if into_agent {
+        agent_worktree.to_path_buf()
+    } else {
+        root.to_path_buf()
+    }
 }

@@ -80,7 +80,11 @@ pub fn check(root: &Path, agents: &[(String, String)]) -> Result<OverlapReport> 
                 .conflicts()?
                 .filter_map(Result::ok)
                 .filter_map(|c| {
-                    [c.our, c.their, c.ancestor].into_iter().flatten().next().map(|e| String::from_utf8_lossy(&e.path).into_owned())
+                    [c.our, c.their, c.ancestor]
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .map(|e| String::from_utf8_lossy(&e.path).into_owned())
                 })
                 .collect();
             conflicts.sort();
