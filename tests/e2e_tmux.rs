@@ -253,3 +253,47 @@ fn timeline_rollback_and_undo_from_the_keyboard() {
     t.keys(&["q", "y"]);
     t.wait_for("exit", |s| s.contains("EXITED 0"));
 }
+
+#[test]
+fn overlapping_agents_merge_and_resolve_conflicts_from_the_keyboard() {
+    let t = Tmux::start(120, 40, "demo --agents 2");
+    // Both demo agents rewrite the same line of src/lib.rs; answer the first so its row shows the warning.
+    t.wait_for("questions", |s| roster_line(s, "planner").contains("◷1") && roster_line(s, "api").contains("◷1"));
+    let repo = t.demo_repo();
+    t.keys(&["Enter", "y", "Enter"]);
+    t.wait_for("planner idle", |s| roster_line(s, "planner").contains("idle"));
+    t.keys(&["C-]"]);
+    t.wait_for("overlap warning", |s| roster_line(s, "planner").contains("✗ conflicts with: api"));
+    // Merge the first agent: clean.
+    t.keys(&["m"]);
+    t.wait_for("merge confirmation", |s| {
+        s.contains("Merge planner into main?") && s.contains("would conflict with: api")
+    });
+    t.keys(&["y"]);
+    t.wait_for("merged", |s| s.contains("planner: merged muster/planner"));
+    // Merge the second: the conflict view opens on src/lib.rs.
+    t.keys(&["j", "m"]);
+    t.wait_for("second confirmation", |s| s.contains("Merge api into main?"));
+    t.keys(&["y"]);
+    t.wait_for("conflict view", |s| {
+        s.contains("[conflicts (1)]")
+            && s.contains("src/lib.rs")
+            && s.contains("ours: main")
+            && s.contains("theirs: muster/api")
+    });
+    t.keys(&["t"]);
+    t.wait_for("resolved", |s| s.contains("(resolved: theirs)"));
+    t.keys(&["w"]);
+    t.wait_for("staged", |s| s.contains("every conflict is resolved") || s.contains("written and staged"));
+    t.keys(&["F"]);
+    t.wait_for("finish confirmation", |s| s.contains("Finish the merge?"));
+    t.keys(&["y"]);
+    t.wait_for("committed", |s| s.contains("merge committed"));
+    let lib = std::fs::read_to_string(repo.join("src/lib.rs")).unwrap();
+    assert!(lib.contains("from api") && !lib.contains("from planner") && !lib.contains("<<<<<<<"), "{lib}");
+    let log = Command::new("git").args(["log", "--format=%s"]).current_dir(&repo).output().unwrap();
+    let log = String::from_utf8_lossy(&log.stdout);
+    assert!(log.starts_with("Merge muster/api into main\n") && log.contains("Merge muster/planner into main"), "{log}");
+    t.keys(&["q", "y"]);
+    t.wait_for("exit", |s| s.contains("EXITED 0"));
+}

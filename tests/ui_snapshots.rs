@@ -200,3 +200,38 @@ fn rollback_confirmation_lists_files() {
     );
     insta::assert_snapshot!(draw(&s));
 }
+
+fn conflict_state(width: u16, height: u16) -> State {
+    use muster::git::merge::{ConflictFile, ConflictKind};
+    let mut s = state(width, height);
+    let files = vec![
+        ConflictFile { path: "src/api.rs".into(), kind: ConflictKind::Content },
+        ConflictFile { path: "assets/logo.png".into(), kind: ConflictKind::Binary },
+        ConflictFile { path: "old.rs".into(), kind: ConflictKind::DeletedByThem },
+    ];
+    update(&mut s, Msg::Engine(Event::MergeConflicts { name: "api".into(), into_agent: false, files }));
+    let text = "fn main() {\n<<<<<<< main\n    ping();\n||||||| base\n    old();\n=======\n    health();\n>>>>>>> muster/api\n}\n\
+                fn two() {\n<<<<<<< main\n    a();\n=======\n    b();\n>>>>>>> muster/api\n}\n";
+    update(
+        &mut s,
+        Msg::Engine(Event::ConflictFile {
+            name: "api".into(),
+            path: "src/api.rs".into(),
+            bytes: text.as_bytes().to_vec(),
+            marker_size: 7,
+        }),
+    );
+    s
+}
+
+#[test]
+fn conflict_view_120x40() {
+    let mut s = conflict_state(120, 40);
+    update(&mut s, Msg::Key(Key::parse("a").unwrap()));
+    insta::assert_snapshot!(draw(&s));
+}
+
+#[test]
+fn conflict_view_80x24() {
+    insta::assert_snapshot!(draw(&conflict_state(80, 24)));
+}

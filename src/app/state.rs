@@ -6,8 +6,11 @@ use crate::config::keymap::{Keymap, Mode};
 use crate::config::theme::Theme;
 use std::collections::BTreeSet;
 
+use crate::conflict::Resolver;
 use crate::engine::{AgentInfo, AgentState};
 use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
+use crate::git::merge::ConflictFile;
+use crate::git::overlap::OverlapReport;
 use crate::term::Screen;
 
 #[derive(Debug, Clone)]
@@ -27,6 +30,24 @@ pub enum Confirmed {
     Remove { name: String, force: bool },
     Rollback { name: String, n: u32, files: Option<Vec<String>> },
     UndoRollback { name: String },
+    Merge { name: String, into_agent: bool },
+    FinishMerge { name: String },
+    AbortMerge { name: String },
+}
+
+/// A merge stopped on conflicts, being resolved.
+#[derive(Debug, Clone)]
+pub struct ConflictView {
+    /// The agent whose merge it is.
+    pub agent: String,
+    pub into_agent: bool,
+    pub files: Vec<ConflictFile>,
+    pub file: usize,
+    /// The current file, parsed: its path and resolver, or why it cannot be resolved here.
+    pub loaded: Option<(String, Result<Resolver, String>)>,
+    /// The file last asked of the engine.
+    pub requested: Option<String>,
+    pub hunk: usize,
 }
 
 /// Which view of the selected agent the well shows.
@@ -34,6 +55,7 @@ pub enum Confirmed {
 pub enum WellTab {
     Terminal,
     Timeline,
+    Conflicts,
 }
 
 /// Where the operator is in an agent's timeline.
@@ -71,8 +93,19 @@ impl Default for TimelineView {
 #[derive(Debug, Clone)]
 pub enum Dialog {
     Help,
-    Confirm { title: String, lines: Vec<String>, then: Confirmed },
-    Steer { name: String, editor: Box<TextArea<'static>> },
+    Confirm {
+        title: String,
+        lines: Vec<String>,
+        then: Confirmed,
+    },
+    Steer {
+        name: String,
+        editor: Box<TextArea<'static>>,
+    },
+    /// Editing the result of the current conflict by hand.
+    EditConflict {
+        editor: Box<TextArea<'static>>,
+    },
 }
 
 pub struct State {
@@ -82,6 +115,8 @@ pub struct State {
     pub well_open: bool,
     pub tab: WellTab,
     pub timeline: TimelineView,
+    pub conflicts: Option<ConflictView>,
+    pub overlaps: OverlapReport,
     pub attached: bool,
     pub dialog: Option<Dialog>,
     /// Lines the help overlay is scrolled down.
@@ -108,6 +143,8 @@ impl State {
             well_open: true,
             tab: WellTab::Terminal,
             timeline: TimelineView::default(),
+            conflicts: None,
+            overlaps: OverlapReport::default(),
             attached: false,
             dialog: None,
             help_scroll: 0,
@@ -131,8 +168,10 @@ impl State {
             Some(Dialog::Help) => Mode::Help,
             Some(Dialog::Confirm { .. }) => Mode::Confirm,
             Some(Dialog::Steer { .. }) => Mode::Steer,
+            Some(Dialog::EditConflict { .. }) => Mode::Edit,
             None if self.attached => Mode::Attached,
             None if self.tab == WellTab::Timeline => Mode::Timeline,
+            None if self.tab == WellTab::Conflicts && self.conflicts.is_some() => Mode::Conflicts,
             None => Mode::Roster,
         }
     }
@@ -140,6 +179,17 @@ impl State {
     /// Where each part of the screen goes at the current size.
     pub fn areas(&self) -> crate::ui::layout::Areas {
         crate::ui::layout::areas(self.size.0, self.size.1, self.agents.len(), self.well_open, self.attached)
+    }
+
+    /// The overlap note of an agent: the other agents, and whether a trial merge with any of them conflicts.
+    pub fn overlap_of(&self, name: &str) -> Option<(Vec<String>, bool)> {
+        let with: Vec<&crate::git::overlap::Overlap> =
+            self.overlaps.overlaps.iter().filter(|o| o.a == name || o.b == name).collect();
+        if with.is_empty() {
+            return None;
+        }
+        let others = with.iter().map(|o| if o.a == name { o.b.clone() } else { o.a.clone() }).collect();
+        Some((others, with.iter().any(|o| !o.conflicts.is_empty())))
     }
 
     pub fn count(&self, state: AgentState) -> usize {

@@ -3,10 +3,12 @@
 
 use ratatui_textarea::{Input, Key as TaKey, TextArea};
 
-use super::state::{AgentView, Confirmed, Dialog, State, TimelineView, WellTab};
+use super::state::{AgentView, Confirmed, ConflictView, Dialog, State, TimelineView, WellTab};
 use crate::config::keymap::{Action, Mode};
+use crate::conflict::{parse, Choice, Resolver, WholeFile};
 use crate::engine::{AgentState, Command, Event};
 use crate::git::checkpoint::DiffBase;
+use crate::git::merge::Side;
 use crate::key::{Key, KeyCode};
 
 // Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
@@ -51,6 +53,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
     }
     sync_watch(state, &mut fx);
     sync_timeline(state, &mut fx);
+    sync_conflicts(state, &mut fx);
     fx
 }
 
@@ -111,6 +114,205 @@ fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
                 on_timeline_action(state, action, fx);
             }
         }
+        Mode::Conflicts => {
+            if let Some(action) = action {
+                on_conflict_action(state, action, fx);
+            }
+        }
+        Mode::Edit => on_edit_key(state, key, action),
+    }
+}
+
+/// Ask the engine for the conflicted file on screen when it changes.
+fn sync_conflicts(state: &mut State, fx: &mut Vec<Effect>) {
+    let Some(view) = &mut state.conflicts else { return };
+    view.file = view.file.min(view.files.len().saturating_sub(1));
+    let Some(f) = view.files.get(view.file) else { return };
+    let loaded = view.loaded.as_ref().is_some_and(|(p, _)| *p == f.path);
+    if !loaded && view.requested.as_ref() != Some(&f.path) {
+        view.requested = Some(f.path.clone());
+        view.hunk = 0;
+        if f.kind.has_markers() {
+            fx.push(Effect::Engine(Command::ReadConflict { name: view.agent.clone(), path: f.path.clone() }));
+        }
+    }
+}
+
+fn on_edit_key(state: &mut State, key: Key, action: Option<Action>) {
+    let Some(Dialog::EditConflict { editor }) = &mut state.dialog else { return };
+    match action {
+        Some(Action::Send) => {
+            let mut text = editor.lines().join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            state.dialog = None;
+            if let Some((hunk, resolver)) = current_resolver(state) {
+                if let Err(e) = resolver.choose(hunk, Choice::Edit(text.into_bytes())) {
+                    state.status = Some((e, true));
+                }
+            }
+        }
+        Some(Action::Cancel) => state.dialog = None,
+        _ => {
+            editor.input(to_textarea_input(key));
+        }
+    }
+}
+
+/// The current conflict's index and the resolver of the file on screen, when it has one.
+fn current_resolver(state: &mut State) -> Option<(usize, &mut Resolver)> {
+    let view = state.conflicts.as_mut()?;
+    let hunk = view.hunk;
+    match view.loaded.as_mut() {
+        Some((_, Ok(r))) => Some((hunk, r)),
+        _ => None,
+    }
+}
+
+fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
+    let Some(view) = state.conflicts.as_mut() else { return };
+    let name = view.agent.clone();
+    let file = view.files.get(view.file).cloned();
+    let markers = file.as_ref().is_some_and(|f| f.kind.has_markers());
+    let engine = |fx: &mut Vec<Effect>, c: Command| fx.push(Effect::Engine(c));
+    let mut problem: Option<String> = None;
+    match action {
+        Action::NextFile => {
+            if view.file + 1 < view.files.len() {
+                view.file += 1;
+            }
+        }
+        Action::PrevFile => view.file = view.file.saturating_sub(1),
+        Action::NextConflict | Action::PrevConflict => {
+            let count = match &view.loaded {
+                Some((_, Ok(r))) => r.len(),
+                _ => 0,
+            };
+            view.hunk = match action {
+                Action::NextConflict => (view.hunk + 1).min(count.saturating_sub(1)),
+                _ => view.hunk.saturating_sub(1),
+            };
+        }
+        Action::TakeOurs | Action::TakeTheirs if !markers => {
+            if let Some(f) = file {
+                let side = if action == Action::TakeOurs { Side::Ours } else { Side::Theirs };
+                engine(fx, Command::TakeSide { name, path: f.path, side });
+            }
+        }
+        Action::TakeOurs | Action::TakeTheirs | Action::TakeBase | Action::TakeBoth | Action::TakeBothReversed => {
+            let choice = match action {
+                Action::TakeOurs => Choice::Ours,
+                Action::TakeTheirs => Choice::Theirs,
+                Action::TakeBase => Choice::Base,
+                Action::TakeBoth => Choice::Both,
+                _ => Choice::BothReversed,
+            };
+            match current_resolver(state) {
+                Some((hunk, r)) => {
+                    if let Err(e) = r.choose(hunk, choice) {
+                        problem = Some(e);
+                    } else if let Some(v) = state.conflicts.as_mut() {
+                        // On to the next unresolved conflict, as lazygit does.
+                        if let Some((_, Ok(r))) = &v.loaded {
+                            if let Some(next) = (0..r.len()).find(|i| r.choice(*i).is_none()) {
+                                v.hunk = next;
+                            }
+                        }
+                    }
+                }
+                None => problem = Some("nothing to resolve here: pick a file with conflict markers".into()),
+            }
+        }
+        Action::EditConflict => match current_resolver(state) {
+            Some((hunk, r)) => {
+                let region = r.conflicts().get(hunk).map(|c| (*c).clone());
+                if let Some(c) = region {
+                    let start = r.choice(hunk).map(|ch| Resolver::resolution(&c, ch)).unwrap_or_else(|| c.ours.clone());
+                    let text = String::from_utf8_lossy(&start).into_owned();
+                    let lines: Vec<String> =
+                        text.strip_suffix('\n').unwrap_or(&text).lines().map(str::to_string).collect();
+                    let editor = TextArea::new(if lines.is_empty() { vec![String::new()] } else { lines });
+                    state.dialog = Some(Dialog::EditConflict { editor: Box::new(editor) });
+                }
+            }
+            None => problem = Some("nothing to edit here".into()),
+        },
+        Action::Undo | Action::Redo => {
+            if let Some((_, r)) = current_resolver(state) {
+                let done = if action == Action::Undo { r.undo() } else { r.redo() };
+                if !done {
+                    problem = Some(format!("nothing to {}", if action == Action::Undo { "undo" } else { "redo" }));
+                }
+            }
+        }
+        Action::WholeOurs | Action::WholeTheirs | Action::WholeUnion => {
+            let whole = match action {
+                Action::WholeOurs => WholeFile::Ours,
+                Action::WholeTheirs => WholeFile::Theirs,
+                _ => WholeFile::Union,
+            };
+            if let Some((_, r)) = current_resolver(state) {
+                r.whole_file(whole);
+            }
+        }
+        Action::WriteFile => match (current_resolver(state), file) {
+            (Some((_, r)), Some(f)) => {
+                if r.unresolved() > 0 {
+                    problem = Some(format!("{} conflict(s) of {} still unresolved", r.unresolved(), f.path));
+                } else {
+                    let content = r.result();
+                    engine(fx, Command::StageResolved { name, path: f.path, content });
+                }
+            }
+            _ => problem = Some("pick ours (o) or theirs (t) for this file".into()),
+        },
+        Action::FinishMerge => {
+            let left = view.files.len();
+            if left > 0 {
+                problem = Some(format!("{left} file(s) still unresolved: write each with w"));
+            } else {
+                state.dialog = Some(Dialog::Confirm {
+                    title: "Finish the merge?".into(),
+                    lines: vec!["Every conflict is resolved and staged: the merge commit is created now.".into()],
+                    then: Confirmed::FinishMerge { name },
+                });
+            }
+        }
+        Action::AbortMerge => {
+            state.dialog = Some(Dialog::Confirm {
+                title: "Abort the merge?".into(),
+                lines: vec![
+                    "The worktree and index go back exactly to their state before the merge.".into(),
+                    "Resolutions made here are lost.".into(),
+                ],
+                then: Confirmed::AbortMerge { name },
+            });
+        }
+        Action::HandToAgent => {
+            let hunk = view.hunk;
+            match (&view.loaded, file) {
+                (Some((path, Ok(r))), Some(_)) => {
+                    if let Some(c) = r.conflicts().get(hunk) {
+                        let text = format!(
+                            "Merging left a conflict in {path} (conflict {} of {}). Resolve it and tell me when done. Here it is:\n{}",
+                            hunk + 1,
+                            r.len(),
+                            String::from_utf8_lossy(&c.raw())
+                        );
+                        let mut editor = TextArea::new(text.lines().map(str::to_string).collect());
+                        editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
+                        state.dialog = Some(Dialog::Steer { name, editor: Box::new(editor) });
+                    }
+                }
+                _ => problem = Some("no conflict region here to hand over".into()),
+            }
+        }
+        Action::Close => state.tab = WellTab::Terminal,
+        other => on_roster_action(state, other, fx),
+    }
+    if let Some(p) = problem {
+        state.status = Some((p, true));
     }
 }
 
@@ -292,6 +494,33 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         },
         Action::Stop => engine(fx, Command::Stop { name }),
         Action::Checkpoint => engine(fx, Command::Checkpoint { name }),
+        Action::Merge | Action::MergeIntoAgent => {
+            let into_agent = action == Action::MergeIntoAgent;
+            let base = state.selected_agent().map(|a| a.info.base.clone()).unwrap_or_default();
+            let branch = format!("muster/{name}");
+            let mut lines = if into_agent {
+                vec![
+                    format!("Merge {base} into {branch}, in the agent's worktree."),
+                    "The agent is paused during the merge and checkpointed first.".to_string(),
+                ]
+            } else {
+                vec![
+                    format!("Merge {branch} into {base}, in the repository's main worktree (which must be clean)."),
+                    "A checkpoint of the agent is taken first; its uncommitted work is committed on its branch."
+                        .to_string(),
+                ]
+            };
+            if let Some((others, conflicts)) = state.overlap_of(&name) {
+                let how = if conflicts { "would conflict with" } else { "overlaps" };
+                lines.push(format!("Its work {how}: {}.", others.join(", ")));
+            }
+            if !state.overlaps.merge_order.is_empty() {
+                lines.push(format!("Suggested merge order: {}.", state.overlaps.merge_order.join(", ")));
+            }
+            let title =
+                if into_agent { format!("Merge {base} into {name}?") } else { format!("Merge {name} into {base}?") };
+            state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::Merge { name, into_agent } });
+        }
         Action::Restart => engine(fx, Command::Restart { name }),
         Action::Remove => engine(fx, Command::CheckRemove { name }),
         Action::ScrollUp => engine(fx, Command::Scroll { name, lines: 1 }),
@@ -320,6 +549,9 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
         Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
         Confirmed::Rollback { name, n, files } => fx.push(Effect::Engine(Command::Rollback { name, n, files })),
         Confirmed::UndoRollback { name } => fx.push(Effect::Engine(Command::UndoRollback { name })),
+        Confirmed::Merge { name, into_agent } => fx.push(Effect::Engine(Command::Merge { name, into_agent })),
+        Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
+        Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
     }
 }
 
@@ -462,6 +694,59 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             });
         }
         Event::Message { text, error } => state.status = Some((text, error)),
+        Event::MergeConflicts { name, into_agent, files } => {
+            let opened = state.conflicts.as_ref().is_some_and(|v| v.agent == name);
+            if files.is_empty() {
+                if let Some(v) = state.conflicts.as_mut() {
+                    v.files = files;
+                    v.loaded = None;
+                }
+                state.status = Some(("every conflict is resolved: F finishes the merge".into(), false));
+                return;
+            }
+            if opened {
+                if let Some(v) = state.conflicts.as_mut() {
+                    let current = v.files.get(v.file).map(|f| f.path.clone());
+                    v.file = current.and_then(|p| files.iter().position(|f| f.path == p)).unwrap_or(0);
+                    v.files = files;
+                }
+            } else {
+                state.conflicts = Some(ConflictView {
+                    agent: name.clone(),
+                    into_agent,
+                    files,
+                    file: 0,
+                    loaded: None,
+                    requested: None,
+                    hunk: 0,
+                });
+                if let Some(i) = state.agents.iter().position(|a| a.info.name == name) {
+                    select(state, i);
+                }
+                state.tab = WellTab::Conflicts;
+                state.well_open = true;
+                state.attached = false;
+            }
+        }
+        Event::ConflictFile { name, path, bytes, marker_size } => {
+            if let Some(v) = state.conflicts.as_mut().filter(|v| v.agent == name) {
+                let parsed = parse(&bytes, marker_size)
+                    .map(Resolver::new)
+                    .map_err(|e| format!("{path}:{}: {}; the file will not be rewritten from here", e.line, e.message));
+                v.loaded = Some((path, parsed));
+                v.hunk = 0;
+            }
+        }
+        Event::MergeEnded { name, text } => {
+            if state.conflicts.as_ref().is_some_and(|v| v.agent == name) {
+                state.conflicts = None;
+                if state.tab == WellTab::Conflicts {
+                    state.tab = WellTab::Terminal;
+                }
+            }
+            state.status = Some((format!("{name}: {text}"), false));
+        }
+        Event::Overlaps(report) => state.overlaps = report,
         Event::Timeline { name, checkpoints } => {
             if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
                 a.checkpoints = checkpoints;

@@ -60,6 +60,25 @@ actions! {
     NextFile = "next_file": "Next file of the diff",
     PrevFile = "prev_file": "Previous file of the diff",
     MarkFile = "mark_file": "Mark or unmark the current file for a partial rollback",
+    Merge = "merge": "Merge the agent's branch into its base",
+    MergeIntoAgent = "merge_into_agent": "Merge the base branch into the agent's branch",
+    NextConflict = "next_conflict": "Next conflict in the file",
+    PrevConflict = "prev_conflict": "Previous conflict in the file",
+    TakeOurs = "take_ours": "Take ours for this conflict (or keep our side of the file)",
+    TakeTheirs = "take_theirs": "Take theirs for this conflict (or keep their side of the file)",
+    TakeBase = "take_base": "Take the base for this conflict",
+    TakeBoth = "take_both": "Take both: ours, then theirs",
+    TakeBothReversed = "take_both_reversed": "Take both: theirs, then ours",
+    EditConflict = "edit_conflict": "Edit this conflict's result by hand",
+    Undo = "undo": "Undo",
+    Redo = "redo": "Redo",
+    WholeOurs = "whole_ours": "Whole file: ours everywhere",
+    WholeTheirs = "whole_theirs": "Whole file: theirs everywhere",
+    WholeUnion = "whole_union": "Whole file: both sides everywhere (union)",
+    WriteFile = "write_file": "Write the resolved file and stage it",
+    FinishMerge = "finish_merge": "Finish the merge: create the merge commit",
+    AbortMerge = "abort_merge": "Abort the merge: back to before it",
+    HandToAgent = "hand_to_agent": "Send this conflict to the agent as a steer message",
     Help = "help": "Show the keys",
     Quit = "quit": "Quit muster",
     Detach = "detach": "Detach from the agent",
@@ -74,6 +93,8 @@ actions! {
 pub enum Mode {
     Roster,
     Timeline,
+    Conflicts,
+    Edit,
     Attached,
     Steer,
     Confirm,
@@ -81,12 +102,23 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 6] = [Mode::Roster, Mode::Timeline, Mode::Attached, Mode::Steer, Mode::Confirm, Mode::Help];
+    pub const ALL: [Mode; 8] = [
+        Mode::Roster,
+        Mode::Timeline,
+        Mode::Conflicts,
+        Mode::Edit,
+        Mode::Attached,
+        Mode::Steer,
+        Mode::Confirm,
+        Mode::Help,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Mode::Roster => "roster",
             Mode::Timeline => "timeline",
+            Mode::Conflicts => "conflicts",
+            Mode::Edit => "edit",
             Mode::Attached => "attached",
             Mode::Steer => "steer",
             Mode::Confirm => "confirm",
@@ -116,7 +148,7 @@ impl Keymap {
         let own = self.modes.get(&mode).and_then(|list| list.iter().find(|b| b.key == key)).map(|b| b.action);
         match (own, mode) {
             // The timeline is a view of the roster's agent: what it does not bind works as in the roster.
-            (None, Mode::Timeline) => self.action(Mode::Roster, key),
+            (None, Mode::Timeline | Mode::Conflicts) => self.action(Mode::Roster, key),
             _ => own,
         }
     }

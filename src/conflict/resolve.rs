@@ -39,6 +39,11 @@ impl Resolver {
         Resolver { parsed, choices: vec![None; n], undo: Vec::new(), redo: Vec::new() }
     }
 
+    /// The file as it was parsed.
+    pub fn original(&self) -> &Parsed {
+        &self.parsed
+    }
+
     pub fn conflicts(&self) -> Vec<&ConflictRegion> {
         self.parsed.conflicts().collect()
     }

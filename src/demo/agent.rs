@@ -116,6 +116,16 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
         think("writing a plan…", think_seconds);
         append(&file, &format!("plan by {name}\n- step 1\n- step 2\n"))?;
         out(&format!("\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n", file.display()));
+        // Every demo agent rewrites the same line: the crew's work overlaps, as real agents' often does.
+        let lib = Path::new("src/lib.rs");
+        if let Ok(text) = std::fs::read_to_string(lib) {
+            let edited =
+                text.replace("format!(\"hello {name}\")", &format!("format!(\"hello {{name}}, from {name}\")"));
+            if edited != text {
+                std::fs::write(lib, edited)?;
+                out("\x1b[32m✔\x1b[0m edited src/lib.rs \x1b[32m(+1 −1)\x1b[0m\r\n");
+            }
+        }
         loop {
             out(&format!("\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ", file.display()));
             let Some(answer) = read_message(&mut input) else {

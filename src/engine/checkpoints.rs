@@ -6,18 +6,49 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 
 use crate::git::checkpoint::{self, Checkpoint, DiffBase};
+use crate::git::merge::{self, MergeOutcome, Side};
 use crate::pty::{signals, PtyControl};
 
 use super::supervisor::EngineMsg;
 use super::{Event, EventSink};
 
 pub enum JobKind {
-    Create { trigger: String },
-    Rollback { n: u32, files: Option<Vec<String>> },
+    Create {
+        trigger: String,
+    },
+    Rollback {
+        n: u32,
+        files: Option<Vec<String>>,
+    },
     Undo,
     List,
-    Diff { n: u32, base: DiffBase },
-    Preview { n: u32, files: Option<Vec<String>> },
+    Diff {
+        n: u32,
+        base: DiffBase,
+    },
+    Preview {
+        n: u32,
+        files: Option<Vec<String>>,
+    },
+    /// Merge: `root` is the main worktree, `base` the agent's base branch.
+    Merge {
+        root: PathBuf,
+        base: String,
+        into_agent: bool,
+    },
+    Conflict {
+        root: PathBuf,
+        into_agent: bool,
+        op: ConflictOp,
+    },
+}
+
+pub enum ConflictOp {
+    Read { path: String },
+    Stage { path: String, content: Vec<u8> },
+    Take { path: String, side: Side },
+    Finish { message: Option<String> },
+    Abort,
 }
 
 pub struct Job {
@@ -49,6 +80,104 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
         }
     });
     tx
+}
+
+/// Merge, after a checkpoint of the agent; an agent merged into its base has its uncommitted work committed on
+/// its own branch first, so what is merged is what it did.
+fn run_merge(
+    name: &str,
+    worktree: &std::path::Path,
+    root: &std::path::Path,
+    base: &str,
+    into_agent: bool,
+    sink: &EventSink,
+) -> anyhow::Result<Option<String>> {
+    checkpoint::create(worktree, name, "before merge")?;
+    let branch = crate::git::worktree::branch_name(name);
+    let (place, theirs, message) = if into_agent {
+        (worktree.to_path_buf(), base.to_string(), format!("Merge {base} into {branch}"))
+    } else {
+        commit_uncommitted(worktree, name)?;
+        (root.to_path_buf(), branch.clone(), format!("Merge {branch} into {base}"))
+    };
+    Ok(Some(match merge::merge(&place, &theirs, &message)? {
+        MergeOutcome::UpToDate => format!("{name}: already up to date"),
+        MergeOutcome::Merged { commit } => {
+            sink(Event::MergeEnded {
+                name: name.to_string(),
+                text: format!("merged {theirs}: {}", &commit[..commit.len().min(10)]),
+            });
+            format!("{name}: merged {theirs} ({})", &commit[..commit.len().min(10)])
+        }
+        MergeOutcome::Conflicts { files } => {
+            let n = files.len();
+            sink(Event::MergeConflicts { name: name.to_string(), into_agent, files });
+            format!("{name}: merging {theirs} stopped on {n} conflicted file(s)")
+        }
+    }))
+}
+
+fn commit_uncommitted(worktree: &std::path::Path, name: &str) -> anyhow::Result<()> {
+    let repo = git2::Repository::open(worktree)?;
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true);
+    if repo.statuses(Some(&mut opts))?.is_empty() {
+        return Ok(());
+    }
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    index.update_all(["*"], None)?;
+    index.write()?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = repo.signature().or_else(|_| git2::Signature::now("muster", "muster@localhost"))?;
+    let parent = repo.head()?.peel_to_commit()?;
+    repo.commit(Some("HEAD"), &sig, &sig, &format!("muster: work of {name}"), &tree, &[&parent])?;
+    Ok(())
+}
+
+fn conflict_op(
+    name: &str,
+    place: &std::path::Path,
+    into_agent: bool,
+    op: ConflictOp,
+    sink: &EventSink,
+) -> anyhow::Result<Option<String>> {
+    let refresh = |sink: &EventSink| -> anyhow::Result<()> {
+        let files = merge::conflicts(place)?;
+        sink(Event::MergeConflicts { name: name.to_string(), into_agent, files });
+        Ok(())
+    };
+    match op {
+        ConflictOp::Read { path } => {
+            let bytes = std::fs::read(place.join(&path)).unwrap_or_default();
+            let marker_size = crate::commands::marker_size(place, &path);
+            sink(Event::ConflictFile { name: name.to_string(), path, bytes, marker_size });
+            Ok(None)
+        }
+        ConflictOp::Stage { path, content } => {
+            merge::stage_resolved(place, &path, &content)?;
+            refresh(sink)?;
+            Ok(Some(format!("{path}: written and staged")))
+        }
+        ConflictOp::Take { path, side } => {
+            merge::take_side(place, &path, side)?;
+            refresh(sink)?;
+            Ok(Some(format!("{path}: kept {}", if side == Side::Ours { "ours" } else { "theirs" })))
+        }
+        ConflictOp::Finish { message } => {
+            let commit = merge::finish(place, message.as_deref())?;
+            sink(Event::MergeEnded {
+                name: name.to_string(),
+                text: format!("merge committed: {}", &commit[..10.min(commit.len())]),
+            });
+            Ok(Some(format!("{name}: merge committed ({})", &commit[..10.min(commit.len())])))
+        }
+        ConflictOp::Abort => {
+            merge::abort(place)?;
+            sink(Event::MergeEnded { name: name.to_string(), text: "merge aborted".into() });
+            Ok(Some(format!("{name}: merge aborted; {} is as it was", place.display())))
+        }
+    }
 }
 
 /// Run `f` with the agent stopped (SIGSTOP), continuing it afterwards, so no snapshot or restore races the
@@ -108,6 +237,19 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
             Err(e) => Some((format!("{name}: {e:#}"), true)),
         },
         JobKind::List => None,
+        JobKind::Merge { root, base, into_agent } => {
+            match run_merge(&name, &worktree, &root, &base, into_agent, sink) {
+                Ok(text) => text.map(|t| (t, false)),
+                Err(e) => Some((format!("{name}: merge refused: {e:#}"), true)),
+            }
+        }
+        JobKind::Conflict { root, into_agent, op } => {
+            let place = merge::merge_worktree(&root, &worktree, into_agent);
+            match conflict_op(&name, &place, into_agent, op, sink) {
+                Ok(text) => text.map(|t| (t, false)),
+                Err(e) => Some((format!("{name}: {e:#}"), true)),
+            }
+        }
         JobKind::Diff { n, base } => {
             let files = checkpoint::diff(&worktree, &name, n, base).unwrap_or_default();
             sink(Event::CheckpointDiff { name, n, base, files });

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
 use crate::git::diffstat::DiffStat;
+use crate::git::merge::{ConflictFile, Side};
+use crate::git::overlap::OverlapReport;
 use crate::git::worktree::WorktreeStatus;
 use crate::key::Key;
 use crate::pty::ExitInfo;
@@ -180,6 +182,35 @@ pub enum Command {
     UndoRollback {
         name: String,
     },
+    /// Merge the agent into its base (in the main worktree), or its base into it.
+    Merge {
+        name: String,
+        into_agent: bool,
+    },
+    /// Read a conflicted file of the agent's merge: `Event::ConflictFile`.
+    ReadConflict {
+        name: String,
+        path: String,
+    },
+    /// Write a resolved file and stage it.
+    StageResolved {
+        name: String,
+        path: String,
+        content: Vec<u8>,
+    },
+    /// Resolve a conflict without markers (delete/modify, binary) by keeping one side.
+    TakeSide {
+        name: String,
+        path: String,
+        side: Side,
+    },
+    FinishMerge {
+        name: String,
+        message: Option<String>,
+    },
+    AbortMerge {
+        name: String,
+    },
     Shutdown,
 }
 
@@ -221,6 +252,25 @@ pub enum Event {
         files: Option<Vec<String>>,
         changes: Vec<String>,
     },
+    /// A merge of the agent stopped on conflicts (also sent again as files get resolved).
+    MergeConflicts {
+        name: String,
+        into_agent: bool,
+        files: Vec<ConflictFile>,
+    },
+    /// The agent's merge ended: committed or aborted.
+    MergeEnded {
+        name: String,
+        text: String,
+    },
+    ConflictFile {
+        name: String,
+        path: String,
+        bytes: Vec<u8>,
+        marker_size: usize,
+    },
+    /// Agents whose work collides, newest pass.
+    Overlaps(OverlapReport),
     /// Something the operator should read (a refusal, a failure).
     Message {
         text: String,

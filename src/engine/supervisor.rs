@@ -11,7 +11,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 
 use super::agent::{self, Running, SpawnArgs, TermMsg};
-use super::checkpoints::{self, Job, JobDone, JobKind};
+use super::checkpoints::{self, ConflictOp, Job, JobDone, JobKind};
 use super::detect::{hook_state, Rule};
 use super::store::{self, SavedAgent, SavedCrew};
 use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
@@ -92,6 +92,8 @@ struct Slot {
     last_diff_request: Option<Instant>,
     /// When a periodic checkpoint was last asked for, while busy.
     last_periodic: Option<Instant>,
+    /// A merge of this agent is in progress: base into the agent (true) or the agent into its base.
+    merge_into_agent: Option<bool>,
 }
 
 struct Supervisor {
@@ -106,6 +108,7 @@ struct Supervisor {
     generation: u64,
     diff_tx: Sender<(String, PathBuf, String)>,
     jobs: Sender<Job>,
+    overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
     run_dir: PathBuf,
     shutting_down: bool,
 }
@@ -120,6 +123,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     }
     let diff_tx = spawn_diff_worker(tx.clone());
     let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone());
+    let overlap_tx = spawn_overlap_worker(sink.clone());
     let (saved, load_error) = store::load(&cfg.root);
     if let Some(e) = load_error {
         sink(Event::Message { text: format!("saved state unreadable: {e}"), error: true });
@@ -138,12 +142,30 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         generation: 0,
         diff_tx,
         jobs,
+        overlap_tx,
         run_dir,
         shutting_down: false,
     };
     sup.load_slots(saved);
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
     Ok(EngineHandle { tx })
+}
+
+/// Overlap passes: requests that pile up while one runs are folded into the next (only the newest matters).
+fn spawn_overlap_worker(sink: EventSink) -> Sender<(PathBuf, Vec<(String, String)>)> {
+    let (tx, rx) = mpsc::channel::<(PathBuf, Vec<(String, String)>)>();
+    let _ = std::thread::Builder::new().name("overlaps".into()).spawn(move || {
+        while let Ok(mut req) = rx.recv() {
+            while let Ok(newer) = rx.try_recv() {
+                req = newer;
+            }
+            match crate::git::overlap::check(&req.0, &req.1) {
+                Ok(report) => sink(Event::Overlaps(report)),
+                Err(e) => tracing::warn!("overlap check: {e:#}"),
+            }
+        }
+    });
+    tx
 }
 
 fn spawn_diff_worker(engine: Sender<EngineMsg>) -> Sender<(String, PathBuf, String)> {
@@ -237,6 +259,7 @@ impl Supervisor {
             paused: false,
             last_diff_request: None,
             last_periodic: None,
+            merge_into_agent: None,
         }
     }
 
@@ -285,6 +308,28 @@ impl Supervisor {
         let _ = self.jobs.send(job);
     }
 
+    fn conflict(&self, name: &str, op: ConflictOp) {
+        let into_agent =
+            self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.merge_into_agent).unwrap_or(false);
+        // Reading a file needs no pause; writes into the agent's own worktree hold it still.
+        let pause = into_agent && !matches!(op, ConflictOp::Read { .. });
+        self.job(name, JobKind::Conflict { root: self.cfg.root.clone(), into_agent, op }, pause);
+    }
+
+    /// Compare every pair of agents' work, off this thread; at most one pass runs at a time.
+    fn request_overlaps(&mut self) {
+        let agents: Vec<(String, String)> = self
+            .slots
+            .iter()
+            .filter(|s| s.spec.worktree && !s.info.base.is_empty())
+            .map(|s| (s.spec.name.clone(), s.info.base.clone()))
+            .collect();
+        if agents.len() < 2 {
+            return;
+        }
+        let _ = self.overlap_tx.send((self.cfg.root.clone(), agents));
+    }
+
     fn checkpoints_done(&mut self, done: JobDone) {
         if let Some((text, error)) = done.message.clone() {
             self.message(text, error);
@@ -300,6 +345,7 @@ impl Supervisor {
         if done.rolled_back.is_some() {
             self.request_diffstat(&name, true);
         }
+        self.request_overlaps();
     }
 
     fn run(mut self, rx: Receiver<EngineMsg>) {
@@ -437,6 +483,19 @@ impl Supervisor {
             Command::RollbackPreview { name, n, files } => self.job(&name, JobKind::Preview { n, files }, false),
             Command::Rollback { name, n, files } => self.job(&name, JobKind::Rollback { n, files }, true),
             Command::UndoRollback { name } => self.job(&name, JobKind::Undo, true),
+            Command::Merge { name, into_agent } => {
+                let base =
+                    self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
+                if let Some(slot) = self.slot_mut(&name) {
+                    slot.merge_into_agent = Some(into_agent);
+                }
+                self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent }, true);
+            }
+            Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path }),
+            Command::StageResolved { name, path, content } => self.conflict(&name, ConflictOp::Stage { path, content }),
+            Command::TakeSide { name, path, side } => self.conflict(&name, ConflictOp::Take { path, side }),
+            Command::FinishMerge { name, message } => self.conflict(&name, ConflictOp::Finish { message }),
+            Command::AbortMerge { name } => self.conflict(&name, ConflictOp::Abort),
             Command::Shutdown => {
                 self.shutting_down = true;
                 let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();

@@ -136,8 +136,11 @@ pub fn merge(worktree: &Path, theirs: &str, message: &str) -> Result<MergeOutcom
     backup.extend_from_slice(&index_bytes);
     std::fs::write(repo.path().join(BACKUP), backup).context("saving the pre-merge state")?;
 
+    let ours_label =
+        repo.head().ok().and_then(|h| h.shorthand().ok().map(str::to_string)).unwrap_or_else(|| "HEAD".to_string());
     let mut checkout = CheckoutBuilder::new();
-    checkout.allow_conflicts(true).conflict_style_merge(true);
+    // Markers labelled with branch names, as `git merge` writes them.
+    checkout.allow_conflicts(true).conflict_style_merge(true).our_label(&ours_label).their_label(theirs);
     repo.merge(&[&annotated], Some(&mut MergeOptions::new()), Some(&mut checkout)).context("merging")?;
     let files = conflicts(worktree)?;
     if !files.is_empty() {

@@ -1,5 +1,6 @@
 //! `render`: a pure function of `State` onto a ratatui frame. One file per widget.
 
+pub mod conflicts;
 pub mod dialog;
 pub mod layout;
 pub mod roster;
@@ -33,6 +34,7 @@ pub fn render(state: &State, frame: &mut Frame) {
         Some(Dialog::Help) => dialog::help(state, frame, area),
         Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
         Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
+        Some(Dialog::EditConflict { editor }) => dialog::edit_conflict(state, frame, area, editor),
         None => {}
     }
 }

@@ -86,6 +86,11 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         Some((format!("✗ {err}"), "ui.error"))
     } else if agent.attention && info.state == AgentState::Waiting {
         Some(("⚑ needs you".to_string(), "roster.attention"))
+    } else if let Some((others, conflicts)) = state.overlap_of(&info.name) {
+        match conflicts {
+            true => Some((format!("✗ conflicts with: {}", others.join(", ")), "ui.error")),
+            false => Some((format!("⚠ overlaps: {}", others.join(", ")), "ui.warning")),
+        }
     } else {
         info.title.as_ref().filter(|_| medium).map(|t| (t.clone(), "roster.kind"))
     };

@@ -24,6 +24,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         tab(state, &format!("timeline ({})", agent.checkpoints.len().max(info.checkpoints)), WellTab::Timeline),
         Span::styled(" ", border),
     ];
+    if let Some(v) = state.conflicts.as_ref().filter(|v| v.agent == info.name) {
+        spans.push(tab(state, &format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
+        spans.push(Span::styled(" ", border));
+    }
     if state.attached {
         let detach = state
             .keymap
@@ -47,6 +51,12 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
     spans.push(Span::styled("─".repeat((bar.width as usize).saturating_sub(used)), border));
     frame.render_widget(Paragraph::new(Line::from(spans)), bar);
 
+    if state.tab == WellTab::Conflicts && !state.attached {
+        if let Some(view) = state.conflicts.as_ref().filter(|v| v.agent == info.name) {
+            super::conflicts::render(state, view, frame, term);
+            return;
+        }
+    }
     if state.tab == WellTab::Timeline && !state.attached {
         super::timeline::render(state, frame, term);
         return;
@@ -73,7 +83,7 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
 }
 
 fn tab<'a>(state: &State, label: &str, which: WellTab) -> Span<'a> {
-    if state.tab == which && !(state.attached && which == WellTab::Timeline) {
+    if state.tab == which && !(state.attached && which != WellTab::Terminal) {
         Span::styled(format!("[{label}]"), state.theme.style("ui.tab.active"))
     } else {
         Span::styled(format!(" {label} "), state.theme.style("ui.tab"))

@@ -1,0 +1,144 @@
+//! The conflict view: conflicted files, the current conflict as ours / base / theirs panes labelled with the
+//! branch names, and the result with the current conflict highlighted.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::app::{ConflictView, State};
+use crate::conflict::{Resolver, Segment};
+
+fn text_lines(bytes: &[u8]) -> Vec<String> {
+    let s = String::from_utf8_lossy(bytes);
+    s.strip_suffix('\n').unwrap_or(&s).split('\n').map(|l| l.trim_end_matches('\r').to_string()).collect()
+}
+
+pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect) {
+    let theme = &state.theme;
+    let list_w = (area.width / 4).clamp(20, 36).min(area.width);
+    let list = Rect::new(area.x, area.y, list_w, area.height);
+    let right = Rect::new(area.x + list_w + 1, area.y, area.width.saturating_sub(list_w + 1), area.height);
+    let mut lines = vec![Line::from(Span::styled(
+        if view.files.is_empty() {
+            "all resolved: F finishes".to_string()
+        } else {
+            format!("{} conflicted file(s)", view.files.len())
+        },
+        theme.style("ui.help.section"),
+    ))];
+    for (i, f) in view.files.iter().enumerate() {
+        let cur = i == view.file;
+        let style = if cur { theme.style("roster.selected") } else { Style::default() };
+        let left = match (&view.loaded, cur) {
+            (Some((p, Ok(r))), true) if *p == f.path => format!(" {}", r.unresolved()),
+            _ => String::new(),
+        };
+        lines.push(Line::from(Span::styled(format!("{}{}{left}", if cur { "▸" } else { " " }, f.path), style)));
+        lines.push(Line::from(Span::styled(format!("   {}", f.kind.label()), theme.style("roster.kind"))));
+    }
+    frame.render_widget(Paragraph::new(lines), list);
+    frame.render_widget(
+        Paragraph::new(vec![Line::from("│"); area.height as usize]).style(theme.style("ui.border")),
+        Rect::new(area.x + list_w, area.y, 1, area.height),
+    );
+    if right.width < 12 {
+        return;
+    }
+    let Some(file) = view.files.get(view.file) else { return };
+    if !file.kind.has_markers() {
+        let msg = format!(
+            "{} is {}: there are no markers to resolve hunk by hunk.\n\no keeps our side, t takes theirs \
+             (a side that deleted the file deletes it).",
+            file.path,
+            file.kind.label()
+        );
+        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: false }), right);
+        return;
+    }
+    let resolver = match &view.loaded {
+        Some((p, Ok(r))) if *p == file.path => r,
+        Some((p, Err(e))) if *p == file.path => {
+            frame.render_widget(
+                Paragraph::new(e.clone()).style(theme.style("ui.error")).wrap(Wrap { trim: false }),
+                right,
+            );
+            return;
+        }
+        _ => {
+            frame.render_widget(Paragraph::new("reading…").style(theme.style("roster.kind")), right);
+            return;
+        }
+    };
+    let conflicts = resolver.conflicts();
+    let Some(region) = conflicts.get(view.hunk) else { return };
+    let size = resolver.marker_size();
+    let panes_h = (right.height / 2).max(3);
+    let has_base = region.base.is_some();
+    let n = if has_base { 3 } else { 2 };
+    let pane_w = right.width / n;
+    let chosen = resolver.choice(view.hunk);
+    let mut panes: Vec<(String, Vec<u8>, &str)> =
+        vec![(format!("ours: {}", region.ours_label(size)), region.ours.clone(), "roster.added")];
+    if let Some((marker, base)) = &region.base {
+        let label = String::from_utf8_lossy(&marker[size.min(marker.len())..]).trim().to_string();
+        panes.push((format!("base: {label}"), base.clone(), "roster.kind"));
+    }
+    panes.push((format!("theirs: {}", region.theirs_label(size)), region.theirs.clone(), "roster.removed"));
+    for (i, (title, body, scope)) in panes.into_iter().enumerate() {
+        let w = if i as u16 == n - 1 { right.width - pane_w * (n - 1) } else { pane_w };
+        let rect = Rect::new(right.x + pane_w * i as u16, right.y, w, panes_h);
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.style("ui.border"))
+            .title(Span::styled(format!(" {title} "), theme.style(scope)));
+        let lines: Vec<Line> = text_lines(&body).into_iter().map(Line::from).collect();
+        frame.render_widget(Paragraph::new(lines).block(block), rect);
+    }
+    // The result, scrolled so the current conflict is in view.
+    let result_rect = Rect::new(right.x, right.y + panes_h, right.width, right.height.saturating_sub(panes_h));
+    let mut lines: Vec<Line> = Vec::new();
+    let mut current_at = 0usize;
+    let mut k = 0usize;
+    for seg in &resolver.original().segments {
+        match seg {
+            Segment::Text(t) => lines.extend(text_lines(t).into_iter().map(Line::from)),
+            Segment::Conflict(c) => {
+                let is_current = k == view.hunk;
+                if is_current {
+                    current_at = lines.len();
+                }
+                let hl = if is_current { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default() };
+                match resolver.choice(k) {
+                    Some(choice) => lines.extend(
+                        text_lines(&Resolver::resolution(c, choice))
+                            .into_iter()
+                            .map(|l| Line::from(Span::styled(l, theme.style("roster.added").patch(hl)))),
+                    ),
+                    None => lines.extend(
+                        text_lines(&c.raw())
+                            .into_iter()
+                            .map(|l| Line::from(Span::styled(l, theme.style("ui.warning").patch(hl)))),
+                    ),
+                }
+                k += 1;
+            }
+        }
+    }
+    let state_word = match chosen {
+        Some(c) => format!("resolved: {c:?}").to_lowercase(),
+        None => "unresolved".into(),
+    };
+    let block = Block::default().borders(Borders::TOP).border_style(theme.style("ui.border")).title(Span::styled(
+        format!(
+            " result · conflict {} of {} ({state_word}) · {} left ",
+            view.hunk + 1,
+            conflicts.len(),
+            resolver.unresolved()
+        ),
+        theme.style("ui.tab.active"),
+    ));
+    let scroll = current_at.saturating_sub(2) as u16;
+    frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), result_rect);
+}
