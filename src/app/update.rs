@@ -232,7 +232,9 @@ fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
                     let text = String::from_utf8_lossy(&start).into_owned();
                     let lines: Vec<String> =
                         text.strip_suffix('\n').unwrap_or(&text).lines().map(str::to_string).collect();
-                    let editor = TextArea::new(if lines.is_empty() { vec![String::new()] } else { lines });
+                    let mut editor = TextArea::new(if lines.is_empty() { vec![String::new()] } else { lines });
+                    editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
+                    editor.move_cursor(ratatui_textarea::CursorMove::End);
                     state.dialog = Some(Dialog::EditConflict { editor: Box::new(editor) });
                 }
             }
@@ -982,5 +984,123 @@ mod tests {
         update(&mut s, Msg::Engine(Event::Removed { name: "b".into() }));
         assert_eq!(s.selected, 0);
         assert_eq!(s.agents.len(), 1);
+    }
+
+    fn conflicted() -> State {
+        use crate::git::merge::{ConflictFile, ConflictKind};
+        let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Idle)]);
+        let files = vec![
+            ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content },
+            ConflictFile { path: "g.bin".into(), kind: ConflictKind::Binary },
+        ];
+        let fx = update(&mut s, Msg::Engine(Event::MergeConflicts { name: "b".into(), into_agent: false, files }));
+        // The merging agent is selected (so the well watches it) and its first file is read.
+        assert!(engine_cmds(&fx).contains(&Command::ReadConflict { name: "b".into(), path: "f.txt".into() }));
+        assert_eq!((s.selected, s.mode()), (1, Mode::Conflicts));
+        let bytes =
+            b"x\n<<<<<<< main\nO\n=======\nT\n>>>>>>> muster/b\ny\n<<<<<<< main\nO2\n=======\nT2\n>>>>>>> muster/b\n"
+                .to_vec();
+        update(
+            &mut s,
+            Msg::Engine(Event::ConflictFile { name: "b".into(), path: "f.txt".into(), bytes, marker_size: 7 }),
+        );
+        s
+    }
+
+    fn result(s: &State) -> String {
+        match &s.conflicts.as_ref().unwrap().loaded {
+            Some((_, Ok(r))) => String::from_utf8(r.result()).unwrap(),
+            other => panic!("not loaded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn conflict_keys_resolve_edit_undo_and_write() {
+        let mut s = conflicted();
+        // Writing with conflicts left is refused.
+        let fx = update(&mut s, key("w"));
+        assert!(engine_cmds(&fx).is_empty());
+        assert!(s.status.as_ref().unwrap().0.contains("2 conflict(s) of f.txt still unresolved"));
+        update(&mut s, key("o"));
+        assert_eq!(s.conflicts.as_ref().unwrap().hunk, 1, "moves on to the next unresolved conflict");
+        update(&mut s, key("e"));
+        assert_eq!(s.mode(), Mode::Edit);
+        for c in "hand".chars() {
+            update(&mut s, Msg::Key(Key::char(c)));
+        }
+        update(&mut s, key("C-s"));
+        assert_eq!(result(&s), "x\nO\ny\nO2hand\n");
+        update(&mut s, key("u"));
+        assert!(result(&s).contains("<<<<<<< main\nO2"));
+        update(&mut s, key("C-r"));
+        assert_eq!(result(&s), "x\nO\ny\nO2hand\n");
+        update(&mut s, key("U"));
+        assert_eq!(result(&s), "x\nO\nT\ny\nO2\nT2\n");
+        let fx = update(&mut s, key("w"));
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::StageResolved {
+                name: "b".into(),
+                path: "f.txt".into(),
+                content: b"x\nO\nT\ny\nO2\nT2\n".to_vec()
+            }]
+        );
+    }
+
+    #[test]
+    fn binary_files_take_a_side_and_finish_waits_for_every_file() {
+        let mut s = conflicted();
+        update(&mut s, key("j"));
+        let fx = update(&mut s, key("t"));
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::TakeSide { name: "b".into(), path: "g.bin".into(), side: Side::Theirs }]
+        );
+        update(&mut s, key("F"));
+        assert!(s.dialog.is_none());
+        assert!(s.status.as_ref().unwrap().0.contains("2 file(s) still unresolved"));
+        update(&mut s, Msg::Engine(Event::MergeConflicts { name: "b".into(), into_agent: false, files: vec![] }));
+        update(&mut s, key("F"));
+        let fx = update(&mut s, key("y"));
+        assert_eq!(engine_cmds(&fx), vec![Command::FinishMerge { name: "b".into(), message: None }]);
+        update(&mut s, Msg::Engine(Event::MergeEnded { name: "b".into(), text: "merge committed".into() }));
+        assert!(s.conflicts.is_none());
+        assert_eq!(s.mode(), Mode::Roster);
+    }
+
+    #[test]
+    fn abort_asks_and_hand_off_prefills_a_steer_message() {
+        let mut s = conflicted();
+        update(&mut s, key("X"));
+        let fx = update(&mut s, key("y"));
+        assert_eq!(engine_cmds(&fx), vec![Command::AbortMerge { name: "b".into() }]);
+        update(&mut s, key("h"));
+        match &s.dialog {
+            Some(Dialog::Steer { name, editor }) => {
+                assert_eq!(name, "b");
+                let text = editor.lines().join("\n");
+                assert!(
+                    text.contains("conflict in f.txt (conflict 1 of 2)") && text.contains("<<<<<<< main"),
+                    "{text}"
+                );
+            }
+            other => panic!("no steer dialog: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_conflict_file_is_shown_not_resolved() {
+        let mut s = conflicted();
+        let bytes = b"<<<<<<< main\nO\n".to_vec();
+        update(
+            &mut s,
+            Msg::Engine(Event::ConflictFile { name: "b".into(), path: "f.txt".into(), bytes, marker_size: 7 }),
+        );
+        match &s.conflicts.as_ref().unwrap().loaded {
+            Some((_, Err(e))) => assert!(e.contains("f.txt:1: unterminated"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let fx = update(&mut s, key("w"));
+        assert!(engine_cmds(&fx).is_empty());
     }
 }
