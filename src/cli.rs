@@ -90,6 +90,9 @@ pub enum Cmd {
         /// Only the checkpoint and rollback latencies.
         #[arg(long)]
         checkpoints_only: bool,
+        /// Only the conflict parser and overlap figures.
+        #[arg(long)]
+        conflicts_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

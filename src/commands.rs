@@ -48,7 +48,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("muster hook: {e:#}");
             }
         }
-        Some(Cmd::Bench { agents, seconds, checkpoints_only }) => crate::bench::run(agents, seconds, checkpoints_only)?,
+        Some(Cmd::Bench { agents, seconds, checkpoints_only, conflicts_only }) => {
+            crate::bench::run(agents, seconds, checkpoints_only, conflicts_only)?
+        }
         Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
     }
     Ok(ExitCode::SUCCESS)
