@@ -259,9 +259,13 @@ pub fn conflicts() -> Result<()> {
     let mut i = 0;
     while text.len() < 10_000_000 {
         if i % 100 == 50 {
-            text.push_str(&format!("<<<<<<< main\nours {i}\nours more\n||||||| base\nbase {i}\n=======\ntheirs {i}\n>>>>>>> muster/a\n"));
+            text.push_str(&format!(
+                "<<<<<<< main\nours {i}\nours more\n||||||| base\nbase {i}\n=======\ntheirs {i}\n>>>>>>> muster/a\n"
+            ));
         } else {
-            text.push_str(&format!("    let value_{i} = compute(\"some ordinary line of code\", {i}); // padding to be realistic\n"));
+            text.push_str(&format!(
+                "    let value_{i} = compute(\"some ordinary line of code\", {i}); // padding to be realistic\n"
+            ));
         }
         i += 1;
     }

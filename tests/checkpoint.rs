@@ -279,21 +279,20 @@ fn faults_are_clear_and_leave_the_worktree_alone() {
     let gone = root.join("nowhere");
     let e = checkpoint::create(&gone, "t", "turn").unwrap_err();
     assert!(format!("{e:#}").contains("does not exist"), "{e:#}");
-    // A write that fails half-way (a read-only folder) puts everything back.
-    std::fs::create_dir_all(root.join("ro")).unwrap();
-    std::fs::write(root.join("ro/f"), "one\n").unwrap();
+    // A rollback that fails half-way puts everything back, and never touches ignored files: the checkpoint
+    // has a file `d` where there is now a folder `d/` holding an ignored file.
+    std::fs::write(root.join("d2"), "was a file\n").unwrap();
     let (cp2, _) = checkpoint::create(root, "t", "turn").unwrap();
-    std::fs::write(root.join("ro/f"), "two\n").unwrap();
+    std::fs::remove_file(root.join("d2")).unwrap();
+    std::fs::create_dir_all(root.join("d2")).unwrap();
+    std::fs::write(root.join("d2/tracked.txt"), "new\n").unwrap();
+    std::fs::write(root.join("d2/keep.log"), "ignored\n").unwrap();
     std::fs::write(root.join("a"), "third\n").unwrap();
-    std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o555)).unwrap();
-    let result = checkpoint::rollback(root, "t", cp2.n, None);
-    std::fs::set_permissions(root.join("ro"), std::fs::Permissions::from_mode(0o755)).unwrap();
-    // Root ignores permissions; only where the write really failed must it be reported and undone.
-    if let Err(e) = result {
-        assert!(format!("{e:#}").contains("put back"), "{e:#}");
-        assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "third\n");
-        assert_eq!(std::fs::read_to_string(root.join("ro/f")).unwrap(), "two\n");
-    }
+    let e = checkpoint::rollback(root, "t", cp2.n, None).unwrap_err();
+    assert!(format!("{e:#}").contains("put back"), "{e:#}");
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "third\n");
+    assert_eq!(std::fs::read_to_string(root.join("d2/tracked.txt")).unwrap(), "new\n");
+    assert_eq!(std::fs::read_to_string(root.join("d2/keep.log")).unwrap(), "ignored\n");
 }
 
 #[test]

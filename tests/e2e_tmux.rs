@@ -270,11 +270,19 @@ fn overlapping_agents_merge_and_resolve_conflicts_from_the_keyboard() {
         s.contains("Merge planner into main?") && s.contains("would conflict with: api")
     });
     t.keys(&["y"]);
+    // The default message, editable before the merge runs.
+    t.wait_for("message editor", |s| {
+        s.contains("merge commit message") && s.contains("Merge muster/planner into main")
+    });
+    t.text(" (demo)");
+    t.keys(&["C-s"]);
     t.wait_for("merged", |s| s.contains("planner: merged muster/planner"));
     // Merge the second: the conflict view opens on src/lib.rs.
     t.keys(&["j", "m"]);
     t.wait_for("second confirmation", |s| s.contains("Merge api into main?"));
     t.keys(&["y"]);
+    t.wait_for("second message editor", |s| s.contains("merge commit message"));
+    t.keys(&["C-s"]);
     t.wait_for("conflict view", |s| {
         s.contains("[conflicts (1)]")
             && s.contains("src/lib.rs")
@@ -293,7 +301,10 @@ fn overlapping_agents_merge_and_resolve_conflicts_from_the_keyboard() {
     assert!(lib.contains("from api") && !lib.contains("from planner") && !lib.contains("<<<<<<<"), "{lib}");
     let log = Command::new("git").args(["log", "--format=%s"]).current_dir(&repo).output().unwrap();
     let log = String::from_utf8_lossy(&log.stdout);
-    assert!(log.starts_with("Merge muster/api into main\n") && log.contains("Merge muster/planner into main"), "{log}");
+    assert!(
+        log.starts_with("Merge muster/api into main\n") && log.contains("Merge muster/planner into main (demo)"),
+        "{log}"
+    );
     t.keys(&["q", "y"]);
     t.wait_for("exit", |s| s.contains("EXITED 0"));
 }

@@ -55,6 +55,24 @@ fn state(width: u16, height: u16) -> State {
     ];
     update(&mut s, Msg::Tick(NOW));
     update(&mut s, Msg::Resize(width, height));
+    let overlaps = muster::git::overlap::OverlapReport {
+        overlaps: vec![
+            muster::git::overlap::Overlap {
+                a: "api".into(),
+                b: "planner".into(),
+                files: vec!["src/api.rs".into(), "src/lib.rs".into()],
+                conflicts: vec!["src/api.rs".into()],
+            },
+            muster::git::overlap::Overlap {
+                a: "docs".into(),
+                b: "old".into(),
+                files: vec!["README.md".into()],
+                conflicts: vec![],
+            },
+        ],
+        merge_order: vec!["docs".into(), "old".into(), "api".into(), "planner".into()],
+    };
+    update(&mut s, Msg::Engine(Event::Overlaps(overlaps)));
     // The selected agent's terminal, as the emulator would produce it.
     let area = muster::ui::layout::areas(width, height, s.agents.len(), true, false);
     let (rows, cols) = area.terminal.map_or((10, 40), |t| (t.height, t.width));

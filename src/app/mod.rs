@@ -3,5 +3,5 @@
 pub mod state;
 pub mod update;
 
-pub use state::{AgentView, ConflictView, Dialog, State, TimelineView, WellTab};
+pub use state::{AgentView, ConflictView, Dialog, EditPurpose, State, TimelineView, WellTab};
 pub use update::{update, Effect, Msg};

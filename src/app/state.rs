@@ -35,6 +35,13 @@ pub enum Confirmed {
     AbortMerge { name: String },
 }
 
+/// What an edit dialog's text is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EditPurpose {
+    ConflictResult,
+    MergeMessage { name: String, into_agent: bool },
+}
+
 /// A merge stopped on conflicts, being resolved.
 #[derive(Debug, Clone)]
 pub struct ConflictView {
@@ -102,8 +109,9 @@ pub enum Dialog {
         name: String,
         editor: Box<TextArea<'static>>,
     },
-    /// Editing the result of the current conflict by hand.
-    EditConflict {
+    /// Editing text: the result of the current conflict, or a merge's commit message.
+    Edit {
+        purpose: EditPurpose,
         editor: Box<TextArea<'static>>,
     },
 }
@@ -168,7 +176,7 @@ impl State {
             Some(Dialog::Help) => Mode::Help,
             Some(Dialog::Confirm { .. }) => Mode::Confirm,
             Some(Dialog::Steer { .. }) => Mode::Steer,
-            Some(Dialog::EditConflict { .. }) => Mode::Edit,
+            Some(Dialog::Edit { .. }) => Mode::Edit,
             None if self.attached => Mode::Attached,
             None if self.tab == WellTab::Timeline => Mode::Timeline,
             None if self.tab == WellTab::Conflicts && self.conflicts.is_some() => Mode::Conflicts,

@@ -3,7 +3,7 @@
 
 use ratatui_textarea::{Input, Key as TaKey, TextArea};
 
-use super::state::{AgentView, Confirmed, ConflictView, Dialog, State, TimelineView, WellTab};
+use super::state::{AgentView, Confirmed, ConflictView, Dialog, EditPurpose, State, TimelineView, WellTab};
 use crate::config::keymap::{Action, Mode};
 use crate::conflict::{parse, Choice, Resolver, WholeFile};
 use crate::engine::{AgentState, Command, Event};
@@ -119,7 +119,7 @@ fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
                 on_conflict_action(state, action, fx);
             }
         }
-        Mode::Edit => on_edit_key(state, key, action),
+        Mode::Edit => on_edit_key(state, key, action, fx),
     }
 }
 
@@ -138,18 +138,28 @@ fn sync_conflicts(state: &mut State, fx: &mut Vec<Effect>) {
     }
 }
 
-fn on_edit_key(state: &mut State, key: Key, action: Option<Action>) {
-    let Some(Dialog::EditConflict { editor }) = &mut state.dialog else { return };
+fn on_edit_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
+    let Some(Dialog::Edit { purpose, editor }) = &mut state.dialog else { return };
     match action {
         Some(Action::Send) => {
-            let mut text = editor.lines().join("\n");
-            if !text.is_empty() {
-                text.push('\n');
-            }
+            let lines = editor.lines().join("\n");
+            let purpose = purpose.clone();
             state.dialog = None;
-            if let Some((hunk, resolver)) = current_resolver(state) {
-                if let Err(e) = resolver.choose(hunk, Choice::Edit(text.into_bytes())) {
-                    state.status = Some((e, true));
+            match purpose {
+                EditPurpose::ConflictResult => {
+                    let mut text = lines;
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    if let Some((hunk, resolver)) = current_resolver(state) {
+                        if let Err(e) = resolver.choose(hunk, Choice::Edit(text.into_bytes())) {
+                            state.status = Some((e, true));
+                        }
+                    }
+                }
+                EditPurpose::MergeMessage { name, into_agent } => {
+                    let message = (!lines.trim().is_empty()).then_some(lines);
+                    fx.push(Effect::Engine(Command::Merge { name, into_agent, message }));
                 }
             }
         }
@@ -235,7 +245,8 @@ fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
                     let mut editor = TextArea::new(if lines.is_empty() { vec![String::new()] } else { lines });
                     editor.move_cursor(ratatui_textarea::CursorMove::Bottom);
                     editor.move_cursor(ratatui_textarea::CursorMove::End);
-                    state.dialog = Some(Dialog::EditConflict { editor: Box::new(editor) });
+                    state.dialog =
+                        Some(Dialog::Edit { purpose: EditPurpose::ConflictResult, editor: Box::new(editor) });
                 }
             }
             None => problem = Some("nothing to edit here".into()),
@@ -551,7 +562,20 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
         Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
         Confirmed::Rollback { name, n, files } => fx.push(Effect::Engine(Command::Rollback { name, n, files })),
         Confirmed::UndoRollback { name } => fx.push(Effect::Engine(Command::UndoRollback { name })),
-        Confirmed::Merge { name, into_agent } => fx.push(Effect::Engine(Command::Merge { name, into_agent })),
+        Confirmed::Merge { name, into_agent } => {
+            // The default message, for the person to edit before the merge runs.
+            let base =
+                state.agents.iter().find(|a| a.info.name == name).map(|a| a.info.base.clone()).unwrap_or_default();
+            let branch = format!("muster/{name}");
+            let message =
+                if into_agent { format!("Merge {base} into {branch}") } else { format!("Merge {branch} into {base}") };
+            let mut editor = TextArea::new(vec![message]);
+            editor.move_cursor(ratatui_textarea::CursorMove::End);
+            state.dialog = Some(Dialog::Edit {
+                purpose: EditPurpose::MergeMessage { name, into_agent },
+                editor: Box::new(editor),
+            });
+        }
         Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
         Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
     }

@@ -35,6 +35,7 @@ pub enum JobKind {
         root: PathBuf,
         base: String,
         into_agent: bool,
+        message: Option<String>,
     },
     Conflict {
         root: PathBuf,
@@ -90,16 +91,18 @@ fn run_merge(
     root: &std::path::Path,
     base: &str,
     into_agent: bool,
+    message: Option<String>,
     sink: &EventSink,
 ) -> anyhow::Result<Option<String>> {
     checkpoint::create(worktree, name, "before merge")?;
     let branch = crate::git::worktree::branch_name(name);
-    let (place, theirs, message) = if into_agent {
+    let (place, theirs, default) = if into_agent {
         (worktree.to_path_buf(), base.to_string(), format!("Merge {base} into {branch}"))
     } else {
         commit_uncommitted(worktree, name)?;
         (root.to_path_buf(), branch.clone(), format!("Merge {branch} into {base}"))
     };
+    let message = message.unwrap_or(default);
     Ok(Some(match merge::merge(&place, &theirs, &message)? {
         MergeOutcome::UpToDate => format!("{name}: already up to date"),
         MergeOutcome::Merged { commit } => {
@@ -237,8 +240,8 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
             Err(e) => Some((format!("{name}: {e:#}"), true)),
         },
         JobKind::List => None,
-        JobKind::Merge { root, base, into_agent } => {
-            match run_merge(&name, &worktree, &root, &base, into_agent, sink) {
+        JobKind::Merge { root, base, into_agent, message } => {
+            match run_merge(&name, &worktree, &root, &base, into_agent, message, sink) {
                 Ok(text) => text.map(|t| (t, false)),
                 Err(e) => Some((format!("{name}: merge refused: {e:#}"), true)),
             }

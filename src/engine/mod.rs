@@ -186,6 +186,8 @@ pub enum Command {
     Merge {
         name: String,
         into_agent: bool,
+        /// The merge commit's message; None takes the default.
+        message: Option<String>,
     },
     /// Read a conflicted file of the agent's merge: `Event::ConflictFile`.
     ReadConflict {

@@ -483,13 +483,13 @@ impl Supervisor {
             Command::RollbackPreview { name, n, files } => self.job(&name, JobKind::Preview { n, files }, false),
             Command::Rollback { name, n, files } => self.job(&name, JobKind::Rollback { n, files }, true),
             Command::UndoRollback { name } => self.job(&name, JobKind::Undo, true),
-            Command::Merge { name, into_agent } => {
+            Command::Merge { name, into_agent, message } => {
                 let base =
                     self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
                 if let Some(slot) = self.slot_mut(&name) {
                     slot.merge_into_agent = Some(into_agent);
                 }
-                self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent }, true);
+                self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message }, true);
             }
             Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path }),
             Command::StageResolved { name, path, content } => self.conflict(&name, ConflictOp::Stage { path, content }),

@@ -252,7 +252,12 @@ fn changes(repo: &Repository, from: &Tree, to: &Tree, only: Option<&[String]>) -
 
 fn remove_path(path: &Path) -> std::io::Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        // A folder goes only when empty: its tracked files have deltas of their own, and what is left in it
+        // (ignored files) was never part of a snapshot and is never touched.
+        Ok(m) if m.is_dir() => {
+            let _ = std::fs::remove_dir(path);
+            Ok(())
+        }
         Ok(_) => std::fs::remove_file(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
@@ -285,9 +290,8 @@ fn write_via_temp(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i
     let p = root.join(path);
     {
         let dir = p.parent().context("file has a parent")?;
-        if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
-            std::fs::remove_file(dir)?;
-        }
+        // Anything still in the way was not part of the snapshot (an ignored file): it is never removed, and the
+        // rollback fails and puts everything back instead.
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let blob = repo.find_blob(oid)?;
         let tmp =
@@ -302,7 +306,8 @@ fn write_via_temp(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i
             std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perm))?;
         }
         if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-            std::fs::remove_dir_all(&p)?;
+            // Its tracked files are already removed; a folder still holding ignored files stays, and this fails.
+            std::fs::remove_dir(&p).with_context(|| format!("{} holds files outside the snapshot", p.display()))?;
         }
         std::fs::rename(&tmp, &p).with_context(|| format!("replacing {}", p.display()))?;
     }

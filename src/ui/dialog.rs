@@ -101,13 +101,23 @@ pub fn steer(state: &State, frame: &mut Frame, area: Rect, name: &str, editor: &
     frame.render_widget(&editor, rect);
 }
 
-pub fn edit_conflict(state: &State, frame: &mut Frame, area: Rect, editor: &TextArea<'static>) {
+pub fn edit(
+    state: &State,
+    frame: &mut Frame,
+    area: Rect,
+    purpose: &crate::app::EditPurpose,
+    editor: &TextArea<'static>,
+) {
     let rows = (editor.lines().len() as u16 + 2).clamp(5, area.height.saturating_sub(4).max(5));
     let width = area.width.saturating_sub(4).min(110);
     let rect = centered(area, width, rows);
     frame.render_widget(Clear, rect);
     let mut editor = editor.clone();
-    editor.set_block(block(state, " edit the result of this conflict · C-s saves · esc cancels ".into()));
+    let title = match purpose {
+        crate::app::EditPurpose::ConflictResult => " edit the result of this conflict · C-s saves · esc cancels ",
+        crate::app::EditPurpose::MergeMessage { .. } => " merge commit message · C-s merges · esc cancels ",
+    };
+    editor.set_block(block(state, title.into()));
     editor.set_style(state.theme.style("ui.dialog"));
     frame.render_widget(&editor, rect);
 }

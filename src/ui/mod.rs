@@ -34,7 +34,7 @@ pub fn render(state: &State, frame: &mut Frame) {
         Some(Dialog::Help) => dialog::help(state, frame, area),
         Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
         Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
-        Some(Dialog::EditConflict { editor }) => dialog::edit_conflict(state, frame, area, editor),
+        Some(Dialog::Edit { purpose, editor }) => dialog::edit(state, frame, area, purpose, editor),
         None => {}
     }
 }

@@ -44,6 +44,13 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
             ));
         }
     }
+    // Which files a trial merge with other agents' work would leave conflicted.
+    for o in
+        state.overlaps.overlaps.iter().filter(|o| !o.conflicts.is_empty() && (o.a == info.name || o.b == info.name))
+    {
+        let other = if o.a == info.name { &o.b } else { &o.a };
+        spans.push(Span::styled(format!(" ✗ with {other}: {} ", o.conflicts.join(", ")), theme.style("ui.error")));
+    }
     if let Some(exit) = info.exit {
         spans.push(Span::styled(format!(" {} ", exit), theme.style("state.exited")));
     }
