@@ -36,6 +36,14 @@ fn commit_all(dir: &Path, msg: &str) {
     git(dir, &["commit", "-qm", msg]);
 }
 
+/// The agent and main each commit a different second line of f.txt.
+fn same_line_edits(root: &Path, wt: &Path) {
+    std::fs::write(wt.join("f.txt"), "one\nAGENT\nthree\n").unwrap();
+    commit_all(wt, "agent");
+    std::fs::write(root.join("f.txt"), "one\nMAIN\nthree\n").unwrap();
+    commit_all(root, "main");
+}
+
 #[test]
 fn clean_merge_makes_a_merge_commit() {
     let (dir, wt) = setup();
@@ -56,10 +64,7 @@ fn clean_merge_makes_a_merge_commit() {
 fn content_conflict_resolved_hunk_by_hunk_then_finished() {
     let (dir, wt) = setup();
     let root = dir.path();
-    std::fs::write(wt.join("f.txt"), "one\nAGENT\nthree\n").unwrap();
-    commit_all(&wt, "agent");
-    std::fs::write(root.join("f.txt"), "one\nMAIN\nthree\n").unwrap();
-    commit_all(root, "main");
+    same_line_edits(root, &wt);
     let out = merge::merge(root, "muster/a", "Merge muster/a").unwrap();
     assert_eq!(
         out,
@@ -187,10 +192,7 @@ fn muster(dir: &Path, args: &[&str]) -> (i32, String) {
 fn command_line_merge_conflicts_resolve_finish() {
     let (dir, wt) = setup();
     let root = dir.path();
-    std::fs::write(wt.join("f.txt"), "one\nAGENT\nthree\n").unwrap();
-    commit_all(&wt, "agent");
-    std::fs::write(root.join("f.txt"), "one\nMAIN\nthree\n").unwrap();
-    commit_all(root, "main");
+    same_line_edits(root, &wt);
     let (code, out) = muster(root, &["merge", "a"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("both modified    f.txt"), "{out}");
