@@ -132,3 +132,19 @@ fn hook_subcommand_reports_to_the_engine() {
     rig.engine.send(Command::Key { name: "sh".into(), key: key("enter") });
     rig.wait_for("waiting from the hook", |r| r.state("sh") == Some(AgentState::Waiting));
 }
+
+#[test]
+fn a_busy_agent_is_checkpointed_periodically_only_when_files_change() {
+    // Busy for good: output every 50 ms, a file changed every 300 ms.
+    let crew = "[[agent]]\nname = \"w\"\ncommand = \"bash\"\nargs = [\"-c\", \"i=0; while :; do echo tick$i; i=$((i+1)); if [ $((i % 6)) = 0 ]; then echo $i > work.txt; fi; sleep 0.05; done\"]\n";
+    let mut rig = Rig::with_checkpoints_every(crew, "w", std::time::Duration::from_millis(400));
+    rig.wait_for("busy", |r| r.state("w") == Some(AgentState::Busy));
+    rig.wait_for("two periodic checkpoints", |r| r.agents.get("w").is_some_and(|a| a.checkpoints >= 2));
+    let worktree = rig.agents["w"].worktree.clone();
+    let list = muster::git::checkpoint::list(&worktree, "w").unwrap();
+    assert!(list.iter().all(|c| c.trigger == "periodic"), "{list:?}");
+    // Each holds a different state of the file: none was taken without a change.
+    let ids: std::collections::BTreeSet<&str> = list.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids.len(), list.len());
+    assert!(list.iter().all(|c| c.files >= 1), "{list:?}");
+}

@@ -27,6 +27,10 @@ pub struct Rig {
 impl Rig {
     /// A demo repository with the given crew file, and an engine on it watching `watch` at 24x80.
     pub fn new(crew: &str, watch: &str) -> Rig {
+        Rig::with_checkpoints_every(crew, watch, Duration::from_secs(300))
+    }
+
+    pub fn with_checkpoints_every(crew: &str, watch: &str, checkpoint_every: Duration) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let root = muster::demo::create_repo(dir.path(), 1).unwrap();
         std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
@@ -38,7 +42,7 @@ impl Rig {
             scrollback: 10_000,
             muster_exe: PathBuf::from(env!("CARGO_BIN_EXE_muster")),
             stop_grace: Duration::from_secs(2),
-            checkpoint_every: Duration::from_secs(300),
+            checkpoint_every,
         };
         let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
         engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80 });
