@@ -187,6 +187,7 @@ fn touch_files(root: &std::path::Path, files: usize, changed: usize, round: usiz
 pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
     use crate::git::checkpoint;
     println!("checkpoint latency (files in repo, files changed): muster checkpoint | muster rollback | git add -A && git commit on a copy");
+    let mut made = Vec::new();
     for &(files, changed) in cases {
         let dir = tempfile_dir()?;
         let repo = dir.join("repo");
@@ -236,6 +237,11 @@ pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
             rollback.as_secs_f64() * 1e3,
             git.as_secs_f64() * 1e3
         );
+        made.push(dir);
+    }
+    // Removed only at the end: ext4 allocates new inodes slowly right after mass deletions (it skips recently
+    // deleted ones), which would make each case pay for the previous one's cleanup.
+    for dir in made {
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(())
