@@ -618,6 +618,13 @@ fn on_steer_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Ve
             state.dialog = None;
         }
         Some(Action::Newline) => editor.insert_newline(),
+        Some(Action::NextTarget) => {
+            // Any agent can take the message: cycle through the crew in roster order.
+            let names: Vec<&String> = state.agents.iter().map(|a| &a.info.name).collect();
+            if let Some(i) = names.iter().position(|n| *n == name) {
+                *name = names[(i + 1) % names.len()].clone();
+            }
+        }
         Some(Action::Cancel) => state.dialog = None,
         _ => {
             editor.input(to_textarea_input(key));
@@ -1099,9 +1106,11 @@ mod tests {
         let fx = update(&mut s, key("y"));
         assert_eq!(engine_cmds(&fx), vec![Command::AbortMerge { name: "b".into() }]);
         update(&mut s, key("h"));
+        // The conflict goes to the merging agent, or to another one chosen with tab.
+        update(&mut s, key("tab"));
         match &s.dialog {
             Some(Dialog::Steer { name, editor }) => {
-                assert_eq!(name, "b");
+                assert_eq!(name, "a");
                 let text = editor.lines().join("\n");
                 assert!(
                     text.contains("conflict in f.txt (conflict 1 of 2)") && text.contains("<<<<<<< main"),

@@ -84,6 +84,7 @@ actions! {
     Detach = "detach": "Detach from the agent",
     Send = "send": "Send the message",
     Newline = "newline": "Insert a new line",
+    NextTarget = "next_target": "Send to the next agent instead",
     Cancel = "cancel": "Cancel",
     Confirm = "confirm": "Confirm",
     Close = "close": "Close",

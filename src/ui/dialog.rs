@@ -96,7 +96,10 @@ pub fn steer(state: &State, frame: &mut Frame, area: Rect, name: &str, editor: &
     let rect = Rect::new(area.x + (area.width - width) / 2, area.height.saturating_sub(rows + 2), width, rows);
     frame.render_widget(Clear, rect);
     let mut editor = editor.clone();
-    editor.set_block(block(state, format!(" steer {name} · enter sends · C-j new line · esc cancels ")));
+    editor.set_block(block(
+        state,
+        format!(" steer {name} · enter sends · C-j new line · tab: another agent · esc cancels "),
+    ));
     editor.set_style(state.theme.style("ui.dialog"));
     frame.render_widget(&editor, rect);
 }
