@@ -314,19 +314,6 @@ fn merge_cmd(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The marker size git uses for a file (the `conflict-marker-size` attribute).
-pub fn marker_size(worktree: &Path, path: &str) -> usize {
-    git2::Repository::open(worktree)
-        .ok()
-        .and_then(|r| {
-            r.get_attr(Path::new(path), "conflict-marker-size", git2::AttrCheckFlags::FILE_THEN_INDEX)
-                .ok()
-                .flatten()
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(crate::conflict::DEFAULT_MARKER_SIZE)
-}
-
 fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Result<ExitCode> {
     use crate::conflict::{parse, Choice, Resolver, WholeFile};
     use crate::git::merge;
@@ -339,7 +326,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
             for f in merge::conflicts(&wt)? {
                 let count = if f.kind.has_markers() {
                     let bytes = std::fs::read(wt.join(&f.path)).unwrap_or_default();
-                    match parse(&bytes, marker_size(&wt, &f.path)) {
+                    match parse(&bytes, crate::git::merge::marker_size(&wt, &f.path)) {
                         Ok(p) => format!("{} conflict(s)", p.conflict_count()),
                         Err(e) => format!("malformed: {e}"),
                     }
@@ -363,7 +350,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                 return Ok(ExitCode::SUCCESS);
             }
             let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            let parsed = match parse(&bytes, marker_size(&wt, &file)) {
+            let parsed = match parse(&bytes, crate::git::merge::marker_size(&wt, &file)) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("muster: {file}:{}: {}; the file was not changed", e.line, e.message);

@@ -69,7 +69,7 @@ fn content_conflict_resolved_hunk_by_hunk_then_finished() {
     assert_eq!(
         out,
         MergeOutcome::Conflicts {
-            files: vec![merge::ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content }]
+            files: vec![merge::ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content, unresolved: Some(1) }]
         }
     );
     let err = merge::finish(root, None).unwrap_err();

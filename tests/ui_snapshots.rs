@@ -223,9 +223,9 @@ fn conflict_state(width: u16, height: u16) -> State {
     use muster::git::merge::{ConflictFile, ConflictKind};
     let mut s = state(width, height);
     let files = vec![
-        ConflictFile { path: "src/api.rs".into(), kind: ConflictKind::Content },
-        ConflictFile { path: "assets/logo.png".into(), kind: ConflictKind::Binary },
-        ConflictFile { path: "old.rs".into(), kind: ConflictKind::DeletedByThem },
+        ConflictFile { path: "src/api.rs".into(), kind: ConflictKind::Content, unresolved: Some(2) },
+        ConflictFile { path: "assets/logo.png".into(), kind: ConflictKind::Binary, unresolved: None },
+        ConflictFile { path: "old.rs".into(), kind: ConflictKind::DeletedByThem, unresolved: None },
     ];
     update(&mut s, Msg::Engine(Event::MergeConflicts { name: "api".into(), into_agent: false, files }));
     let text = "fn main() {\n<<<<<<< main\n    ping();\n||||||| base\n    old();\n=======\n    health();\n>>>>>>> muster/api\n}\n\

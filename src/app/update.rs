@@ -1021,8 +1021,8 @@ mod tests {
         use crate::git::merge::{ConflictFile, ConflictKind};
         let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Idle)]);
         let files = vec![
-            ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content },
-            ConflictFile { path: "g.bin".into(), kind: ConflictKind::Binary },
+            ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content, unresolved: None },
+            ConflictFile { path: "g.bin".into(), kind: ConflictKind::Binary, unresolved: None },
         ];
         let fx = update(&mut s, Msg::Engine(Event::MergeConflicts { name: "b".into(), into_agent: false, files }));
         // The merging agent is selected (so the well watches it) and its first file is read.

@@ -153,7 +153,7 @@ fn conflict_op(
     match op {
         ConflictOp::Read { path } => {
             let bytes = std::fs::read(place.join(&path)).unwrap_or_default();
-            let marker_size = crate::commands::marker_size(place, &path);
+            let marker_size = merge::marker_size(place, &path);
             sink(Event::ConflictFile { name: name.to_string(), path, bytes, marker_size });
             Ok(None)
         }

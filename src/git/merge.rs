@@ -45,6 +45,21 @@ impl ConflictKind {
 pub struct ConflictFile {
     pub path: String,
     pub kind: ConflictKind,
+    /// Conflict regions left in the file on disk (None without markers, or when they do not parse).
+    pub unresolved: Option<usize>,
+}
+
+/// The marker size git uses for a file (the `conflict-marker-size` attribute).
+pub fn marker_size(worktree: &Path, path: &str) -> usize {
+    Repository::open(worktree)
+        .ok()
+        .and_then(|r| {
+            r.get_attr(Path::new(path), "conflict-marker-size", git2::AttrCheckFlags::FILE_THEN_INDEX)
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(crate::conflict::DEFAULT_MARKER_SIZE)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,7 +104,15 @@ pub fn conflicts(worktree: &Path) -> Result<Vec<ConflictFile>> {
             (None, Some(_), Some(_)) => ConflictKind::AddAdd,
             _ => ConflictKind::Content,
         };
-        out.push(ConflictFile { path, kind });
+        let unresolved = if kind.has_markers() {
+            std::fs::read(worktree.join(&path))
+                .ok()
+                .and_then(|b| crate::conflict::parse(&b, marker_size(worktree, &path)).ok())
+                .map(|p| p.conflict_count())
+        } else {
+            None
+        };
+        out.push(ConflictFile { path, kind, unresolved });
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)

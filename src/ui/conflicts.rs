@@ -31,8 +31,10 @@ pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect)
     for (i, f) in view.files.iter().enumerate() {
         let cur = i == view.file;
         let style = if cur { theme.style("roster.selected") } else { Style::default() };
-        let left = match (&view.loaded, cur) {
-            (Some((p, Ok(r))), true) if *p == f.path => format!(" {}", r.unresolved()),
+        // The file on screen counts what is resolved here; the others, what is left on disk.
+        let left = match (&view.loaded, cur, f.unresolved) {
+            (Some((p, Ok(r))), true, _) if *p == f.path => format!(" {}", r.unresolved()),
+            (_, _, Some(n)) => format!(" {n}"),
             _ => String::new(),
         };
         lines.push(Line::from(Span::styled(format!("{}{}{left}", if cur { "▸" } else { " " }, f.path), style)));
