@@ -235,10 +235,13 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
             let wt = agent_worktree(root, &agent)?;
             let only = (!files.is_empty()).then_some(files);
             if !yes {
-                let changes = cp::rollback_preview(&wt, &agent, n, only.as_deref())?;
+                let (changes, moves_head) = cp::rollback_preview(&wt, &agent, n, only.as_deref())?;
                 println!("restoring checkpoint {n} of {agent} would change {} file(s):", changes.len());
                 for c in changes {
                     println!("  {c}");
+                }
+                if moves_head {
+                    println!("and move {agent}'s branch back to the commit it was on then");
                 }
                 println!("run again with --yes to do it (a rescue checkpoint is taken first)");
                 return Ok(ExitCode::from(2));

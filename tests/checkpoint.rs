@@ -218,7 +218,8 @@ fn rollback_resets_the_branch_to_the_recorded_head_and_partial_rollback_touches_
     std::fs::write(root.join("b.txt"), "b2\n").unwrap();
     // Partial: only b.txt goes back; the branch stays.
     let preview = checkpoint::rollback_preview(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
-    assert_eq!(preview, vec!["b.txt"]);
+    assert_eq!(preview, (vec!["b.txt".to_string()], false));
+    assert!(checkpoint::rollback_preview(root, "t", cp.n, None).unwrap().1, "a whole rollback moves the branch");
     let report = checkpoint::rollback(root, "t", cp.n, Some(&["b.txt".to_string()])).unwrap();
     assert_eq!(report.changed, vec!["b.txt"]);
     assert_eq!(std::fs::read_to_string(root.join("b.txt")).unwrap(), "b1\n");

@@ -214,6 +214,7 @@ fn rollback_confirmation_lists_files() {
             n: 3,
             files: None,
             changes: vec!["src/api.rs".into(), "tests/health.rs".into()],
+            moves_head: true,
         }),
     );
     insta::assert_snapshot!(draw(&s));

@@ -791,7 +791,7 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                 state.timeline.diff = Some((name, n, base, files));
             }
         }
-        Event::RollbackPreview { name, n, files, changes } => {
+        Event::RollbackPreview { name, n, files, changes, moves_head } => {
             if changes.is_empty() {
                 state.status =
                     Some((format!("nothing to roll back: {name}'s files already match checkpoint {n}"), false));
@@ -806,7 +806,7 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             if changes.len() > 12 {
                 lines.push(format!("  … and {} more", changes.len() - 12));
             }
-            if files.is_none() {
+            if moves_head {
                 lines.push("Its branch goes back to the commit it was on then.".into());
             }
             lines.push("A rescue checkpoint is taken first: u (undo rollback) returns to now.".into());

@@ -260,8 +260,8 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
         }
         JobKind::Preview { n, files } => {
             return match checkpoint::rollback_preview(&worktree, &name, n, files.as_deref()) {
-                Ok(changes) => {
-                    sink(Event::RollbackPreview { name, n, files, changes });
+                Ok((changes, moves_head)) => {
+                    sink(Event::RollbackPreview { name, n, files, changes, moves_head });
                     None
                 }
                 Err(e) => Some(JobDone {

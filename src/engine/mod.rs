@@ -253,6 +253,8 @@ pub enum Event {
         n: u32,
         files: Option<Vec<String>>,
         changes: Vec<String>,
+        /// The rollback also moves the agent's branch back.
+        moves_head: bool,
     },
     /// A merge of the agent stopped on conflicts (also sent again as files get resolved).
     MergeConflicts {

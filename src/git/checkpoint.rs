@@ -214,12 +214,15 @@ fn check_not_locked(repo: &Repository) -> Result<()> {
     Ok(())
 }
 
-/// What rolling back to `n` would change on disk (only `files` when given).
-pub fn rollback_preview(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) -> Result<Vec<String>> {
+/// What rolling back to `n` would do: the files that change on disk (only `files` when given), and whether
+/// the branch moves (a whole rollback to a checkpoint taken on another commit).
+pub fn rollback_preview(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) -> Result<(Vec<String>, bool)> {
     let repo = open(worktree)?;
-    let target = find(&repo, agent, n)?.tree()?;
+    let target = find(&repo, agent, n)?;
+    let moves_head = files.is_none() && Oid::from_str(&parse(n, &target).head).ok() != head_info(&repo).0;
     let current = repo.find_tree(disk_tree(&repo, agent)?)?;
-    Ok(changes(&repo, &current, &target, files)?.into_iter().map(|c| c.path_string()).collect())
+    let changed = changes(&repo, &current, &target.tree()?, files)?.into_iter().map(|c| c.path_string()).collect();
+    Ok((changed, moves_head))
 }
 
 struct Change {
