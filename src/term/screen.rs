@@ -92,15 +92,4 @@ impl Screen {
     pub fn text(&self) -> Vec<String> {
         (0..self.rows).map(|r| self.row_text(r)).collect()
     }
-
-    /// Build a screen from plain lines (tests and snapshots of the UI).
-    pub fn from_lines(rows: u16, cols: u16, lines: &[&str]) -> Screen {
-        let mut screen = Screen::blank(rows, cols);
-        for (r, line) in lines.iter().enumerate().take(rows as usize) {
-            for (c, ch) in line.chars().enumerate().take(cols as usize) {
-                screen.cells[r * cols as usize + c].text = CompactString::from(&*ch.encode_utf8(&mut [0u8; 4]));
-            }
-        }
-        screen
-    }
 }
