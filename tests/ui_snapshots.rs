@@ -236,8 +236,7 @@ fn conflict_state(width: u16, height: u16) -> State {
         Msg::Engine(Event::ConflictFile {
             name: "api".into(),
             path: "src/api.rs".into(),
-            bytes: text.as_bytes().to_vec(),
-            marker_size: 7,
+            parsed: muster::conflict::parse(text.as_bytes(), 7),
         }),
     );
     s

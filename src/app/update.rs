@@ -5,7 +5,7 @@ use ratatui_textarea::{Input, Key as TaKey, TextArea};
 
 use super::state::{AgentView, Confirmed, ConflictView, Dialog, EditPurpose, State, TimelineView, WellTab};
 use crate::config::keymap::{Action, Mode};
-use crate::conflict::{parse, Choice, Resolver, WholeFile};
+use crate::conflict::{Choice, Resolver, WholeFile};
 use crate::engine::{AgentState, Command, Event};
 use crate::git::checkpoint::DiffBase;
 use crate::git::merge::Side;
@@ -761,9 +761,9 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                 state.attached = false;
             }
         }
-        Event::ConflictFile { name, path, bytes, marker_size } => {
+        Event::ConflictFile { name, path, parsed } => {
             if let Some(v) = state.conflicts.as_mut().filter(|v| v.agent == name) {
-                let parsed = parse(&bytes, marker_size)
+                let parsed = parsed
                     .map(Resolver::new)
                     .map_err(|e| format!("{path}:{}: {}; the file will not be rewritten from here", e.line, e.message));
                 v.loaded = Some((path, parsed));
@@ -1017,6 +1017,8 @@ mod tests {
         assert_eq!(s.agents.len(), 1);
     }
 
+    use crate::conflict::parse;
+
     fn conflicted() -> State {
         use crate::git::merge::{ConflictFile, ConflictKind};
         let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Idle)]);
@@ -1033,7 +1035,7 @@ mod tests {
                 .to_vec();
         update(
             &mut s,
-            Msg::Engine(Event::ConflictFile { name: "b".into(), path: "f.txt".into(), bytes, marker_size: 7 }),
+            Msg::Engine(Event::ConflictFile { name: "b".into(), path: "f.txt".into(), parsed: parse(&bytes, 7) }),
         );
         s
     }
@@ -1127,7 +1129,7 @@ mod tests {
         let bytes = b"<<<<<<< main\nO\n".to_vec();
         update(
             &mut s,
-            Msg::Engine(Event::ConflictFile { name: "b".into(), path: "f.txt".into(), bytes, marker_size: 7 }),
+            Msg::Engine(Event::ConflictFile { name: "b".into(), path: "f.txt".into(), parsed: parse(&bytes, 7) }),
         );
         match &s.conflicts.as_ref().unwrap().loaded {
             Some((_, Err(e))) => assert!(e.contains("f.txt:1: unterminated"), "{e}"),

@@ -104,19 +104,22 @@ impl Resolver {
     }
 
     pub fn undo(&mut self) -> bool {
-        match self.undo.pop() {
-            Some(prev) => {
-                self.redo.push(std::mem::replace(&mut self.choices, prev));
-                true
-            }
-            None => false,
-        }
+        Self::step(&mut self.undo, &mut self.redo, &mut self.choices)
     }
 
     pub fn redo(&mut self) -> bool {
-        match self.redo.pop() {
-            Some(next) => {
-                self.undo.push(std::mem::replace(&mut self.choices, next));
+        Self::step(&mut self.redo, &mut self.undo, &mut self.choices)
+    }
+
+    /// Move one snapshot of the choices from `from` into effect, keeping the current one on `to`.
+    fn step(
+        from: &mut Vec<Vec<Option<Choice>>>,
+        to: &mut Vec<Vec<Option<Choice>>>,
+        current: &mut Vec<Option<Choice>>,
+    ) -> bool {
+        match from.pop() {
+            Some(snapshot) => {
+                to.push(std::mem::replace(current, snapshot));
                 true
             }
             None => false,

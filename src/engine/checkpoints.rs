@@ -39,7 +39,6 @@ pub enum JobKind {
     },
     Conflict {
         root: PathBuf,
-        into_agent: bool,
         op: ConflictOp,
     },
 }
@@ -63,7 +62,8 @@ pub struct Job {
 /// What a finished job tells the engine.
 pub struct JobDone {
     pub name: String,
-    pub checkpoints: Vec<Checkpoint>,
+    /// The agent's checkpoints after a job that may have changed them; None when it cannot have.
+    pub checkpoints: Option<Vec<Checkpoint>>,
     /// Some(true) after a rollback, Some(false) after an undo.
     pub rolled_back: Option<bool>,
     pub message: Option<(String, bool)>,
@@ -153,8 +153,8 @@ fn conflict_op(
     match op {
         ConflictOp::Read { path } => {
             let bytes = std::fs::read(place.join(&path)).unwrap_or_default();
-            let marker_size = merge::marker_size(place, &path);
-            sink(Event::ConflictFile { name: name.to_string(), path, bytes, marker_size });
+            let parsed = crate::conflict::parse(&bytes, merge::marker_size(place, &path));
+            sink(Event::ConflictFile { name: name.to_string(), path, parsed });
             Ok(None)
         }
         ConflictOp::Stage { path, content } => {
@@ -201,6 +201,8 @@ fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
 
 fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> Option<JobDone> {
     let mut rolled_back = None;
+    // Resolving conflicts leaves the timeline as it was: no need to list it again.
+    let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let message = match kind {
         JobKind::Create { trigger } => match checkpoint::create(&worktree, &name, &trigger) {
             Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
@@ -246,7 +248,8 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
                 Err(e) => Some((format!("{name}: merge refused: {e:#}"), true)),
             }
         }
-        JobKind::Conflict { root, into_agent, op } => {
+        JobKind::Conflict { root, op } => {
+            let into_agent = merge::in_progress(&worktree);
             let place = merge::merge_worktree(&root, &worktree, into_agent);
             match conflict_op(&name, &place, into_agent, op, sink) {
                 Ok(text) => text.map(|t| (t, false)),
@@ -265,7 +268,7 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
                     None
                 }
                 Err(e) => Some(JobDone {
-                    checkpoints: checkpoint::list(&worktree, &name).unwrap_or_default(),
+                    checkpoints: None,
                     name: name.clone(),
                     rolled_back: None,
                     message: Some((format!("{name}: {e:#}"), true)),
@@ -273,7 +276,7 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
             };
         }
     };
-    let checkpoints = checkpoint::list(&worktree, &name).unwrap_or_default();
+    let checkpoints = touches_timeline.then(|| checkpoint::list(&worktree, &name).unwrap_or_default());
     Some(JobDone { name, checkpoints, rolled_back, message })
 }
 

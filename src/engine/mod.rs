@@ -267,11 +267,11 @@ pub enum Event {
         name: String,
         text: String,
     },
+    /// A conflicted file, parsed off the UI thread (or why it cannot be resolved hunk by hunk).
     ConflictFile {
         name: String,
         path: String,
-        bytes: Vec<u8>,
-        marker_size: usize,
+        parsed: Result<crate::conflict::Parsed, crate::conflict::ParseError>,
     },
     /// Agents whose work collides, newest pass.
     Overlaps(OverlapReport),

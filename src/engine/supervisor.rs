@@ -17,7 +17,7 @@ use super::store::{self, SavedAgent, SavedCrew};
 use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
 use crate::config::crew::AgentSpec;
 use crate::config::preset;
-use crate::git::{diffstat, ports, worktree};
+use crate::git::{diffstat, merge, ports, worktree};
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::keys;
 
@@ -92,8 +92,6 @@ struct Slot {
     last_diff_request: Option<Instant>,
     /// When a periodic checkpoint was last asked for, while busy.
     last_periodic: Option<Instant>,
-    /// A merge of this agent is in progress: base into the agent (true) or the agent into its base.
-    merge_into_agent: Option<bool>,
 }
 
 struct Supervisor {
@@ -259,7 +257,6 @@ impl Supervisor {
             paused: false,
             last_diff_request: None,
             last_periodic: None,
-            merge_into_agent: None,
         }
     }
 
@@ -309,11 +306,11 @@ impl Supervisor {
     }
 
     fn conflict(&self, name: &str, op: ConflictOp) {
-        let into_agent =
-            self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.merge_into_agent).unwrap_or(false);
-        // Reading a file needs no pause; writes into the agent's own worktree hold it still.
-        let pause = into_agent && !matches!(op, ConflictOp::Read { .. });
-        self.job(name, JobKind::Conflict { root: self.cfg.root.clone(), into_agent, op }, pause);
+        // A merge into the agent runs in its worktree: writes there hold the agent still; reads need nothing.
+        let in_agent =
+            self.slots.iter().find(|s| s.spec.name == name).is_some_and(|s| merge::in_progress(&s.info.worktree));
+        let pause = in_agent && !matches!(op, ConflictOp::Read { .. });
+        self.job(name, JobKind::Conflict { root: self.cfg.root.clone(), op }, pause);
     }
 
     /// Compare every pair of agents' work, off this thread; at most one pass runs at a time.
@@ -331,17 +328,18 @@ impl Supervisor {
     }
 
     fn checkpoints_done(&mut self, done: JobDone) {
-        if let Some((text, error)) = done.message.clone() {
-            self.message(text, error);
+        if let Some((text, error)) = &done.message {
+            self.message(text.clone(), *error);
         }
-        let Some(slot) = self.slot_mut(&done.name) else { return };
-        slot.info.checkpoints = done.checkpoints.len();
+        let Some(checkpoints) = done.checkpoints else { return };
+        let name = done.name;
+        let Some(slot) = self.slot_mut(&name) else { return };
+        slot.info.checkpoints = checkpoints.len();
         if let Some(r) = done.rolled_back {
             slot.info.rolled_back = r;
         }
-        let name = done.name.clone();
         self.emit(&name);
-        (self.sink)(Event::Timeline { name: name.clone(), checkpoints: done.checkpoints });
+        (self.sink)(Event::Timeline { name: name.clone(), checkpoints });
         if done.rolled_back.is_some() {
             self.request_diffstat(&name, true);
         }
@@ -486,9 +484,6 @@ impl Supervisor {
             Command::Merge { name, into_agent, message } => {
                 let base =
                     self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
-                if let Some(slot) = self.slot_mut(&name) {
-                    slot.merge_into_agent = Some(into_agent);
-                }
                 self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message }, true);
             }
             Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path }),

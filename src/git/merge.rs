@@ -274,6 +274,11 @@ pub fn abort(worktree: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Whether a merge is in progress in `worktree` (git's own state, so merges started anywhere count).
+pub fn in_progress(worktree: &Path) -> bool {
+    Repository::open(worktree).is_ok_and(|r| r.state() == git2::RepositoryState::Merge)
+}
+
 /// Where a merge of `agent` runs: the main worktree (into base), or the agent's worktree (base into it).
 pub fn merge_worktree(root: &Path, agent_worktree: &Path, into_agent: bool) -> PathBuf {
     if into_agent {

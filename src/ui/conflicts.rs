@@ -10,9 +10,10 @@ use ratatui::Frame;
 use crate::app::{ConflictView, State};
 use crate::conflict::{Resolver, Segment};
 
-fn text_lines(bytes: &[u8]) -> Vec<String> {
-    let s = String::from_utf8_lossy(bytes);
-    s.strip_suffix('\n').unwrap_or(&s).split('\n').map(|l| l.trim_end_matches('\r').to_string()).collect()
+/// The lines of a text, lazily (without their endings), so a caller takes only what it shows.
+fn lines_of(bytes: &[u8]) -> impl DoubleEndedIterator<Item = String> + '_ {
+    let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    bytes.split(|&b| b == b'\n').map(|l| String::from_utf8_lossy(l.strip_suffix(b"\r").unwrap_or(l)).into_owned())
 }
 
 pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect) {
@@ -95,35 +96,42 @@ pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect)
             .borders(Borders::ALL)
             .border_style(theme.style("ui.border"))
             .title(Span::styled(format!(" {title} "), theme.style(scope)));
-        let lines: Vec<Line> = text_lines(&body).into_iter().map(Line::from).collect();
+        let lines: Vec<Line> = lines_of(&body).take(rect.height as usize).map(Line::from).collect();
         frame.render_widget(Paragraph::new(lines).block(block), rect);
     }
-    // The result, scrolled so the current conflict is in view.
+    // The result around the current conflict: two lines of context, then as much as fits. Only these lines
+    // are built, so a large file costs no more per frame than a small one.
     let result_rect = Rect::new(right.x, right.y + panes_h, right.width, right.height.saturating_sub(panes_h));
+    let room = result_rect.height as usize;
+    let segments = &resolver.original().segments;
+    let Some(at) =
+        segments.iter().enumerate().filter(|(_, s)| matches!(s, Segment::Conflict(_))).nth(view.hunk).map(|(i, _)| i)
+    else {
+        return;
+    };
     let mut lines: Vec<Line> = Vec::new();
-    let mut current_at = 0usize;
-    let mut k = 0usize;
-    for seg in &resolver.original().segments {
+    if let Some(Segment::Text(t)) = at.checked_sub(1).and_then(|i| segments.get(i)) {
+        let mut before: Vec<String> = lines_of(t).rev().take(2).collect();
+        before.reverse();
+        lines.extend(before.into_iter().map(Line::from));
+    }
+    let mut k = view.hunk;
+    for seg in &segments[at..] {
+        if lines.len() >= room {
+            break;
+        }
+        let left = room - lines.len();
         match seg {
-            Segment::Text(t) => lines.extend(text_lines(t).into_iter().map(Line::from)),
+            Segment::Text(t) => lines.extend(lines_of(t).take(left).map(Line::from)),
             Segment::Conflict(c) => {
-                let is_current = k == view.hunk;
-                if is_current {
-                    current_at = lines.len();
-                }
-                let hl = if is_current { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default() };
-                match resolver.choice(k) {
-                    Some(choice) => lines.extend(
-                        text_lines(&Resolver::resolution(c, choice))
-                            .into_iter()
-                            .map(|l| Line::from(Span::styled(l, theme.style("roster.added").patch(hl)))),
-                    ),
-                    None => lines.extend(
-                        text_lines(&c.raw())
-                            .into_iter()
-                            .map(|l| Line::from(Span::styled(l, theme.style("ui.warning").patch(hl)))),
-                    ),
-                }
+                let hl =
+                    if k == view.hunk { Style::default().add_modifier(Modifier::REVERSED) } else { Style::default() };
+                let (text, scope) = match resolver.choice(k) {
+                    Some(choice) => (Resolver::resolution(c, choice), "roster.added"),
+                    None => (c.raw(), "ui.warning"),
+                };
+                let style = theme.style(scope).patch(hl);
+                lines.extend(lines_of(&text).take(left).map(|l| Line::from(Span::styled(l, style))));
                 k += 1;
             }
         }
@@ -141,6 +149,5 @@ pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect)
         ),
         theme.style("ui.tab.active"),
     ));
-    let scroll = current_at.saturating_sub(2) as u16;
-    frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), result_rect);
+    frame.render_widget(Paragraph::new(lines).block(block), result_rect);
 }
