@@ -223,7 +223,15 @@ impl Theme {
                     None => (PathBuf::from("--theme"), 0),
                 };
                 let text = chain.last().map(|(_, t, _)| t.clone()).unwrap_or_default();
-                warnings.push(Warning(ConfigError::at(&file, &text, offset, format!("unknown theme `{n}`"))));
+                warnings.push(Warning(ConfigError::at(
+                    &file,
+                    &text,
+                    offset,
+                    format!(
+                        "unknown theme `{n}` (built in: {}; or a file in a themes folder)",
+                        Theme::names().join(", ")
+                    ),
+                )));
                 break;
             };
             let parsed = read_theme_file(&path, &text, &mut warnings);

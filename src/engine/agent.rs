@@ -114,7 +114,6 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         last_activity_report: None,
         reported: None,
         hook: None,
-        eof: false,
     };
     std::thread::Builder::new().name(format!("term-{}", args.name)).spawn(move || term_state.run(term_rx))?;
 
@@ -177,7 +176,6 @@ struct TermThread {
     last_activity_report: Option<Instant>,
     reported: Option<(AgentState, Option<String>)>,
     hook: Option<HookReport>,
-    eof: bool,
 }
 
 impl TermThread {
@@ -212,10 +210,8 @@ impl TermThread {
                 self.last_output = Some(Instant::now());
                 self.mark_dirty();
             }
-            TermMsg::Eof => {
-                self.eof = true;
-                self.mark_dirty();
-            }
+            // The last output is in: send the final screen.
+            TermMsg::Eof => self.mark_dirty(),
             TermMsg::Resize(rows, cols) => {
                 if self.model.size() != (rows, cols) {
                     self.model.resize(rows, cols);

@@ -875,4 +875,84 @@ mod tests {
         demo.prompt_args = vec![];
         assert_eq!(command_line(&demo, exe, false), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
     }
+
+    /// The engine on the fake PTY: no process, every byte in and out seen by the test.
+    #[test]
+    fn engine_drives_a_fake_pty() {
+        use crate::pty::FakePty;
+        use std::time::Duration;
+        let repo = crate::git::worktree::tests::temp_repo();
+        let crew = crate::config::crew::parse_crew(
+            std::path::Path::new("c.toml"),
+            "[[agent]]\nname='f'\ncommand='fake-agent'\nargs=['--x']\nenter_delay_ms=0\n",
+            &preset::builtin(),
+            &Default::default(),
+        )
+        .unwrap();
+        let cfg = EngineConfig {
+            root: repo.path().to_path_buf(),
+            crew,
+            scrollback: 100,
+            muster_exe: "/bin/muster".into(),
+            stop_grace: Duration::from_secs(1),
+            checkpoint_every: Duration::from_secs(300),
+        };
+        let fake = Arc::new(FakePty::default());
+        let (sink, events) = super::super::channel_sink();
+        let engine = start(cfg, fake.clone(), sink).unwrap();
+        engine.send(Command::Watch { name: Some("f".into()), rows: 10, cols: 40 });
+        engine.send(Command::StartCrew);
+        let end = Instant::now() + Duration::from_secs(20);
+        let wait = |what: &str, pred: &mut dyn FnMut(&Event) -> bool| loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match events.recv_timeout(left) {
+                Ok(e) if pred(&e) => return e,
+                Ok(_) => {}
+                Err(_) => panic!("timed out waiting for {what}"),
+            }
+        };
+        wait(
+            "the agent",
+            &mut |e| matches!(e, Event::Agent(i) if i.state == AgentState::Starting && i.pid.is_none() && !i.branch.is_empty()),
+        );
+        let wait_child = || loop {
+            if let Some(c) = fake.children().into_iter().next() {
+                return c;
+            }
+            assert!(Instant::now() < end, "never spawned");
+            std::thread::yield_now();
+        };
+        let child = wait_child();
+        // Spawned in its worktree, with its command line and a clean environment, at the pane's size.
+        assert_eq!((child.spec.program.as_str(), child.spec.args.clone()), ("fake-agent", vec!["--x".to_string()]));
+        assert!(child.spec.cwd.ends_with(".muster/worktrees/f"));
+        assert!(child.spec.env.contains(&("MUSTER_AGENT".into(), "f".into())));
+        assert_eq!((child.spec.rows, child.spec.cols), (10, 40));
+        // Output reaches the screen; the child turns on application cursor keys and bracketed paste.
+        child.output.send(b"hello\x1b[?1h\x1b[?2004h".to_vec()).unwrap();
+        wait("the screen", &mut |e| matches!(e, Event::Screen { screen, .. } if screen.row_text(0) == "hello"));
+        let input = || child.input.lock().unwrap().clone();
+        let until = |want: &[u8]| {
+            while !input().windows(want.len()).any(|w| w == want) {
+                assert!(Instant::now() < end, "input never held {want:?}: {:?}", String::from_utf8_lossy(&input()));
+                std::thread::yield_now();
+            }
+        };
+        engine.send(Command::Key { name: "f".into(), key: crate::key::Key::parse("up").unwrap() });
+        until(b"\x1bOA");
+        engine.send(Command::Steer { name: "f".into(), text: "two\nlines".into() });
+        until(b"\x1b[200~two\nlines\x1b[201~\r");
+        engine.send(Command::Watch { name: Some("f".into()), rows: 20, cols: 60 });
+        while *child.size.lock().unwrap() != (20, 60) {
+            assert!(Instant::now() < end, "never resized");
+            std::thread::yield_now();
+        }
+        child.exit.send(ExitInfo { code: Some(4), signal: None }).unwrap();
+        wait(
+            "the exit",
+            &mut |e| matches!(e, Event::Agent(i) if i.state == AgentState::Exited && i.exit.and_then(|x| x.code) == Some(4)),
+        );
+        engine.send(Command::Shutdown);
+        wait("shutdown", &mut |e| matches!(e, Event::ShutdownComplete));
+    }
 }

@@ -64,10 +64,6 @@ pub struct Screen {
 }
 
 impl Screen {
-    pub fn blank(rows: u16, cols: u16) -> Screen {
-        Screen { rows, cols, cells: vec![ScreenCell::default(); rows as usize * cols as usize], ..Screen::default() }
-    }
-
     pub fn cell(&self, row: u16, col: u16) -> Option<&ScreenCell> {
         if row >= self.rows || col >= self.cols {
             return None;
