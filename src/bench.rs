@@ -183,10 +183,16 @@ fn touch_files(root: &std::path::Path, files: usize, changed: usize, round: usiz
     Ok(())
 }
 
-/// Checkpoint and rollback latency against `git add -A && git commit` on a copy, in one run.
+/// Checkpoint and rollback latency against `git add -A && git commit` on a copy, in one run. A checkpoint is
+/// timed as the engine takes it: the watcher's changes (barrier included), then the snapshot; and once more
+/// without a watcher (every file looked at), as the command line takes it.
 pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
     use crate::git::checkpoint;
-    println!("checkpoint latency (files in repo, files changed): muster checkpoint | muster rollback | git add -A && git commit on a copy");
+    use crate::git::watch::WorktreeWatch;
+    println!(
+        "checkpoint latency (files in repo, files changed): muster checkpoint (watched) | (scanning every file) | \
+         muster rollback | git add -A && git commit on a copy"
+    );
     let mut made = Vec::new();
     for &(files, changed) in cases {
         let dir = tempfile_dir()?;
@@ -204,38 +210,44 @@ pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
         sh(&copy, "git update-index -q --refresh")?;
         std::thread::sleep(Duration::from_millis(1100));
         sh(&copy, "git update-index -q --really-refresh")?;
-        let (first, _) = checkpoint::create(&repo, "bench", "first")?;
+        let watch = WorktreeWatch::new(&repo)?;
+        let (first, _) = checkpoint::create_with(&repo, "bench", "first", &watch.take())?;
+        checkpoint::create(&repo, "scan", "first")?;
         std::thread::sleep(Duration::from_millis(1100));
         // Three rounds each, medians: single figures on this filesystem swing with inode allocation.
         let median = |mut v: Vec<Duration>| {
             v.sort();
             v[v.len() / 2]
         };
-        let mut creates = Vec::new();
-        let mut gits = Vec::new();
+        let (mut watched, mut scanned, mut gits) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=3 {
             touch_files(&repo, files, changed, round)?;
             touch_files(&copy, files, changed, round)?;
             let t = Instant::now();
-            let (cp, new) = checkpoint::create(&repo, "bench", "bench")?;
-            creates.push(t.elapsed());
+            let (cp, new) = checkpoint::create_with(&repo, "bench", "bench", &watch.take())?;
+            watched.push(t.elapsed());
             anyhow::ensure!(new && cp.files == changed, "checkpoint saw {} changed files", cp.files);
+            let t = Instant::now();
+            let (cp, new) = checkpoint::create(&repo, "scan", "bench")?;
+            scanned.push(t.elapsed());
+            anyhow::ensure!(new && cp.files == changed, "full checkpoint saw {} changed files", cp.files);
             gits.push(sh(&copy, "git add -A && git -c user.name=b -c user.email=b@b commit -qm x")?);
         }
         let mut rollbacks = Vec::new();
         for _ in 0..3 {
             let t = Instant::now();
-            let report = checkpoint::rollback(&repo, "bench", first.n, None)?;
+            let report = checkpoint::rollback_with(&repo, "bench", first.n, None, &watch.take())?;
             rollbacks.push(t.elapsed());
             checkpoint::undo_rollback(&repo, "bench")?;
             anyhow::ensure!(report.changed.len() == changed, "rollback changed {} files", report.changed.len());
         }
-        let (create, rollback, git) = (median(creates), median(rollbacks), median(gits));
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
         println!(
-            "  {files:>6} files, {changed:>4} changed: {:>7.1} ms | {:>7.1} ms | {:>7.1} ms",
-            create.as_secs_f64() * 1e3,
-            rollback.as_secs_f64() * 1e3,
-            git.as_secs_f64() * 1e3
+            "  {files:>6} files, {changed:>4} changed: {:>7.1} ms | {:>7.1} ms | {:>7.1} ms | {:>7.1} ms",
+            ms(median(watched)),
+            ms(median(scanned)),
+            ms(median(rollbacks)),
+            ms(median(gits))
         );
         made.push(dir);
     }

@@ -6,9 +6,13 @@ use std::path::Path;
 use std::process::Command;
 
 use muster::git::checkpoint::{self, DiffBase};
+use muster::git::watch::{Changes, WorktreeWatch};
 use proptest::prelude::*;
 
-const PATHS: [&str; 9] = ["a", "b.txt", "d/c", "d/e/f", "d/e/g.rs", "exe.sh", "link", "x.log", "d/y.log"];
+const PATHS: [&str; 11] =
+    ["a", "b.txt", "d/c", "d/e/f", "d/e/g.rs", "exe.sh", "link", "x.log", "d/y.log", "n/m/k", "n/j"];
+/// Folders for the folder operations of the watcher's property test.
+const DIRS: [&str; 5] = ["d", "d/e", "n", "n/m", "q"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Entry {
@@ -23,6 +27,8 @@ enum Op {
     Rename(usize, usize),
     Chmod(usize, bool),
     Symlink(usize, String),
+    RemoveDir(usize),
+    MoveDir(usize, usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -33,6 +39,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (p.clone(), p.clone()).prop_map(|(a, b)| Op::Rename(a, b)),
         1 => (p.clone(), any::<bool>()).prop_map(|(i, x)| Op::Chmod(i, x)),
         1 => (p, "[a-z./]{1,8}").prop_map(|(i, t)| Op::Symlink(i, t)),
+    ]
+}
+
+/// File operations plus removing and moving whole folders.
+fn op_with_folders() -> impl Strategy<Value = Op> {
+    let d = 0..DIRS.len();
+    prop_oneof![
+        6 => op(),
+        1 => d.clone().prop_map(Op::RemoveDir),
+        1 => (d.clone(), d).prop_map(|(a, b)| Op::MoveDir(a, b)),
     ]
 }
 
@@ -113,6 +129,18 @@ fn apply(root: &Path, op: &Op) {
                 std::os::unix::fs::symlink(target, &p).unwrap();
             }
         }
+        Op::RemoveDir(i) => {
+            let p = root.join(DIRS[*i]);
+            if is_dir(&p) {
+                std::fs::remove_dir_all(&p).unwrap();
+            }
+        }
+        Op::MoveDir(a, b) => {
+            let (pa, pb) = (root.join(DIRS[*a]), root.join(DIRS[*b]));
+            if is_dir(&pa) && !exists(&pb) && !pb.starts_with(&pa) && parent_ok(root, &pb) {
+                std::fs::rename(&pa, &pb).unwrap();
+            }
+        }
     }
 }
 
@@ -184,6 +212,65 @@ proptest! {
         prop_assert_eq!(&undone, &pre_rollback);
         prop_assert_eq!(&ignored_undone, &ignored);
     }
+}
+
+fn tree_of(root: &Path, commit: &str) -> String {
+    let out =
+        Command::new("git").args(["rev-parse", &format!("{commit}^{{tree}}")]).current_dir(root).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// A checkpoint that reads only the paths the watcher reported equals one that scans every file.
+    #[test]
+    fn watched_checkpoints_equal_full_scans(rounds in proptest::collection::vec(
+        proptest::collection::vec(op_with_folders(), 0..8), 1..5)
+    ) {
+        let dir = repo();
+        let root = dir.path();
+        let watch = WorktreeWatch::new(root).unwrap();
+        let first = watch.take();
+        prop_assert_eq!(&first, &Changes::All);
+        checkpoint::create_with(root, "w", "t", &first).unwrap();
+        for ops in &rounds {
+            for o in ops { apply(root, o); }
+            let changes = watch.take();
+            let (watched, _) = checkpoint::create_with(root, "w", "t", &changes).unwrap();
+            let (scanned, _) = checkpoint::create(root, "f", "t").unwrap();
+            prop_assert_eq!(tree_of(root, &watched.id), tree_of(root, &scanned.id), "after {:?}: {:?}", ops, changes);
+            prop_assert!(!watch.is_dirty() || changes == Changes::All);
+        }
+    }
+}
+
+#[test]
+fn the_watcher_names_only_what_changed_and_rescans_after_a_folder_moves() {
+    let dir = repo();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("build")).unwrap();
+    std::fs::write(root.join(".gitignore"), "*.log\nbuild/\n").unwrap();
+    let watch = WorktreeWatch::new(root).unwrap();
+    assert!(watch.is_dirty(), "nothing is known before the first scan");
+    assert_eq!(watch.take(), Changes::All);
+    assert!(!watch.is_dirty());
+    // A quiet worktree: the next checkpoint looks at nothing.
+    assert_eq!(watch.take(), Changes::Paths(vec![]));
+    std::fs::write(root.join("d/c"), "changed\n").unwrap();
+    std::fs::write(root.join("build/out"), "ignored folder, not watched\n").unwrap();
+    std::fs::create_dir_all(root.join("new/deep")).unwrap();
+    std::fs::write(root.join("new/deep/file"), "x").unwrap();
+    assert!(watch.is_dirty());
+    assert_eq!(watch.take(), Changes::Paths(vec!["d/c".into(), "new".into()]));
+    // Files in a folder that appeared are seen once the folder has its watch (set up by the take above).
+    std::fs::write(root.join("new/deep/second"), "y").unwrap();
+    assert_eq!(watch.take(), Changes::Paths(vec!["new/deep/second".into()]));
+    // A watched folder moving would leave its watches with the old name: everything is scanned and watched anew.
+    std::fs::rename(root.join("new"), root.join("renamed")).unwrap();
+    assert_eq!(watch.take(), Changes::All);
+    std::fs::write(root.join("renamed/deep/third"), "z").unwrap();
+    assert_eq!(watch.take(), Changes::Paths(vec!["renamed/deep/third".into()]));
 }
 
 #[test]

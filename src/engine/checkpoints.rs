@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::git::checkpoint::{self, Checkpoint, DiffBase};
 use crate::git::merge::{self, MergeOutcome, Side};
+use crate::git::watch::{Changes, WorktreeWatch};
 use crate::pty::{signals, PtyControl};
 
 use super::supervisor::EngineMsg;
@@ -56,6 +57,8 @@ pub struct Job {
     pub worktree: PathBuf,
     /// The running agent to hold still (SIGSTOP/SIGCONT) while its files are read or written.
     pub pause: Option<Arc<dyn PtyControl>>,
+    /// What changed in the worktree since the last checkpoint; without it a checkpoint scans every file.
+    pub files: Option<Arc<WorktreeWatch>>,
     pub kind: JobKind,
 }
 
@@ -195,26 +198,48 @@ pub fn with_paused<R>(control: Option<&dyn PtyControl>, f: impl FnOnce() -> R) -
 }
 
 fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
-    let Job { name, worktree, pause, kind } = job;
-    with_paused(pause.as_deref(), move || run_job(name, worktree, kind, sink))
+    let Job { name, worktree, pause, files, kind } = job;
+    with_paused(pause.as_deref(), move || run_job(name, worktree, files.as_deref(), kind, sink))
 }
 
-fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> Option<JobDone> {
+/// What changed since the last checkpoint, taken with the agent paused. Whoever takes it and then fails must
+/// call `rescan`, or the changes would be forgotten.
+fn take_changes(files: Option<&WorktreeWatch>) -> Changes {
+    files.map_or(Changes::All, WorktreeWatch::take)
+}
+
+fn run_job(
+    name: String,
+    worktree: PathBuf,
+    files: Option<&WorktreeWatch>,
+    kind: JobKind,
+    sink: &EventSink,
+) -> Option<JobDone> {
+    let failed = || {
+        if let Some(w) = files {
+            w.rescan();
+        }
+    };
     let mut rolled_back = None;
     // Resolving conflicts leaves the timeline as it was: no need to list it again.
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let message = match kind {
-        JobKind::Create { trigger } => match checkpoint::create(&worktree, &name, &trigger) {
-            Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
-            Ok((cp, false)) if trigger == "key" => {
-                Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
+        JobKind::Create { trigger } => {
+            match checkpoint::create_with(&worktree, &name, &trigger, &take_changes(files)) {
+                Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
+                Ok((cp, false)) if trigger == "key" => {
+                    Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
+                }
+                Ok(_) => None,
+                Err(e) => {
+                    failed();
+                    Some((format!("{name}: checkpoint failed: {e:#}"), true))
+                }
             }
-            Ok(_) => None,
-            Err(e) => Some((format!("{name}: checkpoint failed: {e:#}"), true)),
-        },
-        JobKind::Rollback { n, files } => {
-            let partial = files.is_some();
-            match checkpoint::rollback(&worktree, &name, n, files.as_deref()) {
+        }
+        JobKind::Rollback { n, files: only } => {
+            let partial = only.is_some();
+            match checkpoint::rollback_with(&worktree, &name, n, only.as_deref(), &take_changes(files)) {
                 Ok(r) => {
                     rolled_back = Some(true);
                     let what = if partial {
@@ -231,7 +256,10 @@ fn run_job(name: String, worktree: PathBuf, kind: JobKind, sink: &EventSink) -> 
                         false,
                     ))
                 }
-                Err(e) => Some((format!("{name}: {e:#}"), true)),
+                Err(e) => {
+                    failed();
+                    Some((format!("{name}: {e:#}"), true))
+                }
             }
         }
         JobKind::Undo => match checkpoint::undo_rollback(&worktree, &name) {

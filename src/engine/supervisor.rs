@@ -17,6 +17,7 @@ use super::store::{self, SavedAgent, SavedCrew};
 use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
 use crate::config::crew::AgentSpec;
 use crate::config::preset;
+use crate::git::watch::WorktreeWatch;
 use crate::git::{diffstat, merge, ports, worktree};
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::keys;
@@ -92,6 +93,8 @@ struct Slot {
     last_diff_request: Option<Instant>,
     /// When a periodic checkpoint was last asked for, while busy.
     last_periodic: Option<Instant>,
+    /// Which files changed in the worktree since its last checkpoint.
+    files: Option<Arc<WorktreeWatch>>,
 }
 
 struct Supervisor {
@@ -257,6 +260,7 @@ impl Supervisor {
             paused: false,
             last_diff_request: None,
             last_periodic: None,
+            files: None,
         }
     }
 
@@ -275,13 +279,14 @@ impl Supervisor {
             .slots
             .iter()
             .filter(|s| s.info.state == AgentState::Busy && s.last_periodic.is_some_and(|t| t.elapsed() >= every))
+            .filter(|s| s.files.as_ref().is_none_or(|w| w.is_dirty()))
             .map(|s| s.spec.name.clone())
             .collect();
         for name in due {
             if let Some(slot) = self.slot_mut(&name) {
                 slot.last_periodic = Some(Instant::now());
             }
-            // An unchanged tree makes no checkpoint, so this only records work when files changed.
+            // Only when the watcher saw changes; and an unchanged tree makes no checkpoint anyway.
             self.job(&name, JobKind::Create { trigger: "periodic".into() }, true);
         }
     }
@@ -300,6 +305,7 @@ impl Supervisor {
             name: name.to_string(),
             worktree: slot.info.worktree.clone(),
             pause: if pause { control } else { None },
+            files: slot.files.clone(),
             kind,
         };
         let _ = self.jobs.send(job);
@@ -583,6 +589,11 @@ impl Supervisor {
         slot.info.error = None;
         slot.info.branch = branch;
         slot.info.base = base;
+        if slot.files.as_ref().is_none_or(|w| w.root() != cwd) {
+            slot.files = WorktreeWatch::new(&cwd)
+                .inspect_err(|e| tracing::warn!("{}: no file watcher, checkpoints scan every file: {e:#}", spec.name))
+                .ok();
+        }
         slot.info.worktree = cwd;
         slot.info.port_base = port_base;
         slot.info.pid = slot.running.as_ref().and_then(|r| r.control.pid());

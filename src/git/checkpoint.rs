@@ -9,6 +9,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use git2::{Delta, DiffOptions, Oid, Repository, Signature, Tree};
 use serde::{Deserialize, Serialize};
 
+use super::watch::Changes;
+
 const PREFIX: &str = "refs/muster/checkpoints";
 const UNDO_PREFIX: &str = "refs/muster/rollback";
 
@@ -105,12 +107,18 @@ fn find<'r>(repo: &'r Repository, agent: &str, n: u32) -> Result<git2::Commit<'r
 /// The tree of the worktree as it is on disk (tracked and untracked files that are not ignored, deletions,
 /// executable bits, symlinks), written to the object database. It goes through muster's own index file beside
 /// the worktree's (seeded from it): the user's index is never written, and the stat cache kept in ours means
-/// only files changed since the last checkpoint are read again.
-fn disk_tree(repo: &Repository, agent: &str) -> Result<Oid> {
+/// only files changed since the last checkpoint are read again. With `Changes::Paths` (from a watcher) only those
+/// paths are even looked at; everything else is taken as it was at the last checkpoint through this index.
+fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<Oid> {
     let path = repo.path().join(format!("muster-index-{agent}"));
     let users = repo.path().join("index");
-    if !path.exists() && users.exists() {
-        std::fs::copy(&users, &path).context("seeding the checkpoint index")?;
+    let mut changes = changes;
+    if !path.exists() {
+        // A new index knows nothing of the files' state: look at all of them.
+        changes = &Changes::All;
+        if users.exists() {
+            std::fs::copy(&users, &path).context("seeding the checkpoint index")?;
+        }
     }
     let mut index = git2::Index::open(&path).context("opening the checkpoint index")?;
     // Binds the index to this in-memory repository only; nothing on disk changes.
@@ -118,6 +126,16 @@ fn disk_tree(repo: &Repository, agent: &str) -> Result<Oid> {
     // One scan of the worktree against the index's stat cache; only what differs is read and hashed.
     let mut opts = DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true).update_index(true);
+    if let Changes::Paths(paths) = changes {
+        if paths.is_empty() {
+            return Ok(index.write_tree()?);
+        }
+        // Exact paths (a folder covers what is below it): libgit2 then reads only those parts of the tree.
+        opts.disable_pathspec_match(true);
+        for p in paths {
+            opts.pathspec(p);
+        }
+    }
     let diff = repo.diff_index_to_workdir(Some(&index), Some(&mut opts)).context("reading the worktree's files")?;
     let mut removed = Vec::new();
     let mut added = Vec::new();
@@ -159,9 +177,14 @@ fn relax_tree_validation() {
 /// Take a checkpoint. Returns it and whether it is new (a tree and HEAD equal to the last checkpoint's make
 /// none, and the last one is returned).
 pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint, bool)> {
+    create_with(worktree, agent, trigger, &Changes::All)
+}
+
+/// Take a checkpoint, looking only at what `changes` names (see `git::watch`).
+pub fn create_with(worktree: &Path, agent: &str, trigger: &str, changes: &Changes) -> Result<(Checkpoint, bool)> {
     let repo = open(worktree)?;
     relax_tree_validation();
-    let (cp, new) = create_in(&repo, agent, trigger)?;
+    let (cp, new) = create_in(&repo, agent, trigger, changes)?;
     if new {
         // Only once its objects are written does a ref point to the checkpoint.
         let oid = Oid::from_str(&cp.id)?;
@@ -171,8 +194,8 @@ pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint
     Ok((cp, new))
 }
 
-fn create_in(repo: &Repository, agent: &str, trigger: &str) -> Result<(Checkpoint, bool)> {
-    let tree_id = disk_tree(repo, agent)?;
+fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -> Result<(Checkpoint, bool)> {
+    let tree_id = disk_tree(repo, agent, changes)?;
     let tree = repo.find_tree(tree_id)?;
     let (head, branch) = head_info(repo);
     let existing = numbered(repo, agent)?;
@@ -220,7 +243,7 @@ pub fn rollback_preview(worktree: &Path, agent: &str, n: u32, files: Option<&[St
     let repo = open(worktree)?;
     let target = find(&repo, agent, n)?;
     let moves_head = files.is_none() && Oid::from_str(&parse(n, &target).head).ok() != head_info(&repo).0;
-    let current = repo.find_tree(disk_tree(&repo, agent)?)?;
+    let current = repo.find_tree(disk_tree(&repo, agent, &Changes::All)?)?;
     let changed = changes(&repo, &current, &target.tree()?, files)?.into_iter().map(|c| c.path_string()).collect();
     Ok((changed, moves_head))
 }
@@ -368,6 +391,17 @@ fn reset_head(repo: &Repository, head: &str, branch: &str) -> Result<()> {
 /// Roll the worktree back to checkpoint `n`: all of it, or only `files`. A rescue checkpoint is taken first;
 /// if anything fails half-way, the worktree is put back to that rescue state.
 pub fn rollback(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) -> Result<RollbackReport> {
+    rollback_with(worktree, agent, n, files, &Changes::All)
+}
+
+/// Rollback where `changes` says what changed since the last checkpoint, for the rescue checkpoint taken first.
+pub fn rollback_with(
+    worktree: &Path,
+    agent: &str,
+    n: u32,
+    files: Option<&[String]>,
+    changed: &Changes,
+) -> Result<RollbackReport> {
     let repo = open(worktree)?;
     check_not_locked(&repo)?;
     let target = find(&repo, agent, n)?;
@@ -377,7 +411,7 @@ pub fn rollback(worktree: &Path, agent: &str, n: u32, files: Option<&[String]>) 
         Some(_) => format!("rescue before restoring files from {n}"),
         None => format!("rescue before rollback to {n}"),
     };
-    let (rescue, _) = create(worktree, agent, &trigger)?;
+    let (rescue, _) = create_with(worktree, agent, &trigger, changed)?;
     let rescue_commit = find(&repo, agent, rescue.n)?;
     let current_tree = rescue_commit.tree()?;
     let todo = changes(&repo, &current_tree, &target_tree, files)?;
@@ -483,7 +517,7 @@ pub fn diff(worktree: &Path, agent: &str, n: u32, base: DiffBase) -> Result<Vec<
             repo.diff_tree_to_tree(prev.as_ref(), Some(&tree), Some(&mut opts))?
         }
         DiffBase::Worktree => {
-            let now = repo.find_tree(disk_tree(&repo, agent)?)?;
+            let now = repo.find_tree(disk_tree(&repo, agent, &Changes::All)?)?;
             repo.diff_tree_to_tree(Some(&tree), Some(&now), Some(&mut opts))?
         }
     };

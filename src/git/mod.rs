@@ -5,4 +5,5 @@ pub mod diffstat;
 pub mod merge;
 pub mod overlap;
 pub mod ports;
+pub mod watch;
 pub mod worktree;

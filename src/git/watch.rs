@@ -1,0 +1,385 @@
+//! Which files of a worktree changed since the last checkpoint, known from inotify (through notify), so a
+//! checkpoint reads only those paths instead of every file of the repository.
+//!
+//! Correctness rests on two things. Events are only taken while the agent is paused, after a barrier: a file
+//! written in a private folder watched by the same inotify instance; once its event is seen, every event the agent
+//! caused before the pause has been recorded (one instance, one queue, in order). And whenever the watches could
+//! have missed something (events lost, a watched folder moved, a watch refused), the next checkpoint scans
+//! everything, as one without a watcher does.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+
+/// Beyond this many changed paths one scan of the worktree is cheaper than a long list of them.
+const MAX_PATHS: usize = 2_000;
+/// How long to wait for the barrier's own event before giving up on the events and scanning everything.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the next checkpoint has to look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changes {
+    /// Anything may have changed: scan the whole worktree.
+    All,
+    /// Only these paths, relative and `/`-separated; a folder stands for everything below it.
+    Paths(Vec<String>),
+}
+
+#[derive(Debug)]
+struct Seen {
+    paths: BTreeSet<String>,
+    /// Folders created or moved in since they were last looked at: they need a watch.
+    new_dirs: Vec<String>,
+    /// Scan everything next time.
+    all: bool,
+    /// The watches no longer describe the tree (a watched folder moved, events were lost): watch it again.
+    rewatch: bool,
+    /// A watch was refused (inotify's limit): never trust the events again for this worktree.
+    degraded: bool,
+    watched: BTreeSet<String>,
+    /// The highest barrier number whose event has been seen.
+    synced: u64,
+}
+
+impl Default for Seen {
+    fn default() -> Self {
+        // Nothing is watched yet: the first checkpoint scans everything and sets the watches up.
+        Seen {
+            paths: BTreeSet::new(),
+            new_dirs: Vec::new(),
+            all: true,
+            rewatch: true,
+            degraded: false,
+            watched: BTreeSet::new(),
+            synced: 0,
+        }
+    }
+}
+
+struct Shared {
+    seen: Mutex<Seen>,
+    synced: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct WorktreeWatch {
+    root: PathBuf,
+    sync_dir: PathBuf,
+    shared: Arc<Shared>,
+    watcher: Mutex<RecommendedWatcher>,
+    ticks: AtomicU64,
+}
+
+/// `path` relative to `root` with `/` separators; None for the root itself, paths outside it and anything in
+/// `.git` (git's own files, or the `.git` file of a linked worktree).
+fn relative(root: &Path, path: &Path) -> Option<Result<String, ()>> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut parts = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_str().ok_or(())),
+            _ => return None,
+        }
+    }
+    if parts.is_empty() || parts[0] == Ok(".git") {
+        return None;
+    }
+    Some(parts.into_iter().collect::<Result<Vec<_>, ()>>().map(|p| p.join("/")))
+}
+
+fn is_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Whether `dir` or a folder below it is watched.
+fn watches_under(watched: &BTreeSet<String>, dir: &str) -> bool {
+    let prefix = format!("{dir}/");
+    watched.contains(dir) || watched.range(prefix.clone()..).next().is_some_and(|w| w.starts_with(&prefix))
+}
+
+/// Record one event. Returns the barrier number it carries, if it is the barrier's.
+fn record(seen: &mut Seen, root: &Path, sync_dir: &Path, ev: &Event) -> Option<u64> {
+    if ev.need_rescan() {
+        seen.all = true;
+        seen.rewatch = true;
+        return None;
+    }
+    let mut tick = None;
+    for path in &ev.paths {
+        if let Ok(name) = path.strip_prefix(sync_dir) {
+            tick = tick.max(name.to_str().and_then(|n| n.parse::<u64>().ok()));
+            continue;
+        }
+        let rel = match relative(root, path) {
+            None => continue,
+            Some(Err(())) => {
+                // A path that is not UTF-8 cannot be named to libgit2 as a path list entry.
+                seen.all = true;
+                continue;
+            }
+            Some(Ok(rel)) => rel,
+        };
+        match ev.kind {
+            // Reads (ours included: a checkpoint reads files) change nothing.
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+            EventKind::Access(_) => continue,
+            // notify also reports each half on its own.
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => continue,
+            // The watches inside a moved folder keep its old name: events there would name the wrong paths.
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) if watches_under(&seen.watched, &rel) => {
+                seen.rewatch = true;
+                seen.all = true;
+            }
+            EventKind::Remove(_) => {
+                let prefix = format!("{rel}/");
+                seen.watched.retain(|w| w != &rel && !w.starts_with(&prefix));
+            }
+            EventKind::Create(CreateKind::Folder) => seen.new_dirs.push(rel.clone()),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) | EventKind::Create(_) if is_dir(path) => {
+                seen.new_dirs.push(rel.clone())
+            }
+            _ => {}
+        }
+        seen.paths.insert(rel);
+    }
+    tick
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl WorktreeWatch {
+    /// Start watching `root`. Cheap: the folders get their watches at the first checkpoint, which scans everything.
+    pub fn new(root: &Path) -> anyhow::Result<Arc<WorktreeWatch>> {
+        use anyhow::Context;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let sync_dir = std::env::temp_dir().join(format!("muster-watch-{}-{id}", std::process::id()));
+        std::fs::create_dir_all(&sync_dir).with_context(|| format!("creating {}", sync_dir.display()))?;
+        let shared = Arc::new(Shared { seen: Mutex::new(Seen::default()), synced: Condvar::new() });
+        let handler = {
+            let (shared, root, sync_dir) = (shared.clone(), root.to_path_buf(), sync_dir.clone());
+            move |res: notify::Result<Event>| {
+                let mut seen = shared.lock();
+                match res {
+                    Ok(ev) => {
+                        if let Some(tick) = record(&mut seen, &root, &sync_dir, &ev) {
+                            seen.synced = seen.synced.max(tick);
+                            shared.synced.notify_all();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("watching {}: {e}", root.display());
+                        seen.all = true;
+                        seen.rewatch = true;
+                    }
+                }
+            }
+        };
+        let mut watcher = notify::recommended_watcher(handler).context("starting a file watcher")?;
+        watcher.watch(&sync_dir, RecursiveMode::NonRecursive).context("watching the barrier folder")?;
+        Ok(Arc::new(WorktreeWatch {
+            root: root.to_path_buf(),
+            sync_dir,
+            shared,
+            watcher: Mutex::new(watcher),
+            ticks: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether anything may have changed since the last checkpoint.
+    pub fn is_dirty(&self) -> bool {
+        let seen = self.shared.lock();
+        seen.all || seen.degraded || seen.rewatch || !seen.paths.is_empty() || !seen.new_dirs.is_empty()
+    }
+
+    /// The next checkpoint must scan everything (the last one failed, say).
+    pub fn rescan(&self) {
+        self.shared.lock().all = true;
+    }
+
+    /// Wait until every event caused before this call has been recorded.
+    fn barrier(&self) -> bool {
+        let n = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
+        let file = self.sync_dir.join(n.to_string());
+        if std::fs::write(&file, b"").is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + SYNC_TIMEOUT;
+        let mut seen = self.shared.lock();
+        let ok = loop {
+            if seen.synced >= n {
+                break true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            seen = self.shared.synced.wait_timeout(seen, left).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+        };
+        drop(seen);
+        let _ = std::fs::remove_file(&file);
+        ok
+    }
+
+    /// What changed since the last call: call it with the agent paused, right before the checkpoint reads the
+    /// worktree. Folders that appeared get their watches first, so nothing written after is missed.
+    pub fn take(&self) -> Changes {
+        let synced = self.barrier();
+        let (rewatch, new_dirs) = {
+            let mut seen = self.shared.lock();
+            if !synced {
+                seen.all = true;
+            }
+            (std::mem::take(&mut seen.rewatch), std::mem::take(&mut seen.new_dirs))
+        };
+        if rewatch {
+            self.unwatch_all();
+            self.watch_tree("");
+        } else {
+            for dir in new_dirs {
+                self.watch_tree(&dir);
+            }
+        }
+        let mut seen = self.shared.lock();
+        let paths = std::mem::take(&mut seen.paths);
+        if std::mem::take(&mut seen.all) || seen.degraded || paths.len() > MAX_PATHS {
+            Changes::All
+        } else {
+            Changes::Paths(paths.into_iter().collect())
+        }
+    }
+
+    fn unwatch_all(&self) {
+        let dirs = std::mem::take(&mut self.shared.lock().watched);
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        for dir in dirs {
+            let _ = watcher.unwatch(&self.root.join(&dir));
+        }
+    }
+
+    /// Watch `dir` (relative; "" for the root) and the folders below it, except `.git` and ignored folders
+    /// that git tracks nothing in.
+    fn watch_tree(&self, dir: &str) {
+        let repo = git2::Repository::open(&self.root).ok();
+        let index = repo.as_ref().and_then(|r| r.index().ok());
+        let skip = |rel: &str| {
+            let Some(repo) = &repo else { return false };
+            repo.is_path_ignored(rel).unwrap_or(false)
+                && index.as_ref().is_none_or(|i| i.find_prefix(format!("{rel}/")).is_err())
+        };
+        let mut stack = vec![dir.to_string()];
+        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(rel) = stack.pop() {
+            if !rel.is_empty() && skip(&rel) {
+                continue;
+            }
+            let path = if rel.is_empty() { self.root.clone() } else { self.root.join(&rel) };
+            match watcher.watch(&path, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    self.shared.lock().watched.insert(rel.clone());
+                }
+                // Gone since: its removal is an event of the parent's watch.
+                Err(_) if !path.exists() => continue,
+                Err(e) => {
+                    tracing::warn!("cannot watch {}: {e}; checkpoints of it will scan every file", path.display());
+                    self.shared.lock().degraded = true;
+                    return;
+                }
+            }
+            let Ok(entries) = std::fs::read_dir(&path) else { continue };
+            for entry in entries.flatten() {
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+                if is_dir && !(rel.is_empty() && name == ".git") {
+                    stack.push(if rel.is_empty() { name } else { format!("{rel}/{name}") });
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WorktreeWatch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.sync_dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    fn fresh() -> Seen {
+        Seen { all: false, rewatch: false, ..Seen::default() }
+    }
+
+    #[test]
+    fn relative_paths_skip_git_and_outside() {
+        let root = Path::new("/w");
+        assert_eq!(relative(root, Path::new("/w/src/a.rs")), Some(Ok("src/a.rs".into())));
+        assert_eq!(relative(root, Path::new("/w/.git/index")), None);
+        assert_eq!(relative(root, Path::new("/w/.git")), None);
+        assert_eq!(relative(root, Path::new("/w")), None);
+        assert_eq!(relative(root, Path::new("/other/a")), None);
+        assert_eq!(relative(root, Path::new("/w/.github/x")), Some(Ok(".github/x".into())));
+    }
+
+    #[test]
+    fn reads_are_not_changes_and_writes_are() {
+        let (root, sync) = (Path::new("/w"), Path::new("/s"));
+        let mut seen = fresh();
+        record(&mut seen, root, sync, &ev(EventKind::Access(AccessKind::Open(AccessMode::Any)), "/w/a"));
+        assert!(seen.paths.is_empty());
+        record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)), "/w/a"));
+        record(&mut seen, root, sync, &ev(EventKind::Remove(notify::event::RemoveKind::File), "/w/b"));
+        assert_eq!(seen.paths.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_barrier_event_carries_its_number() {
+        let (root, sync) = (Path::new("/w"), Path::new("/s"));
+        let mut seen = fresh();
+        let tick = record(&mut seen, root, sync, &ev(EventKind::Create(CreateKind::File), "/s/7"));
+        assert_eq!(tick, Some(7));
+        assert!(seen.paths.is_empty());
+    }
+
+    #[test]
+    fn a_watched_folder_moving_away_means_watching_again() {
+        let (root, sync) = (Path::new("/w"), Path::new("/s"));
+        let mut seen = fresh();
+        seen.watched.insert("src".into());
+        seen.watched.insert("src/deep".into());
+        record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Name(RenameMode::From)), "/w/sr"));
+        assert!(!seen.rewatch, "a sibling whose name is a prefix is not the folder");
+        record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Name(RenameMode::From)), "/w/src"));
+        assert!(seen.rewatch && seen.all);
+    }
+
+    #[test]
+    fn a_removed_folder_is_no_longer_watched_and_lost_events_rescan() {
+        let (root, sync) = (Path::new("/w"), Path::new("/s"));
+        let mut seen = fresh();
+        seen.watched.extend(["a".to_string(), "a/b".into(), "ab".into()]);
+        record(&mut seen, root, sync, &ev(EventKind::Remove(notify::event::RemoveKind::Folder), "/w/a"));
+        assert_eq!(seen.watched.iter().collect::<Vec<_>>(), ["ab"]);
+        record(&mut seen, root, sync, &Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan));
+        assert!(seen.all && seen.rewatch);
+    }
+}
