@@ -242,7 +242,36 @@ proptest! {
             prop_assert_eq!(tree_of(root, &watched.id), tree_of(root, &scanned.id), "after {:?}: {:?}", ops, changes);
             prop_assert!(!watch.is_dirty() || changes == Changes::All);
         }
+        // Checkpoint objects are written as packs from memory: every one the refs reach must be on disk.
+        fsck(root);
     }
+}
+
+fn fsck(root: &Path) {
+    let out = Command::new("git").args(["fsck", "--no-progress", "--no-dangling"]).current_dir(root).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && !text.contains("missing"), "git fsck: {text}");
+}
+
+#[test]
+fn checkpoints_of_a_repository_without_commits_are_complete_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(root.join("x/y")).unwrap();
+    std::fs::write(root.join("x/y/z"), "deep\n").unwrap();
+    std::fs::write(root.join("top"), "top\n").unwrap();
+    let (one, _) = checkpoint::create(root, "t", "turn").unwrap();
+    assert_eq!(one.files, 2);
+    std::fs::remove_dir_all(root.join("x")).unwrap();
+    std::fs::write(root.join("top"), "changed\n").unwrap();
+    let (two, new) = checkpoint::create(root, "t", "turn").unwrap();
+    assert!(new && two.files == 2, "{two:?}");
+    fsck(root);
+    checkpoint::rollback(root, "t", one.n, None).unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("x/y/z")).unwrap(), "deep\n");
+    let loose = std::fs::read_dir(root.join(".git/objects")).unwrap().flatten().filter(|e| e.file_name().len() == 2);
+    assert_eq!(loose.count(), 0, "checkpoints write packs, not loose objects");
 }
 
 #[test]

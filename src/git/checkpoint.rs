@@ -109,7 +109,9 @@ fn find<'r>(repo: &'r Repository, agent: &str, n: u32) -> Result<git2::Commit<'r
 /// the worktree's (seeded from it): the user's index is never written, and the stat cache kept in ours means
 /// only files changed since the last checkpoint are read again. With `Changes::Paths` (from a watcher) only those
 /// paths are even looked at; everything else is taken as it was at the last checkpoint through this index.
-fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<Oid> {
+///
+/// The index is returned unsaved: the caller saves it once the objects it names are on disk.
+fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<(Oid, git2::Index)> {
     let path = repo.path().join(format!("muster-index-{agent}"));
     let users = repo.path().join("index");
     let mut changes = changes;
@@ -128,7 +130,7 @@ fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<Oid> {
     opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true).update_index(true);
     if let Changes::Paths(paths) = changes {
         if paths.is_empty() {
-            return Ok(index.write_tree()?);
+            return Ok((index.write_tree()?, index));
         }
         // Exact paths (a folder covers what is below it): libgit2 then reads only those parts of the tree.
         opts.disable_pathspec_match(true);
@@ -154,6 +156,12 @@ fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<Oid> {
         index.add_path(&path).with_context(|| format!("reading {}", path.display()))?;
     }
     let tree = index.write_tree().context("writing the snapshot tree")?;
+    Ok((tree, index))
+}
+
+/// The tree of the worktree on disk, its objects written and muster's index saved.
+fn saved_disk_tree(repo: &Repository, agent: &str) -> Result<Oid> {
+    let (tree, mut index) = disk_tree(repo, agent, &Changes::All)?;
     index.write().context("saving the checkpoint index")?;
     Ok(tree)
 }
@@ -195,7 +203,10 @@ pub fn create_with(worktree: &Path, agent: &str, trigger: &str, changes: &Change
 }
 
 fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -> Result<(Checkpoint, bool)> {
-    let tree_id = disk_tree(repo, agent, changes)?;
+    // New objects stay in memory until they are written as one packfile below.
+    let odb = repo.odb()?;
+    let mempack = odb.add_new_mempack_backend(1000)?;
+    let (tree_id, mut index) = disk_tree(repo, agent, changes)?;
     let tree = repo.find_tree(tree_id)?;
     let (head, branch) = head_info(repo);
     let existing = numbered(repo, agent)?;
@@ -203,6 +214,8 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     if let Some((n, prev)) = &previous {
         let prev_head = trailer(prev.message().unwrap_or(""), "Muster-Head").unwrap_or("");
         if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default() {
+            // Same tree: every object the index names is already on disk.
+            index.write().context("saving the checkpoint index")?;
             return Ok((parse(*n, prev), false));
         }
     }
@@ -211,7 +224,8 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
         Some(t) => Some(t.clone()),
         None => head.and_then(|h| repo.find_commit(h).ok()).and_then(|c| c.tree().ok()),
     };
-    let stats = repo.diff_tree_to_tree(base_tree.as_ref(), Some(&tree), None)?.stats()?;
+    let diff = repo.diff_tree_to_tree(base_tree.as_ref(), Some(&tree), None)?;
+    let stats = diff.stats()?;
     let n = existing.last().map_or(1, |(n, _)| n + 1);
     let message = format!(
         "muster checkpoint {n} of {agent} ({trigger})\n\nMuster-Trigger: {trigger}\nMuster-Head: {}\n\
@@ -225,8 +239,43 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     let parents: Vec<&git2::Commit> = previous.iter().map(|(_, c)| c).collect();
     // No update_ref: the commit is written, then pointed to by our private ref only.
     let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
+    super::pack::write_objects(&odb, &new_objects(&diff, &tree, base_tree.is_none(), oid)?)?;
+    mempack.reset()?;
+    index.write().context("saving the checkpoint index")?;
     let made = parse(n, &repo.find_commit(oid)?);
     Ok((made, true))
+}
+
+/// The objects a checkpoint adds: the commit, every blob that differs from the base tree (already on disk), and
+/// the trees holding them — a tree differs exactly when something below it does. Without a base, all of them.
+fn new_objects(diff: &git2::Diff, tree: &Tree, no_base: bool, commit: Oid) -> Result<Vec<Oid>> {
+    let mut ids = vec![commit, tree.id()];
+    if no_base {
+        tree.walk(git2::TreeWalkMode::PreOrder, |_, entry| {
+            // A submodule's commit lives in the submodule's repository.
+            if entry.kind() != Some(git2::ObjectType::Commit) {
+                ids.push(entry.id());
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        return Ok(ids);
+    }
+    let mut dirs = std::collections::BTreeSet::new();
+    for d in diff.deltas() {
+        let new = d.new_file();
+        if !new.id().is_zero() && new.mode() != git2::FileMode::Commit {
+            ids.push(new.id());
+        }
+        let path = new.path().or(d.old_file().path()).unwrap_or(Path::new(""));
+        dirs.extend(path.ancestors().skip(1).filter(|a| !a.as_os_str().is_empty()).map(Path::to_path_buf));
+    }
+    for dir in dirs {
+        // A folder that held only deleted files is gone from the new tree.
+        if let Ok(entry) = tree.get_path(&dir) {
+            ids.push(entry.id());
+        }
+    }
+    Ok(ids)
 }
 
 fn check_not_locked(repo: &Repository) -> Result<()> {
@@ -243,7 +292,7 @@ pub fn rollback_preview(worktree: &Path, agent: &str, n: u32, files: Option<&[St
     let repo = open(worktree)?;
     let target = find(&repo, agent, n)?;
     let moves_head = files.is_none() && Oid::from_str(&parse(n, &target).head).ok() != head_info(&repo).0;
-    let current = repo.find_tree(disk_tree(&repo, agent, &Changes::All)?)?;
+    let current = repo.find_tree(saved_disk_tree(&repo, agent)?)?;
     let changed = changes(&repo, &current, &target.tree()?, files)?.into_iter().map(|c| c.path_string()).collect();
     Ok((changed, moves_head))
 }
@@ -517,7 +566,7 @@ pub fn diff(worktree: &Path, agent: &str, n: u32, base: DiffBase) -> Result<Vec<
             repo.diff_tree_to_tree(prev.as_ref(), Some(&tree), Some(&mut opts))?
         }
         DiffBase::Worktree => {
-            let now = repo.find_tree(disk_tree(&repo, agent, &Changes::All)?)?;
+            let now = repo.find_tree(saved_disk_tree(&repo, agent)?)?;
             repo.diff_tree_to_tree(Some(&tree), Some(&now), Some(&mut opts))?
         }
     };

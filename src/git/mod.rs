@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod diffstat;
 pub mod merge;
 pub mod overlap;
+pub mod pack;
 pub mod ports;
 pub mod watch;
 pub mod worktree;
