@@ -259,6 +259,55 @@ pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
     Ok(())
 }
 
+/// How a long history weighs: `count` watched checkpoints of `changed` files in a repository of `files`, each
+/// adding one pack; the checkpoint latency and `git status` at a few points along the way.
+pub fn checkpoint_history(files: usize, changed: usize, count: usize) -> Result<()> {
+    use crate::git::checkpoint;
+    use crate::git::watch::WorktreeWatch;
+    println!("long history ({files} files, {changed} changed each time): checkpoint | git status | packs");
+    let dir = tempfile_dir()?;
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo)?;
+    write_tree(&repo, files)?;
+    sh(&repo, "git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init")?;
+    let watch = WorktreeWatch::new(&repo)?;
+    checkpoint::create_with(&repo, "bench", "first", &watch.take())?;
+    let (mut times, mut tidying) = (Vec::new(), Vec::new());
+    for round in 1..=count {
+        touch_files(&repo, files, changed, round)?;
+        let t = Instant::now();
+        checkpoint::create_with(&repo, "bench", "bench", &watch.take())?;
+        times.push(t.elapsed());
+        // As the engine does once the agent runs again.
+        let t = Instant::now();
+        checkpoint::tidy(&repo);
+        tidying.push(t.elapsed());
+        if round == 1 || round % (count / 3).max(1) == 0 {
+            let status = sh(&repo, "git status --porcelain >/dev/null")?;
+            let packs = std::fs::read_dir(repo.join(".git/objects/pack"))?
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                .count();
+            // The median of the last few, so one slow write does not stand for the point.
+            let mut last: Vec<Duration> = times.iter().rev().take(5).copied().collect();
+            last.sort();
+            println!(
+                "  after {round:>4} checkpoints: {:>6.1} ms | {:>6.1} ms | {packs}",
+                last[last.len() / 2].as_secs_f64() * 1e3,
+                status.as_secs_f64() * 1e3
+            );
+        }
+    }
+    let total: Duration = tidying.iter().sum();
+    println!(
+        "  merging packs after each (agent running): {:.1} ms on average, {:.1} ms at most",
+        total.as_secs_f64() * 1e3 / count.max(1) as f64,
+        tidying.iter().max().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn tempfile_dir() -> Result<std::path::PathBuf> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("muster-bench-{}-{stamp}", std::process::id()));
@@ -365,9 +414,11 @@ pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: 
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     if checkpoints_only {
-        return checkpoints(&[(10_000, 10), (10_000, 100)]);
+        checkpoints(&[(10_000, 10), (10_000, 100)])?;
+        return checkpoint_history(10_000, 100, 300);
     }
     checkpoints(&[(1_000, 100), (10_000, 10), (10_000, 100), (10_000, 1_000), (50_000, 100)])?;
+    checkpoint_history(10_000, 100, 300)?;
     conflicts()?;
     let plain = plain_stream(50_000_000);
     let coloured = coloured_stream(50_000_000);

@@ -213,8 +213,10 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
             }
         }
         CheckpointCmd::Create { agent, trigger } => {
-            let (c, new) = cp::create(&agent_worktree(root, &agent)?, &agent, &trigger)?;
+            let wt = agent_worktree(root, &agent)?;
+            let (c, new) = cp::create(&wt, &agent, &trigger)?;
             println!("{} checkpoint {} of {agent}", if new { "created" } else { "unchanged since" }, c.n);
+            cp::tidy(&wt);
         }
         CheckpointCmd::Diff { agent, n, worktree } => {
             let base = if worktree { cp::DiffBase::Worktree } else { cp::DiffBase::Previous };
@@ -248,10 +250,13 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
             }
             let r = cp::rollback(&wt, &agent, n, only.as_deref())?;
             println!("restored checkpoint {n} of {agent}: {} file(s) changed; `muster checkpoint undo {agent}` returns to checkpoint {}", r.changed.len(), r.rescue);
+            cp::tidy(&wt);
         }
         CheckpointCmd::Undo { agent } => {
-            let r = cp::undo_rollback(&agent_worktree(root, &agent)?, &agent)?;
+            let wt = agent_worktree(root, &agent)?;
+            let r = cp::undo_rollback(&wt, &agent)?;
             println!("back to checkpoint {} of {agent} ({} file(s) changed)", r.target, r.changed.len());
+            cp::tidy(&wt);
         }
         CheckpointCmd::Prune { agent, keep } => {
             println!("removed {} checkpoint(s) of {agent}", cp::prune(root, &agent, keep)?);

@@ -75,7 +75,25 @@ pub struct JobDone {
 pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>();
     let _ = std::thread::Builder::new().name("checkpoints".into()).spawn(move || {
-        for job in rx {
+        // Worktrees whose checkpoint packs may want merging: done when no job waits, so it never delays one.
+        let mut untidy: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        loop {
+            let job = match rx.recv_timeout(TIDY_AFTER) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    for worktree in std::mem::take(&mut untidy) {
+                        checkpoint::tidy(&worktree);
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            if matches!(
+                job.kind,
+                JobKind::Create { .. } | JobKind::Rollback { .. } | JobKind::Undo | JobKind::Merge { .. }
+            ) {
+                untidy.insert(job.worktree.clone());
+            }
             if let Some(done) = run(job, &sink) {
                 if engine.send(EngineMsg::Checkpoints(done)).is_err() {
                     return;
@@ -85,6 +103,9 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
     });
     tx
 }
+
+/// How long the worker must sit idle before it merges checkpoint packs.
+const TIDY_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// Merge, after a checkpoint of the agent; an agent merged into its base has its uncommitted work committed on
 /// its own branch first, so what is merged is what it did.

@@ -86,6 +86,13 @@ fn numbered(repo: &Repository, agent: &str) -> Result<Vec<(u32, Oid)>> {
     Ok(out)
 }
 
+/// The newest checkpoint's number and commit: from the refs' names alone, so only its own ref file is read.
+fn latest(repo: &Repository, agent: &str) -> Result<Option<(u32, Oid)>> {
+    let mut names = repo.references_glob(&format!("{PREFIX}/{agent}/*"))?;
+    let newest = names.names().flatten().filter_map(|name| name.rsplit('/').next()?.parse::<u32>().ok()).max();
+    Ok(newest.and_then(|n| Some((n, repo.refname_to_id(&refname(agent, n)).ok()?))))
+}
+
 /// An agent's checkpoints, newest first.
 pub fn list(worktree: &Path, agent: &str) -> Result<Vec<Checkpoint>> {
     let repo = open(worktree)?;
@@ -202,6 +209,16 @@ pub fn create_with(worktree: &Path, agent: &str, trigger: &str, changes: &Change
     Ok((cp, new))
 }
 
+/// Merge checkpoint packs after checkpoints were taken (see `pack::tidy`), with the agent running again: it is
+/// housekeeping, so a failure is only logged.
+pub fn tidy(worktree: &Path) {
+    match open(worktree).and_then(|repo| super::pack::tidy(&repo)) {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!("merged {n} checkpoint packs of {}", worktree.display()),
+        Err(e) => tracing::warn!("merging checkpoint packs of {}: {e:#}", worktree.display()),
+    }
+}
+
 fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -> Result<(Checkpoint, bool)> {
     // New objects stay in memory until they are written as one packfile below.
     let odb = repo.odb()?;
@@ -209,8 +226,8 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     let (tree_id, mut index) = disk_tree(repo, agent, changes)?;
     let tree = repo.find_tree(tree_id)?;
     let (head, branch) = head_info(repo);
-    let existing = numbered(repo, agent)?;
-    let previous = existing.last().and_then(|(n, oid)| repo.find_commit(*oid).ok().map(|c| (*n, c)));
+    let newest = latest(repo, agent)?;
+    let previous = newest.and_then(|(n, oid)| repo.find_commit(oid).ok().map(|c| (n, c)));
     if let Some((n, prev)) = &previous {
         let prev_head = trailer(prev.message().unwrap_or(""), "Muster-Head").unwrap_or("");
         if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default() {
@@ -226,7 +243,7 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     };
     let diff = repo.diff_tree_to_tree(base_tree.as_ref(), Some(&tree), None)?;
     let stats = diff.stats()?;
-    let n = existing.last().map_or(1, |(n, _)| n + 1);
+    let n = newest.map_or(1, |(n, _)| n + 1);
     let message = format!(
         "muster checkpoint {n} of {agent} ({trigger})\n\nMuster-Trigger: {trigger}\nMuster-Head: {}\n\
          Muster-Branch: {branch}\nMuster-Files: {}\nMuster-Added: {}\nMuster-Removed: {}\n",
@@ -239,7 +256,7 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     let parents: Vec<&git2::Commit> = previous.iter().map(|(_, c)| c).collect();
     // No update_ref: the commit is written, then pointed to by our private ref only.
     let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
-    super::pack::write_objects(&odb, &new_objects(&diff, &tree, base_tree.is_none(), oid)?)?;
+    super::pack::write_objects(repo, &odb, &new_objects(&diff, &tree, base_tree.is_none(), oid)?)?;
     mempack.reset()?;
     index.write().context("saving the checkpoint index")?;
     let made = parse(n, &repo.find_commit(oid)?);

@@ -7,10 +7,11 @@
 //! and index the pack. `git gc` repacks them with deltas and compression later, as it does loose objects.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use flate2::{Compress, Compression, FlushCompress, Status};
-use git2::{ObjectType, Odb, Oid};
+use git2::{ObjectType, Odb, Oid, Repository};
 
 fn type_code(kind: ObjectType) -> Option<u8> {
     match kind {
@@ -37,7 +38,7 @@ fn entry_header(code: u8, size: usize) -> Vec<u8> {
 }
 
 /// A version 2 packfile holding `ids` (duplicates once), read from `odb`.
-pub fn pack_bytes(odb: &Odb, ids: &[Oid]) -> Result<Vec<u8>> {
+pub fn pack_bytes(odb: &Odb, ids: &[Oid], level: Compression) -> Result<Vec<u8>> {
     let mut unique = ids.to_vec();
     unique.sort();
     unique.dedup();
@@ -47,7 +48,7 @@ pub fn pack_bytes(odb: &Odb, ids: &[Oid]) -> Result<Vec<u8>> {
     out.extend_from_slice(&2u32.to_be_bytes());
     out.extend_from_slice(&count.to_be_bytes());
     // One compressor, reset per object: setting one up allocates and clears ~256 KB of tables.
-    let mut z = Compress::new(Compression::none(), true);
+    let mut z = Compress::new(level, true);
     for id in unique {
         let object = odb.read(id).with_context(|| format!("reading object {id}"))?;
         let code = type_code(object.kind()).with_context(|| format!("object {id} has no type"))?;
@@ -69,12 +70,119 @@ pub fn pack_bytes(odb: &Odb, ids: &[Oid]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Write `ids` into the object database as one pack (libgit2 verifies it and writes its index).
-pub fn write_objects(odb: &Odb, ids: &[Oid]) -> Result<()> {
-    let bytes = pack_bytes(odb, ids)?;
+/// Write `ids` into the object database as one pack (libgit2 verifies it and writes its index). Returns the
+/// pack's name (`pack-<checksum>`, as libgit2 names it).
+fn write_pack(odb: &Odb, ids: &[Oid], level: Compression) -> Result<String> {
+    let bytes = pack_bytes(odb, ids, level)?;
+    let name = format!("pack-{}", hex(&bytes[bytes.len() - 20..]));
     let mut writer = odb.packwriter().context("opening a pack writer")?;
     writer.write_all(&bytes).context("writing the pack")?;
     writer.commit().context("indexing the pack")?;
+    Ok(name)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A pack with this many objects is merged no more: a merge then rewrites fewer than twice as many (~0.6 s
+/// here at worst), and past that the packs grow in number by one per 8,000 objects.
+const FULL_PACK: usize = 8_000;
+
+/// The file (in the repository's common git folder) naming the packs muster wrote, so only those are ever
+/// merged or deleted by muster.
+const LIST: &str = "muster-packs";
+
+/// Write a checkpoint's new objects as one stored (uncompressed) pack and note it as muster's.
+pub fn write_objects(repo: &Repository, odb: &Odb, ids: &[Oid]) -> Result<()> {
+    let name = write_pack(odb, ids, Compression::none())?;
+    let mut list = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(repo.commondir().join(LIST))
+        .context("noting the checkpoint pack")?;
+    writeln!(list, "{name}").context("noting the checkpoint pack")?;
+    Ok(())
+}
+
+/// The object ids of a pack, from its version 2 index; None when the index is missing or unreadable.
+fn object_ids(idx: &Path) -> Option<Vec<Oid>> {
+    let bytes = std::fs::read(idx).ok()?;
+    if bytes.get(..8)? != b"\xfftOc\x00\x00\x00\x02" {
+        return None;
+    }
+    let count = u32::from_be_bytes(bytes.get(8 + 255 * 4..8 + 256 * 4)?.try_into().ok()?) as usize;
+    let table = bytes.get(8 + 256 * 4..8 + 256 * 4 + count * 20)?;
+    table.chunks(20).map(|id| Oid::from_bytes(id).ok()).collect()
+}
+
+/// Which of the packs (object counts, smallest first) to merge so the rest, with the merged one, grow at least
+/// twofold each (as `git repack --geometric=2`): each object is rewritten O(log n) times over a long history
+/// and the pack count stays logarithmic. Returns how many of the smallest to merge (0 or at least 2).
+pub fn geometric_split(counts: &[usize]) -> usize {
+    let n = counts.len();
+    if n < 2 {
+        return 0;
+    }
+    let mut i = n - 1;
+    while i > 0 && counts[i] >= 2 * counts[i - 1] {
+        i -= 1;
+    }
+    if i == 0 {
+        return 0;
+    }
+    let mut merged: usize = counts[..=i].iter().sum();
+    let mut end = i + 1;
+    while end < n && counts[end] < 2 * merged {
+        merged += counts[end];
+        end += 1;
+    }
+    end
+}
+
+/// Keep muster's packs few: one per checkpoint would slow every object lookup (libgit2 searches the packs one
+/// by one: 40 ms per checkpoint after 300 of them). Merges the smallest into one, geometrically. Packs that
+/// are gone (`git gc` repacked them) or full leave the list. Returns how many packs were merged.
+pub fn tidy(repo: &Repository) -> Result<usize> {
+    let common = repo.commondir().to_path_buf();
+    let list_path = common.join(LIST);
+    let Ok(text) = std::fs::read_to_string(&list_path) else { return Ok(0) };
+    let dir = common.join("objects/pack");
+    let listed: std::collections::BTreeSet<&str> = text.lines().filter(|l| l.starts_with("pack-")).collect();
+    let mut packs: Vec<(String, Vec<Oid>)> = listed
+        .into_iter()
+        .filter_map(|name| Some((name.to_string(), object_ids(&dir.join(format!("{name}.idx")))?)))
+        .collect();
+    packs.sort_by_key(|(_, ids)| ids.len());
+    // Packs that are big enough stay as they are, so one merge rewrites a bounded number of objects.
+    packs.retain(|(_, ids)| ids.len() < FULL_PACK);
+    let counts: Vec<usize> = packs.iter().map(|(_, ids)| ids.len()).collect();
+    let split = geometric_split(&counts);
+    let mut names: Vec<String> = packs.iter().map(|(n, _)| n.clone()).collect();
+    if split >= 2 {
+        let ids: Vec<Oid> = packs[..split].iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+        let merged = write_pack(&repo.odb()?, &ids, Compression::none()).context("merging checkpoint packs")?;
+        names.drain(..split);
+        names.push(merged.clone());
+        save_list(&list_path, &names)?;
+        for (name, _) in &packs[..split] {
+            if *name == merged {
+                continue;
+            }
+            for ext in ["pack", "idx", "rev"] {
+                let _ = std::fs::remove_file(dir.join(format!("{name}.{ext}")));
+            }
+        }
+    } else if names.len() != text.lines().count() {
+        save_list(&list_path, &names)?;
+    }
+    Ok(if split >= 2 { split } else { 0 })
+}
+
+fn save_list(path: &Path, names: &[String]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
+    std::fs::rename(&tmp, path).context("saving the list of checkpoint packs")?;
     Ok(())
 }
 
@@ -91,6 +199,45 @@ mod tests {
         assert_eq!(entry_header(1, 1000), vec![0x98, 0x3e]);
         // 2^20: low four bits 0, then 0, 0 and 4 (2^16 = 4 * 2^14).
         assert_eq!(entry_header(3, 1 << 20), vec![0xb0, 0x80, 0x80, 0x04]);
+    }
+
+    #[test]
+    fn merges_keep_the_packs_a_geometric_progression() {
+        assert_eq!(geometric_split(&[]), 0);
+        assert_eq!(geometric_split(&[200]), 0);
+        assert_eq!(geometric_split(&[200, 400, 1000]), 0);
+        assert_eq!(geometric_split(&[200, 200]), 2);
+        // The two small ones make 400, which the next (700 < 800) joins; 5000 stays.
+        assert_eq!(geometric_split(&[200, 200, 700, 5000]), 3);
+        assert_eq!(geometric_split(&[100, 1000, 1100]), 3);
+    }
+
+    #[test]
+    fn a_long_history_stays_a_few_packs_with_every_object_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let mut blobs = Vec::new();
+        for i in 0..40u32 {
+            let odb = repo.odb().unwrap();
+            let mempack = odb.add_new_mempack_backend(1000).unwrap();
+            let ids: Vec<Oid> = (0..5).map(|j| repo.blob(format!("{i} {j}\n").as_bytes()).unwrap()).collect();
+            write_objects(&repo, &odb, &ids).unwrap();
+            mempack.reset().unwrap();
+            blobs.extend(ids);
+            tidy(&repo).unwrap();
+        }
+        let packs = std::fs::read_dir(dir.path().join(".git/objects/pack"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count();
+        assert!(packs <= 6, "{packs} packs after 40 checkpoints");
+        let listed = std::fs::read_to_string(dir.path().join(".git").join(LIST)).unwrap();
+        assert_eq!(listed.lines().count(), packs);
+        let fresh = git2::Repository::open(dir.path()).unwrap();
+        for id in blobs {
+            fresh.find_blob(id).unwrap();
+        }
     }
 
     #[test]
@@ -120,7 +267,7 @@ mod tests {
         tb.insert("a", small, 0o100644).unwrap();
         tb.insert("b", large, 0o100755).unwrap();
         let tree = tb.write().unwrap();
-        write_objects(&odb, &[small, large, tree, small]).unwrap();
+        write_objects(&repo, &odb, &[small, large, tree, small]).unwrap();
         mempack.reset().unwrap();
         (small, large, tree)
     }
