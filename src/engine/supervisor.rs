@@ -97,6 +97,23 @@ struct Slot {
     files: Option<Arc<WorktreeWatch>>,
 }
 
+/// Whether a periodic checkpoint is due: the agent stayed busy for a period and its watcher saw files change (an
+/// unchanged tree would make no checkpoint anyway). A period that ran out restarts either way, or the engine
+/// would wake at once, again and again, for an agent that changes nothing.
+fn periodic_due(
+    state: AgentState,
+    last: &mut Option<Instant>,
+    dirty: impl FnOnce() -> bool,
+    every: Duration,
+    now: Instant,
+) -> bool {
+    if state != AgentState::Busy || !last.is_some_and(|t| now.duration_since(t) >= every) {
+        return false;
+    }
+    *last = Some(now);
+    dirty()
+}
+
 struct Supervisor {
     cfg: EngineConfig,
     backend: Arc<dyn PtyBackend>,
@@ -275,18 +292,15 @@ impl Supervisor {
 
     fn periodic_checkpoints(&mut self) {
         let every = self.cfg.checkpoint_every;
-        let due: Vec<String> = self
-            .slots
-            .iter()
-            .filter(|s| s.info.state == AgentState::Busy && s.last_periodic.is_some_and(|t| t.elapsed() >= every))
-            .filter(|s| s.files.as_ref().is_none_or(|w| w.is_dirty()))
-            .map(|s| s.spec.name.clone())
-            .collect();
-        for name in due {
-            if let Some(slot) = self.slot_mut(&name) {
-                slot.last_periodic = Some(Instant::now());
+        let now = Instant::now();
+        let mut due = Vec::new();
+        for slot in &mut self.slots {
+            let dirty = || slot.files.as_ref().is_none_or(|w| w.is_dirty());
+            if periodic_due(slot.info.state, &mut slot.last_periodic, dirty, every, now) {
+                due.push(slot.spec.name.clone());
             }
-            // Only when the watcher saw changes; and an unchanged tree makes no checkpoint anyway.
+        }
+        for name in due {
             self.job(&name, JobKind::Create { trigger: "periodic".into() }, true);
         }
     }
@@ -850,6 +864,24 @@ mod tests {
         )
         .unwrap();
         crew.agents[0].clone()
+    }
+
+    #[test]
+    fn periodic_checkpoints_need_a_whole_busy_period_and_changed_files() {
+        let every = Duration::from_secs(300);
+        let start = Instant::now();
+        let later = start + every;
+        let mut last = Some(start);
+        assert!(!periodic_due(AgentState::Busy, &mut last, || true, every, start + Duration::from_secs(10)));
+        assert!(!periodic_due(AgentState::Idle, &mut last, || true, every, later));
+        assert_eq!(last, Some(start));
+        // Due but nothing changed: no checkpoint, and the next period starts now (no wake-up loop).
+        assert!(!periodic_due(AgentState::Busy, &mut last, || false, every, later));
+        assert_eq!(last, Some(later));
+        assert!(periodic_due(AgentState::Busy, &mut last, || true, every, later + every));
+        assert_eq!(last, Some(later + every));
+        let mut never = None;
+        assert!(!periodic_due(AgentState::Busy, &mut never, || true, every, later));
     }
 
     #[test]
