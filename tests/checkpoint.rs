@@ -240,7 +240,6 @@ proptest! {
             let (watched, _) = checkpoint::create_with(root, "w", "t", &changes).unwrap();
             let (scanned, _) = checkpoint::create(root, "f", "t").unwrap();
             prop_assert_eq!(tree_of(root, &watched.id), tree_of(root, &scanned.id), "after {:?}: {:?}", ops, changes);
-            prop_assert!(!watch.is_dirty() || changes == Changes::All);
         }
         // Checkpoint objects are written as packs from memory: every one the refs reach must be on disk.
         fsck(root);
@@ -280,26 +279,51 @@ fn the_watcher_names_only_what_changed_and_rescans_after_a_folder_moves() {
     let root = dir.path();
     std::fs::create_dir_all(root.join("build")).unwrap();
     std::fs::write(root.join(".gitignore"), "*.log\nbuild/\n").unwrap();
+    // Every file this test writes. A file's "closed after writing" event can come late — after a later barrier
+    // — when a process forked meanwhile (other tests here run git) held the descriptor until its exec: such a
+    // late event names a file written before, which the next checkpoint merely reads again.
+    let written = [
+        ".gitignore",
+        "a",
+        "d/c",
+        "new/deep/file",
+        "new/deep/second",
+        "renamed/deep/file",
+        "renamed/deep/second",
+        "renamed/deep/third",
+    ];
+    let check = |got: Changes, expected: &[&str]| {
+        let Changes::Paths(paths) = &got else { panic!("expected {expected:?}, got {got:?}") };
+        for e in expected {
+            assert!(paths.iter().any(|p| p == e), "{e} missing from {paths:?}");
+        }
+        for p in paths {
+            assert!(expected.contains(&p.as_str()) || written.contains(&p.as_str()), "{p} in {paths:?}");
+        }
+    };
     let watch = WorktreeWatch::new(root).unwrap();
     assert!(watch.is_dirty(), "nothing is known before the first scan");
     assert_eq!(watch.take(), Changes::All);
-    assert!(!watch.is_dirty());
     // A quiet worktree: the next checkpoint looks at nothing.
-    assert_eq!(watch.take(), Changes::Paths(vec![]));
+    check(watch.take(), &[]);
     std::fs::write(root.join("d/c"), "changed\n").unwrap();
     std::fs::write(root.join("build/out"), "ignored folder, not watched\n").unwrap();
     std::fs::create_dir_all(root.join("new/deep")).unwrap();
     std::fs::write(root.join("new/deep/file"), "x").unwrap();
-    assert!(watch.is_dirty());
-    assert_eq!(watch.take(), Changes::Paths(vec!["d/c".into(), "new".into()]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !watch.is_dirty() {
+        assert!(std::time::Instant::now() < deadline, "the watcher never saw the writes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    check(watch.take(), &["d/c", "new"]);
     // Files in a folder that appeared are seen once the folder has its watch (set up by the take above).
     std::fs::write(root.join("new/deep/second"), "y").unwrap();
-    assert_eq!(watch.take(), Changes::Paths(vec!["new/deep/second".into()]));
+    check(watch.take(), &["new/deep/second"]);
     // A watched folder moving would leave its watches with the old name: everything is scanned and watched anew.
     std::fs::rename(root.join("new"), root.join("renamed")).unwrap();
     assert_eq!(watch.take(), Changes::All);
     std::fs::write(root.join("renamed/deep/third"), "z").unwrap();
-    assert_eq!(watch.take(), Changes::Paths(vec!["renamed/deep/third".into()]));
+    check(watch.take(), &["renamed/deep/third"]);
 }
 
 #[test]

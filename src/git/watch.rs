@@ -6,6 +6,11 @@
 //! caused before the pause has been recorded (one instance, one queue, in order). And whenever the watches could
 //! have missed something (events lost, a watched folder moved, a watch refused), the next checkpoint scans
 //! everything, as one without a watcher does.
+//!
+//! Content changes are signalled when they happen (create, modify, attribute, move, delete). "Closed after
+//! writing" can come late — a child forked meanwhile holds the descriptor until its exec — and then only makes
+//! the next checkpoint read that file again; it is kept because writes through a shared mapping signal nothing
+//! else.
 
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
