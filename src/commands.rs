@@ -138,9 +138,23 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
         println!("{} {what:<10} {detail}", if good { "✔" } else { "✗" });
         ok &= good;
     };
-    match find_repo_root(dir) {
+    let root = find_repo_root(dir);
+    match &root {
         Ok(root) => line(true, "git", format!("repository at {}", root.display())),
         Err(e) => line(false, "git", format!("{e:#}")),
+    }
+    if let Ok(root) = &root {
+        let limit =
+            |name: &str| std::fs::read_to_string(format!("/proc/sys/fs/inotify/{name}")).map(|s| s.trim().to_string());
+        let limits = match (limit("max_user_watches"), limit("max_user_instances")) {
+            (Ok(w), Ok(i)) => format!(" (limits: {w} folders, {i} watchers per user)"),
+            _ => String::new(),
+        };
+        // Without it checkpoints still work, scanning every file: a warning, not a failure.
+        match crate::git::watch::WorktreeWatch::new(root) {
+            Ok(_) => println!("✔ {:<10} file watcher works{limits}", "watcher"),
+            Err(e) => println!("- {:<10} no file watcher ({e:#}): checkpoints scan every file", "watcher"),
+        }
     }
     let term = std::env::var("TERM").unwrap_or_default();
     line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));

@@ -107,8 +107,8 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
 /// How long the worker must sit idle before it merges checkpoint packs.
 const TIDY_AFTER: std::time::Duration = std::time::Duration::from_millis(300);
 
-/// Merge, after a checkpoint of the agent; an agent merged into its base has its uncommitted work committed on
-/// its own branch first, so what is merged is what it did.
+/// Merge (the caller checkpoints the agent first); an agent merged into its base has its uncommitted work
+/// committed on its own branch first, so what is merged is what it did.
 fn run_merge(
     name: &str,
     worktree: &std::path::Path,
@@ -118,7 +118,6 @@ fn run_merge(
     message: Option<String>,
     sink: &EventSink,
 ) -> anyhow::Result<Option<String>> {
-    checkpoint::create(worktree, name, "before merge")?;
     let branch = crate::git::worktree::branch_name(name);
     let (place, theirs, default) = if into_agent {
         (worktree.to_path_buf(), base.to_string(), format!("Merge {base} into {branch}"))
@@ -292,9 +291,13 @@ fn run_job(
         },
         JobKind::List => None,
         JobKind::Merge { root, base, into_agent, message } => {
-            match run_merge(&name, &worktree, &root, &base, into_agent, message, sink) {
+            let checkpointed = checkpoint::create_with(&worktree, &name, "before merge", &take_changes(files));
+            match checkpointed.and_then(|_| run_merge(&name, &worktree, &root, &base, into_agent, message, sink)) {
                 Ok(text) => text.map(|t| (t, false)),
-                Err(e) => Some((format!("{name}: merge refused: {e:#}"), true)),
+                Err(e) => {
+                    failed();
+                    Some((format!("{name}: merge refused: {e:#}"), true))
+                }
             }
         }
         JobKind::Conflict { root, op } => {
