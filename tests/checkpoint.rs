@@ -253,6 +253,25 @@ fn fsck(root: &Path) {
 }
 
 #[test]
+fn checkpoints_survive_git_gc_and_muster_forgets_the_packs_it_repacked() {
+    let dir = repo();
+    let root = dir.path();
+    let mut made = Vec::new();
+    for i in 0..4 {
+        std::fs::write(root.join("a"), format!("version {i}\n")).unwrap();
+        made.push(checkpoint::create(root, "t", "turn").unwrap().0);
+        checkpoint::tidy(root);
+    }
+    git(root, &["gc", "-q", "--prune=now"]);
+    checkpoint::tidy(root);
+    let listed = std::fs::read_to_string(root.join(".git/muster-packs")).unwrap_or_default();
+    assert_eq!(listed.lines().count(), 0, "git's pack replaced muster's: {listed}");
+    fsck(root);
+    checkpoint::rollback(root, "t", made[1].n, None).unwrap();
+    assert_eq!(std::fs::read_to_string(root.join("a")).unwrap(), "version 1\n");
+}
+
+#[test]
 fn checkpoints_of_a_repository_without_commits_are_complete_objects() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

@@ -241,6 +241,22 @@ mod tests {
     }
 
     #[test]
+    fn packs_git_gc_removed_leave_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let odb = repo.odb().unwrap();
+        write_objects(&repo, &odb, &[repo.blob(b"kept\n").unwrap()]).unwrap();
+        let list = dir.path().join(".git").join(LIST);
+        let mut text = std::fs::read_to_string(&list).unwrap();
+        text.push_str("pack-0000000000000000000000000000000000000000\n");
+        std::fs::write(&list, &text).unwrap();
+        assert_eq!(tidy(&repo).unwrap(), 0);
+        let left = std::fs::read_to_string(&list).unwrap();
+        assert_eq!(left.lines().count(), 1);
+        assert!(!left.contains("pack-0000"));
+    }
+
+    #[test]
     fn a_written_pack_is_accepted_and_its_objects_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let big: Vec<u8> = (0..100_000u32).flat_map(|i| i.to_le_bytes()).collect();
