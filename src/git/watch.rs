@@ -252,11 +252,9 @@ impl WorktreeWatch {
         };
         if rewatch {
             self.unwatch_all();
-            self.watch_tree("");
-        } else {
-            for dir in new_dirs {
-                self.watch_tree(&dir);
-            }
+            self.watch_trees(&[String::new()]);
+        } else if !new_dirs.is_empty() {
+            self.watch_trees(&new_dirs);
         }
         let mut seen = self.shared.lock();
         let paths = std::mem::take(&mut seen.paths);
@@ -267,17 +265,25 @@ impl WorktreeWatch {
         }
     }
 
+    fn absolute(&self, rel: &str) -> PathBuf {
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
     fn unwatch_all(&self) {
         let dirs = std::mem::take(&mut self.shared.lock().watched);
         let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
         for dir in dirs {
-            let _ = watcher.unwatch(&self.root.join(&dir));
+            let _ = watcher.unwatch(&self.absolute(&dir));
         }
     }
 
-    /// Watch `dir` (relative; "" for the root) and the folders below it, except `.git` and ignored folders
+    /// Watch `dirs` (relative; "" for the root) and the folders below them, except `.git` and ignored folders
     /// that git tracks nothing in.
-    fn watch_tree(&self, dir: &str) {
+    fn watch_trees(&self, dirs: &[String]) {
         let repo = git2::Repository::open(&self.root).ok();
         let index = repo.as_ref().and_then(|r| r.index().ok());
         let skip = |rel: &str| {
@@ -285,13 +291,13 @@ impl WorktreeWatch {
             repo.is_path_ignored(rel).unwrap_or(false)
                 && index.as_ref().is_none_or(|i| i.find_prefix(format!("{rel}/")).is_err())
         };
-        let mut stack = vec![dir.to_string()];
+        let mut stack = dirs.to_vec();
         let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
         while let Some(rel) = stack.pop() {
             if !rel.is_empty() && skip(&rel) {
                 continue;
             }
-            let path = if rel.is_empty() { self.root.clone() } else { self.root.join(&rel) };
+            let path = self.absolute(&rel);
             match watcher.watch(&path, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     self.shared.lock().watched.insert(rel.clone());
@@ -306,9 +312,15 @@ impl WorktreeWatch {
             }
             let Ok(entries) = std::fs::read_dir(&path) else { continue };
             for entry in entries.flatten() {
-                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-                let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
-                if is_dir && !(rel.is_empty() && name == ".git") {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                    // Its paths could not be named to libgit2: never trust the events, scan every time.
+                    self.shared.lock().degraded = true;
+                    continue;
+                };
+                if !(rel.is_empty() && name == ".git") {
                     stack.push(if rel.is_empty() { name } else { format!("{rel}/{name}") });
                 }
             }
