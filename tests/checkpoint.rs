@@ -253,6 +253,20 @@ fn fsck(root: &Path) {
 }
 
 #[test]
+fn a_folder_whose_name_is_not_utf8_makes_every_checkpoint_scan() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = repo();
+    let root = dir.path();
+    let odd = root.join(std::ffi::OsStr::from_bytes(b"odd\xff"));
+    std::fs::create_dir_all(&odd).unwrap();
+    let watch = WorktreeWatch::new(root).unwrap();
+    assert_eq!(watch.take(), Changes::All);
+    std::fs::write(odd.join("f"), "x").unwrap();
+    assert_eq!(watch.take(), Changes::All, "its files' events could not be named");
+    assert!(watch.is_dirty());
+}
+
+#[test]
 fn checkpoints_survive_git_gc_and_muster_forgets_the_packs_it_repacked() {
     let dir = repo();
     let root = dir.path();
