@@ -155,7 +155,14 @@ fn record(seen: &mut Seen, root: &Path, sync_dir: &Path, ev: &Event) -> Option<u
             }
             _ => {}
         }
-        seen.paths.insert(rel);
+        // Once everything is to be scanned, the paths are not needed: memory stays bounded however busy it gets.
+        if !seen.all {
+            seen.paths.insert(rel);
+            if seen.paths.len() > MAX_PATHS {
+                seen.all = true;
+                seen.paths.clear();
+            }
+        }
     }
     tick
 }
@@ -258,7 +265,7 @@ impl WorktreeWatch {
         }
         let mut seen = self.shared.lock();
         let paths = std::mem::take(&mut seen.paths);
-        if std::mem::take(&mut seen.all) || seen.degraded || paths.len() > MAX_PATHS {
+        if std::mem::take(&mut seen.all) || seen.degraded {
             Changes::All
         } else {
             Changes::Paths(paths.into_iter().collect())
@@ -374,6 +381,19 @@ mod tests {
         let mut seen = fresh();
         let tick = record(&mut seen, root, sync, &ev(EventKind::Create(CreateKind::File), "/s/7"));
         assert_eq!(tick, Some(7));
+        assert!(seen.paths.is_empty());
+    }
+
+    #[test]
+    fn too_many_paths_become_a_full_scan_and_stop_being_kept() {
+        let (root, sync) = (Path::new("/w"), Path::new("/s"));
+        let mut seen = fresh();
+        let modify = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        for i in 0..=MAX_PATHS {
+            record(&mut seen, root, sync, &ev(modify, &format!("/w/f{i}")));
+        }
+        assert!(seen.all && seen.paths.is_empty());
+        record(&mut seen, root, sync, &ev(modify, "/w/more"));
         assert!(seen.paths.is_empty());
     }
 
