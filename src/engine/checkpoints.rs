@@ -78,7 +78,13 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
         // Worktrees whose checkpoint packs may want merging: done when no job waits, so it never delays one.
         let mut untidy: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
         loop {
-            let job = match rx.recv_timeout(TIDY_AFTER) {
+            // Blocks for good when there is nothing to tidy: an idle worker never wakes.
+            let next = if untidy.is_empty() {
+                rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(TIDY_AFTER)
+            };
+            let job = match next {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     for worktree in std::mem::take(&mut untidy) {
