@@ -252,6 +252,32 @@ fn fsck(root: &Path) {
     assert!(out.status.success() && !text.contains("missing"), "git fsck: {text}");
 }
 
+/// Writing the objects fails (here the pack folder is a file; a full disk fails the same write): no checkpoint
+/// is recorded, muster's index is not saved, and once writing works the next one has every change.
+#[test]
+fn a_failed_object_write_records_nothing_and_the_next_checkpoint_has_everything() {
+    let dir = repo();
+    let root = dir.path();
+    let watch = WorktreeWatch::new(root).unwrap();
+    let (first, _) = checkpoint::create_with(root, "t", "turn", &watch.take()).unwrap();
+    std::fs::write(root.join("a"), "changed\n").unwrap();
+    let index = root.join(".git/muster-index-t");
+    let index_before = std::fs::read(&index).unwrap();
+    let packs = root.join(".git/objects/pack");
+    std::fs::rename(&packs, root.join(".git/objects/pack-away")).unwrap();
+    std::fs::write(&packs, "not a folder").unwrap();
+    let e = checkpoint::create_with(root, "t", "turn", &watch.take()).unwrap_err();
+    assert!(format!("{e:#}").contains("objects cannot be written"), "{e:#}");
+    watch.rescan();
+    std::fs::remove_file(&packs).unwrap();
+    std::fs::rename(root.join(".git/objects/pack-away"), &packs).unwrap();
+    assert_eq!(checkpoint::list(root, "t").unwrap().len(), 1, "no ref for a checkpoint whose objects failed");
+    assert_eq!(std::fs::read(&index).unwrap(), index_before, "muster's index is saved only after its objects");
+    let (next, new) = checkpoint::create_with(root, "t", "turn", &watch.take()).unwrap();
+    assert!(new && next.n == first.n + 1 && next.files == 1, "{next:?}");
+    fsck(root);
+}
+
 #[test]
 fn a_folder_whose_name_is_not_utf8_makes_every_checkpoint_scan() {
     use std::os::unix::ffi::OsStrExt;

@@ -72,12 +72,20 @@ pub fn pack_bytes(odb: &Odb, ids: &[Oid], level: Compression) -> Result<Vec<u8>>
 
 /// Write `ids` into the object database as one pack (libgit2 verifies it and writes its index). Returns the
 /// pack's name (`pack-<checksum>`, as libgit2 names it).
-fn write_pack(odb: &Odb, ids: &[Oid], level: Compression) -> Result<String> {
+fn write_pack(repo: &Repository, odb: &Odb, ids: &[Oid], level: Compression) -> Result<String> {
+    // libgit2 decides where packs go when it opens the object database: without a pack folder then, it writes
+    // them elsewhere (the filesystem root) and reports success. So check before, and verify after.
+    let dir = repo.commondir().join("objects/pack");
+    anyhow::ensure!(dir.is_dir(), "{} is not a folder: git objects cannot be written", dir.display());
     let bytes = pack_bytes(odb, ids, level)?;
     let name = format!("pack-{}", hex(&bytes[bytes.len() - 20..]));
     let mut writer = odb.packwriter().context("opening a pack writer")?;
     writer.write_all(&bytes).context("writing the pack")?;
     writer.commit().context("indexing the pack")?;
+    for ext in ["pack", "idx"] {
+        let written = dir.join(format!("{name}.{ext}"));
+        anyhow::ensure!(written.is_file(), "{} was not written", written.display());
+    }
     Ok(name)
 }
 
@@ -95,7 +103,7 @@ const LIST: &str = "muster-packs";
 
 /// Write a checkpoint's new objects as one stored (uncompressed) pack and note it as muster's.
 pub fn write_objects(repo: &Repository, odb: &Odb, ids: &[Oid]) -> Result<()> {
-    let name = write_pack(odb, ids, Compression::none())?;
+    let name = write_pack(repo, odb, ids, Compression::none())?;
     let mut list = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -161,7 +169,7 @@ pub fn tidy(repo: &Repository) -> Result<usize> {
     let mut names: Vec<String> = packs.iter().map(|(n, _)| n.clone()).collect();
     if split >= 2 {
         let ids: Vec<Oid> = packs[..split].iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
-        let merged = write_pack(&repo.odb()?, &ids, Compression::none()).context("merging checkpoint packs")?;
+        let merged = write_pack(repo, &repo.odb()?, &ids, Compression::none()).context("merging checkpoint packs")?;
         names.drain(..split);
         names.push(merged.clone());
         save_list(&list_path, &names)?;
