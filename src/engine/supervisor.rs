@@ -856,15 +856,13 @@ impl Supervisor {
 mod tests {
     use super::*;
 
+    fn crew(text: &str) -> crate::config::crew::Crew {
+        crate::config::crew::parse_crew(std::path::Path::new("c.toml"), text, &preset::builtin(), &Default::default())
+            .unwrap()
+    }
+
     fn spec() -> AgentSpec {
-        let crew = crate::config::crew::parse_crew(
-            std::path::Path::new("c.toml"),
-            "[[agent]]\nname='a'\nkind='claude'\nprompt='fix it'\nenv={X='1'}\n",
-            &preset::builtin(),
-            &Default::default(),
-        )
-        .unwrap();
-        crew.agents[0].clone()
+        crew("[[agent]]\nname='a'\nkind='claude'\nprompt='fix it'\nenv={X='1'}\n").agents[0].clone()
     }
 
     #[test]
@@ -926,13 +924,7 @@ mod tests {
         use crate::pty::FakePty;
         use std::time::Duration;
         let repo = crate::git::worktree::tests::temp_repo();
-        let crew = crate::config::crew::parse_crew(
-            std::path::Path::new("c.toml"),
-            "[[agent]]\nname='f'\ncommand='fake-agent'\nargs=['--x']\nenter_delay_ms=0\n",
-            &preset::builtin(),
-            &Default::default(),
-        )
-        .unwrap();
+        let crew = crew("[[agent]]\nname='f'\ncommand='fake-agent'\nargs=['--x']\nenter_delay_ms=0\n");
         let cfg = EngineConfig {
             root: repo.path().to_path_buf(),
             crew,
