@@ -78,7 +78,7 @@ fn write_pack(repo: &Repository, odb: &Odb, ids: &[Oid], level: Compression) -> 
     let dir = repo.commondir().join("objects/pack");
     anyhow::ensure!(dir.is_dir(), "{} is not a folder: git objects cannot be written", dir.display());
     let bytes = pack_bytes(odb, ids, level)?;
-    let name = format!("pack-{}", hex(&bytes[bytes.len() - 20..]));
+    let name = format!("pack-{}", Oid::from_bytes(&bytes[bytes.len() - 20..])?);
     let mut writer = odb.packwriter().context("opening a pack writer")?;
     writer.write_all(&bytes).context("writing the pack")?;
     writer.commit().context("indexing the pack")?;
@@ -87,10 +87,6 @@ fn write_pack(repo: &Repository, odb: &Odb, ids: &[Oid], level: Compression) -> 
         anyhow::ensure!(written.is_file(), "{} was not written", written.display());
     }
     Ok(name)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A pack with this many objects is merged no more: a merge then rewrites fewer than twice as many (~0.6 s
@@ -113,14 +109,20 @@ pub fn write_objects(repo: &Repository, odb: &Odb, ids: &[Oid]) -> Result<()> {
     Ok(())
 }
 
-/// The object ids of a pack, from its version 2 index; None when the index is missing or unreadable.
-fn object_ids(idx: &Path) -> Option<Vec<Oid>> {
+/// A pack's version 2 index, checked enough to read its object table; None when missing or unreadable.
+fn read_index(idx: &Path) -> Option<Vec<u8>> {
     let bytes = std::fs::read(idx).ok()?;
-    if bytes.get(..8)? != b"\xfftOc\x00\x00\x00\x02" {
-        return None;
-    }
-    let count = u32::from_be_bytes(bytes.get(8 + 255 * 4..8 + 256 * 4)?.try_into().ok()?) as usize;
-    let table = bytes.get(8 + 256 * 4..8 + 256 * 4 + count * 20)?;
+    (bytes.get(..8)? == b"\xfftOc\x00\x00\x00\x02").then_some(bytes)
+}
+
+/// The number of objects in a pack: the last entry of its index's fan-out table.
+fn object_count(index: &[u8]) -> Option<usize> {
+    Some(u32::from_be_bytes(index.get(8 + 255 * 4..8 + 256 * 4)?.try_into().ok()?) as usize)
+}
+
+/// The object ids of a pack, from its index.
+fn object_ids(index: &[u8]) -> Option<Vec<Oid>> {
+    let table = index.get(8 + 256 * 4..8 + 256 * 4 + object_count(index)? * 20)?;
     table.chunks(20).map(|id| Oid::from_bytes(id).ok()).collect()
 }
 
@@ -157,23 +159,30 @@ pub fn tidy(repo: &Repository) -> Result<usize> {
     let Ok(text) = std::fs::read_to_string(&list_path) else { return Ok(0) };
     let dir = common.join("objects/pack");
     let listed: std::collections::BTreeSet<&str> = text.lines().filter(|l| l.starts_with("pack-")).collect();
-    let mut packs: Vec<(String, Vec<Oid>)> = listed
+    let mut packs: Vec<(String, Vec<u8>, usize)> = listed
         .into_iter()
-        .filter_map(|name| Some((name.to_string(), object_ids(&dir.join(format!("{name}.idx")))?)))
+        .filter_map(|name| {
+            let index = read_index(&dir.join(format!("{name}.idx")))?;
+            let count = object_count(&index)?;
+            Some((name.to_string(), index, count))
+        })
         .collect();
-    packs.sort_by_key(|(_, ids)| ids.len());
+    packs.sort_by_key(|(_, _, count)| *count);
     // Packs that are big enough stay as they are, so one merge rewrites a bounded number of objects.
-    packs.retain(|(_, ids)| ids.len() < FULL_PACK);
-    let counts: Vec<usize> = packs.iter().map(|(_, ids)| ids.len()).collect();
+    packs.retain(|(_, _, count)| *count < FULL_PACK);
+    let counts: Vec<usize> = packs.iter().map(|(_, _, count)| *count).collect();
     let split = geometric_split(&counts);
-    let mut names: Vec<String> = packs.iter().map(|(n, _)| n.clone()).collect();
+    let mut names: Vec<String> = packs.iter().map(|(n, _, _)| n.clone()).collect();
     if split >= 2 {
-        let ids: Vec<Oid> = packs[..split].iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+        let mut ids = Vec::new();
+        for (name, index, _) in &packs[..split] {
+            ids.extend(object_ids(index).with_context(|| format!("reading the index of {name}"))?);
+        }
         let merged = write_pack(repo, &repo.odb()?, &ids, Compression::none()).context("merging checkpoint packs")?;
         names.drain(..split);
         names.push(merged.clone());
         save_list(&list_path, &names)?;
-        for (name, _) in &packs[..split] {
+        for (name, _, _) in &packs[..split] {
             if *name == merged {
                 continue;
             }
