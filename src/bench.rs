@@ -195,14 +195,7 @@ pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
     );
     let mut made = Vec::new();
     for &(files, changed) in cases {
-        let dir = tempfile_dir()?;
-        let repo = dir.join("repo");
-        std::fs::create_dir_all(&repo)?;
-        write_tree(&repo, files)?;
-        sh(
-            &repo,
-            "git init -q && git config gc.auto 0 && git add -A && git -c user.name=b -c user.email=b@b commit -qm init",
-        )?;
+        let (dir, repo) = committed_repo(files)?;
         sh(&dir, "cp -a repo copy")?;
         let copy = dir.join("copy");
         // As in a real repository, files are older than the index that describes them: refresh the copy's
@@ -265,11 +258,7 @@ pub fn checkpoint_history(files: usize, changed: usize, count: usize) -> Result<
     use crate::git::checkpoint;
     use crate::git::watch::WorktreeWatch;
     println!("long history ({files} files, {changed} changed each time): checkpoint | git status | packs");
-    let dir = tempfile_dir()?;
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(&repo)?;
-    write_tree(&repo, files)?;
-    sh(&repo, "git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm init")?;
+    let (dir, repo) = committed_repo(files)?;
     let watch = WorktreeWatch::new(&repo)?;
     checkpoint::create_with(&repo, "bench", "first", &watch.take())?;
     let (mut times, mut tidying) = (Vec::new(), Vec::new());
@@ -306,6 +295,19 @@ pub fn checkpoint_history(files: usize, changed: usize, count: usize) -> Result<
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// A scratch folder holding `repo/`: `files` small files in folders of 100, committed, git's gc off.
+fn committed_repo(files: usize) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let dir = tempfile_dir()?;
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo)?;
+    write_tree(&repo, files)?;
+    sh(
+        &repo,
+        "git init -q && git config gc.auto 0 && git add -A && git -c user.name=b -c user.email=b@b commit -qm init",
+    )?;
+    Ok((dir, repo))
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf> {

@@ -266,8 +266,11 @@ fn a_failed_object_write_records_nothing_and_the_next_checkpoint_has_everything(
     let packs = root.join(".git/objects/pack");
     std::fs::rename(&packs, root.join(".git/objects/pack-away")).unwrap();
     std::fs::write(&packs, "not a folder").unwrap();
-    let e = checkpoint::create_with(root, "t", "turn", &watch.take()).unwrap_err();
+    let e = WorktreeWatch::checkpoint(Some(&watch), |c| checkpoint::create_with(root, "t", "turn", c)).unwrap_err();
     assert!(format!("{e:#}").contains("objects cannot be written"), "{e:#}");
+    // What the failed checkpoint took is not lost: the next one scans everything.
+    assert_eq!(watch.take(), Changes::All);
+    // That take consumed it; the checkpoint below must still see the change.
     watch.rescan();
     std::fs::remove_file(&packs).unwrap();
     std::fs::rename(root.join(".git/objects/pack-away"), &packs).unwrap();

@@ -228,12 +228,6 @@ fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
     with_paused(pause.as_deref(), move || run_job(name, worktree, files.as_deref(), kind, sink))
 }
 
-/// What changed since the last checkpoint, taken with the agent paused. Whoever takes it and then fails must
-/// call `rescan`, or the changes would be forgotten.
-fn take_changes(files: Option<&WorktreeWatch>) -> Changes {
-    files.map_or(Changes::All, WorktreeWatch::take)
-}
-
 fn run_job(
     name: String,
     worktree: PathBuf,
@@ -241,31 +235,24 @@ fn run_job(
     kind: JobKind,
     sink: &EventSink,
 ) -> Option<JobDone> {
-    let failed = || {
-        if let Some(w) = files {
-            w.rescan();
-        }
-    };
     let mut rolled_back = None;
     // Resolving conflicts leaves the timeline as it was: no need to list it again.
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let message = match kind {
         JobKind::Create { trigger } => {
-            match checkpoint::create_with(&worktree, &name, &trigger, &take_changes(files)) {
+            match WorktreeWatch::checkpoint(files, |c| checkpoint::create_with(&worktree, &name, &trigger, c)) {
                 Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
                 Ok((cp, false)) if trigger == "key" => {
                     Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
                 }
                 Ok(_) => None,
-                Err(e) => {
-                    failed();
-                    Some((format!("{name}: checkpoint failed: {e:#}"), true))
-                }
+                Err(e) => Some((format!("{name}: checkpoint failed: {e:#}"), true)),
             }
         }
         JobKind::Rollback { n, files: only } => {
             let partial = only.is_some();
-            match checkpoint::rollback_with(&worktree, &name, n, only.as_deref(), &take_changes(files)) {
+            let rollback = |c: &Changes| checkpoint::rollback_with(&worktree, &name, n, only.as_deref(), c);
+            match WorktreeWatch::checkpoint(files, rollback) {
                 Ok(r) => {
                     rolled_back = Some(true);
                     let what = if partial {
@@ -282,10 +269,7 @@ fn run_job(
                         false,
                     ))
                 }
-                Err(e) => {
-                    failed();
-                    Some((format!("{name}: {e:#}"), true))
-                }
+                Err(e) => Some((format!("{name}: {e:#}"), true)),
             }
         }
         JobKind::Undo => match checkpoint::undo_rollback(&worktree, &name) {
@@ -297,13 +281,11 @@ fn run_job(
         },
         JobKind::List => None,
         JobKind::Merge { root, base, into_agent, message } => {
-            let checkpointed = checkpoint::create_with(&worktree, &name, "before merge", &take_changes(files));
+            let checkpointed =
+                WorktreeWatch::checkpoint(files, |c| checkpoint::create_with(&worktree, &name, "before merge", c));
             match checkpointed.and_then(|_| run_merge(&name, &worktree, &root, &base, into_agent, message, sink)) {
                 Ok(text) => text.map(|t| (t, false)),
-                Err(e) => {
-                    failed();
-                    Some((format!("{name}: merge refused: {e:#}"), true))
-                }
+                Err(e) => Some((format!("{name}: merge refused: {e:#}"), true)),
             }
         }
         JobKind::Conflict { root, op } => {

@@ -17,7 +17,7 @@ use super::store::{self, SavedAgent, SavedCrew};
 use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
 use crate::config::crew::AgentSpec;
 use crate::config::preset;
-use crate::git::watch::{Changes, WorktreeWatch};
+use crate::git::watch::WorktreeWatch;
 use crate::git::{diffstat, merge, ports, worktree};
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::keys;
@@ -672,8 +672,9 @@ impl Supervisor {
         let slot = &self.slots[idx];
         if slot.spec.worktree && slot.info.worktree.exists() {
             // The refs outlive the worktree: what it held can still be restored from the checkpoint.
-            let changes = slot.files.as_ref().map_or(Changes::All, |w| w.take());
-            if let Err(e) = crate::git::checkpoint::create_with(&slot.info.worktree, name, "before remove", &changes) {
+            let before_remove =
+                |c: &_| crate::git::checkpoint::create_with(&slot.info.worktree, name, "before remove", c);
+            if let Err(e) = WorktreeWatch::checkpoint(slot.files.as_deref(), before_remove) {
                 self.message(format!("{name}: not removed, the checkpoint before removal failed: {e:#}"), true);
                 return;
             }

@@ -222,6 +222,17 @@ impl WorktreeWatch {
         self.shared.lock().all = true;
     }
 
+    /// Run a checkpoint on what changed (everything without a watcher). If it fails, what was taken is not
+    /// lost: the next one scans everything.
+    pub fn checkpoint<T>(watch: Option<&Self>, f: impl FnOnce(&Changes) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let Some(watch) = watch else { return f(&Changes::All) };
+        let result = f(&watch.take());
+        if result.is_err() {
+            watch.rescan();
+        }
+        result
+    }
+
     /// Wait until every event caused before this call has been recorded.
     fn barrier(&self) -> bool {
         let n = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;
