@@ -93,6 +93,7 @@ fn frame_time(agents: usize) -> Duration {
             error: None,
             checkpoints: 0,
             rolled_back: false,
+            why: String::new(),
         };
         state.agents.push(AgentView { info, screen: Some(screen.clone()), checkpoints: Vec::new(), attention: false });
     }
@@ -125,6 +126,7 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
         scrollback: 10_000,
         muster_exe: std::env::current_exe()?,
         stop_grace: Duration::from_secs(2),
+        palette: Default::default(),
         checkpoint_every: Duration::from_secs(300),
     };
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx))?;

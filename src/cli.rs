@@ -74,7 +74,10 @@ pub enum Cmd {
         #[command(subcommand)]
         action: ConflictsCmd,
     },
-    /// Report an agent hook event to the running muster (called by agent CLIs' hooks).
+    /// Why an agent of the running crew is in its state: which screen rule or hook decided, its processes, how
+    /// it is paused.
+    Explain { agent: String },
+    /// Report an agent hook event to the running muster (called by agent CLIs' hooks; the payload on stdin).
     Hook {
         /// The hook event, e.g. Stop, Notification, UserPromptSubmit, PreToolUse.
         event: String,

@@ -22,6 +22,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(d) => d.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
     };
+    if one_shot(cli.command.as_ref()) {
+        quiet_broken_pipe();
+    }
     match cli.command {
         None => {
             let root = find_repo_root(&dir)?;
@@ -44,9 +47,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
             let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
             // A hook must never break the agent that runs it: report failures, exit 0.
-            if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event) {
+            let payload = engine::hooks::read_payload();
+            if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event, &payload) {
                 eprintln!("muster hook: {e:#}");
             }
+        }
+        Some(Cmd::Explain { agent }) => {
+            let root = find_repo_root(&dir)?;
+            print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root), &agent)?);
         }
         Some(Cmd::Bench { agents, seconds, checkpoints_only, conflicts_only }) => {
             crate::bench::run(agents, seconds, checkpoints_only, conflicts_only)?
@@ -54,6 +62,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Commands that print and end: a reader that goes away (`muster status | head -1`) ends them quietly.
+fn one_shot(cmd: Option<&Cmd>) -> bool {
+    matches!(
+        cmd,
+        Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
+            | Some(Cmd::Conflicts { .. } | Cmd::Explain { .. })
+    )
+}
+
+/// Rust ignores SIGPIPE, so `println!` panics on a closed pipe; a one-shot command should just end, as
+/// `cat` does. The workbench keeps ignoring it: a hook client that hangs up must never kill the crew.
+fn quiet_broken_pipe() {
+    // SAFETY: setting a signal's disposition to the default before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
@@ -106,6 +132,7 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
         scrollback: user_cfg.scrollback,
         muster_exe: std::env::current_exe().context("locating the muster binary")?,
         stop_grace: Duration::from_secs(3),
+        palette: Default::default(),
         checkpoint_every: Duration::from_secs(user_cfg.checkpoint_minutes.max(1) * 60),
     };
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx.clone()))?;
@@ -156,6 +183,7 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
             Err(e) => println!("- {:<10} no file watcher ({e:#}): checkpoints scan every file", "watcher"),
         }
     }
+    println!("✔ {:<10} {}", "pause", crate::pty::tree::probe().describe());
     let term = std::env::var("TERM").unwrap_or_default();
     line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));
     if std::env::var_os("TMUX").is_some() {

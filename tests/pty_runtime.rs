@@ -5,6 +5,7 @@ mod common;
 use common::Rig;
 use muster::engine::{AgentState, Command};
 use muster::key::Key;
+use muster::pty::tree::process_frozen;
 use muster::term::CellColor;
 
 fn key(s: &str) -> Key {
@@ -26,7 +27,7 @@ fn demo_agent_asks_and_takes_an_answer_then_edits_its_worktree() {
     assert!(file.contains("refactored: yes"), "{file}");
     rig.wait_for("diffstat", |r| r.agents["d"].diffstat.added >= 4);
     // Steer: a message without attaching, pasted then entered.
-    rig.engine.send(Command::Steer { name: "d".into(), text: "write docs".into() });
+    rig.engine.send(Command::Steer { name: "d".into(), text: "write docs".into(), force: false });
     rig.wait_for("the answer", |r| r.screen_text("d").contains("You said: write docs"));
     rig.wait_for("the note", |_| {
         std::fs::read_to_string(worktree.join("demo/d.txt")).unwrap().contains("note: write docs")
@@ -76,11 +77,6 @@ fn bash_colours_queries_resize_and_exit_code() {
     assert_eq!(rig.agents["sh"].exit.unwrap().code, Some(7));
 }
 
-fn process_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.trim().chars().next()
-}
-
 fn last_tick(text: &str) -> Option<u64> {
     text.lines().filter_map(|l| l.trim().strip_prefix("tick")?.parse().ok()).max()
 }
@@ -93,13 +89,13 @@ fn pause_stops_output_and_resume_continues_exactly_after() {
     let pid = rig.agents["t"].pid.expect("pid");
     rig.engine.send(Command::Pause { name: "t".into() });
     rig.wait_for("paused", |r| r.state("t") == Some(AgentState::Paused));
-    rig.wait_for("process stopped", |_| process_state(pid) == Some('T'));
+    rig.wait_for("process frozen", |_| process_frozen(pid as i32));
     // Drain output already in flight, then take the last tick shown.
     rig.wait_for("screen settled", |r| r.events.try_recv().is_err() && r.screens.contains_key("t"));
     let before = last_tick(&rig.screen_text("t")).unwrap();
-    assert_eq!(process_state(pid), Some('T'));
+    assert!(process_frozen(pid as i32));
     rig.engine.send(Command::Resume { name: "t".into() });
-    rig.wait_for("running again", |_| process_state(pid) != Some('T'));
+    rig.wait_for("running again", |_| !process_frozen(pid as i32));
     rig.wait_for("next tick", |r| last_tick(&r.screen_text("t")).is_some_and(|n| n > before + 1));
     let text = rig.screen_text("t");
     assert!(text.contains(&format!("tick{}", before + 1)), "no gap after resume: {text}");

@@ -32,6 +32,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             error: None,
             checkpoints: added % 7,
             rolled_back: name == "docs",
+            why: String::new(),
         },
         screen: None,
         checkpoints: Vec::new(),
@@ -162,6 +163,7 @@ fn timeline_state(width: u16, height: u16) -> State {
         files,
         added,
         removed,
+        unsettled: vec![],
     };
     let checkpoints = vec![
         cp(4, "rescue before rollback to 2", 30, 0, 0, 0),

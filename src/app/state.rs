@@ -27,12 +27,33 @@ pub struct AgentView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmed {
     Quit,
-    Remove { name: String, force: bool },
-    Rollback { name: String, n: u32, files: Option<Vec<String>> },
-    UndoRollback { name: String },
-    Merge { name: String, into_agent: bool },
-    FinishMerge { name: String },
-    AbortMerge { name: String },
+    Remove {
+        name: String,
+        force: bool,
+    },
+    Rollback {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+    },
+    UndoRollback {
+        name: String,
+    },
+    Merge {
+        name: String,
+        into_agent: bool,
+    },
+    FinishMerge {
+        name: String,
+    },
+    AbortMerge {
+        name: String,
+    },
+    /// A steer into an agent that shows a dialog: the text would answer it.
+    SteerIntoDialog {
+        name: String,
+        text: String,
+    },
 }
 
 /// What an edit dialog's text is for.

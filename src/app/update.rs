@@ -578,6 +578,10 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
         }
         Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
         Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
+        Confirmed::SteerIntoDialog { name, text } => {
+            state.status = Some((format!("sent to {name}"), false));
+            fx.push(Effect::Engine(Command::Steer { name, text, force: true }));
+        }
     }
 }
 
@@ -613,8 +617,22 @@ fn on_steer_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Ve
             if text.trim().is_empty() {
                 return;
             }
-            fx.push(Effect::Engine(Command::Steer { name: name.clone(), text }));
+            let name = name.clone();
+            let waiting = state.agents.iter().any(|a| a.info.name == name && a.info.state == AgentState::Waiting);
+            if waiting {
+                // Typed into a permission or trust dialog, the message would answer it: ask first.
+                state.dialog = Some(Dialog::Confirm {
+                    title: format!("{name} is showing a dialog"),
+                    lines: vec![
+                        "It is waiting for an answer (a question, a permission or trust dialog).".into(),
+                        "Your message would be typed into that dialog. Send it anyway?".into(),
+                    ],
+                    then: Confirmed::SteerIntoDialog { name, text },
+                });
+                return;
+            }
             state.status = Some((format!("sent to {name}"), false));
+            fx.push(Effect::Engine(Command::Steer { name, text, force: false }));
             state.dialog = None;
         }
         Some(Action::Newline) => editor.insert_newline(),
@@ -840,6 +858,7 @@ mod tests {
             error: None,
             checkpoints: 0,
             rolled_back: false,
+            why: String::new(),
         }
     }
 
@@ -910,7 +929,7 @@ mod tests {
         update(&mut s, key("C-j"));
         update(&mut s, Msg::Key(Key::char('x')));
         let fx = update(&mut s, key("enter"));
-        assert_eq!(engine_cmds(&fx), vec![Command::Steer { name: "a".into(), text: "hi\nx".into() }]);
+        assert_eq!(engine_cmds(&fx), vec![Command::Steer { name: "a".into(), text: "hi\nx".into(), force: false }]);
         assert_eq!(s.mode(), Mode::Roster);
         update(&mut s, key("s"));
         update(&mut s, key("esc"));

@@ -62,6 +62,9 @@ pub struct AgentSpec {
     pub command: String,
     pub args: Vec<String>,
     pub resume_args: Vec<String>,
+    /// Resume exactly one conversation of the CLI (`{session}`: its id, learned from its hooks).
+    #[serde(default)]
+    pub resume_session_args: Vec<String>,
     pub prompt_args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub prompt: Option<String>,
@@ -154,7 +157,8 @@ pub fn parse_crew(
             kind,
             command,
             args: a.args.unwrap_or_else(|| preset.args.clone()),
-            resume_args: a.resume_args.unwrap_or_else(|| preset.resume_args.clone()),
+            resume_args: a.resume_args.clone().unwrap_or_else(|| preset.resume_args.clone()),
+            resume_session_args: if a.resume_args.is_some() { Vec::new() } else { preset.resume_session_args.clone() },
             prompt_args: preset.prompt_args.clone(),
             env: a.env,
             prompt: a.prompt,

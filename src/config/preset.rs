@@ -5,26 +5,45 @@ use std::path::Path;
 
 use regex::Regex;
 use serde::Deserialize;
+use toml::Spanned;
 
 use super::ConfigError;
-use crate::engine::detect::{Region, Rule};
+use crate::engine::detect::{parse_version, Cond, Region, Rule, ScreenKind};
 use crate::engine::AgentState;
 
 const BUILTIN: &str = include_str!("../../assets/presets.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    state: AgentState,
-    regex: String,
-    #[serde(default = "default_region")]
-    region: String,
-    #[serde(default)]
-    priority: i32,
+struct RawCond {
+    regex: Spanned<String>,
+    region: Option<Spanned<String>>,
 }
 
-fn default_region() -> String {
-    "all".into()
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    name: Option<String>,
+    state: AgentState,
+    /// Shorthand for one `all` condition.
+    regex: Option<Spanned<String>>,
+    /// The region of the shorthand, and of conditions that name none.
+    region: Option<Spanned<String>>,
+    #[serde(default)]
+    all: Vec<RawCond>,
+    #[serde(default)]
+    any: Vec<RawCond>,
+    #[serde(default)]
+    not: Vec<RawCond>,
+    #[serde(default)]
+    screen: Option<Spanned<String>>,
+    #[serde(default)]
+    min_version: Option<Spanned<String>>,
+    #[serde(default)]
+    below_version: Option<Spanned<String>>,
+    #[serde(default)]
+    priority: i32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,11 +55,16 @@ struct RawPreset {
     #[serde(default)]
     resume_args: Vec<String>,
     #[serde(default)]
+    resume_session_args: Vec<String>,
+    #[serde(default)]
     prompt_args: Vec<String>,
     #[serde(default)]
     enter_delay_ms: u64,
     #[serde(default)]
     hooks: Option<String>,
+    /// Where the CLI's version shows on its screen (first group), so version-specific rules apply.
+    #[serde(default)]
+    version_regex: Option<Spanned<String>>,
     #[serde(default)]
     rules: Vec<RawRule>,
 }
@@ -51,35 +75,92 @@ pub struct Preset {
     pub command: String,
     pub args: Vec<String>,
     pub resume_args: Vec<String>,
+    pub resume_session_args: Vec<String>,
     /// How an initial prompt is passed on the command line; empty means it is typed in once the agent is ready.
     pub prompt_args: Vec<String>,
     pub enter_delay_ms: u64,
     /// Which hook integration the agent CLI supports (`claude`).
     pub hooks: Option<String>,
+    pub version_regex: Option<regex::Regex>,
     pub rules: Vec<Rule>,
+}
+
+fn regex(file: &Path, text: &str, preset: &str, r: &Spanned<String>) -> Result<Regex, ConfigError> {
+    Regex::new(r.get_ref())
+        .map_err(|e| ConfigError::at(file, text, r.span().start, format!("preset `{preset}`: bad regex: {e}")))
+}
+
+fn rule(file: &Path, text: &str, preset: &str, i: usize, r: RawRule) -> Result<Rule, ConfigError> {
+    let bad = |span: std::ops::Range<usize>, what: String| {
+        ConfigError::at(file, text, span.start, format!("preset `{preset}`: {what}"))
+    };
+    let region = |s: Option<&Spanned<String>>, default: Region| match s {
+        None => Ok(default),
+        Some(s) => Region::parse(s.get_ref())
+            .ok_or_else(|| bad(s.span(), format!("bad region `{}` (all, title, bottom:N, top:N)", s.get_ref()))),
+    };
+    let default_region = region(r.region.as_ref(), Region::All)?;
+    let conds = |raw: Vec<RawCond>| -> Result<Vec<Cond>, ConfigError> {
+        raw.into_iter()
+            .map(|c| {
+                Ok(Cond {
+                    regex: regex(file, text, preset, &c.regex)?,
+                    region: region(c.region.as_ref(), default_region)?,
+                })
+            })
+            .collect()
+    };
+    let mut all = conds(r.all)?;
+    if let Some(re) = &r.regex {
+        all.insert(0, Cond { regex: regex(file, text, preset, re)?, region: default_region });
+    }
+    let (any, not) = (conds(r.any)?, conds(r.not)?);
+    if all.is_empty() && any.is_empty() {
+        return Err(ConfigError::at(
+            file,
+            text,
+            0,
+            format!("preset `{preset}`: rule {} has no condition (regex, all or any)", i + 1),
+        ));
+    }
+    let screen = match r.screen.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+        None | Some(("any", _)) => ScreenKind::Any,
+        Some(("alt", _)) => ScreenKind::Alt,
+        Some(("main", _)) => ScreenKind::Main,
+        Some((other, span)) => return Err(bad(span, format!("bad screen `{other}` (any, alt, main)"))),
+    };
+    let version = |v: Option<Spanned<String>>| match v {
+        None => Ok(None),
+        Some(v) => {
+            parse_version(v.get_ref()).map(Some).ok_or_else(|| bad(v.span(), format!("bad version `{}`", v.get_ref())))
+        }
+    };
+    Ok(Rule {
+        name: r.name.unwrap_or_else(|| format!("{preset}#{}", i + 1)),
+        state: r.state,
+        priority: r.priority,
+        all,
+        any,
+        not,
+        screen,
+        min_version: version(r.min_version)?,
+        below_version: version(r.below_version)?,
+    })
 }
 
 pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>, ConfigError> {
     let raw: BTreeMap<String, RawPreset> = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
     let mut out = BTreeMap::new();
     for (name, p) in raw {
-        let mut rules = Vec::new();
-        for r in p.rules {
-            let regex = Regex::new(&r.regex).map_err(|e| ConfigError {
-                file: file.to_path_buf(),
-                line: 0,
-                col: 0,
-                message: format!("preset `{name}`: bad regex `{}`: {e}", r.regex),
-            })?;
-            let region = Region::parse(&r.region).ok_or_else(|| ConfigError {
-                file: file.to_path_buf(),
-                line: 0,
-                col: 0,
-                message: format!("preset `{name}`: bad region `{}`", r.region),
-            })?;
-            rules.push(Rule { state: r.state, regex, region, priority: r.priority });
-        }
+        let mut rules = p
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| rule(file, text, &name, i, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Stable: rules of equal priority keep the file's order.
         rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
+        let version_regex = p.version_regex.as_ref().map(|r| regex(file, text, &name, r)).transpose()?;
         out.insert(
             name.clone(),
             Preset {
@@ -87,9 +168,11 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 command: p.command,
                 args: p.args,
                 resume_args: p.resume_args,
+                resume_session_args: p.resume_session_args,
                 prompt_args: p.prompt_args,
                 enter_delay_ms: p.enter_delay_ms,
                 hooks: p.hooks,
+                version_regex,
                 rules,
             },
         );
@@ -125,5 +208,15 @@ mod tests {
         let err = parse_presets(Path::new("p.toml"), "[x]\ncommand='a'\n[[x.rules]]\nstate='waiting'\nregex='('\n")
             .unwrap_err();
         assert!(err.message.contains("bad regex"), "{err}");
+        assert_eq!((err.line, err.col), (5, 7));
+        let err = parse_presets(
+            Path::new("p.toml"),
+            "[x]\ncommand='a'\n[[x.rules]]\nstate='idle'\nall=[{regex='a', region='middle'}]\n",
+        )
+        .unwrap_err();
+        assert!(err.message.contains("bad region `middle`"), "{err}");
+        assert_eq!(err.line, 5);
+        let err = parse_presets(Path::new("p.toml"), "[x]\ncommand='a'\n[[x.rules]]\nstate='idle'\n").unwrap_err();
+        assert!(err.message.contains("no condition"), "{err}");
     }
 }

@@ -1,25 +1,28 @@
 //! One running agent: a reader thread that drains the PTY, a terminal thread that owns the emulator and turns
-//! output into screen snapshots and detected states, and a waiter thread for the exit status.
+//! output into screen snapshots and detected states, a writer thread that owns the PTY's input, and a waiter
+//! thread for the exit status.
 
 use std::io::{Read, Write};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
-use super::detect::{self, HookReport, Rule};
+use super::detect::{self, Decision, HookReport, Rule, View};
 use super::supervisor::EngineMsg;
 use super::{AgentState, Event, EventSink};
 use crate::pty::{PtyBackend, PtyControl, SpawnSpec};
-use crate::term::{AlacrittyModel, InputModes, TerminalModel};
+use crate::term::{keys, AlacrittyModel, InputModes, Palette, TerminalModel};
 
 /// At most this often a watched agent's screen is sent to the UI (~60 fps).
 const FRAME: Duration = Duration::from_millis(16);
 /// At most this often the screen is checked against state rules.
 const DETECT_EVERY: Duration = Duration::from_millis(100);
-/// At most this often the time of last output is reported while output flows.
+/// At most this often the time of last activity is reported while the screen keeps changing.
 const ACTIVITY_REPORT: Duration = Duration::from_secs(1);
+/// Writes queued for an agent before it counts as not reading its input. A paste is one write.
+const WRITE_QUEUE: usize = 256;
 
 pub enum TermMsg {
     Output(Vec<u8>),
@@ -28,13 +31,72 @@ pub enum TermMsg {
     Scroll(i32),
     ScrollBottom,
     Watch(bool),
-    Hook(AgentState),
+    Hook(HookReport),
+    /// Look at the screen again now (after a resume, say) and report, even if nothing changed.
+    Redetect,
+}
+
+/// What goes into an agent's terminal, in order.
+pub enum WriteOp {
+    Bytes(Vec<u8>),
+    /// Pasted, then Enter after the delay (some CLIs drop an Enter that follows a paste too closely).
+    Steer {
+        text: String,
+        enter_delay: Duration,
+    },
+}
+
+/// The agent's input: one thread per agent writes, so a child that stops reading blocks only its own queue.
+#[derive(Clone)]
+pub struct Writer {
+    tx: SyncSender<WriteOp>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WriteError {
+    #[error("it is not reading its input ({WRITE_QUEUE} writes waiting): dropped")]
+    Stuck,
+    #[error("it has exited")]
+    Gone,
+}
+
+impl Writer {
+    pub fn send(&self, op: WriteOp) -> Result<(), WriteError> {
+        self.tx.try_send(op).map_err(|e| match e {
+            TrySendError::Full(_) => WriteError::Stuck,
+            TrySendError::Disconnected(_) => WriteError::Gone,
+        })
+    }
+
+    fn spawn(name: &str, mut out: Box<dyn Write + Send>, modes: Arc<Mutex<InputModes>>) -> Result<Writer> {
+        let (tx, rx) = mpsc::sync_channel::<WriteOp>(WRITE_QUEUE);
+        std::thread::Builder::new().name(format!("pty-write-{name}")).spawn(move || {
+            let current = || modes.lock().map(|m| *m).unwrap_or_default();
+            for op in rx {
+                // A child that has gone cannot take input; its exit is reported separately.
+                let ok = match op {
+                    WriteOp::Bytes(b) => out.write_all(&b).and_then(|_| out.flush()),
+                    WriteOp::Steer { text, enter_delay } => {
+                        out.write_all(&keys::encode_paste(&text, current())).and_then(|_| out.flush()).and_then(|_| {
+                            std::thread::sleep(enter_delay);
+                            let enter = crate::key::Key::new(crate::key::KeyCode::Enter, 0);
+                            out.write_all(&keys::encode_key(enter, current())).and_then(|_| out.flush())
+                        })
+                    }
+                };
+                if ok.is_err() {
+                    return;
+                }
+            }
+        })?;
+        Ok(Writer { tx })
+    }
 }
 
 /// The engine's handles on a running agent.
 pub struct Running {
     pub generation: u64,
-    pub writer: Arc<Mutex<Box<dyn Write + Send>>>,
+    pub writer: Writer,
     pub control: Arc<dyn PtyControl>,
     pub term: Sender<TermMsg>,
     pub modes: Arc<Mutex<InputModes>>,
@@ -44,11 +106,8 @@ pub struct Running {
 }
 
 impl Running {
-    pub fn write(&self, bytes: &[u8]) {
-        if let Ok(mut w) = self.writer.lock() {
-            // A child that has gone cannot take input; its exit is reported separately.
-            let _ = w.write_all(bytes).and_then(|_| w.flush());
-        }
+    pub fn write(&self, bytes: Vec<u8>) -> Result<(), WriteError> {
+        self.writer.send(WriteOp::Bytes(bytes))
     }
 
     pub fn modes(&self) -> InputModes {
@@ -62,7 +121,9 @@ pub struct SpawnArgs {
     pub spec: SpawnSpec,
     pub scrollback: usize,
     pub rules: Vec<Rule>,
+    pub version_regex: Option<regex::Regex>,
     pub watched: bool,
+    pub palette: Palette,
 }
 
 pub fn now_ms() -> u64 {
@@ -71,9 +132,9 @@ pub fn now_ms() -> u64 {
 
 pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg>, sink: EventSink) -> Result<Running> {
     let process = backend.spawn(&args.spec)?;
-    let writer: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(process.writer));
-    let control: Arc<dyn PtyControl> = Arc::from(process.control);
     let modes = Arc::new(Mutex::new(InputModes::default()));
+    let writer = Writer::spawn(&args.name, process.writer, modes.clone())?;
+    let control: Arc<dyn PtyControl> = Arc::from(process.control);
     // Bounded: a child that outpaces the emulator is slowed by the PTY instead of growing memory.
     let (term_tx, term_rx) = mpsc::sync_channel::<TermMsg>(64);
     let (term_fwd_tx, term_fwd_rx) = mpsc::channel::<TermMsg>();
@@ -95,7 +156,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         }
     })?;
 
-    let model = AlacrittyModel::new(args.spec.rows, args.spec.cols, args.scrollback);
+    let model = AlacrittyModel::with_palette(args.spec.rows, args.spec.cols, args.scrollback, args.palette);
     let term_state = TermThread {
         name: args.name.clone(),
         generation: args.generation,
@@ -105,11 +166,16 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         engine: engine.clone(),
         sink,
         rules: args.rules,
+        version_regex: args.version_regex,
+        version: None,
         watched: args.watched,
         screen_dirty: true,
         detect_dirty: true,
+        force_report: false,
         last_frame: None,
         last_output: None,
+        last_hash: None,
+        last_change: None,
         last_detect: None,
         last_activity_report: None,
         reported: None,
@@ -156,25 +222,39 @@ fn read_loop(reader: &mut Box<dyn Read + Send>, tx: &SyncSender<TermMsg>) {
     let _ = tx.send(TermMsg::Eof);
 }
 
+/// What the terminal thread tells the engine it decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reported {
+    decision: Decision,
+    title: Option<String>,
+}
+
 struct TermThread {
     name: String,
     generation: u64,
     model: Box<dyn TerminalModel>,
-    writer: Arc<Mutex<Box<dyn Write + Send>>>,
+    writer: Writer,
     modes: Arc<Mutex<InputModes>>,
     engine: Sender<EngineMsg>,
     sink: EventSink,
     rules: Vec<Rule>,
+    version_regex: Option<regex::Regex>,
+    /// The CLI's version, once its screen showed it.
+    version: Option<Vec<u64>>,
     watched: bool,
     /// The screen changed since the last frame sent.
     screen_dirty: bool,
-    /// The screen changed since the last rule check.
+    /// Output arrived (or something else happened) since the last rule check.
     detect_dirty: bool,
+    force_report: bool,
     last_frame: Option<Instant>,
     last_output: Option<Instant>,
+    /// What the live screen said at the last check, and when it last said something new.
+    last_hash: Option<u64>,
+    last_change: Option<Instant>,
     last_detect: Option<Instant>,
     last_activity_report: Option<Instant>,
-    reported: Option<(AgentState, Option<String>)>,
+    reported: Option<Reported>,
     hook: Option<HookReport>,
 }
 
@@ -216,35 +296,51 @@ impl TermThread {
                 if self.model.size() != (rows, cols) {
                     self.model.resize(rows, cols);
                     self.mark_dirty();
+                    // A reflow is muster's doing, not the agent's: the new text is the new baseline.
+                    self.last_hash = Some(self.model.content_hash());
                 }
             }
             TermMsg::Scroll(lines) => {
                 self.model.scroll(lines);
-                self.mark_dirty();
+                self.screen_dirty = true;
             }
             TermMsg::ScrollBottom => {
                 self.model.scroll_to_bottom();
-                self.mark_dirty();
+                self.screen_dirty = true;
             }
             TermMsg::Watch(on) => {
                 self.watched = on;
-                self.mark_dirty();
+                self.screen_dirty = true;
                 self.last_frame = None;
             }
-            TermMsg::Hook(state) => {
-                self.hook = Some(HookReport { state, at: Instant::now() });
+            TermMsg::Hook(report) => {
+                self.hook = Some(report);
                 self.last_detect = None;
-                self.mark_dirty();
+                self.detect_dirty = true;
+            }
+            TermMsg::Redetect => {
+                self.last_detect = None;
+                self.detect_dirty = true;
+                self.force_report = true;
             }
         }
     }
 
-    /// Busy-by-activity turns idle once output has been quiet for the debounce: the moment to look again,
-    /// unless a check already happened after it.
-    fn debounce_deadline(&self) -> Option<Instant> {
-        let quiet_at = self.last_output? + detect::ACTIVITY_DEBOUNCE;
-        let busy = matches!(self.reported, Some((AgentState::Busy, _)));
-        (busy && self.last_detect.is_none_or(|d| d < quiet_at)).then_some(quiet_at)
+    /// While the agent reads busy, the moments its state can change without new output: activity going
+    /// quiet, a busy hook report expiring.
+    fn settle_deadline(&self) -> Option<Instant> {
+        let busy = matches!(&self.reported, Some(r) if r.decision.state == AgentState::Busy);
+        if !busy {
+            return None;
+        }
+        let mut at = Vec::new();
+        if let Some(c) = self.last_change {
+            at.push(c + detect::ACTIVITY_DEBOUNCE);
+        }
+        if let Some(h) = self.hook.as_ref().filter(|h| h.state == AgentState::Busy) {
+            at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + detect::HOOK_BUSY_QUIET);
+        }
+        at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
 
     fn mark_dirty(&mut self) {
@@ -264,7 +360,7 @@ impl TermThread {
         if let (true, Some(d)) = (self.detect_dirty, self.last_detect) {
             deadlines.push(d + DETECT_EVERY);
         }
-        if let Some(d) = self.debounce_deadline() {
+        if let Some(d) = self.settle_deadline() {
             deadlines.push(d);
         }
         deadlines.into_iter().min()
@@ -278,9 +374,8 @@ impl TermThread {
         }
         let replies = self.model.take_replies();
         if !replies.is_empty() {
-            if let Ok(mut w) = self.writer.lock() {
-                let _ = w.write_all(&replies).and_then(|_| w.flush());
-            }
+            // A child that does not read gets no answers; the terminal thread never waits for it.
+            let _ = self.writer.send(WriteOp::Bytes(replies));
         }
         if let Ok(mut m) = self.modes.lock() {
             *m = self.model.modes();
@@ -297,8 +392,8 @@ impl TermThread {
             self.screen_dirty = false;
         }
         let detect_due = self.detect_dirty && self.last_detect.is_none_or(|d| now >= d + DETECT_EVERY);
-        let debounce_due = self.debounce_deadline().is_some_and(|d| now >= d);
-        if detect_due || debounce_due {
+        let settle_due = self.settle_deadline().is_some_and(|d| now >= d);
+        if detect_due || settle_due {
             self.detect(now);
             self.detect_dirty = false;
         }
@@ -306,26 +401,51 @@ impl TermThread {
 
     fn detect(&mut self, now: Instant) {
         self.last_detect = Some(now);
+        // Activity is a change of what the screen says, not bytes: a repaint after SIGCONT or SIGWINCH, a
+        // cursor blink or an identical spinner frame is not work.
+        let hash = self.model.content_hash();
+        if self.last_hash != Some(hash) {
+            if self.last_hash.is_some() || self.last_output.is_some() {
+                self.last_change = self.last_output.or(Some(now));
+            }
+            self.last_hash = Some(hash);
+        }
         let lines = self.model.text_lines();
         let title = self.model.title();
-        let rule_state = detect::match_rules(&self.rules, &lines, title.as_deref());
-        let state = detect::detect(rule_state, self.hook, self.last_output, now);
-        let current = (state, title);
-        let activity_due = self.last_output.is_some()
-            && self.last_activity_report.is_none_or(|r| now >= r + ACTIVITY_REPORT)
-            && self.last_output.is_some_and(|o| self.last_activity_report.is_none_or(|r| o > r));
-        if self.reported.as_ref() != Some(&current) || activity_due {
+        if self.version.is_none() {
+            if let Some(re) = &self.version_regex {
+                self.version = re.captures(&lines.join("\n")).and_then(|c| detect::parse_version(c.get(1)?.as_str()));
+            }
+        }
+        let view = View {
+            lines: &lines,
+            title: title.as_deref(),
+            alt_screen: self.model.modes().alt_screen,
+            version: self.version.as_deref(),
+        };
+        let rule = detect::match_rules(&self.rules, &view);
+        let decision = detect::detect(rule, self.hook.as_ref(), self.last_change, now);
+        let current = Reported { decision, title };
+        let activity_due = self
+            .last_change
+            .is_some_and(|c| self.last_activity_report.is_none_or(|r| now >= r + ACTIVITY_REPORT && c > r));
+        let changed = self
+            .reported
+            .as_ref()
+            .is_none_or(|r| r.decision.state != current.decision.state || r.title != current.title);
+        if changed || activity_due || std::mem::take(&mut self.force_report) {
             let last_output_ms =
-                self.last_output.map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));
+                self.last_change.map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));
             let _ = self.engine.send(EngineMsg::Detected {
                 name: self.name.clone(),
                 generation: self.generation,
-                state: current.0,
-                title: current.1.clone(),
+                state: current.decision.state,
+                why: current.decision.why.clone(),
+                title: current.title.clone(),
                 last_output_ms,
             });
-            self.reported = Some(current);
             self.last_activity_report = Some(now);
         }
+        self.reported = Some(current);
     }
 }

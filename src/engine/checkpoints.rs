@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::git::checkpoint::{self, Checkpoint, DiffBase};
 use crate::git::merge::{self, MergeOutcome, Side};
 use crate::git::watch::{Changes, WorktreeWatch};
-use crate::pty::{signals, PtyControl};
+use crate::pty::tree::AgentTree;
 
 use super::supervisor::EngineMsg;
 use super::{Event, EventSink};
@@ -55,8 +55,8 @@ pub enum ConflictOp {
 pub struct Job {
     pub name: String,
     pub worktree: PathBuf,
-    /// The running agent to hold still (SIGSTOP/SIGCONT) while its files are read or written.
-    pub pause: Option<Arc<dyn PtyControl>>,
+    /// The running agent to freeze while its files are written (rollbacks, merges into it).
+    pub pause: Option<Arc<AgentTree>>,
     /// What changed in the worktree since the last checkpoint; without it a checkpoint scans every file.
     pub files: Option<Arc<WorktreeWatch>>,
     pub kind: JobKind,
@@ -212,15 +212,11 @@ fn conflict_op(
     }
 }
 
-/// Run `f` with the agent stopped (SIGSTOP), continuing it afterwards, so no snapshot or restore races the
-/// agent's own writes.
-pub fn with_paused<R>(control: Option<&dyn PtyControl>, f: impl FnOnce() -> R) -> R {
-    let held = control.filter(|c| signals::pause(*c).is_ok());
-    let result = f();
-    if let Some(c) = held {
-        let _ = signals::resume(c);
-    }
-    result
+/// Run `f` with the agent frozen, so a restore does not race the agent's own writes. The operator's own pause
+/// outlives it.
+pub fn with_paused<R>(tree: Option<&AgentTree>, f: impl FnOnce() -> R) -> R {
+    let _hold = tree.map(AgentTree::hold);
+    f()
 }
 
 fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
@@ -240,7 +236,15 @@ fn run_job(
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let message = match kind {
         JobKind::Create { trigger } => {
-            match WorktreeWatch::checkpoint(files, |c| checkpoint::create_with(&worktree, &name, &trigger, c)) {
+            let create = |c: &Changes, again: &mut dyn FnMut() -> Option<Changes>| {
+                checkpoint::create_settled(&worktree, &name, &trigger, c, again)
+                    .map(|(cp, new, settle)| ((cp, new), settle.unsettled))
+            };
+            match WorktreeWatch::checkpoint_settled(files, create) {
+                Ok((cp, true)) if !cp.unsettled.is_empty() => Some((
+                    format!("{name}: checkpoint {} ({trigger}); still changing: {}", cp.n, cp.unsettled.join(", ")),
+                    false,
+                )),
                 Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
                 Ok((cp, false)) if trigger == "key" => {
                     Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
@@ -323,47 +327,15 @@ fn run_job(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::CommandExt;
-
-    struct Group(u32);
-
-    impl PtyControl for Group {
-        fn resize(&self, _: u16, _: u16) -> anyhow::Result<()> {
-            Ok(())
-        }
-        fn pid(&self) -> Option<u32> {
-            Some(self.0)
-        }
-        fn foreground_group(&self) -> Option<i32> {
-            None
-        }
-    }
-
-    fn state(pid: u32) -> char {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        stat.rsplit_once(')').and_then(|(_, r)| r.trim().chars().next()).unwrap_or('?')
-    }
 
     #[test]
-    fn the_agent_is_stopped_while_the_job_runs_and_continued_after() {
-        let mut child = std::process::Command::new("sleep").arg("60").process_group(0).spawn().unwrap();
-        let group = Group(child.id());
-        // Signals are delivered asynchronously: wait (with a deadline) for the state to show.
-        let settle = |want_stopped: bool| {
-            let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                let s = state(child.id());
-                if (s == 'T') == want_stopped || std::time::Instant::now() > end {
-                    return s;
-                }
-                std::thread::yield_now();
-            }
-        };
-        let inside = with_paused(Some(&group), || settle(true));
-        let after = settle(false);
-        let _ = child.kill();
-        let _ = child.wait();
-        assert_eq!(inside, 'T');
-        assert_ne!(after, 'T');
+    fn the_agent_is_frozen_while_the_job_runs_and_thawed_after() {
+        let tree = AgentTree::new();
+        assert!(with_paused(Some(&tree), || tree.is_frozen()));
+        assert!(!tree.is_frozen());
+        // The operator's pause outlives the job's hold.
+        tree.set_paused(true).unwrap();
+        with_paused(Some(&tree), || ());
+        assert!(tree.is_frozen());
     }
 }

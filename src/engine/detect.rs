@@ -1,5 +1,5 @@
-//! Agent state detection in layers: the agent's own hooks, then the preset's screen rules, then output
-//! activity with a debounce.
+//! Agent state detection in layers: the agent's own hooks, then the preset's screen rules, then screen
+//! activity (a change of the visible text, not bytes) with a debounce. Every decision says why it was made.
 
 use std::time::{Duration, Instant};
 
@@ -7,8 +7,11 @@ use regex::Regex;
 
 use super::AgentState;
 
-/// Output within this long counts as busy when no rule or hook says otherwise.
+/// A screen change within this long counts as busy when no rule or hook says otherwise.
 pub const ACTIVITY_DEBOUNCE: Duration = Duration::from_millis(1500);
+/// A busy hook report holds while the screen keeps changing, and this long after it stops: a tool that runs
+/// quietly is still a busy turn, but a CLI that died mid-turn, or a missed Stop, must not read busy forever.
+pub const HOOK_BUSY_QUIET: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Region {
@@ -32,75 +35,168 @@ impl Region {
     }
 }
 
+/// Which screen a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScreenKind {
+    #[default]
+    Any,
+    /// The alternate screen (full-screen TUIs).
+    Alt,
+    Main,
+}
+
+/// One regex over one region of the screen.
 #[derive(Debug, Clone)]
-pub struct Rule {
-    pub state: AgentState,
+pub struct Cond {
     pub regex: Regex,
     pub region: Region,
+}
+
+/// A screen rule: it matches when every `all` condition, at least one `any` condition (if there are any) and
+/// no `not` condition matches, on the right screen and CLI version.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub state: AgentState,
     pub priority: i32,
+    pub all: Vec<Cond>,
+    pub any: Vec<Cond>,
+    pub not: Vec<Cond>,
+    pub screen: ScreenKind,
+    /// Versions of the CLI the rule was written for: at least `min`, below `below` (dotted numbers).
+    pub min_version: Option<Vec<u64>>,
+    pub below_version: Option<Vec<u64>>,
+}
+
+/// What a rule looks at: the screen's rows, its title, which screen it is, the CLI's version if known.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    pub lines: &'a [String],
+    pub title: Option<&'a str>,
+    pub alt_screen: bool,
+    pub version: Option<&'a [u64]>,
+}
+
+/// A dotted version number ("2.1.332", "v0.61.0") as its numbers; None if it has none.
+pub fn parse_version(s: &str) -> Option<Vec<u64>> {
+    let s = s.trim().trim_start_matches('v');
+    let parts: Vec<u64> = s.split('.').map_while(|p| p.parse().ok()).collect();
+    (!parts.is_empty()).then_some(parts)
 }
 
 /// The text a rule looks at.
 fn region_text(region: Region, lines: &[String], title: Option<&str>) -> String {
-    let non_empty: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
     match region {
         Region::All => lines.join("\n"),
         Region::Title => title.unwrap_or("").to_string(),
         Region::Top(n) => lines.iter().take(n).cloned().collect::<Vec<_>>().join("\n"),
         Region::Bottom(n) => {
+            let non_empty: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
             let start = non_empty.len().saturating_sub(n);
             non_empty[start..].iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
         }
     }
 }
 
-/// The first matching rule's state (rules are sorted by priority, highest first).
-pub fn match_rules(rules: &[Rule], lines: &[String], title: Option<&str>) -> Option<AgentState> {
-    rules.iter().find(|r| r.regex.is_match(&region_text(r.region, lines, title))).map(|r| r.state)
+impl Rule {
+    fn applies_to(&self, v: &View) -> bool {
+        let screen = match self.screen {
+            ScreenKind::Any => true,
+            ScreenKind::Alt => v.alt_screen,
+            ScreenKind::Main => !v.alt_screen,
+        };
+        // An unknown version takes every rule: better a rule for a neighbouring version than none.
+        let version = v.version.is_none_or(|ver| {
+            self.min_version.as_deref().is_none_or(|m| ver >= m)
+                && self.below_version.as_deref().is_none_or(|b| ver < b)
+        });
+        screen && version
+    }
+
+    pub fn matches(&self, v: &View) -> bool {
+        let hit = |c: &Cond| c.regex.is_match(&region_text(c.region, v.lines, v.title));
+        self.applies_to(v)
+            && self.all.iter().all(hit)
+            && (self.any.is_empty() || self.any.iter().any(hit))
+            && !self.not.iter().any(hit)
+    }
+}
+
+/// The first matching rule (rules are sorted by priority, highest first).
+pub fn match_rules<'r>(rules: &'r [Rule], view: &View) -> Option<&'r Rule> {
+    rules.iter().find(|r| r.matches(view))
 }
 
 /// What the hooks last said, and when.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookReport {
     pub state: AgentState,
+    pub event: String,
     pub at: Instant,
 }
 
-/// Map a Claude Code hook event to a state.
-pub fn hook_state(event: &str) -> Option<AgentState> {
+/// Map a hook event of an agent CLI to a state. `detail` is the kind of notification where the CLI says
+/// (Claude Code's `notification_type`). None: the event says nothing about the state (`SessionStart`: the CLI
+/// may be showing a trust dialog or sitting at its prompt).
+pub fn hook_state(event: &str, detail: Option<&str>) -> Option<AgentState> {
     match event {
-        "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "SessionStart" => Some(AgentState::Busy),
-        "Stop" | "SubagentStop" => Some(AgentState::Idle),
-        "Notification" | "PermissionRequest" => Some(AgentState::Waiting),
+        // Claude Code and Codex (same names), Gemini CLI (Before*/After*), opencode's plugin events.
+        "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure" | "PreCompact" | "BeforeAgent"
+        | "BeforeTool" | "AfterTool" | "BeforeModel" | "session.busy" => Some(AgentState::Busy),
+        "Stop" | "AfterAgent" | "session.idle" | "agent-turn-complete" => Some(AgentState::Idle),
+        "PermissionRequest" | "permission.asked" | "permission.updated" => Some(AgentState::Waiting),
+        "Notification" => match detail {
+            Some("idle_prompt") => Some(AgentState::Idle),
+            Some("auth_success") => None,
+            _ => Some(AgentState::Waiting),
+        },
         _ => None,
     }
 }
 
-/// Combine the layers. A waiting screen wins over everything: a prompt on screen is what the operator must
-/// see. Otherwise a recent hook report wins over screen rules, which win over activity.
-pub fn detect(
-    rule_state: Option<AgentState>,
-    hook: Option<HookReport>,
-    last_output: Option<Instant>,
-    now: Instant,
-) -> AgentState {
-    if rule_state == Some(AgentState::Waiting) {
-        return AgentState::Waiting;
+/// A state and the reason it was chosen (shown in the well and by `muster explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub state: AgentState,
+    pub why: String,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+/// Combine the layers. A waiting screen wins over everything: a dialog on screen is what the operator must
+/// see. Otherwise a live hook report wins over screen rules, which win over activity. `last_change` is when
+/// the visible text last changed (not when bytes last arrived).
+pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Option<Instant>, now: Instant) -> Decision {
+    let decide = |state, why: String| Decision { state, why };
+    if let Some(r) = rule.filter(|r| r.state == AgentState::Waiting) {
+        return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
     }
     if let Some(h) = hook {
-        // Output after the hook's report means the agent moved on (e.g. a new turn before its hook fired).
-        let stale = h.state != AgentState::Busy && last_output.is_some_and(|o| o > h.at + ACTIVITY_DEBOUNCE);
-        if !stale {
-            return h.state;
+        let age = now.saturating_duration_since(h.at);
+        let live = match h.state {
+            // Busy holds while the screen moves, and a while after it stops.
+            AgentState::Busy => {
+                let quiet_since = last_change.map_or(h.at, |c| c.max(h.at));
+                now.saturating_duration_since(quiet_since) < HOOK_BUSY_QUIET
+            }
+            // A screen change well after an idle or waiting report means the agent moved on.
+            _ => last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE),
+        };
+        if live {
+            return decide(h.state, format!("hook {} {} ago", h.event, secs(age)));
         }
     }
-    if let Some(s) = rule_state {
-        return s;
+    if let Some(r) = rule {
+        return decide(r.state, format!("screen rule `{}`", r.name));
     }
-    match last_output {
-        Some(t) if now.duration_since(t) < ACTIVITY_DEBOUNCE => AgentState::Busy,
-        Some(_) => AgentState::Idle,
-        None => AgentState::Starting,
+    match last_change {
+        Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => {
+            decide(AgentState::Busy, format!("screen changed {} ago", secs(now.saturating_duration_since(t))))
+        }
+        Some(t) => decide(AgentState::Idle, format!("screen unchanged for {}", secs(now.saturating_duration_since(t)))),
+        None => decide(AgentState::Starting, "nothing on screen yet".into()),
     }
 }
 
@@ -111,6 +207,15 @@ mod tests {
 
     fn lines(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn view(l: &[String]) -> View<'_> {
+        View { lines: l, title: None, alt_screen: false, version: None }
+    }
+
+    fn state_of(kind: &str, l: &[String]) -> Option<AgentState> {
+        let p = builtin();
+        match_rules(&p[kind].rules, &view(l)).map(|r| r.state)
     }
 
     #[test]
@@ -124,51 +229,121 @@ mod tests {
         assert_eq!(region_text(Region::Top(1), &l, None), "a");
     }
 
+    fn rule(all: &[&str], any: &[&str], not: &[&str]) -> Rule {
+        let c = |v: &[&str]| v.iter().map(|r| Cond { regex: Regex::new(r).unwrap(), region: Region::All }).collect();
+        Rule {
+            name: "t".into(),
+            state: AgentState::Waiting,
+            priority: 0,
+            all: c(all),
+            any: c(any),
+            not: c(not),
+            screen: ScreenKind::Any,
+            min_version: None,
+            below_version: None,
+        }
+    }
+
+    #[test]
+    fn all_any_not_combine() {
+        let l = lines(&["Do you trust this folder?", "❯ 1. Yes"]);
+        assert!(rule(&["trust"], &[], &[]).matches(&view(&l)));
+        assert!(rule(&["trust", "Yes"], &["nope", "❯"], &[]).matches(&view(&l)));
+        assert!(!rule(&["trust"], &["nope"], &[]).matches(&view(&l)));
+        assert!(!rule(&["trust"], &[], &["Yes"]).matches(&view(&l)));
+    }
+
+    #[test]
+    fn screens_and_versions_select_rules() {
+        let l = lines(&["x"]);
+        let mut r = rule(&["x"], &[], &[]);
+        r.screen = ScreenKind::Alt;
+        assert!(!r.matches(&view(&l)));
+        assert!(r.matches(&View { alt_screen: true, ..view(&l) }));
+        r.screen = ScreenKind::Any;
+        r.min_version = parse_version("2.1");
+        r.below_version = parse_version("3");
+        let at = |v: &str| {
+            let ver = parse_version(v).unwrap();
+            r.matches(&View { version: Some(&ver), ..view(&l) })
+        };
+        assert!(at("2.1.332") && at("2.9") && !at("2.0.9") && !at("3.0.0"));
+        assert!(r.matches(&view(&l)), "an unknown version takes every rule");
+        assert_eq!(parse_version("v0.61.0"), Some(vec![0, 61, 0]));
+        assert_eq!(parse_version("abc"), None);
+    }
+
     #[test]
     fn demo_rules_find_question_and_prompt() {
-        let p = builtin();
-        let rules = &p["demo"].rules;
         let q = lines(&["work done", "Apply the refactor to src/lib.rs? [y/n] ", "", ""]);
-        assert_eq!(match_rules(rules, &q, None), Some(AgentState::Waiting));
-        let idle = lines(&["You said: hi", "demo> ", ""]);
-        assert_eq!(match_rules(rules, &idle, None), Some(AgentState::Idle));
-        let busy = lines(&["⠋ thinking"]);
-        assert_eq!(match_rules(rules, &busy, None), None);
+        assert_eq!(state_of("demo", &q), Some(AgentState::Waiting));
+        assert_eq!(state_of("demo", &lines(&["You said: hi", "demo> ", ""])), Some(AgentState::Idle));
+        assert_eq!(state_of("demo", &lines(&["⠋ thinking"])), None);
     }
 
     #[test]
-    fn claude_rules() {
-        let p = builtin();
-        let rules = &p["claude"].rules;
+    fn claude_permission_prompt_and_busy_line() {
         let perm = lines(&["Bash command", " rm -rf target", "Do you want to proceed?", "❯ 1. Yes", "  2. No"]);
-        assert_eq!(match_rules(rules, &perm, None), Some(AgentState::Waiting));
+        assert_eq!(state_of("claude", &perm), Some(AgentState::Waiting));
         let busy = lines(&["✻ Thinking… (esc to interrupt)"]);
-        assert_eq!(match_rules(rules, &busy, None), Some(AgentState::Busy));
+        assert_eq!(state_of("claude", &busy), Some(AgentState::Busy));
+    }
+
+    fn t(ms: u64) -> Duration {
+        Duration::from_millis(ms)
     }
 
     #[test]
-    fn layers_combine() {
+    fn layers_combine_and_say_why() {
         let t0 = Instant::now();
-        let later = t0 + Duration::from_secs(10);
-        assert_eq!(detect(None, None, None, t0), AgentState::Starting);
-        assert_eq!(detect(None, None, Some(t0), t0 + Duration::from_millis(100)), AgentState::Busy);
-        assert_eq!(detect(None, None, Some(t0), later), AgentState::Idle);
-        assert_eq!(detect(Some(AgentState::Idle), None, Some(t0), t0), AgentState::Idle);
-        let hook = HookReport { state: AgentState::Busy, at: t0 };
-        assert_eq!(detect(Some(AgentState::Idle), Some(hook), Some(t0), later), AgentState::Busy);
-        assert_eq!(detect(Some(AgentState::Waiting), Some(hook), Some(t0), later), AgentState::Waiting);
-        let stop = HookReport { state: AgentState::Idle, at: t0 };
-        assert_eq!(detect(None, Some(stop), Some(t0 + Duration::from_millis(200)), later), AgentState::Idle);
-        // Much later output than the Stop hook: the agent is working again.
-        let out = t0 + Duration::from_secs(5);
-        assert_eq!(detect(None, Some(stop), Some(out), out), AgentState::Busy);
+        let later = t0 + t(10_000);
+        assert_eq!(detect(None, None, None, t0).state, AgentState::Starting);
+        let d = detect(None, None, Some(t0), t0 + t(100));
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "screen changed 0.1s ago"));
+        assert_eq!(detect(None, None, Some(t0), later).state, AgentState::Idle);
+        let mut idle_rule = rule(&["x"], &[], &[]);
+        idle_rule.state = AgentState::Idle;
+        idle_rule.name = "prompt".into();
+        let d = detect(Some(&idle_rule), None, Some(t0), t0);
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Idle, "screen rule `prompt`"));
+        let waiting = rule(&["x"], &[], &[]);
+        let busy = HookReport { state: AgentState::Busy, event: "PreToolUse".into(), at: t0 };
+        assert_eq!(detect(Some(&waiting), Some(&busy), Some(t0), t0).state, AgentState::Waiting);
+        let d = detect(Some(&idle_rule), Some(&busy), Some(t0), t0 + t(2000));
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "hook PreToolUse 2.0s ago"));
+    }
+
+    #[test]
+    fn busy_hooks_expire_when_the_screen_stays_still() {
+        let t0 = Instant::now();
+        let busy = HookReport { state: AgentState::Busy, event: "UserPromptSubmit".into(), at: t0 };
+        // Still busy while the screen moves, long after the hook.
+        let moving = t0 + t(30_000);
+        assert_eq!(detect(None, Some(&busy), Some(moving), moving + t(500)).state, AgentState::Busy);
+        // Quiet for longer than the hold: the report has expired and activity decides.
+        let d = detect(None, Some(&busy), Some(t0), t0 + HOOK_BUSY_QUIET + t(1));
+        assert_eq!(d.state, AgentState::Idle, "{}", d.why);
+        let d = detect(None, Some(&busy), None, t0 + HOOK_BUSY_QUIET + t(1));
+        assert_eq!(d.state, AgentState::Starting, "{}", d.why);
+    }
+
+    #[test]
+    fn idle_hooks_give_way_to_later_screen_changes() {
+        let t0 = Instant::now();
+        let stop = HookReport { state: AgentState::Idle, event: "Stop".into(), at: t0 };
+        assert_eq!(detect(None, Some(&stop), Some(t0 + t(200)), t0 + t(10_000)).state, AgentState::Idle);
+        let out = t0 + t(5000);
+        assert_eq!(detect(None, Some(&stop), Some(out), out).state, AgentState::Busy);
     }
 
     #[test]
     fn hook_events() {
-        assert_eq!(hook_state("Stop"), Some(AgentState::Idle));
-        assert_eq!(hook_state("Notification"), Some(AgentState::Waiting));
-        assert_eq!(hook_state("PreToolUse"), Some(AgentState::Busy));
-        assert_eq!(hook_state("Bogus"), None);
+        assert_eq!(hook_state("Stop", None), Some(AgentState::Idle));
+        assert_eq!(hook_state("SessionStart", None), None, "a session start says nothing of the screen");
+        assert_eq!(hook_state("Notification", Some("permission_prompt")), Some(AgentState::Waiting));
+        assert_eq!(hook_state("Notification", Some("idle_prompt")), Some(AgentState::Idle));
+        assert_eq!(hook_state("PreToolUse", None), Some(AgentState::Busy));
+        assert_eq!(hook_state("AfterAgent", None), Some(AgentState::Idle));
+        assert_eq!(hook_state("Bogus", None), None);
     }
 }

@@ -1,10 +1,13 @@
-//! Agent hooks calling back into muster: Claude Code's hooks run `muster hook <Event>`, which reports to the
-//! engine over a Unix socket in the crew's run directory.
+//! Agent hooks calling back into muster: Claude Code's hooks (passed per session with `--settings`, so the
+//! worktree is never touched) run `muster hook <Event>`, which reads the hook's JSON payload from stdin for the
+//! CLI's session id and notification kind, and reports to the engine over a Unix socket in the crew's run
+//! directory. The same socket answers `muster explain <agent>`.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -13,12 +16,17 @@ use super::supervisor::EngineMsg;
 use super::Command;
 
 pub const SOCKET: &str = "hook.sock";
-const CLAUDE_EVENTS: [&str; 5] = ["SessionStart", "UserPromptSubmit", "PreToolUse", "Stop", "Notification"];
+/// Claude Code's hook events that tell muster something (SessionStart only carries the session id).
+const CLAUDE_EVENTS: [&str; 7] =
+    ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PermissionRequest", "Notification", "Stop"];
+/// A hook payload larger than this is not read further (only a few small fields are wanted).
+const MAX_PAYLOAD: u64 = 1 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct HookReport {
-    pub agent: String,
-    pub event: String,
+#[serde(rename_all = "lowercase")]
+pub enum Request {
+    Hook { agent: String, event: String, detail: Option<String>, session: Option<String> },
+    Explain { agent: String },
 }
 
 /// A short per-repository directory for sockets (Unix socket paths are limited to ~100 bytes).
@@ -28,34 +36,28 @@ pub fn run_dir(root: &Path) -> PathBuf {
     std::env::temp_dir().join(format!("muster-{h:016x}"))
 }
 
-/// Write Claude Code hooks into the worktree's local settings, keeping whatever else is there.
-pub fn install_claude_hooks(worktree: &Path, muster_exe: &Path) -> Result<()> {
-    let dir = worktree.join(".claude");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("settings.local.json");
-    let mut settings: serde_json::Value = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .filter(|v: &serde_json::Value| v.is_object())
-        .unwrap_or_else(|| serde_json::json!({}));
+/// Claude Code's `--settings` argument: the hooks as inline JSON, merged by Claude with the user's settings
+/// for this session only.
+pub fn claude_settings(muster_exe: &Path) -> String {
     let exe = muster_exe.to_string_lossy().replace('\'', "'\\''");
-    let hooks = settings
-        .as_object_mut()
-        .context("settings is an object")?
-        .entry("hooks")
-        .or_insert_with(|| serde_json::json!({}));
-    if !hooks.is_object() {
-        *hooks = serde_json::json!({});
-    }
-    for event in CLAUDE_EVENTS {
-        hooks[event] =
-            serde_json::json!([{ "hooks": [{ "type": "command", "command": format!("'{exe}' hook {event}") }] }]);
-    }
-    std::fs::write(&path, serde_json::to_string_pretty(&settings)?)
-        .with_context(|| format!("writing {}", path.display()))
+    let hooks: serde_json::Map<String, serde_json::Value> = CLAUDE_EVENTS
+        .iter()
+        .map(|event| {
+            let command = format!("'{exe}' hook {event}");
+            (event.to_string(), serde_json::json!([{ "hooks": [{ "type": "command", "command": command }] }]))
+        })
+        .collect();
+    serde_json::json!({ "hooks": hooks }).to_string()
 }
 
-/// Accept hook reports and hand them to the engine as commands.
+/// The fields of a hook payload muster uses: the CLI's session id and the kind of notification.
+pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else { return (None, None) };
+    let field = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
+    (field("session_id").or_else(|| field("sessionId")), field("notification_type"))
+}
+
+/// Accept hook reports and questions, and hand them to the engine.
 pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<()> {
     std::fs::create_dir_all(run_dir)?;
     let path = run_dir.join(SOCKET);
@@ -63,12 +65,27 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<()> {
     let listener = UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
     std::thread::Builder::new().name("hooks".into()).spawn(move || {
         for stream in listener.incoming().flatten() {
+            // A client that hangs never holds up the others for long.
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+            let Ok(mut out) = stream.try_clone() else { continue };
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Ok(report) = serde_json::from_str::<HookReport>(&line) {
-                    let cmd = Command::Hook { name: report.agent, event: report.event };
-                    if engine.send(EngineMsg::Command(cmd)).is_err() {
-                        return;
+                let msg = match serde_json::from_str::<Request>(&line) {
+                    Ok(Request::Hook { agent, event, detail, session }) => {
+                        EngineMsg::Command(Command::Hook { name: agent, event, detail, session })
                     }
+                    Ok(Request::Explain { agent }) => {
+                        let (tx, rx) = std::sync::mpsc::channel();
+                        if engine.send(EngineMsg::Explain { name: agent, reply: tx }).is_err() {
+                            return;
+                        }
+                        let answer = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| "no answer".into());
+                        let _ = out.write_all(answer.as_bytes());
+                        break;
+                    }
+                    Err(_) => continue,
+                };
+                if engine.send(msg).is_err() {
+                    return;
                 }
             }
         }
@@ -76,12 +93,41 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<()> {
     Ok(())
 }
 
-/// What `muster hook <event>` does: report to the engine named by the environment.
-pub fn report(run_dir: &Path, agent: &str, event: &str) -> Result<()> {
-    let mut stream = UnixStream::connect(run_dir.join(SOCKET)).context("muster is not running for this agent")?;
-    let line = serde_json::to_string(&HookReport { agent: agent.into(), event: event.into() })?;
-    stream.write_all(format!("{line}\n").as_bytes())?;
+fn connect(run_dir: &Path) -> Result<UnixStream> {
+    UnixStream::connect(run_dir.join(SOCKET)).context("muster is not running for this repository")
+}
+
+/// What `muster hook <event>` does: read the payload the CLI gives on stdin, report to the engine named by the
+/// environment.
+pub fn report(run_dir: &Path, agent: &str, event: &str, payload: &str) -> Result<()> {
+    let (session, detail) = payload_fields(payload);
+    let mut stream = connect(run_dir)?;
+    let req = Request::Hook { agent: agent.into(), event: event.into(), detail, session };
+    stream.write_all(format!("{}\n", serde_json::to_string(&req)?).as_bytes())?;
     Ok(())
+}
+
+/// Read a hook's payload from stdin, when there is one (not a terminal), bounded.
+pub fn read_payload() -> String {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return String::new();
+    }
+    let mut text = String::new();
+    let _ = stdin.lock().take(MAX_PAYLOAD).read_to_string(&mut text);
+    text
+}
+
+/// `muster explain <agent>`: ask the running engine why the agent is in its state.
+pub fn explain(run_dir: &Path, agent: &str) -> Result<String> {
+    let mut stream = connect(run_dir)?;
+    stream.write_all(format!("{}\n", serde_json::to_string(&Request::Explain { agent: agent.into() })?).as_bytes())?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).context("reading muster's answer")?;
+    Ok(answer)
 }
 
 #[cfg(test)]
@@ -89,19 +135,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn claude_hooks_merge_into_existing_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(".claude")).unwrap();
-        std::fs::write(dir.path().join(".claude/settings.local.json"), r#"{"permissions":{"allow":["Bash"]}}"#)
-            .unwrap();
-        install_claude_hooks(dir.path(), Path::new("/opt/mu ster")).unwrap();
-        install_claude_hooks(dir.path(), Path::new("/opt/mu ster")).unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.path().join(".claude/settings.local.json")).unwrap())
-                .unwrap();
-        assert_eq!(v["permissions"]["allow"][0], "Bash");
+    fn claude_settings_carry_every_hook_and_quote_the_path() {
+        let v: serde_json::Value = serde_json::from_str(&claude_settings(Path::new("/opt/mu ster"))).unwrap();
         assert_eq!(v["hooks"]["Stop"][0]["hooks"][0]["command"], "'/opt/mu ster' hook Stop");
-        assert_eq!(v["hooks"]["Stop"].as_array().unwrap().len(), 1);
+        assert_eq!(v["hooks"].as_object().unwrap().len(), CLAUDE_EVENTS.len());
+    }
+
+    #[test]
+    fn payloads_give_session_and_notification_kind() {
+        let p = r#"{"session_id":"abc-1","hook_event_name":"Notification","notification_type":"permission_prompt"}"#;
+        assert_eq!(payload_fields(p), (Some("abc-1".into()), Some("permission_prompt".into())));
+        assert_eq!(payload_fields("not json"), (None, None));
+        assert_eq!(payload_fields(""), (None, None));
     }
 
     #[test]
@@ -109,12 +154,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         listen(dir.path(), tx).unwrap();
-        report(dir.path(), "a", "Stop").unwrap();
-        match rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap() {
-            EngineMsg::Command(Command::Hook { name, event }) => {
-                assert_eq!((name.as_str(), event.as_str()), ("a", "Stop"))
+        report(dir.path(), "a", "Stop", r#"{"session_id":"s1"}"#).unwrap();
+        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            EngineMsg::Command(Command::Hook { name, event, session, .. }) => {
+                assert_eq!((name.as_str(), event.as_str(), session.as_deref()), ("a", "Stop", Some("s1")))
             }
             _ => panic!("unexpected message"),
         }
+    }
+
+    #[test]
+    fn explain_is_answered_by_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        listen(dir.path(), tx).unwrap();
+        let engine = std::thread::spawn(move || match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+            EngineMsg::Explain { name, reply } => reply.send(format!("{name}: idle — screen rule `prompt`")).unwrap(),
+            _ => panic!("unexpected message"),
+        });
+        assert_eq!(explain(dir.path(), "a").unwrap(), "a: idle — screen rule `prompt`");
+        engine.join().unwrap();
     }
 }

@@ -92,6 +92,9 @@ pub struct AgentInfo {
     pub checkpoints: usize,
     /// The worktree was rolled back (and not undone since).
     pub rolled_back: bool,
+    /// Why the state is what it is: the rule or hook that decided (`muster explain`).
+    #[serde(default)]
+    pub why: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,10 +133,12 @@ pub enum Command {
         name: String,
         text: String,
     },
-    /// A message typed in without attaching: pasted, then Enter after the preset's delay.
+    /// A message typed in without attaching: pasted, then Enter after the preset's delay. Refused while the
+    /// agent shows a dialog (waiting), unless `force`.
     Steer {
         name: String,
         text: String,
+        force: bool,
     },
     /// The agent the UI shows and the size of its pane; None hides all.
     Watch {
@@ -157,6 +162,10 @@ pub enum Command {
     Hook {
         name: String,
         event: String,
+        /// The kind of notification, where the CLI says.
+        detail: Option<String>,
+        /// The CLI's own session id, to resume exactly that conversation.
+        session: Option<String>,
     },
     /// Take a checkpoint now.
     Checkpoint {
@@ -318,6 +327,8 @@ pub struct EngineConfig {
     pub muster_exe: PathBuf,
     /// Grace between SIGTERM and SIGKILL.
     pub stop_grace: std::time::Duration,
+    /// The colours agents are told the terminal has.
+    pub palette: crate::term::Palette,
     /// How often a busy agent is checkpointed (when its files changed).
     pub checkpoint_every: std::time::Duration,
 }

@@ -20,6 +20,9 @@ pub struct SavedAgent {
     /// The agent has run before, so a relaunch uses its resume arguments.
     pub ran: bool,
     pub port_base: u16,
+    /// The CLI's own session id (from its hooks): a relaunch resumes exactly that conversation.
+    #[serde(default)]
+    pub session: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +73,7 @@ mod tests {
     fn agent(name: &str) -> SavedAgent {
         SavedAgent {
             spec: AgentSpec {
+                resume_session_args: vec![],
                 name: name.into(),
                 kind: "shell".into(),
                 command: "bash".into(),
@@ -90,6 +94,7 @@ mod tests {
             exit: Some(ExitInfo { code: Some(3), signal: None }),
             ran: true,
             port_base: 20000,
+            session: None,
         }
     }
 

@@ -6,27 +6,45 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::io::Write;
-
 use anyhow::{Context, Result};
 
-use super::agent::{self, Running, SpawnArgs, TermMsg};
+use super::agent::{self, Running, SpawnArgs, TermMsg, WriteOp};
 use super::checkpoints::{self, ConflictOp, Job, JobDone, JobKind};
-use super::detect::{hook_state, Rule};
+use super::detect::{hook_state, HookReport};
 use super::store::{self, SavedAgent, SavedCrew};
 use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
 use crate::config::crew::AgentSpec;
 use crate::config::preset;
 use crate::git::watch::WorktreeWatch;
 use crate::git::{diffstat, merge, ports, worktree};
+use crate::pty::tree::AgentTree;
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::keys;
 
 pub enum EngineMsg {
     Command(Command),
-    Detected { name: String, generation: u64, state: AgentState, title: Option<String>, last_output_ms: Option<u64> },
-    Exited { name: String, generation: u64, exit: ExitInfo },
-    Diffstat { name: String, stat: diffstat::DiffStat },
+    Detected {
+        name: String,
+        generation: u64,
+        state: AgentState,
+        why: String,
+        title: Option<String>,
+        last_output_ms: Option<u64>,
+    },
+    /// `muster explain`: the agent's state and why, answered on the channel.
+    Explain {
+        name: String,
+        reply: Sender<String>,
+    },
+    Exited {
+        name: String,
+        generation: u64,
+        exit: ExitInfo,
+    },
+    Diffstat {
+        name: String,
+        stat: diffstat::DiffStat,
+    },
     Checkpoints(JobDone),
 }
 
@@ -67,13 +85,21 @@ pub fn child_env(
     env.into_iter().collect()
 }
 
-/// The command line of an agent, with `{muster}`, `{shell}` and `{prompt}` filled in.
-pub fn command_line(spec: &AgentSpec, muster_exe: &std::path::Path, resume: bool) -> (String, Vec<String>) {
+/// The command line of an agent, with `{muster}`, `{shell}`, `{prompt}` and `{session}` filled in. A resume
+/// with the CLI's own session id (from its hooks) continues exactly that conversation.
+pub fn command_line(
+    spec: &AgentSpec,
+    muster_exe: &std::path::Path,
+    resume: bool,
+    session: Option<&str>,
+) -> (String, Vec<String>) {
     let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
     let fill = |s: &str| s.replace("{muster}", &muster_exe.to_string_lossy()).replace("{shell}", &shell);
     let program = fill(&spec.command);
     let mut args: Vec<String> = spec.args.iter().map(|a| fill(a)).collect();
-    if resume {
+    if let (true, Some(id), false) = (resume, session, spec.resume_session_args.is_empty()) {
+        args.extend(spec.resume_session_args.iter().map(|a| fill(a).replace("{session}", id)));
+    } else if resume {
         args.extend(spec.resume_args.iter().map(|a| fill(a)));
     } else if let (Some(prompt), false) = (&spec.prompt, spec.prompt_args.is_empty()) {
         args.extend(spec.prompt_args.iter().map(|a| fill(a).replace("{prompt}", prompt)));
@@ -95,6 +121,12 @@ struct Slot {
     last_periodic: Option<Instant>,
     /// Which files changed in the worktree since its last checkpoint.
     files: Option<Arc<WorktreeWatch>>,
+    /// Every process of the running agent: pause, stop and quit act on all of them.
+    tree: Option<Arc<AgentTree>>,
+    /// The state its screen and hooks last said (a resume from pause goes back to it).
+    detected: AgentState,
+    /// The CLI's own session id, from its hooks.
+    session: Option<String>,
 }
 
 /// Whether a periodic checkpoint is due: the agent stayed busy for a period and its watcher saw files change (an
@@ -120,7 +152,7 @@ struct Supervisor {
     sink: EventSink,
     tx: Sender<EngineMsg>,
     slots: Vec<Slot>,
-    rules: BTreeMap<String, Vec<Rule>>,
+    presets: BTreeMap<String, preset::Preset>,
     watch: Option<String>,
     size: (u16, u16),
     generation: u64,
@@ -147,14 +179,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         sink(Event::Message { text: format!("saved state unreadable: {e}"), error: true });
     }
     let presets = preset::builtin();
-    let rules = presets.iter().map(|(k, p)| (k.clone(), p.rules.clone())).collect();
     let mut sup = Supervisor {
         cfg,
         backend,
         sink,
         tx: tx.clone(),
         slots: Vec::new(),
-        rules,
+        presets,
         watch: None,
         size: (24, 80),
         generation: 0,
@@ -265,6 +296,7 @@ impl Supervisor {
             error: None,
             checkpoints: 0,
             rolled_back: false,
+            why: String::new(),
         };
         Slot {
             prompt_pending: spec.prompt.is_some() && spec.prompt_args.is_empty(),
@@ -278,6 +310,9 @@ impl Supervisor {
             last_diff_request: None,
             last_periodic: None,
             files: None,
+            tree: None,
+            detected: AgentState::Starting,
+            session: previous.and_then(|p| p.session.clone()),
         }
     }
 
@@ -305,7 +340,8 @@ impl Supervisor {
         }
     }
 
-    /// Queue a checkpoint job; `pause` holds a running agent still while it runs.
+    /// Queue a checkpoint job; `pause` freezes a running agent while it runs (jobs that write its files).
+    /// Checkpoints never stop the agent: they read optimistically and read again what changed meanwhile.
     fn job(&self, name: &str, kind: JobKind, pause: bool) {
         let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
         if !slot.info.worktree.exists() {
@@ -314,11 +350,11 @@ impl Supervisor {
             }
             return;
         }
-        let control = slot.running.as_ref().filter(|r| !r.exited && !slot.paused).map(|r| r.control.clone());
+        let tree = slot.running.as_ref().filter(|r| !r.exited).and(slot.tree.clone());
         let job = Job {
             name: name.to_string(),
             worktree: slot.info.worktree.clone(),
-            pause: if pause { control } else { None },
+            pause: if pause { tree } else { None },
             files: slot.files.clone(),
             kind,
         };
@@ -385,8 +421,11 @@ impl Supervisor {
             match msg {
                 EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
                 EngineMsg::Command(cmd) => self.command(cmd),
-                EngineMsg::Detected { name, generation, state, title, last_output_ms } => {
-                    self.detected(&name, generation, state, title, last_output_ms)
+                EngineMsg::Detected { name, generation, state, why, title, last_output_ms } => {
+                    self.detected(&name, generation, state, why, title, last_output_ms)
+                }
+                EngineMsg::Explain { name, reply } => {
+                    let _ = reply.send(self.explain(&name));
                 }
                 EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
                 EngineMsg::Diffstat { name, stat } => {
@@ -460,15 +499,9 @@ impl Supervisor {
                 }
             }
             Command::Remove { name, force } => self.remove(&name, force),
-            Command::Key { name, key } => self.with_running(&name, |r| {
-                let _ = r.term.send(TermMsg::ScrollBottom);
-                r.write(&keys::encode_key(key, r.modes()));
-            }),
-            Command::Paste { name, text } => self.with_running(&name, |r| {
-                let _ = r.term.send(TermMsg::ScrollBottom);
-                r.write(&keys::encode_paste(&text, r.modes()));
-            }),
-            Command::Steer { name, text } => self.steer(&name, text),
+            Command::Key { name, key } => self.input(&name, |r| keys::encode_key(key, r.modes())),
+            Command::Paste { name, text } => self.input(&name, |r| keys::encode_paste(&text, r.modes())),
+            Command::Steer { name, text, force } => self.steer(&name, text, force),
             Command::Watch { name, rows, cols } => self.watch(name, rows, cols),
             Command::Scroll { name, lines } => self.with_running(&name, |r| {
                 let _ = r.term.send(TermMsg::Scroll(lines));
@@ -479,24 +512,18 @@ impl Supervisor {
             Command::Wheel { name, up, col, row } => self.with_running(&name, |r| {
                 let modes = r.modes();
                 if modes.mouse {
-                    r.write(&keys::encode_wheel(up, col, row, modes));
+                    let _ = r.write(keys::encode_wheel(up, col, row, modes));
                 } else if modes.alt_screen {
                     // Full-screen programs without mouse reporting scroll with arrow keys, as in xterm.
                     let key =
                         crate::key::Key::new(if up { crate::key::KeyCode::Up } else { crate::key::KeyCode::Down }, 0);
-                    r.write(&keys::encode_key(key, modes).repeat(3));
+                    let _ = r.write(keys::encode_key(key, modes).repeat(3));
                 } else {
                     let _ = r.term.send(TermMsg::Scroll(if up { 3 } else { -3 }));
                 }
             }),
-            Command::Hook { name, event } => {
-                if let Some(state) = hook_state(&event) {
-                    self.with_running(&name, |r| {
-                        let _ = r.term.send(TermMsg::Hook(state));
-                    });
-                }
-            }
-            Command::Checkpoint { name } => self.job(&name, JobKind::Create { trigger: "key".into() }, true),
+            Command::Hook { name, event, detail, session } => self.hook(&name, event, detail, session),
+            Command::Checkpoint { name } => self.job(&name, JobKind::Create { trigger: "key".into() }, false),
             Command::CheckpointDiff { name, n, base } => self.job(&name, JobKind::Diff { n, base }, false),
             Command::RollbackPreview { name, n, files } => self.job(&name, JobKind::Preview { n, files }, false),
             Command::Rollback { name, n, files } => self.job(&name, JobKind::Rollback { n, files }, true),
@@ -504,7 +531,8 @@ impl Supervisor {
             Command::Merge { name, into_agent, message } => {
                 let base =
                     self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
-                self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message }, true);
+                // Merging into the agent writes its files: it is frozen meanwhile. Into the base, it runs on.
+                self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message }, into_agent);
             }
             Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path }),
             Command::StageResolved { name, path, content } => self.conflict(&name, ConflictOp::Stage { path, content }),
@@ -519,6 +547,51 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Keys and pastes from the operator: to the bottom of the agent's screen, and into its input queue.
+    fn input(&mut self, name: &str, bytes: impl FnOnce(&Running) -> Vec<u8>) {
+        let mut failed = None;
+        self.with_running(name, |r| {
+            let _ = r.term.send(TermMsg::ScrollBottom);
+            failed = r.write(bytes(r)).err();
+        });
+        if let Some(e) = failed {
+            self.message(format!("{name}: {e}"), true);
+        }
+    }
+
+    fn hook(&mut self, name: &str, event: String, detail: Option<String>, session: Option<String>) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        if session.is_some() && slot.session != session {
+            slot.session = session;
+            self.save();
+        }
+        if let Some(state) = hook_state(&event, detail.as_deref()) {
+            let report = HookReport { state, event, at: Instant::now() };
+            self.with_running(name, |r| {
+                let _ = r.term.send(TermMsg::Hook(report));
+            });
+        }
+    }
+
+    fn explain(&self, name: &str) -> String {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
+            return format!("no agent named {name}");
+        };
+        let i = &slot.info;
+        let mut out =
+            format!("{name}: {} — {}\n", i.state.label(), if i.why.is_empty() { "no decision yet" } else { &i.why });
+        if slot.paused {
+            out.push_str(&format!("paused by the operator (detected before: {})\n", slot.detected.label()));
+        }
+        if let Some(t) = &slot.tree {
+            out.push_str(&format!("processes: {:?}, pause by {}\n", t.pids(), t.method().describe()));
+        }
+        if let Some(s) = &slot.session {
+            out.push_str(&format!("CLI session: {s}\n"));
+        }
+        out
     }
 
     fn with_running(&mut self, name: &str, f: impl FnOnce(&Running)) {
@@ -573,11 +646,15 @@ impl Supervisor {
                 format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK),
             )?;
         }
+        let session = self.slots[idx].session.clone();
+        let (program, mut args) = command_line(&spec, &self.cfg.muster_exe, resume, session.as_deref());
         if spec.hooks.as_deref() == Some("claude") {
-            hooks::install_claude_hooks(&cwd, &self.cfg.muster_exe)?;
+            // Hooks for this session only, so the worktree (and Claude's trust dialog) stays as it is.
+            args.splice(0..0, ["--settings".to_string(), hooks::claude_settings(&self.cfg.muster_exe)]);
         }
-        let (program, args) = command_line(&spec, &self.cfg.muster_exe, resume);
-        let env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
+        let tree = Arc::new(AgentTree::new());
+        let mut env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
+        env.push(tree.mark());
         self.generation += 1;
         let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
         let running = agent::spawn(
@@ -587,13 +664,20 @@ impl Supervisor {
                 generation: self.generation,
                 spec: spawn_spec,
                 scrollback: self.cfg.scrollback,
-                rules: self.rules.get(&spec.kind).cloned().unwrap_or_default(),
+                rules: self.presets.get(&spec.kind).map(|p| p.rules.clone()).unwrap_or_default(),
+                version_regex: self.presets.get(&spec.kind).and_then(|p| p.version_regex.clone()),
                 watched: self.watch.as_deref() == Some(spec.name.as_str()),
+                palette: self.cfg.palette,
             },
             self.tx.clone(),
             self.sink.clone(),
         )?;
+        if let Some(pid) = running.control.pid() {
+            tree.adopt(pid);
+        }
         let slot = &mut self.slots[idx];
+        slot.tree = Some(tree);
+        slot.detected = AgentState::Starting;
         slot.running = Some(running);
         slot.ran_before = true;
         slot.stopping = false;
@@ -629,13 +713,21 @@ impl Supervisor {
         };
         slot.stopping = true;
         slot.restart_after_exit = restart;
+        let tree = slot.tree.clone();
+        // A frozen process would not act on SIGTERM.
+        if let Some(t) = &tree {
+            let _ = t.set_paused(false);
+        }
         let _ = signals::terminate(running.control.as_ref());
-        // After the grace period a child that ignored SIGTERM is killed.
+        // After the grace period a child that ignored SIGTERM is killed, with everything it started.
         if let Some(exit_rx) = running.exit_signal.take() {
             let control = running.control.clone();
             let _ = std::thread::Builder::new().name("stop-grace".into()).spawn(move || {
                 if exit_rx.recv_timeout(grace).is_err() {
                     let _ = signals::kill(control.as_ref());
+                    if let Some(t) = tree {
+                        t.kill_all();
+                    }
                 }
             });
         }
@@ -645,15 +737,18 @@ impl Supervisor {
         let Some(slot) = self.slot_mut(name) else {
             return;
         };
-        let Some(running) = slot.running.as_ref().filter(|r| !r.exited) else {
+        let (Some(running), Some(tree)) = (slot.running.as_ref().filter(|r| !r.exited), slot.tree.as_ref()) else {
             return;
         };
-        let result =
-            if pause { signals::pause(running.control.as_ref()) } else { signals::resume(running.control.as_ref()) };
-        match result {
+        // Sticky: a checkpoint or rollback that holds the agent meanwhile leaves this pause as it is.
+        match tree.set_paused(pause) {
             Ok(()) => {
                 slot.paused = pause;
-                slot.info.state = if pause { AgentState::Paused } else { AgentState::Busy };
+                slot.info.state = if pause { AgentState::Paused } else { slot.detected };
+                if !pause {
+                    // Its screen decides again: an agent that prints nothing after a resume is not busy.
+                    let _ = running.term.send(TermMsg::Redetect);
+                }
                 self.emit(name);
             }
             Err(e) => {
@@ -668,6 +763,9 @@ impl Supervisor {
         };
         if let Some(r) = self.slots[idx].running.as_ref().filter(|r| !r.exited) {
             let _ = signals::kill(r.control.as_ref());
+        }
+        if let Some(t) = &self.slots[idx].tree {
+            t.kill_all();
         }
         let slot = &self.slots[idx];
         if slot.spec.worktree && slot.info.worktree.exists() {
@@ -694,32 +792,26 @@ impl Supervisor {
         self.save();
     }
 
-    fn steer(&mut self, name: &str, text: String) {
+    /// Steer messages go through the agent's input queue, so two in a row arrive whole and in order.
+    fn steer(&mut self, name: &str, text: String, force: bool) {
         let Some(slot) = self.slot_mut(name) else {
             return;
         };
-        let delay = Duration::from_millis(slot.spec.enter_delay_ms);
+        let enter_delay = Duration::from_millis(slot.spec.enter_delay_ms);
+        let waiting = slot.info.state == AgentState::Waiting;
         let Some(r) = slot.running.as_ref().filter(|r| !r.exited) else {
             self.message(format!("{name} is not running: message not sent"), true);
             return;
         };
-        let writer = r.writer.clone();
-        let modes = r.modes.clone();
+        if waiting && !force {
+            // Typed into a permission or trust dialog, a message answers it.
+            self.message(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"), true);
+            return;
+        }
         let _ = r.term.send(TermMsg::ScrollBottom);
-        // Some CLIs drop an Enter that follows a paste too closely: the preset's delay goes between them.
-        let _ = std::thread::Builder::new().name("steer".into()).spawn(move || {
-            let m = modes.lock().map(|m| *m).unwrap_or_default();
-            let paste = keys::encode_paste(&text, m);
-            if let Ok(mut w) = writer.lock() {
-                let _ = w.write_all(&paste).and_then(|_| w.flush());
-            }
-            std::thread::sleep(delay);
-            let m = modes.lock().map(|m| *m).unwrap_or_default();
-            let enter = keys::encode_key(crate::key::Key::new(crate::key::KeyCode::Enter, 0), m);
-            if let Ok(mut w) = writer.lock() {
-                let _ = w.write_all(&enter).and_then(|_| w.flush());
-            }
-        });
+        if let Err(e) = r.writer.send(WriteOp::Steer { text, enter_delay }) {
+            self.message(format!("{name}: message not sent: {e}"), true);
+        }
     }
 
     fn watch(&mut self, name: Option<String>, rows: u16, cols: u16) {
@@ -754,6 +846,7 @@ impl Supervisor {
         name: &str,
         generation: u64,
         state: AgentState,
+        why: String,
         title: Option<String>,
         last_output_ms: Option<u64>,
     ) {
@@ -764,8 +857,10 @@ impl Supervisor {
             return;
         }
         let before = slot.info.clone();
+        slot.detected = state;
         if !slot.paused {
             slot.info.state = state;
+            slot.info.why = why;
         }
         slot.info.title = title;
         slot.info.last_output_ms = last_output_ms;
@@ -787,12 +882,18 @@ impl Supervisor {
         }
         if send_prompt {
             if let Some(p) = prompt {
-                self.steer(name, p);
+                self.steer(name, p, false);
             }
         }
         self.request_diffstat(name, settled && before.state != state);
-        if turn_ended {
-            self.job(name, JobKind::Create { trigger: "turn".into() }, true);
+        // No checkpoint when the watcher saw nothing change: there would be nothing to record.
+        let dirty = self
+            .slots
+            .iter()
+            .find(|s| s.spec.name == name)
+            .is_some_and(|s| s.files.as_ref().is_none_or(|w| w.is_dirty()));
+        if turn_ended && dirty {
+            self.job(name, JobKind::Create { trigger: "turn".into() }, false);
         }
     }
 
@@ -816,6 +917,10 @@ impl Supervisor {
             return;
         };
         r.exited = true;
+        // What it started and left behind (daemons in their own sessions) ends with it.
+        if let Some(tree) = slot.tree.take() {
+            let _ = std::thread::Builder::new().name("reap".into()).spawn(move || reap(&tree));
+        }
         slot.info.exit = Some(exit);
         slot.info.pid = None;
         slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
@@ -844,6 +949,7 @@ impl Supervisor {
                     exit: s.info.exit,
                     ran: s.ran_before,
                     port_base: s.info.port_base,
+                    session: s.session.clone(),
                 })
                 .collect(),
         };
@@ -851,6 +957,20 @@ impl Supervisor {
             self.message(format!("saving crew state: {e:#}"), true);
         }
     }
+}
+
+/// End what an agent left running after its first process exited: SIGTERM, a moment to go, then SIGKILL.
+fn reap(tree: &AgentTree) {
+    if tree.pids().is_empty() {
+        return;
+    }
+    let _ = tree.set_paused(false);
+    tree.signal_all(rustix::process::Signal::TERM);
+    let end = Instant::now() + Duration::from_secs(2);
+    while !tree.pids().is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tree.kill_all();
 }
 
 #[cfg(test)]
@@ -910,13 +1030,18 @@ mod tests {
     fn command_line_fills_prompt_and_resume() {
         let s = spec();
         let exe = std::path::Path::new("/bin/muster");
-        assert_eq!(command_line(&s, exe, false), ("claude".to_string(), vec!["fix it".to_string()]));
-        assert_eq!(command_line(&s, exe, true), ("claude".to_string(), vec!["--continue".to_string()]));
+        assert_eq!(command_line(&s, exe, false, None), ("claude".to_string(), vec!["fix it".to_string()]));
+        assert_eq!(command_line(&s, exe, true, None), ("claude".to_string(), vec!["--continue".to_string()]));
+        // With the CLI's own session id, a resume continues exactly that conversation.
+        assert_eq!(
+            command_line(&s, exe, true, Some("5e1f")),
+            ("claude".to_string(), vec!["--resume".to_string(), "5e1f".to_string()])
+        );
         let mut demo = s.clone();
         demo.command = "{muster}".into();
         demo.args = vec!["demo-agent".into()];
         demo.prompt_args = vec![];
-        assert_eq!(command_line(&demo, exe, false), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
+        assert_eq!(command_line(&demo, exe, false, None), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
     }
 
     /// The engine on the fake PTY: no process, every byte in and out seen by the test.
@@ -932,6 +1057,7 @@ mod tests {
             scrollback: 100,
             muster_exe: "/bin/muster".into(),
             stop_grace: Duration::from_secs(1),
+            palette: Default::default(),
             checkpoint_every: Duration::from_secs(300),
         };
         let fake = Arc::new(FakePty::default());
@@ -977,7 +1103,7 @@ mod tests {
         };
         engine.send(Command::Key { name: "f".into(), key: crate::key::Key::parse("up").unwrap() });
         until(b"\x1bOA");
-        engine.send(Command::Steer { name: "f".into(), text: "two\nlines".into() });
+        engine.send(Command::Steer { name: "f".into(), text: "two\nlines".into(), force: false });
         until(b"\x1b[200~two\nlines\x1b[201~\r");
         engine.send(Command::Watch { name: Some("f".into()), rows: 20, cols: 60 });
         while *child.size.lock().unwrap() != (20, 60) {

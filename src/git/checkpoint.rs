@@ -29,7 +29,22 @@ pub struct Checkpoint {
     pub files: usize,
     pub added: usize,
     pub removed: usize,
+    /// Files that were still changing while the checkpoint read them (their version may be mid-write).
+    #[serde(default)]
+    pub unsettled: Vec<String>,
 }
+
+/// How a checkpoint read a worktree that kept changing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settle {
+    /// Rounds of reading again what changed during the previous read.
+    pub rereads: u32,
+    /// Paths still changing after the last round: recorded in the checkpoint, and to be read next time.
+    pub unsettled: Vec<String>,
+}
+
+/// How many times a checkpoint reads again what changed while it read, before it records what is still changing.
+pub const MAX_REREADS: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollbackReport {
@@ -67,6 +82,9 @@ fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
         files: num("Muster-Files"),
         added: num("Muster-Added"),
         removed: num("Muster-Removed"),
+        unsettled: trailer(msg, "Muster-Unsettled")
+            .map(|v| v.split(", ").filter(|p| !p.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default(),
     }
 }
 
@@ -118,7 +136,16 @@ fn find<'r>(repo: &'r Repository, agent: &str, n: u32) -> Result<git2::Commit<'r
 /// paths are even looked at; everything else is taken as it was at the last checkpoint through this index.
 ///
 /// The index is returned unsaved: the caller saves it once the objects it names are on disk.
-fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<(Oid, git2::Index)> {
+///
+/// The agent keeps running meanwhile: `again` says what changed while the files were read (from the watcher's
+/// barrier), and those paths are read again, up to `MAX_REREADS` times; what still changes after that is
+/// reported in the `Settle`.
+fn disk_tree(
+    repo: &Repository,
+    agent: &str,
+    changes: &Changes,
+    again: &mut dyn FnMut() -> Option<Changes>,
+) -> Result<(Oid, git2::Index, Settle)> {
     let path = repo.path().join(format!("muster-index-{agent}"));
     let users = repo.path().join("index");
     let mut changes = changes;
@@ -132,12 +159,31 @@ fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<(Oid, 
     let mut index = git2::Index::open(&path).context("opening the checkpoint index")?;
     // Binds the index to this in-memory repository only; nothing on disk changes.
     repo.set_index(&mut index)?;
+    update_index(repo, &mut index, changes)?;
+    let mut settle = Settle::default();
+    while let Some(more) = again() {
+        if settle.rereads == MAX_REREADS {
+            settle.unsettled = match more {
+                Changes::Paths(p) => p,
+                Changes::All => vec!["*".to_string()],
+            };
+            break;
+        }
+        settle.rereads += 1;
+        update_index(repo, &mut index, &more)?;
+    }
+    let tree = index.write_tree().context("writing the snapshot tree")?;
+    Ok((tree, index, settle))
+}
+
+/// Bring the index up to date with the worktree on disk, looking only at what `changes` names.
+fn update_index(repo: &Repository, index: &mut git2::Index, changes: &Changes) -> Result<()> {
     // One scan of the worktree against the index's stat cache; only what differs is read and hashed.
     let mut opts = DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true).update_index(true);
     if let Changes::Paths(paths) = changes {
         if paths.is_empty() {
-            return Ok((index.write_tree()?, index));
+            return Ok(());
         }
         // Exact paths (a folder covers what is below it): libgit2 then reads only those parts of the tree.
         opts.disable_pathspec_match(true);
@@ -145,7 +191,7 @@ fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<(Oid, 
             opts.pathspec(p);
         }
     }
-    let diff = repo.diff_index_to_workdir(Some(&index), Some(&mut opts)).context("reading the worktree's files")?;
+    let diff = repo.diff_index_to_workdir(Some(index), Some(&mut opts)).context("reading the worktree's files")?;
     let mut removed = Vec::new();
     let mut added = Vec::new();
     for d in diff.deltas() {
@@ -160,15 +206,20 @@ fn disk_tree(repo: &Repository, agent: &str, changes: &Changes) -> Result<(Oid, 
         index.remove_path(&path).with_context(|| format!("recording the deletion of {}", path.display()))?;
     }
     for path in added {
-        index.add_path(&path).with_context(|| format!("reading {}", path.display()))?;
+        match index.add_path(&path) {
+            Ok(()) => {}
+            // Deleted between the scan and the read: the agent is running. The watcher saw it, so the next
+            // round (or checkpoint) records the deletion.
+            Err(_) if repo.workdir().is_some_and(|w| std::fs::symlink_metadata(w.join(&path)).is_err()) => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
     }
-    let tree = index.write_tree().context("writing the snapshot tree")?;
-    Ok((tree, index))
+    Ok(())
 }
 
 /// The tree of the worktree on disk, its objects written and muster's index saved.
 fn saved_disk_tree(repo: &Repository, agent: &str) -> Result<Oid> {
-    let (tree, mut index) = disk_tree(repo, agent, &Changes::All)?;
+    let (tree, mut index, _) = disk_tree(repo, agent, &Changes::All, &mut || None)?;
     index.write().context("saving the checkpoint index")?;
     Ok(tree)
 }
@@ -197,16 +248,27 @@ pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint
 
 /// Take a checkpoint, looking only at what `changes` names (see `git::watch`).
 pub fn create_with(worktree: &Path, agent: &str, trigger: &str, changes: &Changes) -> Result<(Checkpoint, bool)> {
+    create_settled(worktree, agent, trigger, changes, &mut || None).map(|(cp, new, _)| (cp, new))
+}
+
+/// Take a checkpoint of a worktree whose agent keeps running: `again` gives what changed while it was read.
+pub fn create_settled(
+    worktree: &Path,
+    agent: &str,
+    trigger: &str,
+    changes: &Changes,
+    again: &mut dyn FnMut() -> Option<Changes>,
+) -> Result<(Checkpoint, bool, Settle)> {
     let repo = open(worktree)?;
     relax_tree_validation();
-    let (cp, new) = create_in(&repo, agent, trigger, changes)?;
+    let (cp, new, settle) = create_in(&repo, agent, trigger, changes, again)?;
     if new {
         // Only once its objects are written does a ref point to the checkpoint.
         let oid = Oid::from_str(&cp.id)?;
         repo.reference(&refname(agent, cp.n), oid, false, "muster checkpoint")
             .with_context(|| format!("writing {}", refname(agent, cp.n)))?;
     }
-    Ok((cp, new))
+    Ok((cp, new, settle))
 }
 
 /// Merge checkpoint packs after checkpoints were taken (see `pack::tidy`), with the agent running again: it is
@@ -219,11 +281,17 @@ pub fn tidy(worktree: &Path) {
     }
 }
 
-fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -> Result<(Checkpoint, bool)> {
+fn create_in(
+    repo: &Repository,
+    agent: &str,
+    trigger: &str,
+    changes: &Changes,
+    again: &mut dyn FnMut() -> Option<Changes>,
+) -> Result<(Checkpoint, bool, Settle)> {
     // New objects stay in memory until they are written as one packfile below.
     let odb = repo.odb()?;
     let mempack = odb.add_new_mempack_backend(1000)?;
-    let (tree_id, mut index) = disk_tree(repo, agent, changes)?;
+    let (tree_id, mut index, settle) = disk_tree(repo, agent, changes, again)?;
     let tree = repo.find_tree(tree_id)?;
     let (head, branch) = head_info(repo);
     let newest = latest(repo, agent)?;
@@ -233,7 +301,7 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
         if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default() {
             // Same tree: every object the index names is already on disk.
             index.write().context("saving the checkpoint index")?;
-            return Ok((parse(*n, prev), false));
+            return Ok((parse(*n, prev), false, settle));
         }
     }
     let prev_tree = previous.as_ref().and_then(|(_, c)| c.tree().ok());
@@ -246,11 +314,16 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     let n = newest.map_or(1, |(n, _)| n + 1);
     let message = format!(
         "muster checkpoint {n} of {agent} ({trigger})\n\nMuster-Trigger: {trigger}\nMuster-Head: {}\n\
-         Muster-Branch: {branch}\nMuster-Files: {}\nMuster-Added: {}\nMuster-Removed: {}\n",
+         Muster-Branch: {branch}\nMuster-Files: {}\nMuster-Added: {}\nMuster-Removed: {}\n{}",
         head.map(|h| h.to_string()).unwrap_or_default(),
         stats.files_changed(),
         stats.insertions(),
         stats.deletions(),
+        if settle.unsettled.is_empty() {
+            String::new()
+        } else {
+            format!("Muster-Unsettled: {}\n", settle.unsettled.join(", "))
+        },
     );
     let sig = Signature::now("muster", "muster@localhost")?;
     let parents: Vec<&git2::Commit> = previous.iter().map(|(_, c)| c).collect();
@@ -260,7 +333,7 @@ fn create_in(repo: &Repository, agent: &str, trigger: &str, changes: &Changes) -
     mempack.reset()?;
     index.write().context("saving the checkpoint index")?;
     let made = parse(n, &repo.find_commit(oid)?);
-    Ok((made, true))
+    Ok((made, true, settle))
 }
 
 /// The objects a checkpoint adds: the commit, every blob that differs from the base tree (already on disk), and

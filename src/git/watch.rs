@@ -233,6 +233,42 @@ impl WorktreeWatch {
         result
     }
 
+    /// A checkpoint of a worktree whose agent keeps running: `f` gets what changed since the last checkpoint,
+    /// and a way to ask what changed while it read (None once nothing did). Paths still changing when it gave
+    /// up are read again by the next checkpoint.
+    pub fn checkpoint_settled<T>(
+        watch: Option<&Self>,
+        f: impl FnOnce(&Changes, &mut dyn FnMut() -> Option<Changes>) -> anyhow::Result<(T, Vec<String>)>,
+    ) -> anyhow::Result<T> {
+        let Some(watch) = watch else { return f(&Changes::All, &mut || None).map(|(t, _)| t) };
+        let mut again = || match watch.take() {
+            Changes::Paths(p) if p.is_empty() => None,
+            c => Some(c),
+        };
+        match f(&watch.take(), &mut again) {
+            Ok((t, unsettled)) => {
+                watch.give_back(unsettled);
+                Ok(t)
+            }
+            Err(e) => {
+                watch.rescan();
+                Err(e)
+            }
+        }
+    }
+
+    /// Paths the next checkpoint must read again ("*": everything).
+    fn give_back(&self, paths: Vec<String>) {
+        let mut seen = self.shared.lock();
+        for p in paths {
+            if p == "*" {
+                seen.all = true;
+            } else if !seen.all {
+                seen.paths.insert(p);
+            }
+        }
+    }
+
     /// Wait until every event caused before this call has been recorded.
     fn barrier(&self) -> bool {
         let n = self.ticks.fetch_add(1, Ordering::Relaxed) + 1;

@@ -3,6 +3,7 @@
 mod fake;
 mod native;
 pub mod signals;
+pub mod tree;
 
 pub use fake::FakePty;
 pub use native::NativePty;

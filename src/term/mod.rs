@@ -7,5 +7,5 @@ pub mod osc;
 pub mod palette;
 pub mod screen;
 
-pub use model::{AlacrittyModel, InputModes, TerminalModel};
+pub use model::{AlacrittyModel, InputModes, Palette, TerminalModel};
 pub use screen::{CellColor, CellFlags, Screen, ScreenCell};

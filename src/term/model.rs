@@ -42,8 +42,12 @@ pub trait TerminalModel: Send {
     fn title(&self) -> Option<String>;
     fn modes(&self) -> InputModes;
     fn snapshot(&self) -> Screen;
-    /// The visible rows as text (trailing blanks trimmed), cheaper than a snapshot: for state rules.
+    /// The live screen's rows as text (trailing blanks trimmed), whatever the operator scrolled to: for state
+    /// rules. Cheaper than a snapshot.
     fn text_lines(&self) -> Vec<String>;
+    /// A hash of what the live screen says (its text, which screen): equal hashes mean a redraw changed nothing
+    /// a person could read, which is not activity.
+    fn content_hash(&self) -> u64;
     /// Scroll the view: positive goes back into history.
     fn scroll(&mut self, lines: i32);
     fn scroll_to_bottom(&mut self);
@@ -58,6 +62,37 @@ struct Pending {
     bell: bool,
     title: Option<String>,
     size: (u16, u16),
+    palette: Palette,
+}
+
+/// The colours agents are told the terminal has when they ask (OSC 10/11/4): the operator's real terminal's,
+/// where it answered, else the theme's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Palette {
+    pub foreground: (u8, u8, u8),
+    pub background: (u8, u8, u8),
+    pub cursor: Option<(u8, u8, u8)>,
+    /// The 16 base colours; None where unknown (xterm's are answered).
+    pub base: [Option<(u8, u8, u8)>; 16],
+}
+
+impl Default for Palette {
+    fn default() -> Self {
+        Palette { foreground: (229, 229, 229), background: (0, 0, 0), cursor: None, base: [None; 16] }
+    }
+}
+
+impl Palette {
+    /// The colour an OSC query asks for: 0–255 indexed, 256 foreground, 257 background, 258 cursor.
+    pub fn answer(&self, index: usize) -> (u8, u8, u8) {
+        match index {
+            0..=15 => self.base[index].unwrap_or_else(|| xterm_rgb(index as u8)),
+            16..=255 => xterm_rgb(index as u8),
+            256 => self.foreground,
+            258 => self.cursor.unwrap_or(self.foreground),
+            _ => self.background,
+        }
+    }
 }
 
 #[derive(Clone, Default)]
@@ -79,11 +114,7 @@ impl EventListener for Listener {
             TermEvent::Title(t) => self.with(|p| p.title = Some(t)),
             TermEvent::ResetTitle => self.with(|p| p.title = None),
             TermEvent::ColorRequest(index, format) => {
-                let rgb = match index {
-                    0..=255 => xterm_rgb(index as u8),
-                    256 => (229, 229, 229), // foreground
-                    _ => (0, 0, 0),         // background and cursor
-                };
+                let rgb = self.with(|p| p.palette.answer(index));
                 let reply = format(alacritty_terminal::vte::ansi::Rgb { r: rgb.0, g: rgb.1, b: rgb.2 });
                 self.with(|p| p.replies.extend_from_slice(reply.as_bytes()));
             }
@@ -124,10 +155,17 @@ pub struct AlacrittyModel {
 
 impl AlacrittyModel {
     pub fn new(rows: u16, cols: u16, scrollback: usize) -> AlacrittyModel {
+        AlacrittyModel::with_palette(rows, cols, scrollback, Palette::default())
+    }
+
+    pub fn with_palette(rows: u16, cols: u16, scrollback: usize, palette: Palette) -> AlacrittyModel {
         let rows = rows.max(1);
         let cols = cols.max(2);
         let listener = Listener::default();
-        listener.with(|p| p.size = (rows, cols));
+        listener.with(|p| {
+            p.size = (rows, cols);
+            p.palette = palette;
+        });
         // Kitty keyboard on: agent CLIs ask for it and our key encoder speaks it.
         let config = Config { scrolling_history: scrollback, kitty_keyboard: true, ..Config::default() };
         let term = Term::new(config, &Size { rows: rows as usize, cols: cols as usize }, listener.clone());
@@ -275,10 +313,9 @@ impl TerminalModel for AlacrittyModel {
 
     fn text_lines(&self) -> Vec<String> {
         let grid = self.term.grid();
-        let offset = grid.display_offset() as i32;
         (0..self.term.screen_lines())
             .map(|row| {
-                let grid_row = &grid[Line(row as i32 - offset)];
+                let grid_row = &grid[Line(row as i32)];
                 let mut line: String = (0..self.term.columns())
                     .map(|c| &grid_row[Column(c)])
                     .filter(|cell| !cell.flags.contains(Flags::WIDE_CHAR_SPACER))
@@ -288,6 +325,21 @@ impl TerminalModel for AlacrittyModel {
                 line
             })
             .collect()
+    }
+
+    fn content_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let grid = self.term.grid();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for row in 0..self.term.screen_lines() {
+            let grid_row = &grid[Line(row as i32)];
+            for col in 0..self.term.columns() {
+                grid_row[Column(col)].c.hash(&mut h);
+            }
+        }
+        // Not the history's size: a repaint after `ESC [2J` pushes the old screen into it, and is no activity.
+        self.term.mode().contains(TermMode::ALT_SCREEN).hash(&mut h);
+        h.finish()
     }
 
     fn scroll(&mut self, lines: i32) {
@@ -369,6 +421,32 @@ mod tests {
         assert_eq!(m.modes().kitty_flags, 1);
         m.feed(b"\x1b[<u");
         assert_eq!(m.modes().kitty_flags, 0);
+    }
+
+    #[test]
+    fn colour_queries_get_the_palette() {
+        let palette = Palette { foreground: (1, 2, 3), background: (250, 250, 250), ..Palette::default() };
+        let mut m = AlacrittyModel::with_palette(5, 20, 100, palette);
+        m.feed(b"\x1b]11;?\x07");
+        assert_eq!(String::from_utf8_lossy(&m.take_replies()), "\x1b]11;rgb:fafa/fafa/fafa\x07");
+        m.feed(b"\x1b]10;?\x1b\\");
+        assert_eq!(String::from_utf8_lossy(&m.take_replies()), "\x1b]10;rgb:0101/0202/0303\x1b\\");
+    }
+
+    #[test]
+    fn a_redraw_of_the_same_text_keeps_the_hash_and_new_text_changes_it() {
+        let mut m = model(5, 20);
+        m.feed(b"\x1b[2J\x1b[Hprompt> \x1b[1;31mred");
+        let h = m.content_hash();
+        // Clear and repaint, cursor moves, a colour change only: nothing a reader sees changed.
+        m.feed(b"\x1b[2J\x1b[H\x1b[0mprompt> \x1b[32mred\x1b[3;4H\x1b[?25l");
+        assert_eq!(m.content_hash(), h);
+        m.feed(b"!");
+        assert_ne!(m.content_hash(), h);
+        // Scrolling the view back is the operator's doing, not the agent's.
+        let h = m.content_hash();
+        m.scroll(3);
+        assert_eq!(m.content_hash(), h);
     }
 
     #[test]

@@ -42,6 +42,7 @@ impl Rig {
             scrollback: 10_000,
             muster_exe: PathBuf::from(env!("CARGO_BIN_EXE_muster")),
             stop_grace: Duration::from_secs(2),
+            palette: Default::default(),
             checkpoint_every,
         };
         let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();

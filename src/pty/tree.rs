@@ -1,0 +1,427 @@
+//! Every process an agent started, wherever it went: its own cgroup where muster may make one (found in
+//! `/proc/self/cgroup`; cgroup v2, else the v1 freezer hierarchy), and always a unique mark in the environment
+//! (`MUSTER_AGENT_ID`), which catches processes that left the agent's session or process group (codex's
+//! `app-server` daemons, gemini's node children) even without a cgroup.
+//!
+//! Pause uses the cgroup freezer where there is one: the processes are frozen without a signal, so shells keep
+//! their job tables and CLIs do not repaint. Without one, every process of the agent is sent SIGSTOP/SIGCONT.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rustix::process::{kill_process, Pid, Signal};
+
+/// The environment variable that marks an agent's processes.
+pub const MARK: &str = "MUSTER_AGENT_ID";
+/// How long a freeze may take to settle before it is reported as done anyway.
+const FREEZE_SETTLE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Method {
+    /// A cgroup v2 folder with `cgroup.freeze` (and `cgroup.kill`).
+    CgroupV2(PathBuf),
+    /// A folder of the v1 freezer hierarchy.
+    CgroupV1(PathBuf),
+    /// No cgroup: SIGSTOP/SIGCONT to every marked process.
+    Signals,
+}
+
+impl Method {
+    pub fn describe(&self) -> String {
+        match self {
+            Method::CgroupV2(p) => format!("cgroup v2 freezer ({})", p.display()),
+            Method::CgroupV1(p) => format!("cgroup v1 freezer ({})", p.display()),
+            Method::Signals => "SIGSTOP/SIGCONT to every process of the agent (no cgroup muster may create)".into(),
+        }
+    }
+}
+
+/// Where cgroup hierarchies are mounted: (mount point, filesystem type, super options).
+fn mounts() -> Vec<(PathBuf, String, String)> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let mut r = right.split(' ');
+            let fstype = r.next()?.to_string();
+            let opts = r.nth(1).unwrap_or("").to_string();
+            Some((PathBuf::from(point), fstype, opts))
+        })
+        .collect()
+}
+
+/// This process's cgroup in the v2 hierarchy and in v1's freezer hierarchy.
+fn own_cgroups() -> (Option<String>, Option<String>) {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut v2 = None;
+    let mut v1 = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if ctrl.is_empty() {
+            v2 = Some(path.to_string());
+        } else if ctrl.split(',').any(|c| c == "freezer") {
+            v1 = Some(path.to_string());
+        }
+    }
+    (v2, v1)
+}
+
+fn join(mount: &Path, cgroup: &str) -> PathBuf {
+    mount.join(cgroup.trim_start_matches('/'))
+}
+
+/// Remove folders of earlier muster runs that are empty now (a non-empty cgroup cannot be removed).
+fn sweep(parent: &Path) {
+    if let Ok(entries) = std::fs::read_dir(parent) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("muster-") {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+/// A folder for one agent's processes, in the first hierarchy that lets muster make one.
+fn make_cgroup(id: &str) -> Method {
+    if std::env::var_os("MUSTER_NO_CGROUP").is_some() {
+        return Method::Signals;
+    }
+    let (v2, v1) = own_cgroups();
+    let all = mounts();
+    if let (Some(path), Some((mount, ..))) = (&v2, all.iter().find(|(_, t, _)| t == "cgroup2")) {
+        let parent = join(mount, path);
+        if parent.join("cgroup.procs").exists() {
+            sweep(&parent);
+            let dir = parent.join(format!("muster-{id}"));
+            if std::fs::create_dir(&dir).is_ok() {
+                if dir.join("cgroup.freeze").exists() {
+                    return Method::CgroupV2(dir);
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+    let freezer = all.iter().find(|(_, t, o)| t == "cgroup" && o.split(',').any(|x| x == "freezer"));
+    if let (Some(path), Some((mount, ..))) = (&v1, freezer) {
+        let parent = join(mount, path);
+        sweep(&parent);
+        let dir = parent.join(format!("muster-{id}"));
+        if std::fs::create_dir(&dir).is_ok() {
+            if dir.join("freezer.state").exists() {
+                return Method::CgroupV1(dir);
+            }
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+    Method::Signals
+}
+
+/// The processes whose environment carries `needle` (`MUSTER_AGENT_ID=<id>\0`).
+fn marked(needle: &[u8]) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let me = std::process::id() as i32;
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == &needle[..needle.len() - 1]))
+        })
+        .collect()
+}
+
+fn read_pids(file: &Path) -> Vec<i32> {
+    std::fs::read_to_string(file).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// One agent's processes.
+pub struct AgentTree {
+    id: String,
+    method: Method,
+    /// Operator pause and job holds: frozen while either is on.
+    freeze: Mutex<FreezeState>,
+}
+
+#[derive(Default)]
+struct FreezeState {
+    operator: bool,
+    holds: usize,
+    frozen: bool,
+}
+
+/// Holds the agent frozen until dropped (a rollback writing its files, say).
+pub struct Hold<'a>(&'a AgentTree);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.holds = s.holds.saturating_sub(1);
+        let _ = self.0.apply(&mut s);
+    }
+}
+
+impl AgentTree {
+    /// A new, empty tree for an agent about to start.
+    pub fn new() -> AgentTree {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let id = format!("{}-{n}-{nanos:08x}", std::process::id());
+        let method = make_cgroup(&id);
+        AgentTree { id, method, freeze: Mutex::new(FreezeState::default()) }
+    }
+
+    /// The variable to put in the agent's environment.
+    pub fn mark(&self) -> (String, String) {
+        (MARK.to_string(), self.id.clone())
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FreezeState> {
+        self.freeze.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Put the agent's first process (and so everything it starts) in the tree's cgroup.
+    pub fn adopt(&self, pid: u32) {
+        let procs = match &self.method {
+            Method::CgroupV2(d) | Method::CgroupV1(d) => d.join("cgroup.procs"),
+            Method::Signals => return,
+        };
+        if let Err(e) = std::fs::write(&procs, pid.to_string()) {
+            tracing::warn!("moving {pid} into {}: {e}", procs.display());
+        }
+    }
+
+    /// Every live process of the agent.
+    pub fn pids(&self) -> Vec<i32> {
+        let needle = format!("{MARK}={}\0", self.id);
+        let mut pids = marked(needle.as_bytes());
+        if let Method::CgroupV2(d) | Method::CgroupV1(d) = &self.method {
+            pids.extend(read_pids(&d.join("cgroup.procs")));
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        pids
+    }
+
+    /// Marked processes that are not in the cgroup yet (started before the first one was moved in) join it.
+    fn gather(&self) {
+        if let Method::CgroupV2(d) | Method::CgroupV1(d) = &self.method {
+            let inside = read_pids(&d.join("cgroup.procs"));
+            for pid in self.pids().into_iter().filter(|p| !inside.contains(p)) {
+                let _ = std::fs::write(d.join("cgroup.procs"), pid.to_string());
+            }
+        }
+    }
+
+    pub fn signal_all(&self, signal: Signal) {
+        for pid in self.pids() {
+            if let Some(p) = Pid::from_raw(pid) {
+                let _ = kill_process(p, signal);
+            }
+        }
+    }
+
+    /// End every process of the agent now.
+    pub fn kill_all(&self) {
+        if let Method::CgroupV2(d) = &self.method {
+            if std::fs::write(d.join("cgroup.kill"), "1").is_ok() {
+                // Marked processes outside the cgroup (none, normally) still get their signal below.
+            }
+        }
+        self.signal_all(Signal::KILL);
+        // A frozen process acts on SIGKILL only once thawed.
+        let mut s = self.lock();
+        if s.frozen {
+            let _ = self.write_freeze(false);
+            s.frozen = false;
+        }
+    }
+
+    /// The operator's pause: sticky until the operator resumes, whatever holds come and go.
+    pub fn set_paused(&self, paused: bool) -> std::io::Result<()> {
+        let mut s = self.lock();
+        s.operator = paused;
+        self.apply(&mut s)
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.lock().operator
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.lock().frozen
+    }
+
+    /// Freeze the agent until the hold is dropped.
+    pub fn hold(&self) -> Hold<'_> {
+        let mut s = self.lock();
+        s.holds += 1;
+        let _ = self.apply(&mut s);
+        Hold(self)
+    }
+
+    fn apply(&self, s: &mut FreezeState) -> std::io::Result<()> {
+        let want = s.operator || s.holds > 0;
+        if want == s.frozen {
+            return Ok(());
+        }
+        if want {
+            self.gather();
+        }
+        self.write_freeze(want)?;
+        s.frozen = want;
+        Ok(())
+    }
+
+    fn write_freeze(&self, on: bool) -> std::io::Result<()> {
+        match &self.method {
+            Method::CgroupV2(d) => {
+                std::fs::write(d.join("cgroup.freeze"), if on { "1" } else { "0" })?;
+                let want = if on { "frozen 1" } else { "frozen 0" };
+                settle(|| std::fs::read_to_string(d.join("cgroup.events")).is_ok_and(|e| e.lines().any(|l| l == want)));
+                Ok(())
+            }
+            Method::CgroupV1(d) => {
+                std::fs::write(d.join("freezer.state"), if on { "FROZEN" } else { "THAWED" })?;
+                let want = if on { "FROZEN" } else { "THAWED" };
+                settle(|| std::fs::read_to_string(d.join("freezer.state")).is_ok_and(|s| s.trim() == want));
+                Ok(())
+            }
+            Method::Signals => {
+                self.signal_all(if on { Signal::STOP } else { Signal::CONT });
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Default for AgentTree {
+    fn default() -> Self {
+        AgentTree::new()
+    }
+}
+
+/// Wait (with a deadline) for the kernel to finish freezing or thawing.
+fn settle(done: impl Fn() -> bool) {
+    let end = Instant::now() + FREEZE_SETTLE;
+    while !done() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Drop for AgentTree {
+    fn drop(&mut self) {
+        if let Method::CgroupV2(d) | Method::CgroupV1(d) = &self.method {
+            let _ = self.write_freeze(false);
+            // Fails while processes remain; the next muster start sweeps it.
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+/// Whether a process is held still: stopped by a signal, or in a frozen cgroup (which `ps` shows as sleeping).
+pub fn process_frozen(pid: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    if status.lines().any(|l| l.starts_with("State:") && l.contains("T (")) {
+        return true;
+    }
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let all = mounts();
+    cgroups.lines().any(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else { return false };
+        if ctrl.is_empty() {
+            all.iter().filter(|(_, t, _)| t == "cgroup2").any(|(m, ..)| {
+                std::fs::read_to_string(join(m, path).join("cgroup.events"))
+                    .is_ok_and(|e| e.lines().any(|l| l == "frozen 1"))
+            })
+        } else if ctrl.split(',').any(|c| c == "freezer") {
+            all.iter().filter(|(_, t, o)| t == "cgroup" && o.split(',').any(|x| x == "freezer")).any(|(m, ..)| {
+                std::fs::read_to_string(join(m, path).join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN")
+            })
+        } else {
+            false
+        }
+    })
+}
+
+/// Which pause method this machine gives muster (for `muster doctor`).
+pub fn probe() -> Method {
+    AgentTree::new().method.clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    fn state(pid: i32) -> String {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        s.lines().find_map(|l| l.strip_prefix("State:")).unwrap_or("").trim().to_string()
+    }
+
+    fn wait_for(what: &str, f: impl Fn() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// A shell that starts a child in a session of its own (as codex's daemons do): both are found, frozen,
+    /// thawed and killed.
+    fn escaping_tree(tree: &AgentTree) -> (std::process::Child, i32) {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let (k, v) = tree.mark();
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("setsid sleep 300 & echo $! > {}; exec sleep 300", pidfile.display()))
+            .env(k, v)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        tree.adopt(child.id());
+        wait_for("the daemon's pid", || {
+            std::fs::read_to_string(&pidfile).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+        });
+        let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let _ = child.try_wait();
+        (child, daemon)
+    }
+
+    #[test]
+    fn finds_freezes_and_kills_processes_that_left_the_session() {
+        let tree = AgentTree::new();
+        let (mut child, daemon) = escaping_tree(&tree);
+        let main = child.id() as i32;
+        wait_for("both marked", || {
+            let p = tree.pids();
+            p.contains(&main) && p.contains(&daemon)
+        });
+        tree.set_paused(true).unwrap();
+        let stopped = process_frozen;
+        wait_for("frozen", || stopped(main) && stopped(daemon));
+        {
+            // A job's hold and release leave the operator's pause in place.
+            let _hold = tree.hold();
+        }
+        assert!(tree.is_paused());
+        wait_for("still frozen", || stopped(main) && stopped(daemon));
+        tree.set_paused(false).unwrap();
+        wait_for("thawed", || !process_frozen(main) && !process_frozen(daemon));
+        tree.kill_all();
+        let _ = child.wait();
+        wait_for("daemon gone", || state(daemon).is_empty() || state(daemon).starts_with('Z'));
+    }
+}
