@@ -126,13 +126,14 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
         tracing::warn!("{w}");
     }
     let (tx, rx) = crate::tui::channel();
+    let palette = outer_palette(&theme);
     let cfg = EngineConfig {
         root: root.to_path_buf(),
         crew,
         scrollback: user_cfg.scrollback,
         muster_exe: std::env::current_exe().context("locating the muster binary")?,
         stop_grace: Duration::from_secs(3),
-        palette: Default::default(),
+        palette,
         checkpoint_every: Duration::from_secs(user_cfg.checkpoint_minutes.max(1) * 60),
     };
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx.clone()))?;
@@ -145,6 +146,25 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
         state.status = Some((format!("{w}{more}"), true));
     }
     crate::tui::run(state, handle, tx, rx)
+}
+
+/// The colours agents are told the terminal has: the real terminal's answers, else the theme's.
+fn outer_palette(theme: &Theme) -> crate::term::Palette {
+    use ratatui::style::Color;
+    let mut fallback = crate::term::Palette::default();
+    let style = theme.style("terminal");
+    if let Some(Color::Rgb(r, g, b)) = style.fg {
+        fallback.foreground = (r, g, b);
+    }
+    if let Some(Color::Rgb(r, g, b)) = style.bg {
+        fallback.background = (r, g, b);
+    }
+    if crossterm::terminal::enable_raw_mode().is_err() {
+        return fallback;
+    }
+    let palette = crate::term::outer::query_palette(fallback);
+    let _ = crossterm::terminal::disable_raw_mode();
+    palette
 }
 
 fn init(root: &Path, force: bool) -> Result<()> {

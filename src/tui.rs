@@ -21,12 +21,17 @@ use crate::key::Key;
 
 /// At most this often a frame is drawn.
 const FRAME: Duration = Duration::from_millis(16);
+/// How long the engine has to stop the crew (checkpoints, grace periods) before the UI ends anyway.
+const SHUTDOWN_WITHIN: Duration = Duration::from_secs(10);
 
 // Moved once through the channel; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
 pub enum AppMsg {
     Input(CtEvent),
     Engine(Event),
+    /// SIGHUP (the terminal closed: nothing can be drawn any more), SIGTERM or SIGINT: stop the crew cleanly
+    /// and end. Until the background server lands, muster never leaves agents behind.
+    Signal(i32),
 }
 
 /// An event sink that feeds the UI loop.
@@ -38,6 +43,9 @@ pub fn sink(tx: Sender<AppMsg>) -> EventSink {
 
 fn restore_terminal() {
     let _ = disable_raw_mode();
+    if ENHANCED_KEYS.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::PopKeyboardEnhancementFlags);
+    }
     let _ = crossterm::execute!(
         std::io::stdout(),
         DisableMouseCapture,
@@ -56,6 +64,9 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// The outer terminal was asked for the kitty keyboard protocol (and must be told to stop).
+static ENHANCED_KEYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn setup_terminal() -> Result<TerminalGuard> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -66,6 +77,14 @@ fn setup_terminal() -> Result<TerminalGuard> {
     }));
     enable_raw_mode().context("switching the terminal to raw mode (is this a terminal?)")?;
     crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste, EnableMouseCapture)?;
+    // Where the terminal speaks the kitty keyboard protocol, Shift-Enter, Ctrl-Enter and other modified keys
+    // reach muster, and through it the agents that asked for them (as codex's own TUI does).
+    if crossterm::terminal::supports_keyboard_enhancement().unwrap_or(false) {
+        use crossterm::event::{KeyboardEnhancementFlags as F, PushKeyboardEnhancementFlags};
+        if crossterm::execute!(std::io::stdout(), PushKeyboardEnhancementFlags(F::DISAMBIGUATE_ESCAPE_CODES)).is_ok() {
+            ENHANCED_KEYS.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     Ok(TerminalGuard)
 }
 
@@ -115,6 +134,8 @@ where
     let mut dirty = true;
     let mut last_draw: Option<Instant> = None;
     let mut quit_deadline: Option<Instant> = None;
+    // After a hangup nothing can be drawn: the crew is stopped without a screen.
+    let mut headless = false;
     loop {
         let mut timeout = next_age_change(state);
         if dirty {
@@ -146,6 +167,18 @@ where
             let msg = match m {
                 AppMsg::Input(ev) => to_msg(ev),
                 AppMsg::Engine(ev) => Some(Msg::Engine(ev)),
+                AppMsg::Signal(sig) => {
+                    headless |= sig == signal_hook::consts::SIGHUP;
+                    if quit_deadline.is_none() {
+                        tracing::info!("signal {sig}: stopping the crew");
+                        state.quitting = true;
+                        state.status = Some(("stopping agents…".into(), false));
+                        quit_deadline = Some(Instant::now() + SHUTDOWN_WITHIN);
+                        engine.send(Command::Shutdown);
+                    }
+                    dirty = true;
+                    continue;
+                }
             };
             let Some(msg) = msg else { continue };
             dirty = true;
@@ -153,7 +186,7 @@ where
                 match effect {
                     Effect::Engine(cmd) => {
                         if cmd == Command::Shutdown {
-                            quit_deadline = Some(Instant::now() + Duration::from_secs(10));
+                            quit_deadline = Some(Instant::now() + SHUTDOWN_WITHIN);
                         }
                         engine.send(cmd);
                     }
@@ -169,8 +202,17 @@ where
             // The engine did not confirm in time; its grace threads still kill what is left.
             return Ok(());
         }
-        if dirty && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
-            terminal.draw(|f| crate::ui::render(state, f))?;
+        if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
+            if let Err(e) = terminal.draw(|f| crate::ui::render(state, f)) {
+                // The terminal went away (EIO after a hangup): stop the crew without it.
+                tracing::warn!("drawing failed ({e}); stopping the crew");
+                headless = true;
+                if quit_deadline.is_none() {
+                    quit_deadline = Some(Instant::now() + SHUTDOWN_WITHIN);
+                    engine.send(Command::Shutdown);
+                }
+                continue;
+            }
             on_frame();
             last_draw = Some(Instant::now());
             dirty = false;
@@ -184,14 +226,45 @@ pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Recei
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
     let size = terminal.size()?;
+    let input_tx = tx.clone();
     std::thread::Builder::new().name("input".into()).spawn(move || {
         while let Ok(ev) = crossterm::event::read() {
-            if tx.send(AppMsg::Input(ev)).is_err() {
+            if input_tx.send(AppMsg::Input(ev)).is_err() {
                 break;
             }
         }
     })?;
+    let signal_tx = tx.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])
+    .context("handling signals")?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if signal_tx.send(AppMsg::Signal(sig)).is_err() {
+                break;
+            }
+        }
+    })?;
+    // The crew the engine loaded is known before anything starts: with the roster's real height, the pane
+    // size — and so every agent's first frame — is right from the start.
+    let pending: Vec<AppMsg> = rx.try_iter().collect();
     update(&mut state, Msg::Resize(size.width, size.height));
+    let mut later = Vec::new();
+    for m in pending {
+        match m {
+            AppMsg::Engine(ev) => {
+                for e in update(&mut state, Msg::Engine(ev)) {
+                    if let Effect::Engine(c) = e {
+                        engine.send(c);
+                    }
+                }
+            }
+            other => later.push(other),
+        }
+    }
     for e in update(&mut state, Msg::Tick(now_ms())) {
         if let Effect::Engine(c) = e {
             engine.send(c);
@@ -202,7 +275,27 @@ pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Recei
         engine.send(Command::Watch { name, rows, cols });
     }
     engine.send(Command::StartCrew);
-    event_loop(&mut terminal, &mut state, &engine, &rx, || {})
+    // Input and signals that came meanwhile are handled in order by the loop.
+    for m in later {
+        let _ = tx.send(m);
+    }
+    let result = event_loop(&mut terminal, &mut state, &engine, &rx, || {});
+    if !state.quitting || result.is_err() {
+        // However the loop ended, the crew does not outlive the UI (until the server lands).
+        stop_crew(&engine, &rx);
+    }
+    result
+}
+
+/// Stop the crew and wait (bounded) for the engine to confirm.
+fn stop_crew(engine: &EngineHandle, rx: &Receiver<AppMsg>) {
+    engine.send(Command::Shutdown);
+    let end = Instant::now() + SHUTDOWN_WITHIN;
+    while let Ok(m) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+        if matches!(m, AppMsg::Engine(Event::ShutdownComplete)) {
+            return;
+        }
+    }
 }
 
 /// Keep only what a channel of the loop needs.

@@ -32,7 +32,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             error: None,
             checkpoints: added % 7,
             rolled_back: name == "docs",
-            why: String::new(),
+            why: if state == AgentState::Waiting { "screen rule `question`".into() } else { String::new() },
         },
         screen: None,
         checkpoints: Vec::new(),

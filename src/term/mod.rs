@@ -4,6 +4,7 @@
 pub mod keys;
 pub mod model;
 pub mod osc;
+pub mod outer;
 pub mod palette;
 pub mod screen;
 

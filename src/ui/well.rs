@@ -55,7 +55,18 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         spans.push(Span::styled(format!(" {} ", exit), theme.style("state.exited")));
     }
     let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
-    spans.push(Span::styled("─".repeat((bar.width as usize).saturating_sub(used)), border));
+    // Why the agent is in its state (the rule or hook that decided), at the right end when it fits.
+    let why = (!info.why.is_empty()).then(|| format!(" {}: {} ", info.state.label(), info.why));
+    let why_width = why.as_deref().map_or(0, unicode_width::UnicodeWidthStr::width);
+    let fill = (bar.width as usize).saturating_sub(used);
+    match why {
+        Some(why) if fill >= why_width + 2 => {
+            spans.push(Span::styled("─".repeat(fill - why_width - 1), border));
+            spans.push(Span::styled(why, theme.style("ui.tab")));
+            spans.push(Span::styled("─", border));
+        }
+        _ => spans.push(Span::styled("─".repeat(fill), border)),
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), bar);
 
     if state.tab == WellTab::Conflicts && !state.attached {

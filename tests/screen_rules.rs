@@ -1,0 +1,58 @@
+//! The preset rules against screens recorded from the real agent CLIs: CI checks the rules without the CLIs.
+
+use std::path::Path;
+
+use muster::config::preset;
+use muster::engine::detect::{match_rules, View};
+use muster::engine::AgentState;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Expected {
+    screen: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    file: String,
+    kind: String,
+    state: AgentState,
+    rule: String,
+}
+
+#[test]
+fn every_recorded_screen_reads_as_expected() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let expected: Expected = toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
+    let presets = preset::builtin();
+    let mut failures = Vec::new();
+    for case in &expected.screen {
+        let text = std::fs::read_to_string(dir.join(&case.file)).unwrap();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let rules = &presets[&case.kind].rules;
+        // The version is read from the screen where the CLI shows it, as the engine does.
+        let version = presets[&case.kind]
+            .version_regex
+            .as_ref()
+            .and_then(|re| re.captures(&text))
+            .and_then(|c| muster::engine::detect::parse_version(c.get(1)?.as_str()));
+        let view = View { lines: &lines, title: None, alt_screen: false, version: version.as_deref() };
+        let got = match_rules(rules, &view).map(|r| (r.state, r.name.clone()));
+        if got.as_ref().map(|(s, n)| (*s, n.as_str())) != Some((case.state, case.rule.as_str())) {
+            failures.push(format!("{}: expected {:?} by `{}`, got {got:?}", case.file, case.state, case.rule));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_fixture_is_listed() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let listed = std::fs::read_to_string(dir.join("expected.toml")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".txt") {
+            assert!(listed.contains(&format!("\"{name}\"")), "{name} has no expected state");
+        }
+    }
+}
