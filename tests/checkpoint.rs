@@ -544,3 +544,58 @@ fn command_line_list_create_restore_undo_prune() {
     assert_eq!(code, Some(1));
     assert!(out.contains("no agent `nobody`"), "{out}");
 }
+
+/// Checkpoints taken while a running writer rewrites a file in several steps (a shell's `{ …; } > f`), without
+/// stopping it: each holds one whole version, or names the file as still changing.
+#[test]
+fn optimistic_checkpoints_of_a_file_being_rewritten_are_whole() {
+    use muster::pty::tree::AgentTree;
+    let dir = repo();
+    let root = dir.path();
+    let tree = AgentTree::new();
+    let (k, v) = tree.mark();
+    let script =
+        "i=0; while :; do i=$((i+1)); { echo \"round $i\"; seq 1 30000; echo END; } > big.txt; sleep 0.05; done";
+    let mut child = Command::new("bash").arg("-c").arg(script).current_dir(root).env(k, v).spawn().unwrap();
+    tree.adopt(child.id());
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !root.join("big.txt").exists() {
+        assert!(std::time::Instant::now() < end, "the writer never wrote");
+        std::thread::yield_now();
+    }
+    let watch = WorktreeWatch::new(root).unwrap();
+    let writing = || tree.files_open_for_writing(root);
+    let (mut whole, mut unsettled) = (0, 0);
+    let mut last_round = String::new();
+    while whole + unsettled < 25 {
+        assert!(std::time::Instant::now() < end, "too few checkpoints: {whole} whole, {unsettled} unsettled");
+        let created = WorktreeWatch::checkpoint_settled(Some(&watch), &writing, |c, again| {
+            checkpoint::create_settled(root, "w", "test", c, again).map(|(cp, new, s)| ((cp, new), s.unsettled))
+        });
+        let (cp, new) = created.unwrap();
+        if !new {
+            continue;
+        }
+        let repo = git2::Repository::open(root).unwrap();
+        let commit = repo.find_commit(git2::Oid::from_str(&cp.id).unwrap()).unwrap();
+        let entry = commit.tree().unwrap().get_path(Path::new("big.txt")).unwrap();
+        let text = String::from_utf8_lossy(repo.find_blob(entry.id()).unwrap().content()).into_owned();
+        if cp.unsettled.iter().any(|p| p == "big.txt") {
+            unsettled += 1;
+        } else {
+            let round = text.lines().next().unwrap_or("").to_string();
+            assert!(
+                text.ends_with("\n30000\nEND\n") && text.lines().count() == 30002,
+                "checkpoint {} holds a partial big.txt ({} lines)",
+                cp.n,
+                text.lines().count()
+            );
+            assert_ne!(round, last_round, "a new checkpoint holds a new version");
+            last_round = round;
+            whole += 1;
+        }
+    }
+    tree.kill_all();
+    let _ = child.wait();
+    assert!(whole > 0, "every checkpoint gave up on the file");
+}

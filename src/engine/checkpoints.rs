@@ -57,6 +57,8 @@ pub struct Job {
     pub worktree: PathBuf,
     /// The running agent to freeze while its files are written (rollbacks, merges into it).
     pub pause: Option<Arc<AgentTree>>,
+    /// The running agent's processes, whose files open for writing a checkpoint reads again.
+    pub agent: Option<Arc<AgentTree>>,
     /// What changed in the worktree since the last checkpoint; without it a checkpoint scans every file.
     pub files: Option<Arc<WorktreeWatch>>,
     pub kind: JobKind,
@@ -220,14 +222,15 @@ pub fn with_paused<R>(tree: Option<&AgentTree>, f: impl FnOnce() -> R) -> R {
 }
 
 fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
-    let Job { name, worktree, pause, files, kind } = job;
-    with_paused(pause.as_deref(), move || run_job(name, worktree, files.as_deref(), kind, sink))
+    let Job { name, worktree, pause, agent, files, kind } = job;
+    with_paused(pause.as_deref(), move || run_job(name, worktree, files.as_deref(), agent.as_deref(), kind, sink))
 }
 
 fn run_job(
     name: String,
     worktree: PathBuf,
     files: Option<&WorktreeWatch>,
+    agent: Option<&AgentTree>,
     kind: JobKind,
     sink: &EventSink,
 ) -> Option<JobDone> {
@@ -240,7 +243,8 @@ fn run_job(
                 checkpoint::create_settled(&worktree, &name, &trigger, c, again)
                     .map(|(cp, new, settle)| ((cp, new), settle.unsettled))
             };
-            match WorktreeWatch::checkpoint_settled(files, create) {
+            let writing = || agent.map(|a| a.files_open_for_writing(&worktree)).unwrap_or_default();
+            match WorktreeWatch::checkpoint_settled(files, &writing, create) {
                 Ok((cp, true)) if !cp.unsettled.is_empty() => Some((
                     format!("{name}: checkpoint {} ({trigger}); still changing: {}", cp.n, cp.unsettled.join(", ")),
                     false,

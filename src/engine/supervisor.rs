@@ -354,7 +354,8 @@ impl Supervisor {
         let job = Job {
             name: name.to_string(),
             worktree: slot.info.worktree.clone(),
-            pause: if pause { tree } else { None },
+            pause: if pause { tree.clone() } else { None },
+            agent: tree,
             files: slot.files.clone(),
             kind,
         };
@@ -910,6 +911,7 @@ impl Supervisor {
     }
 
     fn exited(&mut self, name: &str, generation: u64, exit: ExitInfo) {
+        let shutting_down = self.shutting_down;
         let Some(slot) = self.slot_mut(name) else {
             return;
         };
@@ -919,7 +921,12 @@ impl Supervisor {
         r.exited = true;
         // What it started and left behind (daemons in their own sessions) ends with it.
         if let Some(tree) = slot.tree.take() {
-            let _ = std::thread::Builder::new().name("reap".into()).spawn(move || reap(&tree));
+            if shutting_down {
+                // muster is about to end: the leftovers go now, not after a grace it would not wait out.
+                tree.kill_all();
+            } else {
+                let _ = std::thread::Builder::new().name("reap".into()).spawn(move || reap(&tree));
+            }
         }
         slot.info.exit = Some(exit);
         slot.info.pid = None;

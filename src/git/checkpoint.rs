@@ -159,31 +159,65 @@ fn disk_tree(
     let mut index = git2::Index::open(&path).context("opening the checkpoint index")?;
     // Binds the index to this in-memory repository only; nothing on disk changes.
     repo.set_index(&mut index)?;
-    update_index(repo, &mut index, changes)?;
+    let mut unread = update_index(repo, &mut index, changes)?;
     let mut settle = Settle::default();
-    while let Some(more) = again() {
+    loop {
+        // Files that could not be read (rewritten as they were read) are read again with the changes.
+        let more = match again() {
+            Some(Changes::All) => Some(Changes::All),
+            Some(Changes::Paths(mut p)) => {
+                p.extend(unread.iter().cloned());
+                Some(Changes::Paths(p))
+            }
+            None if unread.is_empty() => None,
+            None => Some(Changes::Paths(unread.clone())),
+        };
+        let Some(more) = more else { break };
         if settle.rereads == MAX_REREADS {
+            if let Some(path) = unread.first() {
+                bail!("reading {path}: it kept changing as it was read");
+            }
             settle.unsettled = match more {
-                Changes::Paths(p) => p,
+                Changes::Paths(mut p) => {
+                    p.sort();
+                    p.dedup();
+                    p
+                }
                 Changes::All => vec!["*".to_string()],
             };
             break;
         }
+        // A writer caught mid-file usually finishes within milliseconds: each round gives it a moment longer.
+        std::thread::sleep(std::time::Duration::from_millis(10 << settle.rereads));
         settle.rereads += 1;
-        update_index(repo, &mut index, &more)?;
+        if let Changes::Paths(p) = &more {
+            // Read these again whatever their stat says: libgit2 may have recorded the size and time of a file
+            // that grew as it was read, next to the content it read before.
+            index.remove_all(p.iter(), None).context("forgetting files to read again")?;
+        }
+        unread = update_index(repo, &mut index, &more)?;
     }
     let tree = index.write_tree().context("writing the snapshot tree")?;
     Ok((tree, index, settle))
 }
 
-/// Bring the index up to date with the worktree on disk, looking only at what `changes` names.
-fn update_index(repo: &Repository, index: &mut git2::Index, changes: &Changes) -> Result<()> {
+/// A file's size and modification time as the index records them.
+fn stat_now(path: &Path) -> Option<(u32, i32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((m.size() as u32, m.mtime() as i32, m.mtime_nsec() as u32))
+}
+
+/// Bring the index up to date with the worktree on disk, looking only at what `changes` names. Returns the
+/// files that changed as they were read (libgit2 reports a file that shrank under it as unreadable): their
+/// entries are left as they were, for the caller to read again.
+fn update_index(repo: &Repository, index: &mut git2::Index, changes: &Changes) -> Result<Vec<String>> {
     // One scan of the worktree against the index's stat cache; only what differs is read and hashed.
     let mut opts = DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true).update_index(true);
     if let Changes::Paths(paths) = changes {
         if paths.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Exact paths (a folder covers what is below it): libgit2 then reads only those parts of the tree.
         opts.disable_pathspec_match(true);
@@ -205,16 +239,33 @@ fn update_index(repo: &Repository, index: &mut git2::Index, changes: &Changes) -
     for path in removed {
         index.remove_path(&path).with_context(|| format!("recording the deletion of {}", path.display()))?;
     }
+    let mut unread = Vec::new();
+    let workdir = repo.workdir().map(Path::to_path_buf).unwrap_or_default();
     for path in added {
+        let rel = path.to_string_lossy().into_owned();
         match index.add_path(&path) {
-            Ok(()) => {}
-            // Deleted between the scan and the read: the agent is running. The watcher saw it, so the next
-            // round (or checkpoint) records the deletion.
-            Err(_) if repo.workdir().is_some_and(|w| std::fs::symlink_metadata(w.join(&path)).is_err()) => {}
-            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            // libgit2 reads as many bytes as its stat said: a file that grew or was rewritten meanwhile was read
+            // half-done. Its stat now, against the one recorded, tells.
+            Ok(()) => {
+                let recorded =
+                    index.get_path(&path, 0).map(|e| (e.file_size, e.mtime.seconds(), e.mtime.nanoseconds()));
+                if recorded != stat_now(&workdir.join(&path)) {
+                    unread.push(rel);
+                }
+            }
+            Err(e) => {
+                // Deleted or rewritten while read: the agent is running. Read again; a file that cannot be
+                // read at all is an error.
+                let now = std::fs::symlink_metadata(workdir.join(&path));
+                if now.is_err() || e.class() == git2::ErrorClass::Os {
+                    unread.push(rel);
+                } else {
+                    return Err(e).with_context(|| format!("reading {}", path.display()));
+                }
+            }
         }
     }
-    Ok(())
+    Ok(unread)
 }
 
 /// The tree of the worktree on disk, its objects written and muster's index saved.

@@ -234,17 +234,29 @@ impl WorktreeWatch {
     }
 
     /// A checkpoint of a worktree whose agent keeps running: `f` gets what changed since the last checkpoint,
-    /// and a way to ask what changed while it read (None once nothing did). Paths still changing when it gave
-    /// up are read again by the next checkpoint.
+    /// and a way to ask what changed while it read — the watcher's events, and `writing()`, the files the agent
+    /// holds open for writing — None once nothing did. Paths still changing when it gave up are read again by
+    /// the next checkpoint.
     pub fn checkpoint_settled<T>(
         watch: Option<&Self>,
+        writing: &dyn Fn() -> Vec<String>,
         f: impl FnOnce(&Changes, &mut dyn FnMut() -> Option<Changes>) -> anyhow::Result<(T, Vec<String>)>,
     ) -> anyhow::Result<T> {
-        let Some(watch) = watch else { return f(&Changes::All, &mut || None).map(|(t, _)| t) };
-        let mut again = || match watch.take() {
-            Changes::Paths(p) if p.is_empty() => None,
-            c => Some(c),
+        let mut again = || {
+            // Open files first, events second: a writer that closes its file in between wrote before the
+            // barrier, so its events are in. The other order misses a write that ends between the two.
+            let open = writing();
+            let mut paths = match watch.map(WorktreeWatch::take) {
+                Some(Changes::All) => return Some(Changes::All),
+                Some(Changes::Paths(p)) => p,
+                None => Vec::new(),
+            };
+            paths.extend(open);
+            paths.sort();
+            paths.dedup();
+            (!paths.is_empty()).then_some(Changes::Paths(paths))
         };
+        let Some(watch) = watch else { return f(&Changes::All, &mut again).map(|(t, _)| t) };
         match f(&watch.take(), &mut again) {
             Ok((t, unsettled)) => {
                 watch.give_back(unsettled);

@@ -223,6 +223,39 @@ impl AgentTree {
         }
     }
 
+    /// Files under `dir` that a process of the agent holds open for writing, relative and `/`-separated: a
+    /// file still being written may be read half-done (a shell's `{ …; } > f` writes in several steps, with
+    /// quiet moments between them that no file watcher can see).
+    pub fn files_open_for_writing(&self, dir: &Path) -> Vec<String> {
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut out = Vec::new();
+        for pid in self.pids() {
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+            for fd in fds.flatten() {
+                let Ok(target) = std::fs::read_link(fd.path()) else { continue };
+                let Ok(rel) = target.strip_prefix(&dir) else { continue };
+                if rel.as_os_str().is_empty() || rel.starts_with(".git") {
+                    continue;
+                }
+                let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy()))
+                    .unwrap_or_default();
+                let flags = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
+                    .unwrap_or(0);
+                if flags & 3 != 0 {
+                    if let Some(rel) = rel.to_str() {
+                        out.push(rel.to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
     pub fn signal_all(&self, signal: Signal) {
         for pid in self.pids() {
             if let Some(p) = Pid::from_raw(pid) {

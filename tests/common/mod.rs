@@ -21,6 +21,10 @@ pub struct Rig {
     pub events: Receiver<Event>,
     pub agents: std::collections::HashMap<String, AgentInfo>,
     pub screens: std::collections::HashMap<String, Screen>,
+    /// Messages for the operator, in order.
+    pub messages: Vec<String>,
+    pub timelines: std::collections::HashMap<String, Vec<muster::git::checkpoint::Checkpoint>>,
+    pub shut_down: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -48,7 +52,17 @@ impl Rig {
         let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
         engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80 });
         engine.send(Command::StartCrew);
-        Rig { root, engine, events, agents: Default::default(), screens: Default::default(), _dir: dir }
+        Rig {
+            root,
+            engine,
+            events,
+            agents: Default::default(),
+            screens: Default::default(),
+            messages: Vec::new(),
+            timelines: Default::default(),
+            shut_down: false,
+            _dir: dir,
+        }
     }
 
     fn absorb(&mut self, e: Event) {
@@ -59,6 +73,11 @@ impl Rig {
             Event::Screen { name, screen } => {
                 self.screens.insert(name, screen);
             }
+            Event::Message { text, .. } => self.messages.push(text),
+            Event::Timeline { name, checkpoints } => {
+                self.timelines.insert(name, checkpoints);
+            }
+            Event::ShutdownComplete => self.shut_down = true,
             _ => {}
         }
     }
@@ -71,8 +90,9 @@ impl Rig {
             match self.events.recv_timeout(left) {
                 Ok(e) => self.absorb(e),
                 Err(_) => panic!(
-                    "timed out waiting for {what}; agents: {:?}; screens: {:#?}",
+                    "timed out waiting for {what}; agents: {:?}; messages: {:?}; screens: {:#?}",
                     self.agents.values().map(|a| (&a.name, a.state, a.exit)).collect::<Vec<_>>(),
+                    self.messages,
                     self.screens.iter().map(|(n, s)| (n, s.text())).collect::<Vec<_>>()
                 ),
             }
@@ -83,6 +103,23 @@ impl Rig {
         self.screens.get(name).map(|s| s.text().join("\n")).unwrap_or_default()
     }
 
+    /// Take events for `window` (an observation period, not a wait for something), checking `ok` after each.
+    pub fn watch_for(&mut self, window: Duration, mut ok: impl FnMut(&Rig) -> Result<(), String>) {
+        let end = Instant::now() + window;
+        loop {
+            if let Err(e) = ok(self) {
+                panic!("{e}");
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            if let Ok(e) = self.events.recv_timeout(left) {
+                self.absorb(e);
+            }
+        }
+    }
+
     pub fn state(&self, name: &str) -> Option<engine::AgentState> {
         self.agents.get(name).map(|a| a.state)
     }
@@ -90,6 +127,9 @@ impl Rig {
 
 impl Drop for Rig {
     fn drop(&mut self) {
+        if self.shut_down {
+            return;
+        }
         self.engine.send(Command::Shutdown);
         let end = Instant::now() + DEADLINE;
         while Instant::now() < end {

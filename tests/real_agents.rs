@@ -1,0 +1,221 @@
+//! What real agent CLIs taught us, proven on real processes in real PTYs: redraws are not work, checkpoints
+//! never stop an agent, pauses stick, a stuck agent blocks nobody, steers arrive whole and in order, and every
+//! process an agent started ends with it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::Rig;
+use muster::engine::{AgentState, Command};
+use muster::key::Key;
+use muster::pty::tree::process_frozen;
+
+/// A script in its own temp dir, run by bash.
+fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/bash\n{body}\n")).unwrap();
+    path
+}
+
+fn crew_of(agents: &[(&str, &str, &[&str])]) -> String {
+    agents
+        .iter()
+        .map(|(name, command, args)| {
+            let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+            format!(
+                "[[agent]]\nname = {name:?}\ncommand = {command:?}\nargs = [{}]\nenter_delay_ms = 300\n",
+                args.join(", ")
+            )
+        })
+        .collect()
+}
+
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let end = Instant::now() + common::DEADLINE;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn gone(pid: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status.is_empty() || status.lines().any(|l| l.starts_with("State:") && l.contains("Z ("))
+}
+
+/// An agent that repaints the same screen every 200 ms (and on SIGCONT, counting them) reads idle, and a
+/// checkpoint of its work never signals it.
+#[test]
+fn a_repainting_agent_is_idle_and_checkpoints_never_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let conts = dir.path().join("conts");
+    let s = script(
+        dir.path(),
+        "repaint.sh",
+        &format!(
+            "n=0\ndraw() {{ printf '\\033[2J\\033[H> ready for you\\n'; }}\n\
+             trap 'n=$((n+1)); echo $n > {}; draw' CONT\ndraw\necho work > made.txt\n\
+             while :; do sleep 0.2; draw; done",
+            conts.display()
+        ),
+    );
+    let mut rig = Rig::new(&crew_of(&[("r", "bash", &[s.to_str().unwrap()])]), "r");
+    rig.wait_for("idle", |r| r.state("r") == Some(AgentState::Idle));
+    rig.engine.send(Command::Checkpoint { name: "r".into() });
+    rig.wait_for("a checkpoint", |r| r.timelines.get("r").is_some_and(|t| !t.is_empty()));
+    // At rest for a while: repaints keep coming, the state never leaves idle, nothing stops the agent.
+    rig.watch_for(Duration::from_secs(4), |r| match r.state("r") {
+        Some(AgentState::Idle) => Ok(()),
+        other => Err(format!("a repaint of the same screen made it {other:?}")),
+    });
+    assert!(!conts.exists(), "the agent was sent SIGCONT {} time(s)", std::fs::read_to_string(&conts).unwrap());
+    assert!(rig.agents["r"].why.contains("unchanged"), "{}", rig.agents["r"].why);
+}
+
+/// A bash agent's foreground job runs through a checkpoint: no "Stopped", and what follows `&&` runs.
+#[test]
+fn a_shell_job_runs_through_a_checkpoint() {
+    let mut rig = Rig::new(&crew_of(&[("sh", "bash", &["--norc", "--noprofile", "-i"])]), "sh");
+    rig.wait_for("prompt", |r| r.screen_text("sh").contains("bash-"));
+    rig.engine.send(Command::Paste { name: "sh".into(), text: "touch started; sleep 3 && echo done-$((40+2))".into() });
+    rig.engine.send(Command::Key { name: "sh".into(), key: Key::parse("enter").unwrap() });
+    let started = rig.root.join(".muster/worktrees/sh/started");
+    wait_until("the job", || started.exists());
+    rig.engine.send(Command::Checkpoint { name: "sh".into() });
+    rig.wait_for("a checkpoint", |r| r.timelines.get("sh").is_some_and(|t| !t.is_empty()));
+    rig.wait_for("done", |r| r.screen_text("sh").contains("done-42"));
+    let text = rig.screen_text("sh");
+    assert!(!text.contains("Stopped"), "{text}");
+}
+
+/// A file rewritten every 100 ms while checkpoints are taken: each checkpoint holds one whole version of it,
+/// or says the file was still changing.
+#[test]
+fn checkpoints_of_a_file_being_rewritten_hold_whole_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(
+        dir.path(),
+        "rewrite.sh",
+        "i=0; while :; do i=$((i+1)); { echo \"round $i\"; seq 1 30000; echo END; } > big.txt; sleep 0.1; done",
+    );
+    let mut rig = Rig::new(&crew_of(&[("w", "bash", &[s.to_str().unwrap()])]), "w");
+    let big = rig.root.join(".muster/worktrees/w/big.txt");
+    wait_until("the file", || big.exists());
+    let mut unsettled = 0;
+    for round in 1..=8usize {
+        // Asked again when the file has not been rewritten since the last one (nothing to record).
+        while rig.timelines.get("w").is_none_or(|t| t.len() < round) {
+            let asked = rig.messages.len();
+            let mtime = || std::fs::metadata(&big).and_then(|m| m.modified()).ok();
+            let seen = mtime();
+            wait_until("a rewrite", || mtime() != seen);
+            rig.engine.send(Command::Checkpoint { name: "w".into() });
+            rig.wait_for("the checkpoint", |r| {
+                r.timelines.get("w").is_some_and(|t| t.len() >= round)
+                    || r.messages[asked..].iter().any(|m| m.contains("nothing changed"))
+            });
+        }
+        let cp = rig.timelines["w"][0].clone();
+        let repo = git2::Repository::open(&rig.root).unwrap();
+        let commit = repo.find_commit(git2::Oid::from_str(&cp.id).unwrap()).unwrap();
+        let entry = commit.tree().unwrap().get_path(Path::new("big.txt")).unwrap();
+        let blob = repo.find_blob(entry.id()).unwrap();
+        let text = String::from_utf8_lossy(blob.content());
+        let whole = text.starts_with("round ") && text.ends_with("\n30000\nEND\n") && text.lines().count() == 30002;
+        if cp.unsettled.iter().any(|p| p == "big.txt") {
+            unsettled += 1;
+        } else {
+            assert!(whole, "checkpoint {} holds a partial big.txt ({} lines)", cp.n, text.lines().count());
+        }
+    }
+    assert!(unsettled < 8, "every checkpoint gave up on the file");
+}
+
+/// An agent that never reads its input fills its own queue; another agent's keys still echo at once, and the
+/// operator is told.
+#[test]
+fn a_stuck_agent_does_not_hold_up_another() {
+    let crew = crew_of(&[("stuck", "sleep", &["600"]), ("echo", "cat", &[])]);
+    let mut rig = Rig::new(&crew, "echo");
+    rig.wait_for("both running", |r| {
+        ["stuck", "echo"].iter().all(|n| r.agents.get(*n).is_some_and(|a| a.pid.is_some()))
+    });
+    // Far more than the terminal's input buffer: the stuck agent's writer blocks on it.
+    rig.engine.send(Command::Paste { name: "stuck".into(), text: "x".repeat(2 << 20) });
+    for _ in 0..300 {
+        rig.engine.send(Command::Paste { name: "stuck".into(), text: "more".into() });
+    }
+    rig.engine.send(Command::Paste { name: "echo".into(), text: "ping-from-the-operator\n".into() });
+    rig.wait_for("the other agent's echo", |r| r.screen_text("echo").contains("ping-from-the-operator"));
+    rig.wait_for("a clear error", |r| r.messages.iter().any(|m| m.contains("stuck") && m.contains("not reading")));
+}
+
+/// Two steers sent at once arrive one after the other, each with its own Enter.
+#[test]
+fn steers_arrive_whole_and_in_order() {
+    // Without the terminal's own echo, the screen shows exactly the lines cat was given.
+    let mut rig = Rig::new(&crew_of(&[("c", "bash", &["-c", "stty -echo; cat"])]), "c");
+    rig.wait_for("running", |r| r.agents.get("c").is_some_and(|a| a.pid.is_some()));
+    rig.engine.send(Command::Steer { name: "c".into(), text: "first message".into(), force: false });
+    rig.engine.send(Command::Steer { name: "c".into(), text: "second message".into(), force: false });
+    rig.wait_for("both echoed", |r| {
+        let text = r.screen_text("c");
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines == ["first message", "second message"]
+    });
+}
+
+/// The operator's pause holds through a rollback (which freezes and thaws the agent itself).
+#[test]
+fn the_operators_pause_outlives_a_rollback() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(dir.path(), "tick.sh", "echo one > notes.txt; while :; do sleep 0.1; done");
+    let mut rig = Rig::new(&crew_of(&[("p", "bash", &[s.to_str().unwrap()])]), "p");
+    let notes = rig.root.join(".muster/worktrees/p/notes.txt");
+    wait_until("the file", || notes.exists());
+    rig.engine.send(Command::Checkpoint { name: "p".into() });
+    rig.wait_for("a checkpoint", |r| r.timelines.get("p").is_some_and(|t| !t.is_empty()));
+    std::fs::write(&notes, "two\n").unwrap();
+    let pid = rig.agents["p"].pid.unwrap() as i32;
+    rig.engine.send(Command::Pause { name: "p".into() });
+    rig.wait_for("paused", |r| r.state("p") == Some(AgentState::Paused));
+    rig.engine.send(Command::Rollback { name: "p".into(), n: 1, files: None });
+    rig.wait_for("rolled back", |r| r.messages.iter().any(|m| m.contains("rolled back to checkpoint 1")));
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "one\n");
+    assert!(process_frozen(pid), "the rollback's thaw undid the operator's pause");
+    assert_eq!(rig.state("p"), Some(AgentState::Paused));
+    rig.engine.send(Command::Resume { name: "p".into() });
+    wait_until("thawed", || !process_frozen(pid));
+}
+
+/// A child that left the agent's session and ignores SIGTERM and SIGHUP (as codex's daemons do) is ended when
+/// the crew stops, and when the agent itself exits.
+#[test]
+fn processes_that_left_the_session_end_with_the_crew() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = |n: &str| {
+        let pidfile = dir.path().join(format!("{n}.pid"));
+        let body = format!(
+            "setsid bash -c 'trap \"\" TERM HUP INT; echo $$ > {}; exec sleep 600' &\n{}",
+            pidfile.display(),
+            if n == "quits" { "sleep 1; exit 0" } else { "sleep 600" }
+        );
+        (script(dir.path(), &format!("{n}.sh"), &body), pidfile)
+    };
+    let (stays, stays_pid) = daemon("stays");
+    let (quits, quits_pid) = daemon("quits");
+    let crew = crew_of(&[("stays", "bash", &[stays.to_str().unwrap()]), ("quits", "bash", &[quits.to_str().unwrap()])]);
+    let mut rig = Rig::new(&crew, "stays");
+    let read_pid = |f: &Path| std::fs::read_to_string(f).ok().and_then(|s| s.trim().parse::<i32>().ok());
+    wait_until("the daemons", || read_pid(&stays_pid).is_some() && read_pid(&quits_pid).is_some());
+    let (a, b) = (read_pid(&stays_pid).unwrap(), read_pid(&quits_pid).unwrap());
+    // The agent that exits by itself takes its daemon with it.
+    rig.wait_for("exit", |r| r.state("quits") == Some(AgentState::Exited));
+    wait_until("the exited agent's daemon ended", || gone(b));
+    assert!(!gone(a));
+    rig.engine.send(Command::Shutdown);
+    rig.wait_for("shutdown", |r| r.shut_down);
+    wait_until("the running agent's daemon ended", || gone(a));
+}
