@@ -14,7 +14,13 @@ struct Tmux {
 
 impl Tmux {
     fn start(width: u16, height: u16, args: &str) -> Tmux {
+        Tmux::start_in(width, height, args, |_| {})
+    }
+
+    /// Start muster after `setup` has prepared the temp dir it runs in.
+    fn start_in(width: u16, height: u16, args: &str, setup: impl FnOnce(&Path)) -> Tmux {
         let dir = tempfile::tempdir().unwrap();
+        setup(dir.path());
         let socket = format!("muster-e2e-{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
         let exe = env!("CARGO_BIN_EXE_muster");
         let home = dir.path().join("home");
@@ -307,4 +313,66 @@ fn overlapping_agents_merge_and_resolve_conflicts_from_the_keyboard() {
     );
     t.keys(&["q", "y"]);
     t.wait_for("exit", |s| s.contains("EXITED 0"));
+}
+
+/// Every agent draws its first screen at the size it is shown at; `muster explain` says why each is in its
+/// state; closing the terminal (SIGHUP) stops the crew, including a process that left its agent's session and
+/// ignores SIGHUP and SIGTERM.
+#[test]
+fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| {
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(repo.join(".muster")).unwrap();
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
+        git(&["init", "-q", "-b", "main"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+        let daemon = format!(
+            "setsid bash -c 'trap \\\"\\\" TERM HUP; echo $$ > {}/daemon.pid; exec sleep 600' & stty size; exec sleep 600",
+            dir.display()
+        );
+        let crew = format!(
+            "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"stty size; exec sleep 600\"]\n\
+             [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"stty size; exec sleep 600\"]\n\
+             [[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"{daemon}\"]\n"
+        );
+        std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
+    });
+    // 40 rows: header, 3 roster rows, the well's bar, status line: the well is 34 x 120.
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        if i > 0 {
+            t.keys(&["j"]);
+        }
+        t.wait_for(&format!("{name}'s first screen"), |s| s.contains(&format!("─ {name} ─")) && s.contains("34 120"));
+    }
+    let repo = t.dir.path().join("repo");
+    let pidfile = t.dir.path().join("daemon.pid");
+    let end = Instant::now() + DEADLINE;
+    while !pidfile.exists() {
+        assert!(Instant::now() < end, "the daemon never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    t.wait_for("c idle", |s| roster_line(s, "c").contains("idle"));
+    // The hook socket is in muster's temp dir, which the session's TMPDIR chose.
+    let explained = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["explain", "c"])
+        .current_dir(&repo)
+        .env("TMPDIR", t.dir.path())
+        .output()
+        .unwrap();
+    let explained =
+        format!("{}{}", String::from_utf8_lossy(&explained.stdout), String::from_utf8_lossy(&explained.stderr));
+    assert!(explained.starts_with("c: idle — screen unchanged"), "{explained}");
+    assert!(explained.contains(&daemon.to_string()), "the daemon is one of c's processes: {explained}");
+    // Closing the terminal: tmux goes, muster gets SIGHUP.
+    t.tmux(&["kill-server"]);
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("Z (")))
+    };
+    let end = Instant::now() + DEADLINE;
+    while alive(daemon) || !processes_in(&repo).is_empty() {
+        assert!(Instant::now() < end, "left running: daemon {}, {:?}", alive(daemon), processes_in(&repo));
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
