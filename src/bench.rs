@@ -219,7 +219,11 @@ pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
             touch_files(&repo, files, changed, round)?;
             touch_files(&copy, files, changed, round)?;
             let t = Instant::now();
-            let (cp, new) = checkpoint::create_with(&repo, "bench", "bench", &watch.take())?;
+            // As the engine takes it: the agent runs on, and what changed while it read is read again.
+            let (cp, new) = WorktreeWatch::checkpoint_settled(Some(&watch), &Vec::new, |c, again| {
+                checkpoint::create_settled(&repo, "bench", "bench", c, again)
+                    .map(|(cp, new, s)| ((cp, new), s.unsettled))
+            })?;
             watched.push(t.elapsed());
             anyhow::ensure!(new && cp.files == changed, "checkpoint saw {} changed files", cp.files);
             let t = Instant::now();
@@ -251,6 +255,51 @@ pub fn checkpoints(cases: &[(usize, usize)]) -> Result<()> {
     for dir in made {
         let _ = std::fs::remove_dir_all(&dir);
     }
+    Ok(())
+}
+
+/// Checkpoints of a repository of `files` files while an agent rewrites one of them every 100 ms (a shell's
+/// `{ …; } > f`, several writes each time) and 100 others change between checkpoints: how often a checkpoint
+/// reads again, how often it gives up on a file, and its latency then.
+pub fn checkpoint_under_writer(files: usize, count: usize) -> Result<()> {
+    use crate::git::checkpoint;
+    use crate::git::watch::WorktreeWatch;
+    use crate::pty::tree::AgentTree;
+    let (dir, repo) = committed_repo(files)?;
+    let tree = AgentTree::new();
+    let (k, v) = tree.mark();
+    let script =
+        "i=0; while :; do i=$((i+1)); { echo \"round $i\"; seq 1 30000; echo END; } > big.txt; sleep 0.1; done";
+    let child = std::process::Command::new("bash").arg("-c").arg(script).current_dir(&repo).env(k, v).spawn()?;
+    tree.adopt(child.id());
+    let watch = WorktreeWatch::new(&repo)?;
+    checkpoint::create_with(&repo, "bench", "first", &watch.take())?;
+    let writing = || tree.files_open_for_writing(&repo);
+    let (mut times, mut reread, mut unsettled) = (Vec::new(), 0, 0);
+    for round in 1..=count {
+        touch_files(&repo, files, 100, round)?;
+        // Spread the checkpoints over the writer's cycle.
+        std::thread::sleep(Duration::from_millis(37));
+        let t = Instant::now();
+        let (rereads, left) = WorktreeWatch::checkpoint_settled(Some(&watch), &writing, |c, again| {
+            checkpoint::create_settled(&repo, "bench", "bench", c, again)
+                .map(|(_, _, s)| ((s.rereads, s.unsettled.len()), s.unsettled))
+        })?;
+        times.push(t.elapsed());
+        reread += usize::from(rereads > 0);
+        unsettled += usize::from(left > 0);
+    }
+    tree.kill_all();
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "checkpoints while a file is rewritten every 100 ms ({files} files, 100 changed, {count} checkpoints): \
+         {reread} read again, {unsettled} gave up on a file; latency median {:.1} ms, 90th {:.1} ms, max {:.1} ms",
+        ms(times[times.len() / 2]),
+        ms(times[times.len() * 9 / 10]),
+        ms(times[times.len() - 1])
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -419,9 +468,11 @@ pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: 
     );
     if checkpoints_only {
         checkpoints(&[(10_000, 10), (10_000, 100)])?;
+        checkpoint_under_writer(10_000, 100)?;
         return checkpoint_history(10_000, 100, 300);
     }
     checkpoints(&[(1_000, 100), (10_000, 10), (10_000, 100), (10_000, 1_000), (50_000, 100)])?;
+    checkpoint_under_writer(10_000, 100)?;
     checkpoint_history(10_000, 100, 300)?;
     conflicts()?;
     let plain = plain_stream(50_000_000);

@@ -159,6 +159,9 @@ pub fn hook_state(event: &str, detail: Option<&str>) -> Option<AgentState> {
 pub struct Decision {
     pub state: AgentState,
     pub why: String,
+    /// What decided, without the times in `why`: a new source is worth reporting even when the state is the
+    /// same (the activity fallback said idle first, then the prompt rule matched).
+    pub source: String,
 }
 
 fn secs(d: Duration) -> String {
@@ -169,9 +172,9 @@ fn secs(d: Duration) -> String {
 /// see. Otherwise a live hook report wins over screen rules, which win over activity. `last_change` is when
 /// the visible text last changed (not when bytes last arrived).
 pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Option<Instant>, now: Instant) -> Decision {
-    let decide = |state, why: String| Decision { state, why };
+    let decide = |state, why: String, source: String| Decision { state, why, source };
     if let Some(r) = rule.filter(|r| r.state == AgentState::Waiting) {
-        return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
+        return decide(AgentState::Waiting, format!("screen rule `{}`", r.name), format!("rule {}", r.name));
     }
     if let Some(h) = hook {
         let age = now.saturating_duration_since(h.at);
@@ -185,18 +188,23 @@ pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Optio
             _ => last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE),
         };
         if live {
-            return decide(h.state, format!("hook {} {} ago", h.event, secs(age)));
+            return decide(h.state, format!("hook {} {} ago", h.event, secs(age)), format!("hook {}", h.event));
         }
     }
     if let Some(r) = rule {
-        return decide(r.state, format!("screen rule `{}`", r.name));
+        return decide(r.state, format!("screen rule `{}`", r.name), format!("rule {}", r.name));
     }
+    let activity = "activity".to_string();
     match last_change {
         Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => {
-            decide(AgentState::Busy, format!("screen changed {} ago", secs(now.saturating_duration_since(t))))
+            decide(AgentState::Busy, format!("screen changed {} ago", secs(now.saturating_duration_since(t))), activity)
         }
-        Some(t) => decide(AgentState::Idle, format!("screen unchanged for {}", secs(now.saturating_duration_since(t)))),
-        None => decide(AgentState::Starting, "nothing on screen yet".into()),
+        Some(t) => decide(
+            AgentState::Idle,
+            format!("screen unchanged for {}", secs(now.saturating_duration_since(t))),
+            activity,
+        ),
+        None => decide(AgentState::Starting, "nothing on screen yet".into(), activity),
     }
 }
 

@@ -929,6 +929,7 @@ impl Supervisor {
             }
         }
         slot.info.exit = Some(exit);
+        slot.info.why = format!("its process ended ({exit})");
         slot.info.pid = None;
         slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
         slot.paused = false;

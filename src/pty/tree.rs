@@ -74,13 +74,19 @@ fn join(mount: &Path, cgroup: &str) -> PathBuf {
     mount.join(cgroup.trim_start_matches('/'))
 }
 
-/// Remove folders of earlier muster runs that are empty now (a non-empty cgroup cannot be removed).
+/// Remove the folders of muster runs that have ended (`muster-<pid>-…` whose pid is gone). Another muster's
+/// live folders are left alone: one just made is empty until its agent moves in, and removing it then would
+/// take its pause away.
 fn sweep(parent: &Path) {
-    if let Ok(entries) = std::fs::read_dir(parent) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("muster-") {
-                let _ = std::fs::remove_dir(e.path());
-            }
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("muster-").and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            // Fails (and is kept) while processes are still in it.
+            let _ = std::fs::remove_dir(e.path());
         }
     }
 }
@@ -317,7 +323,17 @@ impl AgentTree {
     }
 
     fn write_freeze(&self, on: bool) -> std::io::Result<()> {
-        match &self.method {
+        let result = self.write_freeze_by(&self.method, on);
+        if result.is_err() && self.method != Method::Signals {
+            // The cgroup went away (removed by hand, say): signals still hold the agent.
+            tracing::warn!("freezing by {} failed: {result:?}; using signals", self.method.describe());
+            return self.write_freeze_by(&Method::Signals, on);
+        }
+        result
+    }
+
+    fn write_freeze_by(&self, method: &Method, on: bool) -> std::io::Result<()> {
+        match method {
             Method::CgroupV2(d) => {
                 std::fs::write(d.join("cgroup.freeze"), if on { "1" } else { "0" })?;
                 let want = if on { "frozen 1" } else { "frozen 0" };
@@ -431,6 +447,20 @@ mod tests {
         let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         let _ = child.try_wait();
         (child, daemon)
+    }
+
+    #[test]
+    fn sweeping_removes_only_folders_of_ended_runs() {
+        let parent = tempfile::tempdir().unwrap();
+        // A pid above the kernel's maximum has never run.
+        let dead = parent.path().join("muster-4194305-0-1");
+        let mine = parent.path().join(format!("muster-{}-0-1", std::process::id()));
+        let other = parent.path().join("unrelated");
+        for d in [&dead, &mine, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        sweep(parent.path());
+        assert!(!dead.exists() && mine.exists() && other.exists());
     }
 
     #[test]
