@@ -219,3 +219,18 @@ fn processes_that_left_the_session_end_with_the_crew() {
     rig.wait_for("shutdown", |r| r.shut_down);
     wait_until("the running agent's daemon ended", || gone(a));
 }
+
+/// An agent that prints nothing after a resume goes back to what its screen says, not to busy.
+#[test]
+fn a_quiet_agent_is_idle_again_after_a_resume() {
+    let mut rig = Rig::new(&crew_of(&[("q", "bash", &["-c", "echo ready; exec sleep 600"])]), "q");
+    rig.wait_for("idle", |r| r.state("q") == Some(AgentState::Idle));
+    rig.engine.send(Command::Pause { name: "q".into() });
+    rig.wait_for("paused", |r| r.state("q") == Some(AgentState::Paused));
+    rig.engine.send(Command::Resume { name: "q".into() });
+    rig.wait_for("resumed", |r| r.state("q") != Some(AgentState::Paused));
+    rig.watch_for(Duration::from_secs(2), |r| match r.state("q") {
+        Some(AgentState::Idle) => Ok(()),
+        other => Err(format!("after a resume it reads {other:?}")),
+    });
+}

@@ -100,29 +100,27 @@ fn make_cgroup(id: &str) -> Method {
     }
     let (v2, v1) = own_cgroups();
     let all = mounts();
-    if let (Some(path), Some((mount, ..))) = (&v2, all.iter().find(|(_, t, _)| t == "cgroup2")) {
+    // A folder of ours below this process's own cgroup, if the kernel lets us make one with its freezer file.
+    let make = |mount: &Path, path: &str, control: &str| {
         let parent = join(mount, path);
-        if parent.join("cgroup.procs").exists() {
-            sweep(&parent);
-            let dir = parent.join(format!("muster-{id}"));
-            if std::fs::create_dir(&dir).is_ok() {
-                if dir.join("cgroup.freeze").exists() {
-                    return Method::CgroupV2(dir);
-                }
-                let _ = std::fs::remove_dir(&dir);
-            }
+        sweep(&parent);
+        let dir = parent.join(format!("muster-{id}"));
+        std::fs::create_dir(&dir).ok()?;
+        if dir.join(control).exists() {
+            return Some(dir);
+        }
+        let _ = std::fs::remove_dir(&dir);
+        None
+    };
+    if let (Some(path), Some((mount, ..))) = (&v2, all.iter().find(|(_, t, _)| t == "cgroup2")) {
+        if let Some(dir) = make(mount, path, "cgroup.freeze") {
+            return Method::CgroupV2(dir);
         }
     }
     let freezer = all.iter().find(|(_, t, o)| t == "cgroup" && o.split(',').any(|x| x == "freezer"));
     if let (Some(path), Some((mount, ..))) = (&v1, freezer) {
-        let parent = join(mount, path);
-        sweep(&parent);
-        let dir = parent.join(format!("muster-{id}"));
-        if std::fs::create_dir(&dir).is_ok() {
-            if dir.join("freezer.state").exists() {
-                return Method::CgroupV1(dir);
-            }
-            let _ = std::fs::remove_dir(&dir);
+        if let Some(dir) = make(mount, path, "freezer.state") {
+            return Method::CgroupV1(dir);
         }
     }
     Method::Signals
