@@ -91,7 +91,7 @@ def shq(s):
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-def settled_screen(t, seconds=20, quiet=2.0, part=lambda s: s):
+def settled_screen(t, seconds=30, quiet=4.0, part=lambda s: s):
     """The screen once it has stopped changing for `quiet` seconds (CLIs animate their first frames)."""
     end = time.time() + seconds
     last, since = None, time.time()
