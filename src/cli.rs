@@ -81,6 +81,8 @@ pub enum Cmd {
     Hook {
         /// The hook event, e.g. Stop, Notification, UserPromptSubmit, PreToolUse.
         event: String,
+        /// The event's JSON, for CLIs that pass it as an argument (Codex's notify); otherwise read from stdin.
+        payload: Option<String>,
     },
     /// Measure muster: CPU with idle and streaming agents, frame time, emulator throughput, memory per agent.
     Bench {

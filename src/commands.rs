@@ -43,11 +43,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort)
         }
         Some(Cmd::Conflicts { agent, action }) => return conflicts_cmd(&find_repo_root(&dir)?, agent, action),
-        Some(Cmd::Hook { event }) => {
+        Some(Cmd::Hook { event, payload }) => {
             let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
             let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
             // A hook must never break the agent that runs it: report failures, exit 0.
-            let payload = engine::hooks::read_payload();
+            let payload = payload.unwrap_or_else(engine::hooks::read_payload);
             if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event, &payload) {
                 eprintln!("muster hook: {e:#}");
             }

@@ -50,11 +50,49 @@ pub fn claude_settings(muster_exe: &Path) -> String {
     serde_json::json!({ "hooks": hooks }).to_string()
 }
 
+/// Codex's `-c notify=[…]`: Codex runs the program after every turn with the turn's JSON as its last argument.
+pub fn codex_notify(muster_exe: &Path) -> Vec<String> {
+    let exe = serde_json::to_string(&muster_exe.to_string_lossy()).unwrap_or_else(|_| "\"muster\"".into());
+    vec!["-c".into(), format!("notify=[{exe},\"hook\",\"agent-turn-complete\"]")]
+}
+
+/// opencode loads plugins from `$OPENCODE_CONFIG_DIR/plugins/` besides the project's and the user's: muster's
+/// plugin goes into the crew's run directory, so neither the worktree nor the user's config is touched. It
+/// reports opencode's session events (`session.status`, `session.idle`, `permission.*`) through `muster hook`.
+pub fn opencode_config_dir(run_dir: &Path, muster_exe: &Path) -> Result<PathBuf> {
+    let dir = run_dir.join("opencode");
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).with_context(|| format!("creating {}", plugins.display()))?;
+    let exe = serde_json::to_string(&muster_exe.to_string_lossy())?;
+    let plugin = format!(
+        "// Written by muster: reports this opencode session's state to the muster that started it.\n\
+         const {{ spawn }} = require(\"node:child_process\");\n\
+         const exe = {exe};\n\
+         export const Muster = async () => ({{\n\
+         \x20 event: async ({{ event }}) => {{\n\
+         \x20   const p = event.properties || {{}};\n\
+         \x20   let name = null;\n\
+         \x20   if (event.type === \"session.status\") name = p.status && p.status.type === \"idle\" ? \"session.idle\" : \"session.busy\";\n\
+         \x20   else if ([\"session.idle\", \"permission.asked\", \"permission.updated\"].includes(event.type)) name = event.type;\n\
+         \x20   if (!name) return;\n\
+         \x20   try {{\n\
+         \x20     const child = spawn(exe, [\"hook\", name, JSON.stringify({{ session_id: p.sessionID || null }})], {{ stdio: \"ignore\" }});\n\
+         \x20     child.on(\"error\", () => {{}});\n\
+         \x20   }} catch (e) {{}}\n\
+         \x20 }},\n\
+         }});\n"
+    );
+    let path = plugins.join("muster.js");
+    std::fs::write(&path, plugin).with_context(|| format!("writing {}", path.display()))?;
+    Ok(dir)
+}
+
 /// The fields of a hook payload muster uses: the CLI's session id and the kind of notification.
 pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else { return (None, None) };
     let field = |k: &str| v.get(k).and_then(|s| s.as_str()).map(str::to_string);
-    (field("session_id").or_else(|| field("sessionId")), field("notification_type"))
+    // Claude Code and Gemini CLI say `session_id`, opencode's plugin too; Codex's notify says `thread-id`.
+    (field("session_id").or_else(|| field("sessionId")).or_else(|| field("thread-id")), field("notification_type"))
 }
 
 /// Accept hook reports and questions, and hand them to the engine.
@@ -139,6 +177,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&claude_settings(Path::new("/opt/mu ster"))).unwrap();
         assert_eq!(v["hooks"]["Stop"][0]["hooks"][0]["command"], "'/opt/mu ster' hook Stop");
         assert_eq!(v["hooks"].as_object().unwrap().len(), CLAUDE_EVENTS.len());
+    }
+
+    #[test]
+    fn codex_and_opencode_hooks_call_back_into_muster() {
+        let args = codex_notify(Path::new("/opt/mu ster"));
+        assert_eq!(args, vec!["-c".to_string(), r#"notify=["/opt/mu ster","hook","agent-turn-complete"]"#.to_string()]);
+        let dir = tempfile::tempdir().unwrap();
+        let config = opencode_config_dir(dir.path(), Path::new("/opt/muster")).unwrap();
+        let plugin = std::fs::read_to_string(config.join("plugins/muster.js")).unwrap();
+        assert!(plugin.contains(r#"const exe = "/opt/muster";"#), "{plugin}");
+        assert!(plugin.contains("export const Muster") && plugin.contains(r#""hook", name"#), "{plugin}");
+        assert_eq!(payload_fields(r#"{"type":"agent-turn-complete","thread-id":"t-9"}"#).0.as_deref(), Some("t-9"));
     }
 
     #[test]

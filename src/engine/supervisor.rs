@@ -649,13 +649,26 @@ impl Supervisor {
         }
         let session = self.slots[idx].session.clone();
         let (program, mut args) = command_line(&spec, &self.cfg.muster_exe, resume, session.as_deref());
-        if spec.hooks.as_deref() == Some("claude") {
-            // Hooks for this session only, so the worktree (and Claude's trust dialog) stays as it is.
-            args.splice(0..0, ["--settings".to_string(), hooks::claude_settings(&self.cfg.muster_exe)]);
-        }
         let tree = Arc::new(AgentTree::new());
         let mut env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
         env.push(tree.mark());
+        // Hooks for this session only, so neither the worktree (nor Claude's trust dialog) nor the user's
+        // configuration changes.
+        match spec.hooks.as_deref() {
+            Some("claude") => {
+                args.splice(0..0, ["--settings".to_string(), hooks::claude_settings(&self.cfg.muster_exe)]);
+            }
+            Some("codex") => {
+                args.splice(0..0, hooks::codex_notify(&self.cfg.muster_exe));
+            }
+            Some("opencode") if !env.iter().any(|(k, _)| k == "OPENCODE_CONFIG_DIR") => {
+                match hooks::opencode_config_dir(&self.run_dir, &self.cfg.muster_exe) {
+                    Ok(dir) => env.push(("OPENCODE_CONFIG_DIR".into(), dir.to_string_lossy().into_owned())),
+                    Err(e) => tracing::warn!("{}: no opencode plugin: {e:#}", spec.name),
+                }
+            }
+            _ => {}
+        }
         self.generation += 1;
         let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
         let running = agent::spawn(
