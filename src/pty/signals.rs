@@ -1,4 +1,5 @@
-//! Signals to an agent's process group and to its terminal's foreground group.
+//! Stopping an agent: signals to its process group and to its terminal's foreground group (pause and the rest
+//! of its processes are `tree`'s).
 
 use rustix::process::{kill_process_group, Pid, Signal};
 
@@ -29,14 +30,6 @@ fn send(control: &dyn PtyControl, signal: Signal) -> std::io::Result<()> {
         }
     }
     result
-}
-
-pub fn pause(control: &dyn PtyControl) -> std::io::Result<()> {
-    send(control, Signal::STOP)
-}
-
-pub fn resume(control: &dyn PtyControl) -> std::io::Result<()> {
-    send(control, Signal::CONT)
 }
 
 pub fn terminate(control: &dyn PtyControl) -> std::io::Result<()> {
