@@ -41,14 +41,14 @@ CLIS = [
          key=(["Down"], r"❯ Yes, I trust this folder"),
          # Trust, accept the key: the prompt.
          reach_prompt=[["Enter"], ["Up"], ["Enter"]], prompt=r"(?m)^❯\s*$",
-         steer=("say hi from muster", r"say hi from muster")),
+         steer=("say hi from muster", r"say hi from muster"), ctrl_c=True),
     dict(kind="codex", label="codex", env={}, seed={}, expect="waiting",
          key=(["Down"], r"> 2\. Sign in with Device Code"), steer=None),
     dict(kind="gemini", label="gemini", env={}, seed={}, expect="waiting",
-         key=(["Down"], r"● 2\. Trust parent folder"), steer=None),
+         key=(["Down"], r"● 2\. Trust parent folder"), steer=None, ctrl_c=True),
     dict(kind="opencode", label="opencode", env={}, seed={}, expect="idle",
          key=(["h", "i"], r"┃\s+hi"), clear=["C-u"],
-         steer=("hello from muster", r"hello from muster")),
+         steer=("hello from muster", r"hello from muster"), ctrl_c=True),
     dict(kind="aider", label="aider", env={}, seed={}, expect="waiting",
          key=(["Enter"], r"Added \.aider\* to \.gitignore"), steer=None),
 ]
@@ -228,7 +228,7 @@ def check(cli, muster, bins, work):
         r["state"] = f"{'✔' if state == cli['expect'] else '✗'} {state} ({why})" if why else f"{state}"
         r["_elapsed"] = time.time() - started
         if cli["expect"] == "exited":
-            for k in ("at rest", "first key", "steer", "pause"):
+            for k in ("at rest", "first key", "steer", "ctrl-c", "pause"):
                 r[k] = "n/a (exits)"
         else:
             # At rest: count state changes over 30 s.
@@ -291,6 +291,21 @@ def check(cli, muster, bins, work):
                     r["steer"] = f"{'✔' if got else '✗'} submitted"
             else:
                 r["steer"] = "n/a (no prompt offline)"
+            # Ctrl-C, which these CLIs read in the kitty keyboard protocol they turned on inside muster: the
+            # first press asks for a second.
+            if cli.get("ctrl_c"):
+                t.keys("Enter")
+                time.sleep(0.3)
+                t.keys("C-c")
+                # As the CLI documents it: at a prompt or dialog it asks for a second press (or exits), in a
+                # turn it interrupts the turn.
+                got = t.wait(lambda s: re.search(r"(?i)again to exit|interrupted|exited \(", s), 5)
+                what = re.search(r"(?i)again to exit|interrupted|exited \(", got or "")
+                r["ctrl-c"] = f"✔ {what.group(0).lower().rstrip(' (')}" if got else "✗ no reaction"
+                t.keys("C-]")
+                time.sleep(1.5)
+            else:
+                r["ctrl-c"] = "-"
         # Quit: nothing of the agent left.
         before = set(marked_processes())
         t.keys("q")
@@ -340,7 +355,7 @@ def main():
             continue
         print(f"… {cli['label']}", file=sys.stderr)
         rows.append(check(cli, args.muster, bins, work))
-    cols = ["cli", "first screen", "state", "at rest", "first key", "steer", "pause", "quit"]
+    cols = ["cli", "first screen", "state", "at rest", "first key", "steer", "ctrl-c", "pause", "quit"]
     table = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         table.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
