@@ -41,14 +41,14 @@ CLIS = [
          key=(["Down"], r"❯ Yes, I trust this folder"),
          # Trust, accept the key: the prompt.
          reach_prompt=[["Enter"], ["Up"], ["Enter"]], prompt=r"(?m)^❯\s*$",
-         steer=("say hi from muster", r"say hi from muster"), ctrl_c=True),
+         steer=("say hi from muster", r"❯\s*say hi from muster"), ctrl_c="clear"),
     dict(kind="codex", label="codex", env={}, seed={}, expect="waiting",
          key=(["Down"], r"> 2\. Sign in with Device Code"), steer=None),
     dict(kind="gemini", label="gemini", env={}, seed={}, expect="waiting",
          key=(["Down"], r"● 2\. Trust parent folder"), steer=None, ctrl_c=True),
     dict(kind="opencode", label="opencode", env={}, seed={}, expect="idle",
          key=(["h", "i"], r"┃\s+hi"), clear=["C-u"],
-         steer=("hello from muster", r"hello from muster"), ctrl_c=True),
+         steer=("hello from muster", r"hello from muster"), ctrl_c="clear"),
     dict(kind="aider", label="aider", env={}, seed={}, expect="waiting",
          key=(["Enter"], r"Added \.aider\* to \.gitignore"), steer=None),
 ]
@@ -275,7 +275,8 @@ def check(cli, muster, bins, work):
                         t.keys(*ks)
                         time.sleep(1.5)
                     t.keys("C-]")
-                    t.wait(lambda s: re.search(cli["prompt"], well(s)), 10)
+                    # Offline, Claude Code takes several seconds to show its prompt after the key question.
+                    t.wait(lambda s: re.search(cli["prompt"], well(s)), 30)
                 text, want = cli["steer"]
                 t.keys("s")
                 time.sleep(0.3)
@@ -296,12 +297,20 @@ def check(cli, muster, bins, work):
             if cli.get("ctrl_c"):
                 t.keys("Enter")
                 time.sleep(0.3)
+                marker = "zqx7w"
+                if cli["ctrl_c"] == "clear":
+                    # At a prompt, Ctrl-C clears what was typed.
+                    t.text(marker)
+                    t.wait(lambda s: marker in well(s), 5)
                 t.keys("C-c")
-                # As the CLI documents it: at a prompt or dialog it asks for a second press (or exits), in a
-                # turn it interrupts the turn.
-                got = t.wait(lambda s: re.search(r"(?i)again to exit|interrupted|exited \(", s), 5)
-                what = re.search(r"(?i)again to exit|interrupted|exited \(", got or "")
-                r["ctrl-c"] = f"✔ {what.group(0).lower().rstrip(' (')}" if got else "✗ no reaction"
+                # As the CLI documents it: it clears the prompt, asks for a second press, interrupts the turn,
+                # or exits.
+                reacted = lambda s: re.search(r"(?i)again to exit|interrupted|exited \(", s) or (
+                    cli["ctrl_c"] == "clear" and marker not in well(s))
+                got = t.wait(reacted, 5)
+                m = re.search(r"(?i)again to exit|interrupted|exited \(", got or "")
+                what = m.group(0).lower().rstrip(" (") if m else "cleared the prompt"
+                r["ctrl-c"] = f"✔ {what}" if got else "✗ no reaction"
                 t.keys("C-]")
                 time.sleep(1.5)
             else:
