@@ -87,6 +87,54 @@ pub fn opencode_config_dir(run_dir: &Path, muster_exe: &Path) -> Result<PathBuf>
     Ok(dir)
 }
 
+/// Gemini CLI's hook events that tell muster something.
+const GEMINI_EVENTS: [&str; 6] =
+    ["SessionStart", "BeforeAgent", "AfterAgent", "BeforeTool", "AfterTool", "Notification"];
+
+/// Gemini CLI reads hooks only from settings files; the system one can be moved with
+/// `GEMINI_CLI_SYSTEM_SETTINGS_PATH`. muster writes a copy of the system settings (the file that variable or
+/// the platform names; none on most machines) with its hooks added, so the user's and the project's settings
+/// stay as they are. Gemini concatenates hook lists across settings files: the user's own hooks still run.
+pub fn gemini_system_settings(
+    run_dir: &Path,
+    agent: &str,
+    muster_exe: &Path,
+    existing: Option<&Path>,
+) -> Result<PathBuf> {
+    let mut settings: serde_json::Value = match existing.filter(|p| p.exists()) {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("{} is not plain JSON", p.display()))?
+        }
+        None => serde_json::json!({}),
+    };
+    let exe = muster_exe.to_string_lossy().replace('\'', "'\\''");
+    let root = settings.as_object_mut().context("system settings are not a JSON object")?;
+    let hooks = root.entry("hooks").or_insert_with(|| serde_json::json!({}));
+    let hooks = hooks.as_object_mut().context("`hooks` in the system settings is not an object")?;
+    for event in GEMINI_EVENTS {
+        let list = hooks.entry(event).or_insert_with(|| serde_json::json!([]));
+        if let Some(list) = list.as_array_mut() {
+            list.push(serde_json::json!({
+                "hooks": [{ "name": "muster", "type": "command", "command": format!("'{exe}' hook {event}") }]
+            }));
+        }
+    }
+    std::fs::create_dir_all(run_dir)?;
+    let path = run_dir.join(format!("gemini-{agent}-settings.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(&settings)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// The system settings file Gemini CLI would read.
+pub fn gemini_system_settings_path(env: &[(String, String)]) -> PathBuf {
+    env.iter()
+        .find(|(k, _)| k == "GEMINI_CLI_SYSTEM_SETTINGS_PATH")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(|| PathBuf::from("/etc/gemini-cli/settings.json"))
+}
+
 /// The fields of a hook payload muster uses: the CLI's session id and the kind of notification.
 pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else { return (None, None) };
@@ -189,6 +237,28 @@ mod tests {
         assert!(plugin.contains(r#"const exe = "/opt/muster";"#), "{plugin}");
         assert!(plugin.contains("export const Muster") && plugin.contains(r#""hook", name"#), "{plugin}");
         assert_eq!(payload_fields(r#"{"type":"agent-turn-complete","thread-id":"t-9"}"#).0.as_deref(), Some("t-9"));
+    }
+
+    #[test]
+    fn gemini_hooks_join_the_system_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("system.json");
+        std::fs::write(
+            &system,
+            r#"{"general":{"x":1},"hooks":{"AfterAgent":[{"hooks":[{"type":"command","command":"mine"}]}]}}"#,
+        )
+        .unwrap();
+        let path = gemini_system_settings(dir.path(), "g", Path::new("/opt/muster"), Some(&system)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(v["general"]["x"], 1);
+        assert_eq!(v["hooks"]["AfterAgent"][0]["hooks"][0]["command"], "mine");
+        assert_eq!(v["hooks"]["AfterAgent"][1]["hooks"][0]["command"], "'/opt/muster' hook AfterAgent");
+        assert_eq!(v["hooks"]["SessionStart"][0]["hooks"][0]["command"], "'/opt/muster' hook SessionStart");
+        // None there: hooks only.
+        let path = gemini_system_settings(dir.path(), "h", Path::new("/m"), Some(&dir.path().join("none"))).unwrap();
+        assert!(std::fs::read_to_string(path).unwrap().contains("BeforeAgent"));
+        std::fs::write(&system, "// comments\n{").unwrap();
+        assert!(gemini_system_settings(dir.path(), "i", Path::new("/m"), Some(&system)).is_err());
     }
 
     #[test]

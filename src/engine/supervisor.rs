@@ -661,6 +661,16 @@ impl Supervisor {
             Some("codex") => {
                 args.splice(0..0, hooks::codex_notify(&self.cfg.muster_exe));
             }
+            Some("gemini") => {
+                let system = hooks::gemini_system_settings_path(&env);
+                match hooks::gemini_system_settings(&self.run_dir, &spec.name, &self.cfg.muster_exe, Some(&system)) {
+                    Ok(path) => {
+                        env.retain(|(k, _)| k != "GEMINI_CLI_SYSTEM_SETTINGS_PATH");
+                        env.push(("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), path.to_string_lossy().into_owned()));
+                    }
+                    Err(e) => tracing::warn!("{}: no Gemini hooks: {e:#}", spec.name),
+                }
+            }
             Some("opencode") if !env.iter().any(|(k, _)| k == "OPENCODE_CONFIG_DIR") => {
                 match hooks::opencode_config_dir(&self.run_dir, &self.cfg.muster_exe) {
                     Ok(dir) => env.push(("OPENCODE_CONFIG_DIR".into(), dir.to_string_lossy().into_owned())),
