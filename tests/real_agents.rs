@@ -65,8 +65,8 @@ fn a_repainting_agent_is_idle_and_checkpoints_never_stop_it() {
     rig.wait_for("idle", |r| r.state("r") == Some(AgentState::Idle));
     rig.engine.send(Command::Checkpoint { name: "r".into() });
     rig.wait_for("a checkpoint", |r| r.timelines.get("r").is_some_and(|t| !t.is_empty()));
-    // At rest for a while: repaints keep coming, the state never leaves idle, nothing stops the agent.
-    rig.watch_for(Duration::from_secs(4), |r| match r.state("r") {
+    // At rest for 20 s: repaints keep coming, the state never leaves idle, nothing stops the agent.
+    rig.watch_for(Duration::from_secs(20), |r| match r.state("r") {
         Some(AgentState::Idle) => Ok(()),
         other => Err(format!("a repaint of the same screen made it {other:?}")),
     });
@@ -167,9 +167,9 @@ fn steers_arrive_whole_and_in_order() {
     });
 }
 
-/// The operator's pause holds through a rollback (which freezes and thaws the agent itself).
+/// The operator's pause holds through a checkpoint and a rollback (which freezes and thaws the agent itself).
 #[test]
-fn the_operators_pause_outlives_a_rollback() {
+fn the_operators_pause_outlives_a_checkpoint_and_a_rollback() {
     let dir = tempfile::tempdir().unwrap();
     let s = script(dir.path(), "tick.sh", "echo one > notes.txt; while :; do sleep 0.1; done");
     let mut rig = Rig::new(&crew_of(&[("p", "bash", &[s.to_str().unwrap()])]), "p");
@@ -181,6 +181,10 @@ fn the_operators_pause_outlives_a_rollback() {
     let pid = rig.agents["p"].pid.unwrap() as i32;
     rig.engine.send(Command::Pause { name: "p".into() });
     rig.wait_for("paused", |r| r.state("p") == Some(AgentState::Paused));
+    // A checkpoint while paused (it reads the changed file) leaves the agent frozen.
+    rig.engine.send(Command::Checkpoint { name: "p".into() });
+    rig.wait_for("a second checkpoint", |r| r.timelines.get("p").is_some_and(|t| t.len() >= 2));
+    assert!(process_frozen(pid), "a checkpoint thawed the operator's pause");
     rig.engine.send(Command::Rollback { name: "p".into(), n: 1, files: None });
     rig.wait_for("rolled back", |r| r.messages.iter().any(|m| m.contains("rolled back to checkpoint 1")));
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "one\n");
