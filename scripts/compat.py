@@ -357,7 +357,10 @@ def main():
     global RECORD
     RECORD = args.record
     bins = [os.path.join(args.cache, "npm/bin"), os.path.join(args.cache, "py/bin")]
-    work = Path(tempfile.mkdtemp(prefix="muster-compat-"))
+    # Not in the temp dir: Gemini CLI refuses settings below a folder others may write to, and the agents' HOMEs
+    # (where muster keeps Gemini's hook settings) are in here.
+    os.makedirs(args.cache, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=args.cache))
     rows = []
     for cli in CLIS:
         if args.only and args.only not in cli["label"]:

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::supervisor::EngineMsg;
@@ -95,12 +95,17 @@ const GEMINI_EVENTS: [&str; 6] =
 /// `GEMINI_CLI_SYSTEM_SETTINGS_PATH`. muster writes a copy of the system settings (the file that variable or
 /// the platform names; none on most machines) with its hooks added, so the user's and the project's settings
 /// stay as they are. Gemini concatenates hook lists across settings files: the user's own hooks still run.
-pub fn gemini_system_settings(
-    run_dir: &Path,
-    agent: &str,
-    muster_exe: &Path,
-    existing: Option<&Path>,
-) -> Result<PathBuf> {
+///
+/// Gemini skips (with a security warning on screen) a settings file below a folder that others may write to,
+/// such as the temp dir: the file goes into `dir` (muster's state folder), and nowhere when that folder or one
+/// above it is not safe, so Gemini's screen never changes.
+pub fn gemini_system_settings(dir: &Path, agent: &str, muster_exe: &Path, existing: Option<&Path>) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let open_to_others = |d: &Path| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o022 != 0);
+    if let Some(d) = dir.ancestors().find(|d| open_to_others(d)) {
+        bail!("{} may be written by others, and Gemini CLI would refuse (and warn about) a file below it", d.display());
+    }
     let mut settings: serde_json::Value = match existing.filter(|p| p.exists()) {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -120,8 +125,7 @@ pub fn gemini_system_settings(
             }));
         }
     }
-    std::fs::create_dir_all(run_dir)?;
-    let path = run_dir.join(format!("gemini-{agent}-settings.json"));
+    let path = dir.join(format!("gemini-{agent}-settings.json"));
     std::fs::write(&path, serde_json::to_string_pretty(&settings)?)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -240,25 +244,43 @@ mod tests {
     }
 
     #[test]
+    fn gemini_settings_are_never_put_below_a_folder_others_may_write() {
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        let err = gemini_system_settings(&dir.path().join("s"), "g", Path::new("/m"), None).unwrap_err();
+        assert!(err.to_string().contains("/tmp may be written by others"), "{err}");
+    }
+
+    #[test]
     fn gemini_hooks_join_the_system_settings() {
-        let dir = tempfile::tempdir().unwrap();
+        // Gemini wants no folder above the file open to others: a private one in the crate's target folder.
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let secure = dir.path().ancestors().all(|d| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o022 == 0)
+        });
         let system = dir.path().join("system.json");
         std::fs::write(
             &system,
             r#"{"general":{"x":1},"hooks":{"AfterAgent":[{"hooks":[{"type":"command","command":"mine"}]}]}}"#,
         )
         .unwrap();
-        let path = gemini_system_settings(dir.path(), "g", Path::new("/opt/muster"), Some(&system)).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let made = gemini_system_settings(&dir.path().join("s"), "g", Path::new("/opt/muster"), Some(&system));
+        if !secure {
+            // Refused, as Gemini would refuse the file.
+            assert!(made.is_err());
+            return;
+        }
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(made.unwrap()).unwrap()).unwrap();
         assert_eq!(v["general"]["x"], 1);
         assert_eq!(v["hooks"]["AfterAgent"][0]["hooks"][0]["command"], "mine");
         assert_eq!(v["hooks"]["AfterAgent"][1]["hooks"][0]["command"], "'/opt/muster' hook AfterAgent");
         assert_eq!(v["hooks"]["SessionStart"][0]["hooks"][0]["command"], "'/opt/muster' hook SessionStart");
-        // None there: hooks only.
-        let path = gemini_system_settings(dir.path(), "h", Path::new("/m"), Some(&dir.path().join("none"))).unwrap();
-        assert!(std::fs::read_to_string(path).unwrap().contains("BeforeAgent"));
+        let path = gemini_system_settings(&dir.path().join("s"), "h", Path::new("/m"), Some(&dir.path().join("none")));
+        assert!(std::fs::read_to_string(path.unwrap()).unwrap().contains("BeforeAgent"));
         std::fs::write(&system, "// comments\n{").unwrap();
-        assert!(gemini_system_settings(dir.path(), "i", Path::new("/m"), Some(&system)).is_err());
+        assert!(gemini_system_settings(&dir.path().join("s"), "i", Path::new("/m"), Some(&system)).is_err());
     }
 
     #[test]

@@ -663,12 +663,14 @@ impl Supervisor {
             }
             Some("gemini") => {
                 let system = hooks::gemini_system_settings_path(&env);
-                match hooks::gemini_system_settings(&self.run_dir, &spec.name, &self.cfg.muster_exe, Some(&system)) {
+                let dir =
+                    crate::config::paths::state_dir().join("gemini").join(self.run_dir.file_name().unwrap_or_default());
+                match hooks::gemini_system_settings(&dir, &spec.name, &self.cfg.muster_exe, Some(&system)) {
                     Ok(path) => {
                         env.retain(|(k, _)| k != "GEMINI_CLI_SYSTEM_SETTINGS_PATH");
                         env.push(("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), path.to_string_lossy().into_owned()));
                     }
-                    Err(e) => tracing::warn!("{}: no Gemini hooks: {e:#}", spec.name),
+                    Err(e) => tracing::info!("{}: no Gemini hooks: {e:#}", spec.name),
                 }
             }
             Some("opencode") if !env.iter().any(|(k, _)| k == "OPENCODE_CONFIG_DIR") => {
