@@ -255,21 +255,11 @@ pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Recei
     let mut later = Vec::new();
     for m in pending {
         match m {
-            AppMsg::Engine(ev) => {
-                for e in update(&mut state, Msg::Engine(ev)) {
-                    if let Effect::Engine(c) = e {
-                        engine.send(c);
-                    }
-                }
-            }
+            AppMsg::Engine(ev) => send_commands(&engine, update(&mut state, Msg::Engine(ev))),
             other => later.push(other),
         }
     }
-    for e in update(&mut state, Msg::Tick(now_ms())) {
-        if let Effect::Engine(c) = e {
-            engine.send(c);
-        }
-    }
+    send_commands(&engine, update(&mut state, Msg::Tick(now_ms())));
     // Watch before starting, so the agents start at the pane's size.
     if let Some((name, rows, cols)) = state.watching.clone() {
         engine.send(Command::Watch { name, rows, cols });
@@ -285,6 +275,15 @@ pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Recei
         stop_crew(&engine, &rx);
     }
     result
+}
+
+/// Before the loop runs only the engine's commands matter (nothing to ring or quit yet).
+fn send_commands(engine: &EngineHandle, effects: Vec<Effect>) {
+    for e in effects {
+        if let Effect::Engine(c) = e {
+            engine.send(c);
+        }
+    }
 }
 
 /// Stop the crew and wait (bounded) for the engine to confirm.

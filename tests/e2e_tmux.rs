@@ -362,7 +362,7 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
         .unwrap();
     let explained =
         format!("{}{}", String::from_utf8_lossy(&explained.stdout), String::from_utf8_lossy(&explained.stderr));
-    assert!(explained.starts_with("c: idle — screen unchanged"), "{explained}");
+    assert!(explained.starts_with("c: idle — the screen stopped changing"), "{explained}");
     assert!(explained.contains(&daemon.to_string()), "the daemon is one of c's processes: {explained}");
     // Closing the terminal: tmux goes, muster gets SIGHUP.
     t.tmux(&["kill-server"]);

@@ -429,11 +429,8 @@ impl TermThread {
         let activity_due = self
             .last_change
             .is_some_and(|c| self.last_activity_report.is_none_or(|r| now >= r + ACTIVITY_REPORT && c > r));
-        let changed = self.reported.as_ref().is_none_or(|r| {
-            r.decision.state != current.decision.state
-                || r.decision.source != current.decision.source
-                || r.title != current.title
-        });
+        // A new reason alone is worth telling (activity said idle, then the prompt rule matched).
+        let changed = self.reported.as_ref() != Some(&current);
         if changed || activity_due || std::mem::take(&mut self.force_report) {
             let last_output_ms =
                 self.last_change.map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));

@@ -158,26 +158,21 @@ pub fn hook_state(event: &str, detail: Option<&str>) -> Option<AgentState> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
     pub state: AgentState,
+    /// Which rule or hook decided, or that activity did. No ages: it is shown for as long as the state lasts
+    /// (the roster shows the time since the last change), and a new reason is worth reporting even when the
+    /// state is the same (activity said idle first, then the prompt rule matched).
     pub why: String,
-    /// What decided, without the times in `why`: a new source is worth reporting even when the state is the
-    /// same (the activity fallback said idle first, then the prompt rule matched).
-    pub source: String,
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 /// Combine the layers. A waiting screen wins over everything: a dialog on screen is what the operator must
 /// see. Otherwise a live hook report wins over screen rules, which win over activity. `last_change` is when
 /// the visible text last changed (not when bytes last arrived).
 pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Option<Instant>, now: Instant) -> Decision {
-    let decide = |state, why: String, source: String| Decision { state, why, source };
+    let decide = |state, why: String| Decision { state, why };
     if let Some(r) = rule.filter(|r| r.state == AgentState::Waiting) {
-        return decide(AgentState::Waiting, format!("screen rule `{}`", r.name), format!("rule {}", r.name));
+        return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
     }
     if let Some(h) = hook {
-        let age = now.saturating_duration_since(h.at);
         let live = match h.state {
             // Busy holds while the screen moves, and a while after it stops.
             AgentState::Busy => {
@@ -188,23 +183,18 @@ pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Optio
             _ => last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE),
         };
         if live {
-            return decide(h.state, format!("hook {} {} ago", h.event, secs(age)), format!("hook {}", h.event));
+            return decide(h.state, format!("hook {}", h.event));
         }
     }
     if let Some(r) = rule {
-        return decide(r.state, format!("screen rule `{}`", r.name), format!("rule {}", r.name));
+        return decide(r.state, format!("screen rule `{}`", r.name));
     }
-    let activity = "activity".to_string();
     match last_change {
         Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => {
-            decide(AgentState::Busy, format!("screen changed {} ago", secs(now.saturating_duration_since(t))), activity)
+            decide(AgentState::Busy, "the screen is changing".into())
         }
-        Some(t) => decide(
-            AgentState::Idle,
-            format!("screen unchanged for {}", secs(now.saturating_duration_since(t))),
-            activity,
-        ),
-        None => decide(AgentState::Starting, "nothing on screen yet".into(), activity),
+        Some(_) => decide(AgentState::Idle, "the screen stopped changing".into()),
+        None => decide(AgentState::Starting, "nothing on screen yet".into()),
     }
 }
 
@@ -307,7 +297,7 @@ mod tests {
         let later = t0 + t(10_000);
         assert_eq!(detect(None, None, None, t0).state, AgentState::Starting);
         let d = detect(None, None, Some(t0), t0 + t(100));
-        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "screen changed 0.1s ago"));
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "the screen is changing"));
         assert_eq!(detect(None, None, Some(t0), later).state, AgentState::Idle);
         let mut idle_rule = rule(&["x"], &[], &[]);
         idle_rule.state = AgentState::Idle;
@@ -318,7 +308,7 @@ mod tests {
         let busy = HookReport { state: AgentState::Busy, event: "PreToolUse".into(), at: t0 };
         assert_eq!(detect(Some(&waiting), Some(&busy), Some(t0), t0).state, AgentState::Waiting);
         let d = detect(Some(&idle_rule), Some(&busy), Some(t0), t0 + t(2000));
-        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "hook PreToolUse 2.0s ago"));
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "hook PreToolUse"));
     }
 
     #[test]

@@ -114,7 +114,6 @@ struct Slot {
     ran_before: bool,
     stopping: bool,
     restart_after_exit: bool,
-    paused: bool,
     prompt_pending: bool,
     last_diff_request: Option<Instant>,
     /// When a periodic checkpoint was last asked for, while busy.
@@ -127,6 +126,13 @@ struct Slot {
     detected: AgentState,
     /// The CLI's own session id, from its hooks.
     session: Option<String>,
+}
+
+impl Slot {
+    /// The operator paused it: the tree keeps that, so there is one truth (a job's hold is not a pause).
+    fn paused(&self) -> bool {
+        self.tree.as_ref().is_some_and(|t| t.is_paused())
+    }
 }
 
 /// Whether a periodic checkpoint is due: the agent stayed busy for a period and its watcher saw files change (an
@@ -306,7 +312,6 @@ impl Supervisor {
             ran_before: previous.is_some_and(|p| p.ran),
             stopping: false,
             restart_after_exit: false,
-            paused: false,
             last_diff_request: None,
             last_periodic: None,
             files: None,
@@ -583,7 +588,7 @@ impl Supervisor {
         let i = &slot.info;
         let mut out =
             format!("{name}: {} — {}\n", i.state.label(), if i.why.is_empty() { "no decision yet" } else { &i.why });
-        if slot.paused {
+        if slot.paused() {
             out.push_str(&format!("paused by the operator (detected before: {})\n", slot.detected.label()));
         }
         if let Some(t) = &slot.tree {
@@ -707,7 +712,6 @@ impl Supervisor {
         slot.running = Some(running);
         slot.ran_before = true;
         slot.stopping = false;
-        slot.paused = false;
         slot.info.state = AgentState::Starting;
         slot.info.exit = None;
         slot.info.error = None;
@@ -769,7 +773,6 @@ impl Supervisor {
         // Sticky: a checkpoint or rollback that holds the agent meanwhile leaves this pause as it is.
         match tree.set_paused(pause) {
             Ok(()) => {
-                slot.paused = pause;
                 slot.info.state = if pause { AgentState::Paused } else { slot.detected };
                 if !pause {
                     // Its screen decides again: an agent that prints nothing after a resume is not busy.
@@ -884,14 +887,14 @@ impl Supervisor {
         }
         let before = slot.info.clone();
         slot.detected = state;
-        if !slot.paused {
+        if !slot.paused() {
             slot.info.state = state;
             slot.info.why = why;
         }
         slot.info.title = title;
         slot.info.last_output_ms = last_output_ms;
         let settled = matches!(state, AgentState::Idle | AgentState::Waiting);
-        let turn_ended = settled && before.state == AgentState::Busy && !slot.paused;
+        let turn_ended = settled && before.state == AgentState::Busy && !slot.paused();
         if state == AgentState::Busy && slot.last_periodic.is_none() {
             slot.last_periodic = Some(Instant::now());
         } else if state != AgentState::Busy {
@@ -957,7 +960,6 @@ impl Supervisor {
         slot.info.why = format!("its process ended ({exit})");
         slot.info.pid = None;
         slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
-        slot.paused = false;
         let restart = std::mem::take(&mut slot.restart_after_exit);
         self.emit(name);
         self.request_diffstat(name, true);
