@@ -74,6 +74,15 @@ pub enum Cmd {
         #[command(subcommand)]
         action: ConflictsCmd,
     },
+    /// What removed agents left: their branch tips and checkpoints, kept under refs/muster/removed so `git gc`
+    /// keeps them. Lists them; `--prune` forgets them (all, or one agent's).
+    Removed {
+        /// Forget what was kept (then `git gc` may delete those commits).
+        #[arg(long)]
+        prune: bool,
+        /// Only this agent's.
+        agent: Option<String>,
+    },
     /// Why an agent of the running crew is in its state: which screen rule or hook decided, its processes, how
     /// it is paused.
     Explain { agent: String },

@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("muster hook: {e:#}");
             }
         }
+        Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
             let root = find_repo_root(&dir)?;
             print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root), &agent)?);
@@ -68,6 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn one_shot(cmd: Option<&Cmd>) -> bool {
     matches!(
         cmd,
+        Some(Cmd::Removed { .. }) |
         Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
             | Some(Cmd::Conflicts { .. } | Cmd::Explain { .. })
     )
@@ -95,16 +97,24 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
 /// The crew of a repository: its crew file over the user's defaults. An error starts nothing.
 pub fn load_crew(root: &Path) -> Result<(Crew, user::UserConfig, Vec<Warning>)> {
     let (user_cfg, warnings) = user::load();
+    // A `.muster` committed as a symlink would send the crew, its state and worktrees elsewhere.
+    if !crate::safefs::existing_real_dir(root, ".muster")? {
+        return Ok((Crew::default(), user_cfg, warnings));
+    }
     let path = root.join(".muster").join("crew.toml");
-    let crew = match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let shown = path.strip_prefix(root).unwrap_or(&path);
+    let shown = path.strip_prefix(root).unwrap_or(&path);
+    let crew = match crate::safefs::read_config_file(&path, MAX_CONFIG)? {
+        Some(bytes) => {
+            let text = crate::safefs::utf8(shown, bytes)?;
             parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?
         }
-        Err(_) => Crew::default(),
+        None => Crew::default(),
     };
     Ok((crew, user_cfg, warnings))
 }
+
+/// The largest configuration file muster reads.
+pub const MAX_CONFIG: u64 = 1 << 20;
 
 fn theme_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.join(".muster").join("themes")];
@@ -172,8 +182,8 @@ fn init(root: &Path, force: bool) -> Result<()> {
     if path.exists() && !force {
         bail!("{} exists (use --force to overwrite)", path.display());
     }
-    std::fs::create_dir_all(path.parent().context("crew path has a parent")?)?;
-    std::fs::write(&path, crate::config::crew::TEMPLATE)?;
+    let dir = crate::safefs::real_dir(root, ".muster")?;
+    crate::safefs::write_file(&dir, "crew.toml", crate::config::crew::TEMPLATE.as_bytes())?;
     crate::git::worktree::ensure_excluded(root)?;
     println!("wrote {}", path.display());
     Ok(())
@@ -227,9 +237,9 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 fn status(root: &Path, json: bool) -> Result<()> {
-    let (saved, err) = engine::store::load(root);
-    if let Some(e) = err {
-        eprintln!("muster: {e}");
+    let (saved, warnings) = engine::store::load(root)?;
+    for w in warnings {
+        eprintln!("muster: {w}");
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&saved)?);
@@ -242,9 +252,26 @@ fn status(root: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
+    use crate::git::worktree;
+    if let Some(a) = agent {
+        crate::config::crew::validate_name(a).map_err(anyhow::Error::msg)?;
+    }
+    if prune {
+        println!("forgot {} ref(s) of removed agents", worktree::prune_removed(root, agent)?);
+        return Ok(());
+    }
+    for r in worktree::list_removed(root)?.into_iter().filter(|r| agent.is_none_or(|a| a == r.name)) {
+        let tip = r.tip.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("-");
+        println!("{:<16} removed {:<12} tip {tip:<12} {} checkpoint(s)  {}", r.name, r.removed_at, r.checkpoints, r.prefix);
+    }
+    Ok(())
+}
+
 /// The worktree of an agent: from the saved crew state, else the default place.
 fn agent_worktree(root: &Path, agent: &str) -> Result<PathBuf> {
-    let (saved, _) = engine::store::load(root);
+    crate::config::crew::validate_name(agent).map_err(anyhow::Error::msg)?;
+    let (saved, _) = engine::store::load(root)?;
     if let Some(a) = saved.agents.iter().find(|a| a.spec.name == agent) {
         return Ok(a.worktree.clone());
     }
@@ -270,7 +297,7 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
     match action {
         CheckpointCmd::List { agent: Some(agent) } => print_list(&agent, &agent_worktree(root, &agent)?)?,
         CheckpointCmd::List { agent: None } => {
-            for a in engine::store::load(root).0.agents {
+            for a in engine::store::load(root)?.0.agents {
                 print_list(&a.spec.name, &a.worktree)?;
             }
         }
@@ -329,7 +356,7 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
 
 /// The base branch an agent started from, from the saved crew state.
 fn agent_base(root: &Path, agent: &str) -> Result<String> {
-    let (saved, _) = engine::store::load(root);
+    let (saved, _) = engine::store::load(root)?;
     match saved.agents.iter().find(|a| a.spec.name == agent) {
         Some(a) if !a.base.is_empty() => Ok(a.base.clone()),
         _ => crate::git::worktree::current_branch(root),

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod git;
 pub mod key;
 pub mod pty;
+pub mod safefs;
 pub mod term;
 pub mod tui;
 pub mod ui;

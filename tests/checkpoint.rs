@@ -599,3 +599,61 @@ fn optimistic_checkpoints_of_a_file_being_rewritten_are_whole() {
     let _ = child.wait();
     assert!(whole > 0, "every checkpoint gave up on the file");
 }
+
+#[test]
+fn a_nested_repository_is_left_out_with_a_warning_and_never_blocks() {
+    let dir = repo();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    git(&sub, &["init", "-q", "-b", "main"]);
+    std::fs::write(sub.join("inner.txt"), "inner\n").unwrap();
+    std::fs::write(dir.path().join("a"), "changed\n").unwrap();
+    let (cp, made) = checkpoint::create(dir.path(), "w", "test").unwrap();
+    assert!(made);
+    assert_eq!(cp.skipped, vec!["sub/".to_string()]);
+    assert_eq!(checkpoint::list(dir.path(), "w").unwrap()[0].skipped, vec!["sub/".to_string()]);
+    // Rolling back and forth leaves the nested repository alone.
+    std::fs::write(dir.path().join("a"), "later\n").unwrap();
+    checkpoint::rollback(dir.path(), "w", cp.n, None).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.path().join("a")).unwrap(), "changed\n");
+    assert_eq!(std::fs::read_to_string(sub.join("inner.txt")).unwrap(), "inner\n");
+    assert!(sub.join(".git").is_dir());
+}
+
+#[test]
+fn a_rollback_replaces_files_so_an_open_writer_never_corrupts_them() {
+    use std::io::{Seek, Write};
+    let dir = repo();
+    std::fs::write(dir.path().join("a"), "short\n").unwrap();
+    let (cp, _) = checkpoint::create(dir.path(), "w", "test").unwrap();
+    std::fs::write(dir.path().join("a"), "a much longer version the agent keeps writing to\n".repeat(10)).unwrap();
+    // The agent holds the file open for writing, at its end.
+    let mut writer = std::fs::OpenOptions::new().write(true).open(dir.path().join("a")).unwrap();
+    writer.seek(std::io::SeekFrom::End(0)).unwrap();
+    checkpoint::rollback(dir.path(), "w", cp.n, None).unwrap();
+    writer.write_all(b"one more line\n").unwrap();
+    drop(writer);
+    // Rewritten in place, the restored file would now hold NUL bytes up to the writer's offset.
+    assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"short\n");
+}
+
+#[test]
+fn a_restore_whose_commit_is_gone_changes_nothing() {
+    let dir = repo();
+    // A commit on a side branch, checkpointed, then the branch dropped and garbage collected.
+    git(dir.path(), &["checkout", "-qb", "side"]);
+    std::fs::write(dir.path().join("a"), "side\n").unwrap();
+    git(dir.path(), &["commit", "-qam", "side work"]);
+    let (cp, _) = checkpoint::create(dir.path(), "w", "test").unwrap();
+    git(dir.path(), &["checkout", "-q", "main"]);
+    git(dir.path(), &["branch", "-qD", "side"]);
+    std::fs::write(dir.path().join("a"), "now\n").unwrap();
+    // The checkpoint's ref keeps its tree, not the commit it was taken on (a loose object of `git commit`):
+    // that commit is lost, as `git gc` would lose it.
+    let head = cp.head.clone();
+    std::fs::remove_file(dir.path().join(".git/objects").join(&head[..2]).join(&head[2..])).unwrap();
+    let before = capture(dir.path());
+    let err = format!("{:#}", checkpoint::rollback(dir.path(), "w", cp.n, None).unwrap_err());
+    assert!(err.contains("is gone"), "{err}");
+    assert_eq!(capture(dir.path()), before);
+}

@@ -245,11 +245,7 @@ fn run_job(
             };
             let writing = || agent.map(|a| a.files_open_for_writing(&worktree)).unwrap_or_default();
             match WorktreeWatch::checkpoint_settled(files, &writing, create) {
-                Ok((cp, true)) if !cp.unsettled.is_empty() => Some((
-                    format!("{name}: checkpoint {} ({trigger}); still changing: {}", cp.n, cp.unsettled.join(", ")),
-                    false,
-                )),
-                Ok((cp, true)) => Some((format!("{name}: checkpoint {} ({trigger})", cp.n), false)),
+                Ok((cp, true)) => Some((checkpoint_made(&name, &trigger, &cp), false)),
                 Ok((cp, false)) if trigger == "key" => {
                     Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
                 }
@@ -342,4 +338,16 @@ mod tests {
         with_paused(Some(&tree), || ());
         assert!(tree.is_frozen());
     }
+}
+
+/// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).
+fn checkpoint_made(name: &str, trigger: &str, cp: &checkpoint::Checkpoint) -> String {
+    let mut text = format!("{name}: checkpoint {} ({trigger})", cp.n);
+    if !cp.unsettled.is_empty() {
+        text.push_str(&format!("; still changing: {}", cp.unsettled.join(", ")));
+    }
+    if !cp.skipped.is_empty() {
+        text.push_str(&format!("; left out (git repositories of their own): {}", cp.skipped.join(", ")));
+    }
+    text
 }

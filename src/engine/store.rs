@@ -35,32 +35,61 @@ pub fn path(root: &Path) -> PathBuf {
     root.join(".muster").join("state.json")
 }
 
+/// The largest state file muster reads (a crew of hundreds of agents is a few hundred KB).
+const MAX_STATE: u64 = 16 << 20;
+
 pub fn save(root: &Path, crew: &SavedCrew) -> Result<()> {
-    let target = path(root);
-    let dir = target.parent().context("state path has a parent")?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".state.json.{}.tmp", std::process::id()));
+    let dir = crate::safefs::real_dir(root, ".muster")?;
     let text = serde_json::to_string_pretty(crew)?;
-    {
-        let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        std::io::Write::write_all(&mut f, text.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &target).with_context(|| format!("replacing {}", target.display()))
+    crate::safefs::write_file(&dir, "state.json", text.as_bytes())
 }
 
-/// The saved state; a missing file is an empty crew, a malformed one is kept aside and reported.
-pub fn load(root: &Path) -> (SavedCrew, Option<String>) {
+/// The saved state, read only: a missing file is an empty crew; an unreadable or malformed one is an error
+/// naming the file. Agents whose names fail the crew file's check are left out (each named in the warnings), and
+/// every agent's worktree is where muster puts it, whatever path the file says.
+pub fn load(root: &Path) -> Result<(SavedCrew, Vec<String>)> {
     let p = path(root);
-    let Ok(text) = std::fs::read_to_string(&p) else {
-        return (SavedCrew::default(), None);
+    if !crate::safefs::existing_real_dir(root, ".muster")? {
+        return Ok((SavedCrew::default(), vec![]));
+    }
+    let Some(bytes) = crate::safefs::read_own_file(&p, MAX_STATE)? else {
+        return Ok((SavedCrew::default(), vec![]));
     };
-    match serde_json::from_str(&text) {
-        Ok(c) => (c, None),
+    let text = crate::safefs::utf8(&p, bytes)?;
+    let mut crew: SavedCrew = serde_json::from_str(&text).with_context(|| format!("{} is malformed", p.display()))?;
+    let mut warnings = Vec::new();
+    crew.agents.retain(|a| match crate::config::crew::validate_name(&a.spec.name) {
+        Ok(()) => true,
         Err(e) => {
+            warnings.push(format!("{}: agent left out: {e}", p.display()));
+            false
+        }
+    });
+    let mut seen = std::collections::HashSet::new();
+    crew.agents.retain(|a| seen.insert(a.spec.name.clone()));
+    for a in &mut crew.agents {
+        a.worktree = if a.spec.worktree {
+            crate::git::worktree::worktree_path(root, &a.spec.name)
+        } else {
+            root.to_path_buf()
+        };
+    }
+    Ok((crew, warnings))
+}
+
+/// The saved state for the engine, which owns the file: one it cannot read is renamed aside (never deleted) and
+/// reported, and the crew starts from its crew file.
+pub fn load_or_set_aside(root: &Path) -> (SavedCrew, Vec<String>) {
+    match load(root) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let p = path(root);
             let aside = p.with_extension("json.bad");
-            let _ = std::fs::rename(&p, &aside);
-            (SavedCrew::default(), Some(format!("{}: {e}; kept as {}", p.display(), aside.display())))
+            let kept = match std::fs::rename(&p, &aside) {
+                Ok(()) => format!("kept as {}", aside.display()),
+                Err(r) => format!("and it could not be set aside: {r}"),
+            };
+            (SavedCrew::default(), vec![format!("{e:#}; {kept}")])
         }
     }
 }
@@ -103,12 +132,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let crew = SavedCrew { version: 1, agents: vec![agent("a"), agent("b")] };
         save(dir.path(), &crew).unwrap();
-        assert_eq!(load(dir.path()), (crew, None));
+        let mut expected = crew.clone();
+        for a in &mut expected.agents {
+            a.worktree = dir.path().join(".muster/worktrees").join(&a.spec.name);
+        }
+        assert_eq!(load(dir.path()).unwrap(), (expected, vec![]));
         std::fs::write(path(dir.path()), "{ not json").unwrap();
-        let (c, err) = load(dir.path());
+        // Reading never moves the file; the engine, which writes it, sets it aside.
+        assert!(load(dir.path()).unwrap_err().to_string().contains("malformed"));
+        assert!(path(dir.path()).exists());
+        let (c, err) = load_or_set_aside(dir.path());
         assert!(c.agents.is_empty());
-        assert!(err.unwrap().contains("state.json.bad"));
+        assert!(err[0].contains("state.json.bad"), "{err:?}");
         assert!(dir.path().join(".muster/state.json.bad").exists());
+    }
+
+    #[test]
+    fn hostile_names_and_paths_in_the_state_file_go_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut evil = agent("../../../victimdir2");
+        evil.worktree = PathBuf::from("/etc");
+        let mut moved = agent("ok");
+        moved.worktree = PathBuf::from("/elsewhere");
+        save(dir.path(), &SavedCrew { version: 1, agents: vec![evil, moved] }).unwrap();
+        let (crew, warnings) = load(dir.path()).unwrap();
+        assert_eq!(crew.agents.len(), 1);
+        assert_eq!(crew.agents[0].worktree, dir.path().join(".muster/worktrees/ok"));
+        assert!(warnings[0].contains("victimdir2"), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_state_file_that_is_not_utf8_is_an_error_not_an_empty_crew() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".muster")).unwrap();
+        std::fs::write(path(dir.path()), b"{\"version\": 1, \xff").unwrap();
+        let err = format!("{:#}", load(dir.path()).unwrap_err());
+        assert!(err.contains("not UTF-8"), "{err}");
     }
 
     proptest! {
@@ -118,6 +177,7 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(".muster")).unwrap();
             std::fs::write(path(dir.path()), &bytes).unwrap();
             let _ = load(dir.path());
+            let _ = load_or_set_aside(dir.path());
         }
     }
 }

@@ -180,9 +180,10 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     let diff_tx = spawn_diff_worker(tx.clone());
     let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone());
     let overlap_tx = spawn_overlap_worker(sink.clone());
-    let (saved, load_error) = store::load(&cfg.root);
-    if let Some(e) = load_error {
-        sink(Event::Message { text: format!("saved state unreadable: {e}"), error: true });
+    let (saved, load_errors) = store::load_or_set_aside(&cfg.root);
+    for e in load_errors {
+        tracing::warn!("saved state: {e}");
+        sink(Event::Message { text: format!("saved state: {e}"), error: true });
     }
     let presets = preset::builtin();
     let mut sup = Supervisor {
@@ -645,12 +646,11 @@ impl Supervisor {
             p => p,
         };
         if spec.worktree {
-            let muster_dir = cwd.join(".muster");
-            std::fs::create_dir_all(&muster_dir)?;
-            std::fs::write(
-                muster_dir.join("ports.env"),
-                format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK),
-            )?;
+            if let Err(e) = write_ports_env(&cwd, port_base) {
+                // The ports are in the agent's environment too: this file is a convenience, never worth a write
+                // outside the worktree.
+                self.message(format!("{}: no .muster/ports.env: {e:#}", spec.name), true);
+            }
         }
         let session = self.slots[idx].session.clone();
         let (program, mut args) = command_line(&spec, &self.cfg.muster_exe, resume, session.as_deref());
@@ -992,6 +992,18 @@ impl Supervisor {
             self.message(format!("saving crew state: {e:#}"), true);
         }
     }
+}
+
+/// `.muster/ports.env` in the agent's worktree, for tools that read their ports from a file. A symlink the
+/// repository carries there (or as `.muster`) is refused, never written through.
+fn write_ports_env(worktree: &std::path::Path, port_base: u16) -> Result<()> {
+    let dir = crate::safefs::real_dir(worktree, ".muster")?;
+    let target = dir.join("ports.env");
+    if crate::safefs::is_symlink(&target) {
+        anyhow::bail!("{} is a symbolic link in the repository: not written", target.display());
+    }
+    let text = format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK);
+    crate::safefs::write_file(&dir, "ports.env", text.as_bytes())
 }
 
 /// End what an agent left running after its first process exited: SIGTERM, a moment to go, then SIGKILL.

@@ -32,6 +32,9 @@ pub struct Checkpoint {
     /// Files that were still changing while the checkpoint read them (their version may be mid-write).
     #[serde(default)]
     pub unsettled: Vec<String>,
+    /// Folders left out: git repositories of their own inside the worktree (their history is theirs).
+    #[serde(default)]
+    pub skipped: Vec<String>,
 }
 
 /// How a checkpoint read a worktree that kept changing.
@@ -41,6 +44,8 @@ pub struct Settle {
     pub rereads: u32,
     /// Paths still changing after the last round: recorded in the checkpoint, and to be read next time.
     pub unsettled: Vec<String>,
+    /// Nested git repositories left out of the snapshot.
+    pub skipped: Vec<String>,
 }
 
 /// How many times a checkpoint reads again what changed while it read, before it records what is still changing.
@@ -69,6 +74,10 @@ fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
     message.lines().find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(": ")))
 }
 
+fn list_trailer(msg: &str, key: &str) -> Vec<String> {
+    trailer(msg, key).map(|v| v.split(", ").filter(|p| !p.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+}
+
 fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
     let msg = commit.message().unwrap_or("");
     let num = |k: &str| trailer(msg, k).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -82,9 +91,8 @@ fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
         files: num("Muster-Files"),
         added: num("Muster-Added"),
         removed: num("Muster-Removed"),
-        unsettled: trailer(msg, "Muster-Unsettled")
-            .map(|v| v.split(", ").filter(|p| !p.is_empty()).map(str::to_string).collect())
-            .unwrap_or_default(),
+        unsettled: list_trailer(msg, "Muster-Unsettled"),
+        skipped: list_trailer(msg, "Muster-Skipped"),
     }
 }
 
@@ -159,8 +167,8 @@ fn disk_tree(
     let mut index = git2::Index::open(&path).context("opening the checkpoint index")?;
     // Binds the index to this in-memory repository only; nothing on disk changes.
     repo.set_index(&mut index)?;
-    let mut unread = update_index(repo, &mut index, changes)?;
     let mut settle = Settle::default();
+    let mut unread = update_index(repo, &mut index, changes, &mut settle.skipped)?;
     loop {
         // Files that could not be read (rewritten as they were read) are read again with the changes.
         let more = match again() {
@@ -195,7 +203,7 @@ fn disk_tree(
             // that grew as it was read, next to the content it read before.
             index.remove_all(p.iter(), None).context("forgetting files to read again")?;
         }
-        unread = update_index(repo, &mut index, &more)?;
+        unread = update_index(repo, &mut index, &more, &mut settle.skipped)?;
     }
     let tree = index.write_tree().context("writing the snapshot tree")?;
     Ok((tree, index, settle))
@@ -210,8 +218,14 @@ fn stat_now(path: &Path) -> Option<(u32, i32, u32)> {
 
 /// Bring the index up to date with the worktree on disk, looking only at what `changes` names. Returns the
 /// files that changed as they were read (libgit2 reports a file that shrank under it as unreadable): their
-/// entries are left as they were, for the caller to read again.
-fn update_index(repo: &Repository, index: &mut git2::Index, changes: &Changes) -> Result<Vec<String>> {
+/// entries are left as they were, for the caller to read again. A git repository nested in the worktree is left
+/// out and named in `skipped` (libgit2 cannot add it as files, and its history is its own).
+fn update_index(
+    repo: &Repository,
+    index: &mut git2::Index,
+    changes: &Changes,
+    skipped: &mut Vec<String>,
+) -> Result<Vec<String>> {
     // One scan of the worktree against the index's stat cache; only what differs is read and hashed.
     let mut opts = DiffOptions::new();
     opts.include_untracked(true).recurse_untracked_dirs(true).include_typechange(true).update_index(true);
@@ -243,6 +257,13 @@ fn update_index(repo: &Repository, index: &mut git2::Index, changes: &Changes) -
     let workdir = repo.workdir().map(Path::to_path_buf).unwrap_or_default();
     for path in added {
         let rel = path.to_string_lossy().into_owned();
+        if rel.ends_with('/') {
+            // libgit2 names an untracked folder it did not enter, with its slash: a nested repository.
+            if !skipped.contains(&rel) {
+                skipped.push(rel);
+            }
+            continue;
+        }
         match index.add_path(&path) {
             // libgit2 reads as many bytes as its stat said: a file that grew or was rewritten meanwhile was read
             // half-done. Its stat now, against the one recorded, tells.
@@ -370,11 +391,11 @@ fn create_in(
         stats.files_changed(),
         stats.insertions(),
         stats.deletions(),
-        if settle.unsettled.is_empty() {
-            String::new()
-        } else {
-            format!("Muster-Unsettled: {}\n", settle.unsettled.join(", "))
-        },
+        [("Muster-Unsettled", &settle.unsettled), ("Muster-Skipped", &settle.skipped)]
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}: {}\n", v.join(", ")))
+            .collect::<String>(),
     );
     let sig = Signature::now("muster", "muster@localhost")?;
     let parents: Vec<&git2::Commit> = previous.iter().map(|(_, c)| c).collect();
@@ -511,49 +532,35 @@ fn apply(repo: &Repository, root: &Path, changes: &[Change]) -> Result<()> {
     Ok(())
 }
 
-fn write_via_temp(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let p = root.join(path);
-    {
-        let dir = p.parent().context("file has a parent")?;
-        // Anything still in the way was not part of the snapshot (an ignored file): it is never removed, and the
-        // rollback fails and puts everything back instead.
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let blob = repo.find_blob(oid)?;
-        let tmp =
-            dir.join(format!(".{}.muster-restore", p.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()));
-        let _ = std::fs::remove_file(&tmp);
-        if mode == 0o120000 {
-            let target = std::str::from_utf8(blob.content()).context("symlink target is not UTF-8")?;
-            std::os::unix::fs::symlink(target, &tmp)?;
-        } else {
-            std::fs::write(&tmp, blob.content()).with_context(|| format!("writing {}", p.display()))?;
-            let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(perm))?;
-        }
-        if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-            // Its tracked files are already removed; a folder still holding ignored files stays, and this fails.
-            std::fs::remove_dir(&p).with_context(|| format!("{} holds files outside the snapshot", p.display()))?;
-        }
-        std::fs::rename(&tmp, &p).with_context(|| format!("replacing {}", p.display()))?;
-    }
-    Ok(())
-}
-
-/// Write one restored file. An existing regular file is rewritten in place (no new inode: on a busy
-/// filesystem that is most of the cost); anything else goes to a temporary name and is renamed over.
+/// Write one restored file as a new file renamed over the old one: a process holding the old file open for
+/// writing keeps writing to the old inode, never into the restored content (rewriting in place left a file the
+/// agent held open with NUL bytes). Folders on the way must be real folders in the worktree, not symlinks.
 fn write_restored(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let p = root.join(path);
-    let regular = mode != 0o120000 && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file());
-    if !regular {
-        return write_via_temp(repo, root, path, oid, mode);
-    }
+    let name = p.file_name().map(|f| f.to_string_lossy().into_owned()).context("file has a name")?;
+    // Anything still in the way was not part of the snapshot (an ignored file): it is never removed, and the
+    // rollback fails and puts everything back instead.
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => crate::safefs::real_dir(root, d)?,
+        None => root.to_path_buf(),
+    };
     let blob = repo.find_blob(oid)?;
-    std::fs::write(&p, blob.content()).with_context(|| format!("writing {}", p.display()))?;
+    if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+        // Its tracked files are already removed; a folder still holding ignored files stays, and this fails.
+        std::fs::remove_dir(&p).with_context(|| format!("{} holds files outside the snapshot", p.display()))?;
+    }
+    if mode == 0o120000 {
+        let target = std::str::from_utf8(blob.content()).context("symlink target is not UTF-8")?;
+        let tmp = dir.join(format!(".{name}.muster-restore"));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(target, &tmp)?;
+        return std::fs::rename(&tmp, &p).with_context(|| format!("replacing {}", p.display()));
+    }
     let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(perm))?;
-    Ok(())
+    crate::safefs::write_file_mode(&dir, &name, blob.content(), perm)?;
+    // The mode given at creation is cut by the umask; the snapshot's mode is what it had.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(perm)).with_context(|| format!("setting the mode of {}", p.display()))
 }
 
 /// Point HEAD's branch (or a detached HEAD) at `head` and reset the worktree's index to it, as `git reset`.
@@ -597,6 +604,13 @@ pub fn rollback_with(
     let target = find(&repo, agent, n)?;
     let target_info = parse(n, &target);
     let target_tree = target.tree()?;
+    if files.is_none() {
+        if let Ok(head) = Oid::from_str(&target_info.head) {
+            repo.find_commit(head).with_context(|| {
+                format!("checkpoint {n} was taken on commit {head}, which is gone (pruned by `git gc`?): nothing was changed")
+            })?;
+        }
+    }
     let trigger = match files {
         Some(_) => format!("rescue before restoring files from {n}"),
         None => format!("rescue before rollback to {n}"),
@@ -613,7 +627,11 @@ pub fn rollback_with(
         }
     }
     let root = repo.workdir().context("worktree has a working directory")?.to_path_buf();
-    if let Err(e) = apply(&repo, &root, &todo) {
+    let result = apply(&repo, &root, &todo).and_then(|()| match files {
+        None => reset_head(&repo, &target_info.head, &target_info.branch),
+        Some(_) => Ok(()),
+    });
+    if let Err(e) = result {
         // Put back what was there: the rescue checkpoint holds it.
         let undo = changes(&repo, &target_tree, &current_tree, files).unwrap_or_default();
         let restored = apply(&repo, &root, &undo);
@@ -624,9 +642,6 @@ pub fn rollback_with(
                 rescue.n
             ),
         }));
-    }
-    if files.is_none() {
-        reset_head(&repo, &target_info.head, &target_info.branch)?;
     }
     repo.reference(&format!("{UNDO_PREFIX}/{agent}"), rescue_commit.id(), true, "muster rollback")?;
     Ok(RollbackReport { rescue: rescue.n, target: n, changed: todo.iter().map(Change::path_string).collect() })

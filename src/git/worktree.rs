@@ -1,6 +1,7 @@
 //! Agent worktrees: `.muster/worktrees/<name>` on branch `muster/<name>`, reused when they exist, never removed
 //! with uncommitted changes or unmerged commits unless the operator confirmed it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -74,14 +75,25 @@ pub fn current_branch(root: &Path) -> Result<String> {
 pub fn ensure_worktree(root: &Path, name: &str, base: Option<&str>) -> Result<WorktreeInfo> {
     ensure_excluded(root)?;
     let repo = Repository::open(root).with_context(|| format!("opening {}", root.display()))?;
+    crate::config::crew::validate_name(name).map_err(anyhow::Error::msg)?;
     let path = worktree_path(root, name);
+    // A worktree path committed as a symlink would send the agent (and its checkpoints) to another repository.
+    crate::safefs::real_dir(root, ".muster/worktrees")?;
+    let exists = crate::safefs::existing_real_dir(root, Path::new(".muster/worktrees").join(name))?;
     let branch = branch_name(name);
     let base = match base {
         Some(b) => b.to_string(),
         None => current_branch(root)?,
     };
-    if path.join(".git").exists() && Repository::open(&path).is_ok() {
-        return Ok(WorktreeInfo { path, branch, base });
+    if exists && path.join(".git").is_file() {
+        if let Ok(wt) = Repository::open(&path) {
+            // Only a worktree of this repository: another repository's folder there is refused.
+            let ours = wt.commondir().canonicalize().ok() == repo.commondir().canonicalize().ok();
+            if !ours {
+                bail!("{} is a git repository other than this one: muster does not run an agent there", path.display());
+            }
+            return Ok(WorktreeInfo { path, branch, base });
+        }
     }
     let base_commit = repo
         .revparse_single(&base)
@@ -99,7 +111,6 @@ pub fn ensure_worktree(root: &Path, name: &str, base: Option<&str>) -> Result<Wo
                 .with_context(|| format!("pruning stale worktree {wt_name}"))?;
         }
     }
-    std::fs::create_dir_all(path.parent().context("worktree path has a parent")?)?;
     let reference = branch_ref.into_reference();
     let mut opts = WorktreeAddOptions::new();
     opts.reference(Some(&reference));
@@ -153,11 +164,10 @@ pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Resu
             status.unmerged_commits
         );
     }
-    let path = worktree_path(root, name);
-    if path.exists() {
-        std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
-    }
+    crate::config::crew::validate_name(name).map_err(anyhow::Error::msg)?;
+    crate::safefs::remove_inside(&root.join(".muster").join("worktrees"), &worktree_path(root, name))?;
     let repo = Repository::open(root)?;
+    archive(&repo, name)?;
     if let Ok(wt) = repo.find_worktree(&format!("muster-{name}")) {
         wt.prune(Some(WorktreePruneOptions::new().valid(true).working_tree(true)))?;
     }
@@ -167,6 +177,96 @@ pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// Where a removed agent's branch tip and checkpoints are kept, until the operator prunes them.
+pub const REMOVED_PREFIX: &str = "refs/muster/removed";
+
+/// Keep what a removed agent made reachable from a private ref: its branch tip as `…/<name>/<time>/branch`, its
+/// checkpoints (and rollback rescue) moved to `…/<name>/<time>/checkpoints/<n>`, so `git gc` keeps them and a new
+/// agent of the same name starts its own numbering.
+pub fn archive(repo: &Repository, name: &str) -> Result<Option<String>> {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut prefix = format!("{REMOVED_PREFIX}/{name}/{stamp}");
+    let mut n = 1;
+    while repo.references_glob(&format!("{prefix}/*")).map(|mut r| r.next().is_some()).unwrap_or(false) {
+        n += 1;
+        prefix = format!("{REMOVED_PREFIX}/{name}/{stamp}.{n}");
+    }
+    let mut kept = 0;
+    if let Ok(tip) = repo.find_branch(&branch_name(name), BranchType::Local).map(|b| b.into_reference()) {
+        if let Some(oid) = tip.target() {
+            repo.reference(&format!("{prefix}/branch"), oid, false, "muster: agent removed")?;
+            kept += 1;
+        }
+    }
+    let mut moved = Vec::new();
+    for glob in [format!("refs/muster/checkpoints/{name}/*"), format!("refs/muster/rollback/{name}")] {
+        for r in repo.references_glob(&glob)?.flatten() {
+            if let (Some(full), Some(oid)) = (r.name().ok().map(str::to_string), r.target()) {
+                moved.push((full, oid));
+            }
+        }
+    }
+    for (full, oid) in moved {
+        let leaf = match full.rsplit_once('/') {
+            Some((_, n)) if full.contains("/checkpoints/") => format!("checkpoints/{n}"),
+            _ => "rollback".to_string(),
+        };
+        repo.reference(&format!("{prefix}/{leaf}"), oid, false, "muster: agent removed")?;
+        repo.find_reference(&full)?.delete()?;
+        kept += 1;
+    }
+    Ok((kept > 0).then_some(prefix))
+}
+
+/// A removed agent's kept work: the ref folder, its branch tip and how many checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Removed {
+    pub name: String,
+    pub prefix: String,
+    pub removed_at: u64,
+    pub tip: Option<String>,
+    pub checkpoints: usize,
+}
+
+pub fn list_removed(root: &Path) -> Result<Vec<Removed>> {
+    let repo = Repository::open(root)?;
+    let mut out: BTreeMap<String, Removed> = BTreeMap::new();
+    for r in repo.references_glob(&format!("{REMOVED_PREFIX}/*"))?.flatten() {
+        let Some(full) = r.name().ok() else { continue };
+        let Some(rest) = full.strip_prefix(&format!("{REMOVED_PREFIX}/")) else { continue };
+        let mut parts = rest.splitn(3, '/');
+        let (Some(name), Some(stamp), Some(leaf)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let prefix = format!("{REMOVED_PREFIX}/{name}/{stamp}");
+        let e = out.entry(prefix.clone()).or_insert_with(|| Removed {
+            name: name.to_string(),
+            prefix,
+            removed_at: stamp.split('.').next().and_then(|s| s.parse().ok()).unwrap_or(0),
+            tip: None,
+            checkpoints: 0,
+        });
+        if leaf == "branch" {
+            e.tip = r.target().map(|o| o.to_string());
+        } else if leaf.starts_with("checkpoints/") {
+            e.checkpoints += 1;
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Forget what removed agents left (all of them, or one name's): their commits become garbage for `git gc`.
+pub fn prune_removed(root: &Path, name: Option<&str>) -> Result<usize> {
+    let repo = Repository::open(root)?;
+    let glob = match name {
+        Some(n) => format!("{REMOVED_PREFIX}/{n}/*"),
+        None => format!("{REMOVED_PREFIX}/*"),
+    };
+    let names: Vec<String> = repo.references_glob(&glob)?.flatten().filter_map(|r| r.name().ok().map(str::to_string)).collect();
+    for n in &names {
+        repo.find_reference(n)?.delete()?;
+    }
+    Ok(names.len())
 }
 
 #[cfg(test)]
@@ -210,6 +310,56 @@ pub mod tests {
         assert_eq!(String::from_utf8_lossy(&out.stdout), "");
         // From inside the agent's worktree the root is the main one.
         assert_eq!(find_repo_root(&info.path).unwrap(), root);
+    }
+
+    #[test]
+    fn removed_agents_work_survives_gc_until_pruned() {
+        let repo = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        let info = ensure_worktree(&root, "w", None).unwrap();
+        std::fs::write(info.path.join("a.txt"), "agent work\n").unwrap();
+        let git = |dir: &Path, args: &[&str]| {
+            let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        git(&info.path, &["commit", "-qam", "work"]);
+        let tip = git(&info.path, &["rev-parse", "HEAD"]);
+        std::fs::write(info.path.join("b.txt"), "uncommitted\n").unwrap();
+        let (cp, _) = crate::git::checkpoint::create(&info.path, "w", "test").unwrap();
+        remove_worktree(&root, "w", "main", true).unwrap();
+        assert!(!info.path.exists());
+        git(&root, &["reflog", "expire", "--expire=now", "--all"]);
+        git(&root, &["gc", "-q", "--prune=now"]);
+        assert_eq!(git(&root, &["cat-file", "-t", &tip]), "commit");
+        assert_eq!(git(&root, &["cat-file", "-t", &cp.id]), "commit");
+        let kept = list_removed(&root).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!((kept[0].name.as_str(), kept[0].tip.as_deref(), kept[0].checkpoints), ("w", Some(tip.as_str()), 1));
+        // A new agent of the same name starts its own checkpoints.
+        assert!(crate::git::checkpoint::list(&root, "w").unwrap().is_empty());
+        assert_eq!(prune_removed(&root, Some("w")).unwrap(), 2);
+        assert!(list_removed(&root).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_symlinked_or_foreign_worktree_folder_is_refused() {
+        let repo = temp_repo();
+        let other = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        std::fs::create_dir_all(root.join(".muster/worktrees")).unwrap();
+        std::os::unix::fs::symlink(other.path(), root.join(".muster/worktrees/x")).unwrap();
+        let err = format!("{:#}", ensure_worktree(&root, "x", None).unwrap_err());
+        assert!(err.contains("symbolic link"), "{err}");
+        // Removing it deletes the link only.
+        remove_worktree(&root, "x", "main", true).unwrap();
+        assert!(other.path().join("a.txt").exists());
+        // Another repository's worktree placed there is not this repository's agent.
+        let foreign = ensure_worktree(&find_repo_root(other.path()).unwrap(), "y", None).unwrap();
+        std::fs::rename(&foreign.path, root.join(".muster/worktrees/y")).unwrap();
+        let err = format!("{:#}", ensure_worktree(&root, "y", None).unwrap_err());
+        assert!(err.contains("other than this one"), "{err}");
+        assert!(ensure_worktree(&root, "../../x", None).is_err());
     }
 
     #[test]
