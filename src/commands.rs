@@ -46,16 +46,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Hook { event, payload }) => {
             let agent = std::env::var("MUSTER_AGENT").context("MUSTER_AGENT is not set: hooks run inside agents")?;
             let run_dir = std::env::var("MUSTER_RUN_DIR").context("MUSTER_RUN_DIR is not set")?;
+            let token = std::env::var("MUSTER_AGENT_TOKEN").unwrap_or_default();
             // A hook must never break the agent that runs it: report failures, exit 0.
             let payload = payload.unwrap_or_else(engine::hooks::read_payload);
-            if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &event, &payload) {
+            if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &token, &event, &payload) {
                 eprintln!("muster hook: {e:#}");
             }
         }
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
             let root = find_repo_root(&dir)?;
-            print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root), &agent)?);
+            print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root)?, &agent)?);
         }
         Some(Cmd::Bench { agents, seconds, checkpoints_only, conflicts_only }) => {
             crate::bench::run(agents, seconds, checkpoints_only, conflicts_only)?

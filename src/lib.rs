@@ -9,6 +9,7 @@ pub mod conflict;
 pub mod demo;
 pub mod engine;
 pub mod git;
+pub mod ipc;
 pub mod key;
 pub mod pty;
 pub mod safefs;

@@ -164,6 +164,7 @@ fn timeline_state(width: u16, height: u16) -> State {
         added,
         removed,
         unsettled: vec![],
+        skipped: vec![],
     };
     let checkpoints = vec![
         cp(4, "rescue before rollback to 2", 30, 0, 0, 0),

@@ -3,8 +3,8 @@
 //! CLI's session id and notification kind, and reports to the engine over a Unix socket in the crew's run
 //! directory. The same socket answers `muster explain <agent>`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
@@ -25,15 +25,27 @@ const MAX_PAYLOAD: u64 = 1 << 20;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Request {
-    Hook { agent: String, event: String, detail: Option<String>, session: Option<String> },
+    /// `token`: the agent's secret from its environment (`MUSTER_AGENT_TOKEN`), so an agent cannot report as
+    /// another by setting `MUSTER_AGENT`.
+    Hook { agent: String, token: String, event: String, detail: Option<String>, session: Option<String> },
     Explain { agent: String },
 }
 
-/// A short per-repository directory for sockets (Unix socket paths are limited to ~100 bytes).
-pub fn run_dir(root: &Path) -> PathBuf {
-    let h =
-        root.to_string_lossy().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-    std::env::temp_dir().join(format!("muster-{h:016x}"))
+/// The repository's private run folder (see `ipc::run_dir`).
+pub fn run_dir(root: &Path) -> Result<PathBuf> {
+    crate::ipc::run_dir(root)
+}
+
+/// A new agent secret: 128 random bits, hex.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).is_err() {
+        // No urandom: the time and the pid still differ between agents and runs.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        bytes[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
+        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Claude Code's `--settings` argument: the hooks as inline JSON, merged by Claude with the user's settings
@@ -147,40 +159,28 @@ pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
     (field("session_id").or_else(|| field("sessionId")).or_else(|| field("thread-id")), field("notification_type"))
 }
 
-/// Accept hook reports and questions, and hand them to the engine.
-pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<()> {
-    std::fs::create_dir_all(run_dir)?;
-    let path = run_dir.join(SOCKET);
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
-    std::thread::Builder::new().name("hooks".into()).spawn(move || {
-        for stream in listener.incoming().flatten() {
-            // A client that hangs never holds up the others for long.
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let Ok(mut out) = stream.try_clone() else { continue };
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                let msg = match serde_json::from_str::<Request>(&line) {
-                    Ok(Request::Hook { agent, event, detail, session }) => {
-                        EngineMsg::Command(Command::Hook { name: agent, event, detail, session })
-                    }
-                    Ok(Request::Explain { agent }) => {
-                        let (tx, rx) = std::sync::mpsc::channel();
-                        if engine.send(EngineMsg::Explain { name: agent, reply: tx }).is_err() {
-                            return;
-                        }
-                        let answer = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| "no answer".into());
-                        let _ = out.write_all(answer.as_bytes());
-                        break;
-                    }
-                    Err(_) => continue,
-                };
-                if engine.send(msg).is_err() {
-                    return;
-                }
+/// Accept hook reports and questions, and hand them to the engine; each client is served on its own (an idle
+/// one holds up nobody), a request is at most 64 KiB. The socket goes when the returned value is dropped.
+pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
+    let engine = std::sync::Mutex::new(engine);
+    crate::ipc::serve_lines(&run_dir.join(SOCKET), crate::ipc::Limits::default(), move |line, out| {
+        let Ok(engine) = engine.lock().map(|e| e.clone()) else { return crate::ipc::Flow::Close };
+        match serde_json::from_str::<Request>(line) {
+            Ok(Request::Hook { agent, token, event, detail, session }) => {
+                let _ = engine.send(EngineMsg::Command(Command::Hook { name: agent, token, event, detail, session }));
+                crate::ipc::Flow::Continue
             }
+            Ok(Request::Explain { agent }) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                if engine.send(EngineMsg::Explain { name: agent, reply: tx }).is_ok() {
+                    let answer = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| "no answer".into());
+                    let _ = out.write_all(answer.as_bytes());
+                }
+                crate::ipc::Flow::Close
+            }
+            Err(_) => crate::ipc::Flow::Continue,
         }
-    })?;
-    Ok(())
+    })
 }
 
 fn connect(run_dir: &Path) -> Result<UnixStream> {
@@ -189,10 +189,10 @@ fn connect(run_dir: &Path) -> Result<UnixStream> {
 
 /// What `muster hook <event>` does: read the payload the CLI gives on stdin, report to the engine named by the
 /// environment.
-pub fn report(run_dir: &Path, agent: &str, event: &str, payload: &str) -> Result<()> {
+pub fn report(run_dir: &Path, agent: &str, token: &str, event: &str, payload: &str) -> Result<()> {
     let (session, detail) = payload_fields(payload);
     let mut stream = connect(run_dir)?;
-    let req = Request::Hook { agent: agent.into(), event: event.into(), detail, session };
+    let req = Request::Hook { agent: agent.into(), token: token.into(), event: event.into(), detail, session };
     stream.write_all(format!("{}\n", serde_json::to_string(&req)?).as_bytes())?;
     Ok(())
 }
@@ -295,11 +295,12 @@ mod tests {
     fn reports_reach_the_engine() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        listen(dir.path(), tx).unwrap();
-        report(dir.path(), "a", "Stop", r#"{"session_id":"s1"}"#).unwrap();
+        let _l = listen(dir.path(), tx).unwrap();
+        report(dir.path(), "a", "t0k", "Stop", r#"{"session_id":"s1"}"#).unwrap();
         match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
-            EngineMsg::Command(Command::Hook { name, event, session, .. }) => {
-                assert_eq!((name.as_str(), event.as_str(), session.as_deref()), ("a", "Stop", Some("s1")))
+            EngineMsg::Command(Command::Hook { name, token, event, session, .. }) => {
+                assert_eq!((name.as_str(), event.as_str(), session.as_deref()), ("a", "Stop", Some("s1")));
+                assert_eq!(token, "t0k");
             }
             _ => panic!("unexpected message"),
         }
@@ -309,7 +310,7 @@ mod tests {
     fn explain_is_answered_by_the_engine() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        listen(dir.path(), tx).unwrap();
+        let _l = listen(dir.path(), tx).unwrap();
         let engine = std::thread::spawn(move || match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
             EngineMsg::Explain { name, reply } => reply.send(format!("{name}: idle — screen rule `prompt`")).unwrap(),
             _ => panic!("unexpected message"),

@@ -161,6 +161,8 @@ pub enum Command {
     },
     Hook {
         name: String,
+        /// The agent's secret, which only its own processes have.
+        token: String,
         event: String,
         /// The kind of notification, where the CLI says.
         detail: Option<String>,

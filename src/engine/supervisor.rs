@@ -126,6 +126,8 @@ struct Slot {
     detected: AgentState,
     /// The CLI's own session id, from its hooks.
     session: Option<String>,
+    /// The running agent's secret (`MUSTER_AGENT_TOKEN`): hook reports must carry it.
+    token: String,
 }
 
 impl Slot {
@@ -167,16 +169,22 @@ struct Supervisor {
     overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
     run_dir: PathBuf,
     shutting_down: bool,
+    /// The hook socket, removed with the engine.
+    _hooks: Option<crate::ipc::Listening>,
+    /// This engine owns the repository's crew while it runs.
+    _instance: crate::ipc::Instance,
 }
 
 /// Start the engine on its own thread.
 pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -> Result<EngineHandle> {
     let (tx, rx) = mpsc::channel();
-    let run_dir = hooks::run_dir(&cfg.root);
-    if let Err(e) = hooks::listen(&run_dir, tx.clone()) {
+    let run_dir = hooks::run_dir(&cfg.root)?;
+    // One muster per repository: a second would show the first one's agents as stopped and start them again.
+    let instance = crate::ipc::Instance::acquire(&run_dir, &cfg.root)?;
+    let listening = hooks::listen(&run_dir, tx.clone())
         // Hooks are one layer of state detection; screen rules still work without them.
-        tracing::warn!("hook socket unavailable: {e:#}");
-    }
+        .inspect_err(|e| tracing::warn!("hook socket unavailable: {e:#}"))
+        .ok();
     let diff_tx = spawn_diff_worker(tx.clone());
     let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone());
     let overlap_tx = spawn_overlap_worker(sink.clone());
@@ -201,6 +209,8 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         overlap_tx,
         run_dir,
         shutting_down: false,
+        _hooks: listening,
+        _instance: instance,
     };
     sup.load_slots(saved);
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -319,6 +329,7 @@ impl Supervisor {
             tree: None,
             detected: AgentState::Starting,
             session: previous.and_then(|p| p.session.clone()),
+            token: String::new(),
         }
     }
 
@@ -529,7 +540,7 @@ impl Supervisor {
                     let _ = r.term.send(TermMsg::Scroll(if up { 3 } else { -3 }));
                 }
             }),
-            Command::Hook { name, event, detail, session } => self.hook(&name, event, detail, session),
+            Command::Hook { name, token, event, detail, session } => self.hook(&name, &token, event, detail, session),
             Command::Checkpoint { name } => self.job(&name, JobKind::Create { trigger: "key".into() }, false),
             Command::CheckpointDiff { name, n, base } => self.job(&name, JobKind::Diff { n, base }, false),
             Command::RollbackPreview { name, n, files } => self.job(&name, JobKind::Preview { n, files }, false),
@@ -568,8 +579,12 @@ impl Supervisor {
         }
     }
 
-    fn hook(&mut self, name: &str, event: String, detail: Option<String>, session: Option<String>) {
+    fn hook(&mut self, name: &str, token: &str, event: String, detail: Option<String>, session: Option<String>) {
         let Some(slot) = self.slot_mut(name) else { return };
+        if slot.token.is_empty() || slot.token != token {
+            tracing::warn!("hook {event} for {name} with a wrong secret: ignored (another agent reporting as {name}?)");
+            return;
+        }
         if session.is_some() && slot.session != session {
             slot.session = session;
             self.save();
@@ -655,8 +670,10 @@ impl Supervisor {
         let session = self.slots[idx].session.clone();
         let (program, mut args) = command_line(&spec, &self.cfg.muster_exe, resume, session.as_deref());
         let tree = Arc::new(AgentTree::new());
+        let token = hooks::new_token();
         let mut env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
         env.push(tree.mark());
+        env.push(("MUSTER_AGENT_TOKEN".into(), token.clone()));
         // Hooks for this session only, so neither the worktree (nor Claude's trust dialog) nor the user's
         // configuration changes.
         match spec.hooks.as_deref() {
@@ -708,6 +725,7 @@ impl Supervisor {
         }
         let slot = &mut self.slots[idx];
         slot.tree = Some(tree);
+        slot.token = token;
         slot.detected = AgentState::Starting;
         slot.running = Some(running);
         slot.ran_before = true;

@@ -1,0 +1,266 @@
+//! What processes of one user share about a crew: its private run folder (sockets, the instance lock), the lock
+//! that lets one muster own a repository's crew, and a socket server for newline-delimited requests that serves
+//! clients concurrently with a size cap. The hook socket uses them today; the muster server builds on them.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+/// This user's folder for muster's sockets: `$XDG_RUNTIME_DIR/muster`, or `muster-<uid>` in the system temp dir.
+/// Made 0700; one that is a symlink, or owned by another user, is refused; one open to others is closed.
+pub fn user_dir() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(d) if d.is_absolute() && d.is_dir() => d.join("muster"),
+        _ => std::env::temp_dir().join(format!("muster-{}", rustix::process::geteuid().as_raw())),
+    };
+    private_dir(&base)?;
+    Ok(base)
+}
+
+/// Make `dir` (its parent must exist) as a folder only this user can enter, or check that it is one.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let meta = std::fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if meta.file_type().is_symlink() || !meta.is_dir() {
+        bail!("{} is not a folder (a symlink?): muster will not keep its sockets there", dir.display());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "{} belongs to user {}, not to you ({me}): someone else made it; muster will not use it",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("closing {} to other users", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// A repository's run folder: short (socket paths are limited to ~100 bytes), private, one per repository path.
+pub fn run_dir(root: &Path) -> Result<PathBuf> {
+    let h =
+        root.to_string_lossy().bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let dir = user_dir()?.join(format!("{h:016x}"));
+    private_dir(&dir)?;
+    Ok(dir)
+}
+
+/// The lock that makes one muster the owner of a repository's crew. Held for the life of the value (the kernel
+/// drops it when the process dies, however it dies).
+#[derive(Debug)]
+pub struct Instance {
+    _file: std::fs::File,
+    pub path: PathBuf,
+}
+
+impl Instance {
+    /// Take the lock of `run_dir`, or say who holds it.
+    pub fn acquire(run_dir: &Path, root: &Path) -> Result<Instance> {
+        let path = run_dir.join("lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let pid = holder.lines().next().unwrap_or("?").to_string();
+                bail!(
+                    "muster is already running for {} (pid {pid}): use that one, or quit it first",
+                    root.display()
+                );
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
+        file.set_len(0)?;
+        file.write_all(format!("{}\n{}\n", std::process::id(), root.display()).as_bytes())?;
+        Ok(Instance { _file: file, path })
+    }
+}
+
+/// Limits of a line server: what one client may send and how many are served at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_line: usize,
+    pub max_clients: usize,
+    /// A client that sends nothing for this long is dropped.
+    pub idle: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_line: 64 << 10, max_clients: 64, idle: Duration::from_secs(5) }
+    }
+}
+
+/// What the handler wants after a line.
+pub enum Flow {
+    Continue,
+    Close,
+}
+
+/// A listening socket (0600, in a private folder) removed when this is dropped.
+pub struct Listening {
+    pub path: PathBuf,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serve newline-delimited requests on `path`: each client on its own thread (at most `max_clients`; more are
+/// turned away), only from this user (the peer's uid is checked), a line longer than `max_line` ends that client.
+/// `handle` gets each line and the stream to answer on. The caller must hold the run folder's `Instance` lock:
+/// a socket already at `path` is then a dead muster's and is replaced.
+pub fn serve_lines<F>(path: &Path, limits: Limits, handle: F) -> Result<Listening>
+where
+    F: Fn(&str, &mut UnixStream) -> Flow + Send + Sync + 'static,
+{
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let handle = Arc::new(handle);
+    let clients = Arc::new(AtomicUsize::new(0));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    std::thread::Builder::new().name(format!("serve {name}")).spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            if !same_user(&stream) {
+                continue;
+            }
+            if clients.fetch_add(1, Ordering::SeqCst) >= limits.max_clients {
+                clients.fetch_sub(1, Ordering::SeqCst);
+                continue;
+            }
+            let (handle, clients) = (handle.clone(), clients.clone());
+            let spawned = std::thread::Builder::new().name(format!("client {name}")).spawn(move || {
+                serve_client(stream, limits, handle.as_ref());
+                clients.fetch_sub(1, Ordering::SeqCst);
+            });
+            if spawned.is_err() {
+                // The closure (and its count) went with the failed spawn.
+                tracing::warn!("no thread for a client of {name}");
+            }
+        }
+    })?;
+    Ok(Listening { path: path.to_path_buf() })
+}
+
+fn same_user(stream: &UnixStream) -> bool {
+    rustix::net::sockopt::socket_peercred(stream).is_ok_and(|c| c.uid == rustix::process::geteuid())
+}
+
+fn serve_client<F: Fn(&str, &mut UnixStream) -> Flow>(stream: UnixStream, limits: Limits, handle: &F) {
+    let _ = stream.set_read_timeout(Some(limits.idle));
+    let _ = stream.set_write_timeout(Some(limits.idle));
+    let Ok(mut out) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.by_ref().take(limits.max_line as u64 + 1).read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if !line.ends_with(b"\n") {
+            if line.len() > limits.max_line {
+                let _ = out.write_all(format!("error: a request is at most {} bytes\n", limits.max_line).as_bytes());
+            }
+            // Too long, or cut off by the end of the stream: either way nothing whole to act on.
+            return;
+        }
+        let Ok(text) = std::str::from_utf8(&line) else { continue };
+        if let Flow::Close = handle(text.trim_end(), &mut out) {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn private_folders_are_closed_and_foreign_ones_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("run");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
+        private_dir(&d).unwrap();
+        assert_eq!(std::fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&d, &link).unwrap();
+        assert!(private_dir(&link).unwrap_err().to_string().contains("symlink"));
+        if rustix::process::geteuid().is_root() {
+            // Another user's folder, made first where muster would put its sockets.
+            let theirs = dir.path().join("theirs");
+            std::fs::create_dir(&theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+            assert!(private_dir(&theirs).unwrap_err().to_string().contains("belongs to user 65534"));
+        }
+    }
+
+    #[test]
+    fn one_instance_per_run_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Instance::acquire(dir.path(), Path::new("/repo")).unwrap();
+        let err = Instance::acquire(dir.path(), Path::new("/repo")).unwrap_err().to_string();
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        drop(first);
+        Instance::acquire(dir.path(), Path::new("/repo")).unwrap();
+    }
+
+    #[test]
+    fn an_idle_or_flooding_client_never_holds_up_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let (tx, rx) = mpsc::channel::<String>();
+        let tx = std::sync::Mutex::new(tx);
+        let limits = Limits { max_line: 1024, max_clients: 8, idle: Duration::from_secs(30) };
+        let listening = serve_lines(&path, limits, move |line, out| {
+            let _ = out.write_all(b"ok\n");
+            let _ = tx.lock().unwrap().send(line.to_string());
+            Flow::Continue
+        })
+        .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        // One connection says nothing; another sends a line without end.
+        let _idle = UnixStream::connect(&path).unwrap();
+        let mut flood = UnixStream::connect(&path).unwrap();
+        let _ = flood.write_all(&vec![b'a'; 4096]);
+        let mut answer = String::new();
+        let _ = flood.read_to_string(&mut answer);
+        assert!(answer.contains("at most 1024 bytes"), "{answer:?}");
+        // A well-behaved client is served at once.
+        let mut good = UnixStream::connect(&path).unwrap();
+        good.write_all(b"hello\n").unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "hello");
+        drop(listening);
+        assert!(!path.exists(), "the socket goes with the server");
+    }
+}
