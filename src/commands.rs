@@ -70,8 +70,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 fn one_shot(cmd: Option<&Cmd>) -> bool {
     matches!(
         cmd,
-        Some(Cmd::Removed { .. }) |
-        Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
+        Some(Cmd::Removed { .. })
+            | Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
             | Some(Cmd::Conflicts { .. } | Cmd::Explain { .. })
     )
 }
@@ -264,7 +264,10 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
     }
     for r in worktree::list_removed(root)?.into_iter().filter(|r| agent.is_none_or(|a| a == r.name)) {
         let tip = r.tip.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("-");
-        println!("{:<16} removed {:<12} tip {tip:<12} {} checkpoint(s)  {}", r.name, r.removed_at, r.checkpoints, r.prefix);
+        println!(
+            "{:<16} removed {:<12} tip {tip:<12} {} checkpoint(s)  {}",
+            r.name, r.removed_at, r.checkpoints, r.prefix
+        );
     }
     Ok(())
 }

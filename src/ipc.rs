@@ -85,10 +85,7 @@ impl Instance {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let pid = holder.lines().next().unwrap_or("?").to_string();
-                bail!(
-                    "muster is already running for {} (pid {pid}): use that one, or quit it first",
-                    root.display()
-                );
+                bail!("muster is already running for {} (pid {pid}): use that one, or quit it first", root.display());
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("locking {}", path.display()))

@@ -138,11 +138,7 @@ pub fn read_own_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
 /// The bytes of a file the user writes (it may be a symlink to their dotfiles), when it is a regular file of at
 /// most `max` bytes; `None` when missing.
 pub fn read_config_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
-    let f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),

@@ -28,7 +28,7 @@ impl Tmux {
         // Everything the run writes (demo repo, logs, config) stays in the temp dir.
         let script = format!(
             "cd '{d}' && env HOME='{home}' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' \
-             TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; sleep 600",
+             TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; stty -a; sleep 600",
             d = dir.path().display(),
             home = home.display(),
         );
@@ -373,6 +373,46 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
     let end = Instant::now() + DEADLINE;
     while alive(daemon) || !processes_in(&repo).is_empty() {
         assert!(Instant::now() < end, "left running: daemon {}, {:?}", alive(daemon), processes_in(&repo));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM to muster puts the terminal back (main screen, no mouse capture, cooked mode) and stops the crew; a
+/// second muster on the same repository, even from inside an agent's worktree, is refused while the first runs.
+#[test]
+fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| {
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(repo.join(".muster")).unwrap();
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
+        git(&["init", "-q", "-b", "main"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+        let crew = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo ready; exec sleep 600\"]\n";
+        std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
+    });
+    t.wait_for("a running", |s| s.contains("ready"));
+    let repo = t.dir.path().join("repo");
+    assert_eq!(t.tmux(&["display", "-p", "#{alternate_on}"]).trim(), "1");
+    let second = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .current_dir(repo.join(".muster/worktrees/a"))
+        .env("TMPDIR", t.dir.path())
+        .env("XDG_STATE_HOME", t.dir.path().join("state"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && err.contains("already running"), "{err}");
+    let pid = t.tmux(&["display", "-p", "#{pane_pid}"]).trim().to_string();
+    // The pane runs sh, whose child is muster.
+    let muster = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let muster = muster.split_whitespace().next().expect("muster runs in the pane").to_string();
+    assert!(Command::new("kill").args(["-TERM", &muster]).status().unwrap().success());
+    let s = t.wait_for("muster ended", |s| s.contains("EXITED"));
+    assert!(s.contains(" icanon") && s.contains(" echo "), "cooked mode again: {s}");
+    assert_eq!(t.tmux(&["display", "-p", "#{alternate_on} #{mouse_any_flag}"]).trim(), "0 0");
+    let end = Instant::now() + DEADLINE;
+    while !processes_in(&repo).is_empty() {
+        assert!(Instant::now() < end, "left running: {:?}", processes_in(&repo));
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -324,6 +324,18 @@ fn run_job(
     Some(JobDone { name, checkpoints, rolled_back, message })
 }
 
+/// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).
+fn checkpoint_made(name: &str, trigger: &str, cp: &checkpoint::Checkpoint) -> String {
+    let mut text = format!("{name}: checkpoint {} ({trigger})", cp.n);
+    if !cp.unsettled.is_empty() {
+        text.push_str(&format!("; still changing: {}", cp.unsettled.join(", ")));
+    }
+    if !cp.skipped.is_empty() {
+        text.push_str(&format!("; left out (git repositories of their own): {}", cp.skipped.join(", ")));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,16 +350,4 @@ mod tests {
         with_paused(Some(&tree), || ());
         assert!(tree.is_frozen());
     }
-}
-
-/// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).
-fn checkpoint_made(name: &str, trigger: &str, cp: &checkpoint::Checkpoint) -> String {
-    let mut text = format!("{name}: checkpoint {} ({trigger})", cp.n);
-    if !cp.unsettled.is_empty() {
-        text.push_str(&format!("; still changing: {}", cp.unsettled.join(", ")));
-    }
-    if !cp.skipped.is_empty() {
-        text.push_str(&format!("; left out (git repositories of their own): {}", cp.skipped.join(", ")));
-    }
-    text
 }

@@ -27,8 +27,16 @@ const MAX_PAYLOAD: u64 = 1 << 20;
 pub enum Request {
     /// `token`: the agent's secret from its environment (`MUSTER_AGENT_TOKEN`), so an agent cannot report as
     /// another by setting `MUSTER_AGENT`.
-    Hook { agent: String, token: String, event: String, detail: Option<String>, session: Option<String> },
-    Explain { agent: String },
+    Hook {
+        agent: String,
+        token: String,
+        event: String,
+        detail: Option<String>,
+        session: Option<String>,
+    },
+    Explain {
+        agent: String,
+    },
 }
 
 /// The repository's private run folder (see `ipc::run_dir`).

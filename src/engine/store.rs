@@ -68,11 +68,8 @@ pub fn load(root: &Path) -> Result<(SavedCrew, Vec<String>)> {
     let mut seen = std::collections::HashSet::new();
     crew.agents.retain(|a| seen.insert(a.spec.name.clone()));
     for a in &mut crew.agents {
-        a.worktree = if a.spec.worktree {
-            crate::git::worktree::worktree_path(root, &a.spec.name)
-        } else {
-            root.to_path_buf()
-        };
+        a.worktree =
+            if a.spec.worktree { crate::git::worktree::worktree_path(root, &a.spec.name) } else { root.to_path_buf() };
     }
     Ok((crew, warnings))
 }

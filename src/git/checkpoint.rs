@@ -560,7 +560,8 @@ fn write_restored(repo: &Repository, root: &Path, path: &Path, oid: Oid, mode: i
     crate::safefs::write_file_mode(&dir, &name, blob.content(), perm)?;
     // The mode given at creation is cut by the umask; the snapshot's mode is what it had.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(perm)).with_context(|| format!("setting the mode of {}", p.display()))
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(perm))
+        .with_context(|| format!("setting the mode of {}", p.display()))
 }
 
 /// Point HEAD's branch (or a detached HEAD) at `head` and reset the worktree's index to it, as `git reset`.

@@ -169,12 +169,31 @@ fn record(seen: &mut Seen, root: &Path, sync_dir: &Path, ev: &Event) -> Option<u
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// Remove the barrier folders of musters that died without cleaning up (`watch-<pid>-<n>` whose pid is gone).
+fn sweep_barriers(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("watch-").and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl WorktreeWatch {
     /// Start watching `root`. Cheap: the folders get their watches at the first checkpoint, which scans everything.
     pub fn new(root: &Path) -> anyhow::Result<Arc<WorktreeWatch>> {
         use anyhow::Context;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let sync_dir = std::env::temp_dir().join(format!("muster-watch-{}-{id}", std::process::id()));
+        // In this user's private folder: a predictable name in the shared temp dir could be taken by another user.
+        let parent = crate::ipc::user_dir()?;
+        if id == 0 {
+            sweep_barriers(&parent);
+        }
+        let sync_dir = parent.join(format!("watch-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&sync_dir).with_context(|| format!("creating {}", sync_dir.display()))?;
         let shared = Arc::new(Shared { seen: Mutex::new(Seen::default()), synced: Condvar::new() });
         let handler = {

@@ -262,7 +262,8 @@ pub fn prune_removed(root: &Path, name: Option<&str>) -> Result<usize> {
         Some(n) => format!("{REMOVED_PREFIX}/{n}/*"),
         None => format!("{REMOVED_PREFIX}/*"),
     };
-    let names: Vec<String> = repo.references_glob(&glob)?.flatten().filter_map(|r| r.name().ok().map(str::to_string)).collect();
+    let names: Vec<String> =
+        repo.references_glob(&glob)?.flatten().filter_map(|r| r.name().ok().map(str::to_string)).collect();
     for n in &names {
         repo.find_reference(n)?.delete()?;
     }

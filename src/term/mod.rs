@@ -1,6 +1,7 @@
 //! Terminal emulation: the model each agent's output is fed into, the screen snapshots the UI draws, the
 //! key/paste encoder for what the operator types, and a tap for OSC notifications the emulator ignores.
 
+pub mod guard;
 pub mod keys;
 pub mod model;
 pub mod osc;

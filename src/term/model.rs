@@ -11,6 +11,7 @@ use alacritty_terminal::term::cell::Flags;
 use alacritty_terminal::term::{Config, Term, TermMode};
 use alacritty_terminal::vte::ansi::{Color, CursorShape, NamedColor, Processor, StdSyncHandler};
 
+use super::guard::{OutputGuard, MAX_COMBINING};
 use super::osc::OscTap;
 use super::palette::xterm_rgb;
 use super::screen::{CellColor, CellFlags, Screen, ScreenCell};
@@ -111,7 +112,8 @@ impl EventListener for Listener {
         match event {
             TermEvent::PtyWrite(text) => self.with(|p| p.replies.extend_from_slice(text.as_bytes())),
             TermEvent::Bell => self.with(|p| p.bell = true),
-            TermEvent::Title(t) => self.with(|p| p.title = Some(t)),
+            // A title is a line in the roster: a program that sets a huge one gets its first few hundred chars.
+            TermEvent::Title(t) => self.with(|p| p.title = Some(t.chars().take(MAX_TITLE).collect())),
             TermEvent::ResetTitle => self.with(|p| p.title = None),
             TermEvent::ColorRequest(index, format) => {
                 let rgb = self.with(|p| p.palette.answer(index));
@@ -146,11 +148,15 @@ impl Dimensions for Size {
     }
 }
 
+/// Characters of a title kept.
+pub const MAX_TITLE: usize = 256;
+
 pub struct AlacrittyModel {
     term: Term<Listener>,
     parser: Processor<StdSyncHandler>,
     listener: Listener,
     osc: OscTap,
+    guard: OutputGuard,
 }
 
 impl AlacrittyModel {
@@ -169,7 +175,35 @@ impl AlacrittyModel {
         // Kitty keyboard on: agent CLIs ask for it and our key encoder speaks it.
         let config = Config { scrolling_history: scrollback, kitty_keyboard: true, ..Config::default() };
         let term = Term::new(config, &Size { rows: rows as usize, cols: cols as usize }, listener.clone());
-        AlacrittyModel { term, parser: Processor::new(), listener, osc: OscTap::default() }
+        AlacrittyModel {
+            term,
+            parser: Processor::new(),
+            listener,
+            osc: OscTap::default(),
+            guard: OutputGuard::default(),
+        }
+    }
+}
+
+/// Cut every visible cell's combining marks to `MAX_COMBINING`. The guard caps a run of marks in the output, but
+/// a program that moves the cursor back between runs stacks them on one cell; this bounds that too.
+fn trim_marks(term: &mut Term<Listener>) {
+    use alacritty_terminal::index::{Column, Line};
+    let (rows, cols) = (term.screen_lines(), term.columns());
+    let grid = term.grid_mut();
+    for row in 0..rows {
+        for col in 0..cols {
+            let cell = &mut grid[Line(row as i32)][Column(col)];
+            let Some(marks) = cell.zerowidth().filter(|m| m.len() > MAX_COMBINING) else { continue };
+            let keep: Vec<char> = marks[..MAX_COMBINING].to_vec();
+            let (link, underline) = (cell.hyperlink(), cell.underline_color());
+            cell.extra = None;
+            cell.set_hyperlink(link);
+            cell.set_underline_color(underline);
+            for c in keep {
+                cell.push_zerowidth(c);
+            }
+        }
     }
 }
 
@@ -215,8 +249,12 @@ fn convert_flags(flags: Flags) -> CellFlags {
 
 impl TerminalModel for AlacrittyModel {
     fn feed(&mut self, bytes: &[u8]) {
+        let bytes = self.guard.filter(bytes);
         self.osc.feed(bytes);
         self.parser.advance(&mut self.term, bytes);
+        if self.guard.marks_passed > MAX_COMBINING {
+            trim_marks(&mut self.term);
+        }
     }
 
     fn resize(&mut self, rows: u16, cols: u16) {
@@ -476,6 +514,24 @@ mod tests {
         m.resize(5, 20);
         assert_eq!(m.size(), (5, 20));
         assert_eq!(m.snapshot().row_text(0), "abcdefghijkl");
+    }
+
+    #[test]
+    fn hostile_marks_titles_and_strings_stay_small() {
+        let mut m = model(5, 20);
+        let mark = "\u{301}";
+        // Marks between cursor moves all land on the first cell: the guard alone would pass 8 per run.
+        let mut s = String::from("a");
+        for _ in 0..200 {
+            s.push_str(&format!("{}x\x1b[D", mark.repeat(8)));
+        }
+        m.feed(s.as_bytes());
+        let first = m.snapshot().row_text(0);
+        let marks_on_a = first.chars().take_while(|c| *c != 'x').filter(|c| *c == '\u{301}').count();
+        assert!(marks_on_a <= MAX_COMBINING, "{marks_on_a} marks kept on one cell");
+        let huge = format!("\x1b]0;{}\x07", "t".repeat(1 << 20));
+        m.feed(huge.as_bytes());
+        assert_eq!(m.title().map(|t| t.chars().count()), Some(MAX_TITLE));
     }
 
     #[test]

@@ -1,0 +1,208 @@
+//! Bounds on what an agent's output can make the emulator hold, applied to the bytes before it sees them. The
+//! emulator's parser keeps an OSC string (a title, a hyperlink, a clipboard write) in a buffer that grows until
+//! the string ends, and a cell keeps every combining mark written on it: `printf '\e]0;'; yes` or a flood of
+//! U+0301 grew them to gigabytes. Real terminals cap both; so does this: an OSC string keeps its first
+//! `MAX_OSC` bytes (the rest is dropped up to its end), and a character keeps at most `MAX_COMBINING` marks.
+//!
+//! The states follow the emulator's parser (vte): `ESC ]` starts an OSC string; BEL, CAN, SUB or ESC ends it.
+
+use unicode_width::UnicodeWidthChar;
+
+/// Longer than any title, hyperlink or notification a program means to show.
+pub const MAX_OSC: usize = 64 * 1024;
+/// Marks on one character (xterm keeps 2 by default; scripts that stack several need a few more).
+pub const MAX_COMBINING: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ground,
+    Escape,
+    Osc(usize),
+}
+
+#[derive(Debug)]
+pub struct OutputGuard {
+    state: State,
+    /// Zero-width characters since the last character with a width.
+    marks: usize,
+    /// A UTF-8 character split across reads.
+    partial: [u8; 4],
+    partial_len: usize,
+    out: Vec<u8>,
+    /// Bytes dropped so far.
+    pub dropped: u64,
+    /// Zero-width characters given to the emulator in the last `filter`: when more than `MAX_COMBINING`, a
+    /// program moving the cursor between marks may have stacked more on one cell, and the screen is trimmed.
+    pub marks_passed: usize,
+}
+
+impl Default for OutputGuard {
+    fn default() -> Self {
+        OutputGuard {
+            state: State::Ground,
+            marks: 0,
+            partial: [0; 4],
+            partial_len: 0,
+            out: Vec::new(),
+            dropped: 0,
+            marks_passed: 0,
+        }
+    }
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+impl OutputGuard {
+    /// The bytes to give the emulator. A character split across reads is held until it is whole.
+    pub fn filter(&mut self, input: &[u8]) -> &[u8] {
+        self.out.clear();
+        self.marks_passed = 0;
+        self.out.reserve(input.len());
+        for &b in input {
+            self.byte(b);
+        }
+        &self.out
+    }
+
+    fn byte(&mut self, b: u8) {
+        match self.state {
+            State::Osc(n) => match b {
+                0x07 | 0x18 | 0x1A => {
+                    self.state = State::Ground;
+                    self.out.push(b);
+                }
+                0x1B => {
+                    self.state = State::Escape;
+                    self.out.push(b);
+                }
+                _ if n < MAX_OSC => {
+                    self.state = State::Osc(n + 1);
+                    self.out.push(b);
+                }
+                _ => self.dropped += 1,
+            },
+            State::Escape => {
+                self.state = match b {
+                    b']' => State::Osc(0),
+                    0x1B => State::Escape,
+                    _ => State::Ground,
+                };
+                self.out.push(b);
+            }
+            State::Ground => self.ground(b),
+        }
+    }
+
+    fn ground(&mut self, b: u8) {
+        if self.partial_len > 0 {
+            if b & 0xC0 == 0x80 {
+                self.partial[self.partial_len] = b;
+                self.partial_len += 1;
+                if self.partial_len == utf8_len(self.partial[0]) {
+                    self.finish_char();
+                }
+                return;
+            }
+            // A broken sequence: the emulator shows it as it would have.
+            self.out.extend_from_slice(&self.partial[..self.partial_len]);
+            self.partial_len = 0;
+        }
+        match b {
+            0x1B => self.state = State::Escape,
+            0x20..=0x7E => self.marks = 0,
+            0xC0..=0xF7 => {
+                self.partial[0] = b;
+                self.partial_len = 1;
+                return;
+            }
+            _ => {}
+        }
+        self.out.push(b);
+    }
+
+    fn finish_char(&mut self) {
+        let len = self.partial_len;
+        self.partial_len = 0;
+        let ch = std::str::from_utf8(&self.partial[..len]).ok().and_then(|s| s.chars().next());
+        if ch.is_some_and(|c| c.width() == Some(0) && !c.is_control()) {
+            self.marks += 1;
+            if self.marks > MAX_COMBINING {
+                self.dropped += len as u64;
+                return;
+            }
+            self.marks_passed += 1;
+        } else {
+            // Control sequences and cursor moves do not end a run: only a character that takes a cell does.
+            self.marks = 0;
+        }
+        self.out.extend_from_slice(&self.partial[..len]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn run(chunks: &[&[u8]]) -> (Vec<u8>, u64) {
+        let mut g = OutputGuard::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend_from_slice(g.filter(c));
+        }
+        (out, g.dropped)
+    }
+
+    #[test]
+    fn an_endless_osc_string_is_cut_and_its_end_still_arrives() {
+        let mut input = b"\x1b]0;".to_vec();
+        input.extend(std::iter::repeat_n(b'a', MAX_OSC * 3));
+        input.extend_from_slice(b"\x07after");
+        let (out, dropped) = run(&[&input]);
+        assert_eq!(out.len(), 2 + MAX_OSC + 1 + 5);
+        assert!(out.ends_with(b"\x07after"));
+        assert_eq!(dropped as usize, MAX_OSC * 2 + 2);
+    }
+
+    #[test]
+    fn marks_on_one_character_are_capped_across_reads() {
+        let mark = "\u{301}";
+        let text = format!("e{}x{}", mark.repeat(100), mark.repeat(3));
+        let bytes = text.as_bytes();
+        // Split inside a mark's two bytes.
+        let (out, _) = run(&[&bytes[..6], &bytes[6..]]);
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(s, format!("e{}x{}", mark.repeat(MAX_COMBINING), mark.repeat(3)));
+    }
+
+    #[test]
+    fn ordinary_text_passes_unchanged() {
+        let text = "héllo 世界 👩‍👩‍👧 e\u{301} \x1b[31mred\x1b[0m \x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\\r\n";
+        let (out, dropped) = run(&[text.as_bytes()]);
+        assert_eq!(String::from_utf8(out).unwrap(), text);
+        assert_eq!(dropped, 0);
+    }
+
+    proptest! {
+        #[test]
+        fn splitting_the_input_anywhere_changes_nothing(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
+            let cut = cut.min(bytes.len());
+            let (whole, _) = run(&[&bytes]);
+            let (split, _) = run(&[&bytes[..cut], &bytes[cut..]]);
+            prop_assert_eq!(whole, split);
+        }
+
+        #[test]
+        fn text_without_escapes_or_mark_runs_is_untouched(s in "[a-zé世\n ]{0,200}") {
+            let (out, _) = run(&[s.as_bytes()]);
+            prop_assert_eq!(out, s.as_bytes().to_vec());
+        }
+    }
+}
