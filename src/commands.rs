@@ -12,7 +12,7 @@ use crate::cli::{CheckpointCmd, Cli, Cmd, ConflictsCmd, Take};
 use crate::config::crew::{parse_crew, Crew};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorMode, Theme};
-use crate::config::{paths, preset, user, Warning};
+use crate::config::{paths, preset, user, ConfigError, Warning};
 use crate::engine::{self, EngineConfig};
 use crate::git::worktree::find_repo_root;
 use crate::pty::NativePty;
@@ -104,18 +104,13 @@ pub fn load_crew(root: &Path) -> Result<(Crew, user::UserConfig, Vec<Warning>)> 
     }
     let path = root.join(".muster").join("crew.toml");
     let shown = path.strip_prefix(root).unwrap_or(&path);
-    let crew = match crate::safefs::read_config_file(&path, MAX_CONFIG)? {
-        Some(bytes) => {
-            let text = crate::safefs::utf8(shown, bytes)?;
-            parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?
-        }
+    // A crew file that cannot be read is an error, never a silent "no agents".
+    let crew = match crate::config::read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })? {
+        Some(text) => parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?,
         None => Crew::default(),
     };
     Ok((crew, user_cfg, warnings))
 }
-
-/// The largest configuration file muster reads.
-pub const MAX_CONFIG: u64 = 1 << 20;
 
 fn theme_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.join(".muster").join("themes")];

@@ -30,3 +30,85 @@ fn status_into_a_closed_pipe_ends_quietly() {
     assert!(stdout.starts_with("agent0 "), "{stdout}");
     assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
 }
+
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(dir.path()).output().unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+    std::fs::create_dir_all(dir.path().join(".muster")).unwrap();
+    dir
+}
+
+/// Run muster in `dir` with no terminal, its config and state folders inside `dir`.
+fn muster(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    std::fs::create_dir_all(dir.join(".run")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(args)
+        .current_dir(dir)
+        .env("XDG_CONFIG_HOME", dir.join(".config-home"))
+        .env("XDG_STATE_HOME", dir.join(".state-home"))
+        .env("XDG_RUNTIME_DIR", dir.join(".run"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A crew file that is not text, not a file, or not readable is an error naming it, never a silent "no agents".
+#[test]
+fn an_unusable_crew_file_is_an_error_that_names_it() {
+    let dir = repo();
+    let crew = dir.path().join(".muster/crew.toml");
+    std::fs::write(&crew, b"[[agent]]\nname = \"a\xff\"\n").unwrap();
+    let (ok, out) = muster(dir.path(), &[]);
+    assert!(!ok && out.contains(".muster/crew.toml:2:10: not UTF-8"), "{out}");
+    std::fs::write(&crew, [0u8, 159, 146, 150, 0, 1, 2]).unwrap();
+    let (ok, out) = muster(dir.path(), &[]);
+    assert!(!ok && out.contains(".muster/crew.toml:1:2: not UTF-8"), "{out}");
+    std::fs::remove_file(&crew).unwrap();
+    std::fs::create_dir(&crew).unwrap();
+    let (ok, out) = muster(dir.path(), &[]);
+    assert!(!ok && out.contains(".muster/crew.toml:1:1: is a folder"), "{out}");
+    std::fs::remove_dir(&crew).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &crew).unwrap();
+    let (ok, out) = muster(dir.path(), &[]);
+    assert!(!ok && out.contains("not a regular file"), "{out}");
+}
+
+/// `muster status` on a state file it cannot read says so and fails, and leaves the file where it is; a FIFO or
+/// a link to /dev/zero is refused at once.
+#[test]
+fn status_on_a_bad_state_file_fails_and_keeps_the_file() {
+    let dir = repo();
+    let state = dir.path().join(".muster/state.json");
+    std::fs::write(&state, "{ not json").unwrap();
+    let (ok, out) = muster(dir.path(), &["status"]);
+    assert!(!ok && out.contains("state.json is malformed"), "{out}");
+    assert!(state.exists() && !dir.path().join(".muster/state.json.bad").exists());
+    std::fs::write(&state, b"{\"version\": 1, \"agents\": [\xfe]}").unwrap();
+    let (ok, out) = muster(dir.path(), &["status"]);
+    assert!(!ok && out.contains("not UTF-8"), "{out}");
+    std::fs::remove_file(&state).unwrap();
+    assert!(Command::new("mkfifo").arg(&state).status().unwrap().success());
+    let (ok, out) = muster(dir.path(), &["status"]);
+    assert!(!ok && out.contains("not a regular file"), "{out}");
+    std::fs::remove_file(&state).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &state).unwrap();
+    let (ok, out) = muster(dir.path(), &["status"]);
+    assert!(!ok && out.contains("symbolic link"), "{out}");
+}
+
+/// A `.muster` committed as a symlink is refused with a message, and nothing is written where it points.
+#[test]
+fn a_symlinked_muster_folder_is_refused() {
+    let dir = repo();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::remove_dir(dir.path().join(".muster")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), dir.path().join(".muster")).unwrap();
+    for args in [&[][..], &["status"], &["init"]] {
+        let (ok, out) = muster(dir.path(), args);
+        assert!(!ok && out.contains("symbolic link"), "{args:?}: {out}");
+    }
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}

@@ -132,6 +132,9 @@ impl Mode {
     }
 }
 
+/// Actions that must always have a key: without them a person cannot get out.
+const ESSENTIAL: [(Mode, Action); 2] = [(Mode::Attached, Action::Detach), (Mode::Roster, Action::Quit)];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub key: Key,
@@ -177,6 +180,8 @@ impl Keymap {
     /// Merge a keymap file over this one, returning warnings for the entries that were skipped.
     pub fn merge_file(&mut self, file: &Path, text: &str) -> Vec<Warning> {
         let mut warnings = Vec::new();
+        // Entries that rebound or unbound the key of an essential action, where they are.
+        let mut touched: Vec<(Mode, usize)> = Vec::new();
         let warn = |warnings: &mut Vec<Warning>, offset: usize, msg: String| {
             warnings.push(Warning(ConfigError::at(file, text, offset, msg)));
         };
@@ -233,6 +238,9 @@ impl Keymap {
                         continue;
                     }
                 };
+                if self.action(mode, key).is_some_and(|a| ESSENTIAL.contains(&(mode, a))) {
+                    touched.push((mode, key_at));
+                }
                 if action_name == "none" {
                     self.bind(mode, key, None);
                     continue;
@@ -250,9 +258,24 @@ impl Keymap {
                 }
             }
         }
+        // Without a key to detach (or to quit) a person is locked in: the built-in key keeps that action.
+        for (mode, action) in ESSENTIAL {
+            if self.key_for(mode, action).is_some() {
+                continue;
+            }
+            let Some(key) = Keymap::builtin_key(mode, action) else { continue };
+            let at = touched.iter().rev().find(|(m, _)| *m == mode).map(|(_, at)| *at).unwrap_or(0);
+            warn(&mut warnings, at, format!("[{}] no key left for `{}`: `{key}` keeps it", mode.name(), action.name()));
+            self.bind(mode, key, Some((action, action.description().to_string())));
+        }
         // Tables come back sorted by name; report in file order.
         warnings.sort_by_key(|w| (w.0.line, w.0.col));
         warnings
+    }
+
+    /// The default key of an action (the defaults bind every essential action, so this never recurses).
+    fn builtin_key(mode: Mode, action: Action) -> Option<Key> {
+        Keymap::builtin().key_for(mode, action)
     }
 
     /// The embedded defaults alone.
@@ -275,8 +298,10 @@ impl Keymap {
             files.push(dir.join(".muster").join("keymap.toml"));
         }
         for file in files {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                warnings.extend(km.merge_file(&file, &text));
+            match super::read_text(&file) {
+                Ok(Some(text)) => warnings.extend(km.merge_file(&file, &text)),
+                Ok(None) => {}
+                Err(e) => warnings.push(Warning(e)),
             }
         }
         (km, warnings)
@@ -321,6 +346,22 @@ mod tests {
         assert!(msgs[0].starts_with("warning: user.toml:3:1: [roster] unknown key `C-`"), "{msgs:?}");
         assert!(msgs[1].contains("user.toml:4:7") && msgs[1].contains("key `z`: unknown action `fly`"), "{msgs:?}");
         assert!(msgs[2].contains("user.toml:7:2") && msgs[2].contains("unknown mode `nope`"), "{msgs:?}");
+    }
+
+    #[test]
+    fn the_detach_and_quit_keys_cannot_all_be_taken_away() {
+        let mut km = Keymap::builtin();
+        let text = "[attached]\n\"C-]\" = \"none\"\n[roster]\n\"q\" = \"help\"\n\"C-c\" = \"none\"\n";
+        let w: Vec<String> = km.merge_file(Path::new("k.toml"), text).iter().map(|w| w.to_string()).collect();
+        assert_eq!(km.action(Mode::Attached, k("C-]")), Some(Action::Detach));
+        assert_eq!(km.action(Mode::Roster, k("q")), Some(Action::Quit));
+        assert!(w[0].contains("k.toml:2:1: [attached] no key left for `detach`"), "{w:?}");
+        assert!(w[1].contains("k.toml:4:1: [roster] no key left for `quit`"), "{w:?}");
+        // Moved to another key, it is the operator's choice.
+        let mut km = Keymap::builtin();
+        let w = km.merge_file(Path::new("k.toml"), "[attached]\n\"C-]\" = \"none\"\n\"C-g\" = \"detach\"\n");
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(km.action(Mode::Attached, k("C-]")), None);
     }
 
     #[test]

@@ -10,3 +10,25 @@ pub mod theme;
 pub mod user;
 
 pub use location::{ConfigError, Warning};
+
+/// The largest configuration file muster reads.
+pub const MAX_CONFIG: u64 = 1 << 20;
+
+/// The text of a configuration file; `None` when it does not exist. A folder, a pipe, a device, a file too large
+/// or one that is not UTF-8 (a binary) is an error naming the file (and where the text stops being UTF-8).
+pub fn read_text(path: &std::path::Path) -> Result<Option<String>, ConfigError> {
+    let whole = |message: String| ConfigError { file: path.to_path_buf(), line: 1, col: 1, message };
+    let bytes = match crate::safefs::read_config_file(path, MAX_CONFIG) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            let text = format!("{e:#}");
+            let shown = path.display().to_string();
+            return Err(whole(text.strip_prefix(&format!("{shown} ")).unwrap_or(&text).to_string()));
+        }
+    };
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        let good = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).into_owned();
+        ConfigError::at(path, &good, good.len(), "not UTF-8 text (a binary file?)")
+    })
+}

@@ -196,11 +196,13 @@ fn read_theme_file(file: &Path, text: &str, warnings: &mut Vec<Warning>) -> Them
 }
 
 /// Where a theme named `name` comes from: the project's and user's theme folders, then the built-in ones.
-fn find_theme(name: &str, dirs: &[PathBuf]) -> Option<(PathBuf, String)> {
+fn find_theme(name: &str, dirs: &[PathBuf], warnings: &mut Vec<Warning>) -> Option<(PathBuf, String)> {
     for dir in dirs {
         let path = dir.join(format!("{name}.toml"));
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return Some((path, text));
+        match super::read_text(&path) {
+            Ok(Some(text)) => return Some((path, text)),
+            Ok(None) => {}
+            Err(e) => warnings.push(Warning(e)),
         }
     }
     BUILTIN.iter().find(|(n, _)| *n == name).map(|(n, t)| (PathBuf::from(format!("themes/{n}.toml")), t.to_string()))
@@ -217,7 +219,7 @@ impl Theme {
             if chain.len() > 8 || chain.iter().any(|(p, _, _)| p.file_stem().is_some_and(|s| s == n.as_str())) {
                 break;
             }
-            let Some((path, text)) = find_theme(&n, dirs) else {
+            let Some((path, text)) = find_theme(&n, dirs, &mut warnings) else {
                 let (file, offset) = match chain.last() {
                     Some((p, t, _)) => (p.clone(), t.find("inherits").unwrap_or(0)),
                     None => (PathBuf::from("--theme"), 0),
@@ -239,7 +241,7 @@ impl Theme {
             chain.push((path, text, parsed));
         }
         if chain.is_empty() {
-            let (path, text) = find_theme("default", &[]).unwrap_or_default();
+            let (path, text) = find_theme("default", &[], &mut warnings).unwrap_or_default();
             let parsed = read_theme_file(&path, &text, &mut warnings);
             chain.push((path, text, parsed));
         }
