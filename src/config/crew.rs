@@ -16,6 +16,8 @@ pub struct Defaults {
     pub base: Option<String>,
     pub worktree: Option<bool>,
     pub kind: Option<String>,
+    /// Only these variables of muster's environment reach the agents (`NAME` or a prefix `NAME*`); unset, all do.
+    pub inherit_env: Option<Vec<String>>,
 }
 
 impl Defaults {
@@ -25,6 +27,7 @@ impl Defaults {
             base: self.base.clone().or_else(|| other.base.clone()),
             worktree: self.worktree.or(other.worktree),
             kind: self.kind.clone().or_else(|| other.kind.clone()),
+            inherit_env: self.inherit_env.clone().or_else(|| other.inherit_env.clone()),
         }
     }
 }
@@ -52,6 +55,7 @@ struct RawAgent {
     base: Option<String>,
     worktree: Option<bool>,
     enter_delay_ms: Option<u64>,
+    inherit_env: Option<Vec<String>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -73,6 +77,9 @@ pub struct AgentSpec {
     pub worktree: bool,
     pub enter_delay_ms: u64,
     pub hooks: Option<String>,
+    /// Only these variables of muster's environment reach the agent (`NAME`, or `PREFIX*`); `None`: all of them.
+    #[serde(default)]
+    pub inherit_env: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -166,6 +173,7 @@ pub fn parse_crew(
             worktree: a.worktree.or(defaults.worktree).unwrap_or(true),
             enter_delay_ms: a.enter_delay_ms.unwrap_or(preset.enter_delay_ms),
             hooks: preset.hooks.clone(),
+            inherit_env: a.inherit_env.or_else(|| defaults.inherit_env.clone()),
         });
     }
     Ok(Crew { agents })
@@ -178,6 +186,9 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 # [defaults]               # applies to every agent below
 # base = "main"            # branch the agents' branches start from (default: the current branch)
 # worktree = true          # false: the agent runs in the repository itself
+# inherit_env = ["PATH", "HOME", "USER", "SHELL", "LANG", "LC_*", "TMPDIR"]
+#                          # only these variables of your environment reach the agents (default: all of
+#                          # them, secrets included); agent CLIs need their API keys listed here too
 #
 # Keys of an agent:
 #   name          letters, digits, - _ . (used for the branch, ref and directory)
@@ -185,6 +196,7 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   command, args override the preset's command line
 #   resume_args   arguments used when the agent is relaunched
 #   env           extra environment, e.g. env = { RUST_LOG = "debug" }
+#   inherit_env   as in [defaults]
 #   prompt        first message for the agent
 #   base, worktree   as in [defaults]
 #   enter_delay_ms   wait between a pasted message and its Enter

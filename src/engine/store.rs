@@ -112,6 +112,7 @@ mod tests {
                 worktree: true,
                 enter_delay_ms: 0,
                 hooks: None,
+                inherit_env: None,
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

@@ -71,8 +71,17 @@ pub fn child_env(
     run_dir: &std::path::Path,
     port_base: u16,
 ) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> =
-        parent.filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_")).collect();
+    let inherited = |k: &str| {
+        spec.inherit_env.as_ref().is_none_or(|list| {
+            list.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => k.starts_with(prefix),
+                None => k == p,
+            })
+        })
+    };
+    let mut env: BTreeMap<String, String> = parent
+        .filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_") && inherited(k))
+        .collect();
     env.insert("TERM".into(), "xterm-256color".into());
     env.insert("COLORTERM".into(), "truecolor".into());
     env.insert("MUSTER_AGENT".into(), spec.name.clone());
@@ -1067,6 +1076,28 @@ mod tests {
         assert_eq!(last, Some(later + every));
         let mut never = None;
         assert!(!periodic_due(AgentState::Busy, &mut never, || true, every, later));
+    }
+
+    #[test]
+    fn only_listed_variables_are_inherited_when_the_crew_says_so() {
+        let parent = vec![
+            ("PATH".to_string(), "/bin".to_string()),
+            ("LC_ALL".to_string(), "C".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "s3cr3t".to_string()),
+            ("GITHUB_TOKEN".to_string(), "ghp".to_string()),
+        ];
+        let listed =
+            crew("[defaults]\ninherit_env = ['PATH', 'LC_*']\n[[agent]]\nname='a'\nkind='shell'\nenv={X='1'}\n").agents
+                [0]
+            .clone();
+        let env = child_env(parent.clone().into_iter(), &listed, std::path::Path::new("/run/m"), 20040);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"PATH") && names.contains(&"LC_ALL") && names.contains(&"X"), "{names:?}");
+        assert!(!names.contains(&"AWS_SECRET_ACCESS_KEY") && !names.contains(&"GITHUB_TOKEN"), "{names:?}");
+        assert!(names.contains(&"MUSTER_AGENT") && names.contains(&"TERM"));
+        // Unset, everything is inherited (as shells and tmux do).
+        let env = child_env(parent.into_iter(), &spec(), std::path::Path::new("/run/m"), 20040);
+        assert!(env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
     }
 
     #[test]

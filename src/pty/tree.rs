@@ -345,7 +345,25 @@ impl AgentTree {
                 Ok(())
             }
             Method::Signals => {
-                self.signal_all(if on { Signal::STOP } else { Signal::CONT });
+                // A job-control shell must never see its job stop: stop parents before their children (a stopped
+                // shell cannot notice), continue children before their parents (a child continued before its
+                // shell runs again reports "continued", not "stopped", to its wait).
+                // A stop takes effect when the process next runs, so each generation is seen stopped before the
+                // next one is stopped; a continue takes effect as it is sent.
+                let mut levels = by_depth(self.pids());
+                if !on {
+                    levels.reverse();
+                }
+                for level in levels {
+                    for pid in level.iter().copied().filter_map(Pid::from_raw) {
+                        let _ = kill_process(pid, if on { Signal::STOP } else { Signal::CONT });
+                    }
+                    if on {
+                        settle(|| {
+                            level.iter().all(|&p| process_state(p).is_none_or(|s| matches!(s, 'T' | 't' | 'Z' | 'X')))
+                        });
+                    }
+                }
                 Ok(())
             }
         }
@@ -356,6 +374,45 @@ impl Default for AgentTree {
     fn default() -> Self {
         AgentTree::new()
     }
+}
+
+/// A process's parent and state letter, from `/proc/<pid>/stat` (after the command name, which may hold spaces
+/// and parens).
+fn stat_fields(pid: i32) -> Option<(char, i32)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut rest = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = rest.next()?.chars().next()?;
+    Some((state, rest.next()?.parse().ok()?))
+}
+
+fn process_state(pid: i32) -> Option<char> {
+    stat_fields(pid).map(|(s, _)| s)
+}
+
+/// `pids` in generations: those whose parent is not among them first, then their children, and so on.
+fn by_depth(pids: Vec<i32>) -> Vec<Vec<i32>> {
+    let parents: std::collections::HashMap<i32, i32> =
+        pids.iter().filter_map(|&p| stat_fields(p).map(|(_, pp)| (p, pp))).collect();
+    let depth = |mut p: i32| {
+        let mut d = 0;
+        while let Some(&pp) = parents.get(&p).filter(|pp| parents.contains_key(pp)) {
+            d += 1;
+            p = pp;
+            if d > pids.len() {
+                break;
+            }
+        }
+        d
+    };
+    let mut levels: Vec<Vec<i32>> = Vec::new();
+    for p in pids.iter().copied() {
+        let d = depth(p);
+        if levels.len() <= d {
+            levels.resize(d + 1, Vec::new());
+        }
+        levels[d].push(p);
+    }
+    levels
 }
 
 /// Wait (with a deadline) for the kernel to finish freezing or thawing.
