@@ -269,16 +269,16 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
 
 /// The worktree of an agent: from the saved crew state, else the default place.
 fn agent_worktree(root: &Path, agent: &str) -> Result<PathBuf> {
-    crate::config::crew::validate_name(agent).map_err(anyhow::Error::msg)?;
     let (saved, _) = engine::store::load(root)?;
-    if let Some(a) = saved.agents.iter().find(|a| a.spec.name == agent) {
-        return Ok(a.worktree.clone());
+    if saved.agents.iter().any(|a| a.spec.name == agent && !a.spec.worktree) {
+        return Ok(root.to_path_buf());
     }
-    let path = crate::git::worktree::worktree_path(root, agent);
-    if path.exists() {
-        Ok(path)
-    } else {
-        bail!("no agent `{agent}` in this crew (no worktree at {})", path.display())
+    match crate::git::worktree::existing_worktree(root, agent)? {
+        Some(path) => Ok(path),
+        None => bail!(
+            "no agent `{agent}` in this crew (no worktree at {})",
+            crate::git::worktree::worktree_path(root, agent).display()
+        ),
     }
 }
 

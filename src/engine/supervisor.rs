@@ -285,7 +285,7 @@ impl Supervisor {
         }
         // Stopped agents of an earlier session still show what their worktrees hold.
         let existing: Vec<String> =
-            self.slots.iter().filter(|s| s.info.worktree.exists()).map(|s| s.spec.name.clone()).collect();
+            self.slots.iter().filter(|s| self.worktree_of(s).is_some()).map(|s| s.spec.name.clone()).collect();
         for name in existing {
             self.request_diffstat(&name, true);
             self.job(&name, JobKind::List, false);
@@ -370,9 +370,9 @@ impl Supervisor {
     /// Checkpoints never stop the agent: they read optimistically and read again what changed meanwhile.
     fn job(&self, name: &str, kind: JobKind, pause: bool) {
         let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
-        if !slot.info.worktree.exists() {
+        if self.worktree_of(slot).is_none() {
             if !matches!(kind, JobKind::List) {
-                self.message(format!("{name}: worktree {} does not exist", slot.info.worktree.display()), true);
+                self.message(format!("{name}: no worktree at {}", slot.info.worktree.display()), true);
             }
             return;
         }
@@ -471,6 +471,18 @@ impl Supervisor {
                 return;
             }
         }
+    }
+
+    /// The folder an agent works in, when it is there and is what muster made: for a worktree agent a real
+    /// folder holding a worktree of this repository (never one a committed symlink points to).
+    fn worktree_of(&self, slot: &Slot) -> Option<PathBuf> {
+        if !slot.spec.worktree {
+            return Some(self.cfg.root.clone()).filter(|r| r.is_dir());
+        }
+        worktree::existing_worktree(&self.cfg.root, &slot.spec.name)
+            .inspect_err(|e| tracing::warn!("{}: {e:#}", slot.spec.name))
+            .ok()
+            .flatten()
     }
 
     fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
@@ -824,7 +836,7 @@ impl Supervisor {
             t.kill_all();
         }
         let slot = &self.slots[idx];
-        if slot.spec.worktree && slot.info.worktree.exists() {
+        if slot.spec.worktree && self.worktree_of(slot).is_some() {
             // The refs outlive the worktree: what it held can still be restored from the checkpoint.
             let before_remove =
                 |c: &_| crate::git::checkpoint::create_with(&slot.info.worktree, name, "before remove", c);

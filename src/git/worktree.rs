@@ -71,29 +71,39 @@ pub fn current_branch(root: &Path) -> Result<String> {
     })
 }
 
+/// The agent's worktree, when it exists: a real folder at `.muster/worktrees/<name>` (no symlink on the way)
+/// holding a worktree of this repository. A symlink (committed to the repository?) or another repository there
+/// is an error: it would send the agent, and its checkpoints, somewhere else.
+pub fn existing_worktree(root: &Path, name: &str) -> Result<Option<PathBuf>> {
+    crate::config::crew::validate_name(name).map_err(anyhow::Error::msg)?;
+    let path = worktree_path(root, name);
+    if !crate::safefs::existing_real_dir(root, Path::new(".muster/worktrees").join(name))? {
+        return Ok(None);
+    }
+    if !path.join(".git").is_file() {
+        return Ok(None);
+    }
+    let (Ok(wt), Ok(repo)) = (Repository::open(&path), Repository::open(root)) else { return Ok(None) };
+    if wt.commondir().canonicalize().ok() != repo.commondir().canonicalize().ok() {
+        bail!("{} is a git repository other than this one: muster does not run an agent there", path.display());
+    }
+    Ok(Some(path))
+}
+
 /// Create or reuse the agent's worktree and branch.
 pub fn ensure_worktree(root: &Path, name: &str, base: Option<&str>) -> Result<WorktreeInfo> {
     ensure_excluded(root)?;
     let repo = Repository::open(root).with_context(|| format!("opening {}", root.display()))?;
-    crate::config::crew::validate_name(name).map_err(anyhow::Error::msg)?;
-    let path = worktree_path(root, name);
-    // A worktree path committed as a symlink would send the agent (and its checkpoints) to another repository.
     crate::safefs::real_dir(root, ".muster/worktrees")?;
-    let exists = crate::safefs::existing_real_dir(root, Path::new(".muster/worktrees").join(name))?;
+    let existing = existing_worktree(root, name)?;
+    let path = worktree_path(root, name);
     let branch = branch_name(name);
     let base = match base {
         Some(b) => b.to_string(),
         None => current_branch(root)?,
     };
-    if exists && path.join(".git").is_file() {
-        if let Ok(wt) = Repository::open(&path) {
-            // Only a worktree of this repository: another repository's folder there is refused.
-            let ours = wt.commondir().canonicalize().ok() == repo.commondir().canonicalize().ok();
-            if !ours {
-                bail!("{} is a git repository other than this one: muster does not run an agent there", path.display());
-            }
-            return Ok(WorktreeInfo { path, branch, base });
-        }
+    if let Some(path) = existing {
+        return Ok(WorktreeInfo { path, branch, base });
     }
     let base_commit = repo
         .revparse_single(&base)

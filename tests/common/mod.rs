@@ -35,9 +35,19 @@ impl Rig {
     }
 
     pub fn with_checkpoints_every(crew: &str, watch: &str, checkpoint_every: Duration) -> Rig {
+        Rig::start(crew, watch, checkpoint_every, |_| {})
+    }
+
+    /// A rig whose repository `setup` changes before the engine starts on it.
+    pub fn with_setup(crew: &str, watch: &str, setup: impl FnOnce(&Path)) -> Rig {
+        Rig::start(crew, watch, Duration::from_secs(300), setup)
+    }
+
+    fn start(crew: &str, watch: &str, checkpoint_every: Duration, setup: impl FnOnce(&Path)) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let root = muster::demo::create_repo(dir.path(), 1).unwrap();
         std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
+        setup(&root);
         let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
         let (sink, events) = engine::channel_sink();
         let cfg = EngineConfig {
