@@ -80,12 +80,25 @@ pub fn write_file_mode(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Resul
     })();
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", target.display()));
+        return Err(e).with_context(|| write_failure(dir, &format!("writing {}", target.display())));
     }
     std::fs::rename(&tmp, &target).with_context(|| {
         let _ = std::fs::remove_file(&tmp);
         format!("replacing {}", target.display())
     })
+}
+
+/// What a write that failed in `dir` most likely met: a full disk (libgit2 says only "Write error", and some
+/// paths "no error"), said with the space left; otherwise `what` alone.
+pub fn write_failure(dir: &Path, what: &str) -> String {
+    match rustix::fs::statvfs(dir) {
+        Ok(s) if s.f_bavail.saturating_mul(s.f_frsize) < (1 << 20) => format!(
+            "{what}: the disk holding {} is full ({} KiB free)",
+            dir.display(),
+            s.f_bavail.saturating_mul(s.f_frsize) / 1024
+        ),
+        _ => what.to_string(),
+    }
 }
 
 /// Whether `path` is a symlink (muster writes no file through one it did not make).
@@ -227,6 +240,35 @@ mod tests {
         std::fs::create_dir_all(base.path().join("a/b")).unwrap();
         remove_inside(base.path(), &base.path().join("a")).unwrap();
         assert!(!base.path().join("a").exists());
+    }
+
+    /// A full disk: the error says so (libgit2 and the old path said "Write error" or "no error") and leaves no
+    /// temporary file. Needs a small tmpfs, which root can mount (the machines this runs on run tests as root).
+    #[test]
+    fn a_full_disk_is_named_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            eprintln!("no tmpfs could be mounted here (not root?): the full-disk case is not exercised");
+            return;
+        }
+        let result = std::panic::catch_unwind(|| {
+            std::fs::write(dir.path().join("state.json"), "old").unwrap();
+            let _ = std::fs::write(dir.path().join("filler"), vec![0u8; 512 << 10]);
+            let err = format!("{:#}", write_file(dir.path(), "state.json", &vec![b'x'; 64 << 10]).unwrap_err());
+            assert!(err.contains("is full") && err.contains("No space left"), "{err}");
+            let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+            assert_eq!(names.len(), 2, "no temporary left: {names:?}");
+            assert_eq!(std::fs::read_to_string(dir.path().join("state.json")).unwrap(), "old");
+        });
+        let _ = std::process::Command::new("umount").arg(dir.path()).status();
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
     }
 
     #[test]

@@ -292,7 +292,7 @@ fn update_index(
 /// The tree of the worktree on disk, its objects written and muster's index saved.
 fn saved_disk_tree(repo: &Repository, agent: &str) -> Result<Oid> {
     let (tree, mut index, _) = disk_tree(repo, agent, &Changes::All, &mut || None)?;
-    index.write().context("saving the checkpoint index")?;
+    index.write().with_context(|| crate::safefs::write_failure(repo.path(), "saving the checkpoint index"))?;
     Ok(tree)
 }
 
@@ -372,7 +372,7 @@ fn create_in(
         let prev_head = trailer(prev.message().unwrap_or(""), "Muster-Head").unwrap_or("");
         if prev.tree_id() == tree_id && prev_head == head.map(|h| h.to_string()).unwrap_or_default() {
             // Same tree: every object the index names is already on disk.
-            index.write().context("saving the checkpoint index")?;
+            index.write().with_context(|| crate::safefs::write_failure(repo.path(), "saving the checkpoint index"))?;
             return Ok((parse(*n, prev), false, settle));
         }
     }
@@ -403,7 +403,7 @@ fn create_in(
     let oid = repo.commit(None, &sig, &sig, &message, &tree, &parents)?;
     super::pack::write_objects(repo, &odb, &new_objects(&diff, &tree, base_tree.is_none(), oid)?)?;
     mempack.reset()?;
-    index.write().context("saving the checkpoint index")?;
+    index.write().with_context(|| crate::safefs::write_failure(repo.path(), "saving the checkpoint index"))?;
     let made = parse(n, &repo.find_commit(oid)?);
     Ok((made, true, settle))
 }

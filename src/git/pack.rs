@@ -80,8 +80,8 @@ fn write_pack(repo: &Repository, odb: &Odb, ids: &[Oid], level: Compression) -> 
     let bytes = pack_bytes(odb, ids, level)?;
     let name = format!("pack-{}", Oid::from_bytes(&bytes[bytes.len() - 20..])?);
     let mut writer = odb.packwriter().context("opening a pack writer")?;
-    writer.write_all(&bytes).context("writing the pack")?;
-    writer.commit().context("indexing the pack")?;
+    writer.write_all(&bytes).with_context(|| crate::safefs::write_failure(&dir, "writing the pack"))?;
+    writer.commit().with_context(|| crate::safefs::write_failure(&dir, "indexing the pack"))?;
     for ext in ["pack", "idx"] {
         let written = dir.join(format!("{name}.{ext}"));
         anyhow::ensure!(written.is_file(), "{} was not written", written.display());
