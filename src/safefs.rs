@@ -88,6 +88,20 @@ pub fn write_file_mode(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Resul
     })
 }
 
+/// Replace the file at `rel` (a plain relative path: no `..`, no root) inside `root`, whose folders on the way
+/// must be real folders (made when missing), as `write_file` does.
+pub fn write_in(root: &Path, rel: &Path, bytes: &[u8]) -> Result<()> {
+    let name = rel.file_name().and_then(|n| n.to_str()).context("a file name")?;
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        bail!("{}: not a plain path inside {}", rel.display(), root.display());
+    }
+    let dir = match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(p) => real_dir(root, p)?,
+        None => root.to_path_buf(),
+    };
+    write_file(&dir, name, bytes)
+}
+
 /// What a write that failed in `dir` most likely met: a full disk (libgit2 says only "Write error", and some
 /// paths "no error"), said with the space left; otherwise `what` alone.
 pub fn write_failure(dir: &Path, what: &str) -> String {

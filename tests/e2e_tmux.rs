@@ -25,9 +25,10 @@ impl Tmux {
         let exe = env!("CARGO_BIN_EXE_muster");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
         // Everything the run writes (demo repo, logs, config) stays in the temp dir.
         let script = format!(
-            "cd '{d}' && env HOME='{home}' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' \
+            "cd '{d}' && env HOME='{home}' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' XDG_RUNTIME_DIR='{d}/run' \
              TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; stty -a; sleep 600",
             d = dir.path().display(),
             home = home.display(),
@@ -353,9 +354,10 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
     }
     let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     t.wait_for("c idle", |s| roster_line(s, "c").contains("idle"));
-    // The hook socket is in muster's temp dir, which the session's TMPDIR chose.
+    // The hook socket is in the session's runtime folder.
     let explained = Command::new(env!("CARGO_BIN_EXE_muster"))
         .args(["explain", "c"])
+        .env("XDG_RUNTIME_DIR", t.dir.path().join("run"))
         .current_dir(&repo)
         .env("TMPDIR", t.dir.path())
         .output()
@@ -396,6 +398,7 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
     let second = Command::new(env!("CARGO_BIN_EXE_muster"))
         .current_dir(repo.join(".muster/worktrees/a"))
         .env("TMPDIR", t.dir.path())
+        .env("XDG_RUNTIME_DIR", t.dir.path().join("run"))
         .env("XDG_STATE_HOME", t.dir.path().join("state"))
         .stdin(std::process::Stdio::null())
         .output()
@@ -415,4 +418,20 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
         assert!(Instant::now() < end, "left running: {:?}", processes_in(&repo));
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Nothing of that run is left in the run folder but its lock: no socket, no watcher folders.
+    let mut left = Vec::new();
+    let mut dirs = vec![t.dir.path().join("run/muster")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                dirs.push(e.path());
+            } else if e.file_name() != "lock" {
+                left.push(e.path());
+            }
+            if e.file_name().to_string_lossy().starts_with("watch-") {
+                left.push(e.path());
+            }
+        }
+    }
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

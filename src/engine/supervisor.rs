@@ -179,7 +179,7 @@ struct Supervisor {
     run_dir: PathBuf,
     shutting_down: bool,
     /// The hook socket, removed with the engine.
-    _hooks: Option<crate::ipc::Listening>,
+    hooks_socket: Option<crate::ipc::Listening>,
     /// This engine owns the repository's crew while it runs.
     _instance: crate::ipc::Instance,
 }
@@ -218,7 +218,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         overlap_tx,
         run_dir,
         shutting_down: false,
-        _hooks: listening,
+        hooks_socket: listening,
         _instance: instance,
     };
     sup.load_slots(saved);
@@ -467,6 +467,11 @@ impl Supervisor {
             }
             if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
                 self.save();
+                // Gone before the UI is told: the process may end as soon as it is.
+                self.hooks_socket = None;
+                for slot in &mut self.slots {
+                    slot.files = None;
+                }
                 (self.sink)(Event::ShutdownComplete);
                 return;
             }

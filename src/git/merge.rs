@@ -197,7 +197,14 @@ fn commit_merge(repo: &Repository, message: &str) -> Result<Oid> {
 /// Write a resolved file and stage it, which marks it resolved in the index.
 pub fn stage_resolved(worktree: &Path, path: &str, content: &[u8]) -> Result<()> {
     let repo = Repository::open(worktree)?;
-    std::fs::write(worktree.join(path), content).with_context(|| format!("writing {path}"))?;
+    let conflicted =
+        repo.index()?.conflicts()?.filter_map(Result::ok).any(|c| {
+            [&c.our, &c.their, &c.ancestor].iter().any(|e| e.as_ref().is_some_and(|e| e.path == path.as_bytes()))
+        });
+    if !conflicted {
+        bail!("{path} is not conflicted");
+    }
+    crate::safefs::write_in(worktree, Path::new(path), content).with_context(|| format!("writing {path}"))?;
     let mut index = repo.index()?;
     index.add_path(Path::new(path))?;
     index.write()?;
@@ -221,14 +228,11 @@ pub fn take_side(worktree: &Path, path: &str, side: Side) -> Result<()> {
     match entry {
         Some(e) => {
             let blob = repo.find_blob(e.id)?;
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            std::fs::write(&target, blob.content())?;
+            crate::safefs::write_in(worktree, Path::new(path), blob.content())?;
             index.add_path(Path::new(path))?;
         }
         None => {
-            let _ = std::fs::remove_file(&target);
+            let _ = crate::safefs::remove_inside(worktree, &target);
             index.remove_path(Path::new(path))?;
         }
     }
