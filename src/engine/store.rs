@@ -55,7 +55,12 @@ pub fn load(root: &Path) -> Result<(SavedCrew, Vec<String>)> {
     let Some(bytes) = crate::safefs::read_own_file(&p, MAX_STATE)? else {
         return Ok((SavedCrew::default(), vec![]));
     };
-    let text = crate::safefs::utf8(&p, bytes)?;
+    parse(root, &p, bytes)
+}
+
+/// The crew in a state file's bytes (`p` names the file in errors), checked as `load` says.
+pub fn parse(root: &Path, p: &Path, bytes: Vec<u8>) -> Result<(SavedCrew, Vec<String>)> {
+    let text = crate::safefs::utf8(p, bytes)?;
     let mut crew: SavedCrew = serde_json::from_str(&text).with_context(|| format!("{} is malformed", p.display()))?;
     let mut warnings = Vec::new();
     crew.agents.retain(|a| match crate::config::crew::validate_name(&a.spec.name) {

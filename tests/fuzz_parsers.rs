@@ -1,0 +1,134 @@
+//! Fuzzing the parsers of files muster reads (crew, user config, keymap, theme, state) with arbitrary bytes and
+//! with mutations of valid files: none may panic, and each either parses or names where it failed.
+//!
+//! In `cargo test` each runs a fixed number of cases from a fixed seed. For a long run (outside CI):
+//! `MUSTER_FUZZ_SECONDS=600 cargo test --release --test fuzz_parsers -- --nocapture` runs each for that long from
+//! a random seed and prints how many inputs it tried; a failure prints the seed and the input.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use muster::config::crew::parse_crew;
+use muster::config::keymap::Keymap;
+use muster::config::theme::{ColorMode, Theme};
+use muster::config::{preset, user};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+/// Valid files whose mutations reach deep into each parser.
+const CREW: &str = include_str!("../assets/presets.toml");
+const SEED_CREW: &str = "[defaults]\nbase = \"main\"\ninherit_env = [\"PATH\", \"LC_*\"]\n[[agent]]\nname = \"api\"\n\
+                         kind = \"claude\"\nprompt = \"go\"\nenv = { A = \"1\" }\n[[agent]]\nname = \"t\"\n\
+                         command = \"bash\"\nargs = [\"-c\", \"x\"]\nworktree = false\nenter_delay_ms = 5\n";
+const SEED_USER: &str = "theme = \"light\"\nbell = false\nscrollback = 500\ncheckpoint_minutes = 3\n[defaults]\n\
+                         kind = \"codex\"\n";
+const SEED_KEYMAP: &str = include_str!("../keymaps/default.toml");
+const SEED_THEME: &str = include_str!("../themes/default.toml");
+const SEED_STATE: &str = r#"{"version":1,"agents":[{"spec":{"name":"a","kind":"shell","command":"sh","args":[],"resume_args":[],"prompt_args":[],"env":{},"prompt":null,"base":null,"worktree":true,"enter_delay_ms":0,"hooks":null},"branch":"muster/a","base":"main","worktree":"/x","state":"stopped","exit":{"code":1,"signal":null},"ran":true,"port_base":20000,"session":"s"}]}"#;
+
+/// Arbitrary bytes, or a valid file with bytes inserted, removed and replaced.
+fn input(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
+    let edits =
+        proptest::collection::vec((any::<usize>(), 0usize..3, proptest::collection::vec(any::<u8>(), 0..8)), 1..12);
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        edits.prop_map(move |edits| {
+            let mut b = seed.as_bytes().to_vec();
+            for (at, kind, bytes) in edits {
+                let at = if b.is_empty() { 0 } else { at % b.len() };
+                match kind {
+                    0 => drop(b.splice(at..at, bytes)),
+                    1 => drop(b.drain(at..(at + bytes.len()).min(b.len()))),
+                    _ => {
+                        for (i, x) in bytes.into_iter().enumerate() {
+                            if let Some(slot) = b.get_mut(at + i) {
+                                *slot = x;
+                            }
+                        }
+                    }
+                }
+            }
+            b
+        }),
+    ]
+}
+
+/// Feed `target` inputs: a fixed count from a fixed seed, or for `MUSTER_FUZZ_SECONDS` from a random seed.
+fn fuzz(name: &str, seed_file: &'static str, mut target: impl FnMut(&[u8])) {
+    let budget = std::env::var("MUSTER_FUZZ_SECONDS").ok().and_then(|s| s.parse::<u64>().ok());
+    let seed: [u8; 32] = match budget {
+        Some(_) => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            let mix = now.as_nanos() ^ (std::process::id() as u128) << 64 ^ name.len() as u128;
+            std::array::from_fn(|i| (mix >> ((i % 16) * 8)) as u8 ^ i as u8)
+        }
+        None => [7; 32],
+    };
+    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let strategy = input(seed_file);
+    let end = budget.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut cases = 0u64;
+    loop {
+        match end {
+            Some(end) if Instant::now() >= end => break,
+            None if cases >= 2000 => break,
+            _ => {}
+        }
+        let bytes = strategy.new_tree(&mut runner).expect("an input").current();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| target(&bytes)));
+        if result.is_err() {
+            panic!("{name}: panicked on input {:?} (seed {seed:?})", String::from_utf8_lossy(&bytes));
+        }
+        cases += 1;
+    }
+    eprintln!("{name}: {cases} inputs, no panic");
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn crew_files() {
+    let presets = preset::builtin();
+    fuzz("crew", SEED_CREW, |b| {
+        let _ = parse_crew(Path::new("crew.toml"), &text(b), &presets, &Default::default());
+    });
+    fuzz("presets", CREW, |b| {
+        let _ = preset::parse_presets(Path::new("presets.toml"), &text(b));
+    });
+}
+
+#[test]
+fn user_config() {
+    fuzz("config", SEED_USER, |b| {
+        let _ = user::parse_user_config(Path::new("config.toml"), &text(b));
+    });
+}
+
+#[test]
+fn keymaps() {
+    fuzz("keymap", SEED_KEYMAP, |b| {
+        let mut km = Keymap::builtin();
+        let _ = km.merge_file(Path::new("keymap.toml"), &text(b));
+    });
+}
+
+#[test]
+fn themes() {
+    let dir = tempfile::tempdir().unwrap();
+    fuzz("theme", SEED_THEME, |b| {
+        // Through the file, as themes are read: bytes that are not UTF-8 are a warning, not a panic.
+        std::fs::write(dir.path().join("t.toml"), b).unwrap();
+        let _ = Theme::load("t", &[dir.path().to_path_buf()], ColorMode::TrueColor);
+    });
+}
+
+#[test]
+fn state_files() {
+    let dir = tempfile::tempdir().unwrap();
+    fuzz("state", SEED_STATE, |b| {
+        let _ = muster::engine::store::parse(dir.path(), Path::new("state.json"), b.to_vec());
+    });
+}
