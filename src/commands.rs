@@ -50,7 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             // A hook must never break the agent that runs it: report failures, exit 0.
             let payload = payload.unwrap_or_else(engine::hooks::read_payload);
             if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &token, &event, &payload) {
-                eprintln!("muster hook: {e:#}");
+                let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("muster hook: {e:#}\n"));
             }
         }
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,

@@ -1,3 +1,4 @@
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -7,7 +8,8 @@ fn main() -> ExitCode {
     match muster::commands::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("muster: {e:#}");
+            // The terminal may be gone (closed, SIGHUP): `eprintln!` would panic on the failed write.
+            let _ = writeln!(std::io::stderr(), "muster: {e:#}");
             ExitCode::from(1)
         }
     }

@@ -12,6 +12,15 @@ struct Tmux {
     dir: tempfile::TempDir,
 }
 
+/// The shell line that runs muster with everything it writes (demo repo, logs, config, run folder) in `dir`.
+fn script(dir: &Path, exe: &str, args: &str) -> String {
+    format!(
+        "cd '{d}' && env HOME='{d}/home' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' \
+         XDG_RUNTIME_DIR='{d}/run' TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; stty -a; sleep 600",
+        d = dir.display(),
+    )
+}
+
 impl Tmux {
     fn start(width: u16, height: u16, args: &str) -> Tmux {
         Tmux::start_in(width, height, args, |_| {})
@@ -23,16 +32,9 @@ impl Tmux {
         setup(dir.path());
         let socket = format!("muster-e2e-{}-{}", std::process::id(), dir.path().file_name().unwrap().to_string_lossy());
         let exe = env!("CARGO_BIN_EXE_muster");
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::create_dir_all(dir.path().join("run")).unwrap();
-        // Everything the run writes (demo repo, logs, config) stays in the temp dir.
-        let script = format!(
-            "cd '{d}' && env HOME='{home}' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' XDG_RUNTIME_DIR='{d}/run' \
-             TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; stty -a; sleep 600",
-            d = dir.path().display(),
-            home = home.display(),
-        );
+        let script = script(dir.path(), exe, args);
         let t = Tmux { socket, dir };
         t.tmux(&["new-session", "-d", "-x", &width.to_string(), "-y", &height.to_string(), "sh", "-c", &script]);
         t
@@ -434,4 +436,55 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
         }
     }
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// A muster killed with -9 cannot stop its crew: an agent process that ignores SIGHUP and SIGTERM outlives it.
+/// The next muster of the repository ends what the dead one left (after a checkpoint) instead of running the
+/// agent a second time beside it, and says so.
+#[test]
+fn a_restart_after_kill_9_ends_what_the_dead_muster_left() {
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| {
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(repo.join(".muster")).unwrap();
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
+        git(&["init", "-q", "-b", "main"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+        let daemon = format!(
+            "setsid bash -c 'trap \\\"\\\" TERM HUP; echo $$ > {}/daemon.pid; exec sleep 600' & echo ready; exec sleep 600",
+            dir.display()
+        );
+        std::fs::write(
+            repo.join(".muster/crew.toml"),
+            format!("[[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"{daemon}\"]\n"),
+        )
+        .unwrap();
+    });
+    t.wait_for("c running", |s| s.contains("ready"));
+    let pidfile = t.dir.path().join("daemon.pid");
+    let end = Instant::now() + DEADLINE;
+    while !pidfile.exists() {
+        assert!(Instant::now() < end, "the daemon never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid = t.tmux(&["display", "-p", "#{pane_pid}"]).trim().to_string();
+    let muster = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    let muster = muster.split_whitespace().next().expect("muster runs in the pane").to_string();
+    assert!(Command::new("kill").args(["-KILL", &muster]).status().unwrap().success());
+    t.wait_for("muster killed", |s| s.contains("EXITED"));
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("Z (")))
+    };
+    assert!(alive(daemon), "the daemon outlived the killed muster");
+    std::fs::remove_file(&pidfile).unwrap();
+    t.tmux(&["respawn-pane", "-k", "-t", "0", &script(t.dir.path(), env!("CARGO_BIN_EXE_muster"), "-C repo")]);
+    t.wait_for("the leftover ended, after a checkpoint", |s| {
+        s.contains("an earlier muster left running") && s.contains("holds its files")
+    });
+    let end = Instant::now() + DEADLINE;
+    while alive(daemon) {
+        assert!(Instant::now() < end, "the dead muster's daemon {daemon} still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -283,12 +283,38 @@ impl Supervisor {
         for slot in &self.slots {
             (self.sink)(Event::Agent(slot.info.clone()));
         }
+        self.end_leftovers();
         // Stopped agents of an earlier session still show what their worktrees hold.
         let existing: Vec<String> =
             self.slots.iter().filter(|s| self.worktree_of(s).is_some()).map(|s| s.spec.name.clone()).collect();
         for name in existing {
             self.request_diffstat(&name, true);
             self.job(&name, JobKind::List, false);
+        }
+    }
+
+    /// Processes an earlier muster of this crew left when it died (kill -9): their terminal is gone, and
+    /// starting the agent again would run it twice in one worktree. Checkpointed first, then ended.
+    fn end_leftovers(&mut self) {
+        for (name, pids) in crate::pty::tree::orphans(&self.run_dir) {
+            // Here, not as a job: the line that says what happened names the checkpoint too.
+            let checkpoint = match self.slots.iter().find(|s| s.spec.name == name).and_then(|s| self.worktree_of(s)) {
+                Some(wt) => {
+                    match crate::git::checkpoint::create(&wt, &name, "before ending an earlier run's processes") {
+                        Ok((cp, _)) => format!("; checkpoint {} holds its files", cp.n),
+                        Err(e) => format!("; the checkpoint before failed: {e:#}"),
+                    }
+                }
+                None => String::new(),
+            };
+            crate::pty::tree::end_orphans(&pids);
+            self.message(
+                format!(
+                    "{name}: ended {} process(es) an earlier muster left running ({pids:?}){checkpoint}",
+                    pids.len()
+                ),
+                false,
+            );
         }
     }
 

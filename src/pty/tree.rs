@@ -55,7 +55,14 @@ fn mounts() -> Vec<(PathBuf, String, String)> {
 
 /// This process's cgroup in the v2 hierarchy and in v1's freezer hierarchy.
 fn own_cgroups() -> (Option<String>, Option<String>) {
-    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    cgroups_in(&std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default())
+}
+
+fn own_cgroups_of(pid: i32) -> (Option<String>, Option<String>) {
+    cgroups_in(&std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default())
+}
+
+fn cgroups_in(text: &str) -> (Option<String>, Option<String>) {
     let mut v2 = None;
     let mut v1 = None;
     for line in text.lines() {
@@ -139,6 +146,63 @@ fn marked(needle: &[u8]) -> Vec<i32> {
                 .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == &needle[..needle.len() - 1]))
         })
         .collect()
+}
+
+/// Processes an earlier muster of this crew started and left behind when it died (killed with -9, say), by
+/// agent name: they carry its run folder, and a tree id that is not this process's. Only meaningful while this
+/// muster holds the crew's lock (no other muster of the crew is alive).
+pub fn orphans(run_dir: &Path) -> std::collections::BTreeMap<String, Vec<i32>> {
+    let mut out: std::collections::BTreeMap<String, Vec<i32>> = Default::default();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return out };
+    let me = std::process::id();
+    let want_run = format!("MUSTER_RUN_DIR={}", run_dir.display());
+    for pid in entries.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+        if !vars.contains(&want_run.as_bytes()) {
+            continue;
+        }
+        let var =
+            |k: &str| vars.iter().find_map(|kv| std::str::from_utf8(kv.strip_prefix(format!("{k}=").as_bytes())?).ok());
+        let owner = var(MARK).and_then(|o| o.split('-').next()?.parse::<u32>().ok());
+        if let (Some(agent), Some(owner)) = (var("MUSTER_AGENT"), owner) {
+            if owner != me {
+                out.entry(agent.to_string()).or_default().push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// End processes a dead muster left: thawed first if its freezer still holds them (a frozen process does not
+/// act on a signal), then SIGTERM, a moment, SIGKILL.
+pub fn end_orphans(pids: &[i32]) {
+    let ours = |path: &String| path.rsplit('/').next().is_some_and(|leaf| leaf.starts_with("muster-"));
+    for &pid in pids {
+        let (v2, v1) = own_cgroups_of(pid);
+        let (v2, v1) = (v2.filter(ours), v1.filter(ours));
+        let all = mounts();
+        if let (Some(path), Some(mount)) = (v2, all.iter().find(|m| m.1 == "cgroup2").map(|m| &m.0)) {
+            let _ = std::fs::write(join(mount, &path).join("cgroup.freeze"), "0");
+        }
+        let freezer = all.iter().find(|m| m.1 == "cgroup" && m.2.split(',').any(|o| o == "freezer"));
+        if let (Some(path), Some(mount)) = (v1, freezer.map(|m| &m.0)) {
+            let _ = std::fs::write(join(mount, &path).join("freezer.state"), "THAWED");
+        }
+    }
+    let signal = |s: Signal| {
+        for p in pids.iter().copied().filter_map(Pid::from_raw) {
+            let _ = kill_process(p, s);
+            let _ = kill_process(p, Signal::CONT);
+        }
+    };
+    signal(Signal::TERM);
+    let alive = || pids.iter().any(|p| process_state(*p).is_some_and(|s| s != 'Z'));
+    let end = Instant::now() + Duration::from_secs(2);
+    while alive() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(Signal::KILL);
 }
 
 fn read_pids(file: &Path) -> Vec<i32> {
