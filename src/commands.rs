@@ -209,6 +209,19 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
             Err(e) => println!("- {:<10} no file watcher ({e:#}): checkpoints scan every file", "watcher"),
         }
     }
+    if let Ok(root) = &root {
+        match crate::ipc::run_dir(root) {
+            Ok(run) => {
+                let lock = std::fs::read_to_string(run.join("lock")).unwrap_or_default();
+                let holder = match lock.lines().next().and_then(|p| p.parse::<u32>().ok()) {
+                    Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => format!("; muster pid {pid} runs the crew"),
+                    _ => String::new(),
+                };
+                line(true, "run folder", format!("{} (private){holder}", run.display()))
+            }
+            Err(e) => line(false, "run folder", format!("{e:#}")),
+        }
+    }
     println!("✔ {:<10} {}", "pause", crate::pty::tree::probe().describe());
     let term = std::env::var("TERM").unwrap_or_default();
     line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));
