@@ -214,7 +214,9 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
             Ok(run) => {
                 let lock = std::fs::read_to_string(run.join("lock")).unwrap_or_default();
                 let holder = match lock.lines().next().and_then(|p| p.parse::<u32>().ok()) {
-                    Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => format!("; muster pid {pid} runs the crew"),
+                    Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
+                        format!("; muster pid {pid} runs the crew")
+                    }
                     _ => String::new(),
                 };
                 line(true, "run folder", format!("{} (private){holder}", run.display()))

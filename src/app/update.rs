@@ -734,10 +734,14 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             let mut lines = vec![format!("Remove agent {name}, its worktree and its branch muster/{name}?")];
             if !status.is_safe_to_remove() {
                 lines.push(format!(
-                    "Work would be lost: {} changed file(s), {} commit(s) not merged into its base.",
+                    "Not merged into its base: {} changed file(s), {} commit(s).",
                     status.changed_files, status.unmerged_commits
                 ));
             }
+            lines.push(format!(
+                "A checkpoint is taken first; it and the branch stay in refs/muster/removed/{name} until \
+                 `muster removed --prune`."
+            ));
             state.dialog = Some(Dialog::Confirm {
                 title: format!("Remove {name}?"),
                 lines,
