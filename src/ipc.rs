@@ -49,6 +49,20 @@ pub fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Entries of `parent` named `<prefix><pid>-…` whose process has ended: what a muster that died left there.
+pub fn left_by_dead_runs(parent: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(parent) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(prefix).and_then(|r| r.split('-').next()?.parse::<u32>().ok());
+            pid.is_some_and(|pid| pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
 /// A repository's run folder: short (socket paths are limited to ~100 bytes), private, one per repository path.
 pub fn run_dir(root: &Path) -> Result<PathBuf> {
     let h =

@@ -89,6 +89,46 @@ impl Drop for Tmux {
     }
 }
 
+/// A repository at `dir/repo` with one empty commit and `crew` as its crew file.
+fn crew_repo(dir: &Path, crew: &str) {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join(".muster")).unwrap();
+    let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
+    git(&["init", "-q", "-b", "main"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+    std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
+}
+
+/// A bash line that starts a process outside the agent's session, deaf to SIGHUP and SIGTERM, writing its pid to
+/// `dir/daemon.pid`, then runs `then`.
+fn daemon_then(dir: &Path, then: &str) -> String {
+    format!("setsid bash -c 'trap \\\"\\\" TERM HUP; echo $$ > {}/daemon.pid; exec sleep 600' & {then}", dir.display())
+}
+
+/// The daemon's pid, once it has written it.
+fn daemon_pid(dir: &Path) -> i32 {
+    let pidfile = dir.join("daemon.pid");
+    let end = Instant::now() + DEADLINE;
+    while !pidfile.exists() {
+        assert!(Instant::now() < end, "the daemon never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap()
+}
+
+/// Whether a process runs (a zombie does not).
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("Z (")))
+}
+
+/// The muster process of the session's pane (the pane runs sh, whose child is muster).
+fn muster_pid(t: &Tmux) -> String {
+    let pid = t.tmux(&["display", "-p", "#{pane_pid}"]).trim().to_string();
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
+    children.split_whitespace().next().expect("muster runs in the pane").to_string()
+}
+
 /// Processes whose working directory is inside `dir`.
 fn processes_in(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -324,21 +364,13 @@ fn overlapping_agents_merge_and_resolve_conflicts_from_the_keyboard() {
 #[test]
 fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
     let t = Tmux::start_in(120, 40, "-C repo", |dir| {
-        let repo = dir.join("repo");
-        std::fs::create_dir_all(repo.join(".muster")).unwrap();
-        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
-        git(&["init", "-q", "-b", "main"]);
-        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
-        let daemon = format!(
-            "setsid bash -c 'trap \\\"\\\" TERM HUP; echo $$ > {}/daemon.pid; exec sleep 600' & stty size; exec sleep 600",
-            dir.display()
-        );
+        let daemon = daemon_then(dir, "stty size; exec sleep 600");
         let crew = format!(
             "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"stty size; exec sleep 600\"]\n\
              [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"stty size; exec sleep 600\"]\n\
              [[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"{daemon}\"]\n"
         );
-        std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
+        crew_repo(dir, &crew);
     });
     // 40 rows: header, 3 roster rows, the well's bar, status line: the well is 34 x 120.
     for (i, name) in ["a", "b", "c"].iter().enumerate() {
@@ -348,13 +380,7 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
         t.wait_for(&format!("{name}'s first screen"), |s| s.contains(&format!("─ {name} ─")) && s.contains("34 120"));
     }
     let repo = t.dir.path().join("repo");
-    let pidfile = t.dir.path().join("daemon.pid");
-    let end = Instant::now() + DEADLINE;
-    while !pidfile.exists() {
-        assert!(Instant::now() < end, "the daemon never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let daemon = daemon_pid(t.dir.path());
     t.wait_for("c idle", |s| roster_line(s, "c").contains("idle"));
     // The hook socket is in the session's runtime folder.
     let explained = Command::new(env!("CARGO_BIN_EXE_muster"))
@@ -370,10 +396,6 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
     assert!(explained.contains(&daemon.to_string()), "the daemon is one of c's processes: {explained}");
     // Closing the terminal: tmux goes, muster gets SIGHUP.
     t.tmux(&["kill-server"]);
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("Z (")))
-    };
     let end = Instant::now() + DEADLINE;
     while alive(daemon) || !processes_in(&repo).is_empty() {
         assert!(Instant::now() < end, "left running: daemon {}, {:?}", alive(daemon), processes_in(&repo));
@@ -386,13 +408,10 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
 #[test]
 fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
     let t = Tmux::start_in(100, 30, "-C repo", |dir| {
-        let repo = dir.join("repo");
-        std::fs::create_dir_all(repo.join(".muster")).unwrap();
-        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
-        git(&["init", "-q", "-b", "main"]);
-        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
-        let crew = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo ready; exec sleep 600\"]\n";
-        std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
+        crew_repo(
+            dir,
+            "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo ready; exec sleep 600\"]\n",
+        );
     });
     t.wait_for("a running", |s| s.contains("ready"));
     let repo = t.dir.path().join("repo");
@@ -407,11 +426,7 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
         .unwrap();
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success() && err.contains("already running"), "{err}");
-    let pid = t.tmux(&["display", "-p", "#{pane_pid}"]).trim().to_string();
-    // The pane runs sh, whose child is muster.
-    let muster = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    let muster = muster.split_whitespace().next().expect("muster runs in the pane").to_string();
-    assert!(Command::new("kill").args(["-TERM", &muster]).status().unwrap().success());
+    assert!(Command::new("kill").args(["-TERM", &muster_pid(&t)]).status().unwrap().success());
     let s = t.wait_for("muster ended", |s| s.contains("EXITED"));
     assert!(s.contains(" icanon") && s.contains(" echo "), "cooked mode again: {s}");
     assert_eq!(t.tmux(&["display", "-p", "#{alternate_on} #{mouse_any_flag}"]).trim(), "0 0");
@@ -444,40 +459,14 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
 #[test]
 fn a_restart_after_kill_9_ends_what_the_dead_muster_left() {
     let t = Tmux::start_in(100, 30, "-C repo", |dir| {
-        let repo = dir.join("repo");
-        std::fs::create_dir_all(repo.join(".muster")).unwrap();
-        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
-        git(&["init", "-q", "-b", "main"]);
-        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
-        let daemon = format!(
-            "setsid bash -c 'trap \\\"\\\" TERM HUP; echo $$ > {}/daemon.pid; exec sleep 600' & echo ready; exec sleep 600",
-            dir.display()
-        );
-        std::fs::write(
-            repo.join(".muster/crew.toml"),
-            format!("[[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"{daemon}\"]\n"),
-        )
-        .unwrap();
+        let daemon = daemon_then(dir, "echo ready; exec sleep 600");
+        crew_repo(dir, &format!("[[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"{daemon}\"]\n"));
     });
     t.wait_for("c running", |s| s.contains("ready"));
-    let pidfile = t.dir.path().join("daemon.pid");
-    let end = Instant::now() + DEADLINE;
-    while !pidfile.exists() {
-        assert!(Instant::now() < end, "the daemon never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let daemon: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    let pid = t.tmux(&["display", "-p", "#{pane_pid}"]).trim().to_string();
-    let muster = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap();
-    let muster = muster.split_whitespace().next().expect("muster runs in the pane").to_string();
-    assert!(Command::new("kill").args(["-KILL", &muster]).status().unwrap().success());
+    let daemon = daemon_pid(t.dir.path());
+    assert!(Command::new("kill").args(["-KILL", &muster_pid(&t)]).status().unwrap().success());
     t.wait_for("muster killed", |s| s.contains("EXITED"));
-    let alive = |pid: i32| {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("Z (")))
-    };
     assert!(alive(daemon), "the daemon outlived the killed muster");
-    std::fs::remove_file(&pidfile).unwrap();
     t.tmux(&["respawn-pane", "-k", "-t", "0", &script(t.dir.path(), env!("CARGO_BIN_EXE_muster"), "-C repo")]);
     t.wait_for("the leftover ended, after a checkpoint", |s| {
         s.contains("an earlier muster left running") && s.contains("holds its files")

@@ -171,15 +171,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Remove the barrier folders of musters that died without cleaning up (`watch-<pid>-<n>` whose pid is gone).
 fn sweep_barriers(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("watch-").and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
+    for dir in crate::ipc::left_by_dead_runs(parent, "watch-") {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 

@@ -85,16 +85,9 @@ fn join(mount: &Path, cgroup: &str) -> PathBuf {
 /// live folders are left alone: one just made is empty until its agent moves in, and removing it then would
 /// take its pause away.
 fn sweep(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("muster-").and_then(|r| r.split('-').next()?.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            // Fails (and is kept) while processes are still in it.
-            let _ = std::fs::remove_dir(e.path());
-        }
+    for dir in crate::ipc::left_by_dead_runs(parent, "muster-") {
+        // Fails (and is kept) while processes are still in it.
+        let _ = std::fs::remove_dir(dir);
     }
 }
 
