@@ -74,6 +74,11 @@ fn an_unusable_crew_file_is_an_error_that_names_it() {
     std::os::unix::fs::symlink("/dev/zero", &crew).unwrap();
     let (ok, out) = muster(dir.path(), &[]);
     assert!(!ok && out.contains("not a regular file"), "{out}");
+    // A file that cannot be read, even by root: /proc/self/mem fails at offset 0.
+    std::fs::remove_file(&crew).unwrap();
+    std::os::unix::fs::symlink("/proc/self/mem", &crew).unwrap();
+    let (ok, out) = muster(dir.path(), &[]);
+    assert!(!ok && out.contains(".muster/crew.toml:1:1: reading") && out.contains("error"), "{out}");
 }
 
 /// `muster status` on a state file it cannot read says so and fails, and leaves the file where it is; a FIFO or
