@@ -107,7 +107,28 @@ impl Instance {
         }
         file.set_len(0)?;
         file.write_all(format!("{}\n{}\n", std::process::id(), root.display()).as_bytes())?;
+        if let Some(parent) = run_dir.parent() {
+            forget_gone_repositories(parent);
+        }
         Ok(Instance { _file: file, path })
+    }
+}
+
+/// Remove the run folders of repositories that no longer exist (a deleted clone, a test's temp repository),
+/// unless a muster still holds one.
+fn forget_gone_repositories(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        let lock = e.path().join("lock");
+        let Ok(text) = std::fs::read_to_string(&lock) else { continue };
+        let Some(root) = text.lines().nth(1) else { continue };
+        if Path::new(root).exists() {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new().read(true).write(true).open(&lock) else { continue };
+        if file.try_lock().is_ok() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 }
 
@@ -244,6 +265,33 @@ mod tests {
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
         drop(first);
         Instance::acquire(dir.path(), Path::new("/repo")).unwrap();
+    }
+
+    #[test]
+    fn run_folders_of_deleted_repositories_are_forgotten() {
+        let base = tempfile::tempdir().unwrap();
+        let repos = tempfile::tempdir().unwrap();
+        let (kept, gone, held) = (repos.path().join("kept"), repos.path().join("gone"), repos.path().join("held"));
+        let mut instances = Vec::new();
+        for (name, root) in [("k", &kept), ("g", &gone), ("h", &held)] {
+            std::fs::create_dir(root).unwrap();
+            std::fs::create_dir(base.path().join(name)).unwrap();
+            instances.push(Instance::acquire(&base.path().join(name), root).unwrap());
+        }
+        let _held = instances.pop();
+        instances.clear();
+        std::fs::remove_dir(&gone).unwrap();
+        std::fs::remove_dir(&held).unwrap();
+        std::fs::create_dir(base.path().join("new")).unwrap();
+        let _new = Instance::acquire(&base.path().join("new"), repos.path()).unwrap();
+        let left: Vec<String> = std::fs::read_dir(base.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, vec!["h", "k", "new"], "the deleted repository's folder goes; a held one stays");
     }
 
     #[test]
