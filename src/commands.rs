@@ -495,7 +495,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                 merge::stage_resolved(&wt, &file, &r.result())?;
                 println!("{file}: resolved and staged");
             } else {
-                std::fs::write(&path, r.result())?;
+                crate::safefs::write_in(&wt, Path::new(&file), &r.result())?;
                 println!("{file}: {left} conflict(s) left");
             }
         }

@@ -188,13 +188,14 @@ where
                 clients.fetch_sub(1, Ordering::SeqCst);
                 continue;
             }
-            let (handle, clients) = (handle.clone(), clients.clone());
+            let (handle, count) = (handle.clone(), clients.clone());
             let spawned = std::thread::Builder::new().name(format!("client {name}")).spawn(move || {
                 serve_client(stream, limits, handle.as_ref());
-                clients.fetch_sub(1, Ordering::SeqCst);
+                count.fetch_sub(1, Ordering::SeqCst);
             });
             if spawned.is_err() {
-                // The closure (and its count) went with the failed spawn.
+                // The client was dropped with the closure that never ran: its place is free again.
+                clients.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!("no thread for a client of {name}");
             }
         }
