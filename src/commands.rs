@@ -272,12 +272,17 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
         println!("forgot {} ref(s) of removed agents", worktree::prune_removed(root, agent)?);
         return Ok(());
     }
-    for r in worktree::list_removed(root)?.into_iter().filter(|r| agent.is_none_or(|a| a == r.name)) {
+    let kept: Vec<_> =
+        worktree::list_removed(root)?.into_iter().filter(|r| agent.is_none_or(|a| a == r.name)).collect();
+    for r in &kept {
         let tip = r.tip.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("-");
         println!(
             "{:<16} removed {:<12} tip {tip:<12} {} checkpoint(s)  {}",
             r.name, r.removed_at, r.checkpoints, r.prefix
         );
+    }
+    if let Some(r) = kept.iter().find(|r| r.tip.is_some()) {
+        println!("bring a branch back with: git branch {}-restored {}/branch", r.name, r.prefix);
     }
     Ok(())
 }

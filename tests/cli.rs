@@ -117,3 +117,21 @@ fn a_symlinked_muster_folder_is_refused() {
     }
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
+
+/// `muster removed` lists what removed agents left and how to bring a branch back; `--prune` forgets it.
+#[test]
+fn removed_agents_are_listed_and_pruned_from_the_command_line() {
+    let dir = repo();
+    let root = muster::git::worktree::find_repo_root(dir.path()).unwrap();
+    let wt = muster::git::worktree::ensure_worktree(&root, "w", None).unwrap();
+    std::fs::write(wt.path.join("f"), "work\n").unwrap();
+    muster::git::checkpoint::create(&wt.path, "w", "test").unwrap();
+    muster::git::worktree::remove_worktree(&root, "w", "main", true).unwrap();
+    let (ok, out) = muster(dir.path(), &["removed"]);
+    assert!(ok && out.contains("w ") && out.contains("1 checkpoint(s)"), "{out}");
+    assert!(out.contains("git branch w-restored refs/muster/removed/w/"), "{out}");
+    let (ok, out) = muster(dir.path(), &["removed", "--prune", "w"]);
+    assert!(ok && out.contains("forgot 2 ref(s)"), "{out}");
+    let (_, out) = muster(dir.path(), &["removed"]);
+    assert!(!out.contains("w "), "{out}");
+}
