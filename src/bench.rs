@@ -70,6 +70,17 @@ fn throughput(data: &[u8]) -> f64 {
     data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
+fn guard_throughput(data: &[u8]) -> f64 {
+    let mut guard = crate::term::guard::OutputGuard::default();
+    let start = Instant::now();
+    let mut kept = 0;
+    for chunk in data.chunks(64 * 1024) {
+        kept += guard.filter(chunk).len();
+    }
+    std::hint::black_box(kept);
+    data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
 fn frame_time(agents: usize) -> Duration {
     let mut state =
         State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
@@ -481,6 +492,11 @@ pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: 
         "emulator throughput (alacritty_terminal, 200x50): plain {:.0} MB/s, coloured {:.0} MB/s",
         throughput(&plain),
         throughput(&coloured)
+    );
+    println!(
+        "  of which the output guard (OSC and combining-mark caps) alone: plain {:.0} MB/s, coloured {:.0} MB/s",
+        guard_throughput(&plain),
+        guard_throughput(&coloured)
     );
     let ft = frame_time(agents);
     println!("frame time at 200x50 ({agents} agents, full coloured well): {:.3} ms", ft.as_secs_f64() * 1e3);

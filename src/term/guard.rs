@@ -65,10 +65,50 @@ impl OutputGuard {
         self.out.clear();
         self.marks_passed = 0;
         self.out.reserve(input.len());
-        for &b in input {
-            self.byte(b);
+        let mut i = 0;
+        while i < input.len() {
+            // Most output is runs of ASCII between escapes: those go through whole, byte by byte only the rest.
+            let run = match self.state {
+                State::Ground if self.partial_len == 0 => self.ascii_run(&input[i..]),
+                State::Osc(n) => self.osc_run(&input[i..], n),
+                _ => 0,
+            };
+            if run > 0 {
+                i += run;
+                continue;
+            }
+            self.byte(input[i]);
+            i += 1;
         }
         &self.out
+    }
+
+    /// Pass the leading bytes that are ASCII but not ESC; returns how many.
+    fn ascii_run(&mut self, input: &[u8]) -> usize {
+        let mut printable = false;
+        let mut n = 0;
+        for &b in input {
+            if b == 0x1B || b >= 0x80 {
+                break;
+            }
+            printable |= b >= 0x20;
+            n += 1;
+        }
+        if printable {
+            self.marks = 0;
+        }
+        self.out.extend_from_slice(&input[..n]);
+        n
+    }
+
+    /// Pass (up to the cap) or drop the leading bytes of an OSC string that do not end it; returns how many.
+    fn osc_run(&mut self, input: &[u8], len: usize) -> usize {
+        let n = input.iter().position(|b| matches!(b, 0x07 | 0x18 | 0x1A | 0x1B)).unwrap_or(input.len());
+        let keep = n.min(MAX_OSC.saturating_sub(len));
+        self.out.extend_from_slice(&input[..keep]);
+        self.dropped += (n - keep) as u64;
+        self.state = State::Osc(len + keep);
+        n
     }
 
     fn byte(&mut self, b: u8) {
