@@ -11,6 +11,7 @@ pub mod engine;
 pub mod git;
 pub mod ipc;
 pub mod key;
+pub mod protocol;
 pub mod pty;
 pub mod safefs;
 pub mod term;

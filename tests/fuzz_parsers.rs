@@ -28,13 +28,13 @@ const SEED_THEME: &str = include_str!("../themes/default.toml");
 const SEED_STATE: &str = r#"{"version":1,"agents":[{"spec":{"name":"a","kind":"shell","command":"sh","args":[],"resume_args":[],"prompt_args":[],"env":{},"prompt":null,"base":null,"worktree":true,"enter_delay_ms":0,"hooks":null},"branch":"muster/a","base":"main","worktree":"/x","state":"stopped","exit":{"code":1,"signal":null},"ran":true,"port_base":20000,"session":"s"}]}"#;
 
 /// Arbitrary bytes, or a valid file with bytes inserted, removed and replaced.
-fn input(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
+fn input(seed: &'static [u8]) -> impl Strategy<Value = Vec<u8>> {
     let edits =
         proptest::collection::vec((any::<usize>(), 0usize..3, proptest::collection::vec(any::<u8>(), 0..8)), 1..12);
     prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..512),
         edits.prop_map(move |edits| {
-            let mut b = seed.as_bytes().to_vec();
+            let mut b = seed.to_vec();
             for (at, kind, bytes) in edits {
                 let at = if b.is_empty() { 0 } else { at % b.len() };
                 match kind {
@@ -55,7 +55,7 @@ fn input(seed: &'static str) -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// Feed `target` inputs: a fixed count from a fixed seed, or for `MUSTER_FUZZ_SECONDS` from a random seed.
-fn fuzz(name: &str, seed_file: &'static str, mut target: impl FnMut(&[u8])) {
+fn fuzz(name: &str, seed_file: &'static [u8], mut target: impl FnMut(&[u8])) {
     let budget = std::env::var("MUSTER_FUZZ_SECONDS").ok().and_then(|s| s.parse::<u64>().ok());
     let seed: [u8; 32] = match budget {
         Some(_) => {
@@ -92,24 +92,24 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn crew_files() {
     let presets = preset::builtin();
-    fuzz("crew", SEED_CREW, |b| {
+    fuzz("crew", SEED_CREW.as_bytes(), |b| {
         let _ = parse_crew(Path::new("crew.toml"), &text(b), &presets, &Default::default());
     });
-    fuzz("presets", CREW, |b| {
+    fuzz("presets", CREW.as_bytes(), |b| {
         let _ = preset::parse_presets(Path::new("presets.toml"), &text(b));
     });
 }
 
 #[test]
 fn user_config() {
-    fuzz("config", SEED_USER, |b| {
+    fuzz("config", SEED_USER.as_bytes(), |b| {
         let _ = user::parse_user_config(Path::new("config.toml"), &text(b));
     });
 }
 
 #[test]
 fn keymaps() {
-    fuzz("keymap", SEED_KEYMAP, |b| {
+    fuzz("keymap", SEED_KEYMAP.as_bytes(), |b| {
         let mut km = Keymap::builtin();
         let _ = km.merge_file(Path::new("keymap.toml"), &text(b));
     });
@@ -118,7 +118,7 @@ fn keymaps() {
 #[test]
 fn themes() {
     let dir = tempfile::tempdir().unwrap();
-    fuzz("theme", SEED_THEME, |b| {
+    fuzz("theme", SEED_THEME.as_bytes(), |b| {
         // Through the file, as themes are read: bytes that are not UTF-8 are a warning, not a panic.
         std::fs::write(dir.path().join("t.toml"), b).unwrap();
         let _ = Theme::load("t", &[dir.path().to_path_buf()], ColorMode::TrueColor);
@@ -126,9 +126,27 @@ fn themes() {
 }
 
 #[test]
+fn protocol_frames_and_screen_damage() {
+    use muster::protocol::{damage, frame};
+    // A valid damage message to mutate: a small coloured screen.
+    let mut model = muster::term::AlacrittyModel::new(6, 20, 10);
+    muster::term::TerminalModel::feed(&mut model, "\x1b[31mred\x1b[0m 世界 e\u{301}\r\nnext".as_bytes());
+    let screen = muster::term::TerminalModel::snapshot(&model);
+    let seed: &'static [u8] = Box::leak(damage::encode(&damage::diff(None, &screen, 1)).into_boxed_slice());
+    fuzz("damage", seed, |b| {
+        if let Ok(d) = damage::decode(b) {
+            let _ = damage::apply(&mut muster::term::Screen::default(), None, &d);
+        }
+        let mut r = frame::Reader::default();
+        r.push(b);
+        while let Ok(Some(_)) = r.next_frame() {}
+    });
+}
+
+#[test]
 fn state_files() {
     let dir = tempfile::tempdir().unwrap();
-    fuzz("state", SEED_STATE, |b| {
+    fuzz("state", SEED_STATE.as_bytes(), |b| {
         let _ = muster::engine::store::parse(dir.path(), Path::new("state.json"), b.to_vec());
     });
 }

@@ -1,0 +1,91 @@
+//! Every type that crosses the boundary between the muster server and its clients (issue #10): the handshake,
+//! frames on the byte stream, and screens as damage. The client side imports only this module.
+//!
+//! Built so far: frames (`frame`), screen damage and its binary encoding (`damage`), the handshake types and
+//! the version check. The server and the clients that speak it come next.
+
+pub mod damage;
+pub mod frame;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever a message changes shape; client and server must agree exactly.
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientKind {
+    /// The full workbench.
+    Tui,
+    /// `muster watch`: a read-only roster.
+    Watch,
+    /// One-shot commands (`status`, `wait`, `send`).
+    Script,
+    /// `muster proxy`, bridging another machine's client.
+    Proxy,
+}
+
+impl ClientKind {
+    /// Read-only clients never resize an agent's terminal.
+    pub fn reads_only(self) -> bool {
+        matches!(self, ClientKind::Watch | ClientKind::Script)
+    }
+}
+
+/// The client's first message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub kind: ClientKind,
+    pub version: u32,
+    /// The muster that sent it (`CARGO_PKG_VERSION`), for messages.
+    pub muster: String,
+    /// Terminal size as (rows, cols), when there is one.
+    pub size: Option<(u16, u16)>,
+    /// The terminal's colours (foreground, background) as `#rrggbb`, when it answered.
+    pub colours: Option<(String, String)>,
+}
+
+/// The server's answer to a `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub version: u32,
+    pub muster: String,
+    pub pid: u32,
+}
+
+/// Whether a client may go on. A mismatch names both versions and what to do; `status` and `server stop` still
+/// work across it (they need only this check to fail clearly, not to pass).
+pub fn check_version(client: &Hello, server: &Welcome) -> Result<(), String> {
+    if client.version == server.version {
+        return Ok(());
+    }
+    Err(format!(
+        "this muster ({}, protocol {}) cannot talk to the running server ({}, protocol {}, pid {}): stop it with \
+         `muster server stop` (its agents are checkpointed and can be resumed) and run muster again",
+        client.muster, client.version, server.muster, server.version, server.pid
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_mismatch_names_both_sides_and_the_way_out() {
+        let hello = Hello {
+            kind: ClientKind::Tui,
+            version: VERSION,
+            muster: "0.2.0".into(),
+            size: Some((40, 120)),
+            colours: None,
+        };
+        let same = Welcome { version: VERSION, muster: "0.2.0".into(), pid: 7 };
+        assert!(check_version(&hello, &same).is_ok());
+        let old = Welcome { version: VERSION + 1, muster: "0.3.0".into(), pid: 7 };
+        let e = check_version(&hello, &old).unwrap_err();
+        assert!(e.contains("0.2.0, protocol 1") && e.contains("0.3.0, protocol 2") && e.contains("muster server stop"));
+        let json = serde_json::to_string(&hello).unwrap();
+        assert_eq!(serde_json::from_str::<Hello>(&json).unwrap(), hello);
+        assert!(ClientKind::Watch.reads_only() && !ClientKind::Tui.reads_only());
+    }
+}
