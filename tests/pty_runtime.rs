@@ -144,3 +144,20 @@ fn a_busy_agent_is_checkpointed_periodically_only_when_files_change() {
     assert_eq!(ids.len(), list.len());
     assert!(list.iter().all(|c| c.files >= 1), "{list:?}");
 }
+
+/// The saved state follows the crew while it runs (a muster killed with -9 loses nothing), within about a
+/// second of a change, not only at start and exit.
+#[test]
+fn state_changes_reach_the_state_file_while_the_crew_runs() {
+    let mut rig =
+        Rig::new("[[agent]]\nname = \"s\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo hi; exec sleep 600\"]\n", "s");
+    rig.wait_for("s idle", |r| r.state("s") == Some(AgentState::Idle));
+    let saved = |root: &std::path::Path| {
+        muster::engine::store::load(root).unwrap().0.agents.iter().find(|a| a.spec.name == "s").map(|a| a.state)
+    };
+    let end = std::time::Instant::now() + common::DEADLINE;
+    while saved(&rig.root) != Some(AgentState::Idle) {
+        assert!(std::time::Instant::now() < end, "state.json says {:?}", saved(&rig.root));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -182,7 +182,12 @@ struct Supervisor {
     hooks_socket: Option<crate::ipc::Listening>,
     /// This engine owns the repository's crew while it runs.
     _instance: crate::ipc::Instance,
+    /// Since when the saved state is behind (a state change not yet written).
+    unsaved_since: Option<Instant>,
 }
+
+/// How soon a change of an agent's state reaches `.muster/state.json`.
+const SAVE_AFTER: Duration = Duration::from_secs(1);
 
 /// Start the engine on its own thread.
 pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -> Result<EngineHandle> {
@@ -220,6 +225,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         shutting_down: false,
         hooks_socket: listening,
         _instance: instance,
+        unsaved_since: None,
     };
     sup.load_slots(saved);
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -457,10 +463,15 @@ impl Supervisor {
 
     fn run(mut self, rx: Receiver<EngineMsg>) {
         loop {
-            let msg = match self.next_periodic() {
+            let save_at = self.unsaved_since.map(|t| t + SAVE_AFTER);
+            let wake = [self.next_periodic(), save_at].into_iter().flatten().min();
+            let msg = match wake {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(m) => m,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if save_at.is_some_and(|t| t <= Instant::now()) {
+                            self.save();
+                        }
                         self.periodic_checkpoints();
                         continue;
                     }
@@ -961,6 +972,7 @@ impl Supervisor {
             slot.info.state = state;
             slot.info.why = why;
         }
+        let state_changed = slot.info.state != before.state;
         slot.info.title = title;
         slot.info.last_output_ms = last_output_ms;
         let settled = matches!(state, AgentState::Idle | AgentState::Waiting);
@@ -983,6 +995,10 @@ impl Supervisor {
             if let Some(p) = prompt {
                 self.steer(name, p, false);
             }
+        }
+        if state_changed {
+            // Saved soon, not at once: a state can flap several times a second.
+            self.unsaved_since.get_or_insert_with(Instant::now);
         }
         self.request_diffstat(name, settled && before.state != state);
         // No checkpoint when the watcher saw nothing change: there would be nothing to record.
@@ -1039,7 +1055,8 @@ impl Supervisor {
         }
     }
 
-    fn save(&self) {
+    fn save(&mut self) {
+        self.unsaved_since = None;
         let crew = SavedCrew {
             version: 1,
             agents: self
