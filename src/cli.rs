@@ -42,6 +42,9 @@ pub enum Cmd {
         /// As JSON.
         #[arg(long)]
         json: bool,
+        /// `tmux`: one short line of counts by state for a tmux status bar (waiting agents highlighted).
+        #[arg(long, value_parser = ["tmux"])]
+        format: Option<String>,
     },
     /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
     Checkpoint {

@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
         Some(Cmd::Doctor) => return doctor(&dir),
-        Some(Cmd::Status { json }) => status(&find_repo_root(&dir)?, json)?,
+        Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Merge { agent, into_agent, message, finish, abort }) => {
             return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort)
@@ -247,13 +247,28 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
-fn status(root: &Path, json: bool) -> Result<()> {
-    let (saved, warnings) = engine::store::load(root)?;
+fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
+    let (mut saved, warnings) = engine::store::load(root)?;
     for w in warnings {
         eprintln!("muster: {w}");
     }
+    // The file is kept current by a running muster (within a second); without one nothing runs, whatever it says.
+    let running = crate::ipc::run_dir(root).ok().and_then(|d| crate::ipc::holder(&d));
+    if running.is_none() {
+        for a in &mut saved.agents {
+            if a.state.is_running() {
+                a.state = engine::AgentState::Stopped;
+            }
+        }
+    }
     if json {
-        println!("{}", serde_json::to_string_pretty(&saved)?);
+        let mut v = serde_json::to_value(&saved)?;
+        v["running_pid"] = serde_json::json!(running);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if format == Some("tmux") {
+        println!("{}", tmux_status(&saved.agents, running.is_some()));
         return Ok(());
     }
     for a in &saved.agents {
@@ -261,6 +276,30 @@ fn status(root: &Path, json: bool) -> Result<()> {
         println!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
     }
     Ok(())
+}
+
+/// One line for a tmux status bar: how many agents are in each state, waiting ones first and highlighted.
+fn tmux_status(agents: &[engine::store::SavedAgent], running: bool) -> String {
+    use engine::AgentState as S;
+    if !running {
+        return "muster: not running".into();
+    }
+    let order = [S::Waiting, S::Error, S::Busy, S::Idle, S::Paused, S::Starting, S::Exited, S::Stopped];
+    let parts: Vec<String> = order
+        .iter()
+        .filter_map(|&s| {
+            let n = agents.iter().filter(|a| a.state == s).count();
+            (n > 0).then(|| match s {
+                S::Waiting | S::Error => format!("#[fg=yellow,bold]{}{n}#[default]", s.glyph()),
+                _ => format!("{}{n}", s.glyph()),
+            })
+        })
+        .collect();
+    if parts.is_empty() {
+        "muster: no agents".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {

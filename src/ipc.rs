@@ -132,6 +132,21 @@ fn forget_gone_repositories(parent: &Path) {
     }
 }
 
+/// The pid of the muster that holds `run_dir`'s lock, if one does (a lock file left by a dead one is no holder).
+/// Read from the kernel's lock table, without taking the lock: a status line asked every second must never make
+/// a starting muster think another one runs.
+pub fn holder(run_dir: &Path) -> Option<u32> {
+    let meta = std::fs::symlink_metadata(run_dir.join("lock")).ok()?;
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str())).then(|| f.get(4)?.parse().ok()).flatten()
+    })
+}
+
 /// Limits of a line server: what one client may send and how many are served at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -264,7 +279,9 @@ mod tests {
         let first = Instance::acquire(dir.path(), Path::new("/repo")).unwrap();
         let err = Instance::acquire(dir.path(), Path::new("/repo")).unwrap_err().to_string();
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert_eq!(holder(dir.path()), Some(std::process::id()));
         drop(first);
+        assert_eq!(holder(dir.path()), None);
         Instance::acquire(dir.path(), Path::new("/repo")).unwrap();
     }
 

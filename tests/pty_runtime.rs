@@ -161,3 +161,34 @@ fn state_changes_reach_the_state_file_while_the_crew_runs() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// `muster status` tells a running crew from a file left behind: live states (and the tmux line) while the
+/// engine holds the crew, everything stopped once it is gone.
+#[test]
+fn status_knows_whether_the_crew_runs() {
+    let mut rig =
+        Rig::new("[[agent]]\nname = \"s\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo hi; exec sleep 600\"]\n", "s");
+    rig.wait_for("s idle", |r| r.state("s") == Some(AgentState::Idle));
+    let status = |root: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .arg("status")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let end = std::time::Instant::now() + common::DEADLINE;
+    while status(&rig.root, &["--format", "tmux"]) != "○1" {
+        assert!(std::time::Instant::now() < end, "tmux line: {}", status(&rig.root, &["--format", "tmux"]));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let json: serde_json::Value = serde_json::from_str(&status(&rig.root, &["--json"])).unwrap();
+    assert_eq!(json["running_pid"], serde_json::json!(std::process::id()));
+    let root = rig.root.clone();
+    rig.engine.send(Command::Shutdown);
+    rig.wait_for("shut down", |r| r.shut_down);
+    assert_eq!(status(&root, &["--format", "tmux"]), "muster: not running");
+    let text = status(&root, &[]);
+    assert!(text.starts_with("s ") && text.contains("stopped"), "{text}");
+}
