@@ -46,6 +46,18 @@ pub enum Cmd {
         #[arg(long, value_parser = ["tmux"])]
         format: Option<String>,
     },
+    /// Wait until every named agent is in a state: `idle`, `waiting` (for the operator), `exited` (its run
+    /// ended), or `any` of those. Returns at once when they already are. Exit 0 when matched, 124 on timeout, 3
+    /// when an agent is unknown, muster is not running, or (unless waiting for `exited`) the run ended.
+    Wait {
+        #[arg(required = true)]
+        agents: Vec<String>,
+        #[arg(long, value_parser = ["idle", "waiting", "exited", "any"])]
+        until: String,
+        /// Give up after this many seconds.
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
     /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
     Checkpoint {
         #[command(subcommand)]

@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("muster hook: {e:#}\n"));
             }
         }
+        Some(Cmd::Wait { agents, until, timeout }) => return wait(&find_repo_root(&dir)?, &agents, &until, timeout),
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
             let root = find_repo_root(&dir)?;
@@ -299,6 +300,47 @@ fn tmux_status(agents: &[engine::store::SavedAgent], running: bool) -> String {
         "muster: no agents".into()
     } else {
         parts.join(" ")
+    }
+}
+
+/// `muster wait`: polls the state file, which a running muster keeps current within a second. (Through the
+/// server, when it lands, the answer will come at the transition.)
+fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Result<ExitCode> {
+    use engine::AgentState as S;
+    let matches = |s: S| match until {
+        "idle" => s == S::Idle,
+        "waiting" => s == S::Waiting,
+        "exited" => !s.is_running(),
+        _ => matches!(s, S::Idle | S::Waiting) || !s.is_running(),
+    };
+    let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    let run_dir = crate::ipc::run_dir(root)?;
+    let mut runs: std::collections::HashMap<String, u64> = Default::default();
+    loop {
+        let running = crate::ipc::holder(&run_dir).is_some();
+        let (saved, _) = engine::store::load(root)?;
+        let mut all = true;
+        for name in agents {
+            let Some(a) = saved.agents.iter().find(|a| &a.spec.name == name) else {
+                eprintln!("muster: no agent `{name}` in this crew");
+                return Ok(ExitCode::from(3));
+            };
+            let run = *runs.entry(name.clone()).or_insert(a.run);
+            // Without a muster, or in a later run, the run this wait began on has ended.
+            let ended = !running || a.run != run;
+            if ended && until != "exited" && until != "any" {
+                eprintln!("muster: {name} is not running{}", if running { " (its run ended)" } else { "" });
+                return Ok(ExitCode::from(3));
+            }
+            all &= ended || matches(a.state);
+        }
+        if all {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(ExitCode::from(124));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -192,3 +192,35 @@ fn status_knows_whether_the_crew_runs() {
     let text = status(&root, &[]);
     assert!(text.starts_with("s ") && text.contains("stopped"), "{text}");
 }
+
+/// `muster wait`: at once when already there, on the transition otherwise, 124 on timeout, 3 for an unknown
+/// agent or one that no muster runs.
+#[test]
+fn wait_returns_on_the_state_with_its_exit_codes() {
+    let crew = "[[agent]]\nname = \"s\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo hi; exec sleep 600\"]\n\
+                [[agent]]\nname = \"e\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo hi; sleep 2; exit 0\"]\n";
+    let mut rig = Rig::new(crew, "s");
+    rig.wait_for("s idle", |r| r.state("s") == Some(AgentState::Idle));
+    let wait = |root: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .arg("wait")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let root = rig.root.clone();
+    assert_eq!(wait(&root, &["s", "--until", "idle", "--timeout", "20"]).0, Some(0));
+    assert_eq!(wait(&root, &["s", "--until", "waiting", "--timeout", "0.3"]).0, Some(124));
+    assert_eq!(wait(&root, &["nobody", "--until", "idle"]).0, Some(3));
+    // e exits by itself after two seconds: the wait ends on that.
+    assert_eq!(wait(&root, &["e", "--until", "exited", "--timeout", "30"]).0, Some(0));
+    rig.wait_for("e exited", |r| r.state("e") == Some(AgentState::Exited));
+    rig.engine.send(Command::Shutdown);
+    rig.wait_for("shut down", |r| r.shut_down);
+    let (code, err) = wait(&root, &["s", "--until", "idle", "--timeout", "5"]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("not running"), "{err}");
+    assert_eq!(wait(&root, &["s", "e", "--until", "exited"]).0, Some(0));
+}

@@ -23,6 +23,9 @@ pub struct SavedAgent {
     /// The CLI's own session id (from its hooks): a relaunch resumes exactly that conversation.
     #[serde(default)]
     pub session: Option<String>,
+    /// Which launch of the agent this is (0: never launched by this muster): `muster wait` is tied to one run.
+    #[serde(default)]
+    pub run: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +130,7 @@ mod tests {
             ran: true,
             port_base: 20000,
             session: None,
+            run: 0,
         }
     }
 

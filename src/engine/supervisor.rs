@@ -1072,6 +1072,7 @@ impl Supervisor {
                     ran: s.ran_before,
                     port_base: s.info.port_base,
                     session: s.session.clone(),
+                    run: s.running.as_ref().map_or(0, |r| r.generation),
                 })
                 .collect(),
         };
