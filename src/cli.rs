@@ -58,6 +58,19 @@ pub enum Cmd {
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// Type a message into an agent of the running crew, as the steer key does (refused while it shows a dialog,
+    /// unless --force). With --wait idle, return when the agent took it and is back at its prompt. Exit 0 when
+    /// sent (and idle again), 2 when it then asks something, 3 when not running or its run ended, 1 on refusal.
+    Send {
+        agent: String,
+        /// The message; read from stdin when not given.
+        text: Option<String>,
+        /// Send even into a question or permission dialog.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_parser = ["idle"])]
+        wait: Option<String>,
+    },
     /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
     Checkpoint {
         #[command(subcommand)]

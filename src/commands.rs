@@ -53,6 +53,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("muster hook: {e:#}\n"));
             }
         }
+        Some(Cmd::Send { agent, text, force, wait }) => {
+            return send(&find_repo_root(&dir)?, &agent, text, force, wait.is_some())
+        }
         Some(Cmd::Wait { agents, until, timeout }) => return wait(&find_repo_root(&dir)?, &agents, &until, timeout),
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
@@ -301,6 +304,39 @@ fn tmux_status(agents: &[engine::store::SavedAgent], running: bool) -> String {
     } else {
         parts.join(" ")
     }
+}
+
+fn send(root: &Path, agent: &str, text: Option<String>, force: bool, wait: bool) -> Result<ExitCode> {
+    let text = match text {
+        Some(t) => t,
+        None => {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut t)
+                .context("reading the message")?;
+            t.trim_end_matches('\n').to_string()
+        }
+    };
+    let run_dir = crate::ipc::run_dir(root)?;
+    if crate::ipc::holder(&run_dir).is_none() {
+        eprintln!("muster: not running for {}", root.display());
+        return Ok(ExitCode::from(3));
+    }
+    let mut code = ExitCode::from(3);
+    engine::hooks::send(&run_dir, agent, &text, force, wait, |answer| {
+        code = match answer {
+            "sent" | "idle" => ExitCode::SUCCESS,
+            "waiting" => ExitCode::from(2),
+            "exited" => ExitCode::from(3),
+            _ => {
+                eprintln!("muster: {}", answer.strip_prefix("error: ").unwrap_or(answer));
+                ExitCode::from(1)
+            }
+        };
+        if answer != "sent" || !wait {
+            println!("{answer}");
+        }
+    })?;
+    Ok(code)
 }
 
 /// `muster wait`: polls the state file, which a running muster keeps current within a second. (Through the

@@ -224,3 +224,45 @@ fn wait_returns_on_the_state_with_its_exit_codes() {
     assert!(err.contains("not running"), "{err}");
     assert_eq!(wait(&root, &["s", "e", "--until", "exited"]).0, Some(0));
 }
+
+/// `muster send`: typed into the agent like the steer key; `--wait idle` returns once the agent worked on it and
+/// is back at its prompt, `waiting` (exit 2) if it then asks something; into a dialog only with `--force`.
+#[test]
+fn send_steers_from_a_script_and_waits_for_the_turn() {
+    let script = format!(
+        "while read -p '> ' line; do if [ \\\"$line\\\" = ask ]; then '{}' hook PermissionRequest; echo 'allow? [y/n]'; continue; fi; \
+         echo \\\"working on $line\\\"; for i in $(seq 15); do printf .; sleep 0.1; done; echo done; done",
+        env!("CARGO_BIN_EXE_muster")
+    );
+    let crew = format!("[[agent]]\nname = \"s\"\ncommand = \"bash\"\nargs = [\"-c\", \"{script}\"]\n");
+    let mut rig = Rig::new(&crew, "s");
+    rig.wait_for("s idle at its prompt", |r| {
+        r.state("s") == Some(AgentState::Idle) && r.screen_text("s").contains(">")
+    });
+    let send = |root: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .arg("send")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    };
+    let root = rig.root.clone();
+    let started = std::time::Instant::now();
+    let (code, out) = send(&root, &["s", "task one", "--wait", "idle"]);
+    assert_eq!((code, out.trim()), (Some(0), "idle"));
+    // A lower bound, not a timing: the turn sleeps 1.5 s, so an answer before that came before its end.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500), "idle after {:?}", started.elapsed());
+    // The rig reads its events only now: what it sees first is the turn that had ended when `send` returned.
+    rig.wait_for("the finished turn on screen", |r| {
+        r.screen_text("s").contains("working on task one") && r.screen_text("s").contains("done")
+    });
+    let (code, out) = send(&root, &["s", "ask", "--wait", "idle"]);
+    assert_eq!((code, out.trim()), (Some(2), "waiting"));
+    rig.wait_for("s waiting", |r| r.state("s") == Some(AgentState::Waiting));
+    let (code, out) = send(&root, &["s", "y"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("showing a dialog"), "{out}");
+    assert_eq!(send(&root, &["s", "y", "--force"]).0, Some(0));
+}

@@ -37,6 +37,13 @@ pub enum Request {
     Explain {
         agent: String,
     },
+    /// `muster send`: steer an agent from a script; with `wait`, answered again when its turn ends.
+    Send {
+        agent: String,
+        text: String,
+        force: bool,
+        wait: bool,
+    },
 }
 
 /// The repository's private run folder (see `ipc::run_dir`).
@@ -186,9 +193,43 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
                 }
                 crate::ipc::Flow::Close
             }
+            Ok(Request::Send { agent, text, force, wait }) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                if engine.send(EngineMsg::Send { name: agent, text, force, wait, reply: tx }).is_ok() {
+                    // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
+                    for answer in rx.iter().take(if wait { 2 } else { 1 }) {
+                        let done = answer != "sent";
+                        if out.write_all(format!("{answer}\n").as_bytes()).is_err() || done {
+                            break;
+                        }
+                    }
+                }
+                crate::ipc::Flow::Close
+            }
             Err(_) => crate::ipc::Flow::Continue,
         }
     })
+}
+
+/// `muster send`: the engine's answers, line by line (`sent`, then with `wait` `idle`, `waiting` or `exited`;
+/// or `error: …`), handed to `each` as they come.
+pub fn send(
+    run_dir: &Path,
+    agent: &str,
+    text: &str,
+    force: bool,
+    wait: bool,
+    mut each: impl FnMut(&str),
+) -> Result<()> {
+    let mut stream = connect(run_dir)?;
+    let req = Request::Send { agent: agent.into(), text: text.into(), force, wait };
+    stream.write_all(format!("{}\n", serde_json::to_string(&req)?).as_bytes())?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream));
+    for line in lines.by_ref() {
+        each(line.context("reading muster's answer")?.trim());
+    }
+    Ok(())
 }
 
 fn connect(run_dir: &Path) -> Result<UnixStream> {

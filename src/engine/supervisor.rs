@@ -31,6 +31,15 @@ pub enum EngineMsg {
         title: Option<String>,
         last_output_ms: Option<u64>,
     },
+    /// `muster send`: a steer from a script, answered on the channel: `sent`, or `error: …`; with `wait`, then
+    /// `idle` once the agent went busy and came back, `waiting` if it asks something, `exited` if its run ends.
+    Send {
+        name: String,
+        text: String,
+        force: bool,
+        wait: bool,
+        reply: Sender<String>,
+    },
     /// `muster explain`: the agent's state and why, answered on the channel.
     Explain {
         name: String,
@@ -181,9 +190,21 @@ struct Supervisor {
     /// The hook socket, removed with the engine.
     hooks_socket: Option<crate::ipc::Listening>,
     /// This engine owns the repository's crew while it runs.
-    _instance: crate::ipc::Instance,
+    instance: Option<crate::ipc::Instance>,
     /// Since when the saved state is behind (a state change not yet written).
     unsaved_since: Option<Instant>,
+    /// `muster send --wait` requests waiting for their agent's turn to end.
+    sends: Vec<PendingSend>,
+}
+
+/// A script's message that waits for the agent to take it and come back to its prompt.
+struct PendingSend {
+    name: String,
+    /// The run it was sent to: another run is not the one that got it.
+    generation: u64,
+    /// The agent went busy (or anything but idle) after the message.
+    left_idle: bool,
+    reply: Sender<String>,
 }
 
 /// How soon a change of an agent's state reaches `.muster/state.json`.
@@ -224,8 +245,9 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         run_dir,
         shutting_down: false,
         hooks_socket: listening,
-        _instance: instance,
+        instance: Some(instance),
         unsaved_since: None,
+        sends: Vec::new(),
     };
     sup.load_slots(saved);
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -491,6 +513,18 @@ impl Supervisor {
                 EngineMsg::Explain { name, reply } => {
                     let _ = reply.send(self.explain(&name));
                 }
+                EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force) {
+                    Ok(()) => {
+                        let _ = reply.send("sent".into());
+                        let generation = self.slot_mut(&name).and_then(|s| s.running.as_ref()).map(|r| r.generation);
+                        if let (true, Some(generation)) = (wait, generation) {
+                            self.sends.push(PendingSend { name, generation, left_idle: false, reply });
+                        }
+                    }
+                    Err(e) => {
+                        let _ = reply.send(format!("error: {e}"));
+                    }
+                },
                 EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
                 EngineMsg::Diffstat { name, stat } => {
                     if let Some(slot) = self.slot_mut(&name) {
@@ -506,6 +540,7 @@ impl Supervisor {
                 self.save();
                 // Gone before the UI is told: the process may end as soon as it is.
                 self.hooks_socket = None;
+                self.instance = None;
                 for slot in &mut self.slots {
                     slot.files = None;
                 }
@@ -582,7 +617,11 @@ impl Supervisor {
             Command::Remove { name, force } => self.remove(&name, force),
             Command::Key { name, key } => self.input(&name, |r| keys::encode_key(key, r.modes())),
             Command::Paste { name, text } => self.input(&name, |r| keys::encode_paste(&text, r.modes())),
-            Command::Steer { name, text, force } => self.steer(&name, text, force),
+            Command::Steer { name, text, force } => {
+                if let Err(e) = self.steer(&name, text, force) {
+                    self.message(e, true);
+                }
+            }
             Command::Watch { name, rows, cols } => self.watch(name, rows, cols),
             Command::Scroll { name, lines } => self.with_running(&name, |r| {
                 let _ = r.term.send(TermMsg::Scroll(lines));
@@ -903,25 +942,50 @@ impl Supervisor {
     }
 
     /// Steer messages go through the agent's input queue, so two in a row arrive whole and in order.
-    fn steer(&mut self, name: &str, text: String, force: bool) {
-        let Some(slot) = self.slot_mut(name) else {
-            return;
-        };
+    /// Type a message into the agent (through its input queue, so two in a row arrive whole and in order).
+    fn steer(&mut self, name: &str, text: String, force: bool) -> Result<(), String> {
+        let slot = self.slot_mut(name).ok_or_else(|| format!("no agent named {name}"))?;
         let enter_delay = Duration::from_millis(slot.spec.enter_delay_ms);
         let waiting = slot.info.state == AgentState::Waiting;
-        let Some(r) = slot.running.as_ref().filter(|r| !r.exited) else {
-            self.message(format!("{name} is not running: message not sent"), true);
-            return;
-        };
+        let r = slot
+            .running
+            .as_ref()
+            .filter(|r| !r.exited)
+            .ok_or_else(|| format!("{name} is not running: message not sent"))?;
         if waiting && !force {
             // Typed into a permission or trust dialog, a message answers it.
-            self.message(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"), true);
-            return;
+            return Err(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"));
         }
         let _ = r.term.send(TermMsg::ScrollBottom);
-        if let Err(e) = r.writer.send(WriteOp::Steer { text, enter_delay }) {
-            self.message(format!("{name}: message not sent: {e}"), true);
-        }
+        r.writer.send(WriteOp::Steer { text, enter_delay }).map_err(|e| format!("{name}: message not sent: {e}"))
+    }
+
+    /// Answer the `send --wait` requests this state change settles.
+    fn settle_sends(&mut self, name: &str, generation: u64, state: Option<AgentState>) {
+        self.sends.retain_mut(|p| {
+            if p.name != name {
+                return true;
+            }
+            let answer = match state {
+                _ if p.generation != generation => Some("exited"),
+                None => Some("exited"),
+                Some(AgentState::Waiting) => Some("waiting"),
+                Some(AgentState::Idle) if p.left_idle => Some("idle"),
+                Some(AgentState::Idle) => None,
+                Some(s) if !s.is_running() => Some("exited"),
+                Some(_) => {
+                    p.left_idle = true;
+                    None
+                }
+            };
+            match answer {
+                Some(a) => {
+                    let _ = p.reply.send(a.to_string());
+                    false
+                }
+                None => true,
+            }
+        });
     }
 
     fn watch(&mut self, name: Option<String>, rows: u16, cols: u16) {
@@ -993,12 +1057,17 @@ impl Supervisor {
         }
         if send_prompt {
             if let Some(p) = prompt {
-                self.steer(name, p, false);
+                if let Err(e) = self.steer(name, p, false) {
+                    self.message(e, true);
+                }
             }
         }
         if state_changed {
             // Saved soon, not at once: a state can flap several times a second.
             self.unsaved_since.get_or_insert_with(Instant::now);
+        }
+        if !self.sends.is_empty() {
+            self.settle_sends(name, generation, Some(state));
         }
         self.request_diffstat(name, settled && before.state != state);
         // No checkpoint when the watcher saw nothing change: there would be nothing to record.
@@ -1025,6 +1094,7 @@ impl Supervisor {
     }
 
     fn exited(&mut self, name: &str, generation: u64, exit: ExitInfo) {
+        self.settle_sends(name, generation, None);
         let shutting_down = self.shutting_down;
         let Some(slot) = self.slot_mut(name) else {
             return;
