@@ -8,6 +8,13 @@ use muster::key::Key;
 use muster::pty::tree::process_frozen;
 use muster::term::CellColor;
 
+/// Run `muster <args>` in `root`: its exit code, stdout and stderr.
+fn muster(root: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster")).args(args).current_dir(root).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
 fn key(s: &str) -> Key {
     Key::parse(s).unwrap()
 }
@@ -169,15 +176,7 @@ fn status_knows_whether_the_crew_runs() {
     let mut rig =
         Rig::new("[[agent]]\nname = \"s\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo hi; exec sleep 600\"]\n", "s");
     rig.wait_for("s idle", |r| r.state("s") == Some(AgentState::Idle));
-    let status = |root: &std::path::Path, args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
-            .arg("status")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let status = |root: &std::path::Path, args: &[&str]| muster(root, &[&["status"], args].concat()).1;
     let end = std::time::Instant::now() + common::DEADLINE;
     while status(&rig.root, &["--format", "tmux"]) != "○1" {
         assert!(std::time::Instant::now() < end, "tmux line: {}", status(&rig.root, &["--format", "tmux"]));
@@ -202,13 +201,8 @@ fn wait_returns_on_the_state_with_its_exit_codes() {
     let mut rig = Rig::new(crew, "s");
     rig.wait_for("s idle", |r| r.state("s") == Some(AgentState::Idle));
     let wait = |root: &std::path::Path, args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
-            .arg("wait")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let (code, _, err) = muster(root, &[&["wait"], args].concat());
+        (code, err)
     };
     let root = rig.root.clone();
     assert_eq!(wait(&root, &["s", "--until", "idle", "--timeout", "20"]).0, Some(0));
@@ -240,13 +234,8 @@ fn send_steers_from_a_script_and_waits_for_the_turn() {
         r.state("s") == Some(AgentState::Idle) && r.screen_text("s").contains(">")
     });
     let send = |root: &std::path::Path, args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
-            .arg("send")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .unwrap();
-        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        let (code, out, err) = muster(root, &[&["send"], args].concat());
+        (code, format!("{out}{err}"))
     };
     let root = rig.root.clone();
     let started = std::time::Instant::now();
