@@ -58,6 +58,13 @@ pub enum Cmd {
         #[arg(long)]
         timeout: Option<f64>,
     },
+    /// A read-only live roster for a narrow tmux pane (down to 30x5): one line per agent, those waiting for you
+    /// first and highlighted. `q` quits.
+    Watch {
+        /// Every running crew of this user, not only this repository's.
+        #[arg(long)]
+        all: bool,
+    },
     /// Type a message into an agent of the running crew, as the steer key does (refused while it shows a dialog,
     /// unless --force). With --wait idle, return when the agent took it and is back at its prompt. Exit 0 when
     /// sent (and idle again), 2 when it then asks something, 3 when not running or its run ended, 1 on refusal.

@@ -53,6 +53,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("muster hook: {e:#}\n"));
             }
         }
+        Some(Cmd::Watch { all }) => {
+            let root = if all { find_repo_root(&dir).ok() } else { Some(find_repo_root(&dir)?) };
+            crate::roster_watch::run(root.as_deref(), all)?
+        }
         Some(Cmd::Send { agent, text, force, wait }) => {
             return send(&find_repo_root(&dir)?, &agent, text, force, wait.is_some())
         }

@@ -13,6 +13,7 @@ pub mod ipc;
 pub mod key;
 pub mod protocol;
 pub mod pty;
+pub mod roster_watch;
 pub mod safefs;
 pub mod term;
 pub mod tui;

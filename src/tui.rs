@@ -56,7 +56,7 @@ fn restore_terminal() {
 }
 
 /// Restores the terminal when dropped, whatever way the loop ends.
-struct TerminalGuard;
+pub struct TerminalGuard;
 
 impl Drop for TerminalGuard {
     fn drop(&mut self) {
@@ -85,6 +85,19 @@ fn setup_terminal() -> Result<TerminalGuard> {
             ENHANCED_KEYS.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
+    Ok(TerminalGuard)
+}
+
+/// Raw mode and the alternate screen only (no mouse, no paste, no keyboard protocol): for `muster watch`,
+/// restored however it ends, as the workbench's terminal is.
+pub fn setup_plain_terminal() -> Result<TerminalGuard> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    enable_raw_mode().context("switching the terminal to raw mode (is this a terminal?)")?;
+    crossterm::execute!(std::io::stdout(), EnterAlternateScreen, crossterm::cursor::Hide)?;
     Ok(TerminalGuard)
 }
 

@@ -477,3 +477,44 @@ fn a_restart_after_kill_9_ends_what_the_dead_muster_left() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `muster watch` in a narrow pane beside the workbench: one line per agent with its live state (the order and
+/// highlight of agents that need the operator are unit-tested); stopped once the workbench is gone; `q` leaves.
+#[test]
+fn a_watcher_in_a_narrow_pane_follows_the_crew() {
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| {
+        crew_repo(
+            dir,
+            "[[agent]]\nname = \"busy\"\ncommand = \"bash\"\nargs = [\"-c\", \"while :; do date +%N; sleep 0.2; done\"]\n\
+             [[agent]]\nname = \"quiet\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo hi; exec sleep 600\"]\n",
+        );
+    });
+    t.wait_for("the crew running", |s| {
+        roster_line(s, "quiet").contains("idle") && roster_line(s, "busy").contains("busy")
+    });
+    let exe = env!("CARGO_BIN_EXE_muster");
+    t.tmux(&["new-session", "-d", "-s", "w", "-x", "40", "-y", "10", &script(t.dir.path(), exe, "-C repo watch")]);
+    let pane = |t: &Tmux| t.tmux(&["capture-pane", "-p", "-t", "w"]);
+    let end = Instant::now() + DEADLINE;
+    let mut s = pane(&t);
+    while !(s.contains("● busy") && s.contains("○ quiet")) {
+        assert!(Instant::now() < end, "watcher shows: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+        s = pane(&t);
+    }
+    assert!(s.starts_with("muster · 2 agent(s)"), "{s}");
+    // The workbench goes (its terminal closes): the watcher says the agents stopped.
+    t.tmux(&["kill-session", "-t", "0"]);
+    let end = Instant::now() + DEADLINE;
+    while !(s.contains("□ busy") && s.contains("□ quiet")) {
+        assert!(Instant::now() < end, "watcher shows: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+        s = pane(&t);
+    }
+    t.tmux(&["send-keys", "-t", "w", "q"]);
+    let end = Instant::now() + DEADLINE;
+    while !pane(&t).contains("EXITED 0") {
+        assert!(Instant::now() < end, "watcher did not quit: {}", pane(&t));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
