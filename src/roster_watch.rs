@@ -97,19 +97,37 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
     out
 }
 
-/// Draw until `q`, Esc, Ctrl-C or a signal; redraw only when the rows or the size change.
+/// Draw until `q`, Esc, Ctrl-C, a signal or the terminal going away; redraw only when the rows or the size change.
 pub fn run(root: Option<&Path>, all: bool) -> Result<()> {
-    use crossterm::event::{self, Event, KeyCode, KeyModifiers};
+    use crossterm::event::{Event, KeyCode, KeyModifiers};
+    use std::sync::atomic::{AtomicBool, Ordering};
     let roots = || if all { running_roots() } else { root.map(|r| vec![r.to_path_buf()]).unwrap_or_default() };
     let _guard = crate::tui::setup_plain_terminal()?;
     let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGHUP, signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
+    // Keys on their own thread: on a terminal that has gone, crossterm's poll can spin without returning, and
+    // this loop must still see the signal (or the failed size query) and end.
+    let quit = std::sync::Arc::new(AtomicBool::new(false));
+    let q = quit.clone();
+    std::thread::Builder::new().name("keys".into()).spawn(move || {
+        while let Ok(ev) = crossterm::event::read() {
+            if let Event::Key(k) = ev {
+                let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+                if ctrl_c || matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) {
+                    q.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        }
+        // No more input: the terminal is gone.
+        q.store(true, Ordering::Relaxed);
+    })?;
     let mut shown: Option<(Vec<Row>, ratatui::layout::Size)> = None;
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && !quit.load(Ordering::Relaxed) {
         let now = rows(&roots());
         let size = terminal.size()?;
         if shown.as_ref() != Some(&(now.clone(), size)) {
@@ -119,15 +137,9 @@ pub fn run(root: Option<&Path>, all: bool) -> Result<()> {
             })?;
             shown = Some((now, size));
         }
-        // A quarter second between looks: a running muster writes its state within a second of a change.
-        if event::poll(Duration::from_millis(250))? {
-            if let Event::Key(k) = event::read()? {
-                let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-                if ctrl_c || matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) {
-                    break;
-                }
-            }
-        }
+        // A quarter second between looks: a running muster writes its state within a second of a change. Keys
+        // are seen at the next look.
+        std::thread::sleep(Duration::from_millis(250));
     }
     Ok(())
 }

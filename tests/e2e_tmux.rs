@@ -511,10 +511,30 @@ fn a_watcher_in_a_narrow_pane_follows_the_crew() {
         std::thread::sleep(Duration::from_millis(50));
         s = pane(&t);
     }
-    t.tmux(&["send-keys", "-t", "w", "q"]);
+    // A watcher whose terminal closes ends (crossterm's poll spun forever on the dead terminal before).
+    t.tmux(&["new-session", "-d", "-s", "w2", "-x", "30", "-y", "5", &script(t.dir.path(), exe, "-C repo watch")]);
+    let pid = t.tmux(&["display", "-p", "-t", "w2", "#{pane_pid}"]).trim().to_string();
     let end = Instant::now() + DEADLINE;
-    while !pane(&t).contains("EXITED 0") {
-        assert!(Instant::now() < end, "watcher did not quit: {}", pane(&t));
+    let watcher = loop {
+        let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        if let Some(c) = children.split_whitespace().next() {
+            break c.parse::<i32>().unwrap();
+        }
+        assert!(Instant::now() < end, "the second watcher never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    t.tmux(&["kill-session", "-t", "w2"]);
+    let end = Instant::now() + DEADLINE;
+    while alive(watcher) {
+        assert!(Instant::now() < end, "a watcher outlived its terminal");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.tmux(&["send-keys", "-t", "w", "q"]);
+    // With the pane's history: `stty -a` after the exit line fills a 10-row pane.
+    let history = |t: &Tmux| t.tmux(&["capture-pane", "-p", "-S", "-100", "-t", "w"]);
+    let end = Instant::now() + DEADLINE;
+    while !history(&t).contains("EXITED 0") {
+        assert!(Instant::now() < end, "watcher did not quit: {}", history(&t));
         std::thread::sleep(Duration::from_millis(50));
     }
 }
