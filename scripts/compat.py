@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,25 @@ class Tmux:
 
     def kill(self):
         run("tmux", "-L", self.socket, "kill-server")
+
+
+def end_processes_with_home(home):
+    """End what a CLI left running under plain tmux (Codex's app-server daemons outlive its session): every
+    process whose HOME is the run's own fresh home. Under muster they are in the agent's tree and end with it."""
+    want = f"HOME={home}".encode()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        found = False
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if want in f.read().split(b"\0"):
+                        os.kill(int(pid), sig)
+                        found = True
+            except (OSError, ProcessLookupError):
+                pass
+        if not found:
+            return
+        time.sleep(0.5)
 
 
 def shq(s):
@@ -198,6 +218,7 @@ def check(cli, muster, bins, work):
     time.sleep(1)
     plain_screen = settled_screen(plain)
     plain.kill()
+    end_processes_with_home(plain_home)
 
     home = work / f"home-{name}"
     seed_home(home, cli["seed"])
