@@ -220,12 +220,9 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
     if let Ok(root) = &root {
         match crate::ipc::run_dir(root) {
             Ok(run) => {
-                let lock = std::fs::read_to_string(run.join("lock")).unwrap_or_default();
-                let holder = match lock.lines().next().and_then(|p| p.parse::<u32>().ok()) {
-                    Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => {
-                        format!("; muster pid {pid} runs the crew")
-                    }
-                    _ => String::new(),
+                let holder = match crate::ipc::holder(&run) {
+                    Some(pid) => format!("; muster pid {pid} runs the crew"),
+                    None => String::new(),
                 };
                 line(true, "run folder", format!("{} (private){holder}", run.display()))
             }
@@ -256,18 +253,9 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
-    let (mut saved, warnings) = engine::store::load(root)?;
+    let (saved, warnings, running) = engine::store::load_live(root)?;
     for w in warnings {
         eprintln!("muster: {w}");
-    }
-    // The file is kept current by a running muster (within a second); without one nothing runs, whatever it says.
-    let running = crate::ipc::run_dir(root).ok().and_then(|d| crate::ipc::holder(&d));
-    if running.is_none() {
-        for a in &mut saved.agents {
-            if a.state.is_running() {
-                a.state = engine::AgentState::Stopped;
-            }
-        }
     }
     if json {
         let mut v = serde_json::to_value(&saved)?;
@@ -354,11 +342,10 @@ fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Re
         _ => matches!(s, S::Idle | S::Waiting) || !s.is_running(),
     };
     let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-    let run_dir = crate::ipc::run_dir(root)?;
     let mut runs: std::collections::HashMap<String, u64> = Default::default();
     loop {
-        let running = crate::ipc::holder(&run_dir).is_some();
-        let (saved, _) = engine::store::load(root)?;
+        let (saved, _, running) = engine::store::load_live(root)?;
+        let running = running.is_some();
         let mut all = true;
         for name in agents {
             let Some(a) = saved.agents.iter().find(|a| &a.spec.name == name) else {

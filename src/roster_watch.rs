@@ -31,13 +31,9 @@ impl Row {
 pub fn rows(roots: &[PathBuf]) -> Vec<Row> {
     let mut out = Vec::new();
     for root in roots {
-        let Ok((saved, _)) = store::load(root) else { continue };
-        let running = crate::ipc::run_dir(root).ok().and_then(|d| crate::ipc::holder(&d)).is_some();
+        let Ok((saved, _, _)) = store::load_live(root) else { continue };
         let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        for a in saved.agents {
-            let state = if running || !a.state.is_running() { a.state } else { AgentState::Stopped };
-            out.push(Row { repo: repo.clone(), name: a.spec.name, state });
-        }
+        out.extend(saved.agents.into_iter().map(|a| Row { repo: repo.clone(), name: a.spec.name, state: a.state }));
     }
     out
 }

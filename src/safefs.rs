@@ -192,14 +192,18 @@ fn read_regular(f: std::fs::File, path: &Path, max: u64) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The bytes as text, or the line and column where they stop being UTF-8.
+pub fn utf8_text(bytes: Vec<u8>) -> std::result::Result<String, (usize, usize)> {
+    String::from_utf8(bytes).map_err(|e| {
+        let text = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
+        crate::config::location::line_col(&text, text.len())
+    })
+}
+
 /// Text of a file that must be UTF-8, with an error that says where it is not.
 pub fn utf8(path: &Path, bytes: Vec<u8>) -> Result<String> {
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let text = String::from_utf8_lossy(&e.as_bytes()[..at]);
-        let (line, col) = crate::config::location::line_col(&text, text.len());
-        anyhow::anyhow!("{}:{line}:{col}: not UTF-8 text (a binary file?)", path.display())
-    })
+    utf8_text(bytes)
+        .map_err(|(line, col)| anyhow::anyhow!("{}:{line}:{col}: not UTF-8 text (a binary file?)", path.display()))
 }
 
 #[cfg(test)]

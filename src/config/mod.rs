@@ -27,8 +27,10 @@ pub fn read_text(path: &std::path::Path) -> Result<Option<String>, ConfigError> 
             return Err(whole(text.strip_prefix(&format!("{shown} ")).unwrap_or(&text).to_string()));
         }
     };
-    String::from_utf8(bytes).map(Some).map_err(|e| {
-        let good = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]).into_owned();
-        ConfigError::at(path, &good, good.len(), "not UTF-8 text (a binary file?)")
+    crate::safefs::utf8_text(bytes).map(Some).map_err(|(line, col)| ConfigError {
+        file: path.to_path_buf(),
+        line,
+        col,
+        message: "not UTF-8 text (a binary file?)".into(),
     })
 }

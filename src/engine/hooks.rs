@@ -177,9 +177,7 @@ pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
 /// Accept hook reports and questions, and hand them to the engine; each client is served on its own (an idle
 /// one holds up nobody), a request is at most 64 KiB. The socket goes when the returned value is dropped.
 pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
-    let engine = std::sync::Mutex::new(engine);
     crate::ipc::serve_lines(&run_dir.join(SOCKET), crate::ipc::Limits::default(), move |line, out| {
-        let Ok(engine) = engine.lock().map(|e| e.clone()) else { return crate::ipc::Flow::Close };
         match serde_json::from_str::<Request>(line) {
             Ok(Request::Hook { agent, token, event, detail, session }) => {
                 let _ = engine.send(EngineMsg::Command(Command::Hook { name: agent, token, event, detail, session }));

@@ -82,6 +82,21 @@ pub fn parse(root: &Path, p: &Path, bytes: Vec<u8>) -> Result<(SavedCrew, Vec<St
     Ok((crew, warnings))
 }
 
+/// The saved state as it stands now, and the pid of the muster running the crew: the file is kept current by a
+/// running muster (within a second); without one nothing runs, whatever it says, so its agents read stopped.
+pub fn load_live(root: &Path) -> Result<(SavedCrew, Vec<String>, Option<u32>)> {
+    let (mut crew, warnings) = load(root)?;
+    let running = crate::ipc::run_dir(root).ok().and_then(|d| crate::ipc::holder(&d));
+    if running.is_none() {
+        for a in &mut crew.agents {
+            if a.state.is_running() {
+                a.state = AgentState::Stopped;
+            }
+        }
+    }
+    Ok((crew, warnings, running))
+}
+
 /// The saved state for the engine, which owns the file: one it cannot read is renamed aside (never deleted) and
 /// reported, and the crew starts from its crew file.
 pub fn load_or_set_aside(root: &Path) -> (SavedCrew, Vec<String>) {
