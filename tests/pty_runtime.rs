@@ -255,3 +255,17 @@ fn send_steers_from_a_script_and_waits_for_the_turn() {
     assert!(out.contains("showing a dialog"), "{out}");
     assert_eq!(send(&root, &["s", "y", "--force"]).0, Some(0));
 }
+
+/// A state file a killed muster left says its agents still run; the next muster rewrites it at once, so a
+/// watcher or `muster status` never shows the dead run's states as live.
+#[test]
+fn a_new_muster_rewrites_the_states_a_dead_one_left() {
+    let crew = "[[agent]]\nname = \"s\"\ncommand = \"bash\"\nargs = [\"-c\", \"exec sleep 600\"]\n";
+    let rig = Rig::with_setup(crew, "s", |root| {
+        let agent = r#"{"spec":{"name":"s","kind":"custom","command":"bash","args":[],"resume_args":[],"prompt_args":[],"env":{},"prompt":null,"base":null,"worktree":true,"enter_delay_ms":0,"hooks":null},"branch":"muster/s","base":"main","worktree":"/x","state":"busy","exit":null,"ran":true,"port_base":20000}"#;
+        std::fs::write(root.join(".muster/state.json"), format!(r#"{{"version":1,"agents":[{agent}]}}"#)).unwrap();
+    });
+    let (saved, _, running) = muster::engine::store::load_live(&rig.root).unwrap();
+    assert_eq!(running, Some(std::process::id()));
+    assert_eq!(saved.agents[0].state, AgentState::Stopped);
+}

@@ -250,6 +250,8 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         sends: Vec::new(),
     };
     sup.load_slots(saved);
+    // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
+    sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
     Ok(EngineHandle { tx })
 }
