@@ -16,7 +16,12 @@ use crate::term::{AlacrittyModel, TerminalModel};
 
 /// CPU time of every thread of this process, in nanoseconds (precise, unlike clock ticks).
 fn process_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+    cpu_ns_of("self")
+}
+
+/// CPU time of every thread of process `pid` ("self" for this one), in nanoseconds.
+fn cpu_ns_of(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return 0;
     };
     tasks
@@ -469,9 +474,13 @@ pub fn conflicts() -> Result<()> {
     Ok(())
 }
 
-pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: bool) -> Result<()> {
+pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: bool, server_only: bool) -> Result<()> {
     if conflicts_only {
         return conflicts();
+    }
+    if server_only {
+        let (busy, _, _) = crew_cpu(agents, &["demo-agent", "--stream", "50"], seconds)?;
+        return server(agents, seconds, busy);
     }
     println!(
         "muster bench — {agents} agents, {seconds} s per CPU figure, {} cores",
@@ -505,5 +514,298 @@ pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: 
     let (busy, per_agent, frames) = crew_cpu(agents, &["demo-agent", "--stream", "50"], seconds)?;
     println!("CPU, {agents} agents × 50 coloured lines/s: {busy:.2}% of one core ({frames} frames drawn)");
     println!("resident memory per streaming agent (10,000 lines scrollback): {per_agent} KiB");
+    server(agents, seconds, busy)
+}
+
+/// The server's figures, beside the in-process ones (`in_process_busy`: the same crew streaming, measured above
+/// or just now).
+pub fn server(agents: usize, seconds: u64, in_process_busy: f64) -> Result<()> {
+    let idle = ServedCrew::start(agents, &["demo-agent", "--resume"])?;
+    let attach = idle.attach_times(20)?;
+    println!(
+        "attach to the first full frame, {agents} agents: p50 {:.1} ms, max {:.1} ms (20 attaches)",
+        ms(percentile(&attach, 50)),
+        ms(percentile(&attach, 100))
+    );
+    let status = idle.status_times(20)?;
+    println!(
+        "`muster status` with the server up: p50 {:.1} ms, max {:.1} ms (20 runs)",
+        ms(percentile(&status, 50)),
+        ms(percentile(&status, 100))
+    );
+    let (server_cpu, clients_cpu) = idle.cpu(3, seconds)?;
+    println!(
+        "CPU, {agents} agents idle, 3 clients attached: server {server_cpu:.2}% + clients {clients_cpu:.2}% of one core"
+    );
+    drop(idle);
+    let echo = ServedCrew::start_crew("[[agent]]\nname = \"echo\"\ncommand = \"cat\"\n")?;
+    let (served, local) = (echo.echo_latency(200)?, in_process_echo_latency(200)?);
+    println!(
+        "typed text → its echo on the client's screen: through the server p50 {:.2} ms, p99 {:.2} ms; in-process p50 \
+         {:.2} ms, p99 {:.2} ms (200 samples)",
+        ms(percentile(&served, 50)),
+        ms(percentile(&served, 99)),
+        ms(percentile(&local, 50)),
+        ms(percentile(&local, 99))
+    );
+    drop(echo);
+    let busy = ServedCrew::start(agents, &["demo-agent", "--stream", "50"])?;
+    let (s1, c1) = busy.cpu(1, seconds)?;
+    let (s3, c3) = busy.cpu(3, seconds)?;
+    println!(
+        "CPU, {agents} agents × 50 coloured lines/s: in-process {in_process_busy:.2}%; server + 1 client {:.2}% ({s1:.2} + \
+         {c1:.2}) = {:.2}×; server + 3 clients {:.2}% ({s3:.2} + {c3:.2}) = {:.2}× one client",
+        s1 + c1,
+        (s1 + c1) / in_process_busy.max(0.01),
+        s3 + c3,
+        (s3 + c3) / (s1 + c1).max(0.01)
+    );
     Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn percentile(samples: &[Duration], p: usize) -> Duration {
+    let mut s = samples.to_vec();
+    s.sort();
+    s.get((s.len().saturating_sub(1)) * p / 100).copied().unwrap_or_default()
+}
+
+/// A crew in a real server process (`muster server run`), in a throwaway repository.
+struct ServedCrew {
+    root: std::path::PathBuf,
+    server: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl ServedCrew {
+    fn start(agents: usize, args: &[&str]) -> Result<ServedCrew> {
+        let mut toml = String::new();
+        for i in 0..agents {
+            let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+            toml.push_str(&format!("[[agent]]\nname = \"a{i}\"\nkind = \"demo\"\nargs = [{}]\n", args.join(", ")));
+        }
+        ServedCrew::start_crew(&toml)
+    }
+
+    fn start_crew(toml: &str) -> Result<ServedCrew> {
+        let root = crate::demo::create_repo(&std::env::temp_dir(), 1)?;
+        std::fs::write(root.join(".muster/crew.toml"), toml)?;
+        let server = std::process::Command::new(std::env::current_exe()?)
+            .arg("-C")
+            .arg(&root)
+            .args(["server", "run"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting a server")?;
+        let socket = crate::server::socket_path(&root)?;
+        let end = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            anyhow::ensure!(Instant::now() < end, "the server did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let crew = ServedCrew { root, server, socket };
+        // Start the crew and let it settle at the pane's size.
+        let (client, rx, socket) = crew.client()?;
+        client.send(Command::Watch { name: Some("a0".into()), rows: 46, cols: 200 });
+        client.send(Command::StartCrew);
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            let _ = rx.recv_timeout(Duration::from_millis(100));
+        }
+        let _ = socket.shutdown(std::net::Shutdown::Both);
+        Ok(crew)
+    }
+
+    /// A client, its events, and its socket (shut down to end it).
+    #[allow(clippy::type_complexity)]
+    fn client(
+        &self,
+    ) -> Result<(engine::EngineHandle, std::sync::mpsc::Receiver<crate::tui::AppMsg>, std::os::unix::net::UnixStream)>
+    {
+        let stream = std::os::unix::net::UnixStream::connect(&self.socket)?;
+        let end = stream.try_clone()?;
+        let (tx, rx) = crate::tui::channel();
+        let hello = crate::protocol::Hello {
+            kind: crate::protocol::ClientKind::Tui,
+            version: crate::protocol::VERSION,
+            muster: env!("CARGO_PKG_VERSION").into(),
+            size: Some((50, 200)),
+            colours: None,
+        };
+        let (handle, _) = crate::client::attach(Box::new(stream.try_clone()?), Box::new(stream), hello, move |m| {
+            let _ = tx.send(match m {
+                crate::client::Incoming::Event(e) => crate::tui::AppMsg::Engine(e),
+                crate::client::Incoming::Closed(r) => crate::tui::AppMsg::Closed(r),
+            });
+        })?;
+        Ok((handle, rx, end))
+    }
+
+    /// From connecting to the first screen of the watched agent.
+    fn attach_times(&self, n: usize) -> Result<Vec<Duration>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let (client, rx, socket) = self.client()?;
+            client.send(Command::Watch { name: Some("a0".into()), rows: 46, cols: 200 });
+            let _end = defer_shutdown(socket);
+            loop {
+                match rx.recv_timeout(Duration::from_secs(10)).context("no screen")? {
+                    crate::tui::AppMsg::Engine(engine::Event::Screen { .. }) => break,
+                    _ => continue,
+                }
+            }
+            out.push(t0.elapsed());
+        }
+        Ok(out)
+    }
+
+    fn status_times(&self, n: usize) -> Result<Vec<Duration>> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let s = std::process::Command::new(std::env::current_exe()?)
+                .arg("-C")
+                .arg(&self.root)
+                .args(["status", "--format", "tmux"])
+                .output()?;
+            anyhow::ensure!(s.status.success(), "muster status failed");
+            out.push(t0.elapsed());
+        }
+        Ok(out)
+    }
+
+    /// CPU of the server and of `clients` headless workbenches (this process) over `seconds`, in % of one core.
+    fn cpu(&self, clients: usize, seconds: u64) -> Result<(f64, f64)> {
+        let mut loops = Vec::new();
+        let mut sockets = Vec::new();
+        for _ in 0..clients {
+            let (handle, rx, socket) = self.client()?;
+            sockets.push(socket);
+            loops.push(std::thread::spawn(move || {
+                let mut state = State::new(
+                    "bench".into(),
+                    Keymap::builtin(),
+                    Theme::builtin("default", ColorMode::TrueColor),
+                    (200, 50),
+                );
+                state.detaches = true;
+                update(&mut state, Msg::Resize(200, 50));
+                if let Some((name, rows, cols)) = state.watching.clone() {
+                    handle.send(Command::Watch { name, rows, cols });
+                }
+                let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("a test backend");
+                let _ = crate::tui::event_loop(&mut terminal, &mut state, &handle, &rx, || {});
+            }));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let pid = self.server.id().to_string();
+        let (s0, c0, t0) = (cpu_ns_of(&pid), process_cpu_ns(), Instant::now());
+        std::thread::sleep(Duration::from_secs(seconds));
+        let (s1, c1, dt) = (cpu_ns_of(&pid), process_cpu_ns(), t0.elapsed().as_nanos() as f64);
+        // The clients end with their connections; the crew runs on for the next measurement.
+        for s in &sockets {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        for l in loops {
+            let _ = l.join();
+        }
+        Ok(((s1 - s0) as f64 / dt * 100.0, (c1 - c0) as f64 / dt * 100.0))
+    }
+
+    /// Text typed into `cat` through the server, until its echo is on this client's copy of the screen.
+    fn echo_latency(&self, n: usize) -> Result<Vec<Duration>> {
+        let (client, rx, socket) = self.client()?;
+        let _end = defer_shutdown(socket);
+        client.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80 });
+        let events = std::iter::from_fn(move || match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(crate::tui::AppMsg::Engine(e)) => Some(e),
+            _ => None,
+        });
+        echo_samples(n, &client, events)
+    }
+}
+
+/// Ends a client's connection when dropped.
+struct Hangup(std::os::unix::net::UnixStream);
+
+impl Drop for Hangup {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn defer_shutdown(s: std::os::unix::net::UnixStream) -> Hangup {
+    Hangup(s)
+}
+
+impl Drop for ServedCrew {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.server.id() as i32).expect("a child's pid"),
+            rustix::process::Signal::TERM,
+        );
+        let _ = self.server.wait();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Type a new word `n` times; how long each took to show on the screen events `events` brings.
+fn echo_samples(
+    n: usize,
+    engine: &engine::EngineHandle,
+    mut events: impl Iterator<Item = engine::Event>,
+) -> Result<Vec<Duration>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let word = format!("w{i:04}x");
+        let t0 = Instant::now();
+        engine.send(Command::Paste { name: "echo".into(), text: format!("{word}\r") });
+        loop {
+            match events.next().context("no echo")? {
+                engine::Event::Screen { screen, .. } if screen.text().iter().any(|l| l.contains(&word)) => break,
+                _ => continue,
+            }
+        }
+        out.push(t0.elapsed());
+    }
+    Ok(out)
+}
+
+/// The same measurement with the engine in this process.
+fn in_process_echo_latency(n: usize) -> Result<Vec<Duration>> {
+    let root = crate::demo::create_repo(&std::env::temp_dir(), 1)?;
+    std::fs::write(root.join(".muster/crew.toml"), "[[agent]]\nname = \"echo\"\ncommand = \"cat\"\n")?;
+    let (crew, _, _) = crate::commands::load_crew(&root)?;
+    let cfg = EngineConfig {
+        root: root.clone(),
+        crew,
+        scrollback: 10_000,
+        muster_exe: std::env::current_exe()?,
+        stop_grace: Duration::from_secs(2),
+        palette: Default::default(),
+        checkpoint_every: Duration::from_secs(300),
+    };
+    let (sink, rx) = engine::channel_sink();
+    let handle = engine::supervisor::start(cfg, Arc::new(NativePty), sink)?;
+    handle.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80 });
+    handle.send(Command::StartCrew);
+    std::thread::sleep(Duration::from_secs(1));
+    while rx.try_recv().is_ok() {}
+    let events = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(10)).ok());
+    let samples = echo_samples(n, &handle, events);
+    handle.send(Command::Shutdown);
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end {
+        if let Ok(engine::Event::ShutdownComplete) = rx.recv_timeout(Duration::from_millis(100)) {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&root);
+    samples
 }

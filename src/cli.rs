@@ -29,6 +29,22 @@ pub enum Cmd {
         #[arg(long, default_value_t = 3)]
         agents: usize,
     },
+    /// The repository's muster server, which runs the crew whether or not a workbench is open.
+    Server {
+        #[command(subcommand)]
+        action: ServerCmd,
+    },
+    /// This user's running muster servers and their crews.
+    Ls,
+    /// Bridge standard input and output to this repository's server (starting it if none runs), for
+    /// `muster attach --via 'ssh HOST muster proxy -C /path/to/repo'`.
+    Proxy,
+    /// Open the workbench on a crew served elsewhere: `--via` is a command whose standard input and output reach
+    /// a muster server (`ssh HOST muster proxy -C /path/to/repo`, or any other byte stream).
+    Attach {
+        #[arg(long)]
+        via: String,
+    },
     /// Write a commented .muster/crew.toml for this repository.
     Init {
         /// Overwrite an existing crew file.
@@ -142,6 +158,9 @@ pub enum Cmd {
         /// Only the conflict parser and overlap figures.
         #[arg(long)]
         conflicts_only: bool,
+        /// Only the server's figures (attach, echo latency, CPU with 1 and 3 clients), beside the in-process CPU.
+        #[arg(long)]
+        server_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]
@@ -155,6 +174,26 @@ pub enum Cmd {
         /// Seconds each spinner runs.
         #[arg(long, default_value_t = 1.2)]
         think: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCmd {
+    /// Stop the crew (each agent checkpointed, then SIGTERM, then SIGKILL after a grace) and the server. Asks
+    /// while agents run; without a terminal to ask on, needs --yes.
+    Stop {
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Whether the server runs: its pid, version, clients, socket and log, and the crew's states. Exit 3 when
+    /// it does not run.
+    Status,
+    /// Run the server in the foreground (what `muster` starts detached).
+    #[command(hide = true)]
+    Run {
+        /// The terminal's colours, as JSON (the workbench that starts the server asks its terminal).
+        #[arg(long)]
+        palette: Option<String>,
     },
 }
 

@@ -2,20 +2,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use crate::app::State;
-use crate::cli::{CheckpointCmd, Cli, Cmd, ConflictsCmd, Take};
+use crate::cli::{CheckpointCmd, Cli, Cmd, ConflictsCmd, ServerCmd, Take};
 use crate::config::crew::{parse_crew, Crew};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorMode, Theme};
 use crate::config::{paths, preset, user, ConfigError, Warning};
 use crate::engine::{self, EngineConfig};
 use crate::git::worktree::find_repo_root;
-use crate::pty::NativePty;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = match &cli.dir {
@@ -28,13 +26,17 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         None => {
             let root = find_repo_root(&dir)?;
-            open(&root, cli.theme.as_deref())?;
+            open(&root, cli.theme.as_deref(), false)?;
         }
         Some(Cmd::Demo { agents }) => {
             let root = crate::demo::create_repo(&std::env::temp_dir(), agents.max(1))?;
-            open(&root, cli.theme.as_deref())?;
+            open(&root, cli.theme.as_deref(), true)?;
             println!("demo repository kept at {}", root.display());
         }
+        Some(Cmd::Server { action }) => return server_cmd(&find_repo_root(&dir)?, action),
+        Some(Cmd::Ls) => ls()?,
+        Some(Cmd::Proxy) => proxy(&find_repo_root(&dir)?)?,
+        Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
         Some(Cmd::Doctor) => return doctor(&dir),
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
@@ -66,8 +68,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let root = find_repo_root(&dir)?;
             print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root)?, &agent)?);
         }
-        Some(Cmd::Bench { agents, seconds, checkpoints_only, conflicts_only }) => {
-            crate::bench::run(agents, seconds, checkpoints_only, conflicts_only)?
+        Some(Cmd::Bench { agents, seconds, checkpoints_only, conflicts_only, server_only }) => {
+            crate::bench::run(agents, seconds, checkpoints_only, conflicts_only, server_only)?
         }
         Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
     }
@@ -128,20 +130,13 @@ fn theme_dirs(root: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-fn open(root: &Path, theme: Option<&str>) -> Result<()> {
-    let _log = init_logging();
-    let (crew, user_cfg, mut warnings) = load_crew(root)?;
-    let (keymap, kw) = Keymap::load(Some(root));
-    warnings.extend(kw);
-    let theme_name = theme.map(str::to_string).or(user_cfg.theme.clone()).unwrap_or_else(|| "default".into());
-    let (theme, tw) = Theme::load(&theme_name, &theme_dirs(root), ColorMode::from_env());
-    warnings.extend(tw);
+/// What the engine of `root` runs with: its crew, the user's settings, the colours agents are told.
+pub fn engine_config(root: &Path, palette: crate::term::Palette) -> Result<EngineConfig> {
+    let (crew, user_cfg, warnings) = load_crew(root)?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let (tx, rx) = crate::tui::channel();
-    let palette = outer_palette(&theme);
-    let cfg = EngineConfig {
+    Ok(EngineConfig {
         root: root.to_path_buf(),
         crew,
         scrollback: user_cfg.scrollback,
@@ -149,17 +144,99 @@ fn open(root: &Path, theme: Option<&str>) -> Result<()> {
         stop_grace: Duration::from_secs(3),
         palette,
         checkpoint_every: Duration::from_secs(user_cfg.checkpoint_minutes.max(1) * 60),
+    })
+}
+
+/// What the workbench shows with: keys, colours, settings, and what was wrong in the files they came from.
+struct Look {
+    keymap: Keymap,
+    theme: Theme,
+    user: user::UserConfig,
+    warnings: Vec<Warning>,
+}
+
+fn look(root: Option<&Path>, theme: Option<&str>) -> Result<Look> {
+    let (user_cfg, mut warnings) = match root {
+        // The crew file is checked here too: a broken one is an error on this terminal, not in a server's log.
+        Some(root) => {
+            let (_, u, w) = load_crew(root)?;
+            (u, w)
+        }
+        None => user::load(),
     };
-    let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx.clone()))?;
+    let (keymap, kw) = Keymap::load(root);
+    warnings.extend(kw);
+    let theme_name = theme.map(str::to_string).or(user_cfg.theme.clone()).unwrap_or_else(|| "default".into());
+    let dirs = root.map(theme_dirs).unwrap_or_default();
+    let (theme, tw) = Theme::load(&theme_name, &dirs, ColorMode::from_env());
+    warnings.extend(tw);
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(Look { keymap, theme, user: user_cfg, warnings })
+}
+
+/// The workbench on the repository's crew, in its server (started detached when none runs). In the demo,
+/// quitting stops the crew: its repository is a throwaway one that nobody comes back to.
+fn open(root: &Path, theme: Option<&str>, demo: bool) -> Result<()> {
+    let _log = init_logging();
+    let look = look(Some(root), theme)?;
+    let palette = outer_palette(&look.theme);
+    let args = vec!["--palette".to_string(), serde_json::to_string(&palette)?];
+    let stream = crate::server::spawn::connect_or_start(root, &args)?;
+    let read = stream.try_clone().context("connecting to the muster server")?;
     let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut state = State::new(repo, keymap, theme, (80, 24));
-    state.bell_on_waiting = user_cfg.bell;
-    if let Some(w) = warnings.first() {
-        let more =
-            if warnings.len() > 1 { format!(" (+{} more in the log)", warnings.len() - 1) } else { String::new() };
+    workbench(Box::new(read), Box::new(stream), repo, look, demo)
+}
+
+/// Run the workbench as a client of the server at the other end of `read`/`write`.
+fn workbench(
+    read: Box<dyn std::io::Read + Send>,
+    write: Box<dyn std::io::Write + Send>,
+    repo: String,
+    look: Look,
+    quit_stops_crew: bool,
+) -> Result<()> {
+    use crate::protocol::{ClientKind, Hello};
+    let (tx, rx) = crate::tui::channel();
+    let size = crossterm::terminal::size().ok().map(|(c, r)| (r, c));
+    let hello = Hello {
+        kind: ClientKind::Tui,
+        version: crate::protocol::VERSION,
+        muster: env!("CARGO_PKG_VERSION").into(),
+        size,
+        colours: None,
+    };
+    let events = tx.clone();
+    let (handle, welcome) = crate::client::attach(read, write, hello, move |m| {
+        let _ = events.send(match m {
+            crate::client::Incoming::Event(e) => crate::tui::AppMsg::Engine(e),
+            crate::client::Incoming::Closed(reason) => crate::tui::AppMsg::Closed(reason),
+        });
+    })?;
+    let mut state = State::new(repo, look.keymap, look.theme, (80, 24));
+    state.bell_on_waiting = look.user.bell;
+    state.detaches = !quit_stops_crew;
+    if let Some(w) = look.warnings.first() {
+        let more = if look.warnings.len() > 1 {
+            format!(" (+{} more in the log)", look.warnings.len() - 1)
+        } else {
+            String::new()
+        };
         state.status = Some((format!("{w}{more}"), true));
     }
-    crate::tui::run(state, handle, tx, rx)
+    let state = crate::tui::run(state, handle, tx, rx)?;
+    if let Some(reason) = state.closed.as_deref().filter(|_| !state.quitting) {
+        println!("muster: {reason}");
+    } else if state.detaches && !state.quitting {
+        let running = state.running();
+        println!(
+            "detached: {running} agent(s) keep running in the muster server (pid {}). `muster` attaches again; \
+             `muster server stop` stops them.",
+            welcome.pid
+        );
+    }
+    Ok(())
 }
 
 /// The colours agents are told the terminal has: the real terminal's answers, else the theme's.
@@ -252,11 +329,26 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
 }
 
-fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
+/// The crew as the running server has it now; else as the state file says, with no pid.
+fn live_crew(root: &Path) -> Result<(engine::store::SavedCrew, Option<u32>)> {
+    let run_dir = crate::ipc::run_dir(root)?;
+    if let Some(pid) = crate::ipc::holder(&run_dir) {
+        let req = engine::hooks::Request::Status {};
+        if let Some(answer) = engine::hooks::ask(&run_dir, &req, Some(Duration::from_secs(5)))? {
+            let (crew, _) = engine::store::parse(root, Path::new("server"), answer.into_bytes())
+                .context("reading the server's answer")?;
+            return Ok((crew, Some(pid)));
+        }
+    }
     let (saved, warnings, running) = engine::store::load_live(root)?;
     for w in warnings {
         eprintln!("muster: {w}");
     }
+    Ok((saved, running))
+}
+
+fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
+    let (saved, running) = live_crew(root)?;
     if json {
         let mut v = serde_json::to_value(&saved)?;
         v["running_pid"] = serde_json::json!(running);
@@ -331,9 +423,46 @@ fn send(root: &Path, agent: &str, text: Option<String>, force: bool, wait: bool)
     Ok(code)
 }
 
-/// `muster wait`: polls the state file, which a running muster keeps current within a second. (Through the
-/// server, when it lands, the answer will come at the transition.)
+/// `muster wait`: the server answers at the transition. Without one nothing can change: the state file says
+/// whether the agents are known, and that their runs are over.
 fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Result<ExitCode> {
+    use engine::supervisor::WaitFor;
+    let run_dir = crate::ipc::run_dir(root)?;
+    let until_state = match until {
+        "idle" => WaitFor::Idle,
+        "waiting" => WaitFor::Waiting,
+        "exited" => WaitFor::Exited,
+        _ => WaitFor::Any,
+    };
+    if crate::ipc::holder(&run_dir).is_some() {
+        let req = engine::hooks::Request::Wait { agents: agents.to_vec(), until: until_state, timeout };
+        let within = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
+        match engine::hooks::ask(&run_dir, &req, within) {
+            Ok(Some(answer)) => {
+                return Ok(match answer.split_once(' ') {
+                    None if answer == "matched" => ExitCode::SUCCESS,
+                    Some(("ended", name)) => {
+                        eprintln!("muster: {name} is not running (its run ended)");
+                        ExitCode::from(3)
+                    }
+                    Some((_, name)) => {
+                        eprintln!("muster: no agent `{name}` in this crew");
+                        ExitCode::from(3)
+                    }
+                    None => bail!("muster answered `{answer}`"),
+                });
+            }
+            Ok(None) if timeout.is_some() && crate::ipc::holder(&run_dir).is_some() => return Ok(ExitCode::from(124)),
+            // It ended meanwhile: the state file has the last word.
+            _ => {}
+        }
+    }
+    wait_on_file(root, agents, until, timeout)
+}
+
+/// `muster wait` without a server: polls the state file (an older muster that runs its crew in its window
+/// keeps it current within a second).
+fn wait_on_file(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Result<ExitCode> {
     use engine::AgentState as S;
     let matches = |s: S| match until {
         "idle" => s == S::Idle,
@@ -410,8 +539,48 @@ fn agent_worktree(root: &Path, agent: &str) -> Result<PathBuf> {
     }
 }
 
+/// Run a change to an agent in the running engine, when one runs: `Some(exit code)` once it answered (printed),
+/// `None` when no muster runs (the caller does the work itself).
+fn through_server(root: &Path, command: engine::Command, trigger: Option<&str>) -> Result<Option<ExitCode>> {
+    let run_dir = crate::ipc::run_dir(root)?;
+    if crate::ipc::holder(&run_dir).is_none() {
+        return Ok(None);
+    }
+    let req = engine::hooks::Request::Run { command, trigger: trigger.map(str::to_string) };
+    let Some(answer) = engine::hooks::ask(&run_dir, &req, None)? else {
+        bail!("the running muster did not answer (see {})", run_dir.join(crate::server::LOG).display())
+    };
+    Ok(Some(match answer.strip_prefix("error: ") {
+        Some(e) => {
+            eprintln!("muster: {e}");
+            ExitCode::from(1)
+        }
+        None => {
+            println!("{answer}");
+            ExitCode::SUCCESS
+        }
+    }))
+}
+
 fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
     use crate::git::checkpoint as cp;
+    // What changes a worktree goes through the running engine, so it never races it there.
+    let via = match &action {
+        CheckpointCmd::Create { agent, trigger } => {
+            Some((engine::Command::Checkpoint { name: agent.clone() }, Some(trigger.as_str())))
+        }
+        CheckpointCmd::Restore { agent, n, files, yes: true } => Some((
+            engine::Command::Rollback { name: agent.clone(), n: *n, files: (!files.is_empty()).then(|| files.clone()) },
+            None,
+        )),
+        CheckpointCmd::Undo { agent } => Some((engine::Command::UndoRollback { name: agent.clone() }, None)),
+        _ => None,
+    };
+    if let Some((command, trigger)) = via {
+        if let Some(code) = through_server(root, command, trigger)? {
+            return Ok(code);
+        }
+    }
     let print_list = |agent: &str, wt: &Path| -> Result<()> {
         for c in cp::list(wt, agent)? {
             println!(
@@ -503,6 +672,30 @@ fn merge_cmd(
         (Some(a), true) => agent_worktree(root, a)?,
         _ => root.to_path_buf(),
     };
+    // Through the running engine, which knows which agent's merge it is (for --finish and --abort, the named
+    // one, else the agent whose branch the main worktree is merging).
+    let named = agent.clone().or_else(|| merging_agent(root));
+    if let Some(name) = named {
+        let command = if abort {
+            engine::Command::AbortMerge { name }
+        } else if finish {
+            engine::Command::FinishMerge { name, message: message.clone() }
+        } else {
+            engine::Command::Merge { name, into_agent, message: message.clone() }
+        };
+        if let Some(code) = through_server(root, command, None)? {
+            if !abort && !finish && merge::in_progress(&where_) {
+                for f in merge::conflicts(&where_)? {
+                    println!("  {:<16} {}", f.kind.label(), f.path);
+                }
+                println!(
+                    "resolve them (muster conflicts resolve FILE --take …), then muster merge --finish, or --abort"
+                );
+                return Ok(ExitCode::from(2));
+            }
+            return Ok(code);
+        }
+    }
     if abort {
         merge::abort(&where_)?;
         println!("merge aborted: {} is as it was before", where_.display());
@@ -569,6 +762,12 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                     Take::Theirs => merge::Side::Theirs,
                     _ => bail!("{file} is a {} conflict without markers: take ours or theirs", c.kind.label()),
                 };
+                if let Some(name) = agent.clone().or_else(|| merging_agent(root)) {
+                    let command = engine::Command::TakeSide { name, path: file.clone(), side };
+                    if let Some(code) = through_server(root, command, None)? {
+                        return Ok(code);
+                    }
+                }
                 merge::take_side(&wt, &file, side)?;
                 println!("{file}: took {}", if side == merge::Side::Ours { "ours" } else { "theirs" });
                 return Ok(ExitCode::SUCCESS);
@@ -605,6 +804,12 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
             }
             let left = r.unresolved();
             if left == 0 && conflicted.is_some() {
+                if let Some(name) = agent.clone().or_else(|| merging_agent(root)) {
+                    let command = engine::Command::StageResolved { name, path: file.clone(), content: r.result() };
+                    if let Some(code) = through_server(root, command, None)? {
+                        return Ok(code);
+                    }
+                }
                 merge::stage_resolved(&wt, &file, &r.result())?;
                 println!("{file}: resolved and staged");
             } else {
@@ -614,4 +819,197 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn server_cmd(root: &Path, action: ServerCmd) -> Result<ExitCode> {
+    let run_dir = crate::ipc::run_dir(root)?;
+    match action {
+        ServerCmd::Run { palette } => {
+            let _log = init_logging();
+            let palette = match palette {
+                Some(p) => serde_json::from_str(&p).context("reading --palette")?,
+                None => crate::term::Palette::default(),
+            };
+            crate::server::run(engine_config(root, palette)?)?;
+        }
+        ServerCmd::Status => {
+            let Some(pid) = crate::ipc::holder(&run_dir) else {
+                println!("not running for {}", root.display());
+                return Ok(ExitCode::from(3));
+            };
+            match crate::server::info(&run_dir) {
+                Some(i) => {
+                    let up = crate::engine::agent::now_ms().saturating_sub(i.started_ms) / 1000;
+                    println!("running: pid {pid}, muster {} (protocol {}), up {}", i.muster, i.protocol, age(up));
+                    println!("clients: {}", i.clients);
+                }
+                None => println!("running: pid {pid} (a workbench that runs its crew itself, no server)"),
+            }
+            println!("socket:  {}", run_dir.join(crate::server::SOCKET).display());
+            println!("log:     {}", run_dir.join(crate::server::LOG).display());
+            let (saved, _, _) = engine::store::load_live(root)?;
+            println!("agents:  {}", state_counts(&saved.agents));
+        }
+        ServerCmd::Stop { yes } => {
+            let Some(pid) = crate::ipc::holder(&run_dir) else {
+                println!("not running for {}", root.display());
+                return Ok(ExitCode::SUCCESS);
+            };
+            let (saved, _, _) = engine::store::load_live(root)?;
+            let running = saved.agents.iter().filter(|a| a.state.is_running()).count();
+            if running > 0 && !yes && !confirm(&format!("stop {running} running agent(s) (checkpointed first)?"))? {
+                eprintln!("muster: not stopped ({running} agent(s) run; --yes stops them without asking)");
+                return Ok(ExitCode::from(1));
+            }
+            // The server stops its crew on SIGTERM as on the stop key; a signal works across protocol versions.
+            rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid as i32).context("a bad pid in the lock")?,
+                rustix::process::Signal::TERM,
+            )
+            .with_context(|| format!("signalling muster pid {pid}"))?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            // Gone means the process ended (its socket removed), not only that it let go of the lock.
+            let alive = |pid: u32| {
+                std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .is_ok_and(|s| !s.lines().any(|l| l.starts_with("State:") && l.contains("Z (")))
+            };
+            while crate::ipc::holder(&run_dir) == Some(pid) || alive(pid) {
+                if std::time::Instant::now() > deadline {
+                    bail!(
+                        "muster pid {pid} did not stop within 30 s (see {})",
+                        run_dir.join(crate::server::LOG).display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            println!("stopped (pid {pid}, {running} agent(s))");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ask on the terminal; no terminal means no.
+fn confirm(question: &str) -> Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        _ => format!("{}h{:02}m", secs / 3600, secs / 60 % 60),
+    }
+}
+
+/// "2 busy, 1 waiting" for a crew.
+fn state_counts(agents: &[engine::store::SavedAgent]) -> String {
+    let mut counts: Vec<(engine::AgentState, usize)> = Vec::new();
+    for a in agents {
+        match counts.iter_mut().find(|(s, _)| *s == a.state) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((a.state, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return "none".into();
+    }
+    counts.iter().map(|(s, n)| format!("{n} {}", s.label())).collect::<Vec<_>>().join(", ")
+}
+
+/// `muster ls`: this user's servers.
+fn ls() -> Result<()> {
+    let roots = crate::roster_watch::running_roots();
+    if roots.is_empty() {
+        println!("no muster runs for this user");
+    }
+    for root in roots {
+        let run_dir = crate::ipc::run_dir(&root)?;
+        let pid = crate::ipc::holder(&run_dir).map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+        let info = crate::server::info(&run_dir);
+        let clients = info.as_ref().map(|i| format!("{} client(s)", i.clients)).unwrap_or_else(|| "no server".into());
+        let agents = engine::store::load_live(&root).map(|(s, _, _)| state_counts(&s.agents)).unwrap_or_default();
+        println!("{pid:>8}  {}  {clients}  {agents}", root.display());
+    }
+    Ok(())
+}
+
+/// `muster proxy`: this repository's server on standard input and output.
+fn proxy(root: &Path) -> Result<()> {
+    let stream = crate::server::spawn::connect_or_start(root, &[])?;
+    let mut from_server = stream.try_clone()?;
+    let mut to_server = stream;
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to_server);
+        let _ = to_server.shutdown(std::net::Shutdown::Write);
+    });
+    // Standard output is line-buffered and frames are binary: each read goes out whole, at once.
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match std::io::Read::read(&mut from_server, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if std::io::Write::write_all(&mut out, &buf[..n])
+                    .and_then(|()| std::io::Write::flush(&mut out))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    drop(up);
+    Ok(())
+}
+
+/// `muster attach --via CMD`: the workbench on the server CMD's standard input and output reach.
+fn attach_via(via: &str, theme: Option<&str>) -> Result<()> {
+    let _log = init_logging();
+    let look = look(None, theme)?;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", via])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running `{via}`"))?;
+    let (Some(input), Some(output), Some(mut errors)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        bail!("no pipes to `{via}`");
+    };
+    // What the transport says on stderr (ssh's prompts and errors) would scribble over the screen: kept for after.
+    let said = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&mut errors, 64 << 10), &mut text);
+        text
+    });
+    let result = workbench(Box::new(output), Box::new(input), via.to_string(), look, false);
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = said.join().unwrap_or_default();
+    if result.is_err() && !said.trim().is_empty() {
+        eprintln!("{}", said.trim_end());
+    }
+    result
+}
+
+/// The agent whose branch the main worktree is merging, if it is one of this crew's.
+fn merging_agent(root: &Path) -> Option<String> {
+    let head = std::fs::read_to_string(root.join(".git/MERGE_HEAD")).ok()?;
+    let repo = git2::Repository::open(root).ok()?;
+    let oid = git2::Oid::from_str(head.lines().next()?.trim()).ok()?;
+    let (saved, _) = engine::store::load(root).ok()?;
+    saved.agents.into_iter().map(|a| a.spec.name).find(|name| {
+        repo.find_branch(&crate::git::worktree::branch_name(name), git2::BranchType::Local)
+            .ok()
+            .and_then(|b| b.get().target())
+            .is_some_and(|t| t == oid)
+    })
 }

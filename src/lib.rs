@@ -3,6 +3,7 @@
 pub mod app;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod commands;
 pub mod config;
 pub mod conflict;
@@ -15,6 +16,7 @@ pub mod protocol;
 pub mod pty;
 pub mod roster_watch;
 pub mod safefs;
+pub mod server;
 pub mod term;
 pub mod tui;
 pub mod ui;

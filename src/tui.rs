@@ -29,9 +29,11 @@ const SHUTDOWN_WITHIN: Duration = Duration::from_secs(10);
 pub enum AppMsg {
     Input(CtEvent),
     Engine(Event),
-    /// SIGHUP (the terminal closed: nothing can be drawn any more), SIGTERM or SIGINT: stop the crew cleanly
-    /// and end. Until the background server lands, muster never leaves agents behind.
+    /// SIGHUP (the terminal closed: nothing can be drawn any more), SIGTERM or SIGINT: a workbench attached to
+    /// a server just ends (the crew runs on); one that runs the crew itself stops it cleanly first.
     Signal(i32),
+    /// The connection to the server ended.
+    Closed(String),
 }
 
 /// An event sink that feeds the UI loop.
@@ -180,6 +182,11 @@ where
             let msg = match m {
                 AppMsg::Input(ev) => to_msg(ev),
                 AppMsg::Engine(ev) => Some(Msg::Engine(ev)),
+                AppMsg::Closed(reason) => {
+                    state.closed = Some(reason);
+                    return Ok(());
+                }
+                AppMsg::Signal(_) if state.detaches => return Ok(()),
                 AppMsg::Signal(sig) => {
                     headless |= sig == signal_hook::consts::SIGHUP;
                     if quit_deadline.is_none() {
@@ -217,6 +224,10 @@ where
         }
         if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
             if let Err(e) = terminal.draw(|f| crate::ui::render(state, f)) {
+                if state.detaches {
+                    tracing::info!("drawing failed ({e}): the workbench ends, the crew runs on");
+                    return Ok(());
+                }
                 // The terminal went away (EIO after a hangup): stop the crew without it.
                 tracing::warn!("drawing failed ({e}); stopping the crew");
                 headless = true;
@@ -233,8 +244,8 @@ where
     }
 }
 
-/// The workbench on a real terminal.
-pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<()> {
+/// The workbench on a real terminal; the state as it ended.
+pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<State> {
     let _guard = setup_terminal()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
@@ -283,11 +294,11 @@ pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Recei
         let _ = tx.send(m);
     }
     let result = event_loop(&mut terminal, &mut state, &engine, &rx, || {});
-    if !state.quitting || result.is_err() {
-        // However the loop ended, the crew does not outlive the UI (until the server lands).
+    if !state.detaches && (!state.quitting || result.is_err()) {
+        // However the loop ended, a crew this workbench runs itself does not outlive it.
         stop_crew(&engine, &rx);
     }
-    result
+    result.map(|()| state)
 }
 
 /// Before the loop runs only the engine's commands matter (nothing to ring or quit yet).

@@ -46,17 +46,17 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["send-keys", "-t", "0"];
+        let mut args = vec!["send-keys", "-t", "=0:"];
         args.extend_from_slice(keys);
         self.tmux(&args);
     }
 
     fn text(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "0", "-l", text]);
+        self.tmux(&["send-keys", "-t", "=0:", "-l", text]);
     }
 
     fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-t", "0"])
+        self.tmux(&["capture-pane", "-p", "-t", "=0:"])
     }
 
     fn wait_for(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
@@ -86,6 +86,53 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         self.tmux(&["kill-server"]);
+        // Servers run detached, outside tmux: whatever a test left running in its folder ends with it.
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = processes_in(self.dir.path());
+            if left.is_empty() || Instant::now() > end {
+                break;
+            }
+            for p in left {
+                let pid = p.split_whitespace().next().unwrap_or_default().to_string();
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Tmux {
+    /// A muster command beside the workbench, in the same environment; its output and exit code.
+    fn muster(&self, args: &[&str]) -> (String, i32) {
+        let d = self.dir.path();
+        let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(args)
+            .current_dir(d.join("repo"))
+            .env("HOME", d.join("home"))
+            .env("TMPDIR", d)
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env("XDG_STATE_HOME", d.join("state"))
+            .env("XDG_RUNTIME_DIR", d.join("run"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (text, out.status.code().unwrap_or(-1))
+    }
+
+    /// The pid of the repository's server, once it runs.
+    fn server_pid(&self) -> i32 {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let (text, code) = self.muster(&["server", "status"]);
+            if code == 0 {
+                let pid = text.split("pid ").nth(1).and_then(|r| r.split(',').next()).unwrap_or("");
+                return pid.trim().parse().unwrap_or_else(|_| panic!("no pid in {text}"));
+            }
+            assert!(Instant::now() < end, "no server: {text}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -359,10 +406,11 @@ fn overlapping_agents_merge_and_resolve_conflicts_from_the_keyboard() {
 }
 
 /// Every agent draws its first screen at the size it is shown at; `muster explain` says why each is in its
-/// state; closing the terminal (SIGHUP) stops the crew, including a process that left its agent's session and
+/// state; closing the terminal (SIGHUP) leaves the crew running in the server, and a new workbench shows the same
+/// screens; `muster server stop` then stops everything, including a process that left its agent's session and
 /// ignores SIGHUP and SIGTERM.
 #[test]
-fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
+fn agents_start_at_the_wells_size_outlive_a_closed_terminal_and_stop_with_the_server() {
     let t = Tmux::start_in(120, 40, "-C repo", |dir| {
         let daemon = daemon_then(dir, "stty size; exec sleep 600");
         let crew = format!(
@@ -394,8 +442,33 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
         format!("{}{}", String::from_utf8_lossy(&explained.stdout), String::from_utf8_lossy(&explained.stderr));
     assert!(explained.starts_with("c: idle — the screen stopped changing"), "{explained}");
     assert!(explained.contains(&daemon.to_string()), "the daemon is one of c's processes: {explained}");
-    // Closing the terminal: tmux goes, muster gets SIGHUP.
+    let server = t.server_pid();
+    // Closing the terminal: tmux goes, the workbench gets SIGHUP; the server and its agents do not.
     t.tmux(&["kill-server"]);
+    let (status, _) = t.muster(&["status"]);
+    assert!(alive(server) && alive(daemon), "the crew outlives its terminal");
+    assert!(roster_line(&status, "a").contains("idle") || status.contains("a "), "{status}");
+    // A new terminal, a new workbench: the same screens at once (from the server, nothing restarted).
+    t.tmux(&[
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "sh",
+        "-c",
+        &script(t.dir.path(), env!("CARGO_BIN_EXE_muster"), "-C repo"),
+    ]);
+    t.wait_for("a's screen again", |s| s.contains("─ a ─") && s.contains("34 120"));
+    assert!(alive(daemon));
+    let (stopped, code) = t.muster(&["server", "stop"]);
+    assert_eq!(code, 1, "without a terminal to ask on, stopping running agents needs --yes: {stopped}");
+    assert!(stopped.contains("--yes"), "{stopped}");
+    let (stopped, code) = t.muster(&["server", "stop", "--yes"]);
+    assert_eq!(code, 0, "{stopped}");
+    assert!(stopped.contains("stopped"), "{stopped}");
+    t.wait_for("the workbench ends with the crew", |s| s.contains("EXITED 0"));
     let end = Instant::now() + DEADLINE;
     while alive(daemon) || !processes_in(&repo).is_empty() {
         assert!(Instant::now() < end, "left running: daemon {}, {:?}", alive(daemon), processes_in(&repo));
@@ -403,10 +476,11 @@ fn agents_start_at_the_wells_size_and_a_closed_terminal_stops_them_all() {
     }
 }
 
-/// SIGTERM to muster puts the terminal back (main screen, no mouse capture, cooked mode) and stops the crew; a
-/// second muster on the same repository, even from inside an agent's worktree, is refused while the first runs.
+/// SIGTERM to the workbench puts the terminal back (main screen, no mouse capture, cooked mode) and leaves the
+/// crew to its server; a second server on the same repository, even from inside an agent's worktree, is refused
+/// while the first runs; once the server is stopped nothing of it is left in the run folder but its lock and log.
 #[test]
-fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
+fn sigterm_restores_the_terminal_and_one_server_serves_a_repository() {
     let t = Tmux::start_in(100, 30, "-C repo", |dir| {
         crew_repo(
             dir,
@@ -417,6 +491,7 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
     let repo = t.dir.path().join("repo");
     assert_eq!(t.tmux(&["display", "-p", "#{alternate_on}"]).trim(), "1");
     let second = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["server", "run"])
         .current_dir(repo.join(".muster/worktrees/a"))
         .env("TMPDIR", t.dir.path())
         .env("XDG_RUNTIME_DIR", t.dir.path().join("run"))
@@ -429,7 +504,12 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
     assert!(Command::new("kill").args(["-TERM", &muster_pid(&t)]).status().unwrap().success());
     let s = t.wait_for("muster ended", |s| s.contains("EXITED"));
     assert!(s.contains(" icanon") && s.contains(" echo "), "cooked mode again: {s}");
+    assert!(s.contains("detached: 1 agent(s) keep running"), "{s}");
     assert_eq!(t.tmux(&["display", "-p", "#{alternate_on} #{mouse_any_flag}"]).trim(), "0 0");
+    let (status, _) = t.muster(&["status"]);
+    assert!(status.contains("a ") && !status.contains("stopped"), "{status}");
+    let (stopped, code) = t.muster(&["server", "stop", "--yes"]);
+    assert_eq!(code, 0, "{stopped}");
     let end = Instant::now() + DEADLINE;
     while !processes_in(&repo).is_empty() {
         assert!(Instant::now() < end, "left running: {:?}", processes_in(&repo));
@@ -442,7 +522,7 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             if e.path().is_dir() {
                 dirs.push(e.path());
-            } else if e.file_name() != "lock" {
+            } else if e.file_name() != "lock" && e.file_name() != "server.log" {
                 left.push(e.path());
             }
             if e.file_name().to_string_lossy().starts_with("watch-") {
@@ -453,19 +533,20 @@ fn sigterm_restores_the_terminal_and_a_second_instance_is_refused() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-/// A muster killed with -9 cannot stop its crew: an agent process that ignores SIGHUP and SIGTERM outlives it.
-/// The next muster of the repository ends what the dead one left (after a checkpoint) instead of running the
-/// agent a second time beside it, and says so.
+/// A server killed with -9 cannot stop its crew: an agent process that ignores SIGHUP and SIGTERM outlives it.
+/// Its workbench says the server ended. The next muster of the repository ends what the dead server left (after
+/// a checkpoint) instead of running the agent a second time beside it, and says so.
 #[test]
-fn a_restart_after_kill_9_ends_what_the_dead_muster_left() {
+fn a_restart_after_kill_9_of_the_server_ends_what_it_left() {
     let t = Tmux::start_in(100, 30, "-C repo", |dir| {
         let daemon = daemon_then(dir, "echo ready; exec sleep 600");
         crew_repo(dir, &format!("[[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"{daemon}\"]\n"));
     });
     t.wait_for("c running", |s| s.contains("ready"));
     let daemon = daemon_pid(t.dir.path());
-    assert!(Command::new("kill").args(["-KILL", &muster_pid(&t)]).status().unwrap().success());
-    t.wait_for("muster killed", |s| s.contains("EXITED"));
+    assert!(Command::new("kill").args(["-KILL", &t.server_pid().to_string()]).status().unwrap().success());
+    let s = t.wait_for("the workbench saw it", |s| s.contains("EXITED"));
+    assert!(s.contains("muster: the muster server ended"), "{s}");
     assert!(alive(daemon), "the daemon outlived the killed muster");
     t.tmux(&["respawn-pane", "-k", "-t", "0", &script(t.dir.path(), env!("CARGO_BIN_EXE_muster"), "-C repo")]);
     t.wait_for("the leftover ended, after a checkpoint", |s| {
@@ -503,8 +584,9 @@ fn a_watcher_in_a_narrow_pane_follows_the_crew() {
         s = pane(&t);
     }
     assert!(s.starts_with("muster · 2 agent(s)"), "{s}");
-    // The workbench goes (its terminal closes): the watcher says the agents stopped.
-    t.tmux(&["kill-session", "-t", "0"]);
+    // The crew is stopped: the watcher says so.
+    let (stopped, code) = t.muster(&["server", "stop", "--yes"]);
+    assert_eq!(code, 0, "{stopped}");
     let end = Instant::now() + DEADLINE;
     while !(s.contains("□ busy") && s.contains("□ quiet")) {
         assert!(Instant::now() < end, "watcher shows: {s}");
@@ -537,4 +619,111 @@ fn a_watcher_in_a_narrow_pane_follows_the_crew() {
         assert!(Instant::now() < end, "watcher did not quit: {}", history(&t));
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The workbench is a client: killed with -9 in the middle of a stream, it takes nothing with it. The agents run
+/// on, and a new workbench shows the same screen with the output that came meanwhile.
+#[test]
+fn a_killed_workbench_leaves_the_crew_running_and_a_new_one_shows_the_same_screen() {
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| {
+        crew_repo(
+            dir,
+            "[[agent]]\nname = \"count\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo marker-1; i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.1; done\"]\n",
+        );
+    });
+    t.wait_for("counting", |s| s.contains("marker-1") && s.contains("tick 3"));
+    let server = t.server_pid();
+    assert!(Command::new("kill").args(["-KILL", &muster_pid(&t)]).status().unwrap().success());
+    t.wait_for("the workbench gone", |s| s.contains("EXITED"));
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let (status, _) = t.muster(&["status"]);
+        if status.contains("busy") && alive(server) {
+            break;
+        }
+        assert!(Instant::now() < end, "the agent runs on: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ticks = |s: &str| s.lines().filter_map(|l| l.trim().strip_prefix("tick ")?.parse::<u64>().ok()).max();
+    let before = ticks(&t.screen()).unwrap_or(0);
+    t.tmux(&["respawn-pane", "-k", "-t", "0", &script(t.dir.path(), env!("CARGO_BIN_EXE_muster"), "-C repo")]);
+    let s = t.wait_for("the same agent, further on", |s| {
+        s.contains("─ count ─") && ticks(s).is_some_and(|n| n > before + 5)
+    });
+    assert_eq!(t.server_pid(), server, "the same server: {s}");
+}
+
+/// Two workbenches on one crew see the same updates and keep their own selection; typing into an agent sizes it
+/// to the typist's pane, and the other viewer is told its well shows a terminal sized elsewhere. Quitting one
+/// leaves the other live.
+#[test]
+fn two_workbenches_share_the_crew_with_their_own_selection() {
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| {
+        crew_repo(
+            dir,
+            "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am a; exec sleep 600\"]\n\
+             [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am b; read x; echo got $x; stty size; exec sleep 600\"]\n",
+        );
+    });
+    t.wait_for("a shown", |s| s.contains("i am a"));
+    let exe = env!("CARGO_BIN_EXE_muster");
+    t.tmux(&["new-session", "-d", "-s", "two", "-x", "80", "-y", "24", &script(t.dir.path(), exe, "-C repo")]);
+    let two = |t: &Tmux| t.tmux(&["capture-pane", "-p", "-t", "two"]);
+    let wait_two = |what: &str, done: &dyn Fn(&str) -> bool| {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let s = two(&t);
+            if done(&s) {
+                return s;
+            }
+            assert!(Instant::now() < end, "timed out waiting for {what}; second workbench:\n{s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_two("the crew in the second workbench", &|s| s.contains("i am a") && roster_line(s, "b").contains("idle"));
+    // The second one selects b, attaches and types; the first still shows a.
+    t.tmux(&["send-keys", "-t", "two", "j"]);
+    wait_two("b selected", &|s| s.contains("i am b"));
+    t.tmux(&["send-keys", "-t", "two", "Enter"]);
+    wait_two("attached", &|s| s.contains("ATTACHED"));
+    t.tmux(&["send-keys", "-t", "two", "-l", "ping"]);
+    t.tmux(&["send-keys", "-t", "two", "Enter"]);
+    // 24 rows: header, 2 roster rows, the well's bar, status line: b's terminal is 19 x 80.
+    wait_two("b answered at the second pane's size", &|s| s.contains("got ping") && s.contains("19 80"));
+    let first = t.screen();
+    assert!(first.contains("i am a") && !first.contains("got ping"), "the first keeps its selection: {first}");
+    // The first looks at b too: the same output, in a terminal sized by the other viewer.
+    t.keys(&["j"]);
+    t.wait_for("b in the first workbench", |s| s.contains("got ping") && s.contains("sized by another viewer (80x19)"));
+    // The second detaches; the first stays live.
+    t.tmux(&["send-keys", "-t", "two", "C-]"]);
+    wait_two("detached from b", &|s| !s.contains("ATTACHED"));
+    t.tmux(&["send-keys", "-t", "two", "q"]);
+    wait_two("the second workbench ended", &|s| s.contains("EXITED 0"));
+    t.keys(&["k"]);
+    t.wait_for("the first still live", |s| s.contains("i am a"));
+    let (status, _) = t.muster(&["server", "status"]);
+    assert!(status.contains("clients: 1"), "{status}");
+}
+
+/// `muster attach --via CMD` shows a crew at the other end of any byte stream: here `muster proxy` run as a
+/// local command (over ssh it is the same bridge).
+#[test]
+fn a_crew_is_shown_through_muster_proxy() {
+    let exe = env!("CARGO_BIN_EXE_muster");
+    let t = Tmux::start_in(100, 30, &format!("attach --via \"'{exe}' -C repo proxy\""), |dir| {
+        crew_repo(
+            dir,
+            "[[agent]]\nname = \"far\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo from afar; read x; echo got $x; exec sleep 600\"]\n",
+        );
+    });
+    t.wait_for("the remote crew", |s| s.contains("from afar") && roster_line(s, "far").contains("idle"));
+    t.keys(&["s"]);
+    t.text("hello there");
+    t.keys(&["Enter"]);
+    t.wait_for("the steer arrived", |s| s.contains("got hello there"));
+    t.keys(&["q"]);
+    t.wait_for("detached", |s| s.contains("EXITED 0"));
+    let (status, _) = t.muster(&["server", "status"]);
+    assert!(status.contains("running: pid") && status.contains("clients: 0"), "{status}");
 }

@@ -125,8 +125,9 @@ fn modified_keys_and_colours_come_from_the_real_terminal() {
     t.send(b"\x1b[93;5u");
     t.wait("detached", |t| !t.text().contains("ATTACHED"));
 
-    t.send(b"q");
-    t.wait("quit confirmation", |t| t.text().contains("Quit muster?"));
+    // Stopping the crew (not just detaching): the agent and the server end too.
+    t.send(b"Q");
+    t.wait("stop confirmation", |t| t.text().contains("Stop the crew?"));
     t.send(b"y");
     let end = Instant::now() + DEADLINE;
     let (done_tx, done_rx) = mpsc::channel();

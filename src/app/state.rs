@@ -7,10 +7,10 @@ use crate::config::theme::Theme;
 use std::collections::BTreeSet;
 
 use crate::conflict::Resolver;
-use crate::engine::{AgentInfo, AgentState};
 use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
 use crate::git::merge::ConflictFile;
 use crate::git::overlap::OverlapReport;
+use crate::protocol::{AgentInfo, AgentState};
 use crate::term::Screen;
 
 #[derive(Debug, Clone)]
@@ -159,6 +159,10 @@ pub struct State {
     pub theme: Theme,
     pub bell_on_waiting: bool,
     pub quitting: bool,
+    /// The crew runs in a server: quitting leaves it running (detaches); stopping it is `stop_crew`.
+    pub detaches: bool,
+    /// Why the connection to the server ended, when it did.
+    pub closed: Option<String>,
     /// The last `Watch` sent to the engine, so it is sent only on change.
     pub watching: Option<(Option<String>, u16, u16)>,
 }
@@ -184,6 +188,8 @@ impl State {
             theme,
             bell_on_waiting: true,
             quitting: false,
+            detaches: false,
+            closed: None,
             watching: None,
         }
     }

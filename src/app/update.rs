@@ -6,10 +6,10 @@ use ratatui_textarea::{Input, Key as TaKey, TextArea};
 use super::state::{AgentView, Confirmed, ConflictView, Dialog, EditPurpose, State, TimelineView, WellTab};
 use crate::config::keymap::{Action, Mode};
 use crate::conflict::{Choice, Resolver, WholeFile};
-use crate::engine::{AgentState, Command, Event};
 use crate::git::checkpoint::DiffBase;
 use crate::git::merge::Side;
 use crate::key::{Key, KeyCode};
+use crate::protocol::{AgentState, Command, Event};
 
 // Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -460,16 +460,17 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Help);
         }
-        Action::Quit => {
+        Action::Quit if state.detaches => fx.push(Effect::Quit),
+        Action::Quit | Action::StopCrew => {
             let running = state.running();
             if running == 0 {
                 state.quitting = true;
                 engine(fx, Command::Shutdown);
             } else {
                 state.dialog = Some(Dialog::Confirm {
-                    title: "Quit muster?".into(),
+                    title: if state.detaches { "Stop the crew?".into() } else { "Quit muster?".into() },
                     lines: vec![
-                        format!("{running} agent(s) still running will be stopped (SIGTERM, then SIGKILL)."),
+                        format!("{running} running agent(s) will be checkpointed, then stopped (SIGTERM, SIGKILL)."),
                         "Their worktrees and branches stay; restart them later with their resume arguments.".into(),
                     ],
                     then: Confirmed::Quit,
@@ -843,7 +844,7 @@ mod tests {
     use super::*;
     use crate::config::keymap::Keymap;
     use crate::config::theme::{ColorMode, Theme};
-    use crate::engine::AgentInfo;
+    use crate::protocol::AgentInfo;
 
     pub fn info(name: &str, state: AgentState) -> AgentInfo {
         AgentInfo {

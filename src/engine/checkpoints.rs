@@ -62,6 +62,10 @@ pub struct Job {
     /// What changed in the worktree since the last checkpoint; without it a checkpoint scans every file.
     pub files: Option<Arc<WorktreeWatch>>,
     pub kind: JobKind,
+    /// Told the outcome (for a command from a script): the message, `error: …` on failure, or `done`.
+    pub reply: Option<Sender<String>>,
+    /// Stop the agent once this job is done (the checkpoint before the crew stops).
+    pub stop_after: bool,
 }
 
 /// What a finished job tells the engine.
@@ -72,6 +76,7 @@ pub struct JobDone {
     /// Some(true) after a rollback, Some(false) after an undo.
     pub rolled_back: Option<bool>,
     pub message: Option<(String, bool)>,
+    pub stop_after: bool,
 }
 
 pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
@@ -86,7 +91,7 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
             } else {
                 rx.recv_timeout(TIDY_AFTER)
             };
-            let job = match next {
+            let mut job = match next {
                 Ok(job) => job,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     for worktree in std::mem::take(&mut untidy) {
@@ -102,7 +107,18 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
             ) {
                 untidy.insert(job.worktree.clone());
             }
-            if let Some(done) = run(job, &sink) {
+            let (reply, stop_after) = (job.reply.take(), job.stop_after);
+            let done = run(job, &sink);
+            if let Some(reply) = reply {
+                let text = match done.as_ref().and_then(|d| d.message.clone()) {
+                    Some((text, true)) => format!("error: {text}"),
+                    Some((text, false)) => text,
+                    None => "done".into(),
+                };
+                let _ = reply.send(text);
+            }
+            if let Some(mut done) = done {
+                done.stop_after = stop_after;
                 if engine.send(EngineMsg::Checkpoints(done)).is_err() {
                     return;
                 }
@@ -222,7 +238,7 @@ pub fn with_paused<R>(tree: Option<&AgentTree>, f: impl FnOnce() -> R) -> R {
 }
 
 fn run(job: Job, sink: &EventSink) -> Option<JobDone> {
-    let Job { name, worktree, pause, agent, files, kind } = job;
+    let Job { name, worktree, pause, agent, files, kind, .. } = job;
     with_paused(pause.as_deref(), move || run_job(name, worktree, files.as_deref(), agent.as_deref(), kind, sink))
 }
 
@@ -316,12 +332,13 @@ fn run_job(
                     name: name.clone(),
                     rolled_back: None,
                     message: Some((format!("{name}: {e:#}"), true)),
+                    stop_after: false,
                 }),
             };
         }
     };
     let checkpoints = touches_timeline.then(|| checkpoint::list(&worktree, &name).unwrap_or_default());
-    Some(JobDone { name, checkpoints, rolled_back, message })
+    Some(JobDone { name, checkpoints, rolled_back, message, stop_after: false })
 }
 
 /// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).

@@ -22,7 +22,7 @@ const CLAUDE_EVENTS: [&str; 7] =
 /// A hook payload larger than this is not read further (only a few small fields are wanted).
 const MAX_PAYLOAD: u64 = 1 << 20;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum Request {
     /// `token`: the agent's secret from its environment (`MUSTER_AGENT_TOKEN`), so an agent cannot report as
@@ -43,6 +43,21 @@ pub enum Request {
         text: String,
         force: bool,
         wait: bool,
+    },
+    /// A change to an agent from the command line, run by the engine (see `EngineMsg::Run`).
+    Run {
+        command: Command,
+        #[serde(default)]
+        trigger: Option<String>,
+    },
+    /// `muster status`: the crew as it is now.
+    Status {},
+    /// `muster wait`: answered once, when settled (see `EngineMsg::Wait`).
+    Wait {
+        agents: Vec<String>,
+        until: super::supervisor::WaitFor,
+        /// Seconds; the engine forgets the request after them.
+        timeout: Option<f64>,
     },
 }
 
@@ -204,9 +219,54 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
                 }
                 crate::ipc::Flow::Close
             }
+            Ok(Request::Run { command, trigger }) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let trigger = trigger.unwrap_or_else(|| "cli".into());
+                if engine.send(EngineMsg::Run { cmd: command, trigger, reply: tx }).is_ok() {
+                    // A merge or a checkpoint of a large tree takes what it takes.
+                    if let Ok(answer) = rx.recv() {
+                        let _ = out.write_all(format!("{answer}\n").as_bytes());
+                    }
+                }
+                crate::ipc::Flow::Close
+            }
+            Ok(Request::Status {}) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                if engine.send(EngineMsg::Status { reply: tx }).is_ok() {
+                    if let Ok(answer) = rx.recv_timeout(Duration::from_secs(5)) {
+                        let _ = out.write_all(format!("{answer}\n").as_bytes());
+                    }
+                }
+                crate::ipc::Flow::Close
+            }
+            Ok(Request::Wait { agents, until, timeout }) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
+                if engine.send(EngineMsg::Wait { agents, until, timeout, reply: tx }).is_ok() {
+                    // Held until settled; a script that stopped waiting just is not told.
+                    if let Ok(answer) = rx.recv() {
+                        let _ = out.write_all(format!("{answer}\n").as_bytes());
+                    }
+                }
+                crate::ipc::Flow::Close
+            }
             Err(_) => crate::ipc::Flow::Continue,
         }
     })
+}
+
+/// One request to the running engine and its one-line answer; `None` when no muster runs for `run_dir`, or it
+/// did not answer within `within`.
+pub fn ask(run_dir: &Path, req: &Request, within: Option<Duration>) -> Result<Option<String>> {
+    let Ok(mut stream) = connect(run_dir) else { return Ok(None) };
+    stream.write_all(format!("{}\n", serde_json::to_string(req)?).as_bytes())?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    stream.set_read_timeout(within.map(|d| d.max(Duration::from_millis(1))))?;
+    let mut answer = String::new();
+    match std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut answer) {
+        Ok(_) if answer.ends_with('\n') => Ok(Some(answer.trim_end().to_string())),
+        _ => Ok(None),
+    }
 }
 
 /// `muster send`: the engine's answers, line by line (`sent`, then with `wait` `idle`, `waiting` or `exited`;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::agent::{self, Running, SpawnArgs, TermMsg, WriteOp};
 use super::checkpoints::{self, ConflictOp, Job, JobDone, JobKind};
@@ -23,6 +24,15 @@ use crate::term::keys;
 
 pub enum EngineMsg {
     Command(Command),
+    /// A command from one client of the server: what it watches and its size are its own.
+    Client {
+        client: u64,
+        cmd: Command,
+    },
+    /// A client of the server went away: it watches nothing and sizes nothing any more.
+    ClientGone {
+        client: u64,
+    },
     Detected {
         name: String,
         generation: u64,
@@ -38,6 +48,25 @@ pub enum EngineMsg {
         text: String,
         force: bool,
         wait: bool,
+        reply: Sender<String>,
+    },
+    /// A command line's change to an agent (checkpoint, rollback, merge, conflicts), run by the engine so it never
+    /// races it on the same worktree; answered with the outcome (`error: …` on failure).
+    Run {
+        cmd: Command,
+        /// What a checkpoint is called (`cli` unless the script says).
+        trigger: String,
+        reply: Sender<String>,
+    },
+    /// `muster status`: the crew as it is now, as the JSON of `.muster/state.json`.
+    Status {
+        reply: Sender<String>,
+    },
+    /// `muster wait`: answered `matched`, `ended NAME` (its run ended), `gone NAME` (removed) or `unknown NAME`.
+    Wait {
+        agents: Vec<String>,
+        until: WaitFor,
+        timeout: Option<Duration>,
         reply: Sender<String>,
     },
     /// `muster explain`: the agent's state and why, answered on the channel.
@@ -146,6 +175,11 @@ struct Slot {
     session: Option<String>,
     /// The running agent's secret (`MUSTER_AGENT_TOKEN`): hook reports must carry it.
     token: String,
+    /// Its terminal's size (rows, cols), and the client that set it last.
+    size: (u16, u16),
+    sized_by: Option<u64>,
+    /// Some client shows its screen.
+    watched: bool,
 }
 
 impl Slot {
@@ -179,8 +213,11 @@ struct Supervisor {
     tx: Sender<EngineMsg>,
     slots: Vec<Slot>,
     presets: BTreeMap<String, preset::Preset>,
-    watch: Option<String>,
+    /// What each client shows: the agent and its pane's size. The in-process UI is client 0.
+    watchers: BTreeMap<u64, Watcher>,
+    /// The size a new agent starts at: the last pane a client sized.
     size: (u16, u16),
+    size_from: Option<u64>,
     generation: u64,
     diff_tx: Sender<(String, PathBuf, String)>,
     jobs: Sender<Job>,
@@ -195,6 +232,45 @@ struct Supervisor {
     unsaved_since: Option<Instant>,
     /// `muster send --wait` requests waiting for their agent's turn to end.
     sends: Vec<PendingSend>,
+    /// `muster wait` requests.
+    waits: Vec<PendingWait>,
+}
+
+struct Watcher {
+    name: Option<String>,
+    rows: u16,
+    cols: u16,
+}
+
+/// What `muster wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    Idle,
+    Waiting,
+    Exited,
+    /// Idle, waiting or exited: anything but working.
+    Any,
+}
+
+impl WaitFor {
+    pub fn matches(self, s: AgentState) -> bool {
+        match self {
+            WaitFor::Idle => s == AgentState::Idle,
+            WaitFor::Waiting => s == AgentState::Waiting,
+            WaitFor::Exited => !s.is_running(),
+            WaitFor::Any => matches!(s, AgentState::Idle | AgentState::Waiting) || !s.is_running(),
+        }
+    }
+}
+
+/// A script waiting for agents to reach a state, tied to the runs they had when it asked.
+struct PendingWait {
+    agents: Vec<(String, Option<u64>)>,
+    until: WaitFor,
+    /// Given up on after this (the script stopped waiting).
+    until_time: Option<Instant>,
+    reply: Sender<String>,
 }
 
 /// A script's message that waits for the agent to take it and come back to its prompt.
@@ -236,8 +312,9 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         tx: tx.clone(),
         slots: Vec::new(),
         presets,
-        watch: None,
+        watchers: BTreeMap::new(),
         size: (24, 80),
+        size_from: None,
         generation: 0,
         diff_tx,
         jobs,
@@ -248,12 +325,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         instance: Some(instance),
         unsaved_since: None,
         sends: Vec::new(),
+        waits: Vec::new(),
     };
     sup.load_slots(saved);
     // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
-    Ok(EngineHandle { tx })
+    Ok(EngineHandle::local(tx))
 }
 
 /// Overlap passes: requests that pile up while one runs are folded into the next (only the newest matters).
@@ -395,6 +473,9 @@ impl Supervisor {
             detected: AgentState::Starting,
             session: previous.and_then(|p| p.session.clone()),
             token: String::new(),
+            size: self.size,
+            sized_by: None,
+            watched: false,
         }
     }
 
@@ -425,12 +506,34 @@ impl Supervisor {
     /// Queue a checkpoint job; `pause` freezes a running agent while it runs (jobs that write its files).
     /// Checkpoints never stop the agent: they read optimistically and read again what changed meanwhile.
     fn job(&self, name: &str, kind: JobKind, pause: bool) {
-        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
-        if self.worktree_of(slot).is_none() {
-            if !matches!(kind, JobKind::List) {
-                self.message(format!("{name}: no worktree at {}", slot.info.worktree.display()), true);
+        self.job_with(name, kind, pause, None, false);
+    }
+
+    /// Queue a job for an agent's worktree; whether it was queued (not when the worktree is missing, which
+    /// `reply` is told).
+    fn job_with(
+        &self,
+        name: &str,
+        kind: JobKind,
+        pause: bool,
+        reply: Option<Sender<String>>,
+        stop_after: bool,
+    ) -> bool {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
+            if let Some(r) = reply {
+                let _ = r.send(format!("error: no agent `{name}` in this crew"));
             }
-            return;
+            return false;
+        };
+        if self.worktree_of(slot).is_none() {
+            let text = format!("{name}: no worktree at {}", slot.info.worktree.display());
+            if let Some(r) = reply {
+                let _ = r.send(format!("error: {text}"));
+            }
+            if !matches!(kind, JobKind::List) {
+                self.message(text, true);
+            }
+            return false;
         }
         let tree = slot.running.as_ref().filter(|r| !r.exited).and(slot.tree.clone());
         let job = Job {
@@ -440,16 +543,22 @@ impl Supervisor {
             agent: tree,
             files: slot.files.clone(),
             kind,
+            reply,
+            stop_after,
         };
-        let _ = self.jobs.send(job);
+        self.jobs.send(job).is_ok()
     }
 
     fn conflict(&self, name: &str, op: ConflictOp) {
+        self.conflict_with(name, op, None);
+    }
+
+    fn conflict_with(&self, name: &str, op: ConflictOp, reply: Option<Sender<String>>) -> bool {
         // A merge into the agent runs in its worktree: writes there hold the agent still; reads need nothing.
         let in_agent =
             self.slots.iter().find(|s| s.spec.name == name).is_some_and(|s| merge::in_progress(&s.info.worktree));
         let pause = in_agent && !matches!(op, ConflictOp::Read { .. });
-        self.job(name, JobKind::Conflict { root: self.cfg.root.clone(), op }, pause);
+        self.job_with(name, JobKind::Conflict { root: self.cfg.root.clone(), op }, pause, reply, false)
     }
 
     /// Compare every pair of agents' work, off this thread; at most one pass runs at a time.
@@ -467,6 +576,9 @@ impl Supervisor {
     }
 
     fn checkpoints_done(&mut self, done: JobDone) {
+        if done.stop_after {
+            self.stop(&done.name, false);
+        }
         if let Some((text, error)) = &done.message {
             self.message(text.clone(), *error);
         }
@@ -488,7 +600,8 @@ impl Supervisor {
     fn run(mut self, rx: Receiver<EngineMsg>) {
         loop {
             let save_at = self.unsaved_since.map(|t| t + SAVE_AFTER);
-            let wake = [self.next_periodic(), save_at].into_iter().flatten().min();
+            let forget_wait = self.waits.iter().filter_map(|w| w.until_time).min();
+            let wake = [self.next_periodic(), save_at, forget_wait].into_iter().flatten().min();
             let msg = match wake {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(m) => m,
@@ -497,6 +610,7 @@ impl Supervisor {
                             self.save();
                         }
                         self.periodic_checkpoints();
+                        self.settle_waits();
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -508,12 +622,37 @@ impl Supervisor {
             };
             match msg {
                 EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
-                EngineMsg::Command(cmd) => self.command(cmd),
+                EngineMsg::Command(cmd) => self.client_command(0, cmd),
+                EngineMsg::Client { client, cmd } => self.client_command(client, cmd),
+                EngineMsg::ClientGone { client } => {
+                    self.watchers.remove(&client);
+                    self.rewatch(None);
+                }
                 EngineMsg::Detected { name, generation, state, why, title, last_output_ms } => {
                     self.detected(&name, generation, state, why, title, last_output_ms)
                 }
                 EngineMsg::Explain { name, reply } => {
                     let _ = reply.send(self.explain(&name));
+                }
+                EngineMsg::Run { cmd, trigger, reply } => self.run_for_script(cmd, trigger, reply),
+                EngineMsg::Status { reply } => {
+                    let _ = reply.send(serde_json::to_string(&self.saved_crew()).unwrap_or_default());
+                }
+                EngineMsg::Wait { agents, until, timeout, reply } => {
+                    let mut runs = Vec::new();
+                    for name in agents {
+                        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
+                            let _ = reply.send(format!("unknown {name}"));
+                            runs.clear();
+                            break;
+                        };
+                        let run = slot.running.as_ref().filter(|r| !r.exited).map(|r| r.generation);
+                        runs.push((name, run));
+                    }
+                    if !runs.is_empty() {
+                        let until_time = timeout.map(|t| Instant::now() + t);
+                        self.waits.push(PendingWait { agents: runs, until, until_time, reply });
+                    }
                 }
                 EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force) {
                     Ok(()) => {
@@ -537,6 +676,9 @@ impl Supervisor {
                         }
                     }
                 }
+            }
+            if !self.waits.is_empty() {
+                self.settle_waits();
             }
             if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
                 self.save();
@@ -624,7 +766,7 @@ impl Supervisor {
                     self.message(e, true);
                 }
             }
-            Command::Watch { name, rows, cols } => self.watch(name, rows, cols),
+            Command::Watch { name, rows, cols } => self.watch(0, name, rows, cols),
             Command::Scroll { name, lines } => self.with_running(&name, |r| {
                 let _ = r.term.send(TermMsg::Scroll(lines));
             }),
@@ -662,10 +804,18 @@ impl Supervisor {
             Command::FinishMerge { name, message } => self.conflict(&name, ConflictOp::Finish { message }),
             Command::AbortMerge { name } => self.conflict(&name, ConflictOp::Abort),
             Command::Shutdown => {
-                self.shutting_down = true;
-                let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
-                for name in names {
-                    self.stop(&name, false);
+                // Each running agent is checkpointed, then stopped; asked again, everything stops now.
+                let again = std::mem::replace(&mut self.shutting_down, true);
+                let running: Vec<(String, bool)> = self
+                    .slots
+                    .iter()
+                    .map(|s| (s.spec.name.clone(), s.running.as_ref().is_some_and(|r| !r.exited)))
+                    .collect();
+                for (name, running) in running {
+                    let stop = JobKind::Create { trigger: "stop".into() };
+                    if again || !running || !self.job_with(&name, stop, false, None, true) {
+                        self.stop(&name, false);
+                    }
                 }
             }
         }
@@ -818,7 +968,7 @@ impl Supervisor {
                 scrollback: self.cfg.scrollback,
                 rules: self.presets.get(&spec.kind).map(|p| p.rules.clone()).unwrap_or_default(),
                 version_regex: self.presets.get(&spec.kind).and_then(|p| p.version_regex.clone()),
-                watched: self.watch.as_deref() == Some(spec.name.as_str()),
+                watched: self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str())),
                 palette: self.cfg.palette,
             },
             self.tx.clone(),
@@ -827,7 +977,11 @@ impl Supervisor {
         if let Some(pid) = running.control.pid() {
             tree.adopt(pid);
         }
+        let watched = self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str()));
         let slot = &mut self.slots[idx];
+        slot.size = self.size;
+        slot.sized_by = self.size_from;
+        slot.watched = watched;
         slot.tree = Some(tree);
         slot.token = token;
         slot.detected = AgentState::Starting;
@@ -935,9 +1089,6 @@ impl Supervisor {
             }
         }
         self.slots.remove(idx);
-        if self.watch.as_deref() == Some(name) {
-            self.watch = None;
-        }
         (self.sink)(Event::Removed { name: name.to_string() });
         self.message(format!("removed {name}"), false);
         self.save();
@@ -990,28 +1141,75 @@ impl Supervisor {
         });
     }
 
-    fn watch(&mut self, name: Option<String>, rows: u16, cols: u16) {
-        let rows = rows.max(1);
-        let cols = cols.max(2);
-        let resized = self.size != (rows, cols);
+    /// A client's commands: what it watches and where it types decide the sizes of agents' terminals.
+    fn client_command(&mut self, client: u64, cmd: Command) {
+        match cmd {
+            Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
+            Command::Key { ref name, .. } | Command::Paste { ref name, .. } | Command::Steer { ref name, .. } => {
+                let name = name.clone();
+                self.size_to(client, &name);
+                self.command(cmd);
+            }
+            cmd => self.command(cmd),
+        }
+    }
+
+    fn watch(&mut self, client: u64, name: Option<String>, rows: u16, cols: u16) {
+        let (rows, cols) = (rows.max(1), cols.max(2));
+        self.watchers.insert(client, Watcher { name, rows, cols });
         self.size = (rows, cols);
-        let previous = std::mem::replace(&mut self.watch, name.clone());
-        for slot in &self.slots {
+        self.size_from = Some(client);
+        self.rewatch(Some(client));
+    }
+
+    /// After a client changed what it watches (or left): every agent's screen is sent while some client shows
+    /// it, and `sizer` takes the size of every agent no other live client sized, so switching between agents
+    /// never reflows; an agent sized by another viewer keeps that size until this one types into it.
+    fn rewatch(&mut self, sizer: Option<u64>) {
+        let pane = sizer.and_then(|c| self.watchers.get(&c)).map(|w| (w.rows, w.cols));
+        for slot in &mut self.slots {
             let Some(r) = slot.running.as_ref() else {
                 continue;
             };
-            let me = Some(&slot.spec.name);
-            if resized {
-                // Every agent gets the pane's size, so switching between them never reflows.
-                if !r.exited {
-                    let _ = r.control.resize(rows, cols);
+            let mut resized = false;
+            if let (Some(client), Some(size)) = (sizer, pane) {
+                let free = slot.sized_by.is_none_or(|c| c == client || !self.watchers.contains_key(&c));
+                if free {
+                    slot.sized_by = Some(client);
+                    if slot.size != size {
+                        slot.size = size;
+                        resized = true;
+                        if !r.exited {
+                            let _ = r.control.resize(size.0, size.1);
+                        }
+                        let _ = r.term.send(TermMsg::Resize(size.0, size.1));
+                    }
                 }
-                let _ = r.term.send(TermMsg::Resize(rows, cols));
             }
-            if previous.as_ref() == me && name.as_ref() != me {
-                let _ = r.term.send(TermMsg::Watch(false));
+            let watched = self.watchers.values().any(|w| w.name.as_deref() == Some(slot.spec.name.as_str()));
+            if watched != slot.watched || (watched && resized) {
+                let _ = r.term.send(TermMsg::Watch(watched));
             }
-            if name.as_ref() == me && (previous.as_ref() != me || resized) {
+            slot.watched = watched;
+        }
+    }
+
+    /// The client that types into an agent sizes it, to its pane.
+    fn size_to(&mut self, client: u64, name: &str) {
+        let Some(w) = self.watchers.get(&client) else { return };
+        let size = (w.rows, w.cols);
+        let Some(slot) = self.slots.iter_mut().find(|s| s.spec.name == name) else { return };
+        slot.sized_by = Some(client);
+        if slot.size == size {
+            return;
+        }
+        slot.size = size;
+        if let Some(r) = slot.running.as_ref() {
+            if !r.exited {
+                let _ = r.control.resize(size.0, size.1);
+            }
+            let _ = r.term.send(TermMsg::Resize(size.0, size.1));
+            if slot.watched {
                 let _ = r.term.send(TermMsg::Watch(true));
             }
         }
@@ -1129,7 +1327,15 @@ impl Supervisor {
 
     fn save(&mut self) {
         self.unsaved_since = None;
-        let crew = SavedCrew {
+        let crew = self.saved_crew();
+        if let Err(e) = store::save(&self.cfg.root, &crew) {
+            self.message(format!("saving crew state: {e:#}"), true);
+        }
+    }
+
+    /// The crew as `.muster/state.json` keeps it, as it is now.
+    fn saved_crew(&self) -> SavedCrew {
+        SavedCrew {
             version: 1,
             agents: self
                 .slots
@@ -1147,10 +1353,67 @@ impl Supervisor {
                     run: s.running.as_ref().map_or(0, |r| r.generation),
                 })
                 .collect(),
-        };
-        if let Err(e) = store::save(&self.cfg.root, &crew) {
-            self.message(format!("saving crew state: {e:#}"), true);
         }
+    }
+
+    fn run_for_script(&mut self, cmd: Command, trigger: String, reply: Sender<String>) {
+        let reply = Some(reply);
+        match cmd {
+            Command::Checkpoint { name } => self.job_with(&name, JobKind::Create { trigger }, false, reply, false),
+            Command::Rollback { name, n, files } => {
+                self.job_with(&name, JobKind::Rollback { n, files }, true, reply, false)
+            }
+            Command::UndoRollback { name } => self.job_with(&name, JobKind::Undo, true, reply, false),
+            Command::Merge { name, into_agent, message } => {
+                let base =
+                    self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
+                let kind = JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message };
+                self.job_with(&name, kind, into_agent, reply, false)
+            }
+            Command::StageResolved { name, path, content } => {
+                self.conflict_with(&name, ConflictOp::Stage { path, content }, reply)
+            }
+            Command::TakeSide { name, path, side } => self.conflict_with(&name, ConflictOp::Take { path, side }, reply),
+            Command::FinishMerge { name, message } => self.conflict_with(&name, ConflictOp::Finish { message }, reply),
+            Command::AbortMerge { name } => self.conflict_with(&name, ConflictOp::Abort, reply),
+            other => {
+                self.command(other);
+                if let Some(r) = reply {
+                    let _ = r.send("done".into());
+                }
+                true
+            }
+        };
+    }
+
+    /// Answer the `muster wait`s that are settled now (matched, or their agent's run ended), or past their time.
+    fn settle_waits(&mut self) {
+        let now = Instant::now();
+        let mut waits = std::mem::take(&mut self.waits);
+        waits.retain(|w| match self.wait_answer(w) {
+            Some(answer) => {
+                let _ = w.reply.send(answer);
+                false
+            }
+            None => w.until_time.is_none_or(|t| t > now),
+        });
+        self.waits = waits;
+    }
+
+    fn wait_answer(&self, w: &PendingWait) -> Option<String> {
+        let mut all = true;
+        for (name, run) in &w.agents {
+            let Some(slot) = self.slots.iter().find(|s| &s.spec.name == name) else {
+                return Some(format!("gone {name}"));
+            };
+            let current = slot.running.as_ref().filter(|r| !r.exited).map(|r| r.generation);
+            let ended = run.is_none() || current != *run;
+            if ended && !matches!(w.until, WaitFor::Exited | WaitFor::Any) {
+                return Some(format!("ended {name}"));
+            }
+            all &= ended || w.until.matches(slot.info.state);
+        }
+        all.then(|| "matched".to_string())
     }
 }
 

@@ -1,11 +1,14 @@
 //! Every type that crosses the boundary between the muster server and its clients (issue #10): the handshake,
 //! frames on the byte stream, and screens as damage. The client side imports only this module.
 //!
-//! Built so far: frames (`frame`), screen damage and its binary encoding (`damage`), the handshake types and
-//! the version check. The server and the clients that speak it come next.
+//! On the stream: frames (`frame`); JSON frames carry `ToServer` and `ToClient`, binary ones a screen's damage
+//! (`damage`) for one agent (`screen_frame`). The engine's commands and events (`messages`) travel inside them.
 
 pub mod damage;
 pub mod frame;
+pub mod messages;
+
+pub use messages::{AgentInfo, AgentState, Command, Event};
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +54,63 @@ pub struct Welcome {
     pub version: u32,
     pub muster: String,
     pub pid: u32,
+}
+
+/// What a client says to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToServer {
+    /// The first message, and only once.
+    Hello(Hello),
+    /// A command for the engine; what it answers for this client alone comes back as a `Reply` with this id.
+    Request { id: u64, command: Command },
+}
+
+/// What the server says to a client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToClient {
+    Welcome(Welcome),
+    /// Everything known now, right after the welcome (and again after the client fell behind): the agents,
+    /// their timelines, merges stopped on conflicts, overlaps. Screens follow as damage.
+    Snapshot {
+        events: Vec<Event>,
+    },
+    /// Broadcast to every client.
+    Event(Event),
+    /// The answer to this client's request `id` (a dialog opens only where it was asked).
+    Reply {
+        id: u64,
+        event: Event,
+    },
+    /// The server ends the connection, and why.
+    Bye {
+        reason: String,
+    },
+}
+
+/// One JSON frame.
+pub fn json_frame<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serialising these types cannot fail: no maps with non-string keys, no failing Serialize impls.
+    let payload = serde_json::to_vec(msg).unwrap_or_default();
+    frame::encode(frame::Kind::Json, &payload)
+}
+
+/// A screen update of one agent: its name's length (one byte), the name, the damage.
+pub fn screen_frame(agent: &str, d: &damage::Damage) -> Vec<u8> {
+    let name = &agent.as_bytes()[..agent.len().min(255)];
+    let mut payload = Vec::with_capacity(1 + name.len() + 64);
+    payload.push(name.len() as u8);
+    payload.extend_from_slice(name);
+    payload.extend(damage::encode(d));
+    frame::encode(frame::Kind::Damage, &payload)
+}
+
+/// The agent and damage of a screen frame's payload.
+pub fn parse_screen_frame(payload: &[u8]) -> Result<(String, damage::Damage), damage::DamageError> {
+    let bad = damage::DamageError::Malformed("screen frame without an agent name");
+    let (&len, rest) = payload.split_first().ok_or(bad.clone())?;
+    let name = rest.get(..len as usize).ok_or(bad.clone())?;
+    let name = std::str::from_utf8(name).map_err(|_| bad)?.to_string();
+    Ok((name, damage::decode(&rest[len as usize..])?))
 }
 
 /// Whether a client may go on. A mismatch names both versions and what to do; `status` and `server stop` still

@@ -68,7 +68,7 @@ struct Pending {
 
 /// The colours agents are told the terminal has when they ask (OSC 10/11/4): the operator's real terminal's,
 /// where it answered, else the theme's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Palette {
     pub foreground: (u8, u8, u8),
     pub background: (u8, u8, u8),

@@ -15,7 +15,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::{Dialog, State};
-use crate::engine::AgentState;
+use crate::protocol::AgentState;
 
 pub fn render(state: &State, frame: &mut Frame) {
     let area = frame.area();

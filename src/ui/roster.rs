@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::{AgentView, State};
-use crate::engine::AgentState;
+use crate::protocol::AgentState;
 
 /// "2s", "3m", "1h", "4d": how long since the agent last printed anything.
 pub fn age(now_ms: u64, then_ms: Option<u64>) -> String {

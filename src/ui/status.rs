@@ -36,6 +36,12 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     }
     let mode = state.mode();
     let hints: Vec<(Action, &str)> = match mode {
+        Mode::Roster if state.detaches => {
+            let mut h = ROSTER_HINTS.to_vec();
+            h.pop();
+            h.extend([(Action::Quit, "detach"), (Action::StopCrew, "stop crew")]);
+            h
+        }
         Mode::Roster => ROSTER_HINTS.to_vec(),
         Mode::Timeline => vec![
             (Action::Rollback, "rollback"),

@@ -37,6 +37,13 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         spans.push(Span::styled(format!(" ATTACHED · {detach} detaches "), border));
     }
     if let Some(screen) = &agent.screen {
+        // With a server, the agent's terminal has the size of the pane of whoever typed into it last.
+        if state.detaches && info.state.is_running() && (screen.rows, screen.cols) != (term.height, term.width) {
+            spans.push(Span::styled(
+                format!(" sized by another viewer ({}x{}) ", screen.cols, screen.rows),
+                theme.style("ui.scrolled"),
+            ));
+        }
         if screen.scrolled_back > 0 {
             spans.push(Span::styled(
                 format!(" ↑ {} of {} lines back ", screen.scrolled_back, screen.history),

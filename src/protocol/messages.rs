@@ -1,0 +1,286 @@
+//! The messages between the engine and its clients: commands in, events out, and what they say of an agent.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
+use crate::git::diffstat::DiffStat;
+use crate::git::merge::{ConflictFile, Side};
+use crate::git::overlap::OverlapReport;
+use crate::git::worktree::WorktreeStatus;
+use crate::key::Key;
+use crate::pty::ExitInfo;
+use crate::term::Screen;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentState {
+    Starting,
+    Busy,
+    Idle,
+    Waiting,
+    Paused,
+    Exited,
+    Error,
+    /// Not running: from an earlier session, or stopped by the operator.
+    Stopped,
+}
+
+impl AgentState {
+    pub fn label(self) -> &'static str {
+        match self {
+            AgentState::Starting => "starting",
+            AgentState::Busy => "busy",
+            AgentState::Idle => "idle",
+            AgentState::Waiting => "waiting",
+            AgentState::Paused => "paused",
+            AgentState::Exited => "exited",
+            AgentState::Error => "error",
+            AgentState::Stopped => "stopped",
+        }
+    }
+
+    pub fn glyph(self) -> &'static str {
+        match self {
+            AgentState::Starting => "◌",
+            AgentState::Busy => "●",
+            AgentState::Idle => "○",
+            AgentState::Waiting => "◆",
+            AgentState::Paused => "‖",
+            AgentState::Exited => "■",
+            AgentState::Error => "✗",
+            AgentState::Stopped => "□",
+        }
+    }
+
+    pub fn is_running(self) -> bool {
+        matches!(
+            self,
+            AgentState::Starting | AgentState::Busy | AgentState::Idle | AgentState::Waiting | AgentState::Paused
+        )
+    }
+}
+
+/// What the UI knows of an agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub kind: String,
+    pub branch: String,
+    pub base: String,
+    pub worktree: PathBuf,
+    pub state: AgentState,
+    pub exit: Option<ExitInfo>,
+    /// Milliseconds since the Unix epoch of the last output, if any.
+    pub last_output_ms: Option<u64>,
+    pub title: Option<String>,
+    pub port_base: u16,
+    /// The agent's process id (and process group) while it runs.
+    pub pid: Option<u32>,
+    pub diffstat: DiffStat,
+    pub error: Option<String>,
+    pub checkpoints: usize,
+    /// The worktree was rolled back (and not undone since).
+    pub rolled_back: bool,
+    /// Why the state is what it is: the rule or hook that decided (`muster explain`).
+    #[serde(default)]
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start every agent of the crew that is not from an earlier session.
+    StartCrew,
+    Start {
+        name: String,
+        resume: bool,
+    },
+    Stop {
+        name: String,
+    },
+    Restart {
+        name: String,
+    },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
+    /// Ask what removing would lose; answered with `Event::RemoveCheck`.
+    CheckRemove {
+        name: String,
+    },
+    Remove {
+        name: String,
+        force: bool,
+    },
+    Key {
+        name: String,
+        key: Key,
+    },
+    Paste {
+        name: String,
+        text: String,
+    },
+    /// A message typed in without attaching: pasted, then Enter after the preset's delay. Refused while the
+    /// agent shows a dialog (waiting), unless `force`.
+    Steer {
+        name: String,
+        text: String,
+        force: bool,
+    },
+    /// The agent the UI shows and the size of its pane; None hides all.
+    Watch {
+        name: Option<String>,
+        rows: u16,
+        cols: u16,
+    },
+    Scroll {
+        name: String,
+        lines: i32,
+    },
+    ScrollBottom {
+        name: String,
+    },
+    Wheel {
+        name: String,
+        up: bool,
+        col: u16,
+        row: u16,
+    },
+    Hook {
+        name: String,
+        /// The agent's secret, which only its own processes have.
+        token: String,
+        event: String,
+        /// The kind of notification, where the CLI says.
+        detail: Option<String>,
+        /// The CLI's own session id, to resume exactly that conversation.
+        session: Option<String>,
+    },
+    /// Take a checkpoint now.
+    Checkpoint {
+        name: String,
+    },
+    /// The diff of checkpoint n against the previous one or the worktree: `Event::CheckpointDiff`.
+    CheckpointDiff {
+        name: String,
+        n: u32,
+        base: DiffBase,
+    },
+    /// What a rollback would change: `Event::RollbackPreview`.
+    RollbackPreview {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+    },
+    Rollback {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+    },
+    UndoRollback {
+        name: String,
+    },
+    /// Merge the agent into its base (in the main worktree), or its base into it.
+    Merge {
+        name: String,
+        into_agent: bool,
+        /// The merge commit's message; None takes the default.
+        message: Option<String>,
+    },
+    /// Read a conflicted file of the agent's merge: `Event::ConflictFile`.
+    ReadConflict {
+        name: String,
+        path: String,
+    },
+    /// Write a resolved file and stage it.
+    StageResolved {
+        name: String,
+        path: String,
+        content: Vec<u8>,
+    },
+    /// Resolve a conflict without markers (delete/modify, binary) by keeping one side.
+    TakeSide {
+        name: String,
+        path: String,
+        side: Side,
+    },
+    FinishMerge {
+        name: String,
+        message: Option<String>,
+    },
+    AbortMerge {
+        name: String,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    Agent(AgentInfo),
+    Removed {
+        name: String,
+    },
+    Screen {
+        name: String,
+        screen: Screen,
+    },
+    Bell {
+        name: String,
+    },
+    Notification {
+        name: String,
+        text: String,
+    },
+    RemoveCheck {
+        name: String,
+        status: WorktreeStatus,
+    },
+    /// An agent's checkpoints, newest first.
+    Timeline {
+        name: String,
+        checkpoints: Vec<Checkpoint>,
+    },
+    CheckpointDiff {
+        name: String,
+        n: u32,
+        base: DiffBase,
+        files: Vec<FileDiff>,
+    },
+    RollbackPreview {
+        name: String,
+        n: u32,
+        files: Option<Vec<String>>,
+        changes: Vec<String>,
+        /// The rollback also moves the agent's branch back.
+        moves_head: bool,
+    },
+    /// A merge of the agent stopped on conflicts (also sent again as files get resolved).
+    MergeConflicts {
+        name: String,
+        into_agent: bool,
+        files: Vec<ConflictFile>,
+    },
+    /// The agent's merge ended: committed or aborted.
+    MergeEnded {
+        name: String,
+        text: String,
+    },
+    /// A conflicted file, parsed off the UI thread (or why it cannot be resolved hunk by hunk).
+    ConflictFile {
+        name: String,
+        path: String,
+        parsed: Result<crate::conflict::Parsed, crate::conflict::ParseError>,
+    },
+    /// Agents whose work collides, newest pass.
+    Overlaps(OverlapReport),
+    /// Something the operator should read (a refusal, a failure).
+    Message {
+        text: String,
+        error: bool,
+    },
+    ShutdownComplete,
+}

@@ -1,0 +1,409 @@
+//! The server's clients and what a new one is shown: every engine event passes here, is remembered where it
+//! is state (agents, timelines, conflicts, overlaps, screens), and goes to each client's outbox. Outboxes are
+//! never waited for: screens are latest-wins per agent, other frames queue up to a bound, past which the
+//! client's queue is dropped and it gets one fresh snapshot instead.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::protocol::{json_frame, AgentInfo, ClientKind, Event, ToClient};
+use crate::term::Screen;
+
+/// Frames (not screens) a client may have waiting before it is treated as fallen behind.
+pub const MAX_QUEUED_BYTES: usize = 8 << 20;
+
+/// One client's waiting output.
+pub struct Outbox {
+    pub kind: ClientKind,
+    frames: VecDeque<Vec<u8>>,
+    bytes: usize,
+    /// The newest screen of each agent it watches that it has not been sent.
+    screens: BTreeMap<String, Screen>,
+    /// It fell behind: its next screens go whole, not as damage on what it had.
+    pub fresh_screens: bool,
+    pub watching: Option<String>,
+    /// No more frames after these: the connection ends.
+    pub closing: bool,
+    pub notify: Arc<Notify>,
+}
+
+/// What a writer takes out of an outbox in one go.
+pub struct Batch {
+    pub frames: Vec<Vec<u8>>,
+    pub screens: Vec<(String, Screen)>,
+    pub fresh_screens: bool,
+    pub closing: bool,
+}
+
+#[derive(Default)]
+struct Cache {
+    agents: Vec<AgentInfo>,
+    timelines: BTreeMap<String, Event>,
+    conflicts: BTreeMap<String, Event>,
+    overlaps: Option<Event>,
+    screens: BTreeMap<String, Screen>,
+    /// Messages said while no client was there (the leftovers a restart ended, a state file set aside): the next
+    /// client to attach is told.
+    unseen: Vec<Event>,
+}
+
+impl Cache {
+    fn observe(&mut self, e: &Event) {
+        match e {
+            Event::Agent(info) => match self.agents.iter_mut().find(|a| a.name == info.name) {
+                Some(a) => *a = info.clone(),
+                None => self.agents.push(info.clone()),
+            },
+            Event::Removed { name } => {
+                self.agents.retain(|a| &a.name != name);
+                self.timelines.remove(name);
+                self.conflicts.remove(name);
+                self.screens.remove(name);
+            }
+            Event::Timeline { name, .. } => {
+                self.timelines.insert(name.clone(), e.clone());
+            }
+            Event::MergeConflicts { name, .. } => {
+                self.conflicts.insert(name.clone(), e.clone());
+            }
+            Event::MergeEnded { name, .. } => {
+                self.conflicts.remove(name);
+            }
+            Event::Overlaps(_) => self.overlaps = Some(e.clone()),
+            _ => {}
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Event> {
+        let mut events: Vec<Event> = self.agents.iter().cloned().map(Event::Agent).collect();
+        events.extend(self.timelines.values().cloned());
+        events.extend(self.conflicts.values().cloned());
+        events.extend(self.overlaps.clone());
+        events.extend(self.unseen.iter().cloned());
+        events
+    }
+}
+
+/// Which client asked for an answer that opens a dialog: (what, agent) → (client, request id).
+type Askers = BTreeMap<(&'static str, String), (u64, u64)>;
+
+#[derive(Default)]
+struct Inner {
+    cache: Cache,
+    clients: BTreeMap<u64, Outbox>,
+    next_client: u64,
+    askers: Askers,
+    shut_down: bool,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+    /// Fires when the engine has shut down.
+    pub done: Notify,
+    /// Fires when a client joins or leaves.
+    pub roster: Notify,
+}
+
+/// Answers that belong to one client: the dialog they open is that client's.
+pub fn answer_kind(e: &Event) -> Option<(&'static str, &str)> {
+    match e {
+        Event::RemoveCheck { name, .. } => Some(("remove", name)),
+        Event::CheckpointDiff { name, .. } => Some(("diff", name)),
+        Event::RollbackPreview { name, .. } => Some(("preview", name)),
+        Event::ConflictFile { name, .. } => Some(("conflict", name)),
+        _ => None,
+    }
+}
+
+/// The answer a command asks for, if it is one client's.
+pub fn asks_for(c: &crate::protocol::Command) -> Option<(&'static str, &str)> {
+    use crate::protocol::Command as C;
+    match c {
+        C::CheckRemove { name } => Some(("remove", name)),
+        C::CheckpointDiff { name, .. } => Some(("diff", name)),
+        C::RollbackPreview { name, .. } => Some(("preview", name)),
+        C::ReadConflict { name, .. } => Some(("conflict", name)),
+        _ => None,
+    }
+}
+
+impl Outbox {
+    fn push(&mut self, frame: Vec<u8>) {
+        if self.closing {
+            return;
+        }
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        self.notify.notify_one();
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding it leaves plain data behind; serving on beats taking every client down.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new client, with its welcome and the snapshot first in its outbox.
+    pub fn join(&self, kind: ClientKind, welcome: Vec<u8>) -> (u64, Arc<Notify>) {
+        let mut inner = self.lock();
+        inner.next_client += 1;
+        let id = inner.next_client;
+        let notify = Arc::new(Notify::new());
+        let mut out = Outbox {
+            kind,
+            frames: VecDeque::new(),
+            bytes: 0,
+            screens: BTreeMap::new(),
+            fresh_screens: true,
+            watching: None,
+            closing: false,
+            notify: notify.clone(),
+        };
+        out.push(welcome);
+        out.push(json_frame(&ToClient::Snapshot { events: inner.cache.snapshot() }));
+        inner.cache.unseen.clear();
+        inner.clients.insert(id, out);
+        self.roster.notify_one();
+        (id, notify)
+    }
+
+    /// The client is gone. Whether the server has nothing left to do: no client and no running agent.
+    pub fn leave(&self, id: u64) -> bool {
+        let mut inner = self.lock();
+        if let Some(out) = inner.clients.remove(&id) {
+            out.notify.notify_one();
+        }
+        inner.askers.retain(|_, (c, _)| *c != id);
+        self.roster.notify_one();
+        inner.clients.is_empty() && !inner.cache.agents.iter().any(|a| a.state.is_running())
+    }
+
+    /// End a client's connection after what it has waiting (and `reason`, when given).
+    pub fn close(&self, id: u64, reason: Option<String>) {
+        let mut inner = self.lock();
+        if let Some(out) = inner.clients.get_mut(&id) {
+            if let Some(reason) = reason {
+                out.push(json_frame(&ToClient::Bye { reason }));
+            }
+            out.closing = true;
+            out.notify.notify_one();
+        }
+    }
+
+    pub fn take(&self, id: u64) -> Option<Batch> {
+        let mut inner = self.lock();
+        let out = inner.clients.get_mut(&id)?;
+        out.bytes = 0;
+        let batch = Batch {
+            frames: out.frames.drain(..).collect(),
+            screens: std::mem::take(&mut out.screens).into_iter().collect(),
+            fresh_screens: std::mem::take(&mut out.fresh_screens),
+            closing: out.closing,
+        };
+        Some(batch)
+    }
+
+    /// The client shows this agent now: it gets its screen as it is at once.
+    pub fn watching(&self, id: u64, agent: Option<String>) {
+        let mut inner = self.lock();
+        let screen = agent.as_ref().and_then(|a| inner.cache.screens.get(a).cloned());
+        if let Some(out) = inner.clients.get_mut(&id) {
+            if let (Some(a), Some(s)) = (&agent, screen) {
+                out.screens.insert(a.clone(), s);
+                out.notify.notify_one();
+            }
+            out.watching = agent;
+        }
+    }
+
+    /// Remember who asked, so the answer is theirs alone.
+    pub fn asked(&self, what: (&'static str, &str), client: u64, request: u64) {
+        self.lock().askers.insert((what.0, what.1.to_string()), (client, request));
+    }
+
+    pub fn clients(&self) -> usize {
+        self.lock().clients.len()
+    }
+
+    pub fn shut_down(&self) -> bool {
+        self.lock().shut_down
+    }
+
+    /// Whether any client still has frames waiting.
+    pub fn pending(&self) -> bool {
+        self.lock().clients.values().any(|o| !o.frames.is_empty())
+    }
+
+    /// Every engine event comes through here.
+    pub fn publish(&self, e: Event) {
+        let mut inner = self.lock();
+        if let Event::Screen { name, screen } = &e {
+            for out in inner.clients.values_mut().filter(|o| o.watching.as_ref() == Some(name)) {
+                out.screens.insert(name.clone(), screen.clone());
+                out.notify.notify_one();
+            }
+            if let Event::Screen { name, screen } = e {
+                inner.cache.screens.insert(name, screen);
+            }
+            return;
+        }
+        if let Some((what, name)) = answer_kind(&e) {
+            let Some((client, id)) = inner.askers.remove(&(what, name.to_string())) else { return };
+            if let Some(out) = inner.clients.get_mut(&client) {
+                out.push(json_frame(&ToClient::Reply { id, event: e }));
+            }
+            return;
+        }
+        inner.cache.observe(&e);
+        if inner.clients.is_empty() && matches!(e, Event::Message { .. }) && inner.cache.unseen.len() < 20 {
+            inner.cache.unseen.push(e.clone());
+        }
+        let done = e == Event::ShutdownComplete;
+        let frame = json_frame(&ToClient::Event(e));
+        let inner = &mut *inner;
+        for out in inner.clients.values_mut() {
+            if out.bytes + frame.len() > MAX_QUEUED_BYTES {
+                // Fallen behind: what it missed is replaced by the state as it is now.
+                out.frames.clear();
+                out.bytes = 0;
+                out.fresh_screens = true;
+                out.push(json_frame(&ToClient::Snapshot { events: inner.cache.snapshot() }));
+                if let Some(s) = out.watching.as_ref().and_then(|a| inner.cache.screens.get(a).map(|s| (a, s))) {
+                    out.screens.insert(s.0.clone(), s.1.clone());
+                }
+            } else {
+                out.push(frame.clone());
+            }
+        }
+        if done {
+            inner.shut_down = true;
+            self.done.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{frame, AgentState, Command};
+
+    fn info(name: &str, state: AgentState) -> AgentInfo {
+        AgentInfo {
+            name: name.into(),
+            kind: "demo".into(),
+            branch: format!("muster/{name}"),
+            base: "main".into(),
+            worktree: Default::default(),
+            state,
+            exit: None,
+            last_output_ms: None,
+            title: None,
+            port_base: 0,
+            pid: None,
+            diffstat: Default::default(),
+            error: None,
+            checkpoints: 0,
+            rolled_back: false,
+            why: String::new(),
+        }
+    }
+
+    fn decode(frames: &[Vec<u8>]) -> Vec<ToClient> {
+        let mut r = frame::Reader::default();
+        frames.iter().for_each(|f| r.push(f));
+        let mut out = Vec::new();
+        while let Some((_, p)) = r.next_frame().unwrap() {
+            out.push(serde_json::from_slice(&p).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn a_new_client_gets_the_welcome_then_the_crew_as_it_is() {
+        let hub = Hub::default();
+        hub.publish(Event::Agent(info("a", AgentState::Busy)));
+        hub.publish(Event::Agent(info("b", AgentState::Idle)));
+        hub.publish(Event::Agent(info("a", AgentState::Waiting)));
+        hub.publish(Event::Removed { name: "b".into() });
+        let (id, _) = hub.join(ClientKind::Tui, b"hi".to_vec());
+        let batch = hub.take(id).unwrap();
+        assert_eq!(batch.frames[0], b"hi");
+        let msgs = decode(&batch.frames[1..]);
+        assert_eq!(msgs, vec![ToClient::Snapshot { events: vec![Event::Agent(info("a", AgentState::Waiting))] }]);
+        assert!(batch.fresh_screens);
+    }
+
+    #[test]
+    fn answers_go_to_the_client_that_asked_and_events_to_all() {
+        let hub = Hub::default();
+        let (one, _) = hub.join(ClientKind::Tui, vec![]);
+        let (two, _) = hub.join(ClientKind::Tui, vec![]);
+        hub.take(one);
+        hub.take(two);
+        let ask = Command::CheckRemove { name: "a".into() };
+        hub.asked(asks_for(&ask).unwrap(), two, 41);
+        let answer = Event::RemoveCheck { name: "a".into(), status: Default::default() };
+        hub.publish(answer.clone());
+        hub.publish(Event::Bell { name: "a".into() });
+        assert_eq!(decode(&hub.take(one).unwrap().frames), vec![ToClient::Event(Event::Bell { name: "a".into() })]);
+        assert_eq!(
+            decode(&hub.take(two).unwrap().frames),
+            vec![ToClient::Reply { id: 41, event: answer }, ToClient::Event(Event::Bell { name: "a".into() })]
+        );
+    }
+
+    #[test]
+    fn screens_are_latest_wins_and_only_for_watchers() {
+        let hub = Hub::default();
+        let (id, _) = hub.join(ClientKind::Tui, vec![]);
+        let (other, _) = hub.join(ClientKind::Tui, vec![]);
+        hub.watching(id, Some("a".into()));
+        let screen =
+            |rows| Screen { rows, cols: 2, cells: vec![Default::default(); rows as usize * 2], ..Default::default() };
+        for rows in 1..=50 {
+            hub.publish(Event::Screen { name: "a".into(), screen: screen(rows) });
+        }
+        let batch = hub.take(id).unwrap();
+        assert_eq!(batch.screens.len(), 1);
+        assert_eq!(batch.screens[0].1.rows, 50, "only the newest screen is sent");
+        assert!(hub.take(other).unwrap().screens.is_empty());
+        // Who starts watching later gets the newest screen at once.
+        hub.watching(other, Some("a".into()));
+        assert_eq!(hub.take(other).unwrap().screens[0].1.rows, 50);
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_gets_one_snapshot_instead_of_everything() {
+        let hub = Hub::default();
+        let (slow, _) = hub.join(ClientKind::Tui, vec![]);
+        let text = "x".repeat(64 << 10);
+        for i in 0..(MAX_QUEUED_BYTES / text.len() + 10) {
+            hub.publish(Event::Notification { name: format!("n{i}"), text: text.clone() });
+        }
+        hub.publish(Event::Agent(info("a", AgentState::Idle)));
+        let batch = hub.take(slow).unwrap();
+        let bytes: usize = batch.frames.iter().map(Vec::len).sum();
+        assert!(bytes <= MAX_QUEUED_BYTES, "{bytes}");
+        let msgs = decode(&batch.frames);
+        assert!(matches!(&msgs[0], ToClient::Snapshot { .. }), "{:?}", &msgs[0]);
+        assert_eq!(msgs.last(), Some(&ToClient::Event(Event::Agent(info("a", AgentState::Idle)))));
+        assert!(batch.fresh_screens);
+    }
+
+    #[test]
+    fn the_server_may_end_when_the_last_client_leaves_and_nothing_runs() {
+        let hub = Hub::default();
+        hub.publish(Event::Agent(info("a", AgentState::Busy)));
+        let (one, _) = hub.join(ClientKind::Tui, vec![]);
+        let (two, _) = hub.join(ClientKind::Tui, vec![]);
+        assert!(!hub.leave(one));
+        assert!(!hub.leave(two), "an agent still runs");
+        let (three, _) = hub.join(ClientKind::Tui, vec![]);
+        hub.publish(Event::Agent(info("a", AgentState::Exited)));
+        assert!(hub.leave(three));
+    }
+}

@@ -1,0 +1,258 @@
+//! The muster server: one per repository, detached, owning the engine. Clients (the workbench, `muster attach
+//! --via`, `muster proxy`) speak the framed protocol on `server.sock` in the repository's run folder; scripts and
+//! agent hooks speak newline-delimited JSON on the engine's own socket beside it. tokio serves the sockets;
+//! PTYs, emulators and git stay on the engine's blocking threads.
+
+pub mod hub;
+pub mod spawn;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use crate::engine::supervisor::EngineMsg;
+use crate::protocol::{self, damage, frame, json_frame, Command, ToClient, ToServer, Welcome};
+use hub::Hub;
+
+/// The clients' socket, in the run folder.
+pub const SOCKET: &str = "server.sock";
+/// What the server is, for `muster server status` and `muster ls`.
+pub const INFO: &str = "server.json";
+/// Its standard output and error (panics, errors before logging starts).
+pub const LOG: &str = "server.log";
+
+/// How long a client may take to say hello.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ServerInfo {
+    pub pid: u32,
+    pub root: PathBuf,
+    pub muster: String,
+    pub protocol: u32,
+    /// Milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    pub clients: usize,
+}
+
+pub fn socket_path(root: &Path) -> Result<PathBuf> {
+    Ok(crate::ipc::run_dir(root)?.join(SOCKET))
+}
+
+/// What `muster server status` and `muster ls` read: the server's own account, when it runs.
+pub fn info(run_dir: &Path) -> Option<ServerInfo> {
+    crate::ipc::holder(run_dir)?;
+    let bytes = crate::safefs::read_own_file(&run_dir.join(INFO), 1 << 20).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn write_info(run_dir: &Path, info: &ServerInfo) {
+    if let Ok(json) = serde_json::to_vec_pretty(info) {
+        if let Err(e) = crate::safefs::write_file(run_dir, INFO, &json) {
+            tracing::warn!("writing {INFO}: {e:#}");
+        }
+    }
+}
+
+/// Run the server for the engine `cfg` describes, until the crew is stopped (or nothing is left to serve).
+pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
+    let root = cfg.root.clone();
+    let hub = Arc::new(Hub::default());
+    let publish = hub.clone();
+    let sink: crate::engine::EventSink = Arc::new(move |e| publish.publish(e));
+    // Takes the repository's lock: a second server stops here with who holds it.
+    let engine = crate::engine::supervisor::start(cfg, Arc::new(crate::pty::NativePty), sink)?;
+    let tx = engine.engine_channel().context("the engine runs in this process")?.clone();
+    let run_dir = crate::ipc::run_dir(&root)?;
+    let path = run_dir.join(SOCKET);
+    // We hold the lock: a socket left there is a dead server's.
+    let _ = std::fs::remove_file(&path);
+    let listener =
+        std::os::unix::net::UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    let mut info = ServerInfo {
+        pid: std::process::id(),
+        root: root.clone(),
+        muster: env!("CARGO_PKG_VERSION").into(),
+        protocol: protocol::VERSION,
+        started_ms: crate::engine::agent::now_ms(),
+        clients: 0,
+    };
+    write_info(&run_dir, &info);
+    // SIGTERM and SIGINT stop the crew as `muster server stop` does; a hangup means nothing to a detached server.
+    let stop = tx.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            if sig != signal_hook::consts::SIGHUP {
+                tracing::info!("signal {sig}: stopping the crew");
+                let _ = stop.send(EngineMsg::Command(Command::Shutdown));
+            }
+        }
+    })?;
+    tracing::info!("server {} for {}", std::process::id(), root.display());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
+    rt.block_on(async {
+        let listener = tokio::net::UnixListener::from_std(listener)?;
+        let mut clients_shown = 0;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    if !same_user(&stream) {
+                        tracing::warn!("refused a client of another user");
+                        continue;
+                    }
+                    tokio::spawn(serve(stream, hub.clone(), tx.clone()));
+                }
+                _ = hub.done.notified() => break,
+                _ = hub.roster.notified() => {}
+            }
+            if hub.clients() != clients_shown {
+                clients_shown = hub.clients();
+                info.clients = clients_shown;
+                write_info(&run_dir, &info);
+            }
+        }
+        // The clients hear that the crew stopped before the server goes.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while hub.pending() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::Ok(())
+    })?;
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(run_dir.join(INFO));
+    Ok(())
+}
+
+/// Only this user's processes may connect (the folder is private too; this holds if it ever is not).
+pub fn same_user(stream: &impl std::os::fd::AsFd) -> bool {
+    peer_allowed(
+        rustix::net::sockopt::socket_peercred(stream).ok().map(|c| c.uid.as_raw()),
+        rustix::process::geteuid().as_raw(),
+    )
+}
+
+/// A peer is served when the kernel says it runs as the server's user.
+pub fn peer_allowed(peer_uid: Option<u32>, own_uid: u32) -> bool {
+    peer_uid == Some(own_uid)
+}
+
+/// One client: its hello, then its requests; its output goes out on a task of its own that nobody waits for.
+async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sender<EngineMsg>) {
+    let (mut read, write) = stream.into_split();
+    let mut frames = frame::Reader::default();
+    let mut buf = vec![0u8; 64 << 10];
+    let hello = match tokio::time::timeout(HELLO_WITHIN, next_message(&mut read, &mut frames, &mut buf)).await {
+        Ok(Ok(Some(ToServer::Hello(h)))) => h,
+        _ => return,
+    };
+    let welcome =
+        Welcome { version: protocol::VERSION, muster: env!("CARGO_PKG_VERSION").into(), pid: std::process::id() };
+    let (id, notify) = hub.join(hello.kind, json_frame(&ToClient::Welcome(welcome.clone())));
+    let mut writer = tokio::spawn(write_out(write, hub.clone(), id, notify));
+    if let Err(e) = protocol::check_version(&hello, &welcome) {
+        hub.close(id, Some(e));
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+            writer.abort();
+        }
+        hub.leave(id);
+        return;
+    }
+    tracing::info!("client {id} ({:?}, muster {}) attached", hello.kind, hello.muster);
+    let reason = loop {
+        match next_message(&mut read, &mut frames, &mut buf).await {
+            Ok(Some(ToServer::Request { id: request, command })) => {
+                if let Some(what) = hub::asks_for(&command) {
+                    hub.asked(what, id, request);
+                }
+                if let Command::Watch { name, .. } = &command {
+                    hub.watching(id, name.clone());
+                    if hello.kind.reads_only() {
+                        continue;
+                    }
+                }
+                if engine.send(EngineMsg::Client { client: id, cmd: command }).is_err() {
+                    break None;
+                }
+            }
+            Ok(Some(ToServer::Hello(_))) => break Some("a second hello".to_string()),
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    tracing::info!("client {id} left{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
+    hub.close(id, reason);
+    let _ = engine.send(EngineMsg::ClientGone { client: id });
+    // Its writer says why and ends; one that cannot write (a client that stopped reading) is not waited for.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+        writer.abort();
+    }
+    if hub.leave(id) && !hub.shut_down() {
+        tracing::info!("no client and no running agent: the server ends");
+        let _ = engine.send(EngineMsg::Command(Command::Shutdown));
+    }
+}
+
+/// The next message of a client; `None` at the end of its stream; an error drops that client (never the server).
+async fn next_message(
+    read: &mut tokio::net::unix::OwnedReadHalf,
+    frames: &mut frame::Reader,
+    buf: &mut [u8],
+) -> Result<Option<ToServer>, String> {
+    loop {
+        match frames.next_frame().map_err(|e| e.to_string())? {
+            Some((frame::Kind::Json, payload)) => {
+                return serde_json::from_slice(&payload).map(Some).map_err(|e| format!("a malformed request: {e}"))
+            }
+            Some((frame::Kind::Damage, _)) => return Err("clients do not send screens".into()),
+            None => {}
+        }
+        match read.read(buf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => frames.push(&buf[..n]),
+        }
+    }
+}
+
+/// Send a client what waits in its outbox, as fast as it takes it; screens as damage on what it was sent.
+async fn write_out(
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    hub: Arc<Hub>,
+    id: u64,
+    notify: Arc<tokio::sync::Notify>,
+) {
+    let mut sent: std::collections::HashMap<String, (crate::term::Screen, u64)> = Default::default();
+    let mut seq = 0u64;
+    loop {
+        notify.notified().await;
+        let Some(batch) = hub.take(id) else { break };
+        if batch.fresh_screens {
+            sent.clear();
+        }
+        let mut bytes = Vec::new();
+        for f in batch.frames {
+            bytes.extend(f);
+        }
+        for (name, screen) in batch.screens {
+            seq += 1;
+            let d = damage::diff(sent.get(&name).map(|(s, n)| (s, *n)), &screen, seq);
+            bytes.extend(protocol::screen_frame(&name, &d));
+            sent.insert(name, (screen, seq));
+        }
+        if write.write_all(&bytes).await.is_err() || batch.closing {
+            break;
+        }
+    }
+    let _ = write.shutdown().await;
+}

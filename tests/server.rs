@@ -1,0 +1,298 @@
+//! The muster server as a real process (`muster server run`, or started detached by `muster proxy`), spoken to
+//! through `muster::client` and raw frames: handshake and version mismatch, hostile frames, one server per
+//! repository, a stale socket, kill -9 and restore, two clients.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use muster::client::{attach, Incoming};
+use muster::protocol::{self, frame, AgentState, ClientKind, Event, Hello, ToClient, ToServer};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Crew {
+    dir: tempfile::TempDir,
+    servers: Vec<Child>,
+}
+
+impl Crew {
+    fn new(crew: &str) -> Crew {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(repo.join(".muster")).unwrap();
+        std::fs::create_dir_all(dir.path().join("run")).unwrap();
+        let git = |args: &[&str]| Command::new("git").args(args).current_dir(&repo).output().unwrap();
+        git(&["init", "-q", "-b", "main"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+        std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
+        Crew { dir, servers: Vec::new() }
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    fn muster(&self, args: &[&str]) -> Command {
+        let d = self.dir.path();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_muster"));
+        c.args(args)
+            .current_dir(self.repo())
+            .env("HOME", d)
+            .env("TMPDIR", d)
+            .env("XDG_CONFIG_HOME", d.join("config"))
+            .env("XDG_STATE_HOME", d.join("state"))
+            .env("XDG_RUNTIME_DIR", d.join("run"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// `muster server run` in the foreground, once its socket answers.
+    fn serve(&mut self) -> PathBuf {
+        let log = std::fs::File::create(self.dir.path().join(format!("server-{}.log", self.servers.len()))).unwrap();
+        let child = self.muster(&["server", "run"]).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        self.servers.push(child);
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(sock) = self.socket().filter(|s| UnixStream::connect(s).is_ok()) {
+                return sock;
+            }
+            if Instant::now() > end {
+                let logs: Vec<String> = (0..self.servers.len())
+                    .map(|i| {
+                        std::fs::read_to_string(self.dir.path().join(format!("server-{i}.log"))).unwrap_or_default()
+                    })
+                    .collect();
+                panic!("the server never listened: {logs:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The run folder of the repository (the only one under this test's runtime dir).
+    fn run_dir(&self) -> Option<PathBuf> {
+        let mut dirs = std::fs::read_dir(self.dir.path().join("run/muster")).ok()?.flatten().map(|e| e.path());
+        dirs.find(|p| p.join("lock").exists())
+    }
+
+    fn socket(&self) -> Option<PathBuf> {
+        self.run_dir().map(|d| d.join("server.sock"))
+    }
+}
+
+impl Drop for Crew {
+    fn drop(&mut self) {
+        let _ = self.muster(&["server", "stop", "--yes"]).output();
+        for c in &mut self.servers {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A client of the server: its events on a channel, and what it knows of the crew.
+struct Client {
+    engine: muster::engine::EngineHandle,
+    events: Receiver<Incoming>,
+    states: std::collections::HashMap<String, AgentState>,
+    screens: std::collections::HashMap<String, muster::term::Screen>,
+    closed: Option<String>,
+}
+
+fn hello(version: u32) -> Hello {
+    Hello { kind: ClientKind::Tui, version, muster: "test".into(), size: Some((24, 80)), colours: None }
+}
+
+impl Client {
+    fn on(read: Box<dyn Read + Send>, write: Box<dyn Write + Send>) -> Client {
+        let (tx, rx) = mpsc::channel();
+        let (engine, _) = attach(read, write, hello(protocol::VERSION), move |m| {
+            let _ = tx.send(m);
+        })
+        .unwrap();
+        Client { engine, events: rx, states: Default::default(), screens: Default::default(), closed: None }
+    }
+
+    fn connect(sock: &Path) -> Client {
+        let s = UnixStream::connect(sock).unwrap();
+        Client::on(Box::new(s.try_clone().unwrap()), Box::new(s))
+    }
+
+    fn wait(&mut self, what: &str, done: impl Fn(&Client) -> bool) {
+        let end = Instant::now() + DEADLINE;
+        while !done(self) {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Incoming::Event(Event::Agent(a))) => {
+                    self.states.insert(a.name, a.state);
+                }
+                Ok(Incoming::Event(Event::Screen { name, screen })) => {
+                    self.screens.insert(name, screen);
+                }
+                Ok(Incoming::Event(_)) => {}
+                Ok(Incoming::Closed(reason)) => {
+                    self.closed = Some(reason);
+                    if !done(self) {
+                        panic!("connection closed waiting for {what}: {:?}", self.closed);
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}: {:?} {:?}", self.states, self.closed),
+            }
+        }
+    }
+
+    fn screen_has(&self, agent: &str, text: &str) -> bool {
+        self.screens.get(agent).is_some_and(|s| s.text().iter().any(|l| l.contains(text)))
+    }
+}
+
+const TWO: &str = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am a; read x; echo a got $x; exec sleep 600\"]\n\
+                   [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am b; exec sleep 600\"]\n";
+
+fn watch(c: &Client, agent: &str) {
+    c.engine.send(protocol::Command::Watch { name: Some(agent.into()), rows: 24, cols: 80 });
+}
+
+#[test]
+fn two_clients_see_one_crew_each_with_its_own_screen() {
+    let mut crew = Crew::new(TWO);
+    let sock = crew.serve();
+    let mut one = Client::connect(&sock);
+    let mut two = Client::connect(&sock);
+    watch(&one, "a");
+    watch(&two, "b");
+    one.engine.send(protocol::Command::StartCrew);
+    for c in [&mut one, &mut two] {
+        c.wait("both agents idle", |c| {
+            c.states.get("a") == Some(&AgentState::Idle) && c.states.get("b") == Some(&AgentState::Idle)
+        });
+    }
+    one.wait("a's screen", |c| c.screen_has("a", "i am a"));
+    two.wait("b's screen", |c| c.screen_has("b", "i am b"));
+    assert!(!one.screens.contains_key("b") && !two.screens.contains_key("a"), "screens only for what a client shows");
+    // The second types into a; the first sees its answer.
+    two.engine.send(protocol::Command::Paste { name: "a".into(), text: "hi".into() });
+    two.engine
+        .send(protocol::Command::Key { name: "a".into(), key: muster::key::Key::new(muster::key::KeyCode::Enter, 0) });
+    one.wait("a's answer", |c| c.screen_has("a", "a got hi"));
+    // A client that disappears costs the other nothing.
+    drop(two);
+    watch(&one, "b");
+    one.wait("b's screen, served after the other client went", |c| c.screen_has("b", "i am b"));
+}
+
+#[test]
+fn a_version_mismatch_is_refused_with_both_versions() {
+    let mut crew = Crew::new(TWO);
+    let sock = crew.serve();
+    let s = UnixStream::connect(&sock).unwrap();
+    let err = match attach(Box::new(s.try_clone().unwrap()), Box::new(s), hello(protocol::VERSION + 7), |_| {}) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a client of another protocol was served"),
+    };
+    assert!(err.contains(&format!("protocol {}", protocol::VERSION + 7)), "{err}");
+    assert!(err.contains(&format!("protocol {}", protocol::VERSION)) && err.contains("muster server stop"), "{err}");
+    // Status and stop still work across it.
+    let status = crew.muster(&["server", "status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("running: pid"));
+}
+
+/// Bytes that are not the protocol drop that client with a reason, never the server.
+#[test]
+fn hostile_frames_drop_only_their_client() {
+    let mut crew = Crew::new(TWO);
+    let sock = crew.serve();
+    let greeting = protocol::json_frame(&ToServer::Hello(hello(protocol::VERSION)));
+    let hostile: Vec<Vec<u8>> = vec![
+        ((frame::MAX_FRAME + 1) as u32).to_le_bytes().to_vec(),
+        vec![3, 0, 0, 0, 9, 9, 9],
+        vec![0, 0, 0, 0],
+        frame::encode(frame::Kind::Json, b"{not json"),
+        frame::encode(frame::Kind::Json, b"[1,2]"),
+        frame::encode(frame::Kind::Damage, b"\x01a"),
+        greeting.clone(),
+    ];
+    let said = |s: &mut UnixStream| {
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let mut r = frame::Reader::default();
+        r.push(&got);
+        let mut all = Vec::new();
+        while let Ok(Some((frame::Kind::Json, p))) = r.next_frame() {
+            all.extend(serde_json::from_slice::<ToClient>(&p).ok());
+        }
+        all
+    };
+    for bytes in hostile {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(&greeting).unwrap();
+        s.write_all(&bytes).unwrap();
+        let all = said(&mut s);
+        assert!(matches!(all.first(), Some(ToClient::Welcome(_))), "{all:?}");
+        assert!(matches!(all.last(), Some(ToClient::Bye { .. })), "dropped with a reason: {:?}", all.last());
+    }
+    // Garbage instead of a hello: closed without a word.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(&[0xff; 64]).unwrap();
+    assert!(said(&mut s).is_empty());
+    let mut fine = Client::connect(&sock);
+    fine.wait("the crew, still served", |c| c.states.contains_key("a"));
+}
+
+#[test]
+fn a_second_server_is_refused_and_a_stale_socket_replaced() {
+    let mut crew = Crew::new(TWO);
+    let sock = crew.serve();
+    let second = crew.muster(&["server", "run"]).output().unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && err.contains("already running"), "{err}");
+    // Stop it; leave a socket file nobody listens on, as a crashed server would.
+    let stop = crew.muster(&["server", "stop", "--yes"]).output().unwrap();
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists() && UnixStream::connect(&sock).is_err());
+    // `muster proxy` starts a server detached (the stale socket replaced) and bridges to it.
+    let mut proxy = crew.muster(&["proxy"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let (input, output) = (proxy.stdin.take().unwrap(), proxy.stdout.take().unwrap());
+    let mut c = Client::on(Box::new(output), Box::new(input));
+    c.wait("the crew through the proxy", |c| c.states.contains_key("a") && c.states.contains_key("b"));
+    drop(c);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+}
+
+/// A server killed with -9 loses nothing: the next one shows the crew (as stopped) from the state file and
+/// relaunches an agent on request.
+#[test]
+fn a_killed_server_leaves_a_crew_the_next_one_restores() {
+    let mut crew = Crew::new(TWO);
+    let sock = crew.serve();
+    let mut c = Client::connect(&sock);
+    watch(&c, "a");
+    c.engine.send(protocol::Command::StartCrew);
+    c.wait("running", |c| c.states.get("a") == Some(&AgentState::Idle) && c.states.get("b") == Some(&AgentState::Idle));
+    let mut server = crew.servers.pop().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    c.wait("the connection ends", |c| c.closed.is_some());
+    let sock = crew.serve();
+    let mut again = Client::connect(&sock);
+    again.wait("the crew, stopped", |c| {
+        c.states.get("a") == Some(&AgentState::Stopped) && c.states.get("b") == Some(&AgentState::Stopped)
+    });
+    watch(&again, "a");
+    again.engine.send(protocol::Command::Start { name: "a".into(), resume: true });
+    again.wait("a again", |c| c.states.get("a") == Some(&AgentState::Idle) && c.screen_has("a", "i am a"));
+}
+
+#[test]
+fn peers_of_another_user_are_refused() {
+    assert!(muster::server::peer_allowed(Some(1000), 1000));
+    assert!(!muster::server::peer_allowed(Some(0), 1000), "not even root, for a user's server");
+    assert!(!muster::server::peer_allowed(None, 1000), "no credentials, no service");
+}
