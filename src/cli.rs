@@ -36,6 +36,8 @@ pub enum Cmd {
     },
     /// This user's running muster servers and their crews.
     Ls,
+    /// The JSON Schema of the scripting socket (`hook.sock` in the run folder): requests, and what each answers.
+    Schema,
     /// Bridge standard input and output to this repository's server (starting it if none runs), for
     /// `muster attach --via 'ssh HOST muster proxy -C /path/to/repo'`.
     Proxy,

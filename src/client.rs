@@ -46,7 +46,7 @@ pub fn attach(
         ToClient::Bye { reason } => bail!("the muster server refused: {reason}"),
         _ => bail!("the muster server sent no snapshot after its welcome"),
     }
-    std::thread::Builder::new().name("server".into()).spawn(move || {
+    std::thread::Builder::new().name("from-server".into()).spawn(move || {
         let reason = receive(read.as_mut(), frames, &on);
         on(Incoming::Closed(reason));
     })?;

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Cmd::Server { action }) => return server_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Ls) => ls()?,
+        Some(Cmd::Schema) => print!("{}", engine::hooks::SCHEMA),
         Some(Cmd::Proxy) => proxy(&find_repo_root(&dir)?)?,
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
@@ -82,7 +83,13 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
         cmd,
         Some(Cmd::Removed { .. })
             | Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
-            | Some(Cmd::Conflicts { .. } | Cmd::Explain { .. })
+            | Some(
+                Cmd::Conflicts { .. }
+                    | Cmd::Explain { .. }
+                    | Cmd::Schema
+                    | Cmd::Ls
+                    | Cmd::Server { action: ServerCmd::Status | ServerCmd::Stop { .. } }
+            )
     )
 }
 

@@ -124,13 +124,14 @@ fn next_age_change(state: &State) -> Option<Duration> {
         .iter()
         .filter_map(|a| a.info.last_output_ms)
         .map(|t| {
-            let elapsed = state.now_ms.saturating_sub(t);
-            let unit = match elapsed / 1000 {
-                0..=59 => 1000,
-                60..=3599 => 60_000,
-                _ => 3_600_000,
+            // Ages count whole seconds of the clock (`ui::roster::age`): they change on a second's boundary.
+            let elapsed = (state.now_ms / 1000).saturating_sub(t / 1000);
+            let unit = match elapsed {
+                0..=59 => 1,
+                60..=3599 => 60,
+                _ => 3600,
             };
-            Duration::from_millis(unit - elapsed % unit)
+            Duration::from_millis((unit - elapsed % unit) * 1000 - state.now_ms % 1000)
         })
         .min()
 }

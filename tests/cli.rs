@@ -135,3 +135,26 @@ fn removed_agents_are_listed_and_pruned_from_the_command_line() {
     let (_, out) = muster(dir.path(), &["removed"]);
     assert!(!out.contains("w "), "{out}");
 }
+
+/// Without a server: `server status` says so (exit 3), `server stop` has nothing to do, `ls` lists nothing, and
+/// `schema` prints the scripting socket's JSON Schema.
+#[test]
+fn server_commands_without_a_server_and_the_schema() {
+    let dir = repo();
+    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["server", "status"])
+        .current_dir(dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path().join(".run"))
+        .env("XDG_STATE_HOME", dir.path().join(".state-home"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("not running for "));
+    let (ok, text) = muster(dir.path(), &["server", "stop", "--yes"]);
+    assert!(ok && text.starts_with("not running"), "{text}");
+    let (ok, text) = muster(dir.path(), &["ls"]);
+    assert!(ok && text.contains("no muster runs"), "{text}");
+    let (ok, text) = muster(dir.path(), &["schema"]);
+    let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(ok && schema["oneOf"].as_array().is_some_and(|a| a.len() == 6), "{text}");
+}

@@ -140,6 +140,12 @@ fn protocol_frames_and_screen_damage() {
         let mut r = frame::Reader::default();
         r.push(b);
         while let Ok(Some(_)) = r.next_frame() {}
+        // What the server and a client decode from each other's frames.
+        let _ = serde_json::from_slice::<muster::protocol::ToServer>(b);
+        let _ = serde_json::from_slice::<muster::protocol::ToClient>(b);
+        if let Ok((_, d)) = muster::protocol::parse_screen_frame(b) {
+            let _ = damage::apply(&mut muster::term::Screen::default(), None, &d);
+        }
     });
 }
 

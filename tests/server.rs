@@ -296,3 +296,38 @@ fn peers_of_another_user_are_refused() {
     assert!(!muster::server::peer_allowed(Some(0), 1000), "not even root, for a user's server");
     assert!(!muster::server::peer_allowed(None, 1000), "no credentials, no service");
 }
+
+/// With a server running, the command line's checkpoints and merges are done by it (never beside it on the same
+/// worktree), and every client hears of them.
+#[test]
+fn command_line_changes_go_through_the_server() {
+    let crew_file = "[[agent]]\nname = \"w\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo work > done.txt; echo written; exec sleep 600\"]\n";
+    let mut crew = Crew::new(crew_file);
+    let sock = crew.serve();
+    let mut c = Client::connect(&sock);
+    watch(&c, "w");
+    c.engine.send(protocol::Command::StartCrew);
+    c.wait("w wrote its file", |c| c.screen_has("w", "written"));
+    let out = crew.muster(&["checkpoint", "create", "w", "--trigger", "nightly"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("w: checkpoint") && text.contains("(nightly)"), "{text}");
+    let mut heard = false;
+    let end = Instant::now() + DEADLINE;
+    while !heard {
+        match c.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(Incoming::Event(Event::Timeline { name, checkpoints })) if name == "w" => {
+                heard = checkpoints.iter().any(|cp| cp.trigger == "nightly");
+            }
+            Ok(_) => {}
+            Err(_) => panic!("the client never heard of the checkpoint"),
+        }
+    }
+    let out = crew.muster(&["merge", "w"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("w: merged muster/w"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(crew.repo().join("done.txt")).unwrap(), "work\n");
+}

@@ -305,8 +305,11 @@ impl TermThread {
                 self.screen_dirty = true;
             }
             TermMsg::ScrollBottom => {
-                self.model.scroll_to_bottom();
-                self.screen_dirty = true;
+                // Every key asks for this: a frame only when the view moves, or the key's own frame would go
+                // out just before its echo, and the echo wait out the frame interval.
+                if self.model.scroll_to_bottom() {
+                    self.screen_dirty = true;
+                }
             }
             TermMsg::Watch(on) => {
                 self.watched = on;

@@ -262,7 +262,7 @@ fn run_job(
             let writing = || agent.map(|a| a.files_open_for_writing(&worktree)).unwrap_or_default();
             match WorktreeWatch::checkpoint_settled(files, &writing, create) {
                 Ok((cp, true)) => Some((checkpoint_made(&name, &trigger, &cp), false)),
-                Ok((cp, false)) if trigger == "key" => {
+                Ok((cp, false)) if !matches!(trigger.as_str(), "periodic" | "turn" | "stop") => {
                     Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
                 }
                 Ok(_) => None,

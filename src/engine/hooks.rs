@@ -16,6 +16,8 @@ use super::supervisor::EngineMsg;
 use super::Command;
 
 pub const SOCKET: &str = "hook.sock";
+/// What scripts may send on the socket, and what each request answers (`muster schema`).
+pub const SCHEMA: &str = include_str!("../../assets/api-schema.json");
 /// Claude Code's hook events that tell muster something (SessionStart only carries the session id).
 const CLAUDE_EVENTS: [&str; 7] =
     ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PermissionRequest", "Notification", "Stop"];
@@ -330,6 +332,41 @@ pub fn explain(run_dir: &Path, agent: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_printed_schema_covers_every_request_and_its_examples_are_understood() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+        let entries = schema["oneOf"].as_array().unwrap();
+        let mut titles: Vec<&str> = entries.iter().map(|e| e["title"].as_str().unwrap()).collect();
+        titles.sort();
+        // One of each request, serialised: the schema names exactly these.
+        let wait =
+            Request::Wait { agents: vec!["a".into()], until: super::super::supervisor::WaitFor::Any, timeout: None };
+        let all = [
+            Request::Hook { agent: "a".into(), token: "t".into(), event: "Stop".into(), detail: None, session: None },
+            Request::Explain { agent: "a".into() },
+            Request::Send { agent: "a".into(), text: "x".into(), force: false, wait: false },
+            Request::Run { command: Command::Checkpoint { name: "a".into() }, trigger: None },
+            Request::Status {},
+            wait,
+        ];
+        let mut tags: Vec<String> = all
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap().as_object().unwrap().keys().next().unwrap().clone())
+            .collect();
+        tags.sort();
+        assert_eq!(titles, tags);
+        for e in entries {
+            for example in e["examples"].as_array().unwrap() {
+                let r: Request =
+                    serde_json::from_value(example.clone()).unwrap_or_else(|err| panic!("{example}: {err}"));
+                assert_eq!(
+                    serde_json::to_value(&r).unwrap().as_object().unwrap().keys().next().unwrap(),
+                    e["title"].as_str().unwrap()
+                );
+            }
+        }
+    }
 
     #[test]
     fn claude_settings_carry_every_hook_and_quote_the_path() {

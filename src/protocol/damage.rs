@@ -19,6 +19,9 @@ pub struct Damage {
     pub scrolled_back: u64,
     pub history: u64,
     pub alt_screen: bool,
+    /// With a base: the rows moved up this many lines first (output scrolling by), so only the new rows below
+    /// travel, not the whole screen again.
+    pub scroll: u16,
     /// Changed rows and their cells (`cols` each).
     pub changed: Vec<(u16, Vec<ScreenCell>)>,
 }
@@ -44,8 +47,11 @@ fn row(screen: &Screen, r: u16) -> &[ScreenCell] {
 /// its size differs.
 pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
     let base = prev.filter(|(p, _)| p.rows == next.rows && p.cols == next.cols && p.cells.len() == next.cells.len());
+    let scroll = base.map_or(0, |(p, _)| scrolled_by(p, next));
+    // Row r of the client's copy after the scroll is row r + scroll of what it had (blank past the end).
+    let unchanged = |p: &Screen, r: u16| r + scroll < p.rows && row(p, r + scroll) == row(next, r);
     let changed = (0..next.rows)
-        .filter(|&r| base.is_none_or(|(p, _)| row(p, r) != row(next, r)))
+        .filter(|&r| base.is_none_or(|(p, _)| !unchanged(p, r)))
         .map(|r| (r, row(next, r).to_vec()))
         .collect();
     Damage {
@@ -57,8 +63,27 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
         scrolled_back: next.scrolled_back as u64,
         history: next.history as u64,
         alt_screen: next.alt_screen,
+        scroll,
         changed,
     }
+}
+
+/// How many lines `next` scrolled up from `prev`, when that leaves fewer rows to send (0 when it did not scroll).
+/// Only shifts that put `prev`'s row k at `next`'s top are tried (the first few), counting the rows they save.
+fn scrolled_by(prev: &Screen, next: &Screen) -> u16 {
+    let rows = next.rows;
+    if rows < 4 || row(prev, 0) == row(next, 0) {
+        return 0;
+    }
+    let matching = |k: u16| (0..rows - k).filter(|&r| row(prev, r + k) == row(next, r)).count();
+    let still = (0..rows).filter(|&r| row(prev, r) == row(next, r)).count();
+    (1..rows / 2)
+        .filter(|&k| row(prev, k) == row(next, 0))
+        .take(4)
+        .map(|k| (matching(k), k))
+        .max()
+        .filter(|&(n, _)| n > still + 1)
+        .map_or(0, |(_, k)| k)
 }
 
 /// Apply `d` to the client's copy, which is at update `have`.
@@ -72,7 +97,14 @@ pub fn apply(screen: &mut Screen, have: Option<u64>, d: &Damage) -> Result<(), D
         Some(_) if screen.rows != d.rows || screen.cols != d.cols => {
             return Err(DamageError::Malformed("damage for another size"))
         }
-        Some(_) => {}
+        Some(_) => {
+            if d.scroll >= d.rows && d.scroll > 0 {
+                return Err(DamageError::Malformed("scrolled past the screen"));
+            }
+            let shift = d.scroll as usize * d.cols as usize;
+            screen.cells.drain(..shift);
+            screen.cells.resize(cells, ScreenCell::default());
+        }
         None => {
             screen.rows = d.rows;
             screen.cols = d.cols;
@@ -127,6 +159,7 @@ pub fn encode(d: &Damage) -> Vec<u8> {
     put_varint(&mut out, d.scrolled_back);
     put_varint(&mut out, d.history);
     out.push(d.alt_screen as u8);
+    put_varint(&mut out, d.scroll as u64);
     put_varint(&mut out, d.changed.len() as u64);
     for (r, cells) in &d.changed {
         put_varint(&mut out, *r as u64);
@@ -231,6 +264,7 @@ pub fn decode(bytes: &[u8]) -> Result<Damage, DamageError> {
         1 => true,
         _ => return Err(DamageError::Malformed("alt screen flag")),
     };
+    let scroll = i.small(rows.saturating_sub(1) as u64, "scrolled past the screen")? as u16;
     let count = i.small(rows as u64, "more rows than the screen")?;
     let mut changed = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -262,7 +296,7 @@ pub fn decode(bytes: &[u8]) -> Result<Damage, DamageError> {
     if i.at != bytes.len() {
         return Err(DamageError::Malformed("bytes after the end"));
     }
-    Ok(Damage { seq, base, rows, cols, cursor, scrolled_back, history, alt_screen, changed })
+    Ok(Damage { seq, base, rows, cols, cursor, scrolled_back, history, alt_screen, scroll, changed })
 }
 
 #[cfg(test)]
@@ -296,7 +330,10 @@ mod tests {
         more.extend(b"one more line\r\n");
         let b = screen_of(&more, 50, 200);
         let d = diff(Some((&a, 1)), &b, 2);
-        // Every row moved up one: all changed, still far below JSON.
+        // Every row moved up one: sent as a scroll and the rows that are new.
+        assert_eq!(d.scroll, 1);
+        assert!(d.changed.len() <= 3, "{:?}", d.changed.iter().map(|c| c.0).collect::<Vec<_>>());
+        assert!(encode(&d).len() < 1500, "{}", encode(&d).len());
         let mut copy = Screen::default();
         apply(&mut copy, None, &decode(&full).unwrap()).unwrap();
         apply(&mut copy, Some(1), &decode(&encode(&d)).unwrap()).unwrap();
@@ -357,6 +394,21 @@ mod tests {
             let back = decode(&encode(&d)).unwrap();
             prop_assert_eq!(&back, &d);
             apply(&mut copy, Some(1), &back).unwrap();
+            prop_assert_eq!(copy, b);
+        }
+
+        #[test]
+        fn a_scrolled_screen_applies_as_a_scroll(a in arb_screen(), k in 1u16..6, fresh in arb_screen()) {
+            // `b` is `a` moved up k rows, with rows of `fresh` below.
+            let (rows, cols) = (a.rows as usize, a.cols as usize);
+            let k = (k as usize).min(rows);
+            let mut b = a.clone();
+            b.cells = a.cells[k * cols..].to_vec();
+            b.cells.extend((0..k * cols).map(|i| fresh.cells.get(i % fresh.cells.len()).cloned().unwrap_or_default()));
+            let mut copy = Screen::default();
+            apply(&mut copy, None, &diff(None, &a, 1)).unwrap();
+            let d = decode(&encode(&diff(Some((&a, 1)), &b, 2))).unwrap();
+            apply(&mut copy, Some(1), &d).unwrap();
             prop_assert_eq!(copy, b);
         }
 

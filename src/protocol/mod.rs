@@ -13,7 +13,7 @@ pub use messages::{AgentInfo, AgentState, Command, Event};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; client and server must agree exactly.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,7 +143,8 @@ mod tests {
         assert!(check_version(&hello, &same).is_ok());
         let old = Welcome { version: VERSION + 1, muster: "0.3.0".into(), pid: 7 };
         let e = check_version(&hello, &old).unwrap_err();
-        assert!(e.contains("0.2.0, protocol 1") && e.contains("0.3.0, protocol 2") && e.contains("muster server stop"));
+        assert!(e.contains(&format!("0.2.0, protocol {VERSION}")), "{e}");
+        assert!(e.contains(&format!("0.3.0, protocol {}", VERSION + 1)) && e.contains("muster server stop"), "{e}");
         let json = serde_json::to_string(&hello).unwrap();
         assert_eq!(serde_json::from_str::<Hello>(&json).unwrap(), hello);
         assert!(ClientKind::Watch.reads_only() && !ClientKind::Tui.reads_only());

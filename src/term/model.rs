@@ -51,7 +51,8 @@ pub trait TerminalModel: Send {
     fn content_hash(&self) -> u64;
     /// Scroll the view: positive goes back into history.
     fn scroll(&mut self, lines: i32);
-    fn scroll_to_bottom(&mut self);
+    /// Follow the output again; whether the view moved (it was scrolled back).
+    fn scroll_to_bottom(&mut self) -> bool;
     /// When a synchronized update (mode 2026) must be given up on if it has not ended.
     fn sync_deadline(&self) -> Option<Instant>;
     fn flush_sync(&mut self);
@@ -386,8 +387,10 @@ impl TerminalModel for AlacrittyModel {
         self.term.scroll_display(Scroll::Delta(lines));
     }
 
-    fn scroll_to_bottom(&mut self) {
+    fn scroll_to_bottom(&mut self) -> bool {
+        let back = self.term.grid().display_offset() > 0;
         self.term.scroll_display(Scroll::Bottom);
+        back
     }
 
     fn sync_deadline(&self) -> Option<Instant> {

@@ -14,7 +14,8 @@ pub fn age(now_ms: u64, then_ms: Option<u64>) -> String {
     let Some(then) = then_ms else {
         return "-".into();
     };
-    let s = now_ms.saturating_sub(then) / 1000;
+    // Whole seconds of the clock, so every age on the screen changes at the same moment: one frame a second.
+    let s = (now_ms / 1000).saturating_sub(then / 1000);
     match s {
         0..=59 => format!("{s}s"),
         60..=3599 => format!("{}m", s / 60),
