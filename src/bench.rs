@@ -93,23 +93,13 @@ fn frame_time(agents: usize) -> Duration {
     model.feed(&coloured_stream(200_000));
     let screen = model.snapshot();
     for i in 0..agents {
+        let name = crate::demo::agent_name(i);
         let info = AgentInfo {
-            name: crate::demo::agent_name(i),
-            kind: "demo".into(),
-            branch: format!("muster/{}", crate::demo::agent_name(i)),
-            base: "main".into(),
             worktree: "/tmp".into(),
-            state: AgentState::Busy,
-            exit: None,
             last_output_ms: Some(0),
             title: Some("bench".into()),
             port_base: 20000,
-            pid: None,
-            diffstat: Default::default(),
-            error: None,
-            checkpoints: 0,
-            rolled_back: false,
-            why: String::new(),
+            ..AgentInfo::new(&name, "demo", AgentState::Busy)
         };
         state.agents.push(AgentView { info, screen: Some(screen.clone()), checkpoints: Vec::new(), attention: false });
     }
@@ -121,6 +111,19 @@ fn frame_time(agents: usize) -> Duration {
         terminal.draw(|f| crate::ui::render(&state, f)).expect("draw");
     }
     start.elapsed() / n
+}
+
+/// What a benchmark's engine runs with: 10,000 lines of scrollback, no periodic checkpoints to speak of.
+fn bench_config(root: &std::path::Path, crew: crate::config::crew::Crew) -> Result<EngineConfig> {
+    Ok(EngineConfig {
+        root: root.to_path_buf(),
+        crew,
+        scrollback: 10_000,
+        muster_exe: std::env::current_exe()?,
+        stop_grace: Duration::from_secs(2),
+        palette: Default::default(),
+        checkpoint_every: Duration::from_secs(300),
+    })
 }
 
 /// Run `agents` copies of the demo agent with the given arguments and measure this process's CPU.
@@ -136,15 +139,7 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     let (crew, _, _) = crate::commands::load_crew(&root)?;
     let rss_before = rss_kib();
     let (tx, rx) = crate::tui::channel();
-    let cfg = EngineConfig {
-        root: root.clone(),
-        crew,
-        scrollback: 10_000,
-        muster_exe: std::env::current_exe()?,
-        stop_grace: Duration::from_secs(2),
-        palette: Default::default(),
-        checkpoint_every: Duration::from_secs(300),
-    };
+    let cfg = bench_config(&root, crew)?;
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx))?;
     let mut state =
         State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
@@ -801,15 +796,7 @@ fn in_process_echo_latency(n: usize) -> Result<Vec<Duration>> {
     let root = crate::demo::create_repo(&std::env::temp_dir(), 1)?;
     std::fs::write(root.join(".muster/crew.toml"), "[[agent]]\nname = \"echo\"\ncommand = \"cat\"\n")?;
     let (crew, _, _) = crate::commands::load_crew(&root)?;
-    let cfg = EngineConfig {
-        root: root.clone(),
-        crew,
-        scrollback: 10_000,
-        muster_exe: std::env::current_exe()?,
-        stop_grace: Duration::from_secs(2),
-        palette: Default::default(),
-        checkpoint_every: Duration::from_secs(300),
-    };
+    let cfg = bench_config(&root, crew)?;
     let (sink, rx) = engine::channel_sink();
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), sink)?;
     handle.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80 });

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -38,7 +37,7 @@ pub enum AppMsg {
 
 /// An event sink that feeds the UI loop.
 pub fn sink(tx: Sender<AppMsg>) -> EventSink {
-    Arc::new(move |e| {
+    crate::engine::one_viewer(move |e| {
         let _ = tx.send(AppMsg::Engine(e));
     })
 }

@@ -502,7 +502,8 @@ fn sigterm_restores_the_terminal_and_one_server_serves_a_repository() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success() && err.contains("already running"), "{err}");
     assert!(Command::new("kill").args(["-TERM", &muster_pid(&t)]).status().unwrap().success());
-    let s = t.wait_for("muster ended", |s| s.contains("EXITED"));
+    // `stty -a` runs after the exit line: its settings are what muster left.
+    let s = t.wait_for("muster ended", |s| s.contains("EXITED") && s.contains("speed"));
     assert!(s.contains(" icanon") && s.contains(" echo "), "cooked mode again: {s}");
     assert!(s.contains("detached: 1 agent(s) keep running"), "{s}");
     assert_eq!(t.tmux(&["display", "-p", "#{alternate_on} #{mouse_any_flag}"]).trim(), "0 0");
@@ -653,15 +654,15 @@ fn a_killed_workbench_leaves_the_crew_running_and_a_new_one_shows_the_same_scree
     assert_eq!(t.server_pid(), server, "the same server: {s}");
 }
 
-/// Two workbenches on one crew see the same updates and keep their own selection; typing into an agent sizes it
-/// to the typist's pane, and the other viewer is told its well shows a terminal sized elsewhere. Quitting one
-/// leaves the other live.
+/// Two workbenches on one crew see the same updates and keep their own selection and scroll position; typing
+/// into an agent sizes it to the typist's pane, and the other viewer is told its well shows a terminal sized
+/// elsewhere. Quitting one leaves the other live.
 #[test]
 fn two_workbenches_share_the_crew_with_their_own_selection() {
     let t = Tmux::start_in(100, 30, "-C repo", |dir| {
         crew_repo(
             dir,
-            "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am a; exec sleep 600\"]\n\
+            "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"seq -f 'line %g' 80; echo i am a; exec sleep 600\"]\n\
              [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am b; read x; echo got $x; stty size; exec sleep 600\"]\n",
         );
     });
@@ -681,6 +682,13 @@ fn two_workbenches_share_the_crew_with_their_own_selection() {
         }
     };
     wait_two("the crew in the second workbench", &|s| s.contains("i am a") && roster_line(s, "b").contains("idle"));
+    // The first looks back into a's history; the second still follows a's output.
+    t.keys(&["PageUp"]);
+    t.wait_for("the first scrolled back", |s| s.contains("lines back") && !s.contains("i am a"));
+    let second = two(&t);
+    assert!(second.contains("i am a") && !second.contains("lines back"), "{second}");
+    t.keys(&["End"]);
+    t.wait_for("the first follows again", |s| s.contains("i am a") && !s.contains("lines back"));
     // The second one selects b, attaches and types; the first still shows a.
     t.tmux(&["send-keys", "-t", "two", "j"]);
     wait_two("b selected", &|s| s.contains("i am b"));

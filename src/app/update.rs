@@ -717,7 +717,8 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             state.selected = state.selected.min(state.agents.len().saturating_sub(1));
             state.attached = false;
         }
-        Event::Screen { name, screen } => {
+        // One viewer's own scrolled screen is its screen (the sink or the server has picked what it sees).
+        Event::Screen { name, screen } | Event::ScreenFor { name, screen, .. } => {
             if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
                 a.screen = Some(screen);
             }
@@ -847,24 +848,7 @@ mod tests {
     use crate::protocol::AgentInfo;
 
     pub fn info(name: &str, state: AgentState) -> AgentInfo {
-        AgentInfo {
-            name: name.into(),
-            kind: "demo".into(),
-            branch: format!("muster/{name}"),
-            base: "main".into(),
-            worktree: "/tmp/x".into(),
-            state,
-            exit: None,
-            last_output_ms: None,
-            title: None,
-            port_base: 20000,
-            pid: None,
-            diffstat: Default::default(),
-            error: None,
-            checkpoints: 0,
-            rolled_back: false,
-            why: String::new(),
-        }
+        AgentInfo { worktree: "/tmp/x".into(), port_base: 20000, ..AgentInfo::new(name, "demo", state) }
     }
 
     fn state_with(agents: &[(&str, AgentState)]) -> State {

@@ -28,8 +28,15 @@ pub enum TermMsg {
     Output(Vec<u8>),
     Eof,
     Resize(u16, u16),
-    Scroll(i32),
-    ScrollBottom,
+    /// One viewer's view moves back into history (positive) or forward; the other viewers' stay.
+    Scroll {
+        viewer: u64,
+        lines: i32,
+    },
+    /// That viewer follows the output again.
+    ScrollBottom {
+        viewer: u64,
+    },
     Watch(bool),
     Hook(HookReport),
     /// Look at the screen again now (after a resume, say) and report, even if nothing changed.
@@ -169,6 +176,8 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         version_regex: args.version_regex,
         version: None,
         watched: args.watched,
+        views: Default::default(),
+        history_seen: 0,
         screen_dirty: true,
         detect_dirty: true,
         force_report: false,
@@ -242,6 +251,9 @@ struct TermThread {
     /// The CLI's version, once its screen showed it.
     version: Option<Vec<u64>>,
     watched: bool,
+    /// How far back in history each viewer that scrolled looks (the live view is everyone else's).
+    views: std::collections::BTreeMap<u64, usize>,
+    history_seen: usize,
     /// The screen changed since the last frame sent.
     screen_dirty: bool,
     /// Output arrived (or something else happened) since the last rule check.
@@ -287,6 +299,13 @@ impl TermThread {
         match msg {
             TermMsg::Output(bytes) => {
                 self.model.feed(&bytes);
+                // Viewers back in history keep looking at the same lines while new ones arrive.
+                let history = self.model.history_size();
+                let grew = history.saturating_sub(self.history_seen);
+                self.history_seen = history;
+                for at in self.views.values_mut() {
+                    *at = (*at + grew).min(history);
+                }
                 self.last_output = Some(Instant::now());
                 self.mark_dirty();
             }
@@ -300,15 +319,22 @@ impl TermThread {
                     self.last_hash = Some(self.model.content_hash());
                 }
             }
-            TermMsg::Scroll(lines) => {
-                self.model.scroll(lines);
-                self.screen_dirty = true;
+            TermMsg::Scroll { viewer, lines } => {
+                let history = self.model.history_size() as i64;
+                let at = self.views.get(&viewer).copied().unwrap_or(0) as i64;
+                let to = (at + lines as i64).clamp(0, history) as usize;
+                if to == 0 {
+                    self.views.remove(&viewer);
+                } else {
+                    self.views.insert(viewer, to);
+                }
+                (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen: self.model.snapshot_at(to) });
             }
-            TermMsg::ScrollBottom => {
+            TermMsg::ScrollBottom { viewer } => {
                 // Every key asks for this: a frame only when the view moves, or the key's own frame would go
                 // out just before its echo, and the echo wait out the frame interval.
-                if self.model.scroll_to_bottom() {
-                    self.screen_dirty = true;
+                if self.views.remove(&viewer).is_some() {
+                    (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen: self.model.snapshot() });
                 }
             }
             TermMsg::Watch(on) => {

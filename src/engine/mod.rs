@@ -51,10 +51,36 @@ impl EngineHandle {
 /// An event sink that feeds a channel, for tests and tools.
 pub fn channel_sink() -> (EventSink, Receiver<Event>) {
     let (tx, rx) = std::sync::mpsc::channel();
-    let sink: EventSink = std::sync::Arc::new(move |e| {
+    let sink = one_viewer(move |e| {
         let _ = tx.send(e);
     });
     (sink, rx)
+}
+
+/// The sink of an engine with one viewer in its own process (client 0): its scrolled-back screens arrive as its
+/// screens, and the live ones of an agent it looks back into are held back, as the server's hub does per client.
+pub fn one_viewer(f: impl Fn(Event) + Send + Sync + 'static) -> EventSink {
+    let scrolled = std::sync::Mutex::new(std::collections::HashSet::<String>::new());
+    std::sync::Arc::new(move |e| {
+        let mut scrolled = scrolled.lock().unwrap_or_else(|p| p.into_inner());
+        match e {
+            Event::ScreenFor { name, viewer: 0, screen } => {
+                if screen.scrolled_back > 0 {
+                    scrolled.insert(name.clone());
+                } else {
+                    scrolled.remove(&name);
+                }
+                drop(scrolled);
+                f(Event::Screen { name, screen })
+            }
+            Event::ScreenFor { .. } => {}
+            Event::Screen { ref name, .. } if scrolled.contains(name) => {}
+            e => {
+                drop(scrolled);
+                f(e)
+            }
+        }
+    })
 }
 
 /// Where an engine works and what it starts.

@@ -215,6 +215,8 @@ struct Supervisor {
     presets: BTreeMap<String, preset::Preset>,
     /// What each client shows: the agent and its pane's size. The in-process UI is client 0.
     watchers: BTreeMap<u64, Watcher>,
+    /// The client whose command is being carried out (0: the workbench in this process, or a script).
+    client: u64,
     /// The size a new agent starts at: the last pane a client sized.
     size: (u16, u16),
     size_from: Option<u64>,
@@ -313,6 +315,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         slots: Vec::new(),
         presets,
         watchers: BTreeMap::new(),
+        client: 0,
         size: (24, 80),
         size_from: None,
         generation: 0,
@@ -626,6 +629,9 @@ impl Supervisor {
                 EngineMsg::Client { client, cmd } => self.client_command(client, cmd),
                 EngineMsg::ClientGone { client } => {
                     self.watchers.remove(&client);
+                    for r in self.slots.iter().filter_map(|s| s.running.as_ref()) {
+                        let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
+                    }
                     self.rewatch(None);
                 }
                 EngineMsg::Detected { name, generation, state, why, title, last_output_ms } => {
@@ -724,6 +730,8 @@ impl Supervisor {
     }
 
     fn command(&mut self, cmd: Command) {
+        // Scrolling and typing act on the view of the client that asked.
+        let client = self.client;
         match cmd {
             Command::StartCrew => {
                 let names: Vec<String> = self
@@ -768,10 +776,11 @@ impl Supervisor {
             }
             Command::Watch { name, rows, cols } => self.watch(0, name, rows, cols),
             Command::Scroll { name, lines } => self.with_running(&name, |r| {
-                let _ = r.term.send(TermMsg::Scroll(lines));
+                let viewer = client;
+                let _ = r.term.send(TermMsg::Scroll { viewer, lines });
             }),
             Command::ScrollBottom { name } => self.with_running(&name, |r| {
-                let _ = r.term.send(TermMsg::ScrollBottom);
+                let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
             }),
             Command::Wheel { name, up, col, row } => self.with_running(&name, |r| {
                 let modes = r.modes();
@@ -783,7 +792,7 @@ impl Supervisor {
                         crate::key::Key::new(if up { crate::key::KeyCode::Up } else { crate::key::KeyCode::Down }, 0);
                     let _ = r.write(keys::encode_key(key, modes).repeat(3));
                 } else {
-                    let _ = r.term.send(TermMsg::Scroll(if up { 3 } else { -3 }));
+                    let _ = r.term.send(TermMsg::Scroll { viewer: client, lines: if up { 3 } else { -3 } });
                 }
             }),
             Command::Hook { name, token, event, detail, session } => self.hook(&name, &token, event, detail, session),
@@ -824,8 +833,9 @@ impl Supervisor {
     /// Keys and pastes from the operator: to the bottom of the agent's screen, and into its input queue.
     fn input(&mut self, name: &str, bytes: impl FnOnce(&Running) -> Vec<u8>) {
         let mut failed = None;
+        let viewer = self.client;
         self.with_running(name, |r| {
-            let _ = r.term.send(TermMsg::ScrollBottom);
+            let _ = r.term.send(TermMsg::ScrollBottom { viewer });
             failed = r.write(bytes(r)).err();
         });
         if let Some(e) = failed {
@@ -1097,6 +1107,7 @@ impl Supervisor {
     /// Steer messages go through the agent's input queue, so two in a row arrive whole and in order.
     /// Type a message into the agent (through its input queue, so two in a row arrive whole and in order).
     fn steer(&mut self, name: &str, text: String, force: bool) -> Result<(), String> {
+        let viewer = self.client;
         let slot = self.slot_mut(name).ok_or_else(|| format!("no agent named {name}"))?;
         let enter_delay = Duration::from_millis(slot.spec.enter_delay_ms);
         let waiting = slot.info.state == AgentState::Waiting;
@@ -1109,7 +1120,7 @@ impl Supervisor {
             // Typed into a permission or trust dialog, a message answers it.
             return Err(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"));
         }
-        let _ = r.term.send(TermMsg::ScrollBottom);
+        let _ = r.term.send(TermMsg::ScrollBottom { viewer });
         r.writer.send(WriteOp::Steer { text, enter_delay }).map_err(|e| format!("{name}: message not sent: {e}"))
     }
 
@@ -1143,6 +1154,7 @@ impl Supervisor {
 
     /// A client's commands: what it watches and where it types decide the sizes of agents' terminals.
     fn client_command(&mut self, client: u64, cmd: Command) {
+        self.client = client;
         match cmd {
             Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
             Command::Key { ref name, .. } | Command::Paste { ref name, .. } | Command::Steer { ref name, .. } => {
@@ -1156,6 +1168,15 @@ impl Supervisor {
 
     fn watch(&mut self, client: u64, name: Option<String>, rows: u16, cols: u16) {
         let (rows, cols) = (rows.max(1), cols.max(2));
+        // Looking away from an agent leaves its history: back there, the view follows the output again.
+        let before = self.watchers.get(&client).and_then(|w| w.name.clone());
+        if before.is_some() && before != name {
+            if let Some(r) =
+                self.slots.iter().find(|s| Some(&s.spec.name) == before.as_ref()).and_then(|s| s.running.as_ref())
+            {
+                let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
+            }
+        }
         self.watchers.insert(client, Watcher { name, rows, cols });
         self.size = (rows, cols);
         self.size_from = Some(client);

@@ -88,6 +88,30 @@ pub struct AgentInfo {
     pub why: String,
 }
 
+impl AgentInfo {
+    /// An agent of the crew before anything is known of it: on branch `muster/<name>` off `main`.
+    pub fn new(name: &str, kind: &str, state: AgentState) -> AgentInfo {
+        AgentInfo {
+            name: name.into(),
+            kind: kind.into(),
+            branch: format!("muster/{name}"),
+            base: "main".into(),
+            worktree: PathBuf::new(),
+            state,
+            exit: None,
+            last_output_ms: None,
+            title: None,
+            port_base: 0,
+            pid: None,
+            diffstat: DiffStat::default(),
+            error: None,
+            checkpoints: 0,
+            rolled_back: false,
+            why: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Start every agent of the crew that is not from an earlier session.
@@ -224,8 +248,16 @@ pub enum Event {
     Removed {
         name: String,
     },
+    /// The live screen of an agent, for every client that shows it and follows its output.
     Screen {
         name: String,
+        screen: Screen,
+    },
+    /// The screen as one client scrolled back into its history sees it (`scrolled_back` 0: it follows the live
+    /// screen again).
+    ScreenFor {
+        name: String,
+        viewer: u64,
         screen: Screen,
     },
     Bell {

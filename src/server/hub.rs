@@ -19,11 +19,13 @@ pub struct Outbox {
     pub kind: ClientKind,
     frames: VecDeque<Vec<u8>>,
     bytes: usize,
-    /// The newest screen of each agent it watches that it has not been sent.
-    screens: BTreeMap<String, Screen>,
+    /// The newest screen of each agent it watches that it has not been sent (shared: one copy for every client).
+    screens: BTreeMap<String, Arc<Screen>>,
     /// It fell behind: its next screens go whole, not as damage on what it had.
     pub fresh_screens: bool,
     pub watching: Option<String>,
+    /// Agents it looks back into the history of: their live screens are not for it.
+    scrolled: std::collections::BTreeSet<String>,
     /// No more frames after these: the connection ends.
     pub closing: bool,
     pub notify: Arc<Notify>,
@@ -32,7 +34,7 @@ pub struct Outbox {
 /// What a writer takes out of an outbox in one go.
 pub struct Batch {
     pub frames: Vec<Vec<u8>>,
-    pub screens: Vec<(String, Screen)>,
+    pub screens: Vec<(String, Arc<Screen>)>,
     pub fresh_screens: bool,
     pub closing: bool,
 }
@@ -43,7 +45,7 @@ struct Cache {
     timelines: BTreeMap<String, Event>,
     conflicts: BTreeMap<String, Event>,
     overlaps: Option<Event>,
-    screens: BTreeMap<String, Screen>,
+    screens: BTreeMap<String, Arc<Screen>>,
     /// Messages said while no client was there (the leftovers a restart ended, a state file set aside): the next
     /// client to attach is told.
     unseen: Vec<Event>,
@@ -160,6 +162,7 @@ impl Hub {
             screens: BTreeMap::new(),
             fresh_screens: true,
             watching: None,
+            scrolled: Default::default(),
             closing: false,
             notify: notify.clone(),
         };
@@ -216,6 +219,7 @@ impl Hub {
                 out.screens.insert(a.clone(), s);
                 out.notify.notify_one();
             }
+            out.scrolled.retain(|a| Some(a) == agent.as_ref());
             out.watching = agent;
         }
     }
@@ -241,14 +245,26 @@ impl Hub {
     /// Every engine event comes through here.
     pub fn publish(&self, e: Event) {
         let mut inner = self.lock();
-        if let Event::Screen { name, screen } = &e {
-            for out in inner.clients.values_mut().filter(|o| o.watching.as_ref() == Some(name)) {
+        if let Event::ScreenFor { name, viewer, screen } = e {
+            if let Some(out) = inner.clients.get_mut(&viewer).filter(|o| o.watching.as_ref() == Some(&name)) {
+                if screen.scrolled_back > 0 {
+                    out.scrolled.insert(name.clone());
+                } else {
+                    out.scrolled.remove(&name);
+                }
+                out.screens.insert(name, Arc::new(screen));
+                out.notify.notify_one();
+            }
+            return;
+        }
+        if let Event::Screen { name, screen } = e {
+            let screen = Arc::new(screen);
+            let live = |o: &&mut Outbox| o.watching.as_ref() == Some(&name) && !o.scrolled.contains(&name);
+            for out in inner.clients.values_mut().filter(live) {
                 out.screens.insert(name.clone(), screen.clone());
                 out.notify.notify_one();
             }
-            if let Event::Screen { name, screen } = e {
-                inner.cache.screens.insert(name, screen);
-            }
+            inner.cache.screens.insert(name, screen);
             return;
         }
         if let Some((what, name)) = answer_kind(&e) {
@@ -292,24 +308,7 @@ mod tests {
     use crate::protocol::{frame, AgentState, Command};
 
     fn info(name: &str, state: AgentState) -> AgentInfo {
-        AgentInfo {
-            name: name.into(),
-            kind: "demo".into(),
-            branch: format!("muster/{name}"),
-            base: "main".into(),
-            worktree: Default::default(),
-            state,
-            exit: None,
-            last_output_ms: None,
-            title: None,
-            port_base: 0,
-            pid: None,
-            diffstat: Default::default(),
-            error: None,
-            checkpoints: 0,
-            rolled_back: false,
-            why: String::new(),
-        }
+        AgentInfo::new(name, "demo", state)
     }
 
     fn decode(frames: &[Vec<u8>]) -> Vec<ToClient> {

@@ -232,7 +232,7 @@ async fn write_out(
     id: u64,
     notify: Arc<tokio::sync::Notify>,
 ) {
-    let mut sent: std::collections::HashMap<String, (crate::term::Screen, u64)> = Default::default();
+    let mut sent: std::collections::HashMap<String, (Arc<crate::term::Screen>, u64)> = Default::default();
     let mut seq = 0u64;
     loop {
         notify.notified().await;
@@ -246,7 +246,7 @@ async fn write_out(
         }
         for (name, screen) in batch.screens {
             seq += 1;
-            let d = damage::diff(sent.get(&name).map(|(s, n)| (s, *n)), &screen, seq);
+            let d = damage::diff(sent.get(&name).map(|(s, n)| (s.as_ref(), *n)), &screen, seq);
             bytes.extend(protocol::screen_frame(&name, &d));
             sent.insert(name, (screen, seq));
         }

@@ -43,6 +43,10 @@ pub trait TerminalModel: Send {
     fn title(&self) -> Option<String>;
     fn modes(&self) -> InputModes;
     fn snapshot(&self) -> Screen;
+    /// The screen as a viewer scrolled `offset` lines back into history sees it (the model's own view stays).
+    fn snapshot_at(&self, offset: usize) -> Screen;
+    /// Lines of history above the screen.
+    fn history_size(&self) -> usize;
     /// The live screen's rows as text (trailing blanks trimmed), whatever the operator scrolled to: for state
     /// rules. Cheaper than a snapshot.
     fn text_lines(&self) -> Vec<String>;
@@ -309,10 +313,18 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn snapshot(&self) -> Screen {
+        self.snapshot_at(self.term.grid().display_offset())
+    }
+
+    fn history_size(&self) -> usize {
+        self.term.grid().history_size()
+    }
+
+    fn snapshot_at(&self, offset: usize) -> Screen {
         let grid = self.term.grid();
         let rows = self.term.screen_lines();
         let cols = self.term.columns();
-        let offset = grid.display_offset();
+        let offset = offset.min(grid.history_size());
         let mut cells = Vec::with_capacity(rows * cols);
         for row in 0..rows {
             let line = Line(row as i32 - offset as i32);

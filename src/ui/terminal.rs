@@ -46,14 +46,27 @@ pub fn cell_style(fg: CellColor, bg: CellColor, flags: CellFlags, mode: ColorMod
 }
 
 /// Copy the snapshot into `area`, clipping what does not fit and blanking what the snapshot does not cover.
+/// The first row of `screen` that `area` shows: a screen taller than the pane (sized by another viewer) is shown
+/// from its top, moved down just enough to keep the cursor (else the last line with text) in view.
+pub fn top_row(screen: &Screen, area: Rect) -> u16 {
+    let spare = screen.rows.saturating_sub(area.height);
+    if spare == 0 {
+        return 0;
+    }
+    let last_text = (0..screen.rows).rev().find(|&r| !screen.row_text(r).trim().is_empty()).unwrap_or(0);
+    let anchor = screen.cursor.map_or(last_text, |(row, _)| row);
+    (anchor + 1).saturating_sub(area.height).min(spare)
+}
+
 pub fn draw(screen: &Screen, area: Rect, buf: &mut Buffer, mode: ColorMode) {
+    let top = top_row(screen, area);
     for y in 0..area.height {
         for x in 0..area.width {
             let pos = (area.x + x, area.y + y);
             let Some(target) = buf.cell_mut(pos) else {
                 continue;
             };
-            match screen.cell(y, x) {
+            match screen.cell(y + top, x) {
                 Some(cell) if cell.flags.has(CellFlags::SPACER) => {
                     // Drawn by the wide character on its left; ratatui skips it when diffing.
                     target.reset();
@@ -69,5 +82,26 @@ pub fn draw(screen: &Screen, area: Rect, buf: &mut Buffer, mode: ColorMode) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::term::ScreenCell;
+
+    fn screen(rows: u16, text_at: u16, cursor: Option<(u16, u16)>) -> Screen {
+        let mut cells = vec![ScreenCell::default(); rows as usize * 4];
+        cells[text_at as usize * 4].text = "x".into();
+        Screen { rows, cols: 4, cells, cursor, ..Default::default() }
+    }
+
+    #[test]
+    fn a_screen_taller_than_its_pane_keeps_the_cursor_or_the_last_text_in_view() {
+        let pane = Rect::new(0, 0, 4, 4);
+        assert_eq!(top_row(&screen(4, 3, Some((3, 0))), pane), 0, "fits: from the top");
+        assert_eq!(top_row(&screen(10, 0, Some((1, 0))), pane), 0, "the cursor near the top");
+        assert_eq!(top_row(&screen(10, 0, Some((9, 0))), pane), 6, "the cursor at the bottom");
+        assert_eq!(top_row(&screen(10, 7, None), pane), 4, "no cursor: the last text");
     }
 }
