@@ -1,7 +1,7 @@
 //! `muster watch`: a read-only live roster for a narrow tmux pane (down to 30x5): one line per agent, the ones
-//! that need the operator first and highlighted. It reads the state file the server keeps current (within a
-//! second of every change) and never changes anything; `--all` shows every running crew of this user. Reading a
-//! small file four times a second costs ~0.15 % of a core; a protocol client would get pushed updates instead.
+//! that need the operator first and highlighted. It is a read-only client of each crew's server (the agents'
+//! states are pushed as they change; it never asks for screens and never resizes anything), and reads the state
+//! file of a crew whose server is not running; `--all` shows every running crew of this user.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -93,38 +93,128 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
     out
 }
 
+/// What wakes the watcher.
+enum Wake {
+    /// A crew's agents as its server says now (pushed), or as its state file says once it is gone.
+    Crew(PathBuf, Vec<Row>),
+    /// A crew's server went away.
+    Gone(PathBuf),
+    Resize,
+    Quit,
+}
+
+/// Follow the server of `root` as a read-only client: its agents' states are pushed, nothing is polled. Returns
+/// false when no server answers there.
+fn follow(root: &Path, tx: std::sync::mpsc::Sender<Wake>) -> bool {
+    use crate::protocol::{ClientKind, Event, Hello};
+    let Ok(Some(stream)) = crate::server::spawn::connect(root) else { return false };
+    let Ok(read) = stream.try_clone() else { return false };
+    let hello = Hello {
+        kind: ClientKind::Watch,
+        version: crate::protocol::VERSION,
+        muster: env!("CARGO_PKG_VERSION").into(),
+        size: None,
+        colours: None,
+    };
+    let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let at = root.to_path_buf();
+    let agents = std::sync::Mutex::new(Vec::<Row>::new());
+    let attached = crate::client::attach(Box::new(read), Box::new(stream), hello, move |m| {
+        let mut rows = agents.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = match m {
+            crate::client::Incoming::Event(Event::Agent(info)) => {
+                let row = Row { repo: repo.clone(), name: info.name, state: info.state };
+                match rows.iter_mut().find(|r| r.name == row.name) {
+                    Some(r) if *r == row => false,
+                    Some(r) => {
+                        *r = row;
+                        true
+                    }
+                    None => {
+                        rows.push(row);
+                        true
+                    }
+                }
+            }
+            crate::client::Incoming::Event(Event::Removed { name }) => {
+                rows.retain(|r| r.name != name);
+                true
+            }
+            crate::client::Incoming::Event(_) => false,
+            crate::client::Incoming::Closed(_) => {
+                let _ = tx.send(Wake::Gone(at.clone()));
+                false
+            }
+        };
+        if changed {
+            let _ = tx.send(Wake::Crew(at.clone(), rows.clone()));
+        }
+    });
+    attached.is_ok()
+}
+
 /// Draw until `q`, Esc, Ctrl-C, a signal or the terminal going away; redraw only when the rows or the size change.
+/// Each crew's server pushes its changes; a crew without one is read from its state file, and looked for again
+/// every second (and, with `--all`, new crews too).
 pub fn run(root: Option<&Path>, all: bool) -> Result<()> {
     use crossterm::event::{Event, KeyCode, KeyModifiers};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    let roots = || if all { running_roots() } else { root.map(|r| vec![r.to_path_buf()]).unwrap_or_default() };
+    use std::collections::{BTreeMap, BTreeSet};
     let _guard = crate::tui::setup_plain_terminal()?;
     let mut terminal = ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
-    let stop = std::sync::Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGHUP, signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
-    // Keys on their own thread: on a terminal that has gone, crossterm's poll can spin without returning, and
-    // this loop must still see the signal (or the failed size query) and end.
-    let quit = std::sync::Arc::new(AtomicBool::new(false));
-    let q = quit.clone();
+    let (tx, rx) = std::sync::mpsc::channel::<Wake>();
+    let signal_tx = tx.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        if signals.forever().next().is_some() {
+            let _ = signal_tx.send(Wake::Quit);
+        }
+    })?;
+    // Keys on their own thread: on a terminal that has gone, crossterm's poll can spin without returning.
+    let key_tx = tx.clone();
     std::thread::Builder::new().name("keys".into()).spawn(move || {
         while let Ok(ev) = crossterm::event::read() {
-            if let Event::Key(k) = ev {
-                let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
-                if ctrl_c || matches!(k.code, KeyCode::Char('q') | KeyCode::Esc) {
-                    q.store(true, Ordering::Relaxed);
-                    return;
+            let wake = match ev {
+                Event::Key(k) => {
+                    let ctrl_c = k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL);
+                    if !(ctrl_c || matches!(k.code, KeyCode::Char('q') | KeyCode::Esc)) {
+                        continue;
+                    }
+                    Wake::Quit
                 }
+                Event::Resize(..) => Wake::Resize,
+                _ => continue,
+            };
+            let quit = matches!(wake, Wake::Quit);
+            if key_tx.send(wake).is_err() || quit {
+                return;
             }
         }
         // No more input: the terminal is gone.
-        q.store(true, Ordering::Relaxed);
+        let _ = key_tx.send(Wake::Quit);
     })?;
+    let wanted = || if all { running_roots() } else { root.map(|r| vec![r.to_path_buf()]).unwrap_or_default() };
+    let mut crews: BTreeMap<PathBuf, Vec<Row>> = BTreeMap::new();
+    let mut followed: BTreeSet<PathBuf> = BTreeSet::new();
     let mut shown: Option<(Vec<Row>, ratatui::layout::Size)> = None;
-    while !stop.load(Ordering::Relaxed) && !quit.load(Ordering::Relaxed) {
-        let now = rows(&roots());
+    loop {
+        // Crews without a server to follow: their state file, and another look for a server.
+        let roots = wanted();
+        crews.retain(|r, _| roots.contains(r) || followed.contains(r));
+        for r in &roots {
+            if !followed.contains(r) {
+                if follow(r, tx.clone()) {
+                    followed.insert(r.clone());
+                } else {
+                    crews.insert(r.clone(), rows(std::slice::from_ref(r)));
+                }
+            }
+        }
+        let now: Vec<Row> = crews.values().flatten().cloned().collect();
         let size = terminal.size()?;
         if shown.as_ref() != Some(&(now.clone(), size)) {
             terminal.draw(|f| {
@@ -133,11 +223,31 @@ pub fn run(root: Option<&Path>, all: bool) -> Result<()> {
             })?;
             shown = Some((now, size));
         }
-        // A quarter second between looks: a running muster writes its state within a second of a change. Keys
-        // are seen at the next look.
-        std::thread::sleep(Duration::from_millis(250));
+        // Pushed changes wake the loop at once; a second's look only while something is not followed.
+        let unfollowed = all || roots.iter().any(|r| !followed.contains(r));
+        let wake = if unfollowed {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(w) => Some(w),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        } else {
+            Some(rx.recv()?)
+        };
+        for w in wake.into_iter().chain(rx.try_iter()) {
+            match w {
+                Wake::Quit => return Ok(()),
+                Wake::Resize => {}
+                Wake::Crew(r, agents) => {
+                    crews.insert(r, agents);
+                }
+                Wake::Gone(r) => {
+                    followed.remove(&r);
+                    crews.insert(r.clone(), rows(std::slice::from_ref(&r)));
+                }
+            }
+        }
     }
-    Ok(())
 }
 
 #[cfg(test)]

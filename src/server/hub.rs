@@ -174,7 +174,7 @@ impl Hub {
         (id, notify)
     }
 
-    /// The client is gone. Whether the server has nothing left to do: no client and no running agent.
+    /// The client is gone. Whether the server has nothing left to do: no workbench and no running agent.
     pub fn leave(&self, id: u64) -> bool {
         let mut inner = self.lock();
         if let Some(out) = inner.clients.remove(&id) {
@@ -182,7 +182,8 @@ impl Hub {
         }
         inner.askers.retain(|_, (c, _)| *c != id);
         self.roster.notify_one();
-        inner.clients.is_empty() && !inner.cache.agents.iter().any(|a| a.state.is_running())
+        // Watchers alone keep nothing alive: they only look.
+        inner.clients.values().all(|o| o.kind.reads_only()) && !inner.cache.agents.iter().any(|a| a.state.is_running())
     }
 
     /// End a client's connection after what it has waiting (and `reason`, when given).
