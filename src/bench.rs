@@ -757,10 +757,9 @@ fn defer_shutdown(s: std::os::unix::net::UnixStream) -> Hangup {
 
 impl Drop for ServedCrew {
     fn drop(&mut self) {
-        let _ = rustix::process::kill_process(
-            rustix::process::Pid::from_raw(self.server.id() as i32).expect("a child's pid"),
-            rustix::process::Signal::TERM,
-        );
+        if let Some(pid) = rustix::process::Pid::from_raw(self.server.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let _ = self.server.wait();
         let _ = std::fs::remove_dir_all(&self.root);
     }
