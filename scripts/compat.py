@@ -10,7 +10,7 @@ this; `--write` puts the table into COMPAT.md. For every CLI, with a fresh HOME 
   first key      the CLI's documented first key, typed through muster (attached), changes its screen as expected
   steer          `s`, text, Enter: the text reaches the CLI's prompt (where it has one offline)
   pause          `p` freezes every process of the agent (cgroup freezer or SIGSTOP), `p` again thaws them
-  quit           `q`, `y`: no process of the agent is left
+  quit           `Q`, `y` (stop the crew; `q` only detaches): no process of the agent is left
 """
 
 import argparse
@@ -339,9 +339,9 @@ def check(cli, muster, bins, work):
                 time.sleep(1.5)
             else:
                 r["ctrl-c"] = "-"
-        # Quit: nothing of the agent left.
+        # Stop the crew (`q` would only detach from the server): nothing of the agent left.
         before = set(marked_processes())
-        t.keys("q")
+        t.keys("Q")
         time.sleep(0.5)
         t.keys("y")
         t.wait(lambda s: "EXITED" in s, 20)

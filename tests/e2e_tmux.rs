@@ -468,7 +468,8 @@ fn agents_start_at_the_wells_size_outlive_a_closed_terminal_and_stop_with_the_se
     let (stopped, code) = t.muster(&["server", "stop", "--yes"]);
     assert_eq!(code, 0, "{stopped}");
     assert!(stopped.contains("stopped"), "{stopped}");
-    t.wait_for("the workbench ends with the crew", |s| s.contains("EXITED 0"));
+    let s = t.wait_for("the workbench ends with the crew", |s| s.contains("EXITED 0"));
+    assert!(s.contains("muster: the crew was stopped and its server ended"), "{s}");
     let end = Instant::now() + DEADLINE;
     while alive(daemon) || !processes_in(&repo).is_empty() {
         assert!(Instant::now() < end, "left running: daemon {}, {:?}", alive(daemon), processes_in(&repo));

@@ -836,7 +836,13 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             lines.push("A rescue checkpoint is taken first: u (undo rollback) returns to now.".into());
             state.dialog = Some(Dialog::Confirm { title: what, lines, then: Confirmed::Rollback { name, n, files } });
         }
-        Event::ShutdownComplete => fx.push(Effect::Quit),
+        Event::ShutdownComplete => {
+            if !state.quitting {
+                // Stopped from elsewhere: another workbench's stop key, `muster server stop`, a signal.
+                state.closed = Some("the crew was stopped and its server ended".into());
+            }
+            fx.push(Effect::Quit)
+        }
     }
 }
 
