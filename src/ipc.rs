@@ -218,8 +218,17 @@ where
     Ok(Listening { path: path.to_path_buf() })
 }
 
-fn same_user(stream: &UnixStream) -> bool {
-    rustix::net::sockopt::socket_peercred(stream).is_ok_and(|c| c.uid == rustix::process::geteuid())
+/// Only this user's processes are served (the folder is private too; this holds if it ever is not).
+pub fn same_user(stream: &impl std::os::fd::AsFd) -> bool {
+    peer_allowed(
+        rustix::net::sockopt::socket_peercred(stream).ok().map(|c| c.uid.as_raw()),
+        rustix::process::geteuid().as_raw(),
+    )
+}
+
+/// A peer is served when the kernel says it runs as this process's user.
+pub fn peer_allowed(peer_uid: Option<u32>, own_uid: u32) -> bool {
+    peer_uid == Some(own_uid)
 }
 
 fn serve_client<F: Fn(&str, &mut UnixStream) -> Flow>(stream: UnixStream, limits: Limits, handle: &F) {

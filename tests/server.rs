@@ -292,9 +292,9 @@ fn a_killed_server_leaves_a_crew_the_next_one_restores() {
 
 #[test]
 fn peers_of_another_user_are_refused() {
-    assert!(muster::server::peer_allowed(Some(1000), 1000));
-    assert!(!muster::server::peer_allowed(Some(0), 1000), "not even root, for a user's server");
-    assert!(!muster::server::peer_allowed(None, 1000), "no credentials, no service");
+    assert!(muster::ipc::peer_allowed(Some(1000), 1000));
+    assert!(!muster::ipc::peer_allowed(Some(0), 1000), "not even root, for a user's server");
+    assert!(!muster::ipc::peer_allowed(None, 1000), "no credentials, no service");
 }
 
 /// With a server running, the command line's checkpoints and merges are done by it (never beside it on the same

@@ -108,7 +108,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    if !same_user(&stream) {
+                    if !crate::ipc::same_user(&stream) {
                         tracing::warn!("refused a client of another user");
                         continue;
                     }
@@ -133,19 +133,6 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(run_dir.join(INFO));
     Ok(())
-}
-
-/// Only this user's processes may connect (the folder is private too; this holds if it ever is not).
-pub fn same_user(stream: &impl std::os::fd::AsFd) -> bool {
-    peer_allowed(
-        rustix::net::sockopt::socket_peercred(stream).ok().map(|c| c.uid.as_raw()),
-        rustix::process::geteuid().as_raw(),
-    )
-}
-
-/// A peer is served when the kernel says it runs as the server's user.
-pub fn peer_allowed(peer_uid: Option<u32>, own_uid: u32) -> bool {
-    peer_uid == Some(own_uid)
 }
 
 /// One client: its hello, then its requests; its output goes out on a task of its own that nobody waits for.
