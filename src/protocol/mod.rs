@@ -6,6 +6,7 @@
 
 pub mod damage;
 pub mod frame;
+pub mod mail;
 pub mod messages;
 
 pub use messages::{AgentInfo, AgentState, Command, Event};

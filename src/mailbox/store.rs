@@ -1,0 +1,746 @@
+//! `.muster/mail.db`: messages and, per recipient, a receipt and its history, in SQLite (WAL). Every change is
+//! one transaction: a process killed between two changes leaves the one before, whole.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::receipt::{self, Invalid, Step};
+use crate::protocol::mail::{Mail, MailMarks, Receipt, ReceiptState, OPERATOR};
+
+pub const FILE: &str = "mail.db";
+
+/// Each entry takes the schema one version up; `PRAGMA user_version` says how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: messages, the receipt of each recipient, and every step each receipt took.
+    "CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        thread INTEGER NOT NULL,
+        reply_to INTEGER,
+        sender TEXT NOT NULL,
+        to_label TEXT NOT NULL,
+        body TEXT NOT NULL,
+        urgent INTEGER NOT NULL,
+        ask INTEGER NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER
+    );
+    CREATE INDEX messages_by_thread ON messages(thread);
+    CREATE INDEX messages_by_sender ON messages(sender, id);
+    CREATE TABLE receipts (
+        message INTEGER NOT NULL REFERENCES messages(id),
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        attempts INTEGER NOT NULL,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (message, recipient)
+    );
+    CREATE INDEX receipts_by_recipient ON receipts(recipient, state, message);
+    CREATE TABLE receipt_log (
+        message INTEGER NOT NULL,
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL,
+        detail TEXT,
+        at_ms INTEGER NOT NULL
+    );
+    CREATE INDEX receipt_log_by_message ON receipt_log(message);",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("{path} is not a readable mail database (corrupt?): move it aside and muster starts a new one ({source})")]
+    Corrupt { path: PathBuf, source: rusqlite::Error },
+    #[error("{path} is locked by another process ({source})")]
+    Locked { path: PathBuf, source: rusqlite::Error },
+    #[error("{path} has schema version {found}; this muster knows versions up to {known}: use a newer muster")]
+    TooNew { path: PathBuf, found: i64, known: usize },
+    #[error("{path}: {source}")]
+    Sql { path: PathBuf, source: rusqlite::Error },
+    #[error("no message #{0}")]
+    NoSuchMessage(i64),
+    #[error("message #{0} was not sent to {1}")]
+    NotARecipient(i64, String),
+    #[error("message #{id} to {recipient}: {source}")]
+    Step { id: i64, recipient: String, source: Invalid },
+    #[error("a message needs a text")]
+    Empty,
+    #[error("a message needs a recipient")]
+    NoRecipient,
+    #[error("killed before the change was committed (test)")]
+    Killed,
+}
+
+/// A message about to be sent.
+#[derive(Debug, Clone, Default)]
+pub struct NewMail {
+    pub from: String,
+    /// As written (names, or `crew`).
+    pub to: Vec<String>,
+    /// Who gets a copy: `to` with `crew` expanded.
+    pub recipients: Vec<String>,
+    pub body: String,
+    pub urgent: bool,
+    pub ask: bool,
+    pub reply_to: Option<i64>,
+    pub expires_ms: Option<u64>,
+}
+
+/// One step in a receipt's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub recipient: String,
+    pub state: ReceiptState,
+    pub detail: Option<String>,
+    pub at_ms: u64,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// Tests: after this many more changes, the next one dies before its commit, as a kill would leave it.
+    pub kill_after: Option<u32>,
+}
+
+const MAIL_COLUMNS: &str = "id, thread, reply_to, sender, to_label, body, urgent, ask, created_ms";
+
+impl Store {
+    /// Open (or create) the database at `path`, bringing its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, MailError> {
+        let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+        let mut store = Store { conn, path: path.to_path_buf(), kill_after: None };
+        store.prepare().map_err(|e| store.classify(e))?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The crew's mailbox: `<repo>/.muster/mail.db`.
+    pub fn open_in(root: &Path) -> Result<Store, MailError> {
+        let dir = root.join(".muster");
+        if !dir.is_dir() {
+            let _ = std::fs::create_dir_all(&dir);
+        }
+        Store::open(&dir.join(FILE))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn classify(&self, e: rusqlite::Error) -> MailError {
+        classify(&self.path, e)
+    }
+
+    fn prepare(&self) -> rusqlite::Result<()> {
+        self.conn.busy_timeout(Duration::from_secs(2))?;
+        // Reading a page first is what tells a garbage file from a database.
+        let _: i64 = self.conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        let mode: String = self.conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if mode != "wal" {
+            tracing::warn!("{}: journal mode {mode}, not WAL", self.path.display());
+        }
+        // In WAL, NORMAL loses nothing to a killed process (only, at worst, the last changes to a power cut).
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")?;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), MailError> {
+        let version: i64 =
+            self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.classify(e))?;
+        if version > MIGRATIONS.len() as i64 {
+            return Err(MailError::TooNew { path: self.path.clone(), found: version, known: MIGRATIONS.len() });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate);
+            let run = tx.and_then(|tx| {
+                tx.execute_batch(sql)?;
+                tx.pragma_update(None, "user_version", i as i64 + 1)?;
+                tx.commit()
+            });
+            run.map_err(|e| classify(&self.path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Store a message and a queued receipt for each recipient (mail to the operator is in the mailbox at
+    /// once). A reply acknowledges the message it answers, for the one who replies.
+    pub fn send(&mut self, new: &NewMail, now_ms: u64) -> Result<Mail, MailError> {
+        if new.body.trim().is_empty() {
+            return Err(MailError::Empty);
+        }
+        let mut recipients: Vec<String> = Vec::new();
+        for r in &new.recipients {
+            if !recipients.contains(r) {
+                recipients.push(r.clone());
+            }
+        }
+        if recipients.is_empty() {
+            return Err(MailError::NoRecipient);
+        }
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let parent = match new.reply_to {
+            Some(id) => Some(self.get(id)?.ok_or(MailError::NoSuchMessage(id))?),
+            None => None,
+        };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        tx.execute(
+            "INSERT INTO messages (thread, reply_to, sender, to_label, body, urgent, ask, created_ms, expires_ms)
+             VALUES (0, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                new.reply_to,
+                new.from,
+                new.to.join(","),
+                new.body,
+                new.urgent,
+                new.ask,
+                now_ms as i64,
+                new.expires_ms.map(|t| t as i64)
+            ],
+        )
+        .map_err(sql)?;
+        let id = tx.last_insert_rowid();
+        let thread = parent.as_ref().map_or(id, |p| p.thread);
+        tx.execute("UPDATE messages SET thread = ?1 WHERE id = ?2", params![thread, id]).map_err(sql)?;
+        let mut steps = Vec::new();
+        for r in &recipients {
+            let (state, detail) = if r == OPERATOR {
+                (ReceiptState::Delivered, Some("mailbox".to_string()))
+            } else {
+                (ReceiptState::Queued, None)
+            };
+            let receipt = Receipt { recipient: r.clone(), state, detail, attempts: 0, at_ms: now_ms };
+            write_receipt(&tx, id, &receipt, true).map_err(sql)?;
+        }
+        if let Some(p) = &parent {
+            if let Some(r) = p.receipt(&new.from).filter(|r| r.state.reached() && r.state != ReceiptState::Acked) {
+                let next = receipt::apply(r, &Step::Ack(format!("reply #{id}")), now_ms)
+                    .map_err(|source| MailError::Step { id: p.id, recipient: new.from.clone(), source })?;
+                steps.push((p.id, next));
+            }
+        }
+        for (pid, next) in &steps {
+            write_receipt(&tx, *pid, next, false).map_err(sql)?;
+        }
+        commit(tx, &mut self.kill_after, &path)?;
+        self.get(id)?.ok_or(MailError::NoSuchMessage(id))
+    }
+
+    /// Take one step of a receipt.
+    pub fn apply(&mut self, id: i64, recipient: &str, step: &Step, now_ms: u64) -> Result<Receipt, MailError> {
+        self.apply_all(&[(id, recipient.to_string(), step.clone())], now_ms).map(|mut v| v.remove(0))
+    }
+
+    /// Take several steps in one transaction (a delivery of several mails): all, or none.
+    pub fn apply_all(&mut self, steps: &[(i64, String, Step)], now_ms: u64) -> Result<Vec<Receipt>, MailError> {
+        let path = self.path.clone();
+        let sql = |e| classify(&path, e);
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
+        let mut out = Vec::new();
+        for (id, recipient, step) in steps {
+            let current = read_receipt(&tx, *id, recipient).map_err(sql)?;
+            let current = match current {
+                Some(r) => r,
+                None if message_exists(&tx, *id).map_err(sql)? => {
+                    return Err(MailError::NotARecipient(*id, recipient.clone()))
+                }
+                None => return Err(MailError::NoSuchMessage(*id)),
+            };
+            let next = receipt::apply(&current, step, now_ms).map_err(|source| MailError::Step {
+                id: *id,
+                recipient: recipient.clone(),
+                source,
+            })?;
+            write_receipt(&tx, *id, &next, false).map_err(sql)?;
+            out.push(next);
+        }
+        commit(tx, &mut self.kill_after, &path)?;
+        Ok(out)
+    }
+
+    pub fn get(&self, id: i64) -> Result<Option<Mail>, MailError> {
+        let sql = format!("SELECT {MAIL_COLUMNS} FROM messages WHERE id = ?1");
+        let mail = self.conn.query_row(&sql, [id], mail_row).optional().map_err(|e| self.classify(e))?;
+        let Some(mut mail) = mail else { return Ok(None) };
+        mail.receipts = self.receipts_of(&[id])?.remove(&id).unwrap_or_default();
+        Ok(Some(mail))
+    }
+
+    /// Messages matching `filter` (an SQL condition on `messages m`, with `?1` bound to `arg`), newest first.
+    fn select(&self, filter: &str, arg: &str, limit: usize) -> Result<Vec<Mail>, MailError> {
+        let sql = format!(
+            "SELECT {} FROM messages m WHERE {filter} ORDER BY m.id DESC LIMIT {limit}",
+            MAIL_COLUMNS.split(", ").map(|c| format!("m.{c}")).collect::<Vec<_>>().join(", ")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.classify(e))?;
+        let mut mails: Vec<Mail> = stmt
+            .query_map([arg], mail_row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<Mail>>>())
+            .map_err(|e| self.classify(e))?;
+        drop(stmt);
+        let ids: Vec<i64> = mails.iter().map(|m| m.id).collect();
+        let mut receipts = self.receipts_of(&ids)?;
+        for m in &mut mails {
+            m.receipts = receipts.remove(&m.id).unwrap_or_default();
+        }
+        Ok(mails)
+    }
+
+    /// The newest `limit` messages of the crew.
+    pub fn recent(&self, limit: usize) -> Result<Vec<Mail>, MailError> {
+        self.select("?1 = ?1", "", limit)
+    }
+
+    /// What `name` sent or was sent, newest first.
+    pub fn involving(&self, name: &str, limit: usize) -> Result<Vec<Mail>, MailError> {
+        self.select(
+            "m.sender = ?1 OR EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.recipient = ?1)",
+            name,
+            limit,
+        )
+    }
+
+    /// Mail for `name`, newest first; `unread`: only what it has not seen yet.
+    pub fn inbox(&self, name: &str, unread: bool, limit: usize) -> Result<Vec<Mail>, MailError> {
+        let states = if unread { "('queued','held','delivering','delivered')" } else { "(r.state)" };
+        let filter = format!(
+            "EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.recipient = ?1 AND r.state IN {states}
+              AND r.state NOT IN ('dropped'))"
+        );
+        self.select(&filter, name, limit)
+    }
+
+    /// Mail queued for `name`, oldest first: what the next delivery takes.
+    pub fn queued_for(&self, name: &str) -> Result<Vec<Mail>, MailError> {
+        let mut v = self.select(
+            "EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.recipient = ?1 AND r.state = 'queued')",
+            name,
+            10_000,
+        )?;
+        v.reverse();
+        Ok(v)
+    }
+
+    /// Every (message, recipient) whose receipt is in `state`.
+    pub fn in_state(&self, state: ReceiptState) -> Result<Vec<(i64, String)>, MailError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT message, recipient FROM receipts WHERE state = ?1 ORDER BY message")
+            .map_err(|e| self.classify(e))?;
+        let rows = stmt
+            .query_map([state.label()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(i64, String)>>>());
+        rows.map_err(|e| self.classify(e))
+    }
+
+    /// Queued or held copies whose message is past its expiry.
+    pub fn expired(&self, now_ms: u64) -> Result<Vec<(i64, String)>, MailError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT r.message, r.recipient FROM receipts r JOIN messages m ON m.id = r.message
+                 WHERE r.state IN ('queued','held') AND m.expires_ms IS NOT NULL AND m.expires_ms <= ?1",
+            )
+            .map_err(|e| self.classify(e))?;
+        let rows = stmt
+            .query_map([now_ms as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<(i64, String)>>>());
+        rows.map_err(|e| self.classify(e))
+    }
+
+    /// Every step a message's receipts took, oldest first.
+    pub fn history(&self, id: i64) -> Result<Vec<LogEntry>, MailError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT recipient, state, detail, at_ms FROM receipt_log WHERE message = ?1 ORDER BY rowid")
+            .map_err(|e| self.classify(e))?;
+        let rows = stmt
+            .query_map([id], |r| {
+                let state: String = r.get(1)?;
+                Ok(LogEntry {
+                    recipient: r.get(0)?,
+                    state: ReceiptState::parse(&state).unwrap_or(ReceiptState::Dead),
+                    detail: r.get(2)?,
+                    at_ms: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<LogEntry>>>());
+        rows.map_err(|e| self.classify(e))
+    }
+
+    /// What the roster shows of each agent's mail.
+    pub fn marks(&self) -> Result<BTreeMap<String, MailMarks>, MailError> {
+        let mut marks: BTreeMap<String, MailMarks> = BTreeMap::new();
+        let mut q = |sql: &str, f: &mut dyn FnMut(&mut MailMarks, String, i64)| -> Result<(), MailError> {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.classify(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(|e| self.classify(e))?;
+            for (name, text, n) in rows {
+                f(marks.entry(name).or_default(), text, n);
+            }
+            Ok(())
+        };
+        q(
+            "SELECT m.sender, '', COUNT(*) FROM messages m JOIN receipts r ON r.message = m.id
+             WHERE r.recipient = 'operator' AND r.state = 'delivered' GROUP BY m.sender",
+            &mut |m, _, n| m.unread = n as u32,
+        )?;
+        q(
+            "SELECT recipient, state, COUNT(*) FROM receipts WHERE state IN ('queued','held','delivering','dead')
+             GROUP BY recipient, state",
+            &mut |m, state, n| {
+                if state == "dead" {
+                    m.dead += n as u32
+                } else {
+                    m.pending += n as u32
+                }
+            },
+        )?;
+        q(
+            "SELECT m.sender, m.body, m.id FROM messages m JOIN receipts r ON r.message = m.id
+             WHERE m.ask = 1 AND r.recipient = 'operator' AND r.state IN ('delivered','seen') ORDER BY m.id",
+            &mut |m, body, _| m.asking = Some(body),
+        )?;
+        marks.remove(OPERATOR);
+        Ok(marks)
+    }
+
+    pub fn count(&self) -> Result<u64, MailError> {
+        let n: i64 =
+            self.conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0)).map_err(|e| self.classify(e))?;
+        Ok(n as u64)
+    }
+
+    fn receipts_of(&self, ids: &[i64]) -> Result<HashMap<i64, Vec<Receipt>>, MailError> {
+        let mut out: HashMap<i64, Vec<Receipt>> = HashMap::new();
+        let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) else { return Ok(out) };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT message, recipient, state, detail, attempts, at_ms FROM receipts
+                 WHERE message BETWEEN ?1 AND ?2 ORDER BY message, rowid",
+            )
+            .map_err(|e| self.classify(e))?;
+        let wanted: std::collections::HashSet<i64> = ids.iter().copied().collect();
+        let rows = stmt
+            .query_map([lo, hi], |r| Ok((r.get::<_, i64>(0)?, receipt_row(r, 1)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| self.classify(e))?;
+        for (id, receipt) in rows {
+            if wanted.contains(&id) {
+                out.entry(id).or_default().push(receipt);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Commit a change, unless a test's kill comes first (then nothing of it was written).
+fn commit(tx: rusqlite::Transaction, kill_after: &mut Option<u32>, path: &Path) -> Result<(), MailError> {
+    match kill_after {
+        Some(0) => return Err(MailError::Killed),
+        Some(n) => *n -= 1,
+        None => {}
+    }
+    tx.commit().map_err(|e| classify(path, e))
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> MailError {
+    use rusqlite::ErrorCode as C;
+    let path = path.to_path_buf();
+    match e.sqlite_error_code() {
+        Some(C::NotADatabase | C::DatabaseCorrupt) => MailError::Corrupt { path, source: e },
+        Some(C::DatabaseBusy | C::DatabaseLocked) => MailError::Locked { path, source: e },
+        _ => MailError::Sql { path, source: e },
+    }
+}
+
+fn mail_row(r: &rusqlite::Row) -> rusqlite::Result<Mail> {
+    let to: String = r.get(4)?;
+    Ok(Mail {
+        id: r.get(0)?,
+        thread: r.get(1)?,
+        reply_to: r.get(2)?,
+        from: r.get(3)?,
+        to: to.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+        body: r.get(5)?,
+        urgent: r.get(6)?,
+        ask: r.get(7)?,
+        created_ms: r.get::<_, i64>(8)? as u64,
+        receipts: Vec::new(),
+    })
+}
+
+fn receipt_row(r: &rusqlite::Row, at: usize) -> rusqlite::Result<Receipt> {
+    let state: String = r.get(at + 1)?;
+    Ok(Receipt {
+        recipient: r.get(at)?,
+        // A state this muster does not know (a newer one wrote it) reads as dead: visible, retryable.
+        state: ReceiptState::parse(&state).unwrap_or(ReceiptState::Dead),
+        detail: r.get(at + 2)?,
+        attempts: r.get(at + 3)?,
+        at_ms: r.get::<_, i64>(at + 4)? as u64,
+    })
+}
+
+fn read_receipt(tx: &rusqlite::Transaction, id: i64, recipient: &str) -> rusqlite::Result<Option<Receipt>> {
+    tx.query_row(
+        "SELECT recipient, state, detail, attempts, at_ms FROM receipts WHERE message = ?1 AND recipient = ?2",
+        params![id, recipient],
+        |r| receipt_row(r, 0),
+    )
+    .optional()
+}
+
+fn message_exists(tx: &rusqlite::Transaction, id: i64) -> rusqlite::Result<bool> {
+    tx.query_row("SELECT 1 FROM messages WHERE id = ?1", [id], |_| Ok(())).optional().map(|o| o.is_some())
+}
+
+fn write_receipt(tx: &rusqlite::Transaction, id: i64, r: &Receipt, new: bool) -> rusqlite::Result<()> {
+    let at = r.at_ms as i64;
+    if new {
+        tx.execute(
+            "INSERT INTO receipts (message, recipient, state, detail, attempts, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, r.recipient, r.state.label(), r.detail, r.attempts, at],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE receipts SET state = ?3, detail = ?4, attempts = ?5, at_ms = ?6 WHERE message = ?1 AND recipient = ?2",
+            params![id, r.recipient, r.state.label(), r.detail, r.attempts, at],
+        )?;
+    }
+    tx.execute(
+        "INSERT INTO receipt_log (message, recipient, state, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, r.recipient, r.state.label(), r.detail, at],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mail(from: &str, to: &[&str], body: &str) -> NewMail {
+        NewMail {
+            from: from.into(),
+            to: to.iter().map(|s| s.to_string()).collect(),
+            recipients: to.iter().map(|s| s.to_string()).collect(),
+            body: body.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn send_deliver_reply_threads_and_acks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join(FILE)).unwrap();
+        let m = s.send(&mail("planner", &["api", "docs"], "add a test"), 10).unwrap();
+        assert_eq!((m.id, m.thread, m.receipts.len()), (1, 1, 2));
+        assert!(m.receipts.iter().all(|r| r.state == ReceiptState::Queued));
+        assert_eq!(s.queued_for("api").unwrap().len(), 1);
+        s.apply(1, "api", &Step::Attempt, 11).unwrap();
+        s.apply(1, "api", &Step::Confirm("typed".into()), 12).unwrap();
+        s.apply(1, "api", &Step::Seen, 12).unwrap();
+        assert!(s.queued_for("api").unwrap().is_empty());
+        let reply = s.send(&NewMail { reply_to: Some(1), ..mail("api", &["planner"], "done") }, 13).unwrap();
+        assert_eq!((reply.thread, reply.reply_to), (1, Some(1)));
+        let m = s.get(1).unwrap().unwrap();
+        assert_eq!(m.receipt("api").unwrap().state, ReceiptState::Acked);
+        assert_eq!(m.receipt("api").unwrap().detail.as_deref(), Some("reply #2"));
+        assert_eq!(m.receipt("docs").unwrap().state, ReceiptState::Queued);
+        let steps: Vec<ReceiptState> =
+            s.history(1).unwrap().into_iter().filter(|e| e.recipient == "api").map(|e| e.state).collect();
+        use ReceiptState::*;
+        assert_eq!(steps, [Queued, Delivering, Delivered, Seen, Acked]);
+        assert_eq!(s.inbox("planner", true, 10).unwrap().len(), 1);
+        assert_eq!(s.involving("docs", 10).unwrap().len(), 1);
+        assert_eq!(s.recent(10).unwrap().iter().map(|m| m.id).collect::<Vec<_>>(), [2, 1]);
+    }
+
+    #[test]
+    fn an_ask_marks_the_agent_until_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join(FILE)).unwrap();
+        let ask = s.send(&NewMail { ask: true, ..mail("docs", &["operator"], "Mention it in the README?") }, 1);
+        let ask = ask.unwrap();
+        assert_eq!(ask.receipt(OPERATOR).unwrap().state, ReceiptState::Delivered);
+        let marks = s.marks().unwrap();
+        assert_eq!(marks["docs"].asking.as_deref(), Some("Mention it in the README?"));
+        assert_eq!(marks["docs"].unread, 1);
+        s.apply(ask.id, OPERATOR, &Step::Seen, 2).unwrap();
+        assert_eq!(s.marks().unwrap()["docs"].unread, 0);
+        s.send(&NewMail { reply_to: Some(ask.id), ..mail("operator", &["docs"], "yes") }, 3).unwrap();
+        let marks = s.marks().unwrap();
+        assert_eq!((marks["docs"].asking.as_deref(), marks["docs"].pending), (None, 1));
+    }
+
+    #[test]
+    fn bad_requests_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join(FILE)).unwrap();
+        assert!(matches!(s.send(&mail("a", &["b"], "  "), 1), Err(MailError::Empty)));
+        assert!(matches!(s.send(&mail("a", &[], "x"), 1), Err(MailError::NoRecipient)));
+        assert!(matches!(
+            s.send(&NewMail { reply_to: Some(9), ..mail("a", &["b"], "x") }, 1),
+            Err(MailError::NoSuchMessage(9))
+        ));
+        s.send(&mail("a", &["b"], "x"), 1).unwrap();
+        assert!(matches!(s.apply(1, "c", &Step::Seen, 1), Err(MailError::NotARecipient(1, _))));
+        let e = s.apply(1, "b", &Step::Seen, 1).unwrap_err();
+        assert_eq!(e.to_string(), "message #1 to b: a queued message cannot be seen");
+    }
+
+    #[test]
+    fn a_corrupt_or_newer_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        std::fs::write(&path, b"this is not a database, it is a text file that is long enough to have a header")
+            .unwrap();
+        let e = Store::open(&path).err().unwrap();
+        assert!(matches!(e, MailError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("move it aside"), "{e}");
+        let path = dir.path().join("new.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+        drop(conn);
+        let e = Store::open(&path).err().unwrap();
+        assert!(e.to_string().contains("schema version 99; this muster knows versions up to 1"), "{e}");
+    }
+
+    #[test]
+    fn a_locked_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let mut a = Store::open(&path).unwrap();
+        let mut b = Store::open(&path).unwrap();
+        b.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+        let tx = a.conn.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
+        let e = b.send(&mail("a", &["b"], "x"), 1).unwrap_err();
+        assert!(matches!(e, MailError::Locked { .. }), "{e}");
+        drop(tx);
+        b.send(&mail("a", &["b"], "x"), 1).unwrap();
+    }
+
+    /// What a client does to the mailbox, at random.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send {
+            from: u8,
+            to: u8,
+            reply: bool,
+        },
+        Step {
+            pick: u8,
+            step: u8,
+        },
+        /// The process dies before its next change commits, and is started again.
+        Kill,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..4, 0u8..4, any::<bool>()).prop_map(|(from, to, reply)| Op::Send { from, to, reply }),
+            6 => (any::<u8>(), 0u8..7).prop_map(|(pick, step)| Op::Step { pick, step }),
+            1 => Just(Op::Kill),
+        ]
+    }
+
+    const NAMES: [&str; 4] = ["a", "b", "c", "operator"];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        /// Random sends and steps, with kills between any two changes: every message whose send returned is
+        /// there once, nothing is delivered twice, and what the store says is what a model of it says.
+        #[test]
+        fn nothing_sent_is_lost_nothing_is_delivered_twice(ops in proptest::collection::vec(op(), 1..50)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(FILE);
+            let mut s = Store::open(&path).unwrap();
+            let mut sent: Vec<i64> = Vec::new();
+            let mut model: BTreeMap<(i64, String), ReceiptState> = BTreeMap::new();
+            let mut kill_next = false;
+            let mut t = 0;
+            for op in ops {
+                t += 1;
+                if kill_next {
+                    s.kill_after = Some(0);
+                }
+                let killed = kill_next;
+                match op {
+                    Op::Kill => { kill_next = true; continue; }
+                    Op::Send { from, to, reply } => {
+                        let (from, to) = (NAMES[from as usize], NAMES[to as usize]);
+                        let reply_to = if reply { sent.last().copied() } else { None };
+                        match s.send(&NewMail { reply_to, ..mail(from, &[to], &format!("m{t}")) }, t) {
+                            Ok(m) => {
+                                prop_assert!(!killed);
+                                sent.push(m.id);
+                                for r in &m.receipts {
+                                    model.insert((m.id, r.recipient.clone()), r.state);
+                                }
+                                if let Some(p) = reply_to {
+                                    if let Some(st) = model.get_mut(&(p, from.to_string())) {
+                                        if st.reached() && *st != ReceiptState::Acked {
+                                            *st = ReceiptState::Acked;
+                                        }
+                                    }
+                                }
+                            }
+                            Err(e) => prop_assert!(killed, "{e}"),
+                        }
+                    }
+                    Op::Step { pick, step } => {
+                        if model.is_empty() { continue; }
+                        let key = model.keys().nth(pick as usize % model.len()).unwrap().clone();
+                        let step = match step {
+                            0 => Step::Attempt,
+                            1 => Step::Confirm("typed".into()),
+                            2 => Step::Unconfirmed("no turn".into()),
+                            3 => Step::Seen,
+                            4 => Step::Ack("ack".into()),
+                            5 => Step::Retry,
+                            _ => Step::Kill("gone".into()),
+                        };
+                        let current = Receipt { recipient: key.1.clone(), state: model[&key], detail: None, attempts: 0, at_ms: 0 };
+                        let expect = receipt::apply(&current, &step, t).map(|r| r.state);
+                        match s.apply(key.0, &key.1, &step, t) {
+                            Ok(r) => {
+                                prop_assert!(!killed);
+                                // The attempt counter is the store's: compare the states.
+                                if let Ok(e) = expect { if step != Step::Unconfirmed("no turn".into()) { prop_assert_eq!(r.state, e); } }
+                                model.insert(key, r.state);
+                            }
+                            Err(MailError::Killed) => prop_assert!(killed),
+                            Err(MailError::Step { .. }) => prop_assert!(expect.is_err() || killed),
+                            Err(e) => prop_assert!(false, "{e}"),
+                        }
+                    }
+                }
+                if killed {
+                    // What a restart finds.
+                    drop(s);
+                    s = Store::open(&path).unwrap();
+                    kill_next = false;
+                }
+            }
+            drop(s);
+            let s = Store::open(&path).unwrap();
+            prop_assert_eq!(s.count().unwrap(), sent.len() as u64);
+            for id in &sent {
+                let m = s.get(*id).unwrap().unwrap();
+                for r in &m.receipts {
+                    prop_assert_eq!(Some(&r.state), model.get(&(m.id, r.recipient.clone())));
+                    let deliveries = s.history(m.id).unwrap().iter()
+                        .filter(|e| e.recipient == r.recipient && e.state == ReceiptState::Delivered).count();
+                    prop_assert!(deliveries <= 1, "#{} to {} delivered {deliveries} times", m.id, r.recipient);
+                }
+            }
+        }
+    }
+}
