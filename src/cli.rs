@@ -96,6 +96,13 @@ pub enum Cmd {
         #[arg(long, value_parser = ["idle"])]
         wait: Option<String>,
     },
+    /// The crew's mailbox: messages between the operator and agents, delivered into an agent only when it can
+    /// take them, with receipts (queued → delivered → seen → acked). Inside an agent muster started, you are that
+    /// agent; elsewhere, the operator.
+    Mail {
+        #[command(subcommand)]
+        action: MailCmd,
+    },
     /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
     Checkpoint {
         #[command(subcommand)]
@@ -177,6 +184,74 @@ pub enum Cmd {
         #[arg(long, default_value_t = 1.2)]
         think: f64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCmd {
+    /// Send a message: to agents (`--to api,docs`), the whole crew (`--to crew`) or the operator. Prints its id.
+    Send {
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        /// The message; read from stdin when not given.
+        text: Option<String>,
+        /// Answer message ID (in its thread; it counts as your acknowledgement of it).
+        #[arg(long)]
+        reply_to: Option<i64>,
+        /// May be typed into a busy agent whose CLI queues input (Claude Code; the demo agent).
+        #[arg(long)]
+        urgent: bool,
+        /// Give up on it if not delivered within this many seconds.
+        #[arg(long)]
+        expires: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Your mail, newest first (the operator's: what agents sent them).
+    Inbox {
+        /// Only what you have not seen yet.
+        #[arg(long)]
+        unread: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Read a message (it counts as seen; one still queued for you is not typed in after this).
+    Read {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Acknowledge a message.
+    Ack { id: i64 },
+    /// Ask the operator a question: you show as waiting on them, with the question in the roster; the answer
+    /// comes back as mail (with --wait, it is printed here instead).
+    Ask {
+        text: Option<String>,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Where each copy of a message is, and every step it took.
+    Status {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until every copy of a message is delivered, seen or acked. Exit 0 when it is, 124 on timeout, 3 when
+    /// a copy cannot arrive (dead, expired, dropped) or there is no such message.
+    Wait {
+        id: i64,
+        #[arg(long, value_parser = ["delivered", "seen", "acked"])]
+        until: String,
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Send a dead letter again (to one recipient, or every one it died for).
+    Retry { id: i64, recipient: Option<String> },
+    /// Give up on a dead letter.
+    Drop { id: i64, recipient: Option<String> },
 }
 
 #[derive(Debug, Subcommand)]

@@ -15,6 +15,8 @@ use crate::config::{paths, preset, user, ConfigError, Warning};
 use crate::engine::{self, EngineConfig};
 use crate::git::worktree::find_repo_root;
 
+mod mail;
+
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = match &cli.dir {
         Some(d) => d.clone(),
@@ -41,6 +43,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
         Some(Cmd::Doctor) => return doctor(&dir),
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
+        Some(Cmd::Mail { action }) => return mail::run(&dir, action),
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Merge { agent, into_agent, message, finish, abort }) => {
             return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort)
@@ -52,6 +55,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let token = std::env::var("MUSTER_AGENT_TOKEN").unwrap_or_default();
             // A hook must never break the agent that runs it: report failures, exit 0.
             let payload = payload.unwrap_or_else(engine::hooks::read_payload);
+            if event == "Stop" {
+                // Claude Code's Stop hook may hand the agent its mail as the next turn (JSON on stdout).
+                if let Some(reason) = engine::hooks::take_mail(Path::new(&run_dir), &agent, &token) {
+                    println!("{}", serde_json::json!({ "decision": "block", "reason": reason }));
+                }
+            }
             if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &token, &event, &payload) {
                 let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("muster hook: {e:#}\n"));
             }
@@ -87,6 +96,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
                 Cmd::Conflicts { .. }
                     | Cmd::Explain { .. }
                     | Cmd::Schema
+                    | Cmd::Mail { .. }
                     | Cmd::Ls
                     | Cmd::Server { action: ServerCmd::Status | ServerCmd::Stop { .. } }
             )

@@ -165,6 +165,8 @@ pub struct State {
     pub closed: Option<String>,
     /// The last `Watch` sent to the engine, so it is sent only on change.
     pub watching: Option<(Option<String>, u16, u16)>,
+    /// The crew's mail this client knows (the newest, and what changed since it attached), by id.
+    pub mail: std::collections::BTreeMap<i64, crate::protocol::mail::Mail>,
 }
 
 impl State {
@@ -191,6 +193,7 @@ impl State {
             detaches: false,
             closed: None,
             watching: None,
+            mail: Default::default(),
         }
     }
 

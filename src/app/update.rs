@@ -836,6 +836,7 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             lines.push("A rescue checkpoint is taken first: u (undo rollback) returns to now.".into());
             state.dialog = Some(Dialog::Confirm { title: what, lines, then: Confirmed::Rollback { name, n, files } });
         }
+        Event::Mail(mails) => super::mail::on_mail(state, mails, fx),
         Event::ShutdownComplete => {
             if !state.quitting {
                 // Stopped from elsewhere: another workbench's stop key, `muster server stop`, a signal.

@@ -62,6 +62,10 @@ struct RawPreset {
     enter_delay_ms: u64,
     #[serde(default)]
     hooks: Option<String>,
+    #[serde(default)]
+    queues_input: bool,
+    #[serde(default)]
+    note_args: Vec<String>,
     /// Where the CLI's version shows on its screen (first group), so version-specific rules apply.
     #[serde(default)]
     version_regex: Option<Spanned<String>>,
@@ -81,6 +85,10 @@ pub struct Preset {
     pub enter_delay_ms: u64,
     /// Which hook integration the agent CLI supports (`claude`).
     pub hooks: Option<String>,
+    /// Input typed while it works is queued and read after the turn (urgent mail may go in then).
+    pub queues_input: bool,
+    /// How the mailbox note reaches its system prompt (`{note}`); empty: the note goes into the first prompt.
+    pub note_args: Vec<String>,
     pub version_regex: Option<regex::Regex>,
     pub rules: Vec<Rule>,
 }
@@ -172,6 +180,8 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 prompt_args: p.prompt_args,
                 enter_delay_ms: p.enter_delay_ms,
                 hooks: p.hooks,
+                queues_input: p.queues_input,
+                note_args: p.note_args,
                 version_regex,
                 rules,
             },

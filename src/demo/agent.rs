@@ -95,6 +95,103 @@ fn quiet_control_echo() {
     }
 }
 
+/// Input, read on its own thread so what is typed while the agent works waits in order (as Claude Code queues
+/// it) and is never taken as the answer to a question asked later.
+struct Input {
+    rx: std::sync::mpsc::Receiver<String>,
+    /// Typed before the current question: handled at the prompt.
+    queued: std::collections::VecDeque<String>,
+}
+
+impl Input {
+    fn spawn() -> Input {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            while let Some(m) = read_message(&mut input) {
+                if tx.send(m).is_err() {
+                    return;
+                }
+            }
+        });
+        Input { rx, queued: Default::default() }
+    }
+
+    /// The answer to a question just asked: what came before it waits for the prompt.
+    fn answer(&mut self) -> Option<String> {
+        while let Ok(m) = self.rx.try_recv() {
+            self.queued.push_back(m);
+        }
+        self.rx.recv().ok()
+    }
+
+    /// The next message at the prompt: what was queued first.
+    fn next(&mut self) -> Option<String> {
+        self.queued.pop_front().or_else(|| self.rx.recv().ok())
+    }
+}
+
+/// Run `muster ARGS…` as an agent would, showing the command and what it printed.
+fn muster(args: &[&str]) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let shown: Vec<String> =
+        args.iter().map(|a| if a.contains(' ') { format!("\"{a}\"") } else { a.to_string() }).collect();
+    out(&format!("\x1b[2m$ muster {}\x1b[0m\r\n", shown.join(" ")));
+    match std::process::Command::new(exe).args(args).stdin(std::process::Stdio::null()).output() {
+        Ok(o) => {
+            let text =
+                String::from_utf8_lossy(if o.status.success() { &o.stdout } else { &o.stderr }).trim().to_string();
+            out(&format!("\x1b[2m{}\x1b[0m\r\n", text.replace('\n', "\r\n")));
+            o.status.success().then_some(text)
+        }
+        Err(e) => {
+            out(&format!("\x1b[31m{e}\x1b[0m\r\n"));
+            None
+        }
+    }
+}
+
+/// The mail in a message typed in by muster: (id, sender, body) of each.
+pub fn mail_in(text: &str) -> Vec<(i64, String, String)> {
+    let mut found: Vec<(i64, String, String)> = Vec::new();
+    for line in text.lines() {
+        let header = line.strip_prefix("[muster mail #").or_else(|| line.strip_prefix("[muster urgent mail #"));
+        let parsed = header.and_then(|h| {
+            let (id, rest) = h.split_once(" from ")?;
+            let (from, _) = rest.split_once(']')?;
+            Some((id.parse().ok()?, from.to_string()))
+        });
+        match (parsed, found.last_mut()) {
+            (Some((id, from)), _) => found.push((id, from, String::new())),
+            (None, Some(last)) => {
+                if !last.2.is_empty() {
+                    last.2.push('\n');
+                }
+                last.2.push_str(line);
+            }
+            (None, None) => {}
+        }
+    }
+    for f in &mut found {
+        f.2 = f.2.trim().to_string();
+    }
+    found
+}
+
+/// What the demo crew says to each other (by name), so `muster demo` shows the mailbox working.
+fn demo_mail(name: &str) {
+    match name {
+        "planner" => {
+            muster(&["mail", "send", "--to", "api", "Please add a test for greet(): the plan is in demo/planner.txt"]);
+        }
+        "docs" => {
+            muster(&["mail", "ask", "Should the README mention the new greeting?"]);
+        }
+        _ => {}
+    }
+}
+
 pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result<()> {
     if let Some(rate) = stream_rate {
         return stream(rate);
@@ -106,8 +203,7 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
     out(&format!(
         "\x1b[1;36m◆ demo agent {name}\x1b[0m \x1b[2m— a stand-in for a coding agent (no network)\x1b[0m\r\n"
     ));
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    let mut input = Input::spawn();
     if resume {
         out("\x1b[2mresuming the previous session\x1b[0m\r\n");
     } else {
@@ -126,9 +222,12 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
                 out("\x1b[32m✔\x1b[0m edited src/lib.rs \x1b[32m(+1 −1)\x1b[0m\r\n");
             }
         }
+        if std::env::var_os("MUSTER_RUN_DIR").is_some() && std::env::var_os("MUSTER_DEMO_QUIET").is_none() {
+            demo_mail(&name);
+        }
         loop {
             out(&format!("\x1b[1mApply the refactor to {}? [y/n]\x1b[0m ", file.display()));
-            let Some(answer) = read_message(&mut input) else {
+            let Some(answer) = input.answer() else {
                 return Ok(());
             };
             match answer.trim() {
@@ -148,7 +247,7 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
     }
     loop {
         out("demo> ");
-        let Some(message) = read_message(&mut input) else {
+        let Some(message) = input.next() else {
             return Ok(());
         };
         match message.trim() {
@@ -156,10 +255,26 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
             "exit" | "quit" => return Ok(()),
             "fail" => std::process::exit(3),
             text => {
-                out(&format!("You said: \x1b[1m{text}\x1b[0m\r\n"));
+                let mails = mail_in(text);
+                if mails.is_empty() {
+                    out(&format!("You said: \x1b[1m{text}\x1b[0m\r\n"));
+                } else {
+                    out(&format!("\x1b[35m✉ {} message(s)\x1b[0m\r\n", mails.len()));
+                }
                 think("working on it…", think_seconds / 2.0);
                 append(&file, &format!("note: {text}\n"))?;
                 out(&format!("\x1b[32m✔\x1b[0m noted in {}\r\n", file.display()));
+                for (id, from, body) in mails {
+                    let id = id.to_string();
+                    // A reply ("done: …") is acknowledged; anything else is answered in its thread.
+                    if body.starts_with("done:") || body.starts_with("thanks") {
+                        muster(&["mail", "ack", &id]);
+                    } else {
+                        let first = body.lines().next().unwrap_or("").chars().take(60).collect::<String>();
+                        let reply = format!("done: {first}");
+                        muster(&["mail", "send", "--to", &from, "--reply-to", &id, &reply]);
+                    }
+                }
             }
         }
     }
@@ -176,5 +291,18 @@ mod tests {
         assert_eq!(read_message(&mut input).as_deref(), Some("two\nlines"));
         assert_eq!(read_message(&mut input).as_deref(), Some("three"));
         assert_eq!(read_message(&mut input), None);
+    }
+
+    #[test]
+    fn mail_typed_in_is_read_with_its_ids_and_senders() {
+        let text = "[muster mail #3 from planner] (reply: muster mail send --to planner --reply-to 3 \"…\"; or: muster mail ack 3)\nadd a test\nplease\n\n[muster urgent mail #4 from operator] (reply: …)\nstop";
+        assert_eq!(
+            mail_in(text),
+            vec![
+                (3, "planner".to_string(), "add a test\nplease".to_string()),
+                (4, "operator".to_string(), "stop".to_string())
+            ]
+        );
+        assert!(mail_in("just words").is_empty());
     }
 }

@@ -61,6 +61,14 @@ pub enum Request {
         /// Seconds; the engine forgets the request after them.
         timeout: Option<f64>,
     },
+    /// `muster mail …`: as the agent whose name and secret it carries, or the operator (neither given).
+    Mail {
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+        op: crate::protocol::mail::MailOp,
+    },
 }
 
 /// The repository's private run folder (see `ipc::run_dir`).
@@ -252,6 +260,17 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
                 }
                 crate::ipc::Flow::Close
             }
+            Ok(Request::Mail { agent, token, op }) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let who = agent.map(|a| (a, token.unwrap_or_default()));
+                if engine.send(EngineMsg::Mail { who, op, reply: tx }).is_ok() {
+                    // A `wait` is held until settled; the rest are answered at once.
+                    if let Ok(answer) = rx.recv() {
+                        let _ = out.write_all(format!("{answer}\n").as_bytes());
+                    }
+                }
+                crate::ipc::Flow::Close
+            }
             Err(_) => crate::ipc::Flow::Continue,
         }
     })
@@ -268,6 +287,17 @@ pub fn ask(run_dir: &Path, req: &Request, within: Option<Duration>) -> Result<Op
     match std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut answer) {
         Ok(_) if answer.ends_with('\n') => Ok(Some(answer.trim_end().to_string())),
         _ => Ok(None),
+    }
+}
+
+/// A stop hook's turn: the agent's queued mail as the text of its next turn, when it can take it now.
+pub fn take_mail(run_dir: &Path, agent: &str, token: &str) -> Option<String> {
+    use crate::protocol::mail::{MailAnswer, MailOp};
+    let req = Request::Mail { agent: Some(agent.into()), token: Some(token.into()), op: MailOp::Take {} };
+    let line = ask(run_dir, &req, Some(Duration::from_secs(5))).ok().flatten()?;
+    match serde_json::from_str(&line).ok()? {
+        MailAnswer::Taken { text } => text,
+        _ => None,
     }
 }
 
@@ -349,6 +379,7 @@ mod tests {
             Request::Run { command: Command::Checkpoint { name: "a".into() }, trigger: None },
             Request::Status {},
             wait,
+            Request::Mail { agent: None, token: None, op: crate::protocol::mail::MailOp::Take {} },
         ];
         let mut tags: Vec<String> = all
             .iter()

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender};
 
 pub use crate::protocol::messages::{AgentInfo, AgentState, Command, Event};
+pub use supervisor::MAIL_SNAPSHOT;
 
 /// Where the engine's events go: the UI's channel in-process, a socket once the engine is a server.
 pub type EventSink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;

@@ -22,6 +22,9 @@ use crate::pty::tree::AgentTree;
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::keys;
 
+mod mail;
+pub use mail::{muster_command, MAIL_SNAPSHOT};
+
 pub enum EngineMsg {
     Command(Command),
     /// A command from one client of the server: what it watches and its size are its own.
@@ -84,6 +87,13 @@ pub enum EngineMsg {
         stat: diffstat::DiffStat,
     },
     Checkpoints(JobDone),
+    /// `muster mail …`: as the agent whose secret it carries (None: the operator); answered with a
+    /// `MailAnswer` as JSON.
+    Mail {
+        who: Option<(String, String)>,
+        op: crate::protocol::mail::MailOp,
+        reply: Sender<String>,
+    },
 }
 
 /// Environment variables of the parent that would mislead an agent CLI about its terminal.
@@ -180,6 +190,7 @@ struct Slot {
     sized_by: Option<u64>,
     /// Some client shows its screen.
     watched: bool,
+    mail: mail::MailSlot,
 }
 
 impl Slot {
@@ -236,6 +247,13 @@ struct Supervisor {
     sends: Vec<PendingSend>,
     /// `muster wait` requests.
     waits: Vec<PendingWait>,
+    /// The crew's mailbox, when it opened.
+    mailbox: Option<crate::mailbox::Store>,
+    /// Which agent each client's operator is writing a steer to.
+    composing: BTreeMap<u64, String>,
+    mail_waits: Vec<mail::MailWait>,
+    /// When the next undelivered mail expires.
+    next_expiry: Option<Instant>,
 }
 
 struct Watcher {
@@ -329,8 +347,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         unsaved_since: None,
         sends: Vec::new(),
         waits: Vec::new(),
+        mailbox: None,
+        composing: BTreeMap::new(),
+        mail_waits: Vec::new(),
+        next_expiry: None,
     };
     sup.load_slots(saved);
+    sup.open_mailbox();
     // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -460,6 +483,7 @@ impl Supervisor {
             checkpoints: 0,
             rolled_back: false,
             why: String::new(),
+            mail: Default::default(),
         };
         Slot {
             prompt_pending: spec.prompt.is_some() && spec.prompt_args.is_empty(),
@@ -479,6 +503,7 @@ impl Supervisor {
             size: self.size,
             sized_by: None,
             watched: false,
+            mail: Default::default(),
         }
     }
 
@@ -604,7 +629,7 @@ impl Supervisor {
         loop {
             let save_at = self.unsaved_since.map(|t| t + SAVE_AFTER);
             let forget_wait = self.waits.iter().filter_map(|w| w.until_time).min();
-            let wake = [self.next_periodic(), save_at, forget_wait].into_iter().flatten().min();
+            let wake = [self.next_periodic(), save_at, forget_wait, self.next_mail_wake()].into_iter().flatten().min();
             let msg = match wake {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(m) => m,
@@ -614,6 +639,7 @@ impl Supervisor {
                         }
                         self.periodic_checkpoints();
                         self.settle_waits();
+                        self.mail_tick();
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -629,6 +655,9 @@ impl Supervisor {
                 EngineMsg::Client { client, cmd } => self.client_command(client, cmd),
                 EngineMsg::ClientGone { client } => {
                     self.watchers.remove(&client);
+                    if let Some(name) = self.composing.remove(&client) {
+                        self.pump(&name);
+                    }
                     for r in self.slots.iter().filter_map(|s| s.running.as_ref()) {
                         let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
                     }
@@ -673,6 +702,7 @@ impl Supervisor {
                     }
                 },
                 EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
+                EngineMsg::Mail { who, op, reply } => self.mail_request(who, op, reply),
                 EngineMsg::Diffstat { name, stat } => {
                     if let Some(slot) = self.slot_mut(&name) {
                         if slot.info.diffstat != stat {
@@ -812,6 +842,26 @@ impl Supervisor {
             Command::TakeSide { name, path, side } => self.conflict(&name, ConflictOp::Take { path, side }),
             Command::FinishMerge { name, message } => self.conflict(&name, ConflictOp::Finish { message }),
             Command::AbortMerge { name } => self.conflict(&name, ConflictOp::Abort),
+            Command::MailSend { to, body, reply_to, urgent } => {
+                use crate::protocol::mail::MailOp;
+                self.operator_mail(MailOp::Send { to, body, reply_to, urgent, ask: false, expires: None })
+            }
+            Command::MailSeen { ids } => self.mail_seen(ids),
+            Command::MailRetry { id, recipient } => {
+                self.operator_mail(crate::protocol::mail::MailOp::Retry { id, recipient })
+            }
+            Command::MailDrop { id, recipient } => {
+                self.operator_mail(crate::protocol::mail::MailOp::Drop { id, recipient })
+            }
+            Command::Composing { name } => {
+                let before = match name {
+                    Some(n) => self.composing.insert(client, n),
+                    None => self.composing.remove(&client),
+                };
+                if let Some(before) = before {
+                    self.pump(&before);
+                }
+            }
             Command::Shutdown => {
                 // Each running agent is checkpointed, then stopped; asked again, everything stops now.
                 let again = std::mem::replace(&mut self.shutting_down, true);
@@ -932,7 +982,13 @@ impl Supervisor {
             }
         }
         let session = self.slots[idx].session.clone();
-        let (program, mut args) = command_line(&spec, &self.cfg.muster_exe, resume, session.as_deref());
+        let (program, mut args) =
+            command_line(&self.with_note(&spec), &self.cfg.muster_exe, resume, session.as_deref());
+        // The mailbox note, in the CLI's system prompt where it has an option for one.
+        if let Some(p) = self.presets.get(&spec.kind).filter(|p| !p.note_args.is_empty()) {
+            let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+            args.extend(p.note_args.iter().map(|a| a.replace("{note}", &note)));
+        }
         let tree = Arc::new(AgentTree::new());
         let token = hooks::new_token();
         let mut env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
@@ -1013,7 +1069,19 @@ impl Supervisor {
         slot.info.pid = slot.running.as_ref().and_then(|r| r.control.pid());
         self.emit(&spec.name);
         self.request_diffstat(&spec.name, true);
+        self.mail_on_start(&spec.name);
         Ok(())
+    }
+
+    /// The spec with the mailbox note before its first prompt, for CLIs without a system-prompt option.
+    fn with_note(&self, spec: &AgentSpec) -> AgentSpec {
+        let mut spec = spec.clone();
+        let system_prompt = self.presets.get(&spec.kind).is_some_and(|p| !p.note_args.is_empty());
+        if let (Some(p), false) = (&spec.prompt, system_prompt) {
+            let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+            spec.prompt = Some(format!("{note}\n\n{p}"));
+        }
+        spec
     }
 
     fn stop(&mut self, name: &str, restart: bool) {
@@ -1100,6 +1168,7 @@ impl Supervisor {
         }
         self.slots.remove(idx);
         (self.sink)(Event::Removed { name: name.to_string() });
+        self.mail_on_remove(name);
         self.message(format!("removed {name}"), false);
         self.save();
     }
@@ -1160,6 +1229,9 @@ impl Supervisor {
             Command::Key { ref name, .. } | Command::Paste { ref name, .. } | Command::Steer { ref name, .. } => {
                 let name = name.clone();
                 self.size_to(client, &name);
+                if let Some(slot) = self.slot_mut(&name) {
+                    slot.mail.operator_at = Some(Instant::now());
+                }
                 self.command(cmd);
             }
             cmd => self.command(cmd),
@@ -1272,7 +1344,8 @@ impl Supervisor {
             slot.prompt_pending = false;
         }
         let changed = before != slot.info;
-        let prompt = slot.spec.prompt.clone();
+        let spec = slot.spec.clone();
+        let prompt = self.with_note(&spec).prompt;
         if changed {
             self.emit(name);
         }
@@ -1290,6 +1363,8 @@ impl Supervisor {
         if !self.sends.is_empty() {
             self.settle_sends(name, generation, Some(state));
         }
+        let now_state = self.slot_mut(name).map(|s| s.info.state).unwrap_or(state);
+        self.mail_on_state(name, generation, before.state, now_state);
         self.request_diffstat(name, settled && before.state != state);
         // No checkpoint when the watcher saw nothing change: there would be nothing to record.
         let dirty = self
@@ -1338,7 +1413,9 @@ impl Supervisor {
         slot.info.pid = None;
         slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
         let restart = std::mem::take(&mut slot.restart_after_exit);
+        let stopped = slot.stopping || shutting_down;
         self.emit(name);
+        self.mail_on_exit(name, stopped);
         self.request_diffstat(name, true);
         self.save();
         if restart {

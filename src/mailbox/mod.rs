@@ -1,6 +1,7 @@
 //! The crew's mailbox (issue #11): the store (`store`), the life of a receipt (`receipt`), when an agent can
 //! take mail (`verdict`), and the text an agent is given.
 
+pub mod ops;
 pub mod receipt;
 pub mod store;
 

@@ -350,6 +350,14 @@ impl Store {
         rows.map_err(|e| self.classify(e))
     }
 
+    /// When the next queued or held copy expires (ms since the epoch).
+    pub fn next_expiry(&self) -> Result<Option<u64>, MailError> {
+        let sql = "SELECT MIN(m.expires_ms) FROM receipts r JOIN messages m ON m.id = r.message
+                   WHERE r.state IN ('queued','held') AND m.expires_ms IS NOT NULL";
+        let v: Option<i64> = self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.classify(e))?;
+        Ok(v.map(|v| v as u64))
+    }
+
     /// Every step a message's receipts took, oldest first.
     pub fn history(&self, id: i64) -> Result<Vec<LogEntry>, MailError> {
         let mut stmt = self

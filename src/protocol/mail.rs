@@ -152,3 +152,86 @@ impl MailMarks {
         *self == MailMarks::default()
     }
 }
+
+/// What `muster mail …` asks (on the scripting socket, as JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailOp {
+    Send {
+        to: Vec<String>,
+        body: String,
+        #[serde(default)]
+        reply_to: Option<i64>,
+        #[serde(default)]
+        urgent: bool,
+        /// A question to the operator: the agent shows as waiting on the answer.
+        #[serde(default)]
+        ask: bool,
+        /// Seconds after which it expires if not delivered.
+        #[serde(default)]
+        expires: Option<f64>,
+    },
+    Inbox {
+        #[serde(default)]
+        unread: bool,
+        #[serde(default)]
+        limit: Option<usize>,
+    },
+    /// Read one message (it counts as seen by the reader).
+    Read {
+        id: i64,
+    },
+    Ack {
+        id: i64,
+    },
+    Status {
+        id: i64,
+    },
+    /// Answered when every recipient's copy reached `until` (or one failed), or after `timeout` seconds.
+    Wait {
+        id: i64,
+        until: ReceiptState,
+        #[serde(default)]
+        timeout: Option<f64>,
+    },
+    Retry {
+        id: i64,
+        recipient: String,
+    },
+    Drop {
+        id: i64,
+        recipient: String,
+    },
+    /// A CLI's stop hook takes the agent's mail as its next turn (answered with the text, or nothing).
+    Take {},
+}
+
+/// The answer to a `MailOp`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailAnswer {
+    Sent {
+        mail: Mail,
+    },
+    Mails {
+        mails: Vec<Mail>,
+    },
+    /// One message, and its receipts' history as (recipient, state, detail, at_ms).
+    Mail {
+        mail: Mail,
+        history: Vec<(String, ReceiptState, Option<String>, u64)>,
+    },
+    /// `wait`: whether every copy reached the state (false: one failed, or the time ran out).
+    Waited {
+        matched: bool,
+        timed_out: bool,
+        mail: Mail,
+    },
+    /// `take`: the text handed over, if any.
+    Taken {
+        text: Option<String>,
+    },
+    Error {
+        error: String,
+    },
+}

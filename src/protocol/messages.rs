@@ -13,6 +13,8 @@ use crate::key::Key;
 use crate::pty::ExitInfo;
 use crate::term::Screen;
 
+use super::mail::{Mail, MailMarks};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AgentState {
@@ -86,6 +88,9 @@ pub struct AgentInfo {
     /// Why the state is what it is: the rule or hook that decided (`muster explain`).
     #[serde(default)]
     pub why: String,
+    /// Its mail: unread by the operator, waiting for delivery, dead letters, an open question.
+    #[serde(default)]
+    pub mail: MailMarks,
 }
 
 impl AgentInfo {
@@ -108,6 +113,7 @@ impl AgentInfo {
             checkpoints: 0,
             rolled_back: false,
             why: String::new(),
+            mail: MailMarks::default(),
         }
     }
 }
@@ -239,6 +245,30 @@ pub enum Command {
     AbortMerge {
         name: String,
     },
+    /// Mail from the operator: to agents (names or `crew`), a reply, urgent.
+    MailSend {
+        to: Vec<String>,
+        body: String,
+        reply_to: Option<i64>,
+        urgent: bool,
+    },
+    /// The operator read these messages.
+    MailSeen {
+        ids: Vec<i64>,
+    },
+    /// Send a dead letter again, or drop it.
+    MailRetry {
+        id: i64,
+        recipient: String,
+    },
+    MailDrop {
+        id: i64,
+        recipient: String,
+    },
+    /// This client's operator is writing a steer to the agent (None: no more): mail waits meanwhile.
+    Composing {
+        name: Option<String>,
+    },
     Shutdown,
 }
 
@@ -314,5 +344,7 @@ pub enum Event {
         text: String,
         error: bool,
     },
+    /// Messages that are new or changed (each whole, with its receipts); the snapshot has the newest ones.
+    Mail(Vec<Mail>),
     ShutdownComplete,
 }

@@ -46,6 +46,8 @@ struct Cache {
     conflicts: BTreeMap<String, Event>,
     overlaps: Option<Event>,
     screens: BTreeMap<String, Arc<Screen>>,
+    /// The newest mail, by id.
+    mail: BTreeMap<i64, crate::protocol::mail::Mail>,
     /// Messages said while no client was there (the leftovers a restart ended, a state file set aside): the next
     /// client to attach is told.
     unseen: Vec<Event>,
@@ -74,6 +76,14 @@ impl Cache {
                 self.conflicts.remove(name);
             }
             Event::Overlaps(_) => self.overlaps = Some(e.clone()),
+            Event::Mail(mails) => {
+                for m in mails {
+                    self.mail.insert(m.id, m.clone());
+                }
+                while self.mail.len() > crate::engine::MAIL_SNAPSHOT {
+                    self.mail.pop_first();
+                }
+            }
             _ => {}
         }
     }
@@ -83,6 +93,9 @@ impl Cache {
         events.extend(self.timelines.values().cloned());
         events.extend(self.conflicts.values().cloned());
         events.extend(self.overlaps.clone());
+        if !self.mail.is_empty() {
+            events.push(Event::Mail(self.mail.values().cloned().collect()));
+        }
         events.extend(self.unseen.iter().cloned());
         events
     }

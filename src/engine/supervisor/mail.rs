@@ -1,0 +1,478 @@
+//! The engine's side of the mailbox: requests from `muster mail` and clients, and one arbiter per agent that
+//! types mail in only when the agent can take it, confirms it, retries it, or makes it a dead letter.
+
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+use super::{Slot, Supervisor};
+use crate::engine::agent::{now_ms, WriteOp};
+use crate::engine::{AgentState, Event};
+use crate::mailbox::ops::{self, Changed};
+use crate::mailbox::receipt::Step;
+use crate::mailbox::{self, Moment, Store, Verdict, CONFIRM_WITHIN, HOOK_STREAK, OPERATOR_GRACE};
+use crate::protocol::mail::{MailAnswer, MailOp, ReceiptState, OPERATOR};
+
+/// Clients are given this many of the newest messages when they attach.
+pub const MAIL_SNAPSHOT: usize = 2000;
+
+/// One agent's deliveries.
+#[derive(Default)]
+pub(super) struct MailSlot {
+    in_flight: Option<InFlight>,
+    /// When the operator last typed into it.
+    pub(super) operator_at: Option<Instant>,
+    /// Mail handed over by its stop hook, turn after turn.
+    hook_streak: u32,
+    /// Delivered, waiting for the turn that reads them to start.
+    unseen: Vec<i64>,
+}
+
+/// Mail typed in and not confirmed yet.
+struct InFlight {
+    ids: Vec<i64>,
+    generation: u64,
+    /// The confirmation clock: from the typing, or (typed while busy) from the end of that turn.
+    since: Option<Instant>,
+    /// Typed while it worked: confirmed when that turn ends (its CLI took it into its queue).
+    while_busy: bool,
+}
+
+/// A `muster mail wait` waiting for its receipts.
+pub(super) struct MailWait {
+    id: i64,
+    until: ReceiptState,
+    until_time: Option<Instant>,
+    reply: Sender<String>,
+}
+
+fn answer(a: &MailAnswer) -> String {
+    serde_json::to_string(a).unwrap_or_default()
+}
+
+fn error(text: impl Into<String>) -> String {
+    answer(&MailAnswer::Error { error: text.into() })
+}
+
+/// How an agent should call muster: by name when that is the muster on its PATH, else by its path.
+pub fn muster_command(exe: &std::path::Path) -> String {
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|d| {
+            let c = d.join("muster");
+            c.exists() && c.canonicalize().ok() == exe.canonicalize().ok()
+        })
+    });
+    if on_path {
+        "muster".into()
+    } else {
+        let s = exe.to_string_lossy();
+        if s.contains([' ', '\'', '"']) {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        } else {
+            s.into_owned()
+        }
+    }
+}
+
+impl Supervisor {
+    /// Open the crew's mailbox; without it (corrupt, locked) the rest of muster works on, and says why.
+    pub(super) fn open_mailbox(&mut self) {
+        match Store::open_in(&self.cfg.root) {
+            Ok(mut store) => {
+                // Typed before a restart and never confirmed: the agents are new runs now, so not delivered.
+                if let Ok(stale) = store.in_state(ReceiptState::Delivering) {
+                    for (id, to) in stale {
+                        let step = Step::Unconfirmed("muster restarted before it was confirmed".into());
+                        let _ = store.apply(id, &to, &step, now_ms());
+                    }
+                }
+                if let Ok(recent) = store.recent(MAIL_SNAPSHOT) {
+                    if !recent.is_empty() {
+                        (self.sink)(Event::Mail(recent));
+                    }
+                }
+                self.mailbox = Some(store);
+                self.refresh_marks();
+            }
+            Err(e) => self.message(format!("mail: {e} (muster runs on without mail)"), true),
+        }
+    }
+
+    fn crew_names(&self) -> Vec<String> {
+        self.slots.iter().map(|s| s.spec.name.clone()).collect()
+    }
+
+    /// A request of `muster mail` (`who`: the agent and its secret; None: the operator).
+    pub(super) fn mail_request(&mut self, who: Option<(String, String)>, op: MailOp, reply: Sender<String>) {
+        let sender = match who {
+            None => OPERATOR.to_string(),
+            Some((agent, token)) => {
+                let ok = self.slots.iter().any(|s| s.spec.name == agent && !s.token.is_empty() && s.token == token);
+                if !ok {
+                    let _ = reply.send(error(format!(
+                        "cannot act as {agent}: MUSTER_AGENT_TOKEN is not {agent}'s (only the agent muster started has it)"
+                    )));
+                    return;
+                }
+                agent
+            }
+        };
+        if self.mailbox.is_none() {
+            let _ = reply.send(error("the mailbox is not available (see muster's messages)"));
+            return;
+        }
+        match op {
+            MailOp::Wait { id, until, timeout } => {
+                let until_time = timeout.and_then(mailbox::seconds).map(|d| Instant::now() + d);
+                self.mail_waits.push(MailWait { id, until, until_time, reply });
+                self.settle_mail_waits();
+            }
+            MailOp::Take {} => {
+                let text = self.take_mail(&sender);
+                let _ = reply.send(answer(&MailAnswer::Taken { text }));
+            }
+            op => {
+                let crew = self.crew_names();
+                let Some(store) = self.mailbox.as_mut() else { return };
+                let (a, changed) = ops::run(store, &sender, op, &crew, now_ms());
+                let _ = reply.send(answer(&a));
+                self.mail_changed(changed);
+            }
+        }
+    }
+
+    /// The operator's mail commands from a client; refusals come back as messages.
+    pub(super) fn operator_mail(&mut self, op: MailOp) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.mail_request(None, op, tx);
+        if let Ok(Ok(MailAnswer::Error { error })) = rx.try_recv().map(|a| serde_json::from_str::<MailAnswer>(&a)) {
+            self.message(format!("mail: {error}"), true);
+        }
+    }
+
+    pub(super) fn mail_seen(&mut self, ids: Vec<i64>) {
+        let Some(store) = self.mailbox.as_mut() else { return };
+        let mut changed = Changed::default();
+        for id in ids {
+            let delivered = store.get(id).ok().flatten().and_then(|m| m.receipt(OPERATOR).map(|r| r.state));
+            if delivered == Some(ReceiptState::Delivered) && store.apply(id, OPERATOR, &Step::Seen, now_ms()).is_ok() {
+                changed.mails.push(id);
+            }
+        }
+        self.mail_changed(changed);
+    }
+
+    /// Tell clients what changed, and try the deliveries it may allow.
+    fn mail_changed(&mut self, changed: Changed) {
+        if changed.mails.is_empty() {
+            return;
+        }
+        if let Some(store) = self.mailbox.as_ref() {
+            let mails: Vec<_> = changed.mails.iter().filter_map(|id| store.get(*id).ok().flatten()).collect();
+            (self.sink)(Event::Mail(mails));
+        }
+        self.refresh_marks();
+        self.next_expiry = self
+            .mailbox
+            .as_ref()
+            .and_then(|s| s.next_expiry().ok().flatten())
+            .map(|ms| Instant::now() + std::time::Duration::from_millis(ms.saturating_sub(now_ms())));
+        for name in changed.recipients {
+            self.pump(&name);
+        }
+        self.settle_mail_waits();
+    }
+
+    /// The roster's marks of each agent, from the store.
+    fn refresh_marks(&mut self) {
+        let Some(marks) = self.mailbox.as_ref().and_then(|s| s.marks().ok()) else { return };
+        let mut changed = Vec::new();
+        for slot in &mut self.slots {
+            let m = marks.get(&slot.spec.name).cloned().unwrap_or_default();
+            if slot.info.mail != m {
+                slot.info.mail = m;
+                changed.push(slot.info.clone());
+            }
+        }
+        for info in changed {
+            (self.sink)(Event::Agent(info));
+        }
+    }
+
+    fn moment(&self, slot: &Slot, urgent: bool) -> Moment {
+        let running = slot.running.as_ref().is_some_and(|r| !r.exited);
+        Moment {
+            running,
+            state: slot.info.state,
+            paused: slot.paused(),
+            in_flight: slot.mail.in_flight.is_some(),
+            operator_typing: slot.mail.operator_at.is_some_and(|t| t.elapsed() < OPERATOR_GRACE),
+            composing: self.composing.values().any(|n| n == &slot.spec.name),
+            urgent,
+            queues_input: self.presets.get(&slot.spec.kind).is_some_and(|p| p.queues_input),
+        }
+    }
+
+    /// The arbiter: deliver what is queued for `name` if it can take it now.
+    pub(super) fn pump(&mut self, name: &str) {
+        let Some(store) = self.mailbox.as_ref() else { return };
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        let Ok(queued) = store.queued_for(name) else { return };
+        if queued.is_empty() {
+            return;
+        }
+        let slot = &self.slots[idx];
+        let moment = self.moment(slot, queued.iter().any(|m| m.urgent));
+        let now = now_ms();
+        match mailbox::verdict(&moment) {
+            Verdict::Wait(_) => {}
+            Verdict::Hold => {
+                let steps: Vec<_> = queued
+                    .iter()
+                    .map(|m| (m.id, name.to_string(), Step::Hold(format!("{name} is not running"))))
+                    .collect();
+                self.apply_mail_steps(steps, now);
+            }
+            Verdict::Deliver => {
+                // Into a busy agent only the urgent ones; at its prompt, everything, oldest first, in one go.
+                let busy = moment.state == AgentState::Busy;
+                let mails: Vec<_> = queued.into_iter().filter(|m| !busy || m.urgent).collect();
+                let ids: Vec<i64> = mails.iter().map(|m| m.id).collect();
+                let text = mailbox::frame(&mails, &muster_command(&self.cfg.muster_exe));
+                let steps = ids.iter().map(|id| (*id, name.to_string(), Step::Attempt)).collect();
+                if !self.apply_mail_steps(steps, now) {
+                    return;
+                }
+                let slot = &mut self.slots[idx];
+                let enter_delay = std::time::Duration::from_millis(slot.spec.enter_delay_ms);
+                let Some(r) = slot.running.as_ref() else { return };
+                let generation = r.generation;
+                let sent = r.writer.send(WriteOp::Steer { text, enter_delay });
+                slot.mail.hook_streak = 0;
+                slot.mail.in_flight = Some(InFlight {
+                    ids: ids.clone(),
+                    generation,
+                    since: (!busy).then(Instant::now),
+                    while_busy: busy,
+                });
+                if let Err(e) = sent {
+                    self.unconfirmed(idx, &format!("could not type it: {e}"));
+                }
+            }
+        }
+    }
+
+    /// Steps on several receipts, then clients are told; false when the store refused them.
+    fn apply_mail_steps(&mut self, steps: Vec<(i64, String, Step)>, now: u64) -> bool {
+        let Some(store) = self.mailbox.as_mut() else { return false };
+        if steps.is_empty() {
+            return true;
+        }
+        let ids: Vec<i64> = steps.iter().map(|s| s.0).collect();
+        match store.apply_all(&steps, now) {
+            Ok(_) => {
+                self.mail_changed(Changed { mails: ids, recipients: Vec::new() });
+                true
+            }
+            Err(e) => {
+                self.message(format!("mail: {e}"), true);
+                false
+            }
+        }
+    }
+
+    fn unconfirmed(&mut self, idx: usize, why: &str) {
+        let Some(f) = self.slots[idx].mail.in_flight.take() else { return };
+        let name = self.slots[idx].spec.name.clone();
+        let steps = f.ids.iter().map(|id| (*id, name.clone(), Step::Unconfirmed(why.to_string()))).collect();
+        self.apply_mail_steps(steps, now_ms());
+    }
+
+    /// An agent's state changed: confirm what was typed, mark what it reads as seen, deliver what waits.
+    pub(super) fn mail_on_state(&mut self, name: &str, generation: u64, before: AgentState, state: AgentState) {
+        if self.mailbox.is_none() {
+            return;
+        }
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        let now = now_ms();
+        let turn_started = matches!(state, AgentState::Busy | AgentState::Waiting) && before != state;
+        let mut steps = Vec::new();
+        let slot = &mut self.slots[idx];
+        if let Some(f) = slot.mail.in_flight.as_mut().filter(|f| f.generation == generation) {
+            if f.while_busy {
+                if matches!(state, AgentState::Idle | AgentState::Waiting) {
+                    // That turn is over and the CLI had it queued: it is the next turn's input.
+                    let f = slot.mail.in_flight.take().unwrap_or_else(|| unreachable!());
+                    steps.extend(f.ids.iter().map(|id| (*id, name.to_string(), Step::Confirm("typed, queued".into()))));
+                    slot.mail.unseen.extend(f.ids);
+                }
+            } else if turn_started {
+                let f = slot.mail.in_flight.take().unwrap_or_else(|| unreachable!());
+                for id in f.ids {
+                    steps.push((id, name.to_string(), Step::Confirm("typed".into())));
+                    steps.push((id, name.to_string(), Step::Seen));
+                }
+            }
+        } else if turn_started && !slot.mail.unseen.is_empty() {
+            steps
+                .extend(std::mem::take(&mut slot.mail.unseen).into_iter().map(|id| (id, name.to_string(), Step::Seen)));
+        }
+        self.apply_mail_steps(steps, now);
+        if state == AgentState::Idle {
+            self.pump(name);
+        }
+    }
+
+    /// An agent's run ended on its own: what it was sent and never got is a dead letter.
+    pub(super) fn mail_on_exit(&mut self, name: &str, stopped: bool) {
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
+        let slot = &mut self.slots[idx];
+        slot.mail.unseen.clear();
+        let in_flight = slot.mail.in_flight.take().map(|f| f.ids).unwrap_or_default();
+        let Some(store) = self.mailbox.as_ref() else { return };
+        let queued: Vec<i64> = store.queued_for(name).map(|v| v.iter().map(|m| m.id).collect()).unwrap_or_default();
+        let step = if stopped {
+            Step::Hold(format!("{name} was stopped"))
+        } else {
+            Step::Kill(format!("{name} exited before it was delivered"))
+        };
+        let mut steps: Vec<_> = queued.into_iter().map(|id| (id, name.to_string(), step.clone())).collect();
+        steps.extend(
+            in_flight
+                .into_iter()
+                .map(|id| (id, name.to_string(), Step::Kill(format!("{name} exited while it was being typed")))),
+        );
+        self.apply_mail_steps(steps, now_ms());
+    }
+
+    /// An agent runs again: what was held for it is queued.
+    pub(super) fn mail_on_start(&mut self, name: &str) {
+        let Some(store) = self.mailbox.as_ref() else { return };
+        let held: Vec<_> = store
+            .in_state(ReceiptState::Held)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, r)| r == name)
+            .map(|(id, r)| (id, r, Step::Release))
+            .collect();
+        self.apply_mail_steps(held, now_ms());
+    }
+
+    /// An agent was removed: its mail can never arrive.
+    pub(super) fn mail_on_remove(&mut self, name: &str) {
+        let Some(store) = self.mailbox.as_ref() else { return };
+        let mut steps = Vec::new();
+        for state in [ReceiptState::Queued, ReceiptState::Held, ReceiptState::Delivering] {
+            for (id, r) in store.in_state(state).unwrap_or_default().into_iter().filter(|(_, r)| r == name) {
+                steps.push((id, r, Step::Kill(format!("{name} was removed"))));
+            }
+        }
+        self.apply_mail_steps(steps, now_ms());
+    }
+
+    /// The CLI's stop hook asks for the agent's mail as its next turn.
+    fn take_mail(&mut self, name: &str) -> Option<String> {
+        let idx = self.slots.iter().position(|s| s.spec.name == name)?;
+        let queued = self.mailbox.as_ref()?.queued_for(name).ok()?;
+        let slot = &self.slots[idx];
+        let mut moment = self.moment(slot, false);
+        // The turn is ending: the hook's answer becomes the next one, instead of its prompt.
+        moment.state = AgentState::Idle;
+        if queued.is_empty() || slot.mail.hook_streak >= HOOK_STREAK || mailbox::verdict(&moment) != Verdict::Deliver {
+            self.slots[idx].mail.hook_streak = 0;
+            return None;
+        }
+        let ids: Vec<i64> = queued.iter().map(|m| m.id).collect();
+        let text = mailbox::frame(&queued, &muster_command(&self.cfg.muster_exe));
+        let steps = ids.iter().map(|id| (*id, name.to_string(), Step::Confirm("hook".into()))).collect();
+        if !self.apply_mail_steps(steps, now_ms()) {
+            return None;
+        }
+        let slot = &mut self.slots[idx];
+        slot.mail.hook_streak += 1;
+        slot.mail.unseen.extend(ids);
+        Some(text)
+    }
+
+    /// When the arbiter must look again without anything else happening.
+    pub(super) fn next_mail_wake(&self) -> Option<Instant> {
+        let mut wake: Vec<Instant> = Vec::new();
+        for s in &self.slots {
+            if let Some(since) = s.mail.in_flight.as_ref().and_then(|f| f.since) {
+                wake.push(since + CONFIRM_WITHIN);
+            }
+            if let Some(t) = s.mail.operator_at.filter(|t| t.elapsed() < OPERATOR_GRACE) {
+                if s.info.mail.pending > 0 {
+                    wake.push(t + OPERATOR_GRACE);
+                }
+            }
+        }
+        wake.extend(self.mail_waits.iter().filter_map(|w| w.until_time));
+        wake.extend(self.next_expiry);
+        wake.into_iter().min()
+    }
+
+    /// Timers: unconfirmed deliveries, the operator's typing grace, expiries, waits that gave up.
+    pub(super) fn mail_tick(&mut self) {
+        let now = Instant::now();
+        for idx in 0..self.slots.len() {
+            let late = self.slots[idx]
+                .mail
+                .in_flight
+                .as_ref()
+                .and_then(|f| f.since)
+                .is_some_and(|t| now >= t + CONFIRM_WITHIN);
+            if late {
+                self.unconfirmed(idx, "its turn did not start");
+            }
+        }
+        let names: Vec<String> = self
+            .slots
+            .iter()
+            .filter(|s| s.info.mail.pending > 0 && s.mail.operator_at.is_some_and(|t| t.elapsed() >= OPERATOR_GRACE))
+            .map(|s| s.spec.name.clone())
+            .collect();
+        for s in &mut self.slots {
+            if s.mail.operator_at.is_some_and(|t| t.elapsed() >= OPERATOR_GRACE) {
+                s.mail.operator_at = None;
+            }
+        }
+        for name in names {
+            self.pump(&name);
+        }
+        self.expire_mail();
+        self.settle_mail_waits();
+    }
+
+    fn expire_mail(&mut self) {
+        let Some(store) = self.mailbox.as_ref() else { return };
+        let expired = store.expired(now_ms()).unwrap_or_default();
+        let steps = expired.into_iter().map(|(id, r)| (id, r, Step::Expire)).collect();
+        self.apply_mail_steps(steps, now_ms());
+    }
+
+    fn settle_mail_waits(&mut self) {
+        if self.mail_waits.is_empty() {
+            return;
+        }
+        let Some(store) = self.mailbox.as_ref() else { return };
+        let now = Instant::now();
+        self.mail_waits.retain(|w| {
+            let Ok(Some(mail)) = store.get(w.id) else {
+                let _ = w.reply.send(error(format!("no message #{}", w.id)));
+                return false;
+            };
+            let timed_out = w.until_time.is_some_and(|t| now >= t);
+            match ops::wait_settled(&mail, w.until) {
+                Some(matched) => {
+                    let _ = w.reply.send(answer(&MailAnswer::Waited { matched, timed_out: false, mail }));
+                    false
+                }
+                None if timed_out => {
+                    let _ = w.reply.send(answer(&MailAnswer::Waited { matched: false, timed_out: true, mail }));
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+}
