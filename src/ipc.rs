@@ -139,12 +139,30 @@ pub fn holder(run_dir: &Path) -> Option<u32> {
     let meta = std::fs::symlink_metadata(run_dir.join("lock")).ok()?;
     let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
     let id = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let locks = lock_table()?;
     locks.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
         (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str())).then(|| f.get(4)?.parse().ok()).flatten()
     })
+}
+
+/// `/proc/locks` in one read: read in pieces, a table that changes meanwhile (SQLite's locks come and go all
+/// the time) can skip lines, this muster's among them.
+fn lock_table() -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open("/proc/locks").ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let n = f.read(&mut buf).ok()?;
+    if n == buf.len() {
+        // A table larger than the buffer: read the rest, accepting the race.
+        let mut rest = Vec::new();
+        f.read_to_end(&mut rest).ok()?;
+        buf.extend(rest);
+    } else {
+        buf.truncate(n);
+    }
+    String::from_utf8(buf).ok()
 }
 
 /// Limits of a line server: what one client may send and how many are served at once.

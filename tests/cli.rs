@@ -156,5 +156,5 @@ fn server_commands_without_a_server_and_the_schema() {
     assert!(ok && text.contains("no muster runs"), "{text}");
     let (ok, text) = muster(dir.path(), &["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(ok && schema["oneOf"].as_array().is_some_and(|a| a.len() == 6), "{text}");
+    assert!(ok && schema["oneOf"].as_array().is_some_and(|a| a.len() == 7), "{text}");
 }

@@ -10,6 +10,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use muster::client::{attach, Incoming};
+use muster::protocol::mail::ReceiptState;
 use muster::protocol::{self, frame, AgentState, ClientKind, Event, Hello, ToClient, ToServer};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -330,4 +331,102 @@ fn command_line_changes_go_through_the_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read_to_string(crew.repo().join("done.txt")).unwrap(), "work\n");
+}
+
+/// Load: 16 agents each send 100 messages to random others at once, through the server (each a `muster mail
+/// send` run inside the agent, as any CLI would), then sit at a prompt and log what is typed into them. Every
+/// message is stored once, delivered once, and arrives in order for each sender and recipient.
+#[test]
+fn sixteen_agents_mailing_each_other_lose_nothing_and_keep_order() {
+    const AGENTS: usize = 16;
+    const EACH: usize = 100;
+    let names: Vec<String> = (0..AGENTS).map(|i| format!("m{i}")).collect();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut crew_file = String::new();
+    let mut sent: Vec<Vec<usize>> = vec![Vec::new(); AGENTS];
+    for (i, name) in names.iter().enumerate() {
+        let targets: Vec<String> = (0..EACH)
+            .map(|_| {
+                let mut t = (next() % (AGENTS as u64 - 1)) as usize;
+                if t >= i {
+                    t += 1;
+                }
+                sent[i].push(t);
+                names[t].clone()
+            })
+            .collect();
+        // Send everything, then a prompt that logs each line typed in.
+        let script = format!(
+            "n=0; for to in {}; do n=$((n+1)); {{muster}} mail send --to $to \\\"{name} $n\\\" >/dev/null || echo FAILED; done; \
+             printf 'demo> '; while IFS= read -r line; do printf '%s\\\\n' \\\"$line\\\" >> got.txt; printf 'demo> '; done",
+            targets.join(" ")
+        );
+        crew_file.push_str(&format!(
+            "[[agent]]\nname = \"{name}\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [\"-c\", \"{script}\"]\n"
+        ));
+    }
+    let mut crew = Crew::new(&crew_file);
+    let sock = crew.serve();
+    let c = Client::connect(&sock);
+    c.engine.send(protocol::Command::StartCrew);
+    let db = crew.repo().join(".muster/mail.db");
+    let total = AGENTS * EACH;
+    let end = Instant::now() + Duration::from_secs(240);
+    let all_seen = loop {
+        let store = std::fs::metadata(&db).ok().and_then(|_| muster::mailbox::Store::open(&db).ok());
+        let recent = store.as_ref().and_then(|s| s.recent(total + 10).ok()).unwrap_or_default();
+        if recent.len() == total && recent.iter().all(|m| m.receipts.iter().all(|r| r.state == ReceiptState::Seen)) {
+            break recent;
+        }
+        let dead: Vec<_> = recent.iter().filter(|m| m.receipts.iter().any(|r| r.state.failed())).collect();
+        assert!(dead.is_empty(), "dead letters: {:?}", dead.first());
+        assert!(
+            Instant::now() < end,
+            "not all delivered: {} stored, {} seen",
+            recent.len(),
+            recent.iter().filter(|m| m.receipts.iter().all(|r| r.state == ReceiptState::Seen)).count()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Stored once: each sender's n-th message exactly once, to the recipient it chose.
+    let mut by_body = std::collections::HashMap::new();
+    for m in &all_seen {
+        assert!(by_body.insert(m.body.clone(), m.clone()).is_none(), "stored twice: {}", m.body);
+    }
+    for (i, targets) in sent.iter().enumerate() {
+        for (n, t) in targets.iter().enumerate() {
+            let m = &by_body[&format!("m{i} {}", n + 1)];
+            assert_eq!((m.from.as_str(), m.to.as_slice()), (names[i].as_str(), [names[*t].clone()].as_slice()));
+        }
+    }
+    // Delivered once (one `delivered` step per copy), and typed in order for each sender.
+    let store = muster::mailbox::Store::open(&db).unwrap();
+    for m in all_seen.iter().take(50) {
+        let delivered = store.history(m.id).unwrap().iter().filter(|h| h.state == ReceiptState::Delivered).count();
+        assert_eq!(delivered, 1, "#{}", m.id);
+    }
+    let header = regex::Regex::new(r"\[muster mail #(\d+) from (m\d+)\]").unwrap();
+    let mut received = 0;
+    for name in &names {
+        let got = std::fs::read_to_string(crew.repo().join(".muster/worktrees").join(name).join("got.txt"))
+            .unwrap_or_default();
+        let mut last: std::collections::HashMap<String, i64> = Default::default();
+        let mut ids = std::collections::HashSet::new();
+        for cap in header.captures_iter(&got) {
+            let id: i64 = cap[1].parse().unwrap();
+            assert!(ids.insert(id), "{name} got #{id} twice");
+            let before = last.insert(cap[2].to_string(), id).unwrap_or(0);
+            assert!(id > before, "{name} got #{id} from {} after #{before}", &cap[2]);
+        }
+        let expected = all_seen.iter().filter(|m| m.to == [name.clone()]).count();
+        assert_eq!(ids.len(), expected, "{name}: typed in {} of {expected}", ids.len());
+        received += ids.len();
+    }
+    assert_eq!(received, total);
 }

@@ -33,6 +33,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             checkpoints: added % 7,
             rolled_back: name == "docs",
             why: if state == AgentState::Waiting { "screen rule `question`".into() } else { String::new() },
+            mail: Default::default(),
         },
         screen: None,
         checkpoints: Vec::new(),
@@ -74,6 +75,7 @@ fn state(width: u16, height: u16) -> State {
         merge_order: vec!["docs".into(), "old".into(), "api".into(), "planner".into()],
     };
     update(&mut s, Msg::Engine(Event::Overlaps(overlaps)));
+    mail(&mut s);
     // The selected agent's terminal, as the emulator would produce it.
     let area = muster::ui::layout::areas(width, height, s.agents.len(), true, false);
     let (rows, cols) = area.terminal.map_or((10, 40), |t| (t.height, t.width));
@@ -82,6 +84,73 @@ fn state(width: u16, height: u16) -> State {
     s.agents[1].screen = Some(model.snapshot());
     s.selected = 1;
     s
+}
+
+/// A crew's mail: a request and its reply, a question to the operator, a dead letter; and the roster's marks.
+fn mail(s: &mut State) {
+    use muster::protocol::mail::{Mail, Receipt, ReceiptState as R};
+    let receipt = |who: &str, state: R, detail: Option<&str>| Receipt {
+        recipient: who.into(),
+        state,
+        detail: detail.map(String::from),
+        attempts: 0,
+        at_ms: NOW - 5_000,
+    };
+    let m = |id: i64, thread: i64, from: &str, to: &str, body: &str, receipts: Vec<Receipt>| Mail {
+        id,
+        thread,
+        reply_to: (thread != id).then_some(thread),
+        from: from.into(),
+        to: vec![to.into()],
+        body: body.into(),
+        urgent: false,
+        ask: false,
+        created_ms: NOW - (60 - id as u64 * 10) * 1000,
+        receipts,
+    };
+    let mails = vec![
+        m(
+            1,
+            1,
+            "planner",
+            "api",
+            "Please add a test for greet().\nThe plan is in demo/planner.txt.",
+            vec![receipt("api", R::Acked, Some("reply #2"))],
+        ),
+        m(2, 1, "api", "planner", "done: added tests/greet.rs", vec![receipt("planner", R::Queued, None)]),
+        Mail {
+            ask: true,
+            ..m(
+                3,
+                3,
+                "docs",
+                "operator",
+                "Should the README mention the new greeting?",
+                vec![receipt("operator", R::Delivered, Some("mailbox"))],
+            )
+        },
+        m(
+            4,
+            4,
+            "operator",
+            "old",
+            "Please rebase on main.",
+            vec![receipt("old", R::Dead, Some("old exited before it was delivered"))],
+        ),
+    ];
+    update(s, Msg::Engine(Event::Mail(mails)));
+    for a in &mut s.agents {
+        let marks = &mut a.info.mail;
+        match a.info.name.as_str() {
+            "planner" => marks.pending = 1,
+            "docs" => {
+                marks.unread = 1;
+                marks.asking = Some("Should the README mention the new greeting?".into());
+            }
+            "old" => marks.dead = 1,
+            _ => {}
+        }
+    }
 }
 
 fn draw(s: &State) -> String {
@@ -255,4 +324,42 @@ fn conflict_view_120x40() {
 #[test]
 fn conflict_view_80x24() {
     insta::assert_snapshot!(draw(&conflict_state(80, 24)));
+}
+
+#[test]
+fn crew_mailbox_with_an_open_thread_120x40() {
+    let mut s = state(120, 40);
+    update(&mut s, Msg::Key(Key::parse("I").unwrap()));
+    for k in ["j", "j", "enter"] {
+        update(&mut s, Msg::Key(Key::parse(k).unwrap()));
+    }
+    insta::assert_snapshot!(draw(&s));
+}
+
+#[test]
+fn agent_mail_tab_80x24() {
+    let mut s = state(80, 24);
+    s.selected = 2;
+    update(&mut s, Msg::Key(Key::parse("i").unwrap()));
+    let list = draw(&s);
+    update(&mut s, Msg::Key(Key::parse("enter").unwrap()));
+    insta::assert_snapshot!(format!("{list}\n{}", draw(&s)));
+}
+
+#[test]
+fn mailbox_in_a_small_pane_60x16() {
+    let mut s = state(60, 16);
+    update(&mut s, Msg::Key(Key::parse("I").unwrap()));
+    insta::assert_snapshot!(draw(&s));
+}
+
+#[test]
+fn answering_a_question_80x24() {
+    let mut s = state(80, 24);
+    s.selected = 2;
+    update(&mut s, Msg::Key(Key::parse("a").unwrap()));
+    for c in "Yes, under Usage.".chars() {
+        update(&mut s, Msg::Key(Key::char(c)));
+    }
+    insta::assert_snapshot!(draw(&s));
 }

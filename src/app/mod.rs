@@ -4,5 +4,5 @@ pub mod mail;
 pub mod state;
 pub mod update;
 
-pub use state::{AgentView, ConflictView, Dialog, EditPurpose, State, TimelineView, WellTab};
+pub use state::{AgentView, Compose, ConflictView, Dialog, EditPurpose, MailView, State, TimelineView, WellTab};
 pub use update::{update, Effect, Msg};

@@ -49,6 +49,10 @@ pub enum Confirmed {
     AbortMerge {
         name: String,
     },
+    /// Drop these dead letters (message, recipient).
+    DropMail {
+        copies: Vec<(i64, String)>,
+    },
     /// A steer into an agent that shows a dialog: the text would answer it.
     SteerIntoDialog {
         name: String,
@@ -84,6 +88,31 @@ pub enum WellTab {
     Terminal,
     Timeline,
     Conflicts,
+    Mail,
+}
+
+/// Where the operator is in the mail tab (the agent's threads) or the crew's mailbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailView {
+    /// The whole crew's mailbox, not only the selected agent's threads.
+    pub crew: bool,
+    /// Index into the threads shown, newest first.
+    pub selected: usize,
+    /// The selected thread is open.
+    pub open: bool,
+}
+
+/// Mail being written.
+#[derive(Debug, Clone)]
+pub struct Compose {
+    /// Names (comma-separated), `crew`.
+    pub to: TextArea<'static>,
+    pub body: TextArea<'static>,
+    pub body_focus: bool,
+    pub reply_to: Option<i64>,
+    pub urgent: bool,
+    /// What the operator answers, for the title (an agent's question).
+    pub answering: Option<String>,
 }
 
 /// Where the operator is in an agent's timeline.
@@ -130,6 +159,7 @@ pub enum Dialog {
         name: String,
         editor: Box<TextArea<'static>>,
     },
+    Compose(Box<Compose>),
     /// Editing text: the result of the current conflict, or a merge's commit message.
     Edit {
         purpose: EditPurpose,
@@ -167,6 +197,11 @@ pub struct State {
     pub watching: Option<(Option<String>, u16, u16)>,
     /// The crew's mail this client knows (the newest, and what changed since it attached), by id.
     pub mail: std::collections::BTreeMap<i64, crate::protocol::mail::Mail>,
+    pub mail_view: MailView,
+    /// The agent the engine was last told this operator is writing a steer to.
+    pub composing: Option<String>,
+    /// Messages this client told the engine the operator read.
+    pub mail_seen_sent: BTreeSet<i64>,
 }
 
 impl State {
@@ -194,6 +229,9 @@ impl State {
             closed: None,
             watching: None,
             mail: Default::default(),
+            mail_view: MailView::default(),
+            composing: None,
+            mail_seen_sent: BTreeSet::new(),
         }
     }
 
@@ -207,9 +245,11 @@ impl State {
             Some(Dialog::Confirm { .. }) => Mode::Confirm,
             Some(Dialog::Steer { .. }) => Mode::Steer,
             Some(Dialog::Edit { .. }) => Mode::Edit,
+            Some(Dialog::Compose(_)) => Mode::Compose,
             None if self.attached => Mode::Attached,
             None if self.tab == WellTab::Timeline => Mode::Timeline,
             None if self.tab == WellTab::Conflicts && self.conflicts.is_some() => Mode::Conflicts,
+            None if self.tab == WellTab::Mail && self.well_open => Mode::Mail,
             None => Mode::Roster,
         }
     }

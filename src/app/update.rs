@@ -54,6 +54,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
     sync_watch(state, &mut fx);
     sync_timeline(state, &mut fx);
     sync_conflicts(state, &mut fx);
+    super::mail::sync(state, &mut fx);
     fx
 }
 
@@ -120,6 +121,14 @@ fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
             }
         }
         Mode::Edit => on_edit_key(state, key, action, fx),
+        Mode::Mail => {
+            if let Some(action) = action {
+                if !super::mail::on_action(state, action, fx) {
+                    on_roster_action(state, action, fx);
+                }
+            }
+        }
+        Mode::Compose => super::mail::on_compose_key(state, key, action, fx),
     }
 }
 
@@ -456,6 +465,14 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
             state.tab = WellTab::Timeline;
             state.well_open = true;
         }
+        Action::OpenMail => super::mail::open(state, false),
+        Action::Mailbox => super::mail::open(state, true),
+        Action::Compose => {
+            state.tab = WellTab::Mail;
+            state.well_open = true;
+            super::mail::on_action(state, Action::Compose, fx);
+        }
+        Action::Reply => super::mail::reply_from_roster(state),
         Action::Help => {
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Help);
@@ -579,6 +596,10 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
         }
         Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
         Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
+        Confirmed::DropMail { copies } => {
+            state.status = Some((format!("{} dead letter(s) dropped", copies.len()), false));
+            fx.extend(copies.into_iter().map(|(id, recipient)| Effect::Engine(Command::MailDrop { id, recipient })));
+        }
         Confirmed::SteerIntoDialog { name, text } => {
             state.status = Some((format!("sent to {name}"), false));
             fx.push(Effect::Engine(Command::Steer { name, text, force: true }));
@@ -586,7 +607,7 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
     }
 }
 
-fn to_textarea_input(key: Key) -> Input {
+pub(super) fn to_textarea_input(key: Key) -> Input {
     let k = match key.code {
         KeyCode::Char(c) => TaKey::Char(c),
         KeyCode::Enter => TaKey::Enter,
@@ -656,6 +677,7 @@ fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
         (Some(Dialog::Steer { editor, .. }), _) => {
             editor.insert_str(text.replace("\r\n", "\n"));
         }
+        (Some(Dialog::Compose(c)), _) => super::mail::on_compose_paste(c, &text),
         (None, true) => {
             if let Some(name) = selected_name(state) {
                 fx.push(Effect::Engine(Command::Paste { name, text }));
@@ -917,15 +939,23 @@ mod tests {
     #[test]
     fn steer_composes_multiline_and_sends() {
         let mut s = state_with(&[("a", AgentState::Idle)]);
-        update(&mut s, key("s"));
+        let fx = update(&mut s, key("s"));
         assert_eq!(s.mode(), Mode::Steer);
+        // Mail for the agent waits while its operator writes to it.
+        assert_eq!(engine_cmds(&fx), vec![Command::Composing { name: Some("a".into()) }]);
         for c in "hi".chars() {
             update(&mut s, Msg::Key(Key::char(c)));
         }
         update(&mut s, key("C-j"));
         update(&mut s, Msg::Key(Key::char('x')));
         let fx = update(&mut s, key("enter"));
-        assert_eq!(engine_cmds(&fx), vec![Command::Steer { name: "a".into(), text: "hi\nx".into(), force: false }]);
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![
+                Command::Steer { name: "a".into(), text: "hi\nx".into(), force: false },
+                Command::Composing { name: None }
+            ]
+        );
         assert_eq!(s.mode(), Mode::Roster);
         update(&mut s, key("s"));
         update(&mut s, key("esc"));

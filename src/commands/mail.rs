@@ -38,16 +38,15 @@ impl Ctx {
 
     /// One request, answered by the server, or (the operator, no server) by the database itself.
     fn ask(&self, op: MailOp) -> Result<MailAnswer> {
+        // The socket first: a server that listens is the one to ask (and the one to wait for).
+        let (agent, token) = self.agent.clone().unzip();
+        let req = Request::Mail { agent, token, op: op.clone() };
+        let within = (!matches!(op, MailOp::Wait { .. })).then_some(Duration::from_secs(30));
+        if let Some(line) = hooks::ask(&self.run_dir, &req, within)? {
+            return serde_json::from_str(&line).with_context(|| format!("reading muster's answer: {line}"));
+        }
         if crate::ipc::holder(&self.run_dir).is_some() {
-            let (agent, token) = self.agent.clone().unzip();
-            let req = Request::Mail { agent, token, op: op.clone() };
-            let within = (!matches!(op, MailOp::Wait { .. })).then_some(Duration::from_secs(15));
-            if let Some(line) = hooks::ask(&self.run_dir, &req, within)? {
-                return serde_json::from_str(&line).with_context(|| format!("reading muster's answer: {line}"));
-            }
-            if crate::ipc::holder(&self.run_dir).is_some() {
-                bail!("the muster server did not answer");
-            }
+            bail!("the muster server did not answer");
         }
         let Some(root) = &self.root else {
             bail!("muster is not running: an agent's mail goes through the server that started it");

@@ -79,6 +79,16 @@ actions! {
     FinishMerge = "finish_merge": "Finish the merge: create the merge commit",
     AbortMerge = "abort_merge": "Abort the merge: back to before it",
     HandToAgent = "hand_to_agent": "Send this conflict to the agent as a steer message",
+    OpenMail = "mail": "Show the agent's mail (its threads, receipts, dead letters)",
+    Mailbox = "mailbox": "Show the crew's whole mailbox (or back to the agent's mail)",
+    Compose = "compose": "Write mail to the selected agent (or anyone: edit To)",
+    Reply = "reply": "Reply to the selected thread; answers an agent's question",
+    Forward = "forward": "Forward the selected thread's last message",
+    OpenThread = "open_thread": "Open or close the selected thread (opening marks it read)",
+    RetryMail = "retry_mail": "Send the thread's dead letters again",
+    DropMail = "drop_mail": "Drop the thread's dead letters",
+    NextField = "next_field": "Move between To and the message",
+    ToggleUrgent = "toggle_urgent": "Mark the mail urgent (typed even into a busy agent whose CLI queues input)",
     Help = "help": "Show the keys",
     Quit = "quit": "Quit the workbench (the crew keeps running in its server)",
     StopCrew = "stop_crew": "Stop the crew (checkpointed first) and its server, quit",
@@ -101,10 +111,12 @@ pub enum Mode {
     Steer,
     Confirm,
     Help,
+    Mail,
+    Compose,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 8] = [
+    pub const ALL: [Mode; 10] = [
         Mode::Roster,
         Mode::Timeline,
         Mode::Conflicts,
@@ -113,6 +125,8 @@ impl Mode {
         Mode::Steer,
         Mode::Confirm,
         Mode::Help,
+        Mode::Mail,
+        Mode::Compose,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +139,8 @@ impl Mode {
             Mode::Steer => "steer",
             Mode::Confirm => "confirm",
             Mode::Help => "help",
+            Mode::Mail => "mail",
+            Mode::Compose => "compose",
         }
     }
 
@@ -153,7 +169,7 @@ impl Keymap {
         let own = self.modes.get(&mode).and_then(|list| list.iter().find(|b| b.key == key)).map(|b| b.action);
         match (own, mode) {
             // The timeline is a view of the roster's agent: what it does not bind works as in the roster.
-            (None, Mode::Timeline | Mode::Conflicts) => self.action(Mode::Roster, key),
+            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail) => self.action(Mode::Roster, key),
             _ => own,
         }
     }

@@ -41,6 +41,8 @@ pub enum TermMsg {
     Hook(HookReport),
     /// Look at the screen again now (after a resume, say) and report, even if nothing changed.
     Redetect,
+    /// The Enter of a delivery went in: the engine is told, and told again when the screen next changes.
+    Entered,
 }
 
 /// What goes into an agent's terminal, in order.
@@ -50,6 +52,8 @@ pub enum WriteOp {
     Steer {
         text: String,
         enter_delay: Duration,
+        /// A delivery: the terminal thread hears when its Enter went in (and tells the engine what follows).
+        confirm: bool,
     },
 }
 
@@ -75,7 +79,12 @@ impl Writer {
         })
     }
 
-    fn spawn(name: &str, mut out: Box<dyn Write + Send>, modes: Arc<Mutex<InputModes>>) -> Result<Writer> {
+    fn spawn(
+        name: &str,
+        mut out: Box<dyn Write + Send>,
+        modes: Arc<Mutex<InputModes>>,
+        term: Sender<TermMsg>,
+    ) -> Result<Writer> {
         let (tx, rx) = mpsc::sync_channel::<WriteOp>(WRITE_QUEUE);
         std::thread::Builder::new().name(format!("pty-write-{name}")).spawn(move || {
             let current = || modes.lock().map(|m| *m).unwrap_or_default();
@@ -83,12 +92,19 @@ impl Writer {
                 // A child that has gone cannot take input; its exit is reported separately.
                 let ok = match op {
                     WriteOp::Bytes(b) => out.write_all(&b).and_then(|_| out.flush()),
-                    WriteOp::Steer { text, enter_delay } => {
-                        out.write_all(&keys::encode_paste(&text, current())).and_then(|_| out.flush()).and_then(|_| {
-                            std::thread::sleep(enter_delay);
-                            let enter = crate::key::Key::new(crate::key::KeyCode::Enter, 0);
-                            out.write_all(&keys::encode_key(enter, current())).and_then(|_| out.flush())
-                        })
+                    WriteOp::Steer { text, enter_delay, confirm } => {
+                        let done = out
+                            .write_all(&keys::encode_paste(&text, current()))
+                            .and_then(|_| out.flush())
+                            .and_then(|_| {
+                                std::thread::sleep(enter_delay);
+                                let enter = crate::key::Key::new(crate::key::KeyCode::Enter, 0);
+                                out.write_all(&keys::encode_key(enter, current())).and_then(|_| out.flush())
+                            });
+                        if confirm && done.is_ok() {
+                            let _ = term.send(TermMsg::Entered);
+                        }
+                        done
                     }
                 };
                 if ok.is_err() {
@@ -140,11 +156,11 @@ pub fn now_ms() -> u64 {
 pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg>, sink: EventSink) -> Result<Running> {
     let process = backend.spawn(&args.spec)?;
     let modes = Arc::new(Mutex::new(InputModes::default()));
-    let writer = Writer::spawn(&args.name, process.writer, modes.clone())?;
     let control: Arc<dyn PtyControl> = Arc::from(process.control);
     // Bounded: a child that outpaces the emulator is slowed by the PTY instead of growing memory.
     let (term_tx, term_rx) = mpsc::sync_channel::<TermMsg>(64);
     let (term_fwd_tx, term_fwd_rx) = mpsc::channel::<TermMsg>();
+    let writer = Writer::spawn(&args.name, process.writer, modes.clone(), term_fwd_tx.clone())?;
 
     let reader_tx = term_tx.clone();
     let mut reader = process.reader;
@@ -189,6 +205,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         last_activity_report: None,
         reported: None,
         hook: None,
+        entered: None,
     };
     std::thread::Builder::new().name(format!("term-{}", args.name)).spawn(move || term_state.run(term_rx))?;
 
@@ -268,6 +285,8 @@ struct TermThread {
     last_activity_report: Option<Instant>,
     reported: Option<Reported>,
     hook: Option<HookReport>,
+    /// When a delivery's Enter went in, until the screen changes after it.
+    entered: Option<Instant>,
 }
 
 impl TermThread {
@@ -346,6 +365,11 @@ impl TermThread {
                 self.hook = Some(report);
                 self.last_detect = None;
                 self.detect_dirty = true;
+            }
+            TermMsg::Entered => {
+                self.entered = Some(Instant::now());
+                let _ =
+                    self.engine.send(EngineMsg::MailEntered { name: self.name.clone(), generation: self.generation });
             }
             TermMsg::Redetect => {
                 self.last_detect = None;
@@ -438,6 +462,13 @@ impl TermThread {
                 self.last_change = self.last_output.or(Some(now));
             }
             self.last_hash = Some(hash);
+        }
+        if let (Some(t), Some(c)) = (self.entered, self.last_change) {
+            if c > t {
+                // What was typed in left the prompt: the agent answered it on screen.
+                self.entered = None;
+                let _ = self.engine.send(EngineMsg::MailTaken { name: self.name.clone(), generation: self.generation });
+            }
         }
         let lines = self.model.text_lines();
         let title = self.model.title();

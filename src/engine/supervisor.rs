@@ -87,6 +87,16 @@ pub enum EngineMsg {
         stat: diffstat::DiffStat,
     },
     Checkpoints(JobDone),
+    /// A delivery's Enter went into the agent (the confirmation clock starts).
+    MailEntered {
+        name: String,
+        generation: u64,
+    },
+    /// The agent's screen changed after a delivery's Enter: it took the text.
+    MailTaken {
+        name: String,
+        generation: u64,
+    },
     /// `muster mail …`: as the agent whose secret it carries (None: the operator); answered with a
     /// `MailAnswer` as JSON.
     Mail {
@@ -703,6 +713,8 @@ impl Supervisor {
                 },
                 EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
                 EngineMsg::Mail { who, op, reply } => self.mail_request(who, op, reply),
+                EngineMsg::MailEntered { name, generation } => self.mail_entered(&name, generation),
+                EngineMsg::MailTaken { name, generation } => self.mail_taken(&name, generation),
                 EngineMsg::Diffstat { name, stat } => {
                     if let Some(slot) = self.slot_mut(&name) {
                         if slot.info.diffstat != stat {
@@ -1190,7 +1202,9 @@ impl Supervisor {
             return Err(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"));
         }
         let _ = r.term.send(TermMsg::ScrollBottom { viewer });
-        r.writer.send(WriteOp::Steer { text, enter_delay }).map_err(|e| format!("{name}: message not sent: {e}"))
+        r.writer
+            .send(WriteOp::Steer { text, enter_delay, confirm: false })
+            .map_err(|e| format!("{name}: message not sent: {e}"))
     }
 
     /// Answer the `send --wait` requests this state change settles.

@@ -14,8 +14,9 @@ pub use store::{MailError, NewMail, Store};
 
 /// After the operator typed into an agent, mail waits this long.
 pub const OPERATOR_GRACE: Duration = Duration::from_secs(3);
-/// A typed delivery is confirmed when the agent's turn starts within this (else it is tried again).
-pub const CONFIRM_WITHIN: Duration = Duration::from_secs(5);
+/// A typed delivery is confirmed when, within this after its Enter, the agent's turn starts or its screen
+/// answers (else it is tried again).
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(10);
 /// Mail handed over by a CLI's stop hook at most this many turns in a row (then it waits for the prompt).
 pub const HOOK_STREAK: u32 = 3;
 

@@ -1,7 +1,7 @@
 //! `.muster/mail.db`: messages and, per recipient, a receipt and its history, in SQLite (WAL). Every change is
 //! one transaction: a process killed between two changes leaves the one before, whole.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,6 +47,9 @@ const MIGRATIONS: &[&str] = &[
         at_ms INTEGER NOT NULL
     );
     CREATE INDEX receipt_log_by_message ON receipt_log(message);",
+    // 2: what the arbiter's timers ask (copies in a state; the few messages that expire) without a full scan.
+    "CREATE INDEX receipts_by_state ON receipts(state, message);
+    CREATE INDEX messages_expiring ON messages(expires_ms) WHERE expires_ms IS NOT NULL;",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -293,34 +296,42 @@ impl Store {
         self.select("?1 = ?1", "", limit)
     }
 
+    /// The messages whose ids `sql` (one `?1`, bound to `arg`) lists, in its order: each query goes through
+    /// an index, never through every message.
+    fn by_ids(&self, sql: &str, arg: &str) -> Result<Vec<Mail>, MailError> {
+        let ids: Vec<i64> = {
+            let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.classify(e))?;
+            let rows = stmt.query_map([arg], |r| r.get(0)).and_then(|rows| rows.collect::<rusqlite::Result<_>>());
+            rows.map_err(|e| self.classify(e))?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.get(id)?);
+        }
+        Ok(out)
+    }
+
     /// What `name` sent or was sent, newest first.
     pub fn involving(&self, name: &str, limit: usize) -> Result<Vec<Mail>, MailError> {
-        self.select(
-            "m.sender = ?1 OR EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.recipient = ?1)",
-            name,
-            limit,
-        )
+        let sql = format!(
+            "SELECT id FROM messages WHERE sender = ?1 UNION SELECT message FROM receipts WHERE recipient = ?1
+             ORDER BY 1 DESC LIMIT {limit}"
+        );
+        self.by_ids(&sql, name)
     }
 
     /// Mail for `name`, newest first; `unread`: only what it has not seen yet.
     pub fn inbox(&self, name: &str, unread: bool, limit: usize) -> Result<Vec<Mail>, MailError> {
-        let states = if unread { "('queued','held','delivering','delivered')" } else { "(r.state)" };
-        let filter = format!(
-            "EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.recipient = ?1 AND r.state IN {states}
-              AND r.state NOT IN ('dropped'))"
+        let states = if unread { "IN ('queued','held','delivering','delivered')" } else { "!= 'dropped'" };
+        let sql = format!(
+            "SELECT message FROM receipts WHERE recipient = ?1 AND state {states} ORDER BY message DESC LIMIT {limit}"
         );
-        self.select(&filter, name, limit)
+        self.by_ids(&sql, name)
     }
 
     /// Mail queued for `name`, oldest first: what the next delivery takes.
     pub fn queued_for(&self, name: &str) -> Result<Vec<Mail>, MailError> {
-        let mut v = self.select(
-            "EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.recipient = ?1 AND r.state = 'queued')",
-            name,
-            10_000,
-        )?;
-        v.reverse();
-        Ok(v)
+        self.by_ids("SELECT message FROM receipts WHERE recipient = ?1 AND state = 'queued' ORDER BY message", name)
     }
 
     /// Every (message, recipient) whose receipt is in `state`.
@@ -352,8 +363,8 @@ impl Store {
 
     /// When the next queued or held copy expires (ms since the epoch).
     pub fn next_expiry(&self) -> Result<Option<u64>, MailError> {
-        let sql = "SELECT MIN(m.expires_ms) FROM receipts r JOIN messages m ON m.id = r.message
-                   WHERE r.state IN ('queued','held') AND m.expires_ms IS NOT NULL";
+        let sql = "SELECT MIN(m.expires_ms) FROM messages m WHERE m.expires_ms IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM receipts r WHERE r.message = m.id AND r.state IN ('queued','held'))";
         let v: Option<i64> = self.conn.query_row(sql, [], |r| r.get(0)).map_err(|e| self.classify(e))?;
         Ok(v.map(|v| v as u64))
     }
@@ -378,43 +389,30 @@ impl Store {
         rows.map_err(|e| self.classify(e))
     }
 
-    /// What the roster shows of each agent's mail.
-    pub fn marks(&self) -> Result<BTreeMap<String, MailMarks>, MailError> {
-        let mut marks: BTreeMap<String, MailMarks> = BTreeMap::new();
-        let mut q = |sql: &str, f: &mut dyn FnMut(&mut MailMarks, String, i64)| -> Result<(), MailError> {
+    /// What the roster shows of an agent's mail.
+    pub fn marks_of(&self, name: &str) -> Result<MailMarks, MailError> {
+        let count = |sql: &str| -> Result<u32, MailError> {
             let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.classify(e))?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)))
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(|e| self.classify(e))?;
-            for (name, text, n) in rows {
-                f(marks.entry(name).or_default(), text, n);
-            }
-            Ok(())
+            let n: i64 = stmt.query_row([name], |r| r.get(0)).map_err(|e| self.classify(e))?;
+            Ok(n as u32)
         };
-        q(
-            "SELECT m.sender, '', COUNT(*) FROM messages m JOIN receipts r ON r.message = m.id
-             WHERE r.recipient = 'operator' AND r.state = 'delivered' GROUP BY m.sender",
-            &mut |m, _, n| m.unread = n as u32,
+        let unread = count(
+            "SELECT COUNT(*) FROM receipts r JOIN messages m ON m.id = r.message
+             WHERE r.recipient = 'operator' AND r.state = 'delivered' AND m.sender = ?1",
         )?;
-        q(
-            "SELECT recipient, state, COUNT(*) FROM receipts WHERE state IN ('queued','held','delivering','dead')
-             GROUP BY recipient, state",
-            &mut |m, state, n| {
-                if state == "dead" {
-                    m.dead += n as u32
-                } else {
-                    m.pending += n as u32
-                }
-            },
-        )?;
-        q(
-            "SELECT m.sender, m.body, m.id FROM messages m JOIN receipts r ON r.message = m.id
-             WHERE m.ask = 1 AND r.recipient = 'operator' AND r.state IN ('delivered','seen') ORDER BY m.id",
-            &mut |m, body, _| m.asking = Some(body),
-        )?;
-        marks.remove(OPERATOR);
-        Ok(marks)
+        let pending =
+            count("SELECT COUNT(*) FROM receipts WHERE recipient = ?1 AND state IN ('queued','held','delivering')")?;
+        let dead = count("SELECT COUNT(*) FROM receipts WHERE recipient = ?1 AND state = 'dead'")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT m.body FROM messages m JOIN receipts r ON r.message = m.id
+                 WHERE m.sender = ?1 AND m.ask = 1 AND r.recipient = 'operator' AND r.state IN ('delivered','seen')
+                 ORDER BY m.id DESC LIMIT 1",
+            )
+            .map_err(|e| self.classify(e))?;
+        let asking = stmt.query_row([name], |r| r.get(0)).optional().map_err(|e| self.classify(e))?;
+        Ok(MailMarks { unread, pending, dead, asking })
     }
 
     pub fn count(&self) -> Result<u64, MailError> {
@@ -532,6 +530,7 @@ fn write_receipt(tx: &rusqlite::Transaction, id: i64, r: &Receipt, new: bool) ->
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn mail(from: &str, to: &[&str], body: &str) -> NewMail {
         NewMail {
@@ -577,14 +576,14 @@ mod tests {
         let ask = s.send(&NewMail { ask: true, ..mail("docs", &["operator"], "Mention it in the README?") }, 1);
         let ask = ask.unwrap();
         assert_eq!(ask.receipt(OPERATOR).unwrap().state, ReceiptState::Delivered);
-        let marks = s.marks().unwrap();
-        assert_eq!(marks["docs"].asking.as_deref(), Some("Mention it in the README?"));
-        assert_eq!(marks["docs"].unread, 1);
+        let marks = s.marks_of("docs").unwrap();
+        assert_eq!(marks.asking.as_deref(), Some("Mention it in the README?"));
+        assert_eq!(marks.unread, 1);
         s.apply(ask.id, OPERATOR, &Step::Seen, 2).unwrap();
-        assert_eq!(s.marks().unwrap()["docs"].unread, 0);
+        assert_eq!(s.marks_of("docs").unwrap().unread, 0);
         s.send(&NewMail { reply_to: Some(ask.id), ..mail("operator", &["docs"], "yes") }, 3).unwrap();
-        let marks = s.marks().unwrap();
-        assert_eq!((marks["docs"].asking.as_deref(), marks["docs"].pending), (None, 1));
+        let marks = s.marks_of("docs").unwrap();
+        assert_eq!((marks.asking.as_deref(), marks.pending), (None, 1));
     }
 
     #[test]
@@ -618,7 +617,27 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
         let e = Store::open(&path).err().unwrap();
-        assert!(e.to_string().contains("schema version 99; this muster knows versions up to 1"), "{e}");
+        assert!(e.to_string().contains("schema version 99; this muster knows versions up to 2"), "{e}");
+    }
+
+    #[test]
+    fn an_older_database_is_migrated_and_keeps_its_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE);
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO messages (thread, sender, to_label, body, urgent, ask, created_ms) VALUES (1, 'a', 'b', 'old', 0, 0, 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO receipts VALUES (1, 'b', 'queued', NULL, 0, 1)", []).unwrap();
+        drop(conn);
+        let s = Store::open(&path).unwrap();
+        let v: i64 = s.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
+        assert_eq!(s.queued_for("b").unwrap()[0].body, "old");
     }
 
     #[test]

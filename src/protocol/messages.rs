@@ -272,6 +272,8 @@ pub enum Command {
     Shutdown,
 }
 
+// Events travel by value a few at a time; boxing the agent's info would only add an allocation per update.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Event {
     Agent(AgentInfo),

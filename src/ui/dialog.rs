@@ -1,6 +1,7 @@
 //! Overlays: help generated from the keymap, confirmations, the steer composer.
 
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
@@ -49,8 +50,8 @@ fn help_lines<'a>(state: &State, modes: &[Mode]) -> Vec<Line<'a>> {
 }
 
 pub fn help(state: &State, frame: &mut Frame, area: Rect) {
-    let left_modes = [Mode::Roster, Mode::Attached, Mode::Steer];
-    let right_modes = [Mode::Timeline, Mode::Confirm, Mode::Help];
+    let left_modes = [Mode::Roster, Mode::Attached, Mode::Steer, Mode::Compose];
+    let right_modes = [Mode::Timeline, Mode::Mail, Mode::Confirm, Mode::Help];
     let two_columns = area.width >= 150;
     let rect = centered(area, if two_columns { 150 } else { 80 }, area.height.saturating_sub(2));
     frame.render_widget(Clear, rect);
@@ -102,6 +103,44 @@ pub fn steer(state: &State, frame: &mut Frame, area: Rect, name: &str, editor: &
     ));
     editor.set_style(state.theme.style("ui.dialog"));
     frame.render_widget(&editor, rect);
+}
+
+/// Writing mail: To on one line, the message below; the title says what it answers.
+pub fn compose(state: &State, frame: &mut Frame, area: Rect, c: &crate::app::Compose) {
+    let body_rows = (c.body.lines().len() as u16).clamp(3, area.height.saturating_sub(10).max(3));
+    let width = area.width.saturating_sub(4).min(100);
+    let rect = centered(area, width, body_rows + 5);
+    frame.render_widget(Clear, rect);
+    let title = match (&c.answering, c.reply_to) {
+        (Some(q), _) => format!(" answer: {} ", q.chars().take(60).collect::<String>()),
+        (None, Some(id)) => format!(" reply to #{id} "),
+        (None, None) => " new mail ".to_string(),
+    };
+    let urgent = if c.urgent { " · URGENT" } else { "" };
+    let outer = block(state, format!("{title}· C-s sends · tab: To/message · C-t urgent{urgent} · esc cancels "));
+    let inner = outer.inner(rect);
+    frame.render_widget(outer, rect);
+    if inner.height < 3 {
+        return;
+    }
+    let label = |focus: bool| if focus { state.theme.style("ui.tab.active") } else { state.theme.style("ui.tab") };
+    frame.render_widget(Paragraph::new(Span::styled("To: ", label(!c.body_focus))), Rect::new(inner.x, inner.y, 4, 1));
+    let mut to = c.to.clone();
+    to.set_style(state.theme.style("ui.dialog"));
+    if c.body_focus {
+        to.set_cursor_style(Style::default());
+    }
+    frame.render_widget(&to, Rect::new(inner.x + 4, inner.y, inner.width.saturating_sub(4), 1));
+    frame.render_widget(
+        Paragraph::new(Span::styled("─".repeat(inner.width as usize), state.theme.style("ui.border"))),
+        Rect::new(inner.x, inner.y + 1, inner.width, 1),
+    );
+    let mut body = c.body.clone();
+    body.set_style(state.theme.style("ui.dialog"));
+    if !c.body_focus {
+        body.set_cursor_style(Style::default());
+    }
+    frame.render_widget(&body, Rect::new(inner.x, inner.y + 2, inner.width, inner.height - 2));
 }
 
 pub fn edit(

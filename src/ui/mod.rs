@@ -3,6 +3,7 @@
 pub mod conflicts;
 pub mod dialog;
 pub mod layout;
+pub mod mail;
 pub mod roster;
 pub mod status;
 pub mod terminal;
@@ -25,7 +26,13 @@ pub fn render(state: &State, frame: &mut Frame) {
         return;
     }
     header(state, frame, a.header);
-    roster::render(state, frame, a.roster);
+    let mail_in_roster = a.terminal.is_none() && state.well_open && state.tab == crate::app::WellTab::Mail;
+    if mail_in_roster {
+        // No room for the well (a small pane): the mailbox takes the roster's place while it is open.
+        mail::render(state, frame, a.roster);
+    } else {
+        roster::render(state, frame, a.roster);
+    }
     if let (Some(bar), Some(term)) = (a.well_bar, a.terminal) {
         well::render(state, frame, bar, term);
     }
@@ -35,6 +42,7 @@ pub fn render(state: &State, frame: &mut Frame) {
         Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
         Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
         Some(Dialog::Edit { purpose, editor }) => dialog::edit(state, frame, area, purpose, editor),
+        Some(Dialog::Compose(c)) => dialog::compose(state, frame, area, c),
         None => {}
     }
 }

@@ -74,6 +74,25 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         let cps = format!("◷{}{}", info.checkpoints, if info.rolled_back { " ↺" } else { "" });
         spans.push(Span::styled(pad(&cps, 7), with(theme.style("roster.kind"))));
     }
+    // Mail: unread by you (✉), waiting to be delivered to it (→), dead letters (✗). A column when wide; at
+    // the front of the note when not.
+    let m = &info.mail;
+    let mut mail = String::new();
+    for (n, glyph) in [(m.unread, "✉"), (m.pending, "→"), (m.dead, "✗")] {
+        if n > 0 {
+            mail.push_str(&format!("{glyph}{n}"));
+        }
+    }
+    let mail_scope = if m.dead > 0 {
+        "ui.error"
+    } else if m.unread > 0 {
+        "roster.attention"
+    } else {
+        "roster.kind"
+    };
+    if wide {
+        spans.push(Span::styled(pad(&mail, 7), with(theme.style(mail_scope))));
+    }
     let word = match (info.state, info.exit) {
         (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => {
             format!("{} ({exit})", info.state.label())
@@ -85,6 +104,9 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     spans.push(Span::styled(pad(&age(state.now_ms, info.last_output_ms), 5), with(theme.style("roster.age"))));
     let note = if let Some(err) = &info.error {
         Some((format!("✗ {err}"), "ui.error"))
+    } else if let Some(q) = &info.mail.asking {
+        // Its question to the operator, waiting for an answer (`a` answers).
+        Some((format!("? {}", q.lines().next().unwrap_or("")), "roster.attention"))
     } else if agent.attention && info.state == AgentState::Waiting {
         Some(("⚑ needs you".to_string(), "roster.attention"))
     } else if let Some((others, conflicts)) = state.overlap_of(&info.name) {
@@ -95,6 +117,9 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     } else {
         info.title.as_ref().filter(|_| medium).map(|t| (t.clone(), "roster.kind"))
     };
+    if !wide && !mail.is_empty() {
+        spans.push(Span::styled(format!("{mail} "), with(theme.style(mail_scope))));
+    }
     if let Some((text, scope)) = note {
         spans.push(Span::styled(text, with(theme.style(scope))));
     }

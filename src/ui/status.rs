@@ -69,6 +69,22 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         Mode::Steer => vec![(Action::Send, "send"), (Action::Newline, "new line"), (Action::Cancel, "cancel")],
         Mode::Confirm => vec![(Action::Confirm, "yes"), (Action::Cancel, "no")],
         Mode::Help => vec![(Action::Close, "close")],
+        Mode::Mail => vec![
+            (Action::OpenThread, "open"),
+            (Action::Compose, "write"),
+            (Action::Reply, "reply/answer"),
+            (Action::Forward, "forward"),
+            (Action::RetryMail, "retry"),
+            (Action::DropMail, "drop"),
+            (Action::Mailbox, if state.mail_view.crew { "this agent" } else { "whole crew" }),
+            (Action::Close, "terminal"),
+        ],
+        Mode::Compose => vec![
+            (Action::Send, "send"),
+            (Action::NextField, "To/message"),
+            (Action::ToggleUrgent, "urgent"),
+            (Action::Cancel, "cancel"),
+        ],
     };
     let mut spans = vec![Span::styled(" ", bar)];
     for (action, label) in hints {

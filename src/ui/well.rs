@@ -24,6 +24,21 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
         tab(state, &format!("timeline ({})", agent.checkpoints.len().max(info.checkpoints)), WellTab::Timeline),
         Span::styled(" ", border),
     ];
+    let mail_label = if state.mail_view.crew && state.tab == WellTab::Mail {
+        "mailbox · whole crew".to_string()
+    } else {
+        let m = &info.mail;
+        let mut label = "mail".to_string();
+        if m.unread > 0 {
+            label.push_str(&format!(" ✉{}", m.unread));
+        }
+        if m.dead > 0 {
+            label.push_str(&format!(" ✗{}", m.dead));
+        }
+        label
+    };
+    spans.push(tab(state, &mail_label, WellTab::Mail));
+    spans.push(Span::styled(" ", border));
     if let Some(v) = state.conflicts.as_ref().filter(|v| v.agent == info.name) {
         spans.push(tab(state, &format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
         spans.push(Span::styled(" ", border));
@@ -84,6 +99,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
     }
     if state.tab == WellTab::Timeline && !state.attached {
         super::timeline::render(state, frame, term);
+        return;
+    }
+    if state.tab == WellTab::Mail && !state.attached {
+        super::mail::render(state, frame, term);
         return;
     }
     match &agent.screen {

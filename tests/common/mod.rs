@@ -25,6 +25,8 @@ pub struct Rig {
     pub messages: Vec<String>,
     pub timelines: std::collections::HashMap<String, Vec<muster::git::checkpoint::Checkpoint>>,
     pub shut_down: bool,
+    /// The crew's mail as the engine last told of it, by id.
+    pub mail: std::collections::BTreeMap<i64, muster::protocol::mail::Mail>,
     _dir: tempfile::TempDir,
 }
 
@@ -71,6 +73,7 @@ impl Rig {
             messages: Vec::new(),
             timelines: Default::default(),
             shut_down: false,
+            mail: Default::default(),
             _dir: dir,
         }
     }
@@ -88,6 +91,11 @@ impl Rig {
                 self.timelines.insert(name, checkpoints);
             }
             Event::ShutdownComplete => self.shut_down = true,
+            Event::Mail(mails) => {
+                for m in mails {
+                    self.mail.insert(m.id, m);
+                }
+            }
             _ => {}
         }
     }
@@ -128,6 +136,24 @@ impl Rig {
                 self.absorb(e);
             }
         }
+    }
+
+    /// Where the copy of message `id` for `recipient` is.
+    pub fn receipt(&self, id: i64, recipient: &str) -> Option<muster::protocol::mail::ReceiptState> {
+        self.mail.get(&id).and_then(|m| m.receipt(recipient)).map(|r| r.state)
+    }
+
+    /// `muster ARGS…` run as the operator in the repository, (success, stdout + stderr).
+    pub fn muster(&self, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(args)
+            .current_dir(&self.root)
+            .env_remove("MUSTER_AGENT")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
     }
 
     pub fn state(&self, name: &str) -> Option<engine::AgentState> {

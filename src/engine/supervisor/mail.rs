@@ -166,11 +166,18 @@ impl Supervisor {
         if changed.mails.is_empty() {
             return;
         }
+        let mut names: Vec<String> = Vec::new();
         if let Some(store) = self.mailbox.as_ref() {
             let mails: Vec<_> = changed.mails.iter().filter_map(|id| store.get(*id).ok().flatten()).collect();
+            for m in &mails {
+                names.push(m.from.clone());
+                names.extend(m.receipts.iter().map(|r| r.recipient.clone()));
+            }
             (self.sink)(Event::Mail(mails));
         }
-        self.refresh_marks();
+        names.sort();
+        names.dedup();
+        self.refresh_marks_of(Some(&names));
         self.next_expiry = self
             .mailbox
             .as_ref()
@@ -182,12 +189,15 @@ impl Supervisor {
         self.settle_mail_waits();
     }
 
-    /// The roster's marks of each agent, from the store.
-    fn refresh_marks(&mut self) {
-        let Some(marks) = self.mailbox.as_ref().and_then(|s| s.marks().ok()) else { return };
+    /// The roster's marks of these agents (all: None), from the store.
+    fn refresh_marks_of(&mut self, names: Option<&[String]>) {
+        let Some(store) = self.mailbox.as_ref() else { return };
         let mut changed = Vec::new();
         for slot in &mut self.slots {
-            let m = marks.get(&slot.spec.name).cloned().unwrap_or_default();
+            if names.is_some_and(|n| !n.contains(&slot.spec.name)) {
+                continue;
+            }
+            let Ok(m) = store.marks_of(&slot.spec.name) else { continue };
             if slot.info.mail != m {
                 slot.info.mail = m;
                 changed.push(slot.info.clone());
@@ -196,6 +206,10 @@ impl Supervisor {
         for info in changed {
             (self.sink)(Event::Agent(info));
         }
+    }
+
+    fn refresh_marks(&mut self) {
+        self.refresh_marks_of(None);
     }
 
     fn moment(&self, slot: &Slot, urgent: bool) -> Moment {
@@ -246,12 +260,13 @@ impl Supervisor {
                 let enter_delay = std::time::Duration::from_millis(slot.spec.enter_delay_ms);
                 let Some(r) = slot.running.as_ref() else { return };
                 let generation = r.generation;
-                let sent = r.writer.send(WriteOp::Steer { text, enter_delay });
+                let sent = r.writer.send(WriteOp::Steer { text, enter_delay, confirm: true });
                 slot.mail.hook_streak = 0;
                 slot.mail.in_flight = Some(InFlight {
                     ids: ids.clone(),
                     generation,
-                    since: (!busy).then(Instant::now),
+                    // The clock starts when its Enter goes in (`mail_entered`).
+                    since: None,
                     while_busy: busy,
                 });
                 if let Err(e) = sent {
@@ -285,6 +300,8 @@ impl Supervisor {
         let name = self.slots[idx].spec.name.clone();
         let steps = f.ids.iter().map(|id| (*id, name.clone(), Step::Unconfirmed(why.to_string()))).collect();
         self.apply_mail_steps(steps, now_ms());
+        // Tried again at once if it can take it (a dead letter after the last attempt).
+        self.pump(&name);
     }
 
     /// An agent's state changed: confirm what was typed, mark what it reads as seen, deliver what waits.
@@ -320,6 +337,32 @@ impl Supervisor {
         if state == AgentState::Idle {
             self.pump(name);
         }
+    }
+
+    /// A delivery's Enter went in: from now it has `CONFIRM_WITHIN` to show it took it.
+    pub(super) fn mail_entered(&mut self, name: &str, generation: u64) {
+        if let Some(f) = self.slot_mut(name).and_then(|s| s.mail.in_flight.as_mut()) {
+            if f.generation == generation && !f.while_busy {
+                f.since = Some(Instant::now());
+            }
+        }
+    }
+
+    /// The screen changed after a delivery's Enter (a quick agent may be back at its prompt before its state
+    /// ever shows busy): delivered and read, and the next mail may go.
+    pub(super) fn mail_taken(&mut self, name: &str, generation: u64) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        if !slot.mail.in_flight.as_ref().is_some_and(|f| f.generation == generation && !f.while_busy) {
+            return;
+        }
+        let Some(f) = slot.mail.in_flight.take() else { return };
+        let mut steps = Vec::new();
+        for id in f.ids {
+            steps.push((id, name.to_string(), Step::Confirm("typed".into())));
+            steps.push((id, name.to_string(), Step::Seen));
+        }
+        self.apply_mail_steps(steps, now_ms());
+        self.pump(name);
     }
 
     /// An agent's run ended on its own: what it was sent and never got is a dead letter.
