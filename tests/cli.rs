@@ -158,3 +158,43 @@ fn server_commands_without_a_server_and_the_schema() {
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert!(ok && schema["oneOf"].as_array().is_some_and(|a| a.len() == 7), "{text}");
 }
+
+/// Without a server the operator's mailbox still works from its database; an agent's mail needs the server
+/// (its identity is checked there); a corrupt database is a clear error and the rest of muster works on.
+#[test]
+fn mail_without_a_server_and_with_a_corrupt_database() {
+    let dir = repo();
+    std::fs::write(dir.path().join(".muster/crew.toml"), "[[agent]]\nname = \"api\"\ncommand = \"bash\"\n").unwrap();
+    let (ok, text) = muster(dir.path(), &["mail", "send", "--to", "api", "--expires", "600", "hello"]);
+    assert!(ok && text.trim() == "#1", "{text}");
+    let (ok, text) = muster(dir.path(), &["mail", "status", "1"]);
+    assert!(ok && text.contains("api: queued") && text.contains("history:"), "{text}");
+    let (ok, text) = muster(dir.path(), &["mail", "send", "--to", "nobody", "x"]);
+    assert!(!ok && text.contains("no agent named nobody"), "{text}");
+    let (ok, text) = muster(dir.path(), &["mail", "wait", "1", "--until", "delivered", "--timeout", "0.1"]);
+    assert!(!ok && text.is_empty(), "{text}");
+    let (ok, text) = muster(dir.path(), &["mail", "drop", "1"]);
+    assert!(ok && text.contains("#1 to api: dropped"), "{text}");
+    let (ok, text) = muster(dir.path(), &["mail", "wait", "1", "--until", "delivered"]);
+    assert!(!ok && text.contains("#1 to api: dropped"), "a copy that cannot arrive ends the wait: {text}");
+    let (ok, text) = muster(dir.path(), &["mail", "inbox", "--json"]);
+    assert!(ok && text.trim() == "[]", "{text}");
+    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["mail", "send", "--to", "operator", "hi"])
+        .current_dir(dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path().join(".run"))
+        .env("MUSTER_AGENT", "api")
+        .env("MUSTER_RUN_DIR", dir.path().join(".run/nothing-here"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("an agent's mail goes through the server"), "{err}");
+    std::fs::write(dir.path().join(".muster/mail.db"), vec![b'x'; 4096]).unwrap();
+    for f in ["mail.db-wal", "mail.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(".muster").join(f));
+    }
+    let (ok, text) = muster(dir.path(), &["mail", "inbox"]);
+    assert!(!ok && text.contains("not a readable mail database") && text.contains("move it aside"), "{text}");
+    let (ok, text) = muster(dir.path(), &["status", "--json"]);
+    assert!(ok && text.contains("\"agents\""), "the rest works on: {text}");
+}

@@ -737,3 +737,46 @@ fn a_crew_is_shown_through_muster_proxy() {
     let (status, _) = t.muster(&["server", "status"]);
     assert!(status.contains("running: pid") && status.contains("clients: 0"), "{status}");
 }
+
+/// The mailbox from the keyboard, on the demo crew: answer an agent's question from the roster, write to an
+/// agent from the crew's mailbox, and see its reply arrive with receipts once it could take the mail.
+#[test]
+fn the_mailbox_from_the_keyboard() {
+    let t = Tmux::start(120, 40, "demo");
+    t.wait_for("docs asks the operator", |s| s.contains("? Should the README"));
+    t.keys(&["G"]);
+    t.keys(&["a"]);
+    t.wait_for("the answer dialog", |s| s.contains("answer: Should the README"));
+    t.text("Yes, one line.");
+    t.keys(&["C-s"]);
+    t.wait_for("answered", |s| !s.contains("? Should the README") && s.contains("mail to docs"));
+    t.keys(&["I"]);
+    t.wait_for("the crew's mailbox", |s| s.contains("mailbox · whole crew"));
+    t.keys(&["w"]);
+    t.wait_for("a new mail", |s| s.contains("new mail"));
+    t.text("api");
+    t.keys(&["Tab"]);
+    t.text("hello api");
+    t.keys(&["C-s"]);
+    t.wait_for("it waits for api", |s| s.contains("operator → api"));
+    // api is at its y/n question: the mail waits until the operator answers it.
+    t.keys(&["Escape"]);
+    t.wait_for("back to the terminal", |s| s.contains("[terminal]"));
+    t.keys(&["g", "j", "s"]);
+    t.wait_for("the steer box", |s| s.contains("steer api"));
+    t.text("y");
+    t.keys(&["Enter"]);
+    t.wait_for("the dialog warning", |s| s.contains("api is showing a dialog"));
+    t.keys(&["y"]);
+    t.keys(&["I"]);
+    let s = t.wait_for("api's reply", |s| s.contains("api → operator") && s.contains("done: hello api"));
+    let lines: Vec<&str> = s.lines().collect();
+    let bar = lines.iter().position(|l| l.contains("mailbox · whole crew")).unwrap();
+    let row = lines[bar + 1..].iter().position(|l| l.contains("done: hello api")).unwrap();
+    t.keys(&["g"]);
+    for _ in 0..row {
+        t.keys(&["j"]);
+    }
+    t.keys(&["Enter"]);
+    t.wait_for("the thread, with api's receipt", |s| s.contains("hello api") && s.contains("api: acked (reply #"));
+}

@@ -177,3 +177,17 @@ fn the_operator_mails_from_the_command_line() {
     let (ok, out) = rig.muster(&["mail", "send", "--to", "nobody", "x"]);
     assert!(!ok && out.contains("no agent named nobody (the crew: api"), "{out}");
 }
+
+/// A corrupt mailbox is said once, and the crew runs without mail.
+#[test]
+fn a_corrupt_mailbox_leaves_the_crew_running() {
+    let crew = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo alive; exec sleep 600\"]\n";
+    let mut rig = Rig::with_setup(crew, "a", |root| {
+        std::fs::write(root.join(".muster/mail.db"), vec![b'x'; 4096]).unwrap();
+    });
+    rig.wait_for("the agent, and the reason there is no mail", |r| {
+        r.screen_text("a").contains("alive") && r.messages.iter().any(|m| m.contains("not a readable mail database"))
+    });
+    let (ok, out) = rig.muster(&["mail", "send", "--to", "a", "x"]);
+    assert!(!ok && out.contains("the mailbox is not available"), "{out}");
+}
