@@ -14,6 +14,8 @@ use crate::engine::{self, AgentInfo, AgentState, Command, EngineConfig};
 use crate::pty::NativePty;
 use crate::term::{AlacrittyModel, TerminalModel};
 
+mod mail;
+
 /// CPU time of every thread of this process, in nanoseconds (precise, unlike clock ticks).
 fn process_cpu_ns() -> u64 {
     cpu_ns_of("self")
@@ -469,9 +471,23 @@ pub fn conflicts() -> Result<()> {
     Ok(())
 }
 
-pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: bool, server_only: bool) -> Result<()> {
-    if conflicts_only {
+/// Which figures `muster bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    All,
+    Checkpoints,
+    Conflicts,
+    Server,
+    Mail,
+}
+
+pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
+    let (checkpoints_only, server_only) = (only == Only::Checkpoints, only == Only::Server);
+    if only == Only::Conflicts {
         return conflicts();
+    }
+    if only == Only::Mail {
+        return mail::run();
     }
     if server_only {
         return server(agents, seconds);
@@ -508,7 +524,8 @@ pub fn run(agents: usize, seconds: u64, checkpoints_only: bool, conflicts_only: 
     let (busy, per_agent, frames) = crew_cpu(agents, &["demo-agent", "--stream", "50"], seconds)?;
     println!("CPU, {agents} agents × 50 coloured lines/s: {busy:.2}% of one core ({frames} frames drawn)");
     println!("resident memory per streaming agent (10,000 lines scrollback): {per_agent} KiB");
-    server(agents, seconds)
+    server(agents, seconds)?;
+    mail::run()
 }
 
 /// The server's figures, beside the in-process ones measured in the same rounds (this machine is noisy: each

@@ -170,6 +170,9 @@ pub enum Cmd {
         /// Only the server's figures (attach, echo latency, CPU with 1 and 3 clients), beside the in-process CPU.
         #[arg(long)]
         server_only: bool,
+        /// Only the mailbox's figures (a large mailbox, send → another client, delivery, sends per second).
+        #[arg(long)]
+        mail_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

@@ -17,6 +17,8 @@ pub const OPERATOR_GRACE: Duration = Duration::from_secs(3);
 /// A typed delivery is confirmed when, within this after its Enter, the agent's turn starts or its screen
 /// answers (else it is tried again).
 pub const CONFIRM_WITHIN: Duration = Duration::from_secs(10);
+/// At most this many mails go into an agent in one delivery (the rest in the next): one paste stays readable.
+pub const MAX_BATCH: usize = 20;
 /// Mail handed over by a CLI's stop hook at most this many turns in a row (then it waits for the prompt).
 pub const HOOK_STREAK: u32 = 3;
 

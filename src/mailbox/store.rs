@@ -334,6 +334,19 @@ impl Store {
         self.by_ids("SELECT message FROM receipts WHERE recipient = ?1 AND state = 'queued' ORDER BY message", name)
     }
 
+    /// How many copies are queued for `name`, and how many of them urgent.
+    pub fn queued_count(&self, name: &str) -> Result<(u32, u32), MailError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(m.urgent), 0) FROM receipts r JOIN messages m ON m.id = r.message
+                 WHERE r.recipient = ?1 AND r.state = 'queued'",
+            )
+            .map_err(|e| self.classify(e))?;
+        stmt.query_row([name], |r| Ok((r.get::<_, i64>(0)? as u32, r.get::<_, i64>(1)? as u32)))
+            .map_err(|e| self.classify(e))
+    }
+
     /// Every (message, recipient) whose receipt is in `state`.
     pub fn in_state(&self, state: ReceiptState) -> Result<Vec<(i64, String)>, MailError> {
         let mut stmt = self

@@ -230,16 +230,18 @@ impl Supervisor {
     pub(super) fn pump(&mut self, name: &str) {
         let Some(store) = self.mailbox.as_ref() else { return };
         let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else { return };
-        let Ok(queued) = store.queued_for(name) else { return };
-        if queued.is_empty() {
+        // Counted first: the mail itself is read only when it goes in.
+        let Ok((queued, urgent)) = store.queued_count(name) else { return };
+        if queued == 0 {
             return;
         }
         let slot = &self.slots[idx];
-        let moment = self.moment(slot, queued.iter().any(|m| m.urgent));
+        let moment = self.moment(slot, urgent > 0);
         let now = now_ms();
         match mailbox::verdict(&moment) {
             Verdict::Wait(_) => {}
             Verdict::Hold => {
+                let Ok(queued) = store.queued_for(name) else { return };
                 let steps: Vec<_> = queued
                     .iter()
                     .map(|m| (m.id, name.to_string(), Step::Hold(format!("{name} is not running"))))
@@ -247,9 +249,10 @@ impl Supervisor {
                 self.apply_mail_steps(steps, now);
             }
             Verdict::Deliver => {
-                // Into a busy agent only the urgent ones; at its prompt, everything, oldest first, in one go.
+                let Ok(queued) = store.queued_for(name) else { return };
+                // Into a busy agent only the urgent ones; at its prompt, the oldest ones in one go.
                 let busy = moment.state == AgentState::Busy;
-                let mails: Vec<_> = queued.into_iter().filter(|m| !busy || m.urgent).collect();
+                let mails: Vec<_> = queued.into_iter().filter(|m| !busy || m.urgent).take(mailbox::MAX_BATCH).collect();
                 let ids: Vec<i64> = mails.iter().map(|m| m.id).collect();
                 let text = mailbox::frame(&mails, &muster_command(&self.cfg.muster_exe));
                 let steps = ids.iter().map(|id| (*id, name.to_string(), Step::Attempt)).collect();
@@ -415,7 +418,8 @@ impl Supervisor {
     /// The CLI's stop hook asks for the agent's mail as its next turn.
     fn take_mail(&mut self, name: &str) -> Option<String> {
         let idx = self.slots.iter().position(|s| s.spec.name == name)?;
-        let queued = self.mailbox.as_ref()?.queued_for(name).ok()?;
+        let mut queued = self.mailbox.as_ref()?.queued_for(name).ok()?;
+        queued.truncate(mailbox::MAX_BATCH);
         let slot = &self.slots[idx];
         let mut moment = self.moment(slot, false);
         // The turn is ending: the hook's answer becomes the next one, instead of its prompt.
