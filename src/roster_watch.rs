@@ -19,11 +19,22 @@ pub struct Row {
     pub repo: String,
     pub name: String,
     pub state: AgentState,
+    /// Its mail, as the roster marks it (`✉2`, `? ` for an open question); empty without a server.
+    pub mail: String,
 }
 
 impl Row {
     fn attention(&self) -> bool {
-        matches!(self.state, AgentState::Waiting | AgentState::Error)
+        matches!(self.state, AgentState::Waiting | AgentState::Error) || self.mail.starts_with('?')
+    }
+}
+
+/// The watcher's short mark of an agent's mail: its open question first, then unread mail from it.
+pub fn mail_mark(m: &crate::protocol::mail::MailMarks) -> String {
+    match (&m.asking, m.unread) {
+        (Some(_), _) => "?".into(),
+        (None, 0) => String::new(),
+        (None, n) => format!("✉{n}"),
     }
 }
 
@@ -33,7 +44,12 @@ pub fn rows(roots: &[PathBuf]) -> Vec<Row> {
     for root in roots {
         let Ok((saved, _, _)) = store::load_live(root) else { continue };
         let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        out.extend(saved.agents.into_iter().map(|a| Row { repo: repo.clone(), name: a.spec.name, state: a.state }));
+        out.extend(saved.agents.into_iter().map(|a| Row {
+            repo: repo.clone(),
+            name: a.spec.name,
+            state: a.state,
+            mail: String::new(),
+        }));
     }
     out
 }
@@ -82,7 +98,8 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
     for r in &ordered[..shown] {
         // With every crew, the repository comes last: cut first when the pane is narrow.
         let repo = if all { format!(" {}", r.repo) } else { String::new() };
-        let text = cut(format!("{} {:<name_width$} {:<7}{repo}", r.state.glyph(), r.name, r.state.label()));
+        let mail = if r.mail.is_empty() { String::new() } else { format!(" {}", r.mail) };
+        let text = cut(format!("{} {:<name_width$} {:<7}{mail}{repo}", r.state.glyph(), r.name, r.state.label()));
         let style =
             if r.attention() { Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD) } else { Style::new() };
         out.push(Line::styled(text, style));
@@ -123,7 +140,7 @@ fn follow(root: &Path, tx: std::sync::mpsc::Sender<Wake>) -> bool {
         let mut rows = agents.lock().unwrap_or_else(|p| p.into_inner());
         let changed = match m {
             crate::client::Incoming::Event(Event::Agent(info)) => {
-                let row = Row { repo: repo.clone(), name: info.name, state: info.state };
+                let row = Row { repo: repo.clone(), mail: mail_mark(&info.mail), name: info.name, state: info.state };
                 match rows.iter_mut().find(|r| r.name == row.name) {
                     Some(r) if *r == row => false,
                     Some(r) => {
@@ -255,7 +272,7 @@ mod tests {
     use super::*;
 
     fn row(name: &str, state: AgentState) -> Row {
-        Row { repo: "repo".into(), name: name.into(), state }
+        Row { repo: "repo".into(), name: name.into(), state, mail: String::new() }
     }
 
     fn text(lines: &[Line]) -> Vec<String> {

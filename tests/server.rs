@@ -420,7 +420,7 @@ fn sixteen_agents_mailing_each_other_lose_nothing_and_keep_order() {
         let mut ids = std::collections::HashSet::new();
         for cap in header.captures_iter(&got) {
             let id: i64 = cap[1].parse().unwrap();
-            assert!(ids.insert(id), "{name} got #{id} twice");
+            assert!(ids.insert(id), "{name} got #{id} twice: {:?}", store.history(id));
             let before = last.insert(cap[2].to_string(), id).unwrap_or(0);
             assert!(id > before, "{name} got #{id} from {} after #{before}", &cap[2]);
         }

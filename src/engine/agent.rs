@@ -41,8 +41,8 @@ pub enum TermMsg {
     Hook(HookReport),
     /// Look at the screen again now (after a resume, say) and report, even if nothing changed.
     Redetect,
-    /// The Enter of a delivery went in: the engine is told, and told again when the screen next changes.
-    Entered,
+    /// The Enter of a delivery went in, then: the engine is told, and told again once the screen changed after.
+    Entered(Instant),
 }
 
 /// What goes into an agent's terminal, in order.
@@ -93,16 +93,19 @@ impl Writer {
                 let ok = match op {
                     WriteOp::Bytes(b) => out.write_all(&b).and_then(|_| out.flush()),
                     WriteOp::Steer { text, enter_delay, confirm } => {
+                        let mut entered = Instant::now();
                         let done = out
                             .write_all(&keys::encode_paste(&text, current()))
                             .and_then(|_| out.flush())
                             .and_then(|_| {
                                 std::thread::sleep(enter_delay);
                                 let enter = crate::key::Key::new(crate::key::KeyCode::Enter, 0);
+                                // Before the write: the agent may answer the Enter before this thread runs again.
+                                entered = Instant::now();
                                 out.write_all(&keys::encode_key(enter, current())).and_then(|_| out.flush())
                             });
                         if confirm && done.is_ok() {
-                            let _ = term.send(TermMsg::Entered);
+                            let _ = term.send(TermMsg::Entered(entered));
                         }
                         done
                     }
@@ -366,8 +369,10 @@ impl TermThread {
                 self.last_detect = None;
                 self.detect_dirty = true;
             }
-            TermMsg::Entered => {
-                self.entered = Some(Instant::now());
+            TermMsg::Entered(at) => {
+                self.entered = Some(at);
+                // The screen may already have answered: the next check says so.
+                self.detect_dirty = true;
                 let _ =
                     self.engine.send(EngineMsg::MailEntered { name: self.name.clone(), generation: self.generation });
             }

@@ -164,6 +164,9 @@ pub struct Decision {
     pub why: String,
 }
 
+/// Why an agent is idle when only its quiet screen says so (no prompt rule, no hook).
+pub const QUIET: &str = "the screen stopped changing";
+
 /// Combine the layers. A waiting screen wins over everything: a dialog on screen is what the operator must
 /// see. Otherwise a live hook report wins over screen rules, which win over activity. `last_change` is when
 /// the visible text last changed (not when bytes last arrived).
@@ -193,7 +196,7 @@ pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Optio
         Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => {
             decide(AgentState::Busy, "the screen is changing".into())
         }
-        Some(_) => decide(AgentState::Idle, "the screen stopped changing".into()),
+        Some(_) => decide(AgentState::Idle, QUIET.into()),
         None => decide(AgentState::Starting, "nothing on screen yet".into()),
     }
 }

@@ -62,6 +62,9 @@ pub struct Moment {
     pub urgent: bool,
     /// The CLI queues input typed while it works, and reads it after the turn (see the presets).
     pub queues_input: bool,
+    /// Idle only because its screen went quiet, though its preset knows what its prompt looks like (or has
+    /// hooks): it may be working without output, so it is not at its prompt.
+    pub merely_quiet: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +95,7 @@ pub fn verdict(m: &Moment) -> Verdict {
         return Verdict::Wait("the operator is typing to it");
     }
     match m.state {
+        AgentState::Idle if m.merely_quiet => Verdict::Wait("quiet, but not at its prompt"),
         AgentState::Idle => Verdict::Deliver,
         AgentState::Waiting => Verdict::Wait("it shows a question or a dialog"),
         AgentState::Busy if m.urgent && m.queues_input => Verdict::Deliver,
@@ -150,6 +154,7 @@ mod tests {
             composing: false,
             urgent: false,
             queues_input: false,
+            merely_quiet: false,
         }
     }
 
@@ -164,6 +169,8 @@ mod tests {
             Moment { composing: true, ..moment(AgentState::Idle) },
             Moment { paused: true, ..moment(AgentState::Idle) },
             Moment { in_flight: true, ..moment(AgentState::Idle) },
+            // Quiet is not a prompt where the CLI's prompt is known: it may be working without output.
+            Moment { merely_quiet: true, ..moment(AgentState::Idle) },
         ] {
             assert!(matches!(verdict(&m), Verdict::Wait(_)), "{m:?}");
         }

@@ -223,6 +223,11 @@ impl Supervisor {
             composing: self.composing.values().any(|n| n == &slot.spec.name),
             urgent,
             queues_input: self.presets.get(&slot.spec.kind).is_some_and(|p| p.queues_input),
+            merely_quiet: slot.info.why == crate::engine::detect::QUIET
+                && self
+                    .presets
+                    .get(&slot.spec.kind)
+                    .is_some_and(|p| p.hooks.is_some() || p.rules.iter().any(|r| r.state == AgentState::Idle)),
         }
     }
 
