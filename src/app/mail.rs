@@ -110,6 +110,7 @@ fn compose(to: &str, reply_to: Option<i64>, body: &str, answering: Option<String
         body_area = TextArea::default();
     }
     body_area.move_cursor(ratatui_textarea::CursorMove::Bottom);
+    body_area.move_cursor(ratatui_textarea::CursorMove::End);
     body_area.set_placeholder_text("the message");
     Dialog::Compose(Box::new(Compose {
         to: to_area,
@@ -118,6 +119,7 @@ fn compose(to: &str, reply_to: Option<i64>, body: &str, answering: Option<String
         reply_to,
         urgent: false,
         answering,
+        replaces: Vec::new(),
     }))
 }
 
@@ -234,6 +236,23 @@ pub fn on_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) -> boo
                 });
             }
         }
+        Action::EditMail => {
+            // The newest message of the thread with dead copies: its text again, to the ones it never reached.
+            let copies = selected_thread(state).map(|t| dead_copies(state, &t)).unwrap_or_default();
+            let Some(&(id, _)) = copies.iter().max_by_key(|(id, _)| *id) else {
+                state.status = Some(("no dead letters in this thread".into(), false));
+                return true;
+            };
+            let Some(m) = state.mail.get(&id).cloned() else { return true };
+            let replaces: Vec<(i64, String)> = copies.into_iter().filter(|(i, _)| *i == id).collect();
+            let to: Vec<String> = replaces.iter().map(|(_, r)| r.clone()).collect();
+            let mut dialog = compose(&to.join(","), m.reply_to, &m.body, None);
+            if let Dialog::Compose(c) = &mut dialog {
+                c.urgent = m.urgent;
+                c.replaces = replaces;
+            }
+            state.dialog = Some(dialog);
+        }
         Action::Mailbox => open(state, !state.mail_view.crew),
         Action::Close => {
             state.tab = WellTab::Terminal;
@@ -269,6 +288,10 @@ pub fn on_compose_key(state: &mut State, key: Key, action: Option<Action>, fx: &
                 return;
             }
             let (reply_to, urgent) = (c.reply_to, c.urgent);
+            // An edited dead letter: the new text goes, the old copies are dropped.
+            for (id, recipient) in std::mem::take(&mut c.replaces) {
+                fx.push(Effect::Engine(Command::MailDrop { id, recipient }));
+            }
             state.status = Some((format!("mail to {}", to.join(", ")), false));
             fx.push(Effect::Engine(Command::MailSend { to, body, reply_to, urgent }));
             state.dialog = None;
@@ -294,5 +317,104 @@ pub fn on_compose_paste(c: &mut Compose, text: &str) {
         c.body.insert_str(text);
     } else {
         c.to.insert_str(text.replace('\n', ","));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::update::{update, Msg};
+    use crate::config::keymap::Keymap;
+    use crate::config::theme::{ColorMode, Theme};
+    use crate::protocol::mail::{Mail, Receipt, ReceiptState as R};
+    use crate::protocol::{AgentInfo, AgentState, Event};
+
+    fn mail(id: i64, from: &str, to: &str, state: R, ask: bool) -> Mail {
+        Mail {
+            id,
+            thread: id,
+            reply_to: None,
+            from: from.into(),
+            to: vec![to.into()],
+            body: format!("body {id}"),
+            urgent: false,
+            ask,
+            created_ms: 1000,
+            receipts: vec![Receipt { recipient: to.into(), state, detail: None, attempts: 0, at_ms: 1000 }],
+        }
+    }
+
+    fn state() -> State {
+        let mut s =
+            State::new("r".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (120, 40));
+        for n in ["api", "docs"] {
+            s.agents.push(crate::app::AgentView {
+                info: AgentInfo::new(n, "demo", AgentState::Idle),
+                screen: None,
+                checkpoints: Vec::new(),
+                attention: false,
+            });
+        }
+        let mails = vec![mail(1, "operator", "api", R::Dead, false), mail(2, "docs", OPERATOR, R::Delivered, true)];
+        update(&mut s, Msg::Engine(Event::Mail(mails)));
+        s
+    }
+
+    fn keys(s: &mut State, keys: &[&str]) -> Vec<Command> {
+        let mut out = Vec::new();
+        for k in keys {
+            for fx in update(s, Msg::Key(Key::parse(k).unwrap())) {
+                if let Effect::Engine(c) = fx {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_question_is_answered_from_the_roster_as_a_reply() {
+        let mut s = state();
+        s.selected = 1;
+        keys(&mut s, &["a"]);
+        let Some(Dialog::Compose(c)) = &s.dialog else { panic!("no compose: {:?}", s.dialog) };
+        assert_eq!((c.to.lines()[0].as_str(), c.reply_to, c.answering.as_deref()), ("docs", Some(2), Some("body 2")));
+        let sent = keys(&mut s, &["y", "e", "s", "C-s"]);
+        let expect =
+            Command::MailSend { to: vec!["docs".into()], body: "yes".into(), reply_to: Some(2), urgent: false };
+        assert!(sent.contains(&expect), "{sent:?}");
+        assert!(s.dialog.is_none());
+    }
+
+    #[test]
+    fn dead_letters_are_retried_edited_or_dropped_from_the_mailbox() {
+        let mut s = state();
+        keys(&mut s, &["I"]);
+        assert_eq!(threads(&s).iter().map(|t| t.id).collect::<Vec<_>>(), [2, 1]);
+        keys(&mut s, &["j"]);
+        assert_eq!(keys(&mut s, &["R"]), [Command::MailRetry { id: 1, recipient: "api".into() }]);
+        keys(&mut s, &["X"]);
+        assert!(matches!(s.dialog, Some(Dialog::Confirm { .. })));
+        assert_eq!(keys(&mut s, &["y"]), [Command::MailDrop { id: 1, recipient: "api".into() }]);
+        keys(&mut s, &["e"]);
+        let sent = keys(&mut s, &["!", "C-s"]);
+        assert_eq!(
+            sent,
+            [
+                Command::MailDrop { id: 1, recipient: "api".into() },
+                Command::MailSend { to: vec!["api".into()], body: "body 1!".into(), reply_to: None, urgent: false }
+            ]
+        );
+    }
+
+    #[test]
+    fn opening_a_thread_marks_it_read_once_and_new_mail_for_the_operator_rings() {
+        let mut s = state();
+        keys(&mut s, &["I"]);
+        assert_eq!(keys(&mut s, &["enter"]), [Command::MailSeen { ids: vec![2] }]);
+        assert!(keys(&mut s, &["j", "k"]).is_empty(), "told once");
+        s.now_ms = 2000;
+        let fx = update(&mut s, Msg::Engine(Event::Mail(vec![mail(3, "api", OPERATOR, R::Delivered, false)])));
+        assert!(fx.iter().any(|f| matches!(f, Effect::Bell)));
     }
 }

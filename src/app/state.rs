@@ -113,6 +113,8 @@ pub struct Compose {
     pub urgent: bool,
     /// What the operator answers, for the title (an agent's question).
     pub answering: Option<String>,
+    /// Dead letters this mail is an edit of: dropped when it is sent.
+    pub replaces: Vec<(i64, String)>,
 }
 
 /// Where the operator is in an agent's timeline.

@@ -87,6 +87,7 @@ actions! {
     OpenThread = "open_thread": "Open or close the selected thread (opening marks it read)",
     RetryMail = "retry_mail": "Send the thread's dead letters again",
     DropMail = "drop_mail": "Drop the thread's dead letters",
+    EditMail = "edit_mail": "Edit the thread's newest dead letter and send it instead",
     NextField = "next_field": "Move between To and the message",
     ToggleUrgent = "toggle_urgent": "Mark the mail urgent (typed even into a busy agent whose CLI queues input)",
     Help = "help": "Show the keys",

@@ -208,8 +208,14 @@ impl WorktreeWatch {
                 }
             }
         };
-        let mut watcher = notify::recommended_watcher(handler).context("starting a file watcher")?;
-        watcher.watch(&sync_dir, RecursiveMode::NonRecursive).context("watching the barrier folder")?;
+        let started = notify::recommended_watcher(handler).context("starting a file watcher").and_then(|mut w| {
+            w.watch(&sync_dir, RecursiveMode::NonRecursive).context("watching the barrier folder")?;
+            Ok(w)
+        });
+        // No watcher (this user's inotify instances all taken, say): its barrier folder goes too.
+        let watcher = started.inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&sync_dir);
+        })?;
         Ok(Arc::new(WorktreeWatch {
             root: root.to_path_buf(),
             sync_dir,

@@ -112,6 +112,9 @@ pub fn compose(state: &State, frame: &mut Frame, area: Rect, c: &crate::app::Com
     let rect = centered(area, width, body_rows + 5);
     frame.render_widget(Clear, rect);
     let title = match (&c.answering, c.reply_to) {
+        _ if !c.replaces.is_empty() => {
+            format!(" edit dead letter #{} (sent anew; the old one is dropped) ", c.replaces[0].0)
+        }
         (Some(q), _) => format!(" answer: {} ", q.chars().take(60).collect::<String>()),
         (None, Some(id)) => format!(" reply to #{id} "),
         (None, None) => " new mail ".to_string(),

@@ -76,6 +76,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             (Action::Forward, "forward"),
             (Action::RetryMail, "retry"),
             (Action::DropMail, "drop"),
+            (Action::EditMail, "edit"),
             (Action::Mailbox, if state.mail_view.crew { "this agent" } else { "whole crew" }),
             (Action::Close, "terminal"),
         ],
