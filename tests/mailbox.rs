@@ -191,3 +191,16 @@ fn a_corrupt_mailbox_leaves_the_crew_running() {
     let (ok, out) = rig.muster(&["mail", "send", "--to", "a", "x"]);
     assert!(!ok && out.contains("the mailbox is not available"), "{out}");
 }
+
+/// Mail that could not be delivered in time expires (the agent kept asking its question), and says so.
+#[test]
+fn undelivered_mail_expires() {
+    let mut rig = Rig::new(&demo("api", 0.2), "api");
+    rig.wait_for("its question", |r| r.state("api") == Some(AgentState::Waiting));
+    let (ok, out) = rig.muster(&["mail", "send", "--to", "api", "--expires", "0.3", "soon stale"]);
+    assert!(ok, "{out}");
+    rig.wait_for("expired", |r| r.receipt(1, "api") == Some(R::Expired));
+    assert_eq!(rig.mail[&1].receipt("api").unwrap().detail.as_deref(), Some("not delivered in time"));
+    let (ok, out) = rig.muster(&["mail", "wait", "1", "--until", "delivered"]);
+    assert!(!ok && out.contains("expired"), "{out}");
+}

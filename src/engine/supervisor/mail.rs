@@ -178,11 +178,7 @@ impl Supervisor {
         names.sort();
         names.dedup();
         self.refresh_marks_of(Some(&names));
-        self.next_expiry = self
-            .mailbox
-            .as_ref()
-            .and_then(|s| s.next_expiry().ok().flatten())
-            .map(|ms| Instant::now() + std::time::Duration::from_millis(ms.saturating_sub(now_ms())));
+        self.schedule_expiry();
         for name in changed.recipients {
             self.pump(&name);
         }
@@ -500,6 +496,15 @@ impl Supervisor {
         let expired = store.expired(now_ms()).unwrap_or_default();
         let steps = expired.into_iter().map(|(id, r)| (id, r, Step::Expire)).collect();
         self.apply_mail_steps(steps, now_ms());
+        // Again even when nothing expired: a wake a millisecond early must not leave a deadline in the past.
+        self.schedule_expiry();
+    }
+
+    /// When the next undelivered copy expires, as a deadline always in the future.
+    fn schedule_expiry(&mut self) {
+        let next = self.mailbox.as_ref().and_then(|s| s.next_expiry().ok().flatten());
+        self.next_expiry =
+            next.map(|ms| Instant::now() + std::time::Duration::from_millis(ms.saturating_sub(now_ms()).max(1) + 1));
     }
 
     fn settle_mail_waits(&mut self) {
