@@ -318,24 +318,31 @@ impl Supervisor {
         let turn_started = matches!(state, AgentState::Busy | AgentState::Waiting) && before != state;
         let mut steps = Vec::new();
         let slot = &mut self.slots[idx];
-        if let Some(f) = slot.mail.in_flight.as_mut().filter(|f| f.generation == generation) {
+        // Typed while it worked: the CLI held it through that turn (`Some(true)`). Typed at its prompt: its turn
+        // started (`Some(false)`).
+        let settled = slot.mail.in_flight.as_ref().filter(|f| f.generation == generation).and_then(|f| {
             if f.while_busy {
-                if matches!(state, AgentState::Idle | AgentState::Waiting) {
-                    // That turn is over and the CLI had it queued: it is the next turn's input.
-                    let f = slot.mail.in_flight.take().unwrap_or_else(|| unreachable!());
-                    steps.extend(f.ids.iter().map(|id| (*id, name.to_string(), Step::Confirm("typed, queued".into()))));
-                    slot.mail.unseen.extend(f.ids);
-                }
-            } else if turn_started {
-                let f = slot.mail.in_flight.take().unwrap_or_else(|| unreachable!());
+                matches!(state, AgentState::Idle | AgentState::Waiting).then_some(true)
+            } else {
+                turn_started.then_some(false)
+            }
+        });
+        match (settled, slot.mail.in_flight.take_if(|_| settled.is_some())) {
+            (Some(true), Some(f)) => {
+                steps.extend(f.ids.iter().map(|id| (*id, name.to_string(), Step::Confirm("typed, queued".into()))));
+                slot.mail.unseen.extend(f.ids);
+            }
+            (Some(false), Some(f)) => {
                 for id in f.ids {
                     steps.push((id, name.to_string(), Step::Confirm("typed".into())));
                     steps.push((id, name.to_string(), Step::Seen));
                 }
             }
-        } else if turn_started && !slot.mail.unseen.is_empty() {
-            steps
-                .extend(std::mem::take(&mut slot.mail.unseen).into_iter().map(|id| (id, name.to_string(), Step::Seen)));
+            _ if turn_started && slot.mail.in_flight.is_none() => {
+                let unseen = std::mem::take(&mut slot.mail.unseen);
+                steps.extend(unseen.into_iter().map(|id| (id, name.to_string(), Step::Seen)));
+            }
+            _ => {}
         }
         self.apply_mail_steps(steps, now);
         if state == AgentState::Idle {
