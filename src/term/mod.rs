@@ -1,7 +1,9 @@
 //! Terminal emulation: the model each agent's output is fed into, the screen snapshots the UI draws, the
 //! key/paste encoder for what the operator types, and a tap for OSC notifications the emulator ignores.
 
+pub mod capture;
 pub mod guard;
+pub mod history;
 pub mod keys;
 pub mod model;
 pub mod osc;

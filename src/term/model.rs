@@ -5,13 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use alacritty_terminal::event::{Event as TermEvent, EventListener, WindowSize};
-use alacritty_terminal::grid::{Dimensions, Scroll};
+use alacritty_terminal::grid::Dimensions;
 use alacritty_terminal::index::{Column, Line};
 use alacritty_terminal::term::cell::Flags;
 use alacritty_terminal::term::{Config, Term, TermMode};
 use alacritty_terminal::vte::ansi::{Color, CursorShape, NamedColor, Processor, StdSyncHandler};
 
+use super::capture::{self, Capture, Region};
 use super::guard::{OutputGuard, MAX_COMBINING};
+use super::history::History;
 use super::osc::OscTap;
 use super::palette::xterm_rgb;
 use super::screen::{CellColor, CellFlags, Screen, ScreenCell};
@@ -102,7 +104,7 @@ impl Palette {
 }
 
 #[derive(Clone, Default)]
-struct Listener(Arc<Mutex<Pending>>);
+pub struct Listener(Arc<Mutex<Pending>>);
 
 impl Listener {
     fn with<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
@@ -162,6 +164,12 @@ pub struct AlacrittyModel {
     listener: Listener,
     osc: OscTap,
     guard: OutputGuard,
+    /// Lines above the screen: the emulator itself keeps none (see `capture`).
+    history: History,
+    /// The emulator's scroll region, which decides what scrolls into history.
+    region: Region,
+    /// How far the model's own view is scrolled back.
+    view: usize,
 }
 
 impl AlacrittyModel {
@@ -177,17 +185,89 @@ impl AlacrittyModel {
             p.size = (rows, cols);
             p.palette = palette;
         });
-        // Kitty keyboard on: agent CLIs ask for it and our key encoder speaks it.
-        let config = Config { scrolling_history: scrollback, kitty_keyboard: true, ..Config::default() };
+        // Kitty keyboard on: agent CLIs ask for it and our key encoder speaks it. No history in the emulator:
+        // rows that scroll off go to the compact history.
+        let config = Config { scrolling_history: 0, kitty_keyboard: true, ..Config::default() };
         let term = Term::new(config, &Size { rows: rows as usize, cols: cols as usize }, listener.clone());
         AlacrittyModel {
+            region: capture::full_region(&term),
             term,
             parser: Processor::new(),
             listener,
             osc: OscTap::default(),
             guard: OutputGuard::default(),
+            history: History::new(scrollback, cols),
+            view: 0,
         }
     }
+
+    /// Bytes the history holds, for the benchmark.
+    pub fn history_bytes(&self) -> usize {
+        self.history.bytes()
+    }
+
+    fn alt_screen(&self) -> bool {
+        self.term.mode().contains(TermMode::ALT_SCREEN)
+    }
+}
+
+/// Rows go back above the screen, as history the emulator holds (it has room for them): the screen scrolls
+/// up by their number into history, then every row moves down again, and they fill the rows above.
+fn put_back(term: &mut Term<Listener>, rows: Vec<Vec<ScreenCell>>) {
+    use alacritty_terminal::grid::Row;
+    let k = rows.len();
+    let screen = term.screen_lines();
+    let cols = term.columns();
+    if k == 0 {
+        return;
+    }
+    let grid = term.grid_mut();
+    grid.scroll_up(&(Line(0)..Line(screen as i32)), k);
+    for line in (0..screen as i32).rev() {
+        grid[Line(line)] = grid[Line(line - k as i32)].clone();
+    }
+    for (i, cells) in rows.into_iter().enumerate() {
+        let mut row = Row::new(cols);
+        for (c, cell) in cells.iter().take(cols).enumerate() {
+            row[Column(c)] = emulator_cell(cell);
+        }
+        row[Column(cols - 1)].flags.insert(Flags::WRAPLINE);
+        grid[Line(i as i32 - k as i32)] = row;
+    }
+}
+
+/// A history cell as an emulator cell again (for a reflow).
+fn emulator_cell(cell: &ScreenCell) -> alacritty_terminal::term::cell::Cell {
+    let color = |c: CellColor, default: NamedColor| match c {
+        CellColor::Default => Color::Named(default),
+        CellColor::Indexed(i) => Color::Indexed(i),
+        CellColor::Rgb(r, g, b) => Color::Spec(alacritty_terminal::vte::ansi::Rgb { r, g, b }),
+    };
+    let pairs = [
+        (CellFlags::BOLD, Flags::BOLD),
+        (CellFlags::DIM, Flags::DIM),
+        (CellFlags::ITALIC, Flags::ITALIC),
+        (CellFlags::UNDERLINE, Flags::UNDERLINE),
+        (CellFlags::INVERSE, Flags::INVERSE),
+        (CellFlags::HIDDEN, Flags::HIDDEN),
+        (CellFlags::STRIKE, Flags::STRIKEOUT),
+        (CellFlags::WIDE, Flags::WIDE_CHAR),
+        (CellFlags::SPACER, Flags::WIDE_CHAR_SPACER),
+        (super::history::LEADING_SPACER, Flags::LEADING_WIDE_CHAR_SPACER),
+    ];
+    let flags = pairs.iter().filter(|(bit, _)| cell.flags.has(*bit)).fold(Flags::empty(), |acc, (_, f)| acc | *f);
+    let mut chars = cell.text.chars();
+    let mut out = alacritty_terminal::term::cell::Cell {
+        c: chars.next().unwrap_or(' '),
+        fg: color(cell.fg, NamedColor::Foreground),
+        bg: color(cell.bg, NamedColor::Background),
+        flags,
+        extra: None,
+    };
+    for mark in chars {
+        out.push_zerowidth(mark);
+    }
+    out
 }
 
 /// Cut every visible cell's combining marks to `MAX_COMBINING`. The guard caps a run of marks in the output, but
@@ -210,6 +290,16 @@ fn trim_marks(term: &mut Term<Listener>) {
             }
         }
     }
+}
+
+/// One emulator cell as a screen cell.
+pub(super) fn convert_cell(cell: &alacritty_terminal::term::cell::Cell) -> ScreenCell {
+    let mut text = compact_str::CompactString::default();
+    text.push(if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c });
+    if let Some(extra) = cell.zerowidth() {
+        text.extend(extra.iter());
+    }
+    ScreenCell { text, fg: convert_color(cell.fg), bg: convert_color(cell.bg), flags: convert_flags(cell.flags) }
 }
 
 fn convert_color(color: Color) -> CellColor {
@@ -256,7 +346,8 @@ impl TerminalModel for AlacrittyModel {
     fn feed(&mut self, bytes: &[u8]) {
         let bytes = self.guard.filter(bytes);
         self.osc.feed(bytes);
-        self.parser.advance(&mut self.term, bytes);
+        let mut capture = Capture { term: &mut self.term, region: &mut self.region, history: &mut self.history };
+        self.parser.advance(&mut capture, bytes);
         if self.guard.marks_passed > MAX_COMBINING {
             trim_marks(&mut self.term);
         }
@@ -266,7 +357,34 @@ impl TerminalModel for AlacrittyModel {
         let rows = rows.max(1);
         let cols = cols.max(2);
         self.listener.with(|p| p.size = (rows, cols));
+        let (old_rows, old_cols) = (self.term.screen_lines(), self.term.columns());
+        if (old_rows, old_cols) == (rows as usize, cols as usize) {
+            return;
+        }
+        let primary = !self.alt_screen();
+        // A shorter or narrower screen pushes rows up: the emulator gets room to keep them for the moment of
+        // the resize (a reflow can make each row several), and they go to the history after. A line that
+        // began in history and goes on on the screen goes back to the emulator first, to reflow whole.
+        let back = if primary { self.history.take_open_line().unwrap_or_default() } else { Vec::new() };
+        self.history.set_width(cols);
+        if primary {
+            let room = (old_rows + back.len()) * (old_cols / cols as usize + 2);
+            self.term.grid_mut().update_history(room);
+            put_back(&mut self.term, back);
+        }
         self.term.resize(Size { rows: rows as usize, cols: cols as usize });
+        if primary {
+            let pushed = self.term.grid().history_size();
+            for line in (1..=pushed).rev() {
+                let (cells, wrapped) = capture::history_row(&self.term, -(line as i32));
+                self.history.push_row(&cells, wrapped);
+            }
+            let grid = self.term.grid_mut();
+            grid.update_history(0);
+            // Give back the rows the emulator allocated for the resize.
+            grid.truncate();
+        }
+        self.region = capture::full_region(&self.term);
     }
 
     fn size(&self) -> (u16, u16) {
@@ -313,36 +431,34 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn snapshot(&self) -> Screen {
-        self.snapshot_at(self.term.grid().display_offset())
+        self.snapshot_at(self.view)
     }
 
     fn history_size(&self) -> usize {
-        self.term.grid().history_size()
+        // The alternate screen has no history (as in every terminal): the primary's waits behind it.
+        if self.alt_screen() {
+            0
+        } else {
+            self.history.rows()
+        }
     }
 
     fn snapshot_at(&self, offset: usize) -> Screen {
         let grid = self.term.grid();
         let rows = self.term.screen_lines();
         let cols = self.term.columns();
-        let offset = offset.min(grid.history_size());
+        let history = self.history_size();
+        let offset = offset.min(history);
         let mut cells = Vec::with_capacity(rows * cols);
-        for row in 0..rows {
-            let line = Line(row as i32 - offset as i32);
-            let grid_row = &grid[line];
-            for col in 0..cols {
-                let cell = &grid_row[Column(col)];
-                let mut text = compact_str::CompactString::default();
-                text.push(if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c });
-                if let Some(extra) = cell.zerowidth() {
-                    text.extend(extra.iter());
-                }
-                cells.push(ScreenCell {
-                    text,
-                    fg: convert_color(cell.fg),
-                    bg: convert_color(cell.bg),
-                    flags: convert_flags(cell.flags),
-                });
-            }
+        let above = offset.min(rows);
+        for mut row in self.history.rows_at(history - offset, above) {
+            row.resize(cols, ScreenCell::default());
+            cells.extend(row);
+        }
+        cells.resize(above * cols, ScreenCell::default());
+        for row in above..rows {
+            let grid_row = &grid[Line((row - offset) as i32)];
+            cells.extend((0..cols).map(|col| convert_cell(&grid_row[Column(col)])));
         }
         let content = self.term.renderable_content();
         let cursor_point = content.cursor.point;
@@ -357,7 +473,7 @@ impl TerminalModel for AlacrittyModel {
             cells,
             cursor,
             scrolled_back: offset,
-            history: grid.history_size(),
+            history,
             alt_screen: self.term.mode().contains(TermMode::ALT_SCREEN),
         }
     }
@@ -396,13 +512,11 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn scroll(&mut self, lines: i32) {
-        self.term.scroll_display(Scroll::Delta(lines));
+        self.view = (self.view as i64 + lines as i64).clamp(0, self.history_size() as i64) as usize;
     }
 
     fn scroll_to_bottom(&mut self) -> bool {
-        let back = self.term.grid().display_offset() > 0;
-        self.term.scroll_display(Scroll::Bottom);
-        back
+        std::mem::take(&mut self.view) > 0
     }
 
     fn sync_deadline(&self) -> Option<Instant> {
@@ -410,13 +524,170 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn flush_sync(&mut self) {
-        self.parser.stop_sync(&mut self.term);
+        let mut capture = Capture { term: &mut self.term, region: &mut self.region, history: &mut self.history };
+        self.parser.stop_sync(&mut capture);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    impl AlacrittyModel {
+        /// Every row, history first.
+        fn all_rows(&self) -> Vec<Vec<ScreenCell>> {
+            let cols = self.term.columns();
+            let mut rows = self.history.rows_at(0, self.history_size());
+            for row in rows.iter_mut() {
+                row.resize(cols, ScreenCell::default());
+            }
+            let grid = self.term.grid();
+            for line in 0..self.term.screen_lines() as i32 {
+                rows.push((0..cols).map(|c| convert_cell(&grid[Line(line)][Column(c)])).collect());
+            }
+            rows
+        }
+    }
+
+    /// alacritty with a history that never fills: what the compact history must read back as.
+    struct Oracle {
+        term: Term<Listener>,
+        parser: Processor<StdSyncHandler>,
+        /// The same output guard as the model's: what it lets through is what both emulators see.
+        guard: OutputGuard,
+    }
+
+    impl Oracle {
+        fn new(rows: u16, cols: u16) -> Oracle {
+            let config = Config { scrolling_history: 1_000_000, kitty_keyboard: true, ..Config::default() };
+            let size = Size { rows: rows as usize, cols: cols as usize };
+            Oracle {
+                term: Term::new(config, &size, Listener::default()),
+                parser: Processor::new(),
+                guard: OutputGuard::default(),
+            }
+        }
+
+        fn feed(&mut self, bytes: &[u8]) {
+            let bytes = self.guard.filter(bytes);
+            self.parser.advance(&mut self.term, bytes);
+        }
+
+        fn resize(&mut self, rows: u16, cols: u16) {
+            self.term.resize(Size { rows: rows as usize, cols: cols as usize });
+        }
+
+        fn all_rows(&self) -> Vec<Vec<ScreenCell>> {
+            let grid = self.term.grid();
+            let cols = self.term.columns();
+            let top = -(grid.history_size() as i32);
+            (top..self.term.screen_lines() as i32)
+                .map(|l| (0..cols).map(|c| convert_cell(&grid[Line(l)][Column(c)])).collect())
+                .collect()
+        }
+    }
+
+    /// What a reader finds, whatever the rows' layout: every visible cell in order.
+    fn visible(rows: &[Vec<ScreenCell>]) -> Vec<ScreenCell> {
+        rows.iter().flatten().filter(|c| **c != ScreenCell::default() && !c.text.trim().is_empty()).cloned().collect()
+    }
+
+    /// Pieces of output; `full`: cursor addressing, clears, scroll regions, line insertion and deletion, the
+    /// alternate screen and resets too, else streamed output only (text, colours, line ends, scrolls).
+    fn piece(full: bool) -> impl Strategy<Value = String> {
+        let mut pieces = vec![
+            "word ",
+            "longer-words-that-wrap ",
+            "界面",
+            "e\u{301}",
+            "\u{1F600}",
+            "\r\n",
+            "\n",
+            "\r\n\r\n",
+            "\t",
+            "\x1b[31m",
+            "\x1b[1;4m",
+            "\x1b[38;2;10;200;30m",
+            "\x1b[48;5;208m",
+            "\x1b[0m",
+            "\x1b[K",
+            "\x1bD",
+            "\x1bE",
+        ];
+        if full {
+            pieces.extend(["\x1b[2S", "\x1b[2J", "\x1b[3J", "\x1b[3;2H", "\x1b[99;1H", "\x1b[H\x1b[M"]);
+            pieces.extend(["\x1b[1;4r", "\x1b[2;5r", "\x1b[r", "\x1bM", "\x1b[L", "\x1b[?1049h", "\x1b[?1049l"]);
+            pieces.push("\x1bc");
+        }
+        let text = "[a-z]{1,30}".prop_map(|s| s + " ");
+        prop_oneof![3 => prop::sample::select(pieces).prop_map(str::to_string), 2 => text]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: std::env::var("MUSTER_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200), ..ProptestConfig::default() })]
+
+        /// Without resizes the history reads back row for row, cell for cell, as alacritty's own does.
+        #[test]
+        fn the_history_reads_back_as_an_unbounded_emulator(
+            pieces in prop::collection::vec(piece(true), 1..300),
+            rows in 1u16..8, cols in 2u16..30, split in 1usize..64,
+        ) {
+            let bytes = pieces.concat().into_bytes();
+            let mut model = AlacrittyModel::new(rows, cols, 1_000_000);
+            let mut oracle = Oracle::new(rows, cols);
+            for chunk in bytes.chunks(split) {
+                model.feed(chunk);
+                oracle.feed(chunk);
+            }
+            model.flush_sync();
+            let (ours, theirs) = (model.all_rows(), oracle.all_rows());
+            prop_assert_eq!(ours.len(), theirs.len());
+            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                prop_assert_eq!(a, b, "row {}", i);
+            }
+            // And through the snapshots a scrolled-back viewer gets.
+            let history = model.history_size();
+            let back = model.snapshot_at(history);
+            prop_assert_eq!(back.scrolled_back, history);
+            let top: Vec<ScreenCell> = theirs.iter().take(rows as usize).flatten().cloned().collect();
+            prop_assert_eq!(back.cells, top);
+        }
+
+        /// Across resizes nothing is lost, doubled or restyled: the visible cells read in the same order. Between
+        /// resizes output streams (a screen laid out again differs where alacritty pulls its history back onto
+        /// the screen: addressed writes would land on other rows).
+        #[test]
+        fn the_history_keeps_every_cell_across_resizes(
+            first in prop::collection::vec(piece(true), 0..60),
+            steps in prop::collection::vec((prop::collection::vec(piece(false), 1..40), 1u16..8, 2u16..30), 1..8),
+            rows in 1u16..8, cols in 2u16..30,
+        ) {
+            let mut model = AlacrittyModel::new(rows, cols, 1_000_000);
+            let mut oracle = Oracle::new(rows, cols);
+            let first = first.concat().into_bytes();
+            model.feed(&first);
+            oracle.feed(&first);
+            let mut height = rows;
+            for (pieces, rows, cols) in steps {
+                // Output after a resize starts on a new line below the last: where a reflow leaves the cursor is
+                // alacritty's choice and differs with what its history holds (it pulls rows back from history
+                // onto a wider screen, muster adds blank rows below), so output would overwrite other cells. And
+                // before a resize the cursor goes to the last line: alacritty's reflow drops rows below the
+                // cursor when the screen gets wider (muster keeps them).
+                let bytes = format!("\x1b[99;1H\r\n{}\x1b[r\x1b[99;1H", pieces.concat()).into_bytes();
+                model.feed(&bytes);
+                oracle.feed(&bytes);
+                // A taller screen is not compared: alacritty pulls history rows back onto it, muster adds
+                // blank rows below (as xterm does), and what follows lands on different rows.
+                height = height.min(rows);
+                model.resize(height, cols);
+                oracle.resize(height, cols);
+                prop_assert_eq!(visible(&model.all_rows()), visible(&oracle.all_rows()));
+            }
+            prop_assert_eq!(visible(&model.all_rows()), visible(&oracle.all_rows()));
+        }
+    }
 
     fn model(rows: u16, cols: u16) -> AlacrittyModel {
         AlacrittyModel::new(rows, cols, 10_000)
