@@ -1,9 +1,10 @@
-//! One running agent: a reader thread that drains the PTY, a terminal thread that owns the emulator and turns
-//! output into screen snapshots and detected states, a writer thread that owns the PTY's input, and a waiter
-//! thread for the exit status.
+//! One running agent: a terminal thread that reads the PTY (polling it beside a wake-up eventfd) and owns the
+//! emulator, turning output into screen snapshots and detected states, and a writer thread that owns the PTY's
+//! input. Its exit status comes from the process-wide reaper (`pty::reaper`): two threads an agent.
 
 use std::io::{Read, Write};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::os::fd::OwnedFd;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -83,7 +84,8 @@ impl Writer {
         name: &str,
         mut out: Box<dyn Write + Send>,
         modes: Arc<Mutex<InputModes>>,
-        term: Sender<TermMsg>,
+        entered_slot: Arc<Mutex<Option<Instant>>>,
+        wake: Arc<OwnedFd>,
     ) -> Result<Writer> {
         let (tx, rx) = mpsc::sync_channel::<WriteOp>(WRITE_QUEUE);
         std::thread::Builder::new().name(format!("pty-write-{name}")).spawn(move || {
@@ -105,7 +107,11 @@ impl Writer {
                                 out.write_all(&keys::encode_key(enter, current())).and_then(|_| out.flush())
                             });
                         if confirm && done.is_ok() {
-                            let _ = term.send(TermMsg::Entered(entered));
+                            // A slot, not a channel: the writer must not keep the terminal thread's inbox open.
+                            if let Ok(mut slot) = entered_slot.lock() {
+                                *slot = Some(entered);
+                            }
+                            wake_up(&wake);
                         }
                         done
                     }
@@ -124,11 +130,34 @@ pub struct Running {
     pub generation: u64,
     pub writer: Writer,
     pub control: Arc<dyn PtyControl>,
-    pub term: Sender<TermMsg>,
+    pub term: TermInbox,
     pub modes: Arc<Mutex<InputModes>>,
     pub exited: bool,
-    /// Fires once when the child exits; taken by whoever waits out a stop's grace period.
-    pub exit_signal: Option<Receiver<()>>,
+}
+
+/// The engine's way into an agent's terminal thread: a message, then a wake-up. Dropping it ends the thread.
+pub struct TermInbox {
+    tx: Sender<TermMsg>,
+    wake: Arc<OwnedFd>,
+}
+
+impl TermInbox {
+    pub fn send(&self, msg: TermMsg) -> Result<(), mpsc::SendError<TermMsg>> {
+        self.tx.send(msg)?;
+        wake_up(&self.wake);
+        Ok(())
+    }
+}
+
+impl Drop for TermInbox {
+    fn drop(&mut self) {
+        // The thread hears that its inbox closed only when it looks.
+        wake_up(&self.wake);
+    }
+}
+
+fn wake_up(wake: &OwnedFd) {
+    let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
 }
 
 impl Running {
@@ -160,27 +189,42 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
     let process = backend.spawn(&args.spec)?;
     let modes = Arc::new(Mutex::new(InputModes::default()));
     let control: Arc<dyn PtyControl> = Arc::from(process.control);
-    // Bounded: a child that outpaces the emulator is slowed by the PTY instead of growing memory.
-    let (term_tx, term_rx) = mpsc::sync_channel::<TermMsg>(64);
-    let (term_fwd_tx, term_fwd_rx) = mpsc::channel::<TermMsg>();
-    let writer = Writer::spawn(&args.name, process.writer, modes.clone(), term_fwd_tx.clone())?;
+    let wake = Arc::new(rustix::event::eventfd(
+        0,
+        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+    )?);
+    let (term_tx, term_rx) = mpsc::channel::<TermMsg>();
+    let entered = Arc::new(Mutex::new(None));
+    let writer = Writer::spawn(&args.name, process.writer, modes.clone(), entered.clone(), wake.clone())?;
 
-    let reader_tx = term_tx.clone();
     let mut reader = process.reader;
-    std::thread::Builder::new().name(format!("pty-read-{}", args.name)).spawn(move || {
-        read_loop(&mut reader, &reader_tx);
-    })?;
-
-    // Engine-side messages (resize, scroll, …) go through an unbounded channel and a forwarder, so the engine
-    // thread never blocks on a busy terminal thread.
-    let fwd_tx = term_tx;
-    std::thread::Builder::new().name(format!("term-fwd-{}", args.name)).spawn(move || {
-        for msg in term_fwd_rx {
-            if fwd_tx.send(msg).is_err() {
-                break;
-            }
+    let input = match process.poll_fd {
+        Some(fd) => Some(PtyInput { fd, reader }),
+        None => {
+            // A reader without a descriptor to poll blocks: it gets a thread that hands its output over.
+            let (tx, wake) = (term_tx.clone(), wake.clone());
+            std::thread::Builder::new().name(format!("pty-read-{}", args.name)).spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let msg = match reader.read(&mut buf) {
+                        Ok(0) => TermMsg::Eof,
+                        Ok(n) => TermMsg::Output(buf[..n].to_vec()),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        Err(_) => TermMsg::Eof,
+                    };
+                    let eof = matches!(msg, TermMsg::Eof);
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                    wake_up(&wake);
+                    if eof {
+                        return;
+                    }
+                }
+            })?;
+            None
         }
-    })?;
+    };
 
     let model = AlacrittyModel::with_palette(args.spec.rows, args.spec.cols, args.scrollback, args.palette);
     let term_state = TermThread {
@@ -209,46 +253,36 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         reported: None,
         hook: None,
         entered: None,
+        entered_slot: entered,
     };
-    std::thread::Builder::new().name(format!("term-{}", args.name)).spawn(move || term_state.run(term_rx))?;
+    let thread_wake = wake.clone();
+    std::thread::Builder::new()
+        .name(format!("term-{}", args.name))
+        .spawn(move || term_state.run(&term_rx, &thread_wake, input))?;
 
-    let (exit_tx, exit_rx) = mpsc::channel();
-    let mut waiter = process.waiter;
     let name = args.name.clone();
     let generation = args.generation;
-    std::thread::Builder::new().name(format!("wait-{}", args.name)).spawn(move || {
-        let exit = waiter.wait().unwrap_or(crate::pty::ExitInfo { code: None, signal: None });
-        let _ = exit_tx.send(());
-        let _ = engine.send(EngineMsg::Exited { name, generation, exit });
-    })?;
+    crate::pty::reaper::watch(
+        process.waiter,
+        Box::new(move |exit| {
+            let _ = engine.send(EngineMsg::Exited { name, generation, exit });
+        }),
+    );
 
     Ok(Running {
         generation: args.generation,
         writer,
         control,
-        term: term_fwd_tx,
+        term: TermInbox { tx: term_tx, wake },
         modes,
         exited: false,
-        exit_signal: Some(exit_rx),
     })
 }
 
-fn read_loop(reader: &mut Box<dyn Read + Send>, tx: &SyncSender<TermMsg>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                if tx.send(TermMsg::Output(buf[..n].to_vec())).is_err() {
-                    return;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            // EIO is how Linux reports that the child side closed.
-            Err(_) => break,
-        }
-    }
-    let _ = tx.send(TermMsg::Eof);
+/// The PTY's output, read by the terminal thread when its descriptor says so.
+struct PtyInput {
+    fd: OwnedFd,
+    reader: Box<dyn Read + Send>,
 }
 
 /// What the terminal thread tells the engine it decided.
@@ -290,47 +324,76 @@ struct TermThread {
     hook: Option<HookReport>,
     /// When a delivery's Enter went in, until the screen changes after it.
     entered: Option<Instant>,
+    /// Where the writer leaves the moment a delivery's Enter went in.
+    entered_slot: Arc<Mutex<Option<Instant>>>,
 }
 
 impl TermThread {
-    fn run(mut self, rx: Receiver<TermMsg>) {
+    fn run(mut self, rx: &Receiver<TermMsg>, wake: &OwnedFd, mut input: Option<PtyInput>) {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let mut buf = vec![0u8; 64 * 1024];
         loop {
-            let msg = match self.next_deadline() {
-                Some(deadline) => match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                    Ok(m) => Some(m),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                },
-                None => match rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => return,
-                },
+            let timeout = self.next_deadline().map(|d| {
+                let d = d.saturating_duration_since(Instant::now());
+                Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ }
+            });
+            let readable = {
+                let mut fds = Vec::with_capacity(2);
+                fds.push(PollFd::new(wake, PollFlags::IN));
+                if let Some(pty) = &input {
+                    fds.push(PollFd::new(&pty.fd, PollFlags::IN));
+                }
+                // EINTR or a failed poll: look at everything again.
+                poll(&mut fds, timeout.as_ref()).is_ok() && fds.get(1).is_some_and(|f| !f.revents().is_empty())
             };
-            if let Some(m) = msg {
-                self.handle(m);
-                // Drain what is queued before doing per-batch work.
-                while let Ok(m) = rx.try_recv() {
-                    self.handle(m);
+            let mut count = [0u8; 8];
+            let _ = rustix::io::read(wake, &mut count);
+            if let (true, Some(pty)) = (readable, input.as_mut()) {
+                // Readable (or hung up): this read does not block.
+                match pty.reader.read(&mut buf) {
+                    Ok(0) => {
+                        input = None;
+                        self.handle(TermMsg::Eof);
+                    }
+                    Ok(n) => self.output(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // EIO is how Linux reports that the child side closed.
+                    Err(_) => {
+                        input = None;
+                        self.handle(TermMsg::Eof);
+                    }
+                }
+            }
+            if let Some(at) = self.entered_slot.lock().ok().and_then(|mut s| s.take()) {
+                self.handle(TermMsg::Entered(at));
+            }
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => self.handle(m),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return,
                 }
             }
             self.after_batch();
         }
     }
 
+    fn output(&mut self, bytes: &[u8]) {
+        self.model.feed(bytes);
+        // Viewers back in history keep looking at the same lines while new ones arrive.
+        let history = self.model.history_size();
+        let grew = history.saturating_sub(self.history_seen);
+        self.history_seen = history;
+        for at in self.views.values_mut() {
+            *at = (*at + grew).min(history);
+        }
+        self.last_output = Some(Instant::now());
+        self.mark_dirty();
+    }
+
     fn handle(&mut self, msg: TermMsg) {
         match msg {
-            TermMsg::Output(bytes) => {
-                self.model.feed(&bytes);
-                // Viewers back in history keep looking at the same lines while new ones arrive.
-                let history = self.model.history_size();
-                let grew = history.saturating_sub(self.history_seen);
-                self.history_seen = history;
-                for at in self.views.values_mut() {
-                    *at = (*at + grew).min(history);
-                }
-                self.last_output = Some(Instant::now());
-                self.mark_dirty();
-            }
+            TermMsg::Output(bytes) => self.output(&bytes),
             // The last output is in: send the final screen.
             TermMsg::Eof => self.mark_dirty(),
             TermMsg::Resize(rows, cols) => {

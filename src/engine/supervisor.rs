@@ -264,7 +264,23 @@ struct Supervisor {
     mail_waits: Vec<mail::MailWait>,
     /// When the next undelivered mail expires.
     next_expiry: Option<Instant>,
+    /// Stopped agents to kill if they are still running when their grace ends.
+    kills: Vec<GraceKill>,
+    /// What exited agents left running (SIGTERMed), killed when the grace ends.
+    leftovers: Vec<(Instant, Arc<AgentTree>)>,
 }
+
+/// A stop's second step, on the engine's clock instead of a thread per stop.
+struct GraceKill {
+    at: Instant,
+    name: String,
+    generation: u64,
+    control: Arc<dyn crate::pty::PtyControl>,
+    tree: Option<Arc<AgentTree>>,
+}
+
+/// How long what an exited agent left behind has after SIGTERM.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
 
 struct Watcher {
     name: Option<String>,
@@ -361,6 +377,8 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         composing: BTreeMap::new(),
         mail_waits: Vec::new(),
         next_expiry: None,
+        kills: Vec::new(),
+        leftovers: Vec::new(),
     };
     sup.load_slots(saved);
     sup.open_mailbox();
@@ -639,7 +657,10 @@ impl Supervisor {
         loop {
             let save_at = self.unsaved_since.map(|t| t + SAVE_AFTER);
             let forget_wait = self.waits.iter().filter_map(|w| w.until_time).min();
-            let wake = [self.next_periodic(), save_at, forget_wait, self.next_mail_wake()].into_iter().flatten().min();
+            let wake = [self.next_periodic(), save_at, forget_wait, self.next_mail_wake(), self.next_timer()]
+                .into_iter()
+                .flatten()
+                .min();
             let msg = match wake {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(m) => m,
@@ -650,6 +671,7 @@ impl Supervisor {
                         self.periodic_checkpoints();
                         self.settle_waits();
                         self.mail_tick();
+                        self.timers();
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => return,
@@ -659,6 +681,9 @@ impl Supervisor {
                     Err(_) => return,
                 },
             };
+            if self.next_timer().is_some_and(|t| t <= Instant::now()) {
+                self.timers();
+            }
             match msg {
                 EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
                 EngineMsg::Command(cmd) => self.client_command(0, cmd),
@@ -1116,16 +1141,41 @@ impl Supervisor {
         }
         let _ = signals::terminate(running.control.as_ref());
         // After the grace period a child that ignored SIGTERM is killed, with everything it started.
-        if let Some(exit_rx) = running.exit_signal.take() {
-            let control = running.control.clone();
-            let _ = std::thread::Builder::new().name("stop-grace".into()).spawn(move || {
-                if exit_rx.recv_timeout(grace).is_err() {
-                    let _ = signals::kill(control.as_ref());
-                    if let Some(t) = tree {
-                        t.kill_all();
-                    }
-                }
+        let kill = GraceKill {
+            at: Instant::now() + grace,
+            name: name.to_string(),
+            generation: running.generation,
+            control: running.control.clone(),
+            tree,
+        };
+        self.kills.retain(|k| k.name != name);
+        self.kills.push(kill);
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        self.kills.iter().map(|k| k.at).chain(self.leftovers.iter().map(|l| l.0)).min()
+    }
+
+    /// Stops whose grace ran out, and leftovers of exited agents.
+    fn timers(&mut self) {
+        let now = Instant::now();
+        let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) = std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);
+        self.kills = kept;
+        for k in due {
+            let running = self.slots.iter().any(|s| {
+                s.spec.name == k.name && s.running.as_ref().is_some_and(|r| r.generation == k.generation && !r.exited)
             });
+            if running {
+                let _ = signals::kill(k.control.as_ref());
+                if let Some(t) = k.tree {
+                    t.kill_all();
+                }
+            }
+        }
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.leftovers).into_iter().partition(|l| l.0 <= now);
+        self.leftovers = kept;
+        for (_, tree) in due {
+            tree.kill_all();
         }
     }
 
@@ -1414,12 +1464,15 @@ impl Supervisor {
         };
         r.exited = true;
         // What it started and left behind (daemons in their own sessions) ends with it.
+        let mut leftover = None;
         if let Some(tree) = slot.tree.take() {
             if shutting_down {
                 // muster is about to end: the leftovers go now, not after a grace it would not wait out.
                 tree.kill_all();
-            } else {
-                let _ = std::thread::Builder::new().name("reap".into()).spawn(move || reap(&tree));
+            } else if !tree.pids().is_empty() {
+                let _ = tree.set_paused(false);
+                tree.signal_all(rustix::process::Signal::TERM);
+                leftover = Some(tree);
             }
         }
         slot.info.exit = Some(exit);
@@ -1428,6 +1481,10 @@ impl Supervisor {
         slot.info.state = if slot.stopping { AgentState::Stopped } else { AgentState::Exited };
         let restart = std::mem::take(&mut slot.restart_after_exit);
         let stopped = slot.stopping || shutting_down;
+        self.kills.retain(|k| k.name != name);
+        if let Some(tree) = leftover {
+            self.leftovers.push((Instant::now() + LEFTOVER_GRACE, tree));
+        }
         self.emit(name);
         self.mail_on_exit(name, stopped);
         self.request_diffstat(name, true);
@@ -1542,19 +1599,6 @@ fn write_ports_env(worktree: &std::path::Path, port_base: u16) -> Result<()> {
 }
 
 /// End what an agent left running after its first process exited: SIGTERM, a moment to go, then SIGKILL.
-fn reap(tree: &AgentTree) {
-    if tree.pids().is_empty() {
-        return;
-    }
-    let _ = tree.set_paused(false);
-    tree.signal_all(rustix::process::Signal::TERM);
-    let end = Instant::now() + Duration::from_secs(2);
-    while !tree.pids().is_empty() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    tree.kill_all();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

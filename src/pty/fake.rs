@@ -86,6 +86,18 @@ impl ChildWaiter for FakeWaiter {
     fn wait(&mut self) -> Result<ExitInfo> {
         Ok(self.0.recv().unwrap_or(ExitInfo { code: None, signal: Some(9) }))
     }
+
+    fn try_wait(&mut self) -> Result<Option<ExitInfo>> {
+        Ok(match self.0.try_recv() {
+            Ok(exit) => Some(exit),
+            Err(std::sync::mpsc::TryRecvError::Empty) => None,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => Some(ExitInfo { code: None, signal: Some(9) }),
+        })
+    }
+
+    fn pid(&self) -> Option<u32> {
+        None
+    }
 }
 
 impl PtyBackend for FakePty {
@@ -105,6 +117,7 @@ impl PtyBackend for FakePty {
         }
         Ok(PtyProcess {
             reader: Box::new(ChannelReader { rx: out_rx, pending: Vec::new() }),
+            poll_fd: None,
             writer: Box::new(RecordingWriter(input)),
             control: Box::new(FakeControl(size)),
             waiter: Box::new(FakeWaiter(exit_rx)),

@@ -2,6 +2,7 @@
 
 mod fake;
 mod native;
+pub mod reaper;
 pub mod signals;
 pub mod tree;
 
@@ -52,13 +53,21 @@ pub trait PtyControl: Send + Sync {
     fn foreground_group(&self) -> Option<i32>;
 }
 
-/// Blocks until the child exits.
+/// How the child ends.
 pub trait ChildWaiter: Send {
+    /// Blocks until the child exits.
     fn wait(&mut self) -> Result<ExitInfo>;
+    /// Its exit status if it has ended (reaping it), without blocking.
+    fn try_wait(&mut self) -> Result<Option<ExitInfo>>;
+    /// Its process id, when it is a real process (the reaper watches it through a pidfd).
+    fn pid(&self) -> Option<u32>;
 }
 
 pub struct PtyProcess {
     pub reader: Box<dyn Read + Send>,
+    /// A descriptor that is readable when `reader` has output (or has ended): the terminal thread polls it and
+    /// reads on its own thread. None: `reader` blocks (the fake backend), and a thread of its own reads it.
+    pub poll_fd: Option<std::os::fd::OwnedFd>,
     pub writer: Box<dyn Write + Send>,
     pub control: Box<dyn PtyControl>,
     pub waiter: Box<dyn ChildWaiter>,

@@ -37,11 +37,24 @@ struct Waiter(Box<dyn Child + Send + Sync>);
 impl ChildWaiter for Waiter {
     fn wait(&mut self) -> Result<ExitInfo> {
         let status = self.0.wait().context("waiting for the agent process")?;
-        // portable-pty folds a death by signal into a code of 1 and a message naming the signal.
-        let signal = status.signal().and_then(signal_number);
-        let code = if signal.is_some() { None } else { Some(status.exit_code() as i32) };
-        Ok(ExitInfo { code, signal })
+        Ok(exit_info(&status))
     }
+
+    fn try_wait(&mut self) -> Result<Option<ExitInfo>> {
+        let status = self.0.try_wait().context("waiting for the agent process")?;
+        Ok(status.as_ref().map(exit_info))
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.0.process_id()
+    }
+}
+
+fn exit_info(status: &portable_pty::ExitStatus) -> ExitInfo {
+    // portable-pty folds a death by signal into a code of 1 and a message naming the signal.
+    let signal = status.signal().and_then(signal_number);
+    let code = if signal.is_some() { None } else { Some(status.exit_code() as i32) };
+    ExitInfo { code, signal }
 }
 
 fn signal_number(name: &str) -> Option<i32> {
@@ -80,8 +93,14 @@ impl PtyBackend for NativePty {
         let reader = pair.master.try_clone_reader().map_err(|e| anyhow!("pty reader: {e}"))?;
         let writer = pair.master.take_writer().map_err(|e| anyhow!("pty writer: {e}"))?;
         let pid = child.process_id();
+        let poll_fd = pair.master.as_raw_fd().and_then(|fd| {
+            // SAFETY: the master is open (we hold it) for the length of this borrow; the copy is our own.
+            let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            master.try_clone_to_owned().ok()
+        });
         Ok(PtyProcess {
             reader,
+            poll_fd,
             writer,
             control: Box::new(Control { master: Mutex::new(pair.master), pid }),
             waiter: Box::new(Waiter(child)),
