@@ -187,6 +187,8 @@ struct Slot {
     last_periodic: Option<Instant>,
     /// Which files changed in the worktree since its last checkpoint.
     files: Option<Arc<WorktreeWatch>>,
+    /// The watcher's change count when the last diffstat was asked for.
+    diffed_at_change: Option<u64>,
     /// Every process of the running agent: pause, stop and quit act on all of them.
     tree: Option<Arc<AgentTree>>,
     /// The state its screen and hooks last said (a resume from pause goes back to it).
@@ -242,7 +244,7 @@ struct Supervisor {
     size: (u16, u16),
     size_from: Option<u64>,
     generation: u64,
-    diff_tx: Sender<(String, PathBuf, String)>,
+    diff_tx: Sender<(String, DiffJob)>,
     jobs: Sender<Job>,
     overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
     run_dir: PathBuf,
@@ -405,23 +407,49 @@ fn spawn_overlap_worker(sink: EventSink) -> Sender<(PathBuf, Vec<(String, String
     tx
 }
 
-fn spawn_diff_worker(engine: Sender<EngineMsg>) -> Sender<(String, PathBuf, String)> {
-    let (tx, rx) = mpsc::channel::<(String, PathBuf, String)>();
+/// At most this often a busy agent's diffstat is taken again while its files change.
+const DIFFSTAT_EVERY: Duration = Duration::from_secs(2);
+/// The share of one core the whole crew's diffstats may take: after a diffstat that took `d`, the next waits
+/// `d × (1 / share − 1)`, so many agents in a large repository cannot add up to a busy core.
+const DIFFSTAT_SHARE: f64 = 0.1;
+
+/// A diffstat to take: the worktree, its base, and its watcher (armed first, so that the figure holds until the
+/// watcher sees a change).
+struct DiffJob {
+    path: PathBuf,
+    base: String,
+    watch: Option<Arc<WorktreeWatch>>,
+}
+
+fn spawn_diff_worker(engine: Sender<EngineMsg>) -> Sender<(String, DiffJob)> {
+    let (tx, rx) = mpsc::channel::<(String, DiffJob)>();
     let _ = std::thread::Builder::new().name("diffstat".into()).spawn(move || {
+        let mut rest_until: Option<Instant> = None;
         while let Ok(first) = rx.recv() {
-            // Coalesce a burst of requests into one pass per agent.
-            let mut batch: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
-            batch.insert(first.0, (first.1, first.2));
-            while let Ok((n, p, b)) = rx.try_recv() {
-                batch.insert(n, (p, b));
+            if let Some(t) = rest_until.take() {
+                // Requests that arrive meanwhile are coalesced below.
+                std::thread::sleep(t.saturating_duration_since(Instant::now()));
             }
-            for (name, (path, base)) in batch {
-                if let Ok(stat) = diffstat::diffstat(&path, &base) {
+            // Coalesce a burst of requests into one pass per agent.
+            let mut batch: BTreeMap<String, DiffJob> = BTreeMap::new();
+            batch.insert(first.0, first.1);
+            while let Ok((n, job)) = rx.try_recv() {
+                batch.insert(n, job);
+            }
+            let started = Instant::now();
+            for (name, job) in batch {
+                if let Some(w) = &job.watch {
+                    w.arm();
+                }
+                if let Ok(stat) = diffstat::diffstat(&job.path, &job.base) {
                     if engine.send(EngineMsg::Diffstat { name, stat }).is_err() {
                         return;
                     }
                 }
             }
+            let took = started.elapsed();
+            let rest = took.mul_f64(1.0 / DIFFSTAT_SHARE - 1.0).min(Duration::from_secs(10));
+            rest_until = Some(Instant::now() + rest);
         }
     });
     tx
@@ -524,6 +552,7 @@ impl Supervisor {
             last_diff_request: None,
             last_periodic: None,
             files: None,
+            diffed_at_change: None,
             tree: None,
             detected: AgentState::Starting,
             session: previous.and_then(|p| p.session.clone()),
@@ -1446,10 +1475,15 @@ impl Supervisor {
         let Some(slot) = self.slot_mut(name) else {
             return;
         };
-        let due = force || slot.last_diff_request.is_none_or(|t| t.elapsed() > Duration::from_secs(2));
+        // The watcher knows when no file changed: then the last figure still stands, however busy the agent.
+        let changes = slot.files.as_ref().and_then(|w| w.change_count());
+        let unchanged = changes.is_some() && changes == slot.diffed_at_change;
+        let due = force || (!unchanged && slot.last_diff_request.is_none_or(|t| t.elapsed() > DIFFSTAT_EVERY));
         if due && !slot.info.base.is_empty() {
             slot.last_diff_request = Some(Instant::now());
-            let _ = diff_tx.send((name.to_string(), slot.info.worktree.clone(), slot.info.base.clone()));
+            slot.diffed_at_change = changes;
+            let job = DiffJob { path: slot.info.worktree.clone(), base: slot.info.base.clone(), watch: slot.files.clone() };
+            let _ = diff_tx.send((name.to_string(), job));
         }
     }
 

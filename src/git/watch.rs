@@ -49,6 +49,8 @@ struct Seen {
     watched: BTreeSet<String>,
     /// The highest barrier number whose event has been seen.
     synced: u64,
+    /// Changes seen so far (paths, rescans): what a diffstat was last taken at tells whether it is still true.
+    changes: u64,
 }
 
 impl Default for Seen {
@@ -62,6 +64,7 @@ impl Default for Seen {
             degraded: false,
             watched: BTreeSet::new(),
             synced: 0,
+            changes: 0,
         }
     }
 }
@@ -117,6 +120,7 @@ fn record(seen: &mut Seen, root: &Path, sync_dir: &Path, ev: &Event) -> Option<u
     if ev.need_rescan() {
         seen.all = true;
         seen.rewatch = true;
+        seen.changes += 1;
         return None;
     }
     let mut tick = None;
@@ -130,6 +134,7 @@ fn record(seen: &mut Seen, root: &Path, sync_dir: &Path, ev: &Event) -> Option<u
             Some(Err(())) => {
                 // A path that is not UTF-8 cannot be named to libgit2 as a path list entry.
                 seen.all = true;
+                seen.changes += 1;
                 continue;
             }
             Some(Ok(rel)) => rel,
@@ -155,6 +160,7 @@ fn record(seen: &mut Seen, root: &Path, sync_dir: &Path, ev: &Event) -> Option<u
             }
             _ => {}
         }
+        seen.changes += 1;
         // Once everything is to be scanned, the paths are not needed: memory stays bounded however busy it gets.
         if !seen.all {
             seen.paths.insert(rel);
@@ -204,6 +210,7 @@ impl WorktreeWatch {
                         tracing::warn!("watching {}: {e}", root.display());
                         seen.all = true;
                         seen.rewatch = true;
+                        seen.changes += 1;
                     }
                 }
             }
@@ -233,6 +240,13 @@ impl WorktreeWatch {
     pub fn is_dirty(&self) -> bool {
         let seen = self.shared.lock();
         seen.all || seen.degraded || seen.rewatch || !seen.paths.is_empty() || !seen.new_dirs.is_empty()
+    }
+
+    /// A number that moves whenever a file of the worktree changes, while the watches cover the whole worktree
+    /// (None before `arm` sets them up, while new folders wait for theirs, or once they cannot be trusted).
+    pub fn change_count(&self) -> Option<u64> {
+        let seen = self.shared.lock();
+        (!seen.rewatch && !seen.degraded && seen.new_dirs.is_empty()).then_some(seen.changes)
     }
 
     /// The next checkpoint must scan everything (the last one failed, say).
@@ -327,11 +341,24 @@ impl WorktreeWatch {
     /// worktree. Folders that appeared get their watches first, so nothing written after is missed.
     pub fn take(&self) -> Changes {
         let synced = self.barrier();
+        if !synced {
+            self.shared.lock().all = true;
+        }
+        self.arm();
+        let mut seen = self.shared.lock();
+        let paths = std::mem::take(&mut seen.paths);
+        if std::mem::take(&mut seen.all) || seen.degraded {
+            Changes::All
+        } else {
+            Changes::Paths(paths.into_iter().collect())
+        }
+    }
+
+    /// Put watches on whatever is not watched yet (everything at first, then new folders). What changed stays
+    /// recorded for the next checkpoint; from now on `change_count` can tell when nothing changed.
+    pub fn arm(&self) {
         let (rewatch, new_dirs) = {
             let mut seen = self.shared.lock();
-            if !synced {
-                seen.all = true;
-            }
             (std::mem::take(&mut seen.rewatch), std::mem::take(&mut seen.new_dirs))
         };
         if rewatch {
@@ -339,13 +366,6 @@ impl WorktreeWatch {
             self.watch_trees(&[String::new()]);
         } else if !new_dirs.is_empty() {
             self.watch_trees(&new_dirs);
-        }
-        let mut seen = self.shared.lock();
-        let paths = std::mem::take(&mut seen.paths);
-        if std::mem::take(&mut seen.all) || seen.degraded {
-            Changes::All
-        } else {
-            Changes::Paths(paths.into_iter().collect())
         }
     }
 
@@ -450,6 +470,51 @@ mod tests {
         record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)), "/w/a"));
         record(&mut seen, root, sync, &ev(EventKind::Remove(notify::event::RemoveKind::File), "/w/b"));
         assert_eq!(seen.paths.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn the_change_count_moves_with_writes_and_not_with_reads_or_barriers() {
+        let (root, sync) = (Path::new("/w"), Path::new("/s"));
+        let mut seen = fresh();
+        record(&mut seen, root, sync, &ev(EventKind::Access(AccessKind::Open(AccessMode::Any)), "/w/a"));
+        record(&mut seen, root, sync, &ev(EventKind::Create(CreateKind::File), "/s/3"));
+        record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Any), "/w/.git/index"));
+        assert_eq!(seen.changes, 0);
+        record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)), "/w/a"));
+        assert_eq!(seen.changes, 1);
+        record(&mut seen, root, sync, &Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan));
+        assert_eq!(seen.changes, 2);
+    }
+
+    #[test]
+    fn a_worktree_without_watches_has_no_change_count_and_one_with_them_counts_real_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let watch = WorktreeWatch::new(dir.path()).unwrap();
+        // Before the watches are set up the count cannot say that nothing changed.
+        assert_eq!(watch.change_count(), None);
+        watch.arm();
+        let before = watch.change_count().expect("watched once armed");
+        std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while watch.change_count() == Some(before) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(watch.change_count() > Some(before), "a write is seen");
+        // A new folder has no watch until it is armed again: no count meanwhile, then writes in it count.
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        while watch.change_count().is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(watch.change_count(), None, "a new folder waits for its watch");
+        watch.arm();
+        let before = watch.change_count().expect("armed again");
+        std::fs::write(dir.path().join("sub/g.txt"), "y").unwrap();
+        while watch.change_count() == Some(before) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(watch.change_count() > Some(before), "a write in the new folder is seen");
+        // What changed is still there for the next checkpoint.
+        assert!(watch.is_dirty());
     }
 
     #[test]
