@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# muster beside tmux, side by side in one run: N agents each printing 50 heavily coloured lines a second
+# (`muster demo-agent --stream 50`, ≈ 8.6 KB/s), hosted
+#   - by muster: its server and one workbench drawn into a 200x50 tmux "host terminal" (the host's own cost is
+#     reported apart, as a terminal emulator's would be);
+#   - by tmux 3 with `history-limit 10000`, one client attached at 200x50 (in a host terminal as well).
+# CPU is % of one core over the measured seconds (every thread's schedstat, ns), RSS in MiB, threads counted.
+# Then the memory with every agent's history full: the agents print 2,000 lines a second for 8 s (16,000 lines
+# each, beyond the 10,000 kept) and the resident memory is read again.
+#
+# Usage: benches/vs_tmux.sh [seconds] [counts]     e.g. benches/vs_tmux.sh 10 "1 4 16 32 64"
+# Needs target/release/muster (cargo build --release) and tmux.
+set -euo pipefail
+seconds=${1:-10}
+counts=${2:-"1 4 16 32 64"}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+exe="$root/target/release/muster"
+[ -x "$exe" ] || { echo "build it first: cargo build --release" >&2; exit 1; }
+tag="vs-tmux-$$"
+work="$(mktemp -d)"
+conf="$work/tmux.conf"
+printf 'set -g history-limit 10000\nset -g status off\n' >"$conf"
+
+cleanup() {
+  for s in host base; do tmux -L "$tag-$s" kill-server 2>/dev/null || true; done
+  [ -d "$work/repo" ] && "$exe" -C "$work/repo" server stop --yes >/dev/null 2>&1 || true
+  pkill -f "$exe demo-agent" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# CPU nanoseconds of every thread of the given processes.
+cpu_ns() {
+  local sum=0 p t v
+  for p in "$@"; do
+    for t in /proc/"$p"/task/*/schedstat; do
+      read -r v _ <"$t" 2>/dev/null || continue
+      sum=$((sum + v))
+    done
+  done
+  echo "$sum"
+}
+rss_kib() { local sum=0 p v; for p in "$@"; do v=$(awk '/VmRSS/ {print $2}' /proc/"$p"/status 2>/dev/null || echo 0); sum=$((sum + v)); done; echo "$sum"; }
+threads() { local sum=0 p; for p in "$@"; do sum=$((sum + $(ls /proc/"$p"/task | wc -l))); done; echo "$sum"; }
+# Wait (up to 20 s) until a command prints something.
+await() { local i; for i in $(seq 1 200); do out=$("$@" 2>/dev/null || true); [ -n "$out" ] && { echo "$out"; return; }; sleep 0.1; done; }
+
+# Measure CPU of $pids (and of $host apart) over $seconds; prints "cpu host".
+measure() {
+  local a0 h0 t0 a1 h1 t1
+  a0=$(cpu_ns $pids); h0=$(cpu_ns $host); t0=$(date +%s%N)
+  sleep "$seconds"
+  a1=$(cpu_ns $pids); h1=$(cpu_ns $host); t1=$(date +%s%N)
+  awk -v a=$((a1 - a0)) -v h=$((h1 - h0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.2f %.2f\n", a / t * 100, h / t * 100 }'
+}
+
+make_repo() { # $1 agents, $2 lines a second
+  rm -rf "$work/repo"; mkdir -p "$work/repo/.muster"
+  git -C "$work/repo" init -q -b main
+  echo "bench" >"$work/repo/README"
+  git -C "$work/repo" add README && git -C "$work/repo" -c user.name=b -c user.email=b@b commit -qm init
+  local i
+  : >"$work/repo/.muster/crew.toml"
+  for i in $(seq 1 "$1"); do
+    printf '[[agent]]\nname = "a%d"\nkind = "demo"\nargs = ["demo-agent", "--stream", "%d"]\n' "$i" "$2" >>"$work/repo/.muster/crew.toml"
+  done
+}
+
+run_muster() { # $1 agents, $2 lines a second, $3 warm-up seconds -> sets pids host
+  make_repo "$1" "$2"
+  tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "$exe -C $work/repo"
+  host=$(tmux -L "$tag-host" display -p '#{pid}')
+  local client; client=$(await pgrep -f "^$exe -C $work/repo\$")
+  local server; server=$(await pgrep -f "^$exe -C $work/repo server run")
+  pids="$server $client"
+  # Every agent running before the clock starts.
+  local i; for i in $(seq 1 200); do [ "$(pgrep -fc "$exe demo-agent")" -ge "$1" ] && break; sleep 0.1; done
+  sleep "$3"
+}
+stop_muster() {
+  "$exe" -C "$work/repo" server stop --yes >/dev/null 2>&1 || true
+  tmux -L "$tag-host" kill-server 2>/dev/null || true
+  local i; for i in $(seq 1 100); do pgrep -f "$exe demo-agent" >/dev/null || break; sleep 0.1; done
+}
+
+run_tmux() { # $1 agents, $2 lines a second, $3 warm-up seconds -> sets pids host
+  tmux -L "$tag-base" -f "$conf" new -d -x 200 -y 50 "$exe demo-agent --stream $2"
+  local i; for i in $(seq 2 "$1"); do tmux -L "$tag-base" new-window -d "$exe demo-agent --stream $2"; done
+  local server; server=$(tmux -L "$tag-base" display -p '#{pid}')
+  tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "tmux -L $tag-base attach"
+  host=$(tmux -L "$tag-host" display -p '#{pid}')
+  local client; client=$(await pgrep -f "^tmux -L $tag-base attach")
+  pids="$server $client"
+  sleep "$3"
+}
+stop_tmux() {
+  tmux -L "$tag-host" kill-server 2>/dev/null || true
+  tmux -L "$tag-base" kill-server 2>/dev/null || true
+  local i; for i in $(seq 1 100); do pgrep -f "$exe demo-agent" >/dev/null || break; sleep 0.1; done
+}
+
+echo "muster $("$exe" --version 2>/dev/null | head -1) vs $(tmux -V), $(nproc) cores, ${seconds} s a figure, $(date -u +%F)"
+printf '%-7s | %-26s | %-26s | %-9s | %-8s | %-8s\n' agents "muster CPU % (host)" "tmux CPU % (host)" "CPU ratio" "muster MiB" "tmux MiB"
+for n in $counts; do
+  run_muster "$n" 50 5
+  read -r mc mh < <(measure)
+  mr=$(rss_kib $pids); mt=$(threads $pids)
+  stop_muster
+  run_tmux "$n" 50 5
+  read -r tc th < <(measure)
+  tr=$(rss_kib $pids)
+  stop_tmux
+  printf '%-7s | %-26s | %-26s | %-9s | %-10s | %-8s | muster threads %s\n' "$n" "$mc ($mh)" "$tc ($th)" \
+    "$(awk -v a="$mc" -v b="$tc" 'BEGIN { printf "%.2f×", a / (b > 0 ? b : 0.01) }')" \
+    "$((mr / 1024))" "$((tr / 1024))" "$mt"
+done
+
+hist=${HISTORY_AGENTS:-16}
+echo "history full: $hist agents × 16,000 lines (10,000 kept), RSS after the flood"
+run_muster "$hist" 2000 8
+mr=$(rss_kib $pids)
+stop_muster
+run_tmux "$hist" 2000 8
+tr=$(rss_kib $pids)
+stop_tmux
+echo "  muster $((mr / 1024)) MiB, tmux $((tr / 1024)) MiB ($(awk -v a="$mr" -v b="$tr" 'BEGIN { printf "%.2f×", a / b }'))"
