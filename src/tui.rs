@@ -136,7 +136,25 @@ fn next_age_change(state: &State) -> Option<Duration> {
 }
 
 /// Run the loop until the engine has shut down. Generic over the backend so benchmarks can drive it headless.
-pub fn event_loop<B: Backend>(
+/// A backend that can pass bytes straight to its terminal (the well's scroll); the in-memory one cannot.
+pub trait RawTerminal {
+    /// Whether the bytes went out.
+    fn raw(&mut self, bytes: &[u8]) -> bool;
+}
+
+impl<W: Write> RawTerminal for CrosstermBackend<W> {
+    fn raw(&mut self, bytes: &[u8]) -> bool {
+        self.write_all(bytes).is_ok()
+    }
+}
+
+impl RawTerminal for ratatui::backend::TestBackend {
+    fn raw(&mut self, _: &[u8]) -> bool {
+        false
+    }
+}
+
+pub fn event_loop<B: Backend + RawTerminal>(
     terminal: &mut Terminal<B>,
     state: &mut State,
     engine: &EngineHandle,
@@ -151,6 +169,9 @@ where
     let mut quit_deadline: Option<Instant> = None;
     // After a hangup nothing can be drawn: the crew is stopped without a screen.
     let mut headless = false;
+    // The last frame, and what its well showed: output that scrolls by is scrolled by the terminal.
+    let mut last_frame: Option<ratatui::buffer::Buffer> = None;
+    let mut well_shown: Option<crate::ui::scroll::WellShown> = None;
     loop {
         let mut timeout = next_age_change(state);
         if dirty {
@@ -223,7 +244,24 @@ where
             return Ok(());
         }
         if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
-            if let Err(e) = terminal.draw(|f| crate::ui::render(state, f)) {
+            let area = terminal.current_buffer_mut().area;
+            let now_shown = crate::ui::scroll::well_shown(state, area.width, area.height);
+            let scrolled = crate::ui::scroll::scrolled(well_shown.as_ref(), now_shown.as_ref());
+            if let (Some((region, k)), Some(mut previous)) = (scrolled, last_frame.take()) {
+                // The terminal moves the lines; ratatui is told that it did (its last frame, moved the same way),
+                // so the diff writes only what is new.
+                if previous.area == area
+                    && terminal.backend_mut().raw(crate::ui::scroll::scroll_sequence(region, k).as_bytes())
+                {
+                    crate::ui::scroll::shift_up(&mut previous, region, k);
+                    *terminal.current_buffer_mut() = previous;
+                    terminal.swap_buffers();
+                }
+            }
+            well_shown = now_shown;
+            let drawn =
+                terminal.draw(|f| crate::ui::render(state, f)).map(|done| last_frame = Some(done.buffer.clone()));
+            if let Err(e) = drawn {
                 if state.detaches {
                     tracing::info!("drawing failed ({e}): the workbench ends, the crew runs on");
                     return Ok(());

@@ -788,3 +788,32 @@ fn the_mailbox_from_the_keyboard() {
     t.keys(&["Enter"]);
     t.wait_for("the thread, with api's receipt", |s| s.contains("hello api") && s.contains("api: acked (reply #"));
 }
+
+/// Output scrolling by in the well is scrolled by the terminal (a scroll region) and only the new lines are
+/// drawn: whatever frames it took, the screen in the end shows every line once, in order, as the agent wrote
+/// them, and the roster and status line around the well are intact.
+#[test]
+fn output_scrolled_by_the_terminal_leaves_the_screen_exact() {
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| {
+        crew_repo(
+            dir,
+            "[[agent]]\nname = \"count\"\ncommand = \"bash\"\nargs = [\"-c\", \"for i in $(seq 1 400); do printf '\\\\033[3%dmtick %d\\\\033[0m\\\\n' $((i % 7)) $i; [ $((i % 3)) = 0 ] && sleep 0.01; done; echo done-counting; sleep 600\"]\n",
+        );
+    });
+    let s = t.wait_for("the count to end", |s| s.contains("done-counting"));
+    let lines: Vec<&str> = s.lines().collect();
+    let bar = lines.iter().position(|l| l.contains("─ count ─")).expect("the well's bar");
+    assert!(lines[bar - 1].contains("count"), "the roster line above the well: {s}");
+    assert!(lines.last().is_some_and(|l| l.contains("help")), "the status line: {s}");
+    // Every row from the top of the well to the end of the output is a line of it, in order: a row left over
+    // from an earlier frame (or a blank one) would be where the terminal's scroll and muster's idea of it parted.
+    let done = lines.iter().position(|l| l.trim() == "done-counting").expect("the end of the output");
+    let ticks: Vec<Option<u64>> =
+        lines[bar + 1..done].iter().map(|l| l.trim().strip_prefix("tick ").and_then(|n| n.parse().ok())).collect();
+    assert!(ticks.len() >= 20, "the well is full of lines: {s}");
+    assert!(ticks.iter().all(Option::is_some), "every row a line of output: {s}");
+    assert_eq!(ticks.last(), Some(&Some(400)), "{s}");
+    for pair in ticks.windows(2) {
+        assert_eq!(pair[1], pair[0].map(|n| n + 1), "lines in order, none twice or missing: {s}");
+    }
+}

@@ -1188,7 +1188,8 @@ impl Supervisor {
     /// Stops whose grace ran out, and leftovers of exited agents.
     fn timers(&mut self) {
         let now = Instant::now();
-        let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) = std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);
+        let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) =
+            std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);
         self.kills = kept;
         for k in due {
             let running = self.slots.iter().any(|s| {
@@ -1482,7 +1483,8 @@ impl Supervisor {
         if due && !slot.info.base.is_empty() {
             slot.last_diff_request = Some(Instant::now());
             slot.diffed_at_change = changes;
-            let job = DiffJob { path: slot.info.worktree.clone(), base: slot.info.base.clone(), watch: slot.files.clone() };
+            let job =
+                DiffJob { path: slot.info.worktree.clone(), base: slot.info.base.clone(), watch: slot.files.clone() };
             let _ = diff_tx.send((name.to_string(), job));
         }
     }

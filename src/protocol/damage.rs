@@ -70,7 +70,7 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
 
 /// How many lines `next` scrolled up from `prev`, when that leaves fewer rows to send (0 when it did not scroll).
 /// Only shifts that put `prev`'s row k at `next`'s top are tried (the first few), counting the rows they save.
-fn scrolled_by(prev: &Screen, next: &Screen) -> u16 {
+pub fn scrolled_by(prev: &Screen, next: &Screen) -> u16 {
     let rows = next.rows;
     if rows < 4 || row(prev, 0) == row(next, 0) {
         return 0;

@@ -43,7 +43,8 @@ fn reaper() -> Option<&'static Reaper> {
 
 /// Call `on_exit` once the child has ended (and been reaped).
 pub fn watch(waiter: Box<dyn ChildWaiter>, on_exit: OnExit) {
-    let pidfd = waiter.pid().and_then(|p| Pid::from_raw(p as i32)).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
+    let pidfd =
+        waiter.pid().and_then(|p| Pid::from_raw(p as i32)).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok());
     if let (Some(pidfd), Some(reaper)) = (pidfd, reaper()) {
         let sent = reaper.tx.lock().map(|tx| tx.send(Watched { pidfd, waiter, on_exit }));
         match sent {

@@ -5,6 +5,7 @@ pub mod dialog;
 pub mod layout;
 pub mod mail;
 pub mod roster;
+pub mod scroll;
 pub mod status;
 pub mod terminal;
 pub mod timeline;
