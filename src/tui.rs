@@ -247,14 +247,14 @@ where
             let area = terminal.current_buffer_mut().area;
             let now_shown = crate::ui::scroll::well_shown(state, area.width, area.height);
             let scrolled = crate::ui::scroll::scrolled(well_shown.as_ref(), now_shown.as_ref());
-            if let (Some((region, k)), Some(mut previous)) = (scrolled, last_frame.take()) {
+            if let (Some((region, k)), Some(previous)) = (scrolled, last_frame.as_mut()) {
                 // The terminal moves the lines; ratatui is told that it did (its last frame, moved the same way),
                 // so the diff writes only what is new.
                 if previous.area == area
                     && terminal.backend_mut().raw(crate::ui::scroll::scroll_sequence(region, k).as_bytes())
                 {
-                    crate::ui::scroll::shift_up(&mut previous, region, k);
-                    *terminal.current_buffer_mut() = previous;
+                    crate::ui::scroll::shift_up(previous, region, k);
+                    std::mem::swap(terminal.current_buffer_mut(), previous);
                     terminal.swap_buffers();
                 }
             }

@@ -71,14 +71,27 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
 /// How many lines `next` scrolled up from `prev`, when that leaves fewer rows to send (0 when it did not scroll).
 /// Only shifts that put `prev`'s row k at `next`'s top are tried (the first few), counting the rows they save.
 pub fn scrolled_by(prev: &Screen, next: &Screen) -> u16 {
-    let rows = next.rows;
-    if rows < 4 || row(prev, 0) == row(next, 0) {
+    scrolled(next.rows, |a, b| row(prev, a) == row(next, b))
+}
+
+/// The same, from a hash of each row of the two screens.
+pub fn scrolled_by_rows(prev: &[u64], next: &[u64]) -> u16 {
+    if prev.len() != next.len() {
         return 0;
     }
-    let matching = |k: u16| (0..rows - k).filter(|&r| row(prev, r + k) == row(next, r)).count();
-    let still = (0..rows).filter(|&r| row(prev, r) == row(next, r)).count();
+    scrolled(next.len().min(u16::MAX as usize) as u16, |a, b| prev[a as usize] == next[b as usize])
+}
+
+/// How far `rows` rows moved up, given whether row `a` before is row `b` now: the best of the first few shifts
+/// that put an old row on top, if it explains more rows than standing still does.
+fn scrolled(rows: u16, same: impl Fn(u16, u16) -> bool) -> u16 {
+    if rows < 4 || same(0, 0) {
+        return 0;
+    }
+    let matching = |k: u16| (0..rows - k).filter(|&r| same(r + k, r)).count();
+    let still = (0..rows).filter(|&r| same(r, r)).count();
     (1..rows / 2)
-        .filter(|&k| row(prev, k) == row(next, 0))
+        .filter(|&k| same(k, 0))
         .take(4)
         .map(|k| (matching(k), k))
         .max()

@@ -9,12 +9,62 @@ use ratatui::layout::Rect;
 use crate::app::{State, WellTab};
 use crate::term::Screen;
 
-/// The agent's screen as the well showed it in a frame.
+/// The agent's screen as the well showed it in a frame: a hash of each row is enough to see a scroll, and
+/// cheaper than a copy of the screen every frame.
 #[derive(Clone)]
 pub struct WellShown {
     name: String,
     area: Rect,
-    screen: Screen,
+    rows: Vec<u64>,
+}
+
+/// A fast hash (a multiply and rotate a word, as rustc's FxHasher): rows are compared with rows of the frame
+/// before, so a collision costs at most a redraw of that row; SipHash was a tenth of a workbench's time.
+#[derive(Default)]
+struct RowHasher(u64);
+
+impl std::hash::Hasher for RowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64);
+    }
+
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(v as u64);
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn row_hashes(screen: &Screen) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    let width = screen.cols.max(1) as usize;
+    screen
+        .cells
+        .chunks(width)
+        .map(|row| {
+            let mut h = RowHasher::default();
+            row.hash(&mut h);
+            h.finish()
+        })
+        .collect()
 }
 
 /// What the well shows now, when it shows a live terminal filling its whole area and the screen's full width.
@@ -28,7 +78,7 @@ pub fn well_shown(state: &State, width: u16, height: u16) -> Option<WellShown> {
     let screen = agent.screen.as_ref()?;
     // A scroll region spans whole lines: only a well as wide as the terminal, showing the screen as it is.
     let fits = area.x == 0 && area.width == width && (screen.rows, screen.cols) == (area.height, area.width);
-    fits.then(|| WellShown { name: agent.info.name.clone(), area, screen: screen.clone() })
+    fits.then(|| WellShown { name: agent.info.name.clone(), area, rows: row_hashes(screen) })
 }
 
 /// Lines the well's content moved up between two frames (0: none, or not a plain scroll).
@@ -37,7 +87,7 @@ pub fn scrolled(before: Option<&WellShown>, now: Option<&WellShown>) -> Option<(
     if b.name != n.name || b.area != n.area {
         return None;
     }
-    let k = crate::protocol::damage::scrolled_by(&b.screen, &n.screen);
+    let k = crate::protocol::damage::scrolled_by_rows(&b.rows, &n.rows);
     (k > 0 && k < n.area.height).then_some((n.area, k))
 }
 
@@ -45,19 +95,15 @@ pub fn scrolled(before: Option<&WellShown>, now: Option<&WellShown>) -> Option<(
 /// after scrolling that region.
 pub fn shift_up(buf: &mut Buffer, area: Rect, k: u16) {
     let width = buf.area.width as usize;
-    let row = |y: u16| (y - buf.area.y) as usize * width;
-    for y in area.y..area.y + area.height {
-        let (to, from) = (row(y), y + k);
-        if from < area.y + area.height {
-            let from = row(from);
-            for x in 0..width {
-                buf.content[to + x] = buf.content[from + x].clone();
-            }
-        } else {
-            for x in 0..width {
-                buf.content[to + x].reset();
-            }
-        }
+    let start = (area.y - buf.area.y) as usize * width;
+    let end = (start + area.height as usize * width).min(buf.content.len());
+    let moved = (k as usize * width).min(end - start);
+    // Rows move, cells are not copied one by one; the rows that wrap round to the bottom are blanked.
+    let region = &mut buf.content[start..end];
+    region.rotate_left(moved);
+    let len = region.len();
+    for cell in &mut region[len - moved..] {
+        cell.reset();
     }
 }
 
