@@ -560,6 +560,22 @@ pub fn server(agents: usize, seconds: u64) -> Result<()> {
         ms(percentile(&local, 99))
     );
     drop(echo);
+    // The same while the rest of the crew streams: a key must not wait behind other agents' output.
+    let mut toml = String::from("[[agent]]\nname = \"echo\"\ncommand = \"cat\"\n");
+    for i in 0..agents {
+        toml.push_str(&format!(
+            "[[agent]]\nname = \"a{i}\"\nkind = \"demo\"\nargs = [\"demo-agent\", \"--stream\", \"50\"]\n"
+        ));
+    }
+    let loaded = ServedCrew::start_crew(&toml)?;
+    let under_load = loaded.echo_latency(400)?;
+    println!(
+        "typed text → its echo while {agents} other agents stream: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (400 samples)",
+        ms(percentile(&under_load, 50)),
+        ms(percentile(&under_load, 99)),
+        ms(percentile(&under_load, 100))
+    );
+    drop(loaded);
     println!("CPU, {agents} agents × 50 coloured lines/s (% of one core; server + clients):");
     let (mut one, mut three) = (Vec::new(), Vec::new());
     for round in 1..=3 {

@@ -18,8 +18,10 @@ use crate::app::{update, Effect, Msg, State};
 use crate::engine::{agent::now_ms, Command, EngineHandle, Event, EventSink};
 use crate::key::Key;
 
-/// At most this often a frame is drawn.
+/// At most this often a frame is drawn…
 const FRAME: Duration = Duration::from_millis(16);
+/// …except just after a key: what follows it is its echo, drawn at once.
+const ECHO_GRACE: Duration = Duration::from_millis(50);
 /// How long the engine has to stop the crew (checkpoints, grace periods) before the UI ends anyway.
 const SHUTDOWN_WITHIN: Duration = Duration::from_secs(10);
 
@@ -172,10 +174,12 @@ where
     // The last frame, and what its well showed: output that scrolls by is scrolled by the terminal.
     let mut last_frame: Option<ratatui::buffer::Buffer> = None;
     let mut well_shown: Option<crate::ui::scroll::WellShown> = None;
+    let mut last_key: Option<Instant> = None;
     loop {
+        let interval = if last_key.is_some_and(|k| k.elapsed() < ECHO_GRACE) { Duration::ZERO } else { FRAME };
         let mut timeout = next_age_change(state);
         if dirty {
-            let wait = last_draw.map_or(Duration::ZERO, |t| FRAME.saturating_sub(t.elapsed()));
+            let wait = last_draw.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         if let Some(q) = quit_deadline {
@@ -201,7 +205,12 @@ where
         update(state, Msg::Tick(now));
         for m in msgs {
             let msg = match m {
-                AppMsg::Input(ev) => to_msg(ev),
+                AppMsg::Input(ev) => {
+                    if matches!(ev, CtEvent::Key(_) | CtEvent::Paste(_)) {
+                        last_key = Some(Instant::now());
+                    }
+                    to_msg(ev)
+                }
                 AppMsg::Engine(ev) => Some(Msg::Engine(ev)),
                 AppMsg::Closed(reason) => {
                     state.closed = Some(reason);
@@ -243,7 +252,8 @@ where
             // The engine did not confirm in time; its grace threads still kill what is left.
             return Ok(());
         }
-        if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= FRAME) {
+        let interval = if last_key.is_some_and(|k| k.elapsed() < ECHO_GRACE) { Duration::ZERO } else { FRAME };
+        if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= interval) {
             let area = terminal.current_buffer_mut().area;
             let now_shown = crate::ui::scroll::well_shown(state, area.width, area.height);
             let scrolled = crate::ui::scroll::scrolled(well_shown.as_ref(), now_shown.as_ref());

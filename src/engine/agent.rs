@@ -16,8 +16,14 @@ use super::{AgentState, Event, EventSink};
 use crate::pty::{PtyBackend, PtyControl, SpawnSpec};
 use crate::term::{keys, AlacrittyModel, InputModes, Palette, TerminalModel};
 
-/// At most this often a watched agent's screen is sent to the UI (~60 fps).
+/// At most this often a watched agent's screen is sent to the UI while someone types into it (~60 fps)…
 const FRAME: Duration = Duration::from_millis(16);
+/// …and while it only streams output (~30 fps: a flood scrolls as smoothly to the eye, at half the drawing).
+const FLOOD_FRAME: Duration = Duration::from_millis(33);
+/// Output this soon after a key is its echo: it goes out at once, not at the next frame.
+const ECHO_GRACE: Duration = Duration::from_millis(50);
+/// For this long after a key the agent counts as typed into (frames at the faster rate).
+const TYPING: Duration = Duration::from_secs(2);
 /// At most this often the screen is checked against state rules.
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
@@ -254,6 +260,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         hook: None,
         entered: None,
         entered_slot: entered,
+        last_key: None,
     };
     let thread_wake = wake.clone();
     std::thread::Builder::new()
@@ -326,6 +333,8 @@ struct TermThread {
     entered: Option<Instant>,
     /// Where the writer leaves the moment a delivery's Enter went in.
     entered_slot: Arc<Mutex<Option<Instant>>>,
+    /// When a key was last typed into it.
+    last_key: Option<Instant>,
 }
 
 impl TermThread {
@@ -416,6 +425,8 @@ impl TermThread {
                 (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen: self.model.snapshot_at(to) });
             }
             TermMsg::ScrollBottom { viewer } => {
+                // Every key the operator types into the agent comes with this.
+                self.last_key = Some(Instant::now());
                 // Every key asks for this: a frame only when the view moves, or the key's own frame would go
                 // out just before its echo, and the echo wait out the frame interval.
                 if self.views.remove(&viewer).is_some() {
@@ -464,6 +475,15 @@ impl TermThread {
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
 
+    /// How long after the last frame the next may go: at once for the echo of a key, faster while typed into.
+    fn frame_interval(&self, now: Instant) -> Duration {
+        match self.last_key.map(|k| now.saturating_duration_since(k)) {
+            Some(since) if since < ECHO_GRACE => Duration::ZERO,
+            Some(since) if since < TYPING => FRAME,
+            _ => FLOOD_FRAME,
+        }
+    }
+
     fn mark_dirty(&mut self) {
         self.screen_dirty = true;
         self.detect_dirty = true;
@@ -476,7 +496,7 @@ impl TermThread {
             deadlines.push(d);
         }
         if let (true, true, Some(f)) = (self.screen_dirty, self.watched, self.last_frame) {
-            deadlines.push(f + FRAME);
+            deadlines.push(f + self.frame_interval(Instant::now()));
         }
         if let (true, Some(d)) = (self.detect_dirty, self.last_detect) {
             deadlines.push(d + DETECT_EVERY);
@@ -507,7 +527,7 @@ impl TermThread {
         for text in self.model.take_notifications() {
             (self.sink)(Event::Notification { name: self.name.clone(), text });
         }
-        if self.screen_dirty && self.watched && self.last_frame.is_none_or(|f| now >= f + FRAME) {
+        if self.screen_dirty && self.watched && self.last_frame.is_none_or(|f| now >= f + self.frame_interval(now)) {
             (self.sink)(Event::Screen { name: self.name.clone(), screen: self.model.snapshot() });
             self.last_frame = Some(now);
             self.screen_dirty = false;
