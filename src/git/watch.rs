@@ -84,8 +84,100 @@ pub struct WorktreeWatch {
     root: PathBuf,
     sync_dir: PathBuf,
     shared: Arc<Shared>,
-    watcher: Mutex<RecommendedWatcher>,
     ticks: AtomicU64,
+}
+
+/// One inotify instance, and its thread, for every worktree of this process (a thread an agent before): each
+/// event goes to the worktree whose folder holds its path. One instance is one queue, so a worktree's barrier
+/// still orders its events.
+struct Hub {
+    watcher: Mutex<RecommendedWatcher>,
+    routes: Arc<Mutex<Vec<Route>>>,
+}
+
+struct Route {
+    root: PathBuf,
+    sync_dir: PathBuf,
+    shared: std::sync::Weak<Shared>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Hub {
+    fn get() -> anyhow::Result<&'static Hub> {
+        static HUB: std::sync::OnceLock<Hub> = std::sync::OnceLock::new();
+        static START: Mutex<()> = Mutex::new(());
+        if let Some(hub) = HUB.get() {
+            return Ok(hub);
+        }
+        // One start at a time; a failed start (inotify instances used up) is tried again by the next worktree.
+        let _once = lock(&START);
+        if let Some(hub) = HUB.get() {
+            return Ok(hub);
+        }
+        let routes: Arc<Mutex<Vec<Route>>> = Arc::default();
+        let handler = {
+            let routes = routes.clone();
+            move |res: notify::Result<Event>| dispatch(&lock(&routes), res)
+        };
+        use anyhow::Context;
+        let watcher = notify::recommended_watcher(handler).context("starting a file watcher")?;
+        Ok(HUB.get_or_init(|| Hub { watcher: Mutex::new(watcher), routes }))
+    }
+}
+
+/// Hand each path of an event to the worktree (or barrier folder) holding it, the innermost when folders nest;
+/// an event about the watcher itself (lost events, an error) goes to every worktree.
+fn dispatch(routes: &[Route], res: notify::Result<Event>) {
+    let owner = |path: &Path| {
+        routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| path.starts_with(&r.sync_dir) || path.starts_with(&r.root))
+            .max_by_key(|(_, r)| if path.starts_with(&r.sync_dir) { usize::MAX } else { r.root.as_os_str().len() })
+            .map(|(i, _)| i)
+    };
+    match res {
+        Ok(ev) if ev.need_rescan() || ev.paths.is_empty() => {
+            for r in routes {
+                deliver(r, Ok(ev.clone()));
+            }
+        }
+        Ok(ev) => {
+            for (i, r) in routes.iter().enumerate() {
+                let paths: Vec<PathBuf> = ev.paths.iter().filter(|p| owner(p) == Some(i)).cloned().collect();
+                if !paths.is_empty() {
+                    deliver(r, Ok(Event { kind: ev.kind, paths, attrs: ev.attrs.clone() }));
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!("file watcher: {e}");
+            for r in routes {
+                deliver(r, Err(()));
+            }
+        }
+    }
+}
+
+fn deliver(route: &Route, res: Result<Event, ()>) {
+    let Some(shared) = route.shared.upgrade() else { return };
+    let mut seen = shared.lock();
+    match res {
+        Ok(ev) => {
+            if let Some(tick) = record(&mut seen, &route.root, &route.sync_dir, &ev) {
+                seen.synced = seen.synced.max(tick);
+                shared.synced.notify_all();
+            }
+        }
+        Err(()) => {
+            seen.all = true;
+            seen.rewatch = true;
+            seen.changes += 1;
+        }
+    }
 }
 
 /// `path` relative to `root` with `/` separators; None for the root itself, paths outside it and anything in
@@ -195,41 +287,20 @@ impl WorktreeWatch {
         let sync_dir = parent.join(format!("watch-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&sync_dir).with_context(|| format!("creating {}", sync_dir.display()))?;
         let shared = Arc::new(Shared { seen: Mutex::new(Seen::default()), synced: Condvar::new() });
-        let handler = {
-            let (shared, root, sync_dir) = (shared.clone(), root.to_path_buf(), sync_dir.clone());
-            move |res: notify::Result<Event>| {
-                let mut seen = shared.lock();
-                match res {
-                    Ok(ev) => {
-                        if let Some(tick) = record(&mut seen, &root, &sync_dir, &ev) {
-                            seen.synced = seen.synced.max(tick);
-                            shared.synced.notify_all();
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!("watching {}: {e}", root.display());
-                        seen.all = true;
-                        seen.rewatch = true;
-                        seen.changes += 1;
-                    }
-                }
-            }
-        };
-        let started = notify::recommended_watcher(handler).context("starting a file watcher").and_then(|mut w| {
-            w.watch(&sync_dir, RecursiveMode::NonRecursive).context("watching the barrier folder")?;
-            Ok(w)
+        let started = Hub::get().and_then(|hub| {
+            lock(&hub.routes).push(Route {
+                root: root.to_path_buf(),
+                sync_dir: sync_dir.clone(),
+                shared: Arc::downgrade(&shared),
+            });
+            // Not under the routes' lock: the watcher's thread takes it to deliver events.
+            let watched = lock(&hub.watcher).watch(&sync_dir, RecursiveMode::NonRecursive);
+            watched.context("watching the barrier folder")
         });
-        // No watcher (this user's inotify instances all taken, say): its barrier folder goes too.
-        let watcher = started.inspect_err(|_| {
-            let _ = std::fs::remove_dir_all(&sync_dir);
-        })?;
-        Ok(Arc::new(WorktreeWatch {
-            root: root.to_path_buf(),
-            sync_dir,
-            shared,
-            watcher: Mutex::new(watcher),
-            ticks: AtomicU64::new(0),
-        }))
+        let watch = WorktreeWatch { root: root.to_path_buf(), sync_dir, shared, ticks: AtomicU64::new(0) };
+        // No watcher (this user's inotify instances all taken, say): its barrier folder and route go (drop).
+        started?;
+        Ok(Arc::new(watch))
     }
 
     pub fn root(&self) -> &Path {
@@ -379,7 +450,8 @@ impl WorktreeWatch {
 
     fn unwatch_all(&self) {
         let dirs = std::mem::take(&mut self.shared.lock().watched);
-        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(hub) = Hub::get() else { return };
+        let mut watcher = lock(&hub.watcher);
         for dir in dirs {
             let _ = watcher.unwatch(&self.absolute(&dir));
         }
@@ -396,7 +468,11 @@ impl WorktreeWatch {
                 && index.as_ref().is_none_or(|i| i.find_prefix(format!("{rel}/")).is_err())
         };
         let mut stack = dirs.to_vec();
-        let mut watcher = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(hub) = Hub::get() else {
+            self.shared.lock().degraded = true;
+            return;
+        };
+        let mut watcher = lock(&hub.watcher);
         while let Some(rel) = stack.pop() {
             if !rel.is_empty() && skip(&rel) {
                 continue;
@@ -434,6 +510,12 @@ impl WorktreeWatch {
 
 impl Drop for WorktreeWatch {
     fn drop(&mut self) {
+        // Its watches and its route go with it: the instance is shared.
+        self.unwatch_all();
+        if let Ok(hub) = Hub::get() {
+            let _ = lock(&hub.watcher).unwatch(&self.sync_dir);
+            lock(&hub.routes).retain(|r| r.sync_dir != self.sync_dir);
+        }
         let _ = std::fs::remove_dir_all(&self.sync_dir);
     }
 }
@@ -470,6 +552,28 @@ mod tests {
         record(&mut seen, root, sync, &ev(EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)), "/w/a"));
         record(&mut seen, root, sync, &ev(EventKind::Remove(notify::event::RemoveKind::File), "/w/b"));
         assert_eq!(seen.paths.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn one_watcher_routes_each_path_to_the_innermost_worktree_and_trouble_to_all() {
+        let shared = || Arc::new(Shared { seen: Mutex::new(fresh()), synced: Condvar::new() });
+        let (outer, inner) = (shared(), shared());
+        let routes = vec![
+            Route { root: "/r".into(), sync_dir: "/s/1".into(), shared: Arc::downgrade(&outer) },
+            Route { root: "/r/.muster/worktrees/a".into(), sync_dir: "/s/2".into(), shared: Arc::downgrade(&inner) },
+        ];
+        let write = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        dispatch(&routes, Ok(ev(write, "/r/.muster/worktrees/a/x.rs")));
+        dispatch(&routes, Ok(ev(write, "/r/y.rs")));
+        dispatch(&routes, Ok(ev(EventKind::Create(CreateKind::File), "/s/2/7")));
+        assert_eq!(inner.lock().paths.iter().collect::<Vec<_>>(), ["x.rs"]);
+        assert_eq!(outer.lock().paths.iter().collect::<Vec<_>>(), ["y.rs"]);
+        assert_eq!((inner.lock().synced, outer.lock().synced), (7, 0), "a barrier is its worktree's own");
+        dispatch(&routes, Ok(Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)));
+        assert!(inner.lock().all && outer.lock().all, "lost events concern every worktree");
+        // A worktree that went away is skipped.
+        drop(inner);
+        dispatch(&routes, Ok(ev(write, "/r/.muster/worktrees/a/z.rs")));
     }
 
     #[test]
