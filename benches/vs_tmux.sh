@@ -54,11 +54,16 @@ measure() {
   awk -v a=$((a1 - a0)) -v h=$((h1 - h0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.2f %.2f\n", a / t * 100, h / t * 100 }'
 }
 
-make_repo() { # $1 agents, $2 lines a second
+make_repo() { # $1 agents, $2 lines a second, $3 files in the repository (default 1)
   rm -rf "$work/repo"; mkdir -p "$work/repo/.muster"
   git -C "$work/repo" init -q -b main
   echo "bench" >"$work/repo/README"
-  git -C "$work/repo" add README && git -C "$work/repo" -c user.name=b -c user.email=b@b commit -qm init
+  local f
+  for f in $(seq 1 "${3:-0}"); do
+    mkdir -p "$work/repo/src/m$((f / 100))"
+    printf '// file %d\npub fn f%d() -> usize {\n    %d\n}\n' "$f" "$f" "$f" >"$work/repo/src/m$((f / 100))/f$f.rs"
+  done
+  git -C "$work/repo" add -A && git -C "$work/repo" -c user.name=b -c user.email=b@b commit -qm init
   local i
   : >"$work/repo/.muster/crew.toml"
   for i in $(seq 1 "$1"); do
@@ -66,8 +71,8 @@ make_repo() { # $1 agents, $2 lines a second
   done
 }
 
-run_muster() { # $1 agents, $2 lines a second, $3 warm-up seconds -> sets pids host
-  make_repo "$1" "$2"
+run_muster() { # $1 agents, $2 lines a second, $3 warm-up seconds, $4 files -> sets pids host
+  make_repo "$1" "$2" "${4:-0}"
   tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "$exe -C $work/repo"
   host=$(tmux -L "$tag-host" display -p '#{pid}')
   local client; client=$(await pgrep -f "^$exe -C $work/repo\$")
@@ -124,3 +129,14 @@ run_tmux "$hist" 2000 8
 tr=$(rss_kib $pids)
 stop_tmux
 echo "  muster $((mr / 1024)) MiB, tmux $((tr / 1024)) MiB ($(awk -v a="$mr" -v b="$tr" 'BEGIN { printf "%.2f×", a / b }'))"
+
+if [ "${REPO_FILES:-10000}" -gt 0 ]; then
+  echo "16 agents streaming in a repository of ${REPO_FILES:-10000} files against a tiny one (diffstats, watchers):"
+  run_muster 16 50 5 "${REPO_FILES:-10000}"
+  read -r big _ < <(measure)
+  stop_muster
+  run_muster 16 50 5 0
+  read -r tiny _ < <(measure)
+  stop_muster
+  echo "  muster ${big}% against ${tiny}% ($(awk -v a="$big" -v b="$tiny" 'BEGIN { printf "%.2f×", a / b }'))"
+fi

@@ -77,6 +77,43 @@ fn throughput(data: &[u8]) -> f64 {
     data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
+/// The same output through alacritty alone, keeping its own 10,000-line history (how muster was before the
+/// compact history): the cost of copying rows into it, in the same run.
+fn alacritty_alone_throughput(data: &[u8]) -> f64 {
+    use alacritty_terminal::event::VoidListener;
+    use alacritty_terminal::term::{Config, Term};
+    use alacritty_terminal::vte::ansi::{Processor, StdSyncHandler};
+    struct Size;
+    impl alacritty_terminal::grid::Dimensions for Size {
+        fn total_lines(&self) -> usize {
+            50
+        }
+        fn screen_lines(&self) -> usize {
+            50
+        }
+        fn columns(&self) -> usize {
+            200
+        }
+    }
+    let config = Config { scrolling_history: 10_000, ..Config::default() };
+    let mut term = Term::new(config, &Size, VoidListener);
+    let mut parser: Processor<StdSyncHandler> = Processor::new();
+    let start = Instant::now();
+    for chunk in data.chunks(64 * 1024) {
+        parser.advance(&mut term, chunk);
+    }
+    data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
+}
+
+/// Lines and bytes of a full 10,000-line history of the coloured stream.
+fn history_weight() -> (usize, usize) {
+    let mut model = AlacrittyModel::new(50, 200, 10_000);
+    for chunk in coloured_stream(3_000_000).chunks(64 * 1024) {
+        model.feed(chunk);
+    }
+    (model.history_size(), model.history_bytes())
+}
+
 fn guard_throughput(data: &[u8]) -> f64 {
     let mut guard = crate::term::guard::OutputGuard::default();
     let start = Instant::now();
@@ -479,6 +516,7 @@ pub enum Only {
     Conflicts,
     Server,
     Mail,
+    Terminal,
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
@@ -501,10 +539,12 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
         checkpoint_under_writer(10_000, 100)?;
         return checkpoint_history(10_000, 100, 300);
     }
-    checkpoints(&[(1_000, 100), (10_000, 10), (10_000, 100), (10_000, 1_000), (50_000, 100)])?;
-    checkpoint_under_writer(10_000, 100)?;
-    checkpoint_history(10_000, 100, 300)?;
-    conflicts()?;
+    if only != Only::Terminal {
+        checkpoints(&[(1_000, 100), (10_000, 10), (10_000, 100), (10_000, 1_000), (50_000, 100)])?;
+        checkpoint_under_writer(10_000, 100)?;
+        checkpoint_history(10_000, 100, 300)?;
+        conflicts()?;
+    }
     let plain = plain_stream(50_000_000);
     let coloured = coloured_stream(50_000_000);
     println!(
@@ -513,9 +553,22 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
         throughput(&coloured)
     );
     println!(
+        "  alacritty alone with its own 10,000-line history: plain {:.0} MB/s, coloured {:.0} MB/s",
+        alacritty_alone_throughput(&plain),
+        alacritty_alone_throughput(&coloured)
+    );
+    println!(
         "  of which the output guard (OSC and combining-mark caps) alone: plain {:.0} MB/s, coloured {:.0} MB/s",
         guard_throughput(&plain),
         guard_throughput(&coloured)
+    );
+    let (lines, bytes) = history_weight();
+    println!(
+        "history of a coloured agent at 200 columns: {lines} lines kept in {} KiB ({:.0} bytes a line; a grid row of \
+         alacritty's is {} bytes)",
+        bytes / 1024,
+        bytes as f64 / lines.max(1) as f64,
+        200 * std::mem::size_of::<alacritty_terminal::term::cell::Cell>()
     );
     let ft = frame_time(agents);
     println!("frame time at 200x50 ({agents} agents, full coloured well): {:.3} ms", ft.as_secs_f64() * 1e3);
@@ -524,6 +577,9 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
     let (busy, per_agent, frames) = crew_cpu(agents, &["demo-agent", "--stream", "50"], seconds)?;
     println!("CPU, {agents} agents × 50 coloured lines/s: {busy:.2}% of one core ({frames} frames drawn)");
     println!("resident memory per streaming agent (10,000 lines scrollback): {per_agent} KiB");
+    if only == Only::Terminal {
+        return Ok(());
+    }
     server(agents, seconds)?;
     mail::run()
 }

@@ -173,6 +173,9 @@ pub enum Cmd {
         /// Only the mailbox's figures (a large mailbox, send → another client, delivery, sends per second).
         #[arg(long)]
         mail_only: bool,
+        /// Only the terminal's figures (emulator throughput, history weight, frame time, in-process CPU).
+        #[arg(long)]
+        terminal_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

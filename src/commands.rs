@@ -78,13 +78,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let root = find_repo_root(&dir)?;
             print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root)?, &agent)?);
         }
-        Some(Cmd::Bench { agents, seconds, checkpoints_only, conflicts_only, server_only, mail_only }) => {
+        Some(Cmd::Bench {
+            agents,
+            seconds,
+            checkpoints_only,
+            conflicts_only,
+            server_only,
+            mail_only,
+            terminal_only,
+        }) => {
             use crate::bench::Only;
-            let only = match (checkpoints_only, conflicts_only, server_only, mail_only) {
-                (true, _, _, _) => Only::Checkpoints,
-                (_, true, _, _) => Only::Conflicts,
-                (_, _, true, _) => Only::Server,
-                (_, _, _, true) => Only::Mail,
+            let only = match (checkpoints_only, conflicts_only, server_only, mail_only, terminal_only) {
+                (true, ..) => Only::Checkpoints,
+                (_, true, ..) => Only::Conflicts,
+                (_, _, true, ..) => Only::Server,
+                (_, _, _, true, _) => Only::Mail,
+                (.., true) => Only::Terminal,
                 _ => Only::All,
             };
             crate::bench::run(agents, seconds, only)?

@@ -19,9 +19,9 @@ use alacritty_terminal::vte::ansi::{
     StandardCharset, TabulationClearMode,
 };
 
-use super::history::{History, LEADING_SPACER};
-use super::model::{convert_cell, Listener};
-use super::screen::{CellFlags, ScreenCell};
+use super::history::{Encoded, History, Marks, Part, LEADING_SPACER};
+use super::model::{cell_parts, is_blank, Listener};
+use super::screen::{CellColor, CellFlags};
 
 /// The scroll region as alacritty keeps it (private there): lines `start..end` of the screen.
 pub type Region = Range<i32>;
@@ -30,22 +30,31 @@ pub fn full_region<T>(term: &Term<T>) -> Region {
     0..term.screen_lines() as i32
 }
 
-/// A grid row as history cells, and whether it wrapped into the next row.
-pub fn history_row(term: &Term<Listener>, line: i32) -> (Vec<ScreenCell>, bool) {
+/// A leading spacer the history must see in a row: a wide character that did not fit in that column is about
+/// to wrap to the next row (colours and attributes of the cursor's template).
+pub type Spacer = (usize, CellColor, CellColor, u16);
+
+/// A grid row, encoded for the history into `out`: all of it when it wraps into the next row (or is about to:
+/// `wraps`), else without its trailing blanks.
+pub fn history_row(term: &Term<Listener>, line: i32, wraps: bool, spacer: Option<Spacer>, out: &mut Encoded) {
     let row = &term.grid()[Line(line)];
     let cols = term.columns();
-    let cells = (0..cols)
-        .map(|c| {
-            let cell = &row[Column(c)];
-            let mut out = convert_cell(cell);
-            if cell.flags.contains(Flags::LEADING_WIDE_CHAR_SPACER) {
-                out.flags.0 |= LEADING_SPACER;
-            }
-            out
-        })
-        .collect();
-    let wrapped = cols > 0 && row[Column(cols - 1)].flags.contains(Flags::WRAPLINE);
-    (cells, wrapped)
+    let wrapped = wraps || (cols > 0 && row[Column(cols - 1)].flags.contains(Flags::WRAPLINE));
+    let keep = if wrapped { cols } else { (0..cols).rev().find(|&c| !is_blank(&row[Column(c)])).map_or(0, |c| c + 1) };
+    out.set(keep, wrapped, |c| match spacer {
+        Some((col, fg, bg, flags)) if col == c => Part { ch: ' ', fg, bg, flags, marks: Marks::None },
+        _ => part(&row[Column(c)]),
+    });
+}
+
+/// An emulator cell as the history's encoder takes it (what `convert_cell` would make of it).
+fn part(cell: &Cell) -> Part<'_> {
+    let (ch, fg, bg, flags) = cell_parts(cell);
+    let mut flags = flags.0;
+    if cell.flags.contains(Flags::LEADING_WIDE_CHAR_SPACER) {
+        flags |= LEADING_SPACER;
+    }
+    Part { ch, fg, bg, flags, marks: cell.zerowidth().map_or(Marks::None, Marks::Chars) }
 }
 
 /// How a character wraps the line it is typed on.
@@ -61,6 +70,8 @@ pub struct Capture<'a> {
     pub term: &'a mut Term<Listener>,
     pub region: &'a mut Region,
     pub history: &'a mut History,
+    /// Where a row is encoded before it scrolls off (its allocation kept between rows).
+    pub scratch: &'a mut Encoded,
 }
 
 impl Capture<'_> {
@@ -85,30 +96,24 @@ impl Capture<'_> {
     fn maybe_one(&mut self, wrap: Option<Wrap>, f: impl FnOnce(&mut Term<Listener>)) {
         // A one-line screen scrolls onto itself: nothing to compare, and the caller's condition is exact.
         let second = (self.term.screen_lines() > 1).then(|| self.row_at(1));
-        let (mut cells, mut wrapped) = history_row(self.term, 0);
         let cursor = &self.term.grid().cursor;
-        if let (Some(wrap), 0) = (wrap, cursor.point.line.0) {
-            wrapped = true;
-            if wrap == Wrap::Wide {
-                let mut spacer = convert_cell(&cursor.template);
-                spacer.text = " ".into();
-                spacer.flags.0 = (spacer.flags.0 & !(CellFlags::WIDE | CellFlags::SPACER)) | LEADING_SPACER;
-                if let Some(cell) = cells.get_mut(cursor.point.column.0) {
-                    *cell = spacer;
-                }
-            }
-        }
+        let wraps = wrap.is_some() && cursor.point.line.0 == 0;
+        let spacer = (wraps && wrap == Some(Wrap::Wide) && cursor.point.column.0 < self.term.columns()).then(|| {
+            let (_, fg, bg, flags) = cell_parts(&cursor.template);
+            (cursor.point.column.0, fg, bg, (flags.0 & !(CellFlags::WIDE | CellFlags::SPACER)) | LEADING_SPACER)
+        });
+        history_row(self.term, 0, wraps, spacer, self.scratch);
         f(self.term);
         if second.is_none_or(|s| self.row_at(0) == s) {
-            self.history.push_row(&cells, wrapped);
+            self.history.push_encoded(self.scratch);
         }
     }
 
     /// Copies the top `n` rows (what a known scroll of `n` pushes out) and runs `f`.
     fn exactly(&mut self, n: usize, f: impl FnOnce(&mut Term<Listener>)) {
         for line in 0..n.min(self.term.screen_lines()) {
-            let (cells, wrapped) = history_row(self.term, line as i32);
-            self.history.push_row(&cells, wrapped);
+            history_row(self.term, line as i32, false, None, self.scratch);
+            self.history.push_encoded(self.scratch);
         }
         f(self.term);
     }

@@ -19,6 +19,70 @@ use super::screen::{CellColor, CellFlags, ScreenCell};
 /// next row: kept while the width it was written at stays, laid out afresh after a resize. Never drawn as such.
 pub const LEADING_SPACER: u16 = 1 << 15;
 
+/// One cell as the encoder takes it, borrowed from where it lives (the emulator's grid, or a screen cell), so a
+/// row that scrolls off is encoded without being converted first.
+pub struct Part<'a> {
+    pub ch: char,
+    pub fg: CellColor,
+    pub bg: CellColor,
+    pub flags: u16,
+    pub marks: Marks<'a>,
+}
+
+/// Combining marks after a cell's character.
+pub enum Marks<'a> {
+    None,
+    Chars(&'a [char]),
+    Str(&'a str),
+}
+
+impl Marks<'_> {
+    fn is_empty(&self) -> bool {
+        match self {
+            Marks::None => true,
+            Marks::Chars(c) => c.is_empty(),
+            Marks::Str(s) => s.is_empty(),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Marks::None => put_varint(out, 0),
+            Marks::Chars(chars) => {
+                put_varint(out, chars.iter().map(|c| c.len_utf8()).sum::<usize>() as u64);
+                let mut buf = [0u8; 4];
+                for c in *chars {
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+            Marks::Str(s) => {
+                put_varint(out, s.len() as u64);
+                out.extend_from_slice(s.as_bytes());
+            }
+        }
+    }
+}
+
+/// A row encoded before it is known to scroll off (once it has, the emulator has already cleared it).
+#[derive(Default)]
+pub struct Encoded {
+    bytes: Vec<u8>,
+    cells: usize,
+    wide: bool,
+    /// The line goes on in the next row.
+    pub wrapped: bool,
+}
+
+impl Encoded {
+    /// Encode `len` cells (`part(i)` each) into this scratch, reusing its allocation.
+    pub fn set<'a>(&mut self, len: usize, wrapped: bool, part: impl Fn(usize) -> Part<'a>) {
+        self.bytes.clear();
+        self.wide = encode_with(len, part, &mut self.bytes);
+        self.cells = len;
+        self.wrapped = wrapped;
+    }
+}
+
 /// Encoded bytes of a block before it is sealed (deflated).
 const BLOCK_BYTES: usize = 32 * 1024;
 
@@ -111,27 +175,38 @@ impl History {
 
     /// A row that scrolled off the top of the screen. `wrapped`: the line goes on in the next row.
     pub fn push_row(&mut self, cells: &[ScreenCell], wrapped: bool) {
+        let keep = if wrapped {
+            cells.len()
+        } else {
+            cells.iter().rposition(|c| *c != ScreenCell::default()).map_or(0, |i| i + 1)
+        };
+        let mut e = Encoded::default();
+        e.set(keep, wrapped, |i| part_of(&cells[i]));
+        self.push_encoded(&e);
+    }
+
+    /// A row that scrolled off the top of the screen, encoded (`Encoded::set`) before it did: all of a row that
+    /// wraps, and a row that ends its line without its trailing blanks (padding: rows are laid out to the width
+    /// again when read).
+    pub fn push_encoded(&mut self, e: &Encoded) {
         if self.limit == 0 {
             return;
         }
-        let mut cells = cells;
-        if !wrapped {
-            // Blank cells at a line's end are padding: the row is laid out to the width again when read.
-            let keep = cells.iter().rposition(|c| *c != ScreenCell::default()).map_or(0, |i| i + 1);
-            // A row a line wrapped into is a row even when blank: one cell keeps it one.
-            let keep = if self.open { keep.max(1).min(cells.len()) } else { keep };
-            cells = &cells[..keep];
-        }
         if self.open {
-            self.extend_last(cells);
+            let mut more = decode(&e.bytes);
+            // A row a line wrapped into is a row even when blank: one cell keeps it one.
+            if more.is_empty() {
+                more.push(ScreenCell::default());
+            }
+            self.extend_last(&more);
         } else {
-            self.append(cells);
+            self.append(e);
         }
-        self.open = wrapped;
+        self.open = e.wrapped;
         self.trim();
     }
 
-    fn append(&mut self, cells: &[ScreenCell]) {
+    fn append(&mut self, e: &Encoded) {
         if self.blocks.back().is_none_or(|b| matches!(b.data, Data::Sealed(_)) || b.bytes_len() >= BLOCK_BYTES) {
             if let Some(last) = self.blocks.back_mut() {
                 seal(last);
@@ -142,24 +217,29 @@ impl History {
         let Some(block) = self.blocks.back_mut() else { return };
         let Data::Open(data) = &mut block.data else { return };
         let offset = data.len() as u32;
-        encode(cells, data);
-        let wide = cells.iter().any(|c| c.flags.has(CellFlags::WIDE));
-        let rows = layout_rows(cells, width, true, wide);
-        block.lines.push(Meta { offset, cells: cells.len() as u32, rows, width, wide });
+        data.extend_from_slice(&e.bytes);
+        // Without wide characters the rows are a division; with them, a layout.
+        let rows = if e.wide { layout_rows(&decode(&e.bytes), width, true, true) } else { rows_for(e.cells, width) };
+        block.lines.push(Meta { offset, cells: e.cells as u32, rows, width, wide: e.wide });
         block.rows += rows as u64;
         self.rows += rows as u64;
     }
 
     /// The newest line goes on: it is decoded, extended and encoded again (a line wraps onto few rows).
     fn extend_last(&mut self, more: &[ScreenCell]) {
-        let Some(block) = self.blocks.back_mut() else { return self.append(more) };
+        let fresh = |more: &[ScreenCell]| {
+            let mut e = Encoded::default();
+            e.set(more.len(), false, |i| part_of(&more[i]));
+            e
+        };
+        let Some(block) = self.blocks.back_mut() else { return self.append(&fresh(more)) };
         let (Data::Open(data), Some(meta)) = (&mut block.data, block.lines.last().copied()) else {
-            return self.append(more);
+            return self.append(&fresh(more));
         };
         let mut cells = decode(&data[meta.offset as usize..]);
         cells.extend_from_slice(more);
         data.truncate(meta.offset as usize);
-        encode(&cells, data);
+        encode_with(cells.len(), |i| part_of(&cells[i]), data);
         let wide = meta.wide || more.iter().any(|c| c.flags.has(CellFlags::WIDE));
         let rows = layout_rows(&cells, self.width, true, wide);
         block.rows = block.rows - meta.rows as u64 + rows as u64;
@@ -408,37 +488,55 @@ fn get_color(bytes: &[u8], at: &mut usize) -> CellColor {
     }
 }
 
+/// A screen cell as the encoder takes it.
+fn part_of(c: &ScreenCell) -> Part<'_> {
+    let mut chars = c.text.chars();
+    let ch = chars.next().unwrap_or(' ');
+    Part { ch, fg: c.fg, bg: c.bg, flags: c.flags.0, marks: Marks::Str(chars.as_str()) }
+}
+
+#[cfg(test)]
 fn encode(cells: &[ScreenCell], out: &mut Vec<u8>) {
-    put_varint(out, cells.len() as u64);
+    encode_with(cells.len(), |i| part_of(&cells[i]), out);
+}
+
+/// Encode `len` cells; whether one is a wide character.
+fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u8>) -> bool {
+    put_varint(out, len as u64);
+    let mut wide = false;
+    let mut marked = Vec::new();
     let mut i = 0;
-    while i < cells.len() {
-        let style = (cells[i].fg, cells[i].bg, cells[i].flags);
-        let run = cells[i..].iter().take_while(|c| (c.fg, c.bg, c.flags) == style).count();
+    while i < len {
+        let first = part(i);
+        let style = (first.fg, first.bg, first.flags);
+        let mut run = 1;
+        while i + run < len && {
+            let p = part(i + run);
+            (p.fg, p.bg, p.flags) == style
+        } {
+            run += 1;
+        }
         put_varint(out, run as u64);
         put_color(out, style.0);
         put_color(out, style.1);
-        put_varint(out, style.2 .0 as u64);
-        for c in &cells[i..i + run] {
-            let first = c.text.chars().next().unwrap_or(' ');
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(first.encode_utf8(&mut buf).as_bytes());
+        put_varint(out, style.2 as u64);
+        wide |= style.2 & CellFlags::WIDE != 0;
+        let mut buf = [0u8; 4];
+        for j in i..i + run {
+            let p = part(j);
+            out.extend_from_slice(p.ch.encode_utf8(&mut buf).as_bytes());
+            if !p.marks.is_empty() {
+                marked.push(j);
+            }
         }
         i += run;
     }
-    let marked: Vec<(usize, &str)> = cells
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let first = c.text.chars().next()?.len_utf8();
-            (c.text.len() > first).then(|| (i, &c.text[first..]))
-        })
-        .collect();
     put_varint(out, marked.len() as u64);
-    for (i, marks) in marked {
-        put_varint(out, i as u64);
-        put_varint(out, marks.len() as u64);
-        out.extend_from_slice(marks.as_bytes());
+    for j in marked {
+        put_varint(out, j as u64);
+        part(j).marks.write(out);
     }
+    wide
 }
 
 fn decode(bytes: &[u8]) -> Vec<ScreenCell> {

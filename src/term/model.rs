@@ -170,6 +170,7 @@ pub struct AlacrittyModel {
     region: Region,
     /// How far the model's own view is scrolled back.
     view: usize,
+    scratch: super::history::Encoded,
 }
 
 impl AlacrittyModel {
@@ -198,6 +199,7 @@ impl AlacrittyModel {
             guard: OutputGuard::default(),
             history: History::new(scrollback, cols),
             view: 0,
+            scratch: Default::default(),
         }
     }
 
@@ -294,12 +296,30 @@ fn trim_marks(term: &mut Term<Listener>) {
 
 /// One emulator cell as a screen cell.
 pub(super) fn convert_cell(cell: &alacritty_terminal::term::cell::Cell) -> ScreenCell {
+    let (ch, fg, bg, flags) = cell_parts(cell);
     let mut text = compact_str::CompactString::default();
-    text.push(if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c });
+    text.push(ch);
     if let Some(extra) = cell.zerowidth() {
         text.extend(extra.iter());
     }
-    ScreenCell { text, fg: convert_color(cell.fg), bg: convert_color(cell.bg), flags: convert_flags(cell.flags) }
+    ScreenCell { text, fg, bg, flags }
+}
+
+/// A cell's character (a blank for the NUL and tab alacritty keeps), colours and attributes.
+pub(super) fn cell_parts(cell: &alacritty_terminal::term::cell::Cell) -> (char, CellColor, CellColor, CellFlags) {
+    let ch = if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c };
+    (ch, convert_color(cell.fg), convert_color(cell.bg), convert_flags(cell.flags))
+}
+
+/// Whether a cell converts to `ScreenCell::default()`, told without converting it (most of a row is blank, and
+/// every row that scrolls into history is looked at).
+pub(super) fn is_blank(cell: &alacritty_terminal::term::cell::Cell) -> bool {
+    matches!(cell.c, ' ' | '\t' | '\0')
+        && convert_color(cell.fg) == CellColor::Default
+        && convert_color(cell.bg) == CellColor::Default
+        && convert_flags(cell.flags).0 == 0
+        && !cell.flags.contains(Flags::LEADING_WIDE_CHAR_SPACER)
+        && cell.zerowidth().is_none_or(|z| z.is_empty())
 }
 
 fn convert_color(color: Color) -> CellColor {
@@ -346,7 +366,12 @@ impl TerminalModel for AlacrittyModel {
     fn feed(&mut self, bytes: &[u8]) {
         let bytes = self.guard.filter(bytes);
         self.osc.feed(bytes);
-        let mut capture = Capture { term: &mut self.term, region: &mut self.region, history: &mut self.history };
+        let mut capture = Capture {
+            term: &mut self.term,
+            region: &mut self.region,
+            history: &mut self.history,
+            scratch: &mut self.scratch,
+        };
         self.parser.advance(&mut capture, bytes);
         if self.guard.marks_passed > MAX_COMBINING {
             trim_marks(&mut self.term);
@@ -376,8 +401,8 @@ impl TerminalModel for AlacrittyModel {
         if primary {
             let pushed = self.term.grid().history_size();
             for line in (1..=pushed).rev() {
-                let (cells, wrapped) = capture::history_row(&self.term, -(line as i32));
-                self.history.push_row(&cells, wrapped);
+                capture::history_row(&self.term, -(line as i32), false, None, &mut self.scratch);
+                self.history.push_encoded(&self.scratch);
             }
             let grid = self.term.grid_mut();
             grid.update_history(0);
@@ -524,7 +549,12 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn flush_sync(&mut self) {
-        let mut capture = Capture { term: &mut self.term, region: &mut self.region, history: &mut self.history };
+        let mut capture = Capture {
+            term: &mut self.term,
+            region: &mut self.region,
+            history: &mut self.history,
+            scratch: &mut self.scratch,
+        };
         self.parser.stop_sync(&mut capture);
     }
 }
