@@ -500,37 +500,41 @@ fn encode(cells: &[ScreenCell], out: &mut Vec<u8>) {
     encode_with(cells.len(), |i| part_of(&cells[i]), out);
 }
 
-/// Encode `len` cells; whether one is a wide character.
+/// Encode `len` cells; whether one is a wide character. One look at each cell: a run's characters wait in a
+/// small buffer until its style changes, since its length goes first.
 fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u8>) -> bool {
     put_varint(out, len as u64);
     let mut wide = false;
     let mut marked = Vec::new();
-    let mut i = 0;
-    while i < len {
-        let first = part(i);
-        let style = (first.fg, first.bg, first.flags);
-        let mut run = 1;
-        while i + run < len && {
-            let p = part(i + run);
-            (p.fg, p.bg, p.flags) == style
-        } {
-            run += 1;
+    let mut run: Option<((CellColor, CellColor, u16), usize)> = None;
+    let mut chars: Vec<u8> = Vec::with_capacity(4 * len.min(512));
+    let flush = |out: &mut Vec<u8>, run: &Option<((CellColor, CellColor, u16), usize)>, chars: &mut Vec<u8>| {
+        if let Some(((fg, bg, flags), n)) = run {
+            put_varint(out, *n as u64);
+            put_color(out, *fg);
+            put_color(out, *bg);
+            put_varint(out, *flags as u64);
+            out.append(chars);
         }
-        put_varint(out, run as u64);
-        put_color(out, style.0);
-        put_color(out, style.1);
-        put_varint(out, style.2 as u64);
-        wide |= style.2 & CellFlags::WIDE != 0;
-        let mut buf = [0u8; 4];
-        for j in i..i + run {
-            let p = part(j);
-            out.extend_from_slice(p.ch.encode_utf8(&mut buf).as_bytes());
-            if !p.marks.is_empty() {
-                marked.push(j);
+    };
+    let mut buf = [0u8; 4];
+    for i in 0..len {
+        let p = part(i);
+        let style = (p.fg, p.bg, p.flags);
+        match &mut run {
+            Some((s, n)) if *s == style => *n += 1,
+            _ => {
+                flush(out, &run, &mut chars);
+                run = Some((style, 1));
+                wide |= p.flags & CellFlags::WIDE != 0;
             }
         }
-        i += run;
+        chars.extend_from_slice(p.ch.encode_utf8(&mut buf).as_bytes());
+        if !p.marks.is_empty() {
+            marked.push(i);
+        }
     }
+    flush(out, &run, &mut chars);
     put_varint(out, marked.len() as u64);
     for j in marked {
         put_varint(out, j as u64);
