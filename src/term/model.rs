@@ -245,19 +245,12 @@ fn emulator_cell(cell: &ScreenCell) -> alacritty_terminal::term::cell::Cell {
         CellColor::Indexed(i) => Color::Indexed(i),
         CellColor::Rgb(r, g, b) => Color::Spec(alacritty_terminal::vte::ansi::Rgb { r, g, b }),
     };
-    let pairs = [
-        (CellFlags::BOLD, Flags::BOLD),
-        (CellFlags::DIM, Flags::DIM),
-        (CellFlags::ITALIC, Flags::ITALIC),
-        (CellFlags::UNDERLINE, Flags::UNDERLINE),
-        (CellFlags::INVERSE, Flags::INVERSE),
-        (CellFlags::HIDDEN, Flags::HIDDEN),
-        (CellFlags::STRIKE, Flags::STRIKEOUT),
-        (CellFlags::WIDE, Flags::WIDE_CHAR),
-        (CellFlags::SPACER, Flags::WIDE_CHAR_SPACER),
-        (super::history::LEADING_SPACER, Flags::LEADING_WIDE_CHAR_SPACER),
-    ];
-    let flags = pairs.iter().filter(|(bit, _)| cell.flags.has(*bit)).fold(Flags::empty(), |acc, (_, f)| acc | *f);
+    let leading = (Flags::LEADING_WIDE_CHAR_SPACER, Flags::LEADING_WIDE_CHAR_SPACER, super::history::LEADING_SPACER);
+    let flags = FLAGS
+        .iter()
+        .chain([&leading])
+        .filter(|(_, _, bit)| cell.flags.has(*bit))
+        .fold(Flags::empty(), |acc, (_, to, _)| acc | *to);
     let mut chars = cell.text.chars();
     let mut out = alacritty_terminal::term::cell::Cell {
         c: chars.next().unwrap_or(' '),
@@ -347,19 +340,21 @@ fn convert_color(color: Color) -> CellColor {
     }
 }
 
+/// Each attribute: the emulator's flags that mean it, the flag it is written back as, and muster's bit.
+const FLAGS: [(Flags, Flags, u16); 9] = [
+    (Flags::BOLD, Flags::BOLD, CellFlags::BOLD),
+    (Flags::DIM, Flags::DIM, CellFlags::DIM),
+    (Flags::ITALIC, Flags::ITALIC, CellFlags::ITALIC),
+    (Flags::ALL_UNDERLINES, Flags::UNDERLINE, CellFlags::UNDERLINE),
+    (Flags::INVERSE, Flags::INVERSE, CellFlags::INVERSE),
+    (Flags::HIDDEN, Flags::HIDDEN, CellFlags::HIDDEN),
+    (Flags::STRIKEOUT, Flags::STRIKEOUT, CellFlags::STRIKE),
+    (Flags::WIDE_CHAR, Flags::WIDE_CHAR, CellFlags::WIDE),
+    (Flags::WIDE_CHAR_SPACER, Flags::WIDE_CHAR_SPACER, CellFlags::SPACER),
+];
+
 fn convert_flags(flags: Flags) -> CellFlags {
-    let pairs = [
-        (Flags::BOLD, CellFlags::BOLD),
-        (Flags::DIM, CellFlags::DIM),
-        (Flags::ITALIC, CellFlags::ITALIC),
-        (Flags::ALL_UNDERLINES, CellFlags::UNDERLINE),
-        (Flags::INVERSE, CellFlags::INVERSE),
-        (Flags::HIDDEN, CellFlags::HIDDEN),
-        (Flags::STRIKEOUT, CellFlags::STRIKE),
-        (Flags::WIDE_CHAR, CellFlags::WIDE),
-        (Flags::WIDE_CHAR_SPACER, CellFlags::SPACER),
-    ];
-    CellFlags(pairs.iter().filter(|(f, _)| flags.intersects(*f)).fold(0, |acc, (_, bit)| acc | bit))
+    CellFlags(FLAGS.iter().filter(|(f, _, _)| flags.intersects(*f)).fold(0, |acc, (_, _, bit)| acc | bit))
 }
 
 impl TerminalModel for AlacrittyModel {
