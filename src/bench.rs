@@ -108,7 +108,7 @@ fn alacritty_alone_throughput(data: &[u8]) -> f64 {
 /// Lines and bytes of a full 10,000-line history of the coloured stream.
 fn history_weight() -> (usize, usize) {
     let mut model = AlacrittyModel::new(50, 200, 10_000);
-    for chunk in coloured_stream(3_000_000).chunks(64 * 1024) {
+    for chunk in coloured_stream(6_000_000).chunks(64 * 1024) {
         model.feed(chunk);
     }
     (model.history_size(), model.history_bytes())
