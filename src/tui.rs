@@ -140,17 +140,20 @@ fn next_age_change(state: &State) -> Option<Duration> {
 /// Run the loop until the engine has shut down. Generic over the backend so benchmarks can drive it headless.
 /// A backend that can pass bytes straight to its terminal (the well's scroll); the in-memory one cannot.
 pub trait RawTerminal {
+    const CAN_SCROLL: bool;
     /// Whether the bytes went out.
     fn raw(&mut self, bytes: &[u8]) -> bool;
 }
 
 impl<W: Write> RawTerminal for CrosstermBackend<W> {
+    const CAN_SCROLL: bool = true;
     fn raw(&mut self, bytes: &[u8]) -> bool {
         self.write_all(bytes).is_ok()
     }
 }
 
 impl RawTerminal for ratatui::backend::TestBackend {
+    const CAN_SCROLL: bool = false;
     fn raw(&mut self, _: &[u8]) -> bool {
         false
     }
@@ -175,11 +178,18 @@ where
     let mut last_frame: Option<ratatui::buffer::Buffer> = None;
     let mut well_shown: Option<crate::ui::scroll::WellShown> = None;
     let mut last_key: Option<Instant> = None;
+    // Just after a key, what follows is its echo: drawn at once, not at the next frame.
+    let interval = |last_key: Option<Instant>| {
+        if last_key.is_some_and(|k| k.elapsed() < ECHO_GRACE) {
+            Duration::ZERO
+        } else {
+            FRAME
+        }
+    };
     loop {
-        let interval = if last_key.is_some_and(|k| k.elapsed() < ECHO_GRACE) { Duration::ZERO } else { FRAME };
         let mut timeout = next_age_change(state);
         if dirty {
-            let wait = last_draw.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+            let wait = last_draw.map_or(Duration::ZERO, |t| interval(last_key).saturating_sub(t.elapsed()));
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
         if let Some(q) = quit_deadline {
@@ -252,10 +262,11 @@ where
             // The engine did not confirm in time; its grace threads still kill what is left.
             return Ok(());
         }
-        let interval = if last_key.is_some_and(|k| k.elapsed() < ECHO_GRACE) { Duration::ZERO } else { FRAME };
-        if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= interval) {
+        if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= interval(last_key)) {
             let area = terminal.current_buffer_mut().area;
-            let now_shown = crate::ui::scroll::well_shown(state, area.width, area.height);
+            // Nothing to compare or keep where the terminal cannot scroll or the well shows no live terminal.
+            let now_shown =
+                if B::CAN_SCROLL { crate::ui::scroll::well_shown(state, area.width, area.height) } else { None };
             let scrolled = crate::ui::scroll::scrolled(well_shown.as_ref(), now_shown.as_ref());
             if let (Some((region, k)), Some(previous)) = (scrolled, last_frame.as_mut()) {
                 // The terminal moves the lines; ratatui is told that it did (its last frame, moved the same way),
@@ -268,9 +279,17 @@ where
                     terminal.swap_buffers();
                 }
             }
+            let keep = now_shown.is_some();
             well_shown = now_shown;
-            let drawn =
-                terminal.draw(|f| crate::ui::render(state, f)).map(|done| last_frame = Some(done.buffer.clone()));
+            let drawn = terminal.draw(|f| crate::ui::render(state, f)).map(|done| match (keep, &mut last_frame) {
+                (false, _) => last_frame = None,
+                // Into the copy's own allocation (a buffer's derived clone_from would allocate a new one).
+                (true, Some(copy)) => {
+                    copy.area = done.buffer.area;
+                    copy.content.clone_from(&done.buffer.content);
+                }
+                (true, None) => last_frame = Some(done.buffer.clone()),
+            });
             if let Err(e) = drawn {
                 if state.detaches {
                     tracing::info!("drawing failed ({e}): the workbench ends, the crew runs on");

@@ -131,6 +131,7 @@ impl Hub {
 /// Hand each path of an event to the worktree (or barrier folder) holding it, the innermost when folders nest;
 /// an event about the watcher itself (lost events, an error) goes to every worktree.
 fn dispatch(routes: &[Route], res: notify::Result<Event>) {
+    // Each path's worktree, looked up once.
     let owner = |path: &Path| {
         routes
             .iter()
@@ -146,11 +147,16 @@ fn dispatch(routes: &[Route], res: notify::Result<Event>) {
             }
         }
         Ok(ev) => {
-            for (i, r) in routes.iter().enumerate() {
-                let paths: Vec<PathBuf> = ev.paths.iter().filter(|p| owner(p) == Some(i)).cloned().collect();
-                if !paths.is_empty() {
-                    deliver(r, Ok(Event { kind: ev.kind, paths, attrs: ev.attrs.clone() }));
+            let mut by_route: Vec<(usize, Vec<PathBuf>)> = Vec::new();
+            for path in &ev.paths {
+                let Some(i) = owner(path) else { continue };
+                match by_route.iter_mut().find(|(r, _)| *r == i) {
+                    Some((_, paths)) => paths.push(path.clone()),
+                    None => by_route.push((i, vec![path.clone()])),
                 }
+            }
+            for (i, paths) in by_route {
+                deliver(&routes[i], Ok(Event { kind: ev.kind, paths, attrs: ev.attrs.clone() }));
             }
         }
         Err(e) => {

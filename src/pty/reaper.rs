@@ -85,29 +85,18 @@ fn run(rx: &Receiver<Watched>, wake: &OwnedFd) {
         };
         let mut buf = [0u8; 8];
         let _ = rustix::io::read(wake.as_fd(), &mut buf);
-        let mut i = 0;
-        let mut ready = ready.into_iter();
-        while i < watched.len() {
-            if ready.next() == Some(true) {
-                // The pidfd is readable once the process is a zombie: reaping it now does not block.
-                match watched[i].waiter.try_wait() {
-                    Ok(None) => i += 1,
-                    Ok(Some(exit)) => {
-                        let w = watched.swap_remove(i);
-                        (w.on_exit)(exit);
-                        // swap_remove moved the last one here; its readiness is now out of step, so look at
-                        // every remaining one again on the next round.
-                        ready = Vec::new().into_iter();
-                    }
-                    Err(_) => {
-                        let w = watched.swap_remove(i);
-                        (w.on_exit)(UNKNOWN);
-                        ready = Vec::new().into_iter();
-                    }
-                }
-            } else {
-                i += 1;
+        // From the end: swap_remove moves a later one, already looked at, into the place it empties.
+        for i in (0..watched.len()).rev() {
+            if !ready[i] {
+                continue;
             }
+            // The pidfd is readable once the process is a zombie: reaping it now does not block.
+            let exit = match watched[i].waiter.try_wait() {
+                Ok(None) => continue,
+                Ok(Some(exit)) => exit,
+                Err(_) => UNKNOWN,
+            };
+            (watched.swap_remove(i).on_exit)(exit);
         }
     }
 }

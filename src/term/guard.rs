@@ -50,7 +50,8 @@ impl Default for OutputGuard {
     }
 }
 
-fn utf8_len(first: u8) -> usize {
+/// The length of the UTF-8 sequence a byte starts (1 for anything that is not a lead byte).
+pub(super) fn utf8_len(first: u8) -> usize {
     match first {
         0xC0..=0xDF => 2,
         0xE0..=0xEF => 3,

@@ -13,6 +13,7 @@ use std::io::{Read, Write};
 
 use compact_str::CompactString;
 
+use super::guard::utf8_len;
 use super::screen::{CellColor, CellFlags, ScreenCell};
 
 /// A stored cell that is the blank alacritty leaves in the last column when a wide character wraps to the
@@ -573,15 +574,6 @@ fn decode(bytes: &[u8]) -> Vec<ScreenCell> {
         }
     }
     cells
-}
-
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xf0..=0xff => 4,
-        0xe0..=0xef => 3,
-        0xc0..=0xdf => 2,
-        _ => 1,
-    }
 }
 
 #[cfg(test)]
