@@ -40,9 +40,11 @@ pub enum TermMsg {
         viewer: u64,
         lines: i32,
     },
-    /// That viewer follows the output again.
+    /// That viewer follows the output again; `typed`: because its operator typed into the agent (its frames
+    /// then go faster, and the echo at once).
     ScrollBottom {
         viewer: u64,
+        typed: bool,
     },
     Watch(bool),
     Hook(HookReport),
@@ -424,9 +426,10 @@ impl TermThread {
                 }
                 (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen: self.model.snapshot_at(to) });
             }
-            TermMsg::ScrollBottom { viewer } => {
-                // Every key the operator types into the agent comes with this.
-                self.last_key = Some(Instant::now());
+            TermMsg::ScrollBottom { viewer, typed } => {
+                if typed {
+                    self.last_key = Some(Instant::now());
+                }
                 // Every key asks for this: a frame only when the view moves, or the key's own frame would go
                 // out just before its echo, and the echo wait out the frame interval.
                 if self.views.remove(&viewer).is_some() {

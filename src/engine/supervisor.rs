@@ -723,7 +723,7 @@ impl Supervisor {
                         self.pump(&name);
                     }
                     for r in self.slots.iter().filter_map(|s| s.running.as_ref()) {
-                        let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
+                        let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
                     }
                     self.rewatch(None);
                 }
@@ -876,7 +876,7 @@ impl Supervisor {
                 let _ = r.term.send(TermMsg::Scroll { viewer, lines });
             }),
             Command::ScrollBottom { name } => self.with_running(&name, |r| {
-                let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
+                let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
             }),
             Command::Wheel { name, up, col, row } => self.with_running(&name, |r| {
                 let modes = r.modes();
@@ -951,7 +951,7 @@ impl Supervisor {
         let mut failed = None;
         let viewer = self.client;
         self.with_running(name, |r| {
-            let _ = r.term.send(TermMsg::ScrollBottom { viewer });
+            let _ = r.term.send(TermMsg::ScrollBottom { viewer, typed: true });
             failed = r.write(bytes(r)).err();
         });
         if let Some(e) = failed {
@@ -1281,7 +1281,7 @@ impl Supervisor {
             // Typed into a permission or trust dialog, a message answers it.
             return Err(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"));
         }
-        let _ = r.term.send(TermMsg::ScrollBottom { viewer });
+        let _ = r.term.send(TermMsg::ScrollBottom { viewer, typed: true });
         r.writer
             .send(WriteOp::Steer { text, enter_delay, confirm: false })
             .map_err(|e| format!("{name}: message not sent: {e}"))
@@ -1340,7 +1340,7 @@ impl Supervisor {
             if let Some(r) =
                 self.slots.iter().find(|s| Some(&s.spec.name) == before.as_ref()).and_then(|s| s.running.as_ref())
             {
-                let _ = r.term.send(TermMsg::ScrollBottom { viewer: client });
+                let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
             }
         }
         self.watchers.insert(client, Watcher { name, rows, cols });
