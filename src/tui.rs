@@ -138,28 +138,7 @@ fn next_age_change(state: &State) -> Option<Duration> {
 }
 
 /// Run the loop until the engine has shut down. Generic over the backend so benchmarks can drive it headless.
-/// A backend that can pass bytes straight to its terminal (the well's scroll); the in-memory one cannot.
-pub trait RawTerminal {
-    const CAN_SCROLL: bool;
-    /// Whether the bytes went out.
-    fn raw(&mut self, bytes: &[u8]) -> bool;
-}
-
-impl<W: Write> RawTerminal for CrosstermBackend<W> {
-    const CAN_SCROLL: bool = true;
-    fn raw(&mut self, bytes: &[u8]) -> bool {
-        self.write_all(bytes).is_ok()
-    }
-}
-
-impl RawTerminal for ratatui::backend::TestBackend {
-    const CAN_SCROLL: bool = false;
-    fn raw(&mut self, _: &[u8]) -> bool {
-        false
-    }
-}
-
-pub fn event_loop<B: Backend + RawTerminal>(
+pub fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     state: &mut State,
     engine: &EngineHandle,
@@ -174,9 +153,9 @@ where
     let mut quit_deadline: Option<Instant> = None;
     // After a hangup nothing can be drawn: the crew is stopped without a screen.
     let mut headless = false;
-    // The last frame, and what its well showed: output that scrolls by is scrolled by the terminal.
-    let mut last_frame: Option<ratatui::buffer::Buffer> = None;
-    let mut well_shown: Option<crate::ui::scroll::WellShown> = None;
+    // Only the cells of the well's live terminal changed: painted apart, without a frame of ratatui.
+    let mut well_dirty = false;
+    let mut painter = crate::ui::well_painter::WellPainter::default();
     let mut last_key: Option<Instant> = None;
     // Just after a key, what follows is its echo: drawn at once, not at the next frame.
     let interval = |last_key: Option<Instant>| {
@@ -188,7 +167,7 @@ where
     };
     loop {
         let mut timeout = next_age_change(state);
-        if dirty {
+        if dirty || well_dirty {
             let wait = last_draw.map_or(Duration::ZERO, |t| interval(last_key).saturating_sub(t.elapsed()));
             timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
         }
@@ -241,8 +220,13 @@ where
                 }
             };
             let Some(msg) = msg else { continue };
-            dirty = true;
-            for effect in update(state, msg) {
+            let (effects, redraw) = apply(state, msg);
+            match redraw {
+                Redraw::Nothing => {}
+                Redraw::Well => well_dirty = true,
+                Redraw::All => dirty = true,
+            }
+            for effect in effects {
                 match effect {
                     Effect::Engine(cmd) => {
                         if cmd == Command::Shutdown {
@@ -262,34 +246,8 @@ where
             // The engine did not confirm in time; its grace threads still kill what is left.
             return Ok(());
         }
-        if dirty && !headless && last_draw.is_none_or(|t| t.elapsed() >= interval(last_key)) {
-            let area = terminal.current_buffer_mut().area;
-            // Nothing to compare or keep where the terminal cannot scroll or the well shows no live terminal.
-            let now_shown =
-                if B::CAN_SCROLL { crate::ui::scroll::well_shown(state, area.width, area.height) } else { None };
-            let scrolled = crate::ui::scroll::scrolled(well_shown.as_ref(), now_shown.as_ref());
-            if let (Some((region, k)), Some(previous)) = (scrolled, last_frame.as_mut()) {
-                // The terminal moves the lines; ratatui is told that it did (its last frame, moved the same way),
-                // so the diff writes only what is new.
-                if previous.area == area
-                    && terminal.backend_mut().raw(crate::ui::scroll::scroll_sequence(region, k).as_bytes())
-                {
-                    crate::ui::scroll::shift_up(previous, region, k);
-                    std::mem::swap(terminal.current_buffer_mut(), previous);
-                    terminal.swap_buffers();
-                }
-            }
-            let keep = now_shown.is_some();
-            well_shown = now_shown;
-            let drawn = terminal.draw(|f| crate::ui::render(state, f)).map(|done| match (keep, &mut last_frame) {
-                (false, _) => last_frame = None,
-                // Into the copy's own allocation (a buffer's derived clone_from would allocate a new one).
-                (true, Some(copy)) => {
-                    copy.area = done.buffer.area;
-                    copy.content.clone_from(&done.buffer.content);
-                }
-                (true, None) => last_frame = Some(done.buffer.clone()),
-            });
+        if (dirty || well_dirty) && !headless && last_draw.is_none_or(|t| t.elapsed() >= interval(last_key)) {
+            let drawn = draw(terminal, state, &mut painter, dirty);
             if let Err(e) = drawn {
                 if state.detaches {
                     tracing::info!("drawing failed ({e}): the workbench ends, the crew runs on");
@@ -307,7 +265,67 @@ where
             on_frame();
             last_draw = Some(Instant::now());
             dirty = false;
+            well_dirty = false;
         }
+    }
+}
+
+/// What a message leaves to draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redraw {
+    Nothing,
+    /// The cells of the well's live terminal only.
+    Well,
+    All,
+}
+
+/// The message applied to the state: its effects, and what it leaves to draw. A screen of an agent not on view
+/// draws nothing; a new screen of the one in the well, its cells, unless the well's bar shows something new.
+fn apply(state: &mut State, msg: Msg) -> (Vec<Effect>, Redraw) {
+    let screen_of = match &msg {
+        Msg::Engine(Event::Screen { name, .. } | Event::ScreenFor { name, .. }) => Some(name.clone()),
+        _ => None,
+    };
+    let facts = screen_of.as_ref().map(|_| crate::ui::well::screen_facts(state));
+    let effects = update(state, msg);
+    let redraw = match (screen_of, facts) {
+        (Some(name), _) if state.selected_agent().is_none_or(|a| a.info.name != name) => Redraw::Nothing,
+        (Some(_), Some(facts)) if facts == crate::ui::well::screen_facts(state) => Redraw::Well,
+        _ => Redraw::All,
+    };
+    (effects, redraw)
+}
+
+/// One frame: ratatui draws everything (`all`) or nothing, and the well's live terminal is painted apart when
+/// it shows one (else ratatui draws it too).
+fn draw<B: Backend>(
+    terminal: &mut Terminal<B>,
+    state: &State,
+    painter: &mut crate::ui::well_painter::WellPainter,
+    mut all: bool,
+) -> Result<(), B::Error> {
+    let before = terminal.get_frame().area();
+    // A new size clears the terminal: what was painted is gone.
+    terminal.autoresize()?;
+    let area = terminal.get_frame().area();
+    if area != before {
+        painter.forget();
+        all = true;
+    }
+    let target = crate::ui::well_painter::target(state, area.width, area.height);
+    if target.is_none() {
+        painter.forget();
+    }
+    if all || target.is_none() {
+        if target.is_some() {
+            terminal.draw(|f| crate::ui::render_around_well(state, f))?;
+        } else {
+            terminal.draw(|f| crate::ui::render(state, f))?;
+        }
+    }
+    match target {
+        Some(t) => painter.paint(terminal.backend_mut(), &t, state.theme.mode),
+        None => Ok(()),
     }
 }
 
@@ -391,4 +409,131 @@ fn stop_crew(engine: &EngineHandle, rx: &Receiver<AppMsg>) {
 /// Keep only what a channel of the loop needs.
 pub fn channel() -> (Sender<AppMsg>, Receiver<AppMsg>) {
     mpsc::channel()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{AgentView, Dialog};
+    use crate::config::keymap::Keymap;
+    use crate::config::theme::{ColorMode, Theme};
+    use crate::engine::{AgentInfo, AgentState};
+    use crate::term::{AlacrittyModel, TerminalModel};
+    use crate::ui::well_painter::WellPainter;
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Buffer;
+
+    /// What a person sees: each cell's character and style, leaving out the column a wide character covers.
+    fn seen(buf: &Buffer) -> Vec<String> {
+        let w = buf.area.width as usize;
+        buf.content
+            .chunks(w)
+            .map(|row| {
+                let mut line = String::new();
+                let mut covered = 0;
+                for cell in row {
+                    if covered > 0 {
+                        covered -= 1;
+                        continue;
+                    }
+                    covered = unicode_width::UnicodeWidthStr::width(cell.symbol()).saturating_sub(1);
+                    line.push_str(&format!("{}{:?}{:?}{:?}|", cell.symbol(), cell.fg, cell.bg, cell.modifier));
+                }
+                line
+            })
+            .collect()
+    }
+
+    struct Bench {
+        terminal: Terminal<TestBackend>,
+        state: State,
+        painter: WellPainter,
+        models: Vec<AlacrittyModel>,
+    }
+
+    impl Bench {
+        fn new(width: u16, height: u16) -> Bench {
+            let mut state = State::new(
+                "repo".into(),
+                Keymap::builtin(),
+                Theme::builtin("default", ColorMode::TrueColor),
+                (width, height),
+            );
+            for name in ["a", "b"] {
+                let info = AgentInfo { worktree: "/tmp/x".into(), ..AgentInfo::new(name, "demo", AgentState::Busy) };
+                state.agents.push(AgentView { info, screen: None, checkpoints: Vec::new(), attention: false });
+            }
+            update(&mut state, Msg::Resize(width, height));
+            let term = crate::ui::layout::areas(width, height, 2, true, false).terminal.expect("a well");
+            let models = (0..2).map(|_| AlacrittyModel::new(term.height, term.width, 1000)).collect();
+            let terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+            let mut b = Bench { terminal, state, painter: WellPainter::default(), models };
+            b.frame(Redraw::All);
+            b
+        }
+
+        /// Output from agent `i`, its screen sent as the engine sends it; a frame drawn as the loop draws it.
+        fn output(&mut self, i: usize, bytes: &str) -> Redraw {
+            self.models[i].feed(bytes.as_bytes());
+            let name = ["a", "b"][i].to_string();
+            let screen = self.models[i].snapshot();
+            let (_, redraw) = apply(&mut self.state, Msg::Engine(Event::Screen { name, screen }));
+            if redraw != Redraw::Nothing {
+                self.frame(redraw);
+            }
+            redraw
+        }
+
+        fn msg(&mut self, msg: Msg) {
+            let (_, redraw) = apply(&mut self.state, msg);
+            self.frame(redraw);
+        }
+
+        fn frame(&mut self, redraw: Redraw) {
+            draw(&mut self.terminal, &self.state, &mut self.painter, redraw == Redraw::All).expect("drawn");
+        }
+
+        /// The screen equals a frame drawn whole by ratatui from the same state.
+        fn check(&self, step: &str) {
+            let area = self.terminal.backend().buffer().area;
+            let mut whole = Terminal::new(TestBackend::new(area.width, area.height)).expect("a test terminal");
+            whole.draw(|f| crate::ui::render(&self.state, f)).expect("drawn");
+            assert_eq!(seen(self.terminal.backend().buffer()), seen(whole.backend().buffer()), "after {step}");
+        }
+    }
+
+    #[test]
+    fn a_well_painted_apart_shows_what_a_whole_frame_would() {
+        let mut b = Bench::new(80, 24);
+        // The first screen replaces "waiting for output…": a whole frame; then only the well's cells.
+        assert_eq!(b.output(0, "\x1b[1;32mhello\x1b[0m 界 wide\r\n$ "), Redraw::All);
+        b.check("the first output");
+        assert_eq!(b.output(0, "ls\r\n"), Redraw::Well);
+        b.check("the next");
+        assert_eq!(b.output(1, "agent b is not on view\r\n"), Redraw::Nothing);
+        b.check("output of an agent not on view");
+        for i in 0..30 {
+            b.output(0, &format!("\x1b[3{}mline {i}\x1b[0m {}\r\n", i % 8, "界".repeat(i % 3)));
+            b.check(&format!("line {i}"));
+        }
+        b.output(0, &"x\r\n".repeat(40));
+        b.check("more lines than the well has rows");
+        b.output(0, "typed");
+        b.check("an echo");
+        b.msg(Msg::Key(Key::parse("?").expect("a key")));
+        assert!(matches!(b.state.dialog, Some(Dialog::Help)));
+        b.output(0, "\r\nunder the help\r\n");
+        b.check("output under the help");
+        b.msg(Msg::Key(Key::parse("Esc").expect("a key")));
+        assert!(b.state.dialog.is_none());
+        b.check("the help closed");
+        b.msg(Msg::Key(Key::parse("j").expect("a key")));
+        b.check("the other agent selected (no screen yet)");
+        b.output(1, "now b\r\n");
+        b.check("the other agent's screen");
+        b.msg(Msg::Key(Key::parse("k").expect("a key")));
+        b.check("back to the first");
+        b.output(0, "\x1b[2J\x1b[Hcleared\r\n");
+        b.check("a cleared screen");
+    }
 }

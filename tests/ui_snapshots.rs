@@ -81,7 +81,7 @@ fn state(width: u16, height: u16) -> State {
     let (rows, cols) = area.terminal.map_or((10, 40), |t| (t.height, t.width));
     let mut model = AlacrittyModel::new(rows, cols, 100);
     model.feed("\x1b[1;36m◆ codex\x1b[0m working on \x1b[4msrc/api.rs\x1b[0m\r\n\x1b[32m+ fn health()\x1b[0m\r\n\x1b[31m- fn ping()\x1b[0m\r\n界 wide chars ok\r\n\r\nAllow command? [y/N] ".as_bytes());
-    s.agents[1].screen = Some(model.snapshot());
+    s.agents[1].screen = Some(std::sync::Arc::new(model.snapshot()));
     s.selected = 1;
     s
 }

@@ -16,7 +16,8 @@ use crate::term::Screen;
 #[derive(Debug, Clone)]
 pub struct AgentView {
     pub info: AgentInfo,
-    pub screen: Option<Screen>,
+    /// Shared with the well's painter, which keeps the one it painted last.
+    pub screen: Option<std::sync::Arc<Screen>>,
     /// Checkpoints, newest first.
     pub checkpoints: Vec<Checkpoint>,
     /// Started waiting for input (or rang its bell) and has not been looked at since.

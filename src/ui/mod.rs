@@ -5,11 +5,11 @@ pub mod dialog;
 pub mod layout;
 pub mod mail;
 pub mod roster;
-pub mod scroll;
 pub mod status;
 pub mod terminal;
 pub mod timeline;
 pub mod well;
+pub mod well_painter;
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -20,6 +20,15 @@ use crate::app::{Dialog, State};
 use crate::protocol::AgentState;
 
 pub fn render(state: &State, frame: &mut Frame) {
+    render_parts(state, frame, false);
+}
+
+/// Everything but the cells of the well's live terminal, which `well_painter` paints apart.
+pub fn render_around_well(state: &State, frame: &mut Frame) {
+    render_parts(state, frame, true);
+}
+
+fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     let area = frame.area();
     let a = layout::areas(area.width, area.height, state.agents.len(), state.well_open, state.attached);
     if let Some(line) = a.summary {
@@ -35,7 +44,7 @@ pub fn render(state: &State, frame: &mut Frame) {
         roster::render(state, frame, a.roster);
     }
     if let (Some(bar), Some(term)) = (a.well_bar, a.terminal) {
-        well::render(state, frame, bar, term);
+        well::render(state, frame, bar, term, well_apart);
     }
     status::render(state, frame, a.status);
     match &state.dialog {

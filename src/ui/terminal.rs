@@ -1,11 +1,11 @@
 //! Drawing an agent's screen snapshot into a ratatui buffer: colours, attributes, wide characters.
 
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, Cell, CellDiffOption};
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 
 use crate::config::theme::ColorMode;
-use crate::term::{CellColor, CellFlags, Screen};
+use crate::term::{CellColor, CellFlags, Screen, ScreenCell};
 
 fn color(c: CellColor, mode: ColorMode) -> Option<Color> {
     let c = match c {
@@ -67,16 +67,7 @@ pub fn draw(screen: &Screen, area: Rect, buf: &mut Buffer, mode: ColorMode) {
                 continue;
             };
             match screen.cell(y + top, x) {
-                Some(cell) if cell.flags.has(CellFlags::SPACER) => {
-                    // Drawn by the wide character on its left; ratatui skips it when diffing.
-                    target.reset();
-                    target.set_symbol("");
-                }
-                Some(cell) => {
-                    let wide_clipped = cell.flags.has(CellFlags::WIDE) && x + 1 >= area.width;
-                    target.set_symbol(if wide_clipped { " " } else { &cell.text });
-                    target.set_style(cell_style(cell.fg, cell.bg, cell.flags, mode));
-                }
+                Some(cell) => paint_cell(target, cell, x + 1 >= area.width, mode),
                 None => {
                     target.reset();
                 }
@@ -85,10 +76,32 @@ pub fn draw(screen: &Screen, area: Rect, buf: &mut Buffer, mode: ColorMode) {
     }
 }
 
+/// One cell of an agent's screen as a ratatui cell; `last_column`: a wide character there is clipped.
+pub fn paint_cell(target: &mut Cell, cell: &ScreenCell, last_column: bool, mode: ColorMode) {
+    if cell.flags.has(CellFlags::SPACER) {
+        // Drawn by the wide character on its left; ratatui skips it when diffing.
+        target.reset();
+        target.set_symbol("");
+        return;
+    }
+    let wide_clipped = cell.flags.has(CellFlags::WIDE) && last_column;
+    target.set_symbol(if wide_clipped { " " } else { &cell.text });
+    target.set_style(cell_style(cell.fg, cell.bg, cell.flags, mode));
+}
+
+/// Leave `area` to whoever paints it apart (`well_painter`): ratatui neither draws nor diffs it.
+pub fn leave_alone(area: Rect, buf: &mut Buffer) {
+    let area = area.intersection(buf.area);
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            buf[(x, y)].set_diff_option(CellDiffOption::Skip);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::term::ScreenCell;
 
     fn screen(rows: u16, text_at: u16, cursor: Option<(u16, u16)>) -> Screen {
         let mut cells = vec![ScreenCell::default(); rows as usize * 4];

@@ -7,7 +7,8 @@ use ratatui::Frame;
 
 use crate::app::{State, WellTab};
 
-pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
+/// `apart`: the live terminal's cells are painted by `well_painter`, not here.
+pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bool) {
     let theme = &state.theme;
     let Some(agent) = state.selected_agent() else {
         frame.render_widget(Paragraph::new("").style(theme.style("ui.border")), bar);
@@ -107,7 +108,11 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect) {
     }
     match &agent.screen {
         Some(screen) => {
-            super::terminal::draw(screen, term, frame.buffer_mut(), theme.mode);
+            if apart {
+                super::terminal::leave_alone(term, frame.buffer_mut());
+            } else {
+                super::terminal::draw(screen, term, frame.buffer_mut(), theme.mode);
+            }
             if state.attached && state.dialog.is_none() {
                 if let Some((row, col)) = screen.cursor {
                     let row = row.wrapping_sub(super::terminal::top_row(screen, term));
@@ -133,4 +138,25 @@ fn tab<'a>(state: &State, label: &str, which: WellTab) -> Span<'a> {
     } else {
         Span::styled(format!(" {label} "), state.theme.style("ui.tab"))
     }
+}
+
+/// What the well's bar and the terminal's cursor show of the selected agent's screen: a new screen that leaves
+/// these as they were changes only the cells of the well.
+#[derive(PartialEq, Eq)]
+pub struct ScreenFacts {
+    size: (u16, u16),
+    scrolled_back: usize,
+    history: usize,
+    cursor_shown: bool,
+}
+
+pub fn screen_facts(state: &State) -> Option<ScreenFacts> {
+    let screen = state.selected_agent()?.screen.as_ref()?;
+    Some(ScreenFacts {
+        size: (screen.rows, screen.cols),
+        scrolled_back: screen.scrolled_back,
+        // Shown only while scrolled back ("n of h lines back").
+        history: if screen.scrolled_back > 0 { screen.history } else { 0 },
+        cursor_shown: screen.cursor.is_some(),
+    })
 }
