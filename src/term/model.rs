@@ -290,8 +290,8 @@ fn trim_marks(term: &mut Term<Listener>) {
 /// One emulator cell as a screen cell.
 pub(super) fn convert_cell(cell: &alacritty_terminal::term::cell::Cell) -> ScreenCell {
     let (ch, fg, bg, flags) = cell_parts(cell);
-    let mut text = compact_str::CompactString::default();
-    text.push(ch);
+    // Built whole (inline, no reserve) for a lone character, which nearly every cell is.
+    let mut text = compact_str::CompactString::new(ch.encode_utf8(&mut [0u8; 4]));
     if let Some(extra) = cell.zerowidth() {
         text.extend(extra.iter());
     }

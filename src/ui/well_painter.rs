@@ -82,6 +82,9 @@ pub fn plan(before: Option<&Screen>, now: &Screen) -> Plan {
 /// The columns of a row to write again: from the first cell that differs to the last, a wide character and
 /// the column it covers together.
 fn changed(old: Option<&[ScreenCell]>, new: &[ScreenCell]) -> Option<Range<u16>> {
+    if old == Some(new) {
+        return None;
+    }
     let blank = ScreenCell::default();
     let old_at = |i: usize| old.map_or(&blank, |o| o.get(i).unwrap_or(&blank));
     let differs = |i: &usize| old_at(*i) != &new[*i];
