@@ -140,7 +140,12 @@ fn frame_time(agents: usize) -> Duration {
             port_base: 20000,
             ..AgentInfo::new(&name, "demo", AgentState::Busy)
         };
-        state.agents.push(AgentView { info, screen: Some(std::sync::Arc::new(screen.clone())), checkpoints: Vec::new(), attention: false });
+        state.agents.push(AgentView {
+            info,
+            screen: Some(std::sync::Arc::new(screen.clone())),
+            checkpoints: Vec::new(),
+            attention: false,
+        });
     }
     update(&mut state, Msg::Resize(200, 50));
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");

@@ -99,7 +99,7 @@ fn receive(read: &mut dyn Read, mut frames: frame::Reader, on: &impl Fn(Incoming
                     Err(e) => return format!("a malformed message from the server: {e}"),
                 },
                 Ok(Some((frame::Kind::Damage, payload))) => match apply(&mut screens, &payload) {
-                    Ok((name, screen)) => on(Incoming::Event(Event::Screen { name, screen })),
+                    Ok((name, screen, change)) => on(Incoming::Event(Event::Screen { name, screen, change })),
                     Err(e) => return format!("a bad screen from the server: {e}"),
                 },
                 Ok(None) => break,
@@ -115,13 +115,18 @@ fn receive(read: &mut dyn Read, mut frames: frame::Reader, on: &impl Fn(Incoming
 }
 
 /// Apply a screen frame to the copy of that agent's screen.
+/// Apply a screen frame to the copy of that agent's screen: the screen, and how it differs from the one before.
 fn apply(
     screens: &mut HashMap<String, (Screen, Option<u64>)>,
     payload: &[u8],
-) -> Result<(String, Screen), damage::DamageError> {
+) -> Result<(String, Screen, Option<crate::term::Change>), damage::DamageError> {
     let (name, d) = protocol::parse_screen_frame(payload)?;
     let (screen, have) = screens.entry(name.clone()).or_default();
     damage::apply(screen, *have, &d)?;
     *have = Some(d.seq);
-    Ok((name, screen.clone()))
+    let change = d
+        .base
+        .is_some()
+        .then(|| crate::term::Change { scroll: d.scroll, rows: d.changed.iter().map(|(r, _)| *r).collect() });
+    Ok((name, screen.clone(), change))
 }

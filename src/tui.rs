@@ -17,6 +17,7 @@ use ratatui::Terminal;
 use crate::app::{update, Effect, Msg, State};
 use crate::engine::{agent::now_ms, Command, EngineHandle, Event, EventSink};
 use crate::key::Key;
+use crate::ui::well_painter::WellPainter;
 
 /// At most this often a frame is drawn…
 const FRAME: Duration = Duration::from_millis(16);
@@ -155,7 +156,7 @@ where
     let mut headless = false;
     // Only the cells of the well's live terminal changed: painted apart, without a frame of ratatui.
     let mut well_dirty = false;
-    let mut painter = crate::ui::well_painter::WellPainter::default();
+    let mut painter = WellPainter::default();
     let mut last_key: Option<Instant> = None;
     // Just after a key, what follows is its echo: drawn at once, not at the next frame.
     let interval = |last_key: Option<Instant>| {
@@ -220,7 +221,7 @@ where
                 }
             };
             let Some(msg) = msg else { continue };
-            let (effects, redraw) = apply(state, msg);
+            let (effects, redraw) = apply(state, msg, &mut painter);
             match redraw {
                 Redraw::Nothing => {}
                 Redraw::Well => well_dirty = true,
@@ -281,9 +282,16 @@ enum Redraw {
 
 /// The message applied to the state: its effects, and what it leaves to draw. A screen of an agent not on view
 /// draws nothing; a new screen of the one in the well, its cells, unless the well's bar shows something new.
-fn apply(state: &mut State, msg: Msg) -> (Vec<Effect>, Redraw) {
+fn apply(state: &mut State, msg: Msg, painter: &mut WellPainter) -> (Vec<Effect>, Redraw) {
     let screen_of = match &msg {
-        Msg::Engine(Event::Screen { name, .. } | Event::ScreenFor { name, .. }) => Some(name.clone()),
+        Msg::Engine(Event::Screen { name, change, .. }) => {
+            painter.note(name, change.as_ref());
+            Some(name.clone())
+        }
+        Msg::Engine(Event::ScreenFor { name, .. }) => {
+            painter.note(name, None);
+            Some(name.clone())
+        }
         _ => None,
     };
     let facts = screen_of.as_ref().map(|_| crate::ui::well::screen_facts(state));
@@ -301,7 +309,7 @@ fn apply(state: &mut State, msg: Msg) -> (Vec<Effect>, Redraw) {
 fn draw<B: Backend>(
     terminal: &mut Terminal<B>,
     state: &State,
-    painter: &mut crate::ui::well_painter::WellPainter,
+    painter: &mut WellPainter,
     mut all: bool,
 ) -> Result<(), B::Error> {
     let before = terminal.get_frame().area();
@@ -419,7 +427,6 @@ mod tests {
     use crate::config::theme::{ColorMode, Theme};
     use crate::engine::{AgentInfo, AgentState};
     use crate::term::{AlacrittyModel, TerminalModel};
-    use crate::ui::well_painter::WellPainter;
     use ratatui::backend::TestBackend;
     use ratatui::buffer::Buffer;
 
@@ -476,8 +483,10 @@ mod tests {
         fn output(&mut self, i: usize, bytes: &str) -> Redraw {
             self.models[i].feed(bytes.as_bytes());
             let name = ["a", "b"][i].to_string();
-            let screen = self.models[i].snapshot();
-            let (_, redraw) = apply(&mut self.state, Msg::Engine(Event::Screen { name, screen }));
+            // As a client gets them: with the rows that changed since the frame before.
+            let (screen, change) = self.models[i].live_frame();
+            let (_, redraw) =
+                apply(&mut self.state, Msg::Engine(Event::Screen { name, screen, change }), &mut self.painter);
             if redraw != Redraw::Nothing {
                 self.frame(redraw);
             }
@@ -485,7 +494,7 @@ mod tests {
         }
 
         fn msg(&mut self, msg: Msg) {
-            let (_, redraw) = apply(&mut self.state, msg);
+            let (_, redraw) = apply(&mut self.state, msg, &mut self.painter);
             self.frame(redraw);
         }
 

@@ -130,7 +130,7 @@ impl Client {
                 Ok(Incoming::Event(Event::Agent(a))) => {
                     self.states.insert(a.name, a.state);
                 }
-                Ok(Incoming::Event(Event::Screen { name, screen })) => {
+                Ok(Incoming::Event(Event::Screen { name, screen, .. })) => {
                     self.screens.insert(name, screen);
                 }
                 Ok(Incoming::Event(_)) => {}

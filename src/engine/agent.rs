@@ -531,7 +531,8 @@ impl TermThread {
             (self.sink)(Event::Notification { name: self.name.clone(), text });
         }
         if self.screen_dirty && self.watched && self.last_frame.is_none_or(|f| now >= f + self.frame_interval(now)) {
-            (self.sink)(Event::Screen { name: self.name.clone(), screen: self.model.snapshot() });
+            let (screen, change) = self.model.live_frame();
+            (self.sink)(Event::Screen { name: self.name.clone(), screen, change });
             self.last_frame = Some(now);
             self.screen_dirty = false;
         }

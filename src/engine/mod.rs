@@ -72,7 +72,7 @@ pub fn one_viewer(f: impl Fn(Event) + Send + Sync + 'static) -> EventSink {
                     scrolled.remove(&name);
                 }
                 drop(scrolled);
-                f(Event::Screen { name, screen })
+                f(Event::Screen { name, screen, change: None })
             }
             Event::ScreenFor { .. } => {}
             Event::Screen { ref name, .. } if scrolled.contains(name) => {}

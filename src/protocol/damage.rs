@@ -68,6 +68,26 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
     }
 }
 
+/// The damage that turns the screen of update `prev_seq` into `next`, told how: its rows moved up
+/// `change.scroll`, then `change.rows` changed (the emulator knows; nothing is compared).
+pub fn from_change(prev_seq: u64, next: &Screen, change: &crate::term::Change, seq: u64) -> Damage {
+    let whole = next.cells.len() == next.rows as usize * next.cols as usize;
+    let changed =
+        change.rows.iter().filter(|&&r| whole && r < next.rows).map(|&r| (r, row(next, r).to_vec())).collect();
+    Damage {
+        seq,
+        base: Some(prev_seq),
+        rows: next.rows,
+        cols: next.cols,
+        cursor: next.cursor,
+        scrolled_back: next.scrolled_back as u64,
+        history: next.history as u64,
+        alt_screen: next.alt_screen,
+        scroll: change.scroll.min(next.rows.saturating_sub(1)),
+        changed,
+    }
+}
+
 /// How many lines `next` scrolled up from `prev`, when that leaves fewer rows to send (0 when it did not scroll).
 /// Only shifts that put `prev`'s row k at `next`'s top are tried (the first few), counting the rows they save.
 pub fn scrolled_by(prev: &Screen, next: &Screen) -> u16 {

@@ -284,6 +284,9 @@ pub enum Event {
     Screen {
         name: String,
         screen: Screen,
+        /// How it differs from the agent's screen before it, when known (never sent: a client gets damage).
+        #[serde(skip)]
+        change: Option<crate::term::Change>,
     },
     /// The screen as one client scrolled back into its history sees it (`scrolled_back` 0: it follows the live
     /// screen again).

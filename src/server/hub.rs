@@ -20,7 +20,7 @@ pub struct Outbox {
     frames: VecDeque<Vec<u8>>,
     bytes: usize,
     /// The newest screen of each agent it watches that it has not been sent (shared: one copy for every client).
-    screens: BTreeMap<String, Arc<Screen>>,
+    screens: BTreeMap<String, ScreenUpdate>,
     /// It fell behind: its next screens go whole, not as damage on what it had.
     pub fresh_screens: bool,
     pub watching: Option<String>,
@@ -34,9 +34,23 @@ pub struct Outbox {
 /// What a writer takes out of an outbox in one go.
 pub struct Batch {
     pub frames: Vec<Vec<u8>>,
-    pub screens: Vec<(String, Arc<Screen>)>,
+    pub screens: Vec<(String, ScreenUpdate)>,
     pub fresh_screens: bool,
     pub closing: bool,
+}
+
+/// A screen to send, and how it differs from the agent's live screen before it (kept, to know it by): a client
+/// that was sent that one gets the rows that changed without a comparison.
+#[derive(Clone)]
+pub struct ScreenUpdate {
+    pub screen: Arc<Screen>,
+    pub after: Option<(Arc<Screen>, Arc<crate::term::Change>)>,
+}
+
+impl From<Arc<Screen>> for ScreenUpdate {
+    fn from(screen: Arc<Screen>) -> Self {
+        ScreenUpdate { screen, after: None }
+    }
 }
 
 #[derive(Default)]
@@ -230,7 +244,7 @@ impl Hub {
         let screen = agent.as_ref().and_then(|a| inner.cache.screens.get(a).cloned());
         if let Some(out) = inner.clients.get_mut(&id) {
             if let (Some(a), Some(s)) = (&agent, screen) {
-                out.screens.insert(a.clone(), s);
+                out.screens.insert(a.clone(), s.into());
                 out.notify.notify_one();
             }
             out.scrolled.retain(|a| Some(a) == agent.as_ref());
@@ -266,16 +280,18 @@ impl Hub {
                 } else {
                     out.scrolled.remove(&name);
                 }
-                out.screens.insert(name, Arc::new(screen));
+                out.screens.insert(name, Arc::new(screen).into());
                 out.notify.notify_one();
             }
             return;
         }
-        if let Event::Screen { name, screen } = e {
+        if let Event::Screen { name, screen, change } = e {
             let screen = Arc::new(screen);
+            let before = inner.cache.screens.get(&name).cloned();
+            let update = ScreenUpdate { screen: screen.clone(), after: before.zip(change.map(Arc::new)) };
             let live = |o: &&mut Outbox| o.watching.as_ref() == Some(&name) && !o.scrolled.contains(&name);
             for out in inner.clients.values_mut().filter(live) {
-                out.screens.insert(name.clone(), screen.clone());
+                out.screens.insert(name.clone(), update.clone());
                 out.notify.notify_one();
             }
             inner.cache.screens.insert(name, screen);
@@ -303,7 +319,7 @@ impl Hub {
                 out.fresh_screens = true;
                 out.push(json_frame(&ToClient::Snapshot { events: inner.cache.snapshot() }));
                 if let Some(s) = out.watching.as_ref().and_then(|a| inner.cache.screens.get(a).map(|s| (a, s))) {
-                    out.screens.insert(s.0.clone(), s.1.clone());
+                    out.screens.insert(s.0.clone(), s.1.clone().into());
                 }
             } else {
                 out.push(frame.clone());
@@ -378,15 +394,15 @@ mod tests {
         let screen =
             |rows| Screen { rows, cols: 2, cells: vec![Default::default(); rows as usize * 2], ..Default::default() };
         for rows in 1..=50 {
-            hub.publish(Event::Screen { name: "a".into(), screen: screen(rows) });
+            hub.publish(Event::Screen { name: "a".into(), screen: screen(rows), change: None });
         }
         let batch = hub.take(id).unwrap();
         assert_eq!(batch.screens.len(), 1);
-        assert_eq!(batch.screens[0].1.rows, 50, "only the newest screen is sent");
+        assert_eq!(batch.screens[0].1.screen.rows, 50, "only the newest screen is sent");
         assert!(hub.take(other).unwrap().screens.is_empty());
         // Who starts watching later gets the newest screen at once.
         hub.watching(other, Some("a".into()));
-        assert_eq!(hub.take(other).unwrap().screens[0].1.rows, 50);
+        assert_eq!(hub.take(other).unwrap().screens[0].1.screen.rows, 50);
     }
 
     #[test]

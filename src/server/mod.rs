@@ -231,11 +231,18 @@ async fn write_out(
         for f in batch.frames {
             bytes.extend(f);
         }
-        for (name, screen) in batch.screens {
+        for (name, update) in batch.screens {
             seq += 1;
-            let d = damage::diff(sent.get(&name).map(|(s, n)| (s.as_ref(), *n)), &screen, seq);
+            let before = sent.get(&name);
+            let d = match (&update.after, before) {
+                // It has the screen this one follows: the rows the emulator says changed, nothing compared.
+                (Some((after, change)), Some((had, n))) if Arc::ptr_eq(after, had) => {
+                    damage::from_change(*n, &update.screen, change, seq)
+                }
+                _ => damage::diff(before.map(|(s, n)| (s.as_ref(), *n)), &update.screen, seq),
+            };
             bytes.extend(protocol::screen_frame(&name, &d));
-            sent.insert(name, (screen, seq));
+            sent.insert(name, (update.screen, seq));
         }
         if write.write_all(&bytes).await.is_err() || batch.closing {
             break;

@@ -72,6 +72,8 @@ pub struct Capture<'a> {
     pub history: &'a mut History,
     /// Where a row is encoded before it scrolls off (its allocation kept between rows).
     pub scratch: &'a mut Encoded,
+    /// Rows changed since the last frame: told of each scroll of the whole screen.
+    pub changes: &'a mut super::changes::RowChanges,
 }
 
 impl Capture<'_> {
@@ -103,9 +105,18 @@ impl Capture<'_> {
             (cursor.point.column.0, fg, bg, (flags.0 & !(CellFlags::WIDE | CellFlags::SPACER)) | LEADING_SPACER)
         });
         history_row(self.term, 0, wraps, spacer, self.scratch);
+        // A scroll of the whole screen moves the changed rows up; one of a region above a bottom margin does
+        // not (the emulator's full damage stands).
+        let whole = self.region.end as usize == self.term.screen_lines();
+        if whole {
+            self.changes.absorb(self.term);
+        }
         f(self.term);
         if second.is_none_or(|s| self.row_at(0) == s) {
             self.history.push_encoded(self.scratch);
+            if whole {
+                self.changes.scrolled(self.term, 1);
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 //! key/paste encoder for what the operator types, and a tap for OSC notifications the emulator ignores.
 
 pub mod capture;
+pub mod changes;
 pub mod guard;
 pub mod history;
 pub mod keys;
@@ -11,5 +12,6 @@ pub mod outer;
 pub mod palette;
 pub mod screen;
 
+pub use changes::Change;
 pub use model::{AlacrittyModel, InputModes, Palette, TerminalModel};
 pub use screen::{CellColor, CellFlags, Screen, ScreenCell};

@@ -12,6 +12,7 @@ use alacritty_terminal::term::{Config, Term, TermMode};
 use alacritty_terminal::vte::ansi::{Color, CursorShape, NamedColor, Processor, StdSyncHandler};
 
 use super::capture::{self, Capture, Region};
+use super::changes::{Change, RowChanges};
 use super::guard::{OutputGuard, MAX_COMBINING};
 use super::history::History;
 use super::osc::OscTap;
@@ -45,6 +46,11 @@ pub trait TerminalModel: Send {
     fn title(&self) -> Option<String>;
     fn modes(&self) -> InputModes;
     fn snapshot(&self) -> Screen;
+    /// The live screen (as `snapshot`) and how it differs from the one this returned last (`None`: all new):
+    /// only the rows that changed are converted, and a client is sent only those.
+    fn live_frame(&mut self) -> (Screen, Option<Change>) {
+        (self.snapshot(), None)
+    }
     /// The screen as a viewer scrolled `offset` lines back into history sees it (the model's own view stays).
     fn snapshot_at(&self, offset: usize) -> Screen;
     /// Lines of history above the screen.
@@ -171,6 +177,9 @@ pub struct AlacrittyModel {
     /// How far the model's own view is scrolled back.
     view: usize,
     scratch: super::history::Encoded,
+    /// Rows changed since the last live frame, and that frame.
+    changes: RowChanges,
+    last_live: Option<Screen>,
 }
 
 impl AlacrittyModel {
@@ -200,6 +209,8 @@ impl AlacrittyModel {
             history: History::new(scrollback, cols),
             view: 0,
             scratch: Default::default(),
+            changes: RowChanges::default(),
+            last_live: None,
         }
     }
 
@@ -366,10 +377,12 @@ impl TerminalModel for AlacrittyModel {
             region: &mut self.region,
             history: &mut self.history,
             scratch: &mut self.scratch,
+            changes: &mut self.changes,
         };
         self.parser.advance(&mut capture, bytes);
         if self.guard.marks_passed > MAX_COMBINING {
             trim_marks(&mut self.term);
+            self.changes.everything();
         }
     }
 
@@ -480,22 +493,34 @@ impl TerminalModel for AlacrittyModel {
             let grid_row = &grid[Line((row - offset) as i32)];
             cells.extend((0..cols).map(|col| convert_cell(&grid_row[Column(col)])));
         }
-        let content = self.term.renderable_content();
-        let cursor_point = content.cursor.point;
-        let visible_row = cursor_point.line.0 + offset as i32;
-        let cursor = (content.cursor.shape != CursorShape::Hidden
-            && self.term.mode().contains(TermMode::SHOW_CURSOR)
-            && (0..rows as i32).contains(&visible_row))
-        .then_some((visible_row as u16, cursor_point.column.0 as u16));
-        Screen {
-            rows: rows as u16,
-            cols: cols as u16,
-            cells,
-            cursor,
-            scrolled_back: offset,
-            history,
-            alt_screen: self.term.mode().contains(TermMode::ALT_SCREEN),
-        }
+        self.screen_of(cells, offset)
+    }
+
+    fn live_frame(&mut self) -> (Screen, Option<Change>) {
+        let change = self.changes.take(&mut self.term);
+        let last = self.last_live.take();
+        let (rows, cols) = (self.term.screen_lines(), self.term.columns());
+        let screen = match (&change, last) {
+            (Some(c), Some(last)) if self.view == 0 && (last.rows as usize, last.cols as usize) == (rows, cols) => {
+                let grid = self.term.grid();
+                let mut cells = Vec::with_capacity(rows * cols);
+                let mut changed = c.rows.iter().peekable();
+                for row in 0..rows {
+                    if changed.next_if(|&&r| r as usize == row).is_some() {
+                        let grid_row = &grid[Line(row as i32)];
+                        cells.extend((0..cols).map(|col| convert_cell(&grid_row[Column(col)])));
+                    } else {
+                        // Rows not listed are the last frame's, moved up (the new ones at the bottom are listed).
+                        let from = (row + c.scroll as usize) * cols;
+                        cells.extend(last.cells[from..from + cols].iter().cloned());
+                    }
+                }
+                self.screen_of(cells, 0)
+            }
+            _ => self.snapshot_at(0),
+        };
+        self.last_live = (self.view == 0).then(|| screen.clone());
+        (screen, change.filter(|_| self.view == 0))
     }
 
     fn text_lines(&self) -> Vec<String> {
@@ -549,8 +574,34 @@ impl TerminalModel for AlacrittyModel {
             region: &mut self.region,
             history: &mut self.history,
             scratch: &mut self.scratch,
+            changes: &mut self.changes,
         };
         self.parser.stop_sync(&mut capture);
+    }
+}
+
+impl AlacrittyModel {
+    /// A screen of these cells, `offset` lines back into history.
+    fn screen_of(&self, cells: Vec<ScreenCell>, offset: usize) -> Screen {
+        let rows = self.term.screen_lines();
+        let cols = self.term.columns();
+        let history = self.history_size();
+        let content = self.term.renderable_content();
+        let cursor_point = content.cursor.point;
+        let visible_row = cursor_point.line.0 + offset as i32;
+        let cursor = (content.cursor.shape != CursorShape::Hidden
+            && self.term.mode().contains(TermMode::SHOW_CURSOR)
+            && (0..rows as i32).contains(&visible_row))
+        .then_some((visible_row as u16, cursor_point.column.0 as u16));
+        Screen {
+            rows: rows as u16,
+            cols: cols as u16,
+            cells,
+            cursor,
+            scrolled_back: offset,
+            history,
+            alt_screen: self.term.mode().contains(TermMode::ALT_SCREEN),
+        }
     }
 }
 
@@ -712,6 +763,68 @@ mod tests {
             }
             prop_assert_eq!(visible(&model.all_rows()), visible(&oracle.all_rows()));
         }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: std::env::var("MUSTER_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200), ..ProptestConfig::default() })]
+
+        /// A live frame built from the rows that changed is the whole snapshot, whatever came in between
+        /// (hostile pieces, split anywhere, frames taken at any point, resizes, scrolling back and forth); and
+        /// the change it reports turns the frame before into it.
+        #[test]
+        fn a_live_frame_of_the_rows_that_changed_is_the_whole_screen(
+            steps in prop::collection::vec((prop::collection::vec(piece(true), 0..30), 0u8..10), 1..12),
+            rows in 1u16..8, cols in 2u16..30, split in 1usize..64,
+        ) {
+            let mut model = AlacrittyModel::new(rows, cols, 1_000);
+            let mut before: Option<Screen> = None;
+            let mut check = |model: &mut AlacrittyModel| -> Result<(), TestCaseError> {
+                let (frame, change) = model.live_frame();
+                prop_assert_eq!(&frame, &model.snapshot_at(0));
+                if let (Some(change), Some(before)) = (change, before.as_ref()) {
+                    let mut moved = before.clone();
+                    let w = moved.cols as usize;
+                    moved.cells.drain(..(change.scroll as usize * w).min(moved.cells.len()));
+                    moved.cells.resize(before.cells.len(), ScreenCell::default());
+                    for r in &change.rows {
+                        let at = *r as usize * w;
+                        moved.cells[at..at + w].clone_from_slice(&frame.cells[at..at + w]);
+                    }
+                    prop_assert_eq!(moved.cells, frame.cells.clone(), "the change {:?}", change);
+                }
+                before = Some(frame);
+                Ok(())
+            };
+            for (pieces, then) in steps {
+                for chunk in pieces.concat().as_bytes().chunks(split) {
+                    model.feed(chunk);
+                    check(&mut model)?;
+                }
+                match then {
+                    0 => model.resize(rows.saturating_sub(1).max(1), cols + 1),
+                    1 => model.resize(rows, cols),
+                    2 => model.scroll(3),
+                    3 => { model.scroll_to_bottom(); }
+                    _ => {}
+                }
+                check(&mut model)?;
+            }
+        }
+    }
+
+    #[test]
+    fn output_scrolling_by_is_a_scroll_and_the_rows_written() {
+        let mut m = model(6, 20);
+        m.feed(b"one\r\ntwo\r\nthree\r\n");
+        assert_eq!(m.live_frame().1, None, "the first frame is all new");
+        m.feed(b"four\r\nfive\r\nsix\r\nseven\r\n");
+        let (screen, change) = m.live_frame();
+        assert_eq!(screen.row_text(4), "seven");
+        // Two lines went into history; "four" to "seven" were written (rows 1 to 4 now) and the cursor is on 5.
+        assert_eq!(change, Some(Change { scroll: 2, rows: vec![1, 2, 3, 4, 5] }));
+        m.feed(b"\x1b[31mx");
+        assert_eq!(m.live_frame().1, Some(Change { scroll: 0, rows: vec![5] }));
+        assert_eq!(m.live_frame().1, Some(Change { scroll: 0, rows: vec![5] }), "the cursor's row, always");
     }
 
     fn model(rows: u16, cols: u16) -> AlacrittyModel {

@@ -33,7 +33,7 @@ impl CellFlags {
     }
 }
 
-#[derive(Debug, Clone, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Eq, Serialize, Deserialize)]
 pub struct ScreenCell {
     /// The character and any combining characters after it.
     pub text: CompactString,

@@ -14,7 +14,7 @@ use ratatui::layout::{Position, Rect};
 
 use crate::app::{State, WellTab};
 use crate::config::theme::ColorMode;
-use crate::term::{CellFlags, Screen, ScreenCell};
+use crate::term::{CellFlags, Change, Screen, ScreenCell};
 
 /// What the well shows when it is painted apart.
 pub struct Target<'a> {
@@ -41,10 +41,7 @@ pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
         name: &agent.info.name,
         area,
         screen,
-        cursor: screen
-            .cursor
-            .filter(|_| state.attached)
-            .map(|(row, col)| Position::new(area.x + col, area.y + row)),
+        cursor: screen.cursor.filter(|_| state.attached).map(|(row, col)| Position::new(area.x + col, area.y + row)),
     })
 }
 
@@ -79,6 +76,24 @@ pub fn plan(before: Option<&Screen>, now: &Screen) -> Plan {
     Plan { scroll, spans }
 }
 
+/// The plan from `before` to `now` when the rows that changed between them are known: only those are looked at.
+pub fn plan_known(before: &Screen, now: &Screen, change: &Change) -> Plan {
+    if (before.rows, before.cols, before.cells.len()) != (now.rows, now.cols, now.cells.len()) {
+        return plan(None, now);
+    }
+    let scroll = change.scroll.min(now.rows);
+    let spans = change
+        .rows
+        .iter()
+        .filter(|&&r| r < now.rows)
+        .filter_map(|&r| {
+            let old = (r + scroll < now.rows).then(|| row(before, r + scroll));
+            changed(old, row(now, r)).map(|cols| (r, cols))
+        })
+        .collect();
+    Plan { scroll, spans }
+}
+
 /// The columns of a row to write again: from the first cell that differs to the last, a wide character and
 /// the column it covers together.
 fn changed(old: Option<&[ScreenCell]>, new: &[ScreenCell]) -> Option<Range<u16>> {
@@ -103,6 +118,8 @@ pub struct WellPainter {
     shown: Option<Shown>,
     /// Cells of one paint, kept for their allocation.
     cells: Vec<(u16, u16, Cell)>,
+    /// How the agent's screen changed since the one painted, while every change is known.
+    pending: Option<Change>,
 }
 
 struct Shown {
@@ -117,6 +134,20 @@ impl WellPainter {
     /// paint writes every row.
     pub fn forget(&mut self) {
         self.shown = None;
+        self.pending = None;
+    }
+
+    /// A new screen of agent `name` arrived, differing so from the one before it (`None`: not known).
+    pub fn note(&mut self, name: &str, change: Option<&Change>) {
+        let Some(shown) = self.shown.as_ref().filter(|s| s.name == name) else { return };
+        let rows = shown.screen.rows;
+        let composed = match (self.pending.as_mut(), change) {
+            (Some(p), Some(c)) => p.then(c, rows),
+            _ => false,
+        };
+        if !composed {
+            self.pending = None;
+        }
     }
 
     pub fn paint<B: Backend>(&mut self, backend: &mut B, target: &Target, mode: ColorMode) -> Result<(), B::Error> {
@@ -127,7 +158,10 @@ impl WellPainter {
             .filter(|s| s.name == target.name && s.area == area && s.mode == mode)
             .map(|s| s.screen.as_ref());
         let screen = target.screen.as_ref();
-        let plan = plan(before, screen);
+        let plan = match (before, &self.pending) {
+            (Some(b), Some(change)) => plan_known(b, screen, change),
+            _ => plan(before, screen),
+        };
         if plan.scroll > 0 {
             backend.scroll_region_up(area.y..area.y + area.height, plan.scroll)?;
         }
@@ -154,6 +188,7 @@ impl WellPainter {
             }
             backend.flush()?;
         }
+        self.pending = Some(Change::default());
         match &mut self.shown {
             Some(s) if s.name == target.name => {
                 s.area = area;
@@ -161,12 +196,8 @@ impl WellPainter {
                 s.mode = mode;
             }
             _ => {
-                self.shown = Some(Shown {
-                    name: target.name.to_string(),
-                    area,
-                    screen: Arc::clone(target.screen),
-                    mode,
-                })
+                self.shown =
+                    Some(Shown { name: target.name.to_string(), area, screen: Arc::clone(target.screen), mode })
             }
         }
         Ok(())
@@ -253,8 +284,12 @@ mod tests {
     }
 
     fn arb_screen(rows: u16, cols: u16) -> impl Strategy<Value = Screen> {
-        prop::collection::vec(arb_cell(), rows as usize * cols as usize)
-            .prop_map(move |cells| Screen { rows, cols, cells, ..Default::default() })
+        prop::collection::vec(arb_cell(), rows as usize * cols as usize).prop_map(move |cells| Screen {
+            rows,
+            cols,
+            cells,
+            ..Default::default()
+        })
     }
 
     proptest! {

@@ -83,7 +83,7 @@ impl Rig {
             Event::Agent(info) => {
                 self.agents.insert(info.name.clone(), info);
             }
-            Event::Screen { name, screen } => {
+            Event::Screen { name, screen, .. } => {
                 self.screens.insert(name, screen);
             }
             Event::Message { text, .. } => self.messages.push(text),

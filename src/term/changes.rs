@@ -1,0 +1,123 @@
+//! Which rows of the live screen changed since the last frame, so a frame converts and sends only those: the
+//! emulator's own damage (alacritty tracks the lines it writes, for its renderer), plus the one thing it does
+//! not say cheaply — output scrolling by. alacritty calls every scroll a full damage; the capture of rows into
+//! history (`capture`) sees each line feed that scrolls the whole screen, and tells this, which moves its rows
+//! up instead.
+
+use alacritty_terminal::grid::Dimensions;
+use alacritty_terminal::term::{Term, TermDamage};
+
+/// How a screen differs from the frame before it of the same model: its rows moved up `scroll`, then `rows`
+/// changed (ascending). `None` where a frame is all new.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Change {
+    pub scroll: u16,
+    pub rows: Vec<u16>,
+}
+
+impl Change {
+    /// This change followed by `next` (on a screen of `rows` rows), as one; false where the two scrolled the
+    /// whole screen away.
+    pub fn then(&mut self, next: &Change, rows: u16) -> bool {
+        self.scroll = self.scroll.saturating_add(next.scroll);
+        if self.scroll >= rows {
+            return false;
+        }
+        let moved = self.rows.iter().filter(|&&r| r >= next.scroll).map(|&r| r - next.scroll);
+        let mut all: Vec<u16> = moved.chain(next.rows.iter().copied()).collect();
+        all.sort_unstable();
+        all.dedup();
+        self.rows = all;
+        true
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct RowChanges {
+    scroll: usize,
+    /// Changed rows, in the screen's coordinates now.
+    dirty: Vec<bool>,
+    /// Everything changed (or it is not known what did).
+    all: bool,
+}
+
+impl RowChanges {
+    pub fn everything(&mut self) {
+        self.all = true;
+    }
+
+    fn row(&mut self, line: usize) {
+        match self.dirty.get_mut(line) {
+            Some(d) => *d = true,
+            None => self.all = true,
+        }
+    }
+
+    /// The emulator's damage so far joins these (and is reset). It always includes the cursor's row, where a
+    /// combining mark joins the cell before the cursor without moving it.
+    pub fn absorb<T>(&mut self, term: &mut Term<T>) {
+        let lines = term.screen_lines();
+        if self.dirty.len() != lines {
+            self.dirty = vec![false; lines];
+            self.all = true;
+        }
+        match term.damage() {
+            TermDamage::Full => self.all = true,
+            TermDamage::Partial(damaged) => {
+                for d in damaged {
+                    self.row(d.line);
+                }
+            }
+        }
+        term.reset_damage();
+    }
+
+    /// The whole screen scrolled up `n` rows (the emulator's damage absorbed just before): rows move up, the
+    /// `n` new ones at the bottom and the one above them changed. The emulator's full damage for the scroll is
+    /// dropped.
+    pub fn scrolled<T>(&mut self, term: &mut Term<T>, n: usize) {
+        term.reset_damage();
+        let lines = self.dirty.len();
+        if self.all || n == 0 {
+            return;
+        }
+        self.scroll += n;
+        if self.scroll >= lines {
+            self.all = true;
+            return;
+        }
+        self.dirty.rotate_left(n);
+        // The row above the new ones: a wrapped line's mark or a wide character's leading spacer went there
+        // just before the scroll.
+        for d in &mut self.dirty[lines.saturating_sub(n + 1)..] {
+            *d = true;
+        }
+    }
+
+    /// What changed since the last call (`None`: everything), and start again.
+    pub fn take<T>(&mut self, term: &mut Term<T>) -> Option<Change> {
+        self.absorb(term);
+        let change = (!self.all).then(|| Change {
+            scroll: self.scroll as u16,
+            rows: (0..self.dirty.len()).filter(|&r| self.dirty[r]).map(|r| r as u16).collect(),
+        });
+        self.scroll = 0;
+        self.all = false;
+        self.dirty.iter_mut().for_each(|d| *d = false);
+        change
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_one_after_another_are_one() {
+        let mut a = Change { scroll: 1, rows: vec![0, 4, 5] };
+        assert!(a.then(&Change { scroll: 2, rows: vec![1, 5] }, 6));
+        // Row 0 scrolled away, 4 and 5 moved to 2 and 3.
+        assert_eq!(a, Change { scroll: 3, rows: vec![1, 2, 3, 5] });
+        assert!(!a.then(&Change { scroll: 3, rows: vec![] }, 6), "the whole screen scrolled away");
+    }
+}
