@@ -501,7 +501,7 @@ impl TerminalModel for AlacrittyModel {
         let last = self.last_live.take();
         let (rows, cols) = (self.term.screen_lines(), self.term.columns());
         let screen = match (&change, last) {
-            (Some(c), Some(last)) if self.view == 0 && (last.rows as usize, last.cols as usize) == (rows, cols) => {
+            (Some(c), Some(mut last)) if self.view == 0 && (last.rows as usize, last.cols as usize) == (rows, cols) => {
                 let grid = self.term.grid();
                 let mut cells = Vec::with_capacity(rows * cols);
                 let mut changed = c.rows.iter().peekable();
@@ -510,9 +510,10 @@ impl TerminalModel for AlacrittyModel {
                         let grid_row = &grid[Line(row as i32)];
                         cells.extend((0..cols).map(|col| convert_cell(&grid_row[Column(col)])));
                     } else {
-                        // Rows not listed are the last frame's, moved up (the new ones at the bottom are listed).
+                        // Rows not listed are the last frame's, moved up (the new ones at the bottom are listed):
+                        // moved out of it, not copied.
                         let from = (row + c.scroll as usize) * cols;
-                        cells.extend(last.cells[from..from + cols].iter().cloned());
+                        cells.extend(last.cells[from..from + cols].iter_mut().map(std::mem::take));
                     }
                 }
                 self.screen_of(cells, 0)
