@@ -61,6 +61,11 @@ impl RowChanges {
             self.dirty = vec![false; lines];
             self.all = true;
         }
+        // Nothing more to learn until the next frame takes it (an agent nobody watches stays here: its output
+        // costs no damage bookkeeping).
+        if self.all {
+            return;
+        }
         match term.damage() {
             TermDamage::Full => self.all = true,
             TermDamage::Partial(damaged) => {
@@ -76,11 +81,11 @@ impl RowChanges {
     /// `n` new ones at the bottom and the one above them changed. The emulator's full damage for the scroll is
     /// dropped.
     pub fn scrolled<T>(&mut self, term: &mut Term<T>, n: usize) {
-        term.reset_damage();
         let lines = self.dirty.len();
         if self.all || n == 0 {
             return;
         }
+        term.reset_damage();
         self.scroll += n;
         if self.scroll >= lines {
             self.all = true;
@@ -97,6 +102,7 @@ impl RowChanges {
     /// What changed since the last call (`None`: everything), and start again.
     pub fn take<T>(&mut self, term: &mut Term<T>) -> Option<Change> {
         self.absorb(term);
+        term.reset_damage();
         let change = (!self.all).then(|| Change {
             scroll: self.scroll as u16,
             rows: (0..self.dirty.len()).filter(|&r| self.dirty[r]).map(|r| r as u16).collect(),
