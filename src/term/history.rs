@@ -72,13 +72,15 @@ pub struct Encoded {
     wide: bool,
     /// The line goes on in the next row.
     pub wrapped: bool,
+    /// A run's characters while it is encoded (its allocation kept between rows).
+    chars: Vec<u8>,
 }
 
 impl Encoded {
     /// Encode `len` cells (`part(i)` each) into this scratch, reusing its allocation.
     pub fn set<'a>(&mut self, len: usize, wrapped: bool, part: impl Fn(usize) -> Part<'a>) {
         self.bytes.clear();
-        self.wide = encode_with(len, part, &mut self.bytes);
+        self.wide = encode_with(len, part, &mut self.bytes, &mut self.chars);
         self.cells = len;
         self.wrapped = wrapped;
     }
@@ -240,7 +242,7 @@ impl History {
         let mut cells = decode(&data[meta.offset as usize..]);
         cells.extend_from_slice(more);
         data.truncate(meta.offset as usize);
-        encode_with(cells.len(), |i| part_of(&cells[i]), data);
+        encode_with(cells.len(), |i| part_of(&cells[i]), data, &mut Vec::new());
         let wide = meta.wide || more.iter().any(|c| c.flags.has(CellFlags::WIDE));
         let rows = layout_rows(&cells, self.width, true, wide);
         block.rows = block.rows - meta.rows as u64 + rows as u64;
@@ -498,17 +500,17 @@ fn part_of(c: &ScreenCell) -> Part<'_> {
 
 #[cfg(test)]
 fn encode(cells: &[ScreenCell], out: &mut Vec<u8>) {
-    encode_with(cells.len(), |i| part_of(&cells[i]), out);
+    encode_with(cells.len(), |i| part_of(&cells[i]), out, &mut Vec::new());
 }
 
 /// Encode `len` cells; whether one is a wide character. One look at each cell: a run's characters wait in a
 /// small buffer until its style changes, since its length goes first.
-fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u8>) -> bool {
+fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u8>, chars: &mut Vec<u8>) -> bool {
     put_varint(out, len as u64);
     let mut wide = false;
     let mut marked = Vec::new();
     let mut run: Option<((CellColor, CellColor, u16), usize)> = None;
-    let mut chars: Vec<u8> = Vec::with_capacity(4 * len.min(512));
+    chars.clear();
     let flush = |out: &mut Vec<u8>, run: &Option<((CellColor, CellColor, u16), usize)>, chars: &mut Vec<u8>| {
         if let Some(((fg, bg, flags), n)) = run {
             put_varint(out, *n as u64);
@@ -525,7 +527,7 @@ fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u
         match &mut run {
             Some((s, n)) if *s == style => *n += 1,
             _ => {
-                flush(out, &run, &mut chars);
+                flush(out, &run, chars);
                 run = Some((style, 1));
                 wide |= p.flags & CellFlags::WIDE != 0;
             }
@@ -535,7 +537,7 @@ fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u
             marked.push(i);
         }
     }
-    flush(out, &run, &mut chars);
+    flush(out, &run, chars);
     put_varint(out, marked.len() as u64);
     for j in marked {
         put_varint(out, j as u64);

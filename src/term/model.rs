@@ -318,6 +318,15 @@ pub(super) fn cell_parts(cell: &alacritty_terminal::term::cell::Cell) -> (char, 
 /// Whether a cell converts to `ScreenCell::default()`, told without converting it (most of a row is blank, and
 /// every row that scrolls into history is looked at).
 pub(super) fn is_blank(cell: &alacritty_terminal::term::cell::Cell) -> bool {
+    // The blank an emulator leaves, told at once (the rest of a row past its text is that).
+    if cell.c == ' '
+        && cell.fg == Color::Named(NamedColor::Foreground)
+        && cell.bg == Color::Named(NamedColor::Background)
+        && !cell.flags.intersects(SHOWN_FLAGS | Flags::LEADING_WIDE_CHAR_SPACER)
+        && cell.zerowidth().is_none()
+    {
+        return true;
+    }
     matches!(cell.c, ' ' | '\t' | '\0')
         && convert_color(cell.fg) == CellColor::Default
         && convert_color(cell.bg) == CellColor::Default
@@ -352,6 +361,17 @@ fn convert_color(color: Color) -> CellColor {
 }
 
 /// Each attribute: the emulator's flags that mean it, the flag it is written back as, and muster's bit.
+/// Every emulator flag the table below keeps.
+const SHOWN_FLAGS: Flags = Flags::BOLD
+    .union(Flags::DIM)
+    .union(Flags::ITALIC)
+    .union(Flags::ALL_UNDERLINES)
+    .union(Flags::INVERSE)
+    .union(Flags::HIDDEN)
+    .union(Flags::STRIKEOUT)
+    .union(Flags::WIDE_CHAR)
+    .union(Flags::WIDE_CHAR_SPACER);
+
 const FLAGS: [(Flags, Flags, u16); 9] = [
     (Flags::BOLD, Flags::BOLD, CellFlags::BOLD),
     (Flags::DIM, Flags::DIM, CellFlags::DIM),
@@ -365,6 +385,10 @@ const FLAGS: [(Flags, Flags, u16); 9] = [
 ];
 
 fn convert_flags(flags: Flags) -> CellFlags {
+    // Most cells have none of them (a wrapped line's mark is not one).
+    if !flags.intersects(SHOWN_FLAGS) {
+        return CellFlags(0);
+    }
     CellFlags(FLAGS.iter().filter(|(f, _, _)| flags.intersects(*f)).fold(0, |acc, (_, _, bit)| acc | bit))
 }
 
