@@ -50,13 +50,23 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
     let scroll = base.map_or(0, |(p, _)| scrolled_by(p, next));
     // Row r of the client's copy after the scroll is row r + scroll of what it had (blank past the end).
     let unchanged = |p: &Screen, r: u16| r + scroll < p.rows && row(p, r + scroll) == row(next, r);
-    let changed = (0..next.rows)
-        .filter(|&r| base.is_none_or(|(p, _)| !unchanged(p, r)))
-        .map(|r| (r, row(next, r).to_vec()))
-        .collect();
+    let changed = (0..next.rows).filter(|&r| base.is_none_or(|(p, _)| !unchanged(p, r)));
+    damage(next, seq, base.map(|(_, s)| s), scroll, changed)
+}
+
+/// The damage that turns the screen of update `prev_seq` into `next`, told how: its rows moved up
+/// `change.scroll`, then `change.rows` changed (the emulator knows; nothing is compared).
+pub fn from_change(prev_seq: u64, next: &Screen, change: &crate::term::Change, seq: u64) -> Damage {
+    let whole = next.cells.len() == next.rows as usize * next.cols as usize;
+    let changed = change.rows.iter().copied().filter(|&r| whole && r < next.rows);
+    damage(next, seq, Some(prev_seq), change.scroll.min(next.rows.saturating_sub(1)), changed)
+}
+
+/// `next` as damage: these rows of it, on a base scrolled up `scroll`.
+fn damage(next: &Screen, seq: u64, base: Option<u64>, scroll: u16, rows: impl Iterator<Item = u16>) -> Damage {
     Damage {
         seq,
-        base: base.map(|(_, s)| s),
+        base,
         rows: next.rows,
         cols: next.cols,
         cursor: next.cursor,
@@ -64,27 +74,7 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
         history: next.history as u64,
         alt_screen: next.alt_screen,
         scroll,
-        changed,
-    }
-}
-
-/// The damage that turns the screen of update `prev_seq` into `next`, told how: its rows moved up
-/// `change.scroll`, then `change.rows` changed (the emulator knows; nothing is compared).
-pub fn from_change(prev_seq: u64, next: &Screen, change: &crate::term::Change, seq: u64) -> Damage {
-    let whole = next.cells.len() == next.rows as usize * next.cols as usize;
-    let changed =
-        change.rows.iter().filter(|&&r| whole && r < next.rows).map(|&r| (r, row(next, r).to_vec())).collect();
-    Damage {
-        seq,
-        base: Some(prev_seq),
-        rows: next.rows,
-        cols: next.cols,
-        cursor: next.cursor,
-        scrolled_back: next.scrolled_back as u64,
-        history: next.history as u64,
-        alt_screen: next.alt_screen,
-        scroll: change.scroll.min(next.rows.saturating_sub(1)),
-        changed,
+        changed: rows.map(|r| (r, row(next, r).to_vec())).collect(),
     }
 }
 
