@@ -525,19 +525,22 @@ impl TerminalModel for AlacrittyModel {
         let last = self.last_live.take();
         let (rows, cols) = (self.term.screen_lines(), self.term.columns());
         let screen = match (&change, last) {
-            (Some(c), Some(mut last)) if self.view == 0 && (last.rows as usize, last.cols as usize) == (rows, cols) => {
+            (Some(c), Some(mut last))
+                if self.view == 0
+                    && (last.rows as usize, last.cols as usize, last.cells.len()) == (rows, cols, rows * cols)
+                    && c.rows.iter().all(|&r| (r as usize) < rows) =>
+            {
+                // The last frame's cells, moved up as the screen moved (the rows that come round to the bottom
+                // are among the changed ones), then the changed rows converted over them.
+                let mut cells = std::mem::take(&mut last.cells);
+                let moved = (c.scroll as usize * cols).min(cells.len());
+                cells.rotate_left(moved);
                 let grid = self.term.grid();
-                let mut cells = Vec::with_capacity(rows * cols);
-                let mut changed = c.rows.iter().peekable();
-                for row in 0..rows {
-                    if changed.next_if(|&&r| r as usize == row).is_some() {
-                        let grid_row = &grid[Line(row as i32)];
-                        cells.extend((0..cols).map(|col| convert_cell(&grid_row[Column(col)])));
-                    } else {
-                        // Rows not listed are the last frame's, moved up (the new ones at the bottom are listed):
-                        // moved out of it, not copied.
-                        let from = (row + c.scroll as usize) * cols;
-                        cells.extend(last.cells[from..from + cols].iter_mut().map(std::mem::take));
+                for &row in &c.rows {
+                    let grid_row = &grid[Line(row as i32)];
+                    let start = row as usize * cols;
+                    for (col, cell) in cells[start..start + cols].iter_mut().enumerate() {
+                        *cell = convert_cell(&grid_row[Column(col)]);
                     }
                 }
                 self.screen_of(cells, 0)
