@@ -105,6 +105,38 @@ fn alacritty_alone_throughput(data: &[u8]) -> f64 {
     data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
+/// A frame of an agent streaming into the well as the workbench draws it (two new coloured lines a frame: the
+/// terminal scrolls, the new rows are painted): the figure a streaming agent costs per frame.
+fn streaming_frame_time(agents: usize) -> Duration {
+    let mut state =
+        State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
+    for i in 0..agents {
+        let info = AgentInfo {
+            worktree: "/tmp".into(),
+            ..AgentInfo::new(&crate::demo::agent_name(i), "demo", AgentState::Busy)
+        };
+        state.agents.push(AgentView { info, screen: None, checkpoints: Vec::new(), attention: false });
+    }
+    update(&mut state, Msg::Resize(200, 50));
+    let well = crate::ui::layout::areas(200, 50, agents, true, false).terminal.expect("a well at 200x50");
+    let mut model = AlacrittyModel::new(well.height, well.width, 1000);
+    let lines: Vec<Vec<u8>> = coloured_stream(400_000).split(|b| *b == b'\n').map(|l| [l, b"\n"].concat()).collect();
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
+    let mut painter = crate::ui::well_painter::WellPainter::default();
+    let name = state.agents[0].info.name.clone();
+    let mut spent = Duration::ZERO;
+    let mut frames = 0u32;
+    for pair in lines.chunks(2) {
+        pair.iter().for_each(|l| model.feed(l));
+        let frame = model.live_frame();
+        let start = Instant::now();
+        crate::tui::frame_after_screen(&mut terminal, &mut state, &mut painter, name.clone(), frame).expect("draw");
+        spent += start.elapsed();
+        frames += 1;
+    }
+    spent / frames.max(1)
+}
+
 /// Lines and bytes of a full 10,000-line history of the coloured stream.
 fn history_weight() -> (usize, usize) {
     let mut model = AlacrittyModel::new(50, 200, 10_000);
@@ -576,7 +608,12 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
         200 * std::mem::size_of::<alacritty_terminal::term::cell::Cell>()
     );
     let ft = frame_time(agents);
+    let streaming = streaming_frame_time(agents);
     println!("frame time at 200x50 ({agents} agents, full coloured well): {:.3} ms", ft.as_secs_f64() * 1e3);
+    println!(
+        "  a frame of an agent streaming in the well (two new lines: scrolled by the terminal, new rows painted): {:.3} ms",
+        streaming.as_secs_f64() * 1e3
+    );
     let (idle, _, idle_frames) = crew_cpu(agents, &["demo-agent", "--resume"], seconds)?;
     println!("CPU, {agents} agents idle: {idle:.2}% of one core ({idle_frames} frames drawn in {} s)", seconds + 3);
     let (busy, per_agent, frames) = crew_cpu(agents, &["demo-agent", "--stream", "50"], seconds)?;

@@ -304,6 +304,21 @@ fn apply(state: &mut State, msg: Msg, painter: &mut WellPainter) -> (Vec<Effect>
     (effects, redraw)
 }
 
+/// A new screen of an agent arrives and the workbench draws what it leaves to draw, as its loop does (for
+/// `muster bench`).
+pub(crate) fn frame_after_screen<B: Backend>(
+    terminal: &mut Terminal<B>,
+    state: &mut State,
+    painter: &mut WellPainter,
+    name: String,
+    (screen, change): (crate::term::Screen, Option<crate::term::Change>),
+) -> Result<(), B::Error> {
+    match apply(state, Msg::Engine(Event::Screen { name, screen, change }), painter).1 {
+        Redraw::Nothing => Ok(()),
+        redraw => draw(terminal, state, painter, redraw == Redraw::All),
+    }
+}
+
 /// One frame: ratatui draws everything (`all`) or nothing, and the well's live terminal is painted apart when
 /// it shows one (else ratatui draws it too).
 fn draw<B: Backend>(
