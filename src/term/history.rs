@@ -532,7 +532,11 @@ fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u
                 wide |= p.flags & CellFlags::WIDE != 0;
             }
         }
-        chars.extend_from_slice(p.ch.encode_utf8(&mut buf).as_bytes());
+        if p.ch.is_ascii() {
+            chars.push(p.ch as u8);
+        } else {
+            chars.extend_from_slice(p.ch.encode_utf8(&mut buf).as_bytes());
+        }
         if !p.marks.is_empty() {
             marked.push(i);
         }

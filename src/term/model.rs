@@ -311,8 +311,16 @@ pub(super) fn convert_cell(cell: &alacritty_terminal::term::cell::Cell) -> Scree
 
 /// A cell's character (a blank for the NUL and tab alacritty keeps), colours and attributes.
 pub(super) fn cell_parts(cell: &alacritty_terminal::term::cell::Cell) -> (char, CellColor, CellColor, CellFlags) {
-    let ch = if cell.c == '\0' || cell.c == '\t' { ' ' } else { cell.c };
-    (ch, convert_color(cell.fg), convert_color(cell.bg), convert_flags(cell.flags))
+    (cell_char(cell), convert_color(cell.fg), convert_color(cell.bg), convert_flags(cell.flags))
+}
+
+/// A cell's character: a blank for the NUL and tab alacritty keeps.
+pub(super) fn cell_char(cell: &alacritty_terminal::term::cell::Cell) -> char {
+    if cell.c == '\0' || cell.c == '\t' {
+        ' '
+    } else {
+        cell.c
+    }
 }
 
 /// Whether a cell converts to `ScreenCell::default()`, told without converting it (most of a row is blank, and
