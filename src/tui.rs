@@ -517,12 +517,18 @@ mod tests {
             draw(&mut self.terminal, &self.state, &mut self.painter, redraw == Redraw::All).expect("drawn");
         }
 
-        /// The screen equals a frame drawn whole by ratatui from the same state.
-        fn check(&self, step: &str) {
+        /// The screen equals a frame drawn whole by ratatui from the same state, and the cursor is where that
+        /// frame puts it.
+        fn check(&mut self, step: &str) {
             let area = self.terminal.backend().buffer().area;
             let mut whole = Terminal::new(TestBackend::new(area.width, area.height)).expect("a test terminal");
             whole.draw(|f| crate::ui::render(&self.state, f)).expect("drawn");
             assert_eq!(seen(self.terminal.backend().buffer()), seen(whole.backend().buffer()), "after {step}");
+            if self.state.attached {
+                let want = whole.backend_mut().get_cursor_position().expect("a cursor");
+                let at = self.terminal.backend_mut().get_cursor_position().expect("a cursor");
+                assert_eq!(at, want, "the cursor after {step}");
+            }
         }
     }
 
@@ -559,5 +565,12 @@ mod tests {
         b.check("back to the first");
         b.output(0, "\x1b[2J\x1b[Hcleared\r\n");
         b.check("a cleared screen");
+        b.msg(Msg::Key(Key::parse("Enter").expect("a key")));
+        assert!(b.state.attached);
+        b.output(0, "$ echo hello");
+        b.check("typed, attached");
+        // The cursor moves back and no cell changes: it is still put where the agent's cursor is.
+        b.output(0, "\x1b[2D");
+        b.check("the cursor moved left");
     }
 }

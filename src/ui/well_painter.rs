@@ -120,6 +120,8 @@ pub struct WellPainter {
     cells: Vec<(u16, u16, Cell)>,
     /// How the agent's screen changed since the one painted, while every change is known.
     pending: Option<Change>,
+    /// Where the painter last put the terminal's cursor.
+    cursor: Option<Position>,
 }
 
 struct Shown {
@@ -135,6 +137,7 @@ impl WellPainter {
     pub fn forget(&mut self) {
         self.shown = None;
         self.pending = None;
+        self.cursor = None;
     }
 
     /// A new screen of agent `name` arrived, differing so from the one before it (`None`: not known).
@@ -182,12 +185,14 @@ impl WellPainter {
         if !self.cells.is_empty() {
             backend.draw(self.cells.iter().map(|(x, y, c)| (*x, *y, c)))?;
         }
-        if plan.scroll > 0 || !self.cells.is_empty() {
+        // Painting moves the cursor; and it moves on its own where no cell changed (a left arrow at a prompt).
+        if plan.scroll > 0 || !self.cells.is_empty() || target.cursor != self.cursor {
             if let Some(p) = target.cursor {
                 backend.set_cursor_position(p)?;
             }
             backend.flush()?;
         }
+        self.cursor = target.cursor;
         self.pending = Some(Change::default());
         match &mut self.shown {
             Some(s) if s.name == target.name => {
