@@ -281,7 +281,8 @@ enum Redraw {
 }
 
 /// The message applied to the state: its effects, and what it leaves to draw. A screen of an agent not on view
-/// draws nothing; a new screen of the one in the well, its cells, unless the well's bar shows something new.
+/// (another agent, or the well on its timeline or mail) draws nothing; a new screen of the terminal in the well,
+/// its cells; unless the well's bar shows something new.
 fn apply(state: &mut State, msg: Msg, painter: &mut WellPainter) -> (Vec<Effect>, Redraw) {
     let screen_of = match &msg {
         Msg::Engine(Event::Screen { name, change, .. }) => {
@@ -298,7 +299,13 @@ fn apply(state: &mut State, msg: Msg, painter: &mut WellPainter) -> (Vec<Effect>
     let effects = update(state, msg);
     let redraw = match (screen_of, facts) {
         (Some(name), _) if state.selected_agent().is_none_or(|a| a.info.name != name) => Redraw::Nothing,
-        (Some(_), Some(facts)) if facts == crate::ui::well::screen_facts(state) => Redraw::Well,
+        (Some(_), Some(facts)) if facts == crate::ui::well::screen_facts(state) => {
+            if crate::ui::well::shows_terminal(state) {
+                Redraw::Well
+            } else {
+                Redraw::Nothing
+            }
+        }
         _ => Redraw::All,
     };
     (effects, redraw)
@@ -336,20 +343,14 @@ fn draw<B: Backend>(
         all = true;
     }
     let target = crate::ui::well_painter::target(state, area.width, area.height);
-    if target.is_none() {
+    let Some(target) = target else {
         painter.forget();
+        return terminal.draw(|f| crate::ui::render(state, f)).map(drop);
+    };
+    if all {
+        terminal.draw(|f| crate::ui::render_around_well(state, f))?;
     }
-    if all || target.is_none() {
-        if target.is_some() {
-            terminal.draw(|f| crate::ui::render_around_well(state, f))?;
-        } else {
-            terminal.draw(|f| crate::ui::render(state, f))?;
-        }
-    }
-    match target {
-        Some(t) => painter.paint(terminal.backend_mut(), &t, state.theme.mode),
-        None => Ok(()),
-    }
+    painter.paint(terminal.backend_mut(), &target, state.theme.mode)
 }
 
 /// The workbench on a real terminal; the state as it ended.
@@ -557,6 +558,13 @@ mod tests {
         b.msg(Msg::Key(Key::parse("Esc").expect("a key")));
         assert!(b.state.dialog.is_none());
         b.check("the help closed");
+        b.msg(Msg::Key(Key::parse("tab").expect("a key")));
+        assert_eq!(b.state.tab, crate::app::WellTab::Timeline);
+        assert_eq!(b.output(0, "behind the timeline\r\n"), Redraw::Nothing, "a screen not on view draws nothing");
+        b.check("output behind the timeline");
+        b.msg(Msg::Key(Key::parse("Esc").expect("a key")));
+        assert_eq!(b.state.tab, crate::app::WellTab::Terminal);
+        b.check("back on the terminal");
         b.msg(Msg::Key(Key::parse("j").expect("a key")));
         b.check("the other agent selected (no screen yet)");
         b.output(1, "now b\r\n");

@@ -400,18 +400,25 @@ fn convert_flags(flags: Flags) -> CellFlags {
     CellFlags(FLAGS.iter().filter(|(f, _, _)| flags.intersects(*f)).fold(0, |acc, (_, _, bit)| acc | bit))
 }
 
+/// The handler the parser feeds: the model's emulator inside the capture of rows into history. A macro, not a
+/// method, so the parser and the guard's filtered bytes stay borrowable beside it.
+macro_rules! capture {
+    ($model:expr) => {
+        Capture {
+            term: &mut $model.term,
+            region: &mut $model.region,
+            history: &mut $model.history,
+            scratch: &mut $model.scratch,
+            changes: &mut $model.changes,
+        }
+    };
+}
+
 impl TerminalModel for AlacrittyModel {
     fn feed(&mut self, bytes: &[u8]) {
         let bytes = self.guard.filter(bytes);
         self.osc.feed(bytes);
-        let mut capture = Capture {
-            term: &mut self.term,
-            region: &mut self.region,
-            history: &mut self.history,
-            scratch: &mut self.scratch,
-            changes: &mut self.changes,
-        };
-        self.parser.advance(&mut capture, bytes);
+        self.parser.advance(&mut capture!(self), bytes);
         if self.guard.marks_passed > MAX_COMBINING {
             trim_marks(&mut self.term);
             self.changes.everything();
@@ -605,14 +612,7 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn flush_sync(&mut self) {
-        let mut capture = Capture {
-            term: &mut self.term,
-            region: &mut self.region,
-            history: &mut self.history,
-            scratch: &mut self.scratch,
-            changes: &mut self.changes,
-        };
-        self.parser.stop_sync(&mut capture);
+        self.parser.stop_sync(&mut capture!(self));
     }
 }
 

@@ -140,6 +140,11 @@ fn tab<'a>(state: &State, label: &str, which: WellTab) -> Span<'a> {
     }
 }
 
+/// Whether the selected agent's terminal is on screen: attached, or the well open on its terminal tab.
+pub fn shows_terminal(state: &State) -> bool {
+    state.attached || (state.well_open && state.tab == WellTab::Terminal)
+}
+
 /// What the well's bar and the terminal's cursor show of the selected agent's screen: a new screen that leaves
 /// these as they were changes only the cells of the well.
 #[derive(PartialEq, Eq)]

@@ -12,7 +12,7 @@ use ratatui::backend::Backend;
 use ratatui::buffer::Cell;
 use ratatui::layout::{Position, Rect};
 
-use crate::app::{State, WellTab};
+use crate::app::State;
 use crate::config::theme::ColorMode;
 use crate::term::{CellFlags, Change, Screen, ScreenCell};
 
@@ -29,8 +29,7 @@ pub struct Target<'a> {
 pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
     let a = super::layout::areas(width, height, state.agents.len(), state.well_open, state.attached);
     let area = a.terminal?;
-    let live = state.tab == WellTab::Terminal || state.attached;
-    if !live || state.dialog.is_some() || area.x != 0 || area.width != width {
+    if !super::well::shows_terminal(state) || state.dialog.is_some() || area.x != 0 || area.width != width {
         return None;
     }
     let agent = state.selected_agent()?;
