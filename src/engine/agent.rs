@@ -348,17 +348,27 @@ impl TermThread {
                 let d = d.saturating_duration_since(Instant::now());
                 Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ }
             });
-            let readable = {
-                let mut fds = Vec::with_capacity(2);
-                fds.push(PollFd::new(wake, PollFlags::IN));
-                if let Some(pty) = &input {
-                    fds.push(PollFd::new(&pty.fd, PollFlags::IN));
-                }
+            let (woken, readable) = {
+                let (mut both, mut one);
+                let fds: &mut [PollFd] = match &input {
+                    Some(pty) => {
+                        both = [PollFd::new(wake, PollFlags::IN), PollFd::new(&pty.fd, PollFlags::IN)];
+                        &mut both
+                    }
+                    None => {
+                        one = [PollFd::new(wake, PollFlags::IN)];
+                        &mut one
+                    }
+                };
                 // EINTR or a failed poll: look at everything again.
-                poll(&mut fds, timeout.as_ref()).is_ok() && fds.get(1).is_some_and(|f| !f.revents().is_empty())
+                let polled = poll(fds, timeout.as_ref()).is_ok();
+                let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
+                (!polled || ready(0), polled && ready(1))
             };
-            let mut count = [0u8; 8];
-            let _ = rustix::io::read(wake, &mut count);
+            if woken {
+                let mut count = [0u8; 8];
+                let _ = rustix::io::read(wake, &mut count);
+            }
             if let (true, Some(pty)) = (readable, input.as_mut()) {
                 // Readable (or hung up): this read does not block.
                 match pty.reader.read(&mut buf) {
