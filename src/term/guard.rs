@@ -5,6 +5,8 @@
 //! `MAX_OSC` bytes (the rest is dropped up to its end), and a character keeps at most `MAX_COMBINING` marks.
 //!
 //! The states follow the emulator's parser (vte): `ESC ]` starts an OSC string; BEL, CAN, SUB or ESC ends it.
+//! Knowing where strings start and end, the guard also keeps each (capped) string as it ends, for the
+//! desktop notifications (OSC 9, 99, 777) the emulator drops: no second parser runs over the output.
 
 use unicode_width::UnicodeWidthChar;
 
@@ -34,6 +36,10 @@ pub struct OutputGuard {
     /// Zero-width characters given to the emulator in the last `filter`: when more than `MAX_COMBINING`, a
     /// program moving the cursor between marks may have stacked more on one cell, and the screen is trimmed.
     pub marks_passed: usize,
+    /// The OSC string being read (what the emulator is given of it).
+    osc: Vec<u8>,
+    /// Notifications found in strings that ended, until taken.
+    notifications: Vec<String>,
 }
 
 impl Default for OutputGuard {
@@ -46,6 +52,8 @@ impl Default for OutputGuard {
             out: Vec::new(),
             dropped: 0,
             marks_passed: 0,
+            osc: Vec::new(),
+            notifications: Vec::new(),
         }
     }
 }
@@ -107,6 +115,7 @@ impl OutputGuard {
         let n = input.iter().position(|b| matches!(b, 0x07 | 0x18 | 0x1A | 0x1B)).unwrap_or(input.len());
         let keep = n.min(MAX_OSC.saturating_sub(len));
         self.out.extend_from_slice(&input[..keep]);
+        self.osc.extend_from_slice(&input[..keep]);
         self.dropped += (n - keep) as u64;
         self.state = State::Osc(len + keep);
         n
@@ -115,30 +124,47 @@ impl OutputGuard {
     fn byte(&mut self, b: u8) {
         match self.state {
             State::Osc(n) => match b {
-                0x07 | 0x18 | 0x1A => {
-                    self.state = State::Ground;
+                0x07 | 0x18 | 0x1A | 0x1B => {
+                    self.state = if b == 0x1B { State::Escape } else { State::Ground };
                     self.out.push(b);
-                }
-                0x1B => {
-                    self.state = State::Escape;
-                    self.out.push(b);
+                    self.osc_ended(n);
                 }
                 _ if n < MAX_OSC => {
                     self.state = State::Osc(n + 1);
                     self.out.push(b);
+                    self.osc.push(b);
                 }
                 _ => self.dropped += 1,
             },
             State::Escape => {
                 self.state = match b {
-                    b']' => State::Osc(0),
-                    0x1B => State::Escape,
-                    _ => State::Ground,
+                    b']' => {
+                        self.osc.clear();
+                        State::Osc(0)
+                    }
+                    // Only a final or intermediate byte moves the parser on, or CAN and SUB cancelling the
+                    // escape: it runs other C0 controls met inside an escape and ignores the bytes above 0x7E.
+                    0x20..=0x7E | 0x18 | 0x1A => State::Ground,
+                    _ => State::Escape,
                 };
                 self.out.push(b);
             }
             State::Ground => self.ground(b),
         }
+    }
+
+    /// An OSC string of `len` bytes passed ended: a notification in it is kept, unless it was cut (a string
+    /// that long is no message).
+    fn osc_ended(&mut self, len: usize) {
+        if len < MAX_OSC {
+            self.notifications.extend(super::osc::notification(&self.osc));
+        }
+        self.osc.clear();
+    }
+
+    /// Desktop notifications (OSC 9, 99, 777) in the strings that ended since the last call.
+    pub fn take_notifications(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notifications)
     }
 
     fn ground(&mut self, b: u8) {
@@ -210,6 +236,18 @@ mod tests {
         assert_eq!(out.len(), 2 + MAX_OSC + 1 + 5);
         assert!(out.ends_with(b"\x07after"));
         assert_eq!(dropped as usize, MAX_OSC * 2 + 2);
+    }
+
+    #[test]
+    fn a_string_whose_escape_holds_a_control_or_a_high_byte_is_cut_too() {
+        // The parser runs a BEL inside `ESC ]` and ignores 0xC3, so these start strings as plain `ESC ]` does.
+        for start in [&b"\x1b\x07]0;"[..], b"\x1b\xc3]0;"] {
+            let mut input = start.to_vec();
+            input.extend(std::iter::repeat_n(b'a', MAX_OSC * 2));
+            let (out, dropped) = run(&[&input]);
+            assert_eq!(dropped as usize, MAX_OSC + 2, "after {start:?}");
+            assert_eq!(out.len(), start.len() + MAX_OSC - 2);
+        }
     }
 
     #[test]

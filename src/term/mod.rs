@@ -1,5 +1,5 @@
 //! Terminal emulation: the model each agent's output is fed into, the screen snapshots the UI draws, the
-//! key/paste encoder for what the operator types, and a tap for OSC notifications the emulator ignores.
+//! key/paste encoder for what the operator types, and the OSC notifications the emulator ignores.
 
 pub mod capture;
 pub mod changes;

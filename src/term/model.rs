@@ -15,7 +15,6 @@ use super::capture::{self, Capture, Region};
 use super::changes::{Change, RowChanges};
 use super::guard::{OutputGuard, MAX_COMBINING};
 use super::history::History;
-use super::osc::OscTap;
 use super::palette::xterm_rgb;
 use super::screen::{CellColor, CellFlags, Screen, ScreenCell};
 
@@ -168,7 +167,6 @@ pub struct AlacrittyModel {
     term: Term<Listener>,
     parser: Processor<StdSyncHandler>,
     listener: Listener,
-    osc: OscTap,
     guard: OutputGuard,
     /// Lines above the screen: the emulator itself keeps none (see `capture`).
     history: History,
@@ -204,7 +202,6 @@ impl AlacrittyModel {
             term,
             parser: Processor::new(),
             listener,
-            osc: OscTap::default(),
             guard: OutputGuard::default(),
             history: History::new(scrollback, cols),
             view: 0,
@@ -417,7 +414,6 @@ macro_rules! capture {
 impl TerminalModel for AlacrittyModel {
     fn feed(&mut self, bytes: &[u8]) {
         let bytes = self.guard.filter(bytes);
-        self.osc.feed(bytes);
         self.parser.advance(&mut capture!(self), bytes);
         if self.guard.marks_passed > MAX_COMBINING {
             trim_marks(&mut self.term);
@@ -472,7 +468,7 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn take_notifications(&mut self) -> Vec<String> {
-        self.osc.take()
+        self.guard.take_notifications()
     }
 
     fn title(&self) -> Option<String> {
