@@ -505,9 +505,8 @@ impl TermThread {
     /// The earliest moment something must happen without new input.
     fn next_deadline(&self) -> Option<Instant> {
         let mut deadlines = Vec::new();
-        if let Some(d) = self.model.sync_deadline() {
-            deadlines.push(d);
-        }
+        deadlines.extend(self.model.sync_deadline());
+        deadlines.extend(self.model.history_deadline());
         if let (true, true, Some(f)) = (self.screen_dirty, self.watched, self.last_frame) {
             deadlines.push(f + self.frame_interval(Instant::now()));
         }
@@ -525,6 +524,9 @@ impl TermThread {
         if self.model.sync_deadline().is_some_and(|d| d <= now) {
             self.model.flush_sync();
             self.mark_dirty();
+        }
+        if self.model.history_deadline().is_some_and(|d| d <= now) {
+            self.model.compact_history(now);
         }
         let replies = self.model.take_replies();
         if !replies.is_empty() {

@@ -20,7 +20,7 @@ use alacritty_terminal::vte::ansi::{
 };
 
 use super::history::{Encoded, History, Marks, Part, LEADING_SPACER};
-use super::model::{cell_parts, is_blank, Listener};
+use super::model::{cell_char, cell_parts, is_blank, Listener};
 use super::screen::{CellColor, CellFlags};
 
 /// The scroll region as alacritty keeps it (private there): lines `start..end` of the screen.
@@ -37,14 +37,29 @@ pub type Spacer = (usize, CellColor, CellColor, u16);
 /// A grid row, encoded for the history into `out`: all of it when it wraps into the next row (or is about to:
 /// `wraps`), else without its trailing blanks.
 pub fn history_row(term: &Term<Listener>, line: i32, wraps: bool, spacer: Option<Spacer>, out: &mut Encoded) {
-    let row = &term.grid()[Line(line)];
     let cols = term.columns();
-    let wrapped = wraps || (cols > 0 && row[Column(cols - 1)].flags.contains(Flags::WRAPLINE));
-    let keep = if wrapped { cols } else { (0..cols).rev().find(|&c| !is_blank(&row[Column(c)])).map_or(0, |c| c + 1) };
-    out.set(keep, wrapped, |c| match spacer {
-        Some((col, fg, bg, flags)) if col == c => Part { ch: ' ', fg, bg, flags, marks: Marks::None },
-        _ => part(&row[Column(c)]),
-    });
+    let row = &term.grid()[Line(line)][..Column(cols)];
+    let wrapped = wraps || row.last().is_some_and(|c| c.flags.contains(Flags::WRAPLINE));
+    let keep = if wrapped { cols } else { row.iter().rposition(|c| !is_blank(c)).map_or(0, |c| c + 1) };
+    let spacer_at = spacer.map(|s| s.0);
+    out.set_runs(
+        keep,
+        wrapped,
+        |c| match spacer {
+            Some((col, fg, bg, flags)) if col == c => Part { ch: ' ', fg, bg, flags, marks: Marks::None },
+            _ => part(&row[c]),
+        },
+        // Most of a row is runs of one style: told by comparing the emulator's own fields, not converted ones.
+        |c| {
+            let (cell, before) = (&row[c], &row[c - 1]);
+            let same = cell.fg == before.fg
+                && cell.bg == before.bg
+                && cell.flags == before.flags
+                && spacer_at != Some(c)
+                && spacer_at != Some(c - 1);
+            same.then(|| (cell_char(cell), cell.zerowidth().is_some_and(|z| !z.is_empty())))
+        },
+    );
 }
 
 /// An emulator cell as the history's encoder takes it (what `convert_cell` would make of it).

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{Read, Write};
+use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 
@@ -79,8 +80,20 @@ pub struct Encoded {
 impl Encoded {
     /// Encode `len` cells (`part(i)` each) into this scratch, reusing its allocation.
     pub fn set<'a>(&mut self, len: usize, wrapped: bool, part: impl Fn(usize) -> Part<'a>) {
+        self.set_runs(len, wrapped, part, |_| None);
+    }
+
+    /// As `set`, told by `same(i)` when cell `i` has the style of cell `i - 1` (its character, and whether
+    /// marks follow it): such a cell is not converted, only its character kept.
+    pub fn set_runs<'a>(
+        &mut self,
+        len: usize,
+        wrapped: bool,
+        part: impl Fn(usize) -> Part<'a>,
+        same: impl Fn(usize) -> Option<(char, bool)>,
+    ) {
         self.bytes.clear();
-        self.wide = encode_with(len, part, &mut self.bytes, &mut self.chars);
+        self.wide = encode_with(len, part, same, &mut self.bytes, &mut self.chars);
         self.cells = len;
         self.wrapped = wrapped;
     }
@@ -88,6 +101,11 @@ impl Encoded {
 
 /// Encoded bytes of a block before it is sealed (deflated).
 const BLOCK_BYTES: usize = 32 * 1024;
+
+/// How long a full block stays unsealed. Deflating is most of what keeping history costs, and in a flood (a
+/// `cat` of a large file) lines pass through the history in a fraction of a second: only blocks that outlive
+/// this are deflated, so a flood deflates nothing but what is left of it at the end.
+pub const SEAL_AFTER: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, Copy)]
 struct Meta {
@@ -111,11 +129,13 @@ struct Block {
     data: Data,
     lines: Vec<Meta>,
     rows: u64,
+    /// When a newer block took over from it (it takes no more lines).
+    full: Option<Instant>,
 }
 
 impl Block {
     fn new() -> Block {
-        Block { data: Data::Open(Vec::new()), lines: Vec::new(), rows: 0 }
+        Block { data: Data::Open(Vec::new()), lines: Vec::new(), rows: 0, full: None }
     }
 
     fn bytes_len(&self) -> usize {
@@ -139,6 +159,8 @@ pub struct History {
     cache: RefCell<Option<(u64, Vec<u8>)>>,
     /// Blocks dropped so far: gives sealed blocks a stable number for the cache.
     dropped: u64,
+    /// What tells when a block became full (a test stops it).
+    clock: fn() -> Instant,
 }
 
 impl History {
@@ -151,6 +173,7 @@ impl History {
             open: false,
             cache: RefCell::new(None),
             dropped: 0,
+            clock: Instant::now,
         }
     }
 
@@ -211,9 +234,11 @@ impl History {
 
     fn append(&mut self, e: &Encoded) {
         if self.blocks.back().is_none_or(|b| matches!(b.data, Data::Sealed(_)) || b.bytes_len() >= BLOCK_BYTES) {
+            let now = (self.clock)();
             if let Some(last) = self.blocks.back_mut() {
-                seal(last);
+                last.full.get_or_insert(now);
             }
+            self.seal_due(now);
             self.blocks.push_back(Block::new());
         }
         let width = self.width;
@@ -242,7 +267,7 @@ impl History {
         let mut cells = decode(&data[meta.offset as usize..]);
         cells.extend_from_slice(more);
         data.truncate(meta.offset as usize);
-        encode_with(cells.len(), |i| part_of(&cells[i]), data, &mut Vec::new());
+        encode_with(cells.len(), |i| part_of(&cells[i]), |_| None, data, &mut Vec::new());
         let wide = meta.wide || more.iter().any(|c| c.flags.has(CellFlags::WIDE));
         let rows = layout_rows(&cells, self.width, true, wide);
         block.rows = block.rows - meta.rows as u64 + rows as u64;
@@ -250,6 +275,25 @@ impl History {
         if let Some(last) = block.lines.last_mut() {
             *last = Meta { offset: meta.offset, cells: cells.len() as u32, rows, width: self.width, wide };
         }
+    }
+
+    /// Deflate the full blocks that have been full for `SEAL_AFTER` by `now`.
+    pub fn seal_due(&mut self, now: Instant) {
+        for block in &mut self.blocks {
+            if block.full.is_some_and(|at| at + SEAL_AFTER <= now) {
+                seal(block);
+            }
+        }
+    }
+
+    /// When the next full block is due to be deflated.
+    pub fn seal_deadline(&self) -> Option<Instant> {
+        self.blocks
+            .iter()
+            .filter(|b| matches!(b.data, Data::Open(_)))
+            .filter_map(|b| b.full)
+            .min()
+            .map(|at| at + SEAL_AFTER)
     }
 
     fn trim(&mut self) {
@@ -381,6 +425,7 @@ impl History {
 
 fn seal(block: &mut Block) {
     let Data::Open(data) = &block.data else { return };
+    block.full = None;
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
     if z.write_all(data).is_err() {
         return;
@@ -500,12 +545,18 @@ fn part_of(c: &ScreenCell) -> Part<'_> {
 
 #[cfg(test)]
 fn encode(cells: &[ScreenCell], out: &mut Vec<u8>) {
-    encode_with(cells.len(), |i| part_of(&cells[i]), out, &mut Vec::new());
+    encode_with(cells.len(), |i| part_of(&cells[i]), |_| None, out, &mut Vec::new());
 }
 
 /// Encode `len` cells; whether one is a wide character. One look at each cell: a run's characters wait in a
 /// small buffer until its style changes, since its length goes first.
-fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u8>, chars: &mut Vec<u8>) -> bool {
+fn encode_with<'a>(
+    len: usize,
+    part: impl Fn(usize) -> Part<'a>,
+    same: impl Fn(usize) -> Option<(char, bool)>,
+    out: &mut Vec<u8>,
+    chars: &mut Vec<u8>,
+) -> bool {
     put_varint(out, len as u64);
     let mut wide = false;
     let mut marked = Vec::new();
@@ -521,7 +572,22 @@ fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u
         }
     };
     let mut buf = [0u8; 4];
+    let mut push = |chars: &mut Vec<u8>, ch: char| {
+        if ch.is_ascii() {
+            chars.push(ch as u8);
+        } else {
+            chars.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+        }
+    };
     for i in 0..len {
+        if let (Some((_, n)), Some((ch, marks))) = (&mut run, (i > 0).then(|| same(i)).flatten()) {
+            *n += 1;
+            push(chars, ch);
+            if marks {
+                marked.push(i);
+            }
+            continue;
+        }
         let p = part(i);
         let style = (p.fg, p.bg, p.flags);
         match &mut run {
@@ -532,11 +598,7 @@ fn encode_with<'a>(len: usize, part: impl Fn(usize) -> Part<'a>, out: &mut Vec<u
                 wide |= p.flags & CellFlags::WIDE != 0;
             }
         }
-        if p.ch.is_ascii() {
-            chars.push(p.ch as u8);
-        } else {
-            chars.extend_from_slice(p.ch.encode_utf8(&mut buf).as_bytes());
-        }
+        push(chars, p.ch);
         if !p.marks.is_empty() {
             marked.push(i);
         }
@@ -641,7 +703,10 @@ mod tests {
 
     #[test]
     fn old_blocks_are_deflated_and_dropped_past_the_limit() {
+        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(Instant::now);
         let mut h = History::new(5_000, 80);
+        h.clock = || *START.get_or_init(Instant::now);
         for i in 0..20_000 {
             let mut cells = line(&format!("line {i} {}", "x".repeat(60)));
             for (j, c) in cells.iter_mut().enumerate() {
@@ -650,6 +715,15 @@ mod tests {
             h.push_row(&cells, false);
         }
         assert!(h.rows() >= 5_000 && h.rows() < 6_000, "{}", h.rows());
+        // Full blocks wait before they are deflated (a flood passes through undeflated), then read the same.
+        let (open, before) = (h.bytes(), text(&h.rows_at(0, h.rows())));
+        assert!(h.seal_deadline().is_some());
+        h.seal_due(start + SEAL_AFTER / 2);
+        assert_eq!(h.bytes(), open, "nothing is due yet");
+        h.seal_due(start + SEAL_AFTER);
+        assert!(h.seal_deadline().is_none());
+        assert!(h.bytes() * 3 < open, "deflated: {} bytes from {open}", h.bytes());
+        assert_eq!(text(&h.rows_at(0, h.rows())), before);
         let last = h.rows_at(h.rows() - 1, 1);
         assert!(text(&last)[0].starts_with("line 19999 "));
         let first = text(&h.rows_at(0, 1))[0].clone();

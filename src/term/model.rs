@@ -67,6 +67,9 @@ pub trait TerminalModel: Send {
     /// When a synchronized update (mode 2026) must be given up on if it has not ended.
     fn sync_deadline(&self) -> Option<Instant>;
     fn flush_sync(&mut self);
+    /// When history that has stopped changing is due to be compacted (`compact_history`).
+    fn history_deadline(&self) -> Option<Instant>;
+    fn compact_history(&mut self, now: Instant);
 }
 
 #[derive(Default)]
@@ -609,6 +612,14 @@ impl TerminalModel for AlacrittyModel {
 
     fn flush_sync(&mut self) {
         self.parser.stop_sync(&mut capture!(self));
+    }
+
+    fn history_deadline(&self) -> Option<Instant> {
+        self.history.seal_deadline()
+    }
+
+    fn compact_history(&mut self, now: Instant) {
+        self.history.seal_due(now);
     }
 }
 
