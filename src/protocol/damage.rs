@@ -5,6 +5,7 @@
 
 use thiserror::Error;
 
+use crate::term::screen::Row;
 use crate::term::{CellColor, CellFlags, Screen, ScreenCell};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -23,7 +24,7 @@ pub struct Damage {
     /// travel, not the whole screen again.
     pub scroll: u16,
     /// Changed rows and their cells (`cols` each).
-    pub changed: Vec<(u16, Vec<ScreenCell>)>,
+    pub changed: Vec<(u16, Row)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -38,18 +39,21 @@ pub enum DamageError {
 const MAX_CELLS: usize = 1 << 20;
 const MAX_CELL_TEXT: usize = 256;
 
-fn row(screen: &Screen, r: u16) -> &[ScreenCell] {
-    let w = screen.cols as usize;
-    &screen.cells[r as usize * w..(r as usize + 1) * w]
+/// Whether row `a` of one screen and row `b` of another hold the same cells: the same shared row is, at once.
+fn same_row(one: &Screen, a: u16, other: &Screen, b: u16) -> bool {
+    match (one.lines.get(a as usize), other.lines.get(b as usize)) {
+        (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y) || x == y,
+        (x, y) => x.is_none() && y.is_none(),
+    }
 }
 
 /// The damage that turns `prev` (update `prev_seq`) into `next`; all rows when there is no previous screen or
 /// its size differs.
 pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
-    let base = prev.filter(|(p, _)| p.rows == next.rows && p.cols == next.cols && p.cells.len() == next.cells.len());
+    let base = prev.filter(|(p, _)| p.rows == next.rows && p.cols == next.cols && p.is_whole() && next.is_whole());
     let scroll = base.map_or(0, |(p, _)| scrolled_by(p, next));
     // Row r of the client's copy after the scroll is row r + scroll of what it had (blank past the end).
-    let unchanged = |p: &Screen, r: u16| r + scroll < p.rows && row(p, r + scroll) == row(next, r);
+    let unchanged = |p: &Screen, r: u16| r + scroll < p.rows && same_row(p, r + scroll, next, r);
     let changed = (0..next.rows).filter(|&r| base.is_none_or(|(p, _)| !unchanged(p, r)));
     damage(next, seq, base.map(|(_, s)| s), scroll, changed)
 }
@@ -57,7 +61,7 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
 /// The damage that turns the screen of update `prev_seq` into `next`, told how: its rows moved up
 /// `change.scroll`, then `change.rows` changed (the emulator knows; nothing is compared).
 pub fn from_change(prev_seq: u64, next: &Screen, change: &crate::term::Change, seq: u64) -> Damage {
-    let whole = next.cells.len() == next.rows as usize * next.cols as usize;
+    let whole = next.is_whole();
     let changed = change.rows.iter().copied().filter(|&r| whole && r < next.rows);
     damage(next, seq, Some(prev_seq), change.scroll.min(next.rows.saturating_sub(1)), changed)
 }
@@ -74,14 +78,14 @@ fn damage(next: &Screen, seq: u64, base: Option<u64>, scroll: u16, rows: impl It
         history: next.history as u64,
         alt_screen: next.alt_screen,
         scroll,
-        changed: rows.map(|r| (r, row(next, r).to_vec())).collect(),
+        changed: rows.filter_map(|r| Some((r, next.lines.get(r as usize)?.clone()))).collect(),
     }
 }
 
 /// How many lines `next` scrolled up from `prev`, when that leaves fewer rows to send (0 when it did not scroll).
 /// Only shifts that put `prev`'s row k at `next`'s top are tried (the first few), counting the rows they save.
 pub fn scrolled_by(prev: &Screen, next: &Screen) -> u16 {
-    scrolled(next.rows, |a, b| row(prev, a) == row(next, b))
+    scrolled(next.rows, |a, b| same_row(prev, a, next, b))
 }
 
 /// The same, from a hash of each row of the two screens.
@@ -124,22 +128,26 @@ pub fn apply(screen: &mut Screen, have: Option<u64>, d: &Damage) -> Result<(), D
             if d.scroll >= d.rows && d.scroll > 0 {
                 return Err(DamageError::Malformed("scrolled past the screen"));
             }
-            let shift = d.scroll as usize * d.cols as usize;
-            screen.cells.drain(..shift);
-            screen.cells.resize(cells, ScreenCell::default());
+            // Rows that come round to the bottom are blank until damage fills them.
+            let moved = (d.scroll as usize).min(screen.lines.len());
+            screen.lines.rotate_left(moved);
+            let blank = Row::from(vec![ScreenCell::default(); d.cols as usize]);
+            let kept = screen.lines.len().saturating_sub(d.scroll as usize);
+            for line in &mut screen.lines[kept..] {
+                *line = blank.clone();
+            }
         }
         None => {
             screen.rows = d.rows;
             screen.cols = d.cols;
-            screen.cells = vec![ScreenCell::default(); cells];
+            screen.lines = vec![Row::from(vec![ScreenCell::default(); d.cols as usize]); d.rows as usize];
         }
     }
     for (r, row) in &d.changed {
         if *r >= d.rows || row.len() != d.cols as usize {
             return Err(DamageError::Malformed("row outside the screen"));
         }
-        let start = *r as usize * d.cols as usize;
-        screen.cells[start..start + row.len()].clone_from_slice(row);
+        screen.lines[*r as usize] = row.clone();
     }
     screen.cursor = d.cursor;
     screen.scrolled_back = d.scrolled_back as usize;
@@ -305,7 +313,7 @@ pub fn decode(bytes: &[u8]) -> Result<Damage, DamageError> {
                         let len = i.small(MAX_CELL_TEXT as u64, "cell text too long")? as usize;
                         std::str::from_utf8(i.slice(len)?).map_err(|_| DamageError::Malformed("text not UTF-8"))?.into()
                     }
-                    b if b < 0x80 => (b as char).to_string().into(),
+                    b if b < 0x80 => compact_str::CompactString::from(char::from(b).encode_utf8(&mut [0; 4]) as &str),
                     _ => return Err(DamageError::Malformed("cell text")),
                 };
                 cells.push(ScreenCell { text, fg, bg, flags });
@@ -314,7 +322,7 @@ pub fn decode(bytes: &[u8]) -> Result<Damage, DamageError> {
         if cells.len() != cols as usize {
             return Err(DamageError::Malformed("row shorter than the screen"));
         }
-        changed.push((r, cells));
+        changed.push((r, Row::from(cells)));
     }
     if i.at != bytes.len() {
         return Err(DamageError::Malformed("bytes after the end"));
@@ -363,7 +371,9 @@ mod tests {
         assert_eq!(copy, b);
         // A change in one row sends one row.
         let mut c = b.clone();
-        c.cells[0].text = "X".into();
+        if let Some(cell) = c.cell_mut(0, 0) {
+            cell.text = "X".into();
+        }
         let d = diff(Some((&b, 2)), &c, 3);
         assert_eq!(d.changed.len(), 1);
         assert!(encode(&d).len() < 600, "{}", encode(&d).len());
@@ -396,13 +406,11 @@ mod tests {
                 0usize..1000,
             )
                 .prop_map(move |(cells, cursor, alt_screen, history)| Screen {
-                    rows,
-                    cols,
-                    cells,
                     cursor,
                     scrolled_back: 0,
                     history,
                     alt_screen,
+                    ..Screen::from_cells(rows, cols, cells)
                 })
         })
     }
@@ -425,9 +433,10 @@ mod tests {
             // `b` is `a` moved up k rows, with rows of `fresh` below.
             let (rows, cols) = (a.rows as usize, a.cols as usize);
             let k = (k as usize).min(rows);
-            let mut b = a.clone();
-            b.cells = a.cells[k * cols..].to_vec();
-            b.cells.extend((0..k * cols).map(|i| fresh.cells.get(i % fresh.cells.len()).cloned().unwrap_or_default()));
+            let fresh: Vec<ScreenCell> = fresh.cells().cloned().collect();
+            let mut cells: Vec<ScreenCell> = a.cells().skip(k * cols).cloned().collect();
+            cells.extend((0..k * cols).map(|i| fresh.get(i % fresh.len()).cloned().unwrap_or_default()));
+            let b = Screen { ..Screen::from_cells(a.rows, a.cols, cells) };
             let mut copy = Screen::default();
             apply(&mut copy, None, &diff(None, &a, 1)).unwrap();
             let d = decode(&encode(&diff(Some((&a, 1)), &b, 2))).unwrap();

@@ -391,8 +391,7 @@ mod tests {
         let (id, _) = hub.join(ClientKind::Tui, vec![]);
         let (other, _) = hub.join(ClientKind::Tui, vec![]);
         hub.watching(id, Some("a".into()));
-        let screen =
-            |rows| Screen { rows, cols: 2, cells: vec![Default::default(); rows as usize * 2], ..Default::default() };
+        let screen = |rows| Screen::from_cells(rows, 2, vec![]);
         for rows in 1..=50 {
             hub.publish(Event::Screen { name: "a".into(), screen: screen(rows), change: None });
         }

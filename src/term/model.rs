@@ -16,7 +16,7 @@ use super::changes::{Change, RowChanges};
 use super::guard::{OutputGuard, MAX_COMBINING};
 use super::history::History;
 use super::palette::xterm_rgb;
-use super::screen::{CellColor, CellFlags, Screen, ScreenCell};
+use super::screen::{CellColor, CellFlags, Row, Screen, ScreenCell};
 
 /// The input modes the child has switched on, which decide how keys and pastes are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -299,6 +299,11 @@ fn trim_marks(term: &mut Term<Listener>) {
 }
 
 /// One emulator cell as a screen cell.
+/// An emulator row as a screen row.
+fn convert_row(row: &alacritty_terminal::grid::Row<alacritty_terminal::term::cell::Cell>, cols: usize) -> Row {
+    row[..Column(cols)].iter().map(convert_cell).collect()
+}
+
 pub(super) fn convert_cell(cell: &alacritty_terminal::term::cell::Cell) -> ScreenCell {
     let (ch, fg, bg, flags) = cell_parts(cell);
     // Built whole (inline, no reserve) for a lone character, which nearly every cell is.
@@ -520,18 +525,17 @@ impl TerminalModel for AlacrittyModel {
         let cols = self.term.columns();
         let history = self.history_size();
         let offset = offset.min(history);
-        let mut cells = Vec::with_capacity(rows * cols);
+        let mut lines = Vec::with_capacity(rows);
         let above = offset.min(rows);
         for mut row in self.history.rows_at(history - offset, above) {
             row.resize(cols, ScreenCell::default());
-            cells.extend(row);
+            lines.push(Row::from(row));
         }
-        cells.resize(above * cols, ScreenCell::default());
+        lines.resize(above, Row::from(vec![ScreenCell::default(); cols]));
         for row in above..rows {
-            let grid_row = &grid[Line((row - offset) as i32)];
-            cells.extend((0..cols).map(|col| convert_cell(&grid_row[Column(col)])));
+            lines.push(convert_row(&grid[Line((row - offset) as i32)], cols));
         }
-        self.screen_of(cells, offset)
+        self.screen_of(lines, offset)
     }
 
     fn live_frame(&mut self) -> (Screen, Option<Change>) {
@@ -539,28 +543,25 @@ impl TerminalModel for AlacrittyModel {
         let last = self.last_live.take();
         let (rows, cols) = (self.term.screen_lines(), self.term.columns());
         let screen = match (&change, last) {
-            (Some(c), Some(mut last))
+            (Some(c), Some(last))
                 if self.view == 0
-                    && (last.rows as usize, last.cols as usize, last.cells.len()) == (rows, cols, rows * cols)
+                    && (last.rows as usize, last.cols as usize) == (rows, cols)
+                    && last.is_whole()
                     && c.rows.iter().all(|&r| (r as usize) < rows) =>
             {
-                // The last frame's cells, moved up as the screen moved (the rows that come round to the bottom
-                // are among the changed ones), then the changed rows converted over them.
-                let mut cells = std::mem::take(&mut last.cells);
-                let moved = (c.scroll as usize * cols).min(cells.len());
-                cells.rotate_left(moved);
+                // The last frame's rows, moved up as the screen moved (the rows that come round to the bottom
+                // are among the changed ones), and the changed rows converted anew.
+                let mut lines = last.lines;
+                lines.rotate_left((c.scroll as usize).min(rows));
                 let grid = self.term.grid();
                 for &row in &c.rows {
-                    let grid_row = &grid[Line(row as i32)];
-                    let start = row as usize * cols;
-                    for (col, cell) in cells[start..start + cols].iter_mut().enumerate() {
-                        *cell = convert_cell(&grid_row[Column(col)]);
-                    }
+                    lines[row as usize] = convert_row(&grid[Line(row as i32)], cols);
                 }
-                self.screen_of(cells, 0)
+                self.screen_of(lines, 0)
             }
             _ => self.snapshot_at(0),
         };
+        // A copy of the frame is a pointer per row.
         self.last_live = (self.view == 0).then(|| screen.clone());
         (screen, change.filter(|_| self.view == 0))
     }
@@ -625,7 +626,7 @@ impl TerminalModel for AlacrittyModel {
 
 impl AlacrittyModel {
     /// A screen of these cells, `offset` lines back into history.
-    fn screen_of(&self, cells: Vec<ScreenCell>, offset: usize) -> Screen {
+    fn screen_of(&self, lines: Vec<Row>, offset: usize) -> Screen {
         let rows = self.term.screen_lines();
         let cols = self.term.columns();
         let history = self.history_size();
@@ -639,7 +640,7 @@ impl AlacrittyModel {
         Screen {
             rows: rows as u16,
             cols: cols as u16,
-            cells,
+            lines,
             cursor,
             scrolled_back: offset,
             history,
@@ -770,7 +771,7 @@ mod tests {
             let back = model.snapshot_at(history);
             prop_assert_eq!(back.scrolled_back, history);
             let top: Vec<ScreenCell> = theirs.iter().take(rows as usize).flatten().cloned().collect();
-            prop_assert_eq!(back.cells, top);
+            prop_assert_eq!(back.cells().cloned().collect::<Vec<_>>(), top);
         }
 
         /// Across resizes nothing is lost, doubled or restyled: the visible cells read in the same order. Between
@@ -825,15 +826,14 @@ mod tests {
                 let (frame, change) = model.live_frame();
                 prop_assert_eq!(&frame, &model.snapshot_at(0));
                 if let (Some(change), Some(before)) = (change, before.as_ref()) {
-                    let mut moved = before.clone();
-                    let w = moved.cols as usize;
-                    moved.cells.drain(..(change.scroll as usize * w).min(moved.cells.len()));
-                    moved.cells.resize(before.cells.len(), ScreenCell::default());
+                    let mut moved = before.lines.clone();
+                    let blank: super::Row = vec![ScreenCell::default(); before.cols as usize].into();
+                    moved.drain(..(change.scroll as usize).min(moved.len()));
+                    moved.resize(before.lines.len(), blank);
                     for r in &change.rows {
-                        let at = *r as usize * w;
-                        moved.cells[at..at + w].clone_from_slice(&frame.cells[at..at + w]);
+                        moved[*r as usize] = frame.lines[*r as usize].clone();
                     }
-                    prop_assert_eq!(moved.cells, frame.cells.clone(), "the change {:?}", change);
+                    prop_assert_eq!(&moved, &frame.lines, "the change {:?}", change);
                 }
                 before = Some(frame);
                 Ok(())

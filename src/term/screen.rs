@@ -1,5 +1,7 @@
 //! A serialisable copy of the visible part of an agent's terminal: what the engine hands to the UI.
 
+use std::sync::Arc;
+
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -63,12 +65,17 @@ impl Default for ScreenCell {
     }
 }
 
+/// One line of a screen. Shared: a frame keeps the rows of the frame before that did not change (a screen
+/// that scrolled by a line is a new bottom row and the rest moved up), so making, sending, keeping and
+/// dropping a frame cost a pointer per row, not a copy of every cell.
+pub type Row = Arc<[ScreenCell]>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Screen {
     pub rows: u16,
     pub cols: u16,
-    /// Row-major, `rows * cols` cells.
-    pub cells: Vec<ScreenCell>,
+    /// `rows` rows of `cols` cells.
+    pub lines: Vec<Row>,
     /// Cursor position within the visible rows, when it is shown and on screen.
     pub cursor: Option<(u16, u16)>,
     /// How many lines the view is scrolled back into history (0 = following the output).
@@ -79,11 +86,42 @@ pub struct Screen {
 }
 
 impl Screen {
+    /// A screen of `rows` rows of `cols` cells, from its cells in row-major order (blanks pad a short list).
+    pub fn from_cells(rows: u16, cols: u16, mut cells: Vec<ScreenCell>) -> Screen {
+        let w = cols as usize;
+        cells.resize(rows as usize * w, ScreenCell::default());
+        let lines = if w == 0 { vec![Row::from([]); rows as usize] } else { cells.chunks(w).map(Row::from).collect() };
+        Screen { rows, cols, lines, ..Screen::default() }
+    }
+
+    /// Whether it holds `rows` rows of `cols` cells (a screen from outside may not).
+    pub fn is_whole(&self) -> bool {
+        self.lines.len() == self.rows as usize && self.lines.iter().all(|l| l.len() == self.cols as usize)
+    }
+
+    /// The cells of one row (none past the last).
+    pub fn row(&self, row: u16) -> &[ScreenCell] {
+        self.lines.get(row as usize).map_or(&[], |l| &l[..])
+    }
+
+    /// Every cell, row by row.
+    pub fn cells(&self) -> impl Iterator<Item = &ScreenCell> {
+        self.lines.iter().flat_map(|l| l.iter())
+    }
+
     pub fn cell(&self, row: u16, col: u16) -> Option<&ScreenCell> {
-        if row >= self.rows || col >= self.cols {
+        if col >= self.cols {
             return None;
         }
-        self.cells.get(row as usize * self.cols as usize + col as usize)
+        self.row(row).get(col as usize)
+    }
+
+    /// A cell to change in place (its row copied first if another frame shares it).
+    pub fn cell_mut(&mut self, row: u16, col: u16) -> Option<&mut ScreenCell> {
+        if col >= self.cols {
+            return None;
+        }
+        Arc::make_mut(self.lines.get_mut(row as usize)?).get_mut(col as usize)
     }
 
     /// The text of one row, trailing blanks trimmed.

@@ -106,7 +106,7 @@ mod tests {
     fn screen(rows: u16, text_at: u16, cursor: Option<(u16, u16)>) -> Screen {
         let mut cells = vec![ScreenCell::default(); rows as usize * 4];
         cells[text_at as usize * 4].text = "x".into();
-        Screen { rows, cols: 4, cells, cursor, ..Default::default() }
+        Screen { cursor, ..Screen::from_cells(rows, 4, cells) }
     }
 
     #[test]

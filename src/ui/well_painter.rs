@@ -34,8 +34,7 @@ pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
     }
     let agent = state.selected_agent()?;
     let screen = agent.screen.as_ref()?;
-    let fits = (screen.rows, screen.cols) == (area.height, area.width)
-        && screen.cells.len() == area.height as usize * area.width as usize;
+    let fits = (screen.rows, screen.cols) == (area.height, area.width) && screen.is_whole();
     fits.then(|| Target {
         name: &agent.info.name,
         area,
@@ -53,15 +52,17 @@ pub struct Plan {
 }
 
 fn row(screen: &Screen, r: u16) -> &[ScreenCell] {
-    let w = screen.cols as usize;
-    screen.cells.get(r as usize * w..(r as usize + 1) * w).unwrap_or_default()
+    screen.row(r)
+}
+
+fn same_shape(a: &Screen, b: &Screen) -> bool {
+    (a.rows, a.cols) == (b.rows, b.cols) && a.is_whole() && b.is_whole()
 }
 
 /// The plan from `before` (what the terminal shows; `None`: unknown) to `now`.
 pub fn plan(before: Option<&Screen>, now: &Screen) -> Plan {
     let full = |r| (r, 0..now.cols);
-    let Some(before) = before.filter(|b| (b.rows, b.cols, b.cells.len()) == (now.rows, now.cols, now.cells.len()))
-    else {
+    let Some(before) = before.filter(|b| same_shape(b, now)) else {
         return Plan { scroll: 0, spans: (0..now.rows).map(full).collect() };
     };
     let scroll = crate::protocol::damage::scrolled_by(before, now);
@@ -77,7 +78,7 @@ pub fn plan(before: Option<&Screen>, now: &Screen) -> Plan {
 
 /// The plan from `before` to `now` when the rows that changed between them are known: only those are looked at.
 pub fn plan_known(before: &Screen, now: &Screen, change: &Change) -> Plan {
-    if (before.rows, before.cols, before.cells.len()) != (now.rows, now.cols, now.cells.len()) {
+    if !same_shape(before, now) {
         return plan(None, now);
     }
     let scroll = change.scroll.min(now.rows);
@@ -96,7 +97,8 @@ pub fn plan_known(before: &Screen, now: &Screen, change: &Change) -> Plan {
 /// The columns of a row to write again: from the first cell that differs to the last, a wide character and
 /// the column it covers together.
 fn changed(old: Option<&[ScreenCell]>, new: &[ScreenCell]) -> Option<Range<u16>> {
-    if old == Some(new) {
+    // A row shared by both screens is the same row (frames share the rows that did not change).
+    if old.is_some_and(|o| std::ptr::eq(o, new)) || old == Some(new) {
         return None;
     }
     let blank = ScreenCell::default();
@@ -222,26 +224,31 @@ mod tests {
             row.resize(cols as usize, ScreenCell::default());
             cells.extend(row);
         }
-        Screen { rows: lines.len() as u16, cols, cells, ..Default::default() }
+        Screen::from_cells(lines.len() as u16, cols, cells)
     }
 
     /// What a terminal holds after a plan: the region moved up (blank rows in), then the planned cells written.
     fn apply(shown: &Screen, now: &Screen, p: &Plan) -> Vec<ScreenCell> {
         let w = now.cols as usize;
-        let mut cells = shown.cells.clone();
-        if cells.len() != now.cells.len() {
-            cells = vec![ScreenCell::default(); now.cells.len()];
+        let now = flat(now);
+        let mut cells = flat(shown);
+        if cells.len() != now.len() {
+            cells = vec![ScreenCell::default(); now.len()];
         }
         let k = (p.scroll as usize * w).min(cells.len());
         cells.drain(..k);
-        cells.resize(now.cells.len(), ScreenCell::default());
+        cells.resize(now.len(), ScreenCell::default());
         for (r, cols) in &p.spans {
             for c in cols.clone() {
                 let i = *r as usize * w + c as usize;
-                cells[i] = now.cells[i].clone();
+                cells[i] = now[i].clone();
             }
         }
         cells
+    }
+
+    fn flat(screen: &Screen) -> Vec<ScreenCell> {
+        screen.cells().cloned().collect()
     }
 
     #[test]
@@ -251,7 +258,7 @@ mod tests {
         let p = plan(Some(&before), &now);
         assert_eq!(p.scroll, 2);
         assert_eq!(p.spans, vec![(3, 0..3), (4, 0..5), (5, 0..1)]);
-        assert_eq!(apply(&before, &now, &p), now.cells);
+        assert_eq!(apply(&before, &now, &p), flat(&now));
     }
 
     #[test]
@@ -269,12 +276,14 @@ mod tests {
     fn a_wide_character_is_written_with_the_column_it_covers() {
         let before = screen(&["ab  ", "", "", ""], 4);
         let mut now = before.clone();
-        now.cells[1] = ScreenCell { text: "字".into(), flags: CellFlags(CellFlags::WIDE), ..Default::default() };
-        now.cells[2] = ScreenCell { text: " ".into(), flags: CellFlags(CellFlags::SPACER), ..Default::default() };
+        *now.cell_mut(0, 1).unwrap() =
+            ScreenCell { text: "字".into(), flags: CellFlags(CellFlags::WIDE), ..Default::default() };
+        *now.cell_mut(0, 2).unwrap() =
+            ScreenCell { text: " ".into(), flags: CellFlags(CellFlags::SPACER), ..Default::default() };
         assert_eq!(plan(Some(&before), &now).spans, vec![(0, 1..3)]);
         // Only its spacer changed (its colour): the character is written again.
         let mut then = now.clone();
-        then.cells[2].bg = CellColor::Indexed(1);
+        then.cell_mut(0, 2).unwrap().bg = CellColor::Indexed(1);
         assert_eq!(plan(Some(&now), &then).spans, vec![(0, 1..3)]);
     }
 
@@ -288,12 +297,8 @@ mod tests {
     }
 
     fn arb_screen(rows: u16, cols: u16) -> impl Strategy<Value = Screen> {
-        prop::collection::vec(arb_cell(), rows as usize * cols as usize).prop_map(move |cells| Screen {
-            rows,
-            cols,
-            cells,
-            ..Default::default()
-        })
+        prop::collection::vec(arb_cell(), rows as usize * cols as usize)
+            .prop_map(move |cells| Screen::from_cells(rows, cols, cells))
     }
 
     proptest! {
@@ -310,14 +315,16 @@ mod tests {
             // The new screen: often the old one scrolled by k with fresh rows in and a few cells edited.
             let w = 6usize;
             let mut now = before.clone();
-            now.cells.drain(..k as usize * w);
-            now.cells.extend(fresh.cells[..k as usize * w].iter().cloned());
+            now.lines.drain(..k as usize);
+            now.lines.extend(fresh.lines[..k as usize].iter().cloned());
             for (i, c) in edits {
-                now.cells[i] = c;
+                if let Some(cell) = now.cell_mut((i / w) as u16, (i % w) as u16) {
+                    *cell = c;
+                }
             }
             let p = plan(Some(&before), &now);
-            prop_assert_eq!(apply(&before, &now, &p), now.cells.clone());
-            prop_assert_eq!(apply(&fresh, &now, &plan(Some(&fresh), &now)), now.cells);
+            prop_assert_eq!(apply(&before, &now, &p), flat(&now));
+            prop_assert_eq!(apply(&fresh, &now, &plan(Some(&fresh), &now)), flat(&now));
         }
     }
 }
