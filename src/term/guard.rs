@@ -92,12 +92,23 @@ impl OutputGuard {
         &self.out
     }
 
-    /// Pass the leading bytes that are ASCII but not ESC; returns how many.
+    /// Pass the leading ASCII bytes, escapes among them that end at their next byte (SGR's `ESC [`, not an
+    /// OSC's `ESC ]`): coloured output goes through in one run. Returns how many.
     fn ascii_run(&mut self, input: &[u8]) -> usize {
         let mut printable = false;
         let mut n = 0;
-        for &b in input {
-            if b == 0x1B || b >= 0x80 {
+        while let Some(&b) = input.get(n) {
+            if b == 0x1B {
+                // The byte after ESC is the escape's, as in `byte`: it does not end a run of marks.
+                match input.get(n + 1) {
+                    Some(&next) if (0x20..=0x7E).contains(&next) && next != b']' => {
+                        n += 2;
+                        continue;
+                    }
+                    _ => break,
+                }
+            }
+            if b >= 0x80 {
                 break;
             }
             printable |= b >= 0x20;
