@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# A flood beside tmux, in one run: the time a 50 MB coloured `cat` takes in an agent's terminal (the cat ends
+# when the terminal has read all but the PTY's buffer, so its time is how fast the host reads and emulates), in
+#   - muster: the agent in its server, a workbench drawing it in a 200x50 tmux "host terminal";
+#   - tmux 3 (`history-limit 10000`), a client attached in a host terminal of the same size;
+#   - a bare PTY (`script`, nothing drawing it), the floor.
+# Each is timed RUNS times (bash's `time`, seconds of wall clock); prints every time and the median.
+# OTHER=path/to/another/muster adds that build to the run (e.g. one built from an older commit).
+#
+# Usage: benches/cat_vs_tmux.sh [runs]        Needs target/release/muster, tmux and script (util-linux).
+set -euo pipefail
+runs=${1:-5}
+root="$(cd "$(dirname "$0")/.." && pwd)"
+exe="$root/target/release/muster"
+[ -x "$exe" ] || { echo "build it first: cargo build --release" >&2; exit 1; }
+tag="cat-vs-tmux-$$"
+work="$(mktemp -d)"
+big="$work/big.txt"
+printf 'set -g history-limit 10000\nset -g status off\n' >"$work/tmux.conf"
+cleanup() {
+  for s in host base; do tmux -L "$tag-$s" kill-server 2>/dev/null || true; done
+  for d in "$work"/m*/repo; do [ -d "$d" ] && "$exe" -C "$d" server stop --yes >/dev/null 2>&1; done || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The benchmark's coloured stream: eight words a line, each with a 256-colour foreground and a truecolour
+# background, then the line's number.
+awk 'BEGIN { n = 0; size = 0; while (size < 50000000) { line = "";
+  for (w = 0; w < 8; w++) line = line sprintf("\033[38;5;%dm\033[48;2;%d;%d;40mword%02d\033[0m ", (n * 8 + w) % 216 + 16, (n * 7) % 256, (w * 30) % 256, w);
+  line = line n; print line; size += length(line) + 1; n++ } }' >"$big"
+
+# The loop an agent (or a pane) runs: RUNS timed cats, each time appended to $1.
+loop() { printf 'sleep 2; TIMEFORMAT=%%R; for i in $(seq 1 %d); do { time cat %s; } 2>>%s; done; sleep 1000' "$runs" "$big" "$1"; }
+await_lines() { local i; for i in $(seq 1 600); do [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$runs" ] && return; sleep 0.2; done; }
+summary() { sort -n "$1" | awk '{ t[NR] = $1; all = all " " $1 } END { printf "%s  (median %s s)\n", all, t[int((NR + 1) / 2)] }'; }
+
+muster_run() { # $1 muster binary, $2 label
+  local d="$work/m$RANDOM" times
+  times="$d/times"
+  mkdir -p "$d/repo/.muster"
+  git -C "$d/repo" init -q -b main && echo bench >"$d/repo/README"
+  git -C "$d/repo" add -A && git -C "$d/repo" -c user.name=b -c user.email=b@b commit -qm init
+  printf '[[agent]]\nname = "cat"\ncommand = "bash"\nargs = ["-c", "%s"]\n' "$(loop "$times")" >"$d/repo/.muster/crew.toml"
+  tmux -L "$tag-host" -f "$work/tmux.conf" new -d -x 200 -y 50 "$1 -C $d/repo"
+  await_lines "$times"
+  printf '%-22s' "$2"; summary "$times"
+  "$1" -C "$d/repo" server stop --yes >/dev/null 2>&1 || true
+  tmux -L "$tag-host" kill-server 2>/dev/null || true
+}
+
+echo "a 50 MB coloured cat, $runs times each, $(nproc) cores, $(tmux -V), $(date -u +%F)"
+muster_run "$exe" "muster (this build)"
+[ -n "${OTHER:-}" ] && muster_run "$OTHER" "muster ($OTHER)"
+
+times="$work/tmux-times"
+tmux -L "$tag-base" -f "$work/tmux.conf" new -d -x 200 -y 50 "bash -c '$(loop "$times")'"
+tmux -L "$tag-host" -f "$work/tmux.conf" new -d -x 200 -y 50 "tmux -L $tag-base attach"
+await_lines "$times"
+printf '%-22s' "tmux attached"; summary "$times"
+tmux -L "$tag-host" kill-server; tmux -L "$tag-base" kill-server
+
+times="$work/bare-times"
+script -qc "bash -c 'TIMEFORMAT=%R; for i in \$(seq 1 $runs); do { time cat $big; } 2>>$times; done'" /dev/null >/dev/null
+printf '%-22s' "bare PTY"; summary "$times"
