@@ -8,7 +8,10 @@
 # Then the memory with every agent's history full: the agents print 2,000 lines a second for 8 s (16,000 lines
 # each, beyond the 10,000 kept) and the resident memory is read again.
 #
+# Last, typed key → echo on the host terminal's screen, muster and tmux timed the same way.
+#
 # Usage: benches/vs_tmux.sh [seconds] [counts]     e.g. benches/vs_tmux.sh 10 "1 4 16 32 64"
+# Env: HISTORY_AGENTS (16; 0 skips), REPO_FILES (10000; 0 skips), ECHO_SAMPLES (30), ECHO_OTHERS (4)
 # Needs target/release/muster (cargo build --release) and tmux.
 set -euo pipefail
 seconds=${1:-10}
@@ -121,14 +124,16 @@ for n in $counts; do
 done
 
 hist=${HISTORY_AGENTS:-16}
-echo "history full: $hist agents × 16,000 lines (10,000 kept), RSS after the flood"
-run_muster "$hist" 2000 8
-mr=$(rss_kib $pids)
-stop_muster
-run_tmux "$hist" 2000 8
-tr=$(rss_kib $pids)
-stop_tmux
-echo "  muster $((mr / 1024)) MiB, tmux $((tr / 1024)) MiB ($(awk -v a="$mr" -v b="$tr" 'BEGIN { printf "%.2f×", a / b }'))"
+if [ "$hist" -gt 0 ]; then
+  echo "history full: $hist agents × 16,000 lines (10,000 kept), RSS after the flood"
+  run_muster "$hist" 2000 8
+  mr=$(rss_kib $pids)
+  stop_muster
+  run_tmux "$hist" 2000 8
+  tr=$(rss_kib $pids)
+  stop_tmux
+  echo "  muster $((mr / 1024)) MiB, tmux $((tr / 1024)) MiB ($(awk -v a="$mr" -v b="$tr" 'BEGIN { printf "%.2f×", a / b }'))"
+fi
 
 if [ "${REPO_FILES:-10000}" -gt 0 ]; then
   echo "16 agents streaming in a repository of ${REPO_FILES:-10000} files against a tiny one (diffstats, watchers):"
@@ -140,3 +145,46 @@ if [ "${REPO_FILES:-10000}" -gt 0 ]; then
   stop_muster
   echo "  muster ${big}% against ${tiny}% ($(awk -v a="$big" -v b="$tiny" 'BEGIN { printf "%.2f×", a / b }'))"
 fi
+
+# Typed key → its echo on the host terminal's screen: a `cat` typed into (attached in muster, the active pane in
+# tmux) while N other agents stream; one key at a time, the host's screen read until the key shows. Both sides are
+# timed the same way (a `send-keys`, then `capture-pane` until the echo is there), so the figure includes those
+# commands' own ~1-2 ms.
+echo_samples=${ECHO_SAMPLES:-30}
+echo_ms() { # prints the p50, p90 and max of $echo_samples key → echo times, in ms
+  local i typed="" t0 t1 c out
+  : >"$work/echo"
+  for i in $(seq 1 "$echo_samples"); do
+    c=$(printf "\\x$(printf %x $((97 + i % 26)))")
+    typed="$typed$c"
+    t0=$(date +%s%N)
+    tmux -L "$tag-host" send-keys -l "$c"
+    for _ in $(seq 1 2000); do
+      out=$(tmux -L "$tag-host" capture-pane -p)
+      [[ $out == *"$typed"* ]] && break
+    done
+    t1=$(date +%s%N)
+    echo $(((t1 - t0) / 1000)) >>"$work/echo"
+    if [ ${#typed} -ge 20 ]; then tmux -L "$tag-host" send-keys Enter; typed=""; sleep 0.1; fi
+  done
+  sort -n "$work/echo" | awk '{ t[NR] = $1 } END { printf "p50 %.1f ms, p90 %.1f ms, max %.1f ms", t[int(NR / 2) + 1] / 1000, t[int(NR * 0.9)] / 1000, t[NR] / 1000 }'
+}
+others=${ECHO_OTHERS:-4}
+echo "typed key → echo on the host terminal ($echo_samples keys, one at a time), $others other agents streaming:"
+make_repo "$others" 50
+printf '[[agent]]\nname = "typed"\ncommand = "cat"\n' >>"$work/repo/.muster/crew.toml"
+tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "$exe -C $work/repo"
+for i in $(seq 1 200); do [ "$(pgrep -fc "$exe demo-agent")" -ge "$others" ] && pgrep -x cat >/dev/null && break; sleep 0.1; done
+sleep 2
+# The last agent in the roster, attached.
+tmux -L "$tag-host" send-keys G Enter
+sleep 1
+me=$(echo_ms)
+stop_muster
+tmux -L "$tag-base" -f "$conf" new -d -x 200 -y 50 "cat"
+for i in $(seq 1 "$others"); do tmux -L "$tag-base" new-window -d "$exe demo-agent --stream 50"; done
+tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "tmux -L $tag-base attach"
+sleep 2
+te=$(echo_ms)
+stop_tmux
+echo "  muster $me; tmux $te"
