@@ -430,3 +430,22 @@ fn sixteen_agents_mailing_each_other_lose_nothing_and_keep_order() {
     }
     assert_eq!(received, total);
 }
+
+/// A viewer back in an agent's history whose pane changes size sees the history at the new size (it gets no live
+/// frames while it looks back, so the agent's resize must reach it).
+#[test]
+fn a_viewer_back_in_history_sees_it_at_its_new_size() {
+    let mut crew =
+        Crew::new("[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"seq 1 200; exec sleep 600\"]\n");
+    let sock = crew.serve();
+    let mut one = Client::connect(&sock);
+    watch(&one, "a");
+    one.engine.send(protocol::Command::StartCrew);
+    one.wait("the output", |c| c.screen_has("a", "200"));
+    one.engine.send(protocol::Command::Scroll { name: "a".into(), lines: 50 });
+    one.wait("the view back in history", |c| c.screens.get("a").is_some_and(|s| s.scrolled_back == 50));
+    one.engine.send(protocol::Command::Watch { name: Some("a".into()), rows: 30, cols: 60 });
+    one.wait("the view at the new size, still back in history", |c| {
+        c.screens.get("a").is_some_and(|s| (s.rows, s.cols) == (30, 60) && s.scrolled_back > 0)
+    });
+}

@@ -423,6 +423,15 @@ impl TermThread {
                     self.mark_dirty();
                     // A reflow is muster's doing, not the agent's: the new text is the new baseline.
                     self.last_hash = Some(self.model.content_hash());
+                    // Viewers back in history see it at the new size too (they get no live frames).
+                    let history = self.model.history_size();
+                    self.history_seen = history;
+                    for (&viewer, at) in &mut self.views {
+                        *at = (*at).min(history);
+                        let screen = self.model.snapshot_at(*at);
+                        (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen });
+                    }
+                    self.views.retain(|_, at| *at > 0);
                 }
             }
             TermMsg::Scroll { viewer, lines } => {
