@@ -104,6 +104,20 @@ impl Drop for Tmux {
 
 impl Tmux {
     /// A muster command beside the workbench, in the same environment; its output and exit code.
+    /// Ask `muster server status` until it says `what`: the server hears of a client's going when its socket
+    /// closes, a moment after the client's process ends.
+    fn wait_server_status(&self, what: &str) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let (status, _) = self.muster(&["server", "status"]);
+            if status.contains("running: pid") && status.contains(what) {
+                return;
+            }
+            assert!(Instant::now() < end, "the server never said {what:?}: {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn muster(&self, args: &[&str]) -> (String, i32) {
         let d = self.dir.path();
         let out = Command::new(env!("CARGO_BIN_EXE_muster"))
@@ -712,16 +726,7 @@ fn two_workbenches_share_the_crew_with_their_own_selection() {
     wait_two("the second workbench ended", &|s| s.contains("EXITED 0"));
     t.keys(&["k"]);
     t.wait_for("the first still live", |s| s.contains("i am a"));
-    // The server hears of the second one's going when its socket closes: a moment after the process ends.
-    let end = Instant::now() + DEADLINE;
-    loop {
-        let (status, _) = t.muster(&["server", "status"]);
-        if status.contains("clients: 1") {
-            break;
-        }
-        assert!(Instant::now() < end, "{status}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_server_status("clients: 1");
 }
 
 /// `muster attach --via CMD` shows a crew at the other end of any byte stream: here `muster proxy` run as a
@@ -742,8 +747,7 @@ fn a_crew_is_shown_through_muster_proxy() {
     t.wait_for("the steer arrived", |s| s.contains("got hello there"));
     t.keys(&["q"]);
     t.wait_for("detached", |s| s.contains("EXITED 0"));
-    let (status, _) = t.muster(&["server", "status"]);
-    assert!(status.contains("running: pid") && status.contains("clients: 0"), "{status}");
+    t.wait_server_status("clients: 0");
 }
 
 /// The mailbox from the keyboard, on the demo crew: answer an agent's question from the roster, write to an
