@@ -58,6 +58,24 @@ impl Default for OutputGuard {
     }
 }
 
+/// How many leading bytes are ASCII other than ESC, eight at a time (output is mostly such runs).
+fn plain_len(input: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut n = 0;
+    for chunk in input.chunks_exact(8) {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { break };
+        let word = u64::from_le_bytes(bytes);
+        // A byte equal to ESC is a zero byte of `esc`; a high bit anywhere is a byte above 0x7F.
+        let esc = word ^ (0x1B * ONES);
+        if (esc.wrapping_sub(ONES) & !esc | word) & HIGH != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + input[n..].iter().position(|&b| b == 0x1B || b >= 0x80).unwrap_or(input.len() - n)
+}
+
 /// The length of the UTF-8 sequence a byte starts (1 for anything that is not a lead byte).
 pub(super) fn utf8_len(first: u8) -> usize {
     match first {
@@ -97,22 +115,16 @@ impl OutputGuard {
     fn ascii_run(&mut self, input: &[u8]) -> usize {
         let mut printable = false;
         let mut n = 0;
-        while let Some(&b) = input.get(n) {
-            if b == 0x1B {
-                // The byte after ESC is the escape's, as in `byte`: it does not end a run of marks.
-                match input.get(n + 1) {
-                    Some(&next) if (0x20..=0x7E).contains(&next) && next != b']' => {
-                        n += 2;
-                        continue;
-                    }
-                    _ => break,
-                }
+        loop {
+            let plain = plain_len(&input[n..]);
+            // Almost always its first byte says so.
+            printable |= input[n..n + plain].iter().any(|&b| b >= 0x20);
+            n += plain;
+            // The byte after ESC is the escape's, as in `byte`: it does not end a run of marks.
+            match input.get(n..n + 2) {
+                Some(&[0x1B, next]) if (0x20..=0x7E).contains(&next) && next != b']' => n += 2,
+                _ => break,
             }
-            if b >= 0x80 {
-                break;
-            }
-            printable |= b >= 0x20;
-            n += 1;
         }
         if printable {
             self.marks = 0;
@@ -281,6 +293,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_runs_end_where_a_byte_by_byte_search_says(bytes in proptest::collection::vec(prop_oneof![0x20u8..0x7F, Just(0x1B), 0x80u8..=0xFF, 0u8..0x20], 0..40), plain in 0usize..40) {
+            // Mostly plain, so the eight-at-a-time path is taken.
+            let mut input = vec![b'a'; plain];
+            input.extend(bytes);
+            let expected = input.iter().position(|&b| b == 0x1B || b >= 0x80).unwrap_or(input.len());
+            prop_assert_eq!(plain_len(&input), expected);
+        }
+
+        /// Fed a byte at a time, the guard takes every byte on its own (no runs): the runs change nothing.
+        #[test]
+        fn runs_pass_what_bytes_one_by_one_would(pieces in proptest::collection::vec(proptest::sample::select(vec![
+            "\x1b", "]", "[", "0;", "9;", "m", "31", "\x07", "\x18", "\x1b\\", "text ", "é", "世", "\u{301}", "\r\n", "\x01", "\x7f",
+        ]), 0..80)) {
+            let input = pieces.concat().into_bytes();
+            let one_by_one: Vec<&[u8]> = input.chunks(1).collect();
+            prop_assert_eq!(run(&[&input]), run(&one_by_one));
+        }
+
         #[test]
         fn splitting_the_input_anywhere_changes_nothing(bytes in proptest::collection::vec(any::<u8>(), 0..400), cut in 0usize..400) {
             let cut = cut.min(bytes.len());
