@@ -147,7 +147,10 @@ pub fn apply(screen: &mut Screen, have: Option<u64>, d: &Damage) -> Result<(), D
         if *r >= d.rows || row.len() != d.cols as usize {
             return Err(DamageError::Malformed("row outside the screen"));
         }
-        screen.lines[*r as usize] = row.clone();
+        let Some(line) = screen.lines.get_mut(*r as usize) else {
+            return Err(DamageError::Malformed("row outside the screen"));
+        };
+        *line = row.clone();
     }
     screen.cursor = d.cursor;
     screen.scrolled_back = d.scrolled_back as usize;
