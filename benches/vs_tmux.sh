@@ -126,13 +126,18 @@ done
 hist=${HISTORY_AGENTS:-16}
 if [ "$hist" -gt 0 ]; then
   echo "history full: $hist agents × 16,000 lines (10,000 kept), RSS after the flood"
-  run_muster "$hist" 2000 8
+  # RSS each second of the flood: how memory grows as the histories fill (~2,000 lines a second each).
+  grow() { local i; for i in 1 2 3 4 5 6 7 8; do sleep 1; printf ' %d' $(($(rss_kib $pids) / 1024)); done; }
+  run_muster "$hist" 2000 0
+  mg=$(grow)
   mr=$(rss_kib $pids)
   stop_muster
-  run_tmux "$hist" 2000 8
+  run_tmux "$hist" 2000 0
+  tg=$(grow)
   tr=$(rss_kib $pids)
   stop_tmux
   echo "  muster $((mr / 1024)) MiB, tmux $((tr / 1024)) MiB ($(awk -v a="$mr" -v b="$tr" 'BEGIN { printf "%.2f×", a / b }'))"
+  echo "  MiB after each second (~2,000 more lines an agent each): muster$mg; tmux$tg"
 fi
 
 if [ "${REPO_FILES:-10000}" -gt 0 ]; then
