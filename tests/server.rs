@@ -444,8 +444,13 @@ fn a_viewer_back_in_history_sees_it_at_its_new_size() {
     one.wait("the output", |c| c.screen_has("a", "200"));
     one.engine.send(protocol::Command::Scroll { name: "a".into(), lines: 50 });
     one.wait("the view back in history", |c| c.screens.get("a").is_some_and(|s| s.scrolled_back == 50));
-    one.engine.send(protocol::Command::Watch { name: Some("a".into()), rows: 30, cols: 60 });
-    one.wait("the view at the new size, still back in history", |c| {
-        c.screens.get("a").is_some_and(|s| (s.rows, s.cols) == (30, 60) && s.scrolled_back > 0)
-    });
+    let top = one.screens["a"].row_text(0);
+    // Taller (the screen takes rows back from history), then shorter (it pushes rows into it).
+    for (rows, cols) in [(30, 60), (12, 70)] {
+        one.engine.send(protocol::Command::Watch { name: Some("a".into()), rows, cols });
+        one.wait("the view at the new size, still back in history", |c| {
+            c.screens.get("a").is_some_and(|s| (s.rows, s.cols) == (rows, cols) && s.scrolled_back > 0)
+        });
+        assert_eq!(one.screens["a"].row_text(0), top, "the same line on top at {rows}x{cols}");
+    }
 }

@@ -419,15 +419,17 @@ impl TermThread {
             TermMsg::Eof => self.mark_dirty(),
             TermMsg::Resize(rows, cols) => {
                 if self.model.size() != (rows, cols) {
+                    let before = self.model.history_size();
                     self.model.resize(rows, cols);
                     self.mark_dirty();
                     // A reflow is muster's doing, not the agent's: the new text is the new baseline.
                     self.last_hash = Some(self.model.content_hash());
-                    // Viewers back in history see it at the new size too (they get no live frames).
+                    // Viewers back in history see it at the new size too (they get no live frames), from the
+                    // same line: rows a shorter screen pushed into history (or a taller one took back) move it.
                     let history = self.model.history_size();
                     self.history_seen = history;
                     for (&viewer, at) in &mut self.views {
-                        *at = (*at).min(history);
+                        *at = (*at + history).saturating_sub(before).min(history);
                         let screen = self.model.snapshot_at(*at);
                         (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen });
                     }
