@@ -10,15 +10,11 @@
 # Usage: benches/cat_vs_tmux.sh [runs]        Needs target/release/muster, tmux and script (util-linux).
 set -euo pipefail
 runs=${1:-5}
-root="$(cd "$(dirname "$0")/.." && pwd)"
-exe="$root/target/release/muster"
-[ -x "$exe" ] || { echo "build it first: cargo build --release" >&2; exit 1; }
 tag="cat-vs-tmux-$$"
-work="$(mktemp -d)"
+. "$(dirname "$0")/setup.sh"
 big="$work/big.txt"
-printf 'set -g history-limit 10000\nset -g status off\n' >"$work/tmux.conf"
 cleanup() {
-  for s in host base; do tmux -L "$tag-$s" kill-server 2>/dev/null || true; done
+  kill_tmux
   for d in "$work"/m*/repo; do [ -d "$d" ] && "$exe" -C "$d" server stop --yes >/dev/null 2>&1; done || true
   rm -rf "$work"
 }
@@ -42,7 +38,7 @@ muster_run() { # $1 muster binary, $2 label
   git -C "$d/repo" init -q -b main && echo bench >"$d/repo/README"
   git -C "$d/repo" add -A && git -C "$d/repo" -c user.name=b -c user.email=b@b commit -qm init
   printf '[[agent]]\nname = "cat"\ncommand = "bash"\nargs = ["-c", "%s"]\n' "$(loop "$times")" >"$d/repo/.muster/crew.toml"
-  tmux -L "$tag-host" -f "$work/tmux.conf" new -d -x 200 -y 50 "$1 -C $d/repo"
+  tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "$1 -C $d/repo"
   await_lines "$times"
   printf '%-22s' "$2"; summary "$times"
   "$1" -C "$d/repo" server stop --yes >/dev/null 2>&1 || true
@@ -54,11 +50,11 @@ muster_run "$exe" "muster (this build)"
 [ -n "${OTHER:-}" ] && muster_run "$OTHER" "muster ($OTHER)"
 
 times="$work/tmux-times"
-tmux -L "$tag-base" -f "$work/tmux.conf" new -d -x 200 -y 50 "bash -c '$(loop "$times")'"
-tmux -L "$tag-host" -f "$work/tmux.conf" new -d -x 200 -y 50 "tmux -L $tag-base attach"
+tmux -L "$tag-base" -f "$conf" new -d -x 200 -y 50 "bash -c '$(loop "$times")'"
+tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "tmux -L $tag-base attach"
 await_lines "$times"
 printf '%-22s' "tmux attached"; summary "$times"
-tmux -L "$tag-host" kill-server; tmux -L "$tag-base" kill-server
+kill_tmux
 
 times="$work/bare-times"
 script -qc "bash -c 'TIMEFORMAT=%R; for i in \$(seq 1 $runs); do { time cat $big; } 2>>$times; done'" /dev/null >/dev/null

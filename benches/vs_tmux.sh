@@ -16,16 +16,11 @@
 set -euo pipefail
 seconds=${1:-10}
 counts=${2:-"1 4 16 32 64"}
-root="$(cd "$(dirname "$0")/.." && pwd)"
-exe="$root/target/release/muster"
-[ -x "$exe" ] || { echo "build it first: cargo build --release" >&2; exit 1; }
 tag="vs-tmux-$$"
-work="$(mktemp -d)"
-conf="$work/tmux.conf"
-printf 'set -g history-limit 10000\nset -g status off\n' >"$conf"
+. "$(dirname "$0")/setup.sh"
 
 cleanup() {
-  for s in host base; do tmux -L "$tag-$s" kill-server 2>/dev/null || true; done
+  kill_tmux
   [ -d "$work/repo" ] && "$exe" -C "$work/repo" server stop --yes >/dev/null 2>&1 || true
   pkill -f "$exe demo-agent" 2>/dev/null || true
   rm -rf "$work"
@@ -102,8 +97,7 @@ run_tmux() { # $1 agents, $2 lines a second, $3 warm-up seconds -> sets pids hos
   sleep "$3"
 }
 stop_tmux() {
-  tmux -L "$tag-host" kill-server 2>/dev/null || true
-  tmux -L "$tag-base" kill-server 2>/dev/null || true
+  kill_tmux
   local i; for i in $(seq 1 100); do pgrep -f "$exe demo-agent" >/dev/null || break; sleep 0.1; done
 }
 
