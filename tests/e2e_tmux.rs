@@ -517,8 +517,9 @@ fn sigterm_restores_the_terminal_and_one_server_serves_a_repository() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success() && err.contains("already running"), "{err}");
     assert!(Command::new("kill").args(["-TERM", &muster_pid(&t)]).status().unwrap().success());
-    // `stty -a` runs after the exit line: its settings are what muster left.
-    let s = t.wait_for("muster ended", |s| s.contains("EXITED") && s.contains("speed"));
+    // `stty -a` runs after the exit line: its settings are what muster left. Its local modes (`icanon` or
+    // `-icanon`) are its last line: waiting for its first read the rest before it was written.
+    let s = t.wait_for("muster ended", |s| s.contains("EXITED") && s.contains("icanon"));
     assert!(s.contains(" icanon") && s.contains(" echo "), "cooked mode again: {s}");
     assert!(s.contains("detached: 1 agent(s) keep running"), "{s}");
     assert_eq!(t.tmux(&["display", "-p", "#{alternate_on} #{mouse_any_flag}"]).trim(), "0 0");
