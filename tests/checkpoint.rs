@@ -556,8 +556,17 @@ fn optimistic_checkpoints_of_a_file_being_rewritten_are_whole() {
     let (k, v) = tree.mark();
     let script =
         "i=0; while :; do i=$((i+1)); { echo \"round $i\"; seq 1 30000; echo END; } > big.txt; sleep 0.05; done";
-    let mut child = Command::new("bash").arg("-c").arg(script).current_dir(root).env(k, v).spawn().unwrap();
+    let child = Command::new("bash").arg("-c").arg(script).current_dir(root).env(k, v).spawn().unwrap();
     tree.adopt(child.id());
+    // The writer ends with the test, a failed one too (it would go on writing into a removed folder).
+    struct Writer<'a>(&'a AgentTree, std::process::Child);
+    impl Drop for Writer<'_> {
+        fn drop(&mut self) {
+            self.0.kill_all();
+            let _ = self.1.wait();
+        }
+    }
+    let writer = Writer(&tree, child);
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !root.join("big.txt").exists() {
         assert!(std::time::Instant::now() < end, "the writer never wrote");
@@ -595,8 +604,7 @@ fn optimistic_checkpoints_of_a_file_being_rewritten_are_whole() {
             whole += 1;
         }
     }
-    tree.kill_all();
-    let _ = child.wait();
+    drop(writer);
     assert!(whole > 0, "every checkpoint gave up on the file");
 }
 

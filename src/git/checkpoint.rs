@@ -239,7 +239,16 @@ fn update_index(
             opts.pathspec(p);
         }
     }
-    let diff = repo.diff_index_to_workdir(Some(index), Some(&mut opts)).context("reading the worktree's files")?;
+    // libgit2 hashes a file whose stat changed as it diffs; a file rewritten under it meanwhile fails that read
+    // (short, class Os). The agent is running: look again, a few times.
+    let mut tries = 0;
+    let diff = loop {
+        match repo.diff_index_to_workdir(Some(index), Some(&mut opts)) {
+            Ok(diff) => break diff,
+            Err(e) if e.class() == git2::ErrorClass::Os && tries < 5 => tries += 1,
+            Err(e) => return Err(e).context("reading the worktree's files"),
+        }
+    };
     let mut removed = Vec::new();
     let mut added = Vec::new();
     for d in diff.deltas() {
