@@ -110,16 +110,7 @@ fn alacritty_alone_throughput(data: &[u8]) -> f64 {
 /// A frame of an agent streaming into the well as the workbench draws it (two new coloured lines a frame: the
 /// terminal scrolls, the new rows are painted): the figure a streaming agent costs per frame.
 fn streaming_frame_time(agents: usize) -> Duration {
-    let mut state =
-        State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
-    for i in 0..agents {
-        let info = AgentInfo {
-            worktree: "/tmp".into(),
-            ..AgentInfo::new(&crate::demo::agent_name(i), "demo", AgentState::Busy)
-        };
-        state.agents.push(AgentView { info, screen: None, checkpoints: Vec::new(), attention: false });
-    }
-    update(&mut state, Msg::Resize(200, 50));
+    let mut state = bench_state(agents, None);
     let well = crate::ui::layout::areas(200, 50, agents, true, false).terminal.expect("a well at 200x50");
     let mut model = AlacrittyModel::new(well.height, well.width, 1000);
     let lines: Vec<Vec<u8>> = coloured_stream(400_000).split(|b| *b == b'\n').map(|l| [l, b"\n"].concat()).collect();
@@ -160,29 +151,28 @@ fn guard_throughput(data: &[u8]) -> f64 {
     data.len() as f64 / 1e6 / start.elapsed().as_secs_f64()
 }
 
-fn frame_time(agents: usize) -> Duration {
+/// A workbench at 200x50 with `agents` busy demo agents, each showing `screen`.
+fn bench_state(agents: usize, screen: Option<std::sync::Arc<crate::term::Screen>>) -> State {
     let mut state =
         State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
-    let mut model = AlacrittyModel::new(50, 200, 1000);
-    model.feed(&coloured_stream(200_000));
-    let screen = model.snapshot();
     for i in 0..agents {
-        let name = crate::demo::agent_name(i);
         let info = AgentInfo {
             worktree: "/tmp".into(),
             last_output_ms: Some(0),
             title: Some("bench".into()),
             port_base: 20000,
-            ..AgentInfo::new(&name, "demo", AgentState::Busy)
+            ..AgentInfo::new(&crate::demo::agent_name(i), "demo", AgentState::Busy)
         };
-        state.agents.push(AgentView {
-            info,
-            screen: Some(std::sync::Arc::new(screen.clone())),
-            checkpoints: Vec::new(),
-            attention: false,
-        });
+        state.agents.push(AgentView { info, screen: screen.clone(), checkpoints: Vec::new(), attention: false });
     }
     update(&mut state, Msg::Resize(200, 50));
+    state
+}
+
+fn frame_time(agents: usize) -> Duration {
+    let mut model = AlacrittyModel::new(50, 200, 1000);
+    model.feed(&coloured_stream(200_000));
+    let state = bench_state(agents, Some(std::sync::Arc::new(model.snapshot())));
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("test backend");
     let n = 300;
     let start = Instant::now();

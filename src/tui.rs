@@ -565,6 +565,14 @@ mod tests {
         b.msg(Msg::Key(Key::parse("Esc").expect("a key")));
         assert_eq!(b.state.tab, crate::app::WellTab::Terminal);
         b.check("back on the terminal");
+        // A conflicts tab with no conflicts of this agent's shows its terminal: new output is drawn.
+        // (A merge's conflicts of another agent leave the tab so when the selection moves.)
+        b.state.tab = crate::app::WellTab::Conflicts;
+        b.frame(Redraw::All);
+        assert_eq!(b.output(0, "beside no conflicts\r\n"), Redraw::Well);
+        b.check("output on a conflicts tab with nothing in it");
+        b.state.tab = crate::app::WellTab::Terminal;
+        b.frame(Redraw::All);
         b.msg(Msg::Key(Key::parse("j").expect("a key")));
         b.check("the other agent selected (no screen yet)");
         b.output(1, "now b\r\n");

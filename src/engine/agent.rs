@@ -515,19 +515,15 @@ impl TermThread {
 
     /// The earliest moment something must happen without new input.
     fn next_deadline(&self) -> Option<Instant> {
-        let mut deadlines = Vec::new();
-        deadlines.extend(self.model.sync_deadline());
-        deadlines.extend(self.model.history_deadline());
-        if let (true, true, Some(f)) = (self.screen_dirty, self.watched, self.last_frame) {
-            deadlines.push(f + self.frame_interval(Instant::now()));
-        }
-        if let (true, Some(d)) = (self.detect_dirty, self.last_detect) {
-            deadlines.push(d + DETECT_EVERY);
-        }
-        if let Some(d) = self.settle_deadline() {
-            deadlines.push(d);
-        }
-        deadlines.into_iter().min()
+        let frame = match (self.screen_dirty, self.watched, self.last_frame) {
+            (true, true, Some(f)) => Some(f + self.frame_interval(Instant::now())),
+            _ => None,
+        };
+        let detect = self.last_detect.filter(|_| self.detect_dirty).map(|d| d + DETECT_EVERY);
+        [self.model.sync_deadline(), self.model.history_deadline(), frame, detect, self.settle_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn after_batch(&mut self) {

@@ -5,7 +5,7 @@
 
 use thiserror::Error;
 
-use crate::term::screen::Row;
+use crate::term::screen::{blank_row, Row};
 use crate::term::{CellColor, CellFlags, Screen, ScreenCell};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -39,18 +39,16 @@ pub enum DamageError {
 const MAX_CELLS: usize = 1 << 20;
 const MAX_CELL_TEXT: usize = 256;
 
-/// Whether row `a` of one screen and row `b` of another hold the same cells: the same shared row is, at once.
+/// Whether row `a` of one screen and row `b` of another hold the same cells (a row both share is equal at once:
+/// `Arc`'s equality looks at the pointer first for cells that are `Eq`).
 fn same_row(one: &Screen, a: u16, other: &Screen, b: u16) -> bool {
-    match (one.lines.get(a as usize), other.lines.get(b as usize)) {
-        (Some(x), Some(y)) => std::sync::Arc::ptr_eq(x, y) || x == y,
-        (x, y) => x.is_none() && y.is_none(),
-    }
+    one.lines.get(a as usize) == other.lines.get(b as usize)
 }
 
 /// The damage that turns `prev` (update `prev_seq`) into `next`; all rows when there is no previous screen or
 /// its size differs.
 pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
-    let base = prev.filter(|(p, _)| p.rows == next.rows && p.cols == next.cols && p.is_whole() && next.is_whole());
+    let base = prev.filter(|(p, _)| p.same_shape(next));
     let scroll = base.map_or(0, |(p, _)| scrolled_by(p, next));
     // Row r of the client's copy after the scroll is row r + scroll of what it had (blank past the end).
     let unchanged = |p: &Screen, r: u16| r + scroll < p.rows && same_row(p, r + scroll, next, r);
@@ -131,7 +129,7 @@ pub fn apply(screen: &mut Screen, have: Option<u64>, d: &Damage) -> Result<(), D
             // Rows that come round to the bottom are blank until damage fills them.
             let moved = (d.scroll as usize).min(screen.lines.len());
             screen.lines.rotate_left(moved);
-            let blank = Row::from(vec![ScreenCell::default(); d.cols as usize]);
+            let blank = blank_row(d.cols);
             let kept = screen.lines.len().saturating_sub(d.scroll as usize);
             for line in &mut screen.lines[kept..] {
                 *line = blank.clone();
@@ -140,7 +138,7 @@ pub fn apply(screen: &mut Screen, have: Option<u64>, d: &Damage) -> Result<(), D
         None => {
             screen.rows = d.rows;
             screen.cols = d.cols;
-            screen.lines = vec![Row::from(vec![ScreenCell::default(); d.cols as usize]); d.rows as usize];
+            screen.lines = vec![blank_row(d.cols); d.rows as usize];
         }
     }
     for (r, row) in &d.changed {
@@ -316,7 +314,7 @@ pub fn decode(bytes: &[u8]) -> Result<Damage, DamageError> {
                         let len = i.small(MAX_CELL_TEXT as u64, "cell text too long")? as usize;
                         std::str::from_utf8(i.slice(len)?).map_err(|_| DamageError::Malformed("text not UTF-8"))?.into()
                     }
-                    b if b < 0x80 => compact_str::CompactString::from(char::from(b).encode_utf8(&mut [0; 4]) as &str),
+                    b if b < 0x80 => std::iter::once(char::from(b)).collect(),
                     _ => return Err(DamageError::Malformed("cell text")),
                 };
                 cells.push(ScreenCell { text, fg, bg, flags });
@@ -439,7 +437,7 @@ mod tests {
             let fresh: Vec<ScreenCell> = fresh.cells().cloned().collect();
             let mut cells: Vec<ScreenCell> = a.cells().skip(k * cols).cloned().collect();
             cells.extend((0..k * cols).map(|i| fresh.get(i % fresh.len()).cloned().unwrap_or_default()));
-            let b = Screen { ..Screen::from_cells(a.rows, a.cols, cells) };
+            let b = Screen::from_cells(a.rows, a.cols, cells);
             let mut copy = Screen::default();
             apply(&mut copy, None, &diff(None, &a, 1)).unwrap();
             let d = decode(&encode(&diff(Some((&a, 1)), &b, 2))).unwrap();

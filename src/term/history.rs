@@ -286,14 +286,9 @@ impl History {
         }
     }
 
-    /// When the next full block is due to be deflated.
+    /// When the next full block is due to be deflated (blocks fill oldest first; a sealed one is no longer full).
     pub fn seal_deadline(&self) -> Option<Instant> {
-        self.blocks
-            .iter()
-            .filter(|b| matches!(b.data, Data::Open(_)))
-            .filter_map(|b| b.full)
-            .min()
-            .map(|at| at + SEAL_AFTER)
+        self.blocks.iter().find_map(|b| b.full).map(|at| at + SEAL_AFTER)
     }
 
     fn trim(&mut self) {

@@ -298,12 +298,12 @@ fn trim_marks(term: &mut Term<Listener>) {
     }
 }
 
-/// One emulator cell as a screen cell.
 /// An emulator row as a screen row.
 fn convert_row(row: &alacritty_terminal::grid::Row<alacritty_terminal::term::cell::Cell>, cols: usize) -> Row {
     row[..Column(cols)].iter().map(convert_cell).collect()
 }
 
+/// One emulator cell as a screen cell.
 pub(super) fn convert_cell(cell: &alacritty_terminal::term::cell::Cell) -> ScreenCell {
     let (ch, fg, bg, flags) = cell_parts(cell);
     // Built whole (inline, no reserve) for a lone character, which nearly every cell is.
@@ -374,17 +374,6 @@ fn convert_color(color: Color) -> CellColor {
 }
 
 /// Each attribute: the emulator's flags that mean it, the flag it is written back as, and muster's bit.
-/// Every emulator flag the table below keeps.
-const SHOWN_FLAGS: Flags = Flags::BOLD
-    .union(Flags::DIM)
-    .union(Flags::ITALIC)
-    .union(Flags::ALL_UNDERLINES)
-    .union(Flags::INVERSE)
-    .union(Flags::HIDDEN)
-    .union(Flags::STRIKEOUT)
-    .union(Flags::WIDE_CHAR)
-    .union(Flags::WIDE_CHAR_SPACER);
-
 const FLAGS: [(Flags, Flags, u16); 9] = [
     (Flags::BOLD, Flags::BOLD, CellFlags::BOLD),
     (Flags::DIM, Flags::DIM, CellFlags::DIM),
@@ -396,6 +385,17 @@ const FLAGS: [(Flags, Flags, u16); 9] = [
     (Flags::WIDE_CHAR, Flags::WIDE_CHAR, CellFlags::WIDE),
     (Flags::WIDE_CHAR_SPACER, Flags::WIDE_CHAR_SPACER, CellFlags::SPACER),
 ];
+
+/// Every emulator flag the table keeps.
+const SHOWN_FLAGS: Flags = {
+    let mut all = Flags::empty();
+    let mut i = 0;
+    while i < FLAGS.len() {
+        all = all.union(FLAGS[i].0);
+        i += 1;
+    }
+    all
+};
 
 fn convert_flags(flags: Flags) -> CellFlags {
     // Most cells have none of them (a wrapped line's mark is not one).
@@ -531,7 +531,7 @@ impl TerminalModel for AlacrittyModel {
             row.resize(cols, ScreenCell::default());
             lines.push(Row::from(row));
         }
-        lines.resize(above, Row::from(vec![ScreenCell::default(); cols]));
+        lines.resize(above, super::screen::blank_row(cols as u16));
         for row in above..rows {
             lines.push(convert_row(&grid[Line((row - offset) as i32)], cols));
         }
@@ -827,7 +827,7 @@ mod tests {
                 prop_assert_eq!(&frame, &model.snapshot_at(0));
                 if let (Some(change), Some(before)) = (change, before.as_ref()) {
                     let mut moved = before.lines.clone();
-                    let blank: super::Row = vec![ScreenCell::default(); before.cols as usize].into();
+                    let blank = super::super::screen::blank_row(before.cols);
                     moved.drain(..(change.scroll as usize).min(moved.len()));
                     moved.resize(before.lines.len(), blank);
                     for r in &change.rows {

@@ -9,21 +9,20 @@
 pub fn notification(osc: &[u8]) -> Option<String> {
     // As the emulator's parser reads a string: C0 controls inside it are ignored, `;` separates parameters.
     let bytes: Vec<u8> = osc.iter().copied().filter(|b| *b >= 0x20).collect();
-    let params: Vec<&[u8]> = bytes.split(|b| *b == b';').collect();
-    let text = |i: usize| params.get(i).map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default();
-    // A message may hold `;`: its tail is put back together.
-    let rest = |from: usize| {
-        params.get(from..).unwrap_or(&[]).iter().map(|p| String::from_utf8_lossy(p)).collect::<Vec<_>>().join(";")
-    };
-    match params.first().copied()? {
+    let text = String::from_utf8_lossy(&bytes);
+    let (kind, rest) = text.split_once(';').unwrap_or((&text, ""));
+    // The parameter after the kind, and everything after that (a message may hold `;`).
+    let (first, tail) = rest.split_once(';').map_or((rest, None), |(a, b)| (a, Some(b)));
+    match kind {
         // OSC 9;4 is ConEmu's progress report, not a notification.
-        b"9" if params.get(1).copied() != Some(b"4") => Some(rest(1)),
+        "9" if first != "4" => Some(rest.to_string()),
         // OSC 99 ; metadata ; payload
-        b"99" if params.len() >= 3 => Some(rest(2)),
+        "99" => tail.map(str::to_string),
         // OSC 777 ; notify ; title ; body
-        b"777" if params.get(1).copied() == Some(b"notify") => {
-            let (title, body) = (text(2), rest(3));
-            Some(if body.is_empty() { title } else { format!("{title}: {body}") })
+        "777" if first == "notify" => {
+            let tail = tail.unwrap_or_default();
+            let (title, body) = tail.split_once(';').unwrap_or((tail, ""));
+            Some(if body.is_empty() { title.to_string() } else { format!("{title}: {body}") })
         }
         _ => None,
     }

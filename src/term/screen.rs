@@ -70,6 +70,11 @@ impl Default for ScreenCell {
 /// dropping a frame cost a pointer per row, not a copy of every cell.
 pub type Row = Arc<[ScreenCell]>;
 
+/// A row of `cols` blank cells.
+pub fn blank_row(cols: u16) -> Row {
+    vec![ScreenCell::default(); cols as usize].into()
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Screen {
     pub rows: u16,
@@ -97,6 +102,11 @@ impl Screen {
     /// Whether it holds `rows` rows of `cols` cells (a screen from outside may not).
     pub fn is_whole(&self) -> bool {
         self.lines.len() == self.rows as usize && self.lines.iter().all(|l| l.len() == self.cols as usize)
+    }
+
+    /// Both hold whole rows of the same size: one can be told as rows changed from the other.
+    pub fn same_shape(&self, other: &Screen) -> bool {
+        (self.rows, self.cols) == (other.rows, other.cols) && self.is_whole() && other.is_whole()
     }
 
     /// The cells of one row (none past the last).

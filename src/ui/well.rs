@@ -92,19 +92,16 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), bar);
 
-    if state.tab == WellTab::Conflicts && !state.attached {
-        if let Some(view) = state.conflicts.as_ref().filter(|v| v.agent == info.name) {
-            super::conflicts::render(state, view, frame, term);
+    match body(state) {
+        WellTab::Conflicts => {
+            if let Some(view) = &state.conflicts {
+                super::conflicts::render(state, view, frame, term);
+            }
             return;
         }
-    }
-    if state.tab == WellTab::Timeline && !state.attached {
-        super::timeline::render(state, frame, term);
-        return;
-    }
-    if state.tab == WellTab::Mail && !state.attached {
-        super::mail::render(state, frame, term);
-        return;
+        WellTab::Timeline => return super::timeline::render(state, frame, term),
+        WellTab::Mail => return super::mail::render(state, frame, term),
+        WellTab::Terminal => {}
     }
     match &agent.screen {
         Some(screen) => {
@@ -140,9 +137,21 @@ fn tab<'a>(state: &State, label: &str, which: WellTab) -> Span<'a> {
     }
 }
 
-/// Whether the selected agent's terminal is on screen: attached, or the well open on its terminal tab.
+/// What the well's body shows of the selected agent: its terminal while attached or when the conflicts tab has
+/// nothing of this agent's, else the tab's view.
+fn body(state: &State) -> WellTab {
+    let conflicts_here =
+        || state.conflicts.as_ref().is_some_and(|v| state.selected_agent().is_some_and(|a| a.info.name == v.agent));
+    match state.tab {
+        _ if state.attached => WellTab::Terminal,
+        WellTab::Conflicts if !conflicts_here() => WellTab::Terminal,
+        tab => tab,
+    }
+}
+
+/// Whether the selected agent's terminal is on screen (what the painter and a new screen's redraw go by).
 pub fn shows_terminal(state: &State) -> bool {
-    state.attached || (state.well_open && state.tab == WellTab::Terminal)
+    state.attached || (state.well_open && body(state) == WellTab::Terminal)
 }
 
 /// What the well's bar and the terminal's cursor show of the selected agent's screen: a new screen that leaves

@@ -51,26 +51,18 @@ pub struct Plan {
     pub spans: Vec<(u16, Range<u16>)>,
 }
 
-fn row(screen: &Screen, r: u16) -> &[ScreenCell] {
-    screen.row(r)
-}
-
-fn same_shape(a: &Screen, b: &Screen) -> bool {
-    (a.rows, a.cols) == (b.rows, b.cols) && a.is_whole() && b.is_whole()
-}
-
 /// The plan from `before` (what the terminal shows; `None`: unknown) to `now`.
 pub fn plan(before: Option<&Screen>, now: &Screen) -> Plan {
     let full = |r| (r, 0..now.cols);
-    let Some(before) = before.filter(|b| same_shape(b, now)) else {
+    let Some(before) = before.filter(|b| b.same_shape(now)) else {
         return Plan { scroll: 0, spans: (0..now.rows).map(full).collect() };
     };
     let scroll = crate::protocol::damage::scrolled_by(before, now);
     let spans = (0..now.rows)
         .filter_map(|r| {
             // What the terminal has on row r once scrolled: a row of before, or a blank one come in at the bottom.
-            let old = (r + scroll < now.rows).then(|| row(before, r + scroll));
-            changed(old, row(now, r)).map(|cols| (r, cols))
+            let old = (r + scroll < now.rows).then(|| before.row(r + scroll));
+            changed(old, now.row(r)).map(|cols| (r, cols))
         })
         .collect();
     Plan { scroll, spans }
@@ -78,7 +70,7 @@ pub fn plan(before: Option<&Screen>, now: &Screen) -> Plan {
 
 /// The plan from `before` to `now` when the rows that changed between them are known: only those are looked at.
 pub fn plan_known(before: &Screen, now: &Screen, change: &Change) -> Plan {
-    if !same_shape(before, now) {
+    if !before.same_shape(now) {
         return plan(None, now);
     }
     let scroll = change.scroll.min(now.rows);
@@ -87,8 +79,8 @@ pub fn plan_known(before: &Screen, now: &Screen, change: &Change) -> Plan {
         .iter()
         .filter(|&&r| r < now.rows)
         .filter_map(|&r| {
-            let old = (r + scroll < now.rows).then(|| row(before, r + scroll));
-            changed(old, row(now, r)).map(|cols| (r, cols))
+            let old = (r + scroll < now.rows).then(|| before.row(r + scroll));
+            changed(old, now.row(r)).map(|cols| (r, cols))
         })
         .collect();
     Plan { scroll, spans }
@@ -171,7 +163,7 @@ impl WellPainter {
         }
         self.cells.clear();
         for (r, cols) in &plan.spans {
-            let cells = row(screen, *r);
+            let cells = screen.row(*r);
             for c in cols.clone() {
                 let Some(cell) = cells.get(c as usize) else { break };
                 // Drawn by the wide character on its left.
