@@ -238,3 +238,69 @@ fn a_quiet_agent_is_idle_again_after_a_resume() {
         other => Err(format!("after a resume it reads {other:?}")),
     });
 }
+
+/// The threads of this process whose names end with an agent's name.
+fn threads_of(agent: &str) -> Vec<String> {
+    let suffix = format!("-{agent}");
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|c| c.trim().to_string())
+        .filter(|c| c.ends_with(&suffix))
+        .collect()
+}
+
+/// An agent costs two threads (its terminal and its PTY's I/O), and a restart's old ones end.
+#[test]
+fn an_agent_runs_on_two_threads_that_end_with_it() {
+    let mut rig = Rig::new(&crew_of(&[("thr-a", "cat", &[]), ("thr-b", "cat", &[])]), "thr-a");
+    rig.wait_for("both running", |r| {
+        ["thr-a", "thr-b"].iter().all(|n| r.agents.get(*n).is_some_and(|a| a.pid.is_some()))
+    });
+    for name in ["thr-a", "thr-b"] {
+        let mut threads = threads_of(name);
+        threads.sort();
+        assert_eq!(threads, [format!("pty-io-{name}"), format!("term-{name}")]);
+    }
+    let pid = rig.agents["thr-a"].pid;
+    rig.engine.send(Command::Restart { name: "thr-a".into() });
+    rig.wait_for("restarted", |r| r.agents.get("thr-a").is_some_and(|a| a.pid.is_some() && a.pid != pid));
+    rig.engine.send(Command::Paste { name: "thr-a".into(), text: "still-typed-into\n".into() });
+    rig.wait_for("the new one's echo", |r| r.screen_text("thr-a").contains("still-typed-into"));
+    wait_until("the old threads' end", || threads_of("thr-a").len() == 2);
+}
+
+/// Output far beyond what is read ahead of the emulator (the reader waits for it, then reads on) arrives whole.
+#[test]
+fn a_flood_arrives_whole_through_the_read_ahead() {
+    let mut rig = Rig::new(&crew_of(&[("flood", "bash", &["-c", "seq 1 300000; echo flood-done; exec cat"])]), "flood");
+    rig.wait_for("the flood's end", |r| r.screen_text("flood").contains("flood-done"));
+    let text = rig.screen_text("flood");
+    assert!(text.contains("299999\n300000\nflood-done"), "the last lines, in order: {text}");
+}
+
+/// A child that does not read its input is still read: its output goes on while its input waits.
+#[test]
+fn an_agent_that_does_not_read_its_input_still_shows_its_output() {
+    let mut rig = Rig::new(
+        &crew_of(&[(
+            "talker",
+            "bash",
+            &["-c", "stty -icanon -echo; for i in $(seq 1 100000); do echo tick-$i; sleep 0.02; done"],
+        )]),
+        "talker",
+    );
+    rig.wait_for("ticking", |r| r.screen_text("talker").contains("tick-3\n"));
+    // Far more than the terminal's input buffer: the write waits on it for good.
+    rig.engine.send(Command::Paste { name: "talker".into(), text: "x".repeat(1 << 20) });
+    for _ in 0..300 {
+        rig.engine.send(Command::Paste { name: "talker".into(), text: "more".into() });
+    }
+    rig.wait_for("its input stuck", |r| r.messages.iter().any(|m| m.contains("talker") && m.contains("not reading")));
+    let last_tick = |r: &Rig| {
+        let text = r.screen_text("talker");
+        text.lines().filter_map(|l| l.strip_prefix("tick-")?.trim().parse::<u32>().ok()).max().unwrap_or(0)
+    };
+    let then = last_tick(&rig);
+    rig.wait_for("more output", |r| last_tick(r) >= then + 20);
+}

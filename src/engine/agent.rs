@@ -1,20 +1,21 @@
-//! One running agent: a terminal thread that reads the PTY (polling it beside a wake-up eventfd) and owns the
-//! emulator, turning output into screen snapshots and detected states, and a writer thread that owns the PTY's
-//! input. Its exit status comes from the process-wide reaper (`pty::reaper`): two threads an agent.
+//! One running agent: a terminal thread that owns the emulator, turning output into screen snapshots and detected
+//! states, and an I/O thread that reads and writes its PTY (`pty_io`). Its exit status comes from the
+//! process-wide reaper (`pty::reaper`): two threads an agent.
 
-use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 
 use super::detect::{self, Decision, HookReport, Rule, View};
+use super::pty_io::{self, wake_up, Output};
+pub use super::pty_io::{WriteError, WriteOp, Writer};
 use super::supervisor::EngineMsg;
 use super::{AgentState, Event, EventSink};
 use crate::pty::{PtyBackend, PtyControl, SpawnSpec};
-use crate::term::{keys, AlacrittyModel, InputModes, Palette, TerminalModel};
+use crate::term::{AlacrittyModel, InputModes, Palette, TerminalModel};
 
 /// At most this often a watched agent's screen is sent to the UI while someone types into it (~60 fps)…
 const FRAME: Duration = Duration::from_millis(16);
@@ -28,12 +29,7 @@ const TYPING: Duration = Duration::from_secs(2);
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
 const ACTIVITY_REPORT: Duration = Duration::from_secs(1);
-/// Writes queued for an agent before it counts as not reading its input. A paste is one write.
-const WRITE_QUEUE: usize = 256;
-
 pub enum TermMsg {
-    Output(Vec<u8>),
-    Eof,
     Resize(u16, u16),
     /// One viewer's view moves back into history (positive) or forward; the other viewers' stay.
     Scroll {
@@ -54,85 +50,6 @@ pub enum TermMsg {
     Entered(Instant),
 }
 
-/// What goes into an agent's terminal, in order.
-pub enum WriteOp {
-    Bytes(Vec<u8>),
-    /// Pasted, then Enter after the delay (some CLIs drop an Enter that follows a paste too closely).
-    Steer {
-        text: String,
-        enter_delay: Duration,
-        /// A delivery: the terminal thread hears when its Enter went in (and tells the engine what follows).
-        confirm: bool,
-    },
-}
-
-/// The agent's input: one thread per agent writes, so a child that stops reading blocks only its own queue.
-#[derive(Clone)]
-pub struct Writer {
-    tx: SyncSender<WriteOp>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WriteError {
-    #[error("it is not reading its input ({WRITE_QUEUE} writes waiting): dropped")]
-    Stuck,
-    #[error("it has exited")]
-    Gone,
-}
-
-impl Writer {
-    pub fn send(&self, op: WriteOp) -> Result<(), WriteError> {
-        self.tx.try_send(op).map_err(|e| match e {
-            TrySendError::Full(_) => WriteError::Stuck,
-            TrySendError::Disconnected(_) => WriteError::Gone,
-        })
-    }
-
-    fn spawn(
-        name: &str,
-        mut out: Box<dyn Write + Send>,
-        modes: Arc<Mutex<InputModes>>,
-        entered_slot: Arc<Mutex<Option<Instant>>>,
-        wake: Arc<OwnedFd>,
-    ) -> Result<Writer> {
-        let (tx, rx) = mpsc::sync_channel::<WriteOp>(WRITE_QUEUE);
-        std::thread::Builder::new().name(format!("pty-write-{name}")).spawn(move || {
-            let current = || modes.lock().map(|m| *m).unwrap_or_default();
-            for op in rx {
-                // A child that has gone cannot take input; its exit is reported separately.
-                let ok = match op {
-                    WriteOp::Bytes(b) => out.write_all(&b).and_then(|_| out.flush()),
-                    WriteOp::Steer { text, enter_delay, confirm } => {
-                        let mut entered = Instant::now();
-                        let done = out
-                            .write_all(&keys::encode_paste(&text, current()))
-                            .and_then(|_| out.flush())
-                            .and_then(|_| {
-                                std::thread::sleep(enter_delay);
-                                let enter = crate::key::Key::new(crate::key::KeyCode::Enter, 0);
-                                // Before the write: the agent may answer the Enter before this thread runs again.
-                                entered = Instant::now();
-                                out.write_all(&keys::encode_key(enter, current())).and_then(|_| out.flush())
-                            });
-                        if confirm && done.is_ok() {
-                            // A slot, not a channel: the writer must not keep the terminal thread's inbox open.
-                            if let Ok(mut slot) = entered_slot.lock() {
-                                *slot = Some(entered);
-                            }
-                            wake_up(&wake);
-                        }
-                        done
-                    }
-                };
-                if ok.is_err() {
-                    return;
-                }
-            }
-        })?;
-        Ok(Writer { tx })
-    }
-}
-
 /// The engine's handles on a running agent.
 pub struct Running {
     pub generation: u64,
@@ -145,13 +62,17 @@ pub struct Running {
 
 /// The engine's way into an agent's terminal thread: a message, then a wake-up. Dropping it ends the thread.
 pub struct TermInbox {
-    tx: Sender<TermMsg>,
+    /// An Option so that `drop` lets go of it before the wake-up: woken, the thread must see it closed.
+    tx: Option<Sender<TermMsg>>,
     wake: Arc<OwnedFd>,
 }
 
 impl TermInbox {
     pub fn send(&self, msg: TermMsg) -> Result<(), mpsc::SendError<TermMsg>> {
-        self.tx.send(msg)?;
+        match &self.tx {
+            Some(tx) => tx.send(msg)?,
+            None => return Err(mpsc::SendError(msg)),
+        }
         wake_up(&self.wake);
         Ok(())
     }
@@ -160,12 +81,9 @@ impl TermInbox {
 impl Drop for TermInbox {
     fn drop(&mut self) {
         // The thread hears that its inbox closed only when it looks.
+        drop(self.tx.take());
         wake_up(&self.wake);
     }
-}
-
-fn wake_up(wake: &OwnedFd) {
-    let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
 }
 
 impl Running {
@@ -197,42 +115,18 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
     let process = backend.spawn(&args.spec)?;
     let modes = Arc::new(Mutex::new(InputModes::default()));
     let control: Arc<dyn PtyControl> = Arc::from(process.control);
-    let wake = Arc::new(rustix::event::eventfd(
-        0,
-        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-    )?);
+    let wake = pty_io::eventfd()?;
     let (term_tx, term_rx) = mpsc::channel::<TermMsg>();
     let entered = Arc::new(Mutex::new(None));
-    let writer = Writer::spawn(&args.name, process.writer, modes.clone(), entered.clone(), wake.clone())?;
-
-    let mut reader = process.reader;
-    let input = match process.poll_fd {
-        Some(fd) => Some(PtyInput { fd, reader }),
-        None => {
-            // A reader without a descriptor to poll blocks: it gets a thread that hands its output over.
-            let (tx, wake) = (term_tx.clone(), wake.clone());
-            std::thread::Builder::new().name(format!("pty-read-{}", args.name)).spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let msg = match reader.read(&mut buf) {
-                        Ok(0) => TermMsg::Eof,
-                        Ok(n) => TermMsg::Output(buf[..n].to_vec()),
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(_) => TermMsg::Eof,
-                    };
-                    let eof = matches!(msg, TermMsg::Eof);
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                    wake_up(&wake);
-                    if eof {
-                        return;
-                    }
-                }
-            })?;
-            None
-        }
-    };
+    let (writer, output) = pty_io::start(pty_io::Io {
+        name: args.name.clone(),
+        reader: process.reader,
+        poll_fd: process.poll_fd,
+        writer: process.writer,
+        modes: modes.clone(),
+        entered: entered.clone(),
+        term_wake: wake.clone(),
+    })?;
 
     let model = AlacrittyModel::with_palette(args.spec.rows, args.spec.cols, args.scrollback, args.palette);
     let term_state = TermThread {
@@ -267,7 +161,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
     let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name(format!("term-{}", args.name))
-        .spawn(move || term_state.run(&term_rx, &thread_wake, input))?;
+        .spawn(move || term_state.run(&term_rx, &thread_wake, &output))?;
 
     let name = args.name.clone();
     let generation = args.generation;
@@ -282,16 +176,10 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         generation: args.generation,
         writer,
         control,
-        term: TermInbox { tx: term_tx, wake },
+        term: TermInbox { tx: Some(term_tx), wake },
         modes,
         exited: false,
     })
-}
-
-/// The PTY's output, read by the terminal thread when its descriptor says so.
-struct PtyInput {
-    fd: OwnedFd,
-    reader: Box<dyn Read + Send>,
 }
 
 /// What the terminal thread tells the engine it decided.
@@ -340,49 +228,28 @@ struct TermThread {
 }
 
 impl TermThread {
-    fn run(mut self, rx: &Receiver<TermMsg>, wake: &OwnedFd, mut input: Option<PtyInput>) {
+    fn run(mut self, rx: &Receiver<TermMsg>, wake: &OwnedFd, output: &Output) {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let mut buf = vec![0u8; 64 * 1024];
+        // Two buffers go back and forth with the reader: a flood is emulated a batch at a time while it reads on.
+        let mut batch = Vec::new();
+        let mut ended = false;
         loop {
             let timeout = self.next_deadline().map(|d| {
                 let d = d.saturating_duration_since(Instant::now());
                 Timespec { tv_sec: d.as_secs() as i64, tv_nsec: d.subsec_nanos() as _ }
             });
-            let (woken, readable) = {
-                let (mut both, mut one);
-                let fds: &mut [PollFd] = match &input {
-                    Some(pty) => {
-                        both = [PollFd::new(wake, PollFlags::IN), PollFd::new(&pty.fd, PollFlags::IN)];
-                        &mut both
-                    }
-                    None => {
-                        one = [PollFd::new(wake, PollFlags::IN)];
-                        &mut one
-                    }
-                };
-                // EINTR or a failed poll: look at everything again.
-                let polled = poll(fds, timeout.as_ref()).is_ok();
-                let ready = |i: usize| fds.get(i).is_some_and(|f| !f.revents().is_empty());
-                (!polled || ready(0), polled && ready(1))
-            };
-            if woken {
-                let mut count = [0u8; 8];
-                let _ = rustix::io::read(wake, &mut count);
-            }
-            if let (true, Some(pty)) = (readable, input.as_mut()) {
-                // Readable (or hung up): this read does not block.
-                match pty.reader.read(&mut buf) {
-                    Ok(0) => {
-                        input = None;
-                        self.handle(TermMsg::Eof);
-                    }
-                    Ok(n) => self.output(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    // EIO is how Linux reports that the child side closed.
-                    Err(_) => {
-                        input = None;
-                        self.handle(TermMsg::Eof);
-                    }
+            // EINTR or a failed poll: look at everything again.
+            let _ = poll(&mut [PollFd::new(wake, PollFlags::IN)], timeout.as_ref());
+            let mut count = [0u8; 8];
+            let _ = rustix::io::read(wake, &mut count);
+            if !ended {
+                ended = output.take(&mut batch);
+                if !batch.is_empty() {
+                    self.output(&batch);
+                }
+                if ended {
+                    // The last output is in: send the final screen.
+                    self.mark_dirty();
                 }
             }
             if let Some(at) = self.entered_slot.lock().ok().and_then(|mut s| s.take()) {
@@ -414,9 +281,6 @@ impl TermThread {
 
     fn handle(&mut self, msg: TermMsg) {
         match msg {
-            TermMsg::Output(bytes) => self.output(&bytes),
-            // The last output is in: send the final screen.
-            TermMsg::Eof => self.mark_dirty(),
             TermMsg::Resize(rows, cols) => {
                 if self.model.size() != (rows, cols) {
                     let before = self.model.history_size();

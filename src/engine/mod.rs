@@ -5,6 +5,7 @@ pub mod agent;
 pub mod checkpoints;
 pub mod detect;
 pub mod hooks;
+mod pty_io;
 pub mod store;
 pub mod supervisor;
 
