@@ -5,11 +5,14 @@
 #   - tmux 3 (`history-limit 10000`), a client attached in a host terminal of the same size;
 #   - a bare PTY (`script`, nothing drawing it), the floor.
 # Each is timed RUNS times (bash's `time`, seconds of wall clock); prints every time and the median.
-# OTHER=path/to/another/muster adds that build to the run (e.g. one built from an older commit).
+# OTHER=path/to/another/muster adds that build to the run (e.g. one built from an older commit): the two builds
+# then take turns, ROUNDS rounds of RUNS cats each (the machine's noise drifts: turns spread it over both), and
+# the CPU both muster processes took (server and workbench, per round of RUNS cats) is printed too.
 #
 # Usage: benches/cat_vs_tmux.sh [runs]        Needs target/release/muster, tmux and script (util-linux).
 set -euo pipefail
 runs=${1:-5}
+rounds=${ROUNDS:-1}
 tag="cat-vs-tmux-$$"
 . "$(dirname "$0")/setup.sh"
 big="$work/big.txt"
@@ -28,26 +31,38 @@ awk 'BEGIN { n = 0; size = 0; while (size < 50000000) { line = "";
 
 # The loop an agent (or a pane) runs: RUNS timed cats, each time appended to $1.
 loop() { printf 'sleep 2; TIMEFORMAT=%%R; for i in $(seq 1 %d); do { time cat %s; } 2>>%s; done; sleep 1000' "$runs" "$big" "$1"; }
-await_lines() { local i; for i in $(seq 1 600); do [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$runs" ] && return; sleep 0.2; done; }
+await_lines() { # $1 file, $2 lines (default RUNS)
+  local i; for i in $(seq 1 600); do [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "${2:-$runs}" ] && return; sleep 0.2; done; }
 summary() { sort -n "$1" | awk '{ t[NR] = $1; all = all " " $1 } END { printf "%s  (median %s s)\n", all, t[int((NR + 1) / 2)] }'; }
 
-muster_run() { # $1 muster binary, $2 label
-  local d="$work/m$RANDOM" times
-  times="$d/times"
+muster_run() { # $1 muster binary, $2 file of its times, $3 file of its CPU seconds
+  local d="$work/m$RANDOM" before ticks=0 p
+  if [ -f "$2" ]; then before=$(wc -l <"$2"); else before=0; fi
   mkdir -p "$d/repo/.muster"
   git -C "$d/repo" init -q -b main && echo bench >"$d/repo/README"
   git -C "$d/repo" add -A && git -C "$d/repo" -c user.name=b -c user.email=b@b commit -qm init
-  printf '[[agent]]\nname = "cat"\ncommand = "bash"\nargs = ["-c", "%s"]\n' "$(loop "$times")" >"$d/repo/.muster/crew.toml"
+  printf '[[agent]]\nname = "cat"\ncommand = "bash"\nargs = ["-c", "%s"]\n' "$(loop "$2")" >"$d/repo/.muster/crew.toml"
   tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "$1 -C $d/repo"
-  await_lines "$times"
-  printf '%-22s' "$2"; summary "$times"
+  await_lines "$2" $((before + runs))
+  # Server and workbench: every process of that binary (utime + stime, in clock ticks).
+  for p in $(pgrep -f "^$1 "); do ticks=$((ticks + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+  echo "$ticks $(getconf CLK_TCK)" | awk '{ printf "%.2f\n", $1 / $2 }' >>"$3"
   "$1" -C "$d/repo" server stop --yes >/dev/null 2>&1 || true
   tmux -L "$tag-host" kill-server 2>/dev/null || true
 }
 
 echo "a 50 MB coloured cat, $runs times each, $(nproc) cores, $(tmux -V), $(date -u +%F)"
-muster_run "$exe" "muster (this build)"
-[ -n "${OTHER:-}" ] && muster_run "$OTHER" "muster ($OTHER)"
+builds=("$(readlink -f "$exe")")
+[ -n "${OTHER:-}" ] && builds+=("$(readlink -f "$OTHER")")
+for round in $(seq 1 "$rounds"); do
+  for i in "${!builds[@]}"; do muster_run "${builds[$i]}" "$work/times-$i" "$work/cpu-$i"; done
+done
+for i in "${!builds[@]}"; do
+  label="muster (this build)"
+  [ "$i" = 1 ] && label="muster ($OTHER)"
+  printf '%-22s' "$label"; summary "$work/times-$i"
+  printf '%-22s%s  (CPU seconds of its processes, a round of %d cats each)\n' "" "$(tr '\n' ' ' <"$work/cpu-$i")" "$runs"
+done
 
 times="$work/tmux-times"
 tmux -L "$tag-base" -f "$conf" new -d -x 200 -y 50 "bash -c '$(loop "$times")'"
