@@ -20,7 +20,7 @@ use alacritty_terminal::vte::ansi::{
 };
 
 use super::history::{Encoded, History, Marks, Part, LEADING_SPACER};
-use super::model::{cell_char, cell_parts, is_blank, Listener};
+use super::model::{cell_char, cell_parts, text_end, Listener};
 use super::screen::{CellColor, CellFlags};
 
 /// The scroll region as alacritty keeps it (private there): lines `start..end` of the screen.
@@ -40,7 +40,7 @@ pub fn history_row(term: &Term<Listener>, line: i32, wraps: bool, spacer: Option
     let cols = term.columns();
     let row = &term.grid()[Line(line)][..Column(cols)];
     let wrapped = wraps || row.last().is_some_and(|c| c.flags.contains(Flags::WRAPLINE));
-    let keep = if wrapped { cols } else { row.iter().rposition(|c| !is_blank(c)).map_or(0, |c| c + 1) };
+    let keep = if wrapped { cols } else { text_end(row) };
     let spacer_at = spacer.map(|s| s.0);
     out.set_runs(
         keep,

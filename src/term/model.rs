@@ -328,18 +328,34 @@ pub(super) fn cell_char(cell: &alacritty_terminal::term::cell::Cell) -> char {
     }
 }
 
+/// The blank cell an emulator leaves (the rest of a row past its text is that), told at once: every test taken
+/// (`&`, not `&&`), so that a row's trailing blanks are searched without a branch per field.
+fn emulator_blank(cell: &alacritty_terminal::term::cell::Cell) -> bool {
+    (cell.c == ' ')
+        & matches!(cell.fg, Color::Named(NamedColor::Foreground))
+        & matches!(cell.bg, Color::Named(NamedColor::Background))
+        & !cell.flags.intersects(SHOWN_FLAGS | Flags::LEADING_WIDE_CHAR_SPACER)
+        & cell.zerowidth().is_none()
+}
+
+/// Where a row's text ends: the columns after it are blank. Eight cells a step while they are the emulator's
+/// own blanks (most of a row past its text), one at a time for the rest.
+pub(super) fn text_end(row: &[alacritty_terminal::term::cell::Cell]) -> usize {
+    let mut end = row.len();
+    while end >= 8 && row[end - 8..end].iter().fold(true, |all, c| all & emulator_blank(c)) {
+        end -= 8;
+    }
+    row[..end].iter().rposition(|c| !is_blank(c)).map_or(0, |c| c + 1)
+}
+
 /// Whether a cell converts to `ScreenCell::default()`, told without converting it (most of a row is blank, and
 /// every row that scrolls into history is looked at).
 pub(super) fn is_blank(cell: &alacritty_terminal::term::cell::Cell) -> bool {
-    // The blank an emulator leaves, told at once (the rest of a row past its text is that).
-    if cell.c == ' '
-        && cell.fg == Color::Named(NamedColor::Foreground)
-        && cell.bg == Color::Named(NamedColor::Background)
-        && !cell.flags.intersects(SHOWN_FLAGS | Flags::LEADING_WIDE_CHAR_SPACER)
-        && cell.zerowidth().is_none()
-    {
-        return true;
-    }
+    emulator_blank(cell) || converts_blank(cell)
+}
+
+/// The whole rule of `is_blank`, on converted fields.
+fn converts_blank(cell: &alacritty_terminal::term::cell::Cell) -> bool {
     matches!(cell.c, ' ' | '\t' | '\0')
         && convert_color(cell.fg) == CellColor::Default
         && convert_color(cell.bg) == CellColor::Default
@@ -653,6 +669,34 @@ impl AlacrittyModel {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// Where a row's text ends, searched eight cells a step, is where a search one cell at a time by the whole
+        /// rule ends.
+        #[test]
+        fn a_rows_text_ends_where_a_cell_by_cell_search_says(
+            cells in proptest::collection::vec((0u8..6, 0usize..3), 0..40),
+        ) {
+            use alacritty_terminal::term::cell::Cell;
+            let row: Vec<Cell> = cells
+                .iter()
+                .map(|&(kind, at)| {
+                    let mut c = Cell::default();
+                    match kind {
+                        0..=2 => {}
+                        3 => c.c = 'x',
+                        4 => c.bg = Color::Indexed(at as u8 + 1),
+                        _ => c.flags = [Flags::UNDERLINE, Flags::INVERSE, Flags::LEADING_WIDE_CHAR_SPACER][at],
+                    }
+                    c
+                })
+                .collect();
+            // The fast rule never calls blank what the whole rule does not.
+            prop_assert!(row.iter().all(|c| !emulator_blank(c) || converts_blank(c)));
+            let slow = row.iter().rposition(|c| !converts_blank(c)).map_or(0, |c| c + 1);
+            prop_assert_eq!(text_end(&row), slow);
+        }
+    }
 
     impl AlacrittyModel {
         /// Every row, history first.
