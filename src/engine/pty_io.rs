@@ -17,9 +17,14 @@ use crate::term::{keys, InputModes};
 /// Writes queued for an agent before it counts as not reading its input. A paste is one write.
 const WRITE_QUEUE: usize = 256;
 /// Output read ahead of the emulator before the reader waits for it (the child then waits on a full tty).
-const READ_AHEAD: usize = 256 * 1024;
+const READ_AHEAD: usize = 128 * 1024;
 /// Read at most this much in a row before looking at the input queue again.
 const READ_ROUND: usize = 64 * 1024;
+/// A tty hands over at most 4 KiB a read: a read buffer a few times that is never the limit.
+const READ_BUF: usize = 16 * 1024;
+/// A batch this small after a burst gives back what the burst grew (a crew's bursts would otherwise keep
+/// their high-water mark, two buffers an agent).
+const KEEP: usize = 16 * 1024;
 
 /// What goes into an agent's terminal, in order.
 pub enum WriteOp {
@@ -136,7 +141,13 @@ impl Output {
     /// Swaps what was read into `into` (cleared first, so two buffers go back and forth without allocating);
     /// true once the output has ended and everything before the end was taken.
     pub fn take(&self, into: &mut Vec<u8>) -> bool {
+        if into.len() <= KEEP && into.capacity() > KEEP {
+            into.shrink_to(KEEP);
+        }
         into.clear();
+        // Room for the next reads, allocated here: a streaming agent's reader then never allocates (glibc would
+        // give an allocating thread a malloc arena of its own, up to 8 a core, each keeping what it freed).
+        into.reserve(KEEP);
         let Ok(mut p) = self.state.lock() else { return true };
         std::mem::swap(&mut p.bytes, into);
         let (ended, full) = (p.ended, std::mem::take(&mut p.full));
@@ -166,7 +177,8 @@ pub struct Io {
 /// Starts the agent's I/O: its input queue, and its output as the terminal thread will take it.
 pub fn start(io: Io) -> Result<(Writer, Arc<Output>)> {
     let wake = eventfd()?;
-    let output = Arc::new(Output { state: Mutex::default(), term: io.term_wake.clone(), reader: wake.clone() });
+    let pending = Pending { bytes: Vec::with_capacity(KEEP), ..Pending::default() };
+    let output = Arc::new(Output { state: Mutex::new(pending), term: io.term_wake.clone(), reader: wake.clone() });
     let (tx, rx) = mpsc::sync_channel::<WriteOp>(WRITE_QUEUE);
     let Io { name, mut reader, poll_fd, writer, modes, entered, term_wake } = io;
     let master = match poll_fd {
@@ -179,7 +191,7 @@ pub fn start(io: Io) -> Result<(Writer, Arc<Output>)> {
         None => {
             let out = output.clone();
             std::thread::Builder::new().name(format!("pty-read-{name}")).spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
+                let mut buf = vec![0u8; READ_BUF];
                 loop {
                     match reader.read(&mut buf) {
                         Ok(0) => break,
@@ -255,7 +267,8 @@ struct IoThread {
 impl IoThread {
     fn run(mut self) {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let mut buf = vec![0u8; 64 * 1024];
+        // On the stack: see `Output::take`.
+        let mut buf = [0u8; READ_BUF];
         loop {
             self.write_some();
             let reading = self.master.is_some() && !self.output.full();
@@ -508,5 +521,21 @@ mod tests {
         assert!(rustix::io::read(&*t.wake, &mut count).is_ok(), "and the reader was woken to read on");
         t.output.end();
         assert!(t.output.take(&mut taken) && taken.is_empty());
+    }
+
+    #[test]
+    fn the_buffers_a_burst_grew_are_given_back_once_it_is_over() {
+        let t = thread(Box::new(std::io::sink()));
+        let mut batch = Vec::new();
+        t.output.push(&vec![b'x'; READ_AHEAD]);
+        t.output.take(&mut batch);
+        assert!(batch.capacity() >= READ_AHEAD);
+        for _ in 0..3 {
+            t.output.push(b"a line\r\n");
+            t.output.take(&mut batch);
+            assert_eq!(batch, b"a line\r\n");
+        }
+        let pending = t.output.state.lock().unwrap().bytes.capacity();
+        assert!(batch.capacity() <= KEEP && pending <= KEEP, "kept {} and {pending} bytes", batch.capacity());
     }
 }
