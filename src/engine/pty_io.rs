@@ -249,7 +249,8 @@ struct Outgoing {
 struct IoThread {
     /// Gone with the last `Writer`: the agent is no more, and its input goes nowhere.
     writers: std::sync::Weak<()>,
-    /// Taken from one op at a time, so that a child that does not read fills it. None once a write failed (the child's side closed): senders then hear it has gone.
+    /// Taken from one op at a time, so that a child that does not read fills it. None once a write failed (the
+    /// child's side closed): senders then hear it has gone.
     rx: Option<Receiver<WriteOp>>,
     wake: Arc<OwnedFd>,
     /// The master and its reader, until the output ends (None for a reader on a thread of its own).
