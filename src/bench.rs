@@ -441,6 +441,37 @@ fn committed_repo(files: usize) -> Result<(std::path::PathBuf, std::path::PathBu
     Ok((dir, repo))
 }
 
+/// A bench stopped by a signal (Ctrl-C, `timeout`) ends what it started, as one that finishes does: its servers
+/// (which stop their crews), the agents of its in-process crews (in sessions of their own, the terminal's Ctrl-C
+/// does not reach them), and its temporary repositories.
+fn end_on_signal() -> Result<()> {
+    use crate::pty::tree;
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let Some(signal) = signals.forever().next() else { return };
+        eprintln!("muster bench: stopped by signal {signal}; ending the agents it started");
+        let servers = tree::children();
+        for pid in servers.iter().copied().filter_map(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        while servers.iter().any(|p| !tree::ended(*p)) && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        tree::end_orphans(&tree::started_here());
+        let me = std::process::id();
+        let ours = [format!("muster-bench-{me}-"), format!("muster-demo-{me}-")];
+        for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+            if entry.file_name().to_str().is_some_and(|n| ours.iter().any(|o| n.starts_with(o.as_str()))) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        std::process::exit(128 + signal);
+    })?;
+    Ok(())
+}
+
 fn tempfile_dir() -> Result<std::path::PathBuf> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let dir = std::env::temp_dir().join(format!("muster-bench-{}-{stamp}", std::process::id()));
@@ -550,6 +581,7 @@ pub enum Only {
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
+    end_on_signal()?;
     let (checkpoints_only, server_only) = (only == Only::Checkpoints, only == Only::Server);
     if only == Only::Conflicts {
         return conflicts();

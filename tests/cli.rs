@@ -198,3 +198,81 @@ fn mail_without_a_server_and_with_a_corrupt_database() {
     let (ok, text) = muster(dir.path(), &["status", "--json"]);
     assert!(ok && text.contains("\"agents\""), "the rest works on: {text}");
 }
+
+/// Every process under `root` (its children, theirs, …), by its parent links in /proc.
+fn descendants(root: u32) -> Vec<(i32, String)> {
+    let procs: Vec<(i32, i32, String)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let parent = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            Some((pid, parent, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect();
+    let mut found: Vec<(i32, String)> = Vec::new();
+    let mut frontier = vec![root as i32];
+    while let Some(p) = frontier.pop() {
+        for (pid, _, cmd) in procs.iter().filter(|(_, parent, _)| *parent == p) {
+            found.push((*pid, cmd.clone()));
+            frontier.push(*pid);
+        }
+    }
+    found
+}
+
+fn ended(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'))
+}
+
+/// `muster bench` stopped by a signal (Ctrl-C, `timeout`) leaves none of its agents running (they live in
+/// sessions of their own, out of the terminal's reach), nor its servers, nor its repositories.
+#[test]
+fn a_bench_stopped_by_a_signal_ends_what_it_started() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .args(["bench", "--server-only", "--agents", "2", "--seconds", "1"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(60);
+    let started = loop {
+        let all = descendants(bench.id());
+        if all.iter().filter(|(_, cmd)| cmd.contains("demo-agent")).count() >= 2 {
+            break all;
+        }
+        assert!(Instant::now() < end, "the bench's agents never started: {all:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let pid = rustix::process::Pid::from_raw(bench.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = bench.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < end, "the bench did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + 15), "it ended what it started and exited: {status:?}");
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left: Vec<_> = started.iter().filter(|(p, _)| !ended(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < end, "still running: {left:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Its repositories; `muster-<uid>` is every server's run folder (sockets), not the bench's.
+    let kept: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let ours =
+        |n: &std::ffi::OsString| ["muster-bench-", "muster-demo-"].iter().any(|o| n.to_string_lossy().starts_with(o));
+    assert!(!kept.iter().any(ours), "left behind: {kept:?}");
+}

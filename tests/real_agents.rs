@@ -263,6 +263,9 @@ fn an_agent_runs_on_two_threads_that_end_with_it() {
         assert_eq!(threads, [format!("pty-io-{name}"), format!("term-{name}")]);
     }
     let pid = rig.agents["thr-a"].pid;
+    // The agents carry this process's mark: what a stopped `muster bench` ends by.
+    let marked = muster::pty::tree::started_here();
+    assert!(["thr-a", "thr-b"].iter().all(|n| marked.contains(&(rig.agents[*n].pid.unwrap() as i32))), "{marked:?}");
     rig.engine.send(Command::Restart { name: "thr-a".into() });
     rig.wait_for("restarted", |r| r.agents.get("thr-a").is_some_and(|a| a.pid.is_some() && a.pid != pid));
     rig.engine.send(Command::Paste { name: "thr-a".into(), text: "still-typed-into\n".into() });

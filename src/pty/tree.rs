@@ -167,6 +167,33 @@ pub fn orphans(run_dir: &Path) -> std::collections::BTreeMap<String, Vec<i32>> {
     out
 }
 
+/// Processes this muster started as agents (their mark names it as the owner), wherever they are now.
+pub fn started_here() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let owned = format!("{MARK}={me}-");
+    all_pids()
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            env.split(|b| *b == 0).any(|kv| kv.starts_with(owned.as_bytes()))
+        })
+        .collect()
+}
+
+/// This process's children.
+pub fn children() -> Vec<i32> {
+    let me = std::process::id() as i32;
+    all_pids().filter(|&pid| stat_fields(pid).is_some_and(|(_, parent)| parent == me)).collect()
+}
+
+/// Whether a process has ended (gone, or a zombie waiting to be reaped).
+pub fn ended(pid: i32) -> bool {
+    process_state(pid).is_none_or(|s| s == 'Z')
+}
+
+fn all_pids() -> impl Iterator<Item = i32> {
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok())
+}
+
 /// End processes a dead muster left: thawed first if its freezer still holds them (a frozen process does not
 /// act on a signal), then SIGTERM, a moment, SIGKILL.
 pub fn end_orphans(pids: &[i32]) {
@@ -190,7 +217,7 @@ pub fn end_orphans(pids: &[i32]) {
         }
     };
     signal(Signal::TERM);
-    let alive = || pids.iter().any(|p| process_state(*p).is_some_and(|s| s != 'Z'));
+    let alive = || pids.iter().any(|p| !ended(*p));
     let end = Instant::now() + Duration::from_secs(2);
     while alive() && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20));
