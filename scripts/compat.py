@@ -401,11 +401,14 @@ def main():
     print("versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()))
     if args.write:
         body = (ROOT / "COMPAT.md").read_text() if (ROOT / "COMPAT.md").exists() else ""
-        head = body.split("<!-- table -->")[0] if "<!-- table -->" in body else body
+        head, _, rest = body.partition("<!-- table -->")
+        # What follows the table (notes of runs by hand) stays.
+        tail = rest.partition("<!-- /table -->")[2] if "<!-- /table -->" in rest else ""
         stamp = time.strftime("%Y-%m-%d")
         (ROOT / "COMPAT.md").write_text(
             head + "<!-- table -->\n" + f"Run on {stamp} (`scripts/compat.sh`), {WIDTH}x{HEIGHT}, fresh HOME, offline. "
-            + "Versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()) + ".\n\n" + text + "\n")
+            + "Versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()) + ".\n\n" + text + "\n<!-- /table -->"
+            + tail)
     shutil.rmtree(work, ignore_errors=True)
 
 
