@@ -29,6 +29,8 @@ const TYPING: Duration = Duration::from_secs(2);
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
 const ACTIVITY_REPORT: Duration = Duration::from_secs(1);
+
+/// What the engine tells an agent's terminal thread.
 pub enum TermMsg {
     Resize(u16, u16),
     /// One viewer's view moves back into history (positive) or forward; the other viewers' stay.

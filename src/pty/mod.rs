@@ -65,8 +65,8 @@ pub trait ChildWaiter: Send {
 
 pub struct PtyProcess {
     pub reader: Box<dyn Read + Send>,
-    /// A descriptor that is readable when `reader` has output (or has ended): the terminal thread polls it and
-    /// reads on its own thread. None: `reader` blocks (the fake backend), and a thread of its own reads it.
+    /// The master's descriptor: the agent's I/O thread makes it non-blocking and polls it for output and for room
+    /// for input. None: `reader` blocks (the fake backend), and a thread of its own reads it.
     pub poll_fd: Option<std::os::fd::OwnedFd>,
     pub writer: Box<dyn Write + Send>,
     pub control: Box<dyn PtyControl>,
