@@ -258,6 +258,8 @@ fn an_agent_runs_on_two_threads_that_end_with_it() {
         ["thr-a", "thr-b"].iter().all(|n| r.agents.get(*n).is_some_and(|a| a.pid.is_some()))
     });
     for name in ["thr-a", "thr-b"] {
+        // A thread names itself once it runs, which may be after its agent has a pid.
+        wait_until("its threads named", || threads_of(name).len() >= 2);
         let mut threads = threads_of(name);
         threads.sort();
         assert_eq!(threads, [format!("pty-io-{name}"), format!("term-{name}")]);
