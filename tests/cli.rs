@@ -223,11 +223,6 @@ fn descendants(root: u32) -> Vec<(i32, String)> {
     found
 }
 
-fn ended(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(')').is_none_or(|(_, rest)| rest.trim_start().starts_with('Z'))
-}
-
 /// `muster bench` stopped by a signal (Ctrl-C, `timeout`) leaves none of its agents running (they live in
 /// sessions of their own, out of the terminal's reach), nor its servers, nor its repositories.
 #[test]
@@ -263,7 +258,7 @@ fn a_bench_stopped_by_a_signal_ends_what_it_started() {
     assert_eq!(status.code(), Some(128 + 15), "it ended what it started and exited: {status:?}");
     let end = Instant::now() + Duration::from_secs(15);
     loop {
-        let left: Vec<_> = started.iter().filter(|(p, _)| !ended(*p)).collect();
+        let left: Vec<_> = started.iter().filter(|(p, _)| !muster::pty::tree::ended(*p)).collect();
         if left.is_empty() {
             break;
         }

@@ -242,8 +242,7 @@ impl TermThread {
             });
             // EINTR or a failed poll: look at everything again.
             let _ = poll(&mut [PollFd::new(wake, PollFlags::IN)], timeout.as_ref());
-            let mut count = [0u8; 8];
-            let _ = rustix::io::read(wake, &mut count);
+            pty_io::clear(wake);
             if !ended {
                 ended = output.take(&mut batch);
                 if !batch.is_empty() {

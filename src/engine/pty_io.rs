@@ -84,7 +84,8 @@ pub fn wake_up(wake: &OwnedFd) {
     let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
 }
 
-fn clear(wake: &OwnedFd) {
+/// Takes the wake-ups counted so far (the next poll waits for a new one).
+pub fn clear(wake: &OwnedFd) {
     let mut count = [0u8; 8];
     let _ = rustix::io::read(wake, &mut count);
 }
@@ -178,9 +179,9 @@ pub struct Io {
 pub fn start(io: Io) -> Result<(Writer, Arc<Output>)> {
     let wake = eventfd()?;
     let pending = Pending { bytes: Vec::with_capacity(KEEP), ..Pending::default() };
-    let output = Arc::new(Output { state: Mutex::new(pending), term: io.term_wake.clone(), reader: wake.clone() });
+    let output = Arc::new(Output { state: Mutex::new(pending), term: io.term_wake, reader: wake.clone() });
     let (tx, rx) = mpsc::sync_channel::<WriteOp>(WRITE_QUEUE);
-    let Io { name, mut reader, poll_fd, writer, modes, entered, term_wake } = io;
+    let Io { name, mut reader, poll_fd, writer, modes, entered, .. } = io;
     let master = match poll_fd {
         Some(fd) => {
             use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
@@ -220,7 +221,6 @@ pub fn start(io: Io) -> Result<(Writer, Arc<Output>)> {
         resume_at: None,
         modes,
         entered,
-        term_wake,
     };
     let output = thread.output.clone();
     std::thread::Builder::new().name(format!("pty-io-{name}")).spawn(move || thread.run())?;
@@ -262,7 +262,6 @@ struct IoThread {
     resume_at: Option<Instant>,
     modes: Arc<Mutex<InputModes>>,
     entered: Arc<Mutex<Option<Instant>>>,
-    term_wake: Arc<OwnedFd>,
 }
 
 impl IoThread {
@@ -381,7 +380,7 @@ impl IoThread {
                     if let Ok(mut slot) = self.entered.lock() {
                         *slot = Some(at);
                     }
-                    wake_up(&self.term_wake);
+                    wake_up(&self.output.term);
                 }
                 continue;
             }
@@ -462,14 +461,13 @@ mod tests {
             rx: None,
             wake: wake.clone(),
             master: None,
-            output: Arc::new(Output { state: Mutex::default(), term: term_wake.clone(), reader: wake }),
+            output: Arc::new(Output { state: Mutex::default(), term: term_wake, reader: wake }),
             out,
             steps: VecDeque::new(),
             writing: None,
             resume_at: None,
             modes: Arc::default(),
             entered: Arc::default(),
-            term_wake,
         }
     }
 
