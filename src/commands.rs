@@ -62,7 +62,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &token, &event, &payload) {
-                let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("muster hook: {e:#}\n"));
+                let _ = std::io::Write::write_fmt(
+                    &mut std::io::stderr(),
+                    format_args!("muster hook: {event} of {agent} not reported: {e:#}\n"),
+                );
             }
         }
         Some(Cmd::Watch { all }) => {

@@ -144,6 +144,41 @@ pub fn remove_inside(base: &Path, path: &Path) -> Result<()> {
     .with_context(|| format!("removing {}", path.display()))
 }
 
+/// Make sure a file muster keeps in a folder a repository reaches is its own: missing, or a regular file (not a
+/// symlink, a FIFO or a device) of this user, closed to others (`mode`); a missing one is created empty with
+/// `mode` when `create`. What a clone committed there is refused, never opened.
+pub fn own_private_file(path: &Path, mode: u32, create: bool) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            bail!("{} is a symbolic link (committed to the repository?): muster does not follow it", path.display())
+        }
+        Ok(m) if !m.is_file() => bail!("{} is not a regular file (a pipe or a device?)", path.display()),
+        Ok(m) if m.uid() != rustix::process::geteuid().as_raw() => {
+            bail!("{} belongs to user {}, not to you: muster will not use it", path.display(), m.uid())
+        }
+        Ok(m) if m.mode() & 0o777 & !mode != 0 => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("closing {} to other users", path.display())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+            {
+                Ok(_) => Ok(()),
+                // Made meanwhile: look at what it is.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => own_private_file(path, mode, false),
+                Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// The bytes of a file muster keeps, when it is a regular file of at most `max` bytes; `None` when missing.
 /// Opening never blocks (a FIFO) and never follows a final symlink.
 pub fn read_own_file(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {

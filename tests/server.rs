@@ -267,6 +267,48 @@ fn a_second_server_is_refused_and_a_stale_socket_replaced() {
     let _ = proxy.wait();
 }
 
+/// The crew's lock lives with the repository: a server started where `XDG_RUNTIME_DIR` differs or is unset (an
+/// ssh session, sudo, cron) is refused, naming the first one, and commands from there find the running one.
+#[test]
+fn one_crew_per_repository_whatever_the_runtime_folder() {
+    let mut crew = Crew::new(TWO);
+    let sock = crew.serve();
+    let run = sock.parent().unwrap().to_path_buf();
+    let pid = crew.servers[0].id();
+    let other = crew.dir.path().join("elsewhere");
+    std::fs::create_dir(&other).unwrap();
+    for env in [Some(&other), None] {
+        let mut second = crew.muster(&["server", "run"]);
+        match env {
+            Some(d) => second.env("XDG_RUNTIME_DIR", d),
+            None => second.env_remove("XDG_RUNTIME_DIR"),
+        };
+        let out = second.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a second server ran beside the first: {err}");
+        assert!(err.contains(&format!("pid {pid}")) && err.contains(&run.display().to_string()), "{err}");
+    }
+    let status = crew.muster(&["server", "status"]).env("XDG_RUNTIME_DIR", &other).output().unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success() && text.contains(&pid.to_string()), "{text}");
+    // A proxy from there (as `attach --via ssh …` runs it) bridges to the same server.
+    let mut proxy = crew
+        .muster(&["proxy"])
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (input, output) = (proxy.stdin.take().unwrap(), proxy.stdout.take().unwrap());
+    let mut c = Client::on(Box::new(output), Box::new(input));
+    c.wait("the crew through the proxy", |c| c.states.contains_key("a"));
+    drop(c);
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    let listed = std::fs::read_dir(&other).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(listed, 0, "nothing was started in the other runtime folder");
+}
+
 /// A server killed with -9 loses nothing: the next one shows the crew (as stopped) from the state file and
 /// relaunches an agent on request.
 #[test]

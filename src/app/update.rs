@@ -66,7 +66,10 @@ fn selected_name(state: &State) -> Option<String> {
 fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
     let a = state.areas();
     let want = match (a.terminal, selected_name(state)) {
-        (Some(t), Some(name)) if t.height > 0 => (Some(name), t.height, t.width),
+        (Some(t), Some(name)) if t.height > 0 => {
+            let (rows, cols) = crate::protocol::clamp_size(t.height, t.width);
+            (Some(name), rows, cols)
+        }
         // Keep the last pane size so hidden agents are not squeezed.
         _ => (None, state.watching.as_ref().map_or(24, |w| w.1), state.watching.as_ref().map_or(80, |w| w.2)),
     };

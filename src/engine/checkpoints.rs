@@ -2,6 +2,7 @@
 //! checkpoints never overlap), pausing a running agent around anything that reads or writes its files.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 
@@ -79,7 +80,19 @@ pub struct JobDone {
     pub stop_after: bool,
 }
 
-pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
+/// What the engine and the worker share about the queue of jobs: how many wait (bounded, so a client that asks
+/// for checkpoints as fast as it can cannot grow it without end) and whether the crew is stopping (then only the
+/// checkpoints taken before agents stop are still run, so a stop never waits behind a backlog).
+#[derive(Default)]
+pub struct Queue {
+    pub queued: AtomicUsize,
+    pub stopping: AtomicBool,
+}
+
+/// Jobs that may wait at once; more are refused (the checkpoints before a stop always go in).
+pub const MAX_QUEUED: usize = 64;
+
+pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink, queue: Arc<Queue>) -> Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>();
     let _ = std::thread::Builder::new().name("checkpoints".into()).spawn(move || {
         // Worktrees whose checkpoint packs may want merging: done when no job waits, so it never delays one.
@@ -108,7 +121,15 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink) -> Sender<Job> {
                 untidy.insert(job.worktree.clone());
             }
             let (reply, stop_after) = (job.reply.take(), job.stop_after);
+            if queue.stopping.load(Ordering::SeqCst) && !stop_after {
+                queue.queued.fetch_sub(1, Ordering::SeqCst);
+                if let Some(reply) = reply {
+                    let _ = reply.send("error: not done: the crew is stopping".into());
+                }
+                continue;
+            }
             let done = run(job, &sink);
+            queue.queued.fetch_sub(1, Ordering::SeqCst);
             if let Some(reply) = reply {
                 let text = match done.as_ref().and_then(|d| d.message.clone()) {
                     Some((text, true)) => format!("error: {text}"),

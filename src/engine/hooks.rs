@@ -199,81 +199,89 @@ pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
     (field("session_id").or_else(|| field("sessionId")).or_else(|| field("thread-id")), field("notification_type"))
 }
 
+/// Requests of the socket that may wait in the engine's queue at once: a client that sends faster (one
+/// connection can stream hook lines forever) waits for room, its socket unread.
+const QUEUED: usize = 256;
+/// How long a request waits for room in the engine's queue before its client is told muster is busy.
+const ROOM_WITHIN: Duration = Duration::from_secs(10);
+
 /// Accept hook reports and questions, and hand them to the engine; each client is served on its own (an idle
 /// one holds up nobody), a request is at most 64 KiB. The socket goes when the returned value is dropped.
 pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
+    let gate = crate::ipc::Gate::new(QUEUED);
     crate::ipc::serve_lines(&run_dir.join(SOCKET), crate::ipc::Limits::default(), move |line, out| {
-        match serde_json::from_str::<Request>(line) {
-            Ok(Request::Hook { agent, token, event, detail, session }) => {
-                let _ = engine.send(EngineMsg::Command(Command::Hook { name: agent, token, event, detail, session }));
-                crate::ipc::Flow::Continue
+        use crate::ipc::Flow;
+        let Ok(request) = serde_json::from_str::<Request>(line) else {
+            let _ = out.write_all(b"error: not a request muster knows (see `muster schema`)\n");
+            return Flow::Continue;
+        };
+        let Some(ticket) = gate.enter(ROOM_WITHIN) else {
+            let _ = out.write_all(format!("error: muster is busy: {QUEUED} requests wait for it\n").as_bytes());
+            return Flow::Close;
+        };
+        let send = |msg: EngineMsg| engine.send(EngineMsg::Gated(Box::new(msg), ticket)).is_ok();
+        let (tx, rx) = std::sync::mpsc::channel();
+        match request {
+            Request::Hook { agent, token, event, detail, session } => {
+                // Acknowledged, so that `muster hook` can say when a report did not go in.
+                let sent = send(EngineMsg::Command(Command::Hook { name: agent, token, event, detail, session }));
+                let _ = out.write_all(if sent { b"ok\n" } else { b"error: muster is stopping\n" });
+                return Flow::Continue;
             }
-            Ok(Request::Explain { agent }) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                if engine.send(EngineMsg::Explain { name: agent, reply: tx }).is_ok() {
-                    let answer = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_else(|_| "no answer".into());
+            Request::Explain { agent } => {
+                if send(EngineMsg::Explain { name: agent, reply: tx }) {
+                    let answer = out.answer(&rx, Some(Duration::from_secs(5))).unwrap_or_else(|| "no answer".into());
                     let _ = out.write_all(answer.as_bytes());
                 }
-                crate::ipc::Flow::Close
             }
-            Ok(Request::Send { agent, text, force, wait }) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                if engine.send(EngineMsg::Send { name: agent, text, force, wait, reply: tx }).is_ok() {
+            Request::Send { agent, text, force, wait } => {
+                if send(EngineMsg::Send { name: agent, text, force, wait, reply: tx }) {
                     // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
-                    for answer in rx.iter().take(if wait { 2 } else { 1 }) {
+                    for _ in 0..if wait { 2 } else { 1 } {
+                        let Some(answer) = out.answer(&rx, None) else { break };
                         let done = answer != "sent";
                         if out.write_all(format!("{answer}\n").as_bytes()).is_err() || done {
                             break;
                         }
                     }
                 }
-                crate::ipc::Flow::Close
             }
-            Ok(Request::Run { command, trigger }) => {
-                let (tx, rx) = std::sync::mpsc::channel();
+            Request::Run { command, trigger } => {
                 let trigger = trigger.unwrap_or_else(|| "cli".into());
-                if engine.send(EngineMsg::Run { cmd: command, trigger, reply: tx }).is_ok() {
-                    // A merge or a checkpoint of a large tree takes what it takes.
-                    if let Ok(answer) = rx.recv() {
-                        let _ = out.write_all(format!("{answer}\n").as_bytes());
-                    }
+                // A merge or a checkpoint of a large tree takes what it takes.
+                if send(EngineMsg::Run { cmd: command, trigger, reply: tx }) {
+                    answer_line(out, &rx, None);
                 }
-                crate::ipc::Flow::Close
             }
-            Ok(Request::Status {}) => {
-                let (tx, rx) = std::sync::mpsc::channel();
-                if engine.send(EngineMsg::Status { reply: tx }).is_ok() {
-                    if let Ok(answer) = rx.recv_timeout(Duration::from_secs(5)) {
-                        let _ = out.write_all(format!("{answer}\n").as_bytes());
-                    }
+            Request::Status {} => {
+                if send(EngineMsg::Status { reply: tx }) {
+                    answer_line(out, &rx, Some(Duration::from_secs(5)));
                 }
-                crate::ipc::Flow::Close
             }
-            Ok(Request::Wait { agents, until, timeout }) => {
-                let (tx, rx) = std::sync::mpsc::channel();
+            Request::Wait { agents, until, timeout } => {
                 let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-                if engine.send(EngineMsg::Wait { agents, until, timeout, reply: tx }).is_ok() {
-                    // Held until settled; a script that stopped waiting just is not told.
-                    if let Ok(answer) = rx.recv() {
-                        let _ = out.write_all(format!("{answer}\n").as_bytes());
-                    }
+                // Held until settled; a script that stopped waiting (its client closed) frees its place.
+                if send(EngineMsg::Wait { agents, until, timeout, reply: tx }) {
+                    answer_line(out, &rx, None);
                 }
-                crate::ipc::Flow::Close
             }
-            Ok(Request::Mail { agent, token, op }) => {
-                let (tx, rx) = std::sync::mpsc::channel();
+            Request::Mail { agent, token, op } => {
                 let who = agent.map(|a| (a, token.unwrap_or_default()));
-                if engine.send(EngineMsg::Mail { who, op, reply: tx }).is_ok() {
-                    // A `wait` is held until settled; the rest are answered at once.
-                    if let Ok(answer) = rx.recv() {
-                        let _ = out.write_all(format!("{answer}\n").as_bytes());
-                    }
+                // A `wait` is held until settled; the rest are answered at once.
+                if send(EngineMsg::Mail { who, op, reply: tx }) {
+                    answer_line(out, &rx, None);
                 }
-                crate::ipc::Flow::Close
             }
-            Err(_) => crate::ipc::Flow::Continue,
         }
+        Flow::Close
     })
+}
+
+/// The engine's one answer, as a line to the client.
+fn answer_line(out: &mut crate::ipc::Conn, rx: &std::sync::mpsc::Receiver<String>, within: Option<Duration>) {
+    if let Some(answer) = out.answer(rx, within) {
+        let _ = out.write_all(format!("{answer}\n").as_bytes());
+    }
 }
 
 /// One request to the running engine and its one-line answer; `None` when no muster runs for `run_dir`, or it
@@ -333,8 +341,21 @@ pub fn report(run_dir: &Path, agent: &str, token: &str, event: &str, payload: &s
     let mut stream = connect(run_dir)?;
     let req = Request::Hook { agent: agent.into(), token: token.into(), event: event.into(), detail, session };
     stream.write_all(format!("{}\n", serde_json::to_string(&req)?).as_bytes())?;
-    Ok(())
+    stream.shutdown(std::net::Shutdown::Write)?;
+    // The engine's word that the report went in (an agent's CLI waits for its hook: a bounded wait).
+    stream.set_read_timeout(Some(REPORT_WITHIN))?;
+    let mut answer = String::new();
+    let read = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut answer);
+    match (read, answer.trim_end()) {
+        (_, "ok") => Ok(()),
+        (_, e) if !e.is_empty() => bail!("muster did not take it: {}", e.trim_start_matches("error: ")),
+        (Err(e), _) => Err(e).context("muster did not answer"),
+        _ => bail!("muster closed the connection without an answer"),
+    }
 }
+
+/// How long `muster hook` waits for the engine to take its report.
+const REPORT_WITHIN: Duration = Duration::from_secs(5);
 
 /// Read a hook's payload from stdin, when there is one (not a terminal), bounded.
 pub fn read_payload() -> String {
@@ -472,7 +493,8 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let _l = listen(dir.path(), tx).unwrap();
         report(dir.path(), "a", "t0k", "Stop", r#"{"session_id":"s1"}"#).unwrap();
-        match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+        let EngineMsg::Gated(msg, _ticket) = rx.recv_timeout(Duration::from_secs(10)).unwrap() else { panic!() };
+        match *msg {
             EngineMsg::Command(Command::Hook { name, token, event, session, .. }) => {
                 assert_eq!((name.as_str(), event.as_str(), session.as_deref()), ("a", "Stop", Some("s1")));
                 assert_eq!(token, "t0k");
@@ -486,7 +508,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let _l = listen(dir.path(), tx).unwrap();
-        let engine = std::thread::spawn(move || match rx.recv_timeout(Duration::from_secs(10)).unwrap() {
+        let gated = |m| match m {
+            EngineMsg::Gated(m, _) => *m,
+            m => m,
+        };
+        let engine = std::thread::spawn(move || match gated(rx.recv_timeout(Duration::from_secs(10)).unwrap()) {
             EngineMsg::Explain { name, reply } => reply.send(format!("{name}: idle — screen rule `prompt`")).unwrap(),
             _ => panic!("unexpected message"),
         });

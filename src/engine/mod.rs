@@ -23,25 +23,37 @@ pub type EventSink = std::sync::Arc<dyn Fn(Event) + Send + Sync>;
 pub struct EngineHandle {
     send: std::sync::Arc<dyn Fn(Command) + Send + Sync>,
     local: Option<Sender<supervisor::EngineMsg>>,
+    stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl EngineHandle {
-    pub(crate) fn local(tx: Sender<supervisor::EngineMsg>) -> EngineHandle {
+    pub(crate) fn local(
+        tx: Sender<supervisor::EngineMsg>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> EngineHandle {
         let to = tx.clone();
         // A gone engine means shutdown already happened; there is nobody left to tell.
         let send = std::sync::Arc::new(move |c| {
             let _ = to.send(supervisor::EngineMsg::Command(c));
         });
-        EngineHandle { send, local: Some(tx) }
+        EngineHandle { send, local: Some(tx), stop: Some(stop) }
     }
 
     /// Commands that go elsewhere (a connection to the server).
     pub fn from_fn(f: impl Fn(Command) + Send + Sync + 'static) -> EngineHandle {
-        EngineHandle { send: std::sync::Arc::new(f), local: None }
+        EngineHandle { send: std::sync::Arc::new(f), local: None, stop: None }
     }
 
     pub fn send(&self, command: Command) {
         (self.send)(command)
+    }
+
+    /// Stop the crew before anything already queued (a signal): whatever clients sent first waits.
+    pub fn stop_first(&self) {
+        if let Some(stop) = &self.stop {
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.send(Command::Shutdown);
     }
 
     /// The engine's own channel, for the server that serves it to clients.

@@ -362,15 +362,19 @@ impl IoThread {
     fn write_some(&mut self) {
         loop {
             if let Some(w) = &mut self.writing {
-                match self.out.write(&w.bytes[w.at..]) {
-                    Ok(0) => return self.writes_failed(),
-                    Ok(n) => w.at += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                    Err(_) => return self.writes_failed(),
-                }
+                // An empty op (`muster send a ''`) has nothing to write; `write` of nothing returns 0, which would
+                // read as the child closing.
                 if w.at < w.bytes.len() {
-                    continue;
+                    match self.out.write(&w.bytes[w.at..]) {
+                        Ok(0) => return self.writes_failed(),
+                        Ok(n) => w.at += n,
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        Err(_) => return self.writes_failed(),
+                    }
+                    if w.at < w.bytes.len() {
+                        continue;
+                    }
                 }
                 let entered = w.entered;
                 self.writing = None;
@@ -484,6 +488,22 @@ mod tests {
         t.write_some();
         assert_eq!(&*got.lock().unwrap(), b"hello world");
         assert!(t.writing.is_none() && t.steps.is_empty());
+    }
+
+    #[test]
+    fn an_empty_write_is_not_the_child_closing() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let room = Arc::new(Mutex::new(usize::MAX));
+        let mut t = thread(Box::new(Narrow { got: got.clone(), room }));
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        t.rx = Some(rx);
+        t.steps.extend([Step::Write(Vec::new()), Step::Paste(String::new()), Step::Write(b"after".to_vec())]);
+        t.write_some();
+        assert_eq!(&*got.lock().unwrap(), b"after");
+        tx.send(WriteOp::Bytes(b" and more".to_vec())).unwrap();
+        t.write_some();
+        assert_eq!(&*got.lock().unwrap(), b"after and more", "input still goes in");
+        assert!(t.rx.is_some());
     }
 
     #[test]

@@ -44,7 +44,8 @@ const MAX_STATE: u64 = 16 << 20;
 pub fn save(root: &Path, crew: &SavedCrew) -> Result<()> {
     let dir = crate::safefs::real_dir(root, ".muster")?;
     let text = serde_json::to_string_pretty(crew)?;
-    crate::safefs::write_file(&dir, "state.json", text.as_bytes())
+    // The crew's commands, environment and sessions: this user's alone.
+    crate::safefs::write_file_mode(&dir, "state.json", text.as_bytes(), 0o600)
 }
 
 /// The saved state, read only: a missing file is an empty crew; an unreadable or malformed one is an error

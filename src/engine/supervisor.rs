@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,10 +28,14 @@ pub use mail::{muster_command, MAIL_SNAPSHOT};
 
 pub enum EngineMsg {
     Command(Command),
+    /// A request from the hook socket, with its place in the engine's queue (given back once handled).
+    Gated(Box<EngineMsg>, crate::ipc::Ticket),
     /// A command from one client of the server: what it watches and its size are its own.
     Client {
         client: u64,
         cmd: Command,
+        /// Held until the engine takes the command: a client has a bounded number of commands queued here.
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
     /// A client of the server went away: it watches nothing and sizes nothing any more.
     ClientGone {
@@ -246,6 +251,12 @@ struct Supervisor {
     generation: u64,
     diff_tx: Sender<(String, DiffJob)>,
     jobs: Sender<Job>,
+    /// How many jobs wait, and whether the crew is stopping (shared with the checkpoint worker).
+    queue: Arc<checkpoints::Queue>,
+    /// Set by a signal: the engine stops the crew before it handles anything else queued.
+    stop_asked: Arc<AtomicBool>,
+    /// The operator was told the job queue is full (once until it has room again).
+    queue_full_said: std::cell::Cell<bool>,
     overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
     run_dir: PathBuf,
     shutting_down: bool,
@@ -345,7 +356,9 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         .inspect_err(|e| tracing::warn!("hook socket unavailable: {e:#}"))
         .ok();
     let diff_tx = spawn_diff_worker(tx.clone());
-    let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone());
+    let queue = Arc::new(checkpoints::Queue::default());
+    let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone(), queue.clone());
+    let stop_asked = Arc::new(AtomicBool::new(false));
     let overlap_tx = spawn_overlap_worker(sink.clone());
     let (saved, load_errors) = store::load_or_set_aside(&cfg.root);
     for e in load_errors {
@@ -367,6 +380,9 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         generation: 0,
         diff_tx,
         jobs,
+        queue,
+        stop_asked: stop_asked.clone(),
+        queue_full_said: Default::default(),
         overlap_tx,
         run_dir,
         shutting_down: false,
@@ -387,7 +403,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
-    Ok(EngineHandle::local(tx))
+    Ok(EngineHandle::local(tx, stop_asked))
 }
 
 /// Overlap passes: requests that pile up while one runs are folded into the next (only the newest matters).
@@ -620,6 +636,20 @@ impl Supervisor {
             }
             return false;
         }
+        if !stop_after && self.queue.queued.load(Ordering::SeqCst) >= checkpoints::MAX_QUEUED {
+            let text = format!("{name}: not done: {} checkpoint jobs are waiting already", checkpoints::MAX_QUEUED);
+            match reply {
+                Some(r) => {
+                    let _ = r.send(format!("error: {text}"));
+                }
+                // Said once while the queue is full, not once per refused job.
+                None if !self.queue_full_said.replace(true) => {
+                    self.message(text, true);
+                }
+                None => {}
+            }
+            return false;
+        }
         let tree = slot.running.as_ref().filter(|r| !r.exited).and(slot.tree.clone());
         let job = Job {
             name: name.to_string(),
@@ -631,7 +661,13 @@ impl Supervisor {
             reply,
             stop_after,
         };
-        self.jobs.send(job).is_ok()
+        // Counted before it goes: the worker may finish it before this thread runs again.
+        self.queue.queued.fetch_add(1, Ordering::SeqCst);
+        let queued = self.jobs.send(job).is_ok();
+        if !queued {
+            self.queue.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        queued
     }
 
     fn conflict(&self, name: &str, op: ConflictOp) {
@@ -661,6 +697,9 @@ impl Supervisor {
     }
 
     fn checkpoints_done(&mut self, done: JobDone) {
+        if self.queue.queued.load(Ordering::SeqCst) < checkpoints::MAX_QUEUED {
+            self.queue_full_said.set(false);
+        }
         if done.stop_after {
             self.stop(&done.name, false);
         }
@@ -680,6 +719,82 @@ impl Supervisor {
             self.request_diffstat(&name, true);
         }
         self.request_overlaps();
+    }
+
+    fn handle(&mut self, msg: EngineMsg) {
+        match msg {
+            EngineMsg::Gated(msg, ticket) => {
+                self.handle(*msg);
+                drop(ticket);
+            }
+            EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
+            EngineMsg::Command(cmd) => self.client_command(0, cmd),
+            EngineMsg::Client { client, cmd, permit } => {
+                self.client_command(client, cmd);
+                drop(permit);
+            }
+            EngineMsg::ClientGone { client } => {
+                self.watchers.remove(&client);
+                if let Some(name) = self.composing.remove(&client) {
+                    self.pump(&name);
+                }
+                for r in self.slots.iter().filter_map(|s| s.running.as_ref()) {
+                    let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
+                }
+                self.rewatch(None);
+            }
+            EngineMsg::Detected { name, generation, state, why, title, last_output_ms } => {
+                self.detected(&name, generation, state, why, title, last_output_ms)
+            }
+            EngineMsg::Explain { name, reply } => {
+                let _ = reply.send(self.explain(&name));
+            }
+            EngineMsg::Run { cmd, trigger, reply } => self.run_for_script(cmd, trigger, reply),
+            EngineMsg::Status { reply } => {
+                let _ = reply.send(serde_json::to_string(&self.saved_crew()).unwrap_or_default());
+            }
+            EngineMsg::Wait { agents, until, timeout, reply } => {
+                let mut runs = Vec::new();
+                for name in agents {
+                    let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
+                        let _ = reply.send(format!("unknown {name}"));
+                        runs.clear();
+                        break;
+                    };
+                    let run = slot.running.as_ref().filter(|r| !r.exited).map(|r| r.generation);
+                    runs.push((name, run));
+                }
+                if !runs.is_empty() {
+                    let until_time = timeout.map(|t| Instant::now() + t);
+                    self.waits.push(PendingWait { agents: runs, until, until_time, reply });
+                }
+            }
+            EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force) {
+                Ok(()) => {
+                    let _ = reply.send("sent".into());
+                    let generation = self.slot_mut(&name).and_then(|s| s.running.as_ref()).map(|r| r.generation);
+                    if let (true, Some(generation)) = (wait, generation) {
+                        self.sends.push(PendingSend { name, generation, left_idle: false, reply });
+                    }
+                }
+                Err(e) => {
+                    let _ = reply.send(format!("error: {e}"));
+                }
+            },
+            EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
+            EngineMsg::Mail { who, op, reply } => self.mail_request(who, op, reply),
+            EngineMsg::MailEntered { name, generation } => self.mail_entered(&name, generation),
+            EngineMsg::MailTaken { name, generation } => self.mail_taken(&name, generation),
+            EngineMsg::Diffstat { name, stat } => {
+                if let Some(slot) = self.slot_mut(&name) {
+                    if slot.info.diffstat != stat {
+                        slot.info.diffstat = stat;
+                        let info = slot.info.clone();
+                        (self.sink)(Event::Agent(info));
+                    }
+                }
+            }
+        }
     }
 
     fn run(mut self, rx: Receiver<EngineMsg>) {
@@ -710,75 +825,14 @@ impl Supervisor {
                     Err(_) => return,
                 },
             };
+            if self.stop_asked.load(Ordering::SeqCst) && !self.shutting_down {
+                // A signal goes before whatever clients queued (the signal's own message wakes this loop).
+                self.client_command(0, Command::Shutdown);
+            }
             if self.next_timer().is_some_and(|t| t <= Instant::now()) {
                 self.timers();
             }
-            match msg {
-                EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
-                EngineMsg::Command(cmd) => self.client_command(0, cmd),
-                EngineMsg::Client { client, cmd } => self.client_command(client, cmd),
-                EngineMsg::ClientGone { client } => {
-                    self.watchers.remove(&client);
-                    if let Some(name) = self.composing.remove(&client) {
-                        self.pump(&name);
-                    }
-                    for r in self.slots.iter().filter_map(|s| s.running.as_ref()) {
-                        let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
-                    }
-                    self.rewatch(None);
-                }
-                EngineMsg::Detected { name, generation, state, why, title, last_output_ms } => {
-                    self.detected(&name, generation, state, why, title, last_output_ms)
-                }
-                EngineMsg::Explain { name, reply } => {
-                    let _ = reply.send(self.explain(&name));
-                }
-                EngineMsg::Run { cmd, trigger, reply } => self.run_for_script(cmd, trigger, reply),
-                EngineMsg::Status { reply } => {
-                    let _ = reply.send(serde_json::to_string(&self.saved_crew()).unwrap_or_default());
-                }
-                EngineMsg::Wait { agents, until, timeout, reply } => {
-                    let mut runs = Vec::new();
-                    for name in agents {
-                        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
-                            let _ = reply.send(format!("unknown {name}"));
-                            runs.clear();
-                            break;
-                        };
-                        let run = slot.running.as_ref().filter(|r| !r.exited).map(|r| r.generation);
-                        runs.push((name, run));
-                    }
-                    if !runs.is_empty() {
-                        let until_time = timeout.map(|t| Instant::now() + t);
-                        self.waits.push(PendingWait { agents: runs, until, until_time, reply });
-                    }
-                }
-                EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force) {
-                    Ok(()) => {
-                        let _ = reply.send("sent".into());
-                        let generation = self.slot_mut(&name).and_then(|s| s.running.as_ref()).map(|r| r.generation);
-                        if let (true, Some(generation)) = (wait, generation) {
-                            self.sends.push(PendingSend { name, generation, left_idle: false, reply });
-                        }
-                    }
-                    Err(e) => {
-                        let _ = reply.send(format!("error: {e}"));
-                    }
-                },
-                EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
-                EngineMsg::Mail { who, op, reply } => self.mail_request(who, op, reply),
-                EngineMsg::MailEntered { name, generation } => self.mail_entered(&name, generation),
-                EngineMsg::MailTaken { name, generation } => self.mail_taken(&name, generation),
-                EngineMsg::Diffstat { name, stat } => {
-                    if let Some(slot) = self.slot_mut(&name) {
-                        if slot.info.diffstat != stat {
-                            slot.info.diffstat = stat;
-                            let info = slot.info.clone();
-                            (self.sink)(Event::Agent(info));
-                        }
-                    }
-                }
-            }
+            self.handle(msg);
             if !self.waits.is_empty() {
                 self.settle_waits();
             }
@@ -931,6 +985,7 @@ impl Supervisor {
             Command::Shutdown => {
                 // Each running agent is checkpointed, then stopped; asked again, everything stops now.
                 let again = std::mem::replace(&mut self.shutting_down, true);
+                self.queue.stopping.store(true, Ordering::SeqCst);
                 let running: Vec<(String, bool)> = self
                     .slots
                     .iter()
@@ -1333,7 +1388,8 @@ impl Supervisor {
     }
 
     fn watch(&mut self, client: u64, name: Option<String>, rows: u16, cols: u16) {
-        let (rows, cols) = (rows.max(1), cols.max(2));
+        // The server refuses larger sizes by name; held here too for clients in this process.
+        let (rows, cols) = crate::protocol::clamp_size(rows.max(1), cols.max(2));
         // Looking away from an agent leaves its history: back there, the view follows the output again.
         let before = self.watchers.get(&client).and_then(|w| w.name.clone());
         if before.is_some() && before != name {

@@ -62,6 +62,8 @@ pub enum MailError {
     TooNew { path: PathBuf, found: i64, known: usize },
     #[error("{path}: {source}")]
     Sql { path: PathBuf, source: rusqlite::Error },
+    #[error("{0}")]
+    Unsafe(String),
     #[error("no message #{0}")]
     NoSuchMessage(i64),
     #[error("message #{0} was not sent to {1}")]
@@ -110,9 +112,13 @@ pub struct Store {
 const MAIL_COLUMNS: &str = "id, thread, reply_to, sender, to_label, body, urgent, ask, created_ms";
 
 impl Store {
-    /// Open (or create) the database at `path`, bringing its schema up to date.
+    /// Open (or create) the database at `path`, bringing its schema up to date; a symlink at `path` is not
+    /// followed.
     pub fn open(path: &Path) -> Result<Store, MailError> {
-        let conn = Connection::open(path).map_err(|e| classify(path, e))?;
+        use rusqlite::OpenFlags as F;
+        let flags =
+            F::SQLITE_OPEN_READ_WRITE | F::SQLITE_OPEN_CREATE | F::SQLITE_OPEN_NOFOLLOW | F::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| classify(path, e))?;
         let mut store = Store { conn, path: path.to_path_buf(), kill_after: None };
         store.prepare().map_err(|e| store.classify(e))?;
         store.migrate()?;
@@ -120,12 +126,19 @@ impl Store {
     }
 
     /// The crew's mailbox: `<repo>/.muster/mail.db`.
+    /// A clone may commit `.muster` or `mail.db` (or its companions) as symlinks to another database of the
+    /// user's: `.muster` must be a real folder, and the files regular files of this user, created 0600 (mail can
+    /// hold secrets; SQLite gives the companions the database's mode).
     pub fn open_in(root: &Path) -> Result<Store, MailError> {
-        let dir = root.join(".muster");
-        if !dir.is_dir() {
-            let _ = std::fs::create_dir_all(&dir);
+        let unsafe_file = |e: anyhow::Error| MailError::Unsafe(format!("{e:#}"));
+        let dir = crate::safefs::real_dir(root, ".muster").map_err(unsafe_file)?;
+        let path = dir.join(FILE);
+        crate::safefs::own_private_file(&path, 0o600, true).map_err(unsafe_file)?;
+        for companion in ["-wal", "-shm", "-journal"] {
+            let p = dir.join(format!("{FILE}{companion}"));
+            crate::safefs::own_private_file(&p, 0o600, false).map_err(unsafe_file)?;
         }
-        Store::open(&dir.join(FILE))
+        Store::open(&path)
     }
 
     pub fn path(&self) -> &Path {

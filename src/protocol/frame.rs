@@ -5,6 +5,8 @@ use thiserror::Error;
 
 /// The largest frame either side accepts: a full 500x200 screen is well under 1 MiB in the damage encoding.
 pub const MAX_FRAME: usize = 4 << 20;
+/// What a reader keeps of its buffer between frames.
+const KEEP: usize = 64 << 10;
 
 /// What a frame carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,11 @@ impl Reader {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// The memory it holds: what a half-sent frame costs the side that reads it.
+    pub fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The next whole frame, `None` when more bytes are needed. The length is checked before the payload
     /// arrives, so an oversized frame is refused without buffering it.
     pub fn next_frame(&mut self) -> Result<Option<(Kind, Vec<u8>)>, FrameError> {
@@ -77,6 +84,12 @@ impl Reader {
         let kind = Kind::from_byte(body[0]).ok_or(FrameError::UnknownKind(body[0]))?;
         let payload = body[1..].to_vec();
         self.start += 4 + len;
+        if self.start == self.buf.len() {
+            // Everything read: a large frame's room is given back rather than held for the next small one.
+            self.buf.clear();
+            self.start = 0;
+            self.buf.shrink_to(KEEP);
+        }
         Ok(Some((kind, payload)))
     }
 }

@@ -114,6 +114,33 @@ pub fn parse_screen_frame(payload: &[u8]) -> Result<(String, damage::Damage), da
     Ok((name, damage::decode(&rest[len as usize..])?))
 }
 
+/// The largest terminal a client may ask for, rows and columns: a screen is kept per agent and per viewer
+/// (65535x65535 would be gigabytes), and no real terminal is larger.
+pub const MAX_ROWS: u16 = 500;
+pub const MAX_COLS: u16 = 1000;
+
+/// A size a client asks for, or the error that names the limit.
+pub fn check_size(rows: u16, cols: u16) -> Result<(), String> {
+    if rows > MAX_ROWS || cols > MAX_COLS {
+        return Err(format!("a terminal of {cols}x{rows} is larger than the {MAX_COLS}x{MAX_ROWS} muster serves"));
+    }
+    Ok(())
+}
+
+/// A terminal's size as clients send it: what is larger than muster serves is cut to the limit (the screen
+/// shows the top-left of it).
+pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
+    (rows.min(MAX_ROWS), cols.min(MAX_COLS))
+}
+
+/// What a client may not ask for, whatever the engine would do with it.
+pub fn check_request(cmd: &Command) -> Result<(), String> {
+    match cmd {
+        Command::Watch { rows, cols, .. } => check_size(*rows, *cols),
+        _ => Ok(()),
+    }
+}
+
 /// Whether a client may go on. A mismatch names both versions and what to do; `status` and `server stop` still
 /// work across it (they need only this check to fail clearly, not to pass).
 pub fn check_version(client: &Hello, server: &Welcome) -> Result<(), String> {
@@ -149,5 +176,14 @@ mod tests {
         let json = serde_json::to_string(&hello).unwrap();
         assert_eq!(serde_json::from_str::<Hello>(&json).unwrap(), hello);
         assert!(ClientKind::Watch.reads_only() && !ClientKind::Tui.reads_only());
+    }
+
+    #[test]
+    fn sizes_past_the_limit_are_refused_by_name_and_clamped_by_clients() {
+        assert!(check_size(MAX_ROWS, MAX_COLS).is_ok());
+        let e = check_size(65535, 65535).unwrap_err();
+        assert!(e.contains("65535x65535") && e.contains("1000x500"), "{e}");
+        assert!(check_request(&Command::Watch { name: None, rows: 24, cols: 1001 }).is_err());
+        assert_eq!(clamp_size(600, 80), (500, 80));
     }
 }

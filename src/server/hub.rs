@@ -134,6 +134,8 @@ pub struct Hub {
     pub done: Notify,
     /// Fires when a client joins or leaves.
     pub roster: Notify,
+    /// Bytes held for clients' half-sent frames, all together (see `server::MAX_HALF_SENT`).
+    pub half_sent: std::sync::atomic::AtomicUsize,
 }
 
 /// Answers that belong to one client: the dialog they open is that client's.

@@ -7,6 +7,7 @@ pub mod hub;
 pub mod spawn;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,15 @@ pub const LOG: &str = "server.log";
 
 /// How long a client may take to say hello.
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
+/// How long the server waits after a failed accept (no descriptor left) before it tries again.
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Requests of one client the engine has not taken yet: while this many wait, its socket is not read (it is
+/// slowed down, and its requests wait in its own socket buffer, not in the server's memory).
+const IN_FLIGHT: usize = 32;
+/// A client whose requests could not go in for this long is dropped.
+const SLOWED_FOR: Duration = Duration::from_secs(30);
+/// Bytes held for half-sent frames, all clients together: past it, the client that adds more is dropped.
+pub const MAX_HALF_SENT: usize = 64 << 20;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ServerInfo {
@@ -85,7 +95,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
     };
     write_info(&run_dir, &info);
     // SIGTERM and SIGINT stop the crew as `muster server stop` does; a hangup means nothing to a detached server.
-    let stop = tx.clone();
+    let stop = engine.clone();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -95,7 +105,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
         for sig in signals.forever() {
             if sig != signal_hook::consts::SIGHUP {
                 tracing::info!("signal {sig}: stopping the crew");
-                let _ = stop.send(EngineMsg::Command(Command::Shutdown));
+                stop.stop_first();
             }
         }
     })?;
@@ -107,7 +117,16 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of descriptors (or memory): the socket stays readable, so accepting again at
+                            // once would spin; the clients waiting are served once some leave.
+                            tracing::warn!("accepting a client: {e}");
+                            tokio::time::sleep(ACCEPT_BACKOFF).await;
+                            continue;
+                        }
+                    };
                     if !crate::ipc::same_user(&stream) {
                         tracing::warn!("refused a client of another user");
                         continue;
@@ -137,10 +156,9 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
 
 /// One client: its hello, then its requests; its output goes out on a task of its own that nobody waits for.
 async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sender<EngineMsg>) {
-    let (mut read, write) = stream.into_split();
-    let mut frames = frame::Reader::default();
-    let mut buf = vec![0u8; 64 << 10];
-    let hello = match tokio::time::timeout(HELLO_WITHIN, next_message(&mut read, &mut frames, &mut buf)).await {
+    let (read, write) = stream.into_split();
+    let mut inbound = Inbound { read, frames: frame::Reader::default(), buf: vec![0u8; 64 << 10], held: 0, hub: &hub };
+    let hello = match tokio::time::timeout(HELLO_WITHIN, inbound.next()).await {
         Ok(Ok(Some(ToServer::Hello(h)))) => h,
         _ => return,
     };
@@ -148,7 +166,9 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
         Welcome { version: protocol::VERSION, muster: env!("CARGO_PKG_VERSION").into(), pid: std::process::id() };
     let (id, notify) = hub.join(hello.kind, json_frame(&ToClient::Welcome(welcome.clone())));
     let mut writer = tokio::spawn(write_out(write, hub.clone(), id, notify));
-    if let Err(e) = protocol::check_version(&hello, &welcome) {
+    let refused = protocol::check_version(&hello, &welcome)
+        .and_then(|()| hello.size.map_or(Ok(()), |(rows, cols)| protocol::check_size(rows, cols)));
+    if let Err(e) = refused {
         hub.close(id, Some(e));
         if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
             writer.abort();
@@ -157,9 +177,13 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
         return;
     }
     tracing::info!("client {id} ({:?}, muster {}) attached", hello.kind, hello.muster);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let reason = loop {
-        match next_message(&mut read, &mut frames, &mut buf).await {
+        match inbound.next().await {
             Ok(Some(ToServer::Request { id: request, command })) => {
+                if let Err(e) = protocol::check_request(&command) {
+                    break Some(e);
+                }
                 if let Some(what) = hub::asks_for(&command) {
                     hub.asked(what, id, request);
                 }
@@ -169,7 +193,13 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
                         continue;
                     }
                 }
-                if engine.send(EngineMsg::Client { client: id, cmd: command }).is_err() {
+                let Ok(Ok(permit)) = tokio::time::timeout(SLOWED_FOR, in_flight.clone().acquire_owned()).await else {
+                    break Some(format!(
+                        "it sent requests faster than the server takes them ({IN_FLIGHT} waited for {} s)",
+                        SLOWED_FOR.as_secs()
+                    ));
+                };
+                if engine.send(EngineMsg::Client { client: id, cmd: command, permit: Some(permit) }).is_err() {
                     break None;
                 }
             }
@@ -178,6 +208,7 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
             Err(e) => break Some(e),
         }
     };
+    drop(inbound);
     tracing::info!("client {id} left{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
     hub.close(id, reason);
     let _ = engine.send(EngineMsg::ClientGone { client: id });
@@ -191,24 +222,58 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
     }
 }
 
-/// The next message of a client; `None` at the end of its stream; an error drops that client (never the server).
-async fn next_message(
-    read: &mut tokio::net::unix::OwnedReadHalf,
-    frames: &mut frame::Reader,
-    buf: &mut [u8],
-) -> Result<Option<ToServer>, String> {
-    loop {
-        match frames.next_frame().map_err(|e| e.to_string())? {
-            Some((frame::Kind::Json, payload)) => {
-                return serde_json::from_slice(&payload).map(Some).map_err(|e| format!("a malformed request: {e}"))
+/// A client's incoming bytes, and what its half-sent frame holds of the server's memory (counted for all
+/// clients together in the hub, given back when the frame completes or the client goes).
+struct Inbound<'a> {
+    read: tokio::net::unix::OwnedReadHalf,
+    frames: frame::Reader,
+    buf: Vec<u8>,
+    held: usize,
+    hub: &'a Hub,
+}
+
+impl Inbound<'_> {
+    /// The next message; `None` at the end of its stream; an error drops that client (never the server).
+    async fn next(&mut self) -> Result<Option<ToServer>, String> {
+        loop {
+            let next = self.frames.next_frame().map_err(|e| e.to_string());
+            self.account()?;
+            match next? {
+                Some((frame::Kind::Json, payload)) => {
+                    return serde_json::from_slice(&payload).map(Some).map_err(|e| format!("a malformed request: {e}"))
+                }
+                Some((frame::Kind::Damage, _)) => return Err("clients do not send screens".into()),
+                None => {}
             }
-            Some((frame::Kind::Damage, _)) => return Err("clients do not send screens".into()),
-            None => {}
+            match self.read.read(&mut self.buf).await {
+                Ok(0) | Err(_) => return Ok(None),
+                Ok(n) => self.frames.push(&self.buf[..n]),
+            }
         }
-        match read.read(buf).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => frames.push(&buf[..n]),
+    }
+
+    fn account(&mut self) -> Result<(), String> {
+        let now = self.frames.held();
+        let counter = &self.hub.half_sent;
+        if now > self.held {
+            let total = counter.fetch_add(now - self.held, Ordering::SeqCst) + (now - self.held);
+            self.held = now;
+            if total > MAX_HALF_SENT {
+                return Err(format!(
+                    "the server holds {MAX_HALF_SENT} bytes of half-sent requests already (send whole frames)"
+                ));
+            }
+        } else {
+            counter.fetch_sub(self.held - now, Ordering::SeqCst);
+            self.held = now;
         }
+        Ok(())
+    }
+}
+
+impl Drop for Inbound<'_> {
+    fn drop(&mut self) {
+        self.hub.half_sent.fetch_sub(self.held, Ordering::SeqCst);
     }
 }
 

@@ -154,18 +154,26 @@ fn encode_legacy(key: Key, modes: InputModes) -> Vec<u8> {
 }
 
 /// Text pasted or sent as a steer message: bracketed when the child asked for it, so newlines do not submit.
+///
+/// Mail and steers are written by other agents, so the text must never leave the paste: every ESC and other
+/// control character is dropped before framing (not just the end marker, which a one-pass strip lets nested
+/// pieces rebuild), keeping tab and line breaks. Without bracketing, a line break is the Enter it would be
+/// typed as.
 pub fn encode_paste(text: &str, modes: InputModes) -> Vec<u8> {
+    let text: String = text.chars().filter(|&c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect();
     if modes.bracketed_paste {
-        // An embedded end marker would let pasted text escape the bracket and run as keys.
-        let clean = text.replace("\x1b[201~", "");
-        let mut out = b"\x1b[200~".to_vec();
-        out.extend_from_slice(clean.as_bytes());
-        out.extend_from_slice(b"\x1b[201~");
+        let mut out = Vec::with_capacity(text.len() + 12);
+        out.extend_from_slice(PASTE_START);
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(PASTE_END);
         out
     } else {
         text.replace("\r\n", "\r").replace('\n', "\r").into_bytes()
     }
 }
+
+const PASTE_START: &[u8] = b"\x1b[200~";
+const PASTE_END: &[u8] = b"\x1b[201~";
 
 /// A mouse wheel step at a cell (0-based), for a child that turned on mouse reporting.
 pub fn encode_wheel(up: bool, col: u16, row: u16, modes: InputModes) -> Vec<u8> {
@@ -246,8 +254,34 @@ mod tests {
     fn paste_is_bracketed_only_when_asked() {
         let on = InputModes { bracketed_paste: true, ..legacy() };
         assert_eq!(encode_paste("a\nb", on), b"\x1b[200~a\nb\x1b[201~");
-        assert_eq!(encode_paste("x\x1b[201~rm", on), b"\x1b[200~xrm\x1b[201~");
+        assert_eq!(encode_paste("x\x1b[201~rm", on), b"\x1b[200~x[201~rm\x1b[201~");
         assert_eq!(encode_paste("a\nb", legacy()), b"a\rb");
+        // Pieces of the end marker around one that is removed must not make a new one.
+        let nested = "before\x1b[20\x1b[201~1~AFTER\x03\x1b!rm -rf x\r";
+        assert_eq!(encode_paste(nested, on), b"\x1b[200~before[20[201~1~AFTER!rm -rf x\r\x1b[201~");
+        assert_eq!(encode_paste("a\tb\x03\x1b\x7f\u{9b}c", legacy()), b"a\tbc");
+    }
+
+    fn count(hay: &[u8], needle: &[u8]) -> usize {
+        hay.windows(needle.len()).filter(|w| *w == needle).count()
+    }
+
+    proptest::proptest! {
+        /// Whatever is sent, the framed text holds one start and one end marker, at its ends, and no ESC or
+        /// control but tab and line breaks between them.
+        #[test]
+        fn pasted_text_never_leaves_the_paste(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let on = InputModes { bracketed_paste: true, ..legacy() };
+            let out = encode_paste(&text, on);
+            proptest::prop_assert!(out.starts_with(PASTE_START) && out.ends_with(PASTE_END));
+            proptest::prop_assert_eq!(count(&out, PASTE_START), 1);
+            proptest::prop_assert_eq!(count(&out, PASTE_END), 1);
+            let inner = std::str::from_utf8(&out[PASTE_START.len()..out.len() - PASTE_END.len()]).unwrap();
+            proptest::prop_assert!(!inner.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')));
+            let raw = encode_paste(&text, legacy());
+            proptest::prop_assert!(!raw.iter().any(|&b| b == 0x1b || (b < 0x20 && b != b'\t' && b != b'\r')));
+        }
     }
 
     #[test]
