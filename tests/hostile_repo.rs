@@ -130,3 +130,117 @@ fn an_agent_cannot_report_as_another() {
     hook(&var("MUSTER_AGENT_TOKEN"));
     rig.wait_for("a waiting, from its own hook", |r| r.state("a") == Some(AgentState::Waiting));
 }
+
+/// A plain repository with a commit, made by git in a temp folder.
+fn repo() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("repo");
+    std::fs::create_dir(&root).unwrap();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
+    (dir, root)
+}
+
+/// `muster mail …` as the operator in `root`, no server running: (success, stdout + stderr).
+fn mail_cli(root: &Path, home: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+        .arg("mail")
+        .args(args)
+        .current_dir(root)
+        .env("HOME", home)
+        .env("XDG_RUNTIME_DIR", home)
+        .env("XDG_STATE_HOME", home.join("state"))
+        .env_remove("MUSTER_AGENT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A committed `.muster/mail.db` (or a companion) that links to a database of the user's, or a `.muster` that
+/// links elsewhere: the mailbox refuses it, and the file linked to is not touched.
+#[test]
+fn a_committed_mailbox_symlink_is_refused_and_its_target_untouched() {
+    let outside = tempfile::tempdir().unwrap();
+    let theirs = outside.path().join("precious.db");
+    {
+        let c = rusqlite::Connection::open(&theirs).unwrap();
+        c.execute_batch("CREATE TABLE mine (x); INSERT INTO mine VALUES (1);").unwrap();
+    }
+    let before = std::fs::read(&theirs).unwrap();
+    for at in [".muster/mail.db", ".muster/mail.db-wal", ".muster"] {
+        let (_dir, root) = repo();
+        if at != ".muster" {
+            std::fs::create_dir(root.join(".muster")).unwrap();
+        }
+        let target = if at == ".muster" { outside.path().to_path_buf() } else { theirs.clone() };
+        std::os::unix::fs::symlink(&target, root.join(at)).unwrap();
+        let err = match muster::mailbox::Store::open_in(&root) {
+            Ok(_) => panic!("{at}: a linked mailbox was opened"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("symbolic link"), "{at}: {err}");
+        let (ok, text) = mail_cli(&root, outside.path(), &["inbox"]);
+        assert!(!ok && text.contains("symbolic link"), "{at}: {text}");
+        assert_eq!(std::fs::read(&theirs).unwrap(), before, "{at}: the database linked to was changed");
+        assert!(!outside.path().join("mail.db").exists(), "{at}: a mailbox was made where .muster links");
+        assert!(!outside.path().join("precious.db-wal").exists());
+    }
+}
+
+/// Mail can hold secrets: the mailbox, its companions and the state file are this user's alone, and a mailbox
+/// an older muster left open to others is closed.
+#[test]
+fn the_mailbox_and_state_are_closed_to_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, root) = repo();
+    {
+        let mut store = muster::mailbox::Store::open_in(&root).unwrap();
+        let draft = muster::mailbox::store::NewMail {
+            from: "operator".into(),
+            to: vec!["a".into()],
+            recipients: vec!["a".into()],
+            body: "the key is hunter2".into(),
+            ..Default::default()
+        };
+        store.send(&draft, 1).unwrap();
+        for f in ["mail.db", "mail.db-wal", "mail.db-shm"] {
+            let mode = std::fs::metadata(root.join(".muster").join(f)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{f}");
+        }
+    }
+    std::fs::set_permissions(root.join(".muster/mail.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(muster::mailbox::Store::open_in(&root).unwrap());
+    let mode = std::fs::metadata(root.join(".muster/mail.db")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "an open mailbox was closed");
+    muster::engine::store::save(&root, &Default::default()).unwrap();
+    let mode = std::fs::metadata(root.join(".muster/state.json")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}
+
+/// A ref lock and a pack temporary left by a muster killed in the middle of a checkpoint: the next one removes
+/// them at start, and the agent's checkpoints work again (they failed for good before).
+#[test]
+fn a_ref_lock_left_by_a_killed_muster_is_removed_at_start() {
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let mut rig = Rig::with_setup(CREW, "a", |root| {
+        let git = root.join(".git");
+        std::fs::create_dir_all(git.join("refs/muster/checkpoints/a")).unwrap();
+        std::fs::create_dir_all(git.join("objects/pack")).unwrap();
+        for f in ["refs/muster/checkpoints/a/1.lock", "refs/muster/checkpoints/a/2.lock", "objects/pack/pack_git2_x"] {
+            let file = std::fs::File::create(git.join(f)).unwrap();
+            file.set_modified(an_hour_ago).unwrap();
+        }
+    });
+    rig.wait_for("a up", |r| r.screen_text("a").contains("up"));
+    let worktree = rig.agents["a"].worktree.clone();
+    for n in 1..=2 {
+        std::fs::write(worktree.join("work.txt"), format!("step {n}\n")).unwrap();
+        rig.engine.send(Cmd::Checkpoint { name: "a".into() });
+        rig.wait_for("a's checkpoint", |r| r.timelines.get("a").is_some_and(|t| t.len() >= n));
+    }
+    let git = rig.root.join(".git");
+    assert!(!git.join("refs/muster/checkpoints/a/1.lock").exists());
+    assert!(!git.join("objects/pack/pack_git2_x").exists());
+    assert!(!rig.messages.iter().any(|m| m.contains("lock")), "{:?}", rig.messages);
+}

@@ -220,7 +220,13 @@ fn conflict_op(
     };
     match op {
         ConflictOp::Read { path } => {
-            let bytes = std::fs::read(place.join(&path)).unwrap_or_default();
+            // A plain path inside the worktree, read as a regular file of bounded size (an agent's FIFO there
+            // would hang this worker).
+            let plain = std::path::Path::new(&path).components().all(|c| matches!(c, std::path::Component::Normal(_)));
+            let bytes = plain
+                .then(|| crate::safefs::read_own_file(&place.join(&path), merge::MAX_CONFLICT_FILE).ok().flatten())
+                .flatten()
+                .unwrap_or_default();
             let parsed = crate::conflict::parse(&bytes, merge::marker_size(place, &path));
             sink(Event::ConflictFile { name: name.to_string(), path, parsed });
             Ok(None)

@@ -23,6 +23,8 @@ const CLAUDE_EVENTS: [&str; 7] =
     ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PermissionRequest", "Notification", "Stop"];
 /// A hook payload larger than this is not read further (only a few small fields are wanted).
 const MAX_PAYLOAD: u64 = 1 << 20;
+/// The largest Gemini CLI system settings file muster copies.
+const MAX_SETTINGS: u64 = 4 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -160,7 +162,9 @@ pub fn gemini_system_settings(dir: &Path, agent: &str, muster_exe: &Path, existi
     }
     let mut settings: serde_json::Value = match existing.filter(|p| p.exists()) {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            // Named by the crew's environment: a FIFO or a device there must not hang the engine.
+            let bytes = crate::safefs::read_config_file(p, MAX_SETTINGS)?.unwrap_or_default();
+            let text = String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8", p.display()))?;
             serde_json::from_str(&text).with_context(|| format!("{} is not plain JSON", p.display()))?
         }
         None => serde_json::json!({}),
@@ -444,6 +448,36 @@ mod tests {
         let dir = tempfile::tempdir_in("/tmp").unwrap();
         let err = gemini_system_settings(&dir.path().join("s"), "g", Path::new("/m"), None).unwrap_err();
         assert!(err.to_string().contains("/tmp may be written by others"), "{err}");
+    }
+
+    /// A crew's environment may name a FIFO or a device as Gemini's system settings: copying it fails at once
+    /// with what it is, and never waits for a writer or reads without end.
+    #[test]
+    fn a_fifo_or_a_device_as_gemini_settings_is_refused_not_waited_on() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&base).unwrap();
+        let dir = tempfile::tempdir_in(&base).unwrap();
+        let secure = dir.path().ancestors().all(|d| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o022 == 0)
+        });
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let settings = dir.path().join("s");
+        std::thread::spawn(move || {
+            for named in [fifo.as_path(), Path::new("/dev/zero")] {
+                let made = gemini_system_settings(&settings, "g", Path::new("/m"), Some(named));
+                let _ = tx.send(made.map_err(|e| format!("{e:#}")));
+            }
+        });
+        for _ in 0..2 {
+            let made = rx.recv_timeout(Duration::from_secs(10)).expect("the settings copy hangs");
+            let err = made.unwrap_err();
+            let expected = if secure { "not a regular file" } else { "may be written by others" };
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]

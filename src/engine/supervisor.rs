@@ -351,6 +351,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     let run_dir = hooks::run_dir(&cfg.root)?;
     // One muster per repository: a second would show the first one's agents as stopped and start them again.
     let instance = crate::ipc::Instance::acquire(&run_dir, &cfg.root)?;
+    clean_stale_git_files(&cfg.root, &sink);
     let listening = hooks::listen(&run_dir, tx.clone())
         // Hooks are one layer of state detection; screen rules still work without them.
         .inspect_err(|e| tracing::warn!("hook socket unavailable: {e:#}"))
@@ -404,6 +405,28 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
     Ok(EngineHandle::local(tx, stop_asked))
+}
+
+/// What a muster killed mid-write left in the git folder (a ref lock would stop an agent's checkpoints for
+/// good): removed now that this engine holds the repository's lock, with a log line; one a live process holds is
+/// reported.
+fn clean_stale_git_files(root: &std::path::Path, sink: &EventSink) {
+    match crate::git::stale::clean(root, std::time::SystemTime::now()) {
+        Ok(cleaned) => {
+            for path in cleaned.removed {
+                tracing::info!("removed {}, left by a muster that was killed", path.display());
+            }
+            for (path, pid) in cleaned.held {
+                let text = format!(
+                    "{} is held by process {pid} (a git still running?): checkpoints it locks fail until it ends",
+                    path.display()
+                );
+                tracing::warn!("{text}");
+                sink(Event::Message { text, error: true });
+            }
+        }
+        Err(e) => tracing::warn!("looking for stale git locks: {e:#}"),
+    }
 }
 
 /// Overlap passes: requests that pile up while one runs are folded into the next (only the newest matters).

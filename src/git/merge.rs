@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 const BACKUP: &str = "muster-merge-backup";
 
+/// The largest conflicted file muster reads to count or show its conflicts.
+pub const MAX_CONFLICT_FILE: u64 = 16 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConflictKind {
     /// Both sides changed the same lines: the file holds conflict markers.
@@ -105,8 +108,9 @@ pub fn conflicts(worktree: &Path) -> Result<Vec<ConflictFile>> {
             _ => ConflictKind::Content,
         };
         let unresolved = if kind.has_markers() {
-            std::fs::read(worktree.join(&path))
+            crate::safefs::read_own_file(&worktree.join(&path), MAX_CONFLICT_FILE)
                 .ok()
+                .flatten()
                 .and_then(|b| crate::conflict::parse(&b, marker_size(worktree, &path)).ok())
                 .map(|p| p.conflict_count())
         } else {
