@@ -16,6 +16,8 @@ use crate::engine::{self, EngineConfig};
 use crate::git::worktree::find_repo_root;
 
 mod mail;
+mod printable;
+pub(crate) use printable::{printable, printable_line};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = match &cli.dir {
@@ -79,7 +81,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
             let root = find_repo_root(&dir)?;
-            print!("{}", engine::hooks::explain(&engine::hooks::run_dir(&root)?, &agent)?);
+            print!("{}", printable(&engine::hooks::explain(&engine::hooks::run_dir(&root)?, &agent)?));
         }
         Some(Cmd::Bench {
             agents,
@@ -379,7 +381,7 @@ fn live_crew(root: &Path) -> Result<(engine::store::SavedCrew, Option<u32>)> {
     }
     let (saved, warnings, running) = engine::store::load_live(root)?;
     for w in warnings {
-        eprintln!("muster: {w}");
+        eprintln!("muster: {}", printable_line(&w));
     }
     Ok((saved, running))
 }
@@ -398,7 +400,8 @@ fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
     }
     for a in &saved.agents {
         let exit = a.exit.map(|e| format!(" ({e})")).unwrap_or_default();
-        println!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
+        let line = format!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
+        println!("{}", printable_line(&line));
     }
     Ok(())
 }

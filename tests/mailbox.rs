@@ -204,3 +204,24 @@ fn undelivered_mail_expires() {
     let (ok, out) = rig.muster(&["mail", "wait", "1", "--until", "delivered"]);
     assert!(!ok && out.contains("expired"), "{out}");
 }
+
+/// An agent's mail can carry terminal controls (a title, the clipboard through OSC 52, a cleared screen, hidden
+/// text): `muster mail inbox` and `read` print it without them, on the operator's own terminal.
+#[test]
+fn terminal_controls_in_mail_never_reach_the_operators_terminal() {
+    let crew = r#"[[agent]]
+name = "a"
+command = "bash"
+args = ['-c', 'printf "hi\033]0;owned\007\033]52;c;ZXZpbA==\007\033[2J\033[8mhidden\033[0m\r\n2nd" | {muster} mail send --to operator; echo sent; exec sleep 600']
+"#;
+    let mut rig = Rig::new(crew, "a");
+    rig.wait_for("its mail", |r| r.mail.values().any(|m| m.from == "a"));
+    let id = rig.mail.values().find(|m| m.from == "a").unwrap().id;
+    assert!(rig.mail[&id].body.contains('\x1b'), "the mail is stored as written: {:?}", rig.mail[&id].body);
+    for args in [vec!["mail", "inbox"], vec!["mail", "read", &id.to_string()]] {
+        let (ok, out) = rig.muster(&args);
+        assert!(ok, "{out}");
+        assert!(!out.contains('\x1b') && !out.contains('\x07') && !out.contains('\r'), "{args:?}: {out:?}");
+        assert!(out.contains("hi]0;owned") && out.contains("hidden"), "{args:?}: {out:?}");
+    }
+}

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use super::{printable, printable_line};
 use crate::cli::MailCmd;
 use crate::engine::agent::now_ms;
 use crate::engine::hooks::{self, Request};
@@ -130,7 +131,7 @@ pub fn run(dir: &Path, cmd: MailCmd) -> Result<ExitCode> {
                     ExitCode::from(3)
                 }
                 MailAnswer::Error { error } => {
-                    eprintln!("muster: {error}");
+                    eprintln!("muster: {}", printable_line(&error));
                     ExitCode::from(3)
                 }
                 other => bail!("unexpected answer: {other:?}"),
@@ -144,7 +145,7 @@ pub fn run(dir: &Path, cmd: MailCmd) -> Result<ExitCode> {
 
 fn print_answer(ctx: &Ctx, answer: MailAnswer, json: bool, with_history: bool) -> Result<ExitCode> {
     if let MailAnswer::Error { error } = &answer {
-        eprintln!("muster: {error}");
+        eprintln!("muster: {}", printable_line(error));
         return Ok(ExitCode::from(1));
     }
     if json {
@@ -162,19 +163,19 @@ fn print_answer(ctx: &Ctx, answer: MailAnswer, json: bool, with_history: bool) -
         MailAnswer::Mails { mails } if mails.is_empty() => println!("no mail"),
         MailAnswer::Mails { mails } => {
             for m in &mails {
-                println!("{}", list_line(m, ctx.me(), now));
+                println!("{}", printable_line(&list_line(m, ctx.me(), now)));
             }
         }
         MailAnswer::Mail { mail, history } => {
-            print!("{}", full(&mail, now));
+            print!("{}", printable(&full(&mail, now)));
             if with_history {
                 println!("history:");
                 for (r, s, d, at) in history {
-                    println!("  {r}: {}{} {}", s.label(), detail(&d), ago(now, at));
+                    println!("  {}", printable_line(&format!("{r}: {}{} {}", s.label(), detail(&d), ago(now, at))));
                 }
             }
         }
-        MailAnswer::Taken { text } => println!("{}", text.unwrap_or_default()),
+        MailAnswer::Taken { text } => println!("{}", printable(&text.unwrap_or_default())),
         MailAnswer::Waited { .. } | MailAnswer::Error { .. } => {}
     }
     Ok(ExitCode::SUCCESS)
@@ -187,7 +188,7 @@ fn ask(ctx: &Ctx, text: String, wait: bool, timeout: Option<f64>) -> Result<Exit
     let id = match ctx.ask(op)? {
         MailAnswer::Sent { mail } => mail.id,
         MailAnswer::Error { error } => {
-            eprintln!("muster: {error}");
+            eprintln!("muster: {}", printable_line(&error));
             return Ok(ExitCode::from(1));
         }
         other => bail!("unexpected answer: {other:?}"),
@@ -211,7 +212,7 @@ fn ask(ctx: &Ctx, text: String, wait: bool, timeout: Option<f64>) -> Result<Exit
         Some(answer) => {
             // Printed here, so it is not typed into the agent as well.
             ctx.ask(MailOp::Read { id: answer.id })?;
-            println!("{}", answer.body);
+            println!("{}", printable(&answer.body));
         }
         None => println!("(acknowledged without an answer)"),
     }
@@ -244,7 +245,7 @@ fn each_dead(ctx: &Ctx, id: i64, recipient: Option<String>, retry: bool) -> Resu
         };
         match ctx.ask(op)? {
             MailAnswer::Error { error } => {
-                eprintln!("muster: {error}");
+                eprintln!("muster: {}", printable_line(&error));
                 return Ok(ExitCode::from(1));
             }
             _ => println!("#{id} to {recipient}: {}", if retry { "queued again" } else { "dropped" }),

@@ -5,7 +5,7 @@ pub mod diffstat;
 pub mod merge;
 pub mod overlap;
 pub mod pack;
-pub mod stale;
 pub mod ports;
+pub mod stale;
 pub mod watch;
 pub mod worktree;
