@@ -350,8 +350,13 @@ impl TermThread {
     /// While the agent reads busy, the moments its state can change without new output: activity going
     /// quiet, a busy hook report expiring.
     fn settle_deadline(&self) -> Option<Instant> {
-        let busy = matches!(&self.reported, Some(r) if r.decision.state == AgentState::Busy);
-        if !busy {
+        let state = self.reported.as_ref().map(|r| r.decision.state);
+        if state == Some(AgentState::Waiting) {
+            // A waiting hook report's hold ends with no output to wake this thread.
+            let hook = self.hook.as_ref().filter(|h| h.state == AgentState::Waiting);
+            return hook.map(|h| h.at + detect::HOOK_WAITING_QUIET).filter(|t| self.last_detect.is_none_or(|d| d < *t));
+        }
+        if state != Some(AgentState::Busy) {
             return None;
         }
         let mut at = Vec::new();
@@ -460,7 +465,8 @@ impl TermThread {
             version: self.version.as_deref(),
         };
         let rule = detect::match_rules(&self.rules, &view);
-        let decision = detect::detect(rule, self.hook.as_ref(), self.last_change, now);
+        let sees_dialogs = self.rules.iter().any(|r| r.state == AgentState::Waiting);
+        let decision = detect::detect(rule, self.hook.as_ref(), self.last_change, now, sees_dialogs);
         let current = Reported { decision, title };
         let activity_due = self
             .last_change

@@ -12,6 +12,10 @@ pub const ACTIVITY_DEBOUNCE: Duration = Duration::from_millis(1500);
 /// A busy hook report holds while the screen keeps changing, and this long after it stops: a tool that runs
 /// quietly is still a busy turn, but a CLI that died mid-turn, or a missed Stop, must not read busy forever.
 pub const HOOK_BUSY_QUIET: Duration = Duration::from_secs(10);
+/// A waiting hook report holds this long unless a screen rule sees the dialog: anything that reaches the hook
+/// socket with the agent's secret could otherwise hold an agent waiting (and its mail queued) for good. Presets
+/// with no waiting rule cannot check, and keep the report until the screen moves.
+pub const HOOK_WAITING_QUIET: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Region {
@@ -170,7 +174,13 @@ pub const QUIET: &str = "the screen stopped changing";
 /// Combine the layers. A waiting screen wins over everything: a dialog on screen is what the operator must
 /// see. Otherwise a live hook report wins over screen rules, which win over activity. `last_change` is when
 /// the visible text last changed (not when bytes last arrived).
-pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Option<Instant>, now: Instant) -> Decision {
+pub fn detect(
+    rule: Option<&Rule>,
+    hook: Option<&HookReport>,
+    last_change: Option<Instant>,
+    now: Instant,
+    sees_dialogs: bool,
+) -> Decision {
     let decide = |state, why: String| Decision { state, why };
     if let Some(r) = rule.filter(|r| r.state == AgentState::Waiting) {
         return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
@@ -182,8 +192,14 @@ pub fn detect(rule: Option<&Rule>, hook: Option<&HookReport>, last_change: Optio
                 let quiet_since = last_change.map_or(h.at, |c| c.max(h.at));
                 now.saturating_duration_since(quiet_since) < HOOK_BUSY_QUIET
             }
-            // A screen change well after an idle or waiting report means the agent moved on.
-            _ => last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE),
+            // A screen change well after an idle or waiting report means the agent moved on; a waiting one a
+            // rule could see and does not is over once its hold ends.
+            state => {
+                let lapsed = state == AgentState::Waiting
+                    && sees_dialogs
+                    && now.saturating_duration_since(h.at) >= HOOK_WAITING_QUIET;
+                !lapsed && last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE)
+            }
         };
         if live {
             return decide(h.state, format!("hook {}", h.event));
@@ -298,19 +314,19 @@ mod tests {
     fn layers_combine_and_say_why() {
         let t0 = Instant::now();
         let later = t0 + t(10_000);
-        assert_eq!(detect(None, None, None, t0).state, AgentState::Starting);
-        let d = detect(None, None, Some(t0), t0 + t(100));
+        assert_eq!(detect(None, None, None, t0, false).state, AgentState::Starting);
+        let d = detect(None, None, Some(t0), t0 + t(100), false);
         assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "the screen is changing"));
-        assert_eq!(detect(None, None, Some(t0), later).state, AgentState::Idle);
+        assert_eq!(detect(None, None, Some(t0), later, false).state, AgentState::Idle);
         let mut idle_rule = rule(&["x"], &[], &[]);
         idle_rule.state = AgentState::Idle;
         idle_rule.name = "prompt".into();
-        let d = detect(Some(&idle_rule), None, Some(t0), t0);
+        let d = detect(Some(&idle_rule), None, Some(t0), t0, false);
         assert_eq!((d.state, d.why.as_str()), (AgentState::Idle, "screen rule `prompt`"));
         let waiting = rule(&["x"], &[], &[]);
         let busy = HookReport { state: AgentState::Busy, event: "PreToolUse".into(), at: t0 };
-        assert_eq!(detect(Some(&waiting), Some(&busy), Some(t0), t0).state, AgentState::Waiting);
-        let d = detect(Some(&idle_rule), Some(&busy), Some(t0), t0 + t(2000));
+        assert_eq!(detect(Some(&waiting), Some(&busy), Some(t0), t0, false).state, AgentState::Waiting);
+        let d = detect(Some(&idle_rule), Some(&busy), Some(t0), t0 + t(2000), false);
         assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "hook PreToolUse"));
     }
 
@@ -320,21 +336,37 @@ mod tests {
         let busy = HookReport { state: AgentState::Busy, event: "UserPromptSubmit".into(), at: t0 };
         // Still busy while the screen moves, long after the hook.
         let moving = t0 + t(30_000);
-        assert_eq!(detect(None, Some(&busy), Some(moving), moving + t(500)).state, AgentState::Busy);
+        assert_eq!(detect(None, Some(&busy), Some(moving), moving + t(500), false).state, AgentState::Busy);
         // Quiet for longer than the hold: the report has expired and activity decides.
-        let d = detect(None, Some(&busy), Some(t0), t0 + HOOK_BUSY_QUIET + t(1));
+        let d = detect(None, Some(&busy), Some(t0), t0 + HOOK_BUSY_QUIET + t(1), false);
         assert_eq!(d.state, AgentState::Idle, "{}", d.why);
-        let d = detect(None, Some(&busy), None, t0 + HOOK_BUSY_QUIET + t(1));
+        let d = detect(None, Some(&busy), None, t0 + HOOK_BUSY_QUIET + t(1), false);
         assert_eq!(d.state, AgentState::Starting, "{}", d.why);
+    }
+
+    #[test]
+    fn waiting_hooks_lapse_unless_a_rule_sees_the_dialog() {
+        let t0 = Instant::now();
+        let asks = HookReport { state: AgentState::Waiting, event: "Notification".into(), at: t0 };
+        let still = Some(t0 - t(100));
+        let within = t0 + HOOK_WAITING_QUIET - t(1);
+        assert_eq!(detect(None, Some(&asks), still, within, true).state, AgentState::Waiting);
+        let after = t0 + HOOK_WAITING_QUIET + t(1);
+        let d = detect(None, Some(&asks), still, after, true);
+        assert_eq!(d.state, AgentState::Idle, "no dialog on screen: the report lapsed ({})", d.why);
+        let dialog = rule(&["x"], &[], &[]);
+        assert_eq!(detect(Some(&dialog), Some(&asks), still, after, true).state, AgentState::Waiting);
+        // A preset that cannot see dialogs keeps what its hook said.
+        assert_eq!(detect(None, Some(&asks), still, after, false).state, AgentState::Waiting);
     }
 
     #[test]
     fn idle_hooks_give_way_to_later_screen_changes() {
         let t0 = Instant::now();
         let stop = HookReport { state: AgentState::Idle, event: "Stop".into(), at: t0 };
-        assert_eq!(detect(None, Some(&stop), Some(t0 + t(200)), t0 + t(10_000)).state, AgentState::Idle);
+        assert_eq!(detect(None, Some(&stop), Some(t0 + t(200)), t0 + t(10_000), false).state, AgentState::Idle);
         let out = t0 + t(5000);
-        assert_eq!(detect(None, Some(&stop), Some(out), out).state, AgentState::Busy);
+        assert_eq!(detect(None, Some(&stop), Some(out), out, false).state, AgentState::Busy);
     }
 
     #[test]
