@@ -440,6 +440,10 @@ fn send(root: &Path, agent: &str, text: Option<String>, force: bool, wait: bool)
             t.trim_end_matches('\n').to_string()
         }
     };
+    if let Err(e) = crate::protocol::mail::check_body(&text) {
+        eprintln!("muster: {e}");
+        return Ok(ExitCode::from(1));
+    }
     let run_dir = crate::ipc::run_dir(root)?;
     if crate::ipc::holder(&run_dir).is_none() {
         eprintln!("muster: not running for {}", root.display());

@@ -251,7 +251,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_line: 64 << 10,
+            // Room for the longest message (`protocol::mail::MAX_BODY`) with every byte escaped in JSON.
+            max_line: 1 << 20,
             max_clients: 64,
             max_parked: 1024,
             idle: Duration::from_secs(5),

@@ -225,3 +225,37 @@ args = ['-c', 'printf "hi\033]0;owned\007\033]52;c;ZXZpbA==\007\033[2J\033[8mhid
         assert!(out.contains("hi]0;owned") && out.contains("hidden"), "{args:?}: {out:?}");
     }
 }
+
+/// The longest message is said by its limit, not as a broken pipe; one just under it goes through whole.
+#[test]
+fn a_message_over_the_limit_is_refused_by_name() {
+    let crew = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"exec sleep 600\"]\n";
+    let rig = Rig::new(crew, "a");
+    let max = muster::protocol::mail::MAX_BODY;
+    let big = max + 1;
+    let (ok, out) = rig.muster(&["mail", "send", "--to", "a", &"x".repeat(big)]);
+    assert!(!ok && out.contains(&format!("a message is at most {max} bytes; this one is {big}")), "{out}");
+    let (ok, out) = rig.muster(&["send", "a", &"y".repeat(big)]);
+    assert!(!ok && out.contains(&format!("at most {max} bytes")), "{out}");
+    // A megabyte on stdin (it broke the pipe before).
+    for args in [&["mail", "send", "--to", "a"][..], &["send", "a"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(args)
+            .current_dir(&rig.root)
+            .env_remove("MUSTER_AGENT")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &vec![b'z'; 1 << 20]));
+        let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(&format!("a message is at most {max} bytes")), "{args:?}: {err}");
+    }
+    // Every byte escaped in JSON, a message of the longest size still fits a request.
+    let (ok, out) = rig.muster(&["mail", "send", "--to", "a", &"\"".repeat(max)]);
+    assert!(ok && out.trim() == "#1", "{out}");
+}

@@ -373,6 +373,18 @@ fn command_line_changes_go_through_the_server() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read_to_string(crew.repo().join("done.txt")).unwrap(), "work\n");
+    // A clean stop leaves none of its worktree watches' folders behind.
+    let pid = crew.servers[0].id();
+    let stop = crew.muster(&["server", "stop", "--yes"]).output().unwrap();
+    assert!(stop.status.success(), "{}", String::from_utf8_lossy(&stop.stderr));
+    crew.servers[0].wait().unwrap();
+    let left: Vec<String> = std::fs::read_dir(crew.dir.path().join("run/muster"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("watch-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 /// Load: 16 agents each send 100 messages to random others at once, through the server (each a `muster mail

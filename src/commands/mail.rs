@@ -39,6 +39,12 @@ impl Ctx {
 
     /// One request, answered by the server, or (the operator, no server) by the database itself.
     fn ask(&self, op: MailOp) -> Result<MailAnswer> {
+        // Said here, before a request the server would refuse for its size.
+        if let MailOp::Send { body, .. } = &op {
+            if let Err(e) = crate::protocol::mail::check_body(body) {
+                return Ok(MailAnswer::Error { error: e });
+            }
+        }
         // The socket first: a server that listens is the one to ask (and the one to wait for).
         let (agent, token) = self.agent.clone().unzip();
         let req = Request::Mail { agent, token, op: op.clone() };

@@ -1346,6 +1346,7 @@ impl Supervisor {
     /// Steer messages go through the agent's input queue, so two in a row arrive whole and in order.
     /// Type a message into the agent (through its input queue, so two in a row arrive whole and in order).
     fn steer(&mut self, name: &str, text: String, force: bool) -> Result<(), String> {
+        crate::protocol::mail::check_body(&text)?;
         let viewer = self.client;
         let slot = self.slot_mut(name).ok_or_else(|| format!("no agent named {name}"))?;
         let enter_delay = Duration::from_millis(slot.spec.enter_delay_ms);

@@ -280,6 +280,19 @@ fn sweep_barriers(parent: &Path) {
     }
 }
 
+/// Remove this process's barrier folders: called as a server ends, when a worker may still hold a watch (and so
+/// its folder) that no drop will run for.
+pub fn remove_own_barriers() {
+    let Ok(parent) = crate::ipc::user_dir() else { return };
+    let prefix = format!("watch-{}-", std::process::id());
+    let Ok(entries) = std::fs::read_dir(&parent) else { return };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl WorktreeWatch {
     /// Start watching `root`. Cheap: the folders get their watches at the first checkpoint, which scans everything.
     pub fn new(root: &Path) -> anyhow::Result<Arc<WorktreeWatch>> {

@@ -72,6 +72,8 @@ pub enum MailError {
     Step { id: i64, recipient: String, source: Invalid },
     #[error("a message needs a text")]
     Empty,
+    #[error("{0}")]
+    TooLong(String),
     #[error("a message needs a recipient")]
     NoRecipient,
     #[error("killed before the change was committed (test)")]
@@ -186,6 +188,7 @@ impl Store {
         if new.body.trim().is_empty() {
             return Err(MailError::Empty);
         }
+        crate::protocol::mail::check_body(&new.body).map_err(MailError::TooLong)?;
         let mut recipients: Vec<String> = Vec::new();
         for r in &new.recipients {
             if !recipients.contains(r) {

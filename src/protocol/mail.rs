@@ -7,6 +7,19 @@ use serde::{Deserialize, Serialize};
 pub const OPERATOR: &str = "operator";
 /// Addressing the whole crew (every agent but the sender).
 pub const CREW: &str = "crew";
+/// The longest message (or steer) muster takes, in bytes: it is typed into an agent as one paste.
+pub const MAX_BODY: usize = 64 << 10;
+
+/// Whether a message's text is short enough, or the error that says the limit.
+pub fn check_body(body: &str) -> Result<(), String> {
+    if body.len() > MAX_BODY {
+        return Err(format!(
+            "a message is at most {MAX_BODY} bytes; this one is {} (send a file's path instead)",
+            body.len()
+        ));
+    }
+    Ok(())
+}
 
 /// Where one copy of a message is: each step names how (delivered) or why (held, expired, dead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]

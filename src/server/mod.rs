@@ -151,6 +151,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
     })?;
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(run_dir.join(INFO));
+    crate::git::watch::remove_own_barriers();
     Ok(())
 }
 
