@@ -137,7 +137,7 @@ fn quiet_broken_pipe() {
 fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let dir = paths::state_dir();
     std::fs::create_dir_all(&dir).ok()?;
-    let appender = tracing_appender::rolling::never(&dir, "muster.log");
+    let appender = crate::logfile::CappedLog::open(&dir.join("muster.log"), crate::logfile::MAX_LOG).ok()?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let filter = tracing_subscriber::EnvFilter::try_from_env("MUSTER_LOG").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_env_filter(filter).try_init().ok()?;

@@ -431,7 +431,7 @@ where
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 // Out of descriptors: the socket stays readable, and accepting again at once would spin.
-                tracing::warn!("accepting a client of {name}: {e}");
+                crate::warn_limited!("accept lines", "accepting a client of {name}: {e}");
                 std::thread::sleep(crate::server::ACCEPT_BACKOFF);
                 continue;
             }

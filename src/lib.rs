@@ -12,6 +12,7 @@ pub mod engine;
 pub mod git;
 pub mod ipc;
 pub mod key;
+pub mod logfile;
 pub mod mailbox;
 pub mod protocol;
 pub mod pty;

@@ -269,3 +269,26 @@ fn a_new_muster_rewrites_the_states_a_dead_one_left() {
     assert_eq!(running, Some(std::process::id()));
     assert_eq!(saved.agents[0].state, AgentState::Stopped);
 }
+
+/// An empty message (`muster send a ''`, or nothing on stdin) writes nothing, and the agent's input still works
+/// after it: a write of nothing once read as the child having closed, and every later key went nowhere.
+#[test]
+fn an_empty_send_leaves_the_agents_input_working() {
+    let crew = "[[agent]]\nname = \"e\"\ncommand = \"bash\"\nargs = [\"--norc\", \"-i\"]\n";
+    let mut rig = Rig::new(crew, "e");
+    rig.wait_for("a prompt", |r| r.state("e") == Some(AgentState::Idle));
+    let root = rig.root.clone();
+    let (code, out, err) = muster(&root, &["send", "e", "cat"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = muster(&root, &["send", "e", ""]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = muster(&root, &["send", "e", "through cat"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    rig.wait_for("cat echoes the line sent after the empty one", |r| {
+        r.screen_text("e").matches("through cat").count() >= 2
+    });
+    rig.engine.send(Command::Key { name: "e".into(), key: key("C-d") });
+    let (code, out, err) = muster(&root, &["send", "e", "echo input-still-works"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    rig.wait_for("bash runs what was sent", |r| r.screen_text("e").contains("\ninput-still-works"));
+}

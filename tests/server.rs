@@ -508,3 +508,209 @@ fn a_viewer_back_in_history_sees_it_at_its_new_size() {
         assert_eq!(one.screens["a"].row_text(0), top, "the same line on top at {rows}x{cols}");
     }
 }
+
+/// The server's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or("VmRSS: 0 kB");
+    line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// What the server said to a raw client before it closed: its JSON messages.
+fn said(s: &mut UnixStream) -> Vec<ToClient> {
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let mut r = frame::Reader::default();
+    r.push(&got);
+    let mut all = Vec::new();
+    while let Ok(Some((frame::Kind::Json, p))) = r.next_frame() {
+        all.extend(serde_json::from_slice::<ToClient>(&p).ok());
+    }
+    all
+}
+
+fn request(id: u64, command: protocol::Command) -> Vec<u8> {
+    protocol::json_frame(&ToServer::Request { id, command })
+}
+
+/// The crew started and at its prompts, seen by a client of the server.
+fn started(crew: &mut Crew) -> (PathBuf, Client) {
+    let sock = crew.serve();
+    let mut c = Client::connect(&sock);
+    watch(&c, "a");
+    c.engine.send(protocol::Command::StartCrew);
+    c.wait("running", |c| c.states.get("a") == Some(&AgentState::Idle) && c.states.get("b") == Some(&AgentState::Idle));
+    (sock, c)
+}
+
+/// A screen of 65535x65535 (or 4000x2000) asked by any client of the user took gigabytes at once: it is refused,
+/// naming the limit, before the engine sees it, whether asked in a watch or in the hello.
+#[test]
+fn a_huge_screen_is_refused_by_name_and_costs_nothing() {
+    let mut crew = Crew::new(TWO);
+    let (sock, mut c) = started(&mut crew);
+    let pid = crew.servers[0].id();
+    let before = rss_kib(pid);
+    let greeting = protocol::json_frame(&ToServer::Hello(hello(protocol::VERSION)));
+    for (rows, cols) in [(65535, 65535), (2000, 4000)] {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(&greeting).unwrap();
+        s.write_all(&request(1, protocol::Command::Watch { name: Some("a".into()), rows, cols })).unwrap();
+        let all = said(&mut s);
+        let Some(ToClient::Bye { reason }) = all.last() else { panic!("not dropped: {all:?}") };
+        assert!(reason.contains(&format!("{cols}x{rows}")) && reason.contains("1000x500"), "{reason}");
+        let mut big = hello(protocol::VERSION);
+        big.size = Some((rows, cols));
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(&protocol::json_frame(&ToServer::Hello(big))).unwrap();
+        let all = said(&mut s);
+        assert!(matches!(all.last(), Some(ToClient::Bye { reason }) if reason.contains("1000x500")), "{all:?}");
+    }
+    // The largest size served is served, and the crew is as it was.
+    c.engine.send(protocol::Command::Watch { name: Some("a".into()), rows: 500, cols: 1000 });
+    c.wait("a at the largest size", |c| c.screens.get("a").is_some_and(|s| s.rows == 500 && s.cols == 1000));
+    let after = rss_kib(pid);
+    assert!(after < before + 200_000, "the server grew from {before} to {after} KiB");
+}
+
+/// A client that sends requests as fast as it can is slowed (its socket is read as the engine takes them) and
+/// its checkpoints are bounded; every other client, `muster status` and SIGTERM are still answered.
+#[test]
+fn a_client_flooding_requests_is_slowed_and_the_rest_still_served() {
+    let crew_file = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am a; exec sleep 600\"]\n\
+                     [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am b; exec sleep 600\"]\n";
+    let mut crew = Crew::new(crew_file);
+    let (sock, c) = started(&mut crew);
+    let pid = crew.servers[0].id();
+    let before = rss_kib(pid);
+    let mut flood = UnixStream::connect(&sock).unwrap();
+    flood.write_all(&protocol::json_frame(&ToServer::Hello(hello(protocol::VERSION)))).unwrap();
+    flood.set_write_timeout(Some(DEADLINE)).unwrap();
+    let flooding = std::thread::spawn({
+        let mut flood = flood.try_clone().unwrap();
+        move || {
+            let one = request(7, protocol::Command::Checkpoint { name: "a".into() });
+            let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+            (0..100).take_while(|_| flood.write_all(&batch).is_ok()).count()
+        }
+    });
+    // Meanwhile: the checkpoint jobs stop at their bound, said once, and the command line is answered.
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match c.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(Incoming::Event(Event::Message { text, .. })) if text.contains("checkpoint jobs are waiting") => break,
+            Ok(_) => {}
+            Err(_) => panic!("the checkpoint queue was never full"),
+        }
+    }
+    for _ in 0..3 {
+        let status = crew.muster(&["status"]).output().unwrap();
+        let text = String::from_utf8_lossy(&status.stdout);
+        assert!(status.status.success() && text.contains("idle"), "{text}");
+    }
+    let during = rss_kib(pid);
+    assert!(during < before + 200_000, "the server grew from {before} to {during} KiB");
+    // SIGTERM goes before whatever is queued: the server stops its crew and ends.
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid as i32).unwrap(), rustix::process::Signal::TERM)
+        .unwrap();
+    let mut server = crew.servers.pop().unwrap();
+    let end = Instant::now() + DEADLINE;
+    while server.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < end, "the server did not obey SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(flood);
+    let batches = flooding.join().unwrap();
+    assert!(batches < 100, "all {batches} batches went in: the flood was never slowed");
+}
+
+/// `timeout 1 muster wait a --until exited`, 64 times: the waits held the hook socket's 64 places until a's run
+/// ended, and mail, sends and every agent's hooks were turned away meanwhile. A wait holds no place, and one
+/// whose client left is let go.
+#[test]
+fn abandoned_waits_hold_nothing() {
+    let mut crew = Crew::new(TWO);
+    let (_sock, _c) = started(&mut crew);
+    let pid = crew.servers[0].id();
+    let sockets = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:")))
+            .count()
+    };
+    let baseline = sockets();
+    let mut waits: Vec<Child> = (0..64)
+        .map(|_| {
+            crew.muster(&["wait", "a", "--until", "exited"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let end = Instant::now() + DEADLINE;
+    while sockets() < baseline + 64 {
+        assert!(Instant::now() < end, "the 64 waits never all connected: {} sockets", sockets());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Mail and sends go through while they wait.
+    let out = crew.muster(&["mail", "send", "--to", "a", "while they wait"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for w in &mut waits {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+    // Their clients gone, the server lets go of them.
+    let end = Instant::now() + DEADLINE;
+    while sockets() > baseline + 2 {
+        assert!(Instant::now() < end, "the abandoned waits are still held: {} sockets", sockets());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = crew.muster(&["send", "a", "hello"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// One connection that streams wrong-secret hook reports as fast as it can: the server keeps its memory, the
+/// shared log gets a few lines (not one per report), and the crew is still answered.
+#[test]
+fn a_stream_of_forged_hook_reports_costs_a_few_log_lines() {
+    let mut crew = Crew::new(TWO);
+    let (_sock, _c) = started(&mut crew);
+    let pid = crew.servers[0].id();
+    let before = rss_kib(pid);
+    let run = crew.run_dir().unwrap();
+    let mut hooks = UnixStream::connect(run.join("hook.sock")).unwrap();
+    hooks.set_write_timeout(Some(DEADLINE)).unwrap();
+    let line = b"{\"hook\":{\"agent\":\"a\",\"token\":\"forged\",\"event\":\"Notification\",\"detail\":null,\"session\":null}}\n";
+    let batch: Vec<u8> = line.iter().copied().cycle().take(line.len() * 1000).collect();
+    let reader = std::thread::spawn({
+        let mut hooks = hooks.try_clone().unwrap();
+        move || {
+            let mut acks = 0usize;
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = hooks.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                acks += buf[..n].iter().filter(|&&b| b == b'\n').count();
+            }
+            acks
+        }
+    });
+    for _ in 0..200 {
+        hooks.write_all(&batch).unwrap();
+    }
+    let status = crew.muster(&["status"]).output().unwrap();
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    hooks.shutdown(std::net::Shutdown::Write).unwrap();
+    let acks = reader.join().unwrap();
+    assert_eq!(acks, 200_000, "every report was answered");
+    let after = rss_kib(pid);
+    assert!(after < before + 200_000, "the server grew from {before} to {after} KiB");
+    let log = std::fs::read_to_string(crew.dir.path().join("state/muster/muster.log")).unwrap_or_default();
+    let forged = log.lines().filter(|l| l.contains("wrong secret")).count();
+    assert!((1..=50).contains(&forged), "{forged} lines about forged reports");
+}

@@ -1040,7 +1040,10 @@ impl Supervisor {
     fn hook(&mut self, name: &str, token: &str, event: String, detail: Option<String>, session: Option<String>) {
         let Some(slot) = self.slot_mut(name) else { return };
         if slot.token.is_empty() || slot.token != token {
-            tracing::warn!("hook {event} for {name} with a wrong secret: ignored (another agent reporting as {name}?)");
+            crate::warn_limited!(
+                "hook secret",
+                "hook {event} for {name} with a wrong secret: ignored (another agent reporting as {name}?)"
+            );
             return;
         }
         if session.is_some() && slot.session != session {

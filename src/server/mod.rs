@@ -122,13 +122,13 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
                         Err(e) => {
                             // Out of descriptors (or memory): the socket stays readable, so accepting again at
                             // once would spin; the clients waiting are served once some leave.
-                            tracing::warn!("accepting a client: {e}");
+                            crate::warn_limited!("accept", "accepting a client: {e}");
                             tokio::time::sleep(ACCEPT_BACKOFF).await;
                             continue;
                         }
                     };
                     if !crate::ipc::same_user(&stream) {
-                        tracing::warn!("refused a client of another user");
+                        crate::warn_limited!("other user", "refused a client of another user");
                         continue;
                     }
                     tokio::spawn(serve(stream, hub.clone(), tx.clone()));
@@ -177,7 +177,7 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
         hub.leave(id);
         return;
     }
-    tracing::info!("client {id} ({:?}, muster {}) attached", hello.kind, hello.muster);
+    crate::info_limited!("client joins", "client {id} ({:?}, muster {}) attached", hello.kind, hello.muster);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let reason = loop {
         match inbound.next().await {
@@ -210,7 +210,11 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
         }
     };
     drop(inbound);
-    tracing::info!("client {id} left{}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default());
+    crate::info_limited!(
+        "client leaves",
+        "client {id} left{}",
+        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+    );
     hub.close(id, reason);
     let _ = engine.send(EngineMsg::ClientGone { client: id });
     // Its writer says why and ends; one that cannot write (a client that stopped reading) is not waited for.
