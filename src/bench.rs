@@ -14,6 +14,7 @@ use crate::engine::{self, AgentInfo, AgentState, Command, EngineConfig};
 use crate::pty::NativePty;
 use crate::term::{AlacrittyModel, TerminalModel};
 
+mod floods;
 mod mail;
 
 /// CPU time of every thread of this process, in nanoseconds (precise, unlike clock ticks).
@@ -578,6 +579,7 @@ pub enum Only {
     Server,
     Mail,
     Terminal,
+    Floods,
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
@@ -588,6 +590,9 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
     }
     if only == Only::Mail {
         return mail::run();
+    }
+    if only == Only::Floods {
+        return floods::run(seconds);
     }
     if server_only {
         return server(agents, seconds);
@@ -648,7 +653,8 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
         return Ok(());
     }
     server(agents, seconds)?;
-    mail::run()
+    mail::run()?;
+    floods::run(seconds)
 }
 
 /// The server's figures, beside the in-process ones measured in the same rounds (this machine is noisy: each

@@ -176,6 +176,10 @@ pub enum Cmd {
         /// Only the terminal's figures (emulator throughput, history weight, frame time, in-process CPU).
         #[arg(long)]
         terminal_only: bool,
+        /// Only the server under floods: memory and `muster status` while hostile clients push (huge screens,
+        /// request and hook floods, abandoned waits, slow clients), and SIGTERM mid-flood.
+        #[arg(long)]
+        floods_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

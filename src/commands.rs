@@ -91,14 +91,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             server_only,
             mail_only,
             terminal_only,
+            floods_only,
         }) => {
             use crate::bench::Only;
-            let only = match (checkpoints_only, conflicts_only, server_only, mail_only, terminal_only) {
+            let only = match (checkpoints_only, conflicts_only, server_only, mail_only, terminal_only, floods_only) {
                 (true, ..) => Only::Checkpoints,
                 (_, true, ..) => Only::Conflicts,
                 (_, _, true, ..) => Only::Server,
-                (_, _, _, true, _) => Only::Mail,
-                (.., true) => Only::Terminal,
+                (_, _, _, true, ..) => Only::Mail,
+                (_, _, _, _, true, _) => Only::Terminal,
+                (.., true) => Only::Floods,
                 _ => Only::All,
             };
             crate::bench::run(agents, seconds, only)?

@@ -714,3 +714,47 @@ fn a_stream_of_forged_hook_reports_costs_a_few_log_lines() {
     let forged = log.lines().filter(|l| l.contains("wrong secret")).count();
     assert!((1..=50).contains(&forged), "{forged} lines about forged reports");
 }
+
+/// Clients that each send most of a 4 MiB frame and stop: what the server holds for half-sent frames is
+/// bounded across all of them (those past the bound are dropped with the reason), and the rest are served.
+#[test]
+fn half_sent_frames_are_bounded_across_clients() {
+    let mut crew = Crew::new(TWO);
+    let (sock, mut c) = started(&mut crew);
+    let pid = crew.servers[0].id();
+    let before = rss_kib(pid);
+    let greeting = protocol::json_frame(&ToServer::Hello(hello(protocol::VERSION)));
+    let clients: Vec<_> = (0..24)
+        .map(|_| {
+            let mut s = UnixStream::connect(&sock).unwrap();
+            s.set_write_timeout(Some(DEADLINE)).unwrap();
+            s.set_read_timeout(Some(DEADLINE)).unwrap();
+            s.write_all(&greeting).unwrap();
+            let mut w = s.try_clone().unwrap();
+            let sending = std::thread::spawn(move || {
+                let mut frame = (frame::MAX_FRAME as u32).to_le_bytes().to_vec();
+                frame.push(1);
+                frame.extend(std::iter::repeat_n(b' ', 3 << 20));
+                let _ = w.write_all(&frame);
+            });
+            (s, sending)
+        })
+        .collect();
+    let mut dropped = 0;
+    let mut held = Vec::new();
+    for (mut s, sending) in clients {
+        sending.join().unwrap();
+        // A client still held says nothing more: its read times out; one dropped hears why.
+        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let all = said(&mut s);
+        if all.iter().any(|m| matches!(m, ToClient::Bye { reason } if reason.contains("half-sent"))) {
+            dropped += 1;
+        }
+        held.push(s);
+    }
+    assert!(dropped >= 24 - 64 / 3, "only {dropped} of 24 clients dropped at the bound");
+    let during = rss_kib(pid);
+    assert!(during < before + 150_000, "the server grew from {before} to {during} KiB");
+    watch(&c, "b");
+    c.wait("b's screen, still served", |c| c.screen_has("b", "i am b"));
+}
