@@ -758,3 +758,63 @@ fn half_sent_frames_are_bounded_across_clients() {
     watch(&c, "b");
     c.wait("b's screen, still served", |c| c.screen_has("b", "i am b"));
 }
+
+/// CPU time of every thread of a process so far, from the scheduler's own accounting.
+fn cpu_ns(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// With its descriptors used up by clients, the server's accept loop found the socket readable and failed to
+/// accept again at once: 95 % of a core. It backs off until clients leave, and serves again then.
+#[test]
+fn out_of_descriptors_the_server_waits_rather_than_spins() {
+    use std::os::unix::process::CommandExt;
+    let mut crew = Crew::new(TWO);
+    let log = std::fs::File::create(crew.dir.path().join("server-0.log")).unwrap();
+    let mut run = crew.muster(&["server", "run"]);
+    // SAFETY: only setrlimit, which is async-signal-safe, between fork and exec.
+    unsafe {
+        run.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 96, rlim_max: 96 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    crew.servers.push(run.stdout(Stdio::null()).stderr(log).spawn().unwrap());
+    let end = Instant::now() + DEADLINE;
+    let sock = loop {
+        if let Some(s) = crew.socket().filter(|s| UnixStream::connect(s).is_ok()) {
+            break s;
+        }
+        assert!(Instant::now() < end, "the server never listened");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let pid = crew.servers[0].id();
+    let fds = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
+    // Clients that connect and say nothing, until the server has no descriptor left and more wait unaccepted.
+    let mut idle = Vec::new();
+    let end = Instant::now() + DEADLINE;
+    while fds() < 96 {
+        assert!(Instant::now() < end, "the server never ran out of descriptors: {}", fds());
+        idle.push(UnixStream::connect(&sock).unwrap());
+    }
+    idle.extend((0..16).map(|_| UnixStream::connect(&sock).unwrap()));
+    let (cpu0, t0) = (cpu_ns(pid), Instant::now());
+    let end = t0 + Duration::from_secs(1);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let share = (cpu_ns(pid) - cpu0) as f64 / t0.elapsed().as_nanos() as f64;
+    assert!(share < 0.3, "the server took {:.0} % of a core while out of descriptors", share * 100.0);
+    // The silent clients go: served again.
+    drop(idle);
+    let mut c = Client::connect(&sock);
+    c.wait("the crew, served again", |c| c.states.contains_key("a"));
+}
