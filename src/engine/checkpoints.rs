@@ -78,6 +78,8 @@ pub struct JobDone {
     pub rolled_back: Option<bool>,
     pub message: Option<(String, bool)>,
     pub stop_after: bool,
+    /// A merge (or its end) may have moved a branch: every agent's diffstat and the overlaps are taken again.
+    pub branches_moved: bool,
 }
 
 /// What the engine and the worker share about the queue of jobs: how many wait (bounded, so a client that asks
@@ -280,6 +282,7 @@ fn run_job(
     let mut rolled_back = None;
     // Resolving conflicts leaves the timeline as it was: no need to list it again.
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
+    let branches_moved = matches!(kind, JobKind::Merge { .. } | JobKind::Conflict { .. });
     let message = match kind {
         JobKind::Create { trigger } => {
             let create = |c: &Changes, again: &mut dyn FnMut() -> Option<Changes>| {
@@ -360,12 +363,13 @@ fn run_job(
                     rolled_back: None,
                     message: Some((format!("{name}: {e:#}"), true)),
                     stop_after: false,
+                    branches_moved: false,
                 }),
             };
         }
     };
     let checkpoints = touches_timeline.then(|| checkpoint::list(&worktree, &name).unwrap_or_default());
-    Some(JobDone { name, checkpoints, rolled_back, message, stop_after: false })
+    Some(JobDone { name, checkpoints, rolled_back, message, stop_after: false, branches_moved })
 }
 
 /// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).

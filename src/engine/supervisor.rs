@@ -729,6 +729,14 @@ impl Supervisor {
         if let Some((text, error)) = &done.message {
             self.message(text.clone(), *error);
         }
+        if done.branches_moved {
+            // The base may have moved under every agent: what each would merge is measured again.
+            let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
+            for name in names {
+                self.request_diffstat(&name, true);
+            }
+            self.request_overlaps();
+        }
         let Some(checkpoints) = done.checkpoints else { return };
         let name = done.name;
         let Some(slot) = self.slot_mut(&name) else { return };

@@ -26,6 +26,11 @@ pub struct OverlapReport {
     pub merge_order: Vec<String>,
 }
 
+/// The commit an agent's branch is at.
+fn branch_head(repo: &Repository, agent: &str) -> Option<Oid> {
+    repo.revparse_single(&format!("refs/heads/muster/{agent}")).ok()?.peel_to_commit().ok().map(|c| c.id())
+}
+
 /// The tree holding an agent's current work.
 fn work_tree(repo: &Repository, agent: &str) -> Option<Oid> {
     let newest = repo
@@ -51,31 +56,46 @@ fn changed(repo: &Repository, base: &git2::Tree, tree: &git2::Tree) -> Result<BT
         .collect())
 }
 
-/// Compare every pair of agents (name, base branch) of a repository.
+/// One agent's work: its tree, the files it changed against its merge base with its base branch (what merging
+/// it would bring, not what the base gained since), and the commit its branch is at.
+struct Work<'r> {
+    tree: git2::Tree<'r>,
+    files: BTreeSet<String>,
+    head: Oid,
+}
+
+/// Compare every pair of agents (name, base branch) of a repository. Each agent's changes are taken against its
+/// merge base with its base branch, so work merged into the base since it started is not counted as its own;
+/// two agents' trial merge is taken on their own merge base, as `git merge-tree` would.
 pub fn check(root: &Path, agents: &[(String, String)]) -> Result<OverlapReport> {
-    let repo = Repository::open(root)?;
-    let mut work: BTreeMap<&str, (git2::Tree, BTreeSet<String>, Oid)> = BTreeMap::new();
+    compare(&Repository::open(root)?, agents)
+}
+
+fn compare(repo: &Repository, agents: &[(String, String)]) -> Result<OverlapReport> {
+    let mut work: BTreeMap<&str, Work> = BTreeMap::new();
     for (name, base) in agents {
-        let Some(tree_id) = work_tree(&repo, name) else { continue };
-        let Ok(base_tree) = repo.revparse_single(base).and_then(|o| o.peel_to_tree()) else { continue };
+        let Some(tree_id) = work_tree(repo, name) else { continue };
+        let Ok(base_tip) = repo.revparse_single(base).and_then(|o| o.peel_to_commit()) else { continue };
+        let head = branch_head(repo, name).unwrap_or(base_tip.id());
+        let since = repo.merge_base(head, base_tip.id()).unwrap_or(base_tip.id());
+        let base_tree = repo.find_commit(since)?.tree()?;
         let tree = repo.find_tree(tree_id)?;
-        let files = changed(&repo, &base_tree, &tree)?;
+        let files = changed(repo, &base_tree, &tree)?;
         if !files.is_empty() {
-            work.insert(name.as_str(), (tree, files, base_tree.id()));
+            work.insert(name.as_str(), Work { tree, files, head });
         }
     }
     let names: Vec<&str> = work.keys().copied().collect();
     let mut overlaps = Vec::new();
     for (i, a) in names.iter().enumerate() {
         for b in &names[i + 1..] {
-            let (ta, fa, base_a) = &work[a];
-            let (tb, fb, _) = &work[b];
-            let files: Vec<String> = fa.intersection(fb).cloned().collect();
+            let (wa, wb) = (&work[a], &work[b]);
+            let files: Vec<String> = wa.files.intersection(&wb.files).cloned().collect();
             if files.is_empty() {
                 continue;
             }
-            let ancestor = repo.find_tree(*base_a)?;
-            let index = repo.merge_trees(&ancestor, ta, tb, None)?;
+            let ancestor = repo.find_commit(repo.merge_base(wa.head, wb.head)?)?.tree()?;
+            let index = repo.merge_trees(&ancestor, &wa.tree, &wb.tree, None)?;
             let mut conflicts: Vec<String> = index
                 .conflicts()?
                 .filter_map(Result::ok)
@@ -105,4 +125,68 @@ pub fn merge_order(names: &[&str], overlaps: &[Overlap]) -> Vec<String> {
     let mut order: Vec<(usize, usize, String)> = names.iter().map(|n| score(n)).collect();
     order.sort();
     order.into_iter().map(|(_, _, n)| n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::worktree::{ensure_worktree, tests::temp_repo};
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn commit(dir: &Path, file: &str, text: &str) {
+        std::fs::write(dir.join(file), text).unwrap();
+        git(dir, &["add", "."]);
+        git(dir, &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", file]);
+    }
+
+    /// alpha changes a.txt, beta b.txt, gamma nothing; alpha is merged. Against the base's new tip, beta and
+    /// gamma both seemed to undo alpha's a.txt: "overlaps" that nobody made.
+    #[test]
+    fn after_a_merge_only_real_overlaps_are_reported() {
+        let repo = temp_repo();
+        let root = repo.path();
+        let wt: Vec<_> = ["alpha", "beta", "gamma"].iter().map(|n| ensure_worktree(root, n, None).unwrap()).collect();
+        commit(&wt[0].path, "a.txt", "one\ntwo\nthree\n");
+        commit(&wt[1].path, "b.txt", "y\n");
+        let agents: Vec<(String, String)> =
+            ["alpha", "beta", "gamma"].iter().map(|n| (n.to_string(), "main".to_string())).collect();
+        assert_eq!(check(root, &agents).unwrap().overlaps, vec![], "nobody touched the same file");
+        git(root, &["-c", "user.name=t", "-c", "user.email=t@e", "merge", "-q", "--no-ff", "-m", "m", "muster/alpha"]);
+        let report = check(root, &agents).unwrap();
+        assert_eq!(report.overlaps, vec![], "after alpha's merge");
+        // A real overlap is still one, and its conflict is what git's own trial merge says.
+        commit(&wt[1].path, "c.txt", "beta's\n");
+        commit(&wt[2].path, "c.txt", "gamma's\n");
+        let report = check(root, &agents).unwrap();
+        assert_eq!(report.overlaps.len(), 1, "{report:?}");
+        let o = &report.overlaps[0];
+        assert_eq!((o.a.as_str(), o.b.as_str(), o.files.clone()), ("beta", "gamma", vec!["c.txt".to_string()]));
+        let base = git(root, &["merge-base", "muster/beta", "muster/gamma"]);
+        let tree = Command::new("git")
+            .args([
+                "merge-tree",
+                "--write-tree",
+                "--name-only",
+                "--merge-base",
+                base.trim(),
+                "muster/beta",
+                "muster/gamma",
+            ])
+            .current_dir(root)
+            .output()
+            .unwrap();
+        let said: Vec<String> = String::from_utf8_lossy(&tree.stdout)
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
+        assert_eq!(o.conflicts, said);
+    }
 }

@@ -27,6 +27,8 @@ pub struct Rig {
     pub shut_down: bool,
     /// The crew's mail as the engine last told of it, by id.
     pub mail: std::collections::BTreeMap<i64, muster::protocol::mail::Mail>,
+    /// The newest overlap report.
+    pub overlaps: Option<muster::git::overlap::OverlapReport>,
     _dir: tempfile::TempDir,
 }
 
@@ -74,6 +76,7 @@ impl Rig {
             timelines: Default::default(),
             shut_down: false,
             mail: Default::default(),
+            overlaps: None,
             _dir: dir,
         }
     }
@@ -91,6 +94,7 @@ impl Rig {
                 self.timelines.insert(name, checkpoints);
             }
             Event::ShutdownComplete => self.shut_down = true,
+            Event::Overlaps(report) => self.overlaps = Some(report),
             Event::Mail(mails) => {
                 for m in mails {
                     self.mail.insert(m.id, m);
