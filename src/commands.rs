@@ -453,17 +453,21 @@ fn send(root: &Path, agent: &str, text: Option<String>, force: bool, wait: bool)
     }
     let mut code = ExitCode::from(3);
     engine::hooks::send(&run_dir, agent, &text, force, wait, |answer| {
+        if let Some(error) = answer.strip_prefix("error: ") {
+            // Said once, on stderr, with the exit code `--help` gives: 3 when there is nobody to send to.
+            let gone = error.starts_with("no agent named") || error.contains("is not running");
+            let error = error.replace("(confirm to send anyway)", "(--force sends it anyway)");
+            eprintln!("muster: {}", printable_line(&error));
+            code = ExitCode::from(if gone { 3 } else { 1 });
+            return;
+        }
         code = match answer {
             "sent" | "idle" => ExitCode::SUCCESS,
             "waiting" => ExitCode::from(2),
-            "exited" => ExitCode::from(3),
-            _ => {
-                eprintln!("muster: {}", answer.strip_prefix("error: ").unwrap_or(answer));
-                ExitCode::from(1)
-            }
+            _ => ExitCode::from(3),
         };
         if answer != "sent" || !wait {
-            println!("{answer}");
+            println!("{}", printable_line(answer));
         }
     })?;
     Ok(code)

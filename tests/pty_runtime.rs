@@ -252,7 +252,11 @@ fn send_steers_from_a_script_and_waits_for_the_turn() {
     rig.wait_for("s waiting", |r| r.state("s") == Some(AgentState::Waiting));
     let (code, out) = send(&root, &["s", "y"]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("showing a dialog"), "{out}");
+    assert!(out.contains("showing a dialog") && out.contains("--force sends it anyway"), "{out}");
+    assert_eq!(out.matches("showing a dialog").count(), 1, "said once: {out}");
+    let (code, out) = send(&root, &["nobody", "hi"]);
+    assert_eq!(code, Some(3), "no such agent is 3, as --help says: {out}");
+    assert_eq!(out.matches("no agent named nobody").count(), 1, "said once: {out}");
     assert_eq!(send(&root, &["s", "y", "--force"]).0, Some(0));
 }
 

@@ -71,6 +71,9 @@ struct RawPreset {
     version_regex: Option<Spanned<String>>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    /// A job in the terminal's foreground (not the agent's own process) means it works.
+    #[serde(default)]
+    foreground_busy: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +94,9 @@ pub struct Preset {
     pub note_args: Vec<String>,
     pub version_regex: Option<regex::Regex>,
     pub rules: Vec<Rule>,
+    /// A job in the terminal's foreground other than the agent's own process means it works: for shells and
+    /// REPLs, whose quiet commands draw nothing while they run.
+    pub foreground_busy: bool,
 }
 
 fn regex(file: &Path, text: &str, preset: &str, r: &Spanned<String>) -> Result<Regex, ConfigError> {
@@ -184,6 +190,7 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 note_args: p.note_args,
                 version_regex,
                 rules,
+                foreground_busy: p.foreground_busy,
             },
         );
     }

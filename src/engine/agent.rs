@@ -25,6 +25,8 @@ const FLOOD_FRAME: Duration = Duration::from_millis(33);
 const ECHO_GRACE: Duration = Duration::from_millis(50);
 /// For this long after a key the agent counts as typed into (frames at the faster rate).
 const TYPING: Duration = Duration::from_secs(2);
+/// How often a job in the terminal's foreground is looked at again while nothing is drawn.
+const FOREGROUND_EVERY: Duration = Duration::from_secs(1);
 /// At most this often the screen is checked against state rules.
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
@@ -107,6 +109,8 @@ pub struct SpawnArgs {
     pub version_regex: Option<regex::Regex>,
     pub watched: bool,
     pub palette: Palette,
+    /// A command in the terminal's foreground other than the agent's own process means it works (shells).
+    pub foreground_busy: bool,
 }
 
 pub fn now_ms() -> u64 {
@@ -140,6 +144,9 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         engine: engine.clone(),
         sink,
         rules: args.rules,
+        foreground: args.foreground_busy.then(|| control.clone()),
+        drawn: false,
+        started: Instant::now(),
         version_regex: args.version_regex,
         version: None,
         watched: args.watched,
@@ -200,6 +207,11 @@ struct TermThread {
     engine: Sender<EngineMsg>,
     sink: EventSink,
     rules: Vec<Rule>,
+    /// Where the terminal's foreground process group is read, for presets that read it.
+    foreground: Option<Arc<dyn PtyControl>>,
+    /// Whether the screen has shown text yet, and since when the agent runs.
+    drawn: bool,
+    started: Instant,
     version_regex: Option<regex::Regex>,
     /// The CLI's version, once its screen showed it.
     version: Option<Vec<u64>>,
@@ -347,6 +359,18 @@ impl TermThread {
         }
     }
 
+    /// The name of what runs in the terminal's foreground when it is not the agent's own process group (a
+    /// shell's job), for presets that read it.
+    fn foreground_command(&self) -> Option<String> {
+        let control = self.foreground.as_ref()?;
+        let (own, group) = (control.pid()? as i32, control.foreground_group()?);
+        if group == own || group <= 0 {
+            return None;
+        }
+        let comm = std::fs::read_to_string(format!("/proc/{group}/comm")).unwrap_or_default();
+        Some(if comm.trim().is_empty() { format!("process group {group}") } else { comm.trim().to_string() })
+    }
+
     /// While the agent reads busy, the moments its state can change without new output: activity going
     /// quiet, a busy hook report expiring.
     fn settle_deadline(&self) -> Option<Instant> {
@@ -356,10 +380,18 @@ impl TermThread {
             let hook = self.hook.as_ref().filter(|h| h.state == AgentState::Waiting);
             return hook.map(|h| h.at + detect::HOOK_WAITING_QUIET).filter(|t| self.last_detect.is_none_or(|d| d < *t));
         }
+        if state == Some(AgentState::Starting) && !self.drawn {
+            // Starting ends by itself when it has drawn nothing for long enough.
+            return Some(self.started + detect::STARTING_AT_MOST).filter(|t| self.last_detect.is_none_or(|d| d < *t));
+        }
         if state != Some(AgentState::Busy) {
             return None;
         }
         let mut at = Vec::new();
+        if self.reported.as_ref().is_some_and(|r| r.decision.why.ends_with("runs in the foreground")) {
+            // A quiet job ends without output the shell's prompt has not drawn yet: looked at again each second.
+            at.push(self.last_detect.map_or(Instant::now(), |d| d + FOREGROUND_EVERY));
+        }
         if let Some(c) = self.last_change {
             at.push(c + detect::ACTIVITY_DEBOUNCE);
         }
@@ -465,8 +497,18 @@ impl TermThread {
             version: self.version.as_deref(),
         };
         let rule = detect::match_rules(&self.rules, &view);
-        let sees_dialogs = self.rules.iter().any(|r| r.state == AgentState::Waiting);
-        let decision = detect::detect(rule, self.hook.as_ref(), self.last_change, now, sees_dialogs);
+        self.drawn = self.drawn || lines.iter().any(|l| !l.trim().is_empty());
+        let foreground = self.foreground_command();
+        let signals = detect::Signals {
+            rule,
+            hook: self.hook.as_ref(),
+            last_change: self.last_change,
+            sees_dialogs: self.rules.iter().any(|r| r.state == AgentState::Waiting),
+            foreground: foreground.as_deref(),
+            drawn: self.drawn,
+            started: self.started,
+        };
+        let decision = detect::detect(&signals, now);
         let current = Reported { decision, title };
         let activity_due = self
             .last_change

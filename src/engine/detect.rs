@@ -171,44 +171,59 @@ pub struct Decision {
 /// Why an agent is idle when only its quiet screen says so (no prompt rule, no hook).
 pub const QUIET: &str = "the screen stopped changing";
 
-/// Combine the layers. A waiting screen wins over everything: a dialog on screen is what the operator must
-/// see. Otherwise a live hook report wins over screen rules, which win over activity. `last_change` is when
-/// the visible text last changed (not when bytes last arrived).
-pub fn detect(
-    rule: Option<&Rule>,
-    hook: Option<&HookReport>,
-    last_change: Option<Instant>,
-    now: Instant,
-    sees_dialogs: bool,
-) -> Decision {
+/// How long an agent that has drawn nothing is starting; after it, it is idle, and the reason says why.
+pub const STARTING_AT_MOST: Duration = Duration::from_secs(120);
+
+/// What the terminal thread knows when it decides.
+#[derive(Debug, Clone, Copy)]
+pub struct Signals<'a> {
+    /// The screen rule that matches, if any.
+    pub rule: Option<&'a Rule>,
+    pub hook: Option<&'a HookReport>,
+    /// When the visible text last changed (not when bytes last arrived).
+    pub last_change: Option<Instant>,
+    /// The preset has waiting rules, so a dialog a hook reports can be checked on screen.
+    pub sees_dialogs: bool,
+    /// A command other than the agent itself runs in the terminal's foreground (a shell's job), for presets
+    /// that read it: its name.
+    pub foreground: Option<&'a str>,
+    /// The screen has shown text.
+    pub drawn: bool,
+    pub started: Instant,
+}
+
+/// Combine the layers. A dialog wins over everything, on screen or reported by a live hook: it is what the
+/// operator must see. Then a command running in the terminal's foreground (a shell's job: the kernel says so,
+/// however quiet it is), a live hook report, screen rules, and activity. An agent that has drawn nothing yet is
+/// starting.
+pub fn detect(s: &Signals, now: Instant) -> Decision {
     let decide = |state, why: String| Decision { state, why };
-    if let Some(r) = rule.filter(|r| r.state == AgentState::Waiting) {
+    if let Some(r) = s.rule.filter(|r| r.state == AgentState::Waiting) {
         return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
     }
-    if let Some(h) = hook {
-        let live = match h.state {
-            // Busy holds while the screen moves, and a while after it stops.
-            AgentState::Busy => {
-                let quiet_since = last_change.map_or(h.at, |c| c.max(h.at));
-                now.saturating_duration_since(quiet_since) < HOOK_BUSY_QUIET
-            }
-            // A screen change well after an idle or waiting report means the agent moved on; a waiting one a
-            // rule could see and does not is over once its hold ends.
-            state => {
-                let lapsed = state == AgentState::Waiting
-                    && sees_dialogs
-                    && now.saturating_duration_since(h.at) >= HOOK_WAITING_QUIET;
-                !lapsed && last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE)
-            }
-        };
-        if live {
-            return decide(h.state, format!("hook {}", h.event));
-        }
+    let hook = s.hook.filter(|h| hook_live(h, s, now));
+    if let Some(h) = hook.filter(|h| h.state == AgentState::Waiting) {
+        return decide(h.state, format!("hook {}", h.event));
     }
-    if let Some(r) = rule {
+    if let Some(command) = s.foreground {
+        return decide(AgentState::Busy, format!("`{command}` runs in the foreground"));
+    }
+    if let Some(h) = hook {
+        return decide(h.state, format!("hook {}", h.event));
+    }
+    if let Some(r) = s.rule {
         return decide(r.state, format!("screen rule `{}`", r.name));
     }
-    match last_change {
+    if !s.drawn {
+        if now.saturating_duration_since(s.started) < STARTING_AT_MOST {
+            return decide(AgentState::Starting, "nothing on screen yet".into());
+        }
+        return decide(
+            AgentState::Idle,
+            format!("nothing on screen after {} s (waiting for input?)", STARTING_AT_MOST.as_secs()),
+        );
+    }
+    match s.last_change {
         Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => {
             decide(AgentState::Busy, "the screen is changing".into())
         }
@@ -217,9 +232,41 @@ pub fn detect(
     }
 }
 
+/// Whether a hook report still holds.
+fn hook_live(h: &HookReport, s: &Signals, now: Instant) -> bool {
+    match h.state {
+        // Busy holds while the screen moves, and a while after it stops.
+        AgentState::Busy => {
+            let quiet_since = s.last_change.map_or(h.at, |c| c.max(h.at));
+            now.saturating_duration_since(quiet_since) < HOOK_BUSY_QUIET
+        }
+        // A screen change well after an idle or waiting report means the agent moved on; a waiting one a rule
+        // could see and does not is over once its hold ends.
+        state => {
+            let lapsed = state == AgentState::Waiting
+                && s.sees_dialogs
+                && now.saturating_duration_since(h.at) >= HOOK_WAITING_QUIET;
+            !lapsed && s.last_change.is_none_or(|c| c <= h.at + ACTIVITY_DEBOUNCE)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The layers on a screen that shows text, no foreground job.
+    fn detect(
+        rule: Option<&Rule>,
+        hook: Option<&HookReport>,
+        last_change: Option<Instant>,
+        now: Instant,
+        sees_dialogs: bool,
+    ) -> Decision {
+        let started = now - Duration::from_secs(1000);
+        let s = Signals { rule, hook, last_change, sees_dialogs, foreground: None, drawn: true, started };
+        super::detect(&s, now)
+    }
     use crate::config::preset::builtin;
 
     fn lines(v: &[&str]) -> Vec<String> {
@@ -233,6 +280,44 @@ mod tests {
     fn state_of(kind: &str, l: &[String]) -> Option<AgentState> {
         let p = builtin();
         match_rules(&p[kind].rules, &view(l)).map(|r| r.state)
+    }
+
+    #[test]
+    fn a_typed_answer_before_enter_still_shows_the_question() {
+        for line in ["Apply? [y/n] ", "Apply? [y/n] y", "Apply? [y/n] no"] {
+            assert_eq!(state_of("demo", &lines(&["working", line])), Some(AgentState::Waiting), "{line}");
+        }
+        assert_eq!(state_of("demo", &lines(&["Apply? [y/n] y", "demo> "])), Some(AgentState::Idle));
+    }
+
+    #[test]
+    fn a_foreground_job_is_work_however_quiet_and_a_blank_screen_is_starting() {
+        let t0 = Instant::now();
+        let quiet = Some(t0 - t(60_000));
+        let mut s = Signals {
+            rule: None,
+            hook: None,
+            last_change: quiet,
+            sees_dialogs: false,
+            foreground: Some("sleep"),
+            drawn: true,
+            started: t0 - t(120_000),
+        };
+        let d = super::detect(&s, t0);
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "`sleep` runs in the foreground"));
+        let asks = HookReport { state: AgentState::Waiting, event: "Notification".into(), at: t0 };
+        s.hook = Some(&asks);
+        assert_eq!(super::detect(&s, t0).state, AgentState::Waiting, "a dialog still wins");
+        s.hook = None;
+        s.foreground = None;
+        assert_eq!(super::detect(&s, t0).state, AgentState::Idle);
+        // Nothing drawn yet: starting, however quiet, until the limit says why it is not.
+        s.drawn = false;
+        s.started = t0 - t(1000);
+        assert_eq!(super::detect(&s, t0).state, AgentState::Starting);
+        let d = super::detect(&s, t0 + STARTING_AT_MOST);
+        assert_eq!(d.state, AgentState::Idle);
+        assert!(d.why.contains("nothing on screen after 120 s"), "{}", d.why);
     }
 
     #[test]

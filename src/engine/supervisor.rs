@@ -1191,6 +1191,7 @@ impl Supervisor {
                 version_regex: self.presets.get(&spec.kind).and_then(|p| p.version_regex.clone()),
                 watched: self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str())),
                 palette: self.cfg.palette,
+                foreground_busy: self.presets.get(&spec.kind).is_some_and(|p| p.foreground_busy),
             },
             self.tx.clone(),
             self.sink.clone(),
