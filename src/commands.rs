@@ -709,6 +709,20 @@ fn agent_base(root: &Path, agent: &str) -> Result<String> {
     }
 }
 
+/// What to run next after a merge stopped on conflicts, exactly as it works from the main worktree (a merge
+/// into the agent is in the agent's worktree, which `--agent` and `--into-agent` name).
+fn conflicts_hint(agent: &str, into_agent: bool) -> String {
+    let (conflicts, merge) = if into_agent {
+        (format!("muster conflicts --agent {agent}"), format!("muster merge {agent} --into-agent"))
+    } else {
+        ("muster conflicts".to_string(), format!("muster merge {agent}"))
+    };
+    format!(
+        "resolve them ({conflicts} list; {conflicts} resolve FILE --take ours|theirs|both; or edit the file), then \
+         {merge} --finish, or {merge} --abort"
+    )
+}
+
 fn merge_cmd(
     root: &Path,
     agent: Option<String>,
@@ -726,6 +740,7 @@ fn merge_cmd(
     // one, else the agent whose branch the main worktree is merging).
     let named = agent.clone().or_else(|| merging_agent(root));
     if let Some(name) = named {
+        let hint = conflicts_hint(&name, into_agent);
         let command = if abort {
             engine::Command::AbortMerge { name }
         } else if finish {
@@ -738,9 +753,7 @@ fn merge_cmd(
                 for f in merge::conflicts(&where_)? {
                     println!("  {:<16} {}", f.kind.label(), f.path);
                 }
-                println!(
-                    "resolve them (muster conflicts resolve FILE --take …), then muster merge --finish, or --abort"
-                );
+                println!("{hint}");
                 return Ok(ExitCode::from(2));
             }
             return Ok(code);
@@ -774,7 +787,7 @@ fn merge_cmd(
             for f in files {
                 println!("  {:<16} {}", f.kind.label(), f.path);
             }
-            println!("resolve them (muster conflicts resolve FILE --take …), then muster merge --finish, or --abort");
+            println!("{}", conflicts_hint(&agent, into_agent));
             return Ok(ExitCode::from(2));
         }
     }

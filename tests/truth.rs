@@ -82,3 +82,83 @@ fn an_agent_that_draws_nothing_is_starting() {
     let mute = &rig.agents["mute"];
     assert_eq!((mute.state, mute.why.as_str()), (AgentState::Starting, "nothing on screen yet"));
 }
+
+fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A merge refused (the main worktree has changes) or with nothing to do changes nothing: the agent's work is
+/// not committed on its branch for it. One that goes ahead commits it, into the base and into the agent alike.
+#[test]
+fn a_refused_merge_changes_nothing_and_one_that_runs_commits_the_agents_work() {
+    let crew = shell("w", "echo work > w.txt");
+    let mut rig = Rig::new(&crew, "w");
+    rig.wait_for("w's file", |r| r.agents.get("w").is_some_and(|a| a.diffstat.files == 1));
+    let wt = rig.agents["w"].worktree.clone();
+    let root = rig.root.clone();
+    let head = git(&wt, &["rev-parse", "HEAD"]);
+    // The main worktree has a change to a tracked file: refused, and w's branch is as it was.
+    let tracked = git(&root, &["ls-files"]).lines().find(|f| !f.starts_with(".muster")).unwrap().to_string();
+    let before = std::fs::read_to_string(root.join(&tracked)).unwrap();
+    std::fs::write(root.join(&tracked), format!("{before}changed\n")).unwrap();
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None });
+    rig.wait_for("refused", |r| r.messages.iter().any(|m| m.contains("w: merge refused") && m.contains(&tracked)));
+    assert_eq!(git(&wt, &["rev-parse", "HEAD"]), head, "the refused merge committed w's work");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "?? w.txt");
+    std::fs::write(root.join(&tracked), before).unwrap();
+    // Base into the agent (M), with uncommitted work: committed on its branch, then merged.
+    git(&root, &["commit", "-q", "--allow-empty", "-m", "the base moves"]);
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: true, message: None });
+    rig.wait_for("merged into w", |r| r.messages.iter().any(|m| m.starts_with("w: merged main")));
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "", "w's work was committed on its branch");
+    assert!(git(&wt, &["log", "--format=%s"]).contains("muster: work of w"));
+    // Into the base, then again: nothing to do, and nothing asked.
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None });
+    rig.wait_for("merged into main", |r| r.messages.iter().any(|m| m.starts_with("w: merged muster/w")));
+    let main = git(&root, &["rev-parse", "HEAD"]);
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None });
+    rig.wait_for("already up to date", |r| r.messages.iter().any(|m| m == "w: already up to date"));
+    assert_eq!(git(&root, &["rev-parse", "HEAD"]), main);
+}
+
+/// A merge of the base into an agent stops on a conflict: the hint names the commands that work, and they do,
+/// run as printed (they read the main worktree before, and failed or printed nothing).
+#[test]
+fn the_conflicts_hint_works_when_followed_literally() {
+    let crew = shell(
+        "w",
+        "printf 'AGENT\\\\n' > c.txt && git add c.txt && git -c user.name=t -c user.email=t@e commit -qm agent",
+    );
+    let mut rig = Rig::new(&crew, "w");
+    rig.wait_for("w committed", |r| r.screen_text("w").contains("ready"));
+    let root = rig.root.clone();
+    std::fs::write(root.join("c.txt"), "MAIN\n").unwrap();
+    git(&root, &["add", "c.txt"]);
+    git(&root, &["commit", "-qm", "main"]);
+    let (ok, out) = rig.muster(&["merge", "w", "--into-agent"]);
+    assert!(!ok, "{out}");
+    let hint = out.lines().find(|l| l.starts_with("resolve them")).unwrap_or_else(|| panic!("no hint: {out}"));
+    for command in [
+        "muster conflicts --agent w list",
+        "muster conflicts --agent w resolve FILE",
+        "muster merge w --into-agent --finish",
+    ] {
+        assert!(hint.contains(command), "{hint}");
+    }
+    let (ok, out) = rig.muster(&["conflicts", "--agent", "w", "list"]);
+    assert!(ok && out.contains("c.txt"), "{out}");
+    let (ok, out) = rig.muster(&["conflicts", "--agent", "w", "resolve", "c.txt", "--take", "ours"]);
+    assert!(ok, "{out}");
+    let (ok, out) = rig.muster(&["merge", "w", "--into-agent", "--finish"]);
+    assert!(ok, "{out}");
+    let wt = rig.agents["w"].worktree.clone();
+    assert_eq!(std::fs::read_to_string(wt.join("c.txt")).unwrap(), "AGENT\n");
+    assert_eq!(git(&wt, &["status", "--porcelain"]), "");
+}

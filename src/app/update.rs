@@ -529,31 +529,10 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::Stop => engine(fx, Command::Stop { name }),
         Action::Checkpoint => engine(fx, Command::Checkpoint { name }),
         Action::Merge | Action::MergeIntoAgent => {
+            // Checked first: nothing is asked for a merge that would be refused or has nothing to do.
             let into_agent = action == Action::MergeIntoAgent;
-            let base = state.selected_agent().map(|a| a.info.base.clone()).unwrap_or_default();
-            let branch = format!("muster/{name}");
-            let mut lines = if into_agent {
-                vec![
-                    format!("Merge {base} into {branch}, in the agent's worktree."),
-                    "The agent is paused during the merge and checkpointed first.".to_string(),
-                ]
-            } else {
-                vec![
-                    format!("Merge {branch} into {base}, in the repository's main worktree (which must be clean)."),
-                    "A checkpoint of the agent is taken first; its uncommitted work is committed on its branch."
-                        .to_string(),
-                ]
-            };
-            if let Some((others, conflicts)) = state.overlap_of(&name) {
-                let how = if conflicts { "would conflict with" } else { "overlaps" };
-                lines.push(format!("Its work {how}: {}.", others.join(", ")));
-            }
-            if !state.overlaps.merge_order.is_empty() {
-                lines.push(format!("Suggested merge order: {}.", state.overlaps.merge_order.join(", ")));
-            }
-            let title =
-                if into_agent { format!("Merge {base} into {name}?") } else { format!("Merge {name} into {base}?") };
-            state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::Merge { name, into_agent } });
+            state.status = Some((format!("{name}: checking the merge…"), false));
+            engine(fx, Command::CheckMerge { name, into_agent });
         }
         Action::Restart => engine(fx, Command::Restart { name }),
         Action::Remove => engine(fx, Command::CheckRemove { name }),
@@ -564,6 +543,51 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::ScrollBottom => engine(fx, Command::ScrollBottom { name }),
         _ => {}
     }
+}
+
+/// The answer to a merge check: why it cannot run, that there is nothing to merge, or the question (with what
+/// it would commit and what it overlaps).
+fn merge_checked(state: &mut State, name: String, into_agent: bool, check: crate::git::merge::Preflight) {
+    if let Some(why) = check.refused {
+        state.status = Some((format!("{name}: merge refused: {why}"), true));
+        return;
+    }
+    if check.up_to_date {
+        state.status = Some((format!("{name}: already up to date, nothing to merge"), false));
+        return;
+    }
+    state.status = None;
+    let base = state.agents.iter().find(|a| a.info.name == name).map(|a| a.info.base.clone()).unwrap_or_default();
+    let branch = format!("muster/{name}");
+    let mut lines = if into_agent {
+        vec![
+            format!("Merge {base} into {branch}, in the agent's worktree."),
+            "The agent is paused during the merge and checkpointed first; its uncommitted work is committed on its \
+             branch."
+                .to_string(),
+        ]
+    } else {
+        vec![
+            format!("Merge {branch} into {base}, in the repository's main worktree."),
+            "A checkpoint of the agent is taken first; its uncommitted work is committed on its branch.".to_string(),
+        ]
+    };
+    if !check.untracked.is_empty() {
+        let n = check.untracked.len();
+        let shown: Vec<&str> = check.untracked.iter().take(8).map(String::as_str).collect();
+        let more = if n > 8 { format!(" and {} more", n - 8) } else { String::new() };
+        let files = if n == 1 { "file".to_string() } else { format!("{n} files") };
+        lines.push(format!("New {files} git does not track yet will be committed: {}{more}.", shown.join(", ")));
+    }
+    if let Some((others, conflicts)) = state.overlap_of(&name) {
+        let how = if conflicts { "would conflict with" } else { "overlaps" };
+        lines.push(format!("Its work {how}: {}.", others.join(", ")));
+    }
+    if !state.overlaps.merge_order.is_empty() {
+        lines.push(format!("Suggested merge order: {}.", state.overlaps.merge_order.join(", ")));
+    }
+    let title = if into_agent { format!("Merge {base} into {name}?") } else { format!("Merge {name} into {base}?") };
+    state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::Merge { name, into_agent } });
 }
 
 fn select(state: &mut State, index: usize) {
@@ -776,6 +800,7 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             });
         }
         Event::Message { text, error } => state.status = Some((text, error)),
+        Event::MergeCheck { name, into_agent, check } => merge_checked(state, name, into_agent, check),
         Event::MergeConflicts { name, into_agent, files } => {
             let opened = state.conflicts.as_ref().is_some_and(|v| v.agent == name);
             if files.is_empty() {
@@ -1063,6 +1088,34 @@ mod tests {
         update(&mut s, Msg::Engine(Event::Removed { name: "b".into() }));
         assert_eq!(s.selected, 0);
         assert_eq!(s.agents.len(), 1);
+    }
+
+    #[test]
+    fn a_merge_is_checked_before_anything_is_asked() {
+        use crate::git::merge::Preflight;
+        let mut s = state_with(&[("a", AgentState::Idle)]);
+        let fx = update(&mut s, key("m"));
+        assert_eq!(engine_cmds(&fx), vec![Command::CheckMerge { name: "a".into(), into_agent: false }]);
+        assert!(s.dialog.is_none(), "nothing asked before the answer");
+        let answer = |check| Msg::Engine(Event::MergeCheck { name: "a".into(), into_agent: false, check });
+        let refused = Preflight { refused: Some("/repo has uncommitted changes (x.txt)".into()), ..Default::default() };
+        update(&mut s, answer(refused));
+        assert!(s.dialog.is_none());
+        assert!(
+            matches!(&s.status, Some((t, true)) if t.contains("merge refused") && t.contains("x.txt")),
+            "{:?}",
+            s.status
+        );
+        update(&mut s, answer(Preflight { up_to_date: true, ..Default::default() }));
+        assert!(s.dialog.is_none());
+        assert!(matches!(&s.status, Some((t, false)) if t.contains("already up to date")), "{:?}", s.status);
+        update(&mut s, answer(Preflight { untracked: vec!["notes.md".into(), "a.swp".into()], ..Default::default() }));
+        match &s.dialog {
+            Some(Dialog::Confirm { lines, then: Confirmed::Merge { .. }, .. }) => {
+                assert!(lines.iter().any(|l| l.contains("New 2 files") && l.contains("notes.md, a.swp")), "{lines:?}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     use crate::conflict::parse;

@@ -17,6 +17,23 @@ pub enum Choice {
     Edit(Vec<u8>),
 }
 
+impl Choice {
+    /// How the choice reads in a header: `ours`, `theirs then ours`, `edited (3 lines)`.
+    pub fn label(&self) -> String {
+        match self {
+            Choice::Ours => "ours".into(),
+            Choice::Theirs => "theirs".into(),
+            Choice::Base => "base".into(),
+            Choice::Both => "ours then theirs".into(),
+            Choice::BothReversed => "theirs then ours".into(),
+            Choice::Edit(bytes) => {
+                let lines = bytes.split(|&b| b == b'\n').count() - usize::from(bytes.ends_with(b"\n"));
+                format!("edited ({lines} line{})", if lines == 1 { "" } else { "s" })
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WholeFile {
     Ours,
@@ -211,5 +228,12 @@ mod tests {
         r.undo();
         r.choose(1, Choice::Ours).unwrap();
         assert!(!r.redo());
+    }
+
+    #[test]
+    fn choices_read_as_words() {
+        assert_eq!(Choice::BothReversed.label(), "theirs then ours");
+        assert_eq!(Choice::Edit(b"  a\n  b\n".to_vec()).label(), "edited (2 lines)");
+        assert_eq!(Choice::Edit(b"x".to_vec()).label(), "edited (1 line)");
     }
 }

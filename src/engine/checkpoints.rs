@@ -43,6 +43,12 @@ pub enum JobKind {
         root: PathBuf,
         op: ConflictOp,
     },
+    /// What a merge would do (nothing is changed): `Event::MergeCheck`.
+    MergeCheck {
+        root: PathBuf,
+        base: String,
+        into_agent: bool,
+    },
 }
 
 pub enum ConflictOp {
@@ -166,10 +172,21 @@ fn run_merge(
     sink: &EventSink,
 ) -> anyhow::Result<Option<String>> {
     let branch = crate::git::worktree::branch_name(name);
+    // Everything that would stop it is checked before anything changes (the agent's work is not committed for a
+    // merge that is then refused, or has nothing to do).
+    let check = merge::preflight(root, worktree, &branch, base, into_agent)?;
+    if let Some(why) = check.refused {
+        anyhow::bail!(why);
+    }
+    if check.up_to_date {
+        return Ok(Some(format!("{name}: already up to date")));
+    }
+    // Either way the agent's uncommitted work is committed on its branch first: what is merged is what it did,
+    // and a merge into a worktree with changes would be refused.
+    commit_uncommitted(worktree, name)?;
     let (place, theirs, default) = if into_agent {
         (worktree.to_path_buf(), base.to_string(), format!("Merge {base} into {branch}"))
     } else {
-        commit_uncommitted(worktree, name)?;
         (root.to_path_buf(), branch.clone(), format!("Merge {branch} into {base}"))
     };
     let message = message.unwrap_or(default);
@@ -345,6 +362,13 @@ fn run_job(
                 Ok(text) => text.map(|t| (t, false)),
                 Err(e) => Some((format!("{name}: {e:#}"), true)),
             }
+        }
+        JobKind::MergeCheck { root, base, into_agent } => {
+            let branch = crate::git::worktree::branch_name(&name);
+            let check = merge::preflight(&root, &worktree, &branch, &base, into_agent)
+                .unwrap_or_else(|e| merge::Preflight { refused: Some(format!("{e:#}")), ..Default::default() });
+            sink(Event::MergeCheck { name, into_agent, check });
+            return None;
         }
         JobKind::Diff { n, base } => {
             let files = checkpoint::diff(&worktree, &name, n, base).unwrap_or_default();

@@ -988,6 +988,11 @@ impl Supervisor {
                 // Merging into the agent writes its files: it is frozen meanwhile. Into the base, it runs on.
                 self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message }, into_agent);
             }
+            Command::CheckMerge { name, into_agent } => {
+                let base = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone());
+                let root = self.cfg.root.clone();
+                self.job(&name, JobKind::MergeCheck { root, base: base.unwrap_or_default(), into_agent }, false);
+            }
             Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path }),
             Command::StageResolved { name, path, content } => self.conflict(&name, ConflictOp::Stage { path, content }),
             Command::TakeSide { name, path, side } => self.conflict(&name, ConflictOp::Take { path, side }),

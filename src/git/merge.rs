@@ -287,6 +287,65 @@ pub fn in_progress(worktree: &Path) -> bool {
     Repository::open(worktree).is_ok_and(|r| r.state() == git2::RepositoryState::Merge)
 }
 
+/// What a merge would do, known before anything changes: why it cannot run, that there is nothing to merge,
+/// and the agent's files git does not track yet, which it commits on the agent's branch first (ignored files
+/// never).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    pub refused: Option<String>,
+    pub up_to_date: bool,
+    pub untracked: Vec<String>,
+}
+
+/// Check a merge of `agent_worktree`'s work into `root`'s branch (or of `base` into the agent, `into_agent`)
+/// without changing anything: the place it runs must not be in the middle of another operation, the main
+/// worktree must have no uncommitted changes to tracked files.
+pub fn preflight(root: &Path, agent_worktree: &Path, branch: &str, base: &str, into_agent: bool) -> Result<Preflight> {
+    let place = merge_worktree(root, agent_worktree, into_agent);
+    let repo = Repository::open(&place).with_context(|| format!("opening {}", place.display()))?;
+    let agent = Repository::open(agent_worktree).with_context(|| format!("opening {}", agent_worktree.display()))?;
+    let mut opts = StatusOptions::new();
+    opts.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    let statuses = agent.statuses(Some(&mut opts))?;
+    let uncommitted = !statuses.is_empty();
+    let untracked: Vec<String> = statuses
+        .iter()
+        .filter(|e| e.status().contains(git2::Status::WT_NEW))
+        .filter_map(|e| e.path().ok().map(str::to_string))
+        .collect();
+    let mut check = Preflight { untracked, ..Preflight::default() };
+    if repo.state() != git2::RepositoryState::Clean {
+        check.refused = Some(format!(
+            "{} is in the middle of another operation ({:?}): finish or abort it first",
+            place.display(),
+            repo.state()
+        ));
+        return Ok(check);
+    }
+    if !into_agent {
+        let dirty = dirty_files(&repo)?;
+        if !dirty.is_empty() {
+            let shown: Vec<&str> = dirty.iter().take(5).map(String::as_str).collect();
+            let more = if dirty.len() > 5 { format!(" and {} more", dirty.len() - 5) } else { String::new() };
+            check.refused = Some(format!(
+                "{} has uncommitted changes ({}{more}): commit or stash them before merging",
+                place.display(),
+                shown.join(", ")
+            ));
+            return Ok(check);
+        }
+    }
+    let theirs = if into_agent { base } else { branch };
+    let their_commit = repo
+        .revparse_single(theirs)
+        .and_then(|o| o.peel_to_commit())
+        .with_context(|| format!("`{theirs}` not found"))?;
+    let (analysis, _) = repo.merge_analysis(&[&repo.find_annotated_commit(their_commit.id())?])?;
+    // Into the base, uncommitted work is still to merge (it is committed first); into the agent, only the base's.
+    check.up_to_date = analysis.is_up_to_date() && (into_agent || !uncommitted);
+    Ok(check)
+}
+
 /// Where a merge of `agent` runs: the main worktree (into base), or the agent's worktree (base into it).
 pub fn merge_worktree(root: &Path, agent_worktree: &Path, into_agent: bool) -> PathBuf {
     if into_agent {

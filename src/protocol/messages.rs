@@ -214,6 +214,11 @@ pub enum Command {
     UndoRollback {
         name: String,
     },
+    /// What merging the agent (or its base into it) would do, checked before asking anything: `Event::MergeCheck`.
+    CheckMerge {
+        name: String,
+        into_agent: bool,
+    },
     /// Merge the agent into its base (in the main worktree), or its base into it.
     Merge {
         name: String,
@@ -324,6 +329,12 @@ pub enum Event {
         changes: Vec<String>,
         /// The rollback also moves the agent's branch back.
         moves_head: bool,
+    },
+    /// The answer to `Command::CheckMerge`.
+    MergeCheck {
+        name: String,
+        into_agent: bool,
+        check: crate::git::merge::Preflight,
     },
     /// A merge of the agent stopped on conflicts (also sent again as files get resolved).
     MergeConflicts {

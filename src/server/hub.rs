@@ -145,6 +145,7 @@ pub fn answer_kind(e: &Event) -> Option<(&'static str, &str)> {
         Event::CheckpointDiff { name, .. } => Some(("diff", name)),
         Event::RollbackPreview { name, .. } => Some(("preview", name)),
         Event::ConflictFile { name, .. } => Some(("conflict", name)),
+        Event::MergeCheck { name, .. } => Some(("merge check", name)),
         _ => None,
     }
 }
@@ -157,6 +158,7 @@ pub fn asks_for(c: &crate::protocol::Command) -> Option<(&'static str, &str)> {
         C::CheckpointDiff { name, .. } => Some(("diff", name)),
         C::RollbackPreview { name, .. } => Some(("preview", name)),
         C::ReadConflict { name, .. } => Some(("conflict", name)),
+        C::CheckMerge { name, .. } => Some(("merge check", name)),
         _ => None,
     }
 }

@@ -137,7 +137,7 @@ pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect)
         }
     }
     let state_word = match chosen {
-        Some(c) => format!("resolved: {c:?}").to_lowercase(),
+        Some(c) => format!("resolved: {}", c.label()),
         None => "unresolved".into(),
     };
     let block = Block::default().borders(Borders::TOP).border_style(theme.style("ui.border")).title(Span::styled(
