@@ -236,8 +236,11 @@ fn lock_table() -> Option<String> {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_line: usize,
-    /// Clients being read or served at once; more are told the server is busy.
+    /// Requests being handled at once (a client whose request is still arriving holds no such place); one that
+    /// finds none free within `busy_after` is told the server is busy.
     pub max_clients: usize,
+    /// Connections open at once, however slow; more are told the server is busy.
+    pub max_open: usize,
     /// Clients waiting for an answer that comes when something happens (`muster wait`): they hold no place
     /// among the `max_clients`, but are bounded too.
     pub max_parked: usize,
@@ -254,6 +257,7 @@ impl Default for Limits {
             // Room for the longest message (`protocol::mail::MAX_BODY`) with every byte escaped in JSON.
             max_line: 1 << 20,
             max_clients: 64,
+            max_open: 1024,
             max_parked: 1024,
             idle: Duration::from_secs(5),
             whole: Duration::from_secs(10),
@@ -278,12 +282,17 @@ impl Drop for Listening {
     }
 }
 
-/// How many clients of a line server are being served, and how many wait for an event's answer.
-#[derive(Default)]
+/// A line server's connections: how many are open, the places of requests being handled, and how many wait
+/// for an event's answer.
 struct Places {
-    active: AtomicUsize,
+    open: AtomicUsize,
+    handling: Arc<Gate>,
     parked: AtomicUsize,
 }
+
+/// How long a whole request waits for a place among those being handled before its client is told muster is
+/// busy (handlers are short: a place frees in microseconds, unless the engine itself is stuck).
+const BUSY_AFTER: Duration = Duration::from_secs(5);
 
 /// A client of a line server, as its handler sees it: where to answer, whether it is still there, and a way to
 /// wait for an answer without holding one of the server's places.
@@ -291,6 +300,8 @@ pub struct Conn {
     stream: UnixStream,
     places: Arc<Places>,
     limits: Limits,
+    /// Its place among the requests being handled, while it is handled and not parked.
+    handling: Option<Ticket>,
     parked: bool,
 }
 
@@ -353,7 +364,7 @@ impl Conn {
             self.places.parked.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
-        self.places.active.fetch_sub(1, Ordering::SeqCst);
+        self.handling = None;
         self.parked = true;
         true
     }
@@ -361,8 +372,10 @@ impl Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let place = if self.parked { &self.places.parked } else { &self.places.active };
-        place.fetch_sub(1, Ordering::SeqCst);
+        self.places.open.fetch_sub(1, Ordering::SeqCst);
+        if self.parked {
+            self.places.parked.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -410,9 +423,9 @@ impl Drop for Ticket {
 /// A client thread's stack: handlers parse a line of JSON and wait; hundreds may wait at once.
 const CLIENT_STACK: usize = 256 << 10;
 
-/// Serve newline-delimited requests on `path`: each client on its own thread (at most `max_clients` being
-/// served, more are told the server is busy), only from this user (the peer's uid is checked), a line longer
-/// than `max_line` or slower than `whole` ends that client. `handle` gets each line and the client to answer.
+/// Serve newline-delimited requests on `path`: each client on its own thread (at most `max_open` at once, and
+/// `max_clients` requests handled at once: more are told the server is busy), only from this user (the peer's
+/// uid is checked), a line longer than `max_line` or slower than `whole` ends that client. `handle` gets each line and the client to answer.
 /// The caller must hold the run folder's `Instance` lock: a socket already at `path` is then a dead muster's and
 /// is replaced.
 pub fn serve_lines<F>(path: &Path, limits: Limits, handle: F) -> Result<Listening>
@@ -423,7 +436,11 @@ where
     let listener = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     let handle = Arc::new(handle);
-    let places = Arc::new(Places::default());
+    let places = Arc::new(Places {
+        open: AtomicUsize::new(0),
+        handling: Gate::new(limits.max_clients),
+        parked: AtomicUsize::new(0),
+    });
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     std::thread::Builder::new().name(format!("serve {name}")).spawn(move || loop {
         let mut stream = match listener.accept() {
@@ -439,14 +456,15 @@ where
         if !same_user(&stream) {
             continue;
         }
-        if places.active.fetch_add(1, Ordering::SeqCst) >= limits.max_clients {
-            places.active.fetch_sub(1, Ordering::SeqCst);
+        if places.open.fetch_add(1, Ordering::SeqCst) >= limits.max_open {
+            places.open.fetch_sub(1, Ordering::SeqCst);
             // Said, so that a hook that could not report knows it (and says so).
             let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = stream.write_all(format!("error: muster is busy: {} clients\n", limits.max_clients).as_bytes());
+            let text = format!("error: muster is busy: {} connections are open\n", limits.max_open);
+            let _ = stream.write_all(text.as_bytes());
             continue;
         }
-        let conn = Conn { stream, places: places.clone(), limits, parked: false };
+        let conn = Conn { stream, places: places.clone(), limits, handling: None, parked: false };
         let handle = handle.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("client {name}"))
@@ -535,7 +553,16 @@ fn serve_client<F: Fn(&str, &mut Conn) -> Flow>(mut conn: Conn, limits: Limits, 
             }
         };
         let Ok(text) = std::str::from_utf8(&line) else { continue };
-        if let Flow::Close = handle(text.trim_end(), &mut conn) {
+        // Only a whole request takes a place among those being handled: a slow client holds none.
+        let Some(ticket) = conn.places.handling.enter(BUSY_AFTER) else {
+            let text = format!("error: muster is busy: {} requests are being handled\n", limits.max_clients);
+            let _ = conn.write_all(text.as_bytes());
+            return;
+        };
+        conn.handling = Some(ticket);
+        let flow = handle(text.trim_end(), &mut conn);
+        conn.handling = None;
+        if let Flow::Close = flow {
             return;
         }
     }
@@ -698,7 +725,9 @@ mod tests {
 
     #[test]
     fn a_client_over_the_places_is_told_and_a_slow_one_is_dropped() {
-        let limits = Limits { max_clients: 2, whole: Duration::from_millis(600), ..Limits::default() };
+        // Slow clients hold no place among the requests being handled: with one such place, two of them
+        // still leave it to a whole request.
+        let limits = Limits { max_clients: 1, max_open: 3, whole: Duration::from_millis(600), ..Limits::default() };
         let (_dir, path, _l) = waiting_server(limits);
         // Two clients that send a byte every 100 ms (a slowloris): each read is in time, no request is.
         let drip = |mut s: UnixStream| {
@@ -713,11 +742,19 @@ mod tests {
         };
         let slow: Vec<UnixStream> = (0..2).map(|_| UnixStream::connect(&path).unwrap()).collect();
         let drips: Vec<_> = slow.iter().map(|s| drip(s.try_clone().unwrap())).collect();
+        let mut served = UnixStream::connect(&path).unwrap();
+        served.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        served.write_all(b"hello\n").unwrap();
+        let mut answer = String::new();
+        let _ = served.read_to_string(&mut answer);
+        assert_eq!(answer, "ok\n", "a whole request beside two slow clients");
+        // Past the connections allowed open at once, a client is told.
+        let _third = UnixStream::connect(&path).unwrap();
         let mut busy = UnixStream::connect(&path).unwrap();
         busy.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut answer = String::new();
         let _ = busy.read_to_string(&mut answer);
-        assert!(answer.contains("muster is busy: 2 clients"), "{answer:?}");
+        assert!(answer.contains("muster is busy: 3 connections are open"), "{answer:?}");
         for mut s in slow {
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             let mut answer = String::new();

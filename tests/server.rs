@@ -818,3 +818,33 @@ fn out_of_descriptors_the_server_waits_rather_than_spins() {
     let mut c = Client::connect(&sock);
     c.wait("the crew, served again", |c| c.states.contains_key("a"));
 }
+
+/// 64 clients that send a byte now and then (a slowloris) held every place of the hook socket: hooks, mail and
+/// status were turned away. A request still arriving holds no place: the crew is served meanwhile.
+#[test]
+fn a_slowloris_on_the_hook_socket_holds_nothing() {
+    let mut crew = Crew::new(TWO);
+    let (_sock, _c) = started(&mut crew);
+    let hook = crew.run_dir().unwrap().join("hook.sock");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slow: Vec<UnixStream> = (0..64).map(|_| UnixStream::connect(&hook).unwrap()).collect();
+    let dripping = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                for s in &mut slow {
+                    let _ = s.write_all(b"{");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    for _ in 0..3 {
+        let status = crew.muster(&["status"]).output().unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let out = crew.muster(&["mail", "send", "--to", "a", "beside the slow ones"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    dripping.join().unwrap();
+}
