@@ -162,3 +162,17 @@ fn the_conflicts_hint_works_when_followed_literally() {
     assert_eq!(std::fs::read_to_string(wt.join("c.txt")).unwrap(), "AGENT\n");
     assert_eq!(git(&wt, &["status", "--porcelain"]), "");
 }
+
+/// An agent whose command is missing: `muster explain` gives the reason (it said "no decision yet").
+#[test]
+fn an_agent_whose_command_is_missing_is_explained() {
+    let crew = "[[agent]]\nname = \"ok\"\ncommand = \"no-such-cli-anywhere\"\n\
+                [[agent]]\nname = \"fine\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo up; exec sleep 600\"]\n";
+    let mut rig = Rig::new(crew, "ok");
+    rig.wait_for("ok in error", |r| r.state("ok") == Some(AgentState::Error));
+    let error = rig.agents["ok"].error.clone().unwrap_or_default();
+    assert!(error.contains("no-such-cli-anywhere"), "{error}");
+    let (ok, out) = rig.muster(&["explain", "ok"]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("ok: error — ") && out.contains(&error), "{out}");
+}

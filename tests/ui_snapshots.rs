@@ -363,3 +363,24 @@ fn answering_a_question_80x24() {
     }
     insta::assert_snapshot!(draw(&s));
 }
+
+/// An agent that could not start: the well shows the whole reason, wrapped (the roster's line cuts it).
+#[test]
+fn an_agent_in_error_shows_its_whole_reason_80x24() {
+    let mut s = state(80, 24);
+    let mut bad = agent("broken", "custom", AgentState::Error, 0, 0, 5);
+    bad.info.error = Some(
+        "starting `no-such-cli`: Unable to spawn no-such-cli because it doesn't exist on the filesystem and no \
+         viable candidates were found in PATH"
+            .into(),
+    );
+    s.agents.push(bad);
+    for _ in 0..5 {
+        update(&mut s, Msg::Key(Key::parse("j").unwrap()));
+    }
+    let text = draw(&s);
+    let flat: String = text.replace('"', " ").split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("broken could not start"), "{text}");
+    assert!(flat.contains("found in PATH"), "the end of the reason: {text}");
+    insta::assert_snapshot!(text);
+}

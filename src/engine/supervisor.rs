@@ -1076,8 +1076,12 @@ impl Supervisor {
             return format!("no agent named {name}");
         };
         let i = &slot.info;
-        let mut out =
-            format!("{name}: {} — {}\n", i.state.label(), if i.why.is_empty() { "no decision yet" } else { &i.why });
+        let why = match (&i.error, i.why.is_empty()) {
+            (Some(e), _) if i.state == AgentState::Error => e.as_str(),
+            (_, true) => "no decision yet",
+            _ => &i.why,
+        };
+        let mut out = format!("{name}: {} — {why}\n", i.state.label());
         if slot.paused() {
             out.push_str(&format!("paused by the operator (detected before: {})\n", slot.detected.label()));
         }

@@ -6,6 +6,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::{State, WellTab};
+use crate::protocol::AgentState;
 
 /// `apart`: the live terminal's cells are painted by `well_painter`, not here.
 pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bool) {
@@ -120,11 +121,16 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
             }
         }
         None => {
-            let msg = match info.state {
-                s if s.is_running() => "waiting for output…".to_string(),
-                _ => format!("{} is not running — R restarts it with its resume arguments", info.name),
+            let (msg, scope) = match (&info.error, info.state) {
+                // The whole reason, wrapped: the roster's line has room for its start only.
+                (Some(e), AgentState::Error) => {
+                    (format!("{} could not start: {e}\n\nR tries again once it is fixed.", info.name), "ui.error")
+                }
+                (_, s) if s.is_running() => ("waiting for output…".to_string(), "roster.kind"),
+                _ => (format!("{} is not running — R restarts it with its resume arguments", info.name), "roster.kind"),
             };
-            frame.render_widget(Paragraph::new(msg).style(theme.style("roster.kind")), term);
+            let text = Paragraph::new(msg).style(theme.style(scope)).wrap(ratatui::widgets::Wrap { trim: false });
+            frame.render_widget(text, term);
         }
     }
 }
