@@ -389,7 +389,28 @@ fn live_crew(root: &Path) -> Result<(engine::store::SavedCrew, Option<u32>)> {
 }
 
 fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
-    let (saved, running) = live_crew(root)?;
+    let (mut saved, running) = live_crew(root)?;
+    if running.is_none() {
+        // Without a server the crew file says who the crew is (a broken one is an error, named where): agents
+        // never started are listed as stopped.
+        let (crew, _, _) = load_crew(root)?;
+        for spec in crew.agents {
+            if saved.agents.iter().all(|a| a.spec.name != spec.name) {
+                saved.agents.push(engine::store::SavedAgent {
+                    branch: crate::git::worktree::branch_name(&spec.name),
+                    worktree: crate::git::worktree::worktree_path(root, &spec.name),
+                    spec,
+                    base: String::new(),
+                    state: engine::AgentState::Stopped,
+                    exit: None,
+                    ran: false,
+                    port_base: 0,
+                    session: None,
+                    run: 0,
+                });
+            }
+        }
+    }
     if json {
         let mut v = serde_json::to_value(&saved)?;
         v["running_pid"] = serde_json::json!(running);
@@ -402,7 +423,9 @@ fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()> {
     }
     for a in &saved.agents {
         let exit = a.exit.map(|e| format!(" ({e})")).unwrap_or_default();
-        let line = format!("{:<16} {:<9} {:<20} {}{exit}", a.spec.name, a.spec.kind, a.branch, a.state.label());
+        let never = if a.ran || a.state.is_running() { "" } else { " (never started)" };
+        let state = a.state.label();
+        let line = format!("{:<16} {:<9} {:<20} {state}{exit}{never}", a.spec.name, a.spec.kind, a.branch);
         println!("{}", printable_line(&line));
     }
     Ok(())

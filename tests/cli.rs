@@ -271,3 +271,18 @@ fn a_bench_stopped_by_a_signal_ends_what_it_started() {
         |n: &std::ffi::OsString| ["muster-bench-", "muster-demo-"].iter().any(|o| n.to_string_lossy().starts_with(o));
     assert!(!kept.iter().any(ours), "left behind: {kept:?}");
 }
+
+/// Before the crew's first run, `muster status` lists the crew file's agents (it printed nothing), and a broken
+/// crew file is an error naming where (it was accepted silently).
+#[test]
+fn status_before_the_first_run_lists_the_crew_and_refuses_a_broken_file() {
+    let dir = repo();
+    let crew: String = (0..10).map(|i| format!("[[agent]]\nname = \"a{i}\"\ncommand = \"bash\"\n")).collect();
+    std::fs::write(dir.path().join(".muster/crew.toml"), crew).unwrap();
+    let (ok, out) = muster(dir.path(), &["status"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().filter(|l| l.contains("stopped (never started)")).count(), 10, "{out}");
+    std::fs::write(dir.path().join(".muster/crew.toml"), "[[agent]]\nname = \"a\"\ncommand = 3\n").unwrap();
+    let (ok, out) = muster(dir.path(), &["status"]);
+    assert!(!ok && out.contains("crew.toml:3:"), "{out}");
+}

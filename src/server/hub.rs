@@ -269,9 +269,9 @@ impl Hub {
         self.lock().shut_down
     }
 
-    /// Whether any client still has frames waiting.
-    pub fn pending(&self) -> bool {
-        self.lock().clients.values().any(|o| !o.frames.is_empty())
+    /// How many frames clients still have waiting, all together.
+    pub fn pending(&self) -> usize {
+        self.lock().clients.values().map(|o| o.frames.len()).sum()
     }
 
     /// Every engine event comes through here.

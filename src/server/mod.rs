@@ -142,10 +142,17 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
                 write_info(&run_dir, &info);
             }
         }
-        // The clients hear that the crew stopped before the server goes.
+        // The clients hear that the crew stopped before the server goes; one that takes nothing for a while (a
+        // flooding client does not read) is not waited for.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-        while hub.pending() && tokio::time::Instant::now() < deadline {
+        let (mut left, mut moved) = (hub.pending(), tokio::time::Instant::now());
+        while left > 0 && tokio::time::Instant::now() < deadline && moved.elapsed() < Duration::from_millis(200) {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            let now = hub.pending();
+            if now < left {
+                moved = tokio::time::Instant::now();
+            }
+            left = now;
         }
         anyhow::Ok(())
     })?;
