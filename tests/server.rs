@@ -216,17 +216,6 @@ fn hostile_frames_drop_only_their_client() {
         frame::encode(frame::Kind::Damage, b"\x01a"),
         greeting.clone(),
     ];
-    let said = |s: &mut UnixStream| {
-        let mut got = Vec::new();
-        let _ = s.read_to_end(&mut got);
-        let mut r = frame::Reader::default();
-        r.push(&got);
-        let mut all = Vec::new();
-        while let Ok(Some((frame::Kind::Json, p))) = r.next_frame() {
-            all.extend(serde_json::from_slice::<ToClient>(&p).ok());
-        }
-        all
-    };
     for bytes in hostile {
         let mut s = UnixStream::connect(&sock).unwrap();
         s.set_read_timeout(Some(DEADLINE)).unwrap();

@@ -27,16 +27,7 @@ pub fn run(seconds: u64) -> Result<()> {
         }
         Ok(())
     })?;
-    let flooding = flood(seconds, {
-        let socket = crew.socket.clone();
-        move |stop| {
-            let mut s = hello_client(&socket)?;
-            let one = request(Command::Checkpoint { name: "a0".into() });
-            let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
-            while !stop.load(Ordering::SeqCst) && s.write_all(&batch).is_ok() {}
-            Ok(())
-        }
-    });
+    let flooding = checkpoint_flood(&crew, "a0", seconds);
     report("one client sending Checkpoint requests as fast as it can", &crew, pid, || Ok(()))?;
     flooding.finish()?;
     let log = crate::config::paths::state_dir().join("muster.log");
@@ -86,16 +77,7 @@ pub fn run(seconds: u64) -> Result<()> {
     dripping.finish()?;
     drop(abandoned);
     // SIGTERM in the middle of a request flood.
-    let flooding = flood(seconds * 10, {
-        let socket = crew.socket.clone();
-        move |stop| {
-            let mut s = hello_client(&socket)?;
-            let one = request(Command::Checkpoint { name: "a1".into() });
-            let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
-            while !stop.load(Ordering::SeqCst) && s.write_all(&batch).is_ok() {}
-            Ok(())
-        }
-    });
+    let flooding = checkpoint_flood(&crew, "a1", seconds * 10);
     std::thread::sleep(Duration::from_secs(2));
     let t0 = Instant::now();
     let server = rustix::process::Pid::from_raw(pid as i32).context("the server's pid")?;
@@ -110,6 +92,18 @@ pub fn run(seconds: u64) -> Result<()> {
     );
     flooding.finish()?;
     Ok(())
+}
+
+/// A client sending `Checkpoint` requests for `agent` as fast as the server takes them.
+fn checkpoint_flood(crew: &ServedCrew, agent: &str, seconds: u64) -> Flood {
+    let socket = crew.socket.clone();
+    let one = request(Command::Checkpoint { name: agent.into() });
+    flood(seconds, move |stop| {
+        let mut s = hello_client(&socket)?;
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+        while !stop.load(Ordering::SeqCst) && s.write_all(&batch).is_ok() {}
+        Ok(())
+    })
 }
 
 fn zombie(pid: u32) -> bool {

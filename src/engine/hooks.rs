@@ -450,10 +450,9 @@ mod tests {
         assert!(err.to_string().contains("/tmp may be written by others"), "{err}");
     }
 
-    /// A crew's environment may name a FIFO or a device as Gemini's system settings: copying it fails at once
-    /// with what it is, and never waits for a writer or reads without end.
-    #[test]
-    fn a_fifo_or_a_device_as_gemini_settings_is_refused_not_waited_on() {
+    /// A folder in the crate's target folder (Gemini wants no folder above its file open to others), and
+    /// whether every folder above it is closed to others here.
+    fn private_folder() -> (tempfile::TempDir, bool) {
         let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         std::fs::create_dir_all(&base).unwrap();
         let dir = tempfile::tempdir_in(&base).unwrap();
@@ -461,6 +460,14 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o022 == 0)
         });
+        (dir, secure)
+    }
+
+    /// A crew's environment may name a FIFO or a device as Gemini's system settings: copying it fails at once
+    /// with what it is, and never waits for a writer or reads without end.
+    #[test]
+    fn a_fifo_or_a_device_as_gemini_settings_is_refused_not_waited_on() {
+        let (dir, secure) = private_folder();
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
@@ -482,14 +489,7 @@ mod tests {
 
     #[test]
     fn gemini_hooks_join_the_system_settings() {
-        // Gemini wants no folder above the file open to others: a private one in the crate's target folder.
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&base).unwrap();
-        let dir = tempfile::tempdir_in(&base).unwrap();
-        let secure = dir.path().ancestors().all(|d| {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o022 == 0)
-        });
+        let (dir, secure) = private_folder();
         let system = dir.path().join("system.json");
         std::fs::write(
             &system,
