@@ -272,8 +272,10 @@ fn workbench(
     } else if state.detaches && !state.quitting {
         let running = state.running();
         println!(
-            "detached: {running} agent(s) keep running in the muster server (pid {}). `muster` attaches again; \
+            "detached: {} {} running in the muster server (pid {}). `muster` attaches again; \
              `muster server stop` stops them.",
+            crate::protocol::counted(running, "agent"),
+            if running == 1 { "keeps" } else { "keep" },
             welcome.pid
         );
     }
@@ -579,7 +581,7 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
         crate::config::crew::validate_name(a).map_err(anyhow::Error::msg)?;
     }
     if prune {
-        println!("forgot {} ref(s) of removed agents", worktree::prune_removed(root, agent)?);
+        println!("forgot {} of removed agents", crate::protocol::counted(worktree::prune_removed(root, agent)?, "ref"));
         return Ok(());
     }
     let kept: Vec<_> =
@@ -587,8 +589,11 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
     for r in &kept {
         let tip = r.tip.as_deref().map(|t| &t[..t.len().min(12)]).unwrap_or("-");
         println!(
-            "{:<16} removed {:<12} tip {tip:<12} {} checkpoint(s)  {}",
-            r.name, r.removed_at, r.checkpoints, r.prefix
+            "{:<16} removed {:<12} tip {tip:<12} {}  {}",
+            r.name,
+            human_ago(r.removed_at),
+            crate::protocol::counted(r.checkpoints, "checkpoint"),
+            r.prefix
         );
     }
     if let Some(r) = kept.iter().find(|r| r.tip.is_some()) {
@@ -657,8 +662,13 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
     let print_list = |agent: &str, wt: &Path| -> Result<()> {
         for c in cp::list(wt, agent)? {
             println!(
-                "{agent:<12} #{:<4} {:<10} {:<34} {} files +{} -{}",
-                c.n, c.time, c.trigger, c.files, c.added, c.removed
+                "{agent:<12} #{:<4} {:<12} {:<34} {} +{} -{}",
+                c.n,
+                human_ago(c.time.max(0) as u64),
+                c.trigger,
+                crate::protocol::counted(c.files, "file"),
+                c.added,
+                c.removed
             );
         }
         Ok(())
@@ -696,7 +706,10 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
             let only = (!files.is_empty()).then_some(files);
             if !yes {
                 let (changes, moves_head) = cp::rollback_preview(&wt, &agent, n, only.as_deref())?;
-                println!("restoring checkpoint {n} of {agent} would change {} file(s):", changes.len());
+                println!(
+                    "restoring checkpoint {n} of {agent} would change {}:",
+                    crate::protocol::counted(changes.len(), "file")
+                );
                 for c in changes {
                     println!("  {c}");
                 }
@@ -707,17 +720,21 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let r = cp::rollback(&wt, &agent, n, only.as_deref())?;
-            println!("restored checkpoint {n} of {agent}: {} file(s) changed; `muster checkpoint undo {agent}` returns to checkpoint {}", r.changed.len(), r.rescue);
+            println!("restored checkpoint {n} of {agent}: {} changed; `muster checkpoint undo {agent}` returns to checkpoint {}", crate::protocol::counted(r.changed.len(), "file"), r.rescue);
             cp::tidy(&wt);
         }
         CheckpointCmd::Undo { agent } => {
             let wt = agent_worktree(root, &agent)?;
             let r = cp::undo_rollback(&wt, &agent)?;
-            println!("back to checkpoint {} of {agent} ({} file(s) changed)", r.target, r.changed.len());
+            println!(
+                "back to checkpoint {} of {agent} ({} changed)",
+                r.target,
+                crate::protocol::counted(r.changed.len(), "file")
+            );
             cp::tidy(&wt);
         }
         CheckpointCmd::Prune { agent, keep } => {
-            println!("removed {} checkpoint(s) of {agent}", cp::prune(root, &agent, keep)?);
+            println!("removed {} of {agent}", crate::protocol::counted(cp::prune(root, &agent, keep)?, "checkpoint"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -729,6 +746,21 @@ fn agent_base(root: &Path, agent: &str) -> Result<String> {
     match saved.agents.iter().find(|a| a.spec.name == agent) {
         Some(a) if !a.base.is_empty() => Ok(a.base.clone()),
         _ => crate::git::worktree::current_branch(root),
+    }
+}
+
+/// How long ago a moment (seconds since the epoch) was, as people say it: "just now", "12 s ago", "3 min ago",
+/// "2 h ago", "5 days ago".
+fn human_ago(at_s: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let s = now.saturating_sub(at_s);
+    match s {
+        0..5 => "just now".into(),
+        5..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86400 => format!("{} h ago", s / 3600),
+        86400..172800 => "1 day ago".into(),
+        _ => format!("{} days ago", s / 86400),
     }
 }
 
@@ -806,7 +838,7 @@ fn merge_cmd(
         merge::MergeOutcome::UpToDate => println!("already up to date"),
         merge::MergeOutcome::Merged { commit } => println!("merged {theirs}: {commit}"),
         merge::MergeOutcome::Conflicts { files } => {
-            println!("{} conflicted file(s) in {}:", files.len(), where_.display());
+            println!("{} in {}:", crate::protocol::counted(files.len(), "conflicted file"), where_.display());
             for f in files {
                 println!("  {:<16} {}", f.kind.label(), f.path);
             }
@@ -830,7 +862,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                 let count = if f.kind.has_markers() {
                     let bytes = std::fs::read(wt.join(&f.path)).unwrap_or_default();
                     match parse(&bytes, crate::git::merge::marker_size(&wt, &f.path)) {
-                        Ok(p) => format!("{} conflict(s)", p.conflict_count()),
+                        Ok(p) => crate::protocol::counted(p.conflict_count(), "conflict"),
                         Err(e) => format!("malformed: {e}"),
                     }
                 } else {
@@ -878,7 +910,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
             };
             match conflict {
                 Some(n) if n == 0 || n > r.len() => {
-                    bail!("{file} has {} conflict(s); --conflict counts from 1", r.len())
+                    bail!("{file} has {}; --conflict counts from 1", crate::protocol::counted(r.len(), "conflict"))
                 }
                 Some(n) => r.choose(n - 1, choice).map_err(|e| anyhow::anyhow!(e))?,
                 None if take == Take::Union => r.whole_file(WholeFile::Union),
@@ -900,7 +932,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                 println!("{file}: resolved and staged");
             } else {
                 crate::safefs::write_in(&wt, Path::new(&file), &r.result())?;
-                println!("{file}: {left} conflict(s) left");
+                println!("{file}: {} left", crate::protocol::counted(left, "conflict"));
             }
         }
     }
@@ -943,8 +975,17 @@ fn server_cmd(root: &Path, action: ServerCmd) -> Result<ExitCode> {
             };
             let (saved, _, _) = engine::store::load_live(root)?;
             let running = saved.agents.iter().filter(|a| a.state.is_running()).count();
-            if running > 0 && !yes && !confirm(&format!("stop {running} running agent(s) (checkpointed first)?"))? {
-                eprintln!("muster: not stopped ({running} agent(s) run; --yes stops them without asking)");
+            if running > 0
+                && !yes
+                && !confirm(&format!(
+                    "stop {} (checkpointed first)?",
+                    crate::protocol::counted(running, "running agent")
+                ))?
+            {
+                eprintln!(
+                    "muster: not stopped ({} running; --yes stops them without asking)",
+                    crate::protocol::counted(running, "agent")
+                );
                 return Ok(ExitCode::from(1));
             }
             // The server stops its crew on SIGTERM as on the stop key; a signal works across protocol versions.
@@ -968,7 +1009,7 @@ fn server_cmd(root: &Path, action: ServerCmd) -> Result<ExitCode> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            println!("stopped (pid {pid}, {running} agent(s))");
+            println!("stopped (pid {pid}, {})", crate::protocol::counted(running, "agent"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1019,7 +1060,8 @@ fn ls() -> Result<()> {
         let run_dir = crate::ipc::run_dir(&root)?;
         let pid = crate::ipc::holder(&run_dir).map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         let info = crate::server::info(&run_dir);
-        let clients = info.as_ref().map(|i| format!("{} client(s)", i.clients)).unwrap_or_else(|| "no server".into());
+        let clients =
+            info.as_ref().map(|i| crate::protocol::counted(i.clients, "client")).unwrap_or_else(|| "no server".into());
         let agents = engine::store::load_live(&root).map(|(s, _, _)| state_counts(&s.agents)).unwrap_or_default();
         println!("{pid:>8}  {}  {clients}  {agents}", root.display());
     }

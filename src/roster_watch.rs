@@ -87,8 +87,8 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
     let header = rows.len() < height;
     if header {
         let head = match waiting {
-            0 => format!("muster · {} agent(s)", rows.len()),
-            n => format!("muster · {} agent(s) · {n} need you", rows.len()),
+            0 => format!("muster · {}", crate::protocol::counted(rows.len(), "agent")),
+            n => format!("muster · {} · {n} need you", crate::protocol::counted(rows.len(), "agent")),
         };
         out.push(Line::styled(cut(head), Style::new().add_modifier(Modifier::DIM)));
     }
@@ -300,7 +300,7 @@ mod tests {
         assert!(out[0].style.add_modifier.contains(Modifier::REVERSED));
         // With room, a header counts them.
         let out = lines(&rows[..2], 30, 5, false);
-        assert_eq!(text(&out), vec!["muster · 2 agent(s)", "● api  busy   ", "○ docs idle   "]);
+        assert_eq!(text(&out), vec!["muster · 2 agents", "● api  busy   ", "○ docs idle   "]);
         let all = lines(&rows[2..3], 30, 5, true);
         assert_eq!(text(&all)[1], "◆ tests waiting repo");
         // Nothing wider than the pane.

@@ -128,10 +128,10 @@ fn removed_agents_are_listed_and_pruned_from_the_command_line() {
     muster::git::checkpoint::create(&wt.path, "w", "test").unwrap();
     muster::git::worktree::remove_worktree(&root, "w", "main", true).unwrap();
     let (ok, out) = muster(dir.path(), &["removed"]);
-    assert!(ok && out.contains("w ") && out.contains("1 checkpoint(s)"), "{out}");
+    assert!(ok && out.contains("w ") && out.contains("1 checkpoint ") && out.contains("removed just now"), "{out}");
     assert!(out.contains("git branch w-restored refs/muster/removed/w/"), "{out}");
     let (ok, out) = muster(dir.path(), &["removed", "--prune", "w"]);
-    assert!(ok && out.contains("forgot 2 ref(s)"), "{out}");
+    assert!(ok && out.contains("forgot 2 refs"), "{out}");
     let (_, out) = muster(dir.path(), &["removed"]);
     assert!(!out.contains("w "), "{out}");
 }

@@ -521,7 +521,7 @@ fn sigterm_restores_the_terminal_and_one_server_serves_a_repository() {
     // `-icanon`) are its last line: waiting for its first read the rest before it was written.
     let s = t.wait_for("muster ended", |s| s.contains("EXITED") && s.contains("icanon"));
     assert!(s.contains(" icanon") && s.contains(" echo "), "cooked mode again: {s}");
-    assert!(s.contains("detached: 1 agent(s) keep running"), "{s}");
+    assert!(s.contains("detached: 1 agent keeps running"), "{s}");
     assert_eq!(t.tmux(&["display", "-p", "#{alternate_on} #{mouse_any_flag}"]).trim(), "0 0");
     let (status, _) = t.muster(&["status"]);
     assert!(status.contains("a ") && !status.contains("stopped"), "{status}");
@@ -600,7 +600,7 @@ fn a_watcher_in_a_narrow_pane_follows_the_crew() {
         std::thread::sleep(Duration::from_millis(50));
         s = pane(&t);
     }
-    assert!(s.starts_with("muster · 2 agent(s)"), "{s}");
+    assert!(s.starts_with("muster · 2 agents"), "{s}");
     // The crew is stopped: the watcher says so.
     let (stopped, code) = t.muster(&["server", "stop", "--yes"]);
     assert_eq!(code, 0, "{stopped}");

@@ -197,7 +197,7 @@ fn command_line_merge_conflicts_resolve_finish() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("both modified    f.txt"), "{out}");
     let (_, out) = muster(root, &["conflicts", "list"]);
-    assert!(out.contains("f.txt") && out.contains("1 conflict(s)"), "{out}");
+    assert!(out.contains("f.txt") && out.contains("1 conflict"), "{out}");
     let (code, out) = muster(root, &["conflicts", "resolve", "f.txt", "--take", "theirs", "--conflict", "1"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("resolved and staged"), "{out}");

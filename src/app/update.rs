@@ -284,7 +284,11 @@ fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::WriteFile => match (current_resolver(state), file) {
             (Some((_, r)), Some(f)) => {
                 if r.unresolved() > 0 {
-                    problem = Some(format!("{} conflict(s) of {} still unresolved", r.unresolved(), f.path));
+                    problem = Some(format!(
+                        "{} of {} still unresolved",
+                        crate::protocol::counted(r.unresolved(), "conflict"),
+                        f.path
+                    ));
                 } else {
                     let content = r.result();
                     engine(fx, Command::StageResolved { name, path: f.path, content });
@@ -295,7 +299,8 @@ fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::FinishMerge => {
             let left = view.files.len();
             if left > 0 {
-                problem = Some(format!("{left} file(s) still unresolved: write each with w"));
+                problem =
+                    Some(format!("{} still unresolved: write each with w", crate::protocol::counted(left, "file")));
             } else {
                 state.dialog = Some(Dialog::Confirm {
                     title: "Finish the merge?".into(),
@@ -490,7 +495,10 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
                 state.dialog = Some(Dialog::Confirm {
                     title: if state.detaches { "Stop the crew?".into() } else { "Quit muster?".into() },
                     lines: vec![
-                        format!("{running} running agent(s) will be checkpointed, then stopped (SIGTERM, SIGKILL)."),
+                        format!(
+                            "{} will be checkpointed, then stopped (SIGTERM, SIGKILL).",
+                            crate::protocol::counted(running, "running agent")
+                        ),
                         "Their worktrees and branches stay; restart them later with their resume arguments.".into(),
                     ],
                     then: Confirmed::Quit,
@@ -624,7 +632,7 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
         Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
         Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
         Confirmed::DropMail { copies } => {
-            state.status = Some((format!("{} dead letter(s) dropped", copies.len()), false));
+            state.status = Some((format!("{} dropped", crate::protocol::counted(copies.len(), "dead letter")), false));
             fx.extend(copies.into_iter().map(|(id, recipient)| Effect::Engine(Command::MailDrop { id, recipient })));
         }
         Confirmed::SteerIntoDialog { name, text } => {
@@ -763,6 +771,9 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::Removed { name } => {
             state.agents.retain(|a| a.info.name != name);
+            // Its overlaps go with it (the engine's next report says the same).
+            state.overlaps.overlaps.retain(|o| o.a != name && o.b != name);
+            state.overlaps.merge_order.retain(|n| *n != name);
             state.selected = state.selected.min(state.agents.len().saturating_sub(1));
             state.attached = false;
         }
@@ -785,8 +796,9 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             let mut lines = vec![format!("Remove agent {name}, its worktree and its branch muster/{name}?")];
             if !status.is_safe_to_remove() {
                 lines.push(format!(
-                    "Not merged into its base: {} changed file(s), {} commit(s).",
-                    status.changed_files, status.unmerged_commits
+                    "Not merged into its base: {}, {}.",
+                    crate::protocol::counted(status.changed_files, "changed file"),
+                    crate::protocol::counted(status.unmerged_commits, "commit")
                 ));
             }
             lines.push(format!(
@@ -872,10 +884,13 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                 return;
             }
             let what = match &files {
-                Some(_) => format!("Restore {} file(s) of {name} from checkpoint {n}?", changes.len()),
+                Some(_) => format!(
+                    "Restore {} of {name} from checkpoint {n}?",
+                    crate::protocol::counted(changes.len(), "file")
+                ),
                 None => format!("Roll {name} back to checkpoint {n}?"),
             };
-            let mut lines = vec![format!("These {} file(s) will change:", changes.len())];
+            let mut lines = vec![format!("{} will change:", crate::protocol::counted(changes.len(), "file"))];
             lines.extend(changes.iter().take(12).map(|c| format!("  {c}")));
             if changes.len() > 12 {
                 lines.push(format!("  … and {} more", changes.len() - 12));
@@ -1027,7 +1042,7 @@ mod tests {
         let status = crate::git::worktree::WorktreeStatus { changed_files: 2, unmerged_commits: 0 };
         update(&mut s, Msg::Engine(Event::RemoveCheck { name: "a".into(), status }));
         match &s.dialog {
-            Some(Dialog::Confirm { lines, .. }) => assert!(lines[1].contains("2 changed file(s)")),
+            Some(Dialog::Confirm { lines, .. }) => assert!(lines[1].contains("2 changed files")),
             _ => panic!("no confirmation"),
         }
         let fx = update(&mut s, key("y"));
@@ -1084,10 +1099,18 @@ mod tests {
     #[test]
     fn removed_agent_fixes_selection() {
         let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Busy)]);
+        let overlap =
+            crate::git::overlap::Overlap { a: "a".into(), b: "b".into(), files: vec!["f".into()], conflicts: vec![] };
+        let report =
+            crate::git::overlap::OverlapReport { overlaps: vec![overlap], merge_order: vec!["a".into(), "b".into()] };
+        update(&mut s, Msg::Engine(Event::Overlaps(report)));
+        assert!(s.overlap_of("a").is_some());
         update(&mut s, key("j"));
         update(&mut s, Msg::Engine(Event::Removed { name: "b".into() }));
         assert_eq!(s.selected, 0);
         assert_eq!(s.agents.len(), 1);
+        assert!(s.overlap_of("a").is_none(), "the warning about b went with b");
+        assert_eq!(s.overlaps.merge_order, vec!["a".to_string()]);
     }
 
     #[test]
@@ -1154,7 +1177,7 @@ mod tests {
         // Writing with conflicts left is refused.
         let fx = update(&mut s, key("w"));
         assert!(engine_cmds(&fx).is_empty());
-        assert!(s.status.as_ref().unwrap().0.contains("2 conflict(s) of f.txt still unresolved"));
+        assert!(s.status.as_ref().unwrap().0.contains("2 conflicts of f.txt still unresolved"));
         update(&mut s, key("o"));
         assert_eq!(s.conflicts.as_ref().unwrap().hunk, 1, "moves on to the next unresolved conflict");
         update(&mut s, key("e"));
@@ -1192,7 +1215,7 @@ mod tests {
         );
         update(&mut s, key("F"));
         assert!(s.dialog.is_none());
-        assert!(s.status.as_ref().unwrap().0.contains("2 file(s) still unresolved"));
+        assert!(s.status.as_ref().unwrap().0.contains("2 files still unresolved"));
         update(&mut s, Msg::Engine(Event::MergeConflicts { name: "b".into(), into_agent: false, files: vec![] }));
         update(&mut s, key("F"));
         let fx = update(&mut s, key("y"));

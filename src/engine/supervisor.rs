@@ -714,6 +714,8 @@ impl Supervisor {
             .map(|s| (s.spec.name.clone(), s.info.base.clone()))
             .collect();
         if agents.len() < 2 {
+            // Nobody to overlap with: a report from before (naming a removed agent) must not stand.
+            (self.sink)(Event::Overlaps(Default::default()));
             return;
         }
         let _ = self.overlap_tx.send((self.cfg.root.clone(), agents));
@@ -1359,6 +1361,7 @@ impl Supervisor {
         }
         self.slots.remove(idx);
         (self.sink)(Event::Removed { name: name.to_string() });
+        self.request_overlaps();
         self.mail_on_remove(name);
         self.message(format!("removed {name}"), false);
         self.save();

@@ -169,9 +169,9 @@ pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Resu
     let status = worktree_status(root, name, base)?;
     if !force && !status.is_safe_to_remove() {
         bail!(
-            "worktree of `{name}` has {} changed file(s) and {} unmerged commit(s): not removed",
-            status.changed_files,
-            status.unmerged_commits
+            "worktree of `{name}` has {} and {}: not removed",
+            crate::protocol::counted(status.changed_files, "changed file"),
+            crate::protocol::counted(status.unmerged_commits, "unmerged commit")
         );
     }
     crate::config::crew::validate_name(name).map_err(anyhow::Error::msg)?;
@@ -380,13 +380,13 @@ pub mod tests {
         let info = ensure_worktree(&root, "w", None).unwrap();
         std::fs::write(info.path.join("a.txt"), "changed\n").unwrap();
         let err = remove_worktree(&root, "w", "main", false).unwrap_err();
-        assert!(err.to_string().contains("1 changed file(s)"), "{err}");
+        assert!(err.to_string().contains("1 changed file and"), "{err}");
         assert!(info.path.join("a.txt").exists());
         // Commit it: now it is clean but unmerged.
         let git = |args: &[&str]| Command::new("git").args(args).current_dir(&info.path).output().unwrap();
         git(&["commit", "-qam", "work"]);
         let err = remove_worktree(&root, "w", "main", false).unwrap_err();
-        assert!(err.to_string().contains("1 unmerged commit(s)"), "{err}");
+        assert!(err.to_string().contains("1 unmerged commit:"), "{err}");
         // With confirmation it goes.
         remove_worktree(&root, "w", "main", true).unwrap();
         assert!(!info.path.exists());
