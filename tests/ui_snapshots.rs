@@ -28,7 +28,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             title: None,
             port_base: 20000,
             pid: None,
-            diffstat: DiffStat { files: 1, added, removed },
+            diffstat: DiffStat { files: 1, added, removed, untracked: usize::from(name == "docs") * 2 },
             error: None,
             checkpoints: added % 7,
             rolled_back: name == "docs",

@@ -74,6 +74,8 @@ struct RawPreset {
     /// A job in the terminal's foreground (not the agent's own process) means it works.
     #[serde(default)]
     foreground_busy: bool,
+    #[serde(default)]
+    ignore: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +99,9 @@ pub struct Preset {
     /// A job in the terminal's foreground other than the agent's own process means it works: for shells and
     /// REPLs, whose quiet commands draw nothing while they run.
     pub foreground_busy: bool,
+    /// Files the CLI writes for itself (its chat history), never an agent's work: git ignores them (patterns
+    /// of `.git/info/exclude`).
+    pub ignore: Vec<String>,
 }
 
 fn regex(file: &Path, text: &str, preset: &str, r: &Spanned<String>) -> Result<Regex, ConfigError> {
@@ -191,6 +196,7 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 version_regex,
                 rules,
                 foreground_busy: p.foreground_busy,
+                ignore: p.ignore,
             },
         );
     }

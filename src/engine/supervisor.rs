@@ -1128,6 +1128,9 @@ impl Supervisor {
     fn launch(&mut self, idx: usize, resume: bool) -> Result<()> {
         let root = self.cfg.root.clone();
         let spec = self.slots[idx].spec.clone();
+        if let Some(p) = self.presets.get(&spec.kind).filter(|p| !p.ignore.is_empty()) {
+            worktree::exclude(&root, &p.ignore)?;
+        }
         let (cwd, branch, base) = if spec.worktree {
             let wt = worktree::ensure_worktree(&root, &spec.name, spec.base.as_deref())?;
             (wt.path, wt.branch, wt.base)

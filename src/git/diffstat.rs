@@ -10,6 +10,9 @@ pub struct DiffStat {
     pub files: usize,
     pub added: usize,
     pub removed: usize,
+    /// Files git does not track yet (not ignored): a merge commits them, so they are shown apart.
+    #[serde(default)]
+    pub untracked: usize,
 }
 
 pub fn diffstat(worktree: &Path, base: &str) -> Result<DiffStat> {
@@ -27,7 +30,8 @@ pub fn diffstat(worktree: &Path, base: &str) -> Result<DiffStat> {
     opts.include_untracked(true).recurse_untracked_dirs(true).show_untracked_content(true);
     let diff = repo.diff_tree_to_workdir_with_index(Some(&tree), Some(&mut opts))?;
     let stats = diff.stats()?;
-    Ok(DiffStat { files: stats.files_changed(), added: stats.insertions(), removed: stats.deletions() })
+    let untracked = diff.deltas().filter(|d| d.status() == git2::Delta::Untracked).count();
+    Ok(DiffStat { files: stats.files_changed(), added: stats.insertions(), removed: stats.deletions(), untracked })
 }
 
 #[cfg(test)]
@@ -43,6 +47,10 @@ mod tests {
         std::fs::write(info.path.join("a.txt"), "one\nTWO\nthree\n").unwrap();
         std::fs::write(info.path.join("new.txt"), "x\ny\n").unwrap();
         let s = diffstat(&info.path, "main").unwrap();
-        assert_eq!(s, DiffStat { files: 2, added: 4, removed: 1 });
+        assert_eq!(s, DiffStat { files: 2, added: 4, removed: 1, untracked: 1 });
+        // A binary file git does not track (an editor's swap file) adds no line, and is counted all the same.
+        std::fs::write(info.path.join("blob.bin"), [0u8, 159, 146, 150, 0, 1]).unwrap();
+        let s = diffstat(&info.path, "main").unwrap();
+        assert_eq!((s.files, s.untracked), (3, 2));
     }
 }

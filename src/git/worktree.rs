@@ -39,16 +39,30 @@ pub fn branch_name(name: &str) -> String {
     format!("muster/{name}")
 }
 
-/// Make sure `.muster/` (and Claude's local settings that muster writes) never show up as changes.
+/// What never shows up as an agent's work, in any worktree: muster's own folder, Claude's local settings that
+/// muster writes, and editors' swap files (an agent running vim left `.README.md.swp` to be merged). A
+/// repository's own `.gitignore` can take a pattern back (`!*.swp`): it comes before `info/exclude`.
+const EXCLUDED: [&str; 3] = ["/.muster/", ".claude/settings.local.json", "*.sw[po]"];
+
+/// Make sure `EXCLUDED`, and the `extra` patterns an agent's preset names (its CLI's own history files), never
+/// show up as changes.
 pub fn ensure_excluded(root: &Path) -> Result<()> {
+    exclude(root, &[])
+}
+
+pub fn exclude(root: &Path, extra: &[String]) -> Result<()> {
     let repo = Repository::open(root)?;
     let info = repo.commondir().join("info");
     std::fs::create_dir_all(&info).context("creating .git/info")?;
     let exclude = info.join("exclude");
     let current = std::fs::read_to_string(&exclude).unwrap_or_default();
     let mut add = String::new();
-    for pattern in ["/.muster/", ".claude/settings.local.json"] {
-        if !current.lines().any(|l| l.trim() == pattern) {
+    for pattern in EXCLUDED.iter().copied().chain(extra.iter().map(String::as_str)) {
+        let pattern = pattern.trim();
+        if pattern.is_empty() || pattern.starts_with('#') || pattern.contains('\n') {
+            continue;
+        }
+        if !current.lines().any(|l| l.trim() == pattern) && !add.lines().any(|l| l == pattern) {
             add.push_str(pattern);
             add.push('\n');
         }
@@ -299,6 +313,21 @@ pub mod tests {
         git(&["add", "."]);
         git(&["commit", "-q", "-m", "init"]);
         dir
+    }
+
+    /// An editor's swap file and a CLI's own history are never an agent's work: not counted, never merged.
+    #[test]
+    fn swap_files_and_cli_histories_are_not_work() {
+        let repo = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        let info = ensure_worktree(&root, "v", None).unwrap();
+        exclude(&root, &[".aider*".to_string()]).unwrap();
+        exclude(&root, &[".aider*".to_string()]).unwrap();
+        std::fs::write(info.path.join(".a.txt.swp"), [0u8, 1, 2, 3]).unwrap();
+        std::fs::write(info.path.join(".aider.chat.history.md"), "# chat\n").unwrap();
+        assert_eq!(crate::git::diffstat::diffstat(&info.path, "main").unwrap(), Default::default());
+        let exclude = std::fs::read_to_string(root.join(".git/info/exclude")).unwrap();
+        assert_eq!(exclude.lines().filter(|l| *l == ".aider*").count(), 1, "{exclude}");
     }
 
     #[test]

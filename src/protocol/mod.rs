@@ -14,7 +14,7 @@ pub use messages::{AgentInfo, AgentState, Command, Event};
 use serde::{Deserialize, Serialize};
 
 /// Bumped whenever a message changes shape; client and server must agree exactly.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -67,7 +67,10 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         spans.push(Span::styled(added.clone(), with(theme.style("roster.added"))));
         spans.push(Span::styled(" ", base));
         spans.push(Span::styled(removed.clone(), with(theme.style("roster.removed"))));
-        let used = added.chars().count() + 1 + removed.chars().count();
+        // New files git does not track yet (a merge commits them): binary ones add no line to count.
+        let new = if d.untracked > 0 { format!(" ·{}", d.untracked) } else { String::new() };
+        spans.push(Span::styled(new.clone(), with(theme.style("roster.added"))));
+        let used = added.chars().count() + 1 + removed.chars().count() + new.chars().count();
         spans.push(Span::styled(" ".repeat(12usize.saturating_sub(used).max(1)), base));
     }
     if medium {
