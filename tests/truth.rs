@@ -176,3 +176,19 @@ fn an_agent_whose_command_is_missing_is_explained() {
     assert!(ok, "{out}");
     assert!(out.starts_with("ok: error — ") && out.contains(&error), "{out}");
 }
+
+/// The operator merges an agent's branch by hand (`git merge`, outside muster): the base moved, and the agent's
+/// diffstat says what is left to merge — nothing — without a restart or a change of its files.
+#[test]
+fn a_merge_made_outside_muster_is_seen() {
+    let crew = shell("w", "echo work > w.txt && git add w.txt && git -c user.name=t -c user.email=t@e commit -qm w");
+    let mut rig = Rig::new(&crew, "w");
+    rig.wait_for("w's commit counted, w idle", |r| {
+        r.screen_text("w").contains("ready")
+            && r.agents["w"].diffstat.files == 1
+            && r.state("w") == Some(AgentState::Idle)
+    });
+    let root = rig.root.clone();
+    git(&root, &["merge", "-q", "--no-ff", "-m", "by hand", "muster/w"]);
+    rig.wait_for("w has nothing left to merge", |r| r.agents["w"].diffstat.files == 0);
+}

@@ -37,6 +37,9 @@ pub enum EngineMsg {
         /// Held until the engine takes the command: a client has a bounded number of commands queued here.
         permit: Option<tokio::sync::OwnedSemaphorePermit>,
     },
+    /// A branch of the repository moved (a commit on the base outside muster): what merges would bring is
+    /// measured again, once the moves settle.
+    RefsMoved,
     /// A client of the server went away: it watches nothing and sizes nothing any more.
     ClientGone {
         client: u64,
@@ -255,6 +258,10 @@ struct Supervisor {
     queue: Arc<checkpoints::Queue>,
     /// Set by a signal: the engine stops the crew before it handles anything else queued.
     stop_asked: Arc<AtomicBool>,
+    /// Watches the repository's branches while the engine runs.
+    _refs: Option<crate::git::refwatch::RefWatch>,
+    /// When to measure diffstats and overlaps again after branches moved (moves within it are one).
+    remeasure_at: Option<Instant>,
     /// The operator was told the job queue is full (once until it has room again).
     queue_full_said: std::cell::Cell<bool>,
     overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
@@ -342,6 +349,9 @@ struct PendingSend {
     reply: Sender<String>,
 }
 
+/// How long after a branch moves its diffstats and overlaps are measured again.
+const REMEASURE_AFTER: Duration = Duration::from_millis(300);
+
 /// How soon a change of an agent's state reaches `.muster/state.json`.
 const SAVE_AFTER: Duration = Duration::from_secs(1);
 
@@ -361,6 +371,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone(), queue.clone());
     let stop_asked = Arc::new(AtomicBool::new(false));
     let overlap_tx = spawn_overlap_worker(sink.clone());
+    let moved = tx.clone();
+    let refs = crate::git::refwatch::watch(&cfg.root, move || {
+        let _ = moved.send(EngineMsg::RefsMoved);
+    })
+    // Without it, merges made through muster still measure again.
+    .inspect_err(|e| tracing::warn!("watching the repository's branches: {e:#}"))
+    .ok();
     let (saved, load_errors) = store::load_or_set_aside(&cfg.root);
     for e in load_errors {
         tracing::warn!("saved state: {e}");
@@ -384,6 +401,8 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         queue,
         stop_asked: stop_asked.clone(),
         queue_full_said: Default::default(),
+        _refs: refs,
+        remeasure_at: None,
         overlap_tx,
         run_dir,
         shutting_down: false,
@@ -733,11 +752,7 @@ impl Supervisor {
         }
         if done.branches_moved {
             // The base may have moved under every agent: what each would merge is measured again.
-            let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
-            for name in names {
-                self.request_diffstat(&name, true);
-            }
-            self.request_overlaps();
+            self.remeasure();
         }
         let Some(checkpoints) = done.checkpoints else { return };
         let name = done.name;
@@ -765,6 +780,10 @@ impl Supervisor {
             EngineMsg::Client { client, cmd, permit } => {
                 self.client_command(client, cmd);
                 drop(permit);
+            }
+            EngineMsg::RefsMoved => {
+                // A commit writes several files; what follows within the pause is the same move.
+                self.remeasure_at.get_or_insert(Instant::now() + REMEASURE_AFTER);
             }
             EngineMsg::ClientGone { client } => {
                 self.watchers.remove(&client);
@@ -1286,12 +1305,25 @@ impl Supervisor {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        self.kills.iter().map(|k| k.at).chain(self.leftovers.iter().map(|l| l.0)).min()
+        self.kills.iter().map(|k| k.at).chain(self.leftovers.iter().map(|l| l.0)).chain(self.remeasure_at).min()
+    }
+
+    /// Every agent's diffstat and the overlaps, taken again: the branches their merges are measured on moved.
+    fn remeasure(&mut self) {
+        self.remeasure_at = None;
+        let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
+        for name in names {
+            self.request_diffstat(&name, true);
+        }
+        self.request_overlaps();
     }
 
     /// Stops whose grace ran out, and leftovers of exited agents.
     fn timers(&mut self) {
         let now = Instant::now();
+        if self.remeasure_at.is_some_and(|t| t <= now) {
+            self.remeasure();
+        }
         let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) =
             std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);
         self.kills = kept;

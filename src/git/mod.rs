@@ -6,6 +6,7 @@ pub mod merge;
 pub mod overlap;
 pub mod pack;
 pub mod ports;
+pub mod refwatch;
 pub mod stale;
 pub mod watch;
 pub mod worktree;
