@@ -240,7 +240,8 @@ fn workbench(
 ) -> Result<()> {
     use crate::protocol::{ClientKind, Hello};
     let (tx, rx) = crate::tui::channel();
-    let size = crossterm::terminal::size().ok().map(|(c, r)| (r, c));
+    // A terminal larger than muster serves shows the top-left of it (the server refuses larger sizes).
+    let size = crossterm::terminal::size().ok().map(|(c, r)| crate::protocol::clamp_size(r, c));
     let hello = Hello {
         kind: ClientKind::Tui,
         version: crate::protocol::VERSION,

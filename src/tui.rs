@@ -121,10 +121,17 @@ fn to_msg(ev: CtEvent) -> Option<Msg> {
 
 /// When the roster's ages next change their text ("59s" → "1m"), so the clock wakes the loop only then.
 fn next_age_change(state: &State) -> Option<Duration> {
+    // The timeline, while it is open, shows the selected agent's checkpoints' ages too.
+    let timeline = (state.tab == crate::app::WellTab::Timeline)
+        .then(|| state.selected_agent())
+        .flatten()
+        .into_iter()
+        .flat_map(|a| a.checkpoints.iter().map(|c| c.time.max(0) as u64 * 1000));
     state
         .agents
         .iter()
         .filter_map(|a| a.info.last_output_ms)
+        .chain(timeline)
         .map(|t| {
             // Ages count whole seconds of the clock (`ui::roster::age`): they change on a second's boundary.
             let elapsed = (state.now_ms / 1000).saturating_sub(t / 1000);

@@ -822,3 +822,15 @@ fn output_scrolled_by_the_terminal_leaves_the_screen_exact() {
         assert_eq!(pair[1], pair[0].map(|n| n + 1), "lines in order, none twice or missing: {s}");
     }
 }
+
+/// A terminal wider than the 1000 columns muster serves (a large monitor, a small font): the workbench runs,
+/// its agents sized at the limit, rather than the server refusing it.
+#[test]
+fn a_terminal_wider_than_the_limit_still_runs_the_workbench() {
+    let t = Tmux::start(1100, 30, "demo --agents 2");
+    t.wait_for("roster and well", |s| s.contains("[terminal]") && s.contains("api"));
+    t.keys(&["q"]);
+    t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
+    t.keys(&["y"]);
+    t.wait_for("exit", |s| s.contains("EXITED 0"));
+}

@@ -867,9 +867,17 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::Overlaps(report) => state.overlaps = report,
         Event::Timeline { name, checkpoints } => {
-            if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
-                a.checkpoints = checkpoints;
+            let shown = state.timeline.agent.as_deref() == Some(name.as_str());
+            let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) else { return };
+            if shown {
+                // The selection follows its checkpoint (a new one comes first and moved every index), and the
+                // diff is asked again: a rollback or a new checkpoint changes what it shows.
+                let tl = &mut state.timeline;
+                let n = a.checkpoints.get(tl.selected).map(|c| c.n);
+                tl.selected = n.and_then(|n| checkpoints.iter().position(|c| c.n == n)).unwrap_or(0);
+                tl.requested = None;
             }
+            a.checkpoints = checkpoints;
         }
         Event::CheckpointDiff { name, n, base, files } => {
             if state.timeline.requested.as_ref() == Some(&(name.clone(), n, base)) {
@@ -1111,6 +1119,40 @@ mod tests {
         assert_eq!(s.agents.len(), 1);
         assert!(s.overlap_of("a").is_none(), "the warning about b went with b");
         assert_eq!(s.overlaps.merge_order, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn the_timeline_keeps_its_checkpoint_when_a_new_one_comes_and_asks_its_diff_again() {
+        use crate::git::checkpoint::Checkpoint;
+        let cp = |n: u32| Checkpoint {
+            n,
+            id: format!("{n}"),
+            time: 0,
+            trigger: "turn".into(),
+            head: String::new(),
+            branch: String::new(),
+            files: 1,
+            added: 1,
+            removed: 0,
+            unsettled: vec![],
+            skipped: vec![],
+        };
+        let mut s = state_with(&[("a", AgentState::Idle)]);
+        let timeline = |cps: Vec<u32>| {
+            Msg::Engine(Event::Timeline { name: "a".into(), checkpoints: cps.into_iter().map(cp).collect() })
+        };
+        update(&mut s, timeline(vec![3, 2, 1]));
+        s.tab = WellTab::Timeline;
+        s.timeline.agent = Some("a".into());
+        s.timeline.selected = 1;
+        let fx = update(&mut s, Msg::Tick(1));
+        assert!(matches!(engine_cmds(&fx).as_slice(), [Command::CheckpointDiff { n: 2, .. }]));
+        let fx = update(&mut s, timeline(vec![4, 3, 2, 1]));
+        assert_eq!(s.timeline.selected, 2, "still checkpoint 2");
+        assert!(
+            matches!(engine_cmds(&fx).as_slice(), [Command::CheckpointDiff { n: 2, .. }]),
+            "asked again: what it shows may have changed ({fx:?})"
+        );
     }
 
     #[test]

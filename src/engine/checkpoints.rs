@@ -301,6 +301,12 @@ fn run_job(
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let branches_moved = matches!(kind, JobKind::Merge { .. } | JobKind::Conflict { .. });
     let message = match kind {
+        // An automatic checkpoint of a worktree nothing has touched yet would record nothing.
+        JobKind::Create { trigger }
+            if matches!(trigger.as_str(), "periodic" | "turn" | "stop") && checkpoint::untouched(&worktree, &name) =>
+        {
+            None
+        }
         JobKind::Create { trigger } => {
             let create = |c: &Changes, again: &mut dyn FnMut() -> Option<Changes>| {
                 checkpoint::create_settled(&worktree, &name, &trigger, c, again)

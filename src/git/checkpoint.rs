@@ -321,6 +321,18 @@ fn relax_tree_validation() {
     ONCE.call_once(|| git2::opts::strict_object_creation(false));
 }
 
+/// Whether an agent's worktree is as it started: no checkpoint of it yet and nothing changed on disk (tracked
+/// or new). An automatic checkpoint then records nothing ("#1 turn 0 files" at every agent's first idle).
+pub fn untouched(worktree: &Path, agent: &str) -> bool {
+    let Ok(repo) = open(worktree) else { return false };
+    if latest(&repo, agent).ok().flatten().is_some() {
+        return false;
+    }
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(true).include_ignored(false);
+    repo.statuses(Some(&mut opts)).is_ok_and(|s| s.is_empty())
+}
+
 /// Take a checkpoint. Returns it and whether it is new (a tree and HEAD equal to the last checkpoint's make
 /// none, and the last one is returned).
 pub fn create(worktree: &Path, agent: &str, trigger: &str) -> Result<(Checkpoint, bool)> {

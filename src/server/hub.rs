@@ -115,8 +115,9 @@ impl Cache {
     }
 }
 
-/// Which client asked for an answer that opens a dialog: (what, agent) → (client, request id).
-type Askers = BTreeMap<(&'static str, String), (u64, u64)>;
+/// Which clients asked for an answer that opens a dialog, in the order they asked: (what, agent) → (client,
+/// request id). The engine answers in order, so two asks of the same agent's diff each get their answer.
+type Askers = BTreeMap<(&'static str, String), VecDeque<(u64, u64)>>;
 
 #[derive(Default)]
 struct Inner {
@@ -211,7 +212,10 @@ impl Hub {
         if let Some(out) = inner.clients.remove(&id) {
             out.notify.notify_one();
         }
-        inner.askers.retain(|_, (c, _)| *c != id);
+        for waiting in inner.askers.values_mut() {
+            waiting.retain(|(c, _)| *c != id);
+        }
+        inner.askers.retain(|_, waiting| !waiting.is_empty());
         self.roster.notify_one();
         // Watchers alone keep nothing alive: they only look.
         inner.clients.values().all(|o| o.kind.reads_only()) && !inner.cache.agents.iter().any(|a| a.state.is_running())
@@ -258,7 +262,7 @@ impl Hub {
 
     /// Remember who asked, so the answer is theirs alone.
     pub fn asked(&self, what: (&'static str, &str), client: u64, request: u64) {
-        self.lock().askers.insert((what.0, what.1.to_string()), (client, request));
+        self.lock().askers.entry((what.0, what.1.to_string())).or_default().push_back((client, request));
     }
 
     pub fn clients(&self) -> usize {
@@ -302,7 +306,11 @@ impl Hub {
             return;
         }
         if let Some((what, name)) = answer_kind(&e) {
-            let Some((client, id)) = inner.askers.remove(&(what, name.to_string())) else { return };
+            let key = (what, name.to_string());
+            let Some((client, id)) = inner.askers.get_mut(&key).and_then(VecDeque::pop_front) else { return };
+            if inner.askers.get(&key).is_some_and(VecDeque::is_empty) {
+                inner.askers.remove(&key);
+            }
             if let Some(out) = inner.clients.get_mut(&client) {
                 out.push(json_frame(&ToClient::Reply { id, event: e }));
             }
@@ -387,6 +395,28 @@ mod tests {
             decode(&hub.take(two).unwrap().frames),
             vec![ToClient::Reply { id: 41, event: answer }, ToClient::Event(Event::Bell { name: "a".into() })]
         );
+    }
+
+    #[test]
+    fn two_asks_of_one_agents_diff_each_get_their_answer() {
+        let hub = Hub::default();
+        let (one, _) = hub.join(ClientKind::Tui, vec![]);
+        let (two, _) = hub.join(ClientKind::Tui, vec![]);
+        hub.take(one);
+        hub.take(two);
+        let ask = Command::CheckpointDiff { name: "a".into(), n: 1, base: crate::git::checkpoint::DiffBase::Previous };
+        hub.asked(asks_for(&ask).unwrap(), one, 7);
+        hub.asked(asks_for(&ask).unwrap(), two, 9);
+        let answer = |n| Event::CheckpointDiff {
+            name: "a".into(),
+            n,
+            base: crate::git::checkpoint::DiffBase::Previous,
+            files: vec![],
+        };
+        hub.publish(answer(1));
+        hub.publish(answer(2));
+        assert_eq!(decode(&hub.take(one).unwrap().frames), vec![ToClient::Reply { id: 7, event: answer(1) }]);
+        assert_eq!(decode(&hub.take(two).unwrap().frames), vec![ToClient::Reply { id: 9, event: answer(2) }]);
     }
 
     #[test]
