@@ -207,10 +207,15 @@ fn look(root: Option<&Path>, theme: Option<&str>) -> Result<Look> {
     };
     let (keymap, kw) = Keymap::load(root);
     warnings.extend(kw);
+    // A theme the config file names that does not exist is said at the config file's line, not `--theme`.
+    let from_config = theme.is_none() && user_cfg.theme.is_some();
     let theme_name = theme.map(str::to_string).or(user_cfg.theme.clone()).unwrap_or_else(|| "default".into());
     let dirs = root.map(theme_dirs).unwrap_or_default();
     let (theme, tw) = Theme::load(&theme_name, &dirs, ColorMode::from_env());
-    warnings.extend(tw);
+    warnings.extend(tw.into_iter().map(|w| match w.0.file == Path::new("--theme") && from_config {
+        true => user::warning_at_key("theme", w.0.message.clone()).unwrap_or(w),
+        false => w,
+    }));
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -259,11 +264,11 @@ fn workbench(
     let mut state = State::new(repo, look.keymap, look.theme, (80, 24));
     state.bell_on_waiting = look.user.bell;
     state.detaches = !quit_stops_crew;
+    state.warnings = look.warnings.iter().map(|w| w.0.to_string()).collect();
     if let Some(w) = look.warnings.first() {
-        let more = if look.warnings.len() > 1 {
-            format!(" (+{} more in the log)", look.warnings.len() - 1)
-        } else {
-            String::new()
+        let more = match look.warnings.len() {
+            1 => " (! lists it)".to_string(),
+            n => format!(" (and {} more: ! lists them)", n - 1),
         };
         state.status = Some((format!("{w}{more}"), true));
     }

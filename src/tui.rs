@@ -127,7 +127,12 @@ fn next_age_change(state: &State) -> Option<Duration> {
         .flatten()
         .into_iter()
         .flat_map(|a| a.checkpoints.iter().map(|c| c.time.max(0) as u64 * 1000));
-    state
+    // A message leaves the status line after a while: the loop wakes then.
+    let status_ends = state.status.as_ref().map(|_| {
+        let end = state.status_at + crate::app::update::STATUS_FOR_MS;
+        Duration::from_millis(end.saturating_sub(state.now_ms))
+    });
+    let ages = state
         .agents
         .iter()
         .filter_map(|a| a.info.last_output_ms)
@@ -142,7 +147,8 @@ fn next_age_change(state: &State) -> Option<Duration> {
             };
             Duration::from_millis((unit - elapsed % unit) * 1000 - state.now_ms % 1000)
         })
-        .min()
+        .min();
+    ages.into_iter().chain(status_ends).min()
 }
 
 /// Run the loop until the engine has shut down. Generic over the backend so benchmarks can drive it headless.

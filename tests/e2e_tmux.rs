@@ -834,3 +834,34 @@ fn a_terminal_wider_than_the_limit_still_runs_the_workbench() {
     t.keys(&["y"]);
     t.wait_for("exit", |s| s.contains("EXITED 0"));
 }
+
+/// Four mistakes in the config files: the status line says how many, and `!` lists every one with its place
+/// (only the first showed, cut, for a few seconds; the rest were in the log).
+#[test]
+fn every_config_warning_is_listed_from_the_keyboard() {
+    let t = Tmux::start_in(120, 40, "demo --agents 2", |d| {
+        let config = d.join("config/muster");
+        std::fs::create_dir_all(config.join("keymaps")).unwrap();
+        let text = "bell = false\nscrolback = 5\ncheckpoint_minutes = \"ten\"\ntheme = \"nope\"\n";
+        std::fs::write(config.join("config.toml"), text).unwrap();
+        std::fs::write(config.join("keymaps/default.toml"), "[roster]\n\"z\" = \"no_such_action\"\n").unwrap();
+    });
+    let s = t.wait_for("the roster", |s| s.contains("api") && s.contains("[terminal]"));
+    let last = s.lines().last().unwrap_or("");
+    assert!(last.contains("warning"), "the status line says so: {s}");
+    t.keys(&["!"]);
+    let s = t.wait_for("the list", |s| s.contains("in the config files"));
+    assert!(s.contains("4 warnings in the config files"), "{s}");
+    for what in
+        ["config.toml:2", "config.toml:3", "config.toml:4:9: unknown theme `nope`", "default.toml:2", "no_such_action"]
+    {
+        assert!(s.contains(what), "{what} missing: {s}");
+    }
+    // Apart: ESC then q at once reads as Alt-q.
+    t.keys(&["Escape"]);
+    t.wait_for("the list closed", |s| !s.contains("in the config files"));
+    t.keys(&["q"]);
+    t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
+    t.keys(&["y"]);
+    t.wait_for("exit", |s| s.contains("EXITED 0"));
+}

@@ -384,3 +384,19 @@ fn an_agent_in_error_shows_its_whole_reason_80x24() {
     assert!(flat.contains("found in PATH"), "the end of the reason: {text}");
     insta::assert_snapshot!(text);
 }
+
+/// The config files' warnings and the latest messages, listed (`!`).
+#[test]
+fn messages_list_80x24() {
+    let mut s = state(80, 24);
+    s.warnings = vec![
+        "/home/u/.config/muster/config.toml:2:1: unknown key `scrolback` (known: theme, bell, scrollback, \
+         checkpoint_minutes, defaults); ignored"
+            .into(),
+        "/home/u/.config/muster/keymaps/default.toml:2:7: [roster] key `z`: unknown action `no_such_action`".into(),
+    ];
+    s.messages.push_back((NOW - 90_000, "api: checkpoint 3 (key)".into(), false));
+    s.messages.push_back((NOW - 5_000, "docs: merge refused: /repo has uncommitted changes (x.txt)".into(), true));
+    update(&mut s, Msg::Key(Key::parse("!").unwrap()));
+    insta::assert_snapshot!(draw(&s));
+}

@@ -153,6 +153,8 @@ impl Default for TimelineView {
 #[derive(Debug, Clone)]
 pub enum Dialog {
     Help,
+    /// The config files' warnings and the latest messages, newest first.
+    Messages,
     Confirm {
         title: String,
         lines: Vec<String>,
@@ -205,6 +207,13 @@ pub struct State {
     pub composing: Option<String>,
     /// Messages this client told the engine the operator read.
     pub mail_seen_sent: BTreeSet<i64>,
+    /// What was wrong in the config files (file:line:col), for the messages list.
+    pub warnings: Vec<String>,
+    /// The latest messages of the status line (when, text, error), newest last; a message leaves the status
+    /// line after a while and stays here.
+    pub messages: std::collections::VecDeque<(u64, String, bool)>,
+    /// When the status line's message was set.
+    pub status_at: u64,
 }
 
 impl State {
@@ -235,6 +244,9 @@ impl State {
             mail_view: MailView::default(),
             composing: None,
             mail_seen_sent: BTreeSet::new(),
+            warnings: Vec::new(),
+            messages: Default::default(),
+            status_at: 0,
         }
     }
 
@@ -244,7 +256,7 @@ impl State {
 
     pub fn mode(&self) -> Mode {
         match &self.dialog {
-            Some(Dialog::Help) => Mode::Help,
+            Some(Dialog::Help | Dialog::Messages) => Mode::Help,
             Some(Dialog::Confirm { .. }) => Mode::Confirm,
             Some(Dialog::Steer { .. }) => Mode::Steer,
             Some(Dialog::Edit { .. }) => Mode::Edit,

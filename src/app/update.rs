@@ -36,7 +36,32 @@ pub enum Effect {
     Quit,
 }
 
+/// How long a message stays on the status line (the key hints come back after it; `!` lists it still).
+pub const STATUS_FOR_MS: u64 = 10_000;
+/// How many messages the list keeps.
+const MESSAGES_KEPT: usize = 200;
+
 pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    let before = state.status.clone();
+    let fx = update_inner(state, msg);
+    // A message set before the first tick (the config's warnings at start) counts from then.
+    let unrecorded = state.status.is_some() && state.status_at == 0 && state.now_ms > 0;
+    if state.status != before || unrecorded {
+        if let Some((text, error)) = &state.status {
+            state.status_at = state.now_ms;
+            state.messages.push_back((state.now_ms, text.clone(), *error));
+            if state.messages.len() > MESSAGES_KEPT {
+                state.messages.pop_front();
+            }
+        }
+    }
+    if state.status.is_some() && state.now_ms >= state.status_at + STATUS_FOR_MS {
+        state.status = None;
+    }
+    fx
+}
+
+fn update_inner(state: &mut State, msg: Msg) -> Vec<Effect> {
     let mut fx = Vec::new();
     match msg {
         Msg::Key(key) => {
@@ -484,6 +509,10 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::Help => {
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Help);
+        }
+        Action::Messages => {
+            state.help_scroll = 0;
+            state.dialog = Some(Dialog::Messages);
         }
         Action::Quit if state.detaches => fx.push(Effect::Quit),
         Action::Quit | Action::StopCrew => {
@@ -1153,6 +1182,22 @@ mod tests {
             matches!(engine_cmds(&fx).as_slice(), [Command::CheckpointDiff { n: 2, .. }]),
             "asked again: what it shows may have changed ({fx:?})"
         );
+    }
+
+    #[test]
+    fn a_message_leaves_the_status_line_after_a_while_and_stays_listed() {
+        let mut s = state_with(&[("a", AgentState::Idle)]);
+        update(&mut s, Msg::Tick(1_000));
+        update(&mut s, Msg::Engine(Event::Message { text: "a: checkpoint 1 (key)".into(), error: false }));
+        update(&mut s, Msg::Tick(1_000 + STATUS_FOR_MS - 1));
+        assert!(s.status.is_some());
+        update(&mut s, Msg::Tick(1_000 + STATUS_FOR_MS));
+        assert!(s.status.is_none(), "the key hints come back");
+        assert_eq!(s.messages.back().map(|m| m.1.as_str()), Some("a: checkpoint 1 (key)"));
+        update(&mut s, key("!"));
+        assert!(matches!(s.dialog, Some(Dialog::Messages)));
+        update(&mut s, key("esc"));
+        assert!(s.dialog.is_none());
     }
 
     #[test]

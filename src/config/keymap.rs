@@ -91,6 +91,7 @@ actions! {
     NextField = "next_field": "Move between To and the message",
     ToggleUrgent = "toggle_urgent": "Mark the mail urgent (typed even into a busy agent whose CLI queues input)",
     Help = "help": "Show the keys",
+    Messages = "messages": "The config files' warnings and the latest messages",
     Quit = "quit": "Quit the workbench (the crew keeps running in its server)",
     StopCrew = "stop_crew": "Stop the crew (checkpointed first) and its server, quit",
     Detach = "detach": "Detach from the agent",

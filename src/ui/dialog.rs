@@ -71,6 +71,36 @@ pub fn help(state: &State, frame: &mut Frame, area: Rect) {
     }
 }
 
+/// The config files' warnings, then the latest messages, newest first, each with its age.
+pub fn messages(state: &State, frame: &mut Frame, area: Rect) {
+    let theme = &state.theme;
+    let rect = centered(area, 100, area.height.saturating_sub(2));
+    frame.render_widget(Clear, rect);
+    let outer = block(state, " messages · j/k scroll · esc closes ".into());
+    let inner = outer.inner(rect);
+    frame.render_widget(outer, rect);
+    let mut lines = Vec::new();
+    if !state.warnings.is_empty() {
+        let title = crate::protocol::counted(state.warnings.len(), "warning");
+        lines.push(Line::from(Span::styled(format!("{title} in the config files"), theme.style("ui.help.section"))));
+        lines.extend(state.warnings.iter().map(|w| Line::from(Span::styled(w.clone(), theme.style("ui.warning")))));
+        lines.push(Line::from(""));
+    }
+    if state.messages.is_empty() {
+        lines.push(Line::from("No messages yet."));
+    }
+    for (at, text, error) in state.messages.iter().rev() {
+        let age = super::roster::age(state.now_ms, Some(*at));
+        let style = if *error { theme.style("ui.error") } else { Style::default() };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{age:>4}  "), theme.style("roster.age")),
+            Span::styled(text.clone(), style),
+        ]));
+    }
+    let text = Paragraph::new(lines).wrap(ratatui::widgets::Wrap { trim: false }).scroll((state.help_scroll, 0));
+    frame.render_widget(text, inner);
+}
+
 pub fn confirm(state: &State, frame: &mut Frame, area: Rect, title: &str, body: &[String]) {
     let mut lines: Vec<Line> = body.iter().map(|l| Line::from(l.clone())).collect();
     lines.push(Line::from(""));

@@ -88,6 +88,14 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         ],
     };
     let mut spans = vec![Span::styled(" ", bar)];
+    // Config warnings stay said, first, while the workbench runs: `!` lists them.
+    if mode == Mode::Roster && !state.warnings.is_empty() {
+        if let Some(k) = state.keymap.key_for(mode, Action::Messages) {
+            let n = crate::protocol::counted(state.warnings.len(), "warning");
+            spans.push(Span::styled(format!("{} {n}", key_label(k)), bar.patch(theme.style("ui.warning"))));
+            spans.push(Span::styled("  ", bar));
+        }
+    }
     for (action, label) in hints {
         if let Some(k) = state.keymap.key_for(mode, action) {
             spans.push(Span::styled(key_label(k), theme.style("ui.status.key")));
