@@ -865,3 +865,53 @@ fn every_config_warning_is_listed_from_the_keyboard() {
     t.keys(&["y"]);
     t.wait_for("exit", |s| s.contains("EXITED 0"));
 }
+
+/// The roster's other keys, as the README lists them, through the real binary: `x` stops, `R` restarts with the
+/// resume arguments, `M` and `m` check a merge before they ask, `c` takes a checkpoint, `!` lists
+/// the messages, `D` removes an agent after asking, `Q` stops the crew. (Scrolling back is the server test's and
+/// the output test's: the demo's screens have no history yet.)
+#[test]
+fn the_rest_of_the_roster_keys_from_the_keyboard() {
+    let t = Tmux::start(120, 40, "demo");
+    t.wait_for("the crew at its questions", |s| {
+        ["planner", "api", "docs"].iter().all(|n| roster_line(s, n).contains("waiting"))
+    });
+    // Stop, then restart, the selected agent (planner).
+    t.keys(&["x"]);
+    t.wait_for("planner stopped", |s| {
+        let line = roster_line(s, "planner");
+        line.contains("stopped") || line.contains("exited")
+    });
+    t.keys(&["R"]);
+    t.wait_for("planner again", |s| {
+        let line = roster_line(s, "planner");
+        !line.contains("stopped") && !line.contains("exited")
+    });
+    t.wait_for("planner's screen", |s| s.contains("resuming the previous session"));
+    // A checkpoint now, said on the status line and kept in the messages list.
+    t.keys(&["c"]);
+    t.wait_for("checkpoint said", |s| s.contains("planner: checkpoint") || s.contains("planner: nothing changed"));
+    t.keys(&["!"]);
+    t.wait_for("messages", |s| s.contains("messages · j/k scroll") && s.contains("planner: "));
+    t.keys(&["Escape"]);
+    t.wait_for("messages closed", |s| !s.contains("messages · j/k scroll"));
+    // Merge the base into api: checked first, and there is nothing to merge (main has not moved). Merge api into
+    // main: checked, then asked (its new file named); declined.
+    t.keys(&["j", "M"]);
+    t.wait_for("nothing to merge", |s| s.contains("api: already up to date, nothing to merge"));
+    t.keys(&["m"]);
+    let s = t.wait_for("merge asked", |s| s.contains("Merge api into main?"));
+    assert!(s.contains("will be committed: demo/api.txt"), "{s}");
+    t.keys(&["n"]);
+    t.wait_for("declined", |s| !s.contains("Merge api into main?"));
+    // Remove docs, after asking.
+    t.keys(&["j", "D"]);
+    t.wait_for("remove asked", |s| s.contains("Remove docs?"));
+    t.keys(&["y"]);
+    t.wait_for("docs removed", |s| roster_line(s, "docs").is_empty() && s.contains("planner"));
+    // Q stops the crew (asks while agents run).
+    t.keys(&["Q"]);
+    t.wait_for("stop asked", |s| s.contains("Stop the crew?") || s.contains("Quit muster?"));
+    t.keys(&["y"]);
+    t.wait_for("exit", |s| s.contains("EXITED 0"));
+}
