@@ -206,7 +206,7 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
         toml.push_str(&format!("[[agent]]\nname = \"a{i}\"\nkind = \"demo\"\nargs = [{}]\n", args.join(", ")));
     }
     std::fs::write(root.join(".muster/crew.toml"), &toml)?;
-    let (crew, _, _) = crate::commands::load_crew(&root)?;
+    let (crew, _, _) = crate::config::load_crew(&root)?;
     let rss_before = rss_kib();
     let (tx, rx) = crate::tui::channel();
     let cfg = bench_config(&root, crew)?;
@@ -956,7 +956,7 @@ fn echo_samples(
 fn in_process_echo_latency(n: usize) -> Result<Vec<Duration>> {
     let root = crate::demo::create_repo(&std::env::temp_dir(), 1)?;
     std::fs::write(root.join(".muster/crew.toml"), "[[agent]]\nname = \"echo\"\ncommand = \"cat\"\n")?;
-    let (crew, _, _) = crate::commands::load_crew(&root)?;
+    let (crew, _, _) = crate::config::load_crew(&root)?;
     let cfg = bench_config(&root, crew)?;
     let (sink, rx) = engine::channel_sink();
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), sink)?;

@@ -8,10 +8,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::app::State;
 use crate::cli::{CheckpointCmd, Cli, Cmd, ConflictsCmd, ServerCmd, Take};
-use crate::config::crew::{parse_crew, Crew};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorMode, Theme};
-use crate::config::{paths, preset, user, ConfigError, Warning};
+use crate::config::{paths, preset, user, Warning};
 use crate::engine::{self, EngineConfig};
 use crate::git::worktree::find_repo_root;
 
@@ -146,22 +145,7 @@ fn init_logging() -> Option<tracing_appender::non_blocking::WorkerGuard> {
     Some(guard)
 }
 
-/// The crew of a repository: its crew file over the user's defaults. An error starts nothing.
-pub fn load_crew(root: &Path) -> Result<(Crew, user::UserConfig, Vec<Warning>)> {
-    let (user_cfg, warnings) = user::load();
-    // A `.muster` committed as a symlink would send the crew, its state and worktrees elsewhere.
-    if !crate::safefs::existing_real_dir(root, ".muster")? {
-        return Ok((Crew::default(), user_cfg, warnings));
-    }
-    let path = root.join(".muster").join("crew.toml");
-    let shown = path.strip_prefix(root).unwrap_or(&path);
-    // A crew file that cannot be read is an error, never a silent "no agents".
-    let crew = match crate::config::read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })? {
-        Some(text) => parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?,
-        None => Crew::default(),
-    };
-    Ok((crew, user_cfg, warnings))
-}
+pub use crate::config::load_crew;
 
 fn theme_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.join(".muster").join("themes")];
@@ -280,7 +264,7 @@ fn workbench(
         println!(
             "detached: {} {} running in the muster server (pid {}). `muster` attaches again; \
              `muster server stop` stops them.",
-            crate::protocol::counted(running, "agent"),
+            crate::text::counted(running, "agent"),
             if running == 1 { "keeps" } else { "keep" },
             welcome.pid
         );
@@ -587,7 +571,7 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
         crate::config::crew::validate_name(a).map_err(anyhow::Error::msg)?;
     }
     if prune {
-        println!("forgot {} of removed agents", crate::protocol::counted(worktree::prune_removed(root, agent)?, "ref"));
+        println!("forgot {} of removed agents", crate::text::counted(worktree::prune_removed(root, agent)?, "ref"));
         return Ok(());
     }
     let kept: Vec<_> =
@@ -598,7 +582,7 @@ fn removed(root: &Path, prune: bool, agent: Option<&str>) -> Result<()> {
             "{:<16} removed {:<12} tip {tip:<12} {}  {}",
             r.name,
             human_ago(r.removed_at),
-            crate::protocol::counted(r.checkpoints, "checkpoint"),
+            crate::text::counted(r.checkpoints, "checkpoint"),
             r.prefix
         );
     }
@@ -672,7 +656,7 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
                 c.n,
                 human_ago(c.time.max(0) as u64),
                 c.trigger,
-                crate::protocol::counted(c.files, "file"),
+                crate::text::counted(c.files, "file"),
                 c.added,
                 c.removed
             );
@@ -714,7 +698,7 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
                 let (changes, moves_head) = cp::rollback_preview(&wt, &agent, n, only.as_deref())?;
                 println!(
                     "restoring checkpoint {n} of {agent} would change {}:",
-                    crate::protocol::counted(changes.len(), "file")
+                    crate::text::counted(changes.len(), "file")
                 );
                 for c in changes {
                     println!("  {c}");
@@ -726,7 +710,7 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             }
             let r = cp::rollback(&wt, &agent, n, only.as_deref())?;
-            println!("restored checkpoint {n} of {agent}: {} changed; `muster checkpoint undo {agent}` returns to checkpoint {}", crate::protocol::counted(r.changed.len(), "file"), r.rescue);
+            println!("restored checkpoint {n} of {agent}: {} changed; `muster checkpoint undo {agent}` returns to checkpoint {}", crate::text::counted(r.changed.len(), "file"), r.rescue);
             cp::tidy(&wt);
         }
         CheckpointCmd::Undo { agent } => {
@@ -735,12 +719,12 @@ fn checkpoint_cmd(root: &Path, action: CheckpointCmd) -> Result<ExitCode> {
             println!(
                 "back to checkpoint {} of {agent} ({} changed)",
                 r.target,
-                crate::protocol::counted(r.changed.len(), "file")
+                crate::text::counted(r.changed.len(), "file")
             );
             cp::tidy(&wt);
         }
         CheckpointCmd::Prune { agent, keep } => {
-            println!("removed {} of {agent}", crate::protocol::counted(cp::prune(root, &agent, keep)?, "checkpoint"));
+            println!("removed {} of {agent}", crate::text::counted(cp::prune(root, &agent, keep)?, "checkpoint"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -844,7 +828,7 @@ fn merge_cmd(
         merge::MergeOutcome::UpToDate => println!("already up to date"),
         merge::MergeOutcome::Merged { commit } => println!("merged {theirs}: {commit}"),
         merge::MergeOutcome::Conflicts { files } => {
-            println!("{} in {}:", crate::protocol::counted(files.len(), "conflicted file"), where_.display());
+            println!("{} in {}:", crate::text::counted(files.len(), "conflicted file"), where_.display());
             for f in files {
                 println!("  {:<16} {}", f.kind.label(), f.path);
             }
@@ -868,7 +852,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                 let count = if f.kind.has_markers() {
                     let bytes = std::fs::read(wt.join(&f.path)).unwrap_or_default();
                     match parse(&bytes, crate::git::merge::marker_size(&wt, &f.path)) {
-                        Ok(p) => crate::protocol::counted(p.conflict_count(), "conflict"),
+                        Ok(p) => crate::text::counted(p.conflict_count(), "conflict"),
                         Err(e) => format!("malformed: {e}"),
                     }
                 } else {
@@ -916,7 +900,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
             };
             match conflict {
                 Some(n) if n == 0 || n > r.len() => {
-                    bail!("{file} has {}; --conflict counts from 1", crate::protocol::counted(r.len(), "conflict"))
+                    bail!("{file} has {}; --conflict counts from 1", crate::text::counted(r.len(), "conflict"))
                 }
                 Some(n) => r.choose(n - 1, choice).map_err(|e| anyhow::anyhow!(e))?,
                 None if take == Take::Union => r.whole_file(WholeFile::Union),
@@ -938,7 +922,7 @@ fn conflicts_cmd(root: &Path, agent: Option<String>, action: ConflictsCmd) -> Re
                 println!("{file}: resolved and staged");
             } else {
                 crate::safefs::write_in(&wt, Path::new(&file), &r.result())?;
-                println!("{file}: {} left", crate::protocol::counted(left, "conflict"));
+                println!("{file}: {} left", crate::text::counted(left, "conflict"));
             }
         }
     }
@@ -983,14 +967,11 @@ fn server_cmd(root: &Path, action: ServerCmd) -> Result<ExitCode> {
             let running = saved.agents.iter().filter(|a| a.state.is_running()).count();
             if running > 0
                 && !yes
-                && !confirm(&format!(
-                    "stop {} (checkpointed first)?",
-                    crate::protocol::counted(running, "running agent")
-                ))?
+                && !confirm(&format!("stop {} (checkpointed first)?", crate::text::counted(running, "running agent")))?
             {
                 eprintln!(
                     "muster: not stopped ({} running; --yes stops them without asking)",
-                    crate::protocol::counted(running, "agent")
+                    crate::text::counted(running, "agent")
                 );
                 return Ok(ExitCode::from(1));
             }
@@ -1015,7 +996,7 @@ fn server_cmd(root: &Path, action: ServerCmd) -> Result<ExitCode> {
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            println!("stopped (pid {pid}, {})", crate::protocol::counted(running, "agent"));
+            println!("stopped (pid {pid}, {})", crate::text::counted(running, "agent"));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -1067,7 +1048,7 @@ fn ls() -> Result<()> {
         let pid = crate::ipc::holder(&run_dir).map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         let info = crate::server::info(&run_dir);
         let clients =
-            info.as_ref().map(|i| crate::protocol::counted(i.clients, "client")).unwrap_or_else(|| "no server".into());
+            info.as_ref().map(|i| crate::text::counted(i.clients, "client")).unwrap_or_else(|| "no server".into());
         let agents = engine::store::load_live(&root).map(|(s, _, _)| state_counts(&s.agents)).unwrap_or_default();
         println!("{pid:>8}  {}  {clients}  {agents}", root.display());
     }

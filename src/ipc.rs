@@ -420,6 +420,10 @@ impl Drop for Ticket {
     }
 }
 
+/// How long a server waits after a failed accept (no descriptor left) before it tries again: the socket stays
+/// readable, and accepting again at once would spin.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A client thread's stack: handlers parse a line of JSON and wait; hundreds may wait at once.
 const CLIENT_STACK: usize = 256 << 10;
 
@@ -449,7 +453,7 @@ where
             Err(e) => {
                 // Out of descriptors: the socket stays readable, and accepting again at once would spin.
                 crate::warn_limited!("accept lines", "accepting a client of {name}: {e}");
-                std::thread::sleep(crate::server::ACCEPT_BACKOFF);
+                std::thread::sleep(ACCEPT_BACKOFF);
                 continue;
             }
         };

@@ -20,5 +20,6 @@ pub mod roster_watch;
 pub mod safefs;
 pub mod server;
 pub mod term;
+pub mod text;
 pub mod tui;
 pub mod ui;

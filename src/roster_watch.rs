@@ -87,8 +87,8 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
     let header = rows.len() < height;
     if header {
         let head = match waiting {
-            0 => format!("muster · {}", crate::protocol::counted(rows.len(), "agent")),
-            n => format!("muster · {} · {n} need you", crate::protocol::counted(rows.len(), "agent")),
+            0 => format!("muster · {}", crate::text::counted(rows.len(), "agent")),
+            n => format!("muster · {} · {n} need you", crate::text::counted(rows.len(), "agent")),
         };
         out.push(Line::styled(cut(head), Style::new().add_modifier(Modifier::DIM)));
     }

@@ -231,7 +231,7 @@ fn read_regular(f: std::fs::File, path: &Path, max: u64) -> Result<Vec<u8>> {
 pub fn utf8_text(bytes: Vec<u8>) -> std::result::Result<String, (usize, usize)> {
     String::from_utf8(bytes).map_err(|e| {
         let text = String::from_utf8_lossy(&e.as_bytes()[..e.utf8_error().valid_up_to()]);
-        crate::config::location::line_col(&text, text.len())
+        crate::text::line_col(&text, text.len())
     })
 }
 

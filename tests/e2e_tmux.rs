@@ -706,6 +706,11 @@ fn two_workbenches_share_the_crew_with_their_own_selection() {
     assert!(second.contains("i am a") && !second.contains("lines back"), "{second}");
     t.keys(&["End"]);
     t.wait_for("the first follows again", |s| s.contains("i am a") && !s.contains("lines back"));
+    // K and J: a line back, and forward again to the live screen.
+    t.keys(&["K"]);
+    t.wait_for("a line back", |s| s.contains("↑ 1 of"));
+    t.keys(&["J"]);
+    t.wait_for("live again", |s| !s.contains("lines back"));
     // The second one selects b, attaches and types; the first still shows a.
     t.tmux(&["send-keys", "-t", "two", "j"]);
     wait_two("b selected", &|s| s.contains("i am b"));

@@ -192,3 +192,28 @@ fn a_merge_made_outside_muster_is_seen() {
     git(&root, &["merge", "-q", "--no-ff", "-m", "by hand", "muster/w"]);
     rig.wait_for("w has nothing left to merge", |r| r.agents["w"].diffstat.files == 0);
 }
+
+/// A REPL has no job control: the command it runs (`os.system`) is in its own process group, and it waits for
+/// it. That wait is work, however quiet the command.
+#[test]
+fn a_repl_waiting_for_its_command_is_busy() {
+    let crew = "[[agent]]\nname = \"py\"\ncommand = \"python3\"\nargs = [\"-q\"]\n";
+    let mut rig = Rig::new(crew, "py");
+    rig.wait_for("its prompt", |r| r.state("py") == Some(AgentState::Idle) && r.screen_text("py").contains(">>>"));
+    let root = rig.root.clone();
+    let worktree = rig.agents["py"].worktree.clone();
+    let send = std::thread::spawn(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(["send", "py", "import os; os.system('sleep 3 && echo done > h.txt')", "--wait", "idle"])
+            .current_dir(&root)
+            .env_remove("MUSTER_AGENT")
+            .output()
+            .unwrap()
+    });
+    rig.wait_for("busy while its command runs", |r| {
+        r.agents.get("py").is_some_and(|a| a.state == AgentState::Busy && a.why.contains("runs in the foreground"))
+    });
+    let out = send.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "idle", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(worktree.join("h.txt").exists(), "`send --wait idle` returned before the command had ended");
+}

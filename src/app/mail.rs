@@ -224,7 +224,7 @@ pub fn on_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) -> boo
                 state.status = Some(("no dead letters in this thread".into(), false));
             } else if action == Action::RetryMail {
                 state.status =
-                    Some((format!("{} queued again", crate::protocol::counted(copies.len(), "dead letter")), false));
+                    Some((format!("{} queued again", crate::text::counted(copies.len(), "dead letter")), false));
                 fx.extend(
                     copies.into_iter().map(|(id, recipient)| Effect::Engine(Command::MailRetry { id, recipient })),
                 );

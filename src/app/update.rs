@@ -311,7 +311,7 @@ fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
                 if r.unresolved() > 0 {
                     problem = Some(format!(
                         "{} of {} still unresolved",
-                        crate::protocol::counted(r.unresolved(), "conflict"),
+                        crate::text::counted(r.unresolved(), "conflict"),
                         f.path
                     ));
                 } else {
@@ -324,8 +324,7 @@ fn on_conflict_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
         Action::FinishMerge => {
             let left = view.files.len();
             if left > 0 {
-                problem =
-                    Some(format!("{} still unresolved: write each with w", crate::protocol::counted(left, "file")));
+                problem = Some(format!("{} still unresolved: write each with w", crate::text::counted(left, "file")));
             } else {
                 state.dialog = Some(Dialog::Confirm {
                     title: "Finish the merge?".into(),
@@ -526,7 +525,7 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
                     lines: vec![
                         format!(
                             "{} will be checkpointed, then stopped (SIGTERM, SIGKILL).",
-                            crate::protocol::counted(running, "running agent")
+                            crate::text::counted(running, "running agent")
                         ),
                         "Their worktrees and branches stay; restart them later with their resume arguments.".into(),
                     ],
@@ -661,7 +660,7 @@ fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
         Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
         Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
         Confirmed::DropMail { copies } => {
-            state.status = Some((format!("{} dropped", crate::protocol::counted(copies.len(), "dead letter")), false));
+            state.status = Some((format!("{} dropped", crate::text::counted(copies.len(), "dead letter")), false));
             fx.extend(copies.into_iter().map(|(id, recipient)| Effect::Engine(Command::MailDrop { id, recipient })));
         }
         Confirmed::SteerIntoDialog { name, text } => {
@@ -826,8 +825,8 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             if !status.is_safe_to_remove() {
                 lines.push(format!(
                     "Not merged into its base: {}, {}.",
-                    crate::protocol::counted(status.changed_files, "changed file"),
-                    crate::protocol::counted(status.unmerged_commits, "commit")
+                    crate::text::counted(status.changed_files, "changed file"),
+                    crate::text::counted(status.unmerged_commits, "commit")
                 ));
             }
             lines.push(format!(
@@ -921,13 +920,12 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                 return;
             }
             let what = match &files {
-                Some(_) => format!(
-                    "Restore {} of {name} from checkpoint {n}?",
-                    crate::protocol::counted(changes.len(), "file")
-                ),
+                Some(_) => {
+                    format!("Restore {} of {name} from checkpoint {n}?", crate::text::counted(changes.len(), "file"))
+                }
                 None => format!("Roll {name} back to checkpoint {n}?"),
             };
-            let mut lines = vec![format!("{} will change:", crate::protocol::counted(changes.len(), "file"))];
+            let mut lines = vec![format!("{} will change:", crate::text::counted(changes.len(), "file"))];
             lines.extend(changes.iter().take(12).map(|c| format!("  {c}")));
             if changes.len() > 12 {
                 lines.push(format!("  … and {} more", changes.len() - 12));

@@ -3,14 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..text.floor_char_boundary(offset)];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    (line, col)
-}
+pub use crate::text::line_col;
 
 /// A config file that cannot be used: nothing from it is started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -34,3 +34,20 @@ pub fn read_text(path: &std::path::Path) -> Result<Option<String>, ConfigError> 
         message: "not UTF-8 text (a binary file?)".into(),
     })
 }
+
+/// The crew of a repository: its crew file over the user's defaults. An error starts nothing.
+pub fn load_crew(root: &std::path::Path) -> anyhow::Result<(crew::Crew, user::UserConfig, Vec<Warning>)> {
+    let (user_cfg, warnings) = user::load();
+    // A `.muster` committed as a symlink would send the crew, its state and worktrees elsewhere.
+    if !crate::safefs::existing_real_dir(root, ".muster")? {
+        return Ok((crew::Crew::default(), user_cfg, warnings));
+    }
+    let path = root.join(".muster").join("crew.toml");
+    let shown = path.strip_prefix(root).unwrap_or(&path);
+    // A crew file that cannot be read is an error, never a silent "no agents".
+    let crew = match read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })? {
+        Some(text) => crew::parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?,
+        None => crew::Crew::default(),
+    };
+    Ok((crew, user_cfg, warnings))
+}

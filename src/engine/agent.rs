@@ -25,6 +25,9 @@ const FLOOD_FRAME: Duration = Duration::from_millis(33);
 const ECHO_GRACE: Duration = Duration::from_millis(50);
 /// For this long after a key the agent counts as typed into (frames at the faster rate).
 const TYPING: Duration = Duration::from_secs(2);
+/// A command the agent waits for counts as work when it has run since the screen last changed, give or take
+/// this (the screen changes as the command line is echoed, the command starts a moment later).
+const CHILD_SLACK: Duration = Duration::from_millis(250);
 /// How often a job in the terminal's foreground is looked at again while nothing is drawn.
 const FOREGROUND_EVERY: Duration = Duration::from_secs(1);
 /// At most this often the screen is checked against state rules.
@@ -364,11 +367,25 @@ impl TermThread {
     fn foreground_command(&self) -> Option<String> {
         let control = self.foreground.as_ref()?;
         let (own, group) = (control.pid()? as i32, control.foreground_group()?);
-        if group == own || group <= 0 {
+        if group <= 0 {
             return None;
         }
-        let comm = std::fs::read_to_string(format!("/proc/{group}/comm")).unwrap_or_default();
-        Some(if comm.trim().is_empty() { format!("process group {group}") } else { comm.trim().to_string() })
+        if group != own {
+            return Some(crate::pty::tree::command_name(group).unwrap_or_else(|| format!("process group {group}")));
+        }
+        // No job control (a REPL's `os.system`, a script's command): the agent waits for a child it started and
+        // that has run since the screen last changed (a loop's `sleep 0.2` between repaints of the same screen
+        // started long after: it is no work).
+        if !crate::pty::tree::waiting_for_child(own) {
+            return None;
+        }
+        let child = crate::pty::tree::first_child(own)?;
+        let age = crate::pty::tree::process_age(child)?;
+        let quiet = self.last_change.map_or(Duration::MAX, |c| c.elapsed());
+        if age + CHILD_SLACK < quiet {
+            return None;
+        }
+        Some(crate::pty::tree::command_name(child).unwrap_or_else(|| "a command".into()))
     }
 
     /// While the agent reads busy, the moments its state can change without new output: activity going
@@ -483,6 +500,7 @@ impl TermThread {
                 let _ = self.engine.send(EngineMsg::MailTaken { name: self.name.clone(), generation: self.generation });
             }
         }
+        let foreground = self.foreground_command();
         let lines = self.model.text_lines();
         let title = self.model.title();
         if self.version.is_none() {
@@ -498,7 +516,6 @@ impl TermThread {
         };
         let rule = detect::match_rules(&self.rules, &view);
         self.drawn = self.drawn || lines.iter().any(|l| !l.trim().is_empty());
-        let foreground = self.foreground_command();
         let signals = detect::Signals {
             rule,
             hook: self.hook.as_ref(),

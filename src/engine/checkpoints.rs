@@ -202,7 +202,7 @@ fn run_merge(
         MergeOutcome::Conflicts { files } => {
             let n = files.len();
             sink(Event::MergeConflicts { name: name.to_string(), into_agent, files });
-            format!("{name}: merging {theirs} stopped on {}", crate::protocol::counted(n, "conflicted file"))
+            format!("{name}: merging {theirs} stopped on {}", crate::text::counted(n, "conflicted file"))
         }
     }))
 }
@@ -329,7 +329,7 @@ fn run_job(
                 Ok(r) => {
                     rolled_back = Some(true);
                     let what = if partial {
-                        format!("{} restored from", crate::protocol::counted(r.changed.len(), "file"))
+                        format!("{} restored from", crate::text::counted(r.changed.len(), "file"))
                     } else {
                         "rolled back to".into()
                     };

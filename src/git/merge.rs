@@ -253,7 +253,7 @@ pub fn finish(worktree: &Path, message: Option<&str>) -> Result<String> {
     let left = conflicts(worktree)?;
     if !left.is_empty() {
         let names: Vec<&str> = left.iter().map(|c| c.path.as_str()).collect();
-        bail!("{} still unresolved: {}", crate::protocol::counted(left.len(), "file"), names.join(", "));
+        bail!("{} still unresolved: {}", crate::text::counted(left.len(), "file"), names.join(", "));
     }
     let saved = std::fs::read_to_string(repo.path().join("MERGE_MSG")).unwrap_or_else(|_| "Merge".into());
     Ok(commit_merge(&repo, message.unwrap_or(&saved))?.to_string())

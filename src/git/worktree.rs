@@ -184,8 +184,8 @@ pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Resu
     if !force && !status.is_safe_to_remove() {
         bail!(
             "worktree of `{name}` has {} and {}: not removed",
-            crate::protocol::counted(status.changed_files, "changed file"),
-            crate::protocol::counted(status.unmerged_commits, "unmerged commit")
+            crate::text::counted(status.changed_files, "changed file"),
+            crate::text::counted(status.unmerged_commits, "unmerged commit")
         );
     }
     crate::config::crew::validate_name(name).map_err(anyhow::Error::msg)?;

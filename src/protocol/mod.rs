@@ -114,15 +114,6 @@ pub fn parse_screen_frame(payload: &[u8]) -> Result<(String, damage::Damage), da
     Ok((name, damage::decode(&rest[len as usize..])?))
 }
 
-/// `n` and the word, singular or plural: "1 file", "3 files", "0 agents".
-pub fn counted(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
 /// The largest terminal a client may ask for, rows and columns: a screen is kept per agent and per viewer
 /// (65535x65535 would be gigabytes), and no real terminal is larger.
 pub const MAX_ROWS: u16 = 500;
@@ -185,14 +176,6 @@ mod tests {
         let json = serde_json::to_string(&hello).unwrap();
         assert_eq!(serde_json::from_str::<Hello>(&json).unwrap(), hello);
         assert!(ClientKind::Watch.reads_only() && !ClientKind::Tui.reads_only());
-    }
-
-    #[test]
-    fn counts_read_as_words() {
-        assert_eq!(
-            (counted(1, "file"), counted(0, "agent"), counted(3, "conflict")),
-            ("1 file".into(), "0 agents".into(), "3 conflicts".into())
-        );
     }
 
     #[test]

@@ -229,6 +229,43 @@ fn read_pids(file: &Path) -> Vec<i32> {
     std::fs::read_to_string(file).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
 }
 
+/// The command name of a process (its `comm`).
+pub fn command_name(pid: i32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim().to_string()).filter(|c| !c.is_empty())
+}
+
+/// Whether a process is blocked waiting for a child to end (`wait4`, `waitid`): it runs a command and waits
+/// for it, however quiet the command is. The kernel's own word (`/proc/PID/syscall`), read without stopping it.
+pub fn waiting_for_child(pid: i32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/syscall")) else { return false };
+    let nr = text.split_whitespace().next().and_then(|n| n.parse::<i64>().ok());
+    nr.is_some_and(|n| n == libc::SYS_wait4 || n == libc::SYS_waitid)
+}
+
+/// How long a process has run (from its start time in `/proc/PID/stat` and the system's uptime).
+pub fn process_age(pid: i32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces), from the third: state, ppid, … starttime is the 22nd.
+    let start_ticks: f64 = stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf only reads a constant of the system.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some(std::time::Duration::from_secs_f64((uptime - start_ticks / ticks).max(0.0)))
+}
+
+/// One child of a process, when the kernel lists them.
+pub fn first_child(pid: i32) -> Option<i32> {
+    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        return text.split_whitespace().next()?.parse().ok();
+    }
+    // A kernel without that file: the processes whose parent it is.
+    all_pids().find(|&p| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok()) == Some(pid)
+    })
+}
+
 /// One agent's processes.
 pub struct AgentTree {
     id: String,

@@ -28,8 +28,6 @@ pub const LOG: &str = "server.log";
 
 /// How long a client may take to say hello.
 const HELLO_WITHIN: Duration = Duration::from_secs(10);
-/// How long the server waits after a failed accept (no descriptor left) before it tries again.
-pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Requests of one client the engine has not taken yet: while this many wait, its socket is not read (it is
 /// slowed down, and its requests wait in its own socket buffer, not in the server's memory).
 const IN_FLIGHT: usize = 32;
@@ -123,7 +121,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
                             // Out of descriptors (or memory): the socket stays readable, so accepting again at
                             // once would spin; the clients waiting are served once some leave.
                             crate::warn_limited!("accept", "accepting a client: {e}");
-                            tokio::time::sleep(ACCEPT_BACKOFF).await;
+                            tokio::time::sleep(crate::ipc::ACCEPT_BACKOFF).await;
                             continue;
                         }
                     };

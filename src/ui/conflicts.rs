@@ -25,7 +25,7 @@ pub fn render(state: &State, view: &ConflictView, frame: &mut Frame, area: Rect)
         if view.files.is_empty() {
             "all resolved: F finishes".to_string()
         } else {
-            crate::protocol::counted(view.files.len(), "conflicted file")
+            crate::text::counted(view.files.len(), "conflicted file")
         },
         theme.style("ui.help.section"),
     ))];

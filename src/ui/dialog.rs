@@ -81,7 +81,7 @@ pub fn messages(state: &State, frame: &mut Frame, area: Rect) {
     frame.render_widget(outer, rect);
     let mut lines = Vec::new();
     if !state.warnings.is_empty() {
-        let title = crate::protocol::counted(state.warnings.len(), "warning");
+        let title = crate::text::counted(state.warnings.len(), "warning");
         lines.push(Line::from(Span::styled(format!("{title} in the config files"), theme.style("ui.help.section"))));
         lines.extend(state.warnings.iter().map(|w| Line::from(Span::styled(w.clone(), theme.style("ui.warning")))));
         lines.push(Line::from(""));

@@ -92,7 +92,7 @@ fn header(state: &State, frame: &mut Frame, area: Rect) {
     let style = state.theme.style("ui.header");
     let right = format!(" {} ", counts(state));
     let width = area.width as usize;
-    let full = format!(" muster · repo: {} · {} ", state.repo, crate::protocol::counted(state.agents.len(), "agent"));
+    let full = format!(" muster · repo: {} · {} ", state.repo, crate::text::counted(state.agents.len(), "agent"));
     let fits = unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
     let left = if fits { full } else { format!(" muster · {} ", state.repo) };
     let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count());

@@ -91,7 +91,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     // Config warnings stay said, first, while the workbench runs: `!` lists them.
     if mode == Mode::Roster && !state.warnings.is_empty() {
         if let Some(k) = state.keymap.key_for(mode, Action::Messages) {
-            let n = crate::protocol::counted(state.warnings.len(), "warning");
+            let n = crate::text::counted(state.warnings.len(), "warning");
             spans.push(Span::styled(format!("{} {n}", key_label(k)), bar.patch(theme.style("ui.warning"))));
             spans.push(Span::styled("  ", bar));
         }

@@ -1,0 +1,32 @@
+//! Words for counts and places in text, shared by every layer that says something to a person (a leaf: it
+//! imports nothing).
+
+/// `n` and the word, singular or plural: "1 file", "3 files", "0 agents".
+pub fn counted(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(counted(1, "file"), "1 file");
+        assert_eq!(counted(0, "agent"), "0 agents");
+        assert_eq!(counted(3, "conflict"), "3 conflicts");
+    }
+}
