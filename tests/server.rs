@@ -837,3 +837,47 @@ fn a_slowloris_on_the_hook_socket_holds_nothing() {
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     dripping.join().unwrap();
 }
+
+/// Two workbenches open the same agent's checkpoint diff at once: each gets its answer (the hub kept one asker
+/// per agent, and the second answer was lost: "reading…" for good).
+#[test]
+fn two_clients_asking_the_same_diff_each_get_it() {
+    let crew_file = "[[agent]]\nname = \"w\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo work > w.txt; echo written; exec sleep 600\"]\n";
+    let mut crew = Crew::new(crew_file);
+    let sock = crew.serve();
+    let mut one = Client::connect(&sock);
+    let mut two = Client::connect(&sock);
+    watch(&one, "w");
+    one.engine.send(protocol::Command::StartCrew);
+    one.wait("w wrote its file", |c| c.screen_has("w", "written"));
+    one.engine.send(protocol::Command::Checkpoint { name: "w".into() });
+    let got_diff = |c: &mut Client| {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            match c.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+                Ok(Incoming::Event(Event::CheckpointDiff { name, n: 1, files, .. })) if name == "w" => return files,
+                Ok(_) => {}
+                Err(_) => panic!("no diff came"),
+            }
+        }
+    };
+    // The checkpoint is there once its timeline says so.
+    let end = Instant::now() + DEADLINE;
+    loop {
+        match one.events.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(Incoming::Event(Event::Timeline { name, checkpoints })) if name == "w" && !checkpoints.is_empty() => {
+                break
+            }
+            Ok(_) => {}
+            Err(_) => panic!("no checkpoint"),
+        }
+    }
+    let ask =
+        protocol::Command::CheckpointDiff { name: "w".into(), n: 1, base: muster::git::checkpoint::DiffBase::Previous };
+    one.engine.send(ask.clone());
+    two.engine.send(ask);
+    for c in [&mut one, &mut two] {
+        let files = got_diff(c);
+        assert!(files.iter().any(|f| f.path == "w.txt"), "{files:?}");
+    }
+}

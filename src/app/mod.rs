@@ -1,5 +1,6 @@
 //! The Elm-style core: one `State`, `update` turning messages into state changes and effects, no I/O.
 
+pub mod layout;
 pub mod mail;
 pub mod state;
 pub mod update;

@@ -270,8 +270,8 @@ impl State {
     }
 
     /// Where each part of the screen goes at the current size.
-    pub fn areas(&self) -> crate::ui::layout::Areas {
-        crate::ui::layout::areas(self.size.0, self.size.1, self.agents.len(), self.well_open, self.attached)
+    pub fn areas(&self) -> super::layout::Areas {
+        super::layout::areas(self.size.0, self.size.1, self.agents.len(), self.well_open, self.attached)
     }
 
     /// The overlap note of an agent: the other agents, and whether a trial merge with any of them conflicts.

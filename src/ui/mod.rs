@@ -2,7 +2,8 @@
 
 pub mod conflicts;
 pub mod dialog;
-pub mod layout;
+// Where each part of the screen goes is the core's (update needs it too): rendered here from there.
+pub use crate::app::layout;
 pub mod mail;
 pub mod roster;
 pub mod status;
