@@ -851,17 +851,16 @@ fn every_config_warning_is_listed_from_the_keyboard() {
         std::fs::write(config.join("config.toml"), text).unwrap();
         std::fs::write(config.join("keymaps/default.toml"), "[roster]\n\"z\" = \"no_such_action\"\n").unwrap();
     });
-    let s = t.wait_for("the roster", |s| s.contains("api") && s.contains("[terminal]"));
-    let last = s.lines().last().unwrap_or("");
-    assert!(last.contains("warning"), "the status line says so: {s}");
+    t.wait_for("the roster, and the status line counting the warnings", |s| {
+        s.contains("api") && s.contains("[terminal]") && s.lines().last().is_some_and(|l| l.contains("warning"))
+    });
     t.keys(&["!"]);
-    let s = t.wait_for("the list", |s| s.contains("in the config files"));
-    assert!(s.contains("4 warnings in the config files"), "{s}");
-    for what in
-        ["config.toml:2", "config.toml:3", "config.toml:4:9: unknown theme `nope`", "default.toml:2", "no_such_action"]
-    {
-        assert!(s.contains(what), "{what} missing: {s}");
-    }
+    // Waited for whole: a capture can catch the terminal half-way through drawing a frame.
+    let expected =
+        ["config.toml:2", "config.toml:3", "config.toml:4:9: unknown theme `nope`", "default.toml:2", "no_such_action"];
+    t.wait_for("the list, every warning in it", |s| {
+        s.contains("4 warnings in the config files") && expected.iter().all(|w| s.contains(w))
+    });
     // Apart: ESC then q at once reads as Alt-q.
     t.keys(&["Escape"]);
     t.wait_for("the list closed", |s| !s.contains("in the config files"));
@@ -905,8 +904,9 @@ fn the_rest_of_the_roster_keys_from_the_keyboard() {
     t.keys(&["j", "M"]);
     t.wait_for("nothing to merge", |s| s.contains("api: already up to date, nothing to merge"));
     t.keys(&["m"]);
-    let s = t.wait_for("merge asked", |s| s.contains("Merge api into main?"));
-    assert!(s.contains("will be committed: demo/api.txt"), "{s}");
+    t.wait_for("merge asked, naming the new file", |s| {
+        s.contains("Merge api into main?") && s.contains("will be committed: demo/api.txt")
+    });
     t.keys(&["n"]);
     t.wait_for("declined", |s| !s.contains("Merge api into main?"));
     // Remove docs, after asking.

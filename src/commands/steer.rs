@@ -1,0 +1,121 @@
+//! `muster send` and `muster wait`: typing into a running agent, and waiting for agents to reach a state.
+
+use super::*;
+
+pub(super) fn send(root: &Path, agent: &str, text: Option<String>, force: bool, wait: bool) -> Result<ExitCode> {
+    let text = match text {
+        Some(t) => t,
+        None => {
+            let mut t = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut t)
+                .context("reading the message")?;
+            t.trim_end_matches('\n').to_string()
+        }
+    };
+    if let Err(e) = crate::protocol::mail::check_body(&text) {
+        eprintln!("muster: {e}");
+        return Ok(ExitCode::from(1));
+    }
+    let run_dir = crate::ipc::run_dir(root)?;
+    if crate::ipc::holder(&run_dir).is_none() {
+        eprintln!("muster: not running for {}", root.display());
+        return Ok(ExitCode::from(3));
+    }
+    let mut code = ExitCode::from(3);
+    engine::hooks::send(&run_dir, agent, &text, force, wait, |answer| {
+        if let Some(error) = answer.strip_prefix("error: ") {
+            // Said once, on stderr, with the exit code `--help` gives: 3 when there is nobody to send to.
+            let gone = error.starts_with("no agent named") || error.contains("is not running");
+            let error = error.replace("(confirm to send anyway)", "(--force sends it anyway)");
+            eprintln!("muster: {}", printable_line(&error));
+            code = ExitCode::from(if gone { 3 } else { 1 });
+            return;
+        }
+        code = match answer {
+            "sent" | "idle" => ExitCode::SUCCESS,
+            "waiting" => ExitCode::from(2),
+            _ => ExitCode::from(3),
+        };
+        if answer != "sent" || !wait {
+            println!("{}", printable_line(answer));
+        }
+    })?;
+    Ok(code)
+}
+
+/// `muster wait`: the server answers at the transition. Without one nothing can change: the state file says
+/// whether the agents are known, and that their runs are over.
+pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Result<ExitCode> {
+    use engine::supervisor::WaitFor;
+    let run_dir = crate::ipc::run_dir(root)?;
+    let until_state = match until {
+        "idle" => WaitFor::Idle,
+        "waiting" => WaitFor::Waiting,
+        "exited" => WaitFor::Exited,
+        _ => WaitFor::Any,
+    };
+    if crate::ipc::holder(&run_dir).is_some() {
+        let req = engine::hooks::Request::Wait { agents: agents.to_vec(), until: until_state, timeout };
+        let within = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
+        match engine::hooks::ask(&run_dir, &req, within) {
+            Ok(Some(answer)) => {
+                return Ok(match answer.split_once(' ') {
+                    None if answer == "matched" => ExitCode::SUCCESS,
+                    Some(("ended", name)) => {
+                        eprintln!("muster: {name} is not running (its run ended)");
+                        ExitCode::from(3)
+                    }
+                    Some((_, name)) => {
+                        eprintln!("muster: no agent `{name}` in this crew");
+                        ExitCode::from(3)
+                    }
+                    None => bail!("muster answered `{answer}`"),
+                });
+            }
+            Ok(None) if timeout.is_some() && crate::ipc::holder(&run_dir).is_some() => return Ok(ExitCode::from(124)),
+            // It ended meanwhile: the state file has the last word.
+            _ => {}
+        }
+    }
+    wait_on_file(root, agents, until, timeout)
+}
+
+/// `muster wait` without a server: polls the state file (an older muster that runs its crew in its window
+/// keeps it current within a second).
+pub(super) fn wait_on_file(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Result<ExitCode> {
+    use engine::AgentState as S;
+    let matches = |s: S| match until {
+        "idle" => s == S::Idle,
+        "waiting" => s == S::Waiting,
+        "exited" => !s.is_running(),
+        _ => matches!(s, S::Idle | S::Waiting) || !s.is_running(),
+    };
+    let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    let mut runs: std::collections::HashMap<String, u64> = Default::default();
+    loop {
+        let (saved, _, running) = engine::store::load_live(root)?;
+        let running = running.is_some();
+        let mut all = true;
+        for name in agents {
+            let Some(a) = saved.agents.iter().find(|a| &a.spec.name == name) else {
+                eprintln!("muster: no agent `{name}` in this crew");
+                return Ok(ExitCode::from(3));
+            };
+            let run = *runs.entry(name.clone()).or_insert(a.run);
+            // Without a muster, or in a later run, the run this wait began on has ended.
+            let ended = !running || a.run != run;
+            if ended && until != "exited" && until != "any" {
+                eprintln!("muster: {name} is not running{}", if running { " (its run ended)" } else { "" });
+                return Ok(ExitCode::from(3));
+            }
+            all &= ended || matches(a.state);
+        }
+        if all {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(ExitCode::from(124));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
