@@ -215,9 +215,14 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
     let gate = crate::ipc::Gate::new(QUEUED);
     crate::ipc::serve_lines(&run_dir.join(SOCKET), crate::ipc::Limits::default(), move |line, out| {
         use crate::ipc::Flow;
-        let Ok(request) = serde_json::from_str::<Request>(line) else {
-            let _ = out.write_all(b"error: not a request muster knows (see `muster schema`)\n");
-            return Flow::Continue;
+        let request = match serde_json::from_str::<Request>(line) {
+            Ok(r) => r,
+            Err(e) => {
+                // What was wrong, and where: a script is told, not left with an empty answer.
+                let text = format!("error: not a request muster knows ({e}; `muster schema` lists them)\n");
+                let _ = out.write_all(text.as_bytes());
+                return Flow::Continue;
+            }
         };
         let Some(ticket) = gate.enter(ROOM_WITHIN) else {
             let _ = out.write_all(format!("error: muster is busy: {QUEUED} requests wait for it\n").as_bytes());
@@ -519,6 +524,22 @@ mod tests {
         assert_eq!(payload_fields(p), (Some("abc-1".into()), Some("permission_prompt".into())));
         assert_eq!(payload_fields("not json"), (None, None));
         assert_eq!(payload_fields(""), (None, None));
+    }
+
+    #[test]
+    fn a_malformed_or_unknown_request_is_told_what_was_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let _l = listen(dir.path(), tx).unwrap();
+        for (line, says) in [("{\"bogus\":{}}", "unknown variant `bogus`"), ("{\"status\":", "EOF while parsing")] {
+            let mut s = UnixStream::connect(dir.path().join(SOCKET)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s.write_all(format!("{line}\n").as_bytes()).unwrap();
+            s.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(answer.starts_with("error: not a request muster knows") && answer.contains(says), "{answer}");
+        }
     }
 
     #[test]
