@@ -7,9 +7,9 @@ use crate::config::theme::Theme;
 use std::collections::BTreeSet;
 
 use crate::conflict::Resolver;
-use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
-use crate::git::merge::ConflictFile;
-use crate::git::overlap::OverlapReport;
+use crate::protocol::git::ConflictFile;
+use crate::protocol::git::OverlapReport;
+use crate::protocol::git::{Checkpoint, DiffBase, FileDiff};
 use crate::protocol::{AgentInfo, AgentState};
 use crate::term::Screen;
 
@@ -276,7 +276,7 @@ impl State {
 
     /// The overlap note of an agent: the other agents, and whether a trial merge with any of them conflicts.
     pub fn overlap_of(&self, name: &str) -> Option<(Vec<String>, bool)> {
-        let with: Vec<&crate::git::overlap::Overlap> =
+        let with: Vec<&crate::protocol::git::Overlap> =
             self.overlaps.overlaps.iter().filter(|o| o.a == name || o.b == name).collect();
         if with.is_empty() {
             return None;

@@ -6,9 +6,9 @@ use ratatui_textarea::{Input, Key as TaKey, TextArea};
 use super::state::{AgentView, Confirmed, ConflictView, Dialog, EditPurpose, State, TimelineView, WellTab};
 use crate::config::keymap::{Action, Mode};
 use crate::conflict::{Choice, Resolver, WholeFile};
-use crate::git::checkpoint::DiffBase;
-use crate::git::merge::Side;
 use crate::key::{Key, KeyCode};
+use crate::protocol::git::DiffBase;
+use crate::protocol::git::Side;
 use crate::protocol::{AgentState, Command, Event};
 
 // Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
@@ -583,7 +583,7 @@ fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
 
 /// The answer to a merge check: why it cannot run, that there is nothing to merge, or the question (with what
 /// it would commit and what it overlaps).
-fn merge_checked(state: &mut State, name: String, into_agent: bool, check: crate::git::merge::Preflight) {
+fn merge_checked(state: &mut State, name: String, into_agent: bool, check: crate::protocol::git::Preflight) {
     if let Some(why) = check.refused {
         state.status = Some((format!("{name}: merge refused: {why}"), true));
         return;
@@ -1074,7 +1074,7 @@ mod tests {
         let mut s = state_with(&[("a", AgentState::Idle)]);
         let fx = update(&mut s, key("D"));
         assert_eq!(engine_cmds(&fx), vec![Command::CheckRemove { name: "a".into() }]);
-        let status = crate::git::worktree::WorktreeStatus { changed_files: 2, unmerged_commits: 0 };
+        let status = crate::protocol::git::WorktreeStatus { changed_files: 2, unmerged_commits: 0 };
         update(&mut s, Msg::Engine(Event::RemoveCheck { name: "a".into(), status }));
         match &s.dialog {
             Some(Dialog::Confirm { lines, .. }) => assert!(lines[1].contains("2 changed files")),
@@ -1135,9 +1135,9 @@ mod tests {
     fn removed_agent_fixes_selection() {
         let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Busy)]);
         let overlap =
-            crate::git::overlap::Overlap { a: "a".into(), b: "b".into(), files: vec!["f".into()], conflicts: vec![] };
+            crate::protocol::git::Overlap { a: "a".into(), b: "b".into(), files: vec!["f".into()], conflicts: vec![] };
         let report =
-            crate::git::overlap::OverlapReport { overlaps: vec![overlap], merge_order: vec!["a".into(), "b".into()] };
+            crate::protocol::git::OverlapReport { overlaps: vec![overlap], merge_order: vec!["a".into(), "b".into()] };
         update(&mut s, Msg::Engine(Event::Overlaps(report)));
         assert!(s.overlap_of("a").is_some());
         update(&mut s, key("j"));
@@ -1150,7 +1150,7 @@ mod tests {
 
     #[test]
     fn the_timeline_keeps_its_checkpoint_when_a_new_one_comes_and_asks_its_diff_again() {
-        use crate::git::checkpoint::Checkpoint;
+        use crate::protocol::git::Checkpoint;
         let cp = |n: u32| Checkpoint {
             n,
             id: format!("{n}"),
@@ -1200,7 +1200,7 @@ mod tests {
 
     #[test]
     fn a_merge_is_checked_before_anything_is_asked() {
-        use crate::git::merge::Preflight;
+        use crate::protocol::git::Preflight;
         let mut s = state_with(&[("a", AgentState::Idle)]);
         let fx = update(&mut s, key("m"));
         assert_eq!(engine_cmds(&fx), vec![Command::CheckMerge { name: "a".into(), into_agent: false }]);
@@ -1229,7 +1229,7 @@ mod tests {
     use crate::conflict::parse;
 
     fn conflicted() -> State {
-        use crate::git::merge::{ConflictFile, ConflictKind};
+        use crate::protocol::git::{ConflictFile, ConflictKind};
         let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Idle)]);
         let files = vec![
             ConflictFile { path: "f.txt".into(), kind: ConflictKind::Content, unresolved: None },

@@ -10,32 +10,10 @@ use git2::{Delta, DiffOptions, Oid, Repository, Signature, Tree};
 use serde::{Deserialize, Serialize};
 
 use super::watch::Changes;
+pub use crate::protocol::git::{Checkpoint, DiffBase, FileDiff, LineKind};
 
 const PREFIX: &str = "refs/muster/checkpoints";
 const UNDO_PREFIX: &str = "refs/muster/rollback";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub n: u32,
-    pub id: String,
-    /// Seconds since the Unix epoch.
-    pub time: i64,
-    pub trigger: String,
-    /// The worktree's HEAD commit when it was taken.
-    pub head: String,
-    /// The branch HEAD was on (empty when detached).
-    pub branch: String,
-    /// Against the previous checkpoint.
-    pub files: usize,
-    pub added: usize,
-    pub removed: usize,
-    /// Files that were still changing while the checkpoint read them (their version may be mid-write).
-    #[serde(default)]
-    pub unsettled: Vec<String>,
-    /// Folders left out: git repositories of their own inside the worktree (their history is theirs).
-    #[serde(default)]
-    pub skipped: Vec<String>,
-}
 
 /// How a checkpoint read a worktree that kept changing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -694,32 +672,6 @@ pub fn prune(repo_path: &Path, agent: &str, keep: usize) -> Result<usize> {
         repo.find_reference(&refname(agent, *n))?.delete()?;
     }
     Ok(drop)
-}
-
-/// One line of a unified diff.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LineKind {
-    Context,
-    Added,
-    Removed,
-    Hunk,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileDiff {
-    pub path: String,
-    pub status: char,
-    pub added: usize,
-    pub removed: usize,
-    pub lines: Vec<(LineKind, String)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DiffBase {
-    /// What checkpoint n changed since the one before.
-    Previous,
-    /// How the worktree now differs from checkpoint n.
-    Worktree,
 }
 
 /// At most this many diff lines per file reach the UI.

@@ -2,18 +2,9 @@
 
 use std::path::Path;
 
+pub use crate::protocol::git::DiffStat;
 use anyhow::Result;
 use git2::{DiffOptions, Repository};
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DiffStat {
-    pub files: usize,
-    pub added: usize,
-    pub removed: usize,
-    /// Files git does not track yet (not ignored): a merge commits them, so they are shown apart.
-    #[serde(default)]
-    pub untracked: usize,
-}
 
 pub fn diffstat(worktree: &Path, base: &str) -> Result<DiffStat> {
     let repo = Repository::open(worktree)?;

@@ -4,53 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+pub use crate::protocol::git::{ConflictFile, ConflictKind, MergeOutcome, Preflight, Side};
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{build::CheckoutBuilder, MergeOptions, Oid, Repository, ResetType, StatusOptions};
-use serde::{Deserialize, Serialize};
 
 const BACKUP: &str = "muster-merge-backup";
 
 /// The largest conflicted file muster reads to count or show its conflicts.
 pub const MAX_CONFLICT_FILE: u64 = 16 << 20;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ConflictKind {
-    /// Both sides changed the same lines: the file holds conflict markers.
-    Content,
-    /// Deleted on our side, modified on theirs.
-    DeletedByUs,
-    /// Modified on our side, deleted on theirs.
-    DeletedByThem,
-    /// Added on both sides with different content (markers when text).
-    AddAdd,
-    /// A binary file: no markers, pick a side.
-    Binary,
-}
-
-impl ConflictKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            ConflictKind::Content => "both modified",
-            ConflictKind::DeletedByUs => "deleted by us",
-            ConflictKind::DeletedByThem => "deleted by them",
-            ConflictKind::AddAdd => "both added",
-            ConflictKind::Binary => "binary",
-        }
-    }
-
-    /// Whether the file on disk holds conflict markers to resolve hunk by hunk.
-    pub fn has_markers(self) -> bool {
-        matches!(self, ConflictKind::Content | ConflictKind::AddAdd)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConflictFile {
-    pub path: String,
-    pub kind: ConflictKind,
-    /// Conflict regions left in the file on disk (None without markers, or when they do not parse).
-    pub unresolved: Option<usize>,
-}
 
 /// The marker size git uses for a file (the `conflict-marker-size` attribute).
 pub fn marker_size(worktree: &Path, path: &str) -> usize {
@@ -63,19 +24,6 @@ pub fn marker_size(worktree: &Path, path: &str) -> usize {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(crate::conflict::DEFAULT_MARKER_SIZE)
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MergeOutcome {
-    UpToDate,
-    Merged { commit: String },
-    Conflicts { files: Vec<ConflictFile> },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Side {
-    Ours,
-    Theirs,
 }
 
 /// What stops a merge in `worktree`: tracked changes, listed.
@@ -285,16 +233,6 @@ pub fn abort(worktree: &Path) -> Result<()> {
 /// Whether a merge is in progress in `worktree` (git's own state, so merges started anywhere count).
 pub fn in_progress(worktree: &Path) -> bool {
     Repository::open(worktree).is_ok_and(|r| r.state() == git2::RepositoryState::Merge)
-}
-
-/// What a merge would do, known before anything changes: why it cannot run, that there is nothing to merge,
-/// and the agent's files git does not track yet, which it commits on the agent's branch first (ignored files
-/// never).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Preflight {
-    pub refused: Option<String>,
-    pub up_to_date: bool,
-    pub untracked: Vec<String>,
 }
 
 /// Check a merge of `agent_worktree`'s work into `root`'s branch (or of `base` into the agent, `into_agent`)

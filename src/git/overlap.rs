@@ -5,26 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+pub use crate::protocol::git::{Overlap, OverlapReport};
 use anyhow::Result;
 use git2::{Oid, Repository};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Overlap {
-    pub a: String,
-    pub b: String,
-    /// Files both changed.
-    pub files: Vec<String>,
-    /// Files a trial merge of the two would leave conflicted.
-    pub conflicts: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OverlapReport {
-    pub overlaps: Vec<Overlap>,
-    /// Agents in the order that conflicts least when merged one after another.
-    pub merge_order: Vec<String>,
-}
 
 /// The commit an agent's branch is at.
 fn branch_head(repo: &Repository, agent: &str) -> Option<Oid> {

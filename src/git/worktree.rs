@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use crate::protocol::git::WorktreeStatus;
 use anyhow::{anyhow, bail, Context, Result};
 use git2::{BranchType, Repository, StatusOptions, WorktreeAddOptions, WorktreePruneOptions};
 
@@ -141,19 +142,6 @@ pub fn ensure_worktree(root: &Path, name: &str, base: Option<&str>) -> Result<Wo
     repo.worktree(&wt_name, &path, Some(&opts))
         .with_context(|| format!("adding worktree {} on {branch}", path.display()))?;
     Ok(WorktreeInfo { path, branch, base })
-}
-
-/// What would be lost by removing a worktree.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct WorktreeStatus {
-    pub changed_files: usize,
-    pub unmerged_commits: usize,
-}
-
-impl WorktreeStatus {
-    pub fn is_safe_to_remove(&self) -> bool {
-        self.changed_files == 0 && self.unmerged_commits == 0
-    }
 }
 
 pub fn worktree_status(root: &Path, name: &str, base: &str) -> Result<WorktreeStatus> {

@@ -4,11 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::git::checkpoint::{Checkpoint, DiffBase, FileDiff};
-use crate::git::diffstat::DiffStat;
-use crate::git::merge::{ConflictFile, Side};
-use crate::git::overlap::OverlapReport;
-use crate::git::worktree::WorktreeStatus;
+use super::git::{Checkpoint, ConflictFile, DiffBase, DiffStat, FileDiff, OverlapReport, Side, WorktreeStatus};
 use crate::key::Key;
 use crate::pty::ExitInfo;
 use crate::term::Screen;
@@ -334,7 +330,7 @@ pub enum Event {
     MergeCheck {
         name: String,
         into_agent: bool,
-        check: crate::git::merge::Preflight,
+        check: super::git::Preflight,
     },
     /// A merge of the agent stopped on conflicts (also sent again as files get resolved).
     MergeConflicts {

@@ -6,6 +6,7 @@
 
 pub mod damage;
 pub mod frame;
+pub mod git;
 pub mod mail;
 pub mod messages;
 

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::State;
-use crate::git::checkpoint::{DiffBase, LineKind};
+use crate::protocol::git::{DiffBase, LineKind};
 
 pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let theme = &state.theme;
