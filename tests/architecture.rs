@@ -11,17 +11,9 @@ const RUNTIME: [&str; 14] = [
     "logfile",
 ];
 
-/// Today's exceptions: (file, runtime module it imports). Value types that still live in the runtime (the screen
-/// types in `term/`, `ExitInfo` in `pty/`, the mailbox's receipt steps); the git values moved to `protocol::git`.
-const KNOWN: [(&str, &str); 7] = [
-    ("src/app/state.rs", "term"),
-    ("src/ui/terminal.rs", "term"),
-    ("src/ui/well_painter.rs", "term"),
-    ("src/protocol/damage.rs", "term"),
-    ("src/protocol/mail.rs", "mailbox"),
-    ("src/protocol/messages.rs", "pty"),
-    ("src/protocol/messages.rs", "term"),
-];
+/// Exceptions to the rule: (file, runtime module it imports). None left: the screen, git, exit and mail values
+/// live in `protocol/`; one that must be allowed again is listed here, with its reason.
+const KNOWN: [(&str, &str); 0] = [];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -34,8 +26,10 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// The runtime modules a file names as `crate::<module>`.
+/// The runtime modules a file names as `crate::<module>`, outside its unit tests (a test of the boundary may feed
+/// a real emulator to get a real screen).
 fn runtime_imports(text: &str) -> BTreeSet<String> {
+    let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
     let mut found = BTreeSet::new();
     for (i, _) in text.match_indices("crate::") {
         let rest = &text[i + "crate::".len()..];
@@ -75,4 +69,8 @@ fn the_client_core_and_the_boundary_import_no_runtime_module() {
 fn the_checker_sees_an_import() {
     let found = runtime_imports("use crate::git::merge::Side;\nlet x = crate::protocol::clamp_size(1, 2);\n");
     assert_eq!(found, BTreeSet::from(["git".to_string()]));
+    let tested = runtime_imports(
+        "use crate::protocol::Screen;\n#[cfg(test)]\nmod tests {\n    use crate::term::AlacrittyModel;\n}\n",
+    );
+    assert!(tested.is_empty(), "{tested:?}");
 }

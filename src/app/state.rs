@@ -10,8 +10,8 @@ use crate::conflict::Resolver;
 use crate::protocol::git::ConflictFile;
 use crate::protocol::git::OverlapReport;
 use crate::protocol::git::{Checkpoint, DiffBase, FileDiff};
+use crate::protocol::screen::Screen;
 use crate::protocol::{AgentInfo, AgentState};
-use crate::term::Screen;
 
 #[derive(Debug, Clone)]
 pub struct AgentView {

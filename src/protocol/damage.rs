@@ -5,8 +5,8 @@
 
 use thiserror::Error;
 
-use crate::term::screen::{blank_row, Row};
-use crate::term::{CellColor, CellFlags, Screen, ScreenCell};
+use crate::protocol::screen::{blank_row, Row};
+use crate::protocol::screen::{CellColor, CellFlags, Screen, ScreenCell};
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Damage {
@@ -58,7 +58,7 @@ pub fn diff(prev: Option<(&Screen, u64)>, next: &Screen, seq: u64) -> Damage {
 
 /// The damage that turns the screen of update `prev_seq` into `next`, told how: its rows moved up
 /// `change.scroll`, then `change.rows` changed (the emulator knows; nothing is compared).
-pub fn from_change(prev_seq: u64, next: &Screen, change: &crate::term::Change, seq: u64) -> Damage {
+pub fn from_change(prev_seq: u64, next: &Screen, change: &crate::protocol::screen::Change, seq: u64) -> Damage {
     let whole = next.is_whole();
     let changed = change.rows.iter().copied().filter(|&r| whole && r < next.rows);
     damage(next, seq, Some(prev_seq), change.scroll.min(next.rows.saturating_sub(1)), changed)

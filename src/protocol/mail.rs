@@ -1,5 +1,5 @@
 //! Mail as clients see it (issue #11): messages between the operator and agents, and what happened to each
-//! copy (its receipt). The store and the delivery rules live in `crate::mailbox`; these are what cross the wire.
+//! copy (its receipt). The store and the delivery rules live in the runtime (`mailbox/`); these are what cross the wire.
 
 use serde::{Deserialize, Serialize};
 

@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::git::{Checkpoint, ConflictFile, DiffBase, DiffStat, FileDiff, OverlapReport, Side, WorktreeStatus};
 use crate::key::Key;
-use crate::pty::ExitInfo;
-use crate::term::Screen;
+use crate::protocol::screen::Screen;
 
 use super::mail::{Mail, MailMarks};
 
@@ -57,6 +56,23 @@ impl AgentState {
             self,
             AgentState::Starting | AgentState::Busy | AgentState::Idle | AgentState::Waiting | AgentState::Paused
         )
+    }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit {c}"),
+            (None, Some(s)) => write!(f, "signal {s}"),
+            (None, None) => f.write_str("exited"),
+        }
     }
 }
 
@@ -287,7 +303,7 @@ pub enum Event {
         screen: Screen,
         /// How it differs from the agent's screen before it, when known (never sent: a client gets damage).
         #[serde(skip)]
-        change: Option<crate::term::Change>,
+        change: Option<crate::protocol::screen::Change>,
     },
     /// The screen as one client scrolled back into its history sees it (`scrolled_back` 0: it follows the live
     /// screen again).

@@ -9,6 +9,7 @@ pub mod frame;
 pub mod git;
 pub mod mail;
 pub mod messages;
+pub mod screen;
 
 pub use messages::{AgentInfo, AgentState, Command, Event};
 

@@ -9,6 +9,8 @@ pub mod tree;
 pub use fake::FakePty;
 pub use native::NativePty;
 
+pub use crate::protocol::messages::ExitInfo;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -25,23 +27,6 @@ pub struct SpawnSpec {
     pub env: Vec<(String, String)>,
     pub rows: u16,
     pub cols: u16,
-}
-
-/// How a child ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExitInfo {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-}
-
-impl std::fmt::Display for ExitInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.code, self.signal) {
-            (Some(c), _) => write!(f, "exit {c}"),
-            (None, Some(s)) => write!(f, "signal {s}"),
-            (None, None) => f.write_str("exited"),
-        }
-    }
 }
 
 /// Control over a running child that does not need its output streams.

@@ -7,30 +7,7 @@
 use alacritty_terminal::grid::Dimensions;
 use alacritty_terminal::term::{Term, TermDamage};
 
-/// How a screen differs from the frame before it of the same model: its rows moved up `scroll`, then `rows`
-/// changed (ascending). `None` where a frame is all new.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Change {
-    pub scroll: u16,
-    pub rows: Vec<u16>,
-}
-
-impl Change {
-    /// This change followed by `next` (on a screen of `rows` rows), as one; false where the two scrolled the
-    /// whole screen away.
-    pub fn then(&mut self, next: &Change, rows: u16) -> bool {
-        self.scroll = self.scroll.saturating_add(next.scroll);
-        if self.scroll >= rows {
-            return false;
-        }
-        let moved = self.rows.iter().filter(|&&r| r >= next.scroll).map(|&r| r - next.scroll);
-        let mut all: Vec<u16> = moved.chain(next.rows.iter().copied()).collect();
-        all.sort_unstable();
-        all.dedup();
-        self.rows = all;
-        true
-    }
-}
+pub use crate::protocol::screen::Change;
 
 #[derive(Debug, Default)]
 pub struct RowChanges {
@@ -111,19 +88,5 @@ impl RowChanges {
         self.all = false;
         self.dirty.iter_mut().for_each(|d| *d = false);
         change
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn changes_one_after_another_are_one() {
-        let mut a = Change { scroll: 1, rows: vec![0, 4, 5] };
-        assert!(a.then(&Change { scroll: 2, rows: vec![1, 5] }, 6));
-        // Row 0 scrolled away, 4 and 5 moved to 2 and 3.
-        assert_eq!(a, Change { scroll: 3, rows: vec![1, 2, 3, 5] });
-        assert!(!a.then(&Change { scroll: 3, rows: vec![] }, 6), "the whole screen scrolled away");
     }
 }

@@ -10,8 +10,7 @@ pub mod model;
 pub mod osc;
 pub mod outer;
 pub mod palette;
-pub mod screen;
 
+pub use crate::protocol::screen::{self, CellColor, CellFlags, Screen, ScreenCell};
 pub use changes::Change;
 pub use model::{AlacrittyModel, InputModes, Palette, TerminalModel};
-pub use screen::{CellColor, CellFlags, Screen, ScreenCell};

@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 
 use crate::config::theme::ColorMode;
-use crate::term::{CellColor, CellFlags, Screen, ScreenCell};
+use crate::protocol::screen::{CellColor, CellFlags, Screen, ScreenCell};
 
 fn color(c: CellColor, mode: ColorMode) -> Option<Color> {
     let c = match c {

@@ -14,7 +14,7 @@ use ratatui::layout::{Position, Rect};
 
 use crate::app::State;
 use crate::config::theme::ColorMode;
-use crate::term::{CellFlags, Change, Screen, ScreenCell};
+use crate::protocol::screen::{CellFlags, Change, Screen, ScreenCell};
 
 /// What the well shows when it is painted apart.
 pub struct Target<'a> {
@@ -205,7 +205,7 @@ impl WellPainter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::term::CellColor;
+    use crate::protocol::screen::CellColor;
     use proptest::prelude::*;
 
     fn screen(lines: &[&str], cols: u16) -> Screen {
