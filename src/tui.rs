@@ -302,10 +302,6 @@ fn apply(state: &mut State, msg: Msg, painter: &mut WellPainter) -> (Vec<Effect>
             painter.note(name, change.as_ref());
             Some(name.clone())
         }
-        Msg::Engine(Event::ScreenFor { name, .. }) => {
-            painter.note(name, None);
-            Some(name.clone())
-        }
         _ => None,
     };
     let facts = screen_of.as_ref().map(|_| crate::ui::well::screen_facts(state));

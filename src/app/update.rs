@@ -806,7 +806,7 @@ fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             state.attached = false;
         }
         // One viewer's own scrolled screen is its screen (the sink or the server has picked what it sees).
-        Event::Screen { name, screen, .. } | Event::ScreenFor { name, screen, .. } => {
+        Event::Screen { name, screen, .. } => {
             if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
                 a.screen = Some(std::sync::Arc::new(screen));
             }

@@ -311,7 +311,7 @@ impl TermThread {
                     for (&viewer, at) in &mut self.views {
                         *at = (*at + history).saturating_sub(before).min(history);
                         let screen = self.model.snapshot_at(*at);
-                        (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen });
+                        self.sink.screen_for(self.name.clone(), viewer, screen);
                     }
                     self.views.retain(|_, at| *at > 0);
                 }
@@ -325,7 +325,7 @@ impl TermThread {
                 } else {
                     self.views.insert(viewer, to);
                 }
-                (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen: self.model.snapshot_at(to) });
+                self.sink.screen_for(self.name.clone(), viewer, self.model.snapshot_at(to));
             }
             TermMsg::ScrollBottom { viewer, typed } => {
                 if typed {
@@ -334,7 +334,7 @@ impl TermThread {
                 // Every key asks for this: a frame only when the view moves, or the key's own frame would go
                 // out just before its echo, and the echo wait out the frame interval.
                 if self.views.remove(&viewer).is_some() {
-                    (self.sink)(Event::ScreenFor { name: self.name.clone(), viewer, screen: self.model.snapshot() });
+                    self.sink.screen_for(self.name.clone(), viewer, self.model.snapshot());
                 }
             }
             TermMsg::Watch(on) => {
@@ -463,14 +463,14 @@ impl TermThread {
             *m = self.model.modes();
         }
         if self.model.take_bell() {
-            (self.sink)(Event::Bell { name: self.name.clone() });
+            self.sink.event(Event::Bell { name: self.name.clone() });
         }
         for text in self.model.take_notifications() {
-            (self.sink)(Event::Notification { name: self.name.clone(), text });
+            self.sink.event(Event::Notification { name: self.name.clone(), text });
         }
         if self.screen_dirty && self.watched && self.last_frame.is_none_or(|f| now >= f + self.frame_interval(now)) {
             let (screen, change) = self.model.live_frame();
-            (self.sink)(Event::Screen { name: self.name.clone(), screen, change });
+            self.sink.event(Event::Screen { name: self.name.clone(), screen, change });
             self.last_frame = Some(now);
             self.screen_dirty = false;
         }

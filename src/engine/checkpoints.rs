@@ -12,7 +12,7 @@ use crate::git::watch::{Changes, WorktreeWatch};
 use crate::pty::tree::AgentTree;
 
 use super::supervisor::EngineMsg;
-use super::{Event, EventSink};
+use super::{Asker, Event, EventSink};
 
 pub enum JobKind {
     Create {
@@ -24,13 +24,16 @@ pub enum JobKind {
     },
     Undo,
     List,
+    /// The answers below go to the client that asked (`to`) alone.
     Diff {
         n: u32,
         base: DiffBase,
+        to: Asker,
     },
     Preview {
         n: u32,
         files: Option<Vec<String>>,
+        to: Asker,
     },
     /// Merge: `root` is the main worktree, `base` the agent's base branch.
     Merge {
@@ -48,11 +51,12 @@ pub enum JobKind {
         root: PathBuf,
         base: String,
         into_agent: bool,
+        to: Asker,
     },
 }
 
 pub enum ConflictOp {
-    Read { path: String },
+    Read { path: String, to: Asker },
     Stage { path: String, content: Vec<u8> },
     Take { path: String, side: Side },
     Finish { message: Option<String> },
@@ -193,7 +197,7 @@ fn run_merge(
     Ok(Some(match merge::merge(&place, &theirs, &message)? {
         MergeOutcome::UpToDate => format!("{name}: already up to date"),
         MergeOutcome::Merged { commit } => {
-            sink(Event::MergeEnded {
+            sink.event(Event::MergeEnded {
                 name: name.to_string(),
                 text: format!("merged {theirs}: {}", &commit[..commit.len().min(10)]),
             });
@@ -201,7 +205,7 @@ fn run_merge(
         }
         MergeOutcome::Conflicts { files } => {
             let n = files.len();
-            sink(Event::MergeConflicts { name: name.to_string(), into_agent, files });
+            sink.event(Event::MergeConflicts { name: name.to_string(), into_agent, files });
             format!("{name}: merging {theirs} stopped on {}", crate::text::counted(n, "conflicted file"))
         }
     }))
@@ -234,11 +238,11 @@ fn conflict_op(
 ) -> anyhow::Result<Option<String>> {
     let refresh = |sink: &EventSink| -> anyhow::Result<()> {
         let files = merge::conflicts(place)?;
-        sink(Event::MergeConflicts { name: name.to_string(), into_agent, files });
+        sink.event(Event::MergeConflicts { name: name.to_string(), into_agent, files });
         Ok(())
     };
     match op {
-        ConflictOp::Read { path } => {
+        ConflictOp::Read { path, to } => {
             // A plain path inside the worktree, read as a regular file of bounded size (an agent's FIFO there
             // would hang this worker).
             let plain = std::path::Path::new(&path).components().all(|c| matches!(c, std::path::Component::Normal(_)));
@@ -247,7 +251,7 @@ fn conflict_op(
                 .flatten()
                 .unwrap_or_default();
             let parsed = crate::conflict::parse(&bytes, merge::marker_size(place, &path));
-            sink(Event::ConflictFile { name: name.to_string(), path, parsed });
+            sink.reply(to, Event::ConflictFile { name: name.to_string(), path, parsed });
             Ok(None)
         }
         ConflictOp::Stage { path, content } => {
@@ -262,7 +266,7 @@ fn conflict_op(
         }
         ConflictOp::Finish { message } => {
             let commit = merge::finish(place, message.as_deref())?;
-            sink(Event::MergeEnded {
+            sink.event(Event::MergeEnded {
                 name: name.to_string(),
                 text: format!("merge committed: {}", &commit[..10.min(commit.len())]),
             });
@@ -270,7 +274,7 @@ fn conflict_op(
         }
         ConflictOp::Abort => {
             merge::abort(place)?;
-            sink(Event::MergeEnded { name: name.to_string(), text: "merge aborted".into() });
+            sink.event(Event::MergeEnded { name: name.to_string(), text: "merge aborted".into() });
             Ok(Some(format!("{name}: merge aborted; {} is as it was", place.display())))
         }
     }
@@ -369,22 +373,22 @@ fn run_job(
                 Err(e) => Some((format!("{name}: {e:#}"), true)),
             }
         }
-        JobKind::MergeCheck { root, base, into_agent } => {
+        JobKind::MergeCheck { root, base, into_agent, to } => {
             let branch = crate::git::worktree::branch_name(&name);
             let check = merge::preflight(&root, &worktree, &branch, &base, into_agent)
                 .unwrap_or_else(|e| merge::Preflight { refused: Some(format!("{e:#}")), ..Default::default() });
-            sink(Event::MergeCheck { name, into_agent, check });
+            sink.reply(to, Event::MergeCheck { name, into_agent, check });
             return None;
         }
-        JobKind::Diff { n, base } => {
+        JobKind::Diff { n, base, to } => {
             let files = checkpoint::diff(&worktree, &name, n, base).unwrap_or_default();
-            sink(Event::CheckpointDiff { name, n, base, files });
+            sink.reply(to, Event::CheckpointDiff { name, n, base, files });
             return None;
         }
-        JobKind::Preview { n, files } => {
+        JobKind::Preview { n, files, to } => {
             return match checkpoint::rollback_preview(&worktree, &name, n, files.as_deref()) {
                 Ok((changes, moves_head)) => {
-                    sink(Event::RollbackPreview { name, n, files, changes, moves_head });
+                    sink.reply(to, Event::RollbackPreview { name, n, files, changes, moves_head });
                     None
                 }
                 Err(e) => Some(JobDone {

@@ -233,7 +233,13 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
         match request {
             Request::Hook { agent, token, event, detail, session } => {
                 // Acknowledged, so that `muster hook` can say when a report did not go in.
-                let sent = send(EngineMsg::Command(Command::Hook { name: agent, token, event, detail, session }));
+                let sent = send(EngineMsg::Request(super::Request::of_nobody(Command::Hook {
+                    name: agent,
+                    token,
+                    event,
+                    detail,
+                    session,
+                })));
                 let _ = out.write_all(if sent { b"ok\n" } else { b"error: muster is stopping\n" });
                 return Flow::Continue;
             }
@@ -550,7 +556,10 @@ mod tests {
         report(dir.path(), "a", "t0k", "Stop", r#"{"session_id":"s1"}"#).unwrap();
         let EngineMsg::Gated(msg, _ticket) = rx.recv_timeout(Duration::from_secs(10)).unwrap() else { panic!() };
         match *msg {
-            EngineMsg::Command(Command::Hook { name, token, event, session, .. }) => {
+            EngineMsg::Request(crate::engine::Request {
+                command: Command::Hook { name, token, event, session, .. },
+                ..
+            }) => {
                 assert_eq!((name.as_str(), event.as_str(), session.as_deref()), ("a", "Stop", Some("s1")));
                 assert_eq!(token, "t0k");
             }

@@ -14,7 +14,7 @@ use super::agent::{self, Running, SpawnArgs, TermMsg, WriteOp};
 use super::checkpoints::{self, ConflictOp, Job, JobDone, JobKind};
 use super::detect::{hook_state, HookReport};
 use super::store::{self, SavedAgent, SavedCrew};
-use super::{hooks, AgentInfo, AgentState, Command, EngineConfig, EngineHandle, Event, EventSink};
+use super::{hooks, AgentInfo, AgentState, Asker, Command, EngineConfig, EngineHandle, Event, EventSink};
 use crate::config::crew::AgentSpec;
 use crate::config::preset;
 use crate::git::watch::WorktreeWatch;
@@ -27,16 +27,10 @@ mod mail;
 pub use mail::{muster_command, MAIL_SNAPSHOT};
 
 pub enum EngineMsg {
-    Command(Command),
+    /// A client's command (the workbench in this process, a client of the server, or a script with no client).
+    Request(super::Request),
     /// A request from the hook socket, with its place in the engine's queue (given back once handled).
     Gated(Box<EngineMsg>, crate::ipc::Ticket),
-    /// A command from one client of the server: what it watches and its size are its own.
-    Client {
-        client: u64,
-        cmd: Command,
-        /// Held until the engine takes the command: a client has a bounded number of commands queued here.
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    },
     /// A branch of the repository moved (a commit on the base outside muster): what merges would bring is
     /// measured again, once the moves settle.
     RefsMoved,
@@ -246,8 +240,6 @@ struct Supervisor {
     presets: BTreeMap<String, preset::Preset>,
     /// What each client shows: the agent and its pane's size. The in-process UI is client 0.
     watchers: BTreeMap<u64, Watcher>,
-    /// The client whose command is being carried out (0: the workbench in this process, or a script).
-    client: u64,
     /// The size a new agent starts at: the last pane a client sized.
     size: (u16, u16),
     size_from: Option<u64>,
@@ -381,7 +373,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     let (saved, load_errors) = store::load_or_set_aside(&cfg.root);
     for e in load_errors {
         tracing::warn!("saved state: {e}");
-        sink(Event::Message { text: format!("saved state: {e}"), error: true });
+        sink.event(Event::Message { text: format!("saved state: {e}"), error: true });
     }
     let presets = preset::builtin();
     let mut sup = Supervisor {
@@ -392,7 +384,6 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         slots: Vec::new(),
         presets,
         watchers: BTreeMap::new(),
-        client: 0,
         size: (24, 80),
         size_from: None,
         generation: 0,
@@ -441,7 +432,7 @@ fn clean_stale_git_files(root: &std::path::Path, sink: &EventSink) {
                     path.display()
                 );
                 tracing::warn!("{text}");
-                sink(Event::Message { text, error: true });
+                sink.event(Event::Message { text, error: true });
             }
         }
         Err(e) => tracing::warn!("looking for stale git locks: {e:#}"),
@@ -457,7 +448,7 @@ fn spawn_overlap_worker(sink: EventSink) -> Sender<(PathBuf, Vec<(String, String
                 req = newer;
             }
             match crate::git::overlap::check(&req.0, &req.1) {
-                Ok(report) => sink(Event::Overlaps(report)),
+                Ok(report) => sink.event(Event::Overlaps(report)),
                 Err(e) => tracing::warn!("overlap check: {e:#}"),
             }
         }
@@ -529,7 +520,7 @@ impl Supervisor {
             }
         }
         for slot in &self.slots {
-            (self.sink)(Event::Agent(slot.info.clone()));
+            self.sink.event(Event::Agent(slot.info.clone()));
         }
         self.end_leftovers();
         // Stopped agents of an earlier session still show what their worktrees hold.
@@ -734,7 +725,7 @@ impl Supervisor {
             .collect();
         if agents.len() < 2 {
             // Nobody to overlap with: a report from before (naming a removed agent) must not stand.
-            (self.sink)(Event::Overlaps(Default::default()));
+            self.sink.event(Event::Overlaps(Default::default()));
             return;
         }
         let _ = self.overlap_tx.send((self.cfg.root.clone(), agents));
@@ -762,7 +753,7 @@ impl Supervisor {
             slot.info.rolled_back = r;
         }
         self.emit(&name);
-        (self.sink)(Event::Timeline { name: name.clone(), checkpoints });
+        self.sink.event(Event::Timeline { name: name.clone(), checkpoints });
         if done.rolled_back.is_some() {
             self.request_diffstat(&name, true);
         }
@@ -776,9 +767,8 @@ impl Supervisor {
                 drop(ticket);
             }
             EngineMsg::Checkpoints(done) => self.checkpoints_done(done),
-            EngineMsg::Command(cmd) => self.client_command(0, cmd),
-            EngineMsg::Client { client, cmd, permit } => {
-                self.client_command(client, cmd);
+            EngineMsg::Request(super::Request { from, command, permit }) => {
+                self.request(from, command);
                 drop(permit);
             }
             EngineMsg::RefsMoved => {
@@ -821,7 +811,7 @@ impl Supervisor {
                     self.waits.push(PendingWait { agents: runs, until, until_time, reply });
                 }
             }
-            EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force) {
+            EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force, Asker::NOBODY) {
                 Ok(()) => {
                     let _ = reply.send("sent".into());
                     let generation = self.slot_mut(&name).and_then(|s| s.running.as_ref()).map(|r| r.generation);
@@ -842,7 +832,7 @@ impl Supervisor {
                     if slot.info.diffstat != stat {
                         slot.info.diffstat = stat;
                         let info = slot.info.clone();
-                        (self.sink)(Event::Agent(info));
+                        self.sink.event(Event::Agent(info));
                     }
                 }
             }
@@ -879,7 +869,7 @@ impl Supervisor {
             };
             if self.stop_asked.load(Ordering::SeqCst) && !self.shutting_down {
                 // A signal goes before whatever clients queued (the signal's own message wakes this loop).
-                self.client_command(0, Command::Shutdown);
+                self.request(Asker::NOBODY, Command::Shutdown);
             }
             if self.next_timer().is_some_and(|t| t <= Instant::now()) {
                 self.timers();
@@ -896,7 +886,7 @@ impl Supervisor {
                 for slot in &mut self.slots {
                     slot.files = None;
                 }
-                (self.sink)(Event::ShutdownComplete);
+                self.sink.event(Event::ShutdownComplete);
                 return;
             }
         }
@@ -920,7 +910,7 @@ impl Supervisor {
 
     fn emit(&self, name: &str) {
         if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) {
-            (self.sink)(Event::Agent(slot.info.clone()));
+            self.sink.event(Event::Agent(slot.info.clone()));
         }
     }
 
@@ -928,12 +918,12 @@ impl Supervisor {
         if error {
             tracing::warn!("{text}");
         }
-        (self.sink)(Event::Message { text, error });
+        self.sink.event(Event::Message { text, error });
     }
 
-    fn command(&mut self, cmd: Command) {
+    fn command(&mut self, from: Asker, cmd: Command) {
         // Scrolling and typing act on the view of the client that asked.
-        let client = self.client;
+        let client = from.client;
         match cmd {
             Command::StartCrew => {
                 let names: Vec<String> = self
@@ -965,18 +955,18 @@ impl Supervisor {
                     } else {
                         Default::default()
                     };
-                    (self.sink)(Event::RemoveCheck { name, status });
+                    self.sink.reply(from, Event::RemoveCheck { name, status });
                 }
             }
             Command::Remove { name, force } => self.remove(&name, force),
-            Command::Key { name, key } => self.input(&name, |r| keys::encode_key(key, r.modes())),
-            Command::Paste { name, text } => self.input(&name, |r| keys::encode_paste(&text, r.modes())),
+            Command::Key { name, key } => self.input(&name, client, |r| keys::encode_key(key, r.modes())),
+            Command::Paste { name, text } => self.input(&name, client, |r| keys::encode_paste(&text, r.modes())),
             Command::Steer { name, text, force } => {
-                if let Err(e) = self.steer(&name, text, force) {
+                if let Err(e) = self.steer(&name, text, force, from) {
                     self.message(e, true);
                 }
             }
-            Command::Watch { name, rows, cols } => self.watch(0, name, rows, cols),
+            Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
             Command::Scroll { name, lines } => self.with_running(&name, |r| {
                 let viewer = client;
                 let _ = r.term.send(TermMsg::Scroll { viewer, lines });
@@ -999,8 +989,10 @@ impl Supervisor {
             }),
             Command::Hook { name, token, event, detail, session } => self.hook(&name, &token, event, detail, session),
             Command::Checkpoint { name } => self.job(&name, JobKind::Create { trigger: "key".into() }, false),
-            Command::CheckpointDiff { name, n, base } => self.job(&name, JobKind::Diff { n, base }, false),
-            Command::RollbackPreview { name, n, files } => self.job(&name, JobKind::Preview { n, files }, false),
+            Command::CheckpointDiff { name, n, base } => self.job(&name, JobKind::Diff { n, base, to: from }, false),
+            Command::RollbackPreview { name, n, files } => {
+                self.job(&name, JobKind::Preview { n, files, to: from }, false)
+            }
             Command::Rollback { name, n, files } => self.job(&name, JobKind::Rollback { n, files }, true),
             Command::UndoRollback { name } => self.job(&name, JobKind::Undo, true),
             Command::Merge { name, into_agent, message } => {
@@ -1012,9 +1004,13 @@ impl Supervisor {
             Command::CheckMerge { name, into_agent } => {
                 let base = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone());
                 let root = self.cfg.root.clone();
-                self.job(&name, JobKind::MergeCheck { root, base: base.unwrap_or_default(), into_agent }, false);
+                self.job(
+                    &name,
+                    JobKind::MergeCheck { root, base: base.unwrap_or_default(), into_agent, to: from },
+                    false,
+                );
             }
-            Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path }),
+            Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path, to: from }),
             Command::StageResolved { name, path, content } => self.conflict(&name, ConflictOp::Stage { path, content }),
             Command::TakeSide { name, path, side } => self.conflict(&name, ConflictOp::Take { path, side }),
             Command::FinishMerge { name, message } => self.conflict(&name, ConflictOp::Finish { message }),
@@ -1059,9 +1055,8 @@ impl Supervisor {
     }
 
     /// Keys and pastes from the operator: to the bottom of the agent's screen, and into its input queue.
-    fn input(&mut self, name: &str, bytes: impl FnOnce(&Running) -> Vec<u8>) {
+    fn input(&mut self, name: &str, viewer: u64, bytes: impl FnOnce(&Running) -> Vec<u8>) {
         let mut failed = None;
-        let viewer = self.client;
         self.with_running(name, |r| {
             let _ = r.term.send(TermMsg::ScrollBottom { viewer, typed: true });
             failed = r.write(bytes(r)).err();
@@ -1395,7 +1390,7 @@ impl Supervisor {
             }
         }
         self.slots.remove(idx);
-        (self.sink)(Event::Removed { name: name.to_string() });
+        self.sink.event(Event::Removed { name: name.to_string() });
         self.request_overlaps();
         self.mail_on_remove(name);
         self.message(format!("removed {name}"), false);
@@ -1404,9 +1399,9 @@ impl Supervisor {
 
     /// Steer messages go through the agent's input queue, so two in a row arrive whole and in order.
     /// Type a message into the agent (through its input queue, so two in a row arrive whole and in order).
-    fn steer(&mut self, name: &str, text: String, force: bool) -> Result<(), String> {
+    /// A client's steer brings its own view of the agent to the bottom; a script's (`Asker::NOBODY`) moves nobody's.
+    fn steer(&mut self, name: &str, text: String, force: bool, from: Asker) -> Result<(), String> {
         crate::protocol::mail::check_body(&text)?;
-        let viewer = self.client;
         let slot = self.slot_mut(name).ok_or_else(|| format!("no agent named {name}"))?;
         let enter_delay = Duration::from_millis(slot.spec.enter_delay_ms);
         let waiting = slot.info.state == AgentState::Waiting;
@@ -1419,7 +1414,9 @@ impl Supervisor {
             // Typed into a permission or trust dialog, a message answers it.
             return Err(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"));
         }
-        let _ = r.term.send(TermMsg::ScrollBottom { viewer, typed: true });
+        if from != Asker::NOBODY {
+            let _ = r.term.send(TermMsg::ScrollBottom { viewer: from.client, typed: true });
+        }
         r.writer
             .send(WriteOp::Steer { text, enter_delay, confirm: false })
             .map_err(|e| format!("{name}: message not sent: {e}"))
@@ -1454,8 +1451,8 @@ impl Supervisor {
     }
 
     /// A client's commands: what it watches and where it types decide the sizes of agents' terminals.
-    fn client_command(&mut self, client: u64, cmd: Command) {
-        self.client = client;
+    fn request(&mut self, from: Asker, cmd: Command) {
+        let client = from.client;
         match cmd {
             Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
             Command::Key { ref name, .. } | Command::Paste { ref name, .. } | Command::Steer { ref name, .. } => {
@@ -1464,9 +1461,9 @@ impl Supervisor {
                 if let Some(slot) = self.slot_mut(&name) {
                     slot.mail.operator_at = Some(Instant::now());
                 }
-                self.command(cmd);
+                self.command(from, cmd);
             }
-            cmd => self.command(cmd),
+            cmd => self.command(from, cmd),
         }
     }
 
@@ -1584,7 +1581,7 @@ impl Supervisor {
         }
         if send_prompt {
             if let Some(p) = prompt {
-                if let Err(e) = self.steer(name, p, false) {
+                if let Err(e) = self.steer(name, p, false, Asker::NOBODY) {
                     self.message(e, true);
                 }
             }
@@ -1721,7 +1718,7 @@ impl Supervisor {
             Command::FinishMerge { name, message } => self.conflict_with(&name, ConflictOp::Finish { message }, reply),
             Command::AbortMerge { name } => self.conflict_with(&name, ConflictOp::Abort, reply),
             other => {
-                self.command(other);
+                self.command(Asker::NOBODY, other);
                 if let Some(r) = reply {
                     let _ = r.send("done".into());
                 }

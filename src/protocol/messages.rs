@@ -305,13 +305,6 @@ pub enum Event {
         #[serde(skip)]
         change: Option<crate::protocol::screen::Change>,
     },
-    /// The screen as one client scrolled back into its history sees it (`scrolled_back` 0: it follows the live
-    /// screen again).
-    ScreenFor {
-        name: String,
-        viewer: u64,
-        screen: Screen,
-    },
     Bell {
         name: String,
     },

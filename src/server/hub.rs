@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use crate::engine::Out;
 use crate::protocol::{json_frame, AgentInfo, ClientKind, Event, ToClient};
 use crate::term::Screen;
 
@@ -117,15 +118,27 @@ impl Cache {
 
 /// Which clients asked for an answer that opens a dialog, in the order they asked: (what, agent) → (client,
 /// request id). The engine answers in order, so two asks of the same agent's diff each get their answer.
-type Askers = BTreeMap<(&'static str, String), VecDeque<(u64, u64)>>;
-
 #[derive(Default)]
 struct Inner {
     cache: Cache,
     clients: BTreeMap<u64, Outbox>,
     next_client: u64,
-    askers: Askers,
     shut_down: bool,
+}
+
+impl Inner {
+    /// One viewer's screen of an agent it scrolled back in (or the live one again), if it still shows that agent.
+    fn screen_for(&mut self, name: String, viewer: u64, screen: Screen) {
+        if let Some(out) = self.clients.get_mut(&viewer).filter(|o| o.watching.as_ref() == Some(&name)) {
+            if screen.scrolled_back > 0 {
+                out.scrolled.insert(name.clone());
+            } else {
+                out.scrolled.remove(&name);
+            }
+            out.screens.insert(name, Arc::new(screen).into());
+            out.notify.notify_one();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -137,31 +150,6 @@ pub struct Hub {
     pub roster: Notify,
     /// Bytes held for clients' half-sent frames, all together (see `server::MAX_HALF_SENT`).
     pub half_sent: std::sync::atomic::AtomicUsize,
-}
-
-/// Answers that belong to one client: the dialog they open is that client's.
-pub fn answer_kind(e: &Event) -> Option<(&'static str, &str)> {
-    match e {
-        Event::RemoveCheck { name, .. } => Some(("remove", name)),
-        Event::CheckpointDiff { name, .. } => Some(("diff", name)),
-        Event::RollbackPreview { name, .. } => Some(("preview", name)),
-        Event::ConflictFile { name, .. } => Some(("conflict", name)),
-        Event::MergeCheck { name, .. } => Some(("merge check", name)),
-        _ => None,
-    }
-}
-
-/// The answer a command asks for, if it is one client's.
-pub fn asks_for(c: &crate::protocol::Command) -> Option<(&'static str, &str)> {
-    use crate::protocol::Command as C;
-    match c {
-        C::CheckRemove { name } => Some(("remove", name)),
-        C::CheckpointDiff { name, .. } => Some(("diff", name)),
-        C::RollbackPreview { name, .. } => Some(("preview", name)),
-        C::ReadConflict { name, .. } => Some(("conflict", name)),
-        C::CheckMerge { name, .. } => Some(("merge check", name)),
-        _ => None,
-    }
 }
 
 impl Outbox {
@@ -212,10 +200,6 @@ impl Hub {
         if let Some(out) = inner.clients.remove(&id) {
             out.notify.notify_one();
         }
-        for waiting in inner.askers.values_mut() {
-            waiting.retain(|(c, _)| *c != id);
-        }
-        inner.askers.retain(|_, waiting| !waiting.is_empty());
         self.roster.notify_one();
         // Watchers alone keep nothing alive: they only look.
         inner.clients.values().all(|o| o.kind.reads_only()) && !inner.cache.agents.iter().any(|a| a.state.is_running())
@@ -260,11 +244,6 @@ impl Hub {
         }
     }
 
-    /// Remember who asked, so the answer is theirs alone.
-    pub fn asked(&self, what: (&'static str, &str), client: u64, request: u64) {
-        self.lock().askers.entry((what.0, what.1.to_string())).or_default().push_back((client, request));
-    }
-
     pub fn clients(&self) -> usize {
         self.lock().clients.len()
     }
@@ -279,20 +258,19 @@ impl Hub {
     }
 
     /// Every engine event comes through here.
-    pub fn publish(&self, e: Event) {
+    pub fn publish(&self, out: impl Into<Out>) {
         let mut inner = self.lock();
-        if let Event::ScreenFor { name, viewer, screen } = e {
-            if let Some(out) = inner.clients.get_mut(&viewer).filter(|o| o.watching.as_ref() == Some(&name)) {
-                if screen.scrolled_back > 0 {
-                    out.scrolled.insert(name.clone());
-                } else {
-                    out.scrolled.remove(&name);
+        let e = match out.into() {
+            Out::Event(e) => e,
+            Out::ScreenFor { name, viewer, screen } => return inner.screen_for(name, viewer, screen),
+            Out::Reply { to, event } => {
+                // The answer is the asker's alone, by its request's id; one that left is gone with its answer.
+                if let Some(out) = inner.clients.get_mut(&to.client) {
+                    out.push(json_frame(&ToClient::Reply { id: to.id, event }));
                 }
-                out.screens.insert(name, Arc::new(screen).into());
-                out.notify.notify_one();
+                return;
             }
-            return;
-        }
+        };
         if let Event::Screen { name, screen, change } = e {
             let screen = Arc::new(screen);
             let before = inner.cache.screens.get(&name).cloned();
@@ -303,17 +281,6 @@ impl Hub {
                 out.notify.notify_one();
             }
             inner.cache.screens.insert(name, screen);
-            return;
-        }
-        if let Some((what, name)) = answer_kind(&e) {
-            let key = (what, name.to_string());
-            let Some((client, id)) = inner.askers.get_mut(&key).and_then(VecDeque::pop_front) else { return };
-            if inner.askers.get(&key).is_some_and(VecDeque::is_empty) {
-                inner.askers.remove(&key);
-            }
-            if let Some(out) = inner.clients.get_mut(&client) {
-                out.push(json_frame(&ToClient::Reply { id, event: e }));
-            }
             return;
         }
         inner.cache.observe(&e);
@@ -347,7 +314,8 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{frame, AgentState, Command};
+    use crate::engine::Asker;
+    use crate::protocol::{frame, AgentState};
 
     fn info(name: &str, state: AgentState) -> AgentInfo {
         AgentInfo::new(name, "demo", state)
@@ -385,10 +353,8 @@ mod tests {
         let (two, _) = hub.join(ClientKind::Tui, vec![]);
         hub.take(one);
         hub.take(two);
-        let ask = Command::CheckRemove { name: "a".into() };
-        hub.asked(asks_for(&ask).unwrap(), two, 41);
         let answer = Event::RemoveCheck { name: "a".into(), status: Default::default() };
-        hub.publish(answer.clone());
+        hub.publish(Out::Reply { to: Asker { client: two, id: 41 }, event: answer.clone() });
         hub.publish(Event::Bell { name: "a".into() });
         assert_eq!(decode(&hub.take(one).unwrap().frames), vec![ToClient::Event(Event::Bell { name: "a".into() })]);
         assert_eq!(
@@ -404,17 +370,16 @@ mod tests {
         let (two, _) = hub.join(ClientKind::Tui, vec![]);
         hub.take(one);
         hub.take(two);
-        let ask = Command::CheckpointDiff { name: "a".into(), n: 1, base: crate::git::checkpoint::DiffBase::Previous };
-        hub.asked(asks_for(&ask).unwrap(), one, 7);
-        hub.asked(asks_for(&ask).unwrap(), two, 9);
         let answer = |n| Event::CheckpointDiff {
             name: "a".into(),
             n,
-            base: crate::git::checkpoint::DiffBase::Previous,
+            base: crate::protocol::git::DiffBase::Previous,
             files: vec![],
         };
-        hub.publish(answer(1));
-        hub.publish(answer(2));
+        // Answered in the other order than asked: each still goes to its asker, by id.
+        hub.publish(Out::Reply { to: Asker { client: two, id: 9 }, event: answer(2) });
+        hub.publish(Out::Reply { to: Asker { client: one, id: 7 }, event: answer(1) });
+        hub.publish(Out::Reply { to: Asker { client: 99, id: 3 }, event: answer(3) });
         assert_eq!(decode(&hub.take(one).unwrap().frames), vec![ToClient::Reply { id: 7, event: answer(1) }]);
         assert_eq!(decode(&hub.take(two).unwrap().frames), vec![ToClient::Reply { id: 9, event: answer(2) }]);
     }

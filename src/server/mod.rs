@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 use crate::engine::supervisor::EngineMsg;
+use crate::engine::Request;
 use crate::protocol::{self, damage, frame, json_frame, Command, ToClient, ToServer, Welcome};
 use hub::Hub;
 
@@ -71,7 +72,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
     let root = cfg.root.clone();
     let hub = Arc::new(Hub::default());
     let publish = hub.clone();
-    let sink: crate::engine::EventSink = Arc::new(move |e| publish.publish(e));
+    let sink = crate::engine::EventSink::new(move |out| publish.publish(out));
     // Takes the repository's lock: a second server stops here with who holds it.
     let engine = crate::engine::supervisor::start(cfg, Arc::new(crate::pty::NativePty), sink)?;
     let tx = engine.engine_channel().context("the engine runs in this process")?.clone();
@@ -190,9 +191,6 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
                 if let Err(e) = protocol::check_request(&command) {
                     break Some(e);
                 }
-                if let Some(what) = hub::asks_for(&command) {
-                    hub.asked(what, id, request);
-                }
                 if let Command::Watch { name, .. } = &command {
                     hub.watching(id, name.clone());
                     if hello.kind.reads_only() {
@@ -205,7 +203,8 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
                         SLOWED_FOR.as_secs()
                     ));
                 };
-                if engine.send(EngineMsg::Client { client: id, cmd: command, permit: Some(permit) }).is_err() {
+                let from = crate::engine::Asker { client: id, id: request };
+                if engine.send(EngineMsg::Request(Request { from, command, permit: Some(permit) })).is_err() {
                     break None;
                 }
             }
@@ -228,7 +227,7 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
     }
     if hub.leave(id) && !hub.shut_down() {
         tracing::info!("no client and no running agent: the server ends");
-        let _ = engine.send(EngineMsg::Command(Command::Shutdown));
+        let _ = engine.send(EngineMsg::Request(Request::of_nobody(Command::Shutdown)));
     }
 }
 

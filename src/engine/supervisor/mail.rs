@@ -87,7 +87,7 @@ impl Supervisor {
                 }
                 if let Ok(recent) = store.recent(MAIL_SNAPSHOT) {
                     if !recent.is_empty() {
-                        (self.sink)(Event::Mail(recent));
+                        self.sink.event(Event::Mail(recent));
                     }
                 }
                 self.mailbox = Some(store);
@@ -173,7 +173,7 @@ impl Supervisor {
                 names.push(m.from.clone());
                 names.extend(m.receipts.iter().map(|r| r.recipient.clone()));
             }
-            (self.sink)(Event::Mail(mails));
+            self.sink.event(Event::Mail(mails));
         }
         names.sort();
         names.dedup();
@@ -200,7 +200,7 @@ impl Supervisor {
             }
         }
         for info in changed {
-            (self.sink)(Event::Agent(info));
+            self.sink.event(Event::Agent(info));
         }
     }
 
