@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Cmd::Server { action }) => return server_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Ls) => ls()?,
-        Some(Cmd::Schema) => print!("{}", engine::hooks::SCHEMA),
+        Some(Cmd::Schema) => println!("{}", serde_json::to_string_pretty(&crate::protocol::script::schema())?),
         Some(Cmd::Proxy) => proxy(&find_repo_root(&dir)?)?,
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
@@ -398,14 +398,16 @@ fn through_server(root: &Path, command: engine::Command, trigger: Option<&str>) 
     let Some(answer) = engine::hooks::ask(&run_dir, &req, None)? else {
         bail!("the running muster did not answer (see {})", run_dir.join(crate::server::LOG).display())
     };
-    Ok(Some(match answer.strip_prefix("error: ") {
-        Some(e) => {
-            eprintln!("muster: {e}");
+    use crate::protocol::script::Answer;
+    Ok(Some(match answer {
+        Answer::Error(e) => {
+            eprintln!("muster: {}", printable_line(&e.message));
             ExitCode::from(1)
         }
-        None => {
-            println!("{answer}");
+        Answer::Done { message } => {
+            println!("{}", printable_line(message.as_deref().unwrap_or("done")));
             ExitCode::SUCCESS
         }
+        other => bail!("the running muster answered {other:?}"),
     }))
 }

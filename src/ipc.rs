@@ -249,6 +249,13 @@ pub struct Limits {
     /// A request must have arrived whole this long after its first byte (a client that sends a byte now and
     /// then never holds a place for good).
     pub whole: Duration,
+    /// The line a refused client is told: whether it is for being busy (else its request broke a limit), and why.
+    pub refusal: fn(bool, &str) -> String,
+}
+
+/// A refusal as a line of text.
+fn plain_refusal(_busy: bool, why: &str) -> String {
+    format!("error: {why}\n")
 }
 
 impl Default for Limits {
@@ -261,6 +268,7 @@ impl Default for Limits {
             max_parked: 1024,
             idle: Duration::from_secs(5),
             whole: Duration::from_secs(10),
+            refusal: plain_refusal,
         }
     }
 }
@@ -330,12 +338,11 @@ impl Conn {
     /// The answer the engine sends on `rx`, for as long as it takes (or `within`), without holding one of the
     /// places of clients being served; `None` when the client left meanwhile (the handler ends, and its place
     /// with it), the answer did not come in time, or too many clients wait already (the client is told).
-    /// Empty strings on `rx` are the engine asking whether anyone still listens, and are not answers.
-    pub fn answer(&mut self, rx: &std::sync::mpsc::Receiver<String>, within: Option<Duration>) -> Option<String> {
+    pub fn answer<T>(&mut self, rx: &std::sync::mpsc::Receiver<T>, within: Option<Duration>) -> Option<T> {
         use std::sync::mpsc::RecvTimeoutError;
         if !self.park() {
-            let text = format!("error: muster is busy: {} requests wait for answers already\n", self.limits.max_parked);
-            let _ = self.write_all(text.as_bytes());
+            let why = format!("muster is busy: {} requests wait for answers already", self.limits.max_parked);
+            let _ = self.write_all((self.limits.refusal)(true, &why).as_bytes());
             return None;
         }
         let end = within.map(|d| std::time::Instant::now() + d);
@@ -343,7 +350,6 @@ impl Conn {
             let step =
                 end.map_or(LOOK_EVERY, |e| e.saturating_duration_since(std::time::Instant::now()).min(LOOK_EVERY));
             match rx.recv_timeout(step) {
-                Ok(answer) if answer.is_empty() => {}
                 Ok(answer) => return Some(answer),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
@@ -464,8 +470,8 @@ where
             places.open.fetch_sub(1, Ordering::SeqCst);
             // Said, so that a hook that could not report knows it (and says so).
             let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let text = format!("error: muster is busy: {} connections are open\n", limits.max_open);
-            let _ = stream.write_all(text.as_bytes());
+            let why = format!("muster is busy: {} connections are open", limits.max_open);
+            let _ = stream.write_all((limits.refusal)(true, &why).as_bytes());
             continue;
         }
         let conn = Conn { stream, places: places.clone(), limits, handling: None, parked: false };
@@ -552,15 +558,18 @@ fn serve_client<F: Fn(&str, &mut Conn) -> Flow>(mut conn: Conn, limits: Limits, 
                     LineEnd::TooLong => format!("a request is at most {} bytes", limits.max_line),
                     LineEnd::TooSlow => format!("a request must arrive whole within {} s", limits.whole.as_secs()),
                 };
-                let _ = conn.write_all(format!("error: {why}\n").as_bytes());
+                let _ = conn.write_all((limits.refusal)(false, &why).as_bytes());
                 return;
             }
         };
-        let Ok(text) = std::str::from_utf8(&line) else { continue };
+        let Ok(text) = std::str::from_utf8(&line) else {
+            let _ = conn.write_all((limits.refusal)(false, "a request is a line of UTF-8 JSON").as_bytes());
+            continue;
+        };
         // Only a whole request takes a place among those being handled: a slow client holds none.
         let Some(ticket) = conn.places.handling.enter(BUSY_AFTER) else {
-            let text = format!("error: muster is busy: {} requests are being handled\n", limits.max_clients);
-            let _ = conn.write_all(text.as_bytes());
+            let why = format!("muster is busy: {} requests are being handled", limits.max_clients);
+            let _ = conn.write_all((limits.refusal)(true, &why).as_bytes());
             return;
         };
         conn.handling = Some(ticket);

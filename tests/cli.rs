@@ -137,7 +137,7 @@ fn removed_agents_are_listed_and_pruned_from_the_command_line() {
 }
 
 /// Without a server: `server status` says so (exit 3), `server stop` has nothing to do, `ls` lists nothing, and
-/// `schema` prints the scripting socket's JSON Schema.
+/// `schema` prints the script API's JSON Schema: its requests and its answers.
 #[test]
 fn server_commands_without_a_server_and_the_schema() {
     let dir = repo();
@@ -156,7 +156,9 @@ fn server_commands_without_a_server_and_the_schema() {
     assert!(ok && text.contains("no muster runs"), "{text}");
     let (ok, text) = muster(dir.path(), &["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(ok && schema["oneOf"].as_array().is_some_and(|a| a.len() == 7), "{text}");
+    assert!(ok && schema["request"]["oneOf"].as_array().is_some_and(|a| a.len() == 8), "{text}");
+    assert!(schema["answer"]["oneOf"].as_array().is_some_and(|a| a.len() == 10), "{text}");
+    assert_eq!(schema["version"], 1, "{text}");
 }
 
 /// Without a server the operator's mailbox still works from its database; an agent's mail needs the server

@@ -895,3 +895,59 @@ fn two_clients_asking_the_same_diff_each_get_it() {
         assert!(files.iter().any(|f| f.path == "w.txt"), "{files:?}");
     }
 }
+
+/// Every kind of script request, sent raw on hook.sock to a real server, and what a careless or hostile script
+/// sends: each answer is one line of the typed API, of the kind asked, and the schema `muster schema` prints
+/// holds it; nothing is left unanswered.
+#[test]
+fn every_script_request_is_answered_in_the_printed_schema() {
+    let mut crew = Crew::new(TWO);
+    let (_sock, _c) = started(&mut crew);
+    let printed = crew.muster(&["schema"]).output().unwrap();
+    assert!(printed.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&printed.stdout).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource("urn:muster:answer", schema["answer"].clone()).unwrap();
+    let answers = compiler.compile("urn:muster:answer", &mut schemas).unwrap();
+    let hook = crew.run_dir().unwrap().join("hook.sock");
+    let ask = |line: &[u8]| -> Vec<serde_json::Value> {
+        let mut s = UnixStream::connect(&hook).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.write_all(line).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        assert!(text.ends_with('\n'), "{}: not answered whole: {text:?}", String::from_utf8_lossy(line));
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect()
+    };
+    let cases: [(&[u8], &[&str]); 15] = [
+        (b"{\"version\":{}}\n", &["version"]),
+        (b"{\"status\":{}}\n", &["status"]),
+        (b"{\"explain\":{\"agent\":\"a\"}}\n", &["explained"]),
+        (b"{\"send\":{\"agent\":\"a\",\"text\":\"hello\",\"wait\":true}}\n", &["sent", "turn"]),
+        (b"{\"wait\":{\"agents\":[\"a\",\"b\"],\"until\":\"any\",\"timeout\":20}}\n", &["waited"]),
+        (b"{\"run\":{\"command\":{\"Checkpoint\":{\"name\":\"a\"}},\"trigger\":\"test\"}}\n", &["done"]),
+        (b"{\"mail\":{\"op\":{\"inbox\":{}}}}\n", &["mail"]),
+        (b"{\"hook\":{\"agent\":\"a\",\"token\":\"not-its-secret\",\"event\":\"Stop\"}}\n", &["reported"]),
+        (b"{\"send\":{\"agent\":\"nobody\",\"text\":\"x\"}}\n", &["error"]),
+        (b"{\"wait\":{\"agents\":[\"nobody\"],\"until\":\"idle\"}}\n", &["error"]),
+        (b"{\"run\":{\"command\":{\"Checkpoint\":{\"name\":\"nobody\"}}}}\n", &["error"]),
+        (b"{\"bogus\":{}}\n", &["error"]),
+        (b"{\"status\":{},\"explain\":{\"agent\":\"a\"}}\n", &["error"]),
+        (b"\xff\xfe not utf-8\n", &["error"]),
+        (b"{\"send\":{\"agent\":\"a\"}}\n", &["error"]),
+    ];
+    for (line, kinds) in cases {
+        let got = ask(line);
+        let keys: Vec<&str> = got.iter().map(|v| v.as_object().unwrap().keys().next().unwrap().as_str()).collect();
+        assert_eq!(&keys, kinds, "{}: {got:?}", String::from_utf8_lossy(line));
+        for v in &got {
+            schemas.validate(v, answers).unwrap_or_else(|e| panic!("{v}: {e}"));
+            let typed: muster::protocol::script::Answer = serde_json::from_value(v.clone()).unwrap();
+            if let muster::protocol::script::Answer::Error(e) = typed {
+                assert!(!e.message.is_empty(), "{v}");
+            }
+        }
+    }
+}

@@ -103,8 +103,10 @@ fn open_large(n: usize) -> Result<()> {
 fn operator(crew: &ServedCrew, op: MailOp) -> Result<MailAnswer> {
     let run_dir = crate::ipc::run_dir(&crew.root)?;
     let req = Request::Mail { agent: None, token: None, op };
-    let line = hooks::ask(&run_dir, &req, Some(Duration::from_secs(10)))?.context("the server did not answer")?;
-    Ok(serde_json::from_str(&line)?)
+    match hooks::ask(&run_dir, &req, Some(Duration::from_secs(10)))?.context("the server did not answer")? {
+        crate::protocol::script::Answer::Mail(a) => Ok(a),
+        other => anyhow::bail!("the server answered {other:?}"),
+    }
 }
 
 /// `muster mail send` run as a command, until a client of the server has the message.
@@ -164,7 +166,7 @@ fn sends_per_second(crew: &ServedCrew, threads: usize, span: Duration) -> Result
                     };
                     let req = Request::Mail { agent: None, token: None, op };
                     match hooks::ask(&run_dir, &req, Some(Duration::from_secs(10))) {
-                        Ok(Some(a)) if a.starts_with("{\"sent\"") => sent += 1,
+                        Ok(Some(crate::protocol::script::Answer::Mail(MailAnswer::Sent { .. }))) => sent += 1,
                         _ => break,
                     }
                 }

@@ -7,10 +7,15 @@ pub(super) fn live_crew(root: &Path) -> Result<(engine::store::SavedCrew, Option
     let run_dir = crate::ipc::run_dir(root)?;
     if let Some(pid) = crate::ipc::holder(&run_dir) {
         let req = engine::hooks::Request::Status {};
-        if let Some(answer) = engine::hooks::ask(&run_dir, &req, Some(Duration::from_secs(5)))? {
-            let (crew, _) = engine::store::parse(root, Path::new("server"), answer.into_bytes())
-                .context("reading the server's answer")?;
-            return Ok((crew, Some(pid)));
+        match engine::hooks::ask(&run_dir, &req, Some(Duration::from_secs(5)))? {
+            Some(crate::protocol::script::Answer::Status { crew }) => {
+                // Read as the state file is: every name passes the crew file's check.
+                let (crew, _) = engine::store::parse(root, Path::new("server"), serde_json::to_vec(&crew)?)
+                    .context("reading the server's answer")?;
+                return Ok((crew, Some(pid)));
+            }
+            Some(other) => bail!("the running muster answered {other:?}"),
+            None => {}
         }
     }
     let (saved, warnings, running) = engine::store::load_live(root)?;

@@ -49,8 +49,11 @@ impl Ctx {
         let (agent, token) = self.agent.clone().unzip();
         let req = Request::Mail { agent, token, op: op.clone() };
         let within = (!matches!(op, MailOp::Wait { .. })).then_some(Duration::from_secs(30));
-        if let Some(line) = hooks::ask(&self.run_dir, &req, within)? {
-            return serde_json::from_str(&line).with_context(|| format!("reading muster's answer: {line}"));
+        match hooks::ask(&self.run_dir, &req, within)? {
+            Some(crate::protocol::script::Answer::Mail(answer)) => return Ok(answer),
+            Some(crate::protocol::script::Answer::Error(e)) => return Ok(MailAnswer::Error { error: e.message }),
+            Some(other) => bail!("the running muster answered {other:?}"),
+            None => {}
         }
         if crate::ipc::holder(&self.run_dir).is_some() {
             bail!("the muster server did not answer");

@@ -23,21 +23,29 @@ pub(super) fn send(root: &Path, agent: &str, text: Option<String>, force: bool, 
     }
     let mut code = ExitCode::from(3);
     engine::hooks::send(&run_dir, agent, &text, force, wait, |answer| {
-        if let Some(error) = answer.strip_prefix("error: ") {
-            // Said once, on stderr, with the exit code `--help` gives: 3 when there is nobody to send to.
-            let gone = error.starts_with("no agent named") || error.contains("is not running");
-            let error = error.replace("(confirm to send anyway)", "(--force sends it anyway)");
-            eprintln!("muster: {}", printable_line(&error));
-            code = ExitCode::from(if gone { 3 } else { 1 });
-            return;
-        }
-        code = match answer {
-            "sent" | "idle" => ExitCode::SUCCESS,
-            "waiting" => ExitCode::from(2),
-            _ => ExitCode::from(3),
+        use crate::protocol::script::{Answer, ErrorKind, TurnEnd};
+        let (word, exit) = match answer {
+            Answer::Error(e) => {
+                // Said once, on stderr, with the exit code `--help` gives: 3 when there is nobody to send to.
+                let gone = matches!(e.kind, ErrorKind::Unknown | ErrorKind::NotRunning | ErrorKind::Stopping);
+                let error = e.message.replace("(confirm to send anyway)", "(--force sends it anyway)");
+                eprintln!("muster: {}", printable_line(&error));
+                code = ExitCode::from(if gone { 3 } else { 1 });
+                return;
+            }
+            Answer::Sent {} if wait => (None, 0),
+            Answer::Sent {} => (Some("sent"), 0),
+            Answer::Turn { end: TurnEnd::Idle } => (Some("idle"), 0),
+            Answer::Turn { end: TurnEnd::Waiting } => (Some("waiting"), 2),
+            Answer::Turn { end: TurnEnd::Exited } => (Some("exited"), 3),
+            other => {
+                eprintln!("muster: the running muster answered {other:?}");
+                (None, 3)
+            }
         };
-        if answer != "sent" || !wait {
-            println!("{}", printable_line(answer));
+        code = ExitCode::from(exit);
+        if let Some(word) = word {
+            println!("{word}");
         }
     })?;
     Ok(code)
@@ -59,17 +67,22 @@ pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<
         let within = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
         match engine::hooks::ask(&run_dir, &req, within) {
             Ok(Some(answer)) => {
-                return Ok(match answer.split_once(' ') {
-                    None if answer == "matched" => ExitCode::SUCCESS,
-                    Some(("ended", name)) => {
-                        eprintln!("muster: {name} is not running (its run ended)");
+                use crate::protocol::script::{Answer, WaitOutcome};
+                return Ok(match answer {
+                    Answer::Waited { outcome: WaitOutcome::Matched } => ExitCode::SUCCESS,
+                    Answer::Waited { outcome: WaitOutcome::Ended { agent } } => {
+                        eprintln!("muster: {} is not running (its run ended)", printable_line(&agent));
                         ExitCode::from(3)
                     }
-                    Some((_, name)) => {
-                        eprintln!("muster: no agent `{name}` in this crew");
+                    Answer::Waited { outcome: WaitOutcome::Gone { agent } } => {
+                        eprintln!("muster: {} was removed from the crew", printable_line(&agent));
                         ExitCode::from(3)
                     }
-                    None => bail!("muster answered `{answer}`"),
+                    Answer::Error(e) => {
+                        eprintln!("muster: {}", printable_line(&e.message));
+                        ExitCode::from(3)
+                    }
+                    other => bail!("muster answered {other:?}"),
                 });
             }
             Ok(None) if timeout.is_some() && crate::ipc::holder(&run_dir).is_some() => return Ok(ExitCode::from(124)),

@@ -13,6 +13,7 @@ use crate::pty::tree::AgentTree;
 
 use super::supervisor::EngineMsg;
 use super::{Asker, Event, EventSink};
+use crate::protocol::script::{Answer, ErrorKind};
 
 pub enum JobKind {
     Create {
@@ -74,7 +75,7 @@ pub struct Job {
     pub files: Option<Arc<WorktreeWatch>>,
     pub kind: JobKind,
     /// Told the outcome (for a command from a script): the message, `error: …` on failure, or `done`.
-    pub reply: Option<Sender<String>>,
+    pub reply: Option<Sender<Answer>>,
     /// Stop the agent once this job is done (the checkpoint before the crew stops).
     pub stop_after: bool,
 }
@@ -136,19 +137,20 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink, queue: Arc<Queue
             if queue.stopping.load(Ordering::SeqCst) && !stop_after {
                 queue.queued.fetch_sub(1, Ordering::SeqCst);
                 if let Some(reply) = reply {
-                    let _ = reply.send("error: not done: the crew is stopping".into());
+                    let _ = reply.send(Answer::error(ErrorKind::Stopping, "not done: the crew is stopping"));
                 }
                 continue;
             }
             let done = run(job, &sink);
             queue.queued.fetch_sub(1, Ordering::SeqCst);
             if let Some(reply) = reply {
-                let text = match done.as_ref().and_then(|d| d.message.clone()) {
-                    Some((text, true)) => format!("error: {text}"),
-                    Some((text, false)) => text,
-                    None => "done".into(),
+                let answer = match done.as_ref().and_then(|d| d.message.clone()) {
+                    // What git or the disk said: the machinery failed, not the agent.
+                    Some((text, true)) => Answer::error(ErrorKind::Failed, text),
+                    Some((text, false)) => Answer::Done { message: Some(text) },
+                    None => Answer::Done { message: None },
                 };
-                let _ = reply.send(text);
+                let _ = reply.send(answer);
             }
             if let Some(mut done) = done {
                 done.stop_after = stop_after;

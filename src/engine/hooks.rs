@@ -9,15 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
-
 use super::supervisor::EngineMsg;
 use super::Command;
+pub use crate::protocol::script::Request;
+use crate::protocol::script::{Answer, ErrorKind};
+use anyhow::{bail, Context, Result};
 
 pub const SOCKET: &str = "hook.sock";
-/// What scripts may send on the socket, and what each request answers (`muster schema`).
-pub const SCHEMA: &str = include_str!("../../assets/api-schema.json");
 /// Claude Code's hook events that tell muster something (SessionStart only carries the session id).
 const CLAUDE_EVENTS: [&str; 7] =
     ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PermissionRequest", "Notification", "Stop"];
@@ -25,53 +23,6 @@ const CLAUDE_EVENTS: [&str; 7] =
 const MAX_PAYLOAD: u64 = 1 << 20;
 /// The largest Gemini CLI system settings file muster copies.
 const MAX_SETTINGS: u64 = 4 << 20;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-pub enum Request {
-    /// `token`: the agent's secret from its environment (`MUSTER_AGENT_TOKEN`), so an agent cannot report as
-    /// another by setting `MUSTER_AGENT`.
-    Hook {
-        agent: String,
-        token: String,
-        event: String,
-        detail: Option<String>,
-        session: Option<String>,
-    },
-    Explain {
-        agent: String,
-    },
-    /// `muster send`: steer an agent from a script; with `wait`, answered again when its turn ends.
-    Send {
-        agent: String,
-        text: String,
-        force: bool,
-        wait: bool,
-    },
-    /// A change to an agent from the command line, run by the engine (see `EngineMsg::Run`).
-    Run {
-        command: Command,
-        #[serde(default)]
-        trigger: Option<String>,
-    },
-    /// `muster status`: the crew as it is now.
-    Status {},
-    /// `muster wait`: answered once, when settled (see `EngineMsg::Wait`).
-    Wait {
-        agents: Vec<String>,
-        until: super::supervisor::WaitFor,
-        /// Seconds; the engine forgets the request after them.
-        timeout: Option<f64>,
-    },
-    /// `muster mail …`: as the agent whose name and secret it carries, or the operator (neither given).
-    Mail {
-        #[serde(default)]
-        agent: Option<String>,
-        #[serde(default)]
-        token: Option<String>,
-        op: crate::protocol::mail::MailOp,
-    },
-}
 
 /// The repository's private run folder (see `ipc::run_dir`).
 pub fn run_dir(root: &Path) -> Result<PathBuf> {
@@ -213,134 +164,138 @@ const ROOM_WITHIN: Duration = Duration::from_secs(10);
 /// one holds up nobody), a request is at most 64 KiB. The socket goes when the returned value is dropped.
 pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
     let gate = crate::ipc::Gate::new(QUEUED);
-    crate::ipc::serve_lines(&run_dir.join(SOCKET), crate::ipc::Limits::default(), move |line, out| {
+    let limits = crate::ipc::Limits { refusal: refusal_line, ..Default::default() };
+    crate::ipc::serve_lines(&run_dir.join(SOCKET), limits, move |line, out| {
         use crate::ipc::Flow;
+        let say = |out: &mut crate::ipc::Conn, answer: Answer| out.write_all(answer.line().as_bytes()).is_ok();
         let request = match serde_json::from_str::<Request>(line) {
             Ok(r) => r,
             Err(e) => {
                 // What was wrong, and where: a script is told, not left with an empty answer.
-                let text = format!("error: not a request muster knows ({e}; `muster schema` lists them)\n");
-                let _ = out.write_all(text.as_bytes());
+                let why = format!("not a request muster knows ({e}; `muster schema` lists them)");
+                say(out, Answer::error(ErrorKind::Malformed, why));
                 return Flow::Continue;
             }
         };
+        if request == (Request::Version {}) {
+            say(
+                out,
+                Answer::Version { script: crate::protocol::script::VERSION, muster: env!("CARGO_PKG_VERSION").into() },
+            );
+            return Flow::Continue;
+        }
         let Some(ticket) = gate.enter(ROOM_WITHIN) else {
-            let _ = out.write_all(format!("error: muster is busy: {QUEUED} requests wait for it\n").as_bytes());
+            say(out, Answer::error(ErrorKind::Busy, format!("muster is busy: {QUEUED} requests wait for it")));
             return Flow::Close;
         };
         let send = |msg: EngineMsg| engine.send(EngineMsg::Gated(Box::new(msg), ticket)).is_ok();
+        let stopping = || Answer::error(ErrorKind::Stopping, "muster is stopping");
         let (tx, rx) = std::sync::mpsc::channel();
-        match request {
+        let (msg, within, answers) = match request {
             Request::Hook { agent, token, event, detail, session } => {
                 // Acknowledged, so that `muster hook` can say when a report did not go in.
-                let sent = send(EngineMsg::Request(super::Request::of_nobody(Command::Hook {
-                    name: agent,
-                    token,
-                    event,
-                    detail,
-                    session,
-                })));
-                let _ = out.write_all(if sent { b"ok\n" } else { b"error: muster is stopping\n" });
+                let hook = Command::Hook { name: agent, token, event, detail, session };
+                let sent = send(EngineMsg::Request(super::Request::of_nobody(hook)));
+                say(out, if sent { Answer::Reported {} } else { stopping() });
                 return Flow::Continue;
             }
             Request::Explain { agent } => {
-                if send(EngineMsg::Explain { name: agent, reply: tx }) {
-                    let answer = out.answer(&rx, Some(Duration::from_secs(5))).unwrap_or_else(|| "no answer".into());
-                    let _ = out.write_all(answer.as_bytes());
-                }
+                (EngineMsg::Explain { name: agent, reply: tx }, Some(Duration::from_secs(5)), 1)
             }
+            // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
             Request::Send { agent, text, force, wait } => {
-                if send(EngineMsg::Send { name: agent, text, force, wait, reply: tx }) {
-                    // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
-                    for _ in 0..if wait { 2 } else { 1 } {
-                        let Some(answer) = out.answer(&rx, None) else { break };
-                        let done = answer != "sent";
-                        if out.write_all(format!("{answer}\n").as_bytes()).is_err() || done {
-                            break;
-                        }
-                    }
-                }
+                (EngineMsg::Send { name: agent, text, force, wait, reply: tx }, None, if wait { 2 } else { 1 })
             }
+            // A merge or a checkpoint of a large tree takes what it takes.
             Request::Run { command, trigger } => {
                 let trigger = trigger.unwrap_or_else(|| "cli".into());
-                // A merge or a checkpoint of a large tree takes what it takes.
-                if send(EngineMsg::Run { cmd: command, trigger, reply: tx }) {
-                    answer_line(out, &rx, None);
-                }
+                (EngineMsg::Run { cmd: command, trigger, reply: tx }, None, 1)
             }
-            Request::Status {} => {
-                if send(EngineMsg::Status { reply: tx }) {
-                    answer_line(out, &rx, Some(Duration::from_secs(5)));
-                }
-            }
+            Request::Status {} => (EngineMsg::Status { reply: tx }, Some(Duration::from_secs(5)), 1),
+            // Held until settled; a script that stopped waiting (its client closed) frees its place.
             Request::Wait { agents, until, timeout } => {
                 let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-                // Held until settled; a script that stopped waiting (its client closed) frees its place.
-                if send(EngineMsg::Wait { agents, until, timeout, reply: tx }) {
-                    answer_line(out, &rx, None);
-                }
+                (EngineMsg::Wait { agents, until, timeout, reply: tx }, None, 1)
             }
+            // A mail `wait` is held until settled; the rest are answered at once.
             Request::Mail { agent, token, op } => {
                 let who = agent.map(|a| (a, token.unwrap_or_default()));
-                // A `wait` is held until settled; the rest are answered at once.
-                if send(EngineMsg::Mail { who, op, reply: tx }) {
-                    answer_line(out, &rx, None);
-                }
+                (EngineMsg::Mail { who, op, reply: tx }, None, 1)
+            }
+            Request::Version {} => return Flow::Continue,
+        };
+        if !send(msg) {
+            say(out, stopping());
+            return Flow::Close;
+        }
+        for _ in 0..answers {
+            let Some(answer) = out.answer(&rx, within) else { break };
+            let more = answer == Answer::Sent {};
+            if !say(out, answer) || !more {
+                break;
             }
         }
         Flow::Close
     })
 }
 
-/// The engine's one answer, as a line to the client.
-fn answer_line(out: &mut crate::ipc::Conn, rx: &std::sync::mpsc::Receiver<String>, within: Option<Duration>) {
-    if let Some(answer) = out.answer(rx, within) {
-        let _ = out.write_all(format!("{answer}\n").as_bytes());
-    }
+/// A refusal of the line server (busy, or a request past a limit) as a typed answer.
+fn refusal_line(busy: bool, why: &str) -> String {
+    Answer::error(if busy { ErrorKind::Busy } else { ErrorKind::Malformed }, why).line()
 }
 
-/// One request to the running engine and its one-line answer; `None` when no muster runs for `run_dir`, or it
-/// did not answer within `within`.
-pub fn ask(run_dir: &Path, req: &Request, within: Option<Duration>) -> Result<Option<String>> {
-    let Ok(mut stream) = connect(run_dir) else { return Ok(None) };
+/// One request to the running engine and its one answer; `None` when no muster runs for `run_dir`, or it did
+/// not answer within `within`.
+pub fn ask(run_dir: &Path, req: &Request, within: Option<Duration>) -> Result<Option<Answer>> {
+    let Ok(stream) = connect(run_dir) else { return Ok(None) };
+    let mut answers = request(stream, req, within)?;
+    answers.next().transpose()
+}
+
+/// Send `req` on a fresh connection; its answers, line by line, as they come.
+fn request(
+    mut stream: UnixStream,
+    req: &Request,
+    within: Option<Duration>,
+) -> Result<impl Iterator<Item = Result<Answer>>> {
     stream.write_all(format!("{}\n", serde_json::to_string(req)?).as_bytes())?;
     stream.shutdown(std::net::Shutdown::Write)?;
     stream.set_read_timeout(within.map(|d| d.max(Duration::from_millis(1))))?;
-    let mut answer = String::new();
-    match std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut answer) {
-        Ok(_) if answer.ends_with('\n') => Ok(Some(answer.trim_end().to_string())),
-        _ => Ok(None),
-    }
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(stream));
+    Ok(lines.map_while(|line| line.ok()).map(|line| parse_answer(&line)))
+}
+
+/// An answer line; one this muster cannot read (a server of another version) is an error naming it.
+pub fn parse_answer(line: &str) -> Result<Answer> {
+    serde_json::from_str(line).with_context(|| {
+        let shown: String = line.chars().take(200).collect();
+        format!("an answer this muster does not understand (another version's server?): {shown}")
+    })
 }
 
 /// A stop hook's turn: the agent's queued mail as the text of its next turn, when it can take it now.
 pub fn take_mail(run_dir: &Path, agent: &str, token: &str) -> Option<String> {
     use crate::protocol::mail::{MailAnswer, MailOp};
     let req = Request::Mail { agent: Some(agent.into()), token: Some(token.into()), op: MailOp::Take {} };
-    let line = ask(run_dir, &req, Some(Duration::from_secs(5))).ok().flatten()?;
-    match serde_json::from_str(&line).ok()? {
-        MailAnswer::Taken { text } => text,
+    match ask(run_dir, &req, Some(Duration::from_secs(5))).ok().flatten()? {
+        Answer::Mail(MailAnswer::Taken { text }) => text,
         _ => None,
     }
 }
 
-/// `muster send`: the engine's answers, line by line (`sent`, then with `wait` `idle`, `waiting` or `exited`;
-/// or `error: …`), handed to `each` as they come.
+/// `muster send`: the engine's answers (`sent`, then with `wait` a `turn`; or an error), handed to `each` as
+/// they come.
 pub fn send(
     run_dir: &Path,
     agent: &str,
     text: &str,
     force: bool,
     wait: bool,
-    mut each: impl FnMut(&str),
+    mut each: impl FnMut(Answer),
 ) -> Result<()> {
-    let mut stream = connect(run_dir)?;
     let req = Request::Send { agent: agent.into(), text: text.into(), force, wait };
-    stream.write_all(format!("{}\n", serde_json::to_string(&req)?).as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)?;
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stream));
-    for line in lines.by_ref() {
-        each(line.context("reading muster's answer")?.trim());
+    for answer in request(connect(run_dir)?, &req, None)? {
+        each(answer?);
     }
     Ok(())
 }
@@ -353,19 +308,14 @@ fn connect(run_dir: &Path) -> Result<UnixStream> {
 /// environment.
 pub fn report(run_dir: &Path, agent: &str, token: &str, event: &str, payload: &str) -> Result<()> {
     let (session, detail) = payload_fields(payload);
-    let mut stream = connect(run_dir)?;
     let req = Request::Hook { agent: agent.into(), token: token.into(), event: event.into(), detail, session };
-    stream.write_all(format!("{}\n", serde_json::to_string(&req)?).as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)?;
     // The engine's word that the report went in (an agent's CLI waits for its hook: a bounded wait).
-    stream.set_read_timeout(Some(REPORT_WITHIN))?;
-    let mut answer = String::new();
-    let read = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut answer);
-    match (read, answer.trim_end()) {
-        (_, "ok") => Ok(()),
-        (_, e) if !e.is_empty() => bail!("muster did not take it: {}", e.trim_start_matches("error: ")),
-        (Err(e), _) => Err(e).context("muster did not answer"),
-        _ => bail!("muster closed the connection without an answer"),
+    match request(connect(run_dir)?, &req, Some(REPORT_WITHIN))?.next() {
+        Some(Ok(Answer::Reported {})) => Ok(()),
+        Some(Ok(Answer::Error(e))) => bail!("muster did not take it: {e}"),
+        Some(Ok(other)) => bail!("muster answered {other:?}"),
+        Some(Err(e)) => Err(e),
+        None => bail!("muster did not answer"),
     }
 }
 
@@ -386,54 +336,19 @@ pub fn read_payload() -> String {
 
 /// `muster explain <agent>`: ask the running engine why the agent is in its state.
 pub fn explain(run_dir: &Path, agent: &str) -> Result<String> {
-    let mut stream = connect(run_dir)?;
-    stream.write_all(format!("{}\n", serde_json::to_string(&Request::Explain { agent: agent.into() })?).as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).context("reading muster's answer")?;
-    Ok(answer)
+    let req = Request::Explain { agent: agent.into() };
+    match request(connect(run_dir)?, &req, Some(Duration::from_secs(10)))?.next() {
+        Some(Ok(Answer::Explained { text })) => Ok(text),
+        Some(Ok(Answer::Error(e))) => bail!("{e}"),
+        Some(Ok(other)) => bail!("muster answered {other:?}"),
+        Some(Err(e)) => Err(e),
+        None => bail!("muster did not answer"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_printed_schema_covers_every_request_and_its_examples_are_understood() {
-        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
-        let entries = schema["oneOf"].as_array().unwrap();
-        let mut titles: Vec<&str> = entries.iter().map(|e| e["title"].as_str().unwrap()).collect();
-        titles.sort();
-        // One of each request, serialised: the schema names exactly these.
-        let wait =
-            Request::Wait { agents: vec!["a".into()], until: super::super::supervisor::WaitFor::Any, timeout: None };
-        let all = [
-            Request::Hook { agent: "a".into(), token: "t".into(), event: "Stop".into(), detail: None, session: None },
-            Request::Explain { agent: "a".into() },
-            Request::Send { agent: "a".into(), text: "x".into(), force: false, wait: false },
-            Request::Run { command: Command::Checkpoint { name: "a".into() }, trigger: None },
-            Request::Status {},
-            wait,
-            Request::Mail { agent: None, token: None, op: crate::protocol::mail::MailOp::Take {} },
-        ];
-        let mut tags: Vec<String> = all
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap().as_object().unwrap().keys().next().unwrap().clone())
-            .collect();
-        tags.sort();
-        assert_eq!(titles, tags);
-        for e in entries {
-            for example in e["examples"].as_array().unwrap() {
-                let r: Request =
-                    serde_json::from_value(example.clone()).unwrap_or_else(|err| panic!("{example}: {err}"));
-                assert_eq!(
-                    serde_json::to_value(&r).unwrap().as_object().unwrap().keys().next().unwrap(),
-                    e["title"].as_str().unwrap()
-                );
-            }
-        }
-    }
 
     #[test]
     fn claude_settings_carry_every_hook_and_quote_the_path() {
@@ -544,7 +459,9 @@ mod tests {
             s.shutdown(std::net::Shutdown::Write).unwrap();
             let mut answer = String::new();
             let _ = s.read_to_string(&mut answer);
-            assert!(answer.starts_with("error: not a request muster knows") && answer.contains(says), "{answer}");
+            let Ok(Answer::Error(e)) = parse_answer(answer.trim_end()) else { panic!("{answer}") };
+            assert_eq!(e.kind, ErrorKind::Malformed, "{answer}");
+            assert!(e.message.starts_with("not a request muster knows") && e.message.contains(says), "{answer}");
         }
     }
 
@@ -577,7 +494,9 @@ mod tests {
             m => m,
         };
         let engine = std::thread::spawn(move || match gated(rx.recv_timeout(Duration::from_secs(10)).unwrap()) {
-            EngineMsg::Explain { name, reply } => reply.send(format!("{name}: idle — screen rule `prompt`")).unwrap(),
+            EngineMsg::Explain { name, reply } => {
+                reply.send(Answer::Explained { text: format!("{name}: idle — screen rule `prompt`") }).unwrap()
+            }
             _ => panic!("unexpected message"),
         });
         assert_eq!(explain(dir.path(), "a").unwrap(), "a: idle — screen rule `prompt`");

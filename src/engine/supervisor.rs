@@ -1,5 +1,6 @@
 //! The engine loop: commands from the UI and reports from agent threads, one at a time, on its own thread.
 
+use crate::protocol::script::{Answer, ErrorKind, ScriptError, TurnEnd, WaitOutcome};
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
 
 use super::agent::{self, Running, SpawnArgs, TermMsg, WriteOp};
 use super::checkpoints::{self, ConflictOp, Job, JobDone, JobKind};
@@ -53,7 +53,7 @@ pub enum EngineMsg {
         text: String,
         force: bool,
         wait: bool,
-        reply: Sender<String>,
+        reply: Sender<Answer>,
     },
     /// A command line's change to an agent (checkpoint, rollback, merge, conflicts), run by the engine so it never
     /// races it on the same worktree; answered with the outcome (`error: …` on failure).
@@ -61,23 +61,23 @@ pub enum EngineMsg {
         cmd: Command,
         /// What a checkpoint is called (`cli` unless the script says).
         trigger: String,
-        reply: Sender<String>,
+        reply: Sender<Answer>,
     },
     /// `muster status`: the crew as it is now, as the JSON of `.muster/state.json`.
     Status {
-        reply: Sender<String>,
+        reply: Sender<Answer>,
     },
     /// `muster wait`: answered `matched`, `ended NAME` (its run ended), `gone NAME` (removed) or `unknown NAME`.
     Wait {
         agents: Vec<String>,
         until: WaitFor,
         timeout: Option<Duration>,
-        reply: Sender<String>,
+        reply: Sender<Answer>,
     },
     /// `muster explain`: the agent's state and why, answered on the channel.
     Explain {
         name: String,
-        reply: Sender<String>,
+        reply: Sender<Answer>,
     },
     Exited {
         name: String,
@@ -104,7 +104,7 @@ pub enum EngineMsg {
     Mail {
         who: Option<(String, String)>,
         op: crate::protocol::mail::MailOp,
-        reply: Sender<String>,
+        reply: Sender<Answer>,
     },
 }
 
@@ -300,27 +300,7 @@ struct Watcher {
     cols: u16,
 }
 
-/// What `muster wait` waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WaitFor {
-    Idle,
-    Waiting,
-    Exited,
-    /// Idle, waiting or exited: anything but working.
-    Any,
-}
-
-impl WaitFor {
-    pub fn matches(self, s: AgentState) -> bool {
-        match self {
-            WaitFor::Idle => s == AgentState::Idle,
-            WaitFor::Waiting => s == AgentState::Waiting,
-            WaitFor::Exited => !s.is_running(),
-            WaitFor::Any => matches!(s, AgentState::Idle | AgentState::Waiting) || !s.is_running(),
-        }
-    }
-}
+pub use crate::protocol::script::WaitFor;
 
 /// A script waiting for agents to reach a state, tied to the runs they had when it asked.
 struct PendingWait {
@@ -328,7 +308,7 @@ struct PendingWait {
     until: WaitFor,
     /// Given up on after this (the script stopped waiting).
     until_time: Option<Instant>,
-    reply: Sender<String>,
+    reply: Sender<Answer>,
 }
 
 /// A script's message that waits for the agent to take it and come back to its prompt.
@@ -338,7 +318,7 @@ struct PendingSend {
     generation: u64,
     /// The agent went busy (or anything but idle) after the message.
     left_idle: bool,
-    reply: Sender<String>,
+    reply: Sender<Answer>,
 }
 
 /// How long after a branch moves its diffstats and overlaps are measured again.
@@ -650,19 +630,19 @@ impl Supervisor {
         name: &str,
         kind: JobKind,
         pause: bool,
-        reply: Option<Sender<String>>,
+        reply: Option<Sender<Answer>>,
         stop_after: bool,
     ) -> bool {
         let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
             if let Some(r) = reply {
-                let _ = r.send(format!("error: no agent `{name}` in this crew"));
+                let _ = r.send(Answer::error(ErrorKind::Unknown, format!("no agent `{name}` in this crew")));
             }
             return false;
         };
         if self.worktree_of(slot).is_none() {
             let text = format!("{name}: no worktree at {}", slot.info.worktree.display());
             if let Some(r) = reply {
-                let _ = r.send(format!("error: {text}"));
+                let _ = r.send(Answer::error(ErrorKind::Refused, text.clone()));
             }
             if !matches!(kind, JobKind::List) {
                 self.message(text, true);
@@ -673,7 +653,7 @@ impl Supervisor {
             let text = format!("{name}: not done: {} checkpoint jobs are waiting already", checkpoints::MAX_QUEUED);
             match reply {
                 Some(r) => {
-                    let _ = r.send(format!("error: {text}"));
+                    let _ = r.send(Answer::error(ErrorKind::Refused, text.clone()));
                 }
                 // Said once while the queue is full, not once per refused job.
                 None if !self.queue_full_said.replace(true) => {
@@ -707,7 +687,7 @@ impl Supervisor {
         self.conflict_with(name, op, None);
     }
 
-    fn conflict_with(&self, name: &str, op: ConflictOp, reply: Option<Sender<String>>) -> bool {
+    fn conflict_with(&self, name: &str, op: ConflictOp, reply: Option<Sender<Answer>>) -> bool {
         // A merge into the agent runs in its worktree: writes there hold the agent still; reads need nothing.
         let in_agent =
             self.slots.iter().find(|s| s.spec.name == name).is_some_and(|s| merge::in_progress(&s.info.worktree));
@@ -789,17 +769,19 @@ impl Supervisor {
                 self.detected(&name, generation, state, why, title, last_output_ms)
             }
             EngineMsg::Explain { name, reply } => {
-                let _ = reply.send(self.explain(&name));
+                let _ = reply.send(Answer::Explained { text: self.explain(&name) });
             }
             EngineMsg::Run { cmd, trigger, reply } => self.run_for_script(cmd, trigger, reply),
             EngineMsg::Status { reply } => {
-                let _ = reply.send(serde_json::to_string(&self.saved_crew()).unwrap_or_default());
+                let crew = serde_json::to_value(self.saved_crew()).unwrap_or_default();
+                let _ = reply.send(Answer::Status { crew });
             }
             EngineMsg::Wait { agents, until, timeout, reply } => {
                 let mut runs = Vec::new();
                 for name in agents {
                     let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
-                        let _ = reply.send(format!("unknown {name}"));
+                        let _ =
+                            reply.send(Answer::error(ErrorKind::Unknown, format!("no agent `{name}` in this crew")));
                         runs.clear();
                         break;
                     };
@@ -813,14 +795,14 @@ impl Supervisor {
             }
             EngineMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force, Asker::NOBODY) {
                 Ok(()) => {
-                    let _ = reply.send("sent".into());
+                    let _ = reply.send(Answer::Sent {});
                     let generation = self.slot_mut(&name).and_then(|s| s.running.as_ref()).map(|r| r.generation);
                     if let (true, Some(generation)) = (wait, generation) {
                         self.sends.push(PendingSend { name, generation, left_idle: false, reply });
                     }
                 }
                 Err(e) => {
-                    let _ = reply.send(format!("error: {e}"));
+                    let _ = reply.send(Answer::Error(e));
                 }
             },
             EngineMsg::Exited { name, generation, exit } => self.exited(&name, generation, exit),
@@ -963,7 +945,7 @@ impl Supervisor {
             Command::Paste { name, text } => self.input(&name, client, |r| keys::encode_paste(&text, r.modes())),
             Command::Steer { name, text, force } => {
                 if let Err(e) = self.steer(&name, text, force, from) {
-                    self.message(e, true);
+                    self.message(e.message, true);
                 }
             }
             Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
@@ -1400,26 +1382,28 @@ impl Supervisor {
     /// Steer messages go through the agent's input queue, so two in a row arrive whole and in order.
     /// Type a message into the agent (through its input queue, so two in a row arrive whole and in order).
     /// A client's steer brings its own view of the agent to the bottom; a script's (`Asker::NOBODY`) moves nobody's.
-    fn steer(&mut self, name: &str, text: String, force: bool, from: Asker) -> Result<(), String> {
-        crate::protocol::mail::check_body(&text)?;
-        let slot = self.slot_mut(name).ok_or_else(|| format!("no agent named {name}"))?;
+    fn steer(&mut self, name: &str, text: String, force: bool, from: Asker) -> Result<(), ScriptError> {
+        let err = |kind, message: String| ScriptError { kind, message };
+        crate::protocol::mail::check_body(&text).map_err(|e| err(ErrorKind::Refused, e))?;
+        let slot = self.slot_mut(name).ok_or_else(|| err(ErrorKind::Unknown, format!("no agent named {name}")))?;
         let enter_delay = Duration::from_millis(slot.spec.enter_delay_ms);
         let waiting = slot.info.state == AgentState::Waiting;
         let r = slot
             .running
             .as_ref()
             .filter(|r| !r.exited)
-            .ok_or_else(|| format!("{name} is not running: message not sent"))?;
+            .ok_or_else(|| err(ErrorKind::NotRunning, format!("{name} is not running: message not sent")))?;
         if waiting && !force {
             // Typed into a permission or trust dialog, a message answers it.
-            return Err(format!("{name} is showing a dialog: message not sent (confirm to send anyway)"));
+            let why = format!("{name} is showing a dialog: message not sent (confirm to send anyway)");
+            return Err(err(ErrorKind::Refused, why));
         }
         if from != Asker::NOBODY {
             let _ = r.term.send(TermMsg::ScrollBottom { viewer: from.client, typed: true });
         }
         r.writer
             .send(WriteOp::Steer { text, enter_delay, confirm: false })
-            .map_err(|e| format!("{name}: message not sent: {e}"))
+            .map_err(|e| err(ErrorKind::NotRunning, format!("{name}: message not sent: {e}")))
     }
 
     /// Answer the `send --wait` requests this state change settles.
@@ -1429,20 +1413,20 @@ impl Supervisor {
                 return true;
             }
             let answer = match state {
-                _ if p.generation != generation => Some("exited"),
-                None => Some("exited"),
-                Some(AgentState::Waiting) => Some("waiting"),
-                Some(AgentState::Idle) if p.left_idle => Some("idle"),
+                _ if p.generation != generation => Some(TurnEnd::Exited),
+                None => Some(TurnEnd::Exited),
+                Some(AgentState::Waiting) => Some(TurnEnd::Waiting),
+                Some(AgentState::Idle) if p.left_idle => Some(TurnEnd::Idle),
                 Some(AgentState::Idle) => None,
-                Some(s) if !s.is_running() => Some("exited"),
+                Some(s) if !s.is_running() => Some(TurnEnd::Exited),
                 Some(_) => {
                     p.left_idle = true;
                     None
                 }
             };
             match answer {
-                Some(a) => {
-                    let _ = p.reply.send(a.to_string());
+                Some(end) => {
+                    let _ = p.reply.send(Answer::Turn { end });
                     false
                 }
                 None => true,
@@ -1582,7 +1566,7 @@ impl Supervisor {
         if send_prompt {
             if let Some(p) = prompt {
                 if let Err(e) = self.steer(name, p, false, Asker::NOBODY) {
-                    self.message(e, true);
+                    self.message(e.message, true);
                 }
             }
         }
@@ -1697,7 +1681,7 @@ impl Supervisor {
         }
     }
 
-    fn run_for_script(&mut self, cmd: Command, trigger: String, reply: Sender<String>) {
+    fn run_for_script(&mut self, cmd: Command, trigger: String, reply: Sender<Answer>) {
         let reply = Some(reply);
         match cmd {
             Command::Checkpoint { name } => self.job_with(&name, JobKind::Create { trigger }, false, reply, false),
@@ -1720,7 +1704,7 @@ impl Supervisor {
             other => {
                 self.command(Asker::NOBODY, other);
                 if let Some(r) = reply {
-                    let _ = r.send("done".into());
+                    let _ = r.send(Answer::Done { message: None });
                 }
                 true
             }
@@ -1733,7 +1717,7 @@ impl Supervisor {
         let mut waits = std::mem::take(&mut self.waits);
         waits.retain(|w| match self.wait_answer(w) {
             Some(answer) => {
-                let _ = w.reply.send(answer);
+                let _ = w.reply.send(Answer::Waited { outcome: answer });
                 false
             }
             None => w.until_time.is_none_or(|t| t > now),
@@ -1741,20 +1725,20 @@ impl Supervisor {
         self.waits = waits;
     }
 
-    fn wait_answer(&self, w: &PendingWait) -> Option<String> {
+    fn wait_answer(&self, w: &PendingWait) -> Option<WaitOutcome> {
         let mut all = true;
         for (name, run) in &w.agents {
             let Some(slot) = self.slots.iter().find(|s| &s.spec.name == name) else {
-                return Some(format!("gone {name}"));
+                return Some(WaitOutcome::Gone { agent: name.clone() });
             };
             let current = slot.running.as_ref().filter(|r| !r.exited).map(|r| r.generation);
             let ended = run.is_none() || current != *run;
             if ended && !matches!(w.until, WaitFor::Exited | WaitFor::Any) {
-                return Some(format!("ended {name}"));
+                return Some(WaitOutcome::Ended { agent: name.clone() });
             }
             all &= ended || w.until.matches(slot.info.state);
         }
-        all.then(|| "matched".to_string())
+        all.then_some(WaitOutcome::Matched)
     }
 }
 

@@ -44,7 +44,7 @@ pub struct FileDiff {
     pub lines: Vec<(LineKind, String)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum DiffBase {
     /// What checkpoint n changed since the one before.
     Previous,
@@ -108,7 +108,7 @@ pub enum MergeOutcome {
     Conflicts { files: Vec<ConflictFile> },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Side {
     Ours,
     Theirs,

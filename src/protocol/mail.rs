@@ -22,7 +22,7 @@ pub fn check_body(body: &str) -> Result<(), String> {
 }
 
 /// Where one copy of a message is: each step names how (delivered) or why (held, expired, dead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReceiptState {
     /// Waiting for a moment the recipient can take it.
@@ -102,7 +102,7 @@ pub const ALL_STATES: [ReceiptState; 9] = [
 ];
 
 /// One recipient's copy of a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Receipt {
     pub recipient: String,
     pub state: ReceiptState,
@@ -114,7 +114,7 @@ pub struct Receipt {
     pub at_ms: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Mail {
     pub id: i64,
     /// The id of the thread's first message.
@@ -148,7 +148,7 @@ impl Mail {
 }
 
 /// What the roster shows of an agent's mail.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MailMarks {
     /// Mail from this agent the operator has not read.
     pub unread: u32,
@@ -167,7 +167,7 @@ impl MailMarks {
 }
 
 /// What `muster mail …` asks (on the scripting socket, as JSON).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MailOp {
     Send {
@@ -220,7 +220,7 @@ pub enum MailOp {
 }
 
 /// The answer to a `MailOp`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MailAnswer {
     Sent {

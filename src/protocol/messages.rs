@@ -130,7 +130,7 @@ impl AgentInfo {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Command {
     /// Start every agent of the crew that is not from an earlier session.
     StartCrew,

@@ -10,6 +10,7 @@ pub mod git;
 pub mod mail;
 pub mod messages;
 pub mod screen;
+pub mod script;
 
 pub use messages::{AgentInfo, AgentState, Command, Event};
 

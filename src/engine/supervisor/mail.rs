@@ -1,6 +1,7 @@
 //! The engine's side of the mailbox: requests from `muster mail` and clients, and one arbiter per agent that
 //! types mail in only when the agent can take it, confirms it, retries it, or makes it a dead letter.
 
+use crate::protocol::script::Answer;
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
@@ -42,15 +43,15 @@ pub(super) struct MailWait {
     id: i64,
     until: ReceiptState,
     until_time: Option<Instant>,
-    reply: Sender<String>,
+    reply: Sender<Answer>,
 }
 
-fn answer(a: &MailAnswer) -> String {
-    serde_json::to_string(a).unwrap_or_default()
+fn answer(a: &MailAnswer) -> Answer {
+    Answer::Mail(a.clone())
 }
 
-fn error(text: impl Into<String>) -> String {
-    answer(&MailAnswer::Error { error: text.into() })
+fn error(text: impl Into<String>) -> Answer {
+    Answer::Mail(MailAnswer::Error { error: text.into() })
 }
 
 /// How an agent should call muster: by name when that is the muster on its PATH, else by its path.
@@ -102,7 +103,7 @@ impl Supervisor {
     }
 
     /// A request of `muster mail` (`who`: the agent and its secret; None: the operator).
-    pub(super) fn mail_request(&mut self, who: Option<(String, String)>, op: MailOp, reply: Sender<String>) {
+    pub(super) fn mail_request(&mut self, who: Option<(String, String)>, op: MailOp, reply: Sender<Answer>) {
         let sender = match who {
             None => OPERATOR.to_string(),
             Some((agent, token)) => {
@@ -144,7 +145,7 @@ impl Supervisor {
     pub(super) fn operator_mail(&mut self, op: MailOp) {
         let (tx, rx) = std::sync::mpsc::channel();
         self.mail_request(None, op, tx);
-        if let Ok(Ok(MailAnswer::Error { error })) = rx.try_recv().map(|a| serde_json::from_str::<MailAnswer>(&a)) {
+        if let Ok(Answer::Mail(MailAnswer::Error { error })) = rx.try_recv() {
             self.message(format!("mail: {error}"), true);
         }
     }
