@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::detect::{self, Decision, HookReport, Rule, View};
 use super::pty_io::{self, wake_up, Output};
 pub use super::pty_io::{WriteError, WriteOp, Writer};
-use super::supervisor::EngineMsg;
+use super::supervisor::{EngineMsg, Report};
 use super::{AgentState, Event, EventSink};
 use crate::pty::{PtyBackend, PtyControl, SpawnSpec};
 use crate::term::{AlacrittyModel, InputModes, Palette, TerminalModel};
@@ -180,7 +180,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
     crate::pty::reaper::watch(
         process.waiter,
         Box::new(move |exit| {
-            let _ = engine.send(EngineMsg::Exited { name, generation, exit });
+            let _ = engine.send(EngineMsg::Report(Report::Exited { name, generation, exit }));
         }),
     );
 
@@ -351,8 +351,10 @@ impl TermThread {
                 self.entered = Some(at);
                 // The screen may already have answered: the next check says so.
                 self.detect_dirty = true;
-                let _ =
-                    self.engine.send(EngineMsg::MailEntered { name: self.name.clone(), generation: self.generation });
+                let _ = self.engine.send(EngineMsg::Report(Report::MailEntered {
+                    name: self.name.clone(),
+                    generation: self.generation,
+                }));
             }
             TermMsg::Redetect => {
                 self.last_detect = None;
@@ -497,7 +499,10 @@ impl TermThread {
             if c > t {
                 // What was typed in left the prompt: the agent answered it on screen.
                 self.entered = None;
-                let _ = self.engine.send(EngineMsg::MailTaken { name: self.name.clone(), generation: self.generation });
+                let _ = self.engine.send(EngineMsg::Report(Report::MailTaken {
+                    name: self.name.clone(),
+                    generation: self.generation,
+                }));
             }
         }
         let foreground = self.foreground_command();
@@ -535,14 +540,14 @@ impl TermThread {
         if changed || activity_due || std::mem::take(&mut self.force_report) {
             let last_output_ms =
                 self.last_change.map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));
-            let _ = self.engine.send(EngineMsg::Detected {
+            let _ = self.engine.send(EngineMsg::Report(Report::Detected {
                 name: self.name.clone(),
                 generation: self.generation,
                 state: current.decision.state,
                 why: current.decision.why.clone(),
                 title: current.title.clone(),
                 last_output_ms,
-            });
+            }));
             self.last_activity_report = Some(now);
         }
         self.reported = Some(current);

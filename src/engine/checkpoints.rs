@@ -11,7 +11,7 @@ use crate::git::merge::{self, MergeOutcome, Side};
 use crate::git::watch::{Changes, WorktreeWatch};
 use crate::pty::tree::AgentTree;
 
-use super::supervisor::EngineMsg;
+use super::supervisor::{EngineMsg, Report};
 use super::{Asker, Event, EventSink};
 use crate::protocol::script::{Answer, ErrorKind};
 
@@ -154,7 +154,7 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink, queue: Arc<Queue
             }
             if let Some(mut done) = done {
                 done.stop_after = stop_after;
-                if engine.send(EngineMsg::Checkpoints(done)).is_err() {
+                if engine.send(EngineMsg::Report(Report::Checkpoints(done))).is_err() {
                     return;
                 }
             }

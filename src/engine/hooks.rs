@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use super::supervisor::EngineMsg;
+use super::supervisor::{EngineMsg, ScriptMsg};
 use super::Command;
 pub use crate::protocol::script::Request;
 use crate::protocol::script::{Answer, ErrorKind};
@@ -200,27 +200,29 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
                 return Flow::Continue;
             }
             Request::Explain { agent } => {
-                (EngineMsg::Explain { name: agent, reply: tx }, Some(Duration::from_secs(5)), 1)
+                (EngineMsg::Script(ScriptMsg::Explain { name: agent, reply: tx }), Some(Duration::from_secs(5)), 1)
             }
             // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
-            Request::Send { agent, text, force, wait } => {
-                (EngineMsg::Send { name: agent, text, force, wait, reply: tx }, None, if wait { 2 } else { 1 })
-            }
+            Request::Send { agent, text, force, wait } => (
+                EngineMsg::Script(ScriptMsg::Send { name: agent, text, force, wait, reply: tx }),
+                None,
+                if wait { 2 } else { 1 },
+            ),
             // A merge or a checkpoint of a large tree takes what it takes.
             Request::Run { command, trigger } => {
                 let trigger = trigger.unwrap_or_else(|| "cli".into());
-                (EngineMsg::Run { cmd: command, trigger, reply: tx }, None, 1)
+                (EngineMsg::Script(ScriptMsg::Run { cmd: command, trigger, reply: tx }), None, 1)
             }
-            Request::Status {} => (EngineMsg::Status { reply: tx }, Some(Duration::from_secs(5)), 1),
+            Request::Status {} => (EngineMsg::Script(ScriptMsg::Status { reply: tx }), Some(Duration::from_secs(5)), 1),
             // Held until settled; a script that stopped waiting (its client closed) frees its place.
             Request::Wait { agents, until, timeout } => {
                 let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-                (EngineMsg::Wait { agents, until, timeout, reply: tx }, None, 1)
+                (EngineMsg::Script(ScriptMsg::Wait { agents, until, timeout, reply: tx }), None, 1)
             }
             // A mail `wait` is held until settled; the rest are answered at once.
             Request::Mail { agent, token, op } => {
                 let who = agent.map(|a| (a, token.unwrap_or_default()));
-                (EngineMsg::Mail { who, op, reply: tx }, None, 1)
+                (EngineMsg::Script(ScriptMsg::Mail { who, op, reply: tx }), None, 1)
             }
             Request::Version {} => return Flow::Continue,
         };
@@ -494,7 +496,7 @@ mod tests {
             m => m,
         };
         let engine = std::thread::spawn(move || match gated(rx.recv_timeout(Duration::from_secs(10)).unwrap()) {
-            EngineMsg::Explain { name, reply } => {
+            EngineMsg::Script(ScriptMsg::Explain { name, reply }) => {
                 reply.send(Answer::Explained { text: format!("{name}: idle — screen rule `prompt`") }).unwrap()
             }
             _ => panic!("unexpected message"),

@@ -1,0 +1,370 @@
+//! Starting an agent: its environment (the parent's, cleaned, plus muster's and the crew's), its command line,
+//! its worktree and ports, and its PTY.
+
+use super::*;
+
+/// Environment variables of the parent that would mislead an agent CLI about its terminal.
+pub(super) const STRIPPED_ENV: [&str; 12] = [
+    "TMUX",
+    "TMUX_PANE",
+    "ZELLIJ",
+    "ZELLIJ_SESSION_NAME",
+    "ZELLIJ_PANE_ID",
+    "STY",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+    "KITTY_WINDOW_ID",
+    "WEZTERM_PANE",
+    "COLUMNS",
+    "LINES",
+];
+
+/// The complete environment of an agent: the parent's, cleaned, plus muster's variables and the crew's.
+pub fn child_env(
+    parent: impl Iterator<Item = (String, String)>,
+    spec: &AgentSpec,
+    run_dir: &std::path::Path,
+    port_base: u16,
+) -> Vec<(String, String)> {
+    let inherited = |k: &str| {
+        spec.inherit_env.as_ref().is_none_or(|list| {
+            list.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => k.starts_with(prefix),
+                None => k == p,
+            })
+        })
+    };
+    let mut env: BTreeMap<String, String> = parent
+        .filter(|(k, _)| !STRIPPED_ENV.contains(&k.as_str()) && !k.starts_with("MUSTER_") && inherited(k))
+        .collect();
+    env.insert("TERM".into(), "xterm-256color".into());
+    env.insert("COLORTERM".into(), "truecolor".into());
+    env.insert("MUSTER_AGENT".into(), spec.name.clone());
+    env.insert("MUSTER_RUN_DIR".into(), run_dir.to_string_lossy().into_owned());
+    env.insert("MUSTER_PORT_BASE".into(), port_base.to_string());
+    env.insert("MUSTER_PORT_COUNT".into(), ports::BLOCK.to_string());
+    for (k, v) in &spec.env {
+        env.insert(k.clone(), v.clone());
+    }
+    env.into_iter().collect()
+}
+
+/// The command line of an agent, with `{muster}`, `{shell}`, `{prompt}` and `{session}` filled in. A resume
+/// with the CLI's own session id (from its hooks) continues exactly that conversation.
+pub fn command_line(
+    spec: &AgentSpec,
+    muster_exe: &std::path::Path,
+    resume: bool,
+    session: Option<&str>,
+) -> (String, Vec<String>) {
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    let fill = |s: &str| s.replace("{muster}", &muster_exe.to_string_lossy()).replace("{shell}", &shell);
+    let program = fill(&spec.command);
+    let mut args: Vec<String> = spec.args.iter().map(|a| fill(a)).collect();
+    if let (true, Some(id), false) = (resume, session, spec.resume_session_args.is_empty()) {
+        args.extend(spec.resume_session_args.iter().map(|a| fill(a).replace("{session}", id)));
+    } else if resume {
+        args.extend(spec.resume_args.iter().map(|a| fill(a)));
+    } else if let (Some(prompt), false) = (&spec.prompt, spec.prompt_args.is_empty()) {
+        args.extend(spec.prompt_args.iter().map(|a| fill(a).replace("{prompt}", prompt)));
+    }
+    (program, args)
+}
+
+/// `.muster/ports.env` in the agent's worktree, for tools that read their ports from a file. A symlink the
+/// repository carries there (or as `.muster`) is refused, never written through.
+pub(super) fn write_ports_env(worktree: &std::path::Path, port_base: u16) -> Result<()> {
+    let dir = crate::safefs::real_dir(worktree, ".muster")?;
+    let target = dir.join("ports.env");
+    if crate::safefs::is_symlink(&target) {
+        anyhow::bail!("{} is a symbolic link in the repository: not written", target.display());
+    }
+    let text = format!("MUSTER_PORT_BASE={port_base}\nMUSTER_PORT_COUNT={}\n", ports::BLOCK);
+    crate::safefs::write_file(&dir, "ports.env", text.as_bytes())
+}
+
+impl Supervisor {
+    pub(super) fn start(&mut self, name: &str, resume: bool) {
+        if self.shutting_down {
+            return;
+        }
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
+            return;
+        };
+        if self.slots[idx].running.as_ref().is_some_and(|r| !r.exited) {
+            return;
+        }
+        match self.launch(idx, resume) {
+            Ok(()) => {}
+            Err(e) => {
+                let slot = &mut self.slots[idx];
+                slot.info.state = AgentState::Error;
+                slot.info.error = Some(format!("{e:#}"));
+                self.emit(name);
+                self.message(format!("{name}: {e:#}"), true);
+            }
+        }
+        self.save();
+    }
+
+    pub(super) fn launch(&mut self, idx: usize, resume: bool) -> Result<()> {
+        let root = self.cfg.root.clone();
+        let spec = self.slots[idx].spec.clone();
+        if let Some(p) = self.presets.get(&spec.kind).filter(|p| !p.ignore.is_empty()) {
+            worktree::exclude(&root, &p.ignore)?;
+        }
+        let (cwd, branch, base) = if spec.worktree {
+            let wt = worktree::ensure_worktree(&root, &spec.name, spec.base.as_deref())?;
+            (wt.path, wt.branch, wt.base)
+        } else {
+            (root.clone(), String::new(), spec.base.clone().unwrap_or(worktree::current_branch(&root)?))
+        };
+        let taken: Vec<u16> =
+            self.slots.iter().enumerate().filter(|(i, _)| *i != idx).map(|(_, s)| s.info.port_base).collect();
+        let port_base = match self.slots[idx].info.port_base {
+            0 => ports::port_base(&spec.name, &taken),
+            p => p,
+        };
+        if spec.worktree {
+            if let Err(e) = write_ports_env(&cwd, port_base) {
+                // The ports are in the agent's environment too: this file is a convenience, never worth a write
+                // outside the worktree.
+                self.message(format!("{}: no .muster/ports.env: {e:#}", spec.name), true);
+            }
+        }
+        let session = self.slots[idx].session.clone();
+        let (program, mut args) =
+            command_line(&self.with_note(&spec), &self.cfg.muster_exe, resume, session.as_deref());
+        // The mailbox note, in the CLI's system prompt where it has an option for one.
+        if let Some(p) = self.presets.get(&spec.kind).filter(|p| !p.note_args.is_empty()) {
+            let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+            args.extend(p.note_args.iter().map(|a| a.replace("{note}", &note)));
+        }
+        let tree = Arc::new(AgentTree::new());
+        let token = hooks::new_token();
+        let mut env = child_env(std::env::vars(), &spec, &self.run_dir, port_base);
+        env.push(tree.mark());
+        env.push(("MUSTER_AGENT_TOKEN".into(), token.clone()));
+        // Hooks for this session only, so neither the worktree (nor Claude's trust dialog) nor the user's
+        // configuration changes.
+        match spec.hooks.as_deref() {
+            Some("claude") => {
+                args.splice(0..0, ["--settings".to_string(), hooks::claude_settings(&self.cfg.muster_exe)]);
+            }
+            Some("codex") => {
+                args.splice(0..0, hooks::codex_notify(&self.cfg.muster_exe));
+            }
+            Some("gemini") => {
+                let system = hooks::gemini_system_settings_path(&env);
+                let dir =
+                    crate::config::paths::state_dir().join("gemini").join(self.run_dir.file_name().unwrap_or_default());
+                match hooks::gemini_system_settings(&dir, &spec.name, &self.cfg.muster_exe, Some(&system)) {
+                    Ok(path) => {
+                        env.retain(|(k, _)| k != "GEMINI_CLI_SYSTEM_SETTINGS_PATH");
+                        env.push(("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), path.to_string_lossy().into_owned()));
+                    }
+                    Err(e) => tracing::info!("{}: no Gemini hooks: {e:#}", spec.name),
+                }
+            }
+            Some("opencode") if !env.iter().any(|(k, _)| k == "OPENCODE_CONFIG_DIR") => {
+                match hooks::opencode_config_dir(&self.run_dir, &self.cfg.muster_exe) {
+                    Ok(dir) => env.push(("OPENCODE_CONFIG_DIR".into(), dir.to_string_lossy().into_owned())),
+                    Err(e) => tracing::warn!("{}: no opencode plugin: {e:#}", spec.name),
+                }
+            }
+            _ => {}
+        }
+        self.generation += 1;
+        let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
+        let running = agent::spawn(
+            self.backend.as_ref(),
+            SpawnArgs {
+                name: spec.name.clone(),
+                generation: self.generation,
+                spec: spawn_spec,
+                scrollback: self.cfg.scrollback,
+                rules: self.presets.get(&spec.kind).map(|p| p.rules.clone()).unwrap_or_default(),
+                version_regex: self.presets.get(&spec.kind).and_then(|p| p.version_regex.clone()),
+                watched: self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str())),
+                palette: self.cfg.palette,
+                foreground_busy: self.presets.get(&spec.kind).is_some_and(|p| p.foreground_busy),
+            },
+            self.tx.clone(),
+            self.sink.clone(),
+        )?;
+        if let Some(pid) = running.control.pid() {
+            tree.adopt(pid);
+        }
+        let watched = self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str()));
+        let slot = &mut self.slots[idx];
+        slot.size = self.size;
+        slot.sized_by = self.size_from;
+        slot.watched = watched;
+        slot.tree = Some(tree);
+        slot.token = token;
+        slot.detected = AgentState::Starting;
+        slot.running = Some(running);
+        slot.ran_before = true;
+        slot.stopping = false;
+        slot.info.state = AgentState::Starting;
+        slot.info.exit = None;
+        slot.info.error = None;
+        slot.info.branch = branch;
+        slot.info.base = base;
+        if slot.files.as_ref().is_none_or(|w| w.root() != cwd) {
+            slot.files = WorktreeWatch::new(&cwd)
+                .inspect_err(|e| tracing::warn!("{}: no file watcher, checkpoints scan every file: {e:#}", spec.name))
+                .ok();
+        }
+        slot.info.worktree = cwd;
+        slot.info.port_base = port_base;
+        slot.info.pid = slot.running.as_ref().and_then(|r| r.control.pid());
+        self.emit(&spec.name);
+        self.request_diffstat(&spec.name, true);
+        self.mail_on_start(&spec.name);
+        Ok(())
+    }
+
+    /// The spec with the mailbox note before its first prompt, for CLIs without a system-prompt option.
+    pub(super) fn with_note(&self, spec: &AgentSpec) -> AgentSpec {
+        let mut spec = spec.clone();
+        let system_prompt = self.presets.get(&spec.kind).is_some_and(|p| !p.note_args.is_empty());
+        if let (Some(p), false) = (&spec.prompt, system_prompt) {
+            let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+            spec.prompt = Some(format!("{note}\n\n{p}"));
+        }
+        spec
+    }
+
+    pub(super) fn new_slot(&self, spec: AgentSpec, previous: Option<&SavedAgent>) -> Slot {
+        let root = &self.cfg.root;
+        let info = AgentInfo {
+            name: spec.name.clone(),
+            kind: spec.kind.clone(),
+            branch: previous.map(|p| p.branch.clone()).unwrap_or_else(|| {
+                if spec.worktree {
+                    worktree::branch_name(&spec.name)
+                } else {
+                    String::new()
+                }
+            }),
+            base: previous.map(|p| p.base.clone()).or_else(|| spec.base.clone()).unwrap_or_default(),
+            worktree: previous.map(|p| p.worktree.clone()).unwrap_or_else(|| {
+                if spec.worktree {
+                    worktree::worktree_path(root, &spec.name)
+                } else {
+                    root.clone()
+                }
+            }),
+            state: if previous.is_some_and(|p| p.ran) { AgentState::Stopped } else { AgentState::Starting },
+            exit: previous.and_then(|p| p.exit),
+            last_output_ms: None,
+            title: None,
+            port_base: previous.map(|p| p.port_base).unwrap_or(0),
+            pid: None,
+            diffstat: Default::default(),
+            error: None,
+            checkpoints: 0,
+            rolled_back: false,
+            why: String::new(),
+            mail: Default::default(),
+        };
+        Slot {
+            prompt_pending: spec.prompt.is_some() && spec.prompt_args.is_empty(),
+            spec,
+            info,
+            running: None,
+            ran_before: previous.is_some_and(|p| p.ran),
+            stopping: false,
+            restart_after_exit: false,
+            last_diff_request: None,
+            last_periodic: None,
+            files: None,
+            diffed_at_change: None,
+            tree: None,
+            detected: AgentState::Starting,
+            session: previous.and_then(|p| p.session.clone()),
+            token: String::new(),
+            size: self.size,
+            sized_by: None,
+            watched: false,
+            mail: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crew(text: &str) -> crate::config::crew::Crew {
+        crate::config::crew::parse_crew(std::path::Path::new("c.toml"), text, &preset::builtin(), &Default::default())
+            .unwrap()
+    }
+
+    fn spec() -> AgentSpec {
+        crew("[[agent]]\nname='a'\nkind='claude'\nprompt='fix it'\nenv={X='1'}\n").agents[0].clone()
+    }
+
+    #[test]
+    fn only_listed_variables_are_inherited_when_the_crew_says_so() {
+        let parent = vec![
+            ("PATH".to_string(), "/bin".to_string()),
+            ("LC_ALL".to_string(), "C".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "s3cr3t".to_string()),
+            ("GITHUB_TOKEN".to_string(), "ghp".to_string()),
+        ];
+        let listed =
+            crew("[defaults]\ninherit_env = ['PATH', 'LC_*']\n[[agent]]\nname='a'\nkind='shell'\nenv={X='1'}\n").agents
+                [0]
+            .clone();
+        let env = child_env(parent.clone().into_iter(), &listed, std::path::Path::new("/run/m"), 20040);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"PATH") && names.contains(&"LC_ALL") && names.contains(&"X"), "{names:?}");
+        assert!(!names.contains(&"AWS_SECRET_ACCESS_KEY") && !names.contains(&"GITHUB_TOKEN"), "{names:?}");
+        assert!(names.contains(&"MUSTER_AGENT") && names.contains(&"TERM"));
+        // Unset, everything is inherited (as shells and tmux do).
+        let env = child_env(parent.into_iter(), &spec(), std::path::Path::new("/run/m"), 20040);
+        assert!(env.iter().any(|(k, _)| k == "GITHUB_TOKEN"));
+    }
+
+    #[test]
+    fn child_environment_is_clean() {
+        let parent = vec![
+            ("PATH".to_string(), "/bin".to_string()),
+            ("TMUX".to_string(), "/tmp/t,1,0".to_string()),
+            ("ZELLIJ".to_string(), "0".to_string()),
+            ("TERM".to_string(), "screen".to_string()),
+            ("MUSTER_AGENT".to_string(), "outer".to_string()),
+        ];
+        let env = child_env(parent.into_iter(), &spec(), std::path::Path::new("/run/m"), 20040);
+        let get = |k: &str| env.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PATH"), Some("/bin"));
+        assert_eq!(get("TMUX"), None);
+        assert_eq!(get("ZELLIJ"), None);
+        assert_eq!(get("TERM"), Some("xterm-256color"));
+        assert_eq!(get("COLORTERM"), Some("truecolor"));
+        assert_eq!(get("MUSTER_AGENT"), Some("a"));
+        assert_eq!(get("MUSTER_RUN_DIR"), Some("/run/m"));
+        assert_eq!(get("MUSTER_PORT_BASE"), Some("20040"));
+        assert_eq!(get("X"), Some("1"));
+    }
+
+    #[test]
+    fn command_line_fills_prompt_and_resume() {
+        let s = spec();
+        let exe = std::path::Path::new("/bin/muster");
+        assert_eq!(command_line(&s, exe, false, None), ("claude".to_string(), vec!["fix it".to_string()]));
+        assert_eq!(command_line(&s, exe, true, None), ("claude".to_string(), vec!["--continue".to_string()]));
+        // With the CLI's own session id, a resume continues exactly that conversation.
+        assert_eq!(
+            command_line(&s, exe, true, Some("5e1f")),
+            ("claude".to_string(), vec!["--resume".to_string(), "5e1f".to_string()])
+        );
+        let mut demo = s.clone();
+        demo.command = "{muster}".into();
+        demo.args = vec!["demo-agent".into()];
+        demo.prompt_args = vec![];
+        assert_eq!(command_line(&demo, exe, false, None), ("/bin/muster".to_string(), vec!["demo-agent".to_string()]));
+    }
+}
