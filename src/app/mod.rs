@@ -1,8 +1,13 @@
 //! The Elm-style core: one `State`, `update` turning messages into state changes and effects, no I/O.
 
+mod conflicts;
+mod events;
 pub mod layout;
 pub mod mail;
+mod roster;
 pub mod state;
+mod steer;
+mod timeline;
 pub mod update;
 
 pub use state::{AgentView, Compose, ConflictView, Dialog, EditPurpose, MailView, State, TimelineView, WellTab};

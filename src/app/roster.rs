@@ -1,0 +1,195 @@
+//! The roster's keys: selecting, attaching, starting and stopping agents, checkpoints, merges and removal, and
+//! what the operator confirms.
+
+use super::state::{Confirmed, Dialog, EditPurpose, State, WellTab};
+use super::update::*;
+use crate::config::keymap::Action;
+use crate::protocol::{AgentState, Command};
+use ratatui_textarea::TextArea;
+
+pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
+    let n = state.agents.len();
+    let name = selected_name(state);
+    let engine = |fx: &mut Vec<Effect>, c: Command| fx.push(Effect::Engine(c));
+    match action {
+        Action::SelectNext if n > 0 => select(state, (state.selected + 1).min(n - 1)),
+        Action::SelectPrev => select(state, state.selected.saturating_sub(1)),
+        Action::SelectFirst => select(state, 0),
+        Action::SelectLast if n > 0 => select(state, n - 1),
+        Action::ToggleWell => state.well_open = !state.well_open,
+        Action::OpenTimeline => {
+            state.tab = WellTab::Timeline;
+            state.well_open = true;
+        }
+        Action::OpenMail => super::mail::open(state, false),
+        Action::Mailbox => super::mail::open(state, true),
+        Action::Compose => {
+            state.tab = WellTab::Mail;
+            state.well_open = true;
+            super::mail::on_action(state, Action::Compose, fx);
+        }
+        Action::Reply => super::mail::reply_from_roster(state),
+        Action::Help => {
+            state.help_scroll = 0;
+            state.dialog = Some(Dialog::Help);
+        }
+        Action::Messages => {
+            state.help_scroll = 0;
+            state.dialog = Some(Dialog::Messages);
+        }
+        Action::Quit if state.detaches => fx.push(Effect::Quit),
+        Action::Quit | Action::StopCrew => {
+            let running = state.running();
+            if running == 0 {
+                state.quitting = true;
+                engine(fx, Command::Shutdown);
+            } else {
+                state.dialog = Some(Dialog::Confirm {
+                    title: if state.detaches { "Stop the crew?".into() } else { "Quit muster?".into() },
+                    lines: vec![
+                        format!(
+                            "{} will be checkpointed, then stopped (SIGTERM, SIGKILL).",
+                            crate::text::counted(running, "running agent")
+                        ),
+                        "Their worktrees and branches stay; restart them later with their resume arguments.".into(),
+                    ],
+                    then: Confirmed::Quit,
+                });
+            }
+        }
+        _ => {}
+    }
+    let Some(name) = name else { return };
+    let state_of = state.selected_agent().map(|a| a.info.state);
+    match action {
+        Action::Attach => {
+            if state_of.is_some_and(AgentState::is_running) {
+                state.attached = true;
+                state.well_open = true;
+                state.tab = WellTab::Terminal;
+                engine(fx, Command::ScrollBottom { name });
+            } else {
+                state.status = Some((format!("{name} is not running: R restarts it"), true));
+            }
+        }
+        Action::Steer => {
+            if state_of.is_some_and(AgentState::is_running) {
+                let mut editor = TextArea::default();
+                editor.set_placeholder_text("message for the agent");
+                state.dialog = Some(Dialog::Steer { name, editor: Box::new(editor) });
+            } else {
+                state.status = Some((format!("{name} is not running: R restarts it"), true));
+            }
+        }
+        Action::Pause => match state_of {
+            Some(AgentState::Paused) => engine(fx, Command::Resume { name }),
+            Some(s) if s.is_running() => engine(fx, Command::Pause { name }),
+            _ => {}
+        },
+        Action::Stop => engine(fx, Command::Stop { name }),
+        Action::Checkpoint => engine(fx, Command::Checkpoint { name }),
+        Action::Merge | Action::MergeIntoAgent => {
+            // Checked first: nothing is asked for a merge that would be refused or has nothing to do.
+            let into_agent = action == Action::MergeIntoAgent;
+            state.status = Some((format!("{name}: checking the merge…"), false));
+            engine(fx, Command::CheckMerge { name, into_agent });
+        }
+        Action::Restart => engine(fx, Command::Restart { name }),
+        Action::Remove => engine(fx, Command::CheckRemove { name }),
+        Action::ScrollUp => engine(fx, Command::Scroll { name, lines: 1 }),
+        Action::ScrollDown => engine(fx, Command::Scroll { name, lines: -1 }),
+        Action::PageUp => engine(fx, Command::Scroll { name, lines: terminal_rows(state) as i32 - 1 }),
+        Action::PageDown => engine(fx, Command::Scroll { name, lines: -(terminal_rows(state) as i32 - 1) }),
+        Action::ScrollBottom => engine(fx, Command::ScrollBottom { name }),
+        _ => {}
+    }
+}
+
+/// The answer to a merge check: why it cannot run, that there is nothing to merge, or the question (with what
+/// it would commit and what it overlaps).
+pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, check: crate::protocol::git::Preflight) {
+    if let Some(why) = check.refused {
+        state.status = Some((format!("{name}: merge refused: {why}"), true));
+        return;
+    }
+    if check.up_to_date {
+        state.status = Some((format!("{name}: already up to date, nothing to merge"), false));
+        return;
+    }
+    state.status = None;
+    let base = state.agents.iter().find(|a| a.info.name == name).map(|a| a.info.base.clone()).unwrap_or_default();
+    let branch = format!("muster/{name}");
+    let mut lines = if into_agent {
+        vec![
+            format!("Merge {base} into {branch}, in the agent's worktree."),
+            "The agent is paused during the merge and checkpointed first; its uncommitted work is committed on its \
+             branch."
+                .to_string(),
+        ]
+    } else {
+        vec![
+            format!("Merge {branch} into {base}, in the repository's main worktree."),
+            "A checkpoint of the agent is taken first; its uncommitted work is committed on its branch.".to_string(),
+        ]
+    };
+    if !check.untracked.is_empty() {
+        let n = check.untracked.len();
+        let shown: Vec<&str> = check.untracked.iter().take(8).map(String::as_str).collect();
+        let more = if n > 8 { format!(" and {} more", n - 8) } else { String::new() };
+        let files = if n == 1 { "file".to_string() } else { format!("{n} files") };
+        lines.push(format!("New {files} git does not track yet will be committed: {}{more}.", shown.join(", ")));
+    }
+    if let Some((others, conflicts)) = state.overlap_of(&name) {
+        let how = if conflicts { "would conflict with" } else { "overlaps" };
+        lines.push(format!("Its work {how}: {}.", others.join(", ")));
+    }
+    if !state.overlaps.merge_order.is_empty() {
+        lines.push(format!("Suggested merge order: {}.", state.overlaps.merge_order.join(", ")));
+    }
+    let title = if into_agent { format!("Merge {base} into {name}?") } else { format!("Merge {name} into {base}?") };
+    state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::Merge { name, into_agent } });
+}
+
+pub(super) fn select(state: &mut State, index: usize) {
+    state.selected = index;
+    if let Some(a) = state.agents.get_mut(index) {
+        a.attention = false;
+    }
+}
+
+pub(super) fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>) {
+    match then {
+        Confirmed::Quit => {
+            state.quitting = true;
+            state.status = Some(("stopping agents…".into(), false));
+            fx.push(Effect::Engine(Command::Shutdown));
+        }
+        Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
+        Confirmed::Rollback { name, n, files } => fx.push(Effect::Engine(Command::Rollback { name, n, files })),
+        Confirmed::UndoRollback { name } => fx.push(Effect::Engine(Command::UndoRollback { name })),
+        Confirmed::Merge { name, into_agent } => {
+            // The default message, for the person to edit before the merge runs.
+            let base =
+                state.agents.iter().find(|a| a.info.name == name).map(|a| a.info.base.clone()).unwrap_or_default();
+            let branch = format!("muster/{name}");
+            let message =
+                if into_agent { format!("Merge {base} into {branch}") } else { format!("Merge {branch} into {base}") };
+            let mut editor = TextArea::new(vec![message]);
+            editor.move_cursor(ratatui_textarea::CursorMove::End);
+            state.dialog = Some(Dialog::Edit {
+                purpose: EditPurpose::MergeMessage { name, into_agent },
+                editor: Box::new(editor),
+            });
+        }
+        Confirmed::FinishMerge { name } => fx.push(Effect::Engine(Command::FinishMerge { name, message: None })),
+        Confirmed::AbortMerge { name } => fx.push(Effect::Engine(Command::AbortMerge { name })),
+        Confirmed::DropMail { copies } => {
+            state.status = Some((format!("{} dropped", crate::text::counted(copies.len(), "dead letter")), false));
+            fx.extend(copies.into_iter().map(|(id, recipient)| Effect::Engine(Command::MailDrop { id, recipient })));
+        }
+        Confirmed::SteerIntoDialog { name, text } => {
+            state.status = Some((format!("sent to {name}"), false));
+            fx.push(Effect::Engine(Command::Steer { name, text, force: true }));
+        }
+    }
+}
