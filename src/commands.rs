@@ -68,11 +68,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let payload = payload.unwrap_or_else(engine::hooks::read_payload);
             if event == "Stop" {
                 // Claude Code's Stop hook may hand the agent its mail as the next turn (JSON on stdout).
-                if let Some(reason) = engine::hooks::take_mail(Path::new(&run_dir), &agent, &token) {
+                if let Some(reason) = engine::script_socket::take_mail(Path::new(&run_dir), &agent, &token) {
                     println!("{}", serde_json::json!({ "decision": "block", "reason": reason }));
                 }
             }
-            if let Err(e) = engine::hooks::report(Path::new(&run_dir), &agent, &token, &event, &payload) {
+            if let Err(e) = engine::script_socket::report(Path::new(&run_dir), &agent, &token, &event, &payload) {
                 let _ = std::io::Write::write_fmt(
                     &mut std::io::stderr(),
                     format_args!("muster hook: {event} of {agent} not reported: {e:#}\n"),
@@ -90,7 +90,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
             let root = find_repo_root(&dir)?;
-            print!("{}", printable(&engine::hooks::explain(&engine::hooks::run_dir(&root)?, &agent)?));
+            print!("{}", printable(&engine::script_socket::explain(&engine::hooks::run_dir(&root)?, &agent)?));
         }
         Some(Cmd::Bench {
             agents,
@@ -394,8 +394,8 @@ fn through_server(root: &Path, command: engine::Command, trigger: Option<&str>) 
     if crate::ipc::holder(&run_dir).is_none() {
         return Ok(None);
     }
-    let req = engine::hooks::Request::Run { command, trigger: trigger.map(str::to_string) };
-    let Some(answer) = engine::hooks::ask(&run_dir, &req, None)? else {
+    let req = engine::script_socket::Request::Run { command, trigger: trigger.map(str::to_string) };
+    let Some(answer) = engine::script_socket::ask(&run_dir, &req, None)? else {
         bail!("the running muster did not answer (see {})", run_dir.join(crate::server::LOG).display())
     };
     use crate::protocol::script::Answer;

@@ -162,7 +162,7 @@ fn state_files() {
 /// connection ends, and a well-formed line after garbage is still served.
 #[test]
 fn hook_socket_lines() {
-    use muster::engine::hooks::Request;
+    use muster::engine::script_socket::Request;
     use muster::protocol::mail::MailOp;
     use std::io::{Read, Write};
     let requests = [

@@ -33,7 +33,7 @@ pub fn run(seconds: u64) -> Result<()> {
     let log = crate::config::paths::state_dir().join("muster.log");
     let log_before = std::fs::metadata(&log).map_or(0, |m| m.len());
     let flooding = flood(seconds, {
-        let hook = run_dir.join(crate::engine::hooks::SOCKET);
+        let hook = run_dir.join(crate::engine::script_socket::SOCKET);
         move |stop| {
             let mut s = UnixStream::connect(&hook)?;
             let mut acks = s.try_clone()?;
@@ -48,7 +48,7 @@ pub fn run(seconds: u64) -> Result<()> {
     flooding.finish()?;
     let grew = std::fs::metadata(&log).map_or(0, |m| m.len()).saturating_sub(log_before);
     println!("  the shared log grew {grew} bytes during it");
-    let hook = run_dir.join(crate::engine::hooks::SOCKET);
+    let hook = run_dir.join(crate::engine::script_socket::SOCKET);
     let mut abandoned = Vec::new();
     report("64 `muster wait` clients that left, then 64 that wait", &crew, pid, || {
         for keep in [false, true] {

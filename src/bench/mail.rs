@@ -11,7 +11,7 @@ use super::{ms, percentile, ServedCrew};
 use crate::app::{update, Msg, State};
 use crate::config::keymap::Keymap;
 use crate::config::theme::{ColorMode, Theme};
-use crate::engine::hooks::{self, Request};
+use crate::engine::script_socket::{self, Request};
 use crate::engine::{self, AgentInfo, AgentState};
 use crate::mailbox::receipt::Step;
 use crate::mailbox::{NewMail, Store};
@@ -103,7 +103,7 @@ fn open_large(n: usize) -> Result<()> {
 fn operator(crew: &ServedCrew, op: MailOp) -> Result<MailAnswer> {
     let run_dir = crate::ipc::run_dir(&crew.root)?;
     let req = Request::Mail { agent: None, token: None, op };
-    match hooks::ask(&run_dir, &req, Some(Duration::from_secs(10)))?.context("the server did not answer")? {
+    match script_socket::ask(&run_dir, &req, Some(Duration::from_secs(10)))?.context("the server did not answer")? {
         crate::protocol::script::Answer::Mail(a) => Ok(a),
         other => anyhow::bail!("the server answered {other:?}"),
     }
@@ -165,7 +165,7 @@ fn sends_per_second(crew: &ServedCrew, threads: usize, span: Duration) -> Result
                         expires: None,
                     };
                     let req = Request::Mail { agent: None, token: None, op };
-                    match hooks::ask(&run_dir, &req, Some(Duration::from_secs(10))) {
+                    match script_socket::ask(&run_dir, &req, Some(Duration::from_secs(10))) {
                         Ok(Some(crate::protocol::script::Answer::Mail(MailAnswer::Sent { .. }))) => sent += 1,
                         _ => break,
                     }

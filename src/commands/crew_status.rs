@@ -6,8 +6,8 @@ use super::*;
 pub(super) fn live_crew(root: &Path) -> Result<(engine::store::SavedCrew, Option<u32>)> {
     let run_dir = crate::ipc::run_dir(root)?;
     if let Some(pid) = crate::ipc::holder(&run_dir) {
-        let req = engine::hooks::Request::Status {};
-        match engine::hooks::ask(&run_dir, &req, Some(Duration::from_secs(5)))? {
+        let req = engine::script_socket::Request::Status {};
+        match engine::script_socket::ask(&run_dir, &req, Some(Duration::from_secs(5)))? {
             Some(crate::protocol::script::Answer::Status { crew }) => {
                 // Read as the state file is: every name passes the crew file's check.
                 let (crew, _) = engine::store::parse(root, Path::new("server"), serde_json::to_vec(&crew)?)

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use super::{printable, printable_line};
 use crate::cli::MailCmd;
 use crate::engine::agent::now_ms;
-use crate::engine::hooks::{self, Request};
+use crate::engine::script_socket::{self, Request};
 use crate::mailbox::{ops, Store};
 use crate::protocol::mail::{Mail, MailAnswer, MailOp, ReceiptState, OPERATOR};
 
@@ -49,7 +49,7 @@ impl Ctx {
         let (agent, token) = self.agent.clone().unzip();
         let req = Request::Mail { agent, token, op: op.clone() };
         let within = (!matches!(op, MailOp::Wait { .. })).then_some(Duration::from_secs(30));
-        match hooks::ask(&self.run_dir, &req, within)? {
+        match script_socket::ask(&self.run_dir, &req, within)? {
             Some(crate::protocol::script::Answer::Mail(answer)) => return Ok(answer),
             Some(crate::protocol::script::Answer::Error(e)) => return Ok(MailAnswer::Error { error: e.message }),
             Some(other) => bail!("the running muster answered {other:?}"),

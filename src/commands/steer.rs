@@ -22,7 +22,7 @@ pub(super) fn send(root: &Path, agent: &str, text: Option<String>, force: bool, 
         return Ok(ExitCode::from(3));
     }
     let mut code = ExitCode::from(3);
-    engine::hooks::send(&run_dir, agent, &text, force, wait, |answer| {
+    engine::script_socket::send(&run_dir, agent, &text, force, wait, |answer| {
         use crate::protocol::script::{Answer, ErrorKind, TurnEnd};
         let (word, exit) = match answer {
             Answer::Error(e) => {
@@ -63,9 +63,9 @@ pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<
         _ => WaitFor::Any,
     };
     if crate::ipc::holder(&run_dir).is_some() {
-        let req = engine::hooks::Request::Wait { agents: agents.to_vec(), until: until_state, timeout };
+        let req = engine::script_socket::Request::Wait { agents: agents.to_vec(), until: until_state, timeout };
         let within = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
-        match engine::hooks::ask(&run_dir, &req, within) {
+        match engine::script_socket::ask(&run_dir, &req, within) {
             Ok(Some(answer)) => {
                 use crate::protocol::script::{Answer, WaitOutcome};
                 return Ok(match answer {

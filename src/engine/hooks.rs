@@ -1,21 +1,13 @@
-//! Agent hooks calling back into muster: Claude Code's hooks (passed per session with `--settings`, so the
-//! worktree is never touched) run `muster hook <Event>`, which reads the hook's JSON payload from stdin for the
-//! CLI's session id and notification kind, and reports to the engine over a Unix socket in the crew's run
-//! directory. The same socket answers `muster explain <agent>`.
+//! Agent CLIs' hooks calling back into muster: how each CLI is told to run `muster hook <Event>` (Claude Code's
+//! `--settings` per session, Codex's `notify`, an opencode plugin, Gemini CLI's system settings — the worktree is
+//! never touched), and what `muster hook` reads of the payload (the CLI's session id, the notification kind)
+//! before it reports on the script socket (`script_socket`).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Sender;
-use std::time::Duration;
 
-use super::supervisor::{EngineMsg, ScriptMsg};
-use super::Command;
-pub use crate::protocol::script::Request;
-use crate::protocol::script::{Answer, ErrorKind};
 use anyhow::{bail, Context, Result};
 
-pub const SOCKET: &str = "hook.sock";
 /// Claude Code's hook events that tell muster something (SessionStart only carries the session id).
 const CLAUDE_EVENTS: [&str; 7] =
     ["SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PermissionRequest", "Notification", "Stop"];
@@ -154,176 +146,6 @@ pub fn payload_fields(payload: &str) -> (Option<String>, Option<String>) {
     (field("session_id").or_else(|| field("sessionId")).or_else(|| field("thread-id")), field("notification_type"))
 }
 
-/// Requests of the socket that may wait in the engine's queue at once: a client that sends faster (one
-/// connection can stream hook lines forever) waits for room, its socket unread.
-const QUEUED: usize = 256;
-/// How long a request waits for room in the engine's queue before its client is told muster is busy.
-const ROOM_WITHIN: Duration = Duration::from_secs(10);
-
-/// Accept hook reports and questions, and hand them to the engine; each client is served on its own (an idle
-/// one holds up nobody), a request is at most 64 KiB. The socket goes when the returned value is dropped.
-pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
-    let gate = crate::ipc::Gate::new(QUEUED);
-    let limits = crate::ipc::Limits { refusal: refusal_line, ..Default::default() };
-    crate::ipc::serve_lines(&run_dir.join(SOCKET), limits, move |line, out| {
-        use crate::ipc::Flow;
-        let say = |out: &mut crate::ipc::Conn, answer: Answer| out.write_all(answer.line().as_bytes()).is_ok();
-        let request = match serde_json::from_str::<Request>(line) {
-            Ok(r) => r,
-            Err(e) => {
-                // What was wrong, and where: a script is told, not left with an empty answer.
-                let why = format!("not a request muster knows ({e}; `muster schema` lists them)");
-                say(out, Answer::error(ErrorKind::Malformed, why));
-                return Flow::Continue;
-            }
-        };
-        if request == (Request::Version {}) {
-            say(
-                out,
-                Answer::Version { script: crate::protocol::script::VERSION, muster: env!("CARGO_PKG_VERSION").into() },
-            );
-            return Flow::Continue;
-        }
-        let Some(ticket) = gate.enter(ROOM_WITHIN) else {
-            say(out, Answer::error(ErrorKind::Busy, format!("muster is busy: {QUEUED} requests wait for it")));
-            return Flow::Close;
-        };
-        let send = |msg: EngineMsg| engine.send(EngineMsg::Gated(Box::new(msg), ticket)).is_ok();
-        let stopping = || Answer::error(ErrorKind::Stopping, "muster is stopping");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (msg, within, answers) = match request {
-            Request::Hook { agent, token, event, detail, session } => {
-                // Acknowledged, so that `muster hook` can say when a report did not go in.
-                let hook = Command::Hook { name: agent, token, event, detail, session };
-                let sent = send(EngineMsg::Request(super::Request::of_nobody(hook)));
-                say(out, if sent { Answer::Reported {} } else { stopping() });
-                return Flow::Continue;
-            }
-            Request::Explain { agent } => {
-                (EngineMsg::Script(ScriptMsg::Explain { name: agent, reply: tx }), Some(Duration::from_secs(5)), 1)
-            }
-            // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
-            Request::Send { agent, text, force, wait } => (
-                EngineMsg::Script(ScriptMsg::Send { name: agent, text, force, wait, reply: tx }),
-                None,
-                if wait { 2 } else { 1 },
-            ),
-            // A merge or a checkpoint of a large tree takes what it takes.
-            Request::Run { command, trigger } => {
-                let trigger = trigger.unwrap_or_else(|| "cli".into());
-                (EngineMsg::Script(ScriptMsg::Run { cmd: command, trigger, reply: tx }), None, 1)
-            }
-            Request::Status {} => (EngineMsg::Script(ScriptMsg::Status { reply: tx }), Some(Duration::from_secs(5)), 1),
-            // Held until settled; a script that stopped waiting (its client closed) frees its place.
-            Request::Wait { agents, until, timeout } => {
-                let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-                (EngineMsg::Script(ScriptMsg::Wait { agents, until, timeout, reply: tx }), None, 1)
-            }
-            // A mail `wait` is held until settled; the rest are answered at once.
-            Request::Mail { agent, token, op } => {
-                let who = agent.map(|a| (a, token.unwrap_or_default()));
-                (EngineMsg::Script(ScriptMsg::Mail { who, op, reply: tx }), None, 1)
-            }
-            Request::Version {} => return Flow::Continue,
-        };
-        if !send(msg) {
-            say(out, stopping());
-            return Flow::Close;
-        }
-        for _ in 0..answers {
-            let Some(answer) = out.answer(&rx, within) else { break };
-            let more = answer == Answer::Sent {};
-            if !say(out, answer) || !more {
-                break;
-            }
-        }
-        Flow::Close
-    })
-}
-
-/// A refusal of the line server (busy, or a request past a limit) as a typed answer.
-fn refusal_line(busy: bool, why: &str) -> String {
-    Answer::error(if busy { ErrorKind::Busy } else { ErrorKind::Malformed }, why).line()
-}
-
-/// One request to the running engine and its one answer; `None` when no muster runs for `run_dir`, or it did
-/// not answer within `within`.
-pub fn ask(run_dir: &Path, req: &Request, within: Option<Duration>) -> Result<Option<Answer>> {
-    let Ok(stream) = connect(run_dir) else { return Ok(None) };
-    let mut answers = request(stream, req, within)?;
-    answers.next().transpose()
-}
-
-/// Send `req` on a fresh connection; its answers, line by line, as they come.
-fn request(
-    mut stream: UnixStream,
-    req: &Request,
-    within: Option<Duration>,
-) -> Result<impl Iterator<Item = Result<Answer>>> {
-    stream.write_all(format!("{}\n", serde_json::to_string(req)?).as_bytes())?;
-    stream.shutdown(std::net::Shutdown::Write)?;
-    stream.set_read_timeout(within.map(|d| d.max(Duration::from_millis(1))))?;
-    let lines = std::io::BufRead::lines(std::io::BufReader::new(stream));
-    Ok(lines.map_while(|line| line.ok()).map(|line| parse_answer(&line)))
-}
-
-/// An answer line; one this muster cannot read (a server of another version) is an error naming it.
-pub fn parse_answer(line: &str) -> Result<Answer> {
-    serde_json::from_str(line).with_context(|| {
-        let shown: String = line.chars().take(200).collect();
-        format!("an answer this muster does not understand (another version's server?): {shown}")
-    })
-}
-
-/// A stop hook's turn: the agent's queued mail as the text of its next turn, when it can take it now.
-pub fn take_mail(run_dir: &Path, agent: &str, token: &str) -> Option<String> {
-    use crate::protocol::mail::{MailAnswer, MailOp};
-    let req = Request::Mail { agent: Some(agent.into()), token: Some(token.into()), op: MailOp::Take {} };
-    match ask(run_dir, &req, Some(Duration::from_secs(5))).ok().flatten()? {
-        Answer::Mail(MailAnswer::Taken { text }) => text,
-        _ => None,
-    }
-}
-
-/// `muster send`: the engine's answers (`sent`, then with `wait` a `turn`; or an error), handed to `each` as
-/// they come.
-pub fn send(
-    run_dir: &Path,
-    agent: &str,
-    text: &str,
-    force: bool,
-    wait: bool,
-    mut each: impl FnMut(Answer),
-) -> Result<()> {
-    let req = Request::Send { agent: agent.into(), text: text.into(), force, wait };
-    for answer in request(connect(run_dir)?, &req, None)? {
-        each(answer?);
-    }
-    Ok(())
-}
-
-fn connect(run_dir: &Path) -> Result<UnixStream> {
-    UnixStream::connect(run_dir.join(SOCKET)).context("muster is not running for this repository")
-}
-
-/// What `muster hook <event>` does: read the payload the CLI gives on stdin, report to the engine named by the
-/// environment.
-pub fn report(run_dir: &Path, agent: &str, token: &str, event: &str, payload: &str) -> Result<()> {
-    let (session, detail) = payload_fields(payload);
-    let req = Request::Hook { agent: agent.into(), token: token.into(), event: event.into(), detail, session };
-    // The engine's word that the report went in (an agent's CLI waits for its hook: a bounded wait).
-    match request(connect(run_dir)?, &req, Some(REPORT_WITHIN))?.next() {
-        Some(Ok(Answer::Reported {})) => Ok(()),
-        Some(Ok(Answer::Error(e))) => bail!("muster did not take it: {e}"),
-        Some(Ok(other)) => bail!("muster answered {other:?}"),
-        Some(Err(e)) => Err(e),
-        None => bail!("muster did not answer"),
-    }
-}
-
-/// How long `muster hook` waits for the engine to take its report.
-const REPORT_WITHIN: Duration = Duration::from_secs(5);
-
 /// Read a hook's payload from stdin, when there is one (not a terminal), bounded.
 pub fn read_payload() -> String {
     use std::io::IsTerminal;
@@ -336,21 +158,10 @@ pub fn read_payload() -> String {
     text
 }
 
-/// `muster explain <agent>`: ask the running engine why the agent is in its state.
-pub fn explain(run_dir: &Path, agent: &str) -> Result<String> {
-    let req = Request::Explain { agent: agent.into() };
-    match request(connect(run_dir)?, &req, Some(Duration::from_secs(10)))?.next() {
-        Some(Ok(Answer::Explained { text })) => Ok(text),
-        Some(Ok(Answer::Error(e))) => bail!("{e}"),
-        Some(Ok(other)) => bail!("muster answered {other:?}"),
-        Some(Err(e)) => Err(e),
-        None => bail!("muster did not answer"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn claude_settings_carry_every_hook_and_quote_the_path() {
@@ -447,61 +258,5 @@ mod tests {
         assert_eq!(payload_fields(p), (Some("abc-1".into()), Some("permission_prompt".into())));
         assert_eq!(payload_fields("not json"), (None, None));
         assert_eq!(payload_fields(""), (None, None));
-    }
-
-    #[test]
-    fn a_malformed_or_unknown_request_is_told_what_was_wrong() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tx, _rx) = std::sync::mpsc::channel();
-        let _l = listen(dir.path(), tx).unwrap();
-        for (line, says) in [("{\"bogus\":{}}", "unknown variant `bogus`"), ("{\"status\":", "EOF while parsing")] {
-            let mut s = UnixStream::connect(dir.path().join(SOCKET)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s.write_all(format!("{line}\n").as_bytes()).unwrap();
-            s.shutdown(std::net::Shutdown::Write).unwrap();
-            let mut answer = String::new();
-            let _ = s.read_to_string(&mut answer);
-            let Ok(Answer::Error(e)) = parse_answer(answer.trim_end()) else { panic!("{answer}") };
-            assert_eq!(e.kind, ErrorKind::Malformed, "{answer}");
-            assert!(e.message.starts_with("not a request muster knows") && e.message.contains(says), "{answer}");
-        }
-    }
-
-    #[test]
-    fn reports_reach_the_engine() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let _l = listen(dir.path(), tx).unwrap();
-        report(dir.path(), "a", "t0k", "Stop", r#"{"session_id":"s1"}"#).unwrap();
-        let EngineMsg::Gated(msg, _ticket) = rx.recv_timeout(Duration::from_secs(10)).unwrap() else { panic!() };
-        match *msg {
-            EngineMsg::Request(crate::engine::Request {
-                command: Command::Hook { name, token, event, session, .. },
-                ..
-            }) => {
-                assert_eq!((name.as_str(), event.as_str(), session.as_deref()), ("a", "Stop", Some("s1")));
-                assert_eq!(token, "t0k");
-            }
-            _ => panic!("unexpected message"),
-        }
-    }
-
-    #[test]
-    fn explain_is_answered_by_the_engine() {
-        let dir = tempfile::tempdir().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let _l = listen(dir.path(), tx).unwrap();
-        let gated = |m| match m {
-            EngineMsg::Gated(m, _) => *m,
-            m => m,
-        };
-        let engine = std::thread::spawn(move || match gated(rx.recv_timeout(Duration::from_secs(10)).unwrap()) {
-            EngineMsg::Script(ScriptMsg::Explain { name, reply }) => {
-                reply.send(Answer::Explained { text: format!("{name}: idle — screen rule `prompt`") }).unwrap()
-            }
-            _ => panic!("unexpected message"),
-        });
-        assert_eq!(explain(dir.path(), "a").unwrap(), "a: idle — screen rule `prompt`");
-        engine.join().unwrap();
     }
 }

@@ -2,10 +2,12 @@
 //! never holds a PTY, a git handle or an emulator lock — and the engine can later move into a server.
 
 pub mod agent;
-pub mod checkpoints;
 pub mod detect;
+pub mod git_jobs;
 pub mod hooks;
+pub mod ports;
 mod pty_io;
+pub mod script_socket;
 pub mod store;
 pub mod supervisor;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use crate::term::{keys, InputModes};
+use crate::term::{input, InputModes};
 
 /// Writes queued for an agent before it counts as not reading its input. A paste is one write.
 const WRITE_QUEUE: usize = 256;
@@ -401,7 +401,7 @@ impl IoThread {
                 None => return,
                 Some(Step::Write(bytes)) => Outgoing { bytes, at: 0, entered: None },
                 Some(Step::Paste(text)) => {
-                    Outgoing { bytes: keys::encode_paste(&text, self.current_modes()), at: 0, entered: None }
+                    Outgoing { bytes: input::encode_paste(&text, self.current_modes()), at: 0, entered: None }
                 }
                 Some(Step::Pause(d)) => {
                     self.resume_at = Some(Instant::now() + d);
@@ -412,7 +412,7 @@ impl IoThread {
                     // Taken before the write: the agent may answer the Enter before this thread looks again.
                     let now = Instant::now();
                     Outgoing {
-                        bytes: keys::encode_key(enter, self.current_modes()),
+                        bytes: input::encode_key(enter, self.current_modes()),
                         at: 0,
                         entered: confirm.then_some(now),
                     }

@@ -11,17 +11,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::agent::{self, Running, SpawnArgs, TermMsg, WriteOp};
-use super::checkpoints::{self, ConflictOp, Job, JobDone, JobKind};
 use super::detect::{hook_state, HookReport};
+use super::git_jobs::{self, ConflictOp, Job, JobDone, JobKind};
 use super::store::{self, SavedAgent, SavedCrew};
-use super::{hooks, AgentInfo, AgentState, Asker, Command, EngineConfig, EngineHandle, Event, EventSink};
+use super::{
+    hooks, script_socket, AgentInfo, AgentState, Asker, Command, EngineConfig, EngineHandle, Event, EventSink,
+};
 use crate::config::crew::AgentSpec;
 use crate::config::preset;
 use crate::git::watch::WorktreeWatch;
-use crate::git::{diffstat, merge, ports, worktree};
+use crate::git::{diffstat, merge, worktree};
 use crate::pty::tree::AgentTree;
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
-use crate::term::keys;
+use crate::term::input;
 
 mod jobs;
 mod launch;
@@ -165,7 +167,7 @@ struct Supervisor {
     diff_tx: Sender<(String, DiffJob)>,
     jobs: Sender<Job>,
     /// How many jobs wait, and whether the crew is stopping (shared with the checkpoint worker).
-    queue: Arc<checkpoints::Queue>,
+    queue: Arc<git_jobs::Queue>,
     /// Set by a signal: the engine stops the crew before it handles anything else queued.
     stop_asked: Arc<AtomicBool>,
     /// Watches the repository's branches while the engine runs.
@@ -215,13 +217,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     // One muster per repository: a second would show the first one's agents as stopped and start them again.
     let instance = crate::ipc::Instance::acquire(&run_dir, &cfg.root)?;
     clean_stale_git_files(&cfg.root, &sink);
-    let listening = hooks::listen(&run_dir, tx.clone())
+    let listening = script_socket::listen(&run_dir, tx.clone())
         // Hooks are one layer of state detection; screen rules still work without them.
         .inspect_err(|e| tracing::warn!("hook socket unavailable: {e:#}"))
         .ok();
     let diff_tx = spawn_diff_worker(tx.clone());
-    let queue = Arc::new(checkpoints::Queue::default());
-    let jobs = checkpoints::spawn_worker(tx.clone(), sink.clone(), queue.clone());
+    let queue = Arc::new(git_jobs::Queue::default());
+    let jobs = git_jobs::spawn_worker(tx.clone(), sink.clone(), queue.clone());
     let stop_asked = Arc::new(AtomicBool::new(false));
     let overlap_tx = spawn_overlap_worker(sink.clone());
     let moved = tx.clone();
@@ -476,8 +478,8 @@ impl Supervisor {
                 }
             }
             Command::Remove { name, force } => self.remove(&name, force),
-            Command::Key { name, key } => self.input(&name, client, |r| keys::encode_key(key, r.modes())),
-            Command::Paste { name, text } => self.input(&name, client, |r| keys::encode_paste(&text, r.modes())),
+            Command::Key { name, key } => self.input(&name, client, |r| input::encode_key(key, r.modes())),
+            Command::Paste { name, text } => self.input(&name, client, |r| input::encode_paste(&text, r.modes())),
             Command::Steer { name, text, force } => {
                 if let Err(e) = self.steer(&name, text, force, from) {
                     self.message(e.message, true);
@@ -494,12 +496,12 @@ impl Supervisor {
             Command::Wheel { name, up, col, row } => self.with_running(&name, |r| {
                 let modes = r.modes();
                 if modes.mouse {
-                    let _ = r.write(keys::encode_wheel(up, col, row, modes));
+                    let _ = r.write(input::encode_wheel(up, col, row, modes));
                 } else if modes.alt_screen {
                     // Full-screen programs without mouse reporting scroll with arrow keys, as in xterm.
                     let key =
                         crate::key::Key::new(if up { crate::key::KeyCode::Up } else { crate::key::KeyCode::Down }, 0);
-                    let _ = r.write(keys::encode_key(key, modes).repeat(3));
+                    let _ = r.write(input::encode_key(key, modes).repeat(3));
                 } else {
                     let _ = r.term.send(TermMsg::Scroll { viewer: client, lines: if up { 3 } else { -3 } });
                 }

@@ -5,7 +5,6 @@ pub mod diffstat;
 pub mod merge;
 pub mod overlap;
 pub mod pack;
-pub mod ports;
 pub mod refwatch;
 pub mod stale;
 pub mod watch;

@@ -5,7 +5,7 @@ pub mod capture;
 pub mod changes;
 pub mod guard;
 pub mod history;
-pub mod keys;
+pub mod input;
 pub mod model;
 pub mod osc;
 pub mod outer;

@@ -165,8 +165,8 @@ impl Supervisor {
             }
             return false;
         }
-        if !stop_after && self.queue.queued.load(Ordering::SeqCst) >= checkpoints::MAX_QUEUED {
-            let text = format!("{name}: not done: {} checkpoint jobs are waiting already", checkpoints::MAX_QUEUED);
+        if !stop_after && self.queue.queued.load(Ordering::SeqCst) >= git_jobs::MAX_QUEUED {
+            let text = format!("{name}: not done: {} checkpoint jobs are waiting already", git_jobs::MAX_QUEUED);
             match reply {
                 Some(r) => {
                     let _ = r.send(Answer::error(ErrorKind::Refused, text.clone()));
@@ -228,7 +228,7 @@ impl Supervisor {
     }
 
     pub(super) fn checkpoints_done(&mut self, done: JobDone) {
-        if self.queue.queued.load(Ordering::SeqCst) < checkpoints::MAX_QUEUED {
+        if self.queue.queued.load(Ordering::SeqCst) < git_jobs::MAX_QUEUED {
             self.queue_full_said.set(false);
         }
         if done.stop_after {

@@ -2,6 +2,7 @@
 //! its worktree and ports, and its PTY.
 
 use super::*;
+use crate::engine::ports;
 
 /// Environment variables of the parent that would mislead an agent CLI about its terminal.
 pub(super) const STRIPPED_ENV: [&str; 12] = [

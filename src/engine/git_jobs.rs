@@ -1,5 +1,6 @@
-//! The checkpoint worker: one thread runs checkpoint, rollback and diff jobs one at a time (so one agent's
-//! checkpoints never overlap), pausing a running agent around anything that reads or writes its files.
+//! The git job worker: one thread runs every git job on agents' worktrees (checkpoints, rollbacks, diffs, merges,
+//! merge checks, conflict resolution) one at a time, so no two touch one worktree at once, pausing a running agent
+//! around anything that writes its files.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
