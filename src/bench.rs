@@ -210,7 +210,10 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     let rss_before = rss_kib();
     let (tx, rx) = crate::tui::channel();
     let cfg = bench_config(&root, crew)?;
-    let handle = engine::supervisor::start(cfg, Arc::new(NativePty), crate::tui::sink(tx))?;
+    let sink = engine::one_viewer(move |e| {
+        let _ = tx.send(crate::tui::AppMsg::Engine(e));
+    });
+    let handle = engine::supervisor::start(cfg, Arc::new(NativePty), sink)?;
     let mut state =
         State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
     update(&mut state, Msg::Resize(200, 50));
@@ -231,7 +234,7 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     });
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).context("test backend")?;
     let mut frames = 0usize;
-    crate::tui::event_loop(&mut terminal, &mut state, &handle, &rx, || frames += 1)?;
+    crate::tui::event_loop(&mut terminal, &mut state, &handle.commands(), &rx, || frames += 1)?;
     let (cpu, rss) = result.join().map_err(|_| anyhow::anyhow!("measuring thread panicked"))?;
     let _ = std::fs::remove_dir_all(&root);
     Ok((cpu, rss.saturating_sub(rss_before) / agents.max(1) as u64, frames))
@@ -798,8 +801,11 @@ impl ServedCrew {
     #[allow(clippy::type_complexity)]
     fn client(
         &self,
-    ) -> Result<(engine::EngineHandle, std::sync::mpsc::Receiver<crate::tui::AppMsg>, std::os::unix::net::UnixStream)>
-    {
+    ) -> Result<(
+        crate::protocol::Commands,
+        std::sync::mpsc::Receiver<crate::tui::AppMsg>,
+        std::os::unix::net::UnixStream,
+    )> {
         let stream = std::os::unix::net::UnixStream::connect(&self.socket)?;
         let end = stream.try_clone()?;
         let (tx, rx) = crate::tui::channel();
@@ -930,7 +936,7 @@ impl Drop for ServedCrew {
 /// Type a new word `n` times; how long each took to show on the screen events `events` brings.
 fn echo_samples(
     n: usize,
-    engine: &engine::EngineHandle,
+    engine: &crate::protocol::Commands,
     mut events: impl Iterator<Item = engine::Event>,
 ) -> Result<Vec<Duration>> {
     let mut out = Vec::new();
@@ -965,7 +971,7 @@ fn in_process_echo_latency(n: usize) -> Result<Vec<Duration>> {
     std::thread::sleep(Duration::from_secs(1));
     while rx.try_recv().is_ok() {}
     let events = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(10)).ok());
-    let samples = echo_samples(n, &handle, events);
+    let samples = echo_samples(n, &handle.commands(), events);
     handle.send(Command::Shutdown);
     let end = Instant::now() + Duration::from_secs(10);
     while Instant::now() < end {

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 
-use crate::engine::EngineHandle;
 use crate::protocol::{self, damage, frame, Event, Hello, ToClient, ToServer, Welcome};
 use crate::term::Screen;
 
@@ -27,7 +26,7 @@ pub fn attach(
     write: Box<dyn Write + Send>,
     hello: Hello,
     on: impl Fn(Incoming) + Send + 'static,
-) -> Result<(EngineHandle, Welcome)> {
+) -> Result<(protocol::Commands, Welcome)> {
     let write = Arc::new(Mutex::new(write));
     send(&write, &ToServer::Hello(hello.clone())).context("greeting the muster server")?;
     let mut frames = frame::Reader::default();
@@ -51,7 +50,7 @@ pub fn attach(
         on(Incoming::Closed(reason));
     })?;
     let next = AtomicU64::new(1);
-    let handle = EngineHandle::from_fn(move |command| {
+    let handle = protocol::Commands::new(move |command| {
         let id = next.fetch_add(1, Ordering::Relaxed);
         // A failed write shows as the end of the connection on the reading side.
         let _ = send(&write, &ToServer::Request { id, command });

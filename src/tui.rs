@@ -15,8 +15,8 @@ use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
 use crate::app::{update, Effect, Msg, State};
-use crate::engine::{agent::now_ms, Command, EngineHandle, Event, EventSink};
 use crate::key::Key;
+use crate::protocol::{now_ms, Command, Commands, Event};
 use crate::ui::well_painter::WellPainter;
 
 /// At most this often a frame is drawn…
@@ -36,13 +36,6 @@ pub enum AppMsg {
     Signal(i32),
     /// The connection to the server ended.
     Closed(String),
-}
-
-/// An event sink that feeds the UI loop.
-pub fn sink(tx: Sender<AppMsg>) -> EventSink {
-    crate::engine::one_viewer(move |e| {
-        let _ = tx.send(AppMsg::Engine(e));
-    })
 }
 
 fn restore_terminal() {
@@ -155,7 +148,7 @@ fn next_age_change(state: &State) -> Option<Duration> {
 pub fn event_loop<B: Backend>(
     terminal: &mut Terminal<B>,
     state: &mut State,
-    engine: &EngineHandle,
+    engine: &Commands,
     rx: &Receiver<AppMsg>,
     mut on_frame: impl FnMut(),
 ) -> Result<()>
@@ -363,7 +356,7 @@ fn draw<B: Backend>(
 }
 
 /// The workbench on a real terminal; the state as it ended.
-pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<State> {
+pub fn run(mut state: State, engine: Commands, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<State> {
     let _guard = setup_terminal()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
     terminal.clear()?;
@@ -420,7 +413,7 @@ pub fn run(mut state: State, engine: EngineHandle, tx: Sender<AppMsg>, rx: Recei
 }
 
 /// Before the loop runs only the engine's commands matter (nothing to ring or quit yet).
-fn send_commands(engine: &EngineHandle, effects: Vec<Effect>) {
+fn send_commands(engine: &Commands, effects: Vec<Effect>) {
     for e in effects {
         if let Effect::Engine(c) = e {
             engine.send(c);
@@ -429,7 +422,7 @@ fn send_commands(engine: &EngineHandle, effects: Vec<Effect>) {
 }
 
 /// Stop the crew and wait (bounded) for the engine to confirm.
-fn stop_crew(engine: &EngineHandle, rx: &Receiver<AppMsg>) {
+fn stop_crew(engine: &Commands, rx: &Receiver<AppMsg>) {
     engine.send(Command::Shutdown);
     let end = Instant::now() + SHUTDOWN_WITHIN;
     while let Ok(m) = rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
@@ -450,7 +443,7 @@ mod tests {
     use crate::app::{AgentView, Dialog};
     use crate::config::keymap::Keymap;
     use crate::config::theme::{ColorMode, Theme};
-    use crate::engine::{AgentInfo, AgentState};
+    use crate::protocol::{AgentInfo, AgentState};
     use crate::term::{AlacrittyModel, TerminalModel};
     use ratatui::backend::TestBackend;
     use ratatui::buffer::Buffer;

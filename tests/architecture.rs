@@ -74,3 +74,17 @@ fn the_checker_sees_an_import() {
     );
     assert!(tested.is_empty(), "{tested:?}");
 }
+
+/// The workbench's shell and its connection (`tui.rs`, `client.rs`) hold no engine: commands go out as
+/// `protocol::Commands`, events come in as `protocol::Event`, whether the engine is a server or in this process.
+#[test]
+fn the_workbench_shell_holds_no_engine() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in ["src/tui.rs", "src/client.rs"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let found = runtime_imports(&text);
+        let held: Vec<_> =
+            ["engine", "server", "git", "pty", "mailbox"].iter().filter(|m| found.contains(**m)).collect();
+        assert!(held.is_empty(), "{file} imports {held:?}");
+    }
+}

@@ -96,7 +96,7 @@ impl Drop for Crew {
 
 /// A client of the server: its events on a channel, and what it knows of the crew.
 struct Client {
-    engine: muster::engine::EngineHandle,
+    engine: muster::protocol::Commands,
     events: Receiver<Incoming>,
     states: std::collections::HashMap<String, AgentState>,
     screens: std::collections::HashMap<String, muster::term::Screen>,

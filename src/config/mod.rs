@@ -6,6 +6,7 @@ pub mod keymap;
 pub mod location;
 pub mod paths;
 pub mod preset;
+pub mod rules;
 pub mod theme;
 pub mod user;
 

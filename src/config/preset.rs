@@ -7,9 +7,9 @@ use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::rules::{parse_version, Cond, Region, Rule, ScreenKind};
 use super::ConfigError;
-use crate::engine::detect::{parse_version, Cond, Region, Rule, ScreenKind};
-use crate::engine::AgentState;
+use crate::protocol::AgentState;
 
 const BUILTIN: &str = include_str!("../../assets/presets.toml");
 

@@ -3,9 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use regex::Regex;
-
 use super::AgentState;
+pub use crate::config::rules::{parse_version, Cond, Region, Rule, ScreenKind};
 
 /// A screen change within this long counts as busy when no rule or hook says otherwise.
 pub const ACTIVITY_DEBOUNCE: Duration = Duration::from_millis(1500);
@@ -17,61 +16,6 @@ pub const HOOK_BUSY_QUIET: Duration = Duration::from_secs(10);
 /// with no waiting rule cannot check, and keep the report until the screen moves.
 pub const HOOK_WAITING_QUIET: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Region {
-    All,
-    /// The last N non-empty rows.
-    Bottom(usize),
-    Top(usize),
-    Title,
-}
-
-impl Region {
-    pub fn parse(s: &str) -> Option<Region> {
-        let n = |v: &str| v.parse::<usize>().ok().filter(|n| *n > 0);
-        match s.split_once(':') {
-            None if s == "all" => Some(Region::All),
-            None if s == "title" => Some(Region::Title),
-            Some(("bottom", v)) => n(v).map(Region::Bottom),
-            Some(("top", v)) => n(v).map(Region::Top),
-            _ => None,
-        }
-    }
-}
-
-/// Which screen a rule applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScreenKind {
-    #[default]
-    Any,
-    /// The alternate screen (full-screen TUIs).
-    Alt,
-    Main,
-}
-
-/// One regex over one region of the screen.
-#[derive(Debug, Clone)]
-pub struct Cond {
-    pub regex: Regex,
-    pub region: Region,
-}
-
-/// A screen rule: it matches when every `all` condition, at least one `any` condition (if there are any) and
-/// no `not` condition matches, on the right screen and CLI version.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub name: String,
-    pub state: AgentState,
-    pub priority: i32,
-    pub all: Vec<Cond>,
-    pub any: Vec<Cond>,
-    pub not: Vec<Cond>,
-    pub screen: ScreenKind,
-    /// Versions of the CLI the rule was written for: at least `min`, below `below` (dotted numbers).
-    pub min_version: Option<Vec<u64>>,
-    pub below_version: Option<Vec<u64>>,
-}
-
 /// What a rule looks at: the screen's rows, its title, which screen it is, the CLI's version if known.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
@@ -79,13 +23,6 @@ pub struct View<'a> {
     pub title: Option<&'a str>,
     pub alt_screen: bool,
     pub version: Option<&'a [u64]>,
-}
-
-/// A dotted version number ("2.1.332", "v0.61.0") as its numbers; None if it has none.
-pub fn parse_version(s: &str) -> Option<Vec<u64>> {
-    let s = s.trim().trim_start_matches('v');
-    let parts: Vec<u64> = s.split('.').map_while(|p| p.parse().ok()).collect();
-    (!parts.is_empty()).then_some(parts)
 }
 
 /// The text a rule looks at.
@@ -254,6 +191,7 @@ fn hook_live(h: &HookReport, s: &Signals, now: Instant) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex::Regex;
 
     /// The layers on a screen that shows text, no foreground job.
     fn detect(

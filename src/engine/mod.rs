@@ -101,7 +101,7 @@ impl EventSink {
 /// The UI's end of the engine: the engine thread in this process, or a connection to the server.
 #[derive(Clone)]
 pub struct EngineHandle {
-    send: std::sync::Arc<dyn Fn(Command) + Send + Sync>,
+    send: crate::protocol::Commands,
     local: Option<Sender<supervisor::EngineMsg>>,
     stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
@@ -113,19 +113,24 @@ impl EngineHandle {
     ) -> EngineHandle {
         let to = tx.clone();
         // A gone engine means shutdown already happened; there is nobody left to tell.
-        let send = std::sync::Arc::new(move |command| {
+        let send = crate::protocol::Commands::new(move |command| {
             let _ = to.send(supervisor::EngineMsg::Request(Request { from: Asker::LOCAL, command, permit: None }));
         });
         EngineHandle { send, local: Some(tx), stop: Some(stop) }
     }
 
     /// Commands that go elsewhere (a connection to the server).
-    pub fn from_fn(f: impl Fn(Command) + Send + Sync + 'static) -> EngineHandle {
-        EngineHandle { send: std::sync::Arc::new(f), local: None, stop: None }
+    pub fn from_commands(send: crate::protocol::Commands) -> EngineHandle {
+        EngineHandle { send, local: None, stop: None }
     }
 
     pub fn send(&self, command: Command) {
-        (self.send)(command)
+        self.send.send(command)
+    }
+
+    /// Where a client's commands go: what the workbench holds of this engine.
+    pub fn commands(&self) -> crate::protocol::Commands {
+        self.send.clone()
     }
 
     /// Stop the crew before anything already queued (a signal): whatever clients sent first waits.

@@ -16,6 +16,26 @@ pub use messages::{AgentInfo, AgentState, Command, Event};
 
 use serde::{Deserialize, Serialize};
 
+/// Where a client's commands go: its connection to the server (each becomes a request with its own id), or the
+/// engine in this process.
+#[derive(Clone)]
+pub struct Commands(std::sync::Arc<dyn Fn(Command) + Send + Sync>);
+
+impl Commands {
+    pub fn new(f: impl Fn(Command) + Send + Sync + 'static) -> Commands {
+        Commands(std::sync::Arc::new(f))
+    }
+
+    pub fn send(&self, command: Command) {
+        (self.0)(command)
+    }
+}
+
+/// Milliseconds since the epoch: the clock of every timestamp that crosses the boundary (mail, checkpoints, ages).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 /// Bumped whenever a message changes shape; client and server must agree exactly.
 pub const VERSION: u32 = 4;
 
