@@ -1,8 +1,10 @@
 //! The conflicts view: a merge's conflicted files, each resolved hunk by hunk (or a side taken), edited, written
 //! and staged, and the merge finished or aborted.
 
+use super::editor_keys::to_textarea_input;
+use super::msg::Effect;
+use super::roster::on_roster_action;
 use super::state::{Confirmed, Dialog, EditPurpose, State, WellTab};
-use super::update::*;
 use crate::config::keymap::Action;
 use crate::conflict::{Choice, Resolver, WholeFile};
 use crate::key::Key;

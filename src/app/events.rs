@@ -1,7 +1,8 @@
 //! What the engine tells the workbench: agents, screens, timelines, diffs, merges, mail and messages.
 
+use super::msg::Effect;
+use super::roster::{merge_checked, select};
 use super::state::{AgentView, Confirmed, ConflictView, Dialog, State, WellTab};
-use super::update::*;
 use crate::conflict::Resolver;
 use crate::protocol::{AgentState, Event};
 

@@ -1,7 +1,7 @@
 //! The mailbox in the workbench: mail as it arrives, the mailbox view, compose, reply, retry and drop.
 
+use super::msg::Effect;
 use super::state::State;
-use super::update::Effect;
 use crate::protocol::mail::{Mail, ReceiptState, OPERATOR};
 
 /// The client keeps at most this many messages (the newest).
@@ -302,7 +302,7 @@ pub fn on_compose_key(state: &mut State, key: Key, action: Option<Action>, fx: &
         Some(Action::Cancel) => state.dialog = None,
         _ if !c.body_focus && key.code == crate::key::KeyCode::Enter => c.body_focus = true,
         _ => {
-            let input = super::update::to_textarea_input(key);
+            let input = super::editor_keys::to_textarea_input(key);
             if c.body_focus {
                 c.body.input(input);
             } else {

@@ -1,9 +1,11 @@
 //! The Elm-style core: one `State`, `update` turning messages into state changes and effects, no I/O.
 
 mod conflicts;
+mod editor_keys;
 mod events;
 pub mod layout;
 pub mod mail;
+pub mod msg;
 mod roster;
 pub mod state;
 mod steer;

@@ -1,15 +1,15 @@
 //! The roster's keys: selecting, attaching, starting and stopping agents, checkpoints, merges and removal, and
 //! what the operator confirms.
 
+use super::msg::Effect;
 use super::state::{Confirmed, Dialog, EditPurpose, State, WellTab};
-use super::update::*;
 use crate::config::keymap::Action;
 use crate::protocol::{AgentState, Command};
 use ratatui_textarea::TextArea;
 
 pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
     let n = state.agents.len();
-    let name = selected_name(state);
+    let name = state.selected_name();
     let engine = |fx: &mut Vec<Effect>, c: Command| fx.push(Effect::Engine(c));
     match action {
         Action::SelectNext if n > 0 => select(state, (state.selected + 1).min(n - 1)),
@@ -98,8 +98,8 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
         Action::Remove => engine(fx, Command::CheckRemove { name }),
         Action::ScrollUp => engine(fx, Command::Scroll { name, lines: 1 }),
         Action::ScrollDown => engine(fx, Command::Scroll { name, lines: -1 }),
-        Action::PageUp => engine(fx, Command::Scroll { name, lines: terminal_rows(state) as i32 - 1 }),
-        Action::PageDown => engine(fx, Command::Scroll { name, lines: -(terminal_rows(state) as i32 - 1) }),
+        Action::PageUp => engine(fx, Command::Scroll { name, lines: state.terminal_rows() as i32 - 1 }),
+        Action::PageDown => engine(fx, Command::Scroll { name, lines: -(state.terminal_rows() as i32 - 1) }),
         Action::ScrollBottom => engine(fx, Command::ScrollBottom { name }),
         _ => {}
     }

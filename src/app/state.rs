@@ -217,6 +217,15 @@ pub struct State {
 }
 
 impl State {
+    pub fn selected_name(&self) -> Option<String> {
+        self.selected_agent().map(|a| a.info.name.clone())
+    }
+
+    /// Rows of the agent's terminal pane as laid out now.
+    pub fn terminal_rows(&self) -> u16 {
+        self.areas().terminal.map_or(10, |t| t.height)
+    }
+
     pub fn new(repo: String, keymap: Keymap, theme: Theme, size: (u16, u16)) -> State {
         State {
             repo,

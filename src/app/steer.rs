@@ -1,7 +1,8 @@
 //! Steering: the message the operator composes to type into an agent.
 
+use super::editor_keys::to_textarea_input;
+use super::msg::Effect;
 use super::state::{Confirmed, Dialog, State};
-use super::update::*;
 use crate::config::keymap::Action;
 use crate::key::Key;
 use crate::protocol::{AgentState, Command};

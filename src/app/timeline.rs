@@ -1,14 +1,15 @@
 //! The timeline view: an agent's checkpoints, the diff of one, and rolling back to it (all of it or some files).
 
+use super::msg::Effect;
+use super::roster::on_roster_action;
 use super::state::{Confirmed, Dialog, State, TimelineView, WellTab};
-use super::update::*;
 use crate::config::keymap::Action;
 use crate::protocol::git::DiffBase;
 use crate::protocol::Command;
 
 /// Keep the timeline view on the selected agent and ask the engine for the diff it shows.
 pub(super) fn sync_timeline(state: &mut State, fx: &mut Vec<Effect>) {
-    let name = selected_name(state);
+    let name = state.selected_name();
     if state.timeline.agent != name {
         state.timeline = TimelineView { agent: name.clone(), ..TimelineView::default() };
     }
@@ -37,7 +38,7 @@ pub(super) fn diff_files(state: &State) -> Vec<String> {
 }
 
 pub(super) fn on_timeline_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
-    let Some(name) = selected_name(state) else {
+    let Some(name) = state.selected_name() else {
         state.tab = WellTab::Terminal;
         return;
     };

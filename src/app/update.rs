@@ -1,42 +1,16 @@
 //! `update`: messages in, state changes and effects out. Pure: the engine, the terminal and the clock are
 //! outside, so every key sequence can be tested without them.
 
-use ratatui_textarea::{Input, Key as TaKey};
-
-pub(super) use super::conflicts::*;
-pub(super) use super::events::*;
-pub(super) use super::roster::*;
+use super::conflicts::{on_conflict_action, on_edit_key, sync_conflicts};
+use super::events::on_event;
+pub use super::msg::{Effect, Msg};
+use super::roster::{confirmed, on_roster_action};
 use super::state::{Dialog, State};
-pub(super) use super::steer::*;
-pub(super) use super::timeline::*;
+use super::steer::on_steer_key;
+use super::timeline::{on_timeline_action, sync_timeline};
 use crate::config::keymap::{Action, Mode};
-use crate::key::{Key, KeyCode};
-use crate::protocol::{Command, Event};
-
-// Each message is moved once from the channel into `update`; boxing the large variant would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
-    Key(Key),
-    Paste(String),
-    /// Mouse wheel at a cell of the whole screen.
-    Wheel {
-        up: bool,
-        col: u16,
-        row: u16,
-    },
-    Resize(u16, u16),
-    Engine(Event),
-    Tick(u64),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    Engine(Command),
-    /// Ring the operator's terminal bell.
-    Bell,
-    Quit,
-}
+use crate::key::Key;
+use crate::protocol::Command;
 
 /// How long a message stays on the status line (the key hints come back after it; `!` lists it still).
 pub const STATUS_FOR_MS: u64 = 10_000;
@@ -85,14 +59,10 @@ pub(super) fn update_inner(state: &mut State, msg: Msg) -> Vec<Effect> {
     fx
 }
 
-pub(super) fn selected_name(state: &State) -> Option<String> {
-    state.selected_agent().map(|a| a.info.name.clone())
-}
-
 /// Tell the engine which agent is on screen and how big its pane is, when that changes.
 pub(super) fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
     let a = state.areas();
-    let want = match (a.terminal, selected_name(state)) {
+    let want = match (a.terminal, state.selected_name()) {
         (Some(t), Some(name)) if t.height > 0 => {
             let (rows, cols) = crate::protocol::clamp_size(t.height, t.width);
             (Some(name), rows, cols)
@@ -104,10 +74,6 @@ pub(super) fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
         fx.push(Effect::Engine(Command::Watch { name: want.0.clone(), rows: want.1, cols: want.2 }));
         state.watching = Some(want);
     }
-}
-
-pub(super) fn terminal_rows(state: &State) -> u16 {
-    state.areas().terminal.map_or(10, |t| t.height)
 }
 
 pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
@@ -130,7 +96,7 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
             _ => {}
         },
         Mode::Steer => on_steer_key(state, key, action, fx),
-        Mode::Attached => match (action, selected_name(state)) {
+        Mode::Attached => match (action, state.selected_name()) {
             (Some(Action::Detach), _) => state.attached = false,
             (_, Some(name)) => fx.push(Effect::Engine(Command::Key { name, key })),
             (_, None) => state.attached = false,
@@ -162,28 +128,6 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
     }
 }
 
-pub(super) fn to_textarea_input(key: Key) -> Input {
-    let k = match key.code {
-        KeyCode::Char(c) => TaKey::Char(c),
-        KeyCode::Enter => TaKey::Enter,
-        KeyCode::Tab => TaKey::Tab,
-        KeyCode::Backspace => TaKey::Backspace,
-        KeyCode::Esc => TaKey::Esc,
-        KeyCode::Up => TaKey::Up,
-        KeyCode::Down => TaKey::Down,
-        KeyCode::Left => TaKey::Left,
-        KeyCode::Right => TaKey::Right,
-        KeyCode::Home => TaKey::Home,
-        KeyCode::End => TaKey::End,
-        KeyCode::PageUp => TaKey::PageUp,
-        KeyCode::PageDown => TaKey::PageDown,
-        KeyCode::Delete => TaKey::Delete,
-        KeyCode::F(n) => TaKey::F(n),
-        KeyCode::Insert => TaKey::Null,
-    };
-    Input { key: k, ctrl: key.mods.ctrl(), alt: key.mods.alt(), shift: key.mods.shift() }
-}
-
 pub(super) fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
     match (&mut state.dialog, state.attached) {
         (Some(Dialog::Steer { editor, .. }), _) => {
@@ -191,7 +135,7 @@ pub(super) fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
         }
         (Some(Dialog::Compose(c)), _) => super::mail::on_compose_paste(c, &text),
         (None, true) => {
-            if let Some(name) = selected_name(state) {
+            if let Some(name) = state.selected_name() {
                 fx.push(Effect::Engine(Command::Paste { name, text }));
             }
         }
@@ -205,7 +149,7 @@ pub(super) fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut
     }
     let a = state.areas();
     let inside = |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
-    if let (Some(t), Some(name)) = (a.terminal, selected_name(state)) {
+    if let (Some(t), Some(name)) = (a.terminal, state.selected_name()) {
         if inside(t) {
             let cmd = if state.attached {
                 Command::Wheel { name, up, col: col - t.x, row: row - t.y }
@@ -230,7 +174,7 @@ mod tests {
     use crate::config::theme::{ColorMode, Theme};
     use crate::protocol::git::Side;
     use crate::protocol::AgentInfo;
-    use crate::protocol::AgentState;
+    use crate::protocol::{AgentState, Event};
 
     pub fn info(name: &str, state: AgentState) -> AgentInfo {
         AgentInfo { worktree: "/tmp/x".into(), port_base: 20000, ..AgentInfo::new(name, "demo", state) }

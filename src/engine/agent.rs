@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::detect::{self, Decision, HookReport, Rule, View};
+use super::inbox::{EngineMsg, Report};
 use super::pty_io::{self, wake_up, Output};
 pub use super::pty_io::{WriteError, WriteOp, Writer};
-use super::supervisor::{EngineMsg, Report};
 use super::{AgentState, Event, EventSink};
 use crate::pty::{PtyBackend, PtyControl, SpawnSpec};
 use crate::term::{AlacrittyModel, InputModes, Palette, TerminalModel};

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 
-use crate::git::checkpoint::{self, Checkpoint, DiffBase};
+use crate::git::checkpoint::{self, DiffBase};
 use crate::git::merge::{self, MergeOutcome, Side};
 use crate::git::watch::{Changes, WorktreeWatch};
 use crate::pty::tree::AgentTree;
 
-use super::supervisor::{EngineMsg, Report};
+use super::inbox::{EngineMsg, JobDone, Report};
 use super::{Asker, Event, EventSink};
 use crate::protocol::script::{Answer, ErrorKind};
 
@@ -79,19 +79,6 @@ pub struct Job {
     pub reply: Option<Sender<Answer>>,
     /// Stop the agent once this job is done (the checkpoint before the crew stops).
     pub stop_after: bool,
-}
-
-/// What a finished job tells the engine.
-pub struct JobDone {
-    pub name: String,
-    /// The agent's checkpoints after a job that may have changed them; None when it cannot have.
-    pub checkpoints: Option<Vec<Checkpoint>>,
-    /// Some(true) after a rollback, Some(false) after an undo.
-    pub rolled_back: Option<bool>,
-    pub message: Option<(String, bool)>,
-    pub stop_after: bool,
-    /// A merge (or its end) may have moved a branch: every agent's diffstat and the overlaps are taken again.
-    pub branches_moved: bool,
 }
 
 /// What the engine and the worker share about the queue of jobs: how many wait (bounded, so a client that asks

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod detect;
 pub mod git_jobs;
 pub mod hooks;
+pub mod inbox;
 pub mod ports;
 mod pty_io;
 pub mod script_socket;

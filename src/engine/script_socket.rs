@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::hooks::payload_fields;
-use super::supervisor::{EngineMsg, ScriptMsg};
+use super::inbox::{EngineMsg, ScriptMsg};
 use super::Command;
 pub use crate::protocol::script::Request;
 use crate::protocol::script::{Answer, ErrorKind};
