@@ -34,6 +34,16 @@ pub enum Cmd {
         #[command(subcommand)]
         action: ServerCmd,
     },
+    /// Start the crew without a workbench: its server (when none runs) and every agent that is not running,
+    /// each resuming its conversation where its CLI can. Prints each agent's state once started; then, in the
+    /// foreground, every change until interrupted, and stops the crew. Exit 1 when an agent did not start.
+    Up {
+        /// Return once every agent has started; the crew runs on in its server.
+        #[arg(long, short = 'd')]
+        detach: bool,
+    },
+    /// Stop the crew (each agent checkpointed first) and its server, as `muster server stop --yes`.
+    Down,
     /// This user's running muster servers and their crews.
     Ls,
     /// The JSON Schema of the scripting socket (`hook.sock` in the run folder): requests, and what each answers.

@@ -21,12 +21,14 @@ mod merging;
 mod printable;
 mod servers;
 mod steer;
+mod up;
 use checkpoints::*;
 use crew_status::*;
 use merging::*;
 pub(crate) use printable::{printable, printable_line};
 use servers::*;
 use steer::*;
+use up::{down, up};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = match &cli.dir {
@@ -48,6 +50,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Some(Cmd::Server { action }) => return server_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Ls) => ls()?,
+        Some(Cmd::Up { detach }) => return up(&find_repo_root(&dir)?, detach),
+        Some(Cmd::Down) => return down(&find_repo_root(&dir)?),
         Some(Cmd::Schema) => println!("{}", serde_json::to_string_pretty(&crate::protocol::script::schema())?),
         Some(Cmd::Proxy) => proxy(&find_repo_root(&dir)?)?,
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
@@ -131,6 +135,8 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
                     | Cmd::Schema
                     | Cmd::Mail { .. }
                     | Cmd::Ls
+                    | Cmd::Up { .. }
+                    | Cmd::Down
                     | Cmd::Server { action: ServerCmd::Status | ServerCmd::Stop { .. } }
             )
     )

@@ -288,3 +288,54 @@ fn status_before_the_first_run_lists_the_crew_and_refuses_a_broken_file() {
     let (ok, out) = muster(dir.path(), &["status"]);
     assert!(!ok && out.contains("crew.toml:3:"), "{out}");
 }
+
+/// Stops the crew a test started, whatever happened to the test.
+struct Down<'a>(&'a std::path::Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = muster(self.0, &["down"]);
+    }
+}
+
+/// A crew without a workbench, as a script or CI runs one: `up --detach` starts the server and the agents and
+/// returns once they run; `send`, `wait` and `status` reach them; `down` stops them and the server; a second
+/// `up` after that resumes the same crew.
+#[test]
+fn up_send_wait_down_without_a_workbench() {
+    let dir = repo();
+    std::fs::write(
+        dir.path().join(".muster/crew.toml"),
+        "[[agent]]\nname = \"a\"\ncommand = \"bash\"\n[[agent]]\nname = \"b\"\ncommand = \"bash\"\n",
+    )
+    .unwrap();
+    let _down = Down(dir.path());
+    let (ok, text) = muster(dir.path(), &["up", "--detach"]);
+    assert!(ok, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("a ")) && text.lines().any(|l| l.starts_with("b ")), "{text}");
+    let (ok, text) = muster(dir.path(), &["send", "a", "echo hello from up"]);
+    assert!(ok && text.trim() == "sent", "{text}");
+    let (ok, text) = muster(dir.path(), &["wait", "a", "b", "--until", "idle", "--timeout", "30"]);
+    assert!(ok, "{text}");
+    let (ok, text) = muster(dir.path(), &["server", "status"]);
+    assert!(ok && text.contains("running: pid"), "{text}");
+    let (ok, text) = muster(dir.path(), &["down"]);
+    assert!(ok && text.starts_with("stopped") && text.contains("2 agents"), "{text}");
+    let (ok, text) = muster(dir.path(), &["server", "status"]);
+    assert!(!ok && text.starts_with("not running"), "{text}");
+    // Both ran before: a second `up` starts them again (a workbench would leave them for R).
+    let (ok, text) = muster(dir.path(), &["up", "--detach"]);
+    assert!(ok, "{text}");
+    let (ok, text) = muster(dir.path(), &["status"]);
+    assert!(ok && text.lines().filter(|l| l.contains(" idle") || l.contains(" busy")).count() == 2, "{text}");
+}
+
+/// With no agent in the crew file there is nothing to bring up: said, exit 1, no server left behind.
+#[test]
+fn up_with_no_agents_says_so() {
+    let dir = repo();
+    let (ok, text) = muster(dir.path(), &["up", "--detach"]);
+    assert!(!ok && text.contains("no agents"), "{text}");
+    let (ok, _) = muster(dir.path(), &["server", "status"]);
+    assert!(!ok);
+}

@@ -99,6 +99,9 @@ struct Client {
     engine: muster::protocol::Commands,
     events: Receiver<Incoming>,
     states: std::collections::HashMap<String, AgentState>,
+    infos: std::collections::HashMap<String, protocol::AgentInfo>,
+    /// The messages the crew said (text, whether an error).
+    said: Vec<(String, bool)>,
     screens: std::collections::HashMap<String, muster::term::Screen>,
     closed: Option<String>,
 }
@@ -114,7 +117,15 @@ impl Client {
             let _ = tx.send(m);
         })
         .unwrap();
-        Client { engine, events: rx, states: Default::default(), screens: Default::default(), closed: None }
+        Client {
+            engine,
+            events: rx,
+            states: Default::default(),
+            infos: Default::default(),
+            said: Vec::new(),
+            screens: Default::default(),
+            closed: None,
+        }
     }
 
     fn connect(sock: &Path) -> Client {
@@ -128,8 +139,10 @@ impl Client {
             let left = end.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(Incoming::Event(Event::Agent(a))) => {
-                    self.states.insert(a.name, a.state);
+                    self.states.insert(a.name.clone(), a.state);
+                    self.infos.insert(a.name.clone(), a);
                 }
+                Ok(Incoming::Event(Event::Message { text, error })) => self.said.push((text, error)),
                 Ok(Incoming::Event(Event::Screen { name, screen, .. })) => {
                     self.screens.insert(name, screen);
                 }
@@ -950,4 +963,49 @@ fn every_script_request_is_answered_in_the_printed_schema() {
             }
         }
     }
+}
+
+/// The crew file edited while the crew runs: a new agent joins stopped (nothing starts without the operator's
+/// word) and starts on R; an agent taken out of the file stays, with its work, marked; a running agent whose
+/// entry changed is marked and takes the change when restarted; a file that does not parse changes nothing and
+/// its error names the place. Each change is said.
+#[test]
+fn the_crew_file_edited_while_the_crew_runs_is_applied_as_a_difference() {
+    use protocol::CrewFileMark;
+    let mut crew = Crew::new(TWO);
+    let (_sock, mut c) = started(&mut crew);
+    let file = crew.repo().join(".muster/crew.toml");
+    let three =
+        format!("{TWO}[[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am c; exec sleep 600\"]\n");
+    std::fs::write(&file, &three).unwrap();
+    c.wait("c added, stopped", |c| {
+        c.infos.get("c").is_some_and(|i| i.state == AgentState::Stopped && i.crew_file == CrewFileMark::Added)
+    });
+    c.wait("the change said", |c| c.said.iter().any(|(t, e)| !e && t.contains("c added")));
+    assert_eq!(c.states.get("a"), Some(&AgentState::Idle), "a running agent is not touched");
+    c.engine.send(protocol::Command::Restart { name: "c".into() });
+    c.wait("c running", |c| {
+        c.infos.get("c").is_some_and(|i| i.state.is_running() && i.crew_file == CrewFileMark::Same)
+    });
+    // A broken file: said with its place, and nothing changes.
+    std::fs::write(&file, format!("{three}[[agent]]\nname = \"d\"\nkommand = \"bash\"\n")).unwrap();
+    c.wait("the error said", |c| {
+        c.said.iter().any(|(t, e)| *e && t.contains("crew.toml:") && t.contains("not applied"))
+    });
+    assert!(!c.infos.contains_key("d"));
+    // b leaves the file; a's entry changes while it runs.
+    let edited =
+        "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am a again; exec sleep 600\"]\n\
+                  [[agent]]\nname = \"c\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am c; exec sleep 600\"]\n";
+    std::fs::write(&file, edited).unwrap();
+    c.wait("b left, a changed", |c| {
+        c.infos.get("b").is_some_and(|i| i.crew_file == CrewFileMark::Left)
+            && c.infos.get("a").is_some_and(|i| i.crew_file == CrewFileMark::Changed && i.state.is_running())
+    });
+    watch(&c, "a");
+    c.engine.send(protocol::Command::Restart { name: "a".into() });
+    c.wait("a restarted with its new command, no longer marked", |c| {
+        c.screen_has("a", "i am a again") && c.infos.get("a").is_some_and(|i| i.crew_file == CrewFileMark::Same)
+    });
+    assert!(c.infos.get("b").is_some_and(|i| i.state.is_running()), "b runs on until the operator removes it");
 }

@@ -34,6 +34,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             rolled_back: name == "docs",
             why: if state == AgentState::Waiting { "screen rule `question`".into() } else { String::new() },
             mail: Default::default(),
+            crew_file: Default::default(),
         },
         screen: None,
         checkpoints: Vec::new(),
@@ -399,4 +400,22 @@ fn messages_list_80x24() {
     s.messages.push_back((NOW - 5_000, "docs: merge refused: /repo has uncommitted changes (x.txt)".into(), true));
     update(&mut s, Msg::Key(Key::parse("!").unwrap()));
     insta::assert_snapshot!(draw(&s));
+}
+
+/// The crew file changed while the crew ran: the roster says, per agent, what waits for the operator's key.
+#[test]
+fn crew_file_changes_in_the_roster_120x40() {
+    use muster::protocol::CrewFileMark;
+    let mut s = state(120, 40);
+    let mut new = agent("reviewer", "claude", AgentState::Stopped, 0, 0, 0);
+    new.info.last_output_ms = None;
+    new.info.crew_file = CrewFileMark::Added;
+    s.agents.push(new);
+    s.agents[0].info.crew_file = CrewFileMark::Changed;
+    s.agents[4].info.crew_file = CrewFileMark::Left;
+    let text = draw(&s);
+    assert!(text.contains("+ new: R starts it"), "{text}");
+    assert!(text.contains("↻ changed: R applies"), "{text}");
+    assert!(text.contains("− left crew file: D"), "{text}");
+    insta::assert_snapshot!(text);
 }

@@ -37,6 +37,21 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Messages);
         }
+        Action::StartAll => {
+            let names: Vec<String> =
+                state.agents.iter().filter(|a| !a.info.state.is_running()).map(|a| a.info.name.clone()).collect();
+            if names.is_empty() {
+                state.status = Some(("every agent is running".into(), false));
+            } else {
+                let shown: Vec<String> = names.iter().take(12).cloned().collect();
+                let more = names.len().saturating_sub(shown.len());
+                let mut lines =
+                    vec![shown.join(", ") + &if more > 0 { format!(" and {more} more") } else { String::new() }];
+                lines.push("Each resumes its conversation where its CLI can (as R does).".into());
+                let title = format!("Start {}?", crate::text::counted(names.len(), "agent"));
+                state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::StartAll { names } });
+            }
+        }
         Action::Quit if state.detaches => fx.push(Effect::Quit),
         Action::Quit | Action::StopCrew => {
             let running = state.running();
@@ -163,6 +178,11 @@ pub(super) fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>
             state.quitting = true;
             state.status = Some(("stopping agents…".into(), false));
             fx.push(Effect::Engine(Command::Shutdown));
+        }
+        Confirmed::StartAll { names } => {
+            for name in names {
+                fx.push(Effect::Engine(Command::Start { name, resume: true }));
+            }
         }
         Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
         Confirmed::Rollback { name, n, files } => fx.push(Effect::Engine(Command::Rollback { name, n, files })),

@@ -28,6 +28,10 @@ pub struct AgentView {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirmed {
     Quit,
+    /// Start these agents (none of them runs).
+    StartAll {
+        names: Vec<String>,
+    },
     Remove {
         name: String,
         force: bool,

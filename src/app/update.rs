@@ -273,6 +273,25 @@ mod tests {
     }
 
     #[test]
+    fn start_all_asks_naming_the_agents_not_running_then_starts_each() {
+        let mut s = state_with(&[("a", AgentState::Stopped), ("b", AgentState::Idle), ("c", AgentState::Exited)]);
+        let fx = update(&mut s, key("A"));
+        assert!(engine_cmds(&fx).is_empty(), "nothing starts before the operator says so");
+        let Some(Dialog::Confirm { title, lines, .. }) = &s.dialog else { panic!("{:?}", s.dialog) };
+        assert_eq!(title, "Start 2 agents?");
+        assert_eq!(lines[0], "a, c");
+        let fx = update(&mut s, key("y"));
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Start { name: "a".into(), resume: true }, Command::Start { name: "c".into(), resume: true }]
+        );
+        // With every agent running there is nothing to ask.
+        let mut s = state_with(&[("b", AgentState::Busy)]);
+        update(&mut s, key("A"));
+        assert!(s.dialog.is_none() && s.status.as_ref().is_some_and(|(t, _)| t.contains("every agent is running")));
+    }
+
+    #[test]
     fn quit_asks_while_agents_run() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, key("q"));

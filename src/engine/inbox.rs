@@ -73,6 +73,8 @@ pub enum Report {
     /// A branch of the repository moved (a commit on the base outside muster): what merges would bring is
     /// measured again, once the moves settle.
     RefsMoved,
+    /// `.muster/crew.toml` was written: read again (once the writes settle) and applied as a difference.
+    CrewFileChanged,
     /// A delivery's Enter went into the agent (the confirmation clock starts).
     MailEntered {
         name: String,

@@ -2,6 +2,7 @@
 //! never holds a PTY, a git handle or an emulator lock — and the engine can later move into a server.
 
 pub mod agent;
+pub mod crew_watch;
 pub mod detect;
 pub mod git_jobs;
 pub mod hooks;

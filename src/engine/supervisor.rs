@@ -1,6 +1,7 @@
 //! The engine loop: commands from the UI and reports from agent threads, one at a time, on its own thread.
 
 use crate::protocol::script::{Answer, ErrorKind, ScriptError, TurnEnd, WaitOutcome};
+use crate::protocol::CrewFileMark;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,7 @@ use crate::pty::tree::AgentTree;
 use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::input;
 
+mod crew;
 mod jobs;
 mod launch;
 mod lifecycle;
@@ -42,6 +44,8 @@ use viewers::Watcher;
 
 struct Slot {
     spec: AgentSpec,
+    /// The crew file's new word on this agent, applied when it next starts (it ran when the file changed).
+    pending_spec: Option<AgentSpec>,
     info: AgentInfo,
     running: Option<Running>,
     ran_before: bool,
@@ -101,6 +105,10 @@ struct Supervisor {
     _refs: Option<crate::git::refwatch::RefWatch>,
     /// When to measure diffstats and overlaps again after branches moved (moves within it are one).
     remeasure_at: Option<Instant>,
+    /// Watches the crew file while the engine runs.
+    _crew_watch: Option<super::crew_watch::CrewWatch>,
+    /// When to read the crew file again after it was written (writes within it are one).
+    crew_reload_at: Option<Instant>,
     /// The operator was told the job queue is full (once until it has room again).
     queue_full_said: std::cell::Cell<bool>,
     overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
@@ -134,6 +142,9 @@ pub use crate::protocol::script::WaitFor;
 /// How long after a branch moves its diffstats and overlaps are measured again.
 const REMEASURE_AFTER: Duration = Duration::from_millis(300);
 
+/// How long after the crew file is written it is read again.
+const CREW_RELOAD_AFTER: Duration = Duration::from_millis(200);
+
 /// How soon a change of an agent's state reaches `.muster/state.json`.
 const SAVE_AFTER: Duration = Duration::from_secs(1);
 
@@ -160,6 +171,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     // Without it, merges made through muster still measure again.
     .inspect_err(|e| tracing::warn!("watching the repository's branches: {e:#}"))
     .ok();
+    let changed = tx.clone();
+    let crew_watch = super::crew_watch::watch(&cfg.root, move || {
+        let _ = changed.send(EngineMsg::Report(Report::CrewFileChanged));
+    })
+    // Without it, the crew file is read when the server starts, as before.
+    .inspect_err(|e| tracing::warn!("watching the crew file: {e:#}"))
+    .ok();
     let (saved, load_errors) = store::load_or_set_aside(&cfg.root);
     for e in load_errors {
         tracing::warn!("saved state: {e}");
@@ -184,6 +202,8 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         queue_full_said: Default::default(),
         _refs: refs,
         remeasure_at: None,
+        _crew_watch: crew_watch,
+        crew_reload_at: None,
         overlap_tx,
         run_dir,
         shutting_down: false,
@@ -263,6 +283,10 @@ impl Supervisor {
     fn report(&mut self, report: Report) {
         match report {
             Report::Checkpoints(done) => self.checkpoints_done(done),
+            Report::CrewFileChanged => {
+                // An editor writes, renames and sets modes: one change, read once it settles.
+                self.crew_reload_at.get_or_insert(Instant::now() + CREW_RELOAD_AFTER);
+            }
             Report::RefsMoved => {
                 // A commit writes several files; what follows within the pause is the same move.
                 self.remeasure_at.get_or_insert(Instant::now() + REMEASURE_AFTER);
@@ -501,7 +525,14 @@ impl Supervisor {
     }
 
     fn next_timer(&self) -> Option<Instant> {
-        self.kills.iter().map(|k| k.at).chain(self.leftovers.iter().map(|l| l.0)).chain(self.remeasure_at).min()
+        let reload = self.crew_reload_at;
+        self.kills
+            .iter()
+            .map(|k| k.at)
+            .chain(self.leftovers.iter().map(|l| l.0))
+            .chain(self.remeasure_at)
+            .chain(reload)
+            .min()
     }
 
     /// Stops whose grace ran out, and leftovers of exited agents.
@@ -509,6 +540,10 @@ impl Supervisor {
         let now = Instant::now();
         if self.remeasure_at.is_some_and(|t| t <= now) {
             self.remeasure();
+        }
+        if self.crew_reload_at.is_some_and(|t| t <= now) {
+            self.crew_reload_at = None;
+            self.reload_crew();
         }
         let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) =
             std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);

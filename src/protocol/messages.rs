@@ -103,6 +103,24 @@ pub struct AgentInfo {
     /// Its mail: unread by the operator, waiting for delivery, dead letters, an open question.
     #[serde(default)]
     pub mail: MailMarks,
+    /// What the crew file, changed while the crew runs, says of this agent that it does not have yet.
+    #[serde(default)]
+    pub crew_file: CrewFileMark,
+}
+
+/// How an agent stands to the crew file as it is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrewFileMark {
+    /// As the file says.
+    #[default]
+    Same,
+    /// Added to the file while the crew ran: not started yet.
+    Added,
+    /// Changed in the file while it ran: a restart applies the change.
+    Changed,
+    /// No longer in the file: kept (with its work) until the operator removes it.
+    Left,
 }
 
 impl AgentInfo {
@@ -126,6 +144,7 @@ impl AgentInfo {
             rolled_back: false,
             why: String::new(),
             mail: MailMarks::default(),
+            crew_file: CrewFileMark::Same,
         }
     }
 }

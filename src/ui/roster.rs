@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::{AgentView, State};
-use crate::protocol::AgentState;
+use crate::protocol::{AgentState, CrewFileMark};
 
 /// "2s", "3m", "1h", "4d": how long since the agent last printed anything.
 pub fn age(now_ms: u64, then_ms: Option<u64>) -> String {
@@ -112,6 +112,13 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         Some((format!("? {}", q.lines().next().unwrap_or("")), "roster.attention"))
     } else if agent.attention && info.state == AgentState::Waiting {
         Some(("⚑ needs you".to_string(), "roster.attention"))
+    } else if info.crew_file != CrewFileMark::Same {
+        // The crew file changed while the crew ran: what it asks waits for the operator's key.
+        Some(match info.crew_file {
+            CrewFileMark::Added => ("+ new: R starts it".to_string(), "roster.attention"),
+            CrewFileMark::Changed => ("↻ changed: R applies".to_string(), "ui.warning"),
+            _ => ("− left crew file: D".to_string(), "ui.warning"),
+        })
     } else if let Some((others, conflicts)) = state.overlap_of(&info.name) {
         match conflicts {
             true => Some((format!("✗ conflicts with: {}", others.join(", ")), "ui.error")),
@@ -136,7 +143,8 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         return;
     }
     if state.agents.is_empty() {
-        let msg = " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one).";
+        let msg = " No agents. Add some to .muster/crew.toml (`muster init` writes a commented one): they appear here \
+                   when it is saved.";
         frame.render_widget(Paragraph::new(msg).style(state.theme.style("roster.kind")), area);
         return;
     }

@@ -95,6 +95,17 @@ impl Supervisor {
         if self.slots[idx].running.as_ref().is_some_and(|r| !r.exited) {
             return;
         }
+        // What the crew file says now, once the agent is not running.
+        if let Some(spec) = self.slots[idx].pending_spec.take() {
+            self.slots[idx].info.kind = spec.kind.clone();
+            self.slots[idx].spec = spec;
+        }
+        self.slots[idx].info.crew_file = match self.slots[idx].info.crew_file {
+            CrewFileMark::Left => CrewFileMark::Left,
+            _ => CrewFileMark::Same,
+        };
+        // An agent that never ran has no conversation to resume.
+        let resume = resume && self.slots[idx].ran_before;
         match self.launch(idx, resume) {
             Ok(()) => {}
             Err(e) => {
@@ -269,8 +280,10 @@ impl Supervisor {
             rolled_back: false,
             why: String::new(),
             mail: Default::default(),
+            crew_file: Default::default(),
         };
         Slot {
+            pending_spec: None,
             prompt_pending: spec.prompt.is_some() && spec.prompt_args.is_empty(),
             spec,
             info,
