@@ -920,3 +920,37 @@ fn the_rest_of_the_roster_keys_from_the_keyboard() {
     t.keys(&["y"]);
     t.wait_for("exit", |s| s.contains("EXITED 0"));
 }
+
+/// The crew file saved while the workbench runs: the new agents appear, marked, and `A` starts them after asking;
+/// a file that does not parse is said with its place and changes nothing.
+#[test]
+fn agents_added_to_the_crew_file_appear_and_start_from_the_keyboard() {
+    let one = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\n";
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, one));
+    t.wait_for("a running", |s| roster_line(s, "a").contains("idle") || roster_line(s, "a").contains("busy"));
+    let file = t.dir.path().join("repo/.muster/crew.toml");
+    std::fs::write(
+        &file,
+        format!("{one}[[agent]]\nname = \"b\"\ncommand = \"bash\"\n[[agent]]\nname = \"c\"\ncommand = \"bash\"\n"),
+    )
+    .unwrap();
+    t.wait_for("b and c, new and stopped", |s| {
+        ["b", "c"].iter().all(|n| {
+            let line = roster_line(s, n);
+            line.contains("stopped") && line.contains("+ new: R starts it")
+        }) && s.contains("crew.toml: b added")
+    });
+    t.keys(&["A"]);
+    t.wait_for("asked, naming them", |s| s.contains("Start 2 agents?") && s.contains("b, c"));
+    t.keys(&["y"]);
+    t.wait_for("b and c running", |s| {
+        ["b", "c"].iter().all(|n| {
+            let line = roster_line(s, n);
+            !line.contains("stopped") && !line.contains("+ new")
+        })
+    });
+    std::fs::write(&file, "[[agent]]\nname = \"a\"\ncomand = \"bash\"\n").unwrap();
+    t.wait_for("the error, with its place", |s| s.contains("crew.toml:3:1") && s.contains("not applied"));
+    let s = t.screen();
+    assert!(["a", "b", "c"].iter().all(|n| !roster_line(&s, n).contains("left crew file")), "nothing changed:\n{s}");
+}

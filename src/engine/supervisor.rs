@@ -239,7 +239,9 @@ impl Supervisor {
         // Agents of an earlier session that left the crew file are still shown, so their work is not forgotten.
         for a in &saved.agents {
             if !seen.contains(&a.spec.name) {
-                self.slots.push(self.new_slot(a.spec.clone(), Some(a)));
+                let mut slot = self.new_slot(a.spec.clone(), Some(a));
+                slot.info.crew_file = CrewFileMark::Left;
+                self.slots.push(slot);
             }
         }
         for slot in &self.slots {
@@ -399,7 +401,9 @@ impl Supervisor {
                 let names: Vec<String> = self
                     .slots
                     .iter()
+                    // One the crew file no longer has waits for the operator's word (R), as a new one does.
                     .filter(|s| !s.ran_before && s.running.is_none())
+                    .filter(|s| !matches!(s.info.crew_file, CrewFileMark::Left | CrewFileMark::Added))
                     .map(|s| s.spec.name.clone())
                     .collect();
                 for name in names {

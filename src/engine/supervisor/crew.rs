@@ -10,20 +10,23 @@ use super::*;
 pub(super) struct CrewDiff {
     pub(super) added: Vec<AgentSpec>,
     pub(super) changed: Vec<AgentSpec>,
+    /// Shown (of an earlier session, or taken out before) and in the file again as it is.
+    pub(super) back: Vec<String>,
     pub(super) left: Vec<String>,
 }
 
-/// The difference from the crew the engine has (`before`: the file as last applied, `shown`: every agent in
-/// the roster, some of an earlier session) to the crew file now.
-pub(super) fn crew_diff(before: &[AgentSpec], shown: &[&str], now: &[AgentSpec]) -> CrewDiff {
+/// The difference from the crew the engine has (`before`: the file as last applied, `shown`: the spec of every
+/// agent in the roster, some of an earlier session) to the crew file now.
+pub(super) fn crew_diff(before: &[AgentSpec], shown: &[&AgentSpec], now: &[AgentSpec]) -> CrewDiff {
     let mut diff = CrewDiff::default();
     for spec in now {
-        match before.iter().find(|b| b.name == spec.name) {
-            Some(b) if b == spec => {}
-            Some(_) => diff.changed.push(spec.clone()),
-            // Back in the file (an agent of an earlier session is still shown): its spec is the file's.
-            None if shown.contains(&spec.name.as_str()) => diff.changed.push(spec.clone()),
-            None => diff.added.push(spec.clone()),
+        match (before.iter().find(|b| b.name == spec.name), shown.iter().find(|s| s.name == spec.name)) {
+            (Some(b), _) if b == spec => {}
+            (Some(_), _) => diff.changed.push(spec.clone()),
+            // Back in the file (an agent of an earlier session is still shown): the file's spec is its own.
+            (None, Some(s)) if *s == spec => diff.back.push(spec.name.clone()),
+            (None, Some(_)) => diff.changed.push(spec.clone()),
+            (None, None) => diff.added.push(spec.clone()),
         }
     }
     diff.left = before.iter().filter(|b| now.iter().all(|n| n.name != b.name)).map(|b| b.name.clone()).collect();
@@ -35,12 +38,11 @@ impl Supervisor {
         let crew = match crate::config::load_crew(&self.cfg.root) {
             Ok((crew, _, _)) => crew,
             Err(e) => {
-                self.message(format!("{e:#} — the crew file was not applied; the crew runs as it was"), true);
+                self.message(format!("crew file not applied (the crew runs as it was): {e:#}"), true);
                 return;
             }
         };
-        let shown: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
-        let shown: Vec<&str> = shown.iter().map(String::as_str).collect();
+        let shown: Vec<&AgentSpec> = self.slots.iter().map(|s| s.pending_spec.as_ref().unwrap_or(&s.spec)).collect();
         let diff = crew_diff(&self.cfg.crew.agents, &shown, &crew.agents);
         self.cfg.crew = crew;
         if diff == CrewDiff::default() {
@@ -75,6 +77,14 @@ impl Supervisor {
             }
             self.emit(&name);
         }
+        for name in diff.back {
+            let Some(slot) = self.slot_mut(&name) else { continue };
+            if slot.info.crew_file == CrewFileMark::Left {
+                slot.info.crew_file = CrewFileMark::Same;
+                self.emit(&name);
+                said.push(format!("{name} is back in the file"));
+            }
+        }
         for name in diff.left {
             let Some(slot) = self.slot_mut(&name) else { continue };
             slot.info.crew_file = CrewFileMark::Left;
@@ -82,7 +92,9 @@ impl Supervisor {
             self.emit(&name);
             said.push(format!("{name} left the file (D removes it, its work checkpointed first)"));
         }
-        self.message(format!("crew.toml: {}", said.join("; ")), false);
+        if !said.is_empty() {
+            self.message(format!("crew.toml: {}", said.join("; ")), false);
+        }
         self.save();
     }
 }
@@ -103,14 +115,23 @@ mod tests {
         let now = specs(
             "[[agent]]\nname='a'\ncommand='bash'\n[[agent]]\nname='c'\ncommand='bash'\n[[agent]]\nname='old'\ncommand='sh'\n",
         );
-        let diff = crew_diff(&before, &["a", "b", "old"], &now);
+        // `old` is shown from an earlier session, with another command than the file gives it now.
+        let old = specs("[[agent]]\nname='old'\ncommand='bash'\n");
+        let shown: Vec<&AgentSpec> = before.iter().chain(&old).collect();
+        let diff = crew_diff(&before, &shown, &now);
         assert_eq!(diff.added.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["c"]);
-        assert_eq!(diff.changed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["old"], "back in the file");
+        assert_eq!(diff.changed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["old"], "back, changed");
         assert_eq!(diff.left, ["b"]);
+        // Back as it was: nothing to apply.
+        let same_old = specs("[[agent]]\nname='a'\ncommand='bash'\n[[agent]]\nname='b'\ncommand='bash'\n[[agent]]\nname='old'\ncommand='bash'\n");
+        let diff = crew_diff(&before, &shown, &same_old);
+        assert_eq!(diff.back, ["old"]);
+        assert!(diff.changed.is_empty() && diff.added.is_empty() && diff.left.is_empty());
         let edited = specs("[[agent]]\nname='a'\ncommand='bash'\nargs=['-l']\n[[agent]]\nname='b'\ncommand='bash'\n");
-        let diff = crew_diff(&before, &["a", "b"], &edited);
+        let shown: Vec<&AgentSpec> = before.iter().collect();
+        let diff = crew_diff(&before, &shown, &edited);
         assert_eq!(diff.changed.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["a"]);
         assert!(diff.added.is_empty() && diff.left.is_empty());
-        assert_eq!(crew_diff(&before, &["a", "b"], &before), CrewDiff::default());
+        assert_eq!(crew_diff(&before, &shown, &before), CrewDiff::default());
     }
 }
