@@ -44,6 +44,34 @@ pub enum Cmd {
     },
     /// Stop the crew (each agent checkpointed first) and its server, as `muster server stop --yes`.
     Down,
+    /// Add an agent to the crew: written into .muster/crew.toml (its comments kept) and shown by the running
+    /// crew at once. A preset (`--kind claude`, `codex`, …) or a `--command` (with its arguments after `--`).
+    Add {
+        name: String,
+        #[arg(long, required_unless_present = "command")]
+        kind: Option<String>,
+        #[arg(long)]
+        command: Option<String>,
+        /// What the agent is told first.
+        #[arg(long)]
+        prompt: Option<String>,
+        /// The branch its worktree starts from.
+        #[arg(long)]
+        base: Option<String>,
+        /// Start it now.
+        #[arg(long)]
+        start: bool,
+        /// The command's arguments.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Remove an agent: stopped, checkpointed, its worktree and its entry in the crew file removed (refused when
+    /// work would be lost, unless --force; the checkpoint and branch stay under refs/muster/removed).
+    Rm {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
     /// This user's running muster servers and their crews.
     Ls,
     /// The JSON Schema of the scripting socket (`hook.sock` in the run folder): requests, and what each answers.

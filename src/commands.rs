@@ -28,7 +28,7 @@ use merging::*;
 pub(crate) use printable::{printable, printable_line};
 use servers::*;
 use steer::*;
-use up::{down, up};
+use up::{down, through_the_crew, up};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let dir = match &cli.dir {
@@ -52,6 +52,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Ls) => ls()?,
         Some(Cmd::Up { detach }) => return up(&find_repo_root(&dir)?, detach),
         Some(Cmd::Down) => return down(&find_repo_root(&dir)?),
+        Some(Cmd::Add { name, kind, command, prompt, base, start, args }) => {
+            let add = engine::Command::AddAgent { name, kind, command, args, prompt, base, start };
+            return through_the_crew(&find_repo_root(&dir)?, add);
+        }
+        Some(Cmd::Rm { name, force }) => {
+            return through_the_crew(&find_repo_root(&dir)?, engine::Command::Remove { name, force })
+        }
         Some(Cmd::Schema) => println!("{}", serde_json::to_string_pretty(&crate::protocol::script::schema())?),
         Some(Cmd::Proxy) => proxy(&find_repo_root(&dir)?)?,
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
@@ -137,6 +144,8 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
                     | Cmd::Ls
                     | Cmd::Up { .. }
                     | Cmd::Down
+                    | Cmd::Add { .. }
+                    | Cmd::Rm { .. }
                     | Cmd::Server { action: ServerCmd::Status | ServerCmd::Stop { .. } }
             )
     )

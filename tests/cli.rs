@@ -339,3 +339,41 @@ fn up_with_no_agents_says_so() {
     let (ok, _) = muster(dir.path(), &["server", "status"]);
     assert!(!ok);
 }
+
+/// `add` and `rm` for scripts, through the crew's server (started for them when none runs): the crew file keeps
+/// its comments; a taken name or an unknown kind is refused and changes nothing; an agent added with --start
+/// runs at once; `rm` takes its entry out again.
+#[test]
+fn add_and_rm_keep_the_crew_file_as_a_person_wrote_it() {
+    let dir = repo();
+    let file = dir.path().join(".muster/crew.toml");
+    std::fs::write(&file, "# our crew\n[[agent]]\nname = \"a\"   # the first\ncommand = \"bash\"\n").unwrap();
+    let _down = Down(dir.path());
+    let (ok, text) = muster(dir.path(), &["add", "b", "--command", "bash"]);
+    assert!(ok && text.contains("added b"), "{text}");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        written.starts_with("# our crew\n[[agent]]\nname = \"a\"   # the first\ncommand = \"bash\"\n"),
+        "{written}"
+    );
+    assert!(written.ends_with("[[agent]]\nname = \"b\"\ncommand = \"bash\"\n"), "{written}");
+    let (ok, text) = muster(dir.path(), &["add", "b", "--command", "bash"]);
+    assert!(!ok && text.contains("`b` is in the crew already"), "{text}");
+    let (ok, text) = muster(dir.path(), &["add", "c", "--kind", "nosuch"]);
+    assert!(!ok && text.contains("unknown preset `nosuch`"), "{text}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written, "a refused change writes nothing");
+    let (ok, text) = muster(dir.path(), &["add", "d", "--command", "bash", "--start"]);
+    assert!(ok && text.contains("added d and started it"), "{text}");
+    let (ok, text) = muster(dir.path(), &["wait", "d", "--until", "idle", "--timeout", "30"]);
+    assert!(ok, "{text}");
+    let (ok, text) = muster(dir.path(), &["status"]);
+    assert!(
+        ok && text.lines().any(|l| l.starts_with("a ") && l.contains("never started")),
+        "nothing else starts:\n{text}"
+    );
+    let (ok, text) = muster(dir.path(), &["rm", "d"]);
+    assert!(ok && text.contains("removed d"), "{text}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), written, "its entry went with it");
+    let (ok, text) = muster(dir.path(), &["status"]);
+    assert!(ok && !text.lines().any(|l| l.starts_with("d ")), "{text}");
+}

@@ -833,7 +833,8 @@ fn output_scrolled_by_the_terminal_leaves_the_screen_exact() {
 #[test]
 fn a_terminal_wider_than_the_limit_still_runs_the_workbench() {
     let t = Tmux::start(1100, 30, "demo --agents 2");
-    t.wait_for("roster and well", |s| s.contains("[terminal]") && s.contains("api"));
+    // The agents run (not only listed), so quitting asks.
+    t.wait_for("roster and well", |s| s.contains("[terminal]") && !roster_line(s, "api").contains("stopped"));
     t.keys(&["q"]);
     t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
     t.keys(&["y"]);
@@ -863,7 +864,9 @@ fn every_config_warning_is_listed_from_the_keyboard() {
     });
     // Apart: ESC then q at once reads as Alt-q.
     t.keys(&["Escape"]);
-    t.wait_for("the list closed", |s| !s.contains("in the config files"));
+    t.wait_for("the list closed, the agents running", |s| {
+        !s.contains("in the config files") && !roster_line(s, "api").contains("stopped")
+    });
     t.keys(&["q"]);
     t.wait_for("quit confirmation", |s| s.contains("Quit muster?"));
     t.keys(&["y"]);

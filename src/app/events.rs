@@ -54,7 +54,9 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::Notification { name, text } => state.status = Some((format!("{name}: {text}"), false)),
         Event::RemoveCheck { name, status } => {
-            let mut lines = vec![format!("Remove agent {name}, its worktree and its branch muster/{name}?")];
+            let mut lines = vec![format!(
+                "Remove agent {name}, its worktree, its branch muster/{name} and its entry in crew.toml?"
+            )];
             if !status.is_safe_to_remove() {
                 lines.push(format!(
                     "Not merged into its base: {}, {}.",

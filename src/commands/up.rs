@@ -124,6 +124,29 @@ fn line(a: &AgentInfo) -> String {
     format!("{:<16} {:<9} {}{}", a.name, a.kind, a.state.label(), why.map(|w| format!(" — {w}")).unwrap_or_default())
 }
 
+/// A change to the crew (`add`, `rm`), made by its server so it never races it: the running one, or one started
+/// for it (its agents are not started; it ends by itself after, when nothing runs).
+pub(super) fn through_the_crew(root: &Path, command: Command) -> Result<ExitCode> {
+    // Held until the answer: a server started for this has a client until then.
+    let _held = crate::server::spawn::connect_or_start(root, &[])?;
+    let run_dir = crate::ipc::run_dir(root)?;
+    let req = crate::protocol::script::Request::Run { command, trigger: None };
+    let answer = crate::engine::script_socket::ask(&run_dir, &req, None)?;
+    use crate::protocol::script::Answer;
+    match answer {
+        Some(Answer::Done { message }) => {
+            println!("{}", printable_line(message.as_deref().unwrap_or("done")));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Answer::Error(e)) => {
+            eprintln!("muster: {}", printable_line(&e.message));
+            Ok(ExitCode::from(1))
+        }
+        Some(other) => bail!("the muster server answered {other:?}"),
+        None => bail!("the muster server did not answer (see {})", run_dir.join(crate::server::LOG).display()),
+    }
+}
+
 /// Stop the crew (each agent checkpointed first) and its server.
 pub(super) fn down(root: &Path) -> Result<ExitCode> {
     server_cmd(root, ServerCmd::Stop { yes: true })

@@ -2,6 +2,7 @@
 //! (XDG config dir), then the project's `.muster/`.
 
 pub mod crew;
+pub mod crew_edit;
 pub mod keymap;
 pub mod location;
 pub mod paths;
@@ -51,4 +52,25 @@ pub fn load_crew(root: &std::path::Path) -> anyhow::Result<(crew::Crew, user::Us
         None => crew::Crew::default(),
     };
     Ok((crew, user_cfg, warnings))
+}
+
+/// Change the repository's crew file with `edit` (its text in, the new text out, or why not), checked as a crew
+/// before it is written (atomically: a server reading it meanwhile sees the old file or the new one). `Ok(false)`
+/// when `edit` left nothing to change.
+pub fn edit_crew_file(
+    root: &std::path::Path,
+    edit: impl FnOnce(&str) -> Result<Option<String>, String>,
+) -> anyhow::Result<bool> {
+    let dir = crate::safefs::real_dir(root, ".muster")?;
+    let path = dir.join("crew.toml");
+    let shown = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+    let text = read_text(&path).map_err(|e| ConfigError { file: shown.clone(), ..e })?.unwrap_or_default();
+    let (user_cfg, _) = user::load();
+    // A file broken already is said as it is, with its place; a change that would break it, by what is wrong.
+    crew::parse_crew(&shown, &text, &preset::builtin(), &user_cfg.defaults)?;
+    let Some(new) = edit(&text).map_err(|e| anyhow::anyhow!("{}: {e}", shown.display()))? else { return Ok(false) };
+    crew::parse_crew(&shown, &new, &preset::builtin(), &user_cfg.defaults)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    crate::safefs::write_file(&dir, "crew.toml", new.as_bytes())?;
+    Ok(true)
 }

@@ -432,7 +432,14 @@ impl Supervisor {
                     self.sink.reply(from, Event::RemoveCheck { name, status });
                 }
             }
-            Command::Remove { name, force } => self.remove(&name, force),
+            Command::Remove { name, force } => {
+                // Said as a message when refused.
+                let _ = self.remove(&name, force);
+            }
+            Command::AddAgent { name, kind, command, args, prompt, base, start } => {
+                let new = crate::config::crew_edit::NewAgent { name, kind, command, args, prompt, base };
+                let _ = self.add_agent(new, start);
+            }
             Command::Key { name, key } => self.input(&name, client, |r| input::encode_key(key, r.modes())),
             Command::Paste { name, text } => self.input(&name, client, |r| input::encode_paste(&text, r.modes())),
             Command::Steer { name, text, force } => {
@@ -663,7 +670,7 @@ mod tests {
         };
         wait(
             "the agent",
-            &mut |e| matches!(e, Event::Agent(i) if i.state == AgentState::Starting && i.pid.is_none() && !i.branch.is_empty()),
+            &mut |e| matches!(e, Event::Agent(i) if i.state == AgentState::Stopped && i.pid.is_none() && !i.branch.is_empty()),
         );
         let wait_child = || loop {
             if let Some(c) = fake.children().into_iter().next() {

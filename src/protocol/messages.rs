@@ -173,9 +173,28 @@ pub enum Command {
     CheckRemove {
         name: String,
     },
+    /// Remove the agent: stopped, checkpointed, its worktree removed (refused when work would be lost, unless
+    /// `force`) and its entry taken out of the crew file.
     Remove {
         name: String,
         force: bool,
+    },
+    /// Add an agent to the crew: written into the crew file (its comments kept), shown at once, started when
+    /// `start`. A preset (`kind`) or a `command`.
+    AddAgent {
+        name: String,
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        command: Option<String>,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        prompt: Option<String>,
+        #[serde(default)]
+        base: Option<String>,
+        #[serde(default)]
+        start: bool,
     },
     Key {
         name: String,

@@ -34,6 +34,25 @@ pub(super) fn crew_diff(before: &[AgentSpec], shown: &[&AgentSpec], now: &[Agent
 }
 
 impl Supervisor {
+    /// Add an agent: into the crew file first (checked as a crew; its comments kept), then into the roster as
+    /// the changed file says; started when asked. What happened, or why not (both also said).
+    pub(super) fn add_agent(&mut self, new: crate::config::crew_edit::NewAgent, start: bool) -> Result<String, String> {
+        let name = new.name.clone();
+        let written =
+            crate::config::edit_crew_file(&self.cfg.root, |t| crate::config::crew_edit::add_agent(t, &new).map(Some));
+        if let Err(e) = written {
+            let text = format!("{name} not added: {e:#}");
+            self.message(text.clone(), true);
+            return Err(text);
+        }
+        self.crew_reload_at = None;
+        self.reload_crew();
+        if start {
+            self.start(&name, false);
+        }
+        Ok(if start { format!("added {name} and started it") } else { format!("added {name} (R starts it)") })
+    }
+
     pub(super) fn reload_crew(&mut self) {
         let crew = match crate::config::load_crew(&self.cfg.root) {
             Ok((crew, _, _)) => crew,

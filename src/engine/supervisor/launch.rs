@@ -268,7 +268,8 @@ impl Supervisor {
                     root.clone()
                 }
             }),
-            state: if previous.is_some_and(|p| p.ran) { AgentState::Stopped } else { AgentState::Starting },
+            // Starting only once it starts: a crew served without a workbench has not started it.
+            state: AgentState::Stopped,
             exit: previous.and_then(|p| p.exit),
             last_output_ms: None,
             title: None,

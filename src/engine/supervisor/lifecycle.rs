@@ -136,9 +136,11 @@ impl Supervisor {
         }
     }
 
-    pub(super) fn remove(&mut self, name: &str, force: bool) {
+    /// Stop the agent, checkpoint its worktree, remove the worktree (refused when work would be lost, unless
+    /// `force`) and take its entry out of the crew file. What happened, or why not (both also said).
+    pub(super) fn remove(&mut self, name: &str, force: bool) -> Result<String, String> {
         let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
-            return;
+            return Err(format!("no agent named {name}"));
         };
         if let Some(r) = self.slots[idx].running.as_ref().filter(|r| !r.exited) {
             let _ = signals::kill(r.control.as_ref());
@@ -152,22 +154,36 @@ impl Supervisor {
             let before_remove =
                 |c: &_| crate::git::checkpoint::create_with(&slot.info.worktree, name, "before remove", c);
             if let Err(e) = WorktreeWatch::checkpoint(slot.files.as_deref(), before_remove) {
-                self.message(format!("{name}: not removed, the checkpoint before removal failed: {e:#}"), true);
-                return;
+                let text = format!("{name}: not removed, the checkpoint before removal failed: {e:#}");
+                self.message(text.clone(), true);
+                return Err(text);
             }
         }
         if slot.spec.worktree {
             if let Err(e) = worktree::remove_worktree(&self.cfg.root, name, &slot.info.base, force) {
-                self.message(format!("{name}: {e:#}"), true);
-                return;
+                let text = format!("{name}: {e:#}");
+                self.message(text.clone(), true);
+                return Err(text);
             }
         }
         self.slots.remove(idx);
         self.sink.event(Event::Removed { name: name.to_string() });
         self.request_overlaps();
         self.mail_on_remove(name);
-        self.message(format!("removed {name}"), false);
+        // Gone from the crew file too, so the next start does not bring it back (the watcher then sees no change).
+        let edited = crate::config::edit_crew_file(&self.cfg.root, |t| crate::config::crew_edit::remove_agent(t, name));
+        self.cfg.crew.agents.retain(|a| a.name != name);
+        let text = match edited {
+            Ok(true) => format!("removed {name} (and its entry in crew.toml)"),
+            Ok(false) => format!("removed {name}"),
+            Err(e) => {
+                self.message(format!("{name}: its entry stays in the crew file: {e:#}"), true);
+                format!("removed {name} (its entry stays in crew.toml)")
+            }
+        };
+        self.message(text.clone(), false);
         self.save();
+        Ok(text)
     }
 
     pub(super) fn detected(

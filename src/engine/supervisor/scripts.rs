@@ -126,6 +126,27 @@ impl Supervisor {
         let reply = Some(reply);
         match cmd {
             Command::Checkpoint { name } => self.job_with(&name, JobKind::Create { trigger }, false, reply, false),
+            Command::AddAgent { name, kind, command, args, prompt, base, start } => {
+                let new = crate::config::crew_edit::NewAgent { name, kind, command, args, prompt, base };
+                let answer = match self.add_agent(new, start) {
+                    Ok(text) => Answer::Done { message: Some(text) },
+                    Err(e) => Answer::error(ErrorKind::Refused, e),
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(answer);
+                }
+                true
+            }
+            Command::Remove { name, force } => {
+                let answer = match self.remove(&name, force) {
+                    Ok(text) => Answer::Done { message: Some(text) },
+                    Err(e) => Answer::error(ErrorKind::Refused, e),
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(answer);
+                }
+                true
+            }
             Command::Rollback { name, n, files } => {
                 self.job_with(&name, JobKind::Rollback { n, files }, true, reply, false)
             }

@@ -1,0 +1,105 @@
+//! Changing the crew file as a person would: an agent's table added at the end or taken out, every comment,
+//! blank line and other table left as it was. Text in, text out; the caller checks the result parses as a crew.
+
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
+
+/// An agent to add: a preset (`kind`) or a `command`, and what it is first told.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewAgent {
+    pub name: String,
+    pub kind: Option<String>,
+    pub command: Option<String>,
+    pub args: Vec<String>,
+    pub prompt: Option<String>,
+    pub base: Option<String>,
+}
+
+/// The crew file with `new` as its last `[[agent]]`; an error when the file is not TOML, its `agent` is not a
+/// list of tables, or an agent of that name is there already.
+pub fn add_agent(text: &str, new: &NewAgent) -> Result<String, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
+    let agents = doc.entry("agent").or_insert_with(|| Item::ArrayOfTables(ArrayOfTables::new()));
+    let Some(agents) = agents.as_array_of_tables_mut() else {
+        return Err("`agent` in the crew file is not a list of [[agent]] tables".into());
+    };
+    if agents.iter().any(|t| t.get("name").and_then(|n| n.as_str()) == Some(new.name.as_str())) {
+        return Err(format!("an agent named `{}` is in the crew already", new.name));
+    }
+    let mut t = Table::new();
+    t.insert("name", value(&new.name));
+    if let Some(kind) = &new.kind {
+        t.insert("kind", value(kind));
+    }
+    if let Some(command) = &new.command {
+        t.insert("command", value(command));
+    }
+    if !new.args.is_empty() {
+        t.insert("args", value(new.args.iter().collect::<Array>()));
+    }
+    if let Some(prompt) = &new.prompt {
+        t.insert("prompt", value(prompt));
+    }
+    if let Some(base) = &new.base {
+        t.insert("base", value(base));
+    }
+    agents.push(t);
+    Ok(doc.to_string())
+}
+
+/// The crew file without the agent `name`'s table; `None` when it has no such agent.
+pub fn remove_agent(text: &str, name: &str) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
+    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
+    let Some(at) = agents.iter().position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name)) else {
+        return Ok(None);
+    };
+    agents.remove(at);
+    Ok(Some(doc.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "# The crew of acme.\n[defaults]\nbase = \"main\"   # where they start\n\n\
+                        # Plans the work.\n[[agent]]\nname = \"planner\"\nkind = \"claude\"\n\n\
+                        # Writes the API.\n[[agent]]\nname = \"api\"\nkind = \"codex\"\n";
+
+    #[test]
+    fn an_agent_is_added_at_the_end_and_every_comment_stays() {
+        let new = NewAgent {
+            name: "tests".into(),
+            kind: Some("aider".into()),
+            prompt: Some("Write the tests \"now\".".into()),
+            ..Default::default()
+        };
+        let out = add_agent(FILE, &new).unwrap();
+        assert!(out.starts_with(FILE), "what was there is kept as it was:\n{out}");
+        let added = "\n\n[[agent]]\nname = \"tests\"\nkind = \"aider\"\nprompt = 'Write the tests \"now\".'\n";
+        assert!(out.ends_with(added), "{out}");
+        let crew = super::super::crew::parse_crew(
+            std::path::Path::new("c.toml"),
+            &out,
+            &super::super::preset::builtin(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(crew.agents.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["planner", "api", "tests"]);
+        assert_eq!(crew.agents[2].prompt.as_deref(), Some("Write the tests \"now\"."));
+        assert!(add_agent(&out, &new).unwrap_err().contains("`tests` is in the crew already"));
+        // An empty file gets its first agent.
+        let first = add_agent("", &NewAgent { name: "a".into(), command: Some("bash".into()), ..Default::default() });
+        assert_eq!(first.unwrap(), "[[agent]]\nname = \"a\"\ncommand = \"bash\"\n");
+    }
+
+    #[test]
+    fn an_agent_is_taken_out_with_its_table_only() {
+        let out = remove_agent(FILE, "planner").unwrap().unwrap();
+        assert!(out.contains("# The crew of acme.") && out.contains("base = \"main\"   # where they start"), "{out}");
+        assert!(!out.contains("planner") && out.contains("name = \"api\""), "{out}");
+        assert_eq!(remove_agent(FILE, "nobody").unwrap(), None);
+        assert_eq!(remove_agent("[defaults]\n", "a").unwrap(), None);
+        assert!(remove_agent("agent = 3\n[", "a").is_err());
+        assert!(add_agent("agent = 3\n", &NewAgent { name: "a".into(), ..Default::default() }).is_err());
+    }
+}
