@@ -957,3 +957,25 @@ fn agents_added_to_the_crew_file_appear_and_start_from_the_keyboard() {
     let s = t.screen();
     assert!(["a", "b", "c"].iter().all(|n| !roster_line(&s, n).contains("left crew file")), "nothing changed:\n{s}");
 }
+
+/// `n` adds an agent from the keyboard: a form in the crew file's own words; the agent joins the crew file (its
+/// comments kept) and runs.
+#[test]
+fn a_new_agent_from_the_keyboard() {
+    let one = "# our crew\n[[agent]]\nname = \"a\"   # the first\ncommand = \"bash\"\n";
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, one));
+    t.wait_for("a running", |s| roster_line(s, "a").contains("idle") || roster_line(s, "a").contains("busy"));
+    t.keys(&["n"]);
+    t.wait_for("the form", |s| s.contains("a new agent, as in crew.toml") && s.contains("# kinds:"));
+    t.text("helper");
+    // The kind line, cleared to its end and written anew.
+    t.keys(&["Down", "Home", "C-k"]);
+    t.text("kind = \"shell\"");
+    t.keys(&["C-s"]);
+    t.wait_for("helper running", |s| {
+        let line = roster_line(s, "helper");
+        line.contains("shell") && (line.contains("idle") || line.contains("busy"))
+    });
+    let file = std::fs::read_to_string(t.dir.path().join("repo/.muster/crew.toml")).unwrap();
+    assert!(file.starts_with(one) && file.ends_with("[[agent]]\nname = \"helper\"\nkind = \"shell\"\n"), "{file}");
+}

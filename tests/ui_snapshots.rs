@@ -419,3 +419,13 @@ fn crew_file_changes_in_the_roster_120x40() {
     assert!(text.contains("− left crew file: D"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// `n`: the new agent's form, in the crew file's words, the presets named.
+#[test]
+fn new_agent_form_80x24() {
+    let mut s = state(80, 24);
+    update(&mut s, Msg::Key(Key::parse("n").unwrap()));
+    let text = draw(&s);
+    assert!(text.contains("a new agent, as in crew.toml") && text.contains("name = \"\""), "{text}");
+    insta::assert_snapshot!(text);
+}

@@ -6,6 +6,7 @@ mod events;
 pub mod layout;
 pub mod mail;
 pub mod msg;
+mod new_agent;
 mod roster;
 pub mod state;
 mod steer;

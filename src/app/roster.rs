@@ -37,6 +37,11 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Messages);
         }
+        Action::NewAgent => {
+            let mut editor = TextArea::new(super::new_agent::template());
+            editor.move_cursor(ratatui_textarea::CursorMove::Jump(0, 8));
+            state.dialog = Some(Dialog::Edit { purpose: EditPurpose::NewAgent, editor: Box::new(editor) });
+        }
         Action::StartAll => {
             let names: Vec<String> =
                 state.agents.iter().filter(|a| !a.info.state.is_running()).map(|a| a.info.name.clone()).collect();

@@ -69,7 +69,12 @@ pub enum Confirmed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EditPurpose {
     ConflictResult,
-    MergeMessage { name: String, into_agent: bool },
+    MergeMessage {
+        name: String,
+        into_agent: bool,
+    },
+    /// A new agent, in the crew file's own words (`name`, `kind` or `command`, `prompt`, `base`).
+    NewAgent,
 }
 
 /// A merge stopped on conflicts, being resolved.

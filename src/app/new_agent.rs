@@ -1,0 +1,93 @@
+//! The workbench's `n`: a new agent written as the crew file writes one, so what the operator learns here is
+//! what the file says. The form is a few lines of TOML; what does not read is said, and the form stays open.
+
+use serde::Deserialize;
+
+use crate::protocol::Command;
+
+/// The form as it opens: every field the crew file would take for a new agent, the known presets named.
+pub fn template() -> Vec<String> {
+    let presets: Vec<String> = crate::config::preset::builtin().into_keys().collect();
+    vec![
+        "name = \"\"".into(),
+        "kind = \"claude\"".into(),
+        format!("# kinds: {}", presets.join(", ")),
+        "# command = \"…\"   (instead of a kind: any program)".into(),
+        "prompt = \"\"       # what it is told first (optional)".into(),
+        "base = \"\"         # the branch it starts from (optional)".into(),
+    ]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Form {
+    name: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    prompt: Option<String>,
+    #[serde(default)]
+    base: Option<String>,
+}
+
+/// The form's text as the command that adds the agent and starts it; why not, when it does not read. Whether
+/// the kind is known and the name is free, the crew file's own check says (the engine refuses, saying why).
+pub fn parse(text: &str) -> Result<Command, String> {
+    let form: Form = toml::from_str(text).map_err(|e| format!("new agent: {}", e.message()))?;
+    let given = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let name = form.name.trim().to_string();
+    if name.is_empty() {
+        return Err("new agent: it needs a name".into());
+    }
+    crate::config::crew::validate_name(&name).map_err(|e| format!("new agent: {e}"))?;
+    let (command, kind) = (given(form.command), given(form.kind));
+    if command.is_none() && kind.is_none() {
+        return Err("new agent: it needs a kind (a preset) or a command".into());
+    }
+    Ok(Command::AddAgent {
+        name,
+        // A command of its own makes it a custom agent, whatever kind the form still says.
+        kind: if command.is_some() { None } else { kind },
+        command,
+        args: Vec::new(),
+        prompt: given(form.prompt),
+        base: given(form.base),
+        start: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_as_it_opens_needs_only_a_name() {
+        let mut form = template();
+        assert!(parse(&form.join("\n")).unwrap_err().contains("needs a name"));
+        form[0] = "name = \"reviewer\"".into();
+        let Command::AddAgent { name, kind, command, prompt, base, start, .. } = parse(&form.join("\n")).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (name.as_str(), kind.as_deref(), command, prompt, base, start),
+            ("reviewer", Some("claude"), None, None, None, true)
+        );
+    }
+
+    #[test]
+    fn a_command_a_prompt_and_mistakes() {
+        let text = "name = \"lint\"\nkind = \"claude\"\ncommand = \"cargo\"\nprompt = \"watch it\"\nbase = \"dev\"\n";
+        let Command::AddAgent { kind, command, prompt, base, .. } = parse(text).unwrap() else { panic!() };
+        assert_eq!(
+            (kind, command.as_deref(), prompt.as_deref(), base.as_deref()),
+            (None, Some("cargo"), Some("watch it"), Some("dev"))
+        );
+        assert!(parse("name = \"../x\"\nkind = \"claude\"\n").unwrap_err().contains("not safe"));
+        assert!(parse("name = \"a\"\nkind = \"\"\n").unwrap_err().contains("needs a kind"));
+        assert!(parse("name = \"a\"\nkidn = \"claude\"\n").unwrap_err().contains("unknown field `kidn`"));
+        assert!(parse("name = \"a\n").is_err());
+    }
+}
