@@ -164,7 +164,13 @@ fn bench_state(agents: usize, screen: Option<std::sync::Arc<crate::term::Screen>
             port_base: 20000,
             ..AgentInfo::new(&crate::demo::agent_name(i), "demo", AgentState::Busy)
         };
-        state.agents.push(AgentView { info, screen: screen.clone(), checkpoints: Vec::new(), attention: false });
+        state.agents.push(AgentView {
+            info,
+            screen: screen.clone(),
+            checkpoints: Vec::new(),
+            attention: false,
+            unseen: false,
+        });
     }
     update(&mut state, Msg::Resize(200, 50));
     state

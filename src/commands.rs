@@ -272,6 +272,7 @@ fn workbench(
     })?;
     let mut state = State::new(repo, look.keymap, look.theme, (80, 24));
     state.bell_on_waiting = look.user.bell;
+    state.notify = look.user.notify;
     state.detaches = !quit_stops_crew;
     state.warnings = look.warnings.iter().map(|w| w.0.to_string()).collect();
     if let Some(w) = look.warnings.first() {

@@ -245,6 +245,13 @@ where
                         let _ = std::io::stdout().write_all(b"\x07");
                         let _ = std::io::stdout().flush();
                     }
+                    Effect::Notify(text) => {
+                        let var = |k: &str| std::env::var(k).unwrap_or_default();
+                        let tmux = std::env::var_os("TMUX").is_some();
+                        let bytes = crate::term::notify::notification(&text, &var("TERM"), &var("TERM_PROGRAM"), tmux);
+                        let _ = std::io::stdout().write_all(&bytes);
+                        let _ = std::io::stdout().flush();
+                    }
                     Effect::Quit => return Ok(()),
                 }
             }
@@ -486,7 +493,13 @@ mod tests {
             );
             for name in ["a", "b"] {
                 let info = AgentInfo { worktree: "/tmp/x".into(), ..AgentInfo::new(name, "demo", AgentState::Busy) };
-                state.agents.push(AgentView { info, screen: None, checkpoints: Vec::new(), attention: false });
+                state.agents.push(AgentView {
+                    info,
+                    screen: None,
+                    checkpoints: Vec::new(),
+                    attention: false,
+                    unseen: false,
+                });
             }
             update(&mut state, Msg::Resize(width, height));
             let term = crate::ui::layout::areas(width, height, 2, true, false).terminal.expect("a well");

@@ -39,6 +39,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
         screen: None,
         checkpoints: Vec::new(),
         attention: state == AgentState::Waiting,
+        unseen: false,
     }
 }
 
@@ -402,7 +403,8 @@ fn messages_list_80x24() {
     insta::assert_snapshot!(draw(&s));
 }
 
-/// The crew file changed while the crew ran: the roster says, per agent, what waits for the operator's key.
+/// The crew file changed while the crew ran: the roster says, per agent, what waits for the operator's key; a
+/// turn that ended out of view is marked (•).
 #[test]
 fn crew_file_changes_in_the_roster_120x40() {
     use muster::protocol::CrewFileMark;
@@ -413,7 +415,10 @@ fn crew_file_changes_in_the_roster_120x40() {
     s.agents.push(new);
     s.agents[0].info.crew_file = CrewFileMark::Changed;
     s.agents[4].info.crew_file = CrewFileMark::Left;
+    // docs finished a turn while api was on screen.
+    s.agents[2].unseen = true;
     let text = draw(&s);
+    assert!(text.lines().any(|l| l.starts_with("\"•○ docs")), "{text}");
     assert!(text.contains("+ new: R starts it"), "{text}");
     assert!(text.contains("↻ changed: R applies"), "{text}");
     assert!(text.contains("− left crew file: D"), "{text}");

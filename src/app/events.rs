@@ -14,6 +14,8 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                 Some(i) => {
                     let view = &mut state.agents[i];
                     let newly_waiting = info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
+                    // Looked at: the agent is selected and its terminal shown (or attached to).
+                    let in_view = i == selected && (state.attached || state.well_open);
                     if newly_waiting {
                         if i != selected || !state.attached {
                             view.attention = true;
@@ -21,13 +23,30 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                         if state.bell_on_waiting {
                             fx.push(Effect::Bell);
                         }
+                        if state.notify && !in_view {
+                            fx.push(Effect::Notify(format!("{} is waiting for you", info.name)));
+                        }
+                    }
+                    // A turn ended (busy, then back at its prompt) where the operator did not see it.
+                    let turn_ended = view.info.state == AgentState::Busy && info.state == AgentState::Idle;
+                    if turn_ended && !in_view {
+                        view.unseen = true;
+                        if state.notify {
+                            fx.push(Effect::Notify(format!("{} finished its turn", info.name)));
+                        }
                     }
                     if !info.state.is_running() && state.attached && i == selected {
                         state.attached = false;
                     }
                     view.info = info;
                 }
-                None => state.agents.push(AgentView { info, screen: None, checkpoints: Vec::new(), attention: false }),
+                None => state.agents.push(AgentView {
+                    info,
+                    screen: None,
+                    checkpoints: Vec::new(),
+                    attention: false,
+                    unseen: false,
+                }),
             }
         }
         Event::Removed { name } => {

@@ -354,6 +354,7 @@ mod tests {
                 screen: None,
                 checkpoints: Vec::new(),
                 attention: false,
+                unseen: false,
             });
         }
         let mails = vec![mail(1, "operator", "api", R::Dead, false), mail(2, "docs", OPERATOR, R::Delivered, true)];

@@ -26,5 +26,7 @@ pub enum Effect {
     Engine(Command),
     /// Ring the operator's terminal bell.
     Bell,
+    /// A desktop notification through the operator's terminal.
+    Notify(String),
     Quit,
 }

@@ -174,6 +174,7 @@ pub(super) fn select(state: &mut State, index: usize) {
     state.selected = index;
     if let Some(a) = state.agents.get_mut(index) {
         a.attention = false;
+        a.unseen = false;
     }
 }
 

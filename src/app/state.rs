@@ -22,6 +22,8 @@ pub struct AgentView {
     pub checkpoints: Vec<Checkpoint>,
     /// Started waiting for input (or rang its bell) and has not been looked at since.
     pub attention: bool,
+    /// Finished a turn while the operator looked elsewhere, and has not been looked at since.
+    pub unseen: bool,
 }
 
 /// What a confirmation leads to.
@@ -202,6 +204,8 @@ pub struct State {
     pub keymap: Keymap,
     pub theme: Theme,
     pub bell_on_waiting: bool,
+    /// Desktop notifications through the terminal (the user's `notify`).
+    pub notify: bool,
     pub quitting: bool,
     /// The crew runs in a server: quitting leaves it running (detaches); stopping it is `stop_crew`.
     pub detaches: bool,
@@ -254,6 +258,7 @@ impl State {
             keymap,
             theme,
             bell_on_waiting: true,
+            notify: true,
             quitting: false,
             detaches: false,
             closed: None,

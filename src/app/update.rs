@@ -292,6 +292,25 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_that_ends_out_of_view_is_marked_and_notified_until_looked_at() {
+        let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Busy)]);
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Idle))));
+        assert!(s.agents[1].unseen);
+        assert!(fx.contains(&Effect::Notify("b finished its turn".into())), "{fx:?}");
+        update(&mut s, key("j"));
+        assert!(!s.agents[1].unseen, "looked at");
+        // The agent in view: nothing to mark, nothing to notify.
+        update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Busy))));
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Idle))));
+        assert!(!s.agents[1].unseen && !fx.iter().any(|f| matches!(f, Effect::Notify(_))), "{fx:?}");
+        // Notifications off: still marked, not notified.
+        s.notify = false;
+        update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Busy))));
+        let fx = update(&mut s, Msg::Engine(Event::Agent(info("a", AgentState::Idle))));
+        assert!(s.agents[0].unseen && !fx.iter().any(|f| matches!(f, Effect::Notify(_))));
+    }
+
+    #[test]
     fn quit_asks_while_agents_run() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, key("q"));

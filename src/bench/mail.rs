@@ -79,6 +79,7 @@ fn open_large(n: usize) -> Result<()> {
                 screen: None,
                 checkpoints: Vec::new(),
                 attention: false,
+                unseen: false,
             })
             .collect();
         update(&mut state, Msg::Engine(engine::Event::Mail(loaded.clone())));

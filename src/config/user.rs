@@ -13,6 +13,9 @@ pub struct UserConfig {
     pub theme: Option<String>,
     /// Ring the terminal bell when an agent starts waiting for input.
     pub bell: bool,
+    /// A desktop notification through the terminal (OSC 9, or OSC 777 where that is the terminal's) when an
+    /// agent starts waiting or finishes a turn while you look elsewhere.
+    pub notify: bool,
     /// Lines of scrollback kept per agent.
     pub scrollback: usize,
     /// Minutes between checkpoints of an agent that stays busy (taken only when its files changed).
@@ -22,7 +25,14 @@ pub struct UserConfig {
 
 impl Default for UserConfig {
     fn default() -> Self {
-        UserConfig { theme: None, bell: true, scrollback: 10_000, checkpoint_minutes: 5, defaults: Defaults::default() }
+        UserConfig {
+            theme: None,
+            bell: true,
+            notify: true,
+            scrollback: 10_000,
+            checkpoint_minutes: 5,
+            defaults: Defaults::default(),
+        }
     }
 }
 
@@ -53,11 +63,12 @@ fn read_keys(file: &Path, text: &str, warnings: &mut Vec<Warning>) -> Result<Use
         let read = match key.as_str() {
             "theme" => value.try_into().map(|v| cfg.theme = Some(v)),
             "bell" => value.try_into().map(|v| cfg.bell = v),
+            "notify" => value.try_into().map(|v| cfg.notify = v),
             "scrollback" => value.try_into().map(|v| cfg.scrollback = v),
             "checkpoint_minutes" => value.try_into().map(|v| cfg.checkpoint_minutes = v),
             "defaults" => value.try_into().map(|v| cfg.defaults = v),
             _ => {
-                let known = "theme, bell, scrollback, checkpoint_minutes, defaults";
+                let known = "theme, bell, notify, scrollback, checkpoint_minutes, defaults";
                 let e = format!("unknown key `{key}` (known: {known}); ignored");
                 warnings.push(Warning(ConfigError::at(file, text, at(&key), e)));
                 continue;

@@ -7,6 +7,7 @@ pub mod guard;
 pub mod history;
 pub mod input;
 pub mod model;
+pub mod notify;
 pub mod osc;
 pub mod outer;
 pub mod palette;

@@ -45,7 +45,14 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     let with = |s: Style| base.patch(s);
     let wide = width >= 100;
     let medium = width >= 70;
-    let marker = if selected { "▸" } else { " " };
+    // A turn that ended while you looked elsewhere: marked until you select the agent.
+    let marker = if selected {
+        "▸"
+    } else if agent.unseen {
+        "•"
+    } else {
+        " "
+    };
     let mut spans = vec![
         Span::styled(marker, with(theme.style("roster.attention"))),
         Span::styled(format!("{} ", info.state.glyph()), with(st)),
