@@ -18,6 +18,9 @@ const DEADLINE: Duration = Duration::from_secs(30);
 struct Crew {
     dir: tempfile::TempDir,
     servers: Vec<Child>,
+    /// A workbench that stays attached and does nothing, as one does while a person looks: a server whose agents
+    /// do not run ends when its last client leaves, and the tests connect and leave one client after another.
+    keeper: Option<Client>,
 }
 
 impl Crew {
@@ -30,7 +33,7 @@ impl Crew {
         git(&["init", "-q", "-b", "main"]);
         git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "--allow-empty", "-m", "init"]);
         std::fs::write(repo.join(".muster/crew.toml"), crew).unwrap();
-        Crew { dir, servers: Vec::new() }
+        Crew { dir, servers: Vec::new(), keeper: None }
     }
 
     fn repo(&self) -> PathBuf {
@@ -59,6 +62,7 @@ impl Crew {
         let end = Instant::now() + DEADLINE;
         loop {
             if let Some(sock) = self.socket().filter(|s| UnixStream::connect(s).is_ok()) {
+                self.keeper = Some(Client::connect(&sock));
                 return sock;
             }
             if Instant::now() > end {
@@ -86,6 +90,7 @@ impl Crew {
 
 impl Drop for Crew {
     fn drop(&mut self) {
+        self.keeper = None;
         let _ = self.muster(&["server", "stop", "--yes"]).output();
         for c in &mut self.servers {
             let _ = c.kill();
@@ -417,10 +422,13 @@ fn sixteen_agents_mailing_each_other_lose_nothing_and_keep_order() {
                 names[t].clone()
             })
             .collect();
-        // Send everything, then a prompt that logs each line typed in.
+        // Send everything, then a prompt that logs each line typed in. The prompt is drawn on a cleared line, as
+        // a CLI redraws its own: a loop that merely printed it after each line read could, on a loaded machine,
+        // print it after the echo of the next line's Enter, leaving `demo> demo> ` where no prompt rule sees a
+        // prompt, and the arbiter rightly waiting for one for good.
         let script = format!(
             "n=0; for to in {}; do n=$((n+1)); {{muster}} mail send --to $to \\\"{name} $n\\\" >/dev/null || echo FAILED; done; \
-             printf 'demo> '; while IFS= read -r line; do printf '%s\\\\n' \\\"$line\\\" >> got.txt; printf 'demo> '; done",
+             printf 'demo> '; while IFS= read -r line; do printf '%s\\\\n' \\\"$line\\\" >> got.txt; printf '\\\\r\\\\033[Kdemo> '; done",
             targets.join(" ")
         );
         crew_file.push_str(&format!(
