@@ -53,7 +53,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Up { detach }) => return up(&find_repo_root(&dir)?, detach),
         Some(Cmd::Down) => return down(&find_repo_root(&dir)?),
         Some(Cmd::Add { name, kind, command, prompt, base, start, args }) => {
-            let add = engine::Command::AddAgent { name, kind, command, args, prompt, base, start };
+            let agent = crate::protocol::NewAgent { name, kind, command, args, prompt, base };
+            let add = engine::Command::AddAgent { agent, start };
             return through_the_crew(&find_repo_root(&dir)?, add);
         }
         Some(Cmd::Rm { name, force }) => {

@@ -1,9 +1,7 @@
 //! The workbench's `n`: a new agent written as the crew file writes one, so what the operator learns here is
 //! what the file says. The form is a few lines of TOML; what does not read is said, and the form stays open.
 
-use serde::Deserialize;
-
-use crate::protocol::Command;
+use crate::protocol::{Command, NewAgent};
 
 /// The form as it opens: every field the crew file would take for a new agent, the known presets named.
 pub fn template() -> Vec<String> {
@@ -18,24 +16,10 @@ pub fn template() -> Vec<String> {
     ]
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Form {
-    name: String,
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    command: Option<String>,
-    #[serde(default)]
-    prompt: Option<String>,
-    #[serde(default)]
-    base: Option<String>,
-}
-
 /// The form's text as the command that adds the agent and starts it; why not, when it does not read. Whether
 /// the kind is known and the name is free, the crew file's own check says (the engine refuses, saying why).
 pub fn parse(text: &str) -> Result<Command, String> {
-    let form: Form = toml::from_str(text).map_err(|e| format!("new agent: {}", e.message()))?;
+    let form: NewAgent = toml::from_str(text).map_err(|e| format!("new agent: {}", e.message()))?;
     let given = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let name = form.name.trim().to_string();
     if name.is_empty() {
@@ -46,16 +30,16 @@ pub fn parse(text: &str) -> Result<Command, String> {
     if command.is_none() && kind.is_none() {
         return Err("new agent: it needs a kind (a preset) or a command".into());
     }
-    Ok(Command::AddAgent {
+    let agent = NewAgent {
         name,
         // A command of its own makes it a custom agent, whatever kind the form still says.
         kind: if command.is_some() { None } else { kind },
         command,
-        args: Vec::new(),
+        args: form.args,
         prompt: given(form.prompt),
         base: given(form.base),
-        start: true,
-    })
+    };
+    Ok(Command::AddAgent { agent, start: true })
 }
 
 #[cfg(test)]
@@ -67,10 +51,8 @@ mod tests {
         let mut form = template();
         assert!(parse(&form.join("\n")).unwrap_err().contains("needs a name"));
         form[0] = "name = \"reviewer\"".into();
-        let Command::AddAgent { name, kind, command, prompt, base, start, .. } = parse(&form.join("\n")).unwrap()
-        else {
-            panic!()
-        };
+        let Command::AddAgent { agent, start } = parse(&form.join("\n")).unwrap() else { panic!() };
+        let NewAgent { name, kind, command, prompt, base, .. } = agent;
         assert_eq!(
             (name.as_str(), kind.as_deref(), command, prompt, base, start),
             ("reviewer", Some("claude"), None, None, None, true)
@@ -80,7 +62,9 @@ mod tests {
     #[test]
     fn a_command_a_prompt_and_mistakes() {
         let text = "name = \"lint\"\nkind = \"claude\"\ncommand = \"cargo\"\nprompt = \"watch it\"\nbase = \"dev\"\n";
-        let Command::AddAgent { kind, command, prompt, base, .. } = parse(text).unwrap() else { panic!() };
+        let Command::AddAgent { agent: NewAgent { kind, command, prompt, base, .. }, .. } = parse(text).unwrap() else {
+            panic!()
+        };
         assert_eq!(
             (kind, command.as_deref(), prompt.as_deref(), base.as_deref()),
             (None, Some("cargo"), Some("watch it"), Some("dev"))

@@ -3,16 +3,7 @@
 
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
-/// An agent to add: a preset (`kind`) or a `command`, and what it is first told.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NewAgent {
-    pub name: String,
-    pub kind: Option<String>,
-    pub command: Option<String>,
-    pub args: Vec<String>,
-    pub prompt: Option<String>,
-    pub base: Option<String>,
-}
+pub use crate::protocol::NewAgent;
 
 /// The crew file with `new` as its last `[[agent]]`; an error when the file is not TOML, its `agent` is not a
 /// list of tables, or an agent of that name is there already.

@@ -436,8 +436,7 @@ impl Supervisor {
                 // Said as a message when refused.
                 let _ = self.remove(&name, force);
             }
-            Command::AddAgent { name, kind, command, args, prompt, base, start } => {
-                let new = crate::config::crew_edit::NewAgent { name, kind, command, args, prompt, base };
+            Command::AddAgent { agent: new, start } => {
                 let _ = self.add_agent(new, start);
             }
             Command::Key { name, key } => self.input(&name, client, |r| input::encode_key(key, r.modes())),

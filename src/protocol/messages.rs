@@ -108,6 +108,24 @@ pub struct AgentInfo {
     pub crew_file: CrewFileMark,
 }
 
+/// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
+/// is told first, the branch it starts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgent {
+    pub name: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
 /// How an agent stands to the crew file as it is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,19 +198,9 @@ pub enum Command {
         force: bool,
     },
     /// Add an agent to the crew: written into the crew file (its comments kept), shown at once, started when
-    /// `start`. A preset (`kind`) or a `command`.
+    /// `start`.
     AddAgent {
-        name: String,
-        #[serde(default)]
-        kind: Option<String>,
-        #[serde(default)]
-        command: Option<String>,
-        #[serde(default)]
-        args: Vec<String>,
-        #[serde(default)]
-        prompt: Option<String>,
-        #[serde(default)]
-        base: Option<String>,
+        agent: NewAgent,
         #[serde(default)]
         start: bool,
     },

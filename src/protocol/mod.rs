@@ -12,7 +12,7 @@ pub mod messages;
 pub mod screen;
 pub mod script;
 
-pub use messages::{AgentInfo, AgentState, Command, CrewFileMark, Event};
+pub use messages::{AgentInfo, AgentState, Command, CrewFileMark, Event, NewAgent};
 
 use serde::{Deserialize, Serialize};
 

@@ -36,7 +36,7 @@ pub(super) fn crew_diff(before: &[AgentSpec], shown: &[&AgentSpec], now: &[Agent
 impl Supervisor {
     /// Add an agent: into the crew file first (checked as a crew; its comments kept), then into the roster as
     /// the changed file says; started when asked. What happened, or why not (both also said).
-    pub(super) fn add_agent(&mut self, new: crate::config::crew_edit::NewAgent, start: bool) -> Result<String, String> {
+    pub(super) fn add_agent(&mut self, new: crate::protocol::NewAgent, start: bool) -> Result<String, String> {
         let name = new.name.clone();
         let written =
             crate::config::edit_crew_file(&self.cfg.root, |t| crate::config::crew_edit::add_agent(t, &new).map(Some));

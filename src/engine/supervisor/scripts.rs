@@ -126,8 +126,7 @@ impl Supervisor {
         let reply = Some(reply);
         match cmd {
             Command::Checkpoint { name } => self.job_with(&name, JobKind::Create { trigger }, false, reply, false),
-            Command::AddAgent { name, kind, command, args, prompt, base, start } => {
-                let new = crate::config::crew_edit::NewAgent { name, kind, command, args, prompt, base };
+            Command::AddAgent { agent: new, start } => {
                 let answer = match self.add_agent(new, start) {
                     Ok(text) => Answer::Done { message: Some(text) },
                     Err(e) => Answer::error(ErrorKind::Refused, e),
