@@ -409,7 +409,7 @@ fn messages_list_80x24() {
 fn crew_file_changes_in_the_roster_120x40() {
     use muster::protocol::CrewFileMark;
     let mut s = state(120, 40);
-    let mut new = agent("reviewer", "claude", AgentState::Stopped, 0, 0, 0);
+    let mut new = agent("frontend-reviewer-v2", "claude", AgentState::Stopped, 0, 0, 0);
     new.info.last_output_ms = None;
     new.info.crew_file = CrewFileMark::Added;
     s.agents.push(new);
@@ -419,6 +419,8 @@ fn crew_file_changes_in_the_roster_120x40() {
     s.agents[2].unseen = true;
     let text = draw(&s);
     assert!(text.lines().any(|l| l.starts_with("\"•○ docs")), "{text}");
+    // A name longer than its column keeps its start and end.
+    assert!(text.contains(" frontend…r-v2 "), "{text}");
     assert!(text.contains("+ new: R starts it"), "{text}");
     assert!(text.contains("↻ changed: R applies"), "{text}");
     assert!(text.contains("− left crew file: D"), "{text}");

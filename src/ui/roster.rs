@@ -33,6 +33,20 @@ fn pad(s: &str, width: usize) -> String {
     out
 }
 
+/// A name in a column of `width` (a space after it): a longer one keeps its start and its end around `…`, so
+/// `frontend-api-v1` and `frontend-api-v2` stay told apart.
+pub fn name_cell(name: &str, width: usize) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let room = width.saturating_sub(1);
+    if chars.len() <= room {
+        return pad(name, width);
+    }
+    let tail = 4.min(room.saturating_sub(2));
+    let head = room.saturating_sub(tail + 1);
+    let cut: String = chars[..head].iter().chain(['…'].iter()).chain(chars[chars.len() - tail..].iter()).collect();
+    pad(&cut, width)
+}
+
 fn state_scope(state: AgentState) -> String {
     format!("state.{}", state.label())
 }
@@ -57,15 +71,15 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         Span::styled(marker, with(theme.style("roster.attention"))),
         Span::styled(format!("{} ", info.state.glyph()), with(st)),
         Span::styled(
-            pad(&info.name, 14),
+            name_cell(&info.name, 14),
             with(if agent.attention { theme.style("roster.attention") } else { Style::default() }),
         ),
     ];
     if medium {
-        spans.push(Span::styled(pad(&info.kind, 9), with(theme.style("roster.kind"))));
+        spans.push(Span::styled(name_cell(&info.kind, 9), with(theme.style("roster.kind"))));
     }
     if wide {
-        spans.push(Span::styled(pad(&info.branch, 20), with(theme.style("roster.branch"))));
+        spans.push(Span::styled(name_cell(&info.branch, 20), with(theme.style("roster.branch"))));
     }
     if medium {
         let d = info.diffstat;
@@ -172,6 +186,17 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_are_cut_in_the_middle_and_stay_apart() {
+        assert_eq!(name_cell("api", 14), "api           ");
+        assert_eq!(name_cell("thirteen-char", 14), "thirteen-char ");
+        let (a, b) = (name_cell("frontend-api-v1", 14), name_cell("frontend-api-v2", 14));
+        assert_eq!(a, "frontend…i-v1 ");
+        assert_ne!(a, b);
+        assert_eq!(name_cell("ünïcödé-nämes-here", 14).chars().count(), 14);
+        assert_eq!(name_cell("abcdef", 4), "a…f ");
+    }
 
     #[test]
     fn ages() {
