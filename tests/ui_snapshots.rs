@@ -436,3 +436,21 @@ fn new_agent_form_80x24() {
     assert!(text.contains("a new agent, as in crew.toml") && text.contains("name = \"\""), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// At 40 columns the header keeps the counts (in the roster's glyphs) and the names stay apart.
+#[test]
+fn roster_only_40x12() {
+    let s = state(40, 12);
+    let text = draw(&s);
+    assert!(text.lines().next().is_some_and(|l| l.contains("◆1 ●1 ○1 ‖1 ■1")), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+/// The single summary line of a 25x3 pane: the counts survive, as glyphs.
+#[test]
+fn one_line_at_25x3() {
+    let s = state(25, 3);
+    let text = draw(&s);
+    assert!(text.contains("◆1 ●1 ○1 ‖1 ■1"), "{text}");
+    insta::assert_snapshot!(text);
+}

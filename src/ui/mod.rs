@@ -33,7 +33,8 @@ fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     let area = frame.area();
     let a = layout::areas(area.width, area.height, state.agents.len(), state.well_open, state.attached);
     if let Some(line) = a.summary {
-        frame.render_widget(Paragraph::new(summary(state)).style(state.theme.style("ui.header")), line);
+        let text = summary(state, line.width as usize);
+        frame.render_widget(Paragraph::new(text).style(state.theme.style("ui.header")), line);
         return;
     }
     header(state, frame, a.header);
@@ -59,19 +60,21 @@ fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     }
 }
 
+/// The order states are counted in, those that want you first.
+const COUNTED: [AgentState; 8] = [
+    AgentState::Waiting,
+    AgentState::Busy,
+    AgentState::Idle,
+    AgentState::Starting,
+    AgentState::Paused,
+    AgentState::Error,
+    AgentState::Exited,
+    AgentState::Stopped,
+];
+
 /// "3 busy · 1 waiting · 2 idle", in a fixed order, leaving out zeros.
 pub fn counts(state: &State) -> String {
-    let order = [
-        AgentState::Waiting,
-        AgentState::Busy,
-        AgentState::Idle,
-        AgentState::Starting,
-        AgentState::Paused,
-        AgentState::Error,
-        AgentState::Exited,
-        AgentState::Stopped,
-    ];
-    let parts: Vec<String> = order
+    let parts: Vec<String> = COUNTED
         .iter()
         .filter_map(|s| match state.count(*s) {
             0 => None,
@@ -85,18 +88,47 @@ pub fn counts(state: &State) -> String {
     }
 }
 
-fn summary(state: &State) -> String {
-    format!("muster {} · {}", state.repo, counts(state))
+/// "◆1 ●3 ○2": the counts in the roster's glyphs, for a header or a line too narrow for words.
+pub fn glyph_counts(state: &State) -> String {
+    let parts: Vec<String> = COUNTED
+        .iter()
+        .filter_map(|s| match state.count(*s) {
+            0 => None,
+            n => Some(format!("{}{n}", s.glyph())),
+        })
+        .collect();
+    parts.join(" ")
+}
+
+fn width_of(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// The one line of a tiny pane: in words when they fit, else the repository and the glyphs, else the glyphs.
+fn summary(state: &State, width: usize) -> String {
+    let long = format!("muster {} · {}", state.repo, counts(state));
+    if width_of(&long) <= width {
+        return long;
+    }
+    let short = format!("{} {}", state.repo, glyph_counts(state));
+    if width_of(&short) <= width {
+        return short;
+    }
+    glyph_counts(state)
 }
 
 fn header(state: &State, frame: &mut Frame, area: Rect) {
     let style = state.theme.style("ui.header");
-    let right = format!(" {} ", counts(state));
     let width = area.width as usize;
     let full = format!(" muster · repo: {} · {} ", state.repo, crate::text::counted(state.agents.len(), "agent"));
-    let fits = unicode_width::UnicodeWidthStr::width(full.as_str()) + right.chars().count() <= width;
-    let left = if fits { full } else { format!(" muster · {} ", state.repo) };
-    let fill = width.saturating_sub(unicode_width::UnicodeWidthStr::width(left.as_str()) + right.chars().count());
+    let short = format!(" muster · {} ", state.repo);
+    let (words, glyphs) = (format!(" {} ", counts(state)), format!(" {} ", glyph_counts(state)));
+    // The counts stay, in glyphs when words do not fit; the repository's name gives way first.
+    let (left, right) = [(&full, &words), (&short, &words), (&short, &glyphs), (&format!(" {} ", state.repo), &glyphs)]
+        .into_iter()
+        .find(|(l, r)| width_of(l) + width_of(r) <= width)
+        .map_or((String::new(), glyphs.clone()), |(l, r)| (l.clone(), r.clone()));
+    let fill = width.saturating_sub(width_of(&left) + width_of(&right));
     let line = Line::from(vec![Span::raw(left), Span::raw(" ".repeat(fill)), Span::raw(right)]);
     frame.render_widget(Paragraph::new(line).style(style), area);
 }
