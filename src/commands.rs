@@ -271,6 +271,8 @@ fn workbench(
             crate::client::Incoming::Closed(reason) => crate::tui::AppMsg::Closed(reason),
         });
     })?;
+    // The server names its repository: a crew reached through a command shows that, not the command.
+    let repo = if welcome.repo.is_empty() { repo } else { welcome.repo.clone() };
     let mut state = State::new(repo, look.keymap, look.theme, (80, 24));
     state.bell_on_waiting = look.user.bell;
     state.notify = look.user.notify;

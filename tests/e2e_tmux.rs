@@ -746,7 +746,9 @@ fn a_crew_is_shown_through_muster_proxy() {
             "[[agent]]\nname = \"far\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo from afar; read x; echo got $x; exec sleep 600\"]\n",
         );
     });
-    t.wait_for("the remote crew", |s| s.contains("from afar") && roster_line(s, "far").contains("idle"));
+    let s = t.wait_for("the remote crew", |s| s.contains("from afar") && roster_line(s, "far").contains("idle"));
+    // The header names the repository the server serves, not the command that reached it.
+    assert!(s.lines().next().is_some_and(|l| l.contains("repo: repo") && !l.contains("proxy")), "{s}");
     t.keys(&["s"]);
     t.text("hello there");
     t.keys(&["Enter"]);

@@ -454,3 +454,16 @@ fn one_line_at_25x3() {
     assert!(text.contains("◆1 ●1 ○1 ‖1 ■1"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// More agents than the roster has lines: the agents out of sight are counted at the edge they are beyond.
+#[test]
+fn a_scrolled_roster_says_what_is_out_of_sight_60x8() {
+    let mut s = state(60, 8);
+    for i in 0..6 {
+        s.agents.push(agent(&format!("extra{i}"), "shell", AgentState::Idle, 0, 0, 9));
+    }
+    s.selected = 7;
+    let text = draw(&s);
+    assert!(text.contains("↑") && text.contains("more") && text.contains("↓"), "{text}");
+    insta::assert_snapshot!(text);
+}

@@ -78,6 +78,10 @@ pub struct Welcome {
     pub version: u32,
     pub muster: String,
     pub pid: u32,
+    /// The name of the repository whose crew this is (its folder's), for a workbench that reached it through a
+    /// command (`attach --via`) to show.
+    #[serde(default)]
+    pub repo: String,
 }
 
 /// What a client says to the server.
@@ -190,9 +194,9 @@ mod tests {
             size: Some((40, 120)),
             colours: None,
         };
-        let same = Welcome { version: VERSION, muster: "0.2.0".into(), pid: 7 };
+        let same = Welcome { version: VERSION, muster: "0.2.0".into(), pid: 7, repo: "r".into() };
         assert!(check_version(&hello, &same).is_ok());
-        let old = Welcome { version: VERSION + 1, muster: "0.3.0".into(), pid: 7 };
+        let old = Welcome { version: VERSION + 1, muster: "0.3.0".into(), pid: 7, repo: "r".into() };
         let e = check_version(&hello, &old).unwrap_err();
         assert!(e.contains(&format!("0.2.0, protocol {VERSION}")), "{e}");
         assert!(e.contains(&format!("0.3.0, protocol {}", VERSION + 1)) && e.contains("muster server stop"), "{e}");

@@ -109,6 +109,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
         }
     })?;
     tracing::info!("server {} for {}", std::process::id(), root.display());
+    let repo_name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting tokio")?;
     rt.block_on(async {
         let listener = tokio::net::UnixListener::from_std(listener)?;
@@ -130,7 +131,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
                         crate::warn_limited!("other user", "refused a client of another user");
                         continue;
                     }
-                    tokio::spawn(serve(stream, hub.clone(), tx.clone()));
+                    tokio::spawn(serve(stream, hub.clone(), tx.clone(), repo_name.clone()));
                 }
                 _ = hub.done.notified() => break,
                 _ = hub.roster.notified() => {}
@@ -162,7 +163,7 @@ pub fn run(cfg: crate::engine::EngineConfig) -> Result<()> {
 }
 
 /// One client: its hello, then its requests; its output goes out on a task of its own that nobody waits for.
-async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sender<EngineMsg>) {
+async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sender<EngineMsg>, repo: String) {
     let (read, write) = stream.into_split();
     let mut inbound = Inbound { read, frames: frame::Reader::default(), buf: vec![0u8; 64 << 10], held: 0, hub: &hub };
     let hello = match tokio::time::timeout(HELLO_WITHIN, inbound.next()).await {
@@ -170,7 +171,7 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
         _ => return,
     };
     let welcome =
-        Welcome { version: protocol::VERSION, muster: env!("CARGO_PKG_VERSION").into(), pid: std::process::id() };
+        Welcome { version: protocol::VERSION, muster: env!("CARGO_PKG_VERSION").into(), pid: std::process::id(), repo };
     let (id, notify) = hub.join(hello.kind, json_frame(&ToClient::Welcome(welcome.clone())));
     let mut writer = tokio::spawn(write_out(write, hub.clone(), id, notify));
     let refused = protocol::check_version(&hello, &welcome)

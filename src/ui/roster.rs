@@ -181,6 +181,16 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         .map(|(i, a)| row(state, a, i == state.selected, area.width))
         .collect();
     frame.render_widget(Paragraph::new(lines), area);
+    // More agents than lines: how many are out of sight, at the edge they are beyond.
+    let below = state.agents.len().saturating_sub(first + visible);
+    let style = state.theme.style("roster.attention");
+    for (n, glyph, y) in [(first, "↑", area.y), (below, "↓", area.y + area.height - 1)] {
+        if n > 0 {
+            let mark = format!(" {glyph}{n} more ");
+            let w = (mark.chars().count() as u16).min(area.width);
+            frame.render_widget(Paragraph::new(mark).style(style), Rect::new(area.x + area.width - w, y, w, 1));
+        }
+    }
 }
 
 #[cfg(test)]
