@@ -447,7 +447,7 @@ pub fn channel() -> (Sender<AppMsg>, Receiver<AppMsg>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::{AgentView, Dialog};
+    use crate::app::AgentView;
     use crate::config::keymap::Keymap;
     use crate::config::theme::{ColorMode, Theme};
     use crate::protocol::{AgentInfo, AgentState};
@@ -567,7 +567,7 @@ mod tests {
         b.output(0, "typed");
         b.check("an echo");
         b.msg(Msg::Key(Key::parse("?").expect("a key")));
-        assert!(matches!(b.state.dialog, Some(Dialog::Help)));
+        assert!(b.state.help.is_some());
         b.output(0, "\r\nunder the help\r\n");
         b.check("output under the help");
         b.msg(Msg::Key(Key::parse("Esc").expect("a key")));

@@ -467,3 +467,40 @@ fn a_scrolled_roster_says_what_is_out_of_sight_60x8() {
     assert!(text.contains("↑") && text.contains("more") && text.contains("↓"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+/// `?` (F1 where `?` is text) shows the keys of the mode it is pressed in, over what is open, at 80 columns;
+/// scrolled, it stops at its end; closed, what was open is still there.
+#[test]
+fn help_for_every_mode_80x24() {
+    let key = |s: &mut State, k: &str| {
+        update(s, Msg::Key(Key::parse(k).unwrap()));
+    };
+    type Setup = fn(&mut State);
+    let modes: [(&str, &str, Setup); 8] = [
+        ("roster", "?", |_| {}),
+        ("timeline", "?", |s| update(s, Msg::Key(Key::parse("tab").unwrap())).truncate(0)),
+        ("conflicts", "?", |_| {}),
+        ("mail", "?", |s| update(s, Msg::Key(Key::parse("i").unwrap())).truncate(0)),
+        ("steer", "f1", |s| update(s, Msg::Key(Key::parse("s").unwrap())).truncate(0)),
+        ("compose", "f1", |s| update(s, Msg::Key(Key::parse("w").unwrap())).truncate(0)),
+        ("edit", "f1", |s| update(s, Msg::Key(Key::parse("n").unwrap())).truncate(0)),
+        ("confirm", "f1", |s| update(s, Msg::Key(Key::parse("q").unwrap())).truncate(0)),
+    ];
+    for (mode, help, setup) in modes {
+        let mut s = if mode == "conflicts" { conflict_state(80, 24) } else { state(80, 24) };
+        setup(&mut s);
+        let under = s.mode();
+        key(&mut s, help);
+        let text = draw(&s);
+        assert!(text.contains(&format!("keys · {mode} ·")), "{mode}: {text}");
+        assert!(text.lines().all(|l| l.chars().count() <= 82), "fits 80 columns");
+        insta::assert_snapshot!(format!("help_{mode}_80x24"), text);
+        for _ in 0..200 {
+            key(&mut s, "j");
+        }
+        let end = draw(&s);
+        assert!(end.contains("Close") || end.contains("Cancel") || end.contains("Quit"), "{mode}, at its end: {end}");
+        key(&mut s, "esc");
+        assert_eq!(s.mode(), under, "{mode}: closing the help leaves what was open");
+    }
+}

@@ -13,5 +13,6 @@ mod steer;
 mod timeline;
 pub mod update;
 
+pub use roster::{help_len, help_modes};
 pub use state::{AgentView, Compose, ConflictView, Dialog, EditPurpose, MailView, State, TimelineView, WellTab};
 pub use update::{update, Effect, Msg};

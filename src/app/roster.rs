@@ -3,7 +3,7 @@
 
 use super::msg::Effect;
 use super::state::{Confirmed, Dialog, EditPurpose, State, WellTab};
-use crate::config::keymap::Action;
+use crate::config::keymap::{Action, Mode};
 use crate::protocol::{AgentState, Command};
 use ratatui_textarea::TextArea;
 
@@ -29,10 +29,7 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             super::mail::on_action(state, Action::Compose, fx);
         }
         Action::Reply => super::mail::reply_from_roster(state),
-        Action::Help => {
-            state.help_scroll = 0;
-            state.dialog = Some(Dialog::Help);
-        }
+        Action::Help => open_help(state),
         Action::Messages => {
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Messages);
@@ -168,6 +165,26 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
     }
     let title = if into_agent { format!("Merge {base} into {name}?") } else { format!("Merge {name} into {base}?") };
     state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::Merge { name, into_agent } });
+}
+
+/// The modes whose keys the help of `mode` lists: its own, then the roster's for a view whose unbound keys work
+/// as the roster's.
+pub fn help_modes(mode: Mode) -> Vec<Mode> {
+    match mode {
+        Mode::Timeline | Mode::Conflicts | Mode::Mail => vec![mode, Mode::Roster],
+        _ => vec![mode],
+    }
+}
+
+/// Lines of the help of `mode`: a heading and a line per bound action of each mode it lists, at most.
+pub fn help_len(state: &State, mode: Mode) -> usize {
+    help_modes(mode).iter().map(|m| 1 + state.keymap.bindings(*m).len()).sum()
+}
+
+/// The keys of the mode the operator is in, over whatever is open.
+pub(super) fn open_help(state: &mut State) {
+    state.help_scroll = 0;
+    state.help = Some(state.mode());
 }
 
 pub(super) fn select(state: &mut State, index: usize) {

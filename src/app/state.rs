@@ -163,7 +163,6 @@ impl Default for TimelineView {
 
 #[derive(Debug, Clone)]
 pub enum Dialog {
-    Help,
     /// The config files' warnings and the latest messages, newest first.
     Messages,
     Confirm {
@@ -194,6 +193,8 @@ pub struct State {
     pub overlaps: OverlapReport,
     pub attached: bool,
     pub dialog: Option<Dialog>,
+    /// The keys of this mode are shown, over whatever else is open (a steer keeps its text under it).
+    pub help: Option<Mode>,
     /// Lines the help overlay is scrolled down.
     pub help_scroll: u16,
     /// A message for the status line, and whether it is an error.
@@ -251,6 +252,7 @@ impl State {
             overlaps: OverlapReport::default(),
             attached: false,
             dialog: None,
+            help: None,
             help_scroll: 0,
             status: None,
             now_ms: 0,
@@ -279,7 +281,8 @@ impl State {
 
     pub fn mode(&self) -> Mode {
         match &self.dialog {
-            Some(Dialog::Help | Dialog::Messages) => Mode::Help,
+            _ if self.help.is_some() => Mode::Help,
+            Some(Dialog::Messages) => Mode::Help,
             Some(Dialog::Confirm { .. }) => Mode::Confirm,
             Some(Dialog::Steer { .. }) => Mode::Steer,
             Some(Dialog::Edit { .. }) => Mode::Edit,

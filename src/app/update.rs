@@ -4,7 +4,7 @@
 use super::conflicts::{on_conflict_action, on_edit_key, sync_conflicts};
 use super::events::on_event;
 pub use super::msg::{Effect, Msg};
-use super::roster::{confirmed, on_roster_action};
+use super::roster::{confirmed, on_roster_action, open_help};
 use super::state::{Dialog, State};
 use super::steer::on_steer_key;
 use super::timeline::{on_timeline_action, sync_timeline};
@@ -79,10 +79,20 @@ pub(super) fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
 pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
     let mode = state.mode();
     let action = state.keymap.action(mode, key);
+    // Help is a key of every mode (F1 where `?` is text or the agent's): the keys of the mode it is pressed in.
+    if action == Some(Action::Help) && mode != Mode::Help {
+        open_help(state);
+        return;
+    }
     match mode {
         Mode::Help => match action {
+            Some(Action::Close) if state.help.is_some() => state.help = None,
             Some(Action::Close) => state.dialog = None,
-            Some(Action::ScrollDown) => state.help_scroll = state.help_scroll.saturating_add(1),
+            Some(Action::ScrollDown) => {
+                // Stops at the end: the last line shown at the top at most.
+                let last = state.help.map_or(u16::MAX, |m| super::roster::help_len(state, m) as u16);
+                state.help_scroll = state.help_scroll.saturating_add(1).min(last);
+            }
             Some(Action::ScrollUp) => state.help_scroll = state.help_scroll.saturating_sub(1),
             _ => {}
         },
@@ -144,7 +154,7 @@ pub(super) fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
 }
 
 pub(super) fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut Vec<Effect>) {
-    if state.dialog.is_some() {
+    if state.dialog.is_some() || state.help.is_some() {
         return;
     }
     let a = state.areas();

@@ -49,26 +49,20 @@ fn help_lines<'a>(state: &State, modes: &[Mode]) -> Vec<Line<'a>> {
     lines
 }
 
-pub fn help(state: &State, frame: &mut Frame, area: Rect) {
-    let left_modes = [Mode::Roster, Mode::Attached, Mode::Steer, Mode::Compose];
-    let right_modes = [Mode::Timeline, Mode::Mail, Mode::Confirm, Mode::Help];
-    let two_columns = area.width >= 150;
-    let rect = centered(area, if two_columns { 150 } else { 80 }, area.height.saturating_sub(2));
+/// The keys of one mode, as the active keymap binds them; a mode whose unbound keys work as the roster's lists
+/// those after its own.
+pub fn help(state: &State, frame: &mut Frame, area: Rect, mode: Mode) {
+    let lines = help_lines(state, &crate::app::help_modes(mode));
+    let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(2)).max(3);
+    let rect = centered(area, 80.min(area.width), height);
     frame.render_widget(Clear, rect);
-    let outer = block(state, " keys (from the active keymap) · j/k scroll · esc closes ".into());
+    let title = format!(" keys · {} · j/k scroll · esc closes ", mode.name());
+    let outer = block(state, title);
     let inner = outer.inner(rect);
     frame.render_widget(outer, rect);
-    if two_columns {
-        let half = inner.width / 2;
-        let l = Rect::new(inner.x, inner.y, half, inner.height);
-        let r = Rect::new(inner.x + half, inner.y, inner.width - half, inner.height);
-        frame.render_widget(Paragraph::new(help_lines(state, &left_modes)).scroll((state.help_scroll, 0)), l);
-        frame.render_widget(Paragraph::new(help_lines(state, &right_modes)).scroll((state.help_scroll, 0)), r);
-    } else {
-        let mut lines = help_lines(state, &left_modes);
-        lines.extend(help_lines(state, &right_modes));
-        frame.render_widget(Paragraph::new(lines).scroll((state.help_scroll, 0)), inner);
-    }
+    // Scrolled to its end at most: the last line stays at the bottom.
+    let scroll = state.help_scroll.min((lines.len() as u16).saturating_sub(inner.height));
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }
 
 /// The config files' warnings, then the latest messages, newest first, each with its age.

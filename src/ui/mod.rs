@@ -50,13 +50,15 @@ fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     }
     status::render(state, frame, a.status);
     match &state.dialog {
-        Some(Dialog::Help) => dialog::help(state, frame, area),
         Some(Dialog::Messages) => dialog::messages(state, frame, area),
         Some(Dialog::Confirm { title, lines, .. }) => dialog::confirm(state, frame, area, title, lines),
         Some(Dialog::Steer { name, editor }) => dialog::steer(state, frame, area, name, editor),
         Some(Dialog::Edit { purpose, editor }) => dialog::edit(state, frame, area, purpose, editor),
         Some(Dialog::Compose(c)) => dialog::compose(state, frame, area, c),
         None => {}
+    }
+    if let Some(mode) = state.help {
+        dialog::help(state, frame, area, mode);
     }
 }
 

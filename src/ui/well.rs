@@ -111,7 +111,7 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
             } else {
                 super::terminal::draw(screen, term, frame.buffer_mut(), theme.mode);
             }
-            if state.attached && state.dialog.is_none() {
+            if state.attached && state.dialog.is_none() && state.help.is_none() {
                 if let Some((row, col)) = screen.cursor {
                     let row = row.wrapping_sub(super::terminal::top_row(screen, term));
                     if row < term.height && col < term.width {

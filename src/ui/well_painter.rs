@@ -29,7 +29,12 @@ pub struct Target<'a> {
 pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
     let a = super::layout::areas(width, height, state.agents.len(), state.well_open, state.attached);
     let area = a.terminal?;
-    if !super::well::shows_terminal(state) || state.dialog.is_some() || area.x != 0 || area.width != width {
+    if !super::well::shows_terminal(state)
+        || state.dialog.is_some()
+        || state.help.is_some()
+        || area.x != 0
+        || area.width != width
+    {
         return None;
     }
     let agent = state.selected_agent()?;
