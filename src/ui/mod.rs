@@ -74,15 +74,14 @@ const COUNTED: [AgentState; 8] = [
     AgentState::Stopped,
 ];
 
+/// Each state with agents in it, in the fixed order, as `each` writes it.
+fn each_count(state: &State, each: impl Fn(AgentState, usize) -> String) -> Vec<String> {
+    COUNTED.iter().filter_map(|s| (state.count(*s) > 0).then(|| each(*s, state.count(*s)))).collect()
+}
+
 /// "3 busy · 1 waiting · 2 idle", in a fixed order, leaving out zeros.
 pub fn counts(state: &State) -> String {
-    let parts: Vec<String> = COUNTED
-        .iter()
-        .filter_map(|s| match state.count(*s) {
-            0 => None,
-            n => Some(format!("{n} {}", s.label())),
-        })
-        .collect();
+    let parts = each_count(state, |s, n| format!("{n} {}", s.label()));
     if parts.is_empty() {
         "no agents".into()
     } else {
@@ -92,14 +91,7 @@ pub fn counts(state: &State) -> String {
 
 /// "◆1 ●3 ○2": the counts in the roster's glyphs, for a header or a line too narrow for words.
 pub fn glyph_counts(state: &State) -> String {
-    let parts: Vec<String> = COUNTED
-        .iter()
-        .filter_map(|s| match state.count(*s) {
-            0 => None,
-            n => Some(format!("{}{n}", s.glyph())),
-        })
-        .collect();
-    parts.join(" ")
+    each_count(state, |s, n| format!("{}{n}", s.glyph())).join(" ")
 }
 
 fn width_of(s: &str) -> usize {
