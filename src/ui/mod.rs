@@ -76,7 +76,7 @@ const COUNTED: [AgentState; 8] = [
 
 /// Each state with agents in it, in the fixed order, as `each` writes it.
 fn each_count(state: &State, each: impl Fn(AgentState, usize) -> String) -> Vec<String> {
-    COUNTED.iter().filter_map(|s| (state.count(*s) > 0).then(|| each(*s, state.count(*s)))).collect()
+    COUNTED.iter().filter(|s| state.count(**s) > 0).map(|s| each(*s, state.count(*s))).collect()
 }
 
 /// "3 busy · 1 waiting · 2 idle", in a fixed order, leaving out zeros.
