@@ -48,8 +48,11 @@ pub enum Cmd {
     /// crew at once. A preset (`--kind claude`, `codex`, …) or a `--command` (with its arguments after `--`).
     Add {
         name: String,
-        #[arg(long, required_unless_present = "command")]
+        #[arg(long, required_unless_present_any = ["command", "like"])]
         kind: Option<String>,
+        /// A copy of this agent: its entry in the crew file, with a worktree and branch of its own.
+        #[arg(long, conflicts_with_all = ["kind", "command", "prompt", "base", "args"])]
+        like: Option<String>,
         #[arg(long)]
         command: Option<String>,
         /// What the agent is told first.

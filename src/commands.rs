@@ -52,7 +52,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Ls) => ls()?,
         Some(Cmd::Up { detach }) => return up(&find_repo_root(&dir)?, detach),
         Some(Cmd::Down) => return down(&find_repo_root(&dir)?),
-        Some(Cmd::Add { name, kind, command, prompt, base, start, args }) => {
+        Some(Cmd::Add { name, like: Some(like), start, .. }) => {
+            let copy = engine::Command::DuplicateAgent { name: like, new_name: name, start };
+            return through_the_crew(&find_repo_root(&dir)?, copy);
+        }
+        Some(Cmd::Add { name, kind, command, prompt, base, start, args, like: None }) => {
             let agent = crate::protocol::NewAgent { name, kind, command, args, prompt, base };
             let add = engine::Command::AddAgent { agent, start };
             return through_the_crew(&find_repo_root(&dir)?, add);

@@ -359,6 +359,15 @@ fn add_and_rm_keep_the_crew_file_as_a_person_wrote_it() {
     assert!(written.ends_with("[[agent]]\nname = \"b\"\ncommand = \"bash\"\n"), "{written}");
     let (ok, text) = muster(dir.path(), &["add", "b", "--command", "bash"]);
     assert!(!ok && text.contains("`b` is in the crew already"), "{text}");
+    // A copy: the entry as it is, under its new name; then gone again.
+    let (ok, text) = muster(dir.path(), &["add", "b2", "--like", "b"]);
+    assert!(ok && text.contains("added b2, a copy of b"), "{text}");
+    let copied = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(copied, format!("{written}\n[[agent]]\nname = \"b2\"\ncommand = \"bash\"\n"));
+    let (ok, text) = muster(dir.path(), &["add", "b3", "--like", "nobody"]);
+    assert!(!ok && text.contains("no agent `nobody` in the crew file"), "{text}");
+    let (ok, text) = muster(dir.path(), &["rm", "b2"]);
+    assert!(ok && text.contains("removed b2"), "{text}");
     let (ok, text) = muster(dir.path(), &["add", "c", "--kind", "nosuch"]);
     assert!(!ok && text.contains("unknown preset `nosuch`"), "{text}");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), written, "a refused change writes nothing");

@@ -978,4 +978,12 @@ fn a_new_agent_from_the_keyboard() {
     });
     let file = std::fs::read_to_string(t.dir.path().join("repo/.muster/crew.toml")).unwrap();
     assert!(file.starts_with(one) && file.ends_with("[[agent]]\nname = \"helper\"\nkind = \"shell\"\n"), "{file}");
+    // N: a copy of the selected agent, named for it.
+    t.keys(&["j", "N"]);
+    t.wait_for("the copy's form", |s| s.contains("a copy of the agent") && s.contains("name = \"helper-2\""));
+    t.keys(&["C-s"]);
+    t.wait_for("helper-2 running", |s| {
+        let line = roster_line(s, "helper-2");
+        line.contains("shell") && (line.contains("idle") || line.contains("busy"))
+    });
 }

@@ -30,6 +30,16 @@ pub(super) fn sync_conflicts(state: &mut State, fx: &mut Vec<Effect>) {
 pub(super) fn on_edit_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
     let Some(Dialog::Edit { purpose, editor }) = &mut state.dialog else { return };
     match action {
+        Some(Action::Send) if matches!(purpose, EditPurpose::Duplicate { .. }) => {
+            let EditPurpose::Duplicate { from } = purpose.clone() else { return };
+            match super::new_agent::parse_copy(&editor.lines().join("\n"), &from) {
+                Ok(copy) => {
+                    state.dialog = None;
+                    fx.push(Effect::Engine(copy));
+                }
+                Err(e) => state.status = Some((e, true)),
+            }
+        }
         Some(Action::Send) if *purpose == EditPurpose::NewAgent => {
             // A form that does not read stays open, its error on the status line.
             match super::new_agent::parse(&editor.lines().join("\n")) {
@@ -60,7 +70,7 @@ pub(super) fn on_edit_key(state: &mut State, key: Key, action: Option<Action>, f
                     let message = (!lines.trim().is_empty()).then_some(lines);
                     fx.push(Effect::Engine(Command::Merge { name, into_agent, message }));
                 }
-                EditPurpose::NewAgent => {}
+                EditPurpose::NewAgent | EditPurpose::Duplicate { .. } => {}
             }
         }
         Some(Action::Cancel) => state.dialog = None,

@@ -42,6 +42,19 @@ pub fn parse(text: &str) -> Result<Command, String> {
     Ok(Command::AddAgent { agent, start: true })
 }
 
+/// The copy form's text (`name = "…"`) as the command that adds a copy of `from` and starts it.
+pub fn parse_copy(text: &str, from: &str) -> Result<Command, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Copy {
+        name: String,
+    }
+    let form: Copy = toml::from_str(text).map_err(|e| format!("copy of {from}: {}", e.message()))?;
+    let name = form.name.trim().to_string();
+    crate::config::crew::validate_name(&name).map_err(|e| format!("copy of {from}: {e}"))?;
+    Ok(Command::DuplicateAgent { name: from.to_string(), new_name: name, start: true })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,6 +70,14 @@ mod tests {
             (name.as_str(), kind.as_deref(), command, prompt, base, start),
             ("reviewer", Some("claude"), None, None, None, true)
         );
+    }
+
+    #[test]
+    fn a_copy_needs_only_a_safe_name() {
+        let copy = parse_copy("name = \"api-2\"", "api").unwrap();
+        assert_eq!(copy, Command::DuplicateAgent { name: "api".into(), new_name: "api-2".into(), start: true });
+        assert!(parse_copy("name = \"../x\"", "api").unwrap_err().contains("not safe"));
+        assert!(parse_copy("nam = \"x\"", "api").is_err());
     }
 
     #[test]

@@ -34,6 +34,16 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             state.help_scroll = 0;
             state.dialog = Some(Dialog::Messages);
         }
+        Action::DuplicateAgent => {
+            if let Some(from) = state.selected_name() {
+                let taken = |n: &str| state.agents.iter().any(|a| a.info.name == n);
+                let free = (2..).map(|i| format!("{from}-{i}")).find(|n| !taken(n)).unwrap_or_default();
+                let mut editor = TextArea::new(vec![format!("name = \"{free}\"")]);
+                editor.move_cursor(ratatui_textarea::CursorMove::End);
+                state.dialog =
+                    Some(Dialog::Edit { purpose: EditPurpose::Duplicate { from }, editor: Box::new(editor) });
+            }
+        }
         Action::NewAgent => {
             let mut editor = TextArea::new(super::new_agent::template());
             editor.move_cursor(ratatui_textarea::CursorMove::Jump(0, 8));

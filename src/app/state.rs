@@ -77,6 +77,10 @@ pub enum EditPurpose {
     },
     /// A new agent, in the crew file's own words (`name`, `kind` or `command`, `prompt`, `base`).
     NewAgent,
+    /// A copy of agent `from`: only its name is asked.
+    Duplicate {
+        from: String,
+    },
 }
 
 /// A merge stopped on conflicts, being resolved.

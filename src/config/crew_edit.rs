@@ -37,6 +37,24 @@ pub fn add_agent(text: &str, new: &NewAgent) -> Result<String, String> {
     Ok(doc.to_string())
 }
 
+/// The crew file with a copy of agent `name`'s table, named `new_name`, after the last agent: the same kind or
+/// command, arguments, prompt and base (its own worktree and branch come with its name). `None` when the file
+/// has no agent `name` (one of an earlier session, no longer in the file).
+pub fn duplicate_agent(text: &str, name: &str, new_name: &str) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
+    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
+    let named = |t: &Table, n: &str| t.get("name").and_then(|v| v.as_str()) == Some(n);
+    if agents.iter().any(|t| named(t, new_name)) {
+        return Err(format!("an agent named `{new_name}` is in the crew already"));
+    }
+    let Some(mut copy) = agents.iter().find(|t| named(t, name)).cloned() else { return Ok(None) };
+    copy.insert("name", value(new_name));
+    // Its comments were written about the original.
+    copy.decor_mut().clear();
+    agents.push(copy);
+    Ok(Some(doc.to_string()))
+}
+
 /// The crew file without the agent `name`'s table; `None` when it has no such agent.
 pub fn remove_agent(text: &str, name: &str) -> Result<Option<String>, String> {
     let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
@@ -81,6 +99,19 @@ mod tests {
         // An empty file gets its first agent.
         let first = add_agent("", &NewAgent { name: "a".into(), command: Some("bash".into()), ..Default::default() });
         assert_eq!(first.unwrap(), "[[agent]]\nname = \"a\"\ncommand = \"bash\"\n");
+    }
+
+    #[test]
+    fn an_agent_is_duplicated_with_everything_but_its_name() {
+        let text = "[[agent]]\nname = \"api\"   # the API\nkind = \"codex\"\nprompt = \"Write it.\"\nbase = \"dev\"\n";
+        let out = duplicate_agent(text, "api", "api-2").unwrap().unwrap();
+        assert!(out.starts_with(text), "{out}");
+        assert!(
+            out.ends_with("[[agent]]\nname = \"api-2\"\nkind = \"codex\"\nprompt = \"Write it.\"\nbase = \"dev\"\n"),
+            "{out}"
+        );
+        assert!(duplicate_agent(&out, "api", "api-2").unwrap_err().contains("`api-2` is in the crew already"));
+        assert_eq!(duplicate_agent(text, "nobody", "x").unwrap(), None);
     }
 
     #[test]

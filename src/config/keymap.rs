@@ -47,6 +47,7 @@ actions! {
     Restart = "restart": "Restart the agent with its resume arguments, or start it",
     StartAll = "start_all": "Start every agent that is not running (asks first)",
     NewAgent = "new_agent": "Add an agent to the crew (written into crew.toml) and start it",
+    DuplicateAgent = "duplicate_agent": "Add a copy of the agent: same kind and prompt, new worktree",
     Remove = "remove": "Remove the agent and its worktree",
     ScrollUp = "scroll_up": "Scroll the terminal back one line",
     ScrollDown = "scroll_down": "Scroll the terminal forward one line",

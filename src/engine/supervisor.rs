@@ -436,6 +436,9 @@ impl Supervisor {
                 // Said as a message when refused.
                 let _ = self.remove(&name, force);
             }
+            Command::DuplicateAgent { name, new_name, start } => {
+                let _ = self.duplicate_agent(&name, &new_name, start);
+            }
             Command::AddAgent { agent: new, start } => {
                 let _ = self.add_agent(new, start);
             }

@@ -204,6 +204,14 @@ pub enum Command {
         #[serde(default)]
         start: bool,
     },
+    /// Add a copy of agent `name` to the crew as `new_name`: its crew file entry copied (kind or command,
+    /// arguments, prompt, base), with a worktree and branch of its own; started when `start`.
+    DuplicateAgent {
+        name: String,
+        new_name: String,
+        #[serde(default)]
+        start: bool,
+    },
     Key {
         name: String,
         key: Key,

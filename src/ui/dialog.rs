@@ -186,6 +186,9 @@ pub fn edit(
         crate::app::EditPurpose::ConflictResult => " edit the result of this conflict · C-s saves · esc cancels ",
         crate::app::EditPurpose::MergeMessage { .. } => " merge commit message · C-s merges · esc cancels ",
         crate::app::EditPurpose::NewAgent => " a new agent, as in crew.toml · C-s adds and starts it · esc cancels ",
+        crate::app::EditPurpose::Duplicate { .. } => {
+            " a copy of the agent · its name · C-s adds and starts it · esc cancels "
+        }
     };
     editor.set_block(block(state, title.into()));
     editor.set_style(state.theme.style("ui.dialog"));

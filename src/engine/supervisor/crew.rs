@@ -53,6 +53,32 @@ impl Supervisor {
         Ok(if start { format!("added {name} and started it") } else { format!("added {name} (R starts it)") })
     }
 
+    /// Add a copy of agent `name` as `new_name`, as `add_agent` adds one.
+    pub(super) fn duplicate_agent(&mut self, name: &str, new_name: &str, start: bool) -> Result<String, String> {
+        let refused = |this: &mut Self, why: String| {
+            let text = format!("{new_name} not added: {why}");
+            this.message(text.clone(), true);
+            Err(text)
+        };
+        if let Err(e) = crate::config::crew::validate_name(new_name) {
+            return refused(self, e);
+        }
+        let copied = crate::config::edit_crew_file(&self.cfg.root, |t| {
+            crate::config::crew_edit::duplicate_agent(t, name, new_name)?
+                .map(Some)
+                .ok_or_else(|| format!("no agent `{name}` in the crew file to copy"))
+        });
+        if let Err(e) = copied {
+            return refused(self, format!("{e:#}"));
+        }
+        self.crew_reload_at = None;
+        self.reload_crew();
+        if start {
+            self.start(new_name, false);
+        }
+        Ok(format!("added {new_name}, a copy of {name}{}", if start { ", and started it" } else { " (R starts it)" }))
+    }
+
     pub(super) fn reload_crew(&mut self) {
         let crew = match crate::config::load_crew(&self.cfg.root) {
             Ok((crew, _, _)) => crew,

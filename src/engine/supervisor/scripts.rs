@@ -126,6 +126,16 @@ impl Supervisor {
         let reply = Some(reply);
         match cmd {
             Command::Checkpoint { name } => self.job_with(&name, JobKind::Create { trigger }, false, reply, false),
+            Command::DuplicateAgent { name, new_name, start } => {
+                let answer = match self.duplicate_agent(&name, &new_name, start) {
+                    Ok(text) => Answer::Done { message: Some(text) },
+                    Err(e) => Answer::error(ErrorKind::Refused, e),
+                };
+                if let Some(r) = reply {
+                    let _ = r.send(answer);
+                }
+                true
+            }
             Command::AddAgent { agent: new, start } => {
                 let answer = match self.add_agent(new, start) {
                     Ok(text) => Answer::Done { message: Some(text) },
