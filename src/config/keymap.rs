@@ -42,7 +42,7 @@ actions! {
     Attach = "attach": "Attach: type into the agent's terminal",
     ToggleWell = "toggle_well": "Expand or collapse the detail well",
     Steer = "steer": "Send the agent a message without attaching",
-    Pause = "pause": "Pause or resume the agent (SIGSTOP/SIGCONT)",
+    Pause = "pause": "Pause or resume all of the agent's processes (muster doctor says how)",
     Stop = "stop": "Stop the agent (SIGTERM, then SIGKILL)",
     Restart = "restart": "Restart the agent with its resume arguments, or start it",
     StartAll = "start_all": "Start every agent that is not running (asks first)",
