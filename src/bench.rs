@@ -815,13 +815,7 @@ impl ServedCrew {
         let stream = std::os::unix::net::UnixStream::connect(&self.socket)?;
         let end = stream.try_clone()?;
         let (tx, rx) = crate::tui::channel();
-        let hello = crate::protocol::Hello {
-            kind: crate::protocol::ClientKind::Tui,
-            version: crate::protocol::VERSION,
-            muster: env!("CARGO_PKG_VERSION").into(),
-            size: Some((50, 200)),
-            colours: None,
-        };
+        let hello = crate::protocol::Hello::new(crate::protocol::ClientKind::Tui, Some((50, 200)));
         let (handle, _) = crate::client::attach(Box::new(stream.try_clone()?), Box::new(stream), hello, move |m| {
             let _ = tx.send(match m {
                 crate::client::Incoming::Event(e) => crate::tui::AppMsg::Engine(e),

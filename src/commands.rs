@@ -261,13 +261,7 @@ fn workbench(
     let (tx, rx) = crate::tui::channel();
     // A terminal larger than muster serves shows the top-left of it (the server refuses larger sizes).
     let size = crossterm::terminal::size().ok().map(|(c, r)| crate::protocol::clamp_size(r, c));
-    let hello = Hello {
-        kind: ClientKind::Tui,
-        version: crate::protocol::VERSION,
-        muster: env!("CARGO_PKG_VERSION").into(),
-        size,
-        colours: None,
-    };
+    let hello = Hello::new(ClientKind::Tui, size);
     let events = tx.clone();
     let (handle, welcome) = crate::client::attach(read, write, hello, move |m| {
         let _ = events.send(match m {

@@ -126,13 +126,7 @@ fn follow(root: &Path, tx: std::sync::mpsc::Sender<Wake>) -> bool {
     use crate::protocol::{ClientKind, Event, Hello};
     let Ok(Some(stream)) = crate::server::spawn::connect(root) else { return false };
     let Ok(read) = stream.try_clone() else { return false };
-    let hello = Hello {
-        kind: ClientKind::Watch,
-        version: crate::protocol::VERSION,
-        muster: env!("CARGO_PKG_VERSION").into(),
-        size: None,
-        colours: None,
-    };
+    let hello = Hello::new(ClientKind::Watch, None);
     let repo = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let at = root.to_path_buf();
     let agents = std::sync::Mutex::new(Vec::<Row>::new());

@@ -1,13 +1,11 @@
 //! The conflicts view: a merge's conflicted files, each resolved hunk by hunk (or a side taken), edited, written
 //! and staged, and the merge finished or aborted.
 
-use super::editor_keys::to_textarea_input;
 use super::msg::Effect;
 use super::roster::on_roster_action;
 use super::state::{Confirmed, Dialog, EditPurpose, State, WellTab};
 use crate::config::keymap::Action;
 use crate::conflict::{Choice, Resolver, WholeFile};
-use crate::key::Key;
 use crate::protocol::git::Side;
 use crate::protocol::Command;
 use ratatui_textarea::TextArea;
@@ -23,59 +21,6 @@ pub(super) fn sync_conflicts(state: &mut State, fx: &mut Vec<Effect>) {
         view.hunk = 0;
         if f.kind.has_markers() {
             fx.push(Effect::Engine(Command::ReadConflict { name: view.agent.clone(), path: f.path.clone() }));
-        }
-    }
-}
-
-pub(super) fn on_edit_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
-    let Some(Dialog::Edit { purpose, editor }) = &mut state.dialog else { return };
-    match action {
-        Some(Action::Send) if matches!(purpose, EditPurpose::Duplicate { .. }) => {
-            let EditPurpose::Duplicate { from } = purpose.clone() else { return };
-            match super::new_agent::parse_copy(&editor.lines().join("\n"), &from) {
-                Ok(copy) => {
-                    state.dialog = None;
-                    fx.push(Effect::Engine(copy));
-                }
-                Err(e) => state.status = Some((e, true)),
-            }
-        }
-        Some(Action::Send) if *purpose == EditPurpose::NewAgent => {
-            // A form that does not read stays open, its error on the status line.
-            match super::new_agent::parse(&editor.lines().join("\n")) {
-                Ok(add) => {
-                    state.dialog = None;
-                    fx.push(Effect::Engine(add));
-                }
-                Err(e) => state.status = Some((e, true)),
-            }
-        }
-        Some(Action::Send) => {
-            let lines = editor.lines().join("\n");
-            let purpose = purpose.clone();
-            state.dialog = None;
-            match purpose {
-                EditPurpose::ConflictResult => {
-                    let mut text = lines;
-                    if !text.is_empty() {
-                        text.push('\n');
-                    }
-                    if let Some((hunk, resolver)) = current_resolver(state) {
-                        if let Err(e) = resolver.choose(hunk, Choice::Edit(text.into_bytes())) {
-                            state.status = Some((e, true));
-                        }
-                    }
-                }
-                EditPurpose::MergeMessage { name, into_agent } => {
-                    let message = (!lines.trim().is_empty()).then_some(lines);
-                    fx.push(Effect::Engine(Command::Merge { name, into_agent, message }));
-                }
-                EditPurpose::NewAgent | EditPurpose::Duplicate { .. } => {}
-            }
-        }
-        Some(Action::Cancel) => state.dialog = None,
-        _ => {
-            editor.input(to_textarea_input(key));
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `update`: messages in, state changes and effects out. Pure: the engine, the terminal and the clock are
 //! outside, so every key sequence can be tested without them.
 
-use super::conflicts::{on_conflict_action, on_edit_key, sync_conflicts};
+use super::conflicts::{on_conflict_action, sync_conflicts};
+use super::edit::on_edit_key;
 use super::events::on_event;
 pub use super::msg::{Effect, Msg};
 use super::roster::{confirmed, on_roster_action, open_help};

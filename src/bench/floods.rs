@@ -117,13 +117,7 @@ fn request(command: Command) -> Vec<u8> {
 
 fn hello_client(socket: &std::path::Path) -> Result<UnixStream> {
     let mut s = UnixStream::connect(socket)?;
-    let hello = Hello {
-        kind: ClientKind::Tui,
-        version: protocol::VERSION,
-        muster: env!("CARGO_PKG_VERSION").into(),
-        size: Some((24, 80)),
-        colours: None,
-    };
+    let hello = Hello::new(ClientKind::Tui, Some((24, 80)));
     s.write_all(&protocol::json_frame(&ToServer::Hello(hello)))?;
     s.set_write_timeout(Some(Duration::from_secs(60)))?;
     Ok(s)

@@ -30,13 +30,7 @@ pub(super) fn up(root: &Path, detach: bool) -> Result<ExitCode> {
     let stream = crate::server::spawn::connect_or_start(root, &[])?;
     let read = stream.try_clone().context("connecting to the muster server")?;
     let (tx, rx) = mpsc::channel();
-    let hello = Hello {
-        kind: ClientKind::Script,
-        version: crate::protocol::VERSION,
-        muster: env!("CARGO_PKG_VERSION").into(),
-        size: None,
-        colours: None,
-    };
+    let hello = Hello::new(ClientKind::Script, None);
     let heard = tx.clone();
     let (commands, _) = crate::client::attach(Box::new(read), Box::new(stream), hello, move |m| {
         let _ = heard.send(match m {

@@ -121,11 +121,6 @@ impl EngineHandle {
         EngineHandle { send, local: Some(tx), stop: Some(stop) }
     }
 
-    /// Commands that go elsewhere (a connection to the server).
-    pub fn from_commands(send: crate::protocol::Commands) -> EngineHandle {
-        EngineHandle { send, local: None, stop: None }
-    }
-
     pub fn send(&self, command: Command) {
         self.send.send(command)
     }

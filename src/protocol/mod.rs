@@ -72,6 +72,13 @@ pub struct Hello {
     pub colours: Option<(String, String)>,
 }
 
+impl Hello {
+    /// This muster's hello, as a client of `kind` with a terminal of `size` (rows, cols).
+    pub fn new(kind: ClientKind, size: Option<(u16, u16)>) -> Hello {
+        Hello { kind, version: VERSION, muster: env!("CARGO_PKG_VERSION").into(), size, colours: None }
+    }
+}
+
 /// The server's answer to a `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {

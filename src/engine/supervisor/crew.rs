@@ -38,9 +38,29 @@ impl Supervisor {
     /// the changed file says; started when asked. What happened, or why not (both also said).
     pub(super) fn add_agent(&mut self, new: crate::protocol::NewAgent, start: bool) -> Result<String, String> {
         let name = new.name.clone();
-        let written =
-            crate::config::edit_crew_file(&self.cfg.root, |t| crate::config::crew_edit::add_agent(t, &new).map(Some));
-        if let Err(e) = written {
+        self.add_entry(&name, start, |t| crate::config::crew_edit::add_agent(t, &new).map(Some))?;
+        Ok(if start { format!("added {name} and started it") } else { format!("added {name} (R starts it)") })
+    }
+
+    /// Add a copy of agent `name` as `new_name`, as `add_agent` adds one.
+    pub(super) fn duplicate_agent(&mut self, name: &str, new_name: &str, start: bool) -> Result<String, String> {
+        self.add_entry(new_name, start, |t| {
+            crate::config::crew_edit::duplicate_agent(t, name, new_name)?
+                .map(Some)
+                .ok_or_else(|| format!("no agent `{name}` in the crew file to copy"))
+        })?;
+        Ok(format!("added {new_name}, a copy of {name}{}", if start { ", and started it" } else { " (R starts it)" }))
+    }
+
+    /// The crew file changed by `edit` (checked as a crew before it is written), applied at once, and the new
+    /// agent `name` started when asked; why not, when the file refused the change.
+    fn add_entry(
+        &mut self,
+        name: &str,
+        start: bool,
+        edit: impl FnOnce(&str) -> Result<Option<String>, String>,
+    ) -> Result<(), String> {
+        if let Err(e) = crate::config::edit_crew_file(&self.cfg.root, edit) {
             let text = format!("{name} not added: {e:#}");
             self.message(text.clone(), true);
             return Err(text);
@@ -48,35 +68,9 @@ impl Supervisor {
         self.crew_reload_at = None;
         self.reload_crew();
         if start {
-            self.start(&name, false);
+            self.start(name, false);
         }
-        Ok(if start { format!("added {name} and started it") } else { format!("added {name} (R starts it)") })
-    }
-
-    /// Add a copy of agent `name` as `new_name`, as `add_agent` adds one.
-    pub(super) fn duplicate_agent(&mut self, name: &str, new_name: &str, start: bool) -> Result<String, String> {
-        let refused = |this: &mut Self, why: String| {
-            let text = format!("{new_name} not added: {why}");
-            this.message(text.clone(), true);
-            Err(text)
-        };
-        if let Err(e) = crate::config::crew::validate_name(new_name) {
-            return refused(self, e);
-        }
-        let copied = crate::config::edit_crew_file(&self.cfg.root, |t| {
-            crate::config::crew_edit::duplicate_agent(t, name, new_name)?
-                .map(Some)
-                .ok_or_else(|| format!("no agent `{name}` in the crew file to copy"))
-        });
-        if let Err(e) = copied {
-            return refused(self, format!("{e:#}"));
-        }
-        self.crew_reload_at = None;
-        self.reload_crew();
-        if start {
-            self.start(new_name, false);
-        }
-        Ok(format!("added {new_name}, a copy of {name}{}", if start { ", and started it" } else { " (R starts it)" }))
+        Ok(())
     }
 
     pub(super) fn reload_crew(&mut self) {

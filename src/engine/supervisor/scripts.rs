@@ -22,6 +22,18 @@ pub(super) struct PendingSend {
     pub(super) reply: Sender<Answer>,
 }
 
+/// A change to the crew the engine made or refused at once, told to the script that asked.
+fn done_or_refused(reply: Option<Sender<Answer>>, outcome: Result<String, String>) -> bool {
+    let answer = match outcome {
+        Ok(text) => Answer::Done { message: Some(text) },
+        Err(e) => Answer::error(ErrorKind::Refused, e),
+    };
+    if let Some(r) = reply {
+        let _ = r.send(answer);
+    }
+    true
+}
+
 impl Supervisor {
     /// A script's request from the script socket.
     pub(super) fn script(&mut self, msg: ScriptMsg) {
@@ -127,35 +139,10 @@ impl Supervisor {
         match cmd {
             Command::Checkpoint { name } => self.job_with(&name, JobKind::Create { trigger }, false, reply, false),
             Command::DuplicateAgent { name, new_name, start } => {
-                let answer = match self.duplicate_agent(&name, &new_name, start) {
-                    Ok(text) => Answer::Done { message: Some(text) },
-                    Err(e) => Answer::error(ErrorKind::Refused, e),
-                };
-                if let Some(r) = reply {
-                    let _ = r.send(answer);
-                }
-                true
+                done_or_refused(reply, self.duplicate_agent(&name, &new_name, start))
             }
-            Command::AddAgent { agent: new, start } => {
-                let answer = match self.add_agent(new, start) {
-                    Ok(text) => Answer::Done { message: Some(text) },
-                    Err(e) => Answer::error(ErrorKind::Refused, e),
-                };
-                if let Some(r) = reply {
-                    let _ = r.send(answer);
-                }
-                true
-            }
-            Command::Remove { name, force } => {
-                let answer = match self.remove(&name, force) {
-                    Ok(text) => Answer::Done { message: Some(text) },
-                    Err(e) => Answer::error(ErrorKind::Refused, e),
-                };
-                if let Some(r) = reply {
-                    let _ = r.send(answer);
-                }
-                true
-            }
+            Command::AddAgent { agent: new, start } => done_or_refused(reply, self.add_agent(new, start)),
+            Command::Remove { name, force } => done_or_refused(reply, self.remove(&name, force)),
             Command::Rollback { name, n, files } => {
                 self.job_with(&name, JobKind::Rollback { n, files }, true, reply, false)
             }
