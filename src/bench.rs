@@ -170,6 +170,7 @@ fn bench_state(agents: usize, screen: Option<std::sync::Arc<crate::term::Screen>
             checkpoints: Vec::new(),
             attention: false,
             unseen: false,
+            in_turn: false,
         });
     }
     update(&mut state, Msg::Resize(200, 50));

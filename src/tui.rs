@@ -499,6 +499,7 @@ mod tests {
                     checkpoints: Vec::new(),
                     attention: false,
                     unseen: false,
+                    in_turn: false,
                 });
             }
             update(&mut state, Msg::Resize(width, height));

@@ -40,6 +40,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
         checkpoints: Vec::new(),
         attention: state == AgentState::Waiting,
         unseen: false,
+        in_turn: false,
     }
 }
 

@@ -28,7 +28,14 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                         }
                     }
                     // A turn ended (busy, then back at its prompt) where the operator did not see it.
-                    let turn_ended = view.info.state == AgentState::Busy && info.state == AgentState::Idle;
+                    // A CLI drawing itself at start is busy too, but that is no turn to report.
+                    if info.state == AgentState::Busy && view.info.state != AgentState::Busy {
+                        view.in_turn = view.info.state != AgentState::Starting;
+                    }
+                    let turn_ended = view.in_turn && info.state == AgentState::Idle;
+                    if info.state != AgentState::Busy {
+                        view.in_turn = false;
+                    }
                     if turn_ended && !in_view {
                         view.unseen = true;
                         if state.notify {
@@ -41,6 +48,8 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                     view.info = info;
                 }
                 None => state.agents.push(AgentView {
+                    // Busy when this workbench joins: a turn it will see end.
+                    in_turn: info.state == AgentState::Busy,
                     info,
                     screen: None,
                     checkpoints: Vec::new(),

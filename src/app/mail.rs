@@ -355,6 +355,7 @@ mod tests {
                 checkpoints: Vec::new(),
                 attention: false,
                 unseen: false,
+                in_turn: false,
             });
         }
         let mails = vec![mail(1, "operator", "api", R::Dead, false), mail(2, "docs", OPERATOR, R::Delivered, true)];

@@ -24,6 +24,8 @@ pub struct AgentView {
     pub attention: bool,
     /// Finished a turn while the operator looked elsewhere, and has not been looked at since.
     pub unseen: bool,
+    /// Works on a turn: busy since it was at its prompt (or when this workbench joined), not since it started.
+    pub in_turn: bool,
 }
 
 /// What a confirmation leads to.

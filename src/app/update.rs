@@ -322,6 +322,20 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_drawing_itself_at_start_finished_no_turn() {
+        let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Stopped)]);
+        for st in [AgentState::Starting, AgentState::Busy, AgentState::Idle] {
+            let fx = update(&mut s, Msg::Engine(Event::Agent(info("b", st))));
+            assert!(!fx.iter().any(|f| matches!(f, Effect::Notify(_))), "{st:?}: {fx:?}");
+        }
+        assert!(!s.agents[1].unseen);
+        // Its first real turn does count.
+        update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Busy))));
+        update(&mut s, Msg::Engine(Event::Agent(info("b", AgentState::Idle))));
+        assert!(s.agents[1].unseen);
+    }
+
+    #[test]
     fn quit_asks_while_agents_run() {
         let mut s = state_with(&[("a", AgentState::Busy)]);
         let fx = update(&mut s, key("q"));

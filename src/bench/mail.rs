@@ -80,6 +80,7 @@ fn open_large(n: usize) -> Result<()> {
                 checkpoints: Vec::new(),
                 attention: false,
                 unseen: false,
+                in_turn: false,
             })
             .collect();
         update(&mut state, Msg::Engine(engine::Event::Mail(loaded.clone())));
