@@ -19,6 +19,18 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A search pattern as a regex: all lower case means case does not count (as vim's smartcase). Its compiled
+/// size is bounded: a pattern from a client cannot take the server's memory. The error is regex's last line.
+pub fn search_regex(pattern: &str) -> Result<regex::Regex, String> {
+    let caseless = !pattern.chars().any(char::is_uppercase);
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(caseless)
+        .size_limit(1 << 20)
+        .dfa_size_limit(1 << 20)
+        .build()
+        .map_err(|e| e.to_string().lines().last().unwrap_or("not a regex").trim().to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -252,6 +252,22 @@ where
                         let _ = std::io::stdout().write_all(&bytes);
                         let _ = std::io::stdout().flush();
                     }
+                    Effect::Copy(text) => {
+                        // The terminal may refuse OSC 52 (or sit behind a tmux that does): the file always has it.
+                        let file = crate::config::paths::state_dir().join("copied.txt");
+                        let saved = std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))
+                            .and_then(|_| std::fs::write(&file, &text));
+                        let _ = std::io::stdout().write_all(&crate::term::notify::clipboard(&text));
+                        let _ = std::io::stdout().flush();
+                        let said = state.status.as_ref().map(|s| s.0.clone()).unwrap_or_else(|| "copied".into());
+                        let (msg, error) = match saved {
+                            Ok(()) => (format!("{said} (OSC 52), also in {}", file.display()), false),
+                            Err(e) => (format!("could not keep it in {}: {e}", file.display()), true),
+                        };
+                        let (fx, _) = apply(state, Msg::Engine(Event::Message { text: msg, error }), &mut painter);
+                        debug_assert!(fx.is_empty());
+                        dirty = true;
+                    }
                     Effect::Quit => return Ok(()),
                 }
             }

@@ -68,10 +68,13 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         // One viewer's own scrolled screen is its screen (the sink or the server has picked what it sees).
         Event::Screen { name, screen, .. } => {
+            super::copy::on_screen(state, &name);
             if let Some(a) = state.agents.iter_mut().find(|a| a.info.name == name) {
                 a.screen = Some(std::sync::Arc::new(screen));
             }
         }
+        Event::SearchFound { name, pattern, found } => super::copy::on_found(state, &name, &pattern, found),
+        Event::Copied { text, cut, .. } => super::copy::on_copied(state, text, cut, fx),
         Event::Bell { name } => {
             let selected = state.selected;
             if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {

@@ -1,6 +1,7 @@
 //! The Elm-style core: one `State`, `update` turning messages into state changes and effects, no I/O.
 
 mod conflicts;
+mod copy;
 mod edit;
 mod editor_keys;
 mod events;

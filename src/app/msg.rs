@@ -28,5 +28,7 @@ pub enum Effect {
     Bell,
     /// A desktop notification through the operator's terminal.
     Notify(String),
+    /// Text for the operator's clipboard (OSC 52), also kept in a file.
+    Copy(String),
     Quit,
 }

@@ -21,6 +21,8 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             state.tab = WellTab::Timeline;
             state.well_open = true;
         }
+        Action::CopyMode => super::copy::enter(state, false),
+        Action::Search => super::copy::enter(state, true),
         Action::OpenMail => super::mail::open(state, false),
         Action::Mailbox => super::mail::open(state, true),
         Action::Compose => {

@@ -10,7 +10,7 @@ use crate::conflict::Resolver;
 use crate::protocol::git::ConflictFile;
 use crate::protocol::git::OverlapReport;
 use crate::protocol::git::{Checkpoint, DiffBase, FileDiff};
-use crate::protocol::screen::Screen;
+use crate::protocol::screen::{BufferPos, Found, Screen};
 use crate::protocol::{AgentInfo, AgentState};
 
 #[derive(Debug, Clone)]
@@ -109,6 +109,23 @@ pub enum WellTab {
     Mail,
 }
 
+/// The well's copy mode, as tmux's: a cursor over the selected agent's whole buffer (its history, then its
+/// screen), a selection, and a search.
+#[derive(Debug, Clone)]
+pub struct CopyView {
+    pub agent: String,
+    pub cursor: BufferPos,
+    /// Where the selection started; it runs to the cursor.
+    pub anchor: Option<BufferPos>,
+    /// The buffer row the view was last asked to show at its top, until the agent's next screen says.
+    pub top: Option<u64>,
+    /// The search pattern being typed, shown in the status line.
+    pub typing: Option<String>,
+    /// The last search, and its regex for marking its matches on screen.
+    pub pattern: Option<(String, regex::Regex)>,
+    pub found: Option<Found>,
+}
+
 /// Where the operator is in the mail tab (the agent's threads) or the crew's mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailView {
@@ -196,6 +213,8 @@ pub struct State {
     pub tab: WellTab,
     pub timeline: TimelineView,
     pub conflicts: Option<ConflictView>,
+    /// Copy mode, while the well shows its agent's terminal.
+    pub copy: Option<CopyView>,
     pub overlaps: OverlapReport,
     pub attached: bool,
     pub dialog: Option<Dialog>,
@@ -255,6 +274,7 @@ impl State {
             tab: WellTab::Terminal,
             timeline: TimelineView::default(),
             conflicts: None,
+            copy: None,
             overlaps: OverlapReport::default(),
             attached: false,
             dialog: None,
@@ -281,6 +301,13 @@ impl State {
         }
     }
 
+    /// Copy mode, when it is of the agent the well shows.
+    pub fn copy_view(&self) -> Option<&CopyView> {
+        let c = self.copy.as_ref()?;
+        let shown = self.tab == WellTab::Terminal && self.well_open;
+        (shown && self.selected_agent().is_some_and(|a| a.info.name == c.agent)).then_some(c)
+    }
+
     pub fn selected_agent(&self) -> Option<&AgentView> {
         self.agents.get(self.selected)
     }
@@ -294,6 +321,7 @@ impl State {
             Some(Dialog::Edit { .. }) => Mode::Edit,
             Some(Dialog::Compose(_)) => Mode::Compose,
             None if self.attached => Mode::Attached,
+            None if self.copy_view().is_some() => Mode::Copy,
             None if self.tab == WellTab::Timeline => Mode::Timeline,
             None if self.tab == WellTab::Conflicts && self.conflicts.is_some() => Mode::Conflicts,
             None if self.tab == WellTab::Mail && self.well_open => Mode::Mail,

@@ -136,6 +136,7 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
             }
         }
         Mode::Compose => super::mail::on_compose_key(state, key, action, fx),
+        Mode::Copy => super::copy::on_copy_key(state, key, action, fx),
     }
 }
 

@@ -54,6 +54,20 @@ actions! {
     PageUp = "page_up": "Scroll the terminal back a page",
     PageDown = "page_down": "Scroll the terminal forward a page",
     ScrollBottom = "scroll_bottom": "Follow the agent's output again",
+    CopyMode = "copy_mode": "Copy mode: move a cursor over the agent's whole history, select, copy, search",
+    Search = "search": "Search the agent's whole history (a regex; lower case ignores case), toward older lines",
+    SearchNext = "search_next": "The next match, toward older lines",
+    SearchPrev = "search_prev": "The previous match, toward newer lines",
+    CursorLeft = "left": "Move the cursor left",
+    CursorRight = "right": "Move the cursor right",
+    CursorUp = "up": "Move the cursor up (the view follows it into history)",
+    CursorDown = "down": "Move the cursor down",
+    LineStart = "line_start": "To the start of the line",
+    LineEnd = "line_end": "To the end of the line",
+    Top = "top": "To the oldest line of the history",
+    Bottom = "bottom": "To the newest line",
+    Select = "select": "Start or drop a selection at the cursor",
+    CopySelection = "copy": "Copy the selection (or the cursor's line) to the clipboard (OSC 52) and a file, and leave",
     OpenTimeline = "timeline": "Show the agent's checkpoint timeline",
     Checkpoint = "checkpoint": "Take a checkpoint of the agent's worktree now",
     Rollback = "rollback": "Roll the worktree back to the selected checkpoint",
@@ -118,10 +132,11 @@ pub enum Mode {
     Help,
     Mail,
     Compose,
+    Copy,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 10] = [
+    pub const ALL: [Mode; 11] = [
         Mode::Roster,
         Mode::Timeline,
         Mode::Conflicts,
@@ -132,6 +147,7 @@ impl Mode {
         Mode::Help,
         Mode::Mail,
         Mode::Compose,
+        Mode::Copy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -146,6 +162,7 @@ impl Mode {
             Mode::Help => "help",
             Mode::Mail => "mail",
             Mode::Compose => "compose",
+            Mode::Copy => "copy",
         }
     }
 
@@ -155,7 +172,8 @@ impl Mode {
 }
 
 /// Actions that must always have a key: without them a person cannot get out.
-const ESSENTIAL: [(Mode, Action); 2] = [(Mode::Attached, Action::Detach), (Mode::Roster, Action::Quit)];
+const ESSENTIAL: [(Mode, Action); 3] =
+    [(Mode::Attached, Action::Detach), (Mode::Roster, Action::Quit), (Mode::Copy, Action::Close)];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {

@@ -14,8 +14,9 @@ use super::inbox::{EngineMsg, Report};
 use super::pty_io::{self, wake_up, Output};
 pub use super::pty_io::{WriteError, WriteOp, Writer};
 use super::{AgentState, Event, EventSink};
+use crate::protocol::screen::BufferPos;
 use crate::pty::{PtyBackend, PtyControl, SpawnSpec};
-use crate::term::{AlacrittyModel, InputModes, Palette, TerminalModel};
+use crate::term::{search, AlacrittyModel, InputModes, Palette, TerminalModel};
 
 /// At most this often a watched agent's screen is sent to the UI while someone types into it (~60 fps)…
 const FRAME: Duration = Duration::from_millis(16);
@@ -55,6 +56,20 @@ pub enum TermMsg {
     Redetect,
     /// The Enter of a delivery went in, then: the engine is told, and told again once the screen changed after.
     Entered(Instant),
+    /// `Command::Search` of one viewer: the answer goes to `asker`, and that viewer's view moves to the match.
+    Search {
+        viewer: u64,
+        asker: super::Asker,
+        pattern: String,
+        from: Option<BufferPos>,
+        older: bool,
+    },
+    /// `Command::CopyText`, answered to `asker`.
+    Copy {
+        asker: super::Asker,
+        from: BufferPos,
+        to: BufferPos,
+    },
 }
 
 /// The engine's handles on a running agent.
@@ -354,12 +369,61 @@ impl TermThread {
                     generation: self.generation,
                 }));
             }
+            TermMsg::Search { viewer, asker, pattern, from, older } => {
+                let found = search::compile(&pattern).map(|re| {
+                    let rows = self.model.text_rows(0, self.model.buffer_rows());
+                    let hits = search::find_all(&rows, 0, &re);
+                    // By default from just below the viewer's view: its bottom row is searched first.
+                    let at = self.views.get(&viewer).copied().unwrap_or(0);
+                    let below = (self.model.history_size() - at.min(self.model.history_size())) as u64
+                        + self.model.size().0 as u64;
+                    let found = search::pick(&hits, from.unwrap_or(BufferPos { row: below, col: 0 }), older);
+                    if let Some(f) = found {
+                        self.show_row(viewer, f.start.row);
+                    }
+                    found
+                });
+                self.sink.reply(asker, Event::SearchFound { name: self.name.clone(), pattern, found });
+            }
+            TermMsg::Copy { asker, from, to } => {
+                let (first, last) = (from.min(to).row, from.max(to).row);
+                let rows = self.model.text_rows(first as usize, (last - first + 1) as usize);
+                let mut text = search::text_between(&rows, first, from, to);
+                let cut = text.len() > crate::protocol::MAX_COPY;
+                if cut {
+                    let mut end = crate::protocol::MAX_COPY;
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.truncate(end);
+                }
+                self.sink.reply(asker, Event::Copied { name: self.name.clone(), text, cut });
+            }
             TermMsg::Redetect => {
                 self.last_detect = None;
                 self.detect_dirty = true;
                 self.force_report = true;
             }
         }
+    }
+
+    /// Moves `viewer`'s view so that buffer row `row` shows (near its middle, when it has to move).
+    fn show_row(&mut self, viewer: u64, row: u64) {
+        let history = self.model.history_size();
+        let rows = self.model.size().0 as usize;
+        let at = self.views.get(&viewer).copied().unwrap_or(0);
+        let top = history - at.min(history);
+        let row = row as usize;
+        if (top..top + rows).contains(&row) {
+            return;
+        }
+        let to = (history + rows / 2).saturating_sub(row).min(history);
+        if to == 0 {
+            self.views.remove(&viewer);
+        } else {
+            self.views.insert(viewer, to);
+        }
+        self.sink.screen_for(self.name.clone(), viewer, self.model.snapshot_at(to));
     }
 
     /// The name of what runs in the terminal's foreground when it is not the agent's own process group (a

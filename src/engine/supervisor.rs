@@ -454,6 +454,12 @@ impl Supervisor {
                 let viewer = client;
                 let _ = r.term.send(TermMsg::Scroll { viewer, lines });
             }),
+            Command::Search { name, pattern, from: start, older } => self.with_running(&name, |r| {
+                let _ = r.term.send(TermMsg::Search { viewer: client, asker: from, pattern, from: start, older });
+            }),
+            Command::CopyText { name, from: start, to } => self.with_running(&name, |r| {
+                let _ = r.term.send(TermMsg::Copy { asker: from, from: start, to });
+            }),
             Command::ScrollBottom { name } => self.with_running(&name, |r| {
                 let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
             }),

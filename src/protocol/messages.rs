@@ -240,6 +240,22 @@ pub enum Command {
     ScrollBottom {
         name: String,
     },
+    /// Search the agent's whole buffer (history and screen) for `pattern` (a regex; all lower case: case does
+    /// not count), from `from` (else the bottom of this client's view) toward older rows or newer ones. The view
+    /// moves to show the match: `Event::SearchFound`.
+    Search {
+        name: String,
+        pattern: String,
+        from: Option<crate::protocol::screen::BufferPos>,
+        older: bool,
+    },
+    /// The text of the agent's buffer from `from` to `to` (both cells included), wrapped rows joined:
+    /// `Event::Copied`.
+    CopyText {
+        name: String,
+        from: crate::protocol::screen::BufferPos,
+        to: crate::protocol::screen::BufferPos,
+    },
     Wheel {
         name: String,
         up: bool,
@@ -411,6 +427,18 @@ pub enum Event {
         name: String,
         path: String,
         parsed: Result<crate::conflict::Parsed, crate::conflict::ParseError>,
+    },
+    /// The answer to `Command::Search`: the match (none: no more that way), or why the pattern is no regex.
+    SearchFound {
+        name: String,
+        pattern: String,
+        found: Result<Option<crate::protocol::screen::Found>, String>,
+    },
+    /// The answer to `Command::CopyText`; `cut`: the text was longer than `MAX_COPY` and stops there.
+    Copied {
+        name: String,
+        text: String,
+        cut: bool,
     },
     /// Agents whose work collides, newest pass.
     Overlaps(OverlapReport),

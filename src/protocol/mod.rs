@@ -168,9 +168,18 @@ pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
 }
 
 /// What a client may not ask for, whatever the engine would do with it.
+/// The most text one copy takes (it goes to the operator's terminal as OSC 52, a third larger).
+pub const MAX_COPY: usize = 1 << 20;
+
+/// The longest search pattern served: a regex's cost grows with it.
+pub const MAX_PATTERN: usize = 1024;
+
 pub fn check_request(cmd: &Command) -> Result<(), String> {
     match cmd {
         Command::Watch { rows, cols, .. } => check_size(*rows, *cols),
+        Command::Search { pattern, .. } if pattern.len() > MAX_PATTERN => {
+            Err(format!("a search pattern of {} bytes is longer than the {MAX_PATTERN} muster serves", pattern.len()))
+        }
         _ => Ok(()),
     }
 }

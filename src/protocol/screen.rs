@@ -153,6 +153,75 @@ impl Screen {
     }
 }
 
+/// A place in an agent's whole buffer: `row` counts from the oldest row of history kept (the screen's rows come
+/// after its history's), `col` is a column. A screen scrolled back `scrolled_back` of `history` rows shows rows
+/// `history - scrolled_back ..` of it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
+pub struct BufferPos {
+    pub row: u64,
+    pub col: u16,
+}
+
+impl Screen {
+    /// The buffer row shown on this screen's `row`.
+    pub fn buffer_row(&self, row: u16) -> u64 {
+        (self.history.saturating_sub(self.scrolled_back) + row as usize) as u64
+    }
+
+    /// Where buffer row `row` is on this screen, if it is shown.
+    pub fn screen_row(&self, row: u64) -> Option<u16> {
+        let top = self.buffer_row(0);
+        (row >= top && row < top + self.rows as u64).then(|| (row - top) as u16)
+    }
+}
+
+/// One row of an agent's buffer as text, to search and to copy from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextRow {
+    pub text: String,
+    /// The column of each byte of `text` (every byte of a character has its column).
+    pub cols: Vec<u16>,
+    /// The line goes on in the next row.
+    pub wrapped: bool,
+}
+
+impl TextRow {
+    /// A row's cells as text: the second halves of wide characters are not characters, and a row that ends its
+    /// line loses its trailing blanks (padding, not text).
+    pub fn new(cells: &[ScreenCell], wrapped: bool) -> TextRow {
+        let mut text = String::with_capacity(cells.len());
+        let mut cols = Vec::with_capacity(cells.len());
+        for (col, cell) in cells.iter().enumerate() {
+            if cell.flags.has(CellFlags::SPACER) {
+                continue;
+            }
+            match cell.text.as_str() {
+                "" | "\0" | "\t" => text.push(' '),
+                t => text.push_str(t),
+            }
+            cols.resize(text.len(), col.min(u16::MAX as usize) as u16);
+        }
+        if !wrapped {
+            let keep = text.trim_end().len();
+            text.truncate(keep);
+            cols.truncate(keep);
+        }
+        TextRow { text, cols, wrapped }
+    }
+}
+
+/// A match of a search in an agent's buffer: from `start` to `end` (its last cell), the `index`-th of `count`
+/// counted from the newest (1: the one nearest the bottom).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    pub start: BufferPos,
+    pub end: BufferPos,
+    pub index: u32,
+    pub count: u32,
+}
+
 /// How a screen differs from the frame before it of the same model: its rows moved up `scroll`, then `rows`
 /// changed (ascending). `None` where a frame is all new.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -374,6 +374,12 @@ impl History {
 
     /// Rows `from..from + count` (0 = the oldest row kept), each `width` cells; rows past the end are blank.
     pub fn rows_at(&self, from: usize, count: usize) -> Vec<Vec<ScreenCell>> {
+        self.wrapped_rows_at(from, count).into_iter().map(|(row, _)| row).collect()
+    }
+
+    /// As `rows_at`, each with whether its line goes on in the next row (the newest line of an open history
+    /// goes on on the screen).
+    pub fn wrapped_rows_at(&self, from: usize, count: usize) -> Vec<(Vec<ScreenCell>, bool)> {
         let mut out = Vec::with_capacity(count);
         let end = (from + count).min(self.rows as usize);
         if from >= end {
@@ -402,11 +408,14 @@ impl History {
             while li < block.lines.len() && out.len() < end - from {
                 let meta = block.lines[li];
                 let cells = decode(&bytes[meta.offset as usize..]);
-                for r in layout(&cells, self.width, meta.width == self.width, false).into_iter().skip(skip) {
+                let newest = bi + 1 == self.blocks.len() && li + 1 == block.lines.len();
+                let rows = layout(&cells, self.width, meta.width == self.width, false);
+                let last = rows.len() - 1;
+                for (i, r) in rows.into_iter().enumerate().skip(skip) {
                     if out.len() == end - from {
                         break;
                     }
-                    out.push(r);
+                    out.push((r, i < last || (newest && self.open)));
                 }
                 skip = 0;
                 li += 1;

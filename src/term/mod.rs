@@ -11,6 +11,7 @@ pub mod notify;
 pub mod osc;
 pub mod outer;
 pub mod palette;
+pub mod search;
 
 pub use crate::protocol::screen::{self, CellColor, CellFlags, Screen, ScreenCell};
 pub use changes::Change;

@@ -54,6 +54,12 @@ pub trait TerminalModel: Send {
     fn snapshot_at(&self, offset: usize) -> Screen;
     /// Lines of history above the screen.
     fn history_size(&self) -> usize;
+    /// Rows of the whole buffer: the history's, then the screen's (`BufferPos::row` counts them).
+    fn buffer_rows(&self) -> usize {
+        self.history_size() + self.size().0 as usize
+    }
+    /// Buffer rows `from..from + count` as text, for search and copy.
+    fn text_rows(&self, from: usize, count: usize) -> Vec<super::search::TextRow>;
     /// The live screen's rows as text (trailing blanks trimmed), whatever the operator scrolled to: for state
     /// rules. Cheaper than a snapshot.
     fn text_lines(&self) -> Vec<String>;
@@ -533,6 +539,26 @@ impl TerminalModel for AlacrittyModel {
         } else {
             self.history.rows()
         }
+    }
+
+    fn text_rows(&self, from: usize, count: usize) -> Vec<super::search::TextRow> {
+        use super::search::TextRow;
+        let history = self.history_size();
+        let end = (from + count).min(self.buffer_rows());
+        let mut out: Vec<TextRow> = if from < history {
+            let rows = self.history.wrapped_rows_at(from, end.min(history) - from);
+            rows.iter().map(|(cells, wrapped)| TextRow::new(cells, *wrapped)).collect()
+        } else {
+            Vec::new()
+        };
+        let grid = self.term.grid();
+        let cols = self.term.columns();
+        for row in from.max(history)..end {
+            let grid_row = &grid[Line((row - history) as i32)];
+            let wrapped = grid_row[Column(cols - 1)].flags.contains(Flags::WRAPLINE);
+            out.push(TextRow::new(&convert_row(grid_row, cols), wrapped));
+        }
+        out
     }
 
     fn snapshot_at(&self, offset: usize) -> Screen {

@@ -17,6 +17,14 @@ pub fn notification(text: &str, term: &str, term_program: &str, tmux: bool) -> V
     osc.into_bytes()
 }
 
+/// The bytes that put `text` on the clipboard of the terminal that reads them (OSC 52, which xterm, kitty,
+/// WezTerm, iTerm2, foot, Windows Terminal and tmux with `set-clipboard on` take). Base64 carries any text:
+/// nothing in it can end the sequence.
+pub fn clipboard(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    format!("\x1b]52;c;{}\x07", base64::engine::general_purpose::STANDARD.encode(text)).into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +39,10 @@ mod tests {
         assert_eq!(notification("a", "xterm-256color", "", true), b"\x1bPtmux;\x1b\x1b]9;a\x1b\x1b\\\x1b\\");
         let hostile = notification("x\x07\x1b]52;c;cm0gLXJm\x07; y", "xterm", "", false);
         assert_eq!(hostile, b"\x1b]9;x]52,c,cm0gLXJm, y\x1b\\");
+    }
+
+    #[test]
+    fn copied_text_is_base64_in_one_osc_52() {
+        assert_eq!(clipboard("hi\x07\x1b]0;x\n"), b"\x1b]52;c;aGkHG10wO3gK\x07");
     }
 }

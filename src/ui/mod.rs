@@ -1,6 +1,7 @@
 //! `render`: a pure function of `State` onto a ratatui frame. One file per widget.
 
 pub mod conflicts;
+pub mod copy_marks;
 pub mod dialog;
 // Where each part of the screen goes is the core's (update needs it too): rendered here from there.
 pub use crate::app::layout;

@@ -29,6 +29,14 @@ fn key_label(k: crate::key::Key) -> String {
 pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let theme = &state.theme;
     let bar = theme.style("ui.status");
+    if let Some(typing) = state.copy_view().and_then(|c| c.typing.as_ref()) {
+        let prompt = format!(" search older: /{typing}");
+        frame.render_widget(Paragraph::new(prompt.as_str()).style(bar.patch(theme.style("ui.status.message"))), area);
+        let x =
+            area.x + (unicode_width::UnicodeWidthStr::width(prompt.as_str()) as u16).min(area.width.saturating_sub(1));
+        frame.set_cursor_position(ratatui::layout::Position::new(x, area.y));
+        return;
+    }
     if let Some((text, error)) = &state.status {
         let style = bar.patch(if *error { theme.style("ui.error") } else { theme.style("ui.status.message") });
         frame.render_widget(Paragraph::new(format!(" {text}")).style(style), area);
@@ -79,6 +87,15 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             (Action::EditMail, "edit"),
             (Action::Mailbox, if state.mail_view.crew { "this agent" } else { "whole crew" }),
             (Action::Close, "terminal"),
+        ],
+        Mode::Copy => vec![
+            (Action::Select, "select"),
+            (Action::CopySelection, "copy"),
+            (Action::Search, "search"),
+            (Action::SearchNext, "older"),
+            (Action::SearchPrev, "newer"),
+            (Action::Help, "help"),
+            (Action::Close, "leave"),
         ],
         Mode::Compose => vec![
             (Action::Send, "send"),

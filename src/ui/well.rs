@@ -45,6 +45,9 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         spans.push(tab(state, &format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
         spans.push(Span::styled(" ", border));
     }
+    if state.copy_view().is_some() {
+        spans.push(Span::styled(" COPY MODE ", theme.style("ui.scrolled")));
+    }
     if state.attached {
         let detach = state
             .keymap
@@ -110,6 +113,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
                 super::terminal::leave_alone(term, frame.buffer_mut());
             } else {
                 super::terminal::draw(screen, term, frame.buffer_mut(), theme.mode);
+            }
+            if let Some(view) = state.copy_view().filter(|_| state.dialog.is_none() && state.help.is_none()) {
+                let top = super::terminal::top_row(screen, term);
+                super::copy_marks::render(state, view, screen, term, top, frame);
             }
             if state.attached && state.dialog.is_none() && state.help.is_none() {
                 if let Some((row, col)) = screen.cursor {

@@ -32,6 +32,7 @@ pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
     if !super::well::shows_terminal(state)
         || state.dialog.is_some()
         || state.help.is_some()
+        || state.copy_view().is_some()
         || area.x != 0
         || area.width != width
     {
