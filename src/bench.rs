@@ -141,6 +141,37 @@ fn history_weight() -> (usize, usize) {
     (model.history_size(), model.history_bytes())
 }
 
+/// `/` over `agents` full 10,000-line coloured histories, one after another, as the server runs it (every row
+/// read back as text, the regex over every line): the time for a rare pattern and for one on every line, and
+/// the matches of the rare one.
+fn search_time(agents: usize) -> (Duration, Duration, usize) {
+    use crate::term::search;
+    let stream = coloured_stream(6_000_000);
+    let models: Vec<AlacrittyModel> = (0..agents)
+        .map(|_| {
+            let mut model = AlacrittyModel::new(50, 200, 10_000);
+            stream.chunks(64 * 1024).for_each(|c| model.feed(c));
+            model.compact_history(Instant::now() + crate::term::history::SEAL_AFTER);
+            model
+        })
+        .collect();
+    let run = |pattern: &str| {
+        let re = search::compile(pattern).expect("a regex");
+        let start = Instant::now();
+        let mut found = 0;
+        for model in &models {
+            let rows = model.text_rows(0, model.buffer_rows());
+            let hits = search::find_all(&rows, 0, &re);
+            found += hits.len();
+            std::hint::black_box(search::pick(&hits, Default::default(), false));
+        }
+        (start.elapsed(), found)
+    };
+    let (rare, found) = run(r"\b12345\b");
+    let (common, _) = run("word03");
+    (rare, common, found)
+}
+
 fn guard_throughput(data: &[u8]) -> f64 {
     let mut guard = crate::term::guard::OutputGuard::default();
     let start = Instant::now();
@@ -646,6 +677,15 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
         bytes / 1024,
         bytes as f64 / lines.max(1) as f64,
         200 * std::mem::size_of::<alacritty_terminal::term::cell::Cell>()
+    );
+    let searched = 64;
+    let (rare, common, found) = search_time(searched);
+    println!(
+        "search of the whole history (/), {searched} agents × 10,000 lines at 200 columns: a rare pattern {:.0} ms \
+         ({:.1} ms an agent, {found} matches), a pattern on every line {:.0} ms",
+        rare.as_secs_f64() * 1e3,
+        rare.as_secs_f64() * 1e3 / searched as f64,
+        common.as_secs_f64() * 1e3
     );
     let ft = frame_time(agents);
     let streaming = streaming_frame_time(agents);

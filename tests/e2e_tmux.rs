@@ -989,3 +989,38 @@ fn a_new_agent_from_the_keyboard() {
         line.contains("shell") && (line.contains("idle") || line.contains("busy"))
     });
 }
+
+/// `/` searches the agent's whole history (the view goes back to each match), copy mode selects a line, and `y`
+/// puts exactly that text on the clipboard through OSC 52 (tmux with `set-clipboard on` takes it as a buffer) and
+/// into copied.txt.
+#[test]
+fn search_the_history_and_copy_from_the_keyboard() {
+    let crew = "[[agent]]\nname = \"talk\"\ncommand = \"bash\"\nargs = [\"-c\", \"for i in $(seq 1 3000); do \
+                if [ $i = 42 ] || [ $i = 2900 ]; then echo \\\"Needle-$i here\\\"; else echo \\\"line $i\\\"; fi; \
+                done; exec cat\"]\n";
+    let t = Tmux::start_in(100, 30, "-C repo", |dir| crew_repo(dir, crew));
+    t.tmux(&["set", "-g", "set-clipboard", "on"]);
+    t.wait_for("the output's end", |s| s.contains("line 3000"));
+    t.keys(&["/"]);
+    t.wait_for("the search prompt", |s| s.contains("search older: /"));
+    t.text("needle-\\d+");
+    t.keys(&["Enter"]);
+    t.wait_for("the newer match", |s| s.contains("match 1 of 2") && s.contains("Needle-2900 here"));
+    t.keys(&["n"]);
+    let s = t.wait_for("the older one, far back", |s| s.contains("match 2 of 2") && s.contains("Needle-42 here"));
+    assert!(s.contains("lines back") && s.contains("COPY MODE"), "{s}");
+    t.keys(&["n"]);
+    t.wait_for("no more", |s| s.contains("no more matches"));
+    t.keys(&["0", "v", "$", "y"]);
+    t.wait_for("copied", |s| s.contains("copied 14 characters, 1 line"));
+    let end = Instant::now() + DEADLINE;
+    while t.tmux(&["show-buffer"]) != "Needle-42 here" {
+        assert!(Instant::now() < end, "the clipboard has {:?}", t.tmux(&["show-buffer"]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let file = t.dir.path().join("state/muster/copied.txt");
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "Needle-42 here");
+    // Leaving copy mode follows the output again.
+    let s = t.wait_for("back at the bottom", |s| !s.contains("COPY MODE") && s.contains("line 3000"));
+    assert!(!s.contains("lines back"), "{s}");
+}

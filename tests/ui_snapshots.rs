@@ -477,7 +477,7 @@ fn help_for_every_mode_80x24() {
         update(s, Msg::Key(Key::parse(k).unwrap()));
     };
     type Setup = fn(&mut State);
-    let modes: [(&str, &str, Setup); 8] = [
+    let modes: [(&str, &str, Setup); 9] = [
         ("roster", "?", |_| {}),
         ("timeline", "?", |s| update(s, Msg::Key(Key::parse("tab").unwrap())).truncate(0)),
         ("conflicts", "?", |_| {}),
@@ -486,6 +486,7 @@ fn help_for_every_mode_80x24() {
         ("compose", "f1", |s| update(s, Msg::Key(Key::parse("w").unwrap())).truncate(0)),
         ("edit", "f1", |s| update(s, Msg::Key(Key::parse("n").unwrap())).truncate(0)),
         ("confirm", "f1", |s| update(s, Msg::Key(Key::parse("q").unwrap())).truncate(0)),
+        ("copy", "?", |s| update(s, Msg::Key(Key::parse("v").unwrap())).truncate(0)),
     ];
     for (mode, help, setup) in modes {
         let mut s = if mode == "conflicts" { conflict_state(80, 24) } else { state(80, 24) };
@@ -503,5 +504,34 @@ fn help_for_every_mode_80x24() {
         assert!(end.contains("Close") || end.contains("Cancel") || end.contains("Quit"), "{mode}, at its end: {end}");
         key(&mut s, "esc");
         assert_eq!(s.mode(), under, "{mode}: closing the help leaves what was open");
+    }
+}
+
+/// Copy mode with a search typed, then its answer: the tab line says so, the status line has the prompt, then the
+/// match's place among all of them.
+#[test]
+fn copy_mode_and_search_at_three_sizes() {
+    for (w, h) in [(120, 40), (80, 24), (50, 12)] {
+        let mut s = state(w, h);
+        if h < 20 {
+            // No room for the well: said, and nothing else starts.
+            update(&mut s, Msg::Key(Key::parse("/").unwrap()));
+            insta::assert_snapshot!(format!("copy_refused_{w}x{h}"), draw(&s));
+            continue;
+        }
+        for k in ["/", "f", "n", "space", "\\w+"] {
+            match Key::parse(k) {
+                Ok(key) if k.len() > 1 || k == "/" => update(&mut s, Msg::Key(key)),
+                _ => k.chars().flat_map(|c| update(&mut s, Msg::Key(Key::char(c)))).collect(),
+            };
+        }
+        insta::assert_snapshot!(format!("copy_search_typed_{w}x{h}"), draw(&s));
+        update(&mut s, Msg::Key(Key::parse("enter").unwrap()));
+        let screen = s.agents[1].screen.clone().unwrap();
+        let at = |col| muster::protocol::screen::BufferPos { row: screen.buffer_row(1), col };
+        let found = muster::protocol::screen::Found { start: at(2), end: at(12), index: 1, count: 3 };
+        let event = Event::SearchFound { name: "api".into(), pattern: "fn \\w+".into(), found: Ok(Some(found)) };
+        update(&mut s, Msg::Engine(event));
+        insta::assert_snapshot!(format!("copy_search_found_{w}x{h}"), draw(&s));
     }
 }

@@ -13,6 +13,11 @@ use crate::protocol::Command;
 /// `search`: with a search to type.
 pub(super) fn enter(state: &mut State, search: bool) {
     let Some(agent) = state.selected_agent() else { return };
+    let (w, h) = state.size;
+    if super::layout::areas(w, h, state.agents.len(), true, false).terminal.is_none() {
+        state.status = Some(("no room for the terminal: make the pane taller".into(), true));
+        return;
+    }
     let Some(screen) = agent.screen.as_deref() else {
         state.status = Some((format!("{} has no terminal to copy from", agent.info.name), true));
         return;

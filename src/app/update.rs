@@ -387,6 +387,113 @@ mod tests {
         assert!(!fx.contains(&Effect::Bell));
     }
 
+    /// A screen of `rows` rows of text, `back` rows scrolled back into `history`.
+    fn screen(lines: &[&str], rows: u16, history: usize, back: usize) -> Event {
+        let cols = 20u16;
+        let mut cells = Vec::new();
+        for r in 0..rows as usize {
+            let text = lines.get(r).copied().unwrap_or("");
+            let mut row: Vec<crate::protocol::screen::ScreenCell> = text
+                .chars()
+                .map(|c| crate::protocol::screen::ScreenCell { text: c.to_string().into(), ..Default::default() })
+                .collect();
+            row.resize(cols as usize, Default::default());
+            cells.extend(row);
+        }
+        let screen = crate::protocol::screen::Screen {
+            history,
+            scrolled_back: back,
+            cursor: Some((1, 3)),
+            ..crate::protocol::screen::Screen::from_cells(rows, cols, cells)
+        };
+        Event::Screen { name: "a".into(), screen, change: None }
+    }
+
+    #[test]
+    fn copy_mode_moves_a_cursor_the_view_follows_and_copies_a_selection() {
+        use crate::protocol::screen::BufferPos;
+        let pos = |row, col| BufferPos { row, col };
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        update(&mut s, Msg::Resize(20, 12));
+        update(&mut s, Msg::Engine(screen(&["one", "two words", "three"], 4, 100, 0)));
+        update(&mut s, key("v"));
+        assert_eq!(s.mode(), Mode::Copy);
+        // At the agent's cursor: row 1 of a screen whose top is buffer row 100.
+        assert_eq!(s.copy.as_ref().unwrap().cursor, pos(101, 3));
+        update(&mut s, key("v"));
+        update(&mut s, key("$"));
+        assert_eq!(s.copy.as_ref().unwrap().cursor, pos(101, 8), "the end of the text, not of the row");
+        let fx = update(&mut s, key("y"));
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![
+                Command::CopyText { name: "a".into(), from: pos(101, 3), to: pos(101, 8) },
+                Command::ScrollBottom { name: "a".into() }
+            ]
+        );
+        assert_eq!(s.mode(), Mode::Roster, "y copies and leaves");
+        let fx = update(&mut s, Msg::Engine(Event::Copied { name: "a".into(), text: "words".into(), cut: false }));
+        assert_eq!(fx, vec![Effect::Copy("words".into())]);
+        assert!(s.status.as_ref().unwrap().0.contains("copied 5 characters"));
+        // Up past the top scrolls the view back, once for each row, whatever the screen still says.
+        update(&mut s, key("v"));
+        update(&mut s, key("k"));
+        let fx = update(&mut s, key("k"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 1 }]);
+        let fx = update(&mut s, key("k"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 1 }]);
+        update(&mut s, Msg::Engine(screen(&[], 4, 100, 2)));
+        let fx = update(&mut s, key("g"));
+        assert_eq!(s.copy.as_ref().unwrap().cursor.row, 0);
+        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "a".into(), lines: 98 }]);
+        // No selection: y copies the cursor's line.
+        let fx = update(&mut s, key("y"));
+        assert_eq!(engine_cmds(&fx)[0], Command::CopyText { name: "a".into(), from: pos(0, 0), to: pos(0, u16::MAX) });
+    }
+
+    #[test]
+    fn search_is_typed_sent_from_the_cursor_and_its_answer_moves_the_cursor() {
+        use crate::protocol::screen::{BufferPos, Found};
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        update(&mut s, Msg::Resize(20, 12));
+        update(&mut s, Msg::Engine(screen(&["one"], 4, 10, 0)));
+        update(&mut s, key("/"));
+        assert_eq!(s.mode(), Mode::Copy);
+        for k in ["e", "r", "x", "backspace", "r", "("] {
+            assert!(engine_cmds(&update(&mut s, key(k))).is_empty(), "typed, not acted on: {k}");
+        }
+        update(&mut s, key("enter"));
+        assert!(s.status.as_ref().is_some_and(|(m, e)| *e && m.contains("not a search pattern")), "{:?}", s.status);
+        update(&mut s, key("/"));
+        for k in ["e", "r", "r"] {
+            update(&mut s, key(k));
+        }
+        let fx = update(&mut s, key("enter"));
+        let from = Some(BufferPos { row: 11, col: 3 });
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Search { name: "a".into(), pattern: "err".into(), from, older: true }]
+        );
+        let start = BufferPos { row: 4, col: 2 };
+        let found = Found { start, end: BufferPos { row: 4, col: 4 }, index: 2, count: 5 };
+        update(
+            &mut s,
+            Msg::Engine(Event::SearchFound { name: "a".into(), pattern: "err".into(), found: Ok(Some(found)) }),
+        );
+        assert_eq!(s.copy.as_ref().unwrap().cursor, start);
+        assert_eq!(s.status.as_ref().unwrap().0, "/err: match 2 of 5");
+        let fx = update(&mut s, key("N"));
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Search { name: "a".into(), pattern: "err".into(), from: Some(start), older: false }]
+        );
+        update(&mut s, Msg::Engine(Event::SearchFound { name: "a".into(), pattern: "err".into(), found: Ok(None) }));
+        assert!(s.status.as_ref().unwrap().0.contains("no more matches"));
+        // Another agent selected: copy mode is of the one it was entered on.
+        update(&mut s, key("esc"));
+        assert_eq!(s.mode(), Mode::Roster);
+    }
+
     #[test]
     fn help_opens_and_closes() {
         let mut s = state_with(&[]);

@@ -381,9 +381,27 @@ impl History {
     /// goes on on the screen).
     pub fn wrapped_rows_at(&self, from: usize, count: usize) -> Vec<(Vec<ScreenCell>, bool)> {
         let mut out = Vec::with_capacity(count);
+        self.visit_rows(from, count, |cells, wrapped| {
+            let mut row = cells.to_vec();
+            row.resize(self.width as usize, ScreenCell::default());
+            out.push((row, wrapped));
+        });
+        out
+    }
+
+    /// Rows `from..from + count` as text (for search and copy): read without laying out blanks.
+    pub fn text_rows(&self, from: usize, count: usize) -> Vec<crate::protocol::screen::TextRow> {
+        let mut out = Vec::with_capacity(count);
+        self.visit_rows(from, count, |cells, wrapped| out.push(crate::protocol::screen::TextRow::new(cells, wrapped)));
+        out
+    }
+
+    /// Each of rows `from..from + count` (as many as there are): its cells (a last row without its padding)
+    /// and whether its line goes on in the next row.
+    fn visit_rows(&self, from: usize, count: usize, mut emit: impl FnMut(&[ScreenCell], bool)) {
         let end = (from + count).min(self.rows as usize);
         if from >= end {
-            return out;
+            return;
         }
         // Find the block and line holding row `from`, walking from the newest end (views are near it).
         let mut row = self.rows as usize;
@@ -401,21 +419,33 @@ impl History {
                 }
             }
         }
-        let Some((mut bi, mut li, mut skip)) = at else { return out };
-        while out.len() < end - from && bi < self.blocks.len() {
+        let Some((mut bi, mut li, mut skip)) = at else { return };
+        let mut left = end - from;
+        let width = self.width as usize;
+        while left > 0 && bi < self.blocks.len() {
             let bytes = self.block_bytes(bi);
             let block = &self.blocks[bi];
-            while li < block.lines.len() && out.len() < end - from {
+            while li < block.lines.len() && left > 0 {
                 let meta = block.lines[li];
                 let cells = decode(&bytes[meta.offset as usize..]);
-                let newest = bi + 1 == self.blocks.len() && li + 1 == block.lines.len();
-                let rows = layout(&cells, self.width, meta.width == self.width, false);
+                let open = bi + 1 == self.blocks.len() && li + 1 == block.lines.len() && self.open;
+                // A line without wide characters is its cells cut at the width; one with them needs a layout.
+                let laid_out;
+                let rows: Vec<&[ScreenCell]> = if meta.wide {
+                    laid_out = layout(&cells, self.width, meta.width == self.width, false);
+                    laid_out.iter().map(|r| &r[..]).collect()
+                } else if cells.is_empty() {
+                    vec![&[]]
+                } else {
+                    cells.chunks(width).collect()
+                };
                 let last = rows.len() - 1;
                 for (i, r) in rows.into_iter().enumerate().skip(skip) {
-                    if out.len() == end - from {
+                    if left == 0 {
                         break;
                     }
-                    out.push((r, i < last || (newest && self.open)));
+                    emit(r, i < last || open);
+                    left -= 1;
                 }
                 skip = 0;
                 li += 1;
@@ -423,7 +453,6 @@ impl History {
             bi += 1;
             li = 0;
         }
-        out
     }
 }
 

@@ -545,12 +545,8 @@ impl TerminalModel for AlacrittyModel {
         use super::search::TextRow;
         let history = self.history_size();
         let end = (from + count).min(self.buffer_rows());
-        let mut out: Vec<TextRow> = if from < history {
-            let rows = self.history.wrapped_rows_at(from, end.min(history) - from);
-            rows.iter().map(|(cells, wrapped)| TextRow::new(cells, *wrapped)).collect()
-        } else {
-            Vec::new()
-        };
+        let mut out: Vec<TextRow> =
+            if from < history { self.history.text_rows(from, end.min(history) - from) } else { Vec::new() };
         let grid = self.term.grid();
         let cols = self.term.columns();
         for row in from.max(history)..end {

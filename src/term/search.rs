@@ -134,6 +134,22 @@ mod tests {
     }
 
     #[test]
+    fn a_line_wrapped_into_history_is_found_and_copied_whole() {
+        use crate::term::{AlacrittyModel, TerminalModel};
+        let mut m = AlacrittyModel::new(3, 10, 100);
+        m.feed(b"first\r\nabcdefghij-needle-klm\r\nx\r\ny\r\nz");
+        assert_eq!(m.history_size(), 4);
+        let rows = m.text_rows(0, m.buffer_rows());
+        assert_eq!(rows.iter().map(|r| r.wrapped).collect::<Vec<_>>(), [false, true, true, false, false, false, false]);
+        let hits = find_all(&rows, 0, &compile("j-need").unwrap());
+        assert_eq!(hits, vec![(pos(1, 9), pos(2, 4))]);
+        assert_eq!(text_between(&rows, 0, pos(1, 0), pos(3, 200)), "abcdefghij-needle-klm");
+        assert_eq!(text_between(&rows, 0, pos(3, 0), pos(6, 0)), "m\nx\ny\nz", "history, then the screen");
+        // Part of the buffer, numbered as the whole.
+        assert_eq!(m.text_rows(5, 10).iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["y", "z"]);
+    }
+
+    #[test]
     fn copied_text_joins_wrapped_rows_and_drops_padding() {
         let rows =
             vec![row("first line   ", false), row("a long li", true), row("ne, then  ", false), row("last", false)];
