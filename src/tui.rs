@@ -2,6 +2,7 @@
 //! coalescing, and effects carried out against the engine.
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,85 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// Whether the input thread reads the terminal, or has lent it (to the operator's editor).
+#[derive(Default)]
+struct InputGate {
+    lent: std::sync::Mutex<(bool, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl InputGate {
+    /// On the input thread: wait while the terminal is lent, saying that it no longer reads.
+    fn wait_while_lent(&self) {
+        let mut g = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+        while g.0 {
+            g.1 = true;
+            self.changed.notify_all();
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.1 = false;
+    }
+
+    /// Lend the terminal (true) and wait, a second at most, until the input thread stopped reading; or take it
+    /// back (false).
+    fn lend(&self, on: bool) {
+        let mut g = self.lent.lock().unwrap_or_else(|p| p.into_inner());
+        g.0 = on;
+        self.changed.notify_all();
+        let end = Instant::now() + Duration::from_secs(1);
+        while on && !g.1 && Instant::now() < end {
+            g = self.changed.wait_timeout(g, Duration::from_millis(50)).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+}
+
+static INPUT_GATE: std::sync::OnceLock<std::sync::Arc<InputGate>> = std::sync::OnceLock::new();
+
+/// The command line that opens `path` at `line` in `editor` (as `$VISUAL`/`$EDITOR` say it, arguments and
+/// all): `+LINE path` for vi, vim, nvim, nano, emacs, micro, kak…; `path:line` for helix; `-g path:line` for VS
+/// Code.
+pub fn editor_command(editor: &str, path: &Path, line: usize) -> Vec<String> {
+    let mut words: Vec<String> = editor.split_whitespace().map(String::from).collect();
+    if words.is_empty() {
+        words.push("vi".into());
+    }
+    let program = Path::new(&words[0]).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let at = format!("{}:{line}", path.display());
+    match program.as_str() {
+        "hx" | "helix" => words.push(at),
+        "code" | "codium" => words.extend(["-g".into(), at]),
+        _ => words.extend([format!("+{line}"), path.display().to_string()]),
+    }
+    words
+}
+
+/// Open `path` at `line` in the operator's editor, the workbench's terminal handed over meanwhile (as lazygit
+/// does); what to say of it.
+fn edit_file(path: &Path, line: usize) -> (String, bool) {
+    if !path.exists() {
+        return (format!("{} is not on this machine (or no longer there)", path.display()), true);
+    }
+    let set = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let editor = set("VISUAL").or_else(|| set("EDITOR")).unwrap_or_else(|| "vi".into());
+    let words = editor_command(&editor, path, line);
+    let gate = INPUT_GATE.get();
+    if let Some(g) = gate {
+        g.lend(true);
+    }
+    restore_terminal();
+    let status =
+        std::process::Command::new(&words[0]).args(&words[1..]).current_dir(path.parent().unwrap_or(path)).status();
+    let _ = enter_screen();
+    if let Some(g) = gate {
+        g.lend(false);
+    }
+    match status {
+        Ok(s) if s.success() => (format!("back from {}", words[0]), false),
+        Ok(s) => (format!("{} ended: {s}", words[0]), true),
+        Err(e) => (format!("could not run {} (VISUAL or EDITOR): {e}", words[0]), true),
+    }
+}
+
 /// The outer terminal was asked for the kitty keyboard protocol (and must be told to stop).
 static ENHANCED_KEYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -72,6 +152,12 @@ fn setup_terminal() -> Result<TerminalGuard> {
         tracing::error!("panic: {info}");
         previous(info);
     }));
+    enter_screen()?;
+    Ok(TerminalGuard)
+}
+
+/// Raw mode, the alternate screen, pasting and the mouse (and the keyboard protocol where there is one).
+fn enter_screen() -> Result<()> {
     enable_raw_mode().context("switching the terminal to raw mode (is this a terminal?)")?;
     crossterm::execute!(std::io::stdout(), EnterAlternateScreen, EnableBracketedPaste, EnableMouseCapture)?;
     // Where the terminal speaks the kitty keyboard protocol, Shift-Enter, Ctrl-Enter and other modified keys
@@ -82,7 +168,7 @@ fn setup_terminal() -> Result<TerminalGuard> {
             ENHANCED_KEYS.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
-    Ok(TerminalGuard)
+    Ok(())
 }
 
 /// Raw mode and the alternate screen only (no mouse, no paste, no keyboard protocol): for `muster watch`,
@@ -255,7 +341,7 @@ where
                     Effect::Copy(text) => {
                         // The terminal may refuse OSC 52 (or sit behind a tmux that does): the file always has it.
                         let file = crate::config::paths::state_dir().join("copied.txt");
-                        let saved = std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))
+                        let saved = std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))
                             .and_then(|_| std::fs::write(&file, &text));
                         let _ = std::io::stdout().write_all(&crate::term::notify::clipboard(&text));
                         let _ = std::io::stdout().flush();
@@ -265,6 +351,14 @@ where
                             Err(e) => (format!("could not keep it in {}: {e}", file.display()), true),
                         };
                         let (fx, _) = apply(state, Msg::Engine(Event::Message { text: msg, error }), &mut painter);
+                        debug_assert!(fx.is_empty());
+                        dirty = true;
+                    }
+                    Effect::Edit { path, line } => {
+                        let (text, error) = edit_file(&path, line);
+                        let _ = terminal.clear();
+                        painter.forget();
+                        let (fx, _) = apply(state, Msg::Engine(Event::Message { text, error }), &mut painter);
                         debug_assert!(fx.is_empty());
                         dirty = true;
                     }
@@ -385,11 +479,19 @@ pub fn run(mut state: State, engine: Commands, tx: Sender<AppMsg>, rx: Receiver<
     terminal.clear()?;
     let size = terminal.size()?;
     let input_tx = tx.clone();
-    std::thread::Builder::new().name("input".into()).spawn(move || {
-        while let Ok(ev) = crossterm::event::read() {
-            if input_tx.send(AppMsg::Input(ev)).is_err() {
-                break;
-            }
+    let gate = INPUT_GATE.get_or_init(Default::default).clone();
+    std::thread::Builder::new().name("input".into()).spawn(move || loop {
+        // Parked while an editor has the terminal: its keys are the editor's.
+        gate.wait_while_lent();
+        // A bounded wait, so a loan is noticed (4 wake-ups a second: nothing measurable).
+        match crossterm::event::poll(Duration::from_millis(250)) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(_) => break,
+        }
+        let Ok(ev) = crossterm::event::read() else { break };
+        if input_tx.send(AppMsg::Input(ev)).is_err() {
+            break;
         }
     })?;
     let signal_tx = tx.clone();
@@ -462,6 +564,16 @@ pub fn channel() -> (Sender<AppMsg>, Receiver<AppMsg>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_editor_is_told_the_line_its_way() {
+        let p = std::path::Path::new("/w/src/a b.rs");
+        assert_eq!(editor_command("nvim", p, 7), ["nvim", "+7", "/w/src/a b.rs"]);
+        assert_eq!(editor_command("emacs -nw", p, 7), ["emacs", "-nw", "+7", "/w/src/a b.rs"]);
+        assert_eq!(editor_command("/usr/bin/hx", p, 7), ["/usr/bin/hx", "/w/src/a b.rs:7"]);
+        assert_eq!(editor_command("code -w", p, 7), ["code", "-w", "-g", "/w/src/a b.rs:7"]);
+        assert_eq!(editor_command("", p, 1), ["vi", "+1", "/w/src/a b.rs"]);
+    }
+
     use super::*;
     use crate::app::AgentView;
     use crate::config::keymap::Keymap;

@@ -666,3 +666,54 @@ fn a_restore_whose_commit_is_gone_changes_nothing() {
     assert!(err.contains("is gone"), "{err}");
     assert_eq!(capture(dir.path()), before);
 }
+
+/// The review is what `git diff $(git merge-base HEAD main)` says of the branch and the whole worktree (new files
+/// added to a scratch index, as a merge of everything would take them): files, statuses and counts; work merged
+/// into main meanwhile is not the agent's; binary files are listed; new files not committed are marked `?`.
+#[test]
+fn the_review_is_gits_diff_against_the_merge_base() {
+    let dir = repo();
+    let root = dir.path();
+    let wt = muster::git::worktree::ensure_worktree(root, "r", None).unwrap().path;
+    std::fs::write(wt.join("a"), "first\nsecond\n").unwrap();
+    std::fs::write(wt.join("committed-new"), "x\n").unwrap();
+    git(&wt, &["add", "."]);
+    git(&wt, &["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "agent work"]);
+    // main moves on: not the agent's work.
+    std::fs::write(root.join("d/c"), "c\nmain's\n").unwrap();
+    git(root, &["commit", "-qam", "main moves"]);
+    std::fs::write(wt.join("d/c"), "changed by the agent\n").unwrap();
+    std::fs::write(wt.join("untracked.txt"), "one\ntwo\n").unwrap();
+    std::fs::write(wt.join("blob.bin"), [0u8, 1, 2, 0, 255]).unwrap();
+    std::fs::write(wt.join("noise.log"), "ignored\n").unwrap();
+
+    let (merge_base, files) = checkpoint::review(&wt, "r", "main").unwrap();
+    let out = |args: &[&str], env: &[(&str, &str)]| {
+        let o = Command::new("git").args(args).envs(env.iter().copied()).current_dir(&wt).output().unwrap();
+        assert!(o.status.success(), "{args:?}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert_eq!(merge_base, out(&["merge-base", "HEAD", "main"], &[]).trim());
+    let index = dir.path().join("scratch-index");
+    let env = [("GIT_INDEX_FILE", index.to_str().unwrap())];
+    out(&["read-tree", "HEAD"], &env);
+    out(&["add", "-A"], &env);
+    let numstat = out(&["diff", "--cached", "--numstat", &merge_base], &env);
+    let expected: Vec<(String, String, String)> = numstat
+        .lines()
+        .map(|l| {
+            let w: Vec<&str> = l.split('\t').collect();
+            (w[2].to_string(), w[0].replace('-', "0"), w[1].replace('-', "0"))
+        })
+        .collect();
+    let got: Vec<(String, String, String)> =
+        files.iter().map(|f| (f.path.clone(), f.added.to_string(), f.removed.to_string())).collect();
+    assert_eq!(got, expected);
+    let status = |p: &str| files.iter().find(|f| f.path == p).map(|f| f.status);
+    assert_eq!(
+        [status("a"), status("committed-new"), status("d/c"), status("untracked.txt"), status("blob.bin")],
+        [Some('M'), Some('A'), Some('M'), Some('?'), Some('?')]
+    );
+    let bin = files.iter().find(|f| f.path == "blob.bin").unwrap();
+    assert!(bin.lines.iter().any(|(_, t)| t.contains("binary")), "{bin:?}");
+}

@@ -16,7 +16,7 @@ struct Tmux {
 fn script(dir: &Path, exe: &str, args: &str) -> String {
     format!(
         "cd '{d}' && env HOME='{d}/home' TMPDIR='{d}' XDG_CONFIG_HOME='{d}/config' XDG_STATE_HOME='{d}/state' \
-         XDG_RUNTIME_DIR='{d}/run' TERM=xterm-256color '{exe}' {args}; echo \"EXITED $?\"; stty -a; sleep 600",
+         XDG_RUNTIME_DIR='{d}/run' TERM=xterm-256color EDITOR='{d}/editor.sh' VISUAL= '{exe}' {args}; echo \"EXITED $?\"; stty -a; sleep 600",
         d = dir.display(),
     )
 }
@@ -1023,4 +1023,30 @@ fn search_the_history_and_copy_from_the_keyboard() {
     // Leaving copy mode follows the output again.
     let s = t.wait_for("back at the bottom", |s| !s.contains("COPY MODE") && s.contains("line 3000"));
     assert!(!s.contains("lines back"), "{s}");
+}
+
+/// `d` reviews what a merge would bring (the demo agent's new file and its edit), `]` goes to the next file, and
+/// `e` hands the terminal to $EDITOR at the line shown, then takes it back.
+#[test]
+fn review_a_branch_and_open_a_file_in_the_editor() {
+    let t = Tmux::start_in(120, 40, "demo", |dir| {
+        let editor = dir.join("editor.sh");
+        std::fs::write(&editor, format!("#!/bin/sh\necho \"$@\" > '{}'\n", dir.join("edited").display())).unwrap();
+        std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    });
+    t.wait_for("the demo's work", |s| roster_line(s, "api").contains("waiting"));
+    t.keys(&["j", "d"]);
+    t.wait_for("the review", |s| {
+        s.contains("api → main") && s.contains("? demo/api.txt +3 −0") && s.contains("M src/lib.rs +1 −1")
+    });
+    t.keys(&["]"]);
+    t.wait_for("the second file's hunk", |s| {
+        s.contains("▸ M src/lib.rs") && s.contains("+    format!(\"hello {name}, from api\")")
+    });
+    t.keys(&["j", "j", "e"]);
+    t.wait_for("back from the editor", |s| s.contains("back from"));
+    let edited = std::fs::read_to_string(t.dir.path().join("edited")).unwrap();
+    assert!(edited.starts_with("+4 ") && edited.trim_end().ends_with(".muster/worktrees/api/src/lib.rs"), "{edited}");
+    let s = t.screen();
+    assert!(s.contains("api → main"), "the workbench is drawn again whole:\n{s}");
 }

@@ -477,7 +477,7 @@ fn help_for_every_mode_80x24() {
         update(s, Msg::Key(Key::parse(k).unwrap()));
     };
     type Setup = fn(&mut State);
-    let modes: [(&str, &str, Setup); 9] = [
+    let modes: [(&str, &str, Setup); 10] = [
         ("roster", "?", |_| {}),
         ("timeline", "?", |s| update(s, Msg::Key(Key::parse("tab").unwrap())).truncate(0)),
         ("conflicts", "?", |_| {}),
@@ -487,6 +487,7 @@ fn help_for_every_mode_80x24() {
         ("edit", "f1", |s| update(s, Msg::Key(Key::parse("n").unwrap())).truncate(0)),
         ("confirm", "f1", |s| update(s, Msg::Key(Key::parse("q").unwrap())).truncate(0)),
         ("copy", "?", |s| update(s, Msg::Key(Key::parse("v").unwrap())).truncate(0)),
+        ("review", "?", |s| update(s, Msg::Key(Key::parse("d").unwrap())).truncate(0)),
     ];
     for (mode, help, setup) in modes {
         let mut s = if mode == "conflicts" { conflict_state(80, 24) } else { state(80, 24) };
@@ -533,5 +534,51 @@ fn copy_mode_and_search_at_three_sizes() {
         let event = Event::SearchFound { name: "api".into(), pattern: "fn \\w+".into(), found: Ok(Some(found)) };
         update(&mut s, Msg::Engine(event));
         insta::assert_snapshot!(format!("copy_search_found_{w}x{h}"), draw(&s));
+    }
+}
+
+/// The review tab: the merge base, the files (new ones not committed marked `?`, a binary one), the current
+/// file's hunks.
+#[test]
+fn review_tab_at_three_sizes() {
+    use muster::git::checkpoint::LineKind::*;
+    let files = vec![
+        FileDiff {
+            path: "README.md".into(),
+            status: '?',
+            added: 2,
+            removed: 0,
+            lines: vec![(Hunk, "@@ -0,0 +1,2 @@".into()), (Added, "# api".into()), (Added, "health checks".into())],
+        },
+        FileDiff {
+            path: "logo.png".into(),
+            status: 'A',
+            added: 0,
+            removed: 0,
+            lines: vec![(Hunk, "binary file differs".into())],
+        },
+        FileDiff {
+            path: "src/api.rs".into(),
+            status: 'M',
+            added: 1,
+            removed: 1,
+            lines: vec![
+                (Hunk, "@@ -1,3 +1,3 @@".into()),
+                (Context, "fn main() {".into()),
+                (Removed, "    ping();".into()),
+                (Added, "    health();".into()),
+                (Context, "}".into()),
+            ],
+        },
+    ];
+    for (w, h) in [(120, 40), (80, 24), (60, 16)] {
+        let mut s = state(w, h);
+        update(&mut s, Msg::Key(Key::parse("d").unwrap()));
+        let review = Ok(("0123456789abcdef".to_string(), files.clone()));
+        update(&mut s, Msg::Engine(Event::Review { name: "api".into(), base: "main".into(), review }));
+        for _ in 0..2 {
+            update(&mut s, Msg::Key(Key::parse("]").unwrap()));
+        }
+        insta::assert_snapshot!(format!("review_{w}x{h}"), draw(&s));
     }
 }

@@ -75,6 +75,7 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::SearchFound { name, pattern, found } => super::copy::on_found(state, &name, &pattern, found),
         Event::Copied { text, cut, .. } => super::copy::on_copied(state, text, cut, fx),
+        Event::Review { name, review, .. } => super::review::on_review(state, name, review),
         Event::Bell { name } => {
             let selected = state.selected;
             if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {

@@ -9,6 +9,7 @@ pub mod layout;
 pub mod mail;
 pub mod msg;
 mod new_agent;
+mod review;
 mod roster;
 pub mod state;
 mod steer;

@@ -30,5 +30,10 @@ pub enum Effect {
     Notify(String),
     /// Text for the operator's clipboard (OSC 52), also kept in a file.
     Copy(String),
+    /// Open a file in the operator's editor at a line, the workbench suspended meanwhile.
+    Edit {
+        path: std::path::PathBuf,
+        line: usize,
+    },
     Quit,
 }

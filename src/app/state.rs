@@ -107,6 +107,18 @@ pub enum WellTab {
     Timeline,
     Conflicts,
     Mail,
+    Review,
+}
+
+/// The review tab: what merging the agent would bring (its branch and worktree against their merge base).
+#[derive(Debug, Clone, Default)]
+pub struct ReviewView {
+    pub agent: String,
+    pub base: String,
+    /// The merge base and the files, once read; or why they could not be.
+    pub diff: Option<Result<(String, Vec<FileDiff>), String>>,
+    pub file: usize,
+    pub scroll: u16,
 }
 
 /// The well's copy mode, as tmux's: a cursor over the selected agent's whole buffer (its history, then its
@@ -213,6 +225,7 @@ pub struct State {
     pub tab: WellTab,
     pub timeline: TimelineView,
     pub conflicts: Option<ConflictView>,
+    pub review: Option<ReviewView>,
     /// Copy mode, while the well shows its agent's terminal.
     pub copy: Option<CopyView>,
     pub overlaps: OverlapReport,
@@ -275,6 +288,7 @@ impl State {
             timeline: TimelineView::default(),
             conflicts: None,
             copy: None,
+            review: None,
             overlaps: OverlapReport::default(),
             attached: false,
             dialog: None,
@@ -325,6 +339,7 @@ impl State {
             None if self.tab == WellTab::Timeline => Mode::Timeline,
             None if self.tab == WellTab::Conflicts && self.conflicts.is_some() => Mode::Conflicts,
             None if self.tab == WellTab::Mail && self.well_open => Mode::Mail,
+            None if self.tab == WellTab::Review && self.well_open => Mode::Review,
             None => Mode::Roster,
         }
     }

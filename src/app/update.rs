@@ -137,6 +137,13 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
         }
         Mode::Compose => super::mail::on_compose_key(state, key, action, fx),
         Mode::Copy => super::copy::on_copy_key(state, key, action, fx),
+        Mode::Review => {
+            if let Some(action) = action {
+                if !super::review::on_action(state, action, fx) {
+                    on_roster_action(state, action, fx);
+                }
+            }
+        }
     }
 }
 
@@ -490,6 +497,40 @@ mod tests {
         update(&mut s, Msg::Engine(Event::SearchFound { name: "a".into(), pattern: "err".into(), found: Ok(None) }));
         assert!(s.status.as_ref().unwrap().0.contains("no more matches"));
         // Another agent selected: copy mode is of the one it was entered on.
+        update(&mut s, key("esc"));
+        assert_eq!(s.mode(), Mode::Roster);
+    }
+
+    #[test]
+    fn the_review_tab_reads_goes_file_by_file_and_opens_the_editor_at_the_line() {
+        use crate::protocol::git::{FileDiff, LineKind};
+        let mut s = state_with(&[("a", AgentState::Idle)]);
+        let fx = update(&mut s, key("d"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Review { name: "a".into() }]);
+        assert_eq!(s.mode(), Mode::Review);
+        let file = |p: &str, lines: Vec<(LineKind, String)>| FileDiff {
+            path: p.into(),
+            status: 'M',
+            added: 1,
+            removed: 0,
+            lines,
+        };
+        let files = vec![
+            file("one", vec![(LineKind::Hunk, "@@ -1 +1,2 @@".into()), (LineKind::Context, "x".into())]),
+            file("two", vec![(LineKind::Hunk, "@@ -9,2 +10,3 @@".into()), (LineKind::Added, "y".into())]),
+        ];
+        let review = Ok(("abc".to_string(), files));
+        update(&mut s, Msg::Engine(Event::Review { name: "a".into(), base: "main".into(), review }));
+        update(&mut s, key("]"));
+        update(&mut s, key("]"));
+        update(&mut s, key("j"));
+        assert_eq!((s.review.as_ref().unwrap().file, s.review.as_ref().unwrap().scroll), (1, 1));
+        let fx = update(&mut s, key("e"));
+        assert_eq!(fx, vec![Effect::Edit { path: "/tmp/x/two".into(), line: 10 }]);
+        update(&mut s, key("["));
+        assert_eq!((s.review.as_ref().unwrap().file, s.review.as_ref().unwrap().scroll), (0, 0));
+        let fx = update(&mut s, key("r"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Review { name: "a".into() }]);
         update(&mut s, key("esc"));
         assert_eq!(s.mode(), Mode::Roster);
     }

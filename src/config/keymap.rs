@@ -69,6 +69,9 @@ actions! {
     Select = "select": "Start or drop a selection at the cursor",
     CopySelection = "copy": "Copy the selection (or the line) by OSC 52 and to a file",
     OpenTimeline = "timeline": "Show the agent's checkpoint timeline",
+    Review = "review": "Review what a merge would bring: branch and worktree vs merge base",
+    OpenInEditor = "open_in_editor": "Open the file in $EDITOR at the line shown at the top",
+    Refresh = "refresh": "Read it again",
     Checkpoint = "checkpoint": "Take a checkpoint of the agent's worktree now",
     Rollback = "rollback": "Roll the worktree back to the selected checkpoint",
     RollbackFiles = "rollback_files": "Restore only the marked file(s), or the current one, from the checkpoint",
@@ -133,10 +136,11 @@ pub enum Mode {
     Mail,
     Compose,
     Copy,
+    Review,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 12] = [
         Mode::Roster,
         Mode::Timeline,
         Mode::Conflicts,
@@ -148,6 +152,7 @@ impl Mode {
         Mode::Mail,
         Mode::Compose,
         Mode::Copy,
+        Mode::Review,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +168,7 @@ impl Mode {
             Mode::Mail => "mail",
             Mode::Compose => "compose",
             Mode::Copy => "copy",
+            Mode::Review => "review",
         }
     }
 
@@ -192,7 +198,7 @@ impl Keymap {
         let own = self.modes.get(&mode).and_then(|list| list.iter().find(|b| b.key == key)).map(|b| b.action);
         match (own, mode) {
             // The timeline is a view of the roster's agent: what it does not bind works as in the roster.
-            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail) => self.action(Mode::Roster, key),
+            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review) => self.action(Mode::Roster, key),
             _ => own,
         }
     }

@@ -32,6 +32,11 @@ pub enum JobKind {
         base: DiffBase,
         to: Asker,
     },
+    /// What a merge of the agent into `base` would bring: `Event::Review`.
+    Review {
+        base: String,
+        to: Asker,
+    },
     Preview {
         n: u32,
         files: Option<Vec<String>>,
@@ -373,6 +378,11 @@ fn run_job(
         JobKind::Diff { n, base, to } => {
             let files = checkpoint::diff(&worktree, &name, n, base).unwrap_or_default();
             sink.reply(to, Event::CheckpointDiff { name, n, base, files });
+            return None;
+        }
+        JobKind::Review { base, to } => {
+            let review = checkpoint::review(&worktree, &name, &base).map_err(|e| format!("{e:#}"));
+            sink.reply(to, Event::Review { name, base, review });
             return None;
         }
         JobKind::Preview { n, files, to } => {

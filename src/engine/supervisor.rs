@@ -479,6 +479,11 @@ impl Supervisor {
             Command::Hook { name, token, event, detail, session } => self.hook(&name, &token, event, detail, session),
             Command::Checkpoint { name } => self.job(&name, JobKind::Create { trigger: "key".into() }, false),
             Command::CheckpointDiff { name, n, base } => self.job(&name, JobKind::Diff { n, base, to: from }, false),
+            Command::Review { name } => {
+                if let Some(base) = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()) {
+                    self.job(&name, JobKind::Review { base, to: from }, false);
+                }
+            }
             Command::RollbackPreview { name, n, files } => {
                 self.job(&name, JobKind::Preview { n, files, to: from }, false)
             }

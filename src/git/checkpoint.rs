@@ -700,6 +700,38 @@ pub fn diff(worktree: &Path, agent: &str, n: u32, base: DiffBase) -> Result<Vec<
             repo.diff_tree_to_tree(Some(&tree), Some(&now), Some(&mut opts))?
         }
     };
+    file_diffs(&diff)
+}
+
+/// What merging the agent would bring: its branch and its worktree as it is on disk (uncommitted and untracked
+/// work too, as a checkpoint records it) against the merge base with `base`; and that merge base. A file new
+/// since HEAD (not committed yet) has status `?`. Read from a tree of the disk, never from mapped worktree files.
+pub fn review(worktree: &Path, agent: &str, base: &str) -> Result<(String, Vec<FileDiff>)> {
+    let repo = open(worktree)?;
+    let base_commit =
+        repo.revparse_single(base).with_context(|| format!("no base branch `{base}`"))?.peel_to_commit()?;
+    let head = repo.head().ok().and_then(|h| h.target());
+    let merge_base = match head {
+        Some(h) => repo.merge_base(h, base_commit.id()).unwrap_or(base_commit.id()),
+        None => base_commit.id(),
+    };
+    let from = repo.find_commit(merge_base)?.tree()?;
+    let now = repo.find_tree(saved_disk_tree(&repo, agent)?)?;
+    let mut opts = DiffOptions::new();
+    opts.include_typechange(true);
+    let diff = repo.diff_tree_to_tree(Some(&from), Some(&now), Some(&mut opts))?;
+    let mut files = file_diffs(&diff)?;
+    let head_tree = head.and_then(|h| repo.find_commit(h).ok()).and_then(|c| c.tree().ok());
+    for f in files.iter_mut().filter(|f| f.status == 'A') {
+        if head_tree.as_ref().is_none_or(|t| t.get_path(Path::new(&f.path)).is_err()) {
+            f.status = '?';
+        }
+    }
+    Ok((merge_base.to_string(), files))
+}
+
+/// A diff as files: each with its status, counts and lines (at most `MAX_LINES` of them).
+fn file_diffs(diff: &git2::Diff) -> Result<Vec<FileDiff>> {
     let mut files: BTreeMap<String, FileDiff> = BTreeMap::new();
     diff.print(git2::DiffFormat::Patch, |delta, hunk, line| {
         let path = delta

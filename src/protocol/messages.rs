@@ -282,6 +282,11 @@ pub enum Command {
         n: u32,
         base: DiffBase,
     },
+    /// What merging the agent into its base would bring (its branch and worktree against their merge base):
+    /// `Event::Review`.
+    Review {
+        name: String,
+    },
     /// What a rollback would change: `Event::RollbackPreview`.
     RollbackPreview {
         name: String,
@@ -396,6 +401,12 @@ pub enum Event {
         n: u32,
         base: DiffBase,
         files: Vec<FileDiff>,
+    },
+    /// The answer to `Command::Review`: the merge base and the files, or why there are none.
+    Review {
+        name: String,
+        base: String,
+        review: Result<(String, Vec<FileDiff>), String>,
     },
     RollbackPreview {
         name: String,

@@ -6,6 +6,7 @@ pub mod dialog;
 // Where each part of the screen goes is the core's (update needs it too): rendered here from there.
 pub use crate::app::layout;
 pub mod mail;
+pub mod review;
 pub mod roster;
 pub mod status;
 pub mod terminal;

@@ -88,6 +88,14 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             (Action::Mailbox, if state.mail_view.crew { "this agent" } else { "whole crew" }),
             (Action::Close, "terminal"),
         ],
+        Mode::Review => vec![
+            (Action::NextFile, "next file"),
+            (Action::PrevFile, "previous"),
+            (Action::OpenInEditor, "edit"),
+            (Action::Refresh, "refresh"),
+            (Action::Merge, "merge"),
+            (Action::Close, "terminal"),
+        ],
         Mode::Copy => vec![
             (Action::Select, "select"),
             (Action::CopySelection, "copy"),

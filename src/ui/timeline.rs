@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::State;
-use crate::protocol::git::{DiffBase, LineKind};
+use crate::protocol::git::{DiffBase, FileDiff, LineKind};
 
 pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let theme = &state.theme;
@@ -70,7 +70,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
         DiffBase::Previous => "what it changed since the checkpoint before".to_string(),
         DiffBase::Worktree => "how the worktree differs from it now".to_string(),
     };
-    let mut lines = vec![Line::from(vec![
+    let mut lines: Vec<Line<'static>> = vec![Line::from(vec![
         Span::styled(format!("#{} {} ", cp.n, cp.trigger), theme.style("ui.tab.active")),
         Span::styled(format!("· {against}"), theme.style("roster.kind")),
     ])];
@@ -82,15 +82,31 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             return;
         }
     };
+    files_and_lines(state, files, tl.file, tl.scroll, Some(&tl.marked), lines, right, frame);
+}
+
+/// Under `lines` (a heading): a diff's file list (at most a third of `area`, the current file kept in view),
+/// then the current file's lines from `scroll`.
+#[allow(clippy::too_many_arguments)]
+pub fn files_and_lines(
+    state: &State,
+    files: &[FileDiff],
+    file: usize,
+    scroll: u16,
+    marked: Option<&std::collections::BTreeSet<String>>,
+    mut lines: Vec<Line<'static>>,
+    area: Rect,
+    frame: &mut Frame,
+) {
+    let theme = &state.theme;
     if files.is_empty() {
         lines.push(Line::from(Span::styled("no changes", theme.style("roster.kind"))));
     }
-    // File list: at most a third of the pane.
-    let max_files = (right.height as usize / 3).max(1);
-    let file_first = tl.file.saturating_sub(max_files.saturating_sub(1));
+    let max_files = (area.height as usize / 3).max(1);
+    let file_first = file.saturating_sub(max_files.saturating_sub(1));
     for (i, f) in files.iter().enumerate().skip(file_first).take(max_files) {
-        let cur = i == tl.file;
-        let mark = if tl.marked.contains(&f.path) { "●" } else { " " };
+        let cur = i == file;
+        let mark = if marked.is_some_and(|m| m.contains(&f.path)) { "●" } else { " " };
         let style = if cur { theme.style("roster.selected") } else { Style::default() };
         lines.push(Line::from(vec![
             Span::styled(format!("{}{mark}{} {} ", if cur { "▸" } else { " " }, f.status, f.path), style),
@@ -98,10 +114,10 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             Span::styled(format!(" −{}", f.removed), style.patch(theme.style("roster.removed"))),
         ]));
     }
-    if let Some(f) = files.get(tl.file) {
-        lines.push(Line::from(Span::styled("─".repeat(right.width as usize), theme.style("ui.border"))));
-        let room = right.height as usize - lines.len().min(right.height as usize);
-        for (kind, text) in f.lines.iter().skip(tl.scroll as usize).take(room) {
+    if let Some(f) = files.get(file) {
+        lines.push(Line::from(Span::styled("─".repeat(area.width as usize), theme.style("ui.border"))));
+        let room = area.height as usize - lines.len().min(area.height as usize);
+        for (kind, text) in f.lines.iter().skip(scroll as usize).take(room) {
             let (prefix, scope) = match kind {
                 LineKind::Added => ("+", "roster.added"),
                 LineKind::Removed => ("-", "roster.removed"),
@@ -111,7 +127,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             lines.push(Line::from(Span::styled(format!("{prefix}{text}"), theme.style(scope))));
         }
     }
-    frame.render_widget(Paragraph::new(lines), right);
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 fn short(s: &str, n: usize) -> String {

@@ -41,6 +41,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
     };
     spans.push(tab(state, &mail_label, WellTab::Mail));
     spans.push(Span::styled(" ", border));
+    if state.review.as_ref().is_some_and(|v| v.agent == info.name) {
+        spans.push(tab(state, "review", WellTab::Review));
+        spans.push(Span::styled(" ", border));
+    }
     if let Some(v) = state.conflicts.as_ref().filter(|v| v.agent == info.name) {
         spans.push(tab(state, &format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
         spans.push(Span::styled(" ", border));
@@ -105,6 +109,7 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         }
         WellTab::Timeline => return super::timeline::render(state, frame, term),
         WellTab::Mail => return super::mail::render(state, frame, term),
+        WellTab::Review => return super::review::render(state, frame, term),
         WellTab::Terminal => {}
     }
     match &agent.screen {
@@ -158,6 +163,9 @@ fn body(state: &State) -> WellTab {
     match state.tab {
         _ if state.attached => WellTab::Terminal,
         WellTab::Conflicts if !conflicts_here() => WellTab::Terminal,
+        WellTab::Review if state.review.as_ref().is_none_or(|v| state.selected_name().as_ref() != Some(&v.agent)) => {
+            WellTab::Terminal
+        }
         tab => tab,
     }
 }
