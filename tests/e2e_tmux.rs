@@ -254,15 +254,18 @@ fn demo_workbench_from_the_keyboard() {
 
     // Help lists the roster's keys, and scrolls to its end.
     t.keys(&["?"]);
+    // The pause line says how this machine pauses.
     t.wait_for("help", |s| {
-        s.contains("Pause or resume all of the agent's processes") && s.contains("Attach: type into")
+        s.contains("Pause or resume the agent's processes (")
+            && (s.contains("freezer)") || s.contains("SIGSTOP and SIGCONT)"))
+            && s.contains("Attach: type into")
     });
     for _ in 0..60 {
         t.keys(&["j"]);
     }
     t.wait_for("help scrolled to the end", |s| s.contains("Stop the crew (checkpointed first)"));
     t.keys(&["Escape"]);
-    t.wait_for("help closed", |s| !s.contains("Pause or resume all of the agent's processes"));
+    t.wait_for("help closed", |s| !s.contains("Pause or resume the agent's processes"));
 
     // Quit asks, stops the agents and gives the terminal back.
     t.keys(&["q"]);

@@ -35,6 +35,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             why: if state == AgentState::Waiting { "screen rule `question`".into() } else { String::new() },
             mail: Default::default(),
             crew_file: Default::default(),
+            paused_by: if name == "api" { "cgroup v2 freezer".into() } else { String::new() },
         },
         screen: None,
         checkpoints: Vec::new(),

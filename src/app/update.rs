@@ -421,7 +421,7 @@ mod tests {
         use crate::protocol::screen::BufferPos;
         let pos = |row, col| BufferPos { row, col };
         let mut s = state_with(&[("a", AgentState::Busy)]);
-        update(&mut s, Msg::Resize(20, 12));
+        update(&mut s, Msg::Resize(80, 24));
         update(&mut s, Msg::Engine(screen(&["one", "two words", "three"], 4, 100, 0)));
         update(&mut s, key("v"));
         assert_eq!(s.mode(), Mode::Copy);
@@ -462,7 +462,7 @@ mod tests {
     fn search_is_typed_sent_from_the_cursor_and_its_answer_moves_the_cursor() {
         use crate::protocol::screen::{BufferPos, Found};
         let mut s = state_with(&[("a", AgentState::Busy)]);
-        update(&mut s, Msg::Resize(20, 12));
+        update(&mut s, Msg::Resize(80, 24));
         update(&mut s, Msg::Engine(screen(&["one"], 4, 10, 0)));
         update(&mut s, key("/"));
         assert_eq!(s.mode(), Mode::Copy);

@@ -106,6 +106,10 @@ pub struct AgentInfo {
     /// What the crew file, changed while the crew runs, says of this agent that it does not have yet.
     #[serde(default)]
     pub crew_file: CrewFileMark,
+    /// How pausing stops its processes on the server's machine ("cgroup v2 freezer", "SIGSTOP"); empty until
+    /// it first ran.
+    #[serde(default)]
+    pub paused_by: String,
 }
 
 /// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
@@ -163,6 +167,7 @@ impl AgentInfo {
             why: String::new(),
             mail: MailMarks::default(),
             crew_file: CrewFileMark::Same,
+            paused_by: String::new(),
         }
     }
 }

@@ -29,6 +29,15 @@ pub enum Method {
 }
 
 impl Method {
+    /// In a few words, for the help.
+    pub fn short(&self) -> &'static str {
+        match self {
+            Method::CgroupV2(_) => "cgroup v2 freezer",
+            Method::CgroupV1(_) => "cgroup v1 freezer",
+            Method::Signals => "SIGSTOP and SIGCONT",
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Method::CgroupV2(p) => format!("cgroup v2 freezer ({})", p.display()),

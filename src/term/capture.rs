@@ -42,11 +42,19 @@ pub fn history_row(term: &Term<Listener>, line: i32, wraps: bool, spacer: Option
     let wrapped = wraps || row.last().is_some_and(|c| c.flags.contains(Flags::WRAPLINE));
     let keep = if wrapped { cols } else { text_end(row) };
     let spacer_at = spacer.map(|s| s.0);
+    // A spacer written over the second half of a wide character clears its first half, as alacritty does.
+    let cleared = spacer_at.filter(|&c| c > 0 && row[c].flags.contains(Flags::WIDE_CHAR_SPACER)).map(|c| c - 1);
     out.set_runs(
         keep,
         wrapped,
         |c| match spacer {
             Some((col, fg, bg, flags)) if col == c => Part { ch: ' ', fg, bg, flags, marks: Marks::None },
+            _ if cleared == Some(c) => {
+                let mut p = part(&row[c]);
+                p.ch = ' ';
+                p.flags &= !CellFlags::WIDE;
+                p
+            }
             _ => part(&row[c]),
         },
         // Most of a row is runs of one style: told by comparing the emulator's own fields, not converted ones.
@@ -56,7 +64,9 @@ pub fn history_row(term: &Term<Listener>, line: i32, wraps: bool, spacer: Option
                 && cell.bg == before.bg
                 && cell.flags == before.flags
                 && spacer_at != Some(c)
-                && spacer_at != Some(c - 1);
+                && spacer_at != Some(c - 1)
+                && cleared != Some(c)
+                && cleared != Some(c - 1);
             same.then(|| (cell_char(cell), cell.zerowidth().is_some_and(|z| !z.is_empty())))
         },
     );

@@ -429,9 +429,11 @@ impl History {
                 let meta = block.lines[li];
                 let cells = decode(&bytes[meta.offset as usize..]);
                 let open = bi + 1 == self.blocks.len() && li + 1 == block.lines.len() && self.open;
-                // A line without wide characters is its cells cut at the width; one with them needs a layout.
+                // A line without wide characters (or what is left of one) is its cells cut at the width; one with
+                // them needs a layout.
+                let odd = CellFlags::WIDE | CellFlags::SPACER | LEADING_SPACER;
                 let laid_out;
-                let rows: Vec<&[ScreenCell]> = if meta.wide {
+                let rows: Vec<&[ScreenCell]> = if meta.wide || cells.iter().any(|c| c.flags.0 & odd != 0) {
                     laid_out = layout(&cells, self.width, meta.width == self.width, false);
                     laid_out.iter().map(|r| &r[..]).collect()
                 } else if cells.is_empty() {

@@ -39,7 +39,12 @@ fn help_lines<'a>(state: &State, modes: &[Mode]) -> Vec<Line<'a>> {
                 None => seen.push((b.action, vec![b.key.to_string()], b.desc.clone())),
             }
         }
-        for (_, keys, desc) in seen {
+        // What pausing does is the server's machine's: said where the selected agent has run.
+        let paused_by = state.selected_agent().map(|a| a.info.paused_by.as_str()).filter(|p| !p.is_empty());
+        for (action, keys, mut desc) in seen {
+            if let (crate::config::keymap::Action::Pause, Some(by)) = (action, paused_by) {
+                desc = format!("Pause or resume the agent's processes ({by})");
+            }
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<16}", keys.join(" ")), state.theme.style("ui.help.key")),
                 Span::raw(desc),

@@ -212,6 +212,7 @@ impl Supervisor {
         slot.size = self.size;
         slot.sized_by = self.size_from;
         slot.watched = watched;
+        slot.info.paused_by = tree.method().short().to_string();
         slot.tree = Some(tree);
         slot.token = token;
         slot.detected = AgentState::Starting;
@@ -282,6 +283,7 @@ impl Supervisor {
             why: String::new(),
             mail: Default::default(),
             crew_file: Default::default(),
+            paused_by: String::new(),
         };
         Slot {
             pending_spec: None,
