@@ -255,8 +255,8 @@ fn crew_cpu(agents: usize, args: &[&str], seconds: u64) -> Result<(f64, u64, usi
     let mut state =
         State::new("bench".into(), Keymap::builtin(), Theme::builtin("default", ColorMode::TrueColor), (200, 50));
     update(&mut state, Msg::Resize(200, 50));
-    if let Some((name, rows, cols)) = state.watching.clone() {
-        handle.send(Command::Watch { name, rows, cols });
+    if let Some((name, rows, cols, also)) = state.watching.clone() {
+        handle.send(Command::Watch { name, rows, cols, also });
     }
     handle.send(Command::StartCrew);
     let measurer = handle.clone();
@@ -834,7 +834,7 @@ impl ServedCrew {
         let crew = ServedCrew { root, server, socket };
         // Start the crew and let it settle at the pane's size.
         let (client, rx, socket) = crew.client()?;
-        client.send(Command::Watch { name: Some("a0".into()), rows: 46, cols: 200 });
+        client.send(Command::Watch { name: Some("a0".into()), rows: 46, cols: 200, also: vec![] });
         client.send(Command::StartCrew);
         let end = Instant::now() + Duration::from_secs(3);
         while Instant::now() < end {
@@ -872,7 +872,7 @@ impl ServedCrew {
         for _ in 0..n {
             let t0 = Instant::now();
             let (client, rx, socket) = self.client()?;
-            client.send(Command::Watch { name: Some("a0".into()), rows: 46, cols: 200 });
+            client.send(Command::Watch { name: Some("a0".into()), rows: 46, cols: 200, also: vec![] });
             let _end = defer_shutdown(socket);
             loop {
                 match rx.recv_timeout(Duration::from_secs(10)).context("no screen")? {
@@ -916,8 +916,8 @@ impl ServedCrew {
                 );
                 state.detaches = true;
                 update(&mut state, Msg::Resize(200, 50));
-                if let Some((name, rows, cols)) = state.watching.clone() {
-                    handle.send(Command::Watch { name, rows, cols });
+                if let Some((name, rows, cols, also)) = state.watching.clone() {
+                    handle.send(Command::Watch { name, rows, cols, also });
                 }
                 let mut terminal = Terminal::new(TestBackend::new(200, 50)).expect("a test backend");
                 let _ = crate::tui::event_loop(&mut terminal, &mut state, &handle, &rx, || {});
@@ -942,7 +942,7 @@ impl ServedCrew {
     fn echo_latency(&self, n: usize) -> Result<Vec<Duration>> {
         let (client, rx, socket) = self.client()?;
         let _end = defer_shutdown(socket);
-        client.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80 });
+        client.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80, also: vec![] });
         let events = std::iter::from_fn(move || match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(crate::tui::AppMsg::Engine(e)) => Some(e),
             _ => None,
@@ -1007,7 +1007,7 @@ fn in_process_echo_latency(n: usize) -> Result<Vec<Duration>> {
     let cfg = bench_config(&root, crew)?;
     let (sink, rx) = engine::channel_sink();
     let handle = engine::supervisor::start(cfg, Arc::new(NativePty), sink)?;
-    handle.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80 });
+    handle.send(Command::Watch { name: Some("echo".into()), rows: 24, cols: 80, also: vec![] });
     handle.send(Command::StartCrew);
     std::thread::sleep(Duration::from_secs(1));
     while rx.try_recv().is_ok() {}

@@ -521,8 +521,8 @@ pub fn run(mut state: State, engine: Commands, tx: Sender<AppMsg>, rx: Receiver<
     }
     send_commands(&engine, update(&mut state, Msg::Tick(now_ms())));
     // Watch before starting, so the agents start at the pane's size.
-    if let Some((name, rows, cols)) = state.watching.clone() {
-        engine.send(Command::Watch { name, rows, cols });
+    if let Some((name, rows, cols, also)) = state.watching.clone() {
+        engine.send(Command::Watch { name, rows, cols, also });
     }
     engine.send(Command::StartCrew);
     // Input and signals that came meanwhile are handled in order by the loop.

@@ -1053,3 +1053,44 @@ fn review_a_branch_and_open_a_file_in_the_editor() {
     let s = t.screen();
     assert!(s.contains("api → main"), "the workbench is drawn again whole:\n{s}");
 }
+
+/// `|` splits the well: both agents' terminals live side by side, each sized by its own pane; keys typed while
+/// attached reach the focused pane's agent alone, and `o` moves the focus.
+#[test]
+fn a_split_well_shows_two_agents_each_at_its_size() {
+    let agent = |n: &str| {
+        format!(
+            "[[agent]]\nname = \"{n}\"\ncommand = \"bash\"\nargs = [\"-c\", \"stty -echo; echo ready-{n}; \
+             while read l; do echo \\\"size $(stty size) $l\\\"; done\"]\n"
+        )
+    };
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, &(agent("a") + &agent("b"))));
+    t.wait_for("a ready", |s| s.contains("ready-a"));
+    t.keys(&["|"]);
+    t.wait_for("both panes", |s| s.contains("ready-a") && s.contains("ready-b") && s.contains("▶ a"));
+    let halves = |s: &str, needle: &str| -> (bool, bool) {
+        let mut sides = (false, false);
+        for l in s.lines() {
+            if let Some((left, right)) = l.split_once('│') {
+                sides.0 |= left.contains(needle);
+                sides.1 |= right.contains(needle);
+            }
+        }
+        sides
+    };
+    t.keys(&["Enter"]);
+    t.text("one");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("a's answer", |s| halves(s, "one").0);
+    assert!(s.contains("size ") && s.contains(" 59 one"), "a is as wide as its pane:\n{s}");
+    assert!(!halves(&s, "one").1, "b got none of it:\n{s}");
+    t.keys(&["C-]"]);
+    t.keys(&["o"]);
+    t.wait_for("b focused", |s| s.contains("▶ b"));
+    t.keys(&["Enter"]);
+    t.text("two");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("b's answer", |s| halves(s, "two").1);
+    assert!(s.contains(" 60 two"), "b is as wide as its own pane:\n{s}");
+    assert!(!halves(&s, "two").0, "a got none of it:\n{s}");
+}

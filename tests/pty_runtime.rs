@@ -76,7 +76,7 @@ fn bash_colours_queries_resize_and_exit_code() {
         })
     });
     // PTY and emulator resize together.
-    rig.engine.send(Command::Watch { name: Some("sh".into()), rows: 30, cols: 100 });
+    rig.engine.send(Command::Watch { name: Some("sh".into()), rows: 30, cols: 100, also: vec![] });
     run(&rig, "echo size=$(stty size)");
     rig.wait_for("new size", |r| r.screen_text("sh").contains("size=30 100") && r.screens["sh"].cols == 100);
     run(&rig, "exit 7");

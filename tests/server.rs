@@ -172,7 +172,7 @@ const TWO: &str = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", 
                    [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am b; exec sleep 600\"]\n";
 
 fn watch(c: &Client, agent: &str) {
-    c.engine.send(protocol::Command::Watch { name: Some(agent.into()), rows: 24, cols: 80 });
+    c.engine.send(protocol::Command::Watch { name: Some(agent.into()), rows: 24, cols: 80, also: vec![] });
 }
 
 #[test]
@@ -511,7 +511,7 @@ fn a_viewer_back_in_history_sees_it_at_its_new_size() {
     let top = one.screens["a"].row_text(0);
     // Taller (the screen takes rows back from history), then shorter (it pushes rows into it).
     for (rows, cols) in [(30, 60), (12, 70)] {
-        one.engine.send(protocol::Command::Watch { name: Some("a".into()), rows, cols });
+        one.engine.send(protocol::Command::Watch { name: Some("a".into()), rows, cols, also: vec![] });
         one.wait("the view at the new size, still back in history", |c| {
             c.screens.get("a").is_some_and(|s| (s.rows, s.cols) == (rows, cols) && s.scrolled_back > 0)
         });
@@ -566,7 +566,8 @@ fn a_huge_screen_is_refused_by_name_and_costs_nothing() {
         let mut s = UnixStream::connect(&sock).unwrap();
         s.set_read_timeout(Some(DEADLINE)).unwrap();
         s.write_all(&greeting).unwrap();
-        s.write_all(&request(1, protocol::Command::Watch { name: Some("a".into()), rows, cols })).unwrap();
+        s.write_all(&request(1, protocol::Command::Watch { name: Some("a".into()), rows, cols, also: vec![] }))
+            .unwrap();
         let all = said(&mut s);
         let Some(ToClient::Bye { reason }) = all.last() else { panic!("not dropped: {all:?}") };
         assert!(reason.contains(&format!("{cols}x{rows}")) && reason.contains("1000x500"), "{reason}");
@@ -579,7 +580,7 @@ fn a_huge_screen_is_refused_by_name_and_costs_nothing() {
         assert!(matches!(all.last(), Some(ToClient::Bye { reason }) if reason.contains("1000x500")), "{all:?}");
     }
     // The largest size served is served, and the crew is as it was.
-    c.engine.send(protocol::Command::Watch { name: Some("a".into()), rows: 500, cols: 1000 });
+    c.engine.send(protocol::Command::Watch { name: Some("a".into()), rows: 500, cols: 1000, also: vec![] });
     c.wait("a at the largest size", |c| c.screens.get("a").is_some_and(|s| s.rows == 500 && s.cols == 1000));
     let after = rss_kib(pid);
     assert!(after < before + 200_000, "the server grew from {before} to {after} KiB");

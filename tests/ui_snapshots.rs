@@ -583,3 +583,24 @@ fn review_tab_at_three_sizes() {
         insta::assert_snapshot!(format!("review_{w}x{h}"), draw(&s));
     }
 }
+
+/// A split well: side by side at 120x40, stacked at 80x24, and three panes in the smallest well (61x16).
+#[test]
+fn split_wells_at_three_sizes() {
+    for (w, h, keys) in [(120, 40, &["|"][..]), (80, 24, &["-"][..]), (61, 16, &["|", "|"][..])] {
+        let mut s = state(w, h);
+        // Each pane's agent has a screen of its own size.
+        for k in keys {
+            update(&mut s, Msg::Key(Key::parse(k).unwrap()));
+        }
+        for p in s.panes() {
+            let mut model = AlacrittyModel::new(p.terminal.height, p.terminal.width, 100);
+            model.feed(
+                format!("\x1b[1m{}\x1b[0m at {}x{}\r\n$ ", p.name, p.terminal.width, p.terminal.height).as_bytes(),
+            );
+            let i = s.agents.iter().position(|a| a.info.name == p.name).unwrap();
+            s.agents[i].screen = Some(std::sync::Arc::new(model.snapshot()));
+        }
+        insta::assert_snapshot!(format!("split_{w}x{h}"), draw(&s));
+    }
+}

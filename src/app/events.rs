@@ -12,10 +12,11 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             let selected = state.selected;
             match state.agents.iter_mut().position(|a| a.info.name == info.name) {
                 Some(i) => {
+                    // Looked at: the agent is selected and its terminal shown (or attached to), or in a pane.
+                    let in_view = (i == selected && (state.attached || state.well_open))
+                        || state.panes().iter().any(|p| p.name == info.name);
                     let view = &mut state.agents[i];
                     let newly_waiting = info.state == AgentState::Waiting && view.info.state != AgentState::Waiting;
-                    // Looked at: the agent is selected and its terminal shown (or attached to).
-                    let in_view = i == selected && (state.attached || state.well_open);
                     if newly_waiting {
                         if i != selected || !state.attached {
                             view.attention = true;

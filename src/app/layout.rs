@@ -54,9 +54,57 @@ pub fn areas(width: u16, height: u16, agents: usize, well_open: bool, attached: 
     Areas { header, roster, well_bar: Some(bar), terminal: Some(terminal), status, summary: None }
 }
 
+/// A split well's panes in `area`: (title row, terminal) each, side by side (a column between them) or stacked.
+/// Every pane gets at least one row of terminal and two columns, fewer panes when the well is too small.
+pub fn panes(area: Rect, n: usize, stacked: bool) -> Vec<(Rect, Rect)> {
+    let n = n.max(1) as u16;
+    let fit = if stacked { area.height / 2 } else { (area.width + 1) / 3 };
+    let n = n.min(fit.max(1));
+    (0..n)
+        .map(|i| {
+            let pane = if stacked {
+                let h = area.height / n;
+                let y = area.y + i * h;
+                Rect::new(area.x, y, area.width, if i + 1 == n { area.bottom() - y } else { h })
+            } else {
+                let w = (area.width + 1) / n;
+                let x = area.x + i * w;
+                Rect::new(x, area.y, if i + 1 == n { area.right() - x } else { w - 1 }, area.height)
+            };
+            let title = Rect::new(pane.x, pane.y, pane.width, 1.min(pane.height));
+            let terminal = Rect::new(pane.x, pane.y + 1, pane.width, pane.height.saturating_sub(1));
+            (title, terminal)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panes_share_the_well_without_overlap() {
+        let well = Rect::new(0, 6, 120, 33);
+        let side = panes(well, 3, false);
+        assert_eq!(side.iter().map(|(_, t)| t.width).collect::<Vec<_>>(), [39, 39, 40]);
+        assert!(side.iter().all(|(title, t)| title.y == 6 && t.y == 7 && t.height == 32));
+        assert_eq!(side[2].1.right(), 120);
+        let stacked = panes(well, 2, true);
+        assert_eq!(stacked.iter().map(|(_, t)| (t.y, t.height)).collect::<Vec<_>>(), [(7, 15), (23, 16)]);
+        for w in 0..60 {
+            for h in 0..20 {
+                for n in 1..=4 {
+                    for st in [false, true] {
+                        let area = Rect::new(3, 2, w, h);
+                        for (title, t) in panes(area, n, st) {
+                            assert!(area.contains(title.as_position()) || title.area() == 0 || area.area() == 0);
+                            assert!(t.right() <= area.right() && t.bottom() <= area.bottom());
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn sizes() {

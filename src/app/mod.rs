@@ -11,11 +11,14 @@ pub mod msg;
 mod new_agent;
 mod review;
 mod roster;
+mod split;
 pub mod state;
 mod steer;
 mod timeline;
 pub mod update;
 
 pub use roster::{help_len, help_modes};
-pub use state::{AgentView, Compose, ConflictView, Dialog, EditPurpose, MailView, State, TimelineView, WellTab};
+pub use state::{
+    AgentView, Compose, ConflictView, Dialog, EditPurpose, MailView, PaneArea, SplitView, State, TimelineView, WellTab,
+};
 pub use update::{update, Effect, Msg};

@@ -22,6 +22,9 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             state.well_open = true;
         }
         Action::CopyMode => super::copy::enter(state, false),
+        Action::SplitSide | Action::SplitStacked | Action::NextPane | Action::Unsplit => {
+            super::split::on_action(state, action)
+        }
         Action::Review => super::review::open(state, fx),
         Action::Search => super::copy::enter(state, true),
         Action::OpenMail => super::mail::open(state, false),

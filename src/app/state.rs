@@ -138,6 +138,24 @@ pub struct CopyView {
     pub found: Option<Found>,
 }
 
+/// The well split into panes: two to four agents' terminals side by side or stacked. The selected agent is the
+/// one in the focused pane: selecting another agent puts it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitView {
+    pub agents: Vec<String>,
+    pub stacked: bool,
+    pub focus: usize,
+}
+
+/// One pane of a split well: its agent, its title row and where its terminal is drawn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaneArea {
+    pub name: String,
+    pub title: ratatui::layout::Rect,
+    pub terminal: ratatui::layout::Rect,
+    pub focused: bool,
+}
+
 /// Where the operator is in the mail tab (the agent's threads) or the crew's mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailView {
@@ -226,6 +244,7 @@ pub struct State {
     pub timeline: TimelineView,
     pub conflicts: Option<ConflictView>,
     pub review: Option<ReviewView>,
+    pub split: Option<SplitView>,
     /// Copy mode, while the well shows its agent's terminal.
     pub copy: Option<CopyView>,
     pub overlaps: OverlapReport,
@@ -251,7 +270,7 @@ pub struct State {
     /// Why the connection to the server ended, when it did.
     pub closed: Option<String>,
     /// The last `Watch` sent to the engine, so it is sent only on change.
-    pub watching: Option<(Option<String>, u16, u16)>,
+    pub watching: Option<(Option<String>, u16, u16, Vec<crate::protocol::Pane>)>,
     /// The crew's mail this client knows (the newest, and what changed since it attached), by id.
     pub mail: std::collections::BTreeMap<i64, crate::protocol::mail::Mail>,
     pub mail_view: MailView,
@@ -289,6 +308,7 @@ impl State {
             conflicts: None,
             copy: None,
             review: None,
+            split: None,
             overlaps: OverlapReport::default(),
             attached: false,
             dialog: None,
@@ -313,6 +333,31 @@ impl State {
             messages: Default::default(),
             status_at: 0,
         }
+    }
+
+    /// The panes of a split well as laid out now; none when the well shows one terminal (or no terminal).
+    pub fn panes(&self) -> Vec<PaneArea> {
+        let Some(split) = self.split.as_ref().filter(|s| s.agents.len() > 1) else { return Vec::new() };
+        let Some(area) = self.areas().terminal else { return Vec::new() };
+        if !(self.attached || (self.well_open && self.tab == WellTab::Terminal)) {
+            return Vec::new();
+        }
+        super::layout::panes(area, split.agents.len(), split.stacked)
+            .into_iter()
+            .zip(&split.agents)
+            .enumerate()
+            .map(|(i, ((title, terminal), name))| PaneArea {
+                name: name.clone(),
+                title,
+                terminal,
+                focused: i == split.focus,
+            })
+            .collect()
+    }
+
+    /// Whether the well shows this agent's terminal now (selected, or in a pane).
+    pub fn shows(&self, name: &str) -> bool {
+        self.selected_agent().is_some_and(|a| a.info.name == name) || self.panes().iter().any(|p| p.name == name)
     }
 
     /// Copy mode, when it is of the agent the well shows.

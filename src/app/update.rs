@@ -53,6 +53,7 @@ pub(super) fn update_inner(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Engine(event) => on_event(state, event, &mut fx),
         Msg::Tick(now) => state.now_ms = now,
     }
+    super::split::sync(state);
     sync_watch(state, &mut fx);
     sync_timeline(state, &mut fx);
     sync_conflicts(state, &mut fx);
@@ -63,16 +64,30 @@ pub(super) fn update_inner(state: &mut State, msg: Msg) -> Vec<Effect> {
 /// Tell the engine which agent is on screen and how big its pane is, when that changes.
 pub(super) fn sync_watch(state: &mut State, fx: &mut Vec<Effect>) {
     let a = state.areas();
-    let want = match (a.terminal, state.selected_name()) {
+    let panes = state.panes();
+    // Split: the selected agent's pane is the focused one, and the others go along with their sizes.
+    let focused = panes.iter().find(|p| p.focused).map(|p| p.terminal);
+    let want = match (focused.or(a.terminal), state.selected_name()) {
         (Some(t), Some(name)) if t.height > 0 => {
             let (rows, cols) = crate::protocol::clamp_size(t.height, t.width);
-            (Some(name), rows, cols)
+            let also = panes
+                .iter()
+                .filter(|p| !p.focused && p.terminal.height > 0)
+                .map(|p| {
+                    let (rows, cols) = crate::protocol::clamp_size(p.terminal.height, p.terminal.width);
+                    crate::protocol::Pane { name: p.name.clone(), rows, cols }
+                })
+                .collect();
+            (Some(name), rows, cols, also)
         }
         // Keep the last pane size so hidden agents are not squeezed.
-        _ => (None, state.watching.as_ref().map_or(24, |w| w.1), state.watching.as_ref().map_or(80, |w| w.2)),
+        _ => {
+            (None, state.watching.as_ref().map_or(24, |w| w.1), state.watching.as_ref().map_or(80, |w| w.2), Vec::new())
+        }
     };
     if state.watching.as_ref() != Some(&want) {
-        fx.push(Effect::Engine(Command::Watch { name: want.0.clone(), rows: want.1, cols: want.2 }));
+        let (name, rows, cols, also) = want.clone();
+        fx.push(Effect::Engine(Command::Watch { name, rows, cols, also }));
         state.watching = Some(want);
     }
 }
@@ -222,7 +237,9 @@ mod tests {
         assert_eq!(s.watching.as_ref().unwrap().0.as_deref(), Some("a"));
         let fx = update(&mut s, key("j"));
         assert_eq!(s.selected, 1);
-        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120 }] if n == "b"));
+        assert!(
+            matches!(&engine_cmds(&fx)[..], [Command::Watch { name: Some(n), rows: 35, cols: 120, also }] if n == "b" && also.is_empty())
+        );
         update(&mut s, key("j"));
         assert_eq!(s.selected, 1);
         update(&mut s, key("k"));
@@ -533,6 +550,41 @@ mod tests {
         assert_eq!(engine_cmds(&fx), vec![Command::Review { name: "a".into() }]);
         update(&mut s, key("esc"));
         assert_eq!(s.mode(), Mode::Roster);
+    }
+
+    #[test]
+    fn a_split_well_watches_each_pane_at_its_size_and_the_focus_follows_the_selection() {
+        let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Busy), ("c", AgentState::Idle)]);
+        let fx = update(&mut s, key("|"));
+        // Side by side in the 120-column well: a's pane is the focused one, b's goes along.
+        let pane = |name: &str, rows, cols| crate::protocol::Pane { name: name.into(), rows, cols };
+        assert_eq!(
+            engine_cmds(&fx),
+            vec![Command::Watch { name: Some("a".into()), rows: 33, cols: 59, also: vec![pane("b", 33, 60)] }]
+        );
+        update(&mut s, key("-"));
+        assert_eq!(s.split.as_ref().unwrap().agents, ["a", "b", "c"]);
+        assert!(s.split.as_ref().unwrap().stacked);
+        // The next pane: its agent is selected.
+        update(&mut s, key("o"));
+        assert_eq!((s.selected_name().as_deref(), s.split.as_ref().unwrap().focus), (Some("b"), 1));
+        // Keys go to the focused pane's agent alone.
+        update(&mut s, key("enter"));
+        let fx = update(&mut s, key("x"));
+        assert_eq!(engine_cmds(&fx), vec![Command::Key { name: "b".into(), key: Key::char('x') }]);
+        update(&mut s, key("C-]"));
+        // Selecting an agent that a pane shows moves the focus there; the crew losing an agent closes its pane.
+        update(&mut s, key("j"));
+        assert_eq!(s.split.as_ref().unwrap().focus, 2);
+        update(&mut s, Msg::Engine(Event::Removed { name: "a".into() }));
+        assert_eq!(s.split.as_ref().unwrap().agents, ["b", "c"]);
+        let fx = update(&mut s, key("z"));
+        assert!(s.split.is_none());
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Watch { also, rows: 35, cols: 120, .. }] if also.is_empty()));
+        // One agent alone has nothing to split with.
+        let mut one = state_with(&[("a", AgentState::Idle)]);
+        update(&mut one, key("|"));
+        assert!(one.split.is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub fn run(seconds: u64) -> Result<()> {
     report("20 clients asking for 65535x65535 screens (each refused)", &crew, pid, || {
         for _ in 0..20 {
             let mut s = hello_client(&crew.socket)?;
-            s.write_all(&request(Command::Watch { name: Some("a0".into()), rows: 65535, cols: 65535 }))?;
+            s.write_all(&request(Command::Watch { name: Some("a0".into()), rows: 65535, cols: 65535, also: vec![] }))?;
             let mut sink = Vec::new();
             let _ = s.read_to_end(&mut sink);
         }

@@ -449,7 +449,7 @@ impl Supervisor {
                     self.message(e.message, true);
                 }
             }
-            Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
+            Command::Watch { name, rows, cols, also } => self.watch(client, name, rows, cols, also),
             Command::Scroll { name, lines } => self.with_running(&name, |r| {
                 let viewer = client;
                 let _ = r.term.send(TermMsg::Scroll { viewer, lines });
@@ -594,7 +594,7 @@ impl Supervisor {
     fn request(&mut self, from: Asker, cmd: Command) {
         let client = from.client;
         match cmd {
-            Command::Watch { name, rows, cols } => self.watch(client, name, rows, cols),
+            Command::Watch { name, rows, cols, also } => self.watch(client, name, rows, cols, also),
             Command::Key { ref name, .. } | Command::Paste { ref name, .. } | Command::Steer { ref name, .. } => {
                 let name = name.clone();
                 self.size_to(client, &name);
@@ -670,7 +670,7 @@ mod tests {
         let fake = Arc::new(FakePty::default());
         let (sink, events) = super::super::channel_sink();
         let engine = start(cfg, fake.clone(), sink).unwrap();
-        engine.send(Command::Watch { name: Some("f".into()), rows: 10, cols: 40 });
+        engine.send(Command::Watch { name: Some("f".into()), rows: 10, cols: 40, also: vec![] });
         engine.send(Command::StartCrew);
         let end = Instant::now() + Duration::from_secs(20);
         let wait = |what: &str, pred: &mut dyn FnMut(&Event) -> bool| loop {
@@ -712,7 +712,7 @@ mod tests {
         until(b"\x1bOA");
         engine.send(Command::Steer { name: "f".into(), text: "two\nlines".into(), force: false });
         until(b"\x1b[200~two\nlines\x1b[201~\r");
-        engine.send(Command::Watch { name: Some("f".into()), rows: 20, cols: 60 });
+        engine.send(Command::Watch { name: Some("f".into()), rows: 20, cols: 60, also: vec![] });
         while *child.size.lock().unwrap() != (20, 60) {
             assert!(Instant::now() < end, "never resized");
             std::thread::yield_now();

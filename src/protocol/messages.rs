@@ -77,6 +77,14 @@ impl std::fmt::Display for ExitInfo {
 }
 
 /// What the UI knows of an agent.
+/// One more agent a client shows beside the selected one, and the size of its pane.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Pane {
+    pub name: String,
+    pub rows: u16,
+    pub cols: u16,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentInfo {
     pub name: String,
@@ -232,11 +240,14 @@ pub enum Command {
         text: String,
         force: bool,
     },
-    /// The agent the UI shows and the size of its pane; None hides all.
+    /// The agent the UI shows and the size of its pane; None hides all. `also`: the agents of the well's other
+    /// panes (a split) and their panes' sizes, each sized by its own pane.
     Watch {
         name: Option<String>,
         rows: u16,
         cols: u16,
+        #[serde(default)]
+        also: Vec<Pane>,
     },
     Scroll {
         name: String,

@@ -12,7 +12,7 @@ pub mod messages;
 pub mod screen;
 pub mod script;
 
-pub use messages::{AgentInfo, AgentState, Command, CrewFileMark, Event, NewAgent};
+pub use messages::{AgentInfo, AgentState, Command, CrewFileMark, Event, NewAgent, Pane};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,6 +168,9 @@ pub fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
 }
 
 /// What a client may not ask for, whatever the engine would do with it.
+/// The most panes a well splits into.
+pub const MAX_PANES: usize = 4;
+
 /// The most text one copy takes (it goes to the operator's terminal as OSC 52, a third larger).
 pub const MAX_COPY: usize = 1 << 20;
 
@@ -176,7 +179,13 @@ pub const MAX_PATTERN: usize = 1024;
 
 pub fn check_request(cmd: &Command) -> Result<(), String> {
     match cmd {
-        Command::Watch { rows, cols, .. } => check_size(*rows, *cols),
+        Command::Watch { also, .. } if also.len() > MAX_PANES - 1 => {
+            Err(format!("a well of {} panes is more than the {MAX_PANES} muster serves", also.len() + 1))
+        }
+        Command::Watch { rows, cols, also, .. } => {
+            check_size(*rows, *cols)?;
+            also.iter().try_for_each(|p| check_size(p.rows, p.cols))
+        }
         Command::Search { pattern, .. } if pattern.len() > MAX_PATTERN => {
             Err(format!("a search pattern of {} bytes is longer than the {MAX_PATTERN} muster serves", pattern.len()))
         }
@@ -226,7 +235,7 @@ mod tests {
         assert!(check_size(MAX_ROWS, MAX_COLS).is_ok());
         let e = check_size(65535, 65535).unwrap_err();
         assert!(e.contains("65535x65535") && e.contains("1000x500"), "{e}");
-        assert!(check_request(&Command::Watch { name: None, rows: 24, cols: 1001 }).is_err());
+        assert!(check_request(&Command::Watch { name: None, rows: 24, cols: 1001, also: vec![] }).is_err());
         assert_eq!(clamp_size(600, 80), (500, 80));
     }
 }

@@ -24,7 +24,8 @@ pub struct Outbox {
     screens: BTreeMap<String, ScreenUpdate>,
     /// It fell behind: its next screens go whole, not as damage on what it had.
     pub fresh_screens: bool,
-    pub watching: Option<String>,
+    /// The agents it shows: the selected one and those of its well's other panes.
+    pub watching: std::collections::BTreeSet<String>,
     /// Agents it looks back into the history of: their live screens are not for it.
     scrolled: std::collections::BTreeSet<String>,
     /// No more frames after these: the connection ends.
@@ -129,7 +130,7 @@ struct Inner {
 impl Inner {
     /// One viewer's screen of an agent it scrolled back in (or the live one again), if it still shows that agent.
     fn screen_for(&mut self, name: String, viewer: u64, screen: Screen) {
-        if let Some(out) = self.clients.get_mut(&viewer).filter(|o| o.watching.as_ref() == Some(&name)) {
+        if let Some(out) = self.clients.get_mut(&viewer).filter(|o| o.watching.contains(&name)) {
             if screen.scrolled_back > 0 {
                 out.scrolled.insert(name.clone());
             } else {
@@ -181,7 +182,7 @@ impl Hub {
             bytes: 0,
             screens: BTreeMap::new(),
             fresh_screens: true,
-            watching: None,
+            watching: Default::default(),
             scrolled: Default::default(),
             closing: false,
             notify: notify.clone(),
@@ -230,17 +231,19 @@ impl Hub {
         Some(batch)
     }
 
-    /// The client shows this agent now: it gets its screen as it is at once.
-    pub fn watching(&self, id: u64, agent: Option<String>) {
+    /// The client shows these agents now: one it did not show gets its screen as it is at once.
+    pub fn watching(&self, id: u64, agents: std::collections::BTreeSet<String>) {
         let mut inner = self.lock();
-        let screen = agent.as_ref().and_then(|a| inner.cache.screens.get(a).cloned());
+        let inner = &mut *inner;
         if let Some(out) = inner.clients.get_mut(&id) {
-            if let (Some(a), Some(s)) = (&agent, screen) {
-                out.screens.insert(a.clone(), s.into());
-                out.notify.notify_one();
+            for a in agents.difference(&out.watching) {
+                if let Some(s) = inner.cache.screens.get(a) {
+                    out.screens.insert(a.clone(), s.clone().into());
+                    out.notify.notify_one();
+                }
             }
-            out.scrolled.retain(|a| Some(a) == agent.as_ref());
-            out.watching = agent;
+            out.scrolled.retain(|a| agents.contains(a));
+            out.watching = agents;
         }
     }
 
@@ -275,7 +278,7 @@ impl Hub {
             let screen = Arc::new(screen);
             let before = inner.cache.screens.get(&name).cloned();
             let update = ScreenUpdate { screen: screen.clone(), after: before.zip(change.map(Arc::new)) };
-            let live = |o: &&mut Outbox| o.watching.as_ref() == Some(&name) && !o.scrolled.contains(&name);
+            let live = |o: &&mut Outbox| o.watching.contains(&name) && !o.scrolled.contains(&name);
             for out in inner.clients.values_mut().filter(live) {
                 out.screens.insert(name.clone(), update.clone());
                 out.notify.notify_one();
@@ -297,8 +300,10 @@ impl Hub {
                 out.bytes = 0;
                 out.fresh_screens = true;
                 out.push(json_frame(&ToClient::Snapshot { events: inner.cache.snapshot() }));
-                if let Some(s) = out.watching.as_ref().and_then(|a| inner.cache.screens.get(a).map(|s| (a, s))) {
-                    out.screens.insert(s.0.clone(), s.1.clone().into());
+                for a in &out.watching {
+                    if let Some(s) = inner.cache.screens.get(a) {
+                        out.screens.insert(a.clone(), s.clone().into());
+                    }
                 }
             } else {
                 out.push(frame.clone());
@@ -389,7 +394,7 @@ mod tests {
         let hub = Hub::default();
         let (id, _) = hub.join(ClientKind::Tui, vec![]);
         let (other, _) = hub.join(ClientKind::Tui, vec![]);
-        hub.watching(id, Some("a".into()));
+        hub.watching(id, ["a".to_string()].into());
         let screen = |rows| Screen::from_cells(rows, 2, vec![]);
         for rows in 1..=50 {
             hub.publish(Event::Screen { name: "a".into(), screen: screen(rows), change: None });
@@ -399,7 +404,7 @@ mod tests {
         assert_eq!(batch.screens[0].1.screen.rows, 50, "only the newest screen is sent");
         assert!(hub.take(other).unwrap().screens.is_empty());
         // Who starts watching later gets the newest screen at once.
-        hub.watching(other, Some("a".into()));
+        hub.watching(other, ["a".to_string()].into());
         assert_eq!(hub.take(other).unwrap().screens[0].1.screen.rows, 50);
     }
 

@@ -192,8 +192,8 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
                 if let Err(e) = protocol::check_request(&command) {
                     break Some(e);
                 }
-                if let Command::Watch { name, .. } = &command {
-                    hub.watching(id, name.clone());
+                if let Command::Watch { name, also, .. } = &command {
+                    hub.watching(id, name.iter().cloned().chain(also.iter().map(|p| p.name.clone())).collect());
                     if hello.kind.reads_only() {
                         continue;
                     }

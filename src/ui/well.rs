@@ -112,6 +112,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         WellTab::Review => return super::review::render(state, frame, term),
         WellTab::Terminal => {}
     }
+    let panes = state.panes();
+    if !panes.is_empty() {
+        return render_panes(state, &panes, frame);
+    }
     match &agent.screen {
         Some(screen) => {
             if apart {
@@ -152,6 +156,57 @@ fn tab<'a>(state: &State, label: &str, which: WellTab) -> Span<'a> {
         Span::styled(format!("[{label}]"), state.theme.style("ui.tab.active"))
     } else {
         Span::styled(format!(" {label} "), state.theme.style("ui.tab"))
+    }
+}
+
+/// A split well: each pane's title (the focused one's marked) and its agent's terminal; the cursor in the
+/// focused pane when attached, copy mode's marks there too.
+fn render_panes(state: &State, panes: &[crate::app::PaneArea], frame: &mut Frame) {
+    let theme = &state.theme;
+    for pane in panes {
+        let agent = state.agents.iter().find(|a| a.info.name == pane.name);
+        let (border, mark) = match (pane.focused, state.attached) {
+            (true, true) => (theme.style("ui.border.attached"), "▶ "),
+            (true, false) => (theme.style("ui.tab.active"), "▶ "),
+            _ => (theme.style("ui.border"), ""),
+        };
+        let what = agent.map_or(String::new(), |a| {
+            let back = a.screen.as_ref().filter(|s| s.scrolled_back > 0).map(|s| format!(" ↑{}", s.scrolled_back));
+            format!(" · {}{}", a.info.state.label(), back.unwrap_or_default())
+        });
+        let title = format!("{mark}{}{what} ", pane.name);
+        let fill = (pane.title.width as usize).saturating_sub(unicode_width::UnicodeWidthStr::width(title.as_str()));
+        frame.render_widget(
+            Paragraph::new(Line::from(vec![Span::styled(title, border), Span::styled("─".repeat(fill), border)])),
+            pane.title,
+        );
+        // The column between side-by-side panes.
+        if pane.title.right() < pane.terminal.right() + 1 && pane.terminal.right() < frame.area().right() {
+            let sep = Rect::new(pane.terminal.right(), pane.title.y, 1, pane.terminal.height + 1);
+            if panes.iter().any(|p| p.title.x == sep.x + 1) {
+                frame.render_widget(
+                    Paragraph::new(vec![Line::from("│"); sep.height as usize]).style(theme.style("ui.border")),
+                    sep,
+                );
+            }
+        }
+        let Some(screen) = agent.and_then(|a| a.screen.as_ref()) else {
+            frame.render_widget(Paragraph::new("waiting for output…").style(theme.style("roster.kind")), pane.terminal);
+            continue;
+        };
+        super::terminal::draw(screen, pane.terminal, frame.buffer_mut(), theme.mode);
+        if !pane.focused || state.dialog.is_some() || state.help.is_some() {
+            continue;
+        }
+        let top = super::terminal::top_row(screen, pane.terminal);
+        if let Some(view) = state.copy_view() {
+            super::copy_marks::render(state, view, screen, pane.terminal, top, frame);
+        } else if let Some((row, col)) = screen.cursor.filter(|_| state.attached) {
+            let row = row.wrapping_sub(top);
+            if row < pane.terminal.height && col < pane.terminal.width {
+                frame.set_cursor_position(Position::new(pane.terminal.x + col, pane.terminal.y + row));
+            }
+        }
     }
 }
 

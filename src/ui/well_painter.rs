@@ -33,6 +33,7 @@ pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
         || state.dialog.is_some()
         || state.help.is_some()
         || state.copy_view().is_some()
+        || state.split.is_some()
         || area.x != 0
         || area.width != width
     {

@@ -64,7 +64,7 @@ impl Rig {
             checkpoint_every,
         };
         let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
-        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80 });
+        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80, also: vec![] });
         engine.send(Command::StartCrew);
         Rig {
             root,

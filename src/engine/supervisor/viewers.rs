@@ -7,22 +7,46 @@ pub(super) struct Watcher {
     pub(super) name: Option<String>,
     pub(super) rows: u16,
     pub(super) cols: u16,
+    /// The well's other panes: their agents, each sized by its own pane.
+    pub(super) also: Vec<crate::protocol::Pane>,
+}
+
+impl Watcher {
+    fn shows(&self, name: &str) -> bool {
+        self.name.as_deref() == Some(name) || self.also.iter().any(|p| p.name == name)
+    }
 }
 
 impl Supervisor {
-    pub(super) fn watch(&mut self, client: u64, name: Option<String>, rows: u16, cols: u16) {
+    pub(super) fn watch(
+        &mut self,
+        client: u64,
+        name: Option<String>,
+        rows: u16,
+        cols: u16,
+        also: Vec<crate::protocol::Pane>,
+    ) {
         // The server refuses larger sizes by name; held here too for clients in this process.
         let (rows, cols) = crate::protocol::clamp_size(rows.max(1), cols.max(2));
+        let also: Vec<crate::protocol::Pane> = also
+            .into_iter()
+            .take(crate::protocol::MAX_PANES - 1)
+            .map(|p| {
+                let (rows, cols) = crate::protocol::clamp_size(p.rows.max(1), p.cols.max(2));
+                crate::protocol::Pane { rows, cols, ..p }
+            })
+            .collect();
+        let new = Watcher { name, rows, cols, also };
         // Looking away from an agent leaves its history: back there, the view follows the output again.
-        let before = self.watchers.get(&client).and_then(|w| w.name.clone());
-        if before.is_some() && before != name {
-            if let Some(r) =
-                self.slots.iter().find(|s| Some(&s.spec.name) == before.as_ref()).and_then(|s| s.running.as_ref())
-            {
+        let left: Vec<String> = self.watchers.get(&client).map_or(Vec::new(), |w| {
+            w.name.iter().chain(w.also.iter().map(|p| &p.name)).filter(|n| !new.shows(n)).cloned().collect()
+        });
+        for name in left {
+            if let Some(r) = self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.running.as_ref()) {
                 let _ = r.term.send(TermMsg::ScrollBottom { viewer: client, typed: false });
             }
         }
-        self.watchers.insert(client, Watcher { name, rows, cols });
+        self.watchers.insert(client, new);
         self.size = (rows, cols);
         self.size_from = Some(client);
         self.rewatch(Some(client));
@@ -32,13 +56,18 @@ impl Supervisor {
     /// it, and `sizer` takes the size of every agent no other live client sized, so switching between agents
     /// never reflows; an agent sized by another viewer keeps that size until this one types into it.
     pub(super) fn rewatch(&mut self, sizer: Option<u64>) {
-        let pane = sizer.and_then(|c| self.watchers.get(&c)).map(|w| (w.rows, w.cols));
+        let sizer_watch = sizer.and_then(|c| self.watchers.get(&c));
+        let pane = sizer_watch.map(|w| (w.rows, w.cols));
+        // An agent in one of the sizer's split panes takes that pane's size.
+        let split: Vec<(String, (u16, u16))> =
+            sizer_watch.map_or(Vec::new(), |w| w.also.iter().map(|p| (p.name.clone(), (p.rows, p.cols))).collect());
         for slot in &mut self.slots {
             let Some(r) = slot.running.as_ref() else {
                 continue;
             };
             let mut resized = false;
-            if let (Some(client), Some(size)) = (sizer, pane) {
+            let own = split.iter().find(|(n, _)| *n == slot.spec.name).map(|(_, size)| *size);
+            if let (Some(client), Some(size)) = (sizer, own.or(pane)) {
                 let free = slot.sized_by.is_none_or(|c| c == client || !self.watchers.contains_key(&c));
                 if free {
                     slot.sized_by = Some(client);
@@ -52,7 +81,7 @@ impl Supervisor {
                     }
                 }
             }
-            let watched = self.watchers.values().any(|w| w.name.as_deref() == Some(slot.spec.name.as_str()));
+            let watched = self.watchers.values().any(|w| w.shows(&slot.spec.name));
             if watched != slot.watched || (watched && resized) {
                 let _ = r.term.send(TermMsg::Watch(watched));
             }
@@ -63,7 +92,7 @@ impl Supervisor {
     /// The client that types into an agent sizes it, to its pane.
     pub(super) fn size_to(&mut self, client: u64, name: &str) {
         let Some(w) = self.watchers.get(&client) else { return };
-        let size = (w.rows, w.cols);
+        let size = w.also.iter().find(|p| p.name == name).map_or((w.rows, w.cols), |p| (p.rows, p.cols));
         let Some(slot) = self.slots.iter_mut().find(|s| s.spec.name == name) else { return };
         slot.sized_by = Some(client);
         if slot.size == size {
