@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossterm::event::{
     DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event as CtEvent,
-    KeyEventKind, MouseEventKind,
+    KeyEventKind, MouseButton, MouseEventKind,
 };
 use crossterm::terminal::{disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
 
+use crate::app::mouse::Press;
 use crate::app::{update, Effect, Msg, State};
 use crate::key::Key;
 use crate::protocol::{now_ms, Command, Commands, Event};
@@ -192,6 +193,13 @@ fn to_msg(ev: CtEvent) -> Option<Msg> {
         CtEvent::Mouse(m) => match m.kind {
             MouseEventKind::ScrollUp => Some(Msg::Wheel { up: true, col: m.column, row: m.row }),
             MouseEventKind::ScrollDown => Some(Msg::Wheel { up: false, col: m.column, row: m.row }),
+            MouseEventKind::Down(MouseButton::Left) => {
+                Some(Msg::Mouse { press: Press::Down, col: m.column, row: m.row })
+            }
+            MouseEventKind::Drag(MouseButton::Left) => {
+                Some(Msg::Mouse { press: Press::Drag, col: m.column, row: m.row })
+            }
+            MouseEventKind::Up(MouseButton::Left) => Some(Msg::Mouse { press: Press::Up, col: m.column, row: m.row }),
             _ => None,
         },
         _ => None,

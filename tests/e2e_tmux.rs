@@ -1094,3 +1094,33 @@ fn a_split_well_shows_two_agents_each_at_its_size() {
     assert!(s.contains(" 60 two"), "b is as wide as its own pane:\n{s}");
     assert!(!halves(&s, "two").0, "a got none of it:\n{s}");
 }
+
+/// The mouse: a click selects an agent or a tab, a drag in the well selects the agent's text (not the roster's)
+/// and letting go copies it (OSC 52: tmux's buffer with `set-clipboard on`).
+#[test]
+fn the_mouse_selects_agents_tabs_and_text() {
+    let t = Tmux::start(120, 40, "demo");
+    t.tmux(&["set", "-g", "set-clipboard", "on"]);
+    t.wait_for("the demo's work", |s| roster_line(s, "api").contains("waiting") && s.contains("✔ wrote demo/planner.txt"));
+    // SGR mouse reports, as a terminal sends them (1-based column;row).
+    let mouse = |seq: &str| t.text(seq);
+    mouse("\x1b[<0;5;3M\x1b[<0;5;3m");
+    t.wait_for("api selected by a click", |s| s.contains("▸◆ api"));
+    let s = t.screen();
+    let bar = s.lines().position(|l| l.starts_with("─ api ─")).unwrap() + 1;
+    let col = s.lines().nth(bar - 1).unwrap().find("timeline").unwrap() + 1;
+    mouse(&format!("\x1b[<0;{col};{bar}M\x1b[<0;{col};{bar}m"));
+    t.wait_for("the timeline tab", |s| s.contains("[timeline (1)]"));
+    mouse(&format!("\x1b[<0;12;{bar}M\x1b[<0;12;{bar}m"));
+    t.wait_for("the terminal tab", |s| s.contains("[terminal]"));
+    // From "wrote" to the end of its line, dragged to the well's right edge.
+    let s = t.wait_for("api's output", |s| s.contains("✔ wrote demo/api.txt (+3)"));
+    let y = s.lines().position(|l| l.starts_with("✔ wrote demo/api.txt")).unwrap() + 1;
+    mouse(&format!("\x1b[<0;3;{y}M\x1b[<32;40;{y}M\x1b[<32;120;{y}M\x1b[<0;120;{y}m"));
+    t.wait_for("copied", |s| s.contains("copied 23 characters, 1 line"));
+    let end = Instant::now() + DEADLINE;
+    while t.tmux(&["show-buffer"]) != "wrote demo/api.txt (+3)" {
+        assert!(Instant::now() < end, "the clipboard has {:?}", t.tmux(&["show-buffer"]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

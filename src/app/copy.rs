@@ -31,6 +31,8 @@ pub(super) fn enter(state: &mut State, search: bool) {
         typing: search.then(String::new),
         pattern: None,
         found: None,
+        mouse: false,
+        area: Default::default(),
     });
     state.well_open = true;
     state.tab = super::state::WellTab::Terminal;

@@ -54,6 +54,18 @@ pub fn areas(width: u16, height: u16, agents: usize, well_open: bool, attached: 
     Areas { header, roster, well_bar: Some(bar), terminal: Some(terminal), status, summary: None }
 }
 
+/// The first row of `screen` that `area` shows: a screen taller than the pane (sized by another viewer) is shown
+/// from its top, moved down just enough to keep the cursor (else the last line with text) in view.
+pub fn top_row(screen: &crate::protocol::screen::Screen, area: Rect) -> u16 {
+    let spare = screen.rows.saturating_sub(area.height);
+    if spare == 0 {
+        return 0;
+    }
+    let last_text = (0..screen.rows).rev().find(|&r| !screen.row_text(r).trim().is_empty()).unwrap_or(0);
+    let anchor = screen.cursor.map_or(last_text, |(row, _)| row);
+    (anchor + 1).saturating_sub(area.height).min(spare)
+}
+
 /// A split well's panes in `area`: (title row, terminal) each, side by side (a column between them) or stacked.
 /// Every pane gets at least one row of terminal and two columns, fewer panes when the well is too small.
 pub fn panes(area: Rect, n: usize, stacked: bool) -> Vec<(Rect, Rect)> {
@@ -72,7 +84,7 @@ pub fn panes(area: Rect, n: usize, stacked: bool) -> Vec<(Rect, Rect)> {
                 Rect::new(x, area.y, if i + 1 == n { area.right() - x } else { w - 1 }, area.height)
             };
             let title = Rect::new(pane.x, pane.y, pane.width, 1.min(pane.height));
-            let terminal = Rect::new(pane.x, pane.y + 1, pane.width, pane.height.saturating_sub(1));
+            let terminal = Rect::new(pane.x, pane.y + title.height, pane.width, pane.height - title.height);
             (title, terminal)
         })
         .collect()

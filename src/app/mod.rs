@@ -7,6 +7,7 @@ mod editor_keys;
 mod events;
 pub mod layout;
 pub mod mail;
+pub mod mouse;
 pub mod msg;
 mod new_agent;
 mod review;

@@ -16,6 +16,12 @@ pub enum Msg {
         col: u16,
         row: u16,
     },
+    /// A mouse button pressed, dragged or let go at a cell of the whole screen.
+    Mouse {
+        press: super::mouse::Press,
+        col: u16,
+        row: u16,
+    },
     Resize(u16, u16),
     Engine(Event),
     Tick(u64),

@@ -136,6 +136,10 @@ pub struct CopyView {
     /// The last search, and its regex for marking its matches on screen.
     pub pattern: Option<(String, regex::Regex)>,
     pub found: Option<Found>,
+    /// Started by the mouse: letting go copies the selection and ends it.
+    pub mouse: bool,
+    /// Where the terminal it selects in is drawn (the mouse's cells are read against it).
+    pub area: ratatui::layout::Rect,
 }
 
 /// The well split into panes: two to four agents' terminals side by side or stacked. The selected agent is the
@@ -353,6 +357,58 @@ impl State {
                 focused: i == split.focus,
             })
             .collect()
+    }
+
+    /// The first agent the roster shows (it scrolls to keep the selection in view).
+    pub fn roster_first(&self) -> usize {
+        let visible = self.areas().roster.height as usize;
+        self.selected.saturating_sub(visible.saturating_sub(1))
+    }
+
+    /// The well's tabs for the selected agent, as their labels read, in order.
+    pub fn well_tabs(&self) -> Vec<(String, WellTab)> {
+        let Some(agent) = self.selected_agent() else { return Vec::new() };
+        let info = &agent.info;
+        let mail = if self.mail_view.crew && self.tab == WellTab::Mail {
+            "mailbox · whole crew".to_string()
+        } else {
+            let m = &info.mail;
+            let mut label = "mail".to_string();
+            if m.unread > 0 {
+                label.push_str(&format!(" ✉{}", m.unread));
+            }
+            if m.dead > 0 {
+                label.push_str(&format!(" ✗{}", m.dead));
+            }
+            label
+        };
+        let mut tabs = vec![
+            ("terminal".to_string(), WellTab::Terminal),
+            (format!("timeline ({})", agent.checkpoints.len().max(info.checkpoints)), WellTab::Timeline),
+            (mail, WellTab::Mail),
+        ];
+        if self.review.as_ref().is_some_and(|v| v.agent == info.name) {
+            tabs.push(("review".into(), WellTab::Review));
+        }
+        if let Some(v) = self.conflicts.as_ref().filter(|v| v.agent == info.name) {
+            tabs.push((format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
+        }
+        tabs
+    }
+
+    /// Which tab of the well's bar is at column `col`: the bar reads `─ name ─ ` then each tab's label in two
+    /// columns more than its text, one column apart.
+    pub fn tab_at(&self, col: u16) -> Option<WellTab> {
+        let name = self.selected_agent()?.info.name.as_str();
+        let mut x = 5 + unicode_width::UnicodeWidthStr::width(name) as u16;
+        for (label, tab) in self.well_tabs() {
+            let w = unicode_width::UnicodeWidthStr::width(label.as_str()) as u16 + 2;
+            if (x..x + w).contains(&col) {
+                return Some(tab);
+            }
+            x += w + 1;
+        }
+        None
     }
 
     /// Whether the well shows this agent's terminal now (selected, or in a pane).

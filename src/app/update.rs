@@ -48,7 +48,8 @@ pub(super) fn update_inner(state: &mut State, msg: Msg) -> Vec<Effect> {
             on_key(state, key, &mut fx);
         }
         Msg::Paste(text) => on_paste(state, text, &mut fx),
-        Msg::Wheel { up, col, row } => on_wheel(state, up, col, row, &mut fx),
+        Msg::Wheel { up, col, row } => super::mouse::on_wheel(state, up, col, row, &mut fx),
+        Msg::Mouse { press, col, row } => super::mouse::on_press(state, press, col, row, &mut fx),
         Msg::Resize(w, h) => state.size = (w, h),
         Msg::Engine(event) => on_event(state, event, &mut fx),
         Msg::Tick(now) => state.now_ms = now,
@@ -174,29 +175,6 @@ pub(super) fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
             }
         }
         _ => {}
-    }
-}
-
-pub(super) fn on_wheel(state: &mut State, up: bool, col: u16, row: u16, fx: &mut Vec<Effect>) {
-    if state.dialog.is_some() || state.help.is_some() {
-        return;
-    }
-    let a = state.areas();
-    let inside = |r: ratatui::layout::Rect| col >= r.x && col < r.right() && row >= r.y && row < r.bottom();
-    if let (Some(t), Some(name)) = (a.terminal, state.selected_name()) {
-        if inside(t) {
-            let cmd = if state.attached {
-                Command::Wheel { name, up, col: col - t.x, row: row - t.y }
-            } else {
-                Command::Scroll { name, lines: if up { 3 } else { -3 } }
-            };
-            fx.push(Effect::Engine(cmd));
-            return;
-        }
-    }
-    if inside(a.roster) && !state.attached {
-        let action = if up { Action::SelectPrev } else { Action::SelectNext };
-        on_roster_action(state, action, fx);
     }
 }
 
@@ -585,6 +563,41 @@ mod tests {
         let mut one = state_with(&[("a", AgentState::Idle)]);
         update(&mut one, key("|"));
         assert!(one.split.is_none());
+    }
+
+    #[test]
+    fn the_mouse_selects_panes_and_text_and_the_wheel_scrolls_what_is_under_it() {
+        use crate::app::mouse::Press;
+        use crate::protocol::screen::BufferPos;
+        let press = |press, col, row| Msg::Mouse { press, col, row };
+        let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Busy)]);
+        for name in ["a", "b"] {
+            let Event::Screen { screen, .. } = screen(&["hello world"], 4, 50, 0) else { unreachable!() };
+            update(&mut s, Msg::Engine(Event::Screen { name: name.into(), screen, change: None }));
+        }
+        update(&mut s, key("|"));
+        let panes = s.panes();
+        let (a, b) = (panes[0].terminal, panes[1].terminal);
+        // The wheel over b's pane scrolls b, though a is selected.
+        let fx = update(&mut s, Msg::Wheel { up: true, col: b.x + 1, row: b.y });
+        assert_eq!(engine_cmds(&fx), vec![Command::Scroll { name: "b".into(), lines: 3 }]);
+        // A drag in b's pane selects b and its text; letting go copies it.
+        update(&mut s, press(Press::Down, b.x + 6, b.y));
+        assert_eq!(s.selected_name().as_deref(), Some("b"));
+        update(&mut s, press(Press::Drag, b.x + 300, b.y));
+        let fx = update(&mut s, press(Press::Up, b.x + 300, b.y));
+        let (from, to) = (BufferPos { row: 50, col: 6 }, BufferPos { row: 50, col: 19 });
+        assert_eq!(engine_cmds(&fx), vec![Command::CopyText { name: "b".into(), from, to }]);
+        assert!(s.copy.is_none());
+        // A click is no selection; it selects the pane's agent.
+        let fx = update(&mut s, press(Press::Down, a.x, a.y + 1));
+        assert_eq!(s.selected_name().as_deref(), Some("a"));
+        assert!(engine_cmds(&fx).iter().all(|c| !matches!(c, Command::CopyText { .. })));
+        assert!(engine_cmds(&update(&mut s, press(Press::Up, a.x, a.y + 1))).is_empty());
+        // The roster: a click selects the agent on that line.
+        let roster = s.areas().roster;
+        update(&mut s, press(Press::Down, 3, roster.y + 1));
+        assert_eq!(s.selected_name().as_deref(), Some("b"));
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     }
     // Keep the selection in view when there are more agents than lines.
     let visible = area.height as usize;
-    let first = state.selected.saturating_sub(visible.saturating_sub(1));
+    let first = state.roster_first();
     let lines: Vec<Line> = state
         .agents
         .iter()

@@ -45,19 +45,9 @@ pub fn cell_style(fg: CellColor, bg: CellColor, flags: CellFlags, mode: ColorMod
     style
 }
 
-/// Copy the snapshot into `area`, clipping what does not fit and blanking what the snapshot does not cover.
-/// The first row of `screen` that `area` shows: a screen taller than the pane (sized by another viewer) is shown
-/// from its top, moved down just enough to keep the cursor (else the last line with text) in view.
-pub fn top_row(screen: &Screen, area: Rect) -> u16 {
-    let spare = screen.rows.saturating_sub(area.height);
-    if spare == 0 {
-        return 0;
-    }
-    let last_text = (0..screen.rows).rev().find(|&r| !screen.row_text(r).trim().is_empty()).unwrap_or(0);
-    let anchor = screen.cursor.map_or(last_text, |(row, _)| row);
-    (anchor + 1).saturating_sub(area.height).min(spare)
-}
+pub use crate::app::layout::top_row;
 
+/// Copy the snapshot into `area`, clipping what does not fit and blanking what the snapshot does not cover.
 pub fn draw(screen: &Screen, area: Rect, buf: &mut Buffer, mode: ColorMode) {
     let top = top_row(screen, area);
     for y in 0..area.height {

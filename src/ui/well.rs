@@ -17,36 +17,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
     };
     let border = if state.attached { theme.style("ui.border.attached") } else { theme.style("ui.border") };
     let info = &agent.info;
-    let mut spans = vec![
-        Span::styled("─ ", border),
-        Span::styled(info.name.clone(), border),
-        Span::styled(" ─ ", border),
-        tab(state, "terminal", WellTab::Terminal),
-        Span::styled(" ", border),
-        tab(state, &format!("timeline ({})", agent.checkpoints.len().max(info.checkpoints)), WellTab::Timeline),
-        Span::styled(" ", border),
-    ];
-    let mail_label = if state.mail_view.crew && state.tab == WellTab::Mail {
-        "mailbox · whole crew".to_string()
-    } else {
-        let m = &info.mail;
-        let mut label = "mail".to_string();
-        if m.unread > 0 {
-            label.push_str(&format!(" ✉{}", m.unread));
-        }
-        if m.dead > 0 {
-            label.push_str(&format!(" ✗{}", m.dead));
-        }
-        label
-    };
-    spans.push(tab(state, &mail_label, WellTab::Mail));
-    spans.push(Span::styled(" ", border));
-    if state.review.as_ref().is_some_and(|v| v.agent == info.name) {
-        spans.push(tab(state, "review", WellTab::Review));
-        spans.push(Span::styled(" ", border));
-    }
-    if let Some(v) = state.conflicts.as_ref().filter(|v| v.agent == info.name) {
-        spans.push(tab(state, &format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
+    let mut spans =
+        vec![Span::styled("─ ", border), Span::styled(info.name.clone(), border), Span::styled(" ─ ", border)];
+    for (label, which) in state.well_tabs() {
+        spans.push(tab(state, &label, which));
         spans.push(Span::styled(" ", border));
     }
     if state.copy_view().is_some() {
