@@ -3,7 +3,7 @@
 mod conflicts;
 mod copy;
 mod edit;
-mod editor_keys;
+pub mod editor_keys;
 mod events;
 pub mod layout;
 pub mod mail;

@@ -187,14 +187,15 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
 /// as the roster's.
 pub fn help_modes(mode: Mode) -> Vec<Mode> {
     match mode {
-        Mode::Timeline | Mode::Conflicts | Mode::Mail => vec![mode, Mode::Roster],
+        Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review => vec![mode, Mode::Roster],
         _ => vec![mode],
     }
 }
 
 /// Lines of the help of `mode`: a heading and a line per bound action of each mode it lists, at most.
 pub fn help_len(state: &State, mode: Mode) -> usize {
-    help_modes(mode).iter().map(|m| 1 + state.keymap.bindings(*m).len()).sum()
+    let editor = if super::editor_keys::edits_text(mode) { 1 + super::editor_keys::EDITOR_KEYS.len() } else { 0 };
+    help_modes(mode).iter().map(|m| 1 + state.keymap.bindings(*m).len()).sum::<usize>() + editor
 }
 
 /// The keys of the mode the operator is in, over whatever is open.

@@ -41,12 +41,22 @@ fn help_lines<'a>(state: &State, modes: &[Mode]) -> Vec<Line<'a>> {
         }
         // What pausing does is the server's machine's: said where the selected agent has run.
         let paused_by = state.selected_agent().map(|a| a.info.paused_by.as_str()).filter(|p| !p.is_empty());
+        let editor = crate::app::editor_keys::edits_text(*mode).then_some(crate::app::editor_keys::EDITOR_KEYS);
         for (action, keys, mut desc) in seen {
             if let (crate::config::keymap::Action::Pause, Some(by)) = (action, paused_by) {
                 desc = format!("Pause or resume the agent's processes ({by})");
             }
             lines.push(Line::from(vec![
                 Span::styled(format!("  {:<16}", keys.join(" ")), state.theme.style("ui.help.key")),
+                Span::raw(desc),
+            ]));
+        }
+        if editor.is_some() {
+            lines.push(Line::from(Span::styled("text editor", state.theme.style("ui.help.section"))));
+        }
+        for (keys, desc) in editor.into_iter().flatten() {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {keys:<16}"), state.theme.style("ui.help.key")),
                 Span::raw(desc),
             ]));
         }
