@@ -1101,7 +1101,9 @@ fn a_split_well_shows_two_agents_each_at_its_size() {
 fn the_mouse_selects_agents_tabs_and_text() {
     let t = Tmux::start(120, 40, "demo");
     t.tmux(&["set", "-g", "set-clipboard", "on"]);
-    t.wait_for("the demo's work", |s| roster_line(s, "api").contains("waiting") && s.contains("✔ wrote demo/planner.txt"));
+    t.wait_for("the demo's work", |s| {
+        roster_line(s, "api").contains("waiting") && s.contains("✔ wrote demo/planner.txt")
+    });
     // SGR mouse reports, as a terminal sends them (1-based column;row).
     let mouse = |seq: &str| t.text(seq);
     mouse("\x1b[<0;5;3M\x1b[<0;5;3m");
@@ -1123,4 +1125,51 @@ fn the_mouse_selects_agents_tabs_and_text() {
         assert!(Instant::now() < end, "the clipboard has {:?}", t.tmux(&["show-buffer"]));
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `r` renames a stopped agent: its crew file entry (comment kept), worktree, branch and checkpoints follow, and
+/// it starts again in its new worktree; a running one is refused, saying why.
+#[test]
+fn a_stopped_agent_is_renamed_from_the_keyboard() {
+    let crew = "[[agent]]\nname = \"old\"   # the first one\ncommand = \"bash\"\n";
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, crew));
+    t.wait_for("old running", |s| roster_line(s, "old").contains("idle") || roster_line(s, "old").contains("busy"));
+    t.keys(&["Enter"]);
+    t.text("echo work > made.txt");
+    t.keys(&["Enter", "C-]"]);
+    let repo = t.dir.path().join("repo");
+    let end = Instant::now() + DEADLINE;
+    while !repo.join(".muster/worktrees/old/made.txt").exists() {
+        assert!(Instant::now() < end, "the agent's file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    t.keys(&["c"]);
+    t.wait_for("a checkpoint", |s| s.contains("timeline (1)"));
+    t.keys(&["r"]);
+    t.wait_for("refused while it runs", |s| s.contains("old is running: stop it (x) first"));
+    t.keys(&["x"]);
+    t.wait_for("stopped", |s| {
+        let l = roster_line(s, "old");
+        l.contains("exited") || l.contains("stopped")
+    });
+    t.keys(&["r"]);
+    t.wait_for("the form", |s| s.contains("a new name") && s.contains("name = \"old\""));
+    // The cursor waits before the closing quote.
+    for _ in 0..3 {
+        t.keys(&["BSpace"]);
+    }
+    t.text("new");
+    t.keys(&["C-s"]);
+    t.wait_for("renamed", |s| s.contains("renamed old to new") && roster_line(s, "new").contains("new"));
+    assert!(repo.join(".muster/worktrees/new/made.txt").exists() && !repo.join(".muster/worktrees/old").exists());
+    let file = std::fs::read_to_string(repo.join(".muster/crew.toml")).unwrap();
+    assert_eq!(file, crew.replace("\"old\"", "\"new\""), "the entry renamed, its comment kept");
+    let s = t.screen();
+    assert!(s.contains("timeline (1)") && !s.contains("crew.toml: new added"), "the same agent, not a new one:\n{s}");
+    t.keys(&["R"]);
+    t.wait_for("new running", |s| roster_line(s, "new").contains("idle") || roster_line(s, "new").contains("busy"));
+    t.keys(&["Enter"]);
+    t.text("pwd");
+    t.keys(&["Enter"]);
+    t.wait_for("its new worktree", |s| s.contains(".muster/worktrees/new"));
 }

@@ -18,6 +18,7 @@ pub(super) fn on_edit_key(state: &mut State, key: Key, action: Option<Action>, f
             let command = match purpose.clone() {
                 EditPurpose::NewAgent => super::new_agent::parse(&text),
                 EditPurpose::Duplicate { from } => super::new_agent::parse_copy(&text, &from),
+                EditPurpose::Rename { from } => super::new_agent::parse_rename(&text, &from),
                 EditPurpose::MergeMessage { name, into_agent } => {
                     let message = (!text.trim().is_empty()).then_some(text);
                     Ok(Command::Merge { name, into_agent, message })

@@ -55,7 +55,7 @@ mod tests {
     #[test]
     fn the_listed_editor_keys_do_what_the_help_says() {
         let mut t = ratatui_textarea::TextArea::default();
-        let mut keys = |t: &mut ratatui_textarea::TextArea, ks: &[&str]| {
+        let keys = |t: &mut ratatui_textarea::TextArea, ks: &[&str]| {
             for k in ks {
                 t.input(to_textarea_input(Key::parse(k).unwrap()));
             }

@@ -44,15 +44,27 @@ pub fn parse(text: &str) -> Result<Command, String> {
 
 /// The copy form's text (`name = "…"`) as the command that adds a copy of `from` and starts it.
 pub fn parse_copy(text: &str, from: &str) -> Result<Command, String> {
+    let name = parse_name(text, &format!("copy of {from}"))?;
+    Ok(Command::DuplicateAgent { name: from.to_string(), new_name: name, start: true })
+}
+
+/// The rename form's text (`name = "…"`) as the command that renames `from`.
+pub fn parse_rename(text: &str, from: &str) -> Result<Command, String> {
+    let name = parse_name(text, &format!("rename of {from}"))?;
+    Ok(Command::Rename { name: from.to_string(), new_name: name })
+}
+
+/// The one field of a form that asks for a name, checked as the crew file checks it.
+fn parse_name(text: &str, what: &str) -> Result<String, String> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Copy {
         name: String,
     }
-    let form: Copy = toml::from_str(text).map_err(|e| format!("copy of {from}: {}", e.message()))?;
+    let form: Copy = toml::from_str(text).map_err(|e| format!("{what}: {}", e.message()))?;
     let name = form.name.trim().to_string();
-    crate::config::crew::validate_name(&name).map_err(|e| format!("copy of {from}: {e}"))?;
-    Ok(Command::DuplicateAgent { name: from.to_string(), new_name: name, start: true })
+    crate::config::crew::validate_name(&name).map_err(|e| format!("{what}: {e}"))?;
+    Ok(name)
 }
 
 #[cfg(test)]

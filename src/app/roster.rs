@@ -50,6 +50,18 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
                     Some(Dialog::Edit { purpose: EditPurpose::Duplicate { from }, editor: Box::new(editor) });
             }
         }
+        Action::Rename => {
+            let Some(agent) = state.selected_agent() else { return };
+            let from = agent.info.name.clone();
+            if agent.info.state.is_running() {
+                state.status = Some((format!("{from} is running: stop it (x) first, then rename it"), true));
+                return;
+            }
+            let mut editor = TextArea::new(vec![format!("name = \"{from}\"")]);
+            editor.move_cursor(ratatui_textarea::CursorMove::End);
+            editor.move_cursor(ratatui_textarea::CursorMove::Back);
+            state.dialog = Some(Dialog::Edit { purpose: EditPurpose::Rename { from }, editor: Box::new(editor) });
+        }
         Action::NewAgent => {
             let mut editor = TextArea::new(super::new_agent::template());
             editor.move_cursor(ratatui_textarea::CursorMove::Jump(0, 8));

@@ -83,6 +83,10 @@ pub enum EditPurpose {
     Duplicate {
         from: String,
     },
+    /// A new name for agent `from`.
+    Rename {
+        from: String,
+    },
 }
 
 /// A merge stopped on conflicts, being resolved.

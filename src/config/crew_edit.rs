@@ -55,6 +55,25 @@ pub fn duplicate_agent(text: &str, name: &str, new_name: &str) -> Result<Option<
     Ok(Some(doc.to_string()))
 }
 
+/// The crew file with agent `name`'s table named `new_name` (its comments and every other field kept); `None`
+/// when the file has no agent `name`.
+pub fn rename_agent(text: &str, name: &str, new_name: &str) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
+    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
+    let named = |t: &Table, n: &str| t.get("name").and_then(|v| v.as_str()) == Some(n);
+    if agents.iter().any(|t| named(t, new_name)) {
+        return Err(format!("an agent named `{new_name}` is in the crew already"));
+    }
+    let Some(table) = agents.iter_mut().find(|t| named(t, name)) else { return Ok(None) };
+    // The value alone: a comment after it on its line stays.
+    if let Some(v) = table.get_mut("name").and_then(|i| i.as_value_mut()) {
+        let decor = v.decor().clone();
+        *v = new_name.into();
+        *v.decor_mut() = decor;
+    }
+    Ok(Some(doc.to_string()))
+}
+
 /// The crew file without the agent `name`'s table; `None` when it has no such agent.
 pub fn remove_agent(text: &str, name: &str) -> Result<Option<String>, String> {
     let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
@@ -73,6 +92,15 @@ mod tests {
     const FILE: &str = "# The crew of acme.\n[defaults]\nbase = \"main\"   # where they start\n\n\
                         # Plans the work.\n[[agent]]\nname = \"planner\"\nkind = \"claude\"\n\n\
                         # Writes the API.\n[[agent]]\nname = \"api\"\nkind = \"codex\"\n";
+
+    #[test]
+    fn a_rename_changes_the_name_alone() {
+        let text = FILE.replace("name = \"api\"", "name = \"api\"   # the API's writer");
+        let out = rename_agent(&text, "api", "server").unwrap().unwrap();
+        assert_eq!(out, text.replace("name = \"api\"", "name = \"server\""));
+        assert_eq!(rename_agent(&text, "nobody", "x").unwrap(), None);
+        assert!(rename_agent(&text, "api", "planner").unwrap_err().contains("in the crew already"));
+    }
 
     #[test]
     fn an_agent_is_added_at_the_end_and_every_comment_stays() {

@@ -48,6 +48,7 @@ actions! {
     StartAll = "start_all": "Start every agent that is not running (asks first)",
     NewAgent = "new_agent": "Add an agent to the crew (written into crew.toml) and start it",
     DuplicateAgent = "duplicate_agent": "Add a copy of the agent: same kind and prompt, new worktree",
+    Rename = "rename": "Rename a stopped agent (its worktree, branch, checkpoints)",
     Remove = "remove": "Remove the agent and its worktree",
     ScrollUp = "scroll_up": "Scroll the terminal back one line",
     ScrollDown = "scroll_down": "Scroll the terminal forward one line",

@@ -436,6 +436,9 @@ impl Supervisor {
                 // Said as a message when refused.
                 let _ = self.remove(&name, force);
             }
+            Command::Rename { name, new_name } => {
+                let _ = self.rename(&name, &new_name);
+            }
             Command::DuplicateAgent { name, new_name, start } => {
                 let _ = self.duplicate_agent(&name, &new_name, start);
             }

@@ -165,6 +165,69 @@ pub fn worktree_status(root: &Path, name: &str, base: &str) -> Result<WorktreeSt
     Ok(status)
 }
 
+/// Give a stopped agent's worktree, branch, checkpoints and checkpoint index a new name: the worktree moves to
+/// `.muster/worktrees/<new>` (git records the move, and its administrative folder takes the new name too, so the
+/// old name is free again), `muster/<old>` becomes `muster/<new>`, and its checkpoint and rollback refs follow.
+pub fn rename(root: &Path, old: &str, new: &str) -> Result<()> {
+    for n in [old, new] {
+        crate::config::crew::validate_name(n).map_err(anyhow::Error::msg)?;
+    }
+    let repo = Repository::open(root).with_context(|| format!("opening {}", root.display()))?;
+    let (from, to) = (worktree_path(root, old), worktree_path(root, new));
+    if std::fs::symlink_metadata(&to).is_ok() {
+        bail!("{} exists already", to.display());
+    }
+    if repo.find_branch(&branch_name(new), BranchType::Local).is_ok() {
+        bail!("branch {} exists already", branch_name(new));
+    }
+    let (admin_old, admin_new) = (format!("muster-{old}"), format!("muster-{new}"));
+    if repo.find_worktree(&admin_new).is_ok() {
+        bail!("git has a worktree named {admin_new} already");
+    }
+    if existing_worktree(root, old)?.is_some() {
+        // libgit2 cannot move a worktree: git's own command records it.
+        let out = std::process::Command::new("git")
+            .args(["worktree", "move"])
+            .arg(&from)
+            .arg(&to)
+            .current_dir(root)
+            .output()
+            .context("running git worktree move")?;
+        if !out.status.success() {
+            bail!("git worktree move: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        // Its administrative folder, by the new name: the worktree's `.git` file points there.
+        let admin = repo.commondir().join("worktrees");
+        if admin.join(&admin_old).is_dir() {
+            std::fs::rename(admin.join(&admin_old), admin.join(&admin_new))
+                .context("renaming git's worktree folder")?;
+            let gitdir = admin.join(&admin_new);
+            crate::safefs::write_file(&to, ".git", format!("gitdir: {}\n", gitdir.display()).as_bytes())?;
+            let index = (gitdir.join(format!("muster-index-{old}")), gitdir.join(format!("muster-index-{new}")));
+            if index.0.exists() {
+                std::fs::rename(&index.0, &index.1).context("renaming the checkpoint index")?;
+            }
+        }
+    }
+    if let Ok(mut b) = repo.find_branch(&branch_name(old), BranchType::Local) {
+        b.rename(&branch_name(new), false).with_context(|| format!("renaming branch {}", branch_name(old)))?;
+    }
+    for prefix in ["refs/muster/checkpoints", "refs/muster/rollback"] {
+        let (old_ref, new_ref) = (format!("{prefix}/{old}"), format!("{prefix}/{new}"));
+        let names: Vec<String> = repo
+            .references()?
+            .flatten()
+            .filter_map(|r| r.name().ok().map(String::from))
+            .filter(|n| n == &old_ref || n.starts_with(&format!("{old_ref}/")))
+            .collect();
+        for name in names {
+            let mut r = repo.find_reference(&name)?;
+            r.rename(&name.replacen(&old_ref, &new_ref, 1), false, &format!("muster: {old} renamed {new}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Remove the agent's worktree and branch. Refuses when work would be lost, unless `force` (the operator
 /// confirmed).
 pub fn remove_worktree(root: &Path, name: &str, base: &str, force: bool) -> Result<()> {
@@ -301,6 +364,41 @@ pub mod tests {
         git(&["add", "."]);
         git(&["commit", "-q", "-m", "init"]);
         dir
+    }
+
+    /// A rename moves the worktree (uncommitted work and all), the branch, the checkpoints and git's own record of
+    /// the worktree; the old name is free again for a new agent.
+    #[test]
+    fn a_rename_moves_worktree_branch_and_checkpoints() {
+        let repo = temp_repo();
+        let root = find_repo_root(repo.path()).unwrap();
+        let info = ensure_worktree(&root, "old", None).unwrap();
+        std::fs::write(info.path.join("work.txt"), "uncommitted\n").unwrap();
+        let (cp, _) = crate::git::checkpoint::create(&info.path, "old", "manual").unwrap();
+        rename(&root, "old", "new").unwrap();
+        let moved = worktree_path(&root, "new");
+        assert!(!info.path.exists());
+        assert_eq!(std::fs::read_to_string(moved.join("work.txt")).unwrap(), "uncommitted\n");
+        let git = |dir: &Path, args: &[&str]| {
+            let out = Command::new("git").args(args).current_dir(dir).output().unwrap();
+            assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(git(&moved, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "muster/new");
+        assert!(git(&moved, &["status", "--porcelain"]).contains("work.txt"));
+        assert!(git(&root, &["worktree", "list"]).contains(".muster/worktrees/new"));
+        let cps = crate::git::checkpoint::list(&moved, "new").unwrap();
+        assert_eq!(cps.iter().map(|c| &c.id).collect::<Vec<_>>(), [&cp.id]);
+        assert!(crate::git::checkpoint::list(&moved, "old").unwrap().is_empty());
+        // The next checkpoint goes on from the moved index, numbered after the first.
+        std::fs::write(moved.join("work.txt"), "more\n").unwrap();
+        let (next, _) = crate::git::checkpoint::create(&moved, "new", "manual").unwrap();
+        assert_eq!(next.n, 2);
+        // The old name is free: a new agent gets a fresh worktree there; a taken name is refused.
+        ensure_worktree(&root, "old", None).unwrap();
+        assert!(git(&root, &["worktree", "list"]).contains(".muster/worktrees/old"));
+        let e = rename(&root, "old", "new").unwrap_err().to_string();
+        assert!(e.contains("exists already"), "{e}");
     }
 
     /// An editor's swap file and a CLI's own history are never an agent's work: not counted, never merged.

@@ -225,6 +225,11 @@ pub enum Command {
         #[serde(default)]
         start: bool,
     },
+    /// Give a stopped agent a new name: its crew file entry, worktree, branch and checkpoints follow.
+    Rename {
+        name: String,
+        new_name: String,
+    },
     Key {
         name: String,
         key: Key,

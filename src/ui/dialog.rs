@@ -204,6 +204,9 @@ pub fn edit(
         crate::app::EditPurpose::Duplicate { .. } => {
             " a copy of the agent · its name · C-s adds and starts it · esc cancels "
         }
+        crate::app::EditPurpose::Rename { .. } => {
+            " a new name · its worktree, branch and checkpoints follow · C-s renames · esc cancels "
+        }
     };
     editor.set_block(block(state, title.into()));
     editor.set_style(state.theme.style("ui.dialog"));

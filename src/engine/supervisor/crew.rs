@@ -52,6 +52,63 @@ impl Supervisor {
         Ok(format!("added {new_name}, a copy of {name}{}", if start { ", and started it" } else { " (R starts it)" }))
     }
 
+    /// A stopped agent by a new name: its worktree, branch, checkpoints and crew file entry follow; what to say.
+    pub(super) fn rename(&mut self, name: &str, new_name: &str) -> Result<String, String> {
+        let refuse = |s: &mut Self, text: String| {
+            s.message(text.clone(), true);
+            Err(text)
+        };
+        if let Err(e) = crate::config::crew::validate_name(new_name) {
+            return refuse(self, format!("{name} not renamed: {e}"));
+        }
+        if self.slots.iter().any(|s| s.spec.name == new_name) {
+            return refuse(self, format!("{name} not renamed: an agent named {new_name} is in the crew already"));
+        }
+        let Some(idx) = self.slots.iter().position(|s| s.spec.name == name) else {
+            return refuse(self, format!("no agent named {name}"));
+        };
+        if self.slots[idx].running.as_ref().is_some_and(|r| !r.exited) {
+            return refuse(self, format!("{name} is running: stop it (x) first, then rename it"));
+        }
+        let root = self.cfg.root.clone();
+        if self.slots[idx].spec.worktree {
+            if let Err(e) = crate::git::worktree::rename(&root, name, new_name) {
+                return refuse(self, format!("{name} not renamed: {e:#}"));
+            }
+        }
+        let slot = &mut self.slots[idx];
+        slot.spec.name = new_name.to_string();
+        if let Some(p) = slot.pending_spec.as_mut() {
+            p.name = new_name.to_string();
+        }
+        slot.info.name = new_name.to_string();
+        if slot.spec.worktree {
+            slot.info.branch = crate::git::worktree::branch_name(new_name);
+            slot.info.worktree = crate::git::worktree::worktree_path(&root, new_name);
+        }
+        // The watcher watched the old folder; a start makes a new one.
+        slot.files = None;
+        let info = slot.info.clone();
+        for a in self.cfg.crew.agents.iter_mut().filter(|a| a.name == name) {
+            a.name = new_name.to_string();
+        }
+        self.sink.event(Event::Removed { name: name.to_string() });
+        self.sink.event(Event::Agent(info));
+        self.save();
+        self.job(new_name, JobKind::List, false);
+        self.request_overlaps();
+        let edited =
+            crate::config::edit_crew_file(&root, |t| crate::config::crew_edit::rename_agent(t, name, new_name));
+        self.crew_reload_at = None;
+        self.reload_crew();
+        let text = match edited {
+            Ok(_) => format!("renamed {name} to {new_name}: its worktree, branch and checkpoints too"),
+            Err(e) => format!("renamed {name} to {new_name}, but its crew file entry is not: {e:#}"),
+        };
+        self.message(text.clone(), false);
+        Ok(text)
+    }
+
     /// The crew file changed by `edit` (checked as a crew before it is written), applied at once, and the new
     /// agent `name` started when asked; why not, when the file refused the change.
     fn add_entry(
