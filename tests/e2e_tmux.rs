@@ -1046,10 +1046,18 @@ fn review_a_branch_and_open_a_file_in_the_editor() {
     t.wait_for("the second file's hunk", |s| {
         s.contains("▸ M src/lib.rs") && s.contains("+    format!(\"hello {name}, from api\")")
     });
-    t.keys(&["j", "j", "e"]);
+    // A search of the diff's lines: back to the first file, on to the second.
+    t.keys(&["["]);
+    t.keys(&["/"]);
+    t.wait_for("the prompt", |s| s.contains("search the diff: /"));
+    t.text("hello \\{name\\}, from");
+    t.keys(&["Enter"]);
+    t.wait_for("the match", |s| s.contains("match 1 of 1 (src/lib.rs)") && s.contains("▸ M src/lib.rs"));
+    // The matching line is at the top: the editor opens there.
+    t.keys(&["e"]);
     t.wait_for("back from the editor", |s| s.contains("back from"));
     let edited = std::fs::read_to_string(t.dir.path().join("edited")).unwrap();
-    assert!(edited.starts_with("+4 ") && edited.trim_end().ends_with(".muster/worktrees/api/src/lib.rs"), "{edited}");
+    assert!(edited.starts_with("+6 ") && edited.trim_end().ends_with(".muster/worktrees/api/src/lib.rs"), "{edited}");
     let s = t.screen();
     assert!(s.contains("api → main"), "the workbench is drawn again whole:\n{s}");
 }

@@ -18,6 +18,67 @@ pub(super) fn open(state: &mut State, fx: &mut Vec<Effect>) {
     fx.push(Effect::Engine(Command::Review { name }));
 }
 
+/// A key while a search is typed; false when none is.
+pub(super) fn on_typing(state: &mut State, key: crate::key::Key) -> bool {
+    use crate::key::KeyCode;
+    let Some(view) = state.review.as_mut() else { return false };
+    let Some(typing) = view.typing.as_mut() else { return false };
+    match key.code {
+        KeyCode::Enter => {
+            let pattern = view.typing.take().unwrap_or_default();
+            if pattern.is_empty() {
+                return true;
+            }
+            match crate::text::search_regex(&pattern) {
+                Ok(re) => {
+                    view.search = Some((pattern, re));
+                    find(state, true);
+                }
+                Err(e) => state.status = Some((format!("not a search pattern: {e}"), true)),
+            }
+        }
+        KeyCode::Esc => view.typing = None,
+        KeyCode::Backspace => {
+            typing.pop();
+        }
+        KeyCode::Char(c) if !key.mods.ctrl() && !key.mods.alt() => typing.push(c),
+        _ => {}
+    }
+    true
+}
+
+/// The next match of the search after the line at the top (`forward`) or before it, across files, round the
+/// end: it goes to the top.
+fn find(state: &mut State, forward: bool) {
+    let Some(view) = state.review.as_mut() else { return };
+    let Some((pattern, re)) = &view.search else {
+        state.status = Some(("no search yet: / searches".into(), false));
+        return;
+    };
+    let Some(Ok((_, files))) = &view.diff else { return };
+    let hits: Vec<(usize, usize)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(f, file)| {
+            file.lines.iter().enumerate().filter(|(_, (_, text))| re.is_match(text)).map(move |(l, _)| (f, l))
+        })
+        .collect();
+    let here = (view.file, view.scroll as usize);
+    let at = if forward {
+        hits.iter().position(|h| *h > here).or((!hits.is_empty()).then_some(0))
+    } else {
+        hits.iter().rposition(|h| *h < here).or(hits.len().checked_sub(1))
+    };
+    let text = match at {
+        Some(i) => {
+            (view.file, view.scroll) = (hits[i].0, hits[i].1 as u16);
+            format!("/{pattern}: match {} of {} ({})", i + 1, hits.len(), files[hits[i].0].path)
+        }
+        None => format!("/{pattern}: no match in the diff"),
+    };
+    state.status = Some((text, false));
+}
+
 /// A review tab's key; false: not one of its own (the roster's then).
 pub(super) fn on_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) -> bool {
     let page = state.terminal_rows().saturating_sub(2).max(1);
@@ -47,6 +108,9 @@ pub(super) fn on_action(state: &mut State, action: Action, fx: &mut Vec<Effect>)
             let line = new_line_at(f, view.scroll as usize);
             fx.push(Effect::Edit { path: agent.info.worktree.join(&f.path), line });
         }
+        Action::Search => view.typing = Some(String::new()),
+        Action::SearchNext => find(state, true),
+        Action::SearchPrev => find(state, false),
         Action::Refresh => {
             view.diff = None;
             fx.push(Effect::Engine(Command::Review { name: view.agent.clone() }));

@@ -123,6 +123,10 @@ pub struct ReviewView {
     pub diff: Option<Result<(String, Vec<FileDiff>), String>>,
     pub file: usize,
     pub scroll: u16,
+    /// The search being typed, shown in the status line.
+    pub typing: Option<String>,
+    /// The last search, as a regex.
+    pub search: Option<(String, regex::Regex)>,
 }
 
 /// The well's copy mode, as tmux's: a cursor over the selected agent's whole buffer (its history, then its
@@ -413,6 +417,13 @@ impl State {
             x += w + 1;
         }
         None
+    }
+
+    /// A search being typed (copy mode's or the review's), for the status line.
+    pub fn search_prompt(&self) -> Option<&str> {
+        let copy = self.copy_view().and_then(|c| c.typing.as_deref());
+        let review = self.review.as_ref().filter(|_| self.mode() == Mode::Review).and_then(|r| r.typing.as_deref());
+        copy.or(review)
     }
 
     /// Whether the well shows this agent's terminal now (selected, or in a pane).

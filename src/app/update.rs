@@ -153,6 +153,7 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
         }
         Mode::Compose => super::mail::on_compose_key(state, key, action, fx),
         Mode::Copy => super::copy::on_copy_key(state, key, action, fx),
+        Mode::Review if super::review::on_typing(state, key) => {}
         Mode::Review => {
             if let Some(action) = action {
                 if !super::review::on_action(state, action, fx) {
@@ -524,6 +525,18 @@ mod tests {
         assert_eq!(fx, vec![Effect::Edit { path: "/tmp/x/two".into(), line: 10 }]);
         update(&mut s, key("["));
         assert_eq!((s.review.as_ref().unwrap().file, s.review.as_ref().unwrap().scroll), (0, 0));
+        // A search across the files' lines: typed, then to each match in turn, round the end.
+        for k in ["/", "y", "enter"] {
+            update(&mut s, key(k));
+        }
+        assert_eq!((s.review.as_ref().unwrap().file, s.review.as_ref().unwrap().scroll), (1, 1));
+        assert_eq!(s.status.as_ref().unwrap().0, "/y: match 1 of 1 (two)");
+        for k in ["/", "x", "enter"] {
+            update(&mut s, key(k));
+        }
+        assert_eq!((s.review.as_ref().unwrap().file, s.review.as_ref().unwrap().scroll), (0, 1));
+        update(&mut s, key("n"));
+        assert_eq!((s.review.as_ref().unwrap().file, s.review.as_ref().unwrap().scroll), (0, 1), "the one match");
         let fx = update(&mut s, key("r"));
         assert_eq!(engine_cmds(&fx), vec![Command::Review { name: "a".into() }]);
         update(&mut s, key("esc"));

@@ -29,8 +29,11 @@ fn key_label(k: crate::key::Key) -> String {
 pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let theme = &state.theme;
     let bar = theme.style("ui.status");
-    if let Some(typing) = state.copy_view().and_then(|c| c.typing.as_ref()) {
-        let prompt = format!(" search older: /{typing}");
+    if let Some(typing) = state.search_prompt() {
+        let prompt = match state.mode() {
+            Mode::Review => format!(" search the diff: /{typing}"),
+            _ => format!(" search older: /{typing}"),
+        };
         frame.render_widget(Paragraph::new(prompt.as_str()).style(bar.patch(theme.style("ui.status.message"))), area);
         let x =
             area.x + (unicode_width::UnicodeWidthStr::width(prompt.as_str()) as u16).min(area.width.saturating_sub(1));
@@ -89,6 +92,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             (Action::Close, "terminal"),
         ],
         Mode::Review => vec![
+            (Action::Search, "search"),
             (Action::NextFile, "next file"),
             (Action::PrevFile, "previous"),
             (Action::OpenInEditor, "edit"),
