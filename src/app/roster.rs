@@ -200,6 +200,8 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
 pub fn help_modes(mode: Mode) -> Vec<Mode> {
     match mode {
         Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review => vec![mode, Mode::Roster],
+        // Attached, every key but one is the agent's: its help is the roster's, which says that key.
+        Mode::Roster => vec![mode, Mode::Attached],
         _ => vec![mode],
     }
 }
