@@ -309,3 +309,25 @@ fn an_agent_that_does_not_read_its_input_still_shows_its_output() {
     let then = last_tick(&rig);
     rig.wait_for("more output", |r| last_tick(r) >= then + 20);
 }
+
+/// Gemini CLI shows "Executing Hook: muster" while muster's own hook runs, after every turn: that coming and
+/// going is muster's doing, not the agent working, so a Gemini agent at rest stays idle through it.
+#[test]
+fn a_banner_of_musters_own_hook_is_not_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(
+        dir.path(),
+        "banner.sh",
+        "printf '> Type your message\\n'\nwhile :; do sleep 0.7; printf '\\033[2;1HExecuting Hook: muster'; \
+         sleep 0.7; printf '\\033[2;1H\\033[2K'; done",
+    );
+    let crew =
+        format!("[[agent]]\nname = \"g\"\nkind = \"gemini\"\ncommand = \"bash\"\nargs = [{:?}]\n", s.to_str().unwrap());
+    let mut rig = Rig::new(&crew, "g");
+    rig.wait_for("the banner shown", |r| r.screen_text("g").contains("Executing Hook: muster"));
+    rig.wait_for("idle", |r| r.state("g") == Some(AgentState::Idle));
+    rig.watch_for(Duration::from_secs(4), |r| match r.state("g") {
+        Some(AgentState::Idle) => Ok(()),
+        other => Err(format!("the hook's banner read as {other:?}")),
+    });
+}

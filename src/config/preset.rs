@@ -76,6 +76,8 @@ struct RawPreset {
     foreground_busy: bool,
     #[serde(default)]
     ignore: Vec<String>,
+    #[serde(default)]
+    inert: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +104,9 @@ pub struct Preset {
     /// Files the CLI writes for itself (its chat history), never an agent's work: git ignores them (patterns
     /// of `.git/info/exclude`).
     pub ignore: Vec<String>,
+    /// Lines muster itself makes the CLI show (Gemini's banner while a muster hook runs): their coming and going
+    /// is not the agent's activity.
+    pub inert: Vec<Regex>,
 }
 
 fn regex(file: &Path, text: &str, preset: &str, r: &Spanned<String>) -> Result<Regex, ConfigError> {
@@ -180,6 +185,7 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
         // Stable: rules of equal priority keep the file's order.
         rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
         let version_regex = p.version_regex.as_ref().map(|r| regex(file, text, &name, r)).transpose()?;
+        let inert = p.inert.iter().map(|r| regex(file, text, &name, r)).collect::<Result<Vec<_>, _>>()?;
         out.insert(
             name.clone(),
             Preset {
@@ -197,6 +203,7 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 rules,
                 foreground_busy: p.foreground_busy,
                 ignore: p.ignore,
+                inert,
             },
         );
     }

@@ -129,6 +129,8 @@ pub struct SpawnArgs {
     pub palette: Palette,
     /// A command in the terminal's foreground other than the agent's own process means it works (shells).
     pub foreground_busy: bool,
+    /// Lines whose coming and going is not activity (the preset's `inert`).
+    pub inert: Vec<regex::Regex>,
 }
 
 pub use crate::protocol::now_ms;
@@ -161,6 +163,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         sink,
         rules: args.rules,
         foreground: args.foreground_busy.then(|| control.clone()),
+        inert: args.inert,
         drawn: false,
         started: Instant::now(),
         version_regex: args.version_regex,
@@ -245,6 +248,7 @@ struct TermThread {
     /// What the live screen said at the last check, and when it last said something new.
     last_hash: Option<u64>,
     last_change: Option<Instant>,
+    inert: Vec<regex::Regex>,
     last_detect: Option<Instant>,
     last_activity_report: Option<Instant>,
     reported: Option<Reported>,
@@ -316,7 +320,7 @@ impl TermThread {
                     self.model.resize(rows, cols);
                     self.mark_dirty();
                     // A reflow is muster's doing, not the agent's: the new text is the new baseline.
-                    self.last_hash = Some(self.model.content_hash());
+                    self.last_hash = Some(self.activity_hash());
                     // Viewers back in history see it at the new size too (they get no live frames), from the
                     // same line: rows a shorter screen pushed into history (or a taller one took back) move it.
                     let history = self.model.history_size();
@@ -546,11 +550,25 @@ impl TermThread {
         }
     }
 
+    /// What the screen says, as a hash: equal hashes, no activity. Lines the preset calls inert (muster's own
+    /// doing) are left out.
+    fn activity_hash(&self) -> u64 {
+        if self.inert.is_empty() {
+            return self.model.content_hash();
+        }
+        let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+        let lines = self.model.text_lines();
+        // An inert line reads as the blank it leaves when it goes.
+        let shown = lines.iter().map(|l| if self.inert.iter().any(|re| re.is_match(l)) { "" } else { l.as_str() });
+        let h = shown.fold(0u64, |h, l| l.bytes().fold(mix(h, u64::MAX), |h, b| mix(h, b as u64)));
+        mix(h, u64::from(self.model.modes().alt_screen))
+    }
+
     fn detect(&mut self, now: Instant) {
         self.last_detect = Some(now);
         // Activity is a change of what the screen says, not bytes: a repaint after SIGCONT or SIGWINCH, a
         // cursor blink or an identical spinner frame is not work.
-        let hash = self.model.content_hash();
+        let hash = self.activity_hash();
         if self.last_hash != Some(hash) {
             if self.last_hash.is_some() || self.last_output.is_some() {
                 self.last_change = self.last_output.or(Some(now));

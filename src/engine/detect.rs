@@ -146,6 +146,11 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         return decide(AgentState::Busy, format!("`{command}` runs in the foreground"));
     }
     if let Some(h) = hook {
+        // An idle report is of a moment past (a side request's end, a Stop that hands queued mail over as the
+        // next turn); a screen that shows the CLI working now says more.
+        if let Some(r) = s.rule.filter(|r| h.state == AgentState::Idle && r.state == AgentState::Busy) {
+            return decide(AgentState::Busy, format!("screen rule `{}` (after hook {})", r.name, h.event));
+        }
         return decide(h.state, format!("hook {}", h.event));
     }
     if let Some(r) = s.rule {
@@ -390,6 +395,42 @@ mod tests {
         assert_eq!(detect(None, Some(&stop), Some(t0 + t(200)), t0 + t(10_000), false).state, AgentState::Idle);
         let out = t0 + t(5000);
         assert_eq!(detect(None, Some(&stop), Some(out), out, false).state, AgentState::Busy);
+    }
+
+    /// Codex's notify for a side request (a title) while the turn runs, Claude's Stop that hands queued mail over
+    /// as the next turn: the report says idle, the screen says the CLI works, and the screen is right.
+    #[test]
+    fn an_idle_hook_gives_way_at_once_to_a_screen_that_shows_work() {
+        let t0 = Instant::now();
+        for (kind, event, line) in [
+            ("codex", "agent-turn-complete", "• Working (3s • esc to interrupt)"),
+            ("claude", "Stop", "✻ Thinking… (esc to interrupt)"),
+        ] {
+            let p = builtin();
+            let l = lines(&[line]);
+            let busy = match_rules(&p[kind].rules, &view(&l)).unwrap();
+            let done = HookReport { state: AgentState::Idle, event: event.into(), at: t0 };
+            // The same moment the report came, the screen still changing: no 1.5 s of idle.
+            let d = detect(Some(busy), Some(&done), Some(t0), t0 + t(100), false);
+            assert_eq!(d.state, AgentState::Busy, "{kind}: {}", d.why);
+            assert!(d.why.contains(&format!("after hook {event}")), "{}", d.why);
+            // The prompt back: the hook's idle stands.
+            let d = detect(None, Some(&done), Some(t0), t0 + t(100), false);
+            assert_eq!((d.state, d.why), (AgentState::Idle, format!("hook {event}")));
+        }
+    }
+
+    #[test]
+    fn claudes_auto_mode_question_waits_for_the_operator() {
+        let q = lines(&[
+            "Make auto mode your default permission mode?",
+            "",
+            "❯ 1. Yes, make auto mode my default",
+            "  2. No, ask me next time",
+        ]);
+        assert_eq!(state_of("claude", &q), Some(AgentState::Waiting));
+        let q = lines(&["Make auto mode your default permission mode?", "", "  Yes   No"]);
+        assert_eq!(state_of("claude", &q), Some(AgentState::Waiting), "whatever its choices look like");
     }
 
     #[test]

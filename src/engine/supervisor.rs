@@ -61,6 +61,8 @@ struct Slot {
     diffed_at_change: Option<u64>,
     /// Every process of the running agent: pause, stop and quit act on all of them.
     tree: Option<Arc<AgentTree>>,
+    /// This run has muster's hooks (its state comes from them as well as its screen).
+    hooked: bool,
     /// The state its screen and hooks last said (a resume from pause goes back to it).
     detected: AgentState,
     /// The CLI's own session id, from its hooks.

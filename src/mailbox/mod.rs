@@ -67,6 +67,13 @@ pub struct Moment {
     pub merely_quiet: bool,
 }
 
+/// Whether an agent idle by a quiet screen alone may still be working: where this run has hooks (they would
+/// say when its turn ends) or its preset knows its prompt (the rule would match). A preset's hooks that this run
+/// does not have (Gemini's, with the state folder under /tmp) say nothing: then quiet is all there is to go by.
+pub fn merely_quiet(quiet: bool, hooked_now: bool, knows_prompt: bool) -> bool {
+    quiet && (hooked_now || knows_prompt)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Deliver,
@@ -156,6 +163,18 @@ mod tests {
             queues_input: false,
             merely_quiet: false,
         }
+    }
+
+    #[test]
+    fn quiet_is_a_prompt_only_where_nothing_better_can_tell() {
+        // Gemini without the hooks its preset declares and without a prompt it knows: quiet is the prompt.
+        let m = Moment { merely_quiet: merely_quiet(true, false, false), ..moment(AgentState::Idle) };
+        assert_eq!(verdict(&m), Verdict::Deliver);
+        for (hooked, knows) in [(true, false), (false, true)] {
+            let m = Moment { merely_quiet: merely_quiet(true, hooked, knows), ..moment(AgentState::Idle) };
+            assert!(matches!(verdict(&m), Verdict::Wait(_)), "hooked {hooked}, knows its prompt {knows}");
+        }
+        assert!(!merely_quiet(false, true, true), "idle by a rule or a hook is no guess");
     }
 
     #[test]

@@ -159,12 +159,15 @@ impl Supervisor {
         env.push(("MUSTER_AGENT_TOKEN".into(), token.clone()));
         // Hooks for this session only, so neither the worktree (nor Claude's trust dialog) nor the user's
         // configuration changes.
-        match spec.hooks.as_deref() {
+        // Whether this run has muster's hooks (a preset that declares them may go without).
+        let hooked = match spec.hooks.as_deref() {
             Some("claude") => {
                 args.splice(0..0, ["--settings".to_string(), hooks::claude_settings(&self.cfg.muster_exe)]);
+                true
             }
             Some("codex") => {
                 args.splice(0..0, hooks::codex_notify(&self.cfg.muster_exe));
+                true
             }
             Some("gemini") => {
                 let system = hooks::gemini_system_settings_path(&env);
@@ -174,18 +177,28 @@ impl Supervisor {
                     Ok(path) => {
                         env.retain(|(k, _)| k != "GEMINI_CLI_SYSTEM_SETTINGS_PATH");
                         env.push(("GEMINI_CLI_SYSTEM_SETTINGS_PATH".into(), path.to_string_lossy().into_owned()));
+                        true
                     }
-                    Err(e) => tracing::info!("{}: no Gemini hooks: {e:#}", spec.name),
+                    Err(e) => {
+                        tracing::info!("{}: no Gemini hooks: {e:#}", spec.name);
+                        false
+                    }
                 }
             }
             Some("opencode") if !env.iter().any(|(k, _)| k == "OPENCODE_CONFIG_DIR") => {
                 match hooks::opencode_config_dir(&self.run_dir, &self.cfg.muster_exe) {
-                    Ok(dir) => env.push(("OPENCODE_CONFIG_DIR".into(), dir.to_string_lossy().into_owned())),
-                    Err(e) => tracing::warn!("{}: no opencode plugin: {e:#}", spec.name),
+                    Ok(dir) => {
+                        env.push(("OPENCODE_CONFIG_DIR".into(), dir.to_string_lossy().into_owned()));
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: no opencode plugin: {e:#}", spec.name);
+                        false
+                    }
                 }
             }
-            _ => {}
-        }
+            _ => false,
+        };
         self.generation += 1;
         let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
         let running = agent::spawn(
@@ -200,6 +213,7 @@ impl Supervisor {
                 watched: self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str())),
                 palette: self.cfg.palette,
                 foreground_busy: self.presets.get(&spec.kind).is_some_and(|p| p.foreground_busy),
+                inert: self.presets.get(&spec.kind).map(|p| p.inert.clone()).unwrap_or_default(),
             },
             self.tx.clone(),
             self.sink.clone(),
@@ -213,6 +227,7 @@ impl Supervisor {
         slot.sized_by = self.size_from;
         slot.watched = watched;
         slot.info.paused_by = tree.method().short().to_string();
+        slot.hooked = hooked;
         slot.tree = Some(tree);
         slot.token = token;
         slot.detected = AgentState::Starting;
@@ -299,6 +314,7 @@ impl Supervisor {
             files: None,
             diffed_at_change: None,
             tree: None,
+            hooked: false,
             detected: AgentState::Starting,
             session: previous.and_then(|p| p.session.clone()),
             token: String::new(),

@@ -220,11 +220,12 @@ impl Supervisor {
             composing: self.composing.values().any(|n| n == &slot.spec.name),
             urgent,
             queues_input: self.presets.get(&slot.spec.kind).is_some_and(|p| p.queues_input),
-            merely_quiet: slot.info.why == crate::engine::detect::QUIET
-                && self
-                    .presets
-                    .get(&slot.spec.kind)
-                    .is_some_and(|p| p.hooks.is_some() || p.rules.iter().any(|r| r.state == AgentState::Idle)),
+            // What this run has: a preset's hooks count only where they were installed.
+            merely_quiet: mailbox::merely_quiet(
+                slot.info.why == crate::engine::detect::QUIET,
+                slot.hooked,
+                self.presets.get(&slot.spec.kind).is_some_and(|p| p.rules.iter().any(|r| r.state == AgentState::Idle)),
+            ),
         }
     }
 
