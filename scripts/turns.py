@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Real turns, offline: an agent CLI inside muster works a whole turn against scripts/mock_model.py, and the state
+muster shows is sampled every 200 ms against what the model did (its log).
+
+Not in CI (the CLIs are downloaded: scripts/compat-install.sh). The turn: the operator's prompt goes in by `s`
+(steer); the model streams text (busy), asks for a shell command (the CLI's permission dialog: waiting); the
+operator approves; the command runs and the answer streams (busy); the turn ends (idle at the prompt). Mail sent
+while the agent is busy must be typed in only once it is back at its prompt. Per run it prints each phase, when
+the model reached it, when muster showed the matching state (the lag) and how long it showed something else.
+
+Usage: scripts/turns.py [--cache DIR] [--runs N] [--cli claude]
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compat import ROOT, Tmux, base_env, end_processes_with_home, make_repo, run, seed_home  # noqa: E402
+
+PORT = 8765
+
+# kind, crew fields, HOME seed, keys that reach the prompt (as in compat.py), the approval key, the prompt's regex.
+CLIS = {
+    "claude": dict(
+        crew='kind = "claude"\nargs = ["--permission-mode", "default"]\n'
+             f'env = {{ ANTHROPIC_BASE_URL = "http://127.0.0.1:{PORT}", ANTHROPIC_API_KEY = "sk-ant-api03-mock" }}\n',
+        seed={".claude.json": json.dumps({"hasCompletedOnboarding": True})},
+        # Trust the folder (Down, Enter), take the key (Up, Enter).
+        reach=[["Enter"], ["Down"], ["Enter"], ["Up"], ["Enter"]],
+        approve=["Enter"],
+    ),
+}
+
+
+def status(muster, repo, env):
+    """The agent's state and why, as `muster explain` says."""
+    out = run(muster, "explain", "agent", cwd=repo, env=env)
+    text = out.stdout + out.stderr
+    first = text.splitlines()[0] if text else ""
+    if first.startswith("agent: ") and " — " in first:
+        state, why = first[len("agent: "):].split(" — ", 1)
+        return state, why
+    return "?", text.strip()[:80]
+
+
+def sample_until(muster, repo, env, done, seconds, samples):
+    end = time.time() + seconds
+    while time.time() < end:
+        state, why = status(muster, repo, env)
+        samples.append((time.time(), state, why))
+        if done(state):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def phases(log):
+    """What the model did, in order: (time, phase) of the turn's own requests (side requests apart)."""
+    out, side = [], []
+    for line in Path(log).read_text().splitlines():
+        d = json.loads(line)
+        (side if d["phase"] == "side" else out).append((d["t"], d["phase"], d.get("step")))
+    return out, side
+
+
+def first(samples, after, state):
+    return next((t for t, s, _ in samples if t >= after and s == state), None)
+
+
+def one_run(kind, cli, muster, bins, work, n):
+    home, repo, log = work / f"home-{n}", work / f"repo-{n}", work / f"mock-{n}.jsonl"
+    seed_home(home, cli["seed"])
+    make_repo(repo)
+    (repo / ".muster").mkdir()
+    (repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}')
+    mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT), "--log", str(log)],
+                            stderr=subprocess.DEVNULL)
+    env = base_env(home, bins, {"XDG_STATE_HOME": str(work / f"state-{n}"), "XDG_RUNTIME_DIR": str(work / f"run-{n}")})
+    (work / f"run-{n}").mkdir()
+    t = Tmux(f"turn-{n}", 120, 40, muster, env, repo)
+    rows = []
+    try:
+        t.wait(lambda s: "agent" in s, 20)
+        time.sleep(3)
+        for keys in cli["reach"]:
+            t.keys(*keys)
+            time.sleep(1.0)
+        t.keys("C-]")
+        samples = []
+        if not sample_until(muster, repo, env, lambda s: s == "idle", 30, samples):
+            return [("prompt reached", "no", samples[-1][1:] if samples else "")]
+        log.write_text("")
+        t.keys("s")
+        t.text("please make the change")
+        sent = time.time()
+        t.keys("Enter")
+        # Mail while it works: it must wait for the prompt.
+        mail_at = time.time()
+        run(muster, "mail", "send", "--to", "agent", "muster mail while busy", cwd=repo, env=env)
+        samples = []
+        sample_until(muster, repo, env, lambda s: s == "waiting", 40, samples)
+        t.keys("Enter")
+        approved = time.time()
+        t.keys(*cli["approve"])
+        t.keys("C-]")
+        sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
+        # The mail's turn after it (Claude's Stop hook hands it over): to its dialog, approved, to its end.
+        first_end = time.time()
+        if sample_until(muster, repo, env, lambda s: s == "waiting", 20, samples):
+            t.keys("Enter")
+            t.keys(*cli["approve"])
+            t.keys("C-]")
+        sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
+        turn, side = phases(log)
+        text = next((t0 for t0, p, _ in turn if p == "text"), None)
+        call = next((t0 for t0, p, _ in turn if p == "tool_call"), None)
+        answer_end = next((t0 for t0, p, s in turn if p == "end" and s == "answer"), None)
+        busy_at, waiting_at = first(samples, sent, "busy"), first(samples, call or sent, "waiting")
+        busy_again = first(samples, approved, "busy")
+        idle_at = first(samples, answer_end or approved, "idle")
+        wrong_idle = [t0 for t0, s, _ in samples if text and answer_end and text <= t0 <= answer_end and s == "idle"]
+        # The mail's turn: its text streams from its first request to its tool call.
+        mail_text = next((t0 for t0, p, _ in turn if p == "text" and t0 > (answer_end or first_end)), None)
+        mail_call = next((t0 for t0, p, _ in turn if p == "tool_call" and t0 > (mail_text or 1e18)), None)
+        mail_idle = [t0 for t0, s, _ in samples if mail_text and mail_call and mail_text <= t0 <= mail_call
+                     and s == "idle"]
+        screen = t.screen()
+        typed_while_busy = "muster mail while busy" in screen and not any(
+            s == "idle" for t0, s, _ in samples if mail_at <= t0 <= (answer_end or 0))
+
+        def lag(a, b):
+            return f"{b - a:.2f} s" if a and b else "never"
+        rows = [
+            ("prompt → busy", lag(sent, busy_at)),
+            ("tool call → waiting", lag(call, waiting_at)),
+            ("approved → busy", lag(approved, busy_again)),
+            ("turn end → idle", lag(answer_end, idle_at)),
+            ("idle shown mid-turn", f"{len(wrong_idle) * 0.2:.1f} s"),
+            ("mail's turn", "ran" if mail_text else "never came"),
+            ("idle shown in the mail's turn", f"{len(mail_idle) * 0.2:.1f} s"),
+            ("side requests", str(len(side))),
+            ("mail typed while busy", "yes" if typed_while_busy else "no"),
+        ]
+        return rows
+    finally:
+        t.keys("Q")
+        time.sleep(0.5)
+        t.keys("y")
+        time.sleep(3)
+        t.kill()
+        mock.terminate()
+        end_processes_with_home(home)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", default=str(Path.home() / ".cache/muster-compat"))
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--cli", action="append", choices=sorted(CLIS), help="only these (default: all)")
+    a = p.parse_args()
+    muster = str(ROOT / "target/debug/muster")
+    bins = [str(Path(a.cache) / "npm/bin"), str(Path(a.cache) / "py/bin")]
+    with tempfile.TemporaryDirectory(prefix="muster-turns-") as tmp:
+        for kind in a.cli or sorted(CLIS):
+            for n in range(a.runs):
+                rows = one_run(kind, CLIS[kind], muster, bins, Path(tmp), n)
+                print(f"{kind} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()
