@@ -59,6 +59,25 @@ def command_value(kind):
     return ["bash", "-lc", ARGS.command] if kind == "array" else ARGS.command
 
 
+def fill(schema):
+    """A value that a JSON schema accepts (its first enum value, empty strings and lists, zeros): for requests
+    that ask for structured output (Gemini's model router, titles)."""
+    if not isinstance(schema, dict):
+        return "mock"
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = str(schema.get("type", "object")).lower()
+    if kind == "object":
+        return {k: fill(v) for k, v in (schema.get("properties") or {}).items()}
+    if kind == "array":
+        return []
+    if kind in ("integer", "number"):
+        return 0
+    if kind == "boolean":
+        return False
+    return "mock"
+
+
 def has_tool_result(messages):
     """Whether the conversation's last turn is a tool's result (the second request of a turn)."""
     if not messages:
@@ -307,6 +326,11 @@ class Handler(BaseHTTPRequestHandler):
             if finish:
                 c["finishReason"] = finish
             return {"candidates": [c], "usageMetadata": usage, "modelVersion": "gemini-2.5-pro"}
+        config = req.get("generationConfig") or {}
+        if "json" in str(config.get("responseMimeType", "")):
+            # Structured output (the model router): a value of the schema it asks for.
+            schema = config.get("responseJsonSchema") or config.get("responseSchema")
+            text = [json.dumps(fill(schema))]
         if not stream:
             log("gemini", "end", step=step, stream=False)
             return self.json_reply(candidate([{"text": "".join(text)}], "STOP"))

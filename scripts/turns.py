@@ -34,6 +34,15 @@ CLIS = {
         reach=[["Enter"], ["Down"], ["Enter"], ["Up"], ["Enter"]],
         approve=["Enter"],
     ),
+    "gemini": dict(
+        crew='kind = "gemini"\n'
+             f'env = {{ GEMINI_API_KEY = "mock-key", GOOGLE_GEMINI_BASE_URL = "http://127.0.0.1:{PORT}" }}\n',
+        seed={},
+        # Attach; trust the folder, take the API key from the environment (its menu's default), confirm it.
+        reach=[["Enter"], ["Enter"], ["Enter"], ["Enter"]],
+        pause=4.0,
+        approve=["Enter"],
+    ),
 }
 
 
@@ -89,11 +98,13 @@ def one_run(kind, cli, muster, bins, work, n):
         time.sleep(3)
         for keys in cli["reach"]:
             t.keys(*keys)
-            time.sleep(1.0)
+            time.sleep(cli.get("pause", 1.0))
         t.keys("C-]")
         samples = []
         if not sample_until(muster, repo, env, lambda s: s == "idle", 30, samples):
-            return [("prompt reached", "no", samples[-1][1:] if samples else "")]
+            last = samples[-1][1:] if samples else ("?", "")
+            print(t.screen(), file=sys.stderr)
+            return [("prompt reached", f"no ({last[0]}: {last[1]})")]
         log.write_text("")
         t.keys("s")
         t.text("please make the change")
