@@ -148,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(raw)
 
     def do_GET(self):
+        if ARGS.verbose:
+            print("GET", self.path, dict(self.headers), file=sys.stderr, flush=True)
         # Model lists and health checks: a model, any name.
         if "models" in self.path:
             self.json_reply({"object": "list", "data": [{"id": "mock", "object": "model"}], "models": [

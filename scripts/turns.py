@@ -82,15 +82,17 @@ def first(samples, after, state):
 
 
 def one_run(kind, cli, muster, bins, work, n):
-    home, repo, log = work / f"home-{n}", work / f"repo-{n}", work / f"mock-{n}.jsonl"
+    work = work / f"{kind}-{n}"
+    work.mkdir()
+    home, repo, log = work / "home", work / "repo", work / "mock.jsonl"
     seed_home(home, cli["seed"])
     make_repo(repo)
     (repo / ".muster").mkdir()
     (repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}')
     mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT), "--log", str(log)],
                             stderr=subprocess.DEVNULL)
-    env = base_env(home, bins, {"XDG_STATE_HOME": str(work / f"state-{n}"), "XDG_RUNTIME_DIR": str(work / f"run-{n}")})
-    (work / f"run-{n}").mkdir()
+    env = base_env(home, bins, {"XDG_STATE_HOME": str(work / "state"), "XDG_RUNTIME_DIR": str(work / "run")})
+    (work / "run").mkdir()
     t = Tmux(f"turn-{n}", 120, 40, muster, env, repo)
     rows = []
     try:

@@ -390,8 +390,10 @@ impl TermThread {
                 self.sink.reply(asker, Event::SearchFound { name: self.name.clone(), pattern, found });
             }
             TermMsg::Copy { asker, from, to } => {
-                let (first, last) = (from.min(to).row, from.max(to).row);
-                let rows = self.model.text_rows(first as usize, (last - first + 1) as usize);
+                // Rows a client names may be anywhere: only those the buffer has are read.
+                let total = self.model.buffer_rows() as u64;
+                let (first, last) = (from.min(to).row.min(total), from.max(to).row.min(total));
+                let rows = self.model.text_rows(first as usize, (last - first) as usize + 1);
                 let mut text = search::text_between(&rows, first, from, to);
                 let cut = text.len() > crate::protocol::MAX_COPY;
                 if cut {

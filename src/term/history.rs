@@ -399,7 +399,7 @@ impl History {
     /// Each of rows `from..from + count` (as many as there are): its cells (a last row without its padding)
     /// and whether its line goes on in the next row.
     fn visit_rows(&self, from: usize, count: usize, mut emit: impl FnMut(&[ScreenCell], bool)) {
-        let end = (from + count).min(self.rows as usize);
+        let end = from.saturating_add(count).min(self.rows as usize);
         if from >= end {
             return;
         }

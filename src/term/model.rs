@@ -544,7 +544,7 @@ impl TerminalModel for AlacrittyModel {
     fn text_rows(&self, from: usize, count: usize) -> Vec<super::search::TextRow> {
         use super::search::TextRow;
         let history = self.history_size();
-        let end = (from + count).min(self.buffer_rows());
+        let end = from.saturating_add(count).min(self.buffer_rows());
         let mut out: Vec<TextRow> =
             if from < history { self.history.text_rows(from, end.min(history) - from) } else { Vec::new() };
         let grid = self.term.grid();

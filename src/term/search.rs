@@ -63,11 +63,16 @@ pub fn pick(hits: &[(BufferPos, BufferPos)], from: BufferPos, older: bool) -> Op
 pub fn text_between(rows: &[TextRow], first_row: u64, from: BufferPos, to: BufferPos) -> String {
     let (from, to) = if from <= to { (from, to) } else { (to, from) };
     let mut out = String::new();
-    for r in from.row..=to.row {
+    // Only the rows there are: a position far past them (a client's) costs nothing.
+    if rows.is_empty() {
+        return out;
+    }
+    let (lo_row, hi_row) = (from.row.max(first_row), to.row.min(first_row + rows.len() as u64 - 1));
+    for r in lo_row..=hi_row {
         let Some(row) = r.checked_sub(first_row).and_then(|i| rows.get(i as usize)) else { continue };
         let (lo, hi) = (if r == from.row { from.col } else { 0 }, if r == to.row { to.col } else { u16::MAX });
         out.extend(row.text.char_indices().filter(|(at, _)| (lo..=hi).contains(&row.cols[*at])).map(|(_, ch)| ch));
-        if r != to.row && !row.wrapped {
+        if r != hi_row && !row.wrapped {
             out.push('\n');
         }
     }
@@ -145,6 +150,9 @@ mod tests {
         assert_eq!(hits, vec![(pos(1, 9), pos(2, 4))]);
         assert_eq!(text_between(&rows, 0, pos(1, 0), pos(3, 200)), "abcdefghij-needle-klm");
         assert_eq!(text_between(&rows, 0, pos(3, 0), pos(6, 0)), "m\nx\ny\nz", "history, then the screen");
+        // Rows past the end, however far, are none.
+        assert!(m.text_rows(usize::MAX - 1, usize::MAX).is_empty());
+        assert_eq!(m.text_rows(5, usize::MAX).len(), 2);
         // Part of the buffer, numbered as the whole.
         assert_eq!(m.text_rows(5, 10).iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["y", "z"]);
     }
@@ -157,7 +165,8 @@ mod tests {
         // Either way round; one row; past the end of a row is its end.
         assert_eq!(text_between(&rows, 5, pos(6, 8), pos(6, 2)), "long li");
         assert_eq!(text_between(&rows, 5, pos(5, 0), pos(5, 200)), "first line");
-        // Rows outside what was read are nothing, not a panic.
+        // Rows outside what was read are nothing, not a panic, however far.
         assert_eq!(text_between(&rows, 5, pos(1, 0), pos(5, 4)), "first");
+        assert_eq!(text_between(&rows, 5, pos(8, 0), pos(u64::MAX, u16::MAX)), "last");
     }
 }
