@@ -50,8 +50,20 @@ def shell_tool(tools, name_of, params_of):
         props = (params_of(t) or {}).get("properties", {}) or {}
         for key in ("command", "cmd"):
             if key in props:
-                return name_of(t), key, props[key].get("type")
+                return name_of(t), key, props[key].get("type"), props
     return None
+
+
+def call_args(tool):
+    """The arguments of a call of the shell tool: the command, and where the tool lets the model ask to run
+    outside the sandbox (Codex's `sandbox_permissions`), that, so the CLI asks the operator."""
+    _, key, kind, props = tool
+    args = {key: command_value(kind)}
+    if "sandbox_permissions" in props:
+        args.update(sandbox_permissions="require_escalated", justification="The mock model asks to write turn.txt.")
+    if "description" in props:
+        args["description"] = "Run the command"
+    return args
 
 
 def command_value(kind):
@@ -167,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?")[0]
         if ARGS.verbose:
             print(self.path, dict(self.headers), json.dumps(req)[:300], file=sys.stderr, flush=True)
+            with open(ARGS.log + ".last-request.json", "w") as f:
+                json.dump(req, f)
         try:
             if path.endswith("/messages/count_tokens"):
                 return self.json_reply({"input_tokens": 10})
@@ -219,12 +233,12 @@ class Handler(BaseHTTPRequestHandler):
         self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
         stop = "end_turn"
         if step == "call":
-            name, key, kind = tool
+            name = tool[0]
             log("anthropic", "tool_call", tool=name)
             self.sse({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use",
                       "id": "toolu_" + uuid.uuid4().hex[:12], "name": name, "input": {}}}, "content_block_start")
             self.sse({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta",
-                      "partial_json": json.dumps({key: command_value(kind), "description": "Run the command"})}},
+                      "partial_json": json.dumps(call_args(tool))}},
                      "content_block_delta")
             self.sse({"type": "content_block_stop", "index": 1}, "content_block_stop")
             stop = "tool_use"
@@ -259,11 +273,11 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.1)
         finish = "stop"
         if step == "call":
-            name, key, kind = tool
+            name = tool[0]
             log("chat", "tool_call", tool=name)
             self.sse(chunk({"tool_calls": [{"index": 0, "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
                                             "function": {"name": name,
-                                                         "arguments": json.dumps({key: command_value(kind)})}}]}))
+                                                         "arguments": json.dumps(call_args(tool))}}]}))
             finish = "tool_calls"
         self.sse(chunk({}, finish))
         self.sse({**chunk({}), "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}})
@@ -298,11 +312,11 @@ class Handler(BaseHTTPRequestHandler):
                  "response.output_item.done")
         output = [message]
         if step == "call":
-            name, key, kind = tool
+            name = tool[0]
             log("responses", "tool_call", tool=name)
             call = {"id": "fc_" + uuid.uuid4().hex[:12], "type": "function_call", "status": "completed",
                     "call_id": "call_" + uuid.uuid4().hex[:12], "name": name,
-                    "arguments": json.dumps({key: command_value(kind)})}
+                    "arguments": json.dumps(call_args(tool))}
             self.sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 1,
                       "item": {**call, "status": "in_progress"}}, "response.output_item.added")
             self.sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 1, "item": call},
@@ -344,9 +358,9 @@ class Handler(BaseHTTPRequestHandler):
             if step != "side":
                 time.sleep(0.1)
         if step == "call":
-            name, key, kind = tool
+            name = tool[0]
             log("gemini", "tool_call", tool=name)
-            self.sse(candidate([{"functionCall": {"name": name, "args": {key: command_value(kind)}}}], "STOP"))
+            self.sse(candidate([{"functionCall": {"name": name, "args": call_args(tool)}}], "STOP"))
         else:
             self.sse(candidate([{"text": ""}], "STOP"))
         log("gemini", "end", step=step)

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compat import ROOT, Tmux, base_env, end_processes_with_home, make_repo, run, seed_home  # noqa: E402
+from compat import ROOT, Tmux, base_env, end_processes_with_home, make_repo, run  # noqa: E402
 
 PORT = 8765
 
@@ -32,6 +32,15 @@ CLIS = {
         seed={".claude.json": json.dumps({"hasCompletedOnboarding": True})},
         # Trust the folder (Down, Enter), take the key (Up, Enter).
         reach=[["Enter"], ["Down"], ["Enter"], ["Up"], ["Enter"]],
+        approve=["Enter"],
+    ),
+    "codex": dict(
+        crew='kind = "codex"\nenv = { OPENAI_API_KEY = "sk-mock" }\n',
+        seed={".codex/config.toml": 'model = "mock"\nmodel_provider = "mock"\n[model_providers.mock]\nname = "mock"\n'
+              f'base_url = "http://127.0.0.1:{PORT}/v1"\nenv_key = "OPENAI_API_KEY"\nwire_api = "responses"\n'},
+        # Attach; trust the folder.
+        reach=[["Enter"], ["Enter"]],
+        pause=3.0,
         approve=["Enter"],
     ),
     "gemini": dict(
@@ -85,7 +94,9 @@ def one_run(kind, cli, muster, bins, work, n):
     work = work / f"{kind}-{n}"
     work.mkdir()
     home, repo, log = work / "home", work / "repo", work / "mock.jsonl"
-    seed_home(home, cli["seed"])
+    for name, text in cli["seed"].items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
     make_repo(repo)
     (repo / ".muster").mkdir()
     (repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}')
@@ -130,6 +141,15 @@ def one_run(kind, cli, muster, bins, work, n):
             t.keys("C-]")
         sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
         turn, side = phases(log)
+        if "--debug" in sys.argv:
+            base = sent
+            last = None
+            for t0, st, why in samples:
+                if (st, why) != last:
+                    print(f"  {t0 - base:6.2f} {st}: {why}", file=sys.stderr)
+                    last = (st, why)
+            for t0, p_, step in sorted(turn + [(x[0], "side", None) for x in side]):
+                print(f"  {t0 - base:6.2f} model {p_} {step or ''}", file=sys.stderr)
         text = next((t0 for t0, p, _ in turn if p == "text"), None)
         call = next((t0 for t0, p, _ in turn if p == "tool_call"), None)
         answer_end = next((t0 for t0, p, s in turn if p == "end" and s == "answer"), None)
@@ -142,9 +162,8 @@ def one_run(kind, cli, muster, bins, work, n):
         mail_call = next((t0 for t0, p, _ in turn if p == "tool_call" and t0 > (mail_text or 1e18)), None)
         mail_idle = [t0 for t0, s, _ in samples if mail_text and mail_call and mail_text <= t0 <= mail_call
                      and s == "idle"]
-        screen = t.screen()
-        typed_while_busy = "muster mail while busy" in screen and not any(
-            s == "idle" for t0, s, _ in samples if mail_at <= t0 <= (answer_end or 0))
+        # The mail's turn began before the operator's had ended: it was typed into a working CLI.
+        typed_while_busy = bool(mail_text and answer_end and mail_text < answer_end)
 
         def lag(a, b):
             return f"{b - a:.2f} s" if a and b else "never"
@@ -153,7 +172,8 @@ def one_run(kind, cli, muster, bins, work, n):
             ("tool call → waiting", lag(call, waiting_at)),
             ("approved → busy", lag(approved, busy_again)),
             ("turn end → idle", lag(answer_end, idle_at)),
-            ("idle shown mid-turn", f"{len(wrong_idle) * 0.2:.1f} s"),
+            ("idle shown mid-turn", f"{len(wrong_idle) * 0.2:.1f} s"
+             + "".join(f" ({w})" for w in sorted({why for t0, st, why in samples if t0 in wrong_idle}))),
             ("mail's turn", "ran" if mail_text else "never came"),
             ("idle shown in the mail's turn", f"{len(mail_idle) * 0.2:.1f} s"),
             ("side requests", str(len(side))),
@@ -175,6 +195,7 @@ def main():
     p.add_argument("--cache", default=str(Path.home() / ".cache/muster-compat"))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--cli", action="append", choices=sorted(CLIS), help="only these (default: all)")
+    p.add_argument("--debug", action="store_true", help="each run's states and the model's phases, on stderr")
     a = p.parse_args()
     muster = str(ROOT / "target/debug/muster")
     bins = [str(Path(a.cache) / "npm/bin"), str(Path(a.cache) / "py/bin")]

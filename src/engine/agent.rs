@@ -485,6 +485,10 @@ impl TermThread {
         if let Some(h) = self.hook.as_ref().filter(|h| h.state == AgentState::Busy) {
             at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + detect::HOOK_BUSY_QUIET);
         }
+        // An idle report waiting for the screen to be still: looked at again when it may be.
+        if let Some(h) = self.hook.as_ref().filter(|h| h.state == AgentState::Idle) {
+            at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + detect::IDLE_SETTLE);
+        }
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
 

@@ -11,6 +11,10 @@ pub const ACTIVITY_DEBOUNCE: Duration = Duration::from_millis(1500);
 /// A busy hook report holds while the screen keeps changing, and this long after it stops: a tool that runs
 /// quietly is still a busy turn, but a CLI that died mid-turn, or a missed Stop, must not read busy forever.
 pub const HOOK_BUSY_QUIET: Duration = Duration::from_secs(10);
+/// An idle hook report takes effect once the screen has been still this long since it came (or since the screen
+/// last changed after it): the CLI's own last redraw after its turn ends is done by then, while a CLI still
+/// streaming (Codex's notify comes for a side request too, a title made beside the turn) never is.
+pub const IDLE_SETTLE: Duration = Duration::from_millis(200);
 /// A waiting hook report holds this long unless a screen rule sees the dialog: anything that reaches the hook
 /// socket with the agent's secret could otherwise hold an agent waiting (and its mail queued) for good. Presets
 /// with no waiting rule cannot check, and keep the report until the screen moves.
@@ -150,6 +154,10 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         // next turn); a screen that shows the CLI working now says more.
         if let Some(r) = s.rule.filter(|r| h.state == AgentState::Idle && r.state == AgentState::Busy) {
             return decide(AgentState::Busy, format!("screen rule `{}` (after hook {})", r.name, h.event));
+        }
+        let still_since = s.last_change.map_or(h.at, |c| c.max(h.at));
+        if h.state == AgentState::Idle && now.saturating_duration_since(still_since) < IDLE_SETTLE {
+            return decide(AgentState::Busy, format!("the screen is changing (after hook {})", h.event));
         }
         return decide(h.state, format!("hook {}", h.event));
     }
@@ -414,10 +422,31 @@ mod tests {
             let d = detect(Some(busy), Some(&done), Some(t0), t0 + t(100), false);
             assert_eq!(d.state, AgentState::Busy, "{kind}: {}", d.why);
             assert!(d.why.contains(&format!("after hook {event}")), "{}", d.why);
-            // The prompt back: the hook's idle stands.
-            let d = detect(None, Some(&done), Some(t0), t0 + t(100), false);
+            // The prompt back and the screen still: the hook's idle stands.
+            let d = detect(None, Some(&done), Some(t0), t0 + IDLE_SETTLE + t(100), false);
             assert_eq!((d.state, d.why), (AgentState::Idle, format!("hook {event}")));
         }
+    }
+
+    /// Codex's notify for the title it makes beside a turn comes 0.2 s into the turn, while the answer streams
+    /// with no busy line on screen (seen on real turns): a report of idle holds only once the screen is still.
+    #[test]
+    fn an_idle_hook_holds_only_once_the_screen_is_still() {
+        let t0 = Instant::now();
+        let done = HookReport { state: AgentState::Idle, event: "agent-turn-complete".into(), at: t0 };
+        // Text still streaming after the report: busy, for as long as it streams.
+        for at in [100, 600, 1400, 1900, 5000] {
+            let d = detect(None, Some(&done), Some(t0 + t(at)), t0 + t(at + 100), false);
+            assert_eq!(d.state, AgentState::Busy, "{at}: {}", d.why);
+        }
+        // Still for the settle: idle, by the hook; a CLI's own last redraw just after its turn is no turn.
+        let d = detect(None, Some(&done), Some(t0 + t(100)), t0 + t(100) + IDLE_SETTLE, false);
+        assert_eq!((d.state, d.why.as_str()), (AgentState::Idle, "hook agent-turn-complete"));
+        // The report itself waits that long: a side request's report comes between two words of the stream.
+        let d = detect(None, Some(&done), Some(t0 - t(50)), t0 + t(10), false);
+        assert_eq!(d.state, AgentState::Busy, "{}", d.why);
+        let d = detect(None, Some(&done), Some(t0 - t(50)), t0 + IDLE_SETTLE, false);
+        assert_eq!(d.state, AgentState::Idle, "what changed before the report is the turn's own");
     }
 
     #[test]
