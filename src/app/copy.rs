@@ -122,6 +122,11 @@ pub(super) fn leave(state: &mut State, fx: &mut Vec<Effect>) {
 fn search(state: &mut State, pattern: Option<String>, older: bool, fx: &mut Vec<Effect>) {
     let Some(c) = state.copy.as_mut() else { return };
     if let Some(p) = pattern {
+        // The server ends a connection that sends a longer one: said here instead.
+        if p.len() > crate::protocol::MAX_PATTERN {
+            state.status = Some((format!("a search of at most {} bytes", crate::protocol::MAX_PATTERN), true));
+            return;
+        }
         match crate::text::search_regex(&p) {
             Ok(re) => c.pattern = Some((p, re)),
             Err(e) => {

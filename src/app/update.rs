@@ -175,6 +175,14 @@ pub(super) fn on_paste(state: &mut State, text: String, fx: &mut Vec<Effect>) {
                 fx.push(Effect::Engine(Command::Paste { name, text }));
             }
         }
+        // Into a search being typed (copy mode's, the review's): one line of it.
+        (None, false) => {
+            let line = text.lines().next().unwrap_or_default();
+            let copy = state.copy.as_mut().and_then(|c| c.typing.as_mut());
+            if let Some(typing) = copy.or(state.review.as_mut().and_then(|r| r.typing.as_mut())) {
+                typing.push_str(line);
+            }
+        }
         _ => {}
     }
 }
@@ -492,6 +500,11 @@ mod tests {
         );
         update(&mut s, Msg::Engine(Event::SearchFound { name: "a".into(), pattern: "err".into(), found: Ok(None) }));
         assert!(s.status.as_ref().unwrap().0.contains("no more matches"));
+        // A pattern the server would refuse (and end the connection for) is refused here.
+        update(&mut s, key("/"));
+        update(&mut s, Msg::Paste("x".repeat(crate::protocol::MAX_PATTERN + 1)));
+        let fx = update(&mut s, key("enter"));
+        assert!(engine_cmds(&fx).is_empty() && s.status.as_ref().unwrap().1, "{:?}", s.status);
         // Another agent selected: copy mode is of the one it was entered on.
         update(&mut s, key("esc"));
         assert_eq!(s.mode(), Mode::Roster);
