@@ -43,6 +43,16 @@ CLIS = {
         pause=3.0,
         approve=["Enter"],
     ),
+    "opencode": dict(
+        crew='kind = "opencode"\nenv = { ANTHROPIC_API_KEY = "sk-ant-mock" }\n',
+        # Its Anthropic provider, at the mock; a shell command asks first.
+        seed={".config/opencode/opencode.json": json.dumps({
+            "model": "anthropic/claude-sonnet-4-5",
+            "provider": {"anthropic": {"options": {"baseURL": f"http://127.0.0.1:{PORT}/v1"}}},
+            "permission": {"bash": "ask"}})},
+        reach=[],
+        approve=["Enter"],
+    ),
     "gemini": dict(
         crew='kind = "gemini"\n'
              f'env = {{ GEMINI_API_KEY = "mock-key", GOOGLE_GEMINI_BASE_URL = "http://127.0.0.1:{PORT}" }}\n',
