@@ -56,3 +56,26 @@ fn every_fixture_is_listed() {
         }
     }
 }
+
+/// No CLI's rules misread another CLI's screens: a rule written for one that matches another's screen must say
+/// the state that screen is in (many CLIs say "esc to interrupt" while they work; that agreeing is no harm), so a
+/// rule cannot turn into a trap when a crew mixes CLIs or a CLI borrows another's wording.
+#[test]
+fn no_preset_reads_another_clis_screens() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let expected: Expected = toml::from_str(&std::fs::read_to_string(dir.join("expected.toml")).unwrap()).unwrap();
+    let presets = preset::builtin();
+    let clis = ["claude", "codex", "gemini", "opencode", "aider"];
+    let mut crossed = Vec::new();
+    for case in &expected.screen {
+        let text = std::fs::read_to_string(dir.join(&case.file)).unwrap();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let view = View { lines: &lines, title: None, alt_screen: false, version: None };
+        for other in clis.iter().filter(|k| **k != case.kind) {
+            if let Some(r) = match_rules(&presets[*other].rules, &view).filter(|r| r.state != case.state) {
+                crossed.push(format!("{} ({}) read by {other}'s `{}` as {:?}", case.file, case.kind, r.name, r.state));
+            }
+        }
+    }
+    assert!(crossed.is_empty(), "{}", crossed.join("\n"));
+}
