@@ -2,10 +2,11 @@
 //! the view follows, a selection copied to the operator's clipboard, and a regex search of the whole history.
 //! The buffer stays in the server: the view scrolls there, searches run there and copied text comes back.
 
+use super::editor_keys::{prompt_key, Prompt};
 use super::msg::Effect;
 use super::state::{CopyView, State};
 use crate::config::keymap::Action;
-use crate::key::{Key, KeyCode};
+use crate::key::Key;
 use crate::protocol::screen::{BufferPos, Found, Screen};
 use crate::protocol::Command;
 
@@ -23,37 +24,20 @@ pub(super) fn enter(state: &mut State, search: bool) {
         return;
     };
     let (row, col) = screen.cursor.unwrap_or((screen.rows.saturating_sub(1), 0));
-    state.copy = Some(CopyView {
-        agent: agent.info.name.clone(),
-        cursor: BufferPos { row: screen.buffer_row(row), col },
-        anchor: None,
-        top: None,
-        typing: search.then(String::new),
-        pattern: None,
-        found: None,
-        mouse: false,
-        area: Default::default(),
-    });
+    let mut view = CopyView::new(agent.info.name.clone(), BufferPos { row: screen.buffer_row(row), col });
+    view.typing = search.then(String::new);
+    state.copy = Some(view);
     state.well_open = true;
     state.tab = super::state::WellTab::Terminal;
 }
 
 pub(super) fn on_copy_key(state: &mut State, key: Key, action: Option<Action>, fx: &mut Vec<Effect>) {
     let Some(view) = state.copy.as_mut() else { return };
-    if let Some(typing) = view.typing.as_mut() {
-        match key.code {
-            KeyCode::Enter => {
-                let pattern = view.typing.take().unwrap_or_default();
-                if !pattern.is_empty() {
-                    search(state, Some(pattern), true, fx);
-                }
+    if view.typing.is_some() {
+        if let Prompt::Done(pattern) = prompt_key(&mut view.typing, key) {
+            if !pattern.is_empty() {
+                search(state, Some(pattern), true, fx);
             }
-            KeyCode::Esc => view.typing = None,
-            KeyCode::Backspace => {
-                typing.pop();
-            }
-            KeyCode::Char(c) if !key.mods.ctrl() && !key.mods.alt() => typing.push(c),
-            _ => {}
         }
         return;
     }

@@ -19,6 +19,39 @@ pub const EDITOR_KEYS: [(&str, &str); 10] = [
     ("paste", "Pasted text goes in whole, newlines and all"),
 ];
 
+/// What a key did to a one-line prompt (a search being typed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// Enter: the text as typed, the prompt closed.
+    Done(String),
+    /// Esc: the prompt closed.
+    Cancelled,
+    /// Typed, erased, or nothing.
+    Editing,
+}
+
+/// A key into a one-line prompt that is open (`Some`): printable characters go in, Backspace erases, Enter and Esc
+/// close it.
+pub fn prompt_key(prompt: &mut Option<String>, key: Key) -> Prompt {
+    let Some(text) = prompt.as_mut() else { return Prompt::Cancelled };
+    match key.code {
+        KeyCode::Enter => Prompt::Done(prompt.take().unwrap_or_default()),
+        KeyCode::Esc => {
+            *prompt = None;
+            Prompt::Cancelled
+        }
+        KeyCode::Backspace => {
+            text.pop();
+            Prompt::Editing
+        }
+        KeyCode::Char(c) if !key.mods.ctrl() && !key.mods.alt() => {
+            text.push(c);
+            Prompt::Editing
+        }
+        _ => Prompt::Editing,
+    }
+}
+
 /// Whether `mode` edits text (its help lists `EDITOR_KEYS`).
 pub fn edits_text(mode: crate::config::keymap::Mode) -> bool {
     use crate::config::keymap::Mode;

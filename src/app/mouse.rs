@@ -29,7 +29,10 @@ fn terminal_at(state: &State, col: u16, row: u16) -> Option<(String, Rect)> {
     }
     let t = state.areas().terminal?;
     let shows = state.attached || (state.well_open && state.tab == WellTab::Terminal);
-    (shows && inside(t, col, row)).then(|| (state.selected_name(), t)).and_then(|(n, t)| Some((n?, t)))
+    if !shows || !inside(t, col, row) {
+        return None;
+    }
+    Some((state.selected_name()?, t))
 }
 
 /// Where a cell of the terminal drawn in `area` is in the agent's buffer.
@@ -101,19 +104,7 @@ fn down(state: &mut State, col: u16, row: u16) {
     match state.copy.as_mut().filter(|c| c.agent == name && !c.mouse) {
         // In copy mode already: the cursor goes where the click is.
         Some(c) => c.cursor = at,
-        None => {
-            state.copy = Some(CopyView {
-                agent: name,
-                cursor: at,
-                anchor: Some(at),
-                top: None,
-                typing: None,
-                pattern: None,
-                found: None,
-                mouse: true,
-                area,
-            })
-        }
+        None => state.copy = Some(CopyView { anchor: Some(at), mouse: true, area, ..CopyView::new(name, at) }),
     }
 }
 

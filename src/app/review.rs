@@ -20,29 +20,18 @@ pub(super) fn open(state: &mut State, fx: &mut Vec<Effect>) {
 
 /// A key while a search is typed; false when none is.
 pub(super) fn on_typing(state: &mut State, key: crate::key::Key) -> bool {
-    use crate::key::KeyCode;
-    let Some(view) = state.review.as_mut() else { return false };
-    let Some(typing) = view.typing.as_mut() else { return false };
-    match key.code {
-        KeyCode::Enter => {
-            let pattern = view.typing.take().unwrap_or_default();
-            if pattern.is_empty() {
-                return true;
-            }
-            match crate::text::search_regex(&pattern) {
-                Ok(re) => {
-                    view.search = Some((pattern, re));
-                    find(state, true);
-                }
-                Err(e) => state.status = Some((format!("not a search pattern: {e}"), true)),
-            }
+    use super::editor_keys::{prompt_key, Prompt};
+    let Some(view) = state.review.as_mut().filter(|v| v.typing.is_some()) else { return false };
+    let Prompt::Done(pattern) = prompt_key(&mut view.typing, key) else { return true };
+    if pattern.is_empty() {
+        return true;
+    }
+    match crate::text::search_regex(&pattern) {
+        Ok(re) => {
+            view.search = Some((pattern, re));
+            find(state, true);
         }
-        KeyCode::Esc => view.typing = None,
-        KeyCode::Backspace => {
-            typing.pop();
-        }
-        KeyCode::Char(c) if !key.mods.ctrl() && !key.mods.alt() => typing.push(c),
-        _ => {}
+        Err(e) => state.status = Some((format!("not a search pattern: {e}"), true)),
     }
     true
 }

@@ -168,6 +168,23 @@ pub struct PaneArea {
     pub focused: bool,
 }
 
+impl CopyView {
+    /// Copy mode on `agent`'s buffer, its cursor at `cursor`, nothing selected or searched.
+    pub fn new(agent: String, cursor: BufferPos) -> CopyView {
+        CopyView {
+            agent,
+            cursor,
+            anchor: None,
+            top: None,
+            typing: None,
+            pattern: None,
+            found: None,
+            mouse: false,
+            area: Default::default(),
+        }
+    }
+}
+
 /// Where the operator is in the mail tab (the agent's threads) or the crew's mailbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailView {
@@ -424,11 +441,6 @@ impl State {
         let copy = self.copy_view().and_then(|c| c.typing.as_deref());
         let review = self.review.as_ref().filter(|_| self.mode() == Mode::Review).and_then(|r| r.typing.as_deref());
         copy.or(review)
-    }
-
-    /// Whether the well shows this agent's terminal now (selected, or in a pane).
-    pub fn shows(&self, name: &str) -> bool {
-        self.selected_agent().is_some_and(|a| a.info.name == name) || self.panes().iter().any(|p| p.name == name)
     }
 
     /// Copy mode, when it is of the agent the well shows.

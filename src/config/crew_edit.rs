@@ -37,52 +37,61 @@ pub fn add_agent(text: &str, new: &NewAgent) -> Result<String, String> {
     Ok(doc.to_string())
 }
 
+/// The crew file changed by `edit` on its `[[agent]]` tables; `None` when the file has none or `edit` finds no
+/// agent to change. `taken`: a name the change gives, refused where an agent has it already.
+fn edit_agents(
+    text: &str,
+    taken: Option<&str>,
+    edit: impl FnOnce(&mut toml_edit::ArrayOfTables) -> bool,
+) -> Result<Option<String>, String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
+    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
+    if let Some(new_name) = taken.filter(|n| agents.iter().any(|t| named(t, n))) {
+        return Err(format!("an agent named `{new_name}` is in the crew already"));
+    }
+    Ok(edit(agents).then(|| doc.to_string()))
+}
+
+fn named(t: &Table, n: &str) -> bool {
+    t.get("name").and_then(|v| v.as_str()) == Some(n)
+}
+
 /// The crew file with a copy of agent `name`'s table, named `new_name`, after the last agent: the same kind or
 /// command, arguments, prompt and base (its own worktree and branch come with its name). `None` when the file
 /// has no agent `name` (one of an earlier session, no longer in the file).
 pub fn duplicate_agent(text: &str, name: &str, new_name: &str) -> Result<Option<String>, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
-    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
-    let named = |t: &Table, n: &str| t.get("name").and_then(|v| v.as_str()) == Some(n);
-    if agents.iter().any(|t| named(t, new_name)) {
-        return Err(format!("an agent named `{new_name}` is in the crew already"));
-    }
-    let Some(mut copy) = agents.iter().find(|t| named(t, name)).cloned() else { return Ok(None) };
-    copy.insert("name", value(new_name));
-    // Its comments were written about the original.
-    copy.decor_mut().clear();
-    agents.push(copy);
-    Ok(Some(doc.to_string()))
+    edit_agents(text, Some(new_name), |agents| {
+        let Some(mut copy) = agents.iter().find(|t| named(t, name)).cloned() else { return false };
+        copy.insert("name", value(new_name));
+        // Its comments were written about the original.
+        copy.decor_mut().clear();
+        agents.push(copy);
+        true
+    })
 }
 
 /// The crew file with agent `name`'s table named `new_name` (its comments and every other field kept); `None`
 /// when the file has no agent `name`.
 pub fn rename_agent(text: &str, name: &str, new_name: &str) -> Result<Option<String>, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
-    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
-    let named = |t: &Table, n: &str| t.get("name").and_then(|v| v.as_str()) == Some(n);
-    if agents.iter().any(|t| named(t, new_name)) {
-        return Err(format!("an agent named `{new_name}` is in the crew already"));
-    }
-    let Some(table) = agents.iter_mut().find(|t| named(t, name)) else { return Ok(None) };
-    // The value alone: a comment after it on its line stays.
-    if let Some(v) = table.get_mut("name").and_then(|i| i.as_value_mut()) {
-        let decor = v.decor().clone();
-        *v = new_name.into();
-        *v.decor_mut() = decor;
-    }
-    Ok(Some(doc.to_string()))
+    edit_agents(text, Some(new_name), |agents| {
+        let Some(table) = agents.iter_mut().find(|t| named(t, name)) else { return false };
+        // The value alone: a comment after it on its line stays.
+        if let Some(v) = table.get_mut("name").and_then(|i| i.as_value_mut()) {
+            let decor = v.decor().clone();
+            *v = new_name.into();
+            *v.decor_mut() = decor;
+        }
+        true
+    })
 }
 
 /// The crew file without the agent `name`'s table; `None` when it has no such agent.
 pub fn remove_agent(text: &str, name: &str) -> Result<Option<String>, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e| format!("the crew file is not TOML: {e}"))?;
-    let Some(agents) = doc.get_mut("agent").and_then(|a| a.as_array_of_tables_mut()) else { return Ok(None) };
-    let Some(at) = agents.iter().position(|t| t.get("name").and_then(|n| n.as_str()) == Some(name)) else {
-        return Ok(None);
-    };
-    agents.remove(at);
-    Ok(Some(doc.to_string()))
+    edit_agents(text, None, |agents| {
+        let Some(at) = agents.iter().position(|t| named(t, name)) else { return false };
+        agents.remove(at);
+        true
+    })
 }
 
 #[cfg(test)]

@@ -396,13 +396,7 @@ impl TermThread {
                 let rows = self.model.text_rows(first as usize, (last - first) as usize + 1);
                 let mut text = search::text_between(&rows, first, from, to);
                 let cut = text.len() > crate::protocol::MAX_COPY;
-                if cut {
-                    let mut end = crate::protocol::MAX_COPY;
-                    while !text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    text.truncate(end);
-                }
+                text.truncate(text.floor_char_boundary(crate::protocol::MAX_COPY));
                 self.sink.reply(asker, Event::Copied { name: self.name.clone(), text, cut });
             }
             TermMsg::Redetect => {
@@ -557,17 +551,9 @@ impl TermThread {
     }
 
     /// What the screen says, as a hash: equal hashes, no activity. Lines the preset calls inert (muster's own
-    /// doing) are left out.
+    /// doing) read as the blank they leave when they go.
     fn activity_hash(&self) -> u64 {
-        if self.inert.is_empty() {
-            return self.model.content_hash();
-        }
-        let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-        let lines = self.model.text_lines();
-        // An inert line reads as the blank it leaves when it goes.
-        let shown = lines.iter().map(|l| if self.inert.iter().any(|re| re.is_match(l)) { "" } else { l.as_str() });
-        let h = shown.fold(0u64, |h, l| l.bytes().fold(mix(h, u64::MAX), |h, b| mix(h, b as u64)));
-        mix(h, u64::from(self.model.modes().alt_screen))
+        self.model.content_hash_except(&self.inert)
     }
 
     fn detect(&mut self, now: Instant) {

@@ -66,6 +66,9 @@ pub trait TerminalModel: Send {
     /// A hash of what the live screen says (its text, which screen): equal hashes mean a redraw changed nothing
     /// a person could read, which is not activity.
     fn content_hash(&self) -> u64;
+    /// As `content_hash`, with the rows whose text matches one of `inert` read as blank (lines muster itself makes
+    /// a CLI show: their coming and going is no activity).
+    fn content_hash_except(&self, inert: &[regex::Regex]) -> u64;
     /// Scroll the view: positive goes back into history.
     fn scroll(&mut self, lines: i32);
     /// Follow the output again; whether the view moved (it was scrolled back).
@@ -621,15 +624,26 @@ impl TerminalModel for AlacrittyModel {
     }
 
     fn content_hash(&self) -> u64 {
+        self.content_hash_except(&[])
+    }
+
+    fn content_hash_except(&self, inert: &[regex::Regex]) -> u64 {
         // Run on every state check of every agent with output: a multiply-rotate hash (as FxHash does), far
         // cheaper per cell than SipHash, and collisions only cost a missed "busy" for one check.
         let mix = |h: u64, v: u64| (h.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
         let grid = self.term.grid();
+        // Text is read only where a preset names inert lines (one CLI's): the common path reads cells alone.
+        let blank: Vec<bool> = if inert.is_empty() {
+            Vec::new()
+        } else {
+            self.text_lines().iter().map(|l| inert.iter().any(|re| re.is_match(l))).collect()
+        };
         let mut h = 0u64;
         for row in 0..self.term.screen_lines() {
             let grid_row = &grid[Line(row as i32)];
+            let as_blank = blank.get(row).copied().unwrap_or(false);
             for col in 0..self.term.columns() {
-                h = mix(h, grid_row[Column(col)].c as u64);
+                h = mix(h, if as_blank { ' ' as u64 } else { grid_row[Column(col)].c as u64 });
             }
             h = mix(h, u64::MAX);
         }
