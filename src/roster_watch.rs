@@ -99,7 +99,9 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
         // With every crew, the repository comes last: cut first when the pane is narrow.
         let repo = if all { format!(" {}", r.repo) } else { String::new() };
         let mail = if r.mail.is_empty() { String::new() } else { format!(" {}", r.mail) };
-        let text = cut(format!("{} {:<name_width$} {:<7}{mail}{repo}", r.state.glyph(), r.name, r.state.label()));
+        // A name longer than its column keeps its start and end (the workbench's roster does the same).
+        let name = crate::ui::roster::name_cell(&r.name, name_width + 1);
+        let text = cut(format!("{} {name}{:<7}{mail}{repo}", r.state.glyph(), r.state.label()));
         let style =
             if r.attention() { Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD) } else { Style::new() };
         out.push(Line::styled(text, style));
@@ -299,6 +301,9 @@ mod tests {
         assert_eq!(text(&all)[1], "◆ tests waiting repo");
         // Nothing wider than the pane.
         assert!(lines(&rows, 8, 3, true).iter().all(|l| l.width() <= 8));
+        // A long name keeps its start and end, so two alike stay told apart; the state still shows.
+        let long = [row("frontend-api-v1", AgentState::Idle), row("frontend-api-v2", AgentState::Busy)];
+        assert_eq!(text(&lines(&long, 20, 2, false)), vec!["○ front…i-v1 idle   ", "● front…i-v2 busy   "]);
         assert_eq!(text(&lines(&[], 30, 5, true)), vec!["muster: no crew running"]);
     }
 }

@@ -1018,3 +1018,41 @@ fn the_crew_file_edited_while_the_crew_runs_is_applied_as_a_difference() {
     });
     assert!(c.infos.get("b").is_some_and(|i| i.state.is_running()), "b runs on until the operator removes it");
 }
+
+/// A client that asks for the agent's whole history again and again (up to 1 MiB an answer) and never reads the
+/// answers is let go once 8 MiB wait for it: answers have no newer state to stand for them, and the server's
+/// memory is not the client's to fill.
+#[test]
+fn a_client_that_never_reads_its_answers_is_let_go() {
+    let crew_file = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nargs = [\"-c\", \"for i in $(seq 1 3000); do \
+                     printf '%0200d\\\\n' $i; done; echo all-printed; exec sleep 600\"]\n\
+                     [[agent]]\nname = \"b\"\ncommand = \"bash\"\nargs = [\"-c\", \"echo i am b; exec sleep 600\"]\n";
+    let mut crew = Crew::new(crew_file);
+    let (sock, mut c) = started(&mut crew);
+    c.wait("the history", |c| c.screens.get("a").is_some_and(|s| s.text().iter().any(|l| l.contains("all-printed"))));
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(&protocol::json_frame(&ToServer::Hello(hello(protocol::VERSION)))).unwrap();
+    let (from, to) =
+        (protocol::screen::BufferPos { row: 0, col: 0 }, protocol::screen::BufferPos { row: u64::MAX, col: u16::MAX });
+    for id in 0..40 {
+        s.write_all(&request(id, protocol::Command::CopyText { name: "a".into(), from, to })).unwrap();
+    }
+    // Nothing read: the server lets it go (its count of clients is back to the workbench and this status).
+    let end = Instant::now() + DEADLINE;
+    loop {
+        let status = crew.muster(&["server", "status"]).output().unwrap();
+        if String::from_utf8_lossy(&status.stdout).contains("clients: 2\n") {
+            break;
+        }
+        assert!(Instant::now() < end, "still served: {}", String::from_utf8_lossy(&status.stdout));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // What reached its socket before it went is all it gets (a client that reads nothing cannot be told why: the
+    // server's log says), and the connection is over.
+    let all = said(&mut s);
+    let copies = all.iter().filter(|m| matches!(m, ToClient::Reply { .. })).count();
+    assert!(copies < 40, "every answer was kept for it ({copies})");
+    let mut byte = [0u8; 1];
+    assert_eq!(s.read(&mut byte).unwrap_or(0), 0, "the connection is closed");
+}

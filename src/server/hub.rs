@@ -31,6 +31,10 @@ pub struct Outbox {
     /// No more frames after these: the connection ends.
     pub closing: bool,
     pub notify: Arc<Notify>,
+    /// Why the server lets this client go, told to its reader (which may be waiting on a client that sends
+    /// nothing) through `kick`.
+    gone: Option<String>,
+    kick: Arc<Notify>,
 }
 
 /// What a writer takes out of an outbox in one go.
@@ -171,11 +175,12 @@ impl Hub {
     }
 
     /// A new client, with its welcome and the snapshot first in its outbox.
-    pub fn join(&self, kind: ClientKind, welcome: Vec<u8>) -> (u64, Arc<Notify>) {
+    pub fn join(&self, kind: ClientKind, welcome: Vec<u8>) -> (u64, Arc<Notify>, Arc<Notify>) {
         let mut inner = self.lock();
         inner.next_client += 1;
         let id = inner.next_client;
         let notify = Arc::new(Notify::new());
+        let kick = Arc::new(Notify::new());
         let mut out = Outbox {
             kind,
             frames: VecDeque::new(),
@@ -186,13 +191,20 @@ impl Hub {
             scrolled: Default::default(),
             closing: false,
             notify: notify.clone(),
+            gone: None,
+            kick: kick.clone(),
         };
         out.push(welcome);
         out.push(json_frame(&ToClient::Snapshot { events: inner.cache.snapshot() }));
         inner.cache.unseen.clear();
         inner.clients.insert(id, out);
         self.roster.notify_one();
-        (id, notify)
+        (id, notify, kick)
+    }
+
+    /// Why the server let this client go (after its `kick`).
+    pub fn gone(&self, id: u64) -> Option<String> {
+        self.lock().clients.get(&id).and_then(|o| o.gone.clone())
     }
 
     /// The client is gone. Whether the server has nothing left to do: no workbench and no running agent.
@@ -268,8 +280,19 @@ impl Hub {
             Out::ScreenFor { name, viewer, screen } => return inner.screen_for(name, viewer, screen),
             Out::Reply { to, event } => {
                 // The answer is the asker's alone, by its request's id; one that left is gone with its answer.
-                if let Some(out) = inner.clients.get_mut(&to.client) {
-                    out.push(json_frame(&ToClient::Reply { id: to.id, event }));
+                if let Some(out) = inner.clients.get_mut(&to.client).filter(|o| o.gone.is_none()) {
+                    let frame = json_frame(&ToClient::Reply { id: to.id, event });
+                    if out.bytes + frame.len() > MAX_QUEUED_BYTES {
+                        // It asks and does not read the answers (a copy is up to 1 MiB): unlike events, an answer
+                        // has no newer state to stand for it, so the client goes rather than the server's memory.
+                        out.frames.clear();
+                        out.bytes = 0;
+                        out.gone =
+                            Some(format!("it did not read its answers ({} MiB waiting)", MAX_QUEUED_BYTES >> 20));
+                        out.kick.notify_one();
+                        return;
+                    }
+                    out.push(frame);
                 }
                 return;
             }
@@ -343,7 +366,7 @@ mod tests {
         hub.publish(Event::Agent(info("b", AgentState::Idle)));
         hub.publish(Event::Agent(info("a", AgentState::Waiting)));
         hub.publish(Event::Removed { name: "b".into() });
-        let (id, _) = hub.join(ClientKind::Tui, b"hi".to_vec());
+        let (id, _, _) = hub.join(ClientKind::Tui, b"hi".to_vec());
         let batch = hub.take(id).unwrap();
         assert_eq!(batch.frames[0], b"hi");
         let msgs = decode(&batch.frames[1..]);
@@ -354,8 +377,8 @@ mod tests {
     #[test]
     fn answers_go_to_the_client_that_asked_and_events_to_all() {
         let hub = Hub::default();
-        let (one, _) = hub.join(ClientKind::Tui, vec![]);
-        let (two, _) = hub.join(ClientKind::Tui, vec![]);
+        let (one, _, _) = hub.join(ClientKind::Tui, vec![]);
+        let (two, _, _) = hub.join(ClientKind::Tui, vec![]);
         hub.take(one);
         hub.take(two);
         let answer = Event::RemoveCheck { name: "a".into(), status: Default::default() };
@@ -371,8 +394,8 @@ mod tests {
     #[test]
     fn two_asks_of_one_agents_diff_each_get_their_answer() {
         let hub = Hub::default();
-        let (one, _) = hub.join(ClientKind::Tui, vec![]);
-        let (two, _) = hub.join(ClientKind::Tui, vec![]);
+        let (one, _, _) = hub.join(ClientKind::Tui, vec![]);
+        let (two, _, _) = hub.join(ClientKind::Tui, vec![]);
         hub.take(one);
         hub.take(two);
         let answer = |n| Event::CheckpointDiff {
@@ -392,8 +415,8 @@ mod tests {
     #[test]
     fn screens_are_latest_wins_and_only_for_watchers() {
         let hub = Hub::default();
-        let (id, _) = hub.join(ClientKind::Tui, vec![]);
-        let (other, _) = hub.join(ClientKind::Tui, vec![]);
+        let (id, _, _) = hub.join(ClientKind::Tui, vec![]);
+        let (other, _, _) = hub.join(ClientKind::Tui, vec![]);
         hub.watching(id, ["a".to_string()].into());
         let screen = |rows| Screen::from_cells(rows, 2, vec![]);
         for rows in 1..=50 {
@@ -411,7 +434,7 @@ mod tests {
     #[test]
     fn a_client_that_falls_behind_gets_one_snapshot_instead_of_everything() {
         let hub = Hub::default();
-        let (slow, _) = hub.join(ClientKind::Tui, vec![]);
+        let (slow, _, _) = hub.join(ClientKind::Tui, vec![]);
         let text = "x".repeat(64 << 10);
         for i in 0..(MAX_QUEUED_BYTES / text.len() + 10) {
             hub.publish(Event::Notification { name: format!("n{i}"), text: text.clone() });
@@ -430,11 +453,11 @@ mod tests {
     fn the_server_may_end_when_the_last_client_leaves_and_nothing_runs() {
         let hub = Hub::default();
         hub.publish(Event::Agent(info("a", AgentState::Busy)));
-        let (one, _) = hub.join(ClientKind::Tui, vec![]);
-        let (two, _) = hub.join(ClientKind::Tui, vec![]);
+        let (one, _, _) = hub.join(ClientKind::Tui, vec![]);
+        let (two, _, _) = hub.join(ClientKind::Tui, vec![]);
         assert!(!hub.leave(one));
         assert!(!hub.leave(two), "an agent still runs");
-        let (three, _) = hub.join(ClientKind::Tui, vec![]);
+        let (three, _, _) = hub.join(ClientKind::Tui, vec![]);
         hub.publish(Event::Agent(info("a", AgentState::Exited)));
         assert!(hub.leave(three));
     }

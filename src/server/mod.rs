@@ -172,7 +172,7 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
     };
     let welcome =
         Welcome { version: protocol::VERSION, muster: env!("CARGO_PKG_VERSION").into(), pid: std::process::id(), repo };
-    let (id, notify) = hub.join(hello.kind, json_frame(&ToClient::Welcome(welcome.clone())));
+    let (id, notify, kick) = hub.join(hello.kind, json_frame(&ToClient::Welcome(welcome.clone())));
     let mut writer = tokio::spawn(write_out(write, hub.clone(), id, notify));
     let refused = protocol::check_version(&hello, &welcome)
         .and_then(|()| hello.size.map_or(Ok(()), |(rows, cols)| protocol::check_size(rows, cols)));
@@ -187,7 +187,12 @@ async fn serve(stream: UnixStream, hub: Arc<Hub>, engine: std::sync::mpsc::Sende
     crate::info_limited!("client joins", "client {id} ({:?}, muster {}) attached", hello.kind, hello.muster);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
     let reason = loop {
-        match inbound.next().await {
+        // The hub may let the client go (it does not read its answers) while it sends nothing.
+        let next = tokio::select! {
+            next = inbound.next() => next,
+            _ = kick.notified() => break hub.gone(id),
+        };
+        match next {
             Ok(Some(ToServer::Request { id: request, command })) => {
                 if let Err(e) = protocol::check_request(&command) {
                     break Some(e);

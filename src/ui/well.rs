@@ -35,8 +35,10 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         spans.push(Span::styled(format!(" ATTACHED · {detach} detaches "), border));
     }
     if let Some(screen) = &agent.screen {
-        // With a server, the agent's terminal has the size of the pane of whoever typed into it last.
-        if state.detaches && info.state.is_running() && (screen.rows, screen.cols) != (term.height, term.width) {
+        // With a server, the agent's terminal has the size of the pane of whoever typed into it last (in a split
+        // well, its own pane is the focused one).
+        let pane = state.panes().into_iter().find(|p| p.focused).map_or(term, |p| p.terminal);
+        if state.detaches && info.state.is_running() && (screen.rows, screen.cols) != (pane.height, pane.width) {
             spans.push(Span::styled(
                 format!(" sized by another viewer ({}x{}) ", screen.cols, screen.rows),
                 theme.style("ui.scrolled"),
