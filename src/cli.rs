@@ -106,12 +106,14 @@ pub enum Cmd {
         format: Option<String>,
     },
     /// Wait until every named agent is in a state: `idle`, `waiting` (for the operator), `exited` (its run
-    /// ended), or `any` of those. Returns at once when they already are. Exit 0 when matched, 124 on timeout, 3
-    /// when an agent is unknown, muster is not running, or (unless waiting for `exited`) the run ended.
+    /// ended), or `any` of those; or until its gates are `green` (every one passed on its latest checkpoint) or
+    /// `gate-failed` (one failed, or could not run). Returns at once when they already are. Exit 0 when matched,
+    /// 124 on timeout, 3 when an agent is unknown, muster is not running, or (unless waiting for `exited`) the
+    /// run ended.
     Wait {
         #[arg(required = true)]
         agents: Vec<String>,
-        #[arg(long, value_parser = ["idle", "waiting", "exited", "any"])]
+        #[arg(long, value_parser = ["idle", "waiting", "exited", "any", "green", "gate-failed"])]
         until: String,
         /// Give up after this many seconds.
         #[arg(long)]
@@ -143,6 +145,13 @@ pub enum Cmd {
     Mail {
         #[command(subcommand)]
         action: MailCmd,
+    },
+    /// Gates: the crew's checks (`[[gate]]` in crew.toml), run in an agent's worktree after each turn that
+    /// changed files; a failure goes back to the agent until it passes. Run them now, list runs, read a log,
+    /// grant an attempt, stop or resume the loop, cancel.
+    Gate {
+        #[command(subcommand)]
+        action: GateCmd,
     },
     /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
     Checkpoint {
@@ -235,6 +244,38 @@ pub enum Cmd {
         #[arg(long, default_value_t = 1.2)]
         think: f64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GateCmd {
+    /// Run an agent's gates (every `when = "turn"` one, or the one named) now, on its worktree as it is. With
+    /// --wait, print how each ended: exit 0 when all passed, 1 when one failed, 2 when one could not run.
+    Run {
+        agent: String,
+        gate: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The latest runs (of one agent), newest first.
+    Status {
+        agent: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's output, as kept (its log).
+    Log { id: i64 },
+    /// Give an agent one more attempt at a failing gate: its failure is sent to it now.
+    Grant { agent: String, gate: Option<String> },
+    /// Stop sending an agent its gates' failures (they still run and show); --resume sends them again.
+    Stop {
+        agent: String,
+        #[arg(long)]
+        resume: bool,
+    },
+    /// End an agent's running gates, with every process they started.
+    Cancel { agent: String },
 }
 
 #[derive(Debug, Subcommand)]

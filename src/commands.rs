@@ -16,6 +16,7 @@ use crate::git::worktree::find_repo_root;
 
 mod checkpoints;
 mod crew_status;
+mod gates;
 mod mail;
 mod merging;
 mod printable;
@@ -44,7 +45,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             open(&root, cli.theme.as_deref(), false)?;
         }
         Some(Cmd::Demo { agents }) => {
-            let root = crate::demo::create_repo(&std::env::temp_dir(), agents.max(1))?;
+            let root = crate::demo::create_demo(&std::env::temp_dir(), agents.max(1))?;
             open(&root, cli.theme.as_deref(), true)?;
             println!("demo repository kept at {}", root.display());
         }
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Doctor) => return doctor(&dir),
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
+        Some(Cmd::Gate { action }) => return gates::run(&find_repo_root(&dir)?, action),
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Merge { agent, into_agent, message, finish, abort }) => {
             return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort)
@@ -146,6 +148,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
                     | Cmd::Explain { .. }
                     | Cmd::Schema
                     | Cmd::Mail { .. }
+                    | Cmd::Gate { .. }
                     | Cmd::Ls
                     | Cmd::Up { .. }
                     | Cmd::Down

@@ -9,6 +9,7 @@ pub mod config;
 pub mod conflict;
 pub mod demo;
 pub mod engine;
+pub mod gate;
 pub mod git;
 pub mod ipc;
 pub mod key;

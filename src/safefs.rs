@@ -55,6 +55,19 @@ fn walk(root: &Path, rel: &Path, create: bool) -> Result<PathBuf> {
     Ok(p)
 }
 
+/// A new (or emptied) file of this user's, 0600, never opened through a symlink: a log the repository cannot send
+/// elsewhere.
+pub fn create_private(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))
+}
+
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// Replace `dir/name` with `bytes`: a new file (never opened through a symlink) synced and renamed over the

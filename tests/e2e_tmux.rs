@@ -1040,7 +1040,7 @@ fn review_a_branch_and_open_a_file_in_the_editor() {
     t.wait_for("the demo's work", |s| roster_line(s, "api").contains("waiting"));
     t.keys(&["j", "d"]);
     t.wait_for("the review", |s| {
-        s.contains("api → main") && s.contains("? demo/api.txt +3 −0") && s.contains("M src/lib.rs +1 −1")
+        s.contains("api → main") && s.contains("? demo/api.txt +4 −0") && s.contains("M src/lib.rs +1 −1")
     });
     t.keys(&["]"]);
     t.wait_for("the second file's hunk", |s| {
@@ -1124,12 +1124,12 @@ fn the_mouse_selects_agents_tabs_and_text() {
     mouse(&format!("\x1b[<0;12;{bar}M\x1b[<0;12;{bar}m"));
     t.wait_for("the terminal tab", |s| s.contains("[terminal]"));
     // From "wrote" to the end of its line, dragged to the well's right edge.
-    let s = t.wait_for("api's output", |s| s.contains("✔ wrote demo/api.txt (+3)"));
+    let s = t.wait_for("api's output", |s| s.contains("✔ wrote demo/api.txt (+4)"));
     let y = s.lines().position(|l| l.starts_with("✔ wrote demo/api.txt")).unwrap() + 1;
     mouse(&format!("\x1b[<0;3;{y}M\x1b[<32;40;{y}M\x1b[<32;120;{y}M\x1b[<0;120;{y}m"));
     t.wait_for("copied", |s| s.contains("copied 23 characters, 1 line"));
     let end = Instant::now() + DEADLINE;
-    while t.tmux(&["show-buffer"]) != "wrote demo/api.txt (+3)" {
+    while t.tmux(&["show-buffer"]) != "wrote demo/api.txt (+4)" {
         assert!(Instant::now() < end, "the clipboard has {:?}", t.tmux(&["show-buffer"]));
         std::thread::sleep(Duration::from_millis(50));
     }

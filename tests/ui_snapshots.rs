@@ -36,6 +36,8 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             mail: Default::default(),
             crew_file: Default::default(),
             paused_by: if name == "api" { "cgroup v2 freezer".into() } else { String::new() },
+            gate: Default::default(),
+            gates_stopped: false,
         },
         screen: None,
         checkpoints: Vec::new(),

@@ -46,7 +46,12 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                     if !info.state.is_running() && state.attached && i == selected {
                         state.attached = false;
                     }
+                    let gate_changed = view.info.gate != info.gate;
                     view.info = info;
+                    if gate_changed {
+                        let name = state.agents[i].info.name.clone();
+                        super::gates::on_mark_changed(state, &name, fx);
+                    }
                 }
                 None => state.agents.push(AgentView {
                     // Busy when this workbench joins: a turn it will see end.
@@ -77,6 +82,8 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         Event::SearchFound { name, pattern, found } => super::copy::on_found(state, &name, &pattern, found),
         Event::Copied { text, cut, .. } => super::copy::on_copied(state, text, cut, fx),
         Event::Review { name, review, .. } => super::review::on_review(state, name, review),
+        Event::GateRuns { agent, runs } => super::gates::on_runs(state, agent, runs),
+        Event::GateLog { run, log } => super::gates::on_log(state, run, log),
         Event::Bell { name } => {
             let selected = state.selected;
             if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {

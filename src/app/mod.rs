@@ -5,6 +5,7 @@ mod copy;
 mod edit;
 pub mod editor_keys;
 mod events;
+mod gates;
 pub mod layout;
 pub mod mail;
 pub mod mouse;

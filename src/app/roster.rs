@@ -26,6 +26,7 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             super::split::on_action(state, action)
         }
         Action::Review => super::review::open(state, fx),
+        Action::Gates => super::gates::open(state, fx),
         Action::Search => super::copy::enter(state, true),
         Action::OpenMail => super::mail::open(state, false),
         Action::Mailbox => super::mail::open(state, true),
@@ -199,7 +200,7 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
 /// as the roster's.
 pub fn help_modes(mode: Mode) -> Vec<Mode> {
     match mode {
-        Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review => vec![mode, Mode::Roster],
+        Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review | Mode::Gates => vec![mode, Mode::Roster],
         // Attached, every key but one is the agent's: its help is the roster's, which says that key.
         Mode::Roster => vec![mode, Mode::Attached],
         _ => vec![mode],

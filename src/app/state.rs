@@ -112,6 +112,19 @@ pub enum WellTab {
     Conflicts,
     Mail,
     Review,
+    Gates,
+}
+
+/// The gates tab: the selected agent's gate runs, newest first, and the selected run's output.
+#[derive(Debug, Clone, Default)]
+pub struct GatesView {
+    pub agent: String,
+    /// Its runs, once read.
+    pub runs: Option<Vec<crate::protocol::gate::GateRun>>,
+    pub selected: usize,
+    /// The whole log of a run, once asked for (Enter); else its tail shows.
+    pub log: Option<(i64, String)>,
+    pub scroll: u16,
 }
 
 /// The review tab: what merging the agent would bring (its branch and worktree against their merge base).
@@ -273,6 +286,7 @@ pub struct State {
     pub timeline: TimelineView,
     pub conflicts: Option<ConflictView>,
     pub review: Option<ReviewView>,
+    pub gates: Option<GatesView>,
     pub split: Option<SplitView>,
     /// Copy mode, while the well shows its agent's terminal.
     pub copy: Option<CopyView>,
@@ -337,6 +351,7 @@ impl State {
             conflicts: None,
             copy: None,
             review: None,
+            gates: None,
             split: None,
             overlaps: OverlapReport::default(),
             attached: false,
@@ -415,6 +430,10 @@ impl State {
         if self.review.as_ref().is_some_and(|v| v.agent == info.name) {
             tabs.push(("review".into(), WellTab::Review));
         }
+        if self.gates.as_ref().is_some_and(|v| v.agent == info.name) {
+            let cell = info.gate.cell();
+            tabs.push((if cell.is_empty() { "gates".into() } else { format!("gates {cell}") }, WellTab::Gates));
+        }
         if let Some(v) = self.conflicts.as_ref().filter(|v| v.agent == info.name) {
             tabs.push((format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
         }
@@ -468,6 +487,7 @@ impl State {
             None if self.tab == WellTab::Conflicts && self.conflicts.is_some() => Mode::Conflicts,
             None if self.tab == WellTab::Mail && self.well_open => Mode::Mail,
             None if self.tab == WellTab::Review && self.well_open => Mode::Review,
+            None if self.tab == WellTab::Gates && self.well_open && self.gates.is_some() => Mode::Gates,
             None => Mode::Roster,
         }
     }

@@ -153,6 +153,13 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
         }
         Mode::Compose => super::mail::on_compose_key(state, key, action, fx),
         Mode::Copy => super::copy::on_copy_key(state, key, action, fx),
+        Mode::Gates => {
+            if let Some(action) = action {
+                if !super::gates::on_action(state, action, fx) {
+                    on_roster_action(state, action, fx);
+                }
+            }
+        }
         Mode::Review if super::review::on_typing(state, key) => {}
         Mode::Review => {
             if let Some(action) = action {

@@ -60,8 +60,11 @@ pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<
         "idle" => WaitFor::Idle,
         "waiting" => WaitFor::Waiting,
         "exited" => WaitFor::Exited,
+        "green" => WaitFor::Green,
+        "gate-failed" => WaitFor::GateFailed,
         _ => WaitFor::Any,
     };
+    let gates = matches!(until_state, WaitFor::Green | WaitFor::GateFailed);
     if crate::ipc::holder(&run_dir).is_some() {
         let req = engine::script_socket::Request::Wait { agents: agents.to_vec(), until: until_state, timeout };
         let within = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
@@ -89,6 +92,10 @@ pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<
             // It ended meanwhile: the state file has the last word.
             _ => {}
         }
+    }
+    if gates {
+        eprintln!("muster: the crew is not running: gates run in its server (`muster up`)");
+        return Ok(ExitCode::from(3));
     }
     wait_on_file(root, agents, until, timeout)
 }

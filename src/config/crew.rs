@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::gate::{GateSpec, RawGate, When};
 use super::preset::Preset;
 use super::ConfigError;
 
@@ -39,6 +40,9 @@ struct RawCrew {
     defaults: Defaults,
     #[serde(default, rename = "agent")]
     agents: Vec<RawAgent>,
+    #[serde(default, rename = "gate")]
+    gates: Vec<RawGate>,
+    max_parallel_gates: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +60,7 @@ struct RawAgent {
     worktree: Option<bool>,
     enter_delay_ms: Option<u64>,
     inherit_env: Option<Vec<String>>,
+    gates: Option<Spanned<Vec<String>>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -80,11 +85,27 @@ pub struct AgentSpec {
     /// Only these variables of muster's environment reach the agent (`NAME`, or `PREFIX*`); `None`: all of them.
     #[serde(default)]
     pub inherit_env: Option<Vec<String>>,
+    /// The gates run after its turns; `None`: every gate with `when = "turn"`.
+    #[serde(default)]
+    pub gates: Option<Vec<String>>,
+}
+
+impl AgentSpec {
+    /// The gates of `crew` this agent runs at `when`.
+    pub fn gates_at<'a>(&self, crew: &'a [GateSpec], when: When) -> Vec<&'a GateSpec> {
+        crew.iter()
+            .filter(|g| g.when == when)
+            .filter(|g| self.gates.as_ref().is_none_or(|names| names.contains(&g.name)))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Crew {
     pub agents: Vec<AgentSpec>,
+    pub gates: Vec<GateSpec>,
+    /// How many gates run at once for the whole crew; `None`: half the cores.
+    pub max_parallel_gates: Option<usize>,
 }
 
 /// Whether a name is safe as a branch (`muster/<name>`), a ref and a directory name.
@@ -94,6 +115,11 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     }
     let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     let chars_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ["operator", "crew", "gate"].contains(&name) {
+        return Err(format!(
+            "agent name `{name}` is one muster's mail uses for itself (operator, crew, gate): choose another"
+        ));
+    }
     if !first_ok || !chars_ok || name.contains("..") || name.ends_with('.') || name.ends_with(".lock") {
         return Err(format!(
             "agent name `{name}` is not safe as a branch and directory name: use letters, digits, `-`, `_` and \
@@ -111,6 +137,13 @@ pub fn parse_crew(
 ) -> Result<Crew, ConfigError> {
     let raw: RawCrew = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
     let defaults = raw.defaults.over(user_defaults);
+    let gates = super::gate::gates(file, text, raw.gates)?;
+    let max_parallel_gates = match raw.max_parallel_gates {
+        Some(n) if *n.get_ref() == 0 || *n.get_ref() > 64 => {
+            return Err(ConfigError::at(file, text, n.span().start, "key `max_parallel_gates`: between 1 and 64"));
+        }
+        n => n.map(|n| n.into_inner()),
+    };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut agents = Vec::new();
     for a in raw.agents {
@@ -150,6 +183,17 @@ pub fn parse_crew(
                 format!("key `kind`: unknown preset `{kind}` (known: {})", known.join(", ")),
             )
         })?;
+        if let Some(names) = &a.gates {
+            if let Some(unknown) = names.get_ref().iter().find(|n| !gates.iter().any(|g| &g.name == *n)) {
+                let known: Vec<&str> = gates.iter().map(|g| g.name.as_str()).collect();
+                return Err(ConfigError::at(
+                    file,
+                    text,
+                    names.span().start,
+                    format!("key `gates`: no gate `{unknown}` in this file (gates: {})", known.join(", ")),
+                ));
+            }
+        }
         let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
         if command.trim().is_empty() {
             return Err(ConfigError::at(
@@ -174,9 +218,10 @@ pub fn parse_crew(
             enter_delay_ms: a.enter_delay_ms.unwrap_or(preset.enter_delay_ms),
             hooks: preset.hooks.clone(),
             inherit_env: a.inherit_env.or_else(|| defaults.inherit_env.clone()),
+            gates: a.gates.map(Spanned::into_inner),
         });
     }
-    Ok(Crew { agents })
+    Ok(Crew { agents, gates, max_parallel_gates })
 }
 
 /// The commented crew file `muster init` writes.
@@ -200,6 +245,21 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   prompt        first message for the agent
 #   base, worktree   as in [defaults]
 #   enter_delay_ms   wait between a pasted message and its Enter
+#   gates         the gates run after its turns, e.g. gates = ["test"] (default: every `when = "turn"` gate)
+#
+# Gates: checks run in an agent's worktree after each turn that changed files; a failure is sent back to the
+# agent (at most `attempts` times), an error of the check itself (not found, timeout) only to you.
+# [[gate]]
+# name = "test"
+# run = "cargo test"       # a shell command, in the agent's worktree with its ports
+# when = "turn"            # turn | merge (before `m` merges) | manual
+# timeout = 600            # seconds
+# attempts = 4
+# feedback_lines = 40      # the output's last lines sent back
+# parse = "auto"           # auto | cargo | pytest | go | jest | tap | none: names the failing tests
+#
+# max_parallel_gates = 2   # gates running at once for the crew (default: half the cores); a top-level key:
+#                          # write it above the first [table] of the file
 
 [[agent]]
 name = "claude"
@@ -265,7 +325,7 @@ mod tests {
 
     #[test]
     fn unsafe_names() {
-        for bad in ["../x", "a b", "-x", "x.lock", "a..b", "", "é", "a/b"] {
+        for bad in ["../x", "a b", "-x", "x.lock", "a..b", "", "é", "a/b", "gate", "operator", "crew"] {
             let err = parse(&format!("[[agent]]\nname = {bad:?}\nkind = 'shell'\n")).unwrap_err();
             assert_eq!(err.line, 2, "{bad}: {err}");
             assert!(err.message.contains("key `name`"), "{err}");

@@ -75,6 +75,12 @@ actions! {
     Unsplit = "unsplit": "One pane again: the selected agent's",
     OpenTimeline = "timeline": "Show the agent's checkpoint timeline",
     Review = "review": "Review what a merge would bring (branch and worktree)",
+    Gates = "gates": "Show the agent's gates: their runs, output and loop",
+    RunGates = "run_gates": "Run the agent's gates now, on its worktree as it is",
+    GrantAttempt = "grant_attempt": "Grant one more attempt: the failure is sent to the agent now",
+    StopLoop = "stop_loop": "Stop (or resume) sending the agent its gates' failures",
+    CancelGates = "cancel_gates": "Cancel the agent's running gates (every process they started)",
+    OpenLog = "open_log": "Show the run's whole log (or its tail again)",
     OpenInEditor = "open_in_editor": "Open the file in $EDITOR at the line shown at the top",
     Refresh = "refresh": "Read it again",
     Checkpoint = "checkpoint": "Take a checkpoint of the agent's worktree now",
@@ -142,10 +148,11 @@ pub enum Mode {
     Compose,
     Copy,
     Review,
+    Gates,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 12] = [
+    pub const ALL: [Mode; 13] = [
         Mode::Roster,
         Mode::Timeline,
         Mode::Conflicts,
@@ -158,6 +165,7 @@ impl Mode {
         Mode::Compose,
         Mode::Copy,
         Mode::Review,
+        Mode::Gates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -174,6 +182,7 @@ impl Mode {
             Mode::Compose => "compose",
             Mode::Copy => "copy",
             Mode::Review => "review",
+            Mode::Gates => "gates",
         }
     }
 
@@ -203,7 +212,9 @@ impl Keymap {
         let own = self.modes.get(&mode).and_then(|list| list.iter().find(|b| b.key == key)).map(|b| b.action);
         match (own, mode) {
             // The timeline is a view of the roster's agent: what it does not bind works as in the roster.
-            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review) => self.action(Mode::Roster, key),
+            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review | Mode::Gates) => {
+                self.action(Mode::Roster, key)
+            }
             _ => own,
         }
     }

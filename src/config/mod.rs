@@ -3,6 +3,7 @@
 
 pub mod crew;
 pub mod crew_edit;
+pub mod gate;
 pub mod keymap;
 pub mod location;
 pub mod paths;

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+/// What the demo agent `api` leaves unfinished in its first plan (the demo gate fails on `FIXME`).
+const UNFINISHED: &str = "FIXME: greet() has no test yet";
+
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
 
 fn out(s: &str) {
@@ -210,8 +213,14 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
         think("reading the repository…", think_seconds);
         out("\x1b[32m✔\x1b[0m read 2 files, found \x1b[1m1\x1b[0m thing to improve\r\n");
         think("writing a plan…", think_seconds);
-        append(&file, &format!("plan by {name}\n- step 1\n- step 2\n"))?;
-        out(&format!("\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+3)\x1b[0m\r\n", file.display()));
+        let mut plan = format!("plan by {name}\n- step 1\n- step 2\n");
+        if name == "api" {
+            // One plan is not finished: the demo crew's gate (`check.sh`) fails on it until the agent is told.
+            plan.push_str(&format!("- {UNFINISHED}\n"));
+        }
+        append(&file, &plan)?;
+        let lines = plan.lines().count();
+        out(&format!("\x1b[32m✔\x1b[0m wrote {} \x1b[32m(+{lines})\x1b[0m\r\n", file.display()));
         // Every demo agent rewrites the same line: the crew's work overlaps, as real agents' often does.
         let lib = Path::new("src/lib.rs");
         if let Ok(text) = std::fs::read_to_string(lib) {
@@ -255,14 +264,36 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
             "exit" | "quit" => return Ok(()),
             "fail" => std::process::exit(3),
             text => {
-                let mails = mail_in(text);
+                let (gate, mails): (Vec<_>, Vec<_>) =
+                    mail_in(text).into_iter().partition(|(_, from, _)| from == "gate");
+                if !gate.is_empty() {
+                    // A gate failed on this agent's work: it fixes what the check names (and notes nothing of
+                    // it, which would quote the failure back into its plan).
+                    out("\x1b[35m✉ a gate failed: fixing it\x1b[0m\r\n");
+                    think("fixing…", think_seconds / 2.0);
+                    let plan = std::fs::read_to_string(&file).unwrap_or_default();
+                    std::fs::write(&file, plan.replace(UNFINISHED, "greet() is tested"))?;
+                    out(&format!("\x1b[32m✔\x1b[0m fixed {}\r\n", file.display()));
+                    if mails.is_empty() {
+                        continue;
+                    }
+                }
                 if mails.is_empty() {
                     out(&format!("You said: \x1b[1m{text}\x1b[0m\r\n"));
                 } else {
                     out(&format!("\x1b[35m✉ {} message(s)\x1b[0m\r\n", mails.len()));
                 }
                 think("working on it…", think_seconds / 2.0);
-                append(&file, &format!("note: {text}\n"))?;
+                let noted = if gate.is_empty() {
+                    text.to_string()
+                } else {
+                    mails
+                        .iter()
+                        .map(|(id, from, body)| format!("#{id} from {from}: {body}"))
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                };
+                append(&file, &format!("note: {noted}\n"))?;
                 out(&format!("\x1b[32m✔\x1b[0m noted in {}\r\n", file.display()));
                 for (id, from, body) in mails {
                     let id = id.to_string();

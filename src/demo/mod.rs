@@ -26,8 +26,40 @@ pub fn crew_toml(agents: usize) -> String {
     s
 }
 
+/// The demo crew's test suite, run as its gate after every turn: each plan in `demo/` must be complete.
+pub const CHECK_SH: &str = r#"#!/bin/sh
+# The demo crew's test suite (its gate in .muster/crew.toml): every plan in demo/ must be complete.
+status=0
+for f in demo/*.txt; do
+  [ -f "$f" ] || continue
+  name=$(basename "$f" .txt)
+  if grep -q FIXME "$f"; then
+    echo "test ${name}::plan_is_complete ... FAILED"
+    grep -n FIXME "$f" | sed 's/^/    /'
+    status=1
+  else
+    echo "test ${name}::plan_is_complete ... ok"
+  fi
+done
+exit $status
+"#;
+
+/// The gate of `muster demo`'s crew.
+pub const GATE_TOML: &str =
+    "\n# Run after every turn that changed files; a failure goes back to the agent (see `muster gate`).\n\
+                             [[gate]]\nname = \"test\"\nrun = \"sh check.sh\"\nattempts = 3\n";
+
 /// Create a repository with a first commit and a demo crew file in a fresh folder under `parent`.
 pub fn create_repo(parent: &Path, agents: usize) -> Result<PathBuf> {
+    create_repo_with(parent, agents, false)
+}
+
+/// `muster demo`'s repository: the demo crew with its gate (a test suite one agent's first plan fails).
+pub fn create_demo(parent: &Path, agents: usize) -> Result<PathBuf> {
+    create_repo_with(parent, agents, true)
+}
+
+fn create_repo_with(parent: &Path, agents: usize, gate: bool) -> Result<PathBuf> {
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let dir = parent.join(format!("muster-demo-{}-{}", std::process::id(), stamp % 1_000_000_000));
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("creating {}", dir.display()))?;
@@ -36,6 +68,9 @@ pub fn create_repo(parent: &Path, agents: usize) -> Result<PathBuf> {
         dir.join("src/lib.rs"),
         "pub fn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n\npub fn greet(name: &str) -> String {\n    format!(\"hello {name}\")\n}\n",
     )?;
+    if gate {
+        std::fs::write(dir.join("check.sh"), CHECK_SH)?;
+    }
     let mut opts = RepositoryInitOptions::new();
     opts.initial_head("main");
     let repo = Repository::init_opts(&dir, &opts).context("git init")?;
@@ -46,7 +81,11 @@ pub fn create_repo(parent: &Path, agents: usize) -> Result<PathBuf> {
     let sig = Signature::now("muster demo", "demo@muster.invalid")?;
     repo.commit(Some("HEAD"), &sig, &sig, "demo project", &tree, &[])?;
     std::fs::create_dir_all(dir.join(".muster"))?;
-    std::fs::write(dir.join(".muster/crew.toml"), crew_toml(agents))?;
+    let mut crew = crew_toml(agents);
+    if gate {
+        crew.push_str(GATE_TOML);
+    }
+    std::fs::write(dir.join(".muster/crew.toml"), crew)?;
     Ok(dir.canonicalize().unwrap_or(dir))
 }
 
@@ -57,7 +96,7 @@ mod tests {
     #[test]
     fn demo_repo_is_a_valid_crew() {
         let parent = tempfile::tempdir().unwrap();
-        let dir = create_repo(parent.path(), 10).unwrap();
+        let dir = create_demo(parent.path(), 10).unwrap();
         let text = std::fs::read_to_string(dir.join(".muster/crew.toml")).unwrap();
         let crew = crate::config::crew::parse_crew(
             Path::new("crew.toml"),
@@ -67,6 +106,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(crew.agents.len(), 10);
+        assert_eq!(crew.gates.len(), 1);
+        // Its check passes on the repository as committed, and fails on a plan with a FIXME.
+        let check = |dir: &Path| std::process::Command::new("sh").arg("check.sh").current_dir(dir).output().unwrap();
+        assert!(check(&dir).status.success());
+        std::fs::create_dir_all(dir.join("demo")).unwrap();
+        std::fs::write(dir.join("demo/api.txt"), "plan\n- FIXME: greet() has no test yet\n").unwrap();
+        let out = check(&dir);
+        assert_eq!(out.status.code(), Some(1));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(crate::gate::failures::failing(&text, crate::config::gate::Parse::Auto), ["api::plan_is_complete"]);
         assert_eq!(crate::git::worktree::current_branch(&dir).unwrap(), "main");
     }
 }

@@ -296,6 +296,7 @@ fn run_job(
     sink: &EventSink,
 ) -> Option<JobDone> {
     let mut rolled_back = None;
+    let mut turn = None;
     // Resolving conflicts leaves the timeline as it was: no need to list it again.
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let branches_moved = matches!(kind, JobKind::Merge { .. } | JobKind::Conflict { .. });
@@ -312,7 +313,11 @@ fn run_job(
                     .map(|(cp, new, settle)| ((cp, new), settle.unsettled))
             };
             let writing = || agent.map(|a| a.files_open_for_writing(&worktree)).unwrap_or_default();
-            match WorktreeWatch::checkpoint_settled(files, &writing, create) {
+            let made = WorktreeWatch::checkpoint_settled(files, &writing, create);
+            if let (Ok((cp, _)), "turn") = (&made, trigger.as_str()) {
+                turn = Some(cp.clone());
+            }
+            match made {
                 Ok((cp, true)) => Some((checkpoint_made(&name, &trigger, &cp), false)),
                 Ok((cp, false)) if !matches!(trigger.as_str(), "periodic" | "turn" | "stop") => {
                     Some((format!("{name}: nothing changed since checkpoint {}", cp.n), false))
@@ -398,12 +403,13 @@ fn run_job(
                     message: Some((format!("{name}: {e:#}"), true)),
                     stop_after: false,
                     branches_moved: false,
+                    turn: None,
                 }),
             };
         }
     };
     let checkpoints = touches_timeline.then(|| checkpoint::list(&worktree, &name).unwrap_or_default());
-    Some(JobDone { name, checkpoints, rolled_back, message, stop_after: false, branches_moved })
+    Some(JobDone { name, checkpoints, rolled_back, message, stop_after: false, branches_moved, turn })
 }
 
 /// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).

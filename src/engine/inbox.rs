@@ -46,6 +46,8 @@ pub enum ScriptMsg {
     Explain { name: String, reply: Sender<Answer> },
     /// `mail`: as the agent whose secret it carries (None: the operator).
     Mail { who: Option<(String, String)>, op: crate::protocol::mail::MailOp, reply: Sender<Answer> },
+    /// `gate`: run, list, log, grant, stop, cancel.
+    Gate { op: crate::protocol::gate::GateOp, reply: Sender<Answer> },
 }
 
 /// What a worker thread or an agent's threads tell the engine.
@@ -85,6 +87,11 @@ pub enum Report {
         name: String,
         generation: u64,
     },
+    /// A gate run ended (`turn`: the agent's turn count when it was queued; another now makes it stale).
+    GateDone {
+        run: crate::protocol::gate::GateRun,
+        turn: u64,
+    },
 }
 
 /// What a finished job tells the engine.
@@ -98,4 +105,6 @@ pub struct JobDone {
     pub stop_after: bool,
     /// A merge (or its end) may have moved a branch: every agent's diffstat and the overlaps are taken again.
     pub branches_moved: bool,
+    /// The checkpoint a turn ended on (new, or the last one when nothing changed): its gates run on it.
+    pub turn: Option<Checkpoint>,
 }

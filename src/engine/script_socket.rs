@@ -89,6 +89,9 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
                 let who = agent.map(|a| (a, token.unwrap_or_default()));
                 (EngineMsg::Script(ScriptMsg::Mail { who, op, reply: tx }), None, 1)
             }
+            Request::Gate { op } => {
+                (EngineMsg::Script(ScriptMsg::Gate { op, reply: tx }), Some(Duration::from_secs(10)), 1)
+            }
             Request::Version {} => return Flow::Continue,
         };
         if !send(msg) {

@@ -137,6 +137,7 @@ mod tests {
                 enter_delay_ms: 0,
                 hooks: None,
                 inherit_env: None,
+                gates: None,
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

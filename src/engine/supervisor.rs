@@ -28,6 +28,7 @@ use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::input;
 
 mod crew;
+mod gates;
 mod jobs;
 mod launch;
 mod lifecycle;
@@ -75,6 +76,12 @@ struct Slot {
     /// Some client shows its screen.
     watched: bool,
     mail: mail::MailSlot,
+    /// Turns it started (a gate's result is stale once another began).
+    turns: u64,
+    /// Why its gates hold it for the operator, while they do: shown as waiting.
+    gate_hold: Option<String>,
+    /// What its screen and hooks last said of why it is in its state.
+    detected_why: String,
 }
 
 impl Slot {
@@ -137,6 +144,8 @@ struct Supervisor {
     kills: Vec<GraceKill>,
     /// What exited agents left running (SIGTERMed), killed when the grace ends.
     leftovers: Vec<(Instant, Arc<AgentTree>)>,
+    /// The crew's gate runs, queued and under way, and each agent's loops.
+    gates: gates::Gates,
 }
 
 pub use crate::protocol::script::WaitFor;
@@ -220,9 +229,11 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         next_expiry: None,
         kills: Vec::new(),
         leftovers: Vec::new(),
+        gates: Default::default(),
     };
     sup.load_slots(saved);
     sup.open_mailbox();
+    sup.load_gates();
     // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -301,6 +312,7 @@ impl Supervisor {
             Report::Exited { name, generation, exit } => self.exited(&name, generation, exit),
             Report::MailEntered { name, generation } => self.mail_entered(&name, generation),
             Report::MailTaken { name, generation } => self.mail_taken(&name, generation),
+            Report::GateDone { run, turn } => self.gate_done(run, turn),
             Report::Diffstat { name, stat } => {
                 if let Some(slot) = self.slot_mut(&name) {
                     if slot.info.diffstat != stat {
@@ -534,9 +546,11 @@ impl Supervisor {
                     self.pump(&before);
                 }
             }
+            Command::Gate { op } => self.gate_command(from, op),
             Command::Shutdown => {
                 // Each running agent is checkpointed, then stopped; asked again, everything stops now.
                 let again = std::mem::replace(&mut self.shutting_down, true);
+                self.gates_on_shutdown();
                 self.queue.stopping.store(true, Ordering::SeqCst);
                 let running: Vec<(String, bool)> = self
                     .slots

@@ -1,6 +1,7 @@
 //! The crew's mailbox (issue #11): the store (`store`), the life of a receipt (`receipt`), when an agent can
 //! take mail (`verdict`), and the text an agent is given.
 
+pub mod gates;
 pub mod ops;
 pub mod receipt;
 pub mod store;
@@ -11,6 +12,9 @@ use crate::protocol::mail::{Mail, CREW, OPERATOR};
 use crate::protocol::AgentState;
 
 pub use store::{MailError, NewMail, Store};
+
+/// Who a gate's mail is from (`engine` sends it when a gate fails): a name no agent may take.
+pub const GATE: &str = "gate";
 
 /// After the operator typed into an agent, mail waits this long.
 pub const OPERATOR_GRACE: Duration = Duration::from_secs(3);
@@ -119,6 +123,16 @@ pub fn frame(mails: &[Mail], muster: &str) -> String {
             out.push_str("\n\n");
         }
         let kind = if m.urgent { "urgent mail" } else { "mail" };
+        if m.from == GATE {
+            // Not a person to answer: the gate judges the work again when the turn ends with changed files.
+            out.push_str(&format!(
+                "[muster {kind} #{} from gate] (a check of your work failed; it runs again when you end your turn \
+                 with changed files)\n{}",
+                m.id,
+                m.body.trim_end()
+            ));
+            continue;
+        }
         out.push_str(&format!(
             "[muster {kind} #{} from {}] (reply: {muster} mail send --to {} --reply-to {} \"…\"; or: {muster} mail ack {})\n{}",
             m.id,

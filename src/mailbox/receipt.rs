@@ -29,6 +29,8 @@ pub enum Step {
     Retry,
     /// The operator gives up on it.
     Drop,
+    /// Its sender sent a newer one in its place before it was delivered (why): a gate's newer failure.
+    Replace(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,6 +54,7 @@ impl Step {
             Step::Kill(_) => "killed",
             Step::Retry => "retried",
             Step::Drop => "dropped",
+            Step::Replace(_) => "replaced",
         }
     }
 }
@@ -83,6 +86,7 @@ pub fn apply(r: &Receipt, step: &Step, now_ms: u64) -> Result<Receipt, Invalid> 
         (S::Dead | S::Expired | S::Queued | S::Held, Step::Drop) => {
             to(S::Dropped, Some("dropped by the operator".into()), r.attempts)
         }
+        (S::Queued | S::Held, Step::Replace(why)) => to(S::Dropped, Some(why.clone()), r.attempts),
         (from, step) => return Err(Invalid { from: from.label(), step: step.label() }),
     };
     Ok(next)
@@ -143,6 +147,7 @@ mod tests {
             Just(Step::Kill("removed".into())),
             Just(Step::Retry),
             Just(Step::Drop),
+            Just(Step::Replace("a newer failure".into())),
         ]
     }
 

@@ -50,6 +50,30 @@ const MIGRATIONS: &[&str] = &[
     // 2: what the arbiter's timers ask (copies in a state; the few messages that expire) without a full scan.
     "CREATE INDEX receipts_by_state ON receipts(state, message);
     CREATE INDEX messages_expiring ON messages(expires_ms) WHERE expires_ms IS NOT NULL;",
+    // 3: gates (issue #28): every run of a gate, and each agent's loop on each gate (steers, grants, the guard).
+    "CREATE TABLE gate_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent TEXT NOT NULL,
+        gate TEXT NOT NULL,
+        checkpoint TEXT NOT NULL,
+        checkpoint_n INTEGER NOT NULL,
+        outcome TEXT,
+        exit INTEGER,
+        why TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        attempts INTEGER NOT NULL,
+        failed TEXT NOT NULL,
+        tail TEXT NOT NULL,
+        started_ms INTEGER NOT NULL,
+        took_ms INTEGER NOT NULL
+    );
+    CREATE INDEX gate_runs_by_agent ON gate_runs(agent, id);
+    CREATE TABLE gate_loops (
+        agent TEXT NOT NULL,
+        gate TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (agent, gate)
+    );",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +129,7 @@ pub struct LogEntry {
 }
 
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
     path: PathBuf,
     /// Tests: after this many more changes, the next one dies before its commit, as a kill would leave it.
     pub kill_after: Option<u32>,
@@ -484,7 +508,7 @@ fn commit(tx: rusqlite::Transaction, kill_after: &mut Option<u32>, path: &Path) 
     tx.commit().map_err(|e| classify(path, e))
 }
 
-fn classify(path: &Path, e: rusqlite::Error) -> MailError {
+pub(super) fn classify(path: &Path, e: rusqlite::Error) -> MailError {
     use rusqlite::ErrorCode as C;
     let path = path.to_path_buf();
     match e.sqlite_error_code() {
@@ -646,7 +670,7 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
         let e = Store::open(&path).err().unwrap();
-        assert!(e.to_string().contains("schema version 99; this muster knows versions up to 2"), "{e}");
+        assert!(e.to_string().contains("schema version 99; this muster knows versions up to 3"), "{e}");
     }
 
     #[test]

@@ -118,6 +118,12 @@ pub struct AgentInfo {
     /// it first ran.
     #[serde(default)]
     pub paused_by: String,
+    /// Its gates' word on its latest work (`✓`, `…`, `✗2/4 test`, `!`).
+    #[serde(default)]
+    pub gate: super::gate::GateMark,
+    /// The operator stopped its gates' loop: they run and show, but nothing is sent to it.
+    #[serde(default)]
+    pub gates_stopped: bool,
 }
 
 /// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
@@ -176,6 +182,8 @@ impl AgentInfo {
             mail: MailMarks::default(),
             crew_file: CrewFileMark::Same,
             paused_by: String::new(),
+            gate: Default::default(),
+            gates_stopped: false,
         }
     }
 }
@@ -382,6 +390,11 @@ pub enum Command {
     Composing {
         name: Option<String>,
     },
+    /// A gate request (run, list, a run's log, grant an attempt, stop the loop, cancel); lists and logs are
+    /// answered to the asker (`GateRuns`, `GateLog`).
+    Gate {
+        op: super::gate::GateOp,
+    },
     Shutdown,
 }
 
@@ -481,5 +494,15 @@ pub enum Event {
     },
     /// Messages that are new or changed (each whole, with its receipts); the snapshot has the newest ones.
     Mail(Vec<Mail>),
+    /// The newest gate runs (of one agent), newest first: the answer to a `Gate { Status }`.
+    GateRuns {
+        agent: Option<String>,
+        runs: Vec<super::gate::GateRun>,
+    },
+    /// One run's log: the answer to a `Gate { Log }`.
+    GateLog {
+        run: super::gate::GateRun,
+        log: String,
+    },
     ShutdownComplete,
 }

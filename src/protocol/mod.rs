@@ -6,6 +6,7 @@
 
 pub mod damage;
 pub mod frame;
+pub mod gate;
 pub mod git;
 pub mod mail;
 pub mod messages;
@@ -37,7 +38,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Bumped whenever a message changes shape; client and server must agree exactly.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -6,11 +6,12 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::gate::{GateAnswer, GateMark, GateOp};
 use super::mail::{MailAnswer, MailOp};
 use super::{AgentState, Command};
 
 /// Bumped whenever a request or an answer changes shape (`{"version":{}}` tells a script which it speaks).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// One request: an object with one key, the request's name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -68,6 +69,9 @@ pub enum Request {
         token: Option<String>,
         op: MailOp,
     },
+    /// Gates: run them, list their runs, read a run's log, grant an attempt, stop a loop, cancel. Answered
+    /// `gate`.
+    Gate { op: GateOp },
     /// Which version of this API the server speaks. Answered `version`.
     Version {},
 }
@@ -82,15 +86,22 @@ pub enum WaitFor {
     Exited,
     /// Idle, waiting or exited: anything but working.
     Any,
+    /// Every gate passed on its latest checkpoint.
+    Green,
+    /// A gate failed on its latest work, or could not run.
+    #[serde(rename = "gate-failed")]
+    GateFailed,
 }
 
 impl WaitFor {
-    pub fn matches(self, s: AgentState) -> bool {
+    pub fn matches(self, s: AgentState, gate: &GateMark) -> bool {
         match self {
             WaitFor::Idle => s == AgentState::Idle,
             WaitFor::Waiting => s == AgentState::Waiting,
             WaitFor::Exited => !s.is_running(),
             WaitFor::Any => matches!(s, AgentState::Idle | AgentState::Waiting) || !s.is_running(),
+            WaitFor::Green => matches!(gate, GateMark::Green { .. }),
+            WaitFor::GateFailed => matches!(gate, GateMark::Red { .. } | GateMark::Error { .. }),
         }
     }
 }
@@ -119,6 +130,8 @@ pub enum Answer {
     Waited { outcome: WaitOutcome },
     /// `mail`: the mailbox's answer.
     Mail(MailAnswer),
+    /// `gate`: the gates' answer.
+    Gate(GateAnswer),
     /// `version`: this API's version and the server's muster.
     Version { script: u32, muster: String },
     /// The request was not carried out. Never an agent's fault unless `kind` says so.
@@ -227,6 +240,9 @@ mod tests {
             Request::Status {},
             Request::Wait { agents: vec!["a".into(), "b".into()], until: WaitFor::Any, timeout: Some(2.5) },
             Request::Mail { agent: None, token: None, op: MailOp::Take {} },
+            Request::Gate { op: GateOp::Run { agent: "a".into(), gate: Some("test".into()) } },
+            Request::Gate { op: GateOp::Status { agent: None, limit: Some(3) } },
+            Request::Wait { agents: vec!["a".into()], until: WaitFor::GateFailed, timeout: None },
             Request::Version {},
         ];
         for r in &all {
@@ -238,6 +254,7 @@ mod tests {
                 | Request::Status {}
                 | Request::Wait { .. }
                 | Request::Mail { .. }
+                | Request::Gate { .. }
                 | Request::Version {} => {}
             }
         }
@@ -258,6 +275,8 @@ mod tests {
             Answer::Waited { outcome: WaitOutcome::Gone { agent: "a".into() } },
             Answer::Mail(MailAnswer::Taken { text: Some("hi".into()) }),
             Answer::Mail(MailAnswer::Error { error: "no message #9".into() }),
+            Answer::Gate(GateAnswer::Queued { runs: vec![4, 5] }),
+            Answer::Gate(GateAnswer::Done { message: "api: one more attempt".into() }),
             Answer::Version { script: VERSION, muster: "0.1.0".into() },
             Answer::error(ErrorKind::NotRunning, "a is not running"),
         ];
@@ -271,6 +290,7 @@ mod tests {
                 | Answer::Status { .. }
                 | Answer::Waited { .. }
                 | Answer::Mail(_)
+                | Answer::Gate(_)
                 | Answer::Version { .. }
                 | Answer::Error(_) => {}
             }

@@ -7,6 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::{AgentView, State};
+use crate::protocol::gate::GateMark;
 use crate::protocol::{AgentState, CrewFileMark};
 
 /// "2s", "3m", "1h", "4d": how long since the agent last printed anything.
@@ -78,8 +79,12 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     if medium {
         spans.push(Span::styled(name_cell(&info.kind, 9), with(theme.style("roster.kind"))));
     }
+    // Gates: a column only when the crew has a gate mark at all (a crew without gates keeps its room); it takes
+    // its room from the branch (muster/<name> says little the name does not).
+    let gates = state.agents.iter().any(|a| a.info.gate != GateMark::None);
     if wide {
-        spans.push(Span::styled(name_cell(&info.branch, 20), with(theme.style("roster.branch"))));
+        let room = if gates && width < 140 { 14 } else { 20 };
+        spans.push(Span::styled(name_cell(&info.branch, room), with(theme.style("roster.branch"))));
     }
     if medium {
         let d = info.diffstat;
@@ -97,6 +102,24 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     if medium {
         let cps = format!("◷{}{}", info.checkpoints, if info.rolled_back { " ↺" } else { "" });
         spans.push(Span::styled(pad(&cps, 7), with(theme.style("roster.kind"))));
+    }
+    if gates {
+        let scope = match &info.gate {
+            GateMark::Green { .. } => "roster.added",
+            GateMark::Red { .. } => "ui.error",
+            GateMark::Error { .. } => "ui.warning",
+            _ => "roster.kind",
+        };
+        // `✗2/4 test` when there is room; the attempts alone, or the glyph alone, when not.
+        let cell = info.gate.cell();
+        let shown = if width >= 140 {
+            pad(&cell, 12)
+        } else if medium {
+            pad(cell.split(' ').next().unwrap_or(""), 6)
+        } else {
+            pad(&cell.chars().take(1).collect::<String>(), 2)
+        };
+        spans.push(Span::styled(shown, with(theme.style(scope))));
     }
     // Mail: unread by you (✉), waiting to be delivered to it (→), dead letters (✗). A column when wide; at
     // the front of the note when not.

@@ -91,6 +91,14 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             (Action::Mailbox, if state.mail_view.crew { "this agent" } else { "whole crew" }),
             (Action::Close, "terminal"),
         ],
+        Mode::Gates => vec![
+            (Action::OpenLog, "log"),
+            (Action::RunGates, "run now"),
+            (Action::GrantAttempt, "grant attempt"),
+            (Action::StopLoop, "stop/resume loop"),
+            (Action::CancelGates, "cancel"),
+            (Action::Close, "terminal"),
+        ],
         Mode::Review => vec![
             (Action::Search, "search"),
             (Action::NextFile, "next file"),

@@ -86,6 +86,7 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         WellTab::Timeline => return super::timeline::render(state, frame, term),
         WellTab::Mail => return super::mail::render(state, frame, term),
         WellTab::Review => return super::review::render(state, frame, term),
+        WellTab::Gates => return super::gates::render(state, frame, term),
         WellTab::Terminal => {}
     }
     let panes = state.panes();
@@ -195,6 +196,9 @@ fn body(state: &State) -> WellTab {
         _ if state.attached => WellTab::Terminal,
         WellTab::Conflicts if !conflicts_here() => WellTab::Terminal,
         WellTab::Review if state.review.as_ref().is_none_or(|v| state.selected_name().as_ref() != Some(&v.agent)) => {
+            WellTab::Terminal
+        }
+        WellTab::Gates if state.gates.as_ref().is_none_or(|v| state.selected_name().as_ref() != Some(&v.agent)) => {
             WellTab::Terminal
         }
         tab => tab,

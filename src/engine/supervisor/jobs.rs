@@ -241,6 +241,9 @@ impl Supervisor {
             // The base may have moved under every agent: what each would merge is measured again.
             self.remeasure();
         }
+        if let Some(cp) = &done.turn {
+            self.gates_after_turn(&done.name, cp);
+        }
         let Some(checkpoints) = done.checkpoints else { return };
         let name = done.name;
         let Some(slot) = self.slot_mut(&name) else { return };

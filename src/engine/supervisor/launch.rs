@@ -299,6 +299,8 @@ impl Supervisor {
             mail: Default::default(),
             crew_file: Default::default(),
             paused_by: String::new(),
+            gate: Default::default(),
+            gates_stopped: false,
         };
         Slot {
             pending_spec: None,
@@ -322,6 +324,9 @@ impl Supervisor {
             sized_by: None,
             watched: false,
             mail: Default::default(),
+            turns: 0,
+            gate_hold: None,
+            detected_why: String::new(),
         }
     }
 }

@@ -170,6 +170,7 @@ impl Supervisor {
         self.sink.event(Event::Removed { name: name.to_string() });
         self.request_overlaps();
         self.mail_on_remove(name);
+        self.gates_on_remove(name);
         // Gone from the crew file too, so the next start does not bring it back (the watcher then sees no change).
         let edited = crate::config::edit_crew_file(&self.cfg.root, |t| crate::config::crew_edit::remove_agent(t, name));
         self.cfg.crew.agents.retain(|a| a.name != name);
@@ -202,11 +203,19 @@ impl Supervisor {
             return;
         }
         let before = slot.info.clone();
+        let turn_started = state == AgentState::Busy && slot.detected != AgentState::Busy;
         slot.detected = state;
+        slot.detected_why = why.clone();
+        if turn_started {
+            // The operator, mail or the CLI itself started a turn: a gate's hold ends, results under way go stale.
+            slot.turns += 1;
+            slot.gate_hold = None;
+        }
         if !slot.paused() {
             slot.info.state = state;
             slot.info.why = why;
         }
+        gates::shown_state(slot);
         let state_changed = slot.info.state != before.state;
         slot.info.title = title;
         slot.info.last_output_ms = last_output_ms;
@@ -252,6 +261,8 @@ impl Supervisor {
             .is_some_and(|s| s.files.as_ref().is_none_or(|w| w.is_dirty()));
         if turn_ended && dirty {
             self.job(name, JobKind::Create { trigger: "turn".into() }, false);
+        } else if turn_ended {
+            self.gates_unchanged_turn(name);
         }
     }
 

@@ -98,7 +98,7 @@ impl Supervisor {
         }
     }
 
-    fn crew_names(&self) -> Vec<String> {
+    pub(super) fn crew_names(&self) -> Vec<String> {
         self.slots.iter().map(|s| s.spec.name.clone()).collect()
     }
 
@@ -163,7 +163,7 @@ impl Supervisor {
     }
 
     /// Tell clients what changed, and try the deliveries it may allow.
-    fn mail_changed(&mut self, changed: Changed) {
+    pub(super) fn mail_changed(&mut self, changed: Changed) {
         if changed.mails.is_empty() {
             return;
         }

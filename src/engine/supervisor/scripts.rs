@@ -76,6 +76,13 @@ impl Supervisor {
                 }
             },
             ScriptMsg::Mail { who, op, reply } => self.mail_request(who, op, reply),
+            ScriptMsg::Gate { op, reply } => {
+                let answer = match self.gate_request(op) {
+                    Ok(a) => Answer::Gate(a),
+                    Err(e) => Answer::error(ErrorKind::Refused, e),
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
 
@@ -194,7 +201,7 @@ impl Supervisor {
             if ended && !matches!(w.until, WaitFor::Exited | WaitFor::Any) {
                 return Some(WaitOutcome::Ended { agent: name.clone() });
             }
-            all &= ended || w.until.matches(slot.info.state);
+            all &= ended || w.until.matches(slot.info.state, &slot.info.gate);
         }
         all.then_some(WaitOutcome::Matched)
     }

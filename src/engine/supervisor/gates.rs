@@ -1,0 +1,623 @@
+//! Gates in the engine (issue #28): after a turn that changed files, the agent's gates run on the checkpoint
+//! that ended it, one queue for the crew; a failure is handed back through the mail arbiter until it passes or
+//! the guard holds the agent for the operator. Only a gate's exit code decides; its error is never the agent's.
+
+use std::collections::VecDeque;
+
+use super::*;
+use crate::config::gate::{GateSpec, When};
+use crate::gate::guard::{Action, Loop};
+use crate::gate::{failures, outcome, output, run};
+use crate::mailbox::receipt::Step;
+use crate::protocol::gate::{steer_text, GateAnswer, GateMark, GateOp, GateOutcome, GateRun};
+use crate::protocol::mail::{MailOp, ReceiptState};
+use crate::protocol::now_ms;
+
+use crate::mailbox::GATE as GATE_SENDER;
+/// Runs a status lists unless asked for more (and at most).
+const LIST: usize = 20;
+const MAX_LIST: usize = 500;
+
+/// A run waiting for a place.
+struct Queued {
+    agent: String,
+    gate: GateSpec,
+    checkpoint: String,
+    checkpoint_n: u32,
+    /// The agent's turn count when it was queued.
+    turn: u64,
+}
+
+/// A run under way.
+struct Active {
+    id: i64,
+    agent: String,
+    gate: String,
+    cancel: run::Cancel,
+}
+
+#[derive(Default)]
+pub(super) struct Gates {
+    queue: VecDeque<Queued>,
+    active: Vec<Active>,
+    /// Each agent's loop on each gate (by agent, then gate).
+    loops: BTreeMap<(String, String), Loop>,
+    /// The checkpoint each gate last judged (passed or failed) for each agent: the same tree is not run again.
+    judged: BTreeMap<(String, String), String>,
+    /// The last outcome of each gate for each agent, and the run.
+    last: BTreeMap<(String, String), GateRun>,
+    /// Ids for runs when the database is not available.
+    local_ids: i64,
+}
+
+/// Half the cores, at least one: gates are test suites, and the agents need the rest.
+fn default_parallel() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
+}
+
+impl Supervisor {
+    fn gate_specs(&self, name: &str, when: When) -> Vec<GateSpec> {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return Vec::new() };
+        let spec = slot.pending_spec.as_ref().unwrap_or(&slot.spec);
+        spec.gates_at(&self.cfg.crew.gates, when).into_iter().cloned().collect()
+    }
+
+    /// The loops and last runs kept in the database, read when the mailbox opens.
+    pub(super) fn load_gates(&mut self) {
+        let Some(store) = self.mailbox.as_mut() else { return };
+        if let Err(e) = store.gate_runs_interrupted() {
+            tracing::warn!("gate runs: {e}");
+        }
+        if let Ok(loops) = store.gate_loops() {
+            for (agent, gate, l) in loops {
+                self.gates.loops.insert((agent, gate), l);
+            }
+        }
+        if let Ok(runs) = store.gate_runs(None, MAX_LIST) {
+            for r in runs.into_iter().rev() {
+                if matches!(r.outcome, Some(GateOutcome::Pass | GateOutcome::Fail)) {
+                    self.gates.judged.insert((r.agent.clone(), r.gate.clone()), r.checkpoint.clone());
+                }
+                self.gates.last.insert((r.agent.clone(), r.gate.clone()), r);
+            }
+        }
+        let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
+        for name in names {
+            let hold = self.gates.loops.iter().find(|((a, _), l)| a == &name && l.held.is_some());
+            let hold = hold.and_then(|(_, l)| l.held.clone());
+            let mark = self.gate_mark(&name);
+            let stopped = self.gates.loops.iter().any(|((a, _), l)| a == &name && l.stopped);
+            if let Some(slot) = self.slot_mut(&name) {
+                slot.info.gate = mark;
+                slot.info.gates_stopped = stopped;
+                slot.gate_hold = hold;
+            }
+        }
+    }
+
+    /// A turn ended on checkpoint `cp`: its gates run on it, unless they judged that tree already.
+    pub(super) fn gates_after_turn(&mut self, name: &str, cp: &crate::protocol::git::Checkpoint) {
+        let specs = self.gate_specs(name, When::Turn);
+        self.queue_gates(name, specs, &cp.id, cp.n, false);
+    }
+
+    fn queue_gates(&mut self, name: &str, specs: Vec<GateSpec>, checkpoint: &str, n: u32, again: bool) -> Vec<i64> {
+        let Some(turn) = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.turns) else { return Vec::new() };
+        let mut queued = false;
+        for gate in specs {
+            let key = (name.to_string(), gate.name.clone());
+            if !again && !checkpoint.is_empty() && self.gates.judged.get(&key).is_some_and(|c| c == checkpoint) {
+                continue;
+            }
+            let running = self.gates.active.iter().any(|a| a.agent == name && a.gate == gate.name);
+            if running {
+                // The run under way checks a tree the agent moved on from; this one replaces it.
+                self.cancel_gate(name, Some(&gate.name));
+            }
+            self.gates.queue.retain(|q| !(q.agent == name && q.gate.name == gate.name));
+            // A changed tree after a steer is progress: the guard's count of turns without a change restarts.
+            if let Some(l) = self.gates.loops.get_mut(&key) {
+                l.idle_turns = 0;
+            }
+            self.gates.queue.push_back(Queued {
+                agent: name.to_string(),
+                gate,
+                checkpoint: checkpoint.to_string(),
+                checkpoint_n: n,
+                turn,
+            });
+            queued = true;
+        }
+        if !queued {
+            return Vec::new();
+        }
+        self.set_gate_mark(name);
+        self.pump_gates()
+    }
+
+    /// Start what waits, while there is a place; the ids started.
+    fn pump_gates(&mut self) -> Vec<i64> {
+        let limit = self.cfg.crew.max_parallel_gates.unwrap_or_else(default_parallel);
+        let mut started = Vec::new();
+        while self.gates.active.len() < limit {
+            let Some(q) = self.gates.queue.pop_front() else { break };
+            if let Some(id) = self.start_gate(q) {
+                started.push(id);
+            }
+        }
+        started
+    }
+
+    fn start_gate(&mut self, q: Queued) -> Option<i64> {
+        let slot = self.slots.iter().find(|s| s.spec.name == q.agent)?;
+        let spec = slot.pending_spec.clone().unwrap_or_else(|| slot.spec.clone());
+        let dir = slot.info.worktree.clone();
+        let mut env = child_env(std::env::vars(), &spec, &self.run_dir, slot.info.port_base);
+        env.push(("MUSTER_GATE".into(), q.gate.name.clone()));
+        let loops = self.gates.loops.get(&(q.agent.clone(), q.gate.name.clone())).cloned().unwrap_or_default();
+        let mut record = GateRun {
+            id: 0,
+            agent: q.agent.clone(),
+            gate: q.gate.name.clone(),
+            checkpoint: q.checkpoint.clone(),
+            checkpoint_n: q.checkpoint_n,
+            outcome: None,
+            exit: None,
+            why: "running".into(),
+            attempt: 0,
+            attempts: q.gate.attempts.saturating_add(loops.granted),
+            failed: Vec::new(),
+            tail: String::new(),
+            started_ms: now_ms(),
+            took_ms: 0,
+        };
+        record.id = match self.mailbox.as_mut().map(|s| s.gate_started(&record)) {
+            Some(Ok(id)) => id,
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::warn!("recording a gate run: {e}");
+                }
+                self.gates.local_ids -= 1;
+                self.gates.local_ids
+            }
+        };
+        let logs = match crate::safefs::real_dir(&self.cfg.root, ".muster/gates") {
+            Ok(d) => d,
+            Err(e) => {
+                self.message(format!("{}: gate {} not run: {e:#}", q.agent, q.gate.name), true);
+                return None;
+            }
+        };
+        let job = run::Job {
+            run: q.gate.run.clone(),
+            dir,
+            env,
+            timeout: Duration::from_secs(q.gate.timeout_s),
+            log: logs.join(format!("{}.log", record.id)),
+        };
+        let cancel = run::Cancel::default();
+        self.gates.active.push(Active {
+            id: record.id,
+            agent: q.agent.clone(),
+            gate: q.gate.name.clone(),
+            cancel: cancel.clone(),
+        });
+        self.gates.last.insert((q.agent.clone(), q.gate.name.clone()), record.clone());
+        let tx = self.tx.clone();
+        let (turn, gate) = (q.turn, q.gate);
+        let id = record.id;
+        let spawned = std::thread::Builder::new().name("gate".into()).spawn(move || {
+            let finished = run::run(&job, &cancel);
+            let (outcome, why) = outcome::classify(&finished.ended);
+            let plain = output::plain(&finished.tail);
+            record.outcome = Some(outcome);
+            record.exit = match finished.ended {
+                outcome::Ended::Exited(n) => Some(n),
+                _ => None,
+            };
+            record.why = why;
+            record.failed = failures::failing(&plain, gate.parse);
+            record.tail = output::tail(&plain, gate.feedback_lines);
+            record.took_ms = finished.took.as_millis() as u64;
+            let _ = tx.send(EngineMsg::Report(Report::GateDone { run: record, turn }));
+        });
+        if let Err(e) = spawned {
+            self.gates.active.retain(|a| a.id != id);
+            self.message(format!("gate not run: no thread for it ({e})"), true);
+            return None;
+        }
+        Some(id)
+    }
+
+    /// A run ended: recorded, judged, and acted on (steer, hold, green) unless the agent moved on meanwhile.
+    pub(super) fn gate_done(&mut self, mut run: GateRun, turn: u64) {
+        self.gates.active.retain(|a| a.id != run.id);
+        let name = run.agent.clone();
+        let key = (name.clone(), run.gate.clone());
+        let current = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.turns);
+        let removed = current.is_none();
+        // The agent started another turn meanwhile: the result is kept, not acted on.
+        if current.is_some_and(|t| t != turn) && run.outcome != Some(GateOutcome::Error) {
+            run.outcome = Some(GateOutcome::Stale);
+        }
+        let spec = self.cfg.crew.gates.iter().find(|g| g.name == run.gate).cloned();
+        let outcome = run.outcome.unwrap_or(GateOutcome::Error);
+        let mut action = Action::Nothing;
+        if let (Some(spec), false) = (&spec, removed) {
+            let undelivered = self.undelivered_steer(&key).is_some();
+            let l = self.gates.loops.entry(key.clone()).or_default();
+            action = l.on_outcome(&spec.name, spec.attempts, outcome, undelivered);
+            run.attempts = spec.attempts.saturating_add(l.granted);
+            run.attempt = match action {
+                Action::Steer { attempt, .. } => attempt,
+                _ if outcome == GateOutcome::Fail => l.steers,
+                _ => 0,
+            };
+        }
+        if matches!(outcome, GateOutcome::Pass | GateOutcome::Fail) && !run.checkpoint.is_empty() {
+            self.gates.judged.insert(key.clone(), run.checkpoint.clone());
+        }
+        self.gates.last.insert(key.clone(), run.clone());
+        if let Some(store) = self.mailbox.as_mut() {
+            if let Err(e) = store.gate_ended(&run) {
+                tracing::warn!("recording gate run {}: {e}", run.id);
+            }
+            if let Some(l) = self.gates.loops.get(&key) {
+                let _ = store.save_gate_loop(&key.0, &key.1, l);
+            }
+            if run.id % 20 == 0 {
+                if let Ok(gone) = store.prune_gate_runs(&name, crate::mailbox::gates::KEEP_RUNS) {
+                    remove_logs(&self.cfg.root, &gone);
+                }
+            }
+        }
+        match action {
+            Action::Steer { .. } => self.steer_on_gate(&run),
+            Action::Hold { reason } => self.hold_for_gate(&name, reason),
+            Action::Passed => {
+                if self.slot_mut(&name).is_some_and(|s| s.gate_hold.take().is_some()) {
+                    self.restate(&name);
+                }
+            }
+            Action::Nothing if outcome == GateOutcome::Error && !removed => {
+                // The check is broken, not the work: the operator hears it; the agent does not.
+                self.message(format!("{name}: gate {} could not judge its work: {}", run.gate, run.why), true);
+            }
+            Action::Nothing => {}
+        }
+        self.set_gate_mark(&name);
+        self.pump_gates();
+        self.settle_waits();
+    }
+
+    /// The last steer of this loop, while it has not reached its agent (queued, or held).
+    fn undelivered_steer(&self, key: &(String, String)) -> Option<i64> {
+        let id = self.gates.loops.get(key)?.mail?;
+        let mail = self.mailbox.as_ref()?.get(id).ok()??;
+        let state = mail.receipt(&key.0)?.state;
+        matches!(state, ReceiptState::Queued | ReceiptState::Held).then_some(id)
+    }
+
+    /// Hand a failure back to the agent as mail from `gate`: the arbiter delivers it at its prompt, never into
+    /// a dialog or while the operator types. A steer of the same loop not delivered yet is replaced by it.
+    fn steer_on_gate(&mut self, run: &GateRun) {
+        let key = (run.agent.clone(), run.gate.clone());
+        let replaced = self.undelivered_steer(&key);
+        let crew = self.crew_names();
+        let Some(store) = self.mailbox.as_mut() else {
+            self.message(
+                format!("{}: gate {} failed, and the mailbox that would tell it is not open", run.agent, run.gate),
+                true,
+            );
+            return;
+        };
+        let op = MailOp::Send {
+            to: vec![run.agent.clone()],
+            body: steer_text(run),
+            reply_to: None,
+            urgent: false,
+            ask: false,
+            expires: None,
+        };
+        let mut gone = Vec::new();
+        if let Some(old) = replaced {
+            let why = Step::Replace(format!("replaced by the failure on checkpoint {}", run.checkpoint_n));
+            if store.apply(old, &run.agent, &why, now_ms()).is_ok() {
+                gone.push(old);
+            }
+        }
+        let (answer, mut changed) = crate::mailbox::ops::run(store, GATE_SENDER, op, &crew, now_ms());
+        match answer {
+            crate::protocol::mail::MailAnswer::Sent { mail } => {
+                let l = self.gates.loops.entry(key.clone()).or_default();
+                l.mail = Some(mail.id);
+                if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
+                    let _ = store.save_gate_loop(&key.0, &key.1, l);
+                }
+            }
+            crate::protocol::mail::MailAnswer::Error { error } => {
+                self.message(format!("{}: the failure of gate {} was not sent: {error}", run.agent, run.gate), true);
+            }
+            _ => {}
+        }
+        changed.mails.extend(gone);
+        self.mail_changed(changed);
+    }
+
+    /// The guard stopped the loop: the agent waits for the operator (◆, with the reason, and the bell).
+    fn hold_for_gate(&mut self, name: &str, reason: String) {
+        self.message(
+            format!("{name}: {reason}: it waits for you (grant an attempt, steer it, or stop the loop)"),
+            true,
+        );
+        if let Some(slot) = self.slot_mut(name) {
+            slot.gate_hold = Some(reason);
+        }
+        self.restate(name);
+    }
+
+    /// The state shown again after a hold began or ended: a hold shows an agent at its prompt as waiting.
+    pub(super) fn restate(&mut self, name: &str) {
+        let Some(slot) = self.slot_mut(name) else { return };
+        let before = slot.info.clone();
+        shown_state(slot);
+        if slot.info != before {
+            self.emit(name);
+        }
+    }
+
+    /// The turn ended without a changed file: after a steer, the guard counts it.
+    pub(super) fn gates_unchanged_turn(&mut self, name: &str) {
+        let keys: Vec<(String, String)> = self.gates.loops.keys().filter(|(a, _)| a == name).cloned().collect();
+        for key in keys {
+            let action = match self.gates.loops.get_mut(&key) {
+                Some(l) => l.on_unchanged_turn(&key.1),
+                None => continue,
+            };
+            if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
+                let _ = store.save_gate_loop(&key.0, &key.1, l);
+            }
+            if let Action::Hold { reason } = action {
+                self.hold_for_gate(name, reason);
+            }
+        }
+    }
+
+    fn gate_mark(&self, name: &str) -> GateMark {
+        if self.gates.queue.iter().any(|q| q.agent == name) || self.gates.active.iter().any(|a| a.agent == name) {
+            return GateMark::Running;
+        }
+        let specs = self.gate_specs(name, When::Turn);
+        let mut mark = GateMark::None;
+        let mut green = None;
+        for spec in &specs {
+            let Some(run) = self.gates.last.get(&(name.to_string(), spec.name.clone())) else { continue };
+            match run.outcome {
+                Some(GateOutcome::Fail) => {
+                    return GateMark::Red { gate: spec.name.clone(), attempt: run.attempt, of: run.attempts };
+                }
+                Some(GateOutcome::Error) => mark = GateMark::Error { gate: spec.name.clone() },
+                Some(GateOutcome::Pass) if mark == GateMark::None => green = Some(run.checkpoint_n),
+                _ => {}
+            }
+        }
+        match (mark, green) {
+            (GateMark::None, Some(n)) if specs.iter().all(|s| self.passed(name, &s.name)) => {
+                GateMark::Green { checkpoint_n: n }
+            }
+            (mark, _) => mark,
+        }
+    }
+
+    fn passed(&self, name: &str, gate: &str) -> bool {
+        self.gates.last.get(&(name.to_string(), gate.to_string())).is_some_and(|r| r.outcome == Some(GateOutcome::Pass))
+    }
+
+    fn set_gate_mark(&mut self, name: &str) {
+        let mark = self.gate_mark(name);
+        if let Some(slot) = self.slot_mut(name) {
+            if slot.info.gate != mark {
+                slot.info.gate = mark;
+                self.emit(name);
+            }
+        }
+    }
+
+    fn cancel_gate(&mut self, name: &str, gate: Option<&str>) -> usize {
+        let mut n = 0;
+        for a in self.gates.active.iter().filter(|a| a.agent == name && gate.is_none_or(|g| g == a.gate)) {
+            a.cancel.cancel();
+            n += 1;
+        }
+        let before = self.gates.queue.len();
+        self.gates.queue.retain(|q| !(q.agent == name && gate.is_none_or(|g| g == q.gate.name)));
+        n + before - self.gates.queue.len()
+    }
+
+    /// An agent left the crew: its runs end, its loops are forgotten.
+    pub(super) fn gates_on_remove(&mut self, name: &str) {
+        self.cancel_gate(name, None);
+        self.gates.loops.retain(|(a, _), _| a != name);
+        self.gates.judged.retain(|(a, _), _| a != name);
+        self.gates.last.retain(|(a, _), _| a != name);
+        if let Some(store) = self.mailbox.as_mut() {
+            let _ = store.forget_gate_loops(name);
+        }
+    }
+
+    /// A gate request of a script or a client.
+    pub(super) fn gate_request(&mut self, op: GateOp) -> Result<GateAnswer, String> {
+        let known = |s: &Self, agent: &str| {
+            if s.slots.iter().any(|x| x.spec.name == agent) {
+                Ok(())
+            } else {
+                Err(format!("no agent `{agent}` in this crew"))
+            }
+        };
+        match op {
+            GateOp::Run { agent, gate } => {
+                known(self, &agent)?;
+                let all: Vec<GateSpec> = self.cfg.crew.gates.clone();
+                let specs: Vec<GateSpec> = match &gate {
+                    Some(g) => all.into_iter().filter(|s| &s.name == g).collect(),
+                    None => self.gate_specs(&agent, When::Turn),
+                };
+                if specs.is_empty() {
+                    return Err(match gate {
+                        Some(g) => format!("no gate `{g}` in the crew file"),
+                        None => format!("{agent} has no gates to run after its turns (see [[gate]] in crew.toml)"),
+                    });
+                }
+                // By hand: on the worktree as it is, whatever ran before.
+                let runs = self.queue_gates(&agent, specs, "", 0, true);
+                Ok(GateAnswer::Queued { runs })
+            }
+            GateOp::Status { agent, limit } => {
+                if let Some(a) = &agent {
+                    known(self, a)?;
+                }
+                let limit = limit.unwrap_or(LIST).min(MAX_LIST);
+                let runs = match self.mailbox.as_ref() {
+                    Some(store) => store.gate_runs(agent.as_deref(), limit).map_err(|e| e.to_string())?,
+                    None => {
+                        let mut r: Vec<GateRun> = self
+                            .gates
+                            .last
+                            .values()
+                            .filter(|r| agent.as_ref().is_none_or(|a| &r.agent == a))
+                            .cloned()
+                            .collect();
+                        r.sort_by_key(|r| std::cmp::Reverse(r.started_ms));
+                        r
+                    }
+                };
+                Ok(GateAnswer::Runs { runs })
+            }
+            GateOp::Log { id } => {
+                let run = self.mailbox.as_ref().and_then(|s| s.gate_run(id).ok().flatten());
+                let run = run.ok_or_else(|| format!("no gate run #{id}"))?;
+                let path = self.cfg.root.join(".muster/gates").join(format!("{id}.log"));
+                let log = match crate::safefs::read_own_file(&path, run::MAX_LOG + (1 << 20)) {
+                    Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+                    Ok(None) => "(its log is gone)".into(),
+                    Err(e) => format!("(its log cannot be read: {e:#})"),
+                };
+                Ok(GateAnswer::Log { run, log })
+            }
+            GateOp::Grant { agent, gate } => {
+                known(self, &agent)?;
+                let gate = match gate {
+                    Some(g) => g,
+                    None => self.failing_gate(&agent).ok_or_else(|| format!("{agent} has no failing gate"))?,
+                };
+                let spec = self.cfg.crew.gates.iter().find(|g| g.name == gate).cloned();
+                let spec = spec.ok_or_else(|| format!("no gate `{gate}` in the crew file"))?;
+                let key = (agent.clone(), gate.clone());
+                let action = self.gates.loops.entry(key.clone()).or_default().grant(spec.attempts);
+                if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
+                    let _ = store.save_gate_loop(&agent, &gate, l);
+                }
+                if let Some(slot) = self.slot_mut(&agent) {
+                    slot.gate_hold = None;
+                }
+                self.restate(&agent);
+                let last = self.gates.last.get(&key).cloned().filter(|r| r.outcome == Some(GateOutcome::Fail));
+                if let (Action::Steer { attempt, of }, Some(mut last)) = (action, last) {
+                    last.attempt = attempt;
+                    last.attempts = of;
+                    self.steer_on_gate(&last);
+                    return Ok(GateAnswer::Done {
+                        message: format!("{agent}: attempt {attempt} of {of} of gate {gate}: its failure is sent"),
+                    });
+                }
+                Ok(GateAnswer::Done { message: format!("{agent}: one more attempt of gate {gate}") })
+            }
+            GateOp::Stop { agent, resume } => {
+                known(self, &agent)?;
+                let gates: Vec<String> = self.cfg.crew.gates.iter().map(|g| g.name.clone()).collect();
+                for gate in gates {
+                    let key = (agent.clone(), gate.clone());
+                    let l = self.gates.loops.entry(key.clone()).or_default();
+                    l.stopped = !resume;
+                    l.held = None;
+                    if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
+                        let _ = store.save_gate_loop(&agent, &gate, l);
+                    }
+                }
+                if let Some(slot) = self.slot_mut(&agent) {
+                    slot.gate_hold = None;
+                    slot.info.gates_stopped = !resume;
+                }
+                self.restate(&agent);
+                self.emit(&agent);
+                Ok(GateAnswer::Done {
+                    message: if resume {
+                        format!("{agent}: its gates' failures are sent to it again")
+                    } else {
+                        format!("{agent}: its gates still run, but their failures are no longer sent to it")
+                    },
+                })
+            }
+            GateOp::Cancel { agent } => {
+                known(self, &agent)?;
+                let n = self.cancel_gate(&agent, None);
+                self.set_gate_mark(&agent);
+                Ok(GateAnswer::Done { message: format!("{agent}: {} cancelled", crate::text::counted(n, "gate run")) })
+            }
+        }
+    }
+
+    fn failing_gate(&self, agent: &str) -> Option<String> {
+        self.gates
+            .last
+            .iter()
+            .find(|((a, _), r)| a == agent && r.outcome == Some(GateOutcome::Fail))
+            .map(|((_, g), _)| g.clone())
+    }
+
+    /// A client's gate request: lists and logs answered to it alone, the rest said as a message.
+    pub(super) fn gate_command(&mut self, from: Asker, op: GateOp) {
+        let agent = match &op {
+            GateOp::Status { agent, .. } => agent.clone(),
+            _ => None,
+        };
+        match self.gate_request(op) {
+            Ok(GateAnswer::Runs { runs }) => self.sink.reply(from, Event::GateRuns { agent, runs }),
+            Ok(GateAnswer::Log { run, log }) => self.sink.reply(from, Event::GateLog { run, log }),
+            Ok(GateAnswer::Done { message }) => self.message(message, false),
+            Ok(GateAnswer::Queued { runs }) => {
+                self.message(format!("{} queued", crate::text::counted(runs.len(), "gate run")), false)
+            }
+            Err(e) => self.message(e, true),
+        }
+    }
+
+    /// Every gate run ends with the crew.
+    pub(super) fn gates_on_shutdown(&mut self) {
+        self.gates.queue.clear();
+        for a in &self.gates.active {
+            a.cancel.cancel();
+        }
+    }
+}
+
+/// What the roster shows of a slot's state: a hold shows an agent at its prompt as waiting, with its reason.
+pub(super) fn shown_state(slot: &mut Slot) {
+    match &slot.gate_hold {
+        Some(reason) if slot.info.state == AgentState::Idle && !slot.paused() => {
+            slot.info.state = AgentState::Waiting;
+            slot.info.why = reason.clone();
+        }
+        None if slot.info.state == AgentState::Waiting && slot.detected == AgentState::Idle && !slot.paused() => {
+            slot.info.state = AgentState::Idle;
+            slot.info.why = slot.detected_why.clone();
+        }
+        _ => {}
+    }
+}
+
+fn remove_logs(root: &std::path::Path, ids: &[i64]) {
+    for id in ids {
+        let _ = std::fs::remove_file(root.join(".muster/gates").join(format!("{id}.log")));
+    }
+}
