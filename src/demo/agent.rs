@@ -268,12 +268,20 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
                     mail_in(text).into_iter().partition(|(_, from, _)| from == "gate");
                 if !gate.is_empty() {
                     // A gate failed on this agent's work: it fixes what the check names (and notes nothing of
-                    // it, which would quote the failure back into its plan).
+                    // it, which would quote the failure back into its plan). A lazy agent (tests of the loop
+                    // guard) looks and changes nothing.
                     out("\x1b[35m✉ a gate failed: fixing it\x1b[0m\r\n");
                     think("fixing…", think_seconds / 2.0);
-                    let plan = std::fs::read_to_string(&file).unwrap_or_default();
-                    std::fs::write(&file, plan.replace(UNFINISHED, "greet() is tested"))?;
-                    out(&format!("\x1b[32m✔\x1b[0m fixed {}\r\n", file.display()));
+                    if std::env::var_os("MUSTER_DEMO_LAZY").is_some() {
+                        out("\x1b[33m✗ looked at it, changed nothing\x1b[0m\r\n");
+                    } else {
+                        let plan = std::fs::read_to_string(&file).unwrap_or_default();
+                        if plan.contains(UNFINISHED) {
+                            std::fs::write(&file, plan.replace(UNFINISHED, "greet() is tested"))?;
+                        }
+                        append(&file, &format!("- fixed what gate mail #{} named\n", gate[0].0))?;
+                        out(&format!("\x1b[32m✔\x1b[0m fixed {}\r\n", file.display()));
+                    }
                     if mails.is_empty() {
                         continue;
                     }
@@ -284,6 +292,10 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
                     out(&format!("\x1b[35m✉ {} message(s)\x1b[0m\r\n", mails.len()));
                 }
                 think("working on it…", think_seconds / 2.0);
+                if std::env::var_os("MUSTER_DEMO_LAZY").is_some() {
+                    out("\x1b[33m✗ changed nothing\x1b[0m\r\n");
+                    continue;
+                }
                 let noted = if gate.is_empty() {
                     text.to_string()
                 } else {

@@ -296,7 +296,10 @@ fn run_job(
     sink: &EventSink,
 ) -> Option<JobDone> {
     let mut rolled_back = None;
+    // A turn's checkpoint: whether the job was one, the checkpoint it ended on, and whether that is new.
     let mut turn = None;
+    let turn_job = matches!(&kind, JobKind::Create { trigger } if trigger == "turn");
+    let mut turn_changed = false;
     // Resolving conflicts leaves the timeline as it was: no need to list it again.
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let branches_moved = matches!(kind, JobKind::Merge { .. } | JobKind::Conflict { .. });
@@ -314,8 +317,9 @@ fn run_job(
             };
             let writing = || agent.map(|a| a.files_open_for_writing(&worktree)).unwrap_or_default();
             let made = WorktreeWatch::checkpoint_settled(files, &writing, create);
-            if let (Ok((cp, _)), "turn") = (&made, trigger.as_str()) {
+            if let (Ok((cp, new)), "turn") = (&made, trigger.as_str()) {
                 turn = Some(cp.clone());
+                turn_changed = *new;
             }
             match made {
                 Ok((cp, true)) => Some((checkpoint_made(&name, &trigger, &cp), false)),
@@ -404,12 +408,24 @@ fn run_job(
                     stop_after: false,
                     branches_moved: false,
                     turn: None,
+                    turn_job: false,
+                    turn_changed: false,
                 }),
             };
         }
     };
     let checkpoints = touches_timeline.then(|| checkpoint::list(&worktree, &name).unwrap_or_default());
-    Some(JobDone { name, checkpoints, rolled_back, message, stop_after: false, branches_moved, turn })
+    Some(JobDone {
+        name,
+        checkpoints,
+        rolled_back,
+        message,
+        stop_after: false,
+        branches_moved,
+        turn,
+        turn_job,
+        turn_changed,
+    })
 }
 
 /// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).

@@ -107,4 +107,8 @@ pub struct JobDone {
     pub branches_moved: bool,
     /// The checkpoint a turn ended on (new, or the last one when nothing changed): its gates run on it.
     pub turn: Option<Checkpoint>,
+    /// The job was the checkpoint of a turn's end.
+    pub turn_job: bool,
+    /// That turn changed the tree (a new checkpoint).
+    pub turn_changed: bool,
 }

@@ -151,10 +151,9 @@ pub enum GateAnswer {
 /// The steer a failed run sends its agent: which gate, on which checkpoint, which attempt, the failing tests, the
 /// output's tail, and what to do.
 pub fn steer_text(run: &GateRun) -> String {
-    let mut s = format!(
-        "The gate `{}` failed on checkpoint {} ({}), attempt {} of {}.",
-        run.gate, run.checkpoint_n, run.why, run.attempt, run.attempts
-    );
+    let on = if run.checkpoint_n > 0 { format!("checkpoint {}", run.checkpoint_n) } else { "your worktree".into() };
+    let mut s =
+        format!("The gate `{}` failed on {on} ({}), attempt {} of {}.", run.gate, run.why, run.attempt, run.attempts);
     if !run.failed.is_empty() {
         let names: Vec<&str> = run.failed.iter().take(20).map(String::as_str).collect();
         s.push_str(&format!("\nFailing: {}", names.join(", ")));

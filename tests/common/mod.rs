@@ -52,20 +52,7 @@ impl Rig {
         let root = muster::demo::create_repo(dir.path(), 1).unwrap();
         std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
         setup(&root);
-        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
-        let (sink, events) = engine::channel_sink();
-        let cfg = EngineConfig {
-            root: root.clone(),
-            crew,
-            scrollback: 10_000,
-            muster_exe: PathBuf::from(env!("CARGO_BIN_EXE_muster")),
-            stop_grace: Duration::from_secs(2),
-            palette: Default::default(),
-            checkpoint_every,
-        };
-        let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
-        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80, also: vec![] });
-        engine.send(Command::StartCrew);
+        let (engine, events) = Rig::engine(&root, crew, watch, checkpoint_every);
         Rig {
             root,
             engine,
@@ -79,6 +66,38 @@ impl Rig {
             overlaps: None,
             _dir: dir,
         }
+    }
+
+    fn engine(root: &Path, crew: &str, watch: &str, checkpoint_every: Duration) -> (EngineHandle, Receiver<Event>) {
+        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
+        let (sink, events) = engine::channel_sink();
+        let cfg = EngineConfig {
+            root: root.to_path_buf(),
+            crew,
+            scrollback: 10_000,
+            muster_exe: PathBuf::from(env!("CARGO_BIN_EXE_muster")),
+            stop_grace: Duration::from_secs(2),
+            palette: Default::default(),
+            checkpoint_every,
+        };
+        let engine = engine::supervisor::start(cfg, Arc::new(NativePty), sink).unwrap();
+        engine.send(Command::Watch { name: Some(watch.into()), rows: 24, cols: 80, also: vec![] });
+        engine.send(Command::StartCrew);
+        (engine, events)
+    }
+
+    /// Stop the crew (as quitting muster does) and start a new engine on the same repository and crew file: what
+    /// muster keeps across a restart is what this one finds.
+    pub fn restart(&mut self, watch: &str) {
+        self.engine.send(Command::Shutdown);
+        self.wait_for("the crew to stop", |r| r.shut_down);
+        let crew = std::fs::read_to_string(self.root.join(".muster/crew.toml")).unwrap();
+        let (engine, events) = Rig::engine(&self.root, &crew, watch, Duration::from_secs(300));
+        (self.engine, self.events) = (engine, events);
+        self.shut_down = false;
+        self.agents.clear();
+        self.screens.clear();
+        self.messages.clear();
     }
 
     fn absorb(&mut self, e: Event) {

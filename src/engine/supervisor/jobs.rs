@@ -241,6 +241,10 @@ impl Supervisor {
             // The base may have moved under every agent: what each would merge is measured again.
             self.remeasure();
         }
+        if done.turn_job && !done.turn_changed {
+            // The watcher saw writes, but the tree is the one checkpointed already: no progress.
+            self.gates_unchanged_turn(&done.name);
+        }
         if let Some(cp) = &done.turn {
             self.gates_after_turn(&done.name, cp);
         }
