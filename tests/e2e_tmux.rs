@@ -1181,3 +1181,36 @@ fn a_stopped_agent_is_renamed_from_the_keyboard() {
     t.keys(&["Enter"]);
     t.wait_for("its new worktree", |s| s.contains(".muster/worktrees/new"));
 }
+
+/// `muster demo`'s gate from the keyboard: api's first plan fails it (the roster says `✗1/3`, the failure waits
+/// while api asks its question); answered, api gets the failure, fixes its plan and the gate passes (`✓`); the
+/// gates tab (t) lists the runs and shows a run's output, and its whole log on Enter.
+#[test]
+fn the_demo_gate_fails_steers_and_passes_from_the_keyboard() {
+    let t = Tmux::start(120, 40, "demo");
+    t.wait_for("api's gate failed", |s| roster_line(s, "api").contains("✗1/3"));
+    t.keys(&["j"]);
+    t.wait_for("api selected", |s| s.contains("─ api ─"));
+    // The failure is mail waiting for api (→), not typed into its question.
+    let s = t.wait_for("the question", |s| s.contains("Apply the refactor to demo/api.txt? [y/n]"));
+    assert!(!s.contains("from gate"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("attached", |s| s.contains("ATTACHED"));
+    t.keys(&["y", "Enter"]);
+    t.wait_for("applied", |s| s.contains("✔ applied"));
+    t.keys(&["C-]"]);
+    let s = t.wait_for("green", |s| roster_line(s, "api").contains("✓") && s.contains("✔ fixed demo/api.txt"));
+    assert!(s.contains("[muster mail #") && s.contains("from gate]"), "{s}");
+    t.keys(&["t"]);
+    let s = t.wait_for("the gates tab", |s| {
+        s.contains("[gates ✓]") && s.contains("✓ pass") && s.contains("✗ fail") && s.contains("api::plan_is_complete")
+    });
+    assert!(s.contains("the end of its output") && s.contains("test api::plan_is_complete ... ok"), "{s}");
+    // The older, failed run: its output names the failure; Enter shows its whole log.
+    t.keys(&["j"]);
+    t.wait_for("the failed run's output", |s| s.contains("test api::plan_is_complete ... FAILED"));
+    t.keys(&["Enter"]);
+    t.wait_for("its whole log", |s| s.contains("its whole log") && s.contains("FIXME: greet() has no test yet"));
+    t.keys(&["Escape"]);
+    t.wait_for("the terminal again", |s| s.contains("─ api ─ [terminal]"));
+}

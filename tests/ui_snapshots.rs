@@ -480,7 +480,7 @@ fn help_for_every_mode_at_120x40_and_80x24() {
         update(s, Msg::Key(Key::parse(k).unwrap()));
     };
     type Setup = fn(&mut State);
-    let modes: [(&str, &str, Setup); 10] = [
+    let modes: [(&str, &str, Setup); 11] = [
         ("roster", "?", |_| {}),
         ("timeline", "?", |s| update(s, Msg::Key(Key::parse("tab").unwrap())).truncate(0)),
         ("conflicts", "?", |_| {}),
@@ -491,6 +491,7 @@ fn help_for_every_mode_at_120x40_and_80x24() {
         ("confirm", "f1", |s| update(s, Msg::Key(Key::parse("q").unwrap())).truncate(0)),
         ("copy", "?", |s| update(s, Msg::Key(Key::parse("v").unwrap())).truncate(0)),
         ("review", "?", |s| update(s, Msg::Key(Key::parse("d").unwrap())).truncate(0)),
+        ("gates", "?", |s| update(s, Msg::Key(Key::parse("t").unwrap())).truncate(0)),
     ];
     for ((mode, help, setup), (w, h)) in modes.iter().flat_map(|m| [(m, (80, 24)), (m, (120, 40))]) {
         let (mode, help, setup) = (*mode, *help, *setup);
@@ -608,5 +609,44 @@ fn split_wells_at_three_sizes() {
             s.agents[i].screen = Some(std::sync::Arc::new(model.snapshot()));
         }
         insta::assert_snapshot!(format!("split_{w}x{h}"), draw(&s));
+    }
+}
+
+/// Gates: the roster's column (green, failing on attempt 2 of 4, an error, running) and the gates tab with its
+/// runs and the selected run's output, at three sizes.
+#[test]
+fn gates_column_and_tab_at_three_sizes() {
+    use muster::protocol::gate::{GateMark, GateOutcome, GateRun};
+    let run = |id: i64, outcome: Option<GateOutcome>, why: &str, attempt: u32, failed: &[&str], tail: &str| GateRun {
+        id,
+        agent: "api".into(),
+        gate: "test".into(),
+        checkpoint: format!("c{id}"),
+        checkpoint_n: id as u32,
+        outcome,
+        exit: Some(if outcome == Some(GateOutcome::Pass) { 0 } else { 101 }),
+        why: why.into(),
+        attempt,
+        attempts: 4,
+        failed: failed.iter().map(|f| f.to_string()).collect(),
+        tail: tail.into(),
+        started_ms: NOW - 30_000 + id as u64 * 1000,
+        took_ms: 3_250,
+    };
+    let runs = vec![
+        run(7, Some(GateOutcome::Fail), "exit 101", 2, &["tests::greets", "tests::parses"], "running 3 tests\ntest tests::adds ... ok\ntest tests::greets ... FAILED\ntest tests::parses ... FAILED\n\nfailures:\n    tests::greets\n    tests::parses\n\ntest result: FAILED. 1 passed; 2 failed\n"),
+        run(6, Some(GateOutcome::Error), "command not found (exit 127)", 0, &[], "sh: 1: carg: not found\n"),
+        run(5, Some(GateOutcome::Fail), "exit 101", 1, &["tests::greets"], "test tests::greets ... FAILED\n"),
+        run(4, Some(GateOutcome::Pass), "exit 0", 0, &[], "test result: ok. 3 passed\n"),
+    ];
+    for (w, h) in [(120, 40), (80, 24), (60, 16)] {
+        let mut s = state(w, h);
+        s.agents[0].info.gate = GateMark::Running;
+        s.agents[1].info.gate = GateMark::Red { gate: "test".into(), attempt: 2, of: 4 };
+        s.agents[2].info.gate = GateMark::Green { checkpoint_n: 3 };
+        s.agents[3].info.gate = GateMark::Error { gate: "lint".into() };
+        update(&mut s, Msg::Key(Key::parse("t").unwrap()));
+        update(&mut s, Msg::Engine(Event::GateRuns { agent: Some("api".into()), runs: runs.clone() }));
+        insta::assert_snapshot!(format!("gates_{w}x{h}"), draw(&s));
     }
 }

@@ -357,6 +357,50 @@ mod tests {
     }
 
     #[test]
+    fn gates_parse_with_defaults_and_agents_pick_theirs() {
+        let crew = parse(
+            "max_parallel_gates = 2\n[[agent]]\nname = 'a'\nkind = 'shell'\n[[agent]]\nname = 'b'\nkind = 'shell'\n\
+             gates = ['lint']\n[[gate]]\nname = 'test'\nrun = 'cargo test'\n[[gate]]\nname = 'lint'\nrun = 'cargo clippy'\n\
+             when = 'merge'\ntimeout = 30\nattempts = 2\nfeedback_lines = 10\nparse = 'cargo'\n",
+        )
+        .unwrap();
+        assert_eq!(crew.max_parallel_gates, Some(2));
+        let test = &crew.gates[0];
+        assert_eq!((test.timeout_s, test.attempts, test.feedback_lines), (600, 4, 40));
+        assert_eq!((test.when, test.parse), (When::Turn, crate::config::gate::Parse::Auto));
+        let lint = &crew.gates[1];
+        assert_eq!((lint.when, lint.timeout_s, lint.attempts, lint.feedback_lines), (When::Merge, 30, 2, 10));
+        let names = |a: &AgentSpec, w| a.gates_at(&crew.gates, w).iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&crew.agents[0], When::Turn), ["test"]);
+        assert_eq!(names(&crew.agents[1], When::Turn), Vec::<String>::new());
+        assert_eq!(names(&crew.agents[1], When::Merge), ["lint"]);
+    }
+
+    #[test]
+    fn bad_gates_name_their_place() {
+        for (text, line, col, says) in [
+            ("[[gate]]\nname = 'test'\nrun = ''\n", 3, 7, "needs a command"),
+            ("[[gate]]\nname = 'a b'\nrun = 'x'\n", 2, 8, "gate name"),
+            ("[[gate]]\nname = 't'\nrun = 'x'\n[[gate]]\nname = 't'\nrun = 'y'\n", 5, 8, "duplicate gate"),
+            ("[[gate]]\nname = 't'\nrun = 'x'\ntimeout = 0\n", 4, 11, "`timeout`: between 1"),
+            ("[[gate]]\nname = 't'\nrun = 'x'\nattempts = 1000\n", 4, 12, "`attempts`: between 1 and 100"),
+            ("[[gate]]\nname = 't'\nrun = 'x'\nwhen = 'sometimes'\n", 4, 8, "sometimes"),
+            ("[[gate]]\nname = 't'\nrun = 'x'\ncolour = 1\n", 4, 1, "colour"),
+            (
+                "[[agent]]\nname = 'a'\nkind = 'shell'\ngates = ['tst']\n[[gate]]\nname = 'test'\nrun = 'x'\n",
+                4,
+                9,
+                "no gate `tst`",
+            ),
+            ("max_parallel_gates = 0\n", 1, 22, "between 1 and 64"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert_eq!((err.line, err.col), (line, col), "{text}: {err}");
+            assert!(err.message.contains(says), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn garbage_never_panics() {
         for text in ["[[agent]", "name = ", "\u{0}", "[[agent]]\nname = 5", "agent = 3"] {
             assert!(parse(text).is_err(), "{text:?}");

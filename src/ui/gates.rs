@@ -26,10 +26,10 @@ fn run_line(state: &State, run: &GateRun, selected: bool, width: u16) -> Line<'s
     let attempt = if run.attempt > 0 { format!("{}/{}", run.attempt, run.attempts) } else { String::new() };
     let at = if run.checkpoint_n > 0 { format!("◷{}", run.checkpoint_n) } else { "by hand".into() };
     let ago = super::roster::age(state.now_ms, Some(run.started_ms));
-    let mut text = format!(" #{:<5} {:<12} ", run.id, super::roster::name_cell(&run.gate, 12));
-    let rest =
-        format!(" {:<24} {:<8} {:<5} {:>6} {:>4} ago  {}", run.why, at, attempt, took, ago, run.failed.join(", "));
-    let mut spans = vec![Span::styled(std::mem::take(&mut text), base)];
+    let text = format!(" #{:<5} {}", run.id, super::roster::name_cell(&run.gate, 13));
+    let why = super::roster::name_cell(&run.why, 25);
+    let rest = format!(" {why}{at:<8} {attempt:<5} {took:>6} {ago:>4} ago  {}", run.failed.join(", "));
+    let mut spans = vec![Span::styled(text, base)];
     spans.push(Span::styled(format!("{word:<9}"), base.patch(theme.style(scope))));
     spans.push(Span::styled(rest, base));
     let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
