@@ -15,6 +15,7 @@ use crate::pty::NativePty;
 use crate::term::{AlacrittyModel, TerminalModel};
 
 mod floods;
+mod gates;
 mod mail;
 
 /// CPU time of every thread of this process, in nanoseconds (precise, unlike clock ticks).
@@ -621,6 +622,7 @@ pub enum Only {
     Mail,
     Terminal,
     Floods,
+    Gates,
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
@@ -634,6 +636,9 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
     }
     if only == Only::Floods {
         return floods::run(seconds);
+    }
+    if only == Only::Gates {
+        return gates::run();
     }
     if server_only {
         return server(agents, seconds);

@@ -230,6 +230,9 @@ pub enum Cmd {
         /// request and hook floods, abandoned waits, slow clients), and SIGTERM mid-flood.
         #[arg(long)]
         floods_only: bool,
+        /// Only the gates' figures (gate start after a turn, failure → agent, server CPU per run).
+        #[arg(long)]
+        gates_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

@@ -72,13 +72,6 @@ pub fn run(job: &Job, cancel: &Cancel) -> Finished {
         Ok(w) => cmd.stdout(w).stderr(writer),
         Err(e) => return finished(Ended::NotStarted(format!("a pipe: {e}")), String::new()),
     };
-    // SAFETY: only setpriority, a system call, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setpriority(libc::PRIO_PROCESS, 0, NICE);
-            Ok(())
-        });
-    }
     let (tx, rx) = mpsc::channel();
     *cancel.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
     let child = cmd.spawn();
@@ -89,6 +82,12 @@ pub fn run(job: &Job, cancel: &Cancel) -> Finished {
         Err(e) => return finished(Ended::NotStarted(format!("{e}")), String::new()),
     };
     let pgid = child.id() as i32;
+    // Niced as a group, once started: a hook between fork and exec would make every spawn a full fork of the
+    // server (no posix_spawn), and what the shell forked meanwhile is in the group already.
+    // SAFETY: a plain system call on the process group this run created.
+    unsafe {
+        libc::setpriority(libc::PRIO_PGRP, pgid as libc::id_t, NICE);
+    }
     let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
     let (read_done_tx, read_done) = mpsc::channel();
     let reading = {

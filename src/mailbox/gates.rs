@@ -42,10 +42,12 @@ impl Store {
     /// Record a run that starts (`outcome` None); its id.
     pub fn gate_started(&mut self, run: &GateRun) -> Result<i64, MailError> {
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO gate_runs (agent, gate, checkpoint, checkpoint_n, outcome, exit, why, attempt, attempts,
                  failed, tail, started_ms, took_ms) VALUES (?1, ?2, ?3, ?4, NULL, NULL, ?5, 0, ?6, '[]', '', ?7, 0)",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     run.agent,
                     run.gate,
                     run.checkpoint,
@@ -53,8 +55,8 @@ impl Store {
                     run.why,
                     run.attempts,
                     run.started_ms as i64
-                ],
-            )
+                ])
+            })
             .map_err(self.sql())?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -63,10 +65,12 @@ impl Store {
     pub fn gate_ended(&mut self, run: &GateRun) -> Result<(), MailError> {
         let failed = serde_json::to_string(&run.failed).unwrap_or_else(|_| "[]".into());
         self.conn
-            .execute(
+            .prepare_cached(
                 "UPDATE gate_runs SET outcome = ?2, exit = ?3, why = ?4, attempt = ?5, attempts = ?6, failed = ?7,
                  tail = ?8, took_ms = ?9 WHERE id = ?1",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     run.id,
                     run.outcome.map(GateOutcome::label),
                     run.exit,
@@ -76,8 +80,8 @@ impl Store {
                     failed,
                     run.tail,
                     run.took_ms as i64
-                ],
-            )
+                ])
+            })
             .map_err(self.sql())?;
         Ok(())
     }
@@ -124,11 +128,11 @@ impl Store {
     pub fn save_gate_loop(&mut self, agent: &str, gate: &str, state: &Loop) -> Result<(), MailError> {
         let text = serde_json::to_string(state).unwrap_or_default();
         self.conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO gate_loops (agent, gate, state) VALUES (?1, ?2, ?3)
                  ON CONFLICT (agent, gate) DO UPDATE SET state = excluded.state",
-                params![agent, gate, text],
             )
+            .and_then(|mut st| st.execute(params![agent, gate, text]))
             .map_err(self.sql())?;
         Ok(())
     }

@@ -48,11 +48,15 @@ pub(super) struct Gates {
     last: BTreeMap<(String, String), GateRun>,
     /// Ids for runs when the database is not available.
     local_ids: i64,
+    /// `.muster/gates`, once made (and found a real folder).
+    logs: Option<std::path::PathBuf>,
 }
 
-/// Half the cores, at least one: gates are test suites, and the agents need the rest.
+/// Half the cores, at least one: gates are test suites, and the agents need the rest. Read once: asking reads
+/// the cgroup's files each time.
 fn default_parallel() -> usize {
-    std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1)
+    static HALF: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *HALF.get_or_init(|| std::thread::available_parallelism().map(|n| n.get() / 2).unwrap_or(1).max(1))
 }
 
 impl Supervisor {
@@ -181,13 +185,19 @@ impl Supervisor {
                 self.gates.local_ids
             }
         };
-        let logs = match crate::safefs::real_dir(&self.cfg.root, ".muster/gates") {
+        let logs = match self
+            .gates
+            .logs
+            .clone()
+            .map_or_else(|| crate::safefs::real_dir(&self.cfg.root, ".muster/gates"), Ok)
+        {
             Ok(d) => d,
             Err(e) => {
                 self.message(format!("{}: gate {} not run: {e:#}", q.agent, q.gate.name), true);
                 return None;
             }
         };
+        self.gates.logs = Some(logs.clone());
         let job = run::Job {
             run: q.gate.run.clone(),
             dir,
