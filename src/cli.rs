@@ -175,6 +175,9 @@ pub enum Cmd {
         /// Return to the state before the merge.
         #[arg(long)]
         abort: bool,
+        /// Merge without running the agent's `when = "merge"` gates first (a merge is refused while one fails).
+        #[arg(long)]
+        skip_gates: bool,
     },
     /// Conflicts of a merge in progress: list them, or resolve a file's from the command line.
     Conflicts {

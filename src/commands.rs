@@ -74,8 +74,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
         Some(Cmd::Gate { action }) => return gates::run(&find_repo_root(&dir)?, action),
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
-        Some(Cmd::Merge { agent, into_agent, message, finish, abort }) => {
-            return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort)
+        Some(Cmd::Merge { agent, into_agent, message, finish, abort, skip_gates }) => {
+            return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort, skip_gates)
         }
         Some(Cmd::Conflicts { agent, action }) => return conflicts_cmd(&find_repo_root(&dir)?, agent, action),
         Some(Cmd::Hook { event, payload }) => {

@@ -182,3 +182,42 @@ fn a_restart_keeps_the_attempts() {
     rig.muster(&["gate", "run", "api"]);
     rig.wait_for("the second steer", |r| gate_mail(r, "api").iter().any(|m| m.body.contains("attempt 2 of 4")));
 }
+
+/// A `when = "merge"` gate runs before a merge: red, the merge is refused (from a script) or the workbench's check
+/// says so (its confirmation is the override); `--skip-gates` merges anyway; green, it merges.
+#[test]
+fn merge_gates_refuse_a_red_merge() {
+    let crew = format!(
+        "{}{}",
+        agent("api", true, false),
+        gate("test -f ok.txt || { echo 'ok.txt is missing'; exit 1; }", "when = \"merge\"")
+    );
+    let mut rig = Rig::new(&crew, "api");
+    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let worktree = rig.root.join(".muster/worktrees/api");
+    std::fs::write(worktree.join("work.txt"), "work\n").unwrap();
+    let (ok, text) = rig.muster(&["merge", "api"]);
+    assert!(!ok && text.contains("not merged: gate test fail (exit 1)"), "{text}");
+    assert!(!rig.root.join("work.txt").exists());
+    // The workbench's check runs it and says so; the roster's mark is the turn gates' alone.
+    rig.engine.send(Command::CheckMerge { name: "api".into(), into_agent: false });
+    rig.wait_for("the merge check", |r| !r.merge_checks.is_empty());
+    let gates = &rig.merge_checks[0].gates;
+    assert!(
+        matches!(&gates[..], [(g, muster::protocol::gate::GateOutcome::Fail, why)] if g == "test" && why == "exit 1"),
+        "{gates:?}"
+    );
+    assert!(gate_mail(&rig, "api").is_empty(), "a merge gate steers nobody");
+    std::fs::write(worktree.join("ok.txt"), "ok\n").unwrap();
+    let (ok, text) = rig.muster(&["merge", "api"]);
+    assert!(ok, "{text}");
+    assert!(rig.root.join("work.txt").exists() && rig.root.join("ok.txt").exists());
+    // Red again on new work, and merged anyway when told to.
+    std::fs::remove_file(worktree.join("ok.txt")).unwrap();
+    std::fs::write(worktree.join("more.txt"), "more\n").unwrap();
+    let (ok, text) = rig.muster(&["merge", "api"]);
+    assert!(!ok && text.contains("--skip-gates"), "{text}");
+    let (ok, text) = rig.muster(&["merge", "api", "--skip-gates"]);
+    assert!(ok, "{text}");
+    assert!(rig.root.join("more.txt").exists());
+}

@@ -30,7 +30,7 @@ fn after_a_merge_no_overlap_is_invented_and_the_merged_agents_diffstat_is_empty(
     rig.wait_for("their checkpoints", |r| {
         ["alpha", "beta"].iter().all(|n| r.timelines.get(*n).is_some_and(|t| !t.is_empty()))
     });
-    rig.engine.send(Command::Merge { name: "alpha".into(), into_agent: false, message: None });
+    rig.engine.send(Command::Merge { name: "alpha".into(), into_agent: false, message: None, skip_gates: false });
     rig.wait_for("alpha merged", |r| r.messages.iter().any(|m| m.contains("alpha: merged")));
     // The report that follows the merge message was asked for by the merge.
     rig.overlaps = None;
@@ -108,22 +108,22 @@ fn a_refused_merge_changes_nothing_and_one_that_runs_commits_the_agents_work() {
     let tracked = git(&root, &["ls-files"]).lines().find(|f| !f.starts_with(".muster")).unwrap().to_string();
     let before = std::fs::read_to_string(root.join(&tracked)).unwrap();
     std::fs::write(root.join(&tracked), format!("{before}changed\n")).unwrap();
-    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None });
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None, skip_gates: false });
     rig.wait_for("refused", |r| r.messages.iter().any(|m| m.contains("w: merge refused") && m.contains(&tracked)));
     assert_eq!(git(&wt, &["rev-parse", "HEAD"]), head, "the refused merge committed w's work");
     assert_eq!(git(&wt, &["status", "--porcelain"]), "?? w.txt");
     std::fs::write(root.join(&tracked), before).unwrap();
     // Base into the agent (M), with uncommitted work: committed on its branch, then merged.
     git(&root, &["commit", "-q", "--allow-empty", "-m", "the base moves"]);
-    rig.engine.send(Command::Merge { name: "w".into(), into_agent: true, message: None });
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: true, message: None, skip_gates: false });
     rig.wait_for("merged into w", |r| r.messages.iter().any(|m| m.starts_with("w: merged main")));
     assert_eq!(git(&wt, &["status", "--porcelain"]), "", "w's work was committed on its branch");
     assert!(git(&wt, &["log", "--format=%s"]).contains("muster: work of w"));
     // Into the base, then again: nothing to do, and nothing asked.
-    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None });
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None, skip_gates: false });
     rig.wait_for("merged into main", |r| r.messages.iter().any(|m| m.starts_with("w: merged muster/w")));
     let main = git(&root, &["rev-parse", "HEAD"]);
-    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None });
+    rig.engine.send(Command::Merge { name: "w".into(), into_agent: false, message: None, skip_gates: false });
     rig.wait_for("already up to date", |r| r.messages.iter().any(|m| m == "w: already up to date"));
     assert_eq!(git(&root, &["rev-parse", "HEAD"]), main);
 }

@@ -21,7 +21,7 @@ pub(super) fn on_edit_key(state: &mut State, key: Key, action: Option<Action>, f
                 EditPurpose::Rename { from } => super::new_agent::parse_rename(&text, &from),
                 EditPurpose::MergeMessage { name, into_agent } => {
                     let message = (!text.trim().is_empty()).then_some(text);
-                    Ok(Command::Merge { name, into_agent, message })
+                    Ok(Command::Merge { name, into_agent, message, skip_gates: true })
                 }
                 EditPurpose::ConflictResult => {
                     state.dialog = None;

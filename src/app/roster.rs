@@ -192,7 +192,22 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
     if !state.overlaps.merge_order.is_empty() {
         lines.push(format!("Suggested merge order: {}.", state.overlaps.merge_order.join(", ")));
     }
-    let title = if into_agent { format!("Merge {base} into {name}?") } else { format!("Merge {name} into {base}?") };
+    // Its merge gates ran on its worktree for this check: a red one makes the question an override.
+    let red: Vec<String> = check
+        .gates
+        .iter()
+        .filter(|(_, o, _)| *o != crate::protocol::gate::GateOutcome::Pass)
+        .map(|(g, o, why)| format!("{g} {} ({why})", o.label()))
+        .collect();
+    if !check.gates.is_empty() {
+        let all: Vec<String> = check.gates.iter().map(|(g, o, _)| format!("{g}: {}", o.label())).collect();
+        lines.push(format!("Merge gates, run now on its worktree: {}.", all.join(", ")));
+    }
+    let title = match (red.is_empty(), into_agent) {
+        (false, _) => format!("Gate {} — merge {name} into {base} anyway?", red.join(", ")),
+        (true, true) => format!("Merge {base} into {name}?"),
+        (true, false) => format!("Merge {name} into {base}?"),
+    };
     state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::Merge { name, into_agent } });
 }
 

@@ -756,6 +756,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // A merge gate failed on its worktree: the question is an override, and its answer skips the gates.
+        use crate::protocol::gate::GateOutcome;
+        s.dialog = None;
+        let gates = vec![("lint".to_string(), GateOutcome::Fail, "exit 1".to_string())];
+        update(&mut s, answer(Preflight { gates, ..Default::default() }));
+        match &s.dialog {
+            Some(Dialog::Confirm { title, lines, .. }) => {
+                assert!(title.contains("Gate lint fail (exit 1)") && title.contains("anyway"), "{title}");
+                assert!(
+                    lines.iter().any(|l| l.contains("Merge gates, run now on its worktree: lint: fail")),
+                    "{lines:?}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        update(&mut s, key("enter"));
+        let fx = update(&mut s, key("C-s"));
+        assert!(matches!(&engine_cmds(&fx)[..], [Command::Merge { skip_gates: true, .. }]), "{:?}", engine_cmds(&fx));
     }
 
     use crate::conflict::parse;

@@ -32,6 +32,7 @@ pub(super) fn merge_cmd(
     message: Option<String>,
     finish: bool,
     abort: bool,
+    skip_gates: bool,
 ) -> Result<ExitCode> {
     use crate::git::merge;
     let where_ = match (&agent, into_agent) {
@@ -48,7 +49,7 @@ pub(super) fn merge_cmd(
         } else if finish {
             engine::Command::FinishMerge { name, message: message.clone() }
         } else {
-            engine::Command::Merge { name, into_agent, message: message.clone() }
+            engine::Command::Merge { name, into_agent, message: message.clone(), skip_gates }
         };
         if let Some(code) = through_server(root, command, None)? {
             if !abort && !finish && merge::in_progress(&where_) {

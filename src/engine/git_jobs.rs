@@ -59,6 +59,8 @@ pub enum JobKind {
         base: String,
         into_agent: bool,
         to: Asker,
+        /// The merge gates' outcomes, run just before.
+        gates: Vec<(String, crate::protocol::gate::GateOutcome, String)>,
     },
 }
 
@@ -377,10 +379,11 @@ fn run_job(
                 Err(e) => Some((format!("{name}: {e:#}"), true)),
             }
         }
-        JobKind::MergeCheck { root, base, into_agent, to } => {
+        JobKind::MergeCheck { root, base, into_agent, to, gates } => {
             let branch = crate::git::worktree::branch_name(&name);
-            let check = merge::preflight(&root, &worktree, &branch, &base, into_agent)
+            let mut check = merge::preflight(&root, &worktree, &branch, &base, into_agent)
                 .unwrap_or_else(|e| merge::Preflight { refused: Some(format!("{e:#}")), ..Default::default() });
+            check.gates = gates;
             sink.reply(to, Event::MergeCheck { name, into_agent, check });
             return None;
         }

@@ -506,20 +506,17 @@ impl Supervisor {
             }
             Command::Rollback { name, n, files } => self.job(&name, JobKind::Rollback { n, files }, true),
             Command::UndoRollback { name } => self.job(&name, JobKind::Undo, true),
-            Command::Merge { name, into_agent, message } => {
-                let base =
-                    self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
-                // Merging into the agent writes its files: it is frozen meanwhile. Into the base, it runs on.
-                self.job(&name, JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message }, into_agent);
+            Command::Merge { name, into_agent, message, skip_gates } => {
+                let then = gates::AfterGates::Merge { into_agent, message, reply: None };
+                if skip_gates || into_agent || !self.gates_before_merge(&name, then.clone()) {
+                    self.merge_now(&name, then);
+                }
             }
             Command::CheckMerge { name, into_agent } => {
-                let base = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone());
-                let root = self.cfg.root.clone();
-                self.job(
-                    &name,
-                    JobKind::MergeCheck { root, base: base.unwrap_or_default(), into_agent, to: from },
-                    false,
-                );
+                let then = gates::AfterGates::Check { into_agent, to: from };
+                if into_agent || !self.gates_before_merge(&name, then.clone()) {
+                    self.merge_now(&name, then);
+                }
             }
             Command::ReadConflict { name, path } => self.conflict(&name, ConflictOp::Read { path, to: from }),
             Command::StageResolved { name, path, content } => self.conflict(&name, ConflictOp::Stage { path, content }),

@@ -122,6 +122,9 @@ pub struct Preflight {
     pub refused: Option<String>,
     pub up_to_date: bool,
     pub untracked: Vec<String>,
+    /// The agent's `when = "merge"` gates, run on its worktree for this check: each one's name, outcome and why.
+    #[serde(default)]
+    pub gates: Vec<(String, super::gate::GateOutcome, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

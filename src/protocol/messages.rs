@@ -341,6 +341,10 @@ pub enum Command {
         into_agent: bool,
         /// The merge commit's message; None takes the default.
         message: Option<String>,
+        /// Merge without running the agent's `when = "merge"` gates first (the operator saw them fail and
+        /// confirmed).
+        #[serde(default)]
+        skip_gates: bool,
     },
     /// Read a conflicted file of the agent's merge: `Event::ConflictFile`.
     ReadConflict {

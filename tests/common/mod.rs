@@ -29,6 +29,8 @@ pub struct Rig {
     pub mail: std::collections::BTreeMap<i64, muster::protocol::mail::Mail>,
     /// The newest overlap report.
     pub overlaps: Option<muster::git::overlap::OverlapReport>,
+    /// Merge checks answered, in order.
+    pub merge_checks: Vec<muster::protocol::git::Preflight>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +66,7 @@ impl Rig {
             shut_down: false,
             mail: Default::default(),
             overlaps: None,
+            merge_checks: Vec::new(),
             _dir: dir,
         }
     }
@@ -114,6 +117,7 @@ impl Rig {
             }
             Event::ShutdownComplete => self.shut_down = true,
             Event::Overlaps(report) => self.overlaps = Some(report),
+            Event::MergeCheck { check, .. } => self.merge_checks.push(check),
             Event::Mail(mails) => {
                 for m in mails {
                     self.mail.insert(m.id, m);

@@ -36,8 +36,23 @@ struct Active {
     cancel: run::Cancel,
 }
 
+/// What waits for an agent's merge gates.
+#[derive(Clone)]
+pub(super) enum AfterGates {
+    /// The workbench's merge check (`m`): answered with the gates' outcomes, for the operator to confirm.
+    Check { into_agent: bool, to: Asker },
+    /// A merge: carried out when every gate passed, refused otherwise (told to `reply`, or as a message).
+    Merge { into_agent: bool, message: Option<String>, reply: Option<Sender<Answer>> },
+}
+
+struct PendingMerge {
+    agent: String,
+    then: AfterGates,
+}
+
 #[derive(Default)]
 pub(super) struct Gates {
+    merges: Vec<PendingMerge>,
     queue: VecDeque<Queued>,
     active: Vec<Active>,
     /// Each agent's loop on each gate (by agent, then gate).
@@ -193,7 +208,10 @@ impl Supervisor {
         {
             Ok(d) => d,
             Err(e) => {
-                self.message(format!("{}: gate {} not run: {e:#}", q.agent, q.gate.name), true);
+                let why = format!("not run: {e:#}");
+                self.message(format!("{}: gate {} {why}", q.agent, q.gate.name), true);
+                let failed = GateRun { outcome: Some(GateOutcome::Error), why, ..record };
+                self.gates.last.insert((q.agent.clone(), q.gate.name.clone()), failed);
                 return None;
             }
         };
@@ -239,6 +257,81 @@ impl Supervisor {
         Some(id)
     }
 
+    /// Run the agent's `when = "merge"` gates on its worktree before `then`; false when it has none.
+    pub(super) fn gates_before_merge(&mut self, name: &str, then: AfterGates) -> bool {
+        let specs = self.gate_specs(name, When::Merge);
+        if specs.is_empty() {
+            return false;
+        }
+        // Runs that wait for a place have no id yet: the merge waits until none of its gates is queued or runs.
+        self.queue_gates(name, specs, "", 0, true);
+        self.message(format!("{name}: running its merge gates first"), false);
+        self.gates.merges.push(PendingMerge { agent: name.to_string(), then });
+        self.settle_merges();
+        true
+    }
+
+    /// Carry out `then` now, with the merge gates' outcomes when they ran.
+    pub(super) fn merge_now(&mut self, name: &str, then: AfterGates) {
+        self.merge_after(name, then, Vec::new());
+    }
+
+    fn merge_after(&mut self, name: &str, then: AfterGates, gates: Vec<(String, GateOutcome, String)>) {
+        let base = self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
+        let root = self.cfg.root.clone();
+        match then {
+            AfterGates::Check { into_agent, to } => {
+                self.job(name, JobKind::MergeCheck { root, base, into_agent, to, gates }, false);
+            }
+            AfterGates::Merge { into_agent, message, reply } => {
+                let red: Vec<String> = gates
+                    .iter()
+                    .filter(|(_, o, _)| *o != GateOutcome::Pass)
+                    .map(|(g, o, why)| format!("gate {g} {} ({why})", o.label()))
+                    .collect();
+                if !red.is_empty() {
+                    let text = format!("{name}: not merged: {} (merge anyway: --skip-gates)", red.join(", "));
+                    match reply {
+                        Some(r) => {
+                            let _ = r.send(Answer::error(ErrorKind::Refused, text));
+                        }
+                        None => self.message(text, true),
+                    }
+                    return;
+                }
+                // Merging into the agent writes its files: it is frozen meanwhile. Into the base, it runs on.
+                let kind = JobKind::Merge { root, base, into_agent, message };
+                self.job_with(name, kind, into_agent, reply, false);
+            }
+        }
+    }
+
+    /// Merges whose gates have all ended go on.
+    fn settle_merges(&mut self) {
+        let mut i = 0;
+        while i < self.gates.merges.len() {
+            let agent = self.gates.merges[i].agent.clone();
+            let busy = self.gates.queue.iter().any(|q| q.agent == agent && q.gate.when == When::Merge)
+                || self.gates.active.iter().any(|a| a.agent == agent && self.is_merge_gate(&a.gate));
+            if busy {
+                i += 1;
+                continue;
+            }
+            let p = self.gates.merges.remove(i);
+            let outcomes: Vec<(String, GateOutcome, String)> = self
+                .gate_specs(&agent, When::Merge)
+                .iter()
+                .filter_map(|g| self.gates.last.get(&(agent.clone(), g.name.clone())))
+                .map(|r| (r.gate.clone(), r.outcome.unwrap_or(GateOutcome::Error), r.why.clone()))
+                .collect();
+            self.merge_after(&agent, p.then, outcomes);
+        }
+    }
+
+    fn is_merge_gate(&self, gate: &str) -> bool {
+        self.cfg.crew.gates.iter().any(|g| g.name == gate && g.when == When::Merge)
+    }
+
     /// A run ended: recorded, judged, and acted on (steer, hold, green) unless the agent moved on meanwhile.
     pub(super) fn gate_done(&mut self, mut run: GateRun, turn: u64) {
         self.gates.active.retain(|a| a.id != run.id);
@@ -253,7 +346,7 @@ impl Supervisor {
         let spec = self.cfg.crew.gates.iter().find(|g| g.name == run.gate).cloned();
         let outcome = run.outcome.unwrap_or(GateOutcome::Error);
         let mut action = Action::Nothing;
-        if let (Some(spec), false) = (&spec, removed) {
+        if let (Some(spec), false, When::Turn) = (&spec, removed, spec.as_ref().map_or(When::Manual, |g| g.when)) {
             let undelivered = self.undelivered_steer(&key).is_some();
             let l = self.gates.loops.entry(key.clone()).or_default();
             action = l.on_outcome(&spec.name, spec.attempts, outcome, undelivered);
@@ -297,6 +390,7 @@ impl Supervisor {
         }
         self.set_gate_mark(&name);
         self.pump_gates();
+        self.settle_merges();
         self.settle_waits();
     }
 
@@ -444,8 +538,16 @@ impl Supervisor {
         n + before - self.gates.queue.len()
     }
 
-    /// An agent left the crew: its runs end, its loops are forgotten.
+    /// An agent left the crew: its runs end, its loops are forgotten, a merge that waited on its gates is not done.
     pub(super) fn gates_on_remove(&mut self, name: &str) {
+        let (gone, kept): (Vec<PendingMerge>, Vec<PendingMerge>) =
+            std::mem::take(&mut self.gates.merges).into_iter().partition(|p| p.agent == name);
+        self.gates.merges = kept;
+        for p in gone {
+            if let AfterGates::Merge { reply: Some(r), .. } = p.then {
+                let _ = r.send(Answer::error(ErrorKind::Refused, format!("{name} was removed: not merged")));
+            }
+        }
         self.cancel_gate(name, None);
         self.gates.loops.retain(|(a, _), _| a != name);
         self.gates.judged.retain(|(a, _), _| a != name);

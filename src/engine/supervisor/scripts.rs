@@ -154,11 +154,12 @@ impl Supervisor {
                 self.job_with(&name, JobKind::Rollback { n, files }, true, reply, false)
             }
             Command::UndoRollback { name } => self.job_with(&name, JobKind::Undo, true, reply, false),
-            Command::Merge { name, into_agent, message } => {
-                let base =
-                    self.slots.iter().find(|s| s.spec.name == name).map(|s| s.info.base.clone()).unwrap_or_default();
-                let kind = JobKind::Merge { root: self.cfg.root.clone(), base, into_agent, message };
-                self.job_with(&name, kind, into_agent, reply, false)
+            Command::Merge { name, into_agent, message, skip_gates } => {
+                let then = gates::AfterGates::Merge { into_agent, message, reply };
+                if skip_gates || into_agent || !self.gates_before_merge(&name, then.clone()) {
+                    self.merge_now(&name, then);
+                }
+                true
             }
             Command::StageResolved { name, path, content } => {
                 self.conflict_with(&name, ConflictOp::Stage { path, content }, reply)
