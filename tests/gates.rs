@@ -64,6 +64,12 @@ fn a_failing_gate_steers_the_agent_until_it_passes() {
     });
     rig.engine.send(Command::Steer { name: "api".into(), text: "y".into(), force: true });
     rig.wait_for("green", |r| matches!(mark(r, "api"), GateMark::Green { .. }));
+    let GateMark::Green { checkpoint_n } = mark(&rig, "api") else { unreachable!() };
+    // The timeline marks that checkpoint, and no checkpoint the gate failed on.
+    rig.wait_for("the green checkpoint in the timeline", |r| {
+        r.timelines.get("api").is_some_and(|t| t.iter().any(|c| c.green && c.n == checkpoint_n))
+    });
+    assert_eq!(rig.timelines["api"].iter().filter(|c| c.green).count(), 1, "{:#?}", rig.timelines["api"]);
     let mails = gate_mail(&rig, "api");
     let delivered: Vec<_> = mails.iter().filter(|m| m.receipt("api").is_some_and(|r| r.state.reached())).collect();
     assert_eq!(delivered.len(), 1, "one failure reached api: {mails:#?}");
@@ -115,7 +121,10 @@ fn two_turns_without_a_change_after_a_steer_hold_the_agent() {
     rig.wait_for("the steer delivered", |r| {
         gate_mail(r, "api").first().and_then(|m| m.receipt("api")).is_some_and(|x| x.state.reached())
     });
-    rig.wait_for("api back at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    // Its turn on the failure is over (its state alone may still be the idle from before the mail went in).
+    rig.wait_for("api back at its prompt", |r| {
+        r.state("api") == Some(AgentState::Idle) && r.screen_text("api").contains("looked at it, changed nothing")
+    });
     // Another turn that changes nothing (a lazy agent notes nothing of what it is told).
     rig.engine.send(Command::Steer { name: "api".into(), text: "look again".into(), force: false });
     rig.wait_for("held for no progress", |r| {

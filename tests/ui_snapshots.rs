@@ -240,6 +240,7 @@ fn timeline_state(width: u16, height: u16) -> State {
         removed,
         unsettled: vec![],
         skipped: vec![],
+        green: n == 3,
     };
     let checkpoints = vec![
         cp(4, "rescue before rollback to 2", 30, 0, 0, 0),

@@ -94,6 +94,18 @@ pub(super) fn on_timeline_action(state: &mut State, action: Action, fx: &mut Vec
                 fx.push(Effect::Engine(Command::RollbackPreview { name, n, files: None }));
             }
         }
+        Action::RollbackGreen => {
+            // The newest green one (the list is newest first); asked as every rollback is, with its rescue.
+            let green = state.selected_agent().and_then(|a| a.checkpoints.iter().position(|c| c.green));
+            match green {
+                Some(i) => {
+                    state.timeline.selected = i;
+                    let n = state.selected_agent().map(|a| a.checkpoints[i].n).unwrap_or_default();
+                    fx.push(Effect::Engine(Command::RollbackPreview { name, n, files: None }));
+                }
+                None => state.status = Some(("no checkpoint of this agent has passed every gate (✓)".into(), true)),
+            }
+        }
         Action::RollbackFiles => {
             let files: Vec<String> = if state.timeline.marked.is_empty() {
                 diff_files(state).get(state.timeline.file).cloned().into_iter().collect()

@@ -695,6 +695,7 @@ mod tests {
             removed: 0,
             unsettled: vec![],
             skipped: vec![],
+            green: false,
         };
         let mut s = state_with(&[("a", AgentState::Idle)]);
         let timeline = |cps: Vec<u32>| {
@@ -712,6 +713,16 @@ mod tests {
             matches!(engine_cmds(&fx).as_slice(), [Command::CheckpointDiff { n: 2, .. }]),
             "asked again: what it shows may have changed ({fx:?})"
         );
+        // G: back to the newest checkpoint every gate passed on (asked first, as every rollback).
+        let fx = update(&mut s, key("G"));
+        assert!(engine_cmds(&fx).is_empty() && s.status.as_ref().is_some_and(|(t, e)| *e && t.contains("every gate")));
+        let mut cps: Vec<_> = [4, 3, 2, 1].into_iter().map(cp).collect();
+        cps[2].green = true;
+        cps[3].green = true;
+        update(&mut s, Msg::Engine(Event::Timeline { name: "a".into(), checkpoints: cps }));
+        let fx = update(&mut s, key("G"));
+        assert!(matches!(engine_cmds(&fx).as_slice(), [Command::RollbackPreview { n: 2, files: None, .. }]), "{fx:?}");
+        assert_eq!(s.timeline.selected, 2);
     }
 
     #[test]

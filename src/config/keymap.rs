@@ -85,6 +85,7 @@ actions! {
     Refresh = "refresh": "Read it again",
     Checkpoint = "checkpoint": "Take a checkpoint of the agent's worktree now",
     Rollback = "rollback": "Roll the worktree back to the selected checkpoint",
+    RollbackGreen = "rollback_green": "Roll the worktree back to the newest checkpoint every gate passed on",
     RollbackFiles = "rollback_files": "Restore only the marked files (or this one) from it",
     UndoRollback = "undo_rollback": "Undo the last rollback",
     ToggleDiffBase = "toggle_diff_base": "Diff against the previous checkpoint or the worktree now",

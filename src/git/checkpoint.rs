@@ -71,6 +71,7 @@ fn parse(n: u32, commit: &git2::Commit) -> Checkpoint {
         removed: num("Muster-Removed"),
         unsettled: list_trailer(msg, "Muster-Unsettled"),
         skipped: list_trailer(msg, "Muster-Skipped"),
+        green: false,
     }
 }
 

@@ -24,6 +24,9 @@ pub struct Checkpoint {
     /// Folders left out: git repositories of their own inside the worktree (their history is theirs).
     #[serde(default)]
     pub skipped: Vec<String>,
+    /// Every gate the agent runs after its turns passed on it (the engine's word, not git's).
+    #[serde(default)]
+    pub green: bool,
 }
 
 /// One line of a unified diff.

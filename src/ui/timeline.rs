@@ -49,6 +49,8 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             let text =
                 format!("{}#{:<3} {:>4} {:<9}", if selected { "▸" } else { " " }, c.n, age, short(&c.trigger, 9));
             let mut spans = vec![Span::styled(text, base)];
+            // Every gate passed on it: what `G` rolls back to.
+            spans.push(Span::styled(if c.green { "✓" } else { " " }, base.patch(theme.style("roster.added"))));
             spans.push(Span::styled(format!(" {}f ", c.files), base.patch(theme.style("roster.kind"))));
             spans.push(Span::styled(format!("+{}", c.added), base.patch(theme.style("roster.added"))));
             spans.push(Span::styled(format!(" −{}", c.removed), base.patch(theme.style("roster.removed"))));

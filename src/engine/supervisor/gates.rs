@@ -65,6 +65,8 @@ pub(super) struct Gates {
     local_ids: i64,
     /// `.muster/gates`, once made (and found a real folder).
     logs: Option<std::path::PathBuf>,
+    /// Each agent's checkpoints every turn gate passed on.
+    green: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// Half the cores, at least one: gates are test suites, and the agents need the rest. Read once: asking reads
@@ -93,6 +95,17 @@ impl Supervisor {
             }
         }
         if let Ok(runs) = store.gate_runs(None, MAX_LIST) {
+            // Green: a checkpoint on which every turn gate of its agent has a pass.
+            let mut passed: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+            for r in runs.iter().filter(|r| r.outcome == Some(GateOutcome::Pass) && !r.checkpoint.is_empty()) {
+                passed.entry((r.agent.clone(), r.checkpoint.clone())).or_default().push(r.gate.clone());
+            }
+            for ((agent, cp), gates) in passed {
+                let specs = self.gate_specs(&agent, When::Turn);
+                if !specs.is_empty() && specs.iter().all(|g| gates.contains(&g.name)) {
+                    self.gates.green.entry(agent).or_default().insert(cp);
+                }
+            }
             for r in runs.into_iter().rev() {
                 if matches!(r.outcome, Some(GateOutcome::Pass | GateOutcome::Fail)) {
                     self.gates.judged.insert((r.agent.clone(), r.gate.clone()), r.checkpoint.clone());
@@ -388,6 +401,13 @@ impl Supervisor {
             }
             Action::Nothing => {}
         }
+        if outcome == GateOutcome::Pass && !run.checkpoint.is_empty() && self.all_passed_on(&name, &run.checkpoint) {
+            let green = self.gates.green.entry(name.clone()).or_default();
+            if green.insert(run.checkpoint.clone()) {
+                // The timeline marks it: listed again.
+                self.job(&name, JobKind::List, false);
+            }
+        }
         self.set_gate_mark(&name);
         self.pump_gates();
         self.settle_merges();
@@ -510,6 +530,27 @@ impl Supervisor {
                 GateMark::Green { checkpoint_n: n }
             }
             (mark, _) => mark,
+        }
+    }
+
+    /// Every turn gate of the agent passed on this checkpoint.
+    fn all_passed_on(&self, name: &str, checkpoint: &str) -> bool {
+        let specs = self.gate_specs(name, When::Turn);
+        !specs.is_empty()
+            && specs.iter().all(|g| {
+                self.gates
+                    .last
+                    .get(&(name.to_string(), g.name.clone()))
+                    .is_some_and(|r| r.outcome == Some(GateOutcome::Pass) && r.checkpoint == checkpoint)
+            })
+    }
+
+    /// Mark the checkpoints every turn gate passed on, for the timeline.
+    pub(super) fn mark_green(&self, name: &str, checkpoints: &mut [crate::protocol::git::Checkpoint]) {
+        if let Some(green) = self.gates.green.get(name) {
+            for cp in checkpoints {
+                cp.green = green.contains(&cp.id);
+            }
         }
     }
 

@@ -248,8 +248,9 @@ impl Supervisor {
         if let Some(cp) = &done.turn {
             self.gates_after_turn(&done.name, cp);
         }
-        let Some(checkpoints) = done.checkpoints else { return };
+        let Some(mut checkpoints) = done.checkpoints else { return };
         let name = done.name;
+        self.mark_green(&name, &mut checkpoints);
         let Some(slot) = self.slot_mut(&name) else { return };
         slot.info.checkpoints = checkpoints.len();
         if let Some(r) = done.rolled_back {
