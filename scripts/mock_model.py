@@ -11,6 +11,7 @@ Every turn is the same script, so a suite can time what the CLI shows against wh
   1. a request whose last message is the operator's prompt, with tools: text streams for --think seconds, then
      a call of the CLI's own shell tool (the first tool whose parameters take a command) running --command;
   2. the request that carries that tool's result: text streams for --answer seconds, and the turn ends.
+A turn whose prompt is a muster gate's failure (its mail, "The gate `test` failed …") runs --fix-command instead.
 A request without tools (a title, a summary, a quota check) gets a short answer at once: the CLIs send those
 beside a turn, and a suite must see them too. Every phase is one JSON line in --log: its time, the API, the
 phase (text, tool_call, answer, side, end), so lags can be measured against it.
@@ -54,11 +55,11 @@ def shell_tool(tools, name_of, params_of):
     return None
 
 
-def call_args(tool):
+def call_args(tool, command=None):
     """The arguments of a call of the shell tool: the command, and where the tool lets the model ask to run
     outside the sandbox (Codex's `sandbox_permissions`), that, so the CLI asks the operator."""
     _, key, kind, props = tool
-    args = {key: command_value(kind)}
+    args = {key: command_value(kind, command)}
     if "sandbox_permissions" in props:
         args.update(sandbox_permissions="require_escalated", justification="The mock model asks to write turn.txt.")
     if "description" in props:
@@ -66,9 +67,19 @@ def call_args(tool):
     return args
 
 
-def command_value(kind):
+def command_value(kind, command=None):
     # Codex's shell takes argv; the rest a string.
-    return ["bash", "-lc", ARGS.command] if kind == "array" else ARGS.command
+    command = command or ARGS.command
+    return ["bash", "-lc", command] if kind == "array" else command
+
+
+# A muster gate's failure, typed into the CLI as mail (`protocol::gate::steer_text`): the turn it starts fixes.
+GATE_FAILED = "The gate `"
+
+
+def asks_a_fix(messages):
+    """Whether the turn's request carries a gate's failure (its last message, in any API's shape)."""
+    return bool(messages) and GATE_FAILED in json.dumps(messages[-1])
 
 
 def fill(schema):
@@ -200,11 +211,16 @@ class Handler(BaseHTTPRequestHandler):
 
     # Which step of the turn a request is, and what to stream.
     def plan(self, api, tools, messages, tool):
+        self.command = None
         if not tools:
             log(api, "side")
             return "side", words(0.1, "Done. ")
         if has_tool_result(messages):
             return "answer", words(ARGS.answer, "The command ran and the work is done as asked. ")
+        if asks_a_fix(messages):
+            # A gate failed on the last turn's work: this turn runs --fix-command.
+            self.command = ARGS.fix_command
+            log(api, "fix")
         return ("call" if tool else "answer"), words(ARGS.think)
 
     def anthropic(self, req):
@@ -238,7 +254,7 @@ class Handler(BaseHTTPRequestHandler):
             self.sse({"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use",
                       "id": "toolu_" + uuid.uuid4().hex[:12], "name": name, "input": {}}}, "content_block_start")
             self.sse({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta",
-                      "partial_json": json.dumps(call_args(tool))}},
+                      "partial_json": json.dumps(call_args(tool, self.command))}},
                      "content_block_delta")
             self.sse({"type": "content_block_stop", "index": 1}, "content_block_stop")
             stop = "tool_use"
@@ -277,7 +293,7 @@ class Handler(BaseHTTPRequestHandler):
             log("chat", "tool_call", tool=name)
             self.sse(chunk({"tool_calls": [{"index": 0, "id": "call_" + uuid.uuid4().hex[:12], "type": "function",
                                             "function": {"name": name,
-                                                         "arguments": json.dumps(call_args(tool))}}]}))
+                                                         "arguments": json.dumps(call_args(tool, self.command))}}]}))
             finish = "tool_calls"
         self.sse(chunk({}, finish))
         self.sse({**chunk({}), "choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}})
@@ -316,7 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             log("responses", "tool_call", tool=name)
             call = {"id": "fc_" + uuid.uuid4().hex[:12], "type": "function_call", "status": "completed",
                     "call_id": "call_" + uuid.uuid4().hex[:12], "name": name,
-                    "arguments": json.dumps(call_args(tool))}
+                    "arguments": json.dumps(call_args(tool, self.command))}
             self.sse({"type": "response.output_item.added", "sequence_number": next(seq), "output_index": 1,
                       "item": {**call, "status": "in_progress"}}, "response.output_item.added")
             self.sse({"type": "response.output_item.done", "sequence_number": next(seq), "output_index": 1, "item": call},
@@ -360,7 +376,7 @@ class Handler(BaseHTTPRequestHandler):
         if step == "call":
             name = tool[0]
             log("gemini", "tool_call", tool=name)
-            self.sse(candidate([{"functionCall": {"name": name, "args": call_args(tool)}}], "STOP"))
+            self.sse(candidate([{"functionCall": {"name": name, "args": call_args(tool, self.command)}}], "STOP"))
         else:
             self.sse(candidate([{"text": ""}], "STOP"))
         log("gemini", "end", step=step)
@@ -374,6 +390,8 @@ def main():
     p.add_argument("--think", type=float, default=3.0, help="seconds of text before the tool call")
     p.add_argument("--answer", type=float, default=2.0, help="seconds of text after the tool's result")
     p.add_argument("--command", default="echo muster-turn > turn.txt && cat turn.txt")
+    p.add_argument("--fix-command", default="echo fixed > turn.txt && cat turn.txt",
+                   help="what a turn started by a muster gate's failure runs")
     p.add_argument("--verbose", action="store_true", help="every request's path, headers and start, on stderr")
     ARGS = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)

@@ -8,7 +8,10 @@ operator approves; the command runs and the answer streams (busy); the turn ends
 while the agent is busy must be typed in only once it is back at its prompt. Per run it prints each phase, when
 the model reached it, when muster showed the matching state (the lag) and how long it showed something else.
 
-Usage: scripts/turns.py [--cache DIR] [--runs N] [--cli claude]
+With --gate: a turn whose gate fails; its failure must reach the CLI as mail (never into a dialog), the mock
+model answers it with a fix (another command, approved), and the gate passes on that turn's checkpoint.
+
+Usage: scripts/turns.py [--cache DIR] [--runs N] [--cli claude] [--gate]
 """
 
 import argparse
@@ -200,20 +203,121 @@ def one_run(kind, cli, muster, bins, work, n):
         end_processes_with_home(home)
 
 
+# A gate on the turn's file: the mock's first command writes `muster-turn` (red), its fix writes `fixed` (green).
+GATE = ('[[gate]]\nname = "test"\nattempts = 2\n'
+        "run = \"grep -q fixed turn.txt || { echo 'test turn::fixed ... FAILED'; cat turn.txt; exit 1; }\"\n")
+
+
+def gate_status(muster, repo, env):
+    out = run(muster, "gate", "status", "agent", "--json", cwd=repo, env=env)
+    try:
+        return json.loads(out.stdout or "[]")
+    except json.JSONDecodeError:
+        return []
+
+
+def gate_run(kind, cli, muster, bins, work, n):
+    """A turn whose gate fails: the failure reaches the CLI as mail (through the arbiter), the model answers it
+    with a fix (another shell command, approved in its dialog), and the gate passes on the next turn's end."""
+    work = work / f"gate-{kind}-{n}"
+    work.mkdir()
+    home, repo, log = work / "home", work / "repo", work / "mock.jsonl"
+    for name, text in cli["seed"].items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+    make_repo(repo)
+    (repo / ".muster").mkdir()
+    (repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}{GATE}')
+    mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT), "--log", str(log),
+                             "--think", "1.5", "--answer", "1"], stderr=subprocess.DEVNULL)
+    env = base_env(home, bins, {"XDG_STATE_HOME": str(work / "state"), "XDG_RUNTIME_DIR": str(work / "run")})
+    (work / "run").mkdir()
+    t = Tmux(f"gate-{n}", 120, 40, muster, env, repo)
+    try:
+        t.wait(lambda s: "agent" in s, 20)
+        time.sleep(3)
+        for keys in cli["reach"]:
+            t.keys(*keys)
+            time.sleep(cli.get("pause", 1.0))
+        t.keys("C-]")
+        samples = []
+        if not sample_until(muster, repo, env, lambda s: s == "idle", 30, samples):
+            return [("prompt reached", "no")]
+        log.write_text("")
+        t.keys("s")
+        t.text("please make the change")
+        sent = time.time()
+        t.keys("Enter")
+        samples = []
+
+        def approve_next(seconds):
+            if not sample_until(muster, repo, env, lambda s: s == "waiting", seconds, samples):
+                return False
+            t.keys("Enter")
+            t.keys(*cli["approve"])
+            t.keys("C-]")
+            return True
+        first_dialog = approve_next(40)
+        sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
+        # The gate runs on the turn's checkpoint and fails; its failure goes in; the fix asks for its command.
+        failed = None
+        end = time.time() + 30
+        while time.time() < end and not failed:
+            failed = next((r for r in gate_status(muster, repo, env) if r.get("outcome") == "fail"), None)
+            time.sleep(0.2)
+        fix_dialog = approve_next(60)
+        green = run(muster, "wait", "agent", "--until", "green", "--timeout", "60", cwd=repo, env=env).returncode == 0
+        runs = gate_status(muster, repo, env)
+        fix_at = next((d["t"] for d in map(json.loads, log.read_text().splitlines()) if d["phase"] == "fix"), None)
+        fail_end = (failed["started_ms"] + failed["took_ms"]) / 1000 if failed else None
+        # The failure must never go into a dialog: the fix's request comes while no dialog shows.
+        in_dialog = bool(fix_at) and any(abs(t0 - fix_at) < 0.2 and st == "waiting" for t0, st, _ in samples)
+        if "--debug" in sys.argv:
+            last = None
+            for t0, st, why in samples:
+                if (st, why) != last:
+                    print(f"  {t0 - sent:6.2f} {st}: {why}", file=sys.stderr)
+                    last = (st, why)
+            for r in runs:
+                print(f"  gate #{r['id']} {r['outcome']} {r['why']} at {r['started_ms'] / 1000 - sent:.2f}",
+                      file=sys.stderr)
+            if fix_at:
+                print(f"  {fix_at - sent:6.2f} model fix", file=sys.stderr)
+        return [
+            ("first dialog", "approved" if first_dialog else "never"),
+            ("gate", "failed" if failed else "never failed"),
+            ("failure → fix request", f"{fix_at - fail_end:.2f} s" if fix_at and fail_end else "never"),
+            ("fix's dialog", "approved" if fix_dialog else "never"),
+            ("green", "yes" if green else "no"),
+            ("runs", " ".join(f"{r['outcome']}" for r in reversed(runs))),
+            ("failure typed into a dialog", "yes" if in_dialog else "no"),
+        ]
+    finally:
+        t.keys("Q")
+        time.sleep(0.5)
+        t.keys("y")
+        time.sleep(3)
+        t.kill()
+        mock.terminate()
+        end_processes_with_home(home)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cache", default=str(Path.home() / ".cache/muster-compat"))
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--cli", action="append", choices=sorted(CLIS), help="only these (default: all)")
     p.add_argument("--debug", action="store_true", help="each run's states and the model's phases, on stderr")
+    p.add_argument("--gate", action="store_true",
+                   help="a turn whose gate fails, the failure sent back, the model's fix, the gate green")
     a = p.parse_args()
     muster = str(ROOT / "target/debug/muster")
     bins = [str(Path(a.cache) / "npm/bin"), str(Path(a.cache) / "py/bin")]
     with tempfile.TemporaryDirectory(prefix="muster-turns-") as tmp:
         for kind in a.cli or sorted(CLIS):
             for n in range(a.runs):
-                rows = one_run(kind, CLIS[kind], muster, bins, Path(tmp), n)
-                print(f"{kind} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
+                rows = (gate_run if a.gate else one_run)(kind, CLIS[kind], muster, bins, Path(tmp), n)
+                print(f"{kind}{' gate' if a.gate else ''} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
 
 
 if __name__ == "__main__":
