@@ -5,7 +5,6 @@ use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,21 +28,16 @@ pub struct Job {
     pub log: PathBuf,
 }
 
-/// A handle that ends a run (and everything it started) from another thread.
+/// A handle that ends a run (and everything it started) from another thread: a byte on a pipe the run polls.
 #[derive(Clone, Default)]
-pub struct Cancel(Arc<Mutex<Option<Sender<Wake>>>>);
+pub struct Cancel(Arc<Mutex<Option<std::io::PipeWriter>>>);
 
 impl Cancel {
     pub fn cancel(&self) {
-        if let Some(tx) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            let _ = tx.send(Wake::Cancel);
+        if let Some(w) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let _ = w.write_all(b"x");
         }
     }
-}
-
-pub enum Wake {
-    Exited(std::process::ExitStatus),
-    Cancel,
 }
 
 /// How it ended, its output's last bytes (as text) and how long it took.
@@ -53,7 +47,17 @@ pub struct Finished {
     pub took: Duration,
 }
 
-/// Run `job` to its end (on the calling thread).
+/// Where a run is: its command working, asked to end (SIGTERM, a grace), killed, or exited (what it left
+/// writing has a grace to finish).
+enum Phase {
+    Running,
+    Ending(Instant),
+    Killed(Instant),
+    Exited(Instant),
+}
+
+/// Run `job` to its end on the calling thread, which reads its output and waits for it (one thread a run, a
+/// `poll` on the output, the process's pidfd and the cancel pipe).
 pub fn run(job: &Job, cancel: &Cancel) -> Finished {
     let started = Instant::now();
     let finished = |ended: Ended, tail: String| Finished { ended, tail, took: started.elapsed() };
@@ -61,21 +65,17 @@ pub fn run(job: &Job, cancel: &Cancel) -> Finished {
         Ok(f) => f,
         Err(e) => return finished(Ended::NotStarted(format!("its log {}: {e:#}", job.log.display())), String::new()),
     };
-    let (reader, writer) = match std::io::pipe() {
+    let pipes = std::io::pipe().and_then(|(r, w)| Ok((r, w.try_clone()?, w))).and_then(|o| Ok((o, std::io::pipe()?)));
+    let ((output, out_w, err_w), (cancel_r, cancel_w)) = match pipes {
         Ok(p) => p,
         Err(e) => return finished(Ended::NotStarted(format!("a pipe: {e}")), String::new()),
     };
+    *cancel.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(cancel_w);
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(&job.run).current_dir(&job.dir).env_clear().envs(job.env.iter().cloned());
-    cmd.stdin(Stdio::null()).process_group(0);
-    match writer.try_clone() {
-        Ok(w) => cmd.stdout(w).stderr(writer),
-        Err(e) => return finished(Ended::NotStarted(format!("a pipe: {e}")), String::new()),
-    };
-    let (tx, rx) = mpsc::channel();
-    *cancel.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx.clone());
+    cmd.stdin(Stdio::null()).stdout(out_w).stderr(err_w).process_group(0);
     let child = cmd.spawn();
-    // Our copies of the pipe's write end go, or the reader would never see its end.
+    // Our copies of the output's write end go, or its end would never be seen.
     drop(cmd);
     let mut child = match child {
         Ok(c) => c,
@@ -88,57 +88,111 @@ pub fn run(job: &Job, cancel: &Cancel) -> Finished {
     unsafe {
         libc::setpriority(libc::PRIO_PGRP, pgid as libc::id_t, NICE);
     }
-    let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let (read_done_tx, read_done) = mpsc::channel();
-    let reading = {
-        let tail = tail.clone();
-        std::thread::Builder::new().name("gate output".into()).spawn(move || {
-            keep_output(reader, log, &tail);
-            let _ = read_done_tx.send(());
-        })
-    };
-    let waiter = std::thread::Builder::new().name("gate wait".into()).spawn(move || {
-        if let Ok(status) = child.wait() {
-            let _ = tx.send(Wake::Exited(status));
-        }
-    });
-    if reading.is_err() || waiter.is_err() {
+    let pidfd = rustix::process::Pid::from_raw(pgid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let Some(pidfd) = pidfd else {
         kill_group(pgid, libc::SIGKILL);
-        return finished(Ended::NotStarted("no thread for it".into()), String::new());
-    }
+        let _ = child.wait();
+        return finished(Ended::NotStarted("no pidfd for it (Linux 5.3 or newer is needed)".into()), String::new());
+    };
+    let mut kept = Kept::new(log);
+    let mut output = Some(output);
+    let mut ended: Option<Ended> = None;
+    let mut phase = Phase::Running;
     let deadline = started + job.timeout;
-    let wait = |until: Instant| rx.recv_timeout(until.saturating_duration_since(Instant::now()));
-    let ended = match wait(deadline) {
-        Ok(Wake::Exited(status)) => ended_as(status),
-        cause => {
-            kill_group(pgid, libc::SIGTERM);
-            let ended = match cause {
-                Ok(Wake::Cancel) => Ended::Cancelled,
-                _ => Ended::TimedOut { after_s: job.timeout.as_secs() },
-            };
-            // Its exit is waited for (a grace, then a kill), so nothing of it outlives the run.
-            let mut exited = false;
-            let grace = Instant::now() + GRACE;
-            while !exited {
-                match wait(grace) {
-                    Ok(Wake::Exited(_)) => exited = true,
-                    Ok(Wake::Cancel) => {}
-                    Err(_) => break,
+    let mut buf = vec![0u8; 16 << 10];
+    loop {
+        let until = match phase {
+            Phase::Running => deadline,
+            Phase::Ending(t) | Phase::Killed(t) | Phase::Exited(t) => t,
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            match phase {
+                Phase::Running => {
+                    ended = Some(Ended::TimedOut { after_s: job.timeout.as_secs() });
+                    kill_group(pgid, libc::SIGTERM);
+                    phase = Phase::Ending(Instant::now() + GRACE);
                 }
+                Phase::Ending(_) => {
+                    kill_group(pgid, libc::SIGKILL);
+                    phase = Phase::Killed(Instant::now() + GRACE);
+                }
+                // Unkillable, or what it left keeps the output open: the run ends without them.
+                Phase::Killed(_) | Phase::Exited(_) => break,
+            }
+            continue;
+        }
+        let exited = matches!(phase, Phase::Exited(_));
+        let timeout =
+            rustix::event::Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
+        let (mut o_ready, mut p_ready, mut c_ready) = (false, false, false);
+        {
+            use rustix::event::{PollFd, PollFlags};
+            let mut fds = Vec::with_capacity(3);
+            if let Some(o) = &output {
+                fds.push((0, PollFd::new(o, PollFlags::IN)));
             }
             if !exited {
-                kill_group(pgid, libc::SIGKILL);
-                let _ = rx.recv_timeout(GRACE);
+                fds.push((1, PollFd::new(&pidfd, PollFlags::IN)));
             }
-            ended
+            fds.push((2, PollFd::new(&cancel_r, PollFlags::IN)));
+            let mut polled: Vec<PollFd> = fds.iter().map(|(_, f)| f.clone()).collect();
+            match rustix::event::poll(&mut polled, Some(&timeout)) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(_) => break,
+            }
+            for ((which, _), fd) in fds.iter().zip(&polled) {
+                if fd.revents().is_empty() {
+                    continue;
+                }
+                match which {
+                    0 => o_ready = true,
+                    1 => p_ready = true,
+                    _ => c_ready = true,
+                }
+            }
         }
-    };
-    // What it left in the background ends with it: a gate is done when its command is.
-    kill_group(pgid, libc::SIGKILL);
-    let _ = read_done.recv_timeout(GRACE);
+        if o_ready {
+            if let Some(o) = output.as_mut() {
+                match o.read(&mut buf) {
+                    Ok(0) => output = None,
+                    Ok(n) => kept.push(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => output = None,
+                }
+            }
+        }
+        if c_ready {
+            let mut drain = [0u8; 64];
+            let _ = (&cancel_r).read(&mut drain);
+            if matches!(phase, Phase::Running) {
+                ended = Some(Ended::Cancelled);
+                kill_group(pgid, libc::SIGTERM);
+                phase = Phase::Ending(Instant::now() + GRACE);
+            }
+        }
+        if p_ready && !exited {
+            let status = child.wait().ok();
+            if ended.is_none() {
+                ended = Some(status.map_or(Ended::Exited(-1), ended_as));
+            }
+            // What it left in the background ends with it: a gate is done when its command is.
+            kill_group(pgid, libc::SIGKILL);
+            phase = Phase::Exited(Instant::now() + GRACE);
+        }
+        if output.is_none() && matches!(phase, Phase::Exited(_)) {
+            break;
+        }
+    }
+    if !matches!(phase, Phase::Exited(_)) {
+        // Given up on (killed and still there): reaped later by nobody but init; never waited on here.
+        kill_group(pgid, libc::SIGKILL);
+    }
     *cancel.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    let bytes = tail.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    finished(ended, String::from_utf8_lossy(&bytes).into_owned())
+    let tail = kept.finish();
+    finished(ended.unwrap_or(Ended::Signalled(libc::SIGKILL)), String::from_utf8_lossy(&tail).into_owned())
 }
 
 fn ended_as(status: std::process::ExitStatus) -> Ended {
@@ -158,42 +212,45 @@ fn kill_group(pgid: i32, signal: i32) {
     }
 }
 
-/// Copy the output to the log (up to `MAX_LOG`) and keep its last `TAIL_BYTES`.
-fn keep_output(mut from: impl Read, mut log: std::fs::File, tail: &Mutex<Vec<u8>>) {
-    let mut buf = vec![0u8; 16 << 10];
-    let mut written = 0u64;
-    let mut cut = 0u64;
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        };
-        let chunk = &buf[..n];
-        let room = MAX_LOG.saturating_sub(written) as usize;
-        if room > 0 {
-            let part = &chunk[..room.min(n)];
-            if log.write_all(part).is_err() {
+/// A run's output: the log (up to `MAX_LOG`, then a note and the tail) and its last `TAIL_BYTES` in memory.
+struct Kept {
+    log: std::fs::File,
+    written: u64,
+    cut: u64,
+    tail: Vec<u8>,
+}
+
+impl Kept {
+    fn new(log: std::fs::File) -> Kept {
+        Kept { log, written: 0, cut: 0, tail: Vec::new() }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        let room = MAX_LOG.saturating_sub(self.written) as usize;
+        let part = &chunk[..room.min(chunk.len())];
+        if !part.is_empty() {
+            if self.log.write_all(part).is_err() {
                 // A full disk: the log stops; the tail is still kept.
-                written = MAX_LOG;
+                self.written = MAX_LOG;
             } else {
-                written += part.len() as u64;
+                self.written += part.len() as u64;
             }
         }
-        cut += (n - room.min(n)) as u64;
-        let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
-        t.extend_from_slice(chunk);
-        if t.len() > TAIL_BYTES * 2 {
-            let drop = t.len() - TAIL_BYTES;
-            t.drain(..drop);
+        self.cut += (chunk.len() - part.len()) as u64;
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > TAIL_BYTES * 2 {
+            let drop = self.tail.len() - TAIL_BYTES;
+            self.tail.drain(..drop);
         }
     }
-    if cut > 0 {
-        let _ = write!(log, "\n[muster: {cut} more bytes of output not kept; the run's tail was]\n");
-        let t = tail.lock().unwrap_or_else(|e| e.into_inner());
-        let start = t.len().saturating_sub(TAIL_BYTES);
-        let _ = log.write_all(&t[start..]);
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.cut > 0 {
+            let _ = write!(self.log, "\n[muster: {} more bytes of output not kept; the run's tail was]\n", self.cut);
+            let start = self.tail.len().saturating_sub(TAIL_BYTES);
+            let _ = self.log.write_all(&self.tail[start..]);
+        }
+        self.tail
     }
 }
 
@@ -254,6 +311,18 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(t.join().unwrap().ended, Ended::Cancelled);
+    }
+
+    /// What escapes the group (setsid) and keeps the output open does not hold the run: it ends a grace after its
+    /// command, and no thread of the server stays blocked on it.
+    #[test]
+    fn an_escaped_daemon_holding_the_output_does_not_hold_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let f = run(&job(dir.path(), "setsid sleep 8 & echo started", Duration::from_secs(60)), &Cancel::default());
+        assert_eq!(f.ended, Ended::Exited(0));
+        assert!(f.tail.contains("started"), "{}", f.tail);
+        assert!(t.elapsed() < Duration::from_secs(6), "held for {:?}", t.elapsed());
     }
 
     #[test]

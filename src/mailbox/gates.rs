@@ -1,10 +1,9 @@
 //! Gate runs and loops in the crew's database (`mail.db`, schema 3): what the gates view and `muster gate`
-//! show, and the attempts and the guard's counts, which survive a restart.
+//! show, and the attempts and the guard's counts (each loop as the engine's JSON), which survive a restart.
 
 use rusqlite::{params, OptionalExtension};
 
 use super::store::{classify, MailError, Store};
-use crate::gate::guard::Loop;
 use crate::protocol::gate::{GateOutcome, GateRun};
 
 /// Runs kept per agent; older ones (and their logs) are pruned.
@@ -111,7 +110,7 @@ impl Store {
     }
 
     /// Every agent's loops, by (agent, gate).
-    pub fn gate_loops(&self) -> Result<Vec<(String, String, Loop)>, MailError> {
+    pub fn gate_loops<L: serde::de::DeserializeOwned + Default>(&self) -> Result<Vec<(String, String, L)>, MailError> {
         let mut stmt = self.conn.prepare_cached("SELECT agent, gate, state FROM gate_loops").map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
@@ -125,7 +124,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn save_gate_loop(&mut self, agent: &str, gate: &str, state: &Loop) -> Result<(), MailError> {
+    pub fn save_gate_loop(&mut self, agent: &str, gate: &str, state: &impl serde::Serialize) -> Result<(), MailError> {
         let text = serde_json::to_string(state).unwrap_or_default();
         self.conn
             .prepare_cached(
@@ -165,6 +164,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gate::guard::Loop;
 
     fn run(agent: &str) -> GateRun {
         GateRun {
@@ -213,7 +213,7 @@ mod tests {
         let runs = store.gate_runs(Some("api"), 10).unwrap();
         assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), [second, id]);
         assert_eq!(runs[0].outcome, Some(GateOutcome::Error));
-        assert_eq!(store.gate_loops().unwrap(), vec![("api".into(), "test".into(), l)]);
+        assert_eq!(store.gate_loops::<Loop>().unwrap(), vec![("api".into(), "test".into(), l)]);
         for _ in 0..5 {
             store.gate_started(&run("api")).unwrap();
         }

@@ -89,7 +89,7 @@ impl Supervisor {
         if let Err(e) = store.gate_runs_interrupted() {
             tracing::warn!("gate runs: {e}");
         }
-        if let Ok(loops) = store.gate_loops() {
+        if let Ok(loops) = store.gate_loops::<Loop>() {
             for (agent, gate, l) in loops {
                 self.gates.loops.insert((agent, gate), l);
             }
