@@ -103,31 +103,55 @@ def first(samples, after, state):
     return next((t for t, s, _ in samples if t >= after and s == state), None)
 
 
-def one_run(kind, cli, muster, bins, work, n):
-    work = work / f"{kind}-{n}"
-    work.mkdir()
-    home, repo, log = work / "home", work / "repo", work / "mock.jsonl"
-    for name, text in cli["seed"].items():
-        (home / name).parent.mkdir(parents=True, exist_ok=True)
-        (home / name).write_text(text)
-    make_repo(repo)
-    (repo / ".muster").mkdir()
-    (repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}')
-    mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT), "--log", str(log)],
-                            stderr=subprocess.DEVNULL)
-    env = base_env(home, bins, {"XDG_STATE_HOME": str(work / "state"), "XDG_RUNTIME_DIR": str(work / "run")})
-    (work / "run").mkdir()
-    t = Tmux(f"turn-{n}", 120, 40, muster, env, repo)
-    rows = []
-    try:
-        t.wait(lambda s: "agent" in s, 20)
+class Bench:
+    """One run's world: a fresh HOME seeded for the CLI, a repository with the crew (and `extra` crew text), the
+    mock model, and muster's workbench in tmux at the CLI's prompt. Everything ends with it."""
+
+    def __init__(self, name, cli, muster, bins, work, extra="", mock_args=()):
+        work.mkdir()
+        self.cli, self.muster = cli, muster
+        self.home, self.repo, self.log = work / "home", work / "repo", work / "mock.jsonl"
+        for path, text in cli["seed"].items():
+            (self.home / path).parent.mkdir(parents=True, exist_ok=True)
+            (self.home / path).write_text(text)
+        make_repo(self.repo)
+        (self.repo / ".muster").mkdir()
+        (self.repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}{extra}')
+        self.mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT),
+                                      "--log", str(self.log), *mock_args], stderr=subprocess.DEVNULL)
+        self.env = base_env(self.home, bins, {"XDG_STATE_HOME": str(work / "state"),
+                                              "XDG_RUNTIME_DIR": str(work / "run")})
+        (work / "run").mkdir()
+        self.t = Tmux(name, 120, 40, muster, self.env, self.repo)
+
+    def __enter__(self):
+        return self
+
+    def reach_prompt(self, samples):
+        """Through the CLI's first screens (as in compat.py) to its prompt, idle."""
+        self.t.wait(lambda s: "agent" in s, 20)
         time.sleep(3)
-        for keys in cli["reach"]:
-            t.keys(*keys)
-            time.sleep(cli.get("pause", 1.0))
-        t.keys("C-]")
+        for keys in self.cli["reach"]:
+            self.t.keys(*keys)
+            time.sleep(self.cli.get("pause", 1.0))
+        self.t.keys("C-]")
+        return sample_until(self.muster, self.repo, self.env, lambda s: s == "idle", 30, samples)
+
+    def __exit__(self, *_):
+        self.t.keys("Q")
+        time.sleep(0.5)
+        self.t.keys("y")
+        time.sleep(3)
+        self.t.kill()
+        self.mock.terminate()
+        end_processes_with_home(self.home)
+
+
+def one_run(kind, cli, muster, bins, work, n):
+    with Bench(f"turn-{n}", cli, muster, bins, work / f"{kind}-{n}") as b:
+        t, repo, env, log = b.t, b.repo, b.env, b.log
         samples = []
-        if not sample_until(muster, repo, env, lambda s: s == "idle", 30, samples):
+        if not b.reach_prompt(samples):
             last = samples[-1][1:] if samples else ("?", "")
             print(t.screen(), file=sys.stderr)
             return [("prompt reached", f"no ({last[0]}: {last[1]})")]
@@ -193,14 +217,6 @@ def one_run(kind, cli, muster, bins, work, n):
             ("mail typed while busy", "yes" if typed_while_busy else "no"),
         ]
         return rows
-    finally:
-        t.keys("Q")
-        time.sleep(0.5)
-        t.keys("y")
-        time.sleep(3)
-        t.kill()
-        mock.terminate()
-        end_processes_with_home(home)
 
 
 # A gate on the turn's file: the mock's first command writes `muster-turn` (red), its fix writes `fixed` (green).
@@ -219,29 +235,10 @@ def gate_status(muster, repo, env):
 def gate_run(kind, cli, muster, bins, work, n):
     """A turn whose gate fails: the failure reaches the CLI as mail (through the arbiter), the model answers it
     with a fix (another shell command, approved in its dialog), and the gate passes on the next turn's end."""
-    work = work / f"gate-{kind}-{n}"
-    work.mkdir()
-    home, repo, log = work / "home", work / "repo", work / "mock.jsonl"
-    for name, text in cli["seed"].items():
-        (home / name).parent.mkdir(parents=True, exist_ok=True)
-        (home / name).write_text(text)
-    make_repo(repo)
-    (repo / ".muster").mkdir()
-    (repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}{GATE}')
-    mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT), "--log", str(log),
-                             "--think", "1.5", "--answer", "1"], stderr=subprocess.DEVNULL)
-    env = base_env(home, bins, {"XDG_STATE_HOME": str(work / "state"), "XDG_RUNTIME_DIR": str(work / "run")})
-    (work / "run").mkdir()
-    t = Tmux(f"gate-{n}", 120, 40, muster, env, repo)
-    try:
-        t.wait(lambda s: "agent" in s, 20)
-        time.sleep(3)
-        for keys in cli["reach"]:
-            t.keys(*keys)
-            time.sleep(cli.get("pause", 1.0))
-        t.keys("C-]")
-        samples = []
-        if not sample_until(muster, repo, env, lambda s: s == "idle", 30, samples):
+    mock_args = ("--think", "1.5", "--answer", "1")
+    with Bench(f"gate-{n}", cli, muster, bins, work / f"gate-{kind}-{n}", GATE, mock_args) as b:
+        t, repo, env, log = b.t, b.repo, b.env, b.log
+        if not b.reach_prompt([]):
             return [("prompt reached", "no")]
         log.write_text("")
         t.keys("s")
@@ -292,14 +289,6 @@ def gate_run(kind, cli, muster, bins, work, n):
             ("runs", " ".join(f"{r['outcome']}" for r in reversed(runs))),
             ("failure typed into a dialog", "yes" if in_dialog else "no"),
         ]
-    finally:
-        t.keys("Q")
-        time.sleep(0.5)
-        t.keys("y")
-        time.sleep(3)
-        t.kill()
-        mock.terminate()
-        end_processes_with_home(home)
 
 
 def main():
