@@ -148,6 +148,9 @@ pub enum GateAnswer {
     },
 }
 
+/// The most of a run's output a steer carries (a mail is at most `mail::MAX_BODY`).
+const MAX_TAIL: usize = 32 << 10;
+
 /// The steer a failed run sends its agent: which gate, on which checkpoint, which attempt, the failing tests, the
 /// output's tail, and what to do.
 pub fn steer_text(run: &GateRun) -> String {
@@ -162,8 +165,11 @@ pub fn steer_text(run: &GateRun) -> String {
         }
     }
     if !run.tail.trim().is_empty() {
+        // Its end, within what one mail carries (`feedback_lines` long lines could pass it).
+        let tail = run.tail.trim_end();
+        let from = tail.ceil_char_boundary(tail.len().saturating_sub(MAX_TAIL));
         s.push_str("\nThe end of its output:\n");
-        s.push_str(run.tail.trim_end());
+        s.push_str(&tail[from..]);
     }
     s.push_str(
         "\nFix the cause; do not skip or weaken tests. When you end your turn with changed files, muster runs the gate again.",
@@ -207,5 +213,10 @@ mod tests {
         for part in ["`test`", "checkpoint 7", "attempt 2 of 4", "greet::works", "thread panicked", "do not skip"] {
             assert!(text.contains(part), "{part}: {text}");
         }
+        // The longest tail a gate may ask for still fits in one mail, its end kept.
+        let long =
+            GateRun { tail: format!("{}THE END\n", "é".repeat(100_000)), failed: vec!["x".repeat(400); 30], ..run };
+        let text = steer_text(&long);
+        assert!(super::super::mail::check_body(&text).is_ok() && text.contains("THE END"), "{}", text.len());
     }
 }
