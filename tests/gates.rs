@@ -230,3 +230,45 @@ fn merge_gates_refuse_a_red_merge() {
     assert!(ok, "{text}");
     assert!(rig.root.join("more.txt").exists());
 }
+
+/// A CLI whose stop hook asks for its mail as its turn ends (as Claude Code's does): the hook's answer waits for
+/// the gates of the turn it ends, and their failure goes in as the hook's answer, nothing typed; the fix's turn
+/// ends the same way, green, and the hook lets it stop.
+#[test]
+fn a_stop_hook_takes_the_gates_failure_nothing_typed() {
+    let script = r#"n=0
+while :; do
+  printf 'demo> '
+  IFS= read -r line || exit 0
+  n=$((n+1)); for i in 1 2 3 4 5 6; do printf '\r⠋ working %s' $i; sleep 0.1; done; printf '\r\033[K'
+  echo "broken $n" > turn.txt
+  while :; do
+    out=$('{muster}' hook Stop < /dev/null)
+    case "$out" in
+      *'"decision":"block"'*) echo "the stop hook says: go on"
+        for i in 1 2 3 4 5 6; do printf '\r⠋ fixing %s' $i; sleep 0.1; done; printf '\r\033[K'
+        echo fixed > turn.txt;;
+      *) break;;
+    esac
+  done
+  echo "done $n"
+done"#;
+    let crew = format!(
+        "[[agent]]\nname = \"api\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [\"-c\", {script:?}]\n{}",
+        gate("grep -q fixed turn.txt || { echo 'test turn::fixed ... FAILED'; exit 1; }", "")
+    );
+    let mut rig = Rig::new(&crew, "api");
+    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    rig.engine.send(Command::Steer { name: "api".into(), text: "go".into(), force: false });
+    rig.wait_for("green", |r| matches!(mark(r, "api"), GateMark::Green { .. }));
+    rig.wait_for("the turn's end", |r| r.screen_text("api").contains("done 1"));
+    let screen = rig.screen_text("api");
+    assert!(screen.contains("the stop hook says: go on"), "{screen}");
+    assert!(!screen.contains("[muster mail"), "the failure was typed: {screen}");
+    let mails = gate_mail(&rig, "api");
+    assert_eq!(mails.len(), 1, "{mails:#?}");
+    let receipt = mails[0].receipt("api").unwrap();
+    assert!(receipt.state.reached() && receipt.detail.as_deref() == Some("hook"), "{receipt:?}");
+    let (_, text) = rig.muster(&["gate", "status", "api"]);
+    assert_eq!(text.lines().map(|l| l.contains("test pass")).collect::<Vec<_>>(), [true, false], "{text}");
+}

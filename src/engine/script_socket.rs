@@ -143,11 +143,17 @@ pub fn parse_answer(line: &str) -> Result<Answer> {
     })
 }
 
-/// A stop hook's turn: the agent's queued mail as the text of its next turn, when it can take it now.
+/// How long a stop hook waits for the gates of the turn it ends (Claude Code gives a hook 60 s by default).
+pub const HOOK_WAITS_FOR_GATES: f64 = 50.0;
+
+/// A stop hook's turn: the agent's queued mail as the text of its next turn, when it can take it now; a failure of
+/// the gates of the turn that ends is such mail, waited for up to `HOOK_WAITS_FOR_GATES`.
 pub fn take_mail(run_dir: &Path, agent: &str, token: &str) -> Option<String> {
     use crate::protocol::mail::{MailAnswer, MailOp};
-    let req = Request::Mail { agent: Some(agent.into()), token: Some(token.into()), op: MailOp::Take {} };
-    match ask(run_dir, &req, Some(Duration::from_secs(5))).ok().flatten()? {
+    let op = MailOp::Take { wait_gates: Some(HOOK_WAITS_FOR_GATES) };
+    let req = Request::Mail { agent: Some(agent.into()), token: Some(token.into()), op };
+    let within = Duration::from_secs_f64(HOOK_WAITS_FOR_GATES + 5.0);
+    match ask(run_dir, &req, Some(within)).ok().flatten()? {
         Answer::Mail(MailAnswer::Taken { text }) => text,
         _ => None,
     }

@@ -82,6 +82,8 @@ struct Slot {
     gate_hold: Option<String>,
     /// What its screen and hooks last said of why it is in its state.
     detected_why: String,
+    /// Its stop hook ended its turn (checkpoint, gates): the end its CLI reports after is not counted again.
+    turn_end_taken: bool,
 }
 
 impl Slot {
@@ -572,6 +574,7 @@ impl Supervisor {
             .chain(self.leftovers.iter().map(|l| l.0))
             .chain(self.remeasure_at)
             .chain(reload)
+            .chain(self.next_take_timeout())
             .min()
     }
 
@@ -585,6 +588,7 @@ impl Supervisor {
             self.crew_reload_at = None;
             self.reload_crew();
         }
+        self.expire_takes();
         let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) =
             std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);
         self.kills = kept;

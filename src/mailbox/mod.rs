@@ -69,6 +69,8 @@ pub struct Moment {
     /// Idle only because its screen went quiet, though its preset knows what its prompt looks like (or has
     /// hooks): it may be working without output, so it is not at its prompt.
     pub merely_quiet: bool,
+    /// Its CLI's stop hook waits for the gates of the turn it ends: what comes goes in through the hook.
+    pub hook_waits: bool,
 }
 
 /// Whether an agent idle by a quiet screen alone may still be working: where this run has hooks (they would
@@ -95,6 +97,9 @@ pub fn verdict(m: &Moment) -> Verdict {
     }
     if m.in_flight {
         return Verdict::Wait("a delivery is on its way");
+    }
+    if m.hook_waits {
+        return Verdict::Wait("its stop hook waits for its gates (their failure goes in through it)");
     }
     if m.paused {
         return Verdict::Wait("paused");
@@ -176,6 +181,7 @@ mod tests {
             urgent: false,
             queues_input: false,
             merely_quiet: false,
+            hook_waits: false,
         }
     }
 
@@ -202,6 +208,8 @@ mod tests {
             Moment { composing: true, ..moment(AgentState::Idle) },
             Moment { paused: true, ..moment(AgentState::Idle) },
             Moment { in_flight: true, ..moment(AgentState::Idle) },
+            // Its stop hook is about to take it (with its gates' failure).
+            Moment { hook_waits: true, ..moment(AgentState::Idle) },
             // Quiet is not a prompt where the CLI's prompt is known: it may be working without output.
             Moment { merely_quiet: true, ..moment(AgentState::Idle) },
         ] {

@@ -86,7 +86,7 @@ fn run_inner(
         }
         MailOp::Retry { id, recipient } => operator_step(store, who, id, &recipient, Step::Retry, now_ms, changed),
         MailOp::Drop { id, recipient } => operator_step(store, who, id, &recipient, Step::Drop, now_ms, changed),
-        MailOp::Wait { .. } | MailOp::Take {} => Err("this needs the muster server (none runs here)".into()),
+        MailOp::Wait { .. } | MailOp::Take { .. } => Err("this needs the muster server (none runs here)".into()),
     }
 }
 

@@ -215,8 +215,13 @@ pub enum MailOp {
         id: i64,
         recipient: String,
     },
-    /// A CLI's stop hook takes the agent's mail as its next turn (answered with the text, or nothing).
-    Take {},
+    /// A CLI's stop hook takes the agent's mail as its next turn (answered with the text, or nothing). With
+    /// `wait_gates` (seconds), a turn that changed files is checkpointed and its gates run first, and their
+    /// failure comes back this way (nothing typed), within that time.
+    Take {
+        #[serde(default)]
+        wait_gates: Option<f64>,
+    },
 }
 
 /// The answer to a `MailOp`.

@@ -239,7 +239,7 @@ mod tests {
             Request::Run { command: Command::Checkpoint { name: "a".into() }, trigger: Some("gate".into()) },
             Request::Status {},
             Request::Wait { agents: vec!["a".into(), "b".into()], until: WaitFor::Any, timeout: Some(2.5) },
-            Request::Mail { agent: None, token: None, op: MailOp::Take {} },
+            Request::Mail { agent: None, token: None, op: MailOp::Take { wait_gates: Some(50.0) } },
             Request::Gate { op: GateOp::Run { agent: "a".into(), gate: Some("test".into()) } },
             Request::Gate { op: GateOp::Status { agent: None, limit: Some(3) } },
             Request::Wait { agents: vec!["a".into()], until: WaitFor::GateFailed, timeout: None },

@@ -45,6 +45,13 @@ pub(super) enum AfterGates {
     Merge { into_agent: bool, message: Option<String>, reply: Option<Sender<Answer>> },
 }
 
+/// A CLI's stop hook that waits for the gates of the turn it ends (their failure is its answer).
+struct ParkedTake {
+    agent: String,
+    reply: Sender<Answer>,
+    until: Instant,
+}
+
 struct PendingMerge {
     agent: String,
     then: AfterGates,
@@ -53,6 +60,7 @@ struct PendingMerge {
 #[derive(Default)]
 pub(super) struct Gates {
     merges: Vec<PendingMerge>,
+    takes: Vec<ParkedTake>,
     queue: VecDeque<Queued>,
     active: Vec<Active>,
     /// Each agent's loop on each gate (by agent, then gate).
@@ -270,6 +278,83 @@ impl Supervisor {
         Some(id)
     }
 
+    fn turn_gates_pending(&self, agent: &str) -> bool {
+        let turn = |g: &str| self.cfg.crew.gates.iter().any(|s| s.name == g && s.when == When::Turn);
+        self.gates.queue.iter().any(|q| q.agent == agent && q.gate.when == When::Turn)
+            || self.gates.active.iter().any(|a| a.agent == agent && turn(&a.gate))
+    }
+
+    /// A stop hook asks for the agent's mail as its turn ends: where the turn changed files and the agent has
+    /// gates, its checkpoint is taken now and the answer waits for the gates (up to `within`), so a failure goes in
+    /// through the hook, nothing typed. The reply back when there is nothing to wait for.
+    pub(super) fn park_take(&mut self, agent: &str, within: Duration, reply: Sender<Answer>) -> Option<Sender<Answer>> {
+        let specs = self.gate_specs(agent, When::Turn);
+        let stopped = self.gates.loops.iter().any(|((a, _), l)| a == agent && l.stopped);
+        if specs.is_empty() || stopped {
+            return Some(reply);
+        }
+        // Whether the turn changed files is the checkpoint's to say: the file watcher may not have seen a write
+        // made the moment before the hook ran.
+        if !self.turn_gates_pending(agent) {
+            // The hook answers before the CLI reports its turn's end: the turn's checkpoint is taken now (its
+            // gates follow), and the end reported after it is not counted again.
+            if !self.job_with(agent, JobKind::Create { trigger: "turn".into() }, false, None, false) {
+                return Some(reply);
+            }
+            if let Some(slot) = self.slot_mut(agent) {
+                slot.turn_end_taken = true;
+            }
+        }
+        self.gates.takes.push(ParkedTake { agent: agent.to_string(), reply, until: Instant::now() + within });
+        None
+    }
+
+    /// Its stop hook waits for its gates: mail is not typed meanwhile (the hook hands it over).
+    pub(super) fn hook_waits_for_gates(&self, agent: &str) -> bool {
+        self.gates.takes.iter().any(|t| t.agent == agent)
+    }
+
+    /// When the operator's keys stop holding this agent's mail (`OPERATOR_GRACE` after them), while they do.
+    fn operator_grace_end(&self, agent: &str) -> Option<Instant> {
+        let at = self.slots.iter().find(|s| s.spec.name == agent)?.mail.operator_at?;
+        Some(at + crate::mailbox::OPERATOR_GRACE).filter(|end| *end > Instant::now())
+    }
+
+    /// Answer the stop hooks that wait on this agent's gates, once none is queued or runs and the operator's keys
+    /// no longer hold its mail (or, `now`, at once).
+    pub(super) fn answer_takes(&mut self, agent: &str, now: bool) {
+        if !now && (self.turn_gates_pending(agent) || self.operator_grace_end(agent).is_some()) {
+            return;
+        }
+        let (mine, rest): (Vec<ParkedTake>, Vec<ParkedTake>) =
+            std::mem::take(&mut self.gates.takes).into_iter().partition(|t| t.agent == agent);
+        self.gates.takes = rest;
+        for t in mine {
+            let text = self.take_mail(agent);
+            let _ = t.reply.send(Answer::Mail(crate::protocol::mail::MailAnswer::Taken { text }));
+        }
+        // What waited for the hook and did not go with it goes the usual way.
+        self.pump(agent);
+    }
+
+    /// When a waiting stop hook must be looked at again: its time is up, or the operator's grace ends.
+    pub(super) fn next_take_timeout(&self) -> Option<Instant> {
+        let grace = self.gates.takes.iter().filter_map(|t| self.operator_grace_end(&t.agent));
+        self.gates.takes.iter().map(|t| t.until).chain(grace).min()
+    }
+
+    /// Stop hooks whose gates are done once the operator's grace ended, or that waited as long as they may
+    /// (answered with what there is; the gates go on).
+    pub(super) fn expire_takes(&mut self) {
+        let now = Instant::now();
+        let mut agents: Vec<(String, bool)> =
+            self.gates.takes.iter().map(|t| (t.agent.clone(), t.until <= now)).collect();
+        agents.dedup();
+        for (agent, due) in agents {
+            self.answer_takes(&agent, due);
+        }
+    }
+
     /// Run the agent's `when = "merge"` gates on its worktree before `then`; false when it has none.
     pub(super) fn gates_before_merge(&mut self, name: &str, then: AfterGates) -> bool {
         let specs = self.gate_specs(name, When::Merge);
@@ -411,6 +496,7 @@ impl Supervisor {
         self.set_gate_mark(&name);
         self.pump_gates();
         self.settle_merges();
+        self.answer_takes(&name, false);
         self.settle_waits();
     }
 
@@ -581,6 +667,7 @@ impl Supervisor {
 
     /// An agent left the crew: its runs end, its loops are forgotten, a merge that waited on its gates is not done.
     pub(super) fn gates_on_remove(&mut self, name: &str) {
+        self.answer_takes(name, true);
         let (gone, kept): (Vec<PendingMerge>, Vec<PendingMerge>) =
             std::mem::take(&mut self.gates.merges).into_iter().partition(|p| p.agent == name);
         self.gates.merges = kept;

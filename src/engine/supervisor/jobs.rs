@@ -248,6 +248,10 @@ impl Supervisor {
         if let Some(cp) = &done.turn {
             self.gates_after_turn(&done.name, cp);
         }
+        if done.turn_job {
+            // A stop hook that waited for this turn's gates: answered now if none runs.
+            self.answer_takes(&done.name, false);
+        }
         let Some(mut checkpoints) = done.checkpoints else { return };
         let name = done.name;
         self.mark_green(&name, &mut checkpoints);

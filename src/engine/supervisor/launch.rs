@@ -327,6 +327,7 @@ impl Supervisor {
             turns: 0,
             gate_hold: None,
             detected_why: String::new(),
+            turn_end_taken: false,
         }
     }
 }

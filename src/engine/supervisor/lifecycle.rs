@@ -210,6 +210,7 @@ impl Supervisor {
             // The operator, mail or the CLI itself started a turn: a gate's hold ends, results under way go stale.
             slot.turns += 1;
             slot.gate_hold = None;
+            slot.turn_end_taken = false;
         }
         if !slot.paused() {
             slot.info.state = state;
@@ -259,9 +260,11 @@ impl Supervisor {
             .iter()
             .find(|s| s.spec.name == name)
             .is_some_and(|s| s.files.as_ref().is_none_or(|w| w.is_dirty()));
-        if turn_ended && dirty {
+        // Its stop hook took this turn's end already (its checkpoint, its gates): not counted twice.
+        let taken = turn_ended && self.slot_mut(name).is_some_and(|s| std::mem::take(&mut s.turn_end_taken));
+        if turn_ended && dirty && !taken {
             self.job(name, JobKind::Create { trigger: "turn".into() }, false);
-        } else if turn_ended {
+        } else if turn_ended && !taken {
             self.gates_unchanged_turn(name);
         }
     }

@@ -127,9 +127,16 @@ impl Supervisor {
                 self.mail_waits.push(MailWait { id, until, until_time, reply });
                 self.settle_mail_waits();
             }
-            MailOp::Take {} => {
-                let text = self.take_mail(&sender);
-                let _ = reply.send(answer(&MailAnswer::Taken { text }));
+            MailOp::Take { wait_gates } => {
+                // The turn's gates run first where it has them and changed files; their failure comes this way.
+                let reply = match wait_gates.and_then(mailbox::seconds) {
+                    Some(within) => self.park_take(&sender, within, reply),
+                    None => Some(reply),
+                };
+                if let Some(reply) = reply {
+                    let text = self.take_mail(&sender);
+                    let _ = reply.send(answer(&MailAnswer::Taken { text }));
+                }
             }
             op => {
                 let crew = self.crew_names();
@@ -226,6 +233,7 @@ impl Supervisor {
                 slot.hooked,
                 self.presets.get(&slot.spec.kind).is_some_and(|p| p.rules.iter().any(|r| r.state == AgentState::Idle)),
             ),
+            hook_waits: self.hook_waits_for_gates(&slot.spec.name),
         }
     }
 
@@ -426,7 +434,7 @@ impl Supervisor {
     }
 
     /// The CLI's stop hook asks for the agent's mail as its next turn.
-    fn take_mail(&mut self, name: &str) -> Option<String> {
+    pub(super) fn take_mail(&mut self, name: &str) -> Option<String> {
         let idx = self.slots.iter().position(|s| s.spec.name == name)?;
         let mut queued = self.mailbox.as_ref()?.queued_for(name).ok()?;
         queued.truncate(mailbox::MAX_BATCH);
@@ -434,6 +442,9 @@ impl Supervisor {
         let mut moment = self.moment(slot, false);
         // The turn is ending: the hook's answer becomes the next one, instead of its prompt.
         moment.state = AgentState::Idle;
+        moment.hook_waits = false;
+        // Its hook says the turn ends: a quiet screen is no doubt about it.
+        moment.merely_quiet = false;
         if queued.is_empty() || slot.mail.hook_streak >= HOOK_STREAK || mailbox::verdict(&moment) != Verdict::Deliver {
             self.slots[idx].mail.hook_streak = 0;
             return None;
