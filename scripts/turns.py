@@ -232,6 +232,31 @@ def gate_status(muster, repo, env):
         return []
 
 
+def server_log(work):
+    """muster's server log of a run (with --debug, on stderr)."""
+    for log in Path(work).glob("state/**/muster.log"):
+        return log.read_text(errors="replace")
+    return ""
+
+
+def gate_mail_went_in(muster, repo, env):
+    """How each of the gate's mails reached the agent (the receipt's detail: typed, hook), oldest first."""
+    hows = []
+    for i in range(1, 20):
+        out = run(muster, "mail", "status", str(i), "--json", cwd=repo, env=env)
+        try:
+            d = json.loads(out.stdout)
+        except json.JSONDecodeError:
+            break
+        mail = d.get("mail", d)
+        mail = mail.get("mail", mail)
+        if mail.get("from") != "gate":
+            continue
+        r = next((r for r in mail.get("receipts", []) if r.get("recipient") == "agent"), {})
+        hows.append(f"{r.get('state')}:{r.get('detail')}")
+    return hows
+
+
 def gate_run(kind, cli, muster, bins, work, n):
     """A turn whose gate fails: the failure reaches the CLI as mail (through the arbiter), the model answers it
     with a fix (another shell command, approved in its dialog), and the gate passes on the next turn's end."""
@@ -263,6 +288,13 @@ def gate_run(kind, cli, muster, bins, work, n):
             failed = next((r for r in gate_status(muster, repo, env) if r.get("outcome") == "fail"), None)
             time.sleep(0.2)
         fix_dialog = approve_next(60)
+        fixed_at = time.time()
+        if "--debug" in sys.argv:
+            time.sleep(1.5)
+            print(t.screen(), file=sys.stderr)
+        sample_until(muster, repo, env, lambda s: s == "idle", 60, samples)
+        if "--debug" in sys.argv:
+            print(t.screen(), file=sys.stderr)
         green = run(muster, "wait", "agent", "--until", "green", "--timeout", "60", cwd=repo, env=env).returncode == 0
         runs = gate_status(muster, repo, env)
         fix_at = next((d["t"] for d in map(json.loads, log.read_text().splitlines()) if d["phase"] == "fix"), None)
@@ -280,6 +312,7 @@ def gate_run(kind, cli, muster, bins, work, n):
                       file=sys.stderr)
             if fix_at:
                 print(f"  {fix_at - sent:6.2f} model fix", file=sys.stderr)
+            print(server_log(repo.parent)[-3000:], file=sys.stderr)
         return [
             ("first dialog", "approved" if first_dialog else "never"),
             ("gate", "failed" if failed else "never failed"),
@@ -288,6 +321,7 @@ def gate_run(kind, cli, muster, bins, work, n):
             ("green", "yes" if green else "no"),
             ("runs", " ".join(f"{r['outcome']}" for r in reversed(runs))),
             ("failure typed into a dialog", "yes" if in_dialog else "no"),
+            ("failure went in", " ".join(gate_mail_went_in(muster, repo, env)) or "?"),
         ]
 
 

@@ -305,6 +305,7 @@ impl Supervisor {
                 slot.turn_end_taken = true;
             }
         }
+        tracing::info!("{agent}: its stop hook waits for its gates");
         self.gates.takes.push(ParkedTake { agent: agent.to_string(), reply, until: Instant::now() + within });
         None
     }
@@ -331,6 +332,7 @@ impl Supervisor {
         self.gates.takes = rest;
         for t in mine {
             let text = self.take_mail(agent);
+            tracing::info!("{agent}: its stop hook answered ({})", if text.is_some() { "mail" } else { "nothing" });
             let _ = t.reply.send(Answer::Mail(crate::protocol::mail::MailAnswer::Taken { text }));
         }
         // What waited for the hook and did not go with it goes the usual way.
