@@ -153,6 +153,13 @@ pub enum Cmd {
         #[command(subcommand)]
         action: GateCmd,
     },
+    /// Ownership (`owns` per agent, `shared` in [defaults]): `muster guard check` lists, for CI, what each agent's
+    /// branch and worktree changed outside its `owns` or in `shared`, and agents whose `owns` take a same file;
+    /// exit 1 when there is any.
+    Guard {
+        #[command(subcommand)]
+        action: GuardCmd,
+    },
     /// Checkpoints of agents' worktrees, for scripts: list, create, diff, restore, undo, prune.
     Checkpoint {
         #[command(subcommand)]
@@ -249,6 +256,15 @@ pub enum Cmd {
         /// Seconds each spinner runs.
         #[arg(long, default_value_t = 1.2)]
         think: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GuardCmd {
+    /// What each agent changed outside its `owns` or in `shared`, and overlapping `owns`; exit 1 when any.
+    Check {
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -17,6 +17,7 @@ use crate::git::worktree::find_repo_root;
 mod checkpoints;
 mod crew_status;
 mod gates;
+mod guard;
 mod mail;
 mod merging;
 mod printable;
@@ -73,6 +74,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
         Some(Cmd::Gate { action }) => return gates::run(&find_repo_root(&dir)?, action),
+        Some(Cmd::Guard { action: crate::cli::GuardCmd::Check { json } }) => {
+            return guard::check(&find_repo_root(&dir)?, json)
+        }
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Merge { agent, into_agent, message, finish, abort, skip_gates }) => {
             return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort, skip_gates)
@@ -151,6 +155,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
                     | Cmd::Schema
                     | Cmd::Mail { .. }
                     | Cmd::Gate { .. }
+                    | Cmd::Guard { .. }
                     | Cmd::Ls
                     | Cmd::Up { .. }
                     | Cmd::Down

@@ -386,3 +386,60 @@ fn add_and_rm_keep_the_crew_file_as_a_person_wrote_it() {
     let (ok, text) = muster(dir.path(), &["status"]);
     assert!(ok && !text.lines().any(|l| l.starts_with("d ")), "{text}");
 }
+
+/// `muster guard check` (ownership, for CI): what an agent's branch and worktree changed outside its `owns` or in
+/// the crew's `shared` files, and agents that own a same file; exit 1 then, 0 when every agent kept to its files.
+#[test]
+fn guard_check_lists_what_an_agent_changed_outside_its_files() {
+    let dir = repo();
+    let root = dir.path();
+    let git = |cwd: &std::path::Path, args: &[&str]| {
+        let o = Command::new("git")
+            .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    for f in ["src/api/a.rs", "src/ui/b.rs", "Cargo.lock"] {
+        std::fs::create_dir_all(root.join(f).parent().unwrap()).unwrap();
+        std::fs::write(root.join(f), "x\n").unwrap();
+    }
+    git(root, &["add", "src", "Cargo.lock"]);
+    git(root, &["commit", "-qm", "files"]);
+    let crew = "[defaults]\nshared = ['Cargo.lock']\n[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/api/']\n\
+                [[agent]]\nname = 'ui'\nkind = 'shell'\nowns = ['src/ui/', 'docs/']\n";
+    std::fs::write(root.join(".muster/crew.toml"), crew).unwrap();
+    let wt = root.join(".muster/worktrees/api");
+    git(root, &["worktree", "add", "-q", "-b", "muster/api", wt.to_str().unwrap()]);
+    std::fs::write(wt.join("src/api/a.rs"), "mine\n").unwrap();
+    git(&wt, &["commit", "-qam", "api work"]);
+    std::fs::write(wt.join("src/ui/b.rs"), "not mine\n").unwrap();
+    std::fs::write(wt.join("Cargo.lock"), "locked\n").unwrap();
+    let (ok, text) = muster(root, &["guard", "check"]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("api: changed src/ui/b.rs outside its owns"), "{text}");
+    assert!(text.contains("api: changed Cargo.lock (shared"), "{text}");
+    assert!(!text.contains("src/api/a.rs outside"), "{text}");
+    assert!(text.contains("ui: not checked") && text.contains("owns pattern `docs/` takes no file"), "{text}");
+    // Overlapping owns are named; JSON for scripts.
+    std::fs::write(root.join(".muster/crew.toml"), crew.replace("'src/ui/', 'docs/'", "'src/'")).unwrap();
+    let (ok, text) = muster(root, &["guard", "check", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&text[..text.rfind('}').unwrap() + 1]).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(!ok && v["overlaps"][0] == serde_json::json!(["api", "ui", "src/api/a.rs"]), "{text}");
+    // Kept to its files: 0.
+    std::fs::write(wt.join("src/ui/b.rs"), "x\n").unwrap();
+    std::fs::write(wt.join("Cargo.lock"), "x\n").unwrap();
+    std::fs::write(root.join(".muster/crew.toml"), crew.replace(", 'docs/'", "")).unwrap();
+    let (ok, text) = muster(root, &["guard", "check"]);
+    assert!(!text.contains("outside"), "{text}");
+    // The ui agent has no branch yet: said, and not counted as a finding.
+    assert!(ok && text.contains("every agent checked kept to its files"), "{text}");
+    // A bad pattern is an error at its place.
+    std::fs::write(root.join(".muster/crew.toml"), "[[agent]]\nname = 'a'\nkind = 'shell'\nowns = ['src/[']\n")
+        .unwrap();
+    let (ok, text) = muster(root, &["guard", "check"]);
+    assert!(!ok && text.contains("crew.toml:4:8") && text.contains("key `owns`: pattern 1"), "{text}");
+}

@@ -19,6 +19,8 @@ pub struct Defaults {
     pub kind: Option<String>,
     /// Only these variables of muster's environment reach the agents (`NAME` or a prefix `NAME*`); unset, all do.
     pub inherit_env: Option<Vec<String>>,
+    /// Files only the operator or a merge changes (lock files, say): globs, as `owns`.
+    pub shared: Option<Vec<String>>,
 }
 
 impl Defaults {
@@ -29,6 +31,7 @@ impl Defaults {
             worktree: self.worktree.or(other.worktree),
             kind: self.kind.clone().or_else(|| other.kind.clone()),
             inherit_env: self.inherit_env.clone().or_else(|| other.inherit_env.clone()),
+            shared: self.shared.clone().or_else(|| other.shared.clone()),
         }
     }
 }
@@ -61,6 +64,7 @@ struct RawAgent {
     enter_delay_ms: Option<u64>,
     inherit_env: Option<Vec<String>>,
     gates: Option<Spanned<Vec<String>>>,
+    owns: Option<Spanned<Vec<String>>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -88,6 +92,9 @@ pub struct AgentSpec {
     /// The gates run after its turns; `None`: every gate with `when = "turn"`.
     #[serde(default)]
     pub gates: Option<Vec<String>>,
+    /// The files it may change (globs, `config::owns`); `None`: any.
+    #[serde(default)]
+    pub owns: Option<Vec<String>>,
 }
 
 impl AgentSpec {
@@ -103,6 +110,8 @@ impl AgentSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Crew {
     pub agents: Vec<AgentSpec>,
+    /// Files only the operator or a merge changes.
+    pub shared: Vec<String>,
     pub gates: Vec<GateSpec>,
     /// How many gates run at once for the whole crew; `None`: half the cores.
     pub max_parallel_gates: Option<usize>,
@@ -194,6 +203,12 @@ pub fn parse_crew(
                 ));
             }
         }
+        if let Some(owns) = &a.owns {
+            if let Err((i, e)) = super::owns::Globs::new(owns.get_ref()) {
+                let at = owns.span().start;
+                return Err(ConfigError::at(file, text, at, format!("key `owns`: pattern {}: {e}", i + 1)));
+            }
+        }
         let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
         if command.trim().is_empty() {
             return Err(ConfigError::at(
@@ -219,9 +234,14 @@ pub fn parse_crew(
             hooks: preset.hooks.clone(),
             inherit_env: a.inherit_env.or_else(|| defaults.inherit_env.clone()),
             gates: a.gates.map(Spanned::into_inner),
+            owns: a.owns.map(Spanned::into_inner),
         });
     }
-    Ok(Crew { agents, gates, max_parallel_gates })
+    let shared = defaults.shared.clone().unwrap_or_default();
+    if let Err((i, e)) = super::owns::Globs::new(&shared) {
+        return Err(ConfigError::at(file, text, 0, format!("key `shared`: pattern {}: {e}", i + 1)));
+    }
+    Ok(Crew { agents, shared, gates, max_parallel_gates })
 }
 
 /// The commented crew file `muster init` writes.
@@ -246,6 +266,9 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   base, worktree   as in [defaults]
 #   enter_delay_ms   wait between a pasted message and its Enter
 #   gates         the gates run after its turns, e.g. gates = ["test"] (default: every `when = "turn"` gate)
+#   owns          the files it may change, e.g. owns = ["src/api/", "tests/api_*.rs", "!src/api/generated/"]
+#                 (`muster guard check` lists what an agent changed outside them; in [defaults], shared = [...]
+#                 names files only you or a merge change, e.g. shared = ["Cargo.lock"])
 #
 # Gates: checks run in an agent's worktree after each turn that changed files; a failure is sent back to the
 # agent (at most `attempts` times), an error of the check itself (not found, timeout) only to you.

@@ -6,6 +6,7 @@ pub mod crew_edit;
 pub mod gate;
 pub mod keymap;
 pub mod location;
+pub mod owns;
 pub mod paths;
 pub mod preset;
 pub mod rules;

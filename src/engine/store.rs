@@ -138,6 +138,7 @@ mod tests {
                 hooks: None,
                 inherit_env: None,
                 gates: None,
+                owns: None,
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

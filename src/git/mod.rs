@@ -4,6 +4,7 @@ pub mod checkpoint;
 pub mod diffstat;
 pub mod merge;
 pub mod overlap;
+pub mod ownership;
 pub mod pack;
 pub mod refwatch;
 pub mod stale;
