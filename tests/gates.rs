@@ -272,3 +272,27 @@ done"#;
     let (_, text) = rig.muster(&["gate", "status", "api"]);
     assert_eq!(text.lines().map(|l| l.contains("test pass")).collect::<Vec<_>>(), [true, false], "{text}");
 }
+
+/// A gate that prints more than a frame to a client holds (4 MiB): its log, asked from the workbench, is its end
+/// with a word of what is left out, so the answer always fits (the whole log once went out and could not).
+#[test]
+fn a_huge_log_reaches_a_client_as_its_end() {
+    let crew = format!(
+        "{}{}",
+        agent("api", true, false),
+        gate("head -c 6000000 /dev/zero | tr '\\0' x; echo; echo THE-END; exit 1", "attempts = 1")
+    );
+    let mut rig = Rig::new(&crew, "api");
+    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let (ok, text) = rig.muster(&["gate", "run", "api", "--wait"]);
+    assert!(!ok && text.contains("test fail (exit 1)"), "{}", &text[..text.len().min(300)]);
+    let id: i64 = text.trim_start_matches('#').split_whitespace().next().unwrap().parse().unwrap();
+    rig.engine.send(Command::Gate { op: muster::protocol::gate::GateOp::Log { id } });
+    rig.wait_for("the log", |r| !r.gate_logs.is_empty());
+    let log = &rig.gate_logs[0];
+    assert!(log.len() <= muster::protocol::MAX_COPY + 200 && log.ends_with("THE-END\n"), "{}", log.len());
+    assert!(log.starts_with("[muster: the first "), "{}", &log[..100]);
+    let frame =
+        muster::protocol::json_frame(&muster::protocol::Event::GateLog { run: Default::default(), log: log.clone() });
+    assert!(frame.len() < muster::protocol::frame::MAX_FRAME);
+}

@@ -125,8 +125,7 @@ pub(super) fn run(root: &Path, action: GateCmd) -> Result<ExitCode> {
                         return Ok(ExitCode::from(3));
                     };
                     let path = root.join(".muster/gates").join(format!("{id}.log"));
-                    let bytes = crate::safefs::read_own_file(&path, crate::gate::run::MAX_LOG + (1 << 20))?;
-                    (run, bytes.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default())
+                    (run, crate::gate::run::log_end(&path, crate::gate::run::MAX_LOG * 2).unwrap_or_default())
                 }
             };
             println!("{}", run_line(&run));

@@ -195,6 +195,28 @@ pub fn run(job: &Job, cancel: &Cancel) -> Finished {
     finished(ended.unwrap_or(Ended::Signalled(libc::SIGKILL)), String::from_utf8_lossy(&tail).into_owned())
 }
 
+/// The end of a run's log, at most `max` bytes, saying how much came before: what a client is sent (a frame
+/// holds 4 MiB; a log, 4 MiB and its tail). Never read through a link, never more than `max`.
+pub fn log_end(path: &std::path::Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let skip = meta.len().saturating_sub(max);
+    f.seek(SeekFrom::Start(skip))?;
+    let mut bytes = Vec::new();
+    f.take(max).read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(if skip > 0 {
+        format!("[muster: the first {skip} bytes are left out here; the whole log is {}]\n{text}", path.display())
+    } else {
+        text.into_owned()
+    })
+}
+
 fn ended_as(status: std::process::ExitStatus) -> Ended {
     match (status.code(), status.signal()) {
         (Some(code), _) => Ended::Exited(code),
@@ -323,6 +345,21 @@ mod tests {
         assert_eq!(f.ended, Ended::Exited(0));
         assert!(f.tail.contains("started"), "{}", f.tail);
         assert!(t.elapsed() < Duration::from_secs(6), "held for {:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_log_is_read_from_its_end_within_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.log");
+        std::fs::write(&path, format!("{}THE END\n", "x".repeat(3000))).unwrap();
+        let end = log_end(&path, 1000).unwrap();
+        assert!(
+            end.len() < 1200 && end.ends_with("THE END\n") && end.contains("first 2008 bytes are left out"),
+            "{end}"
+        );
+        assert_eq!(log_end(&path, 10_000).unwrap().len(), 3008);
+        std::os::unix::fs::symlink(&path, dir.path().join("2.log")).unwrap();
+        assert!(log_end(&dir.path().join("2.log"), 1000).is_err(), "a link is not followed");
     }
 
     #[test]

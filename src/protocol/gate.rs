@@ -33,7 +33,7 @@ impl GateOutcome {
 }
 
 /// One run of one gate for one agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct GateRun {
     pub id: i64,
     pub agent: String,

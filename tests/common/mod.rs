@@ -31,6 +31,8 @@ pub struct Rig {
     pub overlaps: Option<muster::git::overlap::OverlapReport>,
     /// Merge checks answered, in order.
     pub merge_checks: Vec<muster::protocol::git::Preflight>,
+    /// Gate logs answered (the text a client is sent).
+    pub gate_logs: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -67,6 +69,7 @@ impl Rig {
             mail: Default::default(),
             overlaps: None,
             merge_checks: Vec::new(),
+            gate_logs: Vec::new(),
             _dir: dir,
         }
     }
@@ -118,6 +121,7 @@ impl Rig {
             Event::ShutdownComplete => self.shut_down = true,
             Event::Overlaps(report) => self.overlaps = Some(report),
             Event::MergeCheck { check, .. } => self.merge_checks.push(check),
+            Event::GateLog { log, .. } => self.gate_logs.push(log),
             Event::Mail(mails) => {
                 for m in mails {
                     self.mail.insert(m.id, m);

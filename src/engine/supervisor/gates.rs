@@ -33,6 +33,7 @@ struct Active {
     id: i64,
     agent: String,
     gate: String,
+    when: When,
     cancel: run::Cancel,
 }
 
@@ -249,6 +250,7 @@ impl Supervisor {
             id: record.id,
             agent: q.agent.clone(),
             gate: q.gate.name.clone(),
+            when: q.gate.when,
             cancel: cancel.clone(),
         });
         self.gates.last.insert((q.agent.clone(), q.gate.name.clone()), record.clone());
@@ -278,10 +280,10 @@ impl Supervisor {
         Some(id)
     }
 
-    fn turn_gates_pending(&self, agent: &str) -> bool {
-        let turn = |g: &str| self.cfg.crew.gates.iter().any(|s| s.name == g && s.when == When::Turn);
-        self.gates.queue.iter().any(|q| q.agent == agent && q.gate.when == When::Turn)
-            || self.gates.active.iter().any(|a| a.agent == agent && turn(&a.gate))
+    /// Some of the agent's gates of `when` wait for a place or run.
+    fn gates_pending(&self, agent: &str, when: When) -> bool {
+        self.gates.queue.iter().any(|q| q.agent == agent && q.gate.when == when)
+            || self.gates.active.iter().any(|a| a.agent == agent && a.when == when)
     }
 
     /// A stop hook asks for the agent's mail as its turn ends: where the turn changed files and the agent has
@@ -295,7 +297,7 @@ impl Supervisor {
         }
         // Whether the turn changed files is the checkpoint's to say: the file watcher may not have seen a write
         // made the moment before the hook ran.
-        if !self.turn_gates_pending(agent) {
+        if !self.gates_pending(agent, When::Turn) {
             // The hook answers before the CLI reports its turn's end: the turn's checkpoint is taken now (its
             // gates follow), and the end reported after it is not counted again.
             if !self.job_with(agent, JobKind::Create { trigger: "turn".into() }, false, None, false) {
@@ -324,7 +326,7 @@ impl Supervisor {
     /// Answer the stop hooks that wait on this agent's gates, once none is queued or runs and the operator's keys
     /// no longer hold its mail (or, `now`, at once).
     pub(super) fn answer_takes(&mut self, agent: &str, now: bool) {
-        if !now && (self.turn_gates_pending(agent) || self.operator_grace_end(agent).is_some()) {
+        if !now && (self.gates_pending(agent, When::Turn) || self.operator_grace_end(agent).is_some()) {
             return;
         }
         let (mine, rest): (Vec<ParkedTake>, Vec<ParkedTake>) =
@@ -411,9 +413,7 @@ impl Supervisor {
         let mut i = 0;
         while i < self.gates.merges.len() {
             let agent = self.gates.merges[i].agent.clone();
-            let busy = self.gates.queue.iter().any(|q| q.agent == agent && q.gate.when == When::Merge)
-                || self.gates.active.iter().any(|a| a.agent == agent && self.is_merge_gate(&a.gate));
-            if busy {
+            if self.gates_pending(&agent, When::Merge) {
                 i += 1;
                 continue;
             }
@@ -426,10 +426,6 @@ impl Supervisor {
                 .collect();
             self.merge_after(&agent, p.then, outcomes);
         }
-    }
-
-    fn is_merge_gate(&self, gate: &str) -> bool {
-        self.cfg.crew.gates.iter().any(|g| g.name == gate && g.when == When::Merge)
     }
 
     /// A run ended: recorded, judged, and acted on (steer, hold, green) unless the agent moved on meanwhile.
@@ -446,7 +442,8 @@ impl Supervisor {
         let spec = self.cfg.crew.gates.iter().find(|g| g.name == run.gate).cloned();
         let outcome = run.outcome.unwrap_or(GateOutcome::Error);
         let mut action = Action::Nothing;
-        if let (Some(spec), false, When::Turn) = (&spec, removed, spec.as_ref().map_or(When::Manual, |g| g.when)) {
+        // The loop is a turn gate's: a merge or manual gate's failure is the operator's to act on.
+        if let Some(spec) = spec.as_ref().filter(|g| g.when == When::Turn && !removed) {
             let undelivered = self.undelivered_steer(&key).is_some();
             let l = self.gates.loops.entry(key.clone()).or_default();
             action = l.on_outcome(&spec.name, spec.attempts, outcome, undelivered);
@@ -461,12 +458,10 @@ impl Supervisor {
             self.gates.judged.insert(key.clone(), run.checkpoint.clone());
         }
         self.gates.last.insert(key.clone(), run.clone());
+        self.save_loop(&key);
         if let Some(store) = self.mailbox.as_mut() {
             if let Err(e) = store.gate_ended(&run) {
                 tracing::warn!("recording gate run {}: {e}", run.id);
-            }
-            if let Some(l) = self.gates.loops.get(&key) {
-                let _ = store.save_gate_loop(&key.0, &key.1, l);
             }
             if run.id % 20 == 0 {
                 if let Ok(gone) = store.prune_gate_runs(&name, crate::mailbox::gates::KEEP_RUNS) {
@@ -500,6 +495,15 @@ impl Supervisor {
         self.settle_merges();
         self.answer_takes(&name, false);
         self.settle_waits();
+    }
+
+    /// Keep an agent's loop on a gate (attempts, the guard's counts) across restarts.
+    fn save_loop(&mut self, key: &(String, String)) {
+        if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(key)) {
+            if let Err(e) = store.save_gate_loop(&key.0, &key.1, l) {
+                tracing::warn!("keeping {}'s loop on gate {}: {e}", key.0, key.1);
+            }
+        }
     }
 
     /// The last steer of this loop, while it has not reached its agent (queued, or held).
@@ -543,9 +547,7 @@ impl Supervisor {
             crate::protocol::mail::MailAnswer::Sent { mail } => {
                 let l = self.gates.loops.entry(key.clone()).or_default();
                 l.mail = Some(mail.id);
-                if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
-                    let _ = store.save_gate_loop(&key.0, &key.1, l);
-                }
+                self.save_loop(&key);
             }
             crate::protocol::mail::MailAnswer::Error { error } => {
                 self.message(format!("{}: the failure of gate {} was not sent: {error}", run.agent, run.gate), true);
@@ -586,38 +588,33 @@ impl Supervisor {
                 Some(l) => l.on_unchanged_turn(&key.1),
                 None => continue,
             };
-            if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
-                let _ = store.save_gate_loop(&key.0, &key.1, l);
-            }
+            self.save_loop(&key);
             if let Action::Hold { reason } = action {
                 self.hold_for_gate(name, reason);
             }
         }
     }
 
+    /// The roster's word: running; else the first failing turn gate; else an error; else green when every turn
+    /// gate passed (on the newest checkpoint one of them judged).
     fn gate_mark(&self, name: &str) -> GateMark {
         if self.gates.queue.iter().any(|q| q.agent == name) || self.gates.active.iter().any(|a| a.agent == name) {
             return GateMark::Running;
         }
         let specs = self.gate_specs(name, When::Turn);
-        let mut mark = GateMark::None;
-        let mut green = None;
-        for spec in &specs {
-            let Some(run) = self.gates.last.get(&(name.to_string(), spec.name.clone())) else { continue };
-            match run.outcome {
-                Some(GateOutcome::Fail) => {
-                    return GateMark::Red { gate: spec.name.clone(), attempt: run.attempt, of: run.attempts };
-                }
-                Some(GateOutcome::Error) => mark = GateMark::Error { gate: spec.name.clone() },
-                Some(GateOutcome::Pass) if mark == GateMark::None => green = Some(run.checkpoint_n),
-                _ => {}
-            }
+        let runs: Vec<&GateRun> =
+            specs.iter().filter_map(|g| self.gates.last.get(&(name.to_string(), g.name.clone()))).collect();
+        if let Some(r) = runs.iter().find(|r| r.outcome == Some(GateOutcome::Fail)) {
+            return GateMark::Red { gate: r.gate.clone(), attempt: r.attempt, of: r.attempts };
         }
-        match (mark, green) {
-            (GateMark::None, Some(n)) if specs.iter().all(|s| self.passed(name, &s.name)) => {
-                GateMark::Green { checkpoint_n: n }
-            }
-            (mark, _) => mark,
+        if let Some(r) = runs.iter().find(|r| r.outcome == Some(GateOutcome::Error)) {
+            return GateMark::Error { gate: r.gate.clone() };
+        }
+        let all_passed =
+            !specs.is_empty() && runs.len() == specs.len() && runs.iter().all(|r| r.outcome == Some(GateOutcome::Pass));
+        match runs.iter().map(|r| r.checkpoint_n).max() {
+            Some(checkpoint_n) if all_passed => GateMark::Green { checkpoint_n },
+            _ => GateMark::None,
         }
     }
 
@@ -640,10 +637,6 @@ impl Supervisor {
                 cp.green = green.contains(&cp.id);
             }
         }
-    }
-
-    fn passed(&self, name: &str, gate: &str) -> bool {
-        self.gates.last.get(&(name.to_string(), gate.to_string())).is_some_and(|r| r.outcome == Some(GateOutcome::Pass))
     }
 
     fn set_gate_mark(&mut self, name: &str) {
@@ -739,10 +732,11 @@ impl Supervisor {
                 let run = self.mailbox.as_ref().and_then(|s| s.gate_run(id).ok().flatten());
                 let run = run.ok_or_else(|| format!("no gate run #{id}"))?;
                 let path = self.cfg.root.join(".muster/gates").join(format!("{id}.log"));
-                let log = match crate::safefs::read_own_file(&path, run::MAX_LOG + (1 << 20)) {
-                    Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
-                    Ok(None) => "(its log is gone)".into(),
-                    Err(e) => format!("(its log cannot be read: {e:#})"),
+                // Its end only: a whole log (4 MiB and a tail) would not fit in one frame to a client.
+                let log = match run::log_end(&path, crate::protocol::MAX_COPY as u64) {
+                    Ok(text) => text,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "(its log is gone)".into(),
+                    Err(e) => format!("(its log cannot be read: {e})"),
                 };
                 Ok(GateAnswer::Log { run, log })
             }
@@ -756,9 +750,7 @@ impl Supervisor {
                 let spec = spec.ok_or_else(|| format!("no gate `{gate}` in the crew file"))?;
                 let key = (agent.clone(), gate.clone());
                 let action = self.gates.loops.entry(key.clone()).or_default().grant(spec.attempts);
-                if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
-                    let _ = store.save_gate_loop(&agent, &gate, l);
-                }
+                self.save_loop(&key);
                 if let Some(slot) = self.slot_mut(&agent) {
                     slot.gate_hold = None;
                 }
@@ -782,9 +774,7 @@ impl Supervisor {
                     let l = self.gates.loops.entry(key.clone()).or_default();
                     l.stopped = !resume;
                     l.held = None;
-                    if let (Some(store), Some(l)) = (self.mailbox.as_mut(), self.gates.loops.get(&key)) {
-                        let _ = store.save_gate_loop(&agent, &gate, l);
-                    }
+                    self.save_loop(&key);
                 }
                 if let Some(slot) = self.slot_mut(&agent) {
                     slot.gate_hold = None;
