@@ -109,6 +109,27 @@ fn spent_attempts_hold_the_agent_waiting_with_the_reason() {
     rig.wait_for("held again", |r| r.agents["api"].why == "gate test failed 5/5");
 }
 
+/// Stopping an agent's gate loop while its failure waits (the agent asks its question) drops that failure; the
+/// gate still runs and shows, and nothing more is sent.
+#[test]
+fn stopping_the_loop_drops_the_failure_on_its_way() {
+    let crew = format!("{}{}", agent("api", false, false), gate("sh check.sh", ""));
+    let mut rig = Rig::with_setup(&crew, "api", |root| {
+        std::fs::write(root.join("check.sh"), muster::demo::CHECK_SH).unwrap();
+        let git = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(root).output().unwrap();
+        git(&["add", "check.sh"]);
+        git(&["-c", "user.name=t", "-c", "user.email=t@e", "commit", "-q", "-m", "the crew's test"]);
+    });
+    rig.wait_for("the gate's failure", |r| matches!(mark(r, "api"), GateMark::Red { .. }));
+    let id = gate_mail(&rig, "api")[0].id;
+    let (ok, text) = rig.muster(&["gate", "stop", "api"]);
+    assert!(ok, "{text}");
+    rig.wait_for("the failure dropped", |r| r.receipt(id, "api") == Some(R::Dropped));
+    rig.wait_for("the roster says so", |r| r.agents["api"].gates_stopped);
+    let detail = rig.mail[&id].receipt("api").and_then(|r| r.detail.clone());
+    assert_eq!(detail.as_deref(), Some("the operator stopped its gates' loop"));
+}
+
 /// A lazy agent: after the failure is sent, two turns that change nothing hold it, and the gate is not run again
 /// on the tree it already judged.
 #[test]

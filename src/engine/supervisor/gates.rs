@@ -520,13 +520,13 @@ impl Supervisor {
         let key = (run.agent.clone(), run.gate.clone());
         let replaced = self.undelivered_steer(&key);
         let crew = self.crew_names();
-        let Some(store) = self.mailbox.as_mut() else {
+        if self.mailbox.is_none() {
             self.message(
                 format!("{}: gate {} failed, and the mailbox that would tell it is not open", run.agent, run.gate),
                 true,
             );
             return;
-        };
+        }
         let op = MailOp::Send {
             to: vec![run.agent.clone()],
             body: steer_text(run),
@@ -535,14 +535,11 @@ impl Supervisor {
             ask: false,
             expires: None,
         };
-        let mut gone = Vec::new();
         if let Some(old) = replaced {
-            let why = Step::Replace(format!("replaced by the failure on checkpoint {}", run.checkpoint_n));
-            if store.apply(old, &run.agent, &why, now_ms()).is_ok() {
-                gone.push(old);
-            }
+            self.drop_steer(&run.agent, old, &format!("replaced by the failure on checkpoint {}", run.checkpoint_n));
         }
-        let (answer, mut changed) = crate::mailbox::ops::run(store, GATE_SENDER, op, &crew, now_ms());
+        let Some(store) = self.mailbox.as_mut() else { return };
+        let (answer, changed) = crate::mailbox::ops::run(store, GATE_SENDER, op, &crew, now_ms());
         match answer {
             crate::protocol::mail::MailAnswer::Sent { mail } => {
                 let l = self.gates.loops.entry(key.clone()).or_default();
@@ -554,8 +551,18 @@ impl Supervisor {
             }
             _ => {}
         }
-        changed.mails.extend(gone);
         self.mail_changed(changed);
+    }
+
+    /// A gate's steer that has not reached its agent goes no further (its receipt says why).
+    fn drop_steer(&mut self, agent: &str, id: i64, why: &str) {
+        let Some(store) = self.mailbox.as_mut() else { return };
+        if store.apply(id, agent, &Step::Replace(why.to_string()), now_ms()).is_ok() {
+            let mut changed = crate::mailbox::ops::Changed::default();
+            changed.mails.push(id);
+            changed.recipients.push(agent.to_string());
+            self.mail_changed(changed);
+        }
     }
 
     /// The guard stopped the loop: the agent waits for the operator (◆, with the reason, and the bell).
@@ -775,6 +782,10 @@ impl Supervisor {
                     l.stopped = !resume;
                     l.held = None;
                     self.save_loop(&key);
+                    // A failure on its way goes no further once the loop is stopped.
+                    if let (false, Some(id)) = (resume, self.undelivered_steer(&key)) {
+                        self.drop_steer(&agent, id, "the operator stopped its gates' loop");
+                    }
                 }
                 if let Some(slot) = self.slot_mut(&agent) {
                     slot.gate_hold = None;
