@@ -817,6 +817,11 @@ fn out_of_descriptors_the_server_waits_rather_than_spins() {
         dir.flatten().filter_map(|e| std::fs::read_link(e.path()).ok()).map(|l| l.display().to_string()).collect()
     };
     let sockets = || links().iter().filter(|l| l.starts_with("socket:")).count();
+    let log = || std::fs::read_to_string(crew.dir.path().join("state/muster/muster.log")).unwrap_or_default();
+    // The server's own word that it ran out: counting its descriptors cannot tell, as a thread blocked in
+    // accept(2) on the hook socket holds a descriptor /proc does not list, and inherited ones may lie above the
+    // limit (the count reached the limit here and stopped one short in CI).
+    let out = || log().contains("accepting a client: Too many open files");
     // Clients that say hello and nothing more, one at a time, each taken before the next comes (a connect that
     // finds the backlog full would block and hide the server's state), until the server has no descriptor left.
     // They say hello because a silent one is let go after HELLO_WITHIN (10 s): on a loaded machine the first ones
@@ -833,11 +838,11 @@ fn out_of_descriptors_the_server_waits_rather_than_spins() {
     };
     let mut idle = Vec::new();
     let end = Instant::now() + 2 * DEADLINE;
-    while links().len() < 96 {
-        assert!(Instant::now() < end, "the server never ran out of descriptors: {:?}", links());
+    while !out() {
+        assert!(Instant::now() < end, "the server never ran out of descriptors: {:?}\n{}", links(), log());
         let (before, taken) = (sockets(), Instant::now() + Duration::from_millis(500));
         idle.push(greeted());
-        while sockets() == before && links().len() < 96 && Instant::now() < taken {
+        while sockets() == before && !out() && Instant::now() < taken {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
