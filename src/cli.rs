@@ -266,6 +266,23 @@ pub enum GuardCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The watchdog's findings (open ones; --all: with what was done about each), newest first; read from the
+    /// crew's database when no server runs.
+    Status {
+        agent: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a finding's file back as it was at its checkpoint (a rescue checkpoint is taken first).
+    Restore { id: i64 },
+    /// Allow a finding's path for this run of its agent.
+    Allow { id: i64 },
+    /// Dismiss a finding: seen, left as it is.
+    Dismiss { id: i64 },
+    /// Tell the agent (as mail from `guard`) what it did and what it owns.
+    Tell { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]

@@ -74,9 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
         Some(Cmd::Gate { action }) => return gates::run(&find_repo_root(&dir)?, action),
-        Some(Cmd::Guard { action: crate::cli::GuardCmd::Check { json } }) => {
-            return guard::check(&find_repo_root(&dir)?, json)
-        }
+        Some(Cmd::Guard { action }) => return guard::run(&find_repo_root(&dir)?, action),
         Some(Cmd::Checkpoint { action }) => return checkpoint_cmd(&find_repo_root(&dir)?, action),
         Some(Cmd::Merge { agent, into_agent, message, finish, abort, skip_gates }) => {
             return merge_cmd(&find_repo_root(&dir)?, agent, into_agent, message, finish, abort, skip_gates)

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod engine;
 pub mod gate;
 pub mod git;
+pub mod guard;
 pub mod ipc;
 pub mod key;
 pub mod logfile;

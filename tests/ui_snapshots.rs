@@ -38,6 +38,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             paused_by: if name == "api" { "cgroup v2 freezer".into() } else { String::new() },
             gate: Default::default(),
             gates_stopped: false,
+            findings: 0,
         },
         screen: None,
         checkpoints: Vec::new(),
@@ -649,5 +650,41 @@ fn gates_column_and_tab_at_three_sizes() {
         update(&mut s, Msg::Key(Key::parse("t").unwrap()));
         update(&mut s, Msg::Engine(Event::GateRuns { agent: Some("api".into()), runs: runs.clone() }));
         insta::assert_snapshot!(format!("gates_{w}x{h}"), draw(&s));
+    }
+}
+
+/// Ownership: the roster's mark of open findings and the findings tab with the selected one's detail, at three
+/// sizes.
+#[test]
+fn findings_mark_and_tab_at_three_sizes() {
+    use muster::protocol::guard::{Finding, FindingKind, FindingStatus};
+    let finding = |id: i64, kind: FindingKind, path: &str, detail: &str, count: u32| Finding {
+        id,
+        agent: "api".into(),
+        kind: Some(kind),
+        path: path.into(),
+        detail: detail.into(),
+        first_ms: NOW - 90_000,
+        last_ms: NOW - 20_000 + id as u64 * 1000,
+        count,
+        checkpoint_n: 3,
+        status: FindingStatus::Open,
+        note: String::new(),
+    };
+    let findings = vec![
+        finding(9, FindingKind::SymlinkEscape, "config/secrets", "/etc", 1),
+        finding(8, FindingKind::Shared, "Cargo.lock", "", 2),
+        finding(7, FindingKind::OutsideOwns, "src/db/schema.rs", "owns src/api/, tests/api/", 4),
+        finding(6, FindingKind::NewExecutable, "scripts/run.sh", "", 1),
+    ];
+    for (w, h) in [(120, 40), (80, 24), (60, 16)] {
+        let mut s = state(w, h);
+        s.agents[1].info.findings = 4;
+        s.agents[0].info.findings = 1;
+        update(&mut s, Msg::Key(Key::parse("f").unwrap()));
+        update(&mut s, Msg::Engine(Event::Findings { agent: Some("api".into()), findings: findings.clone() }));
+        update(&mut s, Msg::Key(Key::parse("j").unwrap()));
+        update(&mut s, Msg::Key(Key::parse("j").unwrap()));
+        insta::assert_snapshot!(format!("findings_{w}x{h}"), draw(&s));
     }
 }

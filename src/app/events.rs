@@ -47,10 +47,14 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
                         state.attached = false;
                     }
                     let gate_changed = view.info.gate != info.gate;
+                    let findings_changed = view.info.findings != info.findings;
                     view.info = info;
+                    let name = state.agents[i].info.name.clone();
                     if gate_changed {
-                        let name = state.agents[i].info.name.clone();
                         super::gates::on_mark_changed(state, &name, fx);
+                    }
+                    if findings_changed {
+                        super::findings::on_count_changed(state, &name, fx);
                     }
                 }
                 None => state.agents.push(AgentView {
@@ -84,6 +88,7 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         Event::Review { name, review, .. } => super::review::on_review(state, name, review),
         Event::GateRuns { agent, runs } => super::gates::on_runs(state, agent, runs),
         Event::GateLog { run, log } => super::gates::on_log(state, run, log),
+        Event::Findings { agent, findings } => super::findings::on_findings(state, agent, findings),
         Event::Bell { name } => {
             let selected = state.selected;
             if let Some((i, a)) = state.agents.iter_mut().enumerate().find(|(_, a)| a.info.name == name) {
@@ -184,6 +189,9 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
         }
         Event::CheckpointDiff { name, n, base, files } => {
             if state.timeline.requested.as_ref() == Some(&(name.clone(), n, base)) {
+                if let Some(path) = state.timeline.focus.take() {
+                    state.timeline.file = files.iter().position(|f| f.path == path).unwrap_or(0);
+                }
                 state.timeline.file = state.timeline.file.min(files.len().saturating_sub(1));
                 state.timeline.diff = Some((name, n, base, files));
             }

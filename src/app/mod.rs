@@ -5,6 +5,7 @@ mod copy;
 mod edit;
 pub mod editor_keys;
 mod events;
+mod findings;
 mod gates;
 pub mod layout;
 pub mod mail;

@@ -27,6 +27,7 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
         }
         Action::Review => super::review::open(state, fx),
         Action::Gates => super::gates::open(state, fx),
+        Action::Findings => super::findings::open(state, fx),
         Action::Search => super::copy::enter(state, true),
         Action::OpenMail => super::mail::open(state, false),
         Action::Mailbox => super::mail::open(state, true),
@@ -215,7 +216,9 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
 /// as the roster's.
 pub fn help_modes(mode: Mode) -> Vec<Mode> {
     match mode {
-        Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review | Mode::Gates => vec![mode, Mode::Roster],
+        Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review | Mode::Gates | Mode::Findings => {
+            vec![mode, Mode::Roster]
+        }
         // Attached, every key but one is the agent's: its help is the roster's, which says that key.
         Mode::Roster => vec![mode, Mode::Attached],
         _ => vec![mode],
@@ -257,6 +260,10 @@ pub(super) fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>
         Confirmed::Remove { name, force } => fx.push(Effect::Engine(Command::Remove { name, force })),
         Confirmed::Rollback { name, n, files } => fx.push(Effect::Engine(Command::Rollback { name, n, files })),
         Confirmed::UndoRollback { name } => fx.push(Effect::Engine(Command::UndoRollback { name })),
+        Confirmed::RestoreFinding { id } => {
+            let op = crate::protocol::guard::GuardOp::Restore { id };
+            fx.push(Effect::Engine(Command::Guard { op }))
+        }
         Confirmed::Merge { name, into_agent } => {
             // The default message, for the person to edit before the merge runs.
             let base =

@@ -48,6 +48,10 @@ pub enum Confirmed {
     UndoRollback {
         name: String,
     },
+    /// Put a finding's file back as it was at its checkpoint.
+    RestoreFinding {
+        id: i64,
+    },
     Merge {
         name: String,
         into_agent: bool,
@@ -113,6 +117,16 @@ pub enum WellTab {
     Mail,
     Review,
     Gates,
+    Findings,
+}
+
+/// The findings tab: the watchdog's open findings on the selected agent, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct FindingsView {
+    pub agent: String,
+    /// Its findings, once read.
+    pub findings: Option<Vec<crate::protocol::guard::Finding>>,
+    pub selected: usize,
 }
 
 /// The gates tab: the selected agent's gate runs, newest first, and the selected run's output.
@@ -239,6 +253,8 @@ pub struct TimelineView {
     pub file: usize,
     pub marked: BTreeSet<String>,
     pub scroll: u16,
+    /// The file to show once the diff arrives (from the findings tab).
+    pub focus: Option<String>,
 }
 
 impl Default for TimelineView {
@@ -252,6 +268,7 @@ impl Default for TimelineView {
             file: 0,
             marked: BTreeSet::new(),
             scroll: 0,
+            focus: None,
         }
     }
 }
@@ -287,6 +304,7 @@ pub struct State {
     pub conflicts: Option<ConflictView>,
     pub review: Option<ReviewView>,
     pub gates: Option<GatesView>,
+    pub findings: Option<FindingsView>,
     pub split: Option<SplitView>,
     /// Copy mode, while the well shows its agent's terminal.
     pub copy: Option<CopyView>,
@@ -352,6 +370,7 @@ impl State {
             copy: None,
             review: None,
             gates: None,
+            findings: None,
             split: None,
             overlaps: OverlapReport::default(),
             attached: false,
@@ -434,6 +453,10 @@ impl State {
             let cell = info.gate.cell();
             tabs.push((if cell.is_empty() { "gates".into() } else { format!("gates {cell}") }, WellTab::Gates));
         }
+        if self.findings.as_ref().is_some_and(|v| v.agent == info.name) {
+            let label = if info.findings > 0 { format!("findings ⊘{}", info.findings) } else { "findings".into() };
+            tabs.push((label, WellTab::Findings));
+        }
         if let Some(v) = self.conflicts.as_ref().filter(|v| v.agent == info.name) {
             tabs.push((format!("conflicts ({})", v.files.len()), WellTab::Conflicts));
         }
@@ -488,6 +511,7 @@ impl State {
             None if self.tab == WellTab::Mail && self.well_open => Mode::Mail,
             None if self.tab == WellTab::Review && self.well_open => Mode::Review,
             None if self.tab == WellTab::Gates && self.well_open && self.gates.is_some() => Mode::Gates,
+            None if self.tab == WellTab::Findings && self.well_open && self.findings.is_some() => Mode::Findings,
             None => Mode::Roster,
         }
     }

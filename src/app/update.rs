@@ -160,6 +160,13 @@ pub(super) fn on_key(state: &mut State, key: Key, fx: &mut Vec<Effect>) {
                 }
             }
         }
+        Mode::Findings => {
+            if let Some(action) = action {
+                if !super::findings::on_action(state, action, fx) {
+                    on_roster_action(state, action, fx);
+                }
+            }
+        }
         Mode::Review if super::review::on_typing(state, key) => {}
         Mode::Review => {
             if let Some(action) = action {

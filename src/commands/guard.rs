@@ -4,11 +4,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use std::time::Duration;
+
+use anyhow::{bail, Result};
 
 use super::printable_line;
+use crate::cli::GuardCmd;
 use crate::config::owns::{overlaps, Globs};
+use crate::engine::script_socket::{self, Request};
 use crate::git::ownership::{changed_files, tracked_files};
+use crate::protocol::guard::{GuardAnswer, GuardOp};
+use crate::protocol::script::Answer;
 
 #[derive(serde::Serialize)]
 struct AgentFindings {
@@ -101,4 +107,66 @@ pub(super) fn check(root: &Path, json: bool) -> Result<ExitCode> {
         }
     }
     Ok(if bad { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn ask(root: &Path, op: GuardOp) -> Result<Option<Result<GuardAnswer, String>>> {
+    let run_dir = crate::ipc::run_dir(root)?;
+    match script_socket::ask(&run_dir, &Request::Guard { op }, Some(Duration::from_secs(30)))? {
+        Some(Answer::Guard(a)) => Ok(Some(Ok(a))),
+        Some(Answer::Error(e)) => Ok(Some(Err(e.message))),
+        Some(other) => bail!("the running muster answered {other:?}"),
+        None if crate::ipc::holder(&run_dir).is_some() => bail!("the muster server did not answer"),
+        None => Ok(None),
+    }
+}
+
+/// `muster guard status|restore|allow|dismiss|tell`.
+pub(super) fn run(root: &Path, action: GuardCmd) -> Result<ExitCode> {
+    let failed = |e: &str| {
+        eprintln!("muster: {}", printable_line(e));
+        Ok(ExitCode::from(3))
+    };
+    let op = match action {
+        GuardCmd::Check { json } => return check(root, json),
+        GuardCmd::Status { agent, all, json } => {
+            let findings = match ask(root, GuardOp::Status { agent: agent.clone(), all })? {
+                Some(Ok(GuardAnswer::Findings { findings })) => findings,
+                Some(Ok(other)) => bail!("muster answered {other:?}"),
+                Some(Err(e)) => return failed(&e),
+                None => crate::mailbox::Store::open_in(root)?.findings(agent.as_deref(), all, 500)?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else if findings.is_empty() {
+                println!("no findings");
+            } else {
+                for f in &findings {
+                    let status = if all {
+                        format!(
+                            " [{}{}]",
+                            f.status.label(),
+                            if f.note.is_empty() { String::new() } else { format!(": {}", f.note) }
+                        )
+                    } else {
+                        String::new()
+                    };
+                    println!("{}", printable_line(&format!("#{} {}: {}{status}", f.id, f.agent, f.line())));
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        GuardCmd::Restore { id } => GuardOp::Restore { id },
+        GuardCmd::Allow { id } => GuardOp::Allow { id },
+        GuardCmd::Dismiss { id } => GuardOp::Dismiss { id },
+        GuardCmd::Tell { id } => GuardOp::Steer { id },
+    };
+    match ask(root, op)? {
+        Some(Ok(GuardAnswer::Done { message })) => {
+            println!("{}", printable_line(&message));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Ok(other)) => bail!("muster answered {other:?}"),
+        Some(Err(e)) => failed(&e),
+        None => failed("the crew is not running: findings are acted on in its server (`muster up`)"),
+    }
 }

@@ -124,9 +124,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     }
     let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
     let chars_ok = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if ["operator", "crew", "gate"].contains(&name) {
+    if ["operator", "crew", "gate", "guard"].contains(&name) {
         return Err(format!(
-            "agent name `{name}` is one muster's mail uses for itself (operator, crew, gate): choose another"
+            "agent name `{name}` is one muster's mail uses for itself (operator, crew, gate, guard): choose another"
         ));
     }
     if !first_ok || !chars_ok || name.contains("..") || name.ends_with('.') || name.ends_with(".lock") {
@@ -348,7 +348,7 @@ mod tests {
 
     #[test]
     fn unsafe_names() {
-        for bad in ["../x", "a b", "-x", "x.lock", "a..b", "", "é", "a/b", "gate", "operator", "crew"] {
+        for bad in ["../x", "a b", "-x", "x.lock", "a..b", "", "é", "a/b", "gate", "guard", "operator", "crew"] {
             let err = parse(&format!("[[agent]]\nname = {bad:?}\nkind = 'shell'\n")).unwrap_err();
             assert_eq!(err.line, 2, "{bad}: {err}");
             assert!(err.message.contains("key `name`"), "{err}");

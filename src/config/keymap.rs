@@ -81,6 +81,12 @@ actions! {
     StopLoop = "stop_loop": "Stop (or resume) sending the agent its gates' failures",
     CancelGates = "cancel_gates": "Cancel the agent's running gates (every process they started)",
     OpenLog = "open_log": "Show the run's whole log (or its tail again)",
+    Findings = "findings": "Show the watchdog's findings on the agent's files",
+    RestoreFinding = "restore_finding": "Restore the file as it was at the finding's checkpoint (rescue first)",
+    AllowFinding = "allow_finding": "Allow the finding's path for this run of the agent",
+    DismissFinding = "dismiss_finding": "Dismiss the finding (seen, left as it is)",
+    TellAgent = "tell_agent": "Tell the agent what it did and what it owns (as mail from guard)",
+    FindingDiff = "finding_diff": "The file's diff since the finding's checkpoint, in the timeline",
     OpenInEditor = "open_in_editor": "Open the file in $EDITOR at the line shown at the top",
     Refresh = "refresh": "Read it again",
     Checkpoint = "checkpoint": "Take a checkpoint of the agent's worktree now",
@@ -150,10 +156,11 @@ pub enum Mode {
     Copy,
     Review,
     Gates,
+    Findings,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 13] = [
+    pub const ALL: [Mode; 14] = [
         Mode::Roster,
         Mode::Timeline,
         Mode::Conflicts,
@@ -167,6 +174,7 @@ impl Mode {
         Mode::Copy,
         Mode::Review,
         Mode::Gates,
+        Mode::Findings,
     ];
 
     pub fn name(self) -> &'static str {
@@ -184,6 +192,7 @@ impl Mode {
             Mode::Copy => "copy",
             Mode::Review => "review",
             Mode::Gates => "gates",
+            Mode::Findings => "findings",
         }
     }
 
@@ -213,7 +222,7 @@ impl Keymap {
         let own = self.modes.get(&mode).and_then(|list| list.iter().find(|b| b.key == key)).map(|b| b.action);
         match (own, mode) {
             // The timeline is a view of the roster's agent: what it does not bind works as in the roster.
-            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review | Mode::Gates) => {
+            (None, Mode::Timeline | Mode::Conflicts | Mode::Mail | Mode::Review | Mode::Gates | Mode::Findings) => {
                 self.action(Mode::Roster, key)
             }
             _ => own,

@@ -48,6 +48,8 @@ pub enum ScriptMsg {
     Mail { who: Option<(String, String)>, op: crate::protocol::mail::MailOp, reply: Sender<Answer> },
     /// `gate`: run, list, log, grant, stop, cancel.
     Gate { op: crate::protocol::gate::GateOp, reply: Sender<Answer> },
+    /// `guard`: findings, and the operator's answers to them.
+    Guard { op: crate::protocol::guard::GuardOp, reply: Sender<Answer> },
 }
 
 /// What a worker thread or an agent's threads tell the engine.
@@ -91,6 +93,11 @@ pub enum Report {
     GateDone {
         run: crate::protocol::gate::GateRun,
         turn: u64,
+    },
+    /// The watchdog found something in an agent's worktree.
+    Findings {
+        agent: String,
+        found: Vec<super::guard::Found>,
     },
 }
 

@@ -92,6 +92,9 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
             Request::Gate { op } => {
                 (EngineMsg::Script(ScriptMsg::Gate { op, reply: tx }), Some(Duration::from_secs(10)), 1)
             }
+            Request::Guard { op } => {
+                (EngineMsg::Script(ScriptMsg::Guard { op, reply: tx }), Some(Duration::from_secs(10)), 1)
+            }
             Request::Version {} => return Flow::Continue,
         };
         if !send(msg) {

@@ -28,6 +28,7 @@ use crate::pty::{signals, ExitInfo, PtyBackend, SpawnSpec};
 use crate::term::input;
 
 mod crew;
+mod findings;
 mod gates;
 mod jobs;
 mod launch;
@@ -84,6 +85,8 @@ struct Slot {
     detected_why: String,
     /// Its stop hook ended its turn (checkpoint, gates): the end its CLI reports after is not counted again.
     turn_end_taken: bool,
+    /// The number of its newest checkpoint (0: none yet): what a finding's file is restored from.
+    newest_checkpoint: u32,
 }
 
 impl Slot {
@@ -148,6 +151,9 @@ struct Supervisor {
     leftovers: Vec<(Instant, Arc<AgentTree>)>,
     /// The crew's gate runs, queued and under way, and each agent's loops.
     gates: gates::Gates,
+    /// The watchdog's worker, and the findings it made.
+    guard: super::guard::Guard,
+    findings: findings::Findings,
 }
 
 pub use crate::protocol::script::WaitFor;
@@ -232,10 +238,13 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         kills: Vec::new(),
         leftovers: Vec::new(),
         gates: Default::default(),
+        guard: super::guard::Guard::start(tx.clone()),
+        findings: Default::default(),
     };
     sup.load_slots(saved);
     sup.open_mailbox();
     sup.load_gates();
+    sup.load_findings();
     // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -315,6 +324,7 @@ impl Supervisor {
             Report::MailEntered { name, generation } => self.mail_entered(&name, generation),
             Report::MailTaken { name, generation } => self.mail_taken(&name, generation),
             Report::GateDone { run, turn } => self.gate_done(run, turn),
+            Report::Findings { agent, found } => self.findings_seen(agent, found),
             Report::Diffstat { name, stat } => {
                 if let Some(slot) = self.slot_mut(&name) {
                     if slot.info.diffstat != stat {
@@ -546,6 +556,7 @@ impl Supervisor {
                 }
             }
             Command::Gate { op } => self.gate_command(from, op),
+            Command::Guard { op } => self.guard_command(from, op),
             Command::Shutdown => {
                 // Each running agent is checkpointed, then stopped; asked again, everything stops now.
                 let again = std::mem::replace(&mut self.shutting_down, true);

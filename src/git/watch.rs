@@ -72,7 +72,12 @@ impl Default for Seen {
 struct Shared {
     seen: Mutex<Seen>,
     synced: Condvar,
+    /// Told of every changed path as it is seen (the watchdog).
+    tap: Mutex<Option<Tap>>,
 }
+
+/// Called with the paths (relative, `/`-separated) an event changed, on the watcher's thread: it must not block.
+pub type Tap = Arc<dyn Fn(Vec<String>) + Send + Sync>;
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Seen> {
@@ -177,6 +182,14 @@ fn deliver(route: &Route, res: Result<Event, ()>) {
                 seen.synced = seen.synced.max(tick);
                 shared.synced.notify_all();
             }
+            drop(seen);
+            let tap = lock(&shared.tap).clone();
+            if let Some(tap) = tap {
+                let paths = changed(&route.root, &ev);
+                if !paths.is_empty() {
+                    tap(paths);
+                }
+            }
         }
         Err(()) => {
             seen.all = true;
@@ -211,6 +224,17 @@ fn is_dir(path: &Path) -> bool {
 fn watches_under(watched: &BTreeSet<String>, dir: &str) -> bool {
     let prefix = format!("{dir}/");
     watched.contains(dir) || watched.range(prefix.clone()..).next().is_some_and(|w| w.starts_with(&prefix))
+}
+
+/// The paths of the worktree an event changed (reads, and the barrier's own files, are not changes).
+fn changed(root: &Path, ev: &Event) -> Vec<String> {
+    match ev.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => return Vec::new(),
+        _ if ev.need_rescan() => return Vec::new(),
+        _ => {}
+    }
+    ev.paths.iter().filter_map(|p| relative(root, p)?.ok()).collect()
 }
 
 /// Record one event. Returns the barrier number it carries, if it is the barrier's.
@@ -305,7 +329,8 @@ impl WorktreeWatch {
         }
         let sync_dir = parent.join(format!("watch-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&sync_dir).with_context(|| format!("creating {}", sync_dir.display()))?;
-        let shared = Arc::new(Shared { seen: Mutex::new(Seen::default()), synced: Condvar::new() });
+        let shared =
+            Arc::new(Shared { seen: Mutex::new(Seen::default()), synced: Condvar::new(), tap: Mutex::new(None) });
         let started = Hub::get().and_then(|hub| {
             lock(&hub.routes).push(Route {
                 root: root.to_path_buf(),
@@ -324,6 +349,11 @@ impl WorktreeWatch {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Tell `tap` of every change from now on (None: stop).
+    pub fn set_tap(&self, tap: Option<Tap>) {
+        *lock(&self.shared.tap) = tap;
     }
 
     /// Whether anything may have changed since the last checkpoint.
@@ -575,7 +605,7 @@ mod tests {
 
     #[test]
     fn one_watcher_routes_each_path_to_the_innermost_worktree_and_trouble_to_all() {
-        let shared = || Arc::new(Shared { seen: Mutex::new(fresh()), synced: Condvar::new() });
+        let shared = || Arc::new(Shared { seen: Mutex::new(fresh()), synced: Condvar::new(), tap: Mutex::new(None) });
         let (outer, inner) = (shared(), shared());
         let routes = vec![
             Route { root: "/r".into(), sync_dir: "/s/1".into(), shared: Arc::downgrade(&outer) },

@@ -1,6 +1,7 @@
 //! The crew's mailbox (issue #11): the store (`store`), the life of a receipt (`receipt`), when an agent can
 //! take mail (`verdict`), and the text an agent is given.
 
+pub mod findings;
 pub mod gates;
 pub mod ops;
 pub mod receipt;
@@ -15,6 +16,8 @@ pub use store::{MailError, NewMail, Store};
 
 /// Who a gate's mail is from (`engine` sends it when a gate fails): a name no agent may take.
 pub const GATE: &str = "gate";
+/// Who the watchdog's mail is from (the operator steers an agent on a finding): a name no agent may take.
+pub const GUARD: &str = "guard";
 
 /// After the operator typed into an agent, mail waits this long.
 pub const OPERATOR_GRACE: Duration = Duration::from_secs(3);

@@ -74,6 +74,21 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         PRIMARY KEY (agent, gate)
     );",
+    // 4: ownership and the watchdog (issue #29): every finding and what was done about it.
+    "CREATE TABLE findings (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        checkpoint_n INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE INDEX findings_by_agent ON findings(agent, id);",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -670,7 +685,8 @@ mod tests {
         conn.pragma_update(None, "user_version", 99).unwrap();
         drop(conn);
         let e = Store::open(&path).err().unwrap();
-        assert!(e.to_string().contains("schema version 99; this muster knows versions up to 3"), "{e}");
+        let want = format!("schema version 99; this muster knows versions up to {}", MIGRATIONS.len());
+        assert!(e.to_string().contains(&want), "{e}");
     }
 
     #[test]

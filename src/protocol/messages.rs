@@ -124,6 +124,9 @@ pub struct AgentInfo {
     /// The operator stopped its gates' loop: they run and show, but nothing is sent to it.
     #[serde(default)]
     pub gates_stopped: bool,
+    /// Its open findings (the watchdog's: files outside its `owns`, links out of its worktree…).
+    #[serde(default)]
+    pub findings: u32,
 }
 
 /// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
@@ -184,6 +187,7 @@ impl AgentInfo {
             paused_by: String::new(),
             gate: Default::default(),
             gates_stopped: false,
+            findings: 0,
         }
     }
 }
@@ -399,6 +403,11 @@ pub enum Command {
     Gate {
         op: super::gate::GateOp,
     },
+    /// A watchdog request (findings; restore, allow, dismiss, tell the agent); lists are answered to the asker
+    /// (`Findings`).
+    Guard {
+        op: super::guard::GuardOp,
+    },
     Shutdown,
 }
 
@@ -507,6 +516,11 @@ pub enum Event {
     GateLog {
         run: super::gate::GateRun,
         log: String,
+    },
+    /// Findings (of one agent), newest first: the answer to a `Guard { Status }`.
+    Findings {
+        agent: Option<String>,
+        findings: Vec<super::guard::Finding>,
     },
     ShutdownComplete,
 }

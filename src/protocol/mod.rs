@@ -8,6 +8,7 @@ pub mod damage;
 pub mod frame;
 pub mod gate;
 pub mod git;
+pub mod guard;
 pub mod mail;
 pub mod messages;
 pub mod screen;
@@ -38,7 +39,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Bumped whenever a message changes shape; client and server must agree exactly.
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,11 +7,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::gate::{GateAnswer, GateMark, GateOp};
+use super::guard::{GuardAnswer, GuardOp};
 use super::mail::{MailAnswer, MailOp};
 use super::{AgentState, Command};
 
 /// Bumped whenever a request or an answer changes shape (`{"version":{}}` tells a script which it speaks).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// One request: an object with one key, the request's name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -72,6 +73,8 @@ pub enum Request {
     /// Gates: run them, list their runs, read a run's log, grant an attempt, stop a loop, cancel. Answered
     /// `gate`.
     Gate { op: GateOp },
+    /// The watchdog: its findings, and restore, allow, dismiss or tell the agent about one. Answered `guard`.
+    Guard { op: GuardOp },
     /// Which version of this API the server speaks. Answered `version`.
     Version {},
 }
@@ -132,6 +135,8 @@ pub enum Answer {
     Mail(MailAnswer),
     /// `gate`: the gates' answer.
     Gate(GateAnswer),
+    /// `guard`: the watchdog's answer.
+    Guard(GuardAnswer),
     /// `version`: this API's version and the server's muster.
     Version { script: u32, muster: String },
     /// The request was not carried out. Never an agent's fault unless `kind` says so.
@@ -243,6 +248,8 @@ mod tests {
             Request::Gate { op: GateOp::Run { agent: "a".into(), gate: Some("test".into()) } },
             Request::Gate { op: GateOp::Status { agent: None, limit: Some(3) } },
             Request::Wait { agents: vec!["a".into()], until: WaitFor::GateFailed, timeout: None },
+            Request::Guard { op: GuardOp::Status { agent: Some("a".into()), all: true } },
+            Request::Guard { op: GuardOp::Restore { id: 3 } },
             Request::Version {},
         ];
         for r in &all {
@@ -255,6 +262,7 @@ mod tests {
                 | Request::Wait { .. }
                 | Request::Mail { .. }
                 | Request::Gate { .. }
+                | Request::Guard { .. }
                 | Request::Version {} => {}
             }
         }
@@ -277,6 +285,8 @@ mod tests {
             Answer::Mail(MailAnswer::Error { error: "no message #9".into() }),
             Answer::Gate(GateAnswer::Queued { runs: vec![4, 5] }),
             Answer::Gate(GateAnswer::Done { message: "api: one more attempt".into() }),
+            Answer::Guard(GuardAnswer::Findings { findings: vec![crate::protocol::guard::Finding::default()] }),
+            Answer::Guard(GuardAnswer::Done { message: "api: src/db.rs restored".into() }),
             Answer::Version { script: VERSION, muster: "0.1.0".into() },
             Answer::error(ErrorKind::NotRunning, "a is not running"),
         ];
@@ -291,6 +301,7 @@ mod tests {
                 | Answer::Waited { .. }
                 | Answer::Mail(_)
                 | Answer::Gate(_)
+                | Answer::Guard(_)
                 | Answer::Version { .. }
                 | Answer::Error(_) => {}
             }

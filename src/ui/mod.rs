@@ -3,6 +3,7 @@
 pub mod conflicts;
 pub mod copy_marks;
 pub mod dialog;
+pub mod findings;
 pub mod gates;
 // Where each part of the screen goes is the core's (update needs it too): rendered here from there.
 pub use crate::app::layout;

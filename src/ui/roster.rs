@@ -154,6 +154,9 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     } else if let Some(q) = &info.mail.asking {
         // Its question to the operator, waiting for an answer (`a` answers).
         Some((format!("? {}", q.lines().next().unwrap_or("")), "roster.attention"))
+    } else if info.findings > 0 {
+        // The watchdog's open findings (f shows them).
+        Some((format!("⊘ {} (f)", crate::text::counted(info.findings as usize, "finding")), "ui.warning"))
     } else if agent.attention && info.state == AgentState::Waiting {
         Some(("⚑ needs you".to_string(), "roster.attention"))
     } else if info.crew_file != CrewFileMark::Same {

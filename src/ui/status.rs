@@ -91,6 +91,14 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             (Action::Mailbox, if state.mail_view.crew { "this agent" } else { "whole crew" }),
             (Action::Close, "terminal"),
         ],
+        Mode::Findings => vec![
+            (Action::FindingDiff, "diff"),
+            (Action::RestoreFinding, "restore"),
+            (Action::AllowFinding, "allow"),
+            (Action::DismissFinding, "dismiss"),
+            (Action::TellAgent, "tell agent"),
+            (Action::Close, "terminal"),
+        ],
         Mode::Gates => vec![
             (Action::OpenLog, "log"),
             (Action::RunGates, "run now"),

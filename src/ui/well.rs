@@ -87,6 +87,7 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         WellTab::Mail => return super::mail::render(state, frame, term),
         WellTab::Review => return super::review::render(state, frame, term),
         WellTab::Gates => return super::gates::render(state, frame, term),
+        WellTab::Findings => return super::findings::render(state, frame, term),
         WellTab::Terminal => {}
     }
     let panes = state.panes();
@@ -199,6 +200,11 @@ fn body(state: &State) -> WellTab {
             WellTab::Terminal
         }
         WellTab::Gates if state.gates.as_ref().is_none_or(|v| state.selected_name().as_ref() != Some(&v.agent)) => {
+            WellTab::Terminal
+        }
+        WellTab::Findings
+            if state.findings.as_ref().is_none_or(|v| state.selected_name().as_ref() != Some(&v.agent)) =>
+        {
             WellTab::Terminal
         }
         tab => tab,

@@ -179,6 +179,16 @@ impl Supervisor {
             }
             return false;
         }
+        if matches!(
+            kind,
+            JobKind::Rollback { .. }
+                | JobKind::Undo
+                | JobKind::Merge { into_agent: true, .. }
+                | JobKind::Conflict { .. }
+        ) {
+            // muster writes the worktree: not the agent's doing.
+            self.guard.mute(name);
+        }
         let tree = slot.running.as_ref().filter(|r| !r.exited).and(slot.tree.clone());
         let job = Job {
             name: name.to_string(),
@@ -228,6 +238,7 @@ impl Supervisor {
     }
 
     pub(super) fn checkpoints_done(&mut self, done: JobDone) {
+        self.guard.unmute_soon(&done.name);
         if self.queue.queued.load(Ordering::SeqCst) < git_jobs::MAX_QUEUED {
             self.queue_full_said.set(false);
         }
@@ -257,6 +268,7 @@ impl Supervisor {
         self.mark_green(&name, &mut checkpoints);
         let Some(slot) = self.slot_mut(&name) else { return };
         slot.info.checkpoints = checkpoints.len();
+        slot.newest_checkpoint = checkpoints.iter().map(|c| c.n).max().unwrap_or(0);
         if let Some(r) = done.rolled_back {
             slot.info.rolled_back = r;
         }

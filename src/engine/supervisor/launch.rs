@@ -247,6 +247,7 @@ impl Supervisor {
         slot.info.worktree = cwd;
         slot.info.port_base = port_base;
         slot.info.pid = slot.running.as_ref().and_then(|r| r.control.pid());
+        self.guard_agent(&spec.name);
         self.emit(&spec.name);
         self.request_diffstat(&spec.name, true);
         self.mail_on_start(&spec.name);
@@ -301,6 +302,7 @@ impl Supervisor {
             paused_by: String::new(),
             gate: Default::default(),
             gates_stopped: false,
+            findings: 0,
         };
         Slot {
             pending_spec: None,
@@ -328,6 +330,7 @@ impl Supervisor {
             gate_hold: None,
             detected_why: String::new(),
             turn_end_taken: false,
+            newest_checkpoint: 0,
         }
     }
 }

@@ -171,6 +171,7 @@ impl Supervisor {
         self.request_overlaps();
         self.mail_on_remove(name);
         self.gates_on_remove(name);
+        self.findings_on_remove(name);
         // Gone from the crew file too, so the next start does not bring it back (the watcher then sees no change).
         let edited = crate::config::edit_crew_file(&self.cfg.root, |t| crate::config::crew_edit::remove_agent(t, name));
         self.cfg.crew.agents.retain(|a| a.name != name);

@@ -83,6 +83,13 @@ impl Supervisor {
                 };
                 let _ = reply.send(answer);
             }
+            ScriptMsg::Guard { op, reply } => {
+                let answer = match self.guard_request(op) {
+                    Ok(a) => Answer::Guard(a),
+                    Err(e) => Answer::error(ErrorKind::Refused, e),
+                };
+                let _ = reply.send(answer);
+            }
         }
     }
 

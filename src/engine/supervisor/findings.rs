@@ -1,0 +1,267 @@
+//! The watchdog's side of the engine (issue #29): an agent's worktree watched by its rules from each start, what
+//! the guard worker finds kept and counted (the roster's mark), and the operator's answers to a finding: restore
+//! the file (a rescue checkpoint first), allow the path for this run, dismiss it, or tell the agent.
+
+use std::collections::BTreeSet;
+
+use super::Supervisor;
+use crate::engine::agent::now_ms;
+use crate::engine::git_jobs::JobKind;
+use crate::engine::guard::Found;
+use crate::guard::Rules;
+use crate::protocol::guard::{steer_text, Finding, FindingStatus, GuardAnswer, GuardOp};
+use crate::protocol::mail::MailOp;
+use crate::protocol::Event;
+
+/// Findings a status lists at most.
+const MAX_LIST: usize = 500;
+
+#[derive(Default)]
+pub(super) struct Findings {
+    /// The open ones, oldest first.
+    pub open: Vec<Finding>,
+    /// Paths the operator allowed, per agent, until it next starts.
+    pub allowed: std::collections::BTreeMap<String, BTreeSet<String>>,
+    /// Ids for findings while no mailbox keeps them.
+    next_id: i64,
+}
+
+impl Supervisor {
+    /// The open findings kept in the database, read when the mailbox opens.
+    pub(super) fn load_findings(&mut self) {
+        let Some(store) = self.mailbox.as_ref() else { return };
+        match store.findings(None, false, MAX_LIST) {
+            Ok(mut open) => {
+                open.reverse();
+                self.findings.open = open;
+            }
+            Err(e) => tracing::warn!("findings: {e}"),
+        }
+        let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
+        for name in names {
+            self.set_findings_mark(&name);
+        }
+    }
+
+    /// Watch the agent's worktree by its rules (at each start: its rules may have changed; allowed paths end).
+    pub(super) fn guard_agent(&mut self, name: &str) {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
+        let ignore = self.presets.get(&slot.spec.kind).map(|p| p.ignore.clone()).unwrap_or_default();
+        let rules = Rules::new(slot.spec.owns.as_deref(), &self.cfg.crew.shared, &ignore);
+        let (root, files) = (slot.info.worktree.clone(), slot.files.clone());
+        // An agent kept to its files gets a checkpoint to restore them from before it writes any.
+        let first = slot.info.checkpoints == 0 && (slot.spec.owns.is_some() || !self.cfg.crew.shared.is_empty());
+        self.guard.watch(name, root, rules, files);
+        self.findings.allowed.remove(name);
+        if first {
+            self.job(name, JobKind::Create { trigger: "start".into() }, false);
+        }
+    }
+
+    /// What the guard worker found in `agent`'s worktree: a path already open counts again, a new one is kept
+    /// (with the checkpoint a restore goes back to) and said.
+    pub(super) fn findings_seen(&mut self, agent: String, found: Vec<Found>) {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == agent) else { return };
+        let checkpoint_n = slot.newest_checkpoint;
+        let allowed = self.findings.allowed.get(&agent).cloned().unwrap_or_default();
+        let now = now_ms();
+        let mut rings = false;
+        let mut new = Vec::new();
+        for (kind, path, detail) in found {
+            if allowed.contains(&path) {
+                continue;
+            }
+            let same =
+                self.findings.open.iter_mut().find(|f| f.agent == agent && f.kind == Some(kind) && f.path == path);
+            if let Some(f) = same {
+                f.count += 1;
+                f.last_ms = now;
+                f.detail = detail;
+                let f = f.clone();
+                if let Some(store) = self.mailbox.as_mut() {
+                    if let Err(e) = store.finding_update(&f) {
+                        tracing::warn!("saving finding {}: {e}", f.id);
+                    }
+                }
+                continue;
+            }
+            let mut f = Finding {
+                id: 0,
+                agent: agent.clone(),
+                kind: Some(kind),
+                path,
+                detail,
+                first_ms: now,
+                last_ms: now,
+                count: 1,
+                checkpoint_n,
+                status: FindingStatus::Open,
+                note: String::new(),
+            };
+            f.id = match self.mailbox.as_mut().map(|s| s.finding_new(&f)) {
+                Some(Ok(id)) => id,
+                other => {
+                    if let Some(Err(e)) = other {
+                        tracing::warn!("keeping a finding of {agent}: {e}");
+                    }
+                    self.findings.next_id -= 1;
+                    self.findings.next_id
+                }
+            };
+            rings |= kind.rings();
+            tracing::info!("{agent}: {}", f.line());
+            new.push(f.line());
+            self.findings.open.push(f);
+        }
+        if new.is_empty() {
+            return;
+        }
+        self.set_findings_mark(&agent);
+        let text = match new.len() {
+            1 => new.remove(0),
+            n => format!("{n} findings: {}", new.join("; ")),
+        };
+        self.sink.event(Event::Notification { name: agent.clone(), text });
+        if rings {
+            self.sink.event(Event::Bell { name: agent });
+        }
+    }
+
+    /// The roster's count of the agent's open findings.
+    pub(super) fn set_findings_mark(&mut self, agent: &str) {
+        let n = self.findings.open.iter().filter(|f| f.agent == agent).count() as u32;
+        let Some(slot) = self.slot_mut(agent) else { return };
+        if slot.info.findings != n {
+            slot.info.findings = n;
+            self.emit(agent);
+        }
+    }
+
+    /// A guard request of a script or a client.
+    pub(super) fn guard_request(&mut self, op: GuardOp) -> Result<GuardAnswer, String> {
+        let open = |s: &Self, id: i64| {
+            s.findings.open.iter().position(|f| f.id == id).ok_or_else(|| format!("no open finding #{id}"))
+        };
+        match op {
+            GuardOp::Status { agent, all } => {
+                if let Some(a) = &agent {
+                    if !self.slots.iter().any(|s| &s.spec.name == a) {
+                        return Err(format!("no agent `{a}` in this crew"));
+                    }
+                }
+                let findings = match (self.mailbox.as_ref(), all) {
+                    (Some(store), true) => {
+                        store.findings(agent.as_deref(), true, MAX_LIST).map_err(|e| e.to_string())?
+                    }
+                    _ => {
+                        let of = |f: &&Finding| agent.as_ref().is_none_or(|a| &f.agent == a);
+                        self.findings.open.iter().rev().filter(of).cloned().collect()
+                    }
+                };
+                Ok(GuardAnswer::Findings { findings })
+            }
+            GuardOp::Restore { id } => {
+                let i = open(self, id)?;
+                let f = self.findings.open[i].clone();
+                if f.checkpoint_n == 0 {
+                    return Err(format!(
+                        "{}: no checkpoint before `{}` changed: nothing to restore it from",
+                        f.agent, f.path
+                    ));
+                }
+                if !self.slots.iter().any(|s| s.spec.name == f.agent) {
+                    return Err(format!("no agent `{}` in this crew", f.agent));
+                }
+                // As a rollback of that one file, which takes a rescue checkpoint first.
+                self.job(&f.agent, JobKind::Rollback { n: f.checkpoint_n, files: Some(vec![f.path.clone()]) }, true);
+                let note = format!("restored from checkpoint {}", f.checkpoint_n);
+                // Every open finding on that file is settled by it.
+                for j in self.same_path(&f) {
+                    self.resolve(j, FindingStatus::Restored, note.clone());
+                }
+                Ok(GuardAnswer::Done { message: format!("{}: {} {note}", f.agent, f.path) })
+            }
+            GuardOp::Allow { id } => {
+                let i = open(self, id)?;
+                let f = self.findings.open[i].clone();
+                self.findings.allowed.entry(f.agent.clone()).or_default().insert(f.path.clone());
+                // Every open finding on that path goes with it.
+                for j in self.same_path(&f) {
+                    self.resolve(j, FindingStatus::Allowed, "allowed for this run".into());
+                }
+                Ok(GuardAnswer::Done { message: format!("{}: {} allowed until it restarts", f.agent, f.path) })
+            }
+            GuardOp::Dismiss { id } => {
+                let i = open(self, id)?;
+                let f = self.findings.open[i].clone();
+                self.resolve(i, FindingStatus::Dismissed, "dismissed".into());
+                Ok(GuardAnswer::Done { message: format!("{}: finding on {} dismissed", f.agent, f.path) })
+            }
+            GuardOp::Steer { id } => {
+                let i = open(self, id)?;
+                let f = self.findings.open[i].clone();
+                let owns = self.slots.iter().find(|s| s.spec.name == f.agent).and_then(|s| s.spec.owns.clone());
+                let crew = self.crew_names();
+                let store = self.mailbox.as_mut().ok_or("the mailbox is not open: nothing can be sent")?;
+                let op = MailOp::Send {
+                    to: vec![f.agent.clone()],
+                    body: steer_text(&f, &owns.unwrap_or_default()),
+                    reply_to: None,
+                    urgent: false,
+                    ask: false,
+                    expires: None,
+                };
+                let (answer, changed) = crate::mailbox::ops::run(store, crate::mailbox::GUARD, op, &crew, now_ms());
+                self.mail_changed(changed);
+                match answer {
+                    crate::protocol::mail::MailAnswer::Error { error } => {
+                        Err(format!("{}: not sent: {error}", f.agent))
+                    }
+                    _ => Ok(GuardAnswer::Done { message: format!("{}: told about {}", f.agent, f.path) }),
+                }
+            }
+        }
+    }
+
+    /// The open findings on `f`'s agent and path, last first (for removing them in turn).
+    fn same_path(&self, f: &Finding) -> Vec<usize> {
+        let open = &self.findings.open;
+        (0..open.len()).filter(|&j| open[j].agent == f.agent && open[j].path == f.path).rev().collect()
+    }
+
+    /// The open finding at `i` is settled: kept with what was done, and the roster's count goes down.
+    fn resolve(&mut self, i: usize, status: FindingStatus, note: String) {
+        let mut f = self.findings.open.remove(i);
+        f.status = status;
+        f.note = note;
+        if let Some(store) = self.mailbox.as_mut() {
+            if let Err(e) = store.finding_update(&f) {
+                tracing::warn!("saving finding {}: {e}", f.id);
+            }
+        }
+        self.set_findings_mark(&f.agent);
+    }
+
+    /// A client's guard request: a list is answered to it alone, the rest said as a message.
+    pub(super) fn guard_command(&mut self, from: crate::engine::Asker, op: GuardOp) {
+        let agent = match &op {
+            GuardOp::Status { agent, .. } => agent.clone(),
+            _ => None,
+        };
+        match self.guard_request(op) {
+            Ok(GuardAnswer::Findings { findings }) => self.sink.reply(from, Event::Findings { agent, findings }),
+            Ok(GuardAnswer::Done { message }) => self.message(message, false),
+            Err(e) => self.message(e, true),
+        }
+    }
+
+    /// A removed agent's open findings close with it.
+    pub(super) fn findings_on_remove(&mut self, agent: &str) {
+        self.guard.forget(agent);
+        let mine: Vec<usize> =
+            (0..self.findings.open.len()).filter(|&i| self.findings.open[i].agent == agent).rev().collect();
+        for i in mine {
+            self.resolve(i, FindingStatus::Dismissed, "the agent was removed".into());
+        }
+    }
+}

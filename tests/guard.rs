@@ -1,0 +1,137 @@
+//! Ownership and the watchdog with real agents in real PTYs (bash, steered): what an agent writes outside its
+//! `owns`, into `shared`, links out of its worktree and new executables are found as they are written; a restore
+//! puts back exactly that file; an allowed path is found no more; findings outlive a restart.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Rig;
+use muster::engine::Command;
+use muster::protocol::guard::{Finding, FindingKind, FindingStatus};
+
+const CREW: &str = "[defaults]\nshared = [\"Cargo.lock\"]\n\n\
+    [[agent]]\nname = \"api\"\ncommand = \"bash\"\nargs = [\"--norc\", \"--noprofile\"]\nowns = [\"src/\"]\n";
+
+fn findings(rig: &Rig, all: bool) -> Vec<Finding> {
+    let mut args = vec!["guard", "status", "api", "--json"];
+    if all {
+        args.push("--all");
+    }
+    let (ok, out) = rig.muster(&args);
+    assert!(ok, "{out}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn count(rig: &Rig) -> u32 {
+    rig.agents.get("api").map_or(0, |a| a.findings)
+}
+
+fn worktree(rig: &Rig) -> std::path::PathBuf {
+    rig.agents["api"].worktree.clone()
+}
+
+fn wait_file(path: &Path, what: &str, ok: impl Fn(&str) -> bool) {
+    let end = Instant::now() + common::DEADLINE;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if ok(&text) {
+            return;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}: {text:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn started() -> Rig {
+    let mut rig = Rig::new(CREW, "api");
+    // An agent kept to its files gets a checkpoint of its start: what a restore goes back to.
+    rig.wait_for("api's start checkpoint", |r| r.agents.get("api").is_some_and(|a| a.checkpoints >= 1));
+    rig
+}
+
+fn steer(rig: &Rig, text: &str) {
+    rig.engine.send(Command::Steer { name: "api".into(), text: text.into(), force: true });
+}
+
+#[test]
+fn writes_outside_owns_are_found_and_restored_file_by_file() {
+    let mut rig = started();
+    let wt = worktree(&rig);
+    let readme = std::fs::read_to_string(wt.join("README.md")).unwrap();
+    steer(&rig, "echo mine >> src/lib.rs; echo theirs >> README.md; echo 2 > Cargo.lock; ln -s /etc etc");
+    rig.wait_for("four findings", |r| count(r) >= 5);
+    let found = findings(&rig, false);
+    let kinds = |path: &str| -> Vec<FindingKind> {
+        let mut k: Vec<FindingKind> = found.iter().filter(|f| f.path == path).filter_map(|f| f.kind).collect();
+        k.sort();
+        k
+    };
+    assert_eq!(kinds("README.md"), vec![FindingKind::OutsideOwns]);
+    assert_eq!(kinds("Cargo.lock"), vec![FindingKind::OutsideOwns, FindingKind::Shared]);
+    assert_eq!(kinds("etc"), vec![FindingKind::OutsideOwns, FindingKind::SymlinkEscape]);
+    assert!(kinds("src/lib.rs").is_empty(), "its own file: {found:?}");
+    let link = found.iter().find(|f| f.kind == Some(FindingKind::SymlinkEscape)).unwrap();
+    assert_eq!(link.detail, "/etc");
+    assert!(found.iter().all(|f| f.checkpoint_n >= 1), "each names the checkpoint a restore goes back to");
+
+    // Restore README.md: exactly that file goes back; the agent's own change stays; nothing new is found.
+    let id = found.iter().find(|f| f.path == "README.md").unwrap().id;
+    let (ok, out) = rig.muster(&["guard", "restore", &id.to_string()]);
+    assert!(ok, "{out}");
+    wait_file(&wt.join("README.md"), "README.md restored", |t| t == readme);
+    assert!(std::fs::read_to_string(wt.join("src/lib.rs")).unwrap().ends_with("mine\n"), "its own work stays");
+    assert_eq!(std::fs::read_to_string(wt.join("Cargo.lock")).unwrap(), "2\n", "other findings' files stay");
+    rig.wait_for("the count down by one", |r| count(r) == 4);
+    rig.watch_for(Duration::from_millis(1500), |r| match count(r) {
+        4 => Ok(()),
+        n => Err(format!("the restore's own write was taken for the agent's: {n} findings")),
+    });
+    // The restore is a rollback of one file: a rescue checkpoint came first.
+    let timeline = rig.timelines.get("api").cloned().unwrap_or_default();
+    assert!(timeline.iter().any(|c| c.trigger.starts_with("rescue before restoring")), "{timeline:?}");
+
+    // Allow the link: every finding on it closes, and writing it again finds nothing.
+    let id = found.iter().find(|f| f.path == "etc").unwrap().id;
+    let (ok, out) = rig.muster(&["guard", "allow", &id.to_string()]);
+    assert!(ok, "{out}");
+    rig.wait_for("both findings on etc allowed", |r| count(r) == 2);
+    steer(&rig, "rm etc; ln -s /usr etc; echo again >> README.md");
+    rig.wait_for("README.md found again", |r| count(r) == 3);
+    rig.watch_for(Duration::from_millis(1500), |r| match count(r) {
+        3 => Ok(()),
+        n => Err(format!("an allowed path was found again: {n} findings")),
+    });
+
+    // Kept across a restart, with what was done.
+    rig.restart("api");
+    rig.wait_for("api again", |r| r.agents.contains_key("api"));
+    let all = findings(&rig, true);
+    let status = |path: &str, s: FindingStatus| all.iter().any(|f| f.path == path && f.status == s);
+    assert!(status("README.md", FindingStatus::Restored) && status("etc", FindingStatus::Allowed), "{all:?}");
+    assert!(status("README.md", FindingStatus::Open), "the second write is still open: {all:?}");
+    assert_eq!(findings(&rig, false).len(), 3);
+}
+
+#[test]
+fn new_executables_and_files_in_new_folders_are_found() {
+    let mut rig = started();
+    steer(
+        &rig,
+        "mkdir -p other/deep && echo x > other/deep/f.txt; printf 'echo hi\\n' > src/run.sh; chmod +x src/run.sh",
+    );
+    rig.wait_for("two findings", |r| count(r) >= 2);
+    let found = findings(&rig, false);
+    let has = |path: &str, k: FindingKind| found.iter().any(|f| f.path == path && f.kind == Some(k));
+    assert!(has("other/deep/f.txt", FindingKind::OutsideOwns), "{found:?}");
+    assert!(has("src/run.sh", FindingKind::NewExecutable), "{found:?}");
+    assert!(!has("src/run.sh", FindingKind::OutsideOwns), "{found:?}");
+    // Dismissed: closed, kept.
+    let id = found.iter().find(|f| f.path == "src/run.sh").unwrap().id;
+    let (ok, out) = rig.muster(&["guard", "dismiss", &id.to_string()]);
+    assert!(ok, "{out}");
+    rig.wait_for("one left", |r| count(r) == 1);
+    let (ok, out) = rig.muster(&["guard", "dismiss", "999999"]);
+    assert!(!ok && out.contains("no open finding #999999"), "{out}");
+}
