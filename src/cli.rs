@@ -257,6 +257,15 @@ pub enum Cmd {
         #[arg(long, default_value_t = 1.2)]
         think: f64,
     },
+    /// Run a command that may write only beneath the folders given (Landlock): how `guard = "enforce"` starts
+    /// an agent.
+    #[command(hide = true)]
+    Sandbox {
+        #[arg(long = "write")]
+        write: Vec<std::path::PathBuf>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -137,6 +137,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             crate::bench::run(agents, seconds, only)?
         }
         Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
+        Some(Cmd::Sandbox { write, command }) => match crate::guard::sandbox::exec(&write, &command)? {},
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -375,6 +376,12 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
         }
     }
     println!("✔ {:<10} {}", "pause", crate::pty::tree::probe().describe());
+    match crate::guard::sandbox::kernel_abi() {
+        Some(abi) => {
+            println!("✔ {:<10} Landlock ABI {abi}: guard = \"enforce\" blocks writes outside a worktree", "enforce")
+        }
+        None => println!("- {:<10} no Landlock in this kernel: guard = \"enforce\" falls back to watching", "enforce"),
+    }
     let term = std::env::var("TERM").unwrap_or_default();
     line(!term.is_empty() && term != "dumb", "terminal", format!("TERM={term}, colour: {:?}", ColorMode::from_env()));
     if std::env::var_os("TMUX").is_some() {

@@ -1214,3 +1214,33 @@ fn the_demo_gate_fails_steers_and_passes_from_the_keyboard() {
     t.keys(&["Escape"]);
     t.wait_for("the terminal again", |s| s.contains("─ api ─ [terminal]"));
 }
+
+/// Ownership from the keyboard: an agent writes outside its `owns`; the roster counts the finding, `f` lists it,
+/// `R` (confirmed) puts exactly that file back and leaves the agent's own change; the count goes down.
+#[test]
+fn a_write_outside_owns_is_seen_and_restored_from_the_keyboard() {
+    let crew =
+        "[[agent]]\nname = \"api\"\ncommand = \"bash\"\nargs = [\"--norc\", \"--noprofile\"]\nowns = [\"src/\"]\n";
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, crew));
+    t.wait_for("api starts", |s| roster_line(s, "api").contains("idle") && roster_line(s, "api").contains("◷1"));
+    let wt = t.dir.path().join("repo/.muster/worktrees/api");
+    t.keys(&["Enter"]);
+    t.text("mkdir -p src && echo mine > src/own.txt && echo theirs > notes.txt");
+    t.keys(&["Enter", "C-]"]);
+    t.wait_for("the finding on the roster", |s| roster_line(s, "api").contains("⊘ 1 finding (f)"));
+    t.keys(&["f"]);
+    t.wait_for("the findings tab", |s| {
+        s.contains("api · findings") && s.contains("outside owns") && s.contains("notes.txt")
+    });
+    t.keys(&["R"]);
+    t.wait_for("the question", |s| s.contains("Restore notes.txt?"));
+    t.keys(&["y"]);
+    t.wait_for("the count gone", |s| !roster_line(s, "api").contains("finding"));
+    assert!(!wt.join("notes.txt").exists(), "the file it made outside its own is gone");
+    assert_eq!(std::fs::read_to_string(wt.join("src/own.txt")).unwrap(), "mine\n", "its own change stays");
+    let (status, code) = t.muster(&["guard", "status", "--all"]);
+    assert!(
+        code == 0 && status.contains("notes.txt") && status.contains("[restored: restored from checkpoint 1]"),
+        "{status}"
+    );
+}

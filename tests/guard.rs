@@ -135,3 +135,40 @@ fn new_executables_and_files_in_new_folders_are_found() {
     let (ok, out) = rig.muster(&["guard", "dismiss", "999999"]);
     assert!(!ok && out.contains("no open finding #999999"), "{out}");
 }
+
+/// `guard = "enforce"`: writes into the main checkout and the git folder's hooks and config fail with EACCES for
+/// the agent and what it starts; its worktree, its commits and its own temp folder work; it keeps running. Where
+/// the kernel has no Landlock the agent runs watched only and the operator is told.
+#[test]
+fn enforce_makes_writes_outside_the_worktree_fail_and_leaves_the_agent_working() {
+    let crew =
+        "[[agent]]\nname = \"api\"\ncommand = \"bash\"\nargs = [\"--norc\", \"--noprofile\"]\nowns = [\"src/\"]\n\
+                guard = \"enforce\"\n";
+    let mut rig = Rig::new(crew, "api");
+    rig.wait_for("api's start checkpoint", |r| r.agents.get("api").is_some_and(|a| a.checkpoints >= 1));
+    let root = rig.root.clone();
+    if muster::guard::sandbox::kernel_abi().is_none() {
+        rig.wait_for("the operator told", |r| r.messages.iter().any(|m| m.contains("needs Landlock")));
+        return;
+    }
+    let (main, hook) = (root.join("escape"), root.join(".git/hooks/pre-commit"));
+    steer(
+        &rig,
+        &format!(
+            "touch {} ; echo x > {} ; git -C {} config core.hooksPath /x ; echo ok >> src/lib.rs && \
+             git -c user.email=a@b -c user.name=a commit -qam work && echo COMM\"\"ITTED ; mktemp && echo DO\"\"NE",
+            main.display(),
+            hook.display(),
+            root.display()
+        ),
+    );
+    rig.wait_for("the commands ran", |r| r.screen_text("api").contains("DONE"));
+    // Rows joined: the terminal wraps long lines.
+    let screen = rig.screen_text("api").replace('\n', "");
+    assert!(screen.matches("Permission denied").count() >= 3, "{screen}");
+    assert!(screen.contains("COMMITTED"), "a commit on its branch works: {screen}");
+    assert!(!main.exists() && !hook.exists(), "nothing written outside");
+    let config = std::fs::read_to_string(root.join(".git/config")).unwrap();
+    assert!(!config.contains("hooksPath"), "{config}");
+    rig.wait_for("it keeps running, at its prompt", |r| r.state("api") == Some(muster::engine::AgentState::Idle));
+}

@@ -21,6 +21,8 @@ pub struct Defaults {
     pub inherit_env: Option<Vec<String>>,
     /// Files only the operator or a merge changes (lock files, say): globs, as `owns`.
     pub shared: Option<Vec<String>>,
+    /// `watch` (report) or `enforce` (also block writes outside the worktree at the OS).
+    pub guard: Option<super::owns::GuardMode>,
 }
 
 impl Defaults {
@@ -32,6 +34,7 @@ impl Defaults {
             kind: self.kind.clone().or_else(|| other.kind.clone()),
             inherit_env: self.inherit_env.clone().or_else(|| other.inherit_env.clone()),
             shared: self.shared.clone().or_else(|| other.shared.clone()),
+            guard: self.guard.or(other.guard),
         }
     }
 }
@@ -65,6 +68,8 @@ struct RawAgent {
     inherit_env: Option<Vec<String>>,
     gates: Option<Spanned<Vec<String>>>,
     owns: Option<Spanned<Vec<String>>>,
+    guard: Option<super::owns::GuardMode>,
+    writes: Option<Vec<String>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -95,6 +100,12 @@ pub struct AgentSpec {
     /// The files it may change (globs, `config::owns`); `None`: any.
     #[serde(default)]
     pub owns: Option<Vec<String>>,
+    /// Report escapes, or also block writes outside its worktree at the OS.
+    #[serde(default)]
+    pub guard: super::owns::GuardMode,
+    /// Under `enforce`, more places it may write (its CLI's own come from the preset); `~` is the home folder.
+    #[serde(default)]
+    pub writes: Vec<String>,
 }
 
 impl AgentSpec {
@@ -235,6 +246,8 @@ pub fn parse_crew(
             inherit_env: a.inherit_env.or_else(|| defaults.inherit_env.clone()),
             gates: a.gates.map(Spanned::into_inner),
             owns: a.owns.map(Spanned::into_inner),
+            guard: a.guard.or(defaults.guard).unwrap_or_default(),
+            writes: preset.writes.iter().chain(a.writes.iter().flatten()).cloned().collect(),
         });
     }
     let shared = defaults.shared.clone().unwrap_or_default();
@@ -267,8 +280,12 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   enter_delay_ms   wait between a pasted message and its Enter
 #   gates         the gates run after its turns, e.g. gates = ["test"] (default: every `when = "turn"` gate)
 #   owns          the files it may change, e.g. owns = ["src/api/", "tests/api_*.rs", "!src/api/generated/"]
-#                 (`muster guard check` lists what an agent changed outside them; in [defaults], shared = [...]
-#                 names files only you or a merge change, e.g. shared = ["Cargo.lock"])
+#                 (the watchdog reports writes outside them as they happen, `f` shows them; `muster guard check`
+#                 lists what an agent's branch changed outside them; in [defaults], shared = [...] names files
+#                 only you or a merge change, e.g. shared = ["Cargo.lock"])
+#   guard         "watch" (default: report) or "enforce": also make writes outside its worktree fail (Landlock;
+#                 the main checkout, other worktrees, .git/hooks and .git/config); also in [defaults]
+#   writes        under enforce, more folders it may write, e.g. writes = ["~/.npm"] (its CLI's own are known)
 #
 # Gates: checks run in an agent's worktree after each turn that changed files; a failure is sent back to the
 # agent (at most `attempts` times), an error of the check itself (not found, timeout) only to you.
@@ -363,6 +380,23 @@ mod tests {
         let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\nworktree = 'yes'\n").unwrap_err();
         assert_eq!((err.line, err.col), (4, 12));
         assert!(err.message.contains("bool") || err.message.contains("boolean"), "{err}");
+    }
+
+    #[test]
+    fn guard_mode_and_writes_fold_with_defaults_and_the_preset() {
+        let crew = parse(
+            "[defaults]\nguard = 'enforce'\n[[agent]]\nname = 'a'\nkind = 'claude'\nwrites = ['~/.npm']\n\
+             [[agent]]\nname = 'b'\nkind = 'shell'\nguard = 'watch'\n",
+        )
+        .unwrap();
+        use super::super::owns::GuardMode;
+        assert_eq!(crew.agents[0].guard, GuardMode::Enforce);
+        assert!(crew.agents[0].writes.contains(&"~/.claude".to_string()), "the preset's own");
+        assert!(crew.agents[0].writes.contains(&"~/.npm".to_string()), "and the agent's");
+        assert_eq!(crew.agents[1].guard, GuardMode::Watch);
+        let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\nguard = 'enfroce'\n").unwrap_err();
+        assert_eq!((err.line, err.col), (4, 9), "{err}");
+        assert!(err.message.contains("enfroce"), "{err}");
     }
 
     #[test]

@@ -3,6 +3,17 @@
 //! folders, a pattern ending in `/` is everything under that folder, and `!pattern` takes files back out.
 
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+/// What the watchdog does about an agent: report (`watch`), or also make writes outside its worktree fail at
+/// the OS (`enforce`: Landlock, where the kernel has it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GuardMode {
+    #[default]
+    Watch,
+    Enforce,
+}
 
 /// A compiled list of patterns.
 #[derive(Debug, Clone)]

@@ -77,6 +77,8 @@ struct RawPreset {
     #[serde(default)]
     ignore: Vec<String>,
     #[serde(default)]
+    writes: Vec<String>,
+    #[serde(default)]
     inert: Vec<Spanned<String>>,
 }
 
@@ -104,6 +106,9 @@ pub struct Preset {
     /// Files the CLI writes for itself (its chat history), never an agent's work: git ignores them (patterns
     /// of `.git/info/exclude`).
     pub ignore: Vec<String>,
+    /// Where the CLI writes for itself outside the worktree (`~/.claude`): what `guard = "enforce"` leaves
+    /// writable besides the worktree.
+    pub writes: Vec<String>,
     /// Lines muster itself makes the CLI show (Gemini's banner while a muster hook runs): their coming and going
     /// is not the agent's activity.
     pub inert: Vec<Regex>,
@@ -203,6 +208,7 @@ pub fn parse_presets(file: &Path, text: &str) -> Result<BTreeMap<String, Preset>
                 rules,
                 foreground_busy: p.foreground_busy,
                 ignore: p.ignore,
+                writes: p.writes,
                 inert,
             },
         );

@@ -30,12 +30,13 @@ struct Watched {
     watch: Option<Arc<WorktreeWatch>>,
 }
 
+/// What the watchers' taps and the engine hand the worker. It owns no watch: a tap runs on the file watcher's
+/// own thread, and dropping the last handle of a watch there would wait on that very thread.
 #[derive(Default)]
 struct Pending {
-    agents: BTreeMap<String, Watched>,
     touched: BTreeMap<String, BTreeSet<String>>,
-    /// Worktrees whose watches are to be set up (the watcher sets them at the first checkpoint otherwise).
-    arm: Vec<Arc<WorktreeWatch>>,
+    /// Agents whose watches are to be set up now (the watcher sets them at the first checkpoint otherwise).
+    arm: BTreeSet<String>,
     /// Agents whose worktree muster itself writes (until the instant, or None: until it is done).
     muted: BTreeMap<String, Option<Instant>>,
     /// Agents whose paths overflowed (said once each).
@@ -43,20 +44,28 @@ struct Pending {
     stop: bool,
 }
 
-struct Inner {
+#[derive(Default)]
+struct Signal {
     pending: Mutex<Pending>,
     wake: Condvar,
 }
 
-impl Inner {
+impl Signal {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// The watchdog; it stops with its last handle.
+type Book = Arc<Mutex<BTreeMap<String, Watched>>>;
+
+fn book(b: &Book) -> MutexGuard<'_, BTreeMap<String, Watched>> {
+    b.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The watchdog; it stops with its handle.
 pub struct Guard {
-    inner: Arc<Inner>,
+    signal: Arc<Signal>,
+    agents: Book,
 }
 
 /// A finding as the worker makes it: the agent, what, the path, its detail.
@@ -64,22 +73,22 @@ pub type Found = (FindingKind, String, String);
 
 impl Guard {
     pub fn start(engine: Sender<EngineMsg>) -> Guard {
-        let inner = Arc::new(Inner { pending: Mutex::default(), wake: Condvar::new() });
-        let worker = inner.clone();
-        let spawned = std::thread::Builder::new().name("guard".into()).spawn(move || run(&worker, &engine));
+        let (signal, agents) = (Arc::new(Signal::default()), Book::default());
+        let (s, a) = (signal.clone(), agents.clone());
+        let spawned = std::thread::Builder::new().name("guard".into()).spawn(move || run(&s, &a, &engine));
         if let Err(e) = spawned {
             tracing::warn!("no watchdog (cannot start its thread): {e}");
         }
-        Guard { inner }
+        Guard { signal, agents }
     }
 
     /// Watch `agent`'s worktree by `rules` from now on (again, with new rules, after a restart).
     pub fn watch(&self, agent: &str, root: PathBuf, rules: Rules, watch: Option<Arc<WorktreeWatch>>) {
         if let Some(w) = &watch {
-            let (inner, name) = (Arc::downgrade(&self.inner), agent.to_string());
+            let (signal, name) = (Arc::downgrade(&self.signal), agent.to_string());
             w.set_tap(Some(Arc::new(move |paths: Vec<String>| {
-                let Some(inner) = inner.upgrade() else { return };
-                let mut p = inner.lock();
+                let Some(signal) = signal.upgrade() else { return };
+                let mut p = signal.lock();
                 let Pending { touched, overflowed, .. } = &mut *p;
                 let set = touched.entry(name.clone()).or_default();
                 for path in paths {
@@ -91,26 +100,34 @@ impl Guard {
                     }
                     set.insert(path);
                 }
-                inner.wake.notify_one();
+                signal.wake.notify_one();
             })));
         }
-        let mut p = self.inner.lock();
-        if let Some(w) = &watch {
-            p.arm.push(w.clone());
-            self.inner.wake.notify_one();
+        let armed = watch.is_some();
+        book(&self.agents).insert(agent.to_string(), Watched { root, rules: Arc::new(rules), watch });
+        if armed {
+            self.signal.lock().arm.insert(agent.to_string());
+            self.signal.wake.notify_one();
         }
-        p.agents.insert(agent.to_string(), Watched { root, rules: Arc::new(rules), watch });
+    }
+
+    /// Stop watching `agent` (removed).
+    pub fn forget(&self, agent: &str) {
+        if let Some(w) = book(&self.agents).remove(agent).and_then(|w| w.watch) {
+            w.set_tap(None);
+        }
+        self.signal.lock().touched.remove(agent);
     }
 
     /// muster is about to write `agent`'s worktree: what changes there is not the agent's doing.
     pub fn mute(&self, agent: &str) {
-        self.inner.lock().muted.insert(agent.to_string(), None);
+        self.signal.lock().muted.insert(agent.to_string(), None);
     }
 
     /// A job of `agent`'s is done: if it was muster writing its worktree, the write's last events are still
     /// let pass a moment (a later job does not make that moment longer).
     pub fn unmute_soon(&self, agent: &str) {
-        let mut p = self.inner.lock();
+        let mut p = self.signal.lock();
         let now = Instant::now();
         match p.muted.get_mut(agent) {
             Some(until @ None) => *until = Some(now + MUTED_AFTER),
@@ -120,61 +137,48 @@ impl Guard {
             _ => {}
         }
     }
-
-    /// Stop watching `agent` (removed).
-    pub fn forget(&self, agent: &str) {
-        let mut p = self.inner.lock();
-        if let Some(w) = p.agents.remove(agent).and_then(|w| w.watch) {
-            w.set_tap(None);
-        }
-        p.touched.remove(agent);
-    }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let mut p = self.inner.lock();
-        p.stop = true;
-        for w in p.agents.values().filter_map(|w| w.watch.as_ref()) {
+        for w in book(&self.agents).values().filter_map(|w| w.watch.as_ref()) {
             w.set_tap(None);
         }
-        self.inner.wake.notify_all();
+        self.signal.lock().stop = true;
+        self.signal.wake.notify_all();
     }
 }
 
-fn run(inner: &Inner, engine: &Sender<EngineMsg>) {
+fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
     let mut repos: BTreeMap<PathBuf, git2::Repository> = BTreeMap::new();
     let mut reported: BTreeMap<(String, FindingKind, String), Instant> = BTreeMap::new();
     loop {
-        let (batch, agents) = {
-            let mut p = inner.lock();
+        let (batch, arm) = {
+            let mut p = signal.lock();
             while p.touched.is_empty() && p.arm.is_empty() && !p.stop {
-                p = inner.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+                p = signal.wake.wait(p).unwrap_or_else(|e| e.into_inner());
             }
             if p.stop {
                 return;
-            }
-            let arm = std::mem::take(&mut p.arm);
-            if !arm.is_empty() {
-                drop(p);
-                for w in arm {
-                    w.arm();
-                }
-                continue;
             }
             p.overflowed.clear();
             let now = Instant::now();
             p.muted.retain(|_, until| until.is_none_or(|u| u > now));
             let mut batch = std::mem::take(&mut p.touched);
             batch.retain(|agent, _| !p.muted.contains_key(agent));
-            let agents: BTreeMap<String, Watched> =
-                batch.keys().filter_map(|a| p.agents.get(a).map(|w| (a.clone(), w.clone()))).collect();
-            (batch, agents)
+            (batch, std::mem::take(&mut p.arm))
         };
+        let watched: BTreeMap<String, Watched> = {
+            let b = book(agents);
+            batch.keys().chain(arm.iter()).filter_map(|a| b.get(a).map(|w| (a.clone(), w.clone()))).collect()
+        };
+        for w in arm.iter().filter_map(|a| watched.get(a)?.watch.as_ref()) {
+            w.arm();
+        }
         let now = Instant::now();
         reported.retain(|_, at| now.duration_since(*at) < SAME_AGAIN);
         for (agent, paths) in batch {
-            let Some(Watched { root, rules, watch }) = agents.get(&agent) else { continue };
+            let Some(Watched { root, rules, watch }) = watched.get(&agent) else { continue };
             if !repos.contains_key(root) {
                 if let Ok(r) = git2::Repository::open(root) {
                     repos.insert(root.clone(), r);
@@ -213,7 +217,51 @@ fn run(inner: &Inner, engine: &Sender<EngineMsg>) {
             }
         }
         // Repositories of agents no longer watched go.
-        let roots: BTreeSet<PathBuf> = inner.lock().agents.values().map(|w| w.root.clone()).collect();
+        let roots: BTreeSet<PathBuf> = book(agents).values().map(|w| w.root.clone()).collect();
         repos.retain(|r, _| roots.contains(r));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The file watcher's thread runs the taps: a tap once held the guard's last handle, and dropping it there
+    /// dropped a worktree's watch, whose unwatch waited on that same thread — every watch of the process hung.
+    /// Guards dropped while their worktrees are being written leave the watcher working.
+    #[test]
+    fn guards_dropped_while_their_worktrees_change_leave_the_watcher_working() {
+        let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+        for round in 0..20 {
+            let (tx, _rx) = std::sync::mpsc::channel();
+            let guard = Guard::start(tx);
+            for (i, d) in dirs.iter().enumerate() {
+                let w = WorktreeWatch::new(d.path()).unwrap();
+                w.arm();
+                guard.watch(&format!("a{i}"), d.path().to_path_buf(), Rules::new(Some(&[]), &[], &[]), Some(w));
+            }
+            let writer = {
+                let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("f")).collect();
+                std::thread::spawn(move || {
+                    for n in 0..50 {
+                        for p in &paths {
+                            let _ = std::fs::write(p, format!("{round} {n}"));
+                        }
+                    }
+                })
+            };
+            drop(guard);
+            writer.join().unwrap();
+        }
+        // Still answering: a new watch is set up (it would wait forever on a stuck watcher thread).
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let w = WorktreeWatch::new(&path).unwrap();
+            w.arm();
+            let _ = done_tx.send(());
+        });
+        assert!(done_rx.recv_timeout(Duration::from_secs(30)).is_ok(), "the file watcher's thread is stuck");
     }
 }

@@ -139,6 +139,8 @@ mod tests {
                 inherit_env: None,
                 gates: None,
                 owns: None,
+                guard: Default::default(),
+                writes: Vec::new(),
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

@@ -199,6 +199,10 @@ impl Supervisor {
             }
             _ => false,
         };
+        let (program, args) = match spec.guard {
+            crate::config::owns::GuardMode::Enforce => self.sandboxed(&spec, &cwd, program, args, &mut env),
+            crate::config::owns::GuardMode::Watch => (program, args),
+        };
         self.generation += 1;
         let spawn_spec = SpawnSpec { program, args, cwd: cwd.clone(), env, rows: self.size.0, cols: self.size.1 };
         let running = agent::spawn(
@@ -252,6 +256,55 @@ impl Supervisor {
         self.request_diffstat(&spec.name, true);
         self.mail_on_start(&spec.name);
         Ok(())
+    }
+
+    /// `guard = "enforce"`: the command run through `muster sandbox`, which lets it write only beneath its
+    /// worktree, its branch's git metadata, temp folders, muster's own folders and its CLI's. Without Landlock in
+    /// the kernel the agent runs as it is, watched only, and the operator is told.
+    fn sandboxed(
+        &self,
+        spec: &AgentSpec,
+        cwd: &std::path::Path,
+        program: String,
+        args: Vec<String>,
+        env: &mut Vec<(String, String)>,
+    ) -> (String, Vec<String>) {
+        if crate::guard::sandbox::kernel_abi().is_none() {
+            self.message(
+                format!(
+                    "{}: guard = \"enforce\" needs Landlock, which this kernel lacks: it is watched only",
+                    spec.name
+                ),
+                true,
+            );
+            return (program, args);
+        }
+        let repo = git2::Repository::open(cwd).ok();
+        let (common, dir) = match &repo {
+            Some(r) => (Some(r.commondir().to_path_buf()), Some(r.path().to_path_buf())),
+            None => (None, None),
+        };
+        // Its own temp folder, beside the crew's sockets: the one place for temp files whatever holds the repository.
+        let tmp = self.run_dir.join("tmp").join(&spec.name);
+        if let Err(e) = std::fs::create_dir_all(&tmp) {
+            tracing::warn!("{}: no temp folder {}: {e}", spec.name, tmp.display());
+        }
+        env.retain(|(k, _)| k != "TMPDIR");
+        env.push(("TMPDIR".into(), tmp.to_string_lossy().into_owned()));
+        let mut shared = crate::guard::sandbox::common_places();
+        shared.extend(spec.writes.iter().cloned());
+        shared.push(crate::config::paths::state_dir().to_string_lossy().into_owned());
+        let root = &self.cfg.root;
+        let mut writable = crate::guard::sandbox::writable(root, cwd, common.as_deref(), dir.as_deref(), &shared);
+        writable.push(tmp);
+        let mut wrapped = vec!["sandbox".to_string()];
+        for w in writable {
+            wrapped.push(format!("--write={}", w.display()));
+        }
+        wrapped.push("--".into());
+        wrapped.push(program);
+        wrapped.extend(args);
+        (self.cfg.muster_exe.to_string_lossy().into_owned(), wrapped)
     }
 
     /// The spec with the mailbox note before its first prompt, for CLIs without a system-prompt option.
