@@ -172,3 +172,39 @@ fn enforce_makes_writes_outside_the_worktree_fail_and_leaves_the_agent_working()
     assert!(!config.contains("hooksPath"), "{config}");
     rig.wait_for("it keeps running, at its prompt", |r| r.state("api") == Some(muster::engine::AgentState::Idle));
 }
+
+/// A write into the main checkout by a process of the agent (its shell gone there) is laid at the agent; a git
+/// hook, a config key that runs commands and the main checkout's HEAD switching are the repository's findings,
+/// listed with every agent's.
+#[test]
+fn the_main_checkout_and_the_git_folder_are_watched() {
+    let mut rig = started();
+    let root = rig.root.clone();
+    // The operator's own edit there is nobody's finding (no process of an agent works there).
+    std::fs::write(root.join("mine.txt"), "operator\n").unwrap();
+    rig.watch_for(Duration::from_millis(1500), |r| match count(r) {
+        0 => Ok(()),
+        n => Err(format!("the operator's edit was laid at api: {n} findings")),
+    });
+    // Its shell stays there: what names the agent is a process of it working in the main checkout.
+    steer(&rig, &format!("cd {} && echo x > stray.txt", root.display()));
+    rig.wait_for("the main checkout finding", |r| count(r) >= 1);
+    let found = findings(&rig, false);
+    let main = found.iter().find(|f| f.kind == Some(FindingKind::MainCheckout)).expect("a main checkout finding");
+    assert_eq!((main.agent.as_str(), main.path.as_str()), ("api", "stray.txt"), "{found:?}");
+    assert!(main.detail.contains("works in the main checkout"), "{found:?}");
+    assert!(!found.iter().any(|f| f.path == "mine.txt"), "{found:?}");
+    std::fs::write(root.join(".git/hooks/pre-commit"), "#!/bin/sh\nexit 0\n").unwrap();
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(&root).output().unwrap();
+    git(&["config", "core.fsmonitor", "true"]);
+    let repo_findings = |rig: &Rig| findings(rig, false).into_iter().filter(|f| f.agent.is_empty()).collect::<Vec<_>>();
+    let end = Instant::now() + common::DEADLINE;
+    while repo_findings(&rig).len() < 2 {
+        assert!(Instant::now() < end, "the git folder's findings never came: {:?}", findings(&rig, false));
+        rig.watch_for(Duration::from_millis(100), |_| Ok(()));
+    }
+    let repo = repo_findings(&rig);
+    assert!(repo.iter().any(|f| f.path == "hooks/pre-commit" && f.kind == Some(FindingKind::GitTamper)), "{repo:?}");
+    assert!(repo.iter().any(|f| f.path == "config" && f.detail == "core.fsmonitor = true"), "{repo:?}");
+    assert_eq!(count(&rig), 1, "the repository's findings are not laid at api");
+}

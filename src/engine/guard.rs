@@ -12,6 +12,10 @@ use super::inbox::{EngineMsg, Report};
 use crate::git::watch::WorktreeWatch;
 use crate::guard::Rules;
 use crate::protocol::guard::FindingKind;
+use crate::pty::tree::AgentTree;
+
+/// The key the main checkout's changes are queued under (no agent has an empty name).
+const MAIN: &str = "";
 
 /// Paths waiting to be judged per agent; more (a tool rewriting a whole tree at once) are dropped, said once.
 const MAX_TOUCHED: usize = 4096;
@@ -28,6 +32,8 @@ struct Watched {
     root: PathBuf,
     rules: Arc<Rules>,
     watch: Option<Arc<WorktreeWatch>>,
+    /// Its processes, while it runs: what a change of the main checkout is laid at.
+    tree: Option<Arc<AgentTree>>,
 }
 
 /// What the watchers' taps and the engine hand the worker. It owns no watch: a tap runs on the file watcher's
@@ -82,8 +88,32 @@ impl Guard {
         Guard { signal, agents }
     }
 
-    /// Watch `agent`'s worktree by `rules` from now on (again, with new rules, after a restart).
-    pub fn watch(&self, agent: &str, root: PathBuf, rules: Rules, watch: Option<Arc<WorktreeWatch>>) {
+    /// Watch `agent`'s worktree by `rules` from now on (again, with new rules, after a restart); `tree` is its
+    /// processes.
+    pub fn watch(
+        &self,
+        agent: &str,
+        root: PathBuf,
+        rules: Rules,
+        watch: Option<Arc<WorktreeWatch>>,
+        tree: Option<Arc<AgentTree>>,
+    ) {
+        self.tap(agent, root, rules, watch, tree);
+    }
+
+    /// Watch the main checkout: a change there made by an agent's process is a finding of that agent.
+    pub fn watch_main(&self, root: PathBuf, watch: Arc<WorktreeWatch>) {
+        self.tap(MAIN, root, Rules::new(None, &[], &[]), Some(watch), None);
+    }
+
+    fn tap(
+        &self,
+        agent: &str,
+        root: PathBuf,
+        rules: Rules,
+        watch: Option<Arc<WorktreeWatch>>,
+        tree: Option<Arc<AgentTree>>,
+    ) {
         if let Some(w) = &watch {
             let (signal, name) = (Arc::downgrade(&self.signal), agent.to_string());
             w.set_tap(Some(Arc::new(move |paths: Vec<String>| {
@@ -104,7 +134,7 @@ impl Guard {
             })));
         }
         let armed = watch.is_some();
-        book(&self.agents).insert(agent.to_string(), Watched { root, rules: Arc::new(rules), watch });
+        book(&self.agents).insert(agent.to_string(), Watched { root, rules: Arc::new(rules), watch, tree });
         if armed {
             self.signal.lock().arm.insert(agent.to_string());
             self.signal.wake.notify_one();
@@ -168,9 +198,14 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
             batch.retain(|agent, _| !p.muted.contains_key(agent));
             (batch, std::mem::take(&mut p.arm))
         };
+        // The main checkout's changes are laid at the agents: all of them are needed then.
         let watched: BTreeMap<String, Watched> = {
             let b = book(agents);
-            batch.keys().chain(arm.iter()).filter_map(|a| b.get(a).map(|w| (a.clone(), w.clone()))).collect()
+            if batch.contains_key(MAIN) {
+                b.clone()
+            } else {
+                batch.keys().chain(arm.iter()).filter_map(|a| b.get(a).map(|w| (a.clone(), w.clone()))).collect()
+            }
         };
         for w in arm.iter().filter_map(|a| watched.get(a)?.watch.as_ref()) {
             w.arm();
@@ -178,13 +213,21 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
         let now = Instant::now();
         reported.retain(|_, at| now.duration_since(*at) < SAME_AGAIN);
         for (agent, paths) in batch {
-            let Some(Watched { root, rules, watch }) = watched.get(&agent) else { continue };
+            let Some(Watched { root, rules, watch, .. }) = watched.get(&agent) else { continue };
             if !repos.contains_key(root) {
                 if let Ok(r) = git2::Repository::open(root) {
                     repos.insert(root.clone(), r);
                 }
             }
             let repo = repos.get(root);
+            if agent == MAIN {
+                for (agent, found) in main_checkout(root, repo, paths, &watched) {
+                    if engine.send(EngineMsg::Report(Report::Findings { agent, found })).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
             let mut found: Vec<Found> = Vec::new();
             for rel in paths {
                 let files = match crate::guard::facts(root, &rel, repo) {
@@ -222,6 +265,46 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
     }
 }
 
+/// Changes of the main checkout laid at the agent whose process made them: one whose working folder is there, or
+/// that holds the file open for writing. What no agent's process explains is the operator's (or unknown) and not
+/// a finding: muster cannot tell a person's editor from a stray process.
+fn main_checkout(
+    root: &std::path::Path,
+    repo: Option<&git2::Repository>,
+    paths: BTreeSet<String>,
+    agents: &BTreeMap<String, Watched>,
+) -> BTreeMap<String, Vec<Found>> {
+    let mut out: BTreeMap<String, Vec<Found>> = BTreeMap::new();
+    let paths: Vec<String> = paths
+        .into_iter()
+        .filter(|p| !p.starts_with(".muster/") && p != ".muster")
+        .filter(|p| crate::guard::facts(root, p, repo).is_some_and(|f| !f.ignored && !f.as_committed))
+        .collect();
+    if paths.is_empty() {
+        return out;
+    }
+    let muster_dir = root.join(".muster");
+    for (name, w) in agents.iter().filter(|(n, _)| n.as_str() != MAIN) {
+        let Some(tree) = &w.tree else { continue };
+        let inside = tree.pids().into_iter().any(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .is_ok_and(|cwd| cwd.starts_with(root) && !cwd.starts_with(&muster_dir))
+        });
+        let open = tree.files_open_for_writing(root);
+        for p in &paths {
+            let why = if open.contains(p) {
+                "a process of it had it open for writing"
+            } else if inside {
+                "a process of it works in the main checkout"
+            } else {
+                continue;
+            };
+            out.entry(name.clone()).or_default().push((FindingKind::MainCheckout, p.clone(), why.into()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +321,7 @@ mod tests {
             for (i, d) in dirs.iter().enumerate() {
                 let w = WorktreeWatch::new(d.path()).unwrap();
                 w.arm();
-                guard.watch(&format!("a{i}"), d.path().to_path_buf(), Rules::new(Some(&[]), &[], &[]), Some(w));
+                guard.watch(&format!("a{i}"), d.path().to_path_buf(), Rules::new(Some(&[]), &[], &[]), Some(w), None);
             }
             let writer = {
                 let paths: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("f")).collect();

@@ -94,6 +94,8 @@ pub enum Report {
         run: crate::protocol::gate::GateRun,
         turn: u64,
     },
+    /// A git hook, the repository's config or the main checkout's HEAD changed.
+    GitFolderChanged,
     /// The watchdog found something in an agent's worktree.
     Findings {
         agent: String,

@@ -154,6 +154,8 @@ struct Supervisor {
     /// The watchdog's worker, and the findings it made.
     guard: super::guard::Guard,
     findings: findings::Findings,
+    /// The git folder's command-running parts as last read (its hooks, config keys, HEAD).
+    git_folder: Option<(PathBuf, crate::guard::git_folder::GitFolder)>,
 }
 
 pub use crate::protocol::script::WaitFor;
@@ -184,9 +186,16 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     let stop_asked = Arc::new(AtomicBool::new(false));
     let overlap_tx = spawn_overlap_worker(sink.clone());
     let moved = tx.clone();
-    let refs = crate::git::refwatch::watch(&cfg.root, move || {
-        let _ = moved.send(EngineMsg::Report(Report::RefsMoved));
-    })
+    let tampered = tx.clone();
+    let refs = crate::git::refwatch::watch(
+        &cfg.root,
+        move || {
+            let _ = moved.send(EngineMsg::Report(Report::RefsMoved));
+        },
+        move || {
+            let _ = tampered.send(EngineMsg::Report(Report::GitFolderChanged));
+        },
+    )
     // Without it, merges made through muster still measure again.
     .inspect_err(|e| tracing::warn!("watching the repository's branches: {e:#}"))
     .ok();
@@ -240,11 +249,18 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         gates: Default::default(),
         guard: super::guard::Guard::start(tx.clone()),
         findings: Default::default(),
+        git_folder: None,
     };
     sup.load_slots(saved);
     sup.open_mailbox();
     sup.load_gates();
     sup.load_findings();
+    sup.guard_main();
+    sup.git_folder = git2::Repository::open(&sup.cfg.root).ok().map(|r| {
+        let common = r.commondir().to_path_buf();
+        let now = crate::guard::git_folder::read(&common);
+        (common, now)
+    });
     // What a muster that died (kill -9) saved says its agents still run: from now on the file speaks for this one.
     sup.save();
     std::thread::Builder::new().name("engine".into()).spawn(move || sup.run(rx)).context("starting the engine")?;
@@ -325,6 +341,7 @@ impl Supervisor {
             Report::MailTaken { name, generation } => self.mail_taken(&name, generation),
             Report::GateDone { run, turn } => self.gate_done(run, turn),
             Report::Findings { agent, found } => self.findings_seen(agent, found),
+            Report::GitFolderChanged => self.git_folder_changed(),
             Report::Diffstat { name, stat } => {
                 if let Some(slot) = self.slot_mut(&name) {
                     if slot.info.diffstat != stat {

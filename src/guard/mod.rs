@@ -1,6 +1,7 @@
 //! The watchdog's judgement (issue #29): given what a path of an agent's worktree is now, which findings it makes.
 //! `judge` is pure; `facts` reads the path (never following it) and the agent's branch.
 
+pub mod git_folder;
 pub mod sandbox;
 
 use std::path::{Component, Path, PathBuf};

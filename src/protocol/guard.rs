@@ -18,15 +18,19 @@ pub enum FindingKind {
     NewExecutable,
     /// A git hook written, or a git config key that runs commands, in the repository's git folder.
     GitTamper,
+    /// A file of the main checkout changed by a process of the agent (its working folder there, or the file
+    /// open for writing).
+    MainCheckout,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 5] = [
+    pub const ALL: [FindingKind; 6] = [
         FindingKind::OutsideOwns,
         FindingKind::Shared,
         FindingKind::SymlinkEscape,
         FindingKind::NewExecutable,
         FindingKind::GitTamper,
+        FindingKind::MainCheckout,
     ];
 
     pub fn label(self) -> &'static str {
@@ -36,6 +40,7 @@ impl FindingKind {
             FindingKind::SymlinkEscape => "link escapes",
             FindingKind::NewExecutable => "new executable",
             FindingKind::GitTamper => "git tampering",
+            FindingKind::MainCheckout => "main checkout",
         }
     }
 
@@ -47,6 +52,7 @@ impl FindingKind {
             FindingKind::SymlinkEscape => "symlink_escape",
             FindingKind::NewExecutable => "new_executable",
             FindingKind::GitTamper => "git_tamper",
+            FindingKind::MainCheckout => "main_checkout",
         }
     }
 
@@ -56,7 +62,7 @@ impl FindingKind {
 
     /// Worth the terminal's bell: a way out of the worktree, or into git's own machinery.
     pub fn rings(self) -> bool {
-        matches!(self, FindingKind::SymlinkEscape | FindingKind::GitTamper)
+        matches!(self, FindingKind::SymlinkEscape | FindingKind::GitTamper | FindingKind::MainCheckout)
     }
 }
 
@@ -166,6 +172,9 @@ pub fn steer_text(f: &Finding, owns: &[String]) -> String {
             format!("You made `{}` a link to `{}`, outside your worktree.", f.path, f.detail)
         }
         Some(FindingKind::NewExecutable) => format!("You made `{}` executable.", f.path),
+        Some(FindingKind::MainCheckout) => {
+            format!("You changed `{}` in the main checkout, outside your worktree ({}).", f.path, f.detail)
+        }
         Some(FindingKind::GitTamper) | None => format!("You changed git's own `{}` ({}).", f.path, f.detail),
     };
     let owned = if owns.is_empty() { String::new() } else { format!("\nYou own: {}.", owns.join(", ")) };

@@ -26,7 +26,7 @@ fn finding_line(state: &State, f: &Finding, selected: bool, width: u16) -> Line<
         Span::styled(format!(" #{:<5} ", f.id), base),
         Span::styled(super::roster::name_cell(kind, 15), base.patch(theme.style(scope(f)))),
         Span::styled(format!("{:>4} {:>4} ago  ", times, ago), base),
-        Span::styled(f.path.clone(), base),
+        Span::styled(if f.agent.is_empty() { format!("{} (the repository's)", f.path) } else { f.path.clone() }, base),
     ];
     let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
     spans.push(Span::styled(" ".repeat((width as usize).saturating_sub(used)), base));

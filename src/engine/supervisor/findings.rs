@@ -43,15 +43,26 @@ impl Supervisor {
         }
     }
 
+    /// Watch the main checkout, unless an agent runs in it (its own watcher sees it then).
+    pub(super) fn guard_main(&mut self) {
+        if self.slots.iter().any(|s| !s.spec.worktree) {
+            return;
+        }
+        match crate::git::watch::WorktreeWatch::new(&self.cfg.root) {
+            Ok(w) => self.guard.watch_main(self.cfg.root.clone(), w),
+            Err(e) => tracing::warn!("the main checkout is not watched: {e:#}"),
+        }
+    }
+
     /// Watch the agent's worktree by its rules (at each start: its rules may have changed; allowed paths end).
     pub(super) fn guard_agent(&mut self, name: &str) {
         let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
         let ignore = self.presets.get(&slot.spec.kind).map(|p| p.ignore.clone()).unwrap_or_default();
         let rules = Rules::new(slot.spec.owns.as_deref(), &self.cfg.crew.shared, &ignore);
-        let (root, files) = (slot.info.worktree.clone(), slot.files.clone());
+        let (root, files, tree) = (slot.info.worktree.clone(), slot.files.clone(), slot.tree.clone());
         // An agent kept to its files gets a checkpoint to restore them from before it writes any.
         let first = slot.info.checkpoints == 0 && (slot.spec.owns.is_some() || !self.cfg.crew.shared.is_empty());
-        self.guard.watch(name, root, rules, files);
+        self.guard.watch(name, root, rules, files, tree);
         self.findings.allowed.remove(name);
         if first {
             self.job(name, JobKind::Create { trigger: "start".into() }, false);
@@ -61,8 +72,12 @@ impl Supervisor {
     /// What the guard worker found in `agent`'s worktree: a path already open counts again, a new one is kept
     /// (with the checkpoint a restore goes back to) and said.
     pub(super) fn findings_seen(&mut self, agent: String, found: Vec<Found>) {
-        let Some(slot) = self.slots.iter().find(|s| s.spec.name == agent) else { return };
-        let checkpoint_n = slot.newest_checkpoint;
+        // An empty name: the repository's own (its git folder), not laid at an agent.
+        let checkpoint_n = match self.slots.iter().find(|s| s.spec.name == agent) {
+            Some(slot) => slot.newest_checkpoint,
+            None if agent.is_empty() => 0,
+            None => return,
+        };
         let allowed = self.findings.allowed.get(&agent).cloned().unwrap_or_default();
         let now = now_ms();
         let mut rings = false;
@@ -121,9 +136,25 @@ impl Supervisor {
             1 => new.remove(0),
             n => format!("{n} findings: {}", new.join("; ")),
         };
-        self.sink.event(Event::Notification { name: agent.clone(), text });
+        let name = if agent.is_empty() { "repository".to_string() } else { agent.clone() };
+        self.sink.event(Event::Notification { name, text });
         if rings {
             self.sink.event(Event::Bell { name: agent });
+        }
+    }
+
+    /// The git folder changed: a new hook, a config key that runs commands, a switched HEAD are findings of the
+    /// repository (nobody's process can be named for them).
+    pub(super) fn git_folder_changed(&mut self) {
+        let Some((common, before)) = self.git_folder.take() else { return };
+        let now = crate::guard::git_folder::read(&common);
+        let found: Vec<Found> = crate::guard::git_folder::changes(&before, &now)
+            .into_iter()
+            .map(|(path, detail)| (crate::protocol::guard::FindingKind::GitTamper, path, detail))
+            .collect();
+        self.git_folder = Some((common, now));
+        if !found.is_empty() {
+            self.findings_seen(String::new(), found);
         }
     }
 
@@ -154,7 +185,8 @@ impl Supervisor {
                         store.findings(agent.as_deref(), true, MAX_LIST).map_err(|e| e.to_string())?
                     }
                     _ => {
-                        let of = |f: &&Finding| agent.as_ref().is_none_or(|a| &f.agent == a);
+                        // The repository's own findings go with every agent's.
+                        let of = |f: &&Finding| agent.as_ref().is_none_or(|a| &f.agent == a || f.agent.is_empty());
                         self.findings.open.iter().rev().filter(of).cloned().collect()
                     }
                 };
