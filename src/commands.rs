@@ -196,7 +196,7 @@ fn theme_dirs(root: &Path) -> Vec<PathBuf> {
 
 /// What the engine of `root` runs with: its crew, the user's settings, the colours agents are told.
 pub fn engine_config(root: &Path, palette: crate::term::Palette) -> Result<EngineConfig> {
-    let (crew, user_cfg, warnings) = load_crew(root)?;
+    let (crew, user_cfg, warnings) = crate::config::load_crew_owned(root, crate::git::ownership::tracked_files)?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -223,7 +223,7 @@ fn look(root: Option<&Path>, theme: Option<&str>) -> Result<Look> {
     let (user_cfg, mut warnings) = match root {
         // The crew file is checked here too: a broken one is an error on this terminal, not in a server's log.
         Some(root) => {
-            let (_, u, w) = load_crew(root)?;
+            let (_, u, w) = crate::config::load_crew_owned(root, crate::git::ownership::tracked_files)?;
             (u, w)
         }
         None => user::load(),

@@ -19,7 +19,7 @@ enum Heard {
 }
 
 pub(super) fn up(root: &Path, detach: bool) -> Result<ExitCode> {
-    let (crew, _, warnings) = load_crew(root)?;
+    let (crew, _, warnings) = crate::config::load_crew_owned(root, crate::git::ownership::tracked_files)?;
     for w in warnings {
         eprintln!("muster: {}", printable_line(&w.to_string()));
     }

@@ -128,6 +128,39 @@ pub struct Crew {
     pub max_parallel_gates: Option<usize>,
 }
 
+/// The crew's `owns` against the repository's `files`: two agents whose `owns` take a same file is an error at
+/// the second one's `owns` (they run at the same time: which one may change it?); a pattern that takes no file
+/// is a warning at its agent's `owns` (a typo?).
+pub fn check_ownership(file: &Path, text: &str, files: &[String]) -> Result<Vec<super::Warning>, ConfigError> {
+    let raw: RawCrew = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
+    let mut owners: Vec<(String, super::owns::Globs)> = Vec::new();
+    let mut at: BTreeMap<String, usize> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for a in &raw.agents {
+        let Some(owns) = &a.owns else { continue };
+        let Ok(globs) = super::owns::Globs::new(owns.get_ref()) else { continue };
+        let name = a.name.get_ref().clone();
+        at.insert(name.clone(), owns.span().start);
+        for p in owns.get_ref().iter().filter(|p| !p.starts_with('!')) {
+            let one = super::owns::Globs::new(std::slice::from_ref(p)).ok();
+            if one.is_some_and(|g| !files.iter().any(|f| g.matches(f))) {
+                let msg = format!("key `owns` of `{name}`: `{p}` takes no file of the repository (a typo?)");
+                warnings.push(super::Warning(ConfigError::at(file, text, owns.span().start, msg)));
+            }
+        }
+        owners.push((name, globs));
+    }
+    if let Some((a, b, f)) = super::owns::overlaps(&owners, files).into_iter().next() {
+        return Err(ConfigError::at(
+            file,
+            text,
+            at[b],
+            format!("key `owns`: `{b}` and `{a}` both own `{f}` (agents that run together own different files)"),
+        ));
+    }
+    Ok(warnings)
+}
+
 /// Whether a name is safe as a branch (`muster/<name>`), a ref and a directory name.
 pub fn validate_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 40 {
@@ -397,6 +430,25 @@ mod tests {
         let err = parse("[[agent]]\nname = 'a'\nkind = 'shell'\nguard = 'enfroce'\n").unwrap_err();
         assert_eq!((err.line, err.col), (4, 9), "{err}");
         assert!(err.message.contains("enfroce"), "{err}");
+    }
+
+    #[test]
+    fn overlapping_owns_is_an_error_at_the_second_and_a_pattern_taking_nothing_a_warning() {
+        let files: Vec<String> = ["src/api/a.rs", "src/db/b.rs", "README.md"].iter().map(|s| s.to_string()).collect();
+        let text = "[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/api/']\n\
+                    [[agent]]\nname = 'db'\nkind = 'shell'\nowns = ['src/db/', 'docs/']\n";
+        let w = check_ownership(Path::new(".muster/crew.toml"), text, &files).unwrap();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].0.message.contains("`docs/` takes no file") && w[0].0.line == 8, "{w:?}");
+        let text = "[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/']\n\
+                    [[agent]]\nname = 'db'\nkind = 'shell'\nowns = ['src/db/']\n";
+        let err = check_ownership(Path::new(".muster/crew.toml"), text, &files).unwrap_err();
+        assert_eq!((err.line, err.col), (8, 8), "{err}");
+        assert!(err.message.contains("`db` and `api` both own `src/db/b.rs`"), "{err}");
+        // Taken back with `!`: no overlap.
+        let text = "[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/', '!src/db/']\n\
+                    [[agent]]\nname = 'db'\nkind = 'shell'\nowns = ['src/db/']\n";
+        assert!(check_ownership(Path::new("c"), text, &files).unwrap().is_empty());
     }
 
     #[test]

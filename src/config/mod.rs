@@ -56,6 +56,22 @@ pub fn load_crew(root: &std::path::Path) -> anyhow::Result<(crew::Crew, user::Us
     Ok((crew, user_cfg, warnings))
 }
 
+/// `load_crew`, and the crew's `owns` checked against the repository's files (`files` lists them; asked only
+/// when some agent has `owns`): overlapping ownership is an error, a pattern that takes nothing a warning.
+pub fn load_crew_owned(
+    root: &std::path::Path,
+    files: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<(crew::Crew, user::UserConfig, Vec<Warning>)> {
+    let (crew, user_cfg, mut warnings) = load_crew(root)?;
+    if crew.agents.iter().any(|a| a.owns.is_some()) {
+        let path = root.join(".muster").join("crew.toml");
+        let shown = path.strip_prefix(root).unwrap_or(&path);
+        let text = read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })?.unwrap_or_default();
+        warnings.extend(crew::check_ownership(shown, &text, &files(root)?)?);
+    }
+    Ok((crew, user_cfg, warnings))
+}
+
 /// Change the repository's crew file with `edit` (its text in, the new text out, or why not), checked as a crew
 /// before it is written (atomically: a server reading it meanwhile sees the old file or the new one). `Ok(false)`
 /// when `edit` left nothing to change.

@@ -48,17 +48,21 @@ impl Globs {
     }
 }
 
-/// Pairs of agents whose `owns` take a same file of `files`, with the first such file: (a, b, file).
+/// Pairs of agents whose `owns` take a same file of `files`, with the first such file: (a, b, file), in the
+/// agents' order. Each file is matched once per agent (not per pair): a crew of n agents on m files costs n·m.
 pub fn overlaps<'a>(agents: &'a [(String, Globs)], files: &'a [String]) -> Vec<(&'a str, &'a str, &'a str)> {
-    let mut out = Vec::new();
-    for (i, (a, ga)) in agents.iter().enumerate() {
-        for (b, gb) in &agents[i + 1..] {
-            if let Some(f) = files.iter().find(|f| ga.matches(f) && gb.matches(f)) {
-                out.push((a.as_str(), b.as_str(), f.as_str()));
+    let mut first: std::collections::BTreeMap<(usize, usize), &'a str> = std::collections::BTreeMap::new();
+    let mut owners = Vec::new();
+    for f in files {
+        owners.clear();
+        owners.extend(agents.iter().enumerate().filter(|(_, (_, g))| g.matches(f)).map(|(i, _)| i));
+        for (k, &i) in owners.iter().enumerate() {
+            for &j in &owners[k + 1..] {
+                first.entry((i, j)).or_insert(f.as_str());
             }
         }
     }
-    out
+    first.into_iter().map(|((i, j), f)| (agents[i].0.as_str(), agents[j].0.as_str(), f)).collect()
 }
 
 #[cfg(test)]
@@ -106,6 +110,25 @@ mod tests {
             let ba = vec![("b".to_string(), gb), ("a".to_string(), ga)];
             prop_assert_eq!(!overlaps(&ab, &files).is_empty(), shared);
             prop_assert_eq!(!overlaps(&ba, &files).is_empty(), shared);
+        }
+        /// Over a crew of random ownership, the overlaps are exactly the pairs (in order) some file is taken by
+        /// both, each with the first such file.
+        #[test]
+        fn overlaps_are_every_pair_with_its_first_shared_file(
+            crew in proptest::collection::vec(proptest::collection::vec("[ab]/[xy]\\.rs|[ab]/|\\*\\*/y\\.rs|![ab]/x\\.rs|c\\.md", 1..3), 0..6),
+        ) {
+            let files: Vec<String> = ["a/x.rs", "a/y.rs", "b/x.rs", "b/y.rs", "c.md"].iter().map(|s| s.to_string()).collect();
+            let agents: Vec<(String, Globs)> =
+                crew.iter().enumerate().map(|(i, p)| (format!("g{i}"), Globs::new(p).unwrap())).collect();
+            let mut naive = Vec::new();
+            for i in 0..agents.len() {
+                for j in i + 1..agents.len() {
+                    if let Some(f) = files.iter().find(|f| agents[i].1.matches(f) && agents[j].1.matches(f)) {
+                        naive.push((agents[i].0.as_str(), agents[j].0.as_str(), f.as_str()));
+                    }
+                }
+            }
+            prop_assert_eq!(overlaps(&agents, &files), naive);
         }
     }
 }

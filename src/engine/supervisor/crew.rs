@@ -131,8 +131,13 @@ impl Supervisor {
     }
 
     pub(super) fn reload_crew(&mut self) {
-        let crew = match crate::config::load_crew(&self.cfg.root) {
-            Ok((crew, _, _)) => crew,
+        let crew = match crate::config::load_crew_owned(&self.cfg.root, crate::git::ownership::tracked_files) {
+            Ok((crew, _, warnings)) => {
+                for w in warnings {
+                    self.message(w.to_string(), true);
+                }
+                crew
+            }
             Err(e) => {
                 self.message(format!("crew file not applied (the crew runs as it was): {e:#}"), true);
                 return;
