@@ -431,7 +431,10 @@ fn guard_check_lists_what_an_agent_changed_outside_its_files() {
     assert!(!ok && v["overlaps"][0] == serde_json::json!(["api", "ui", "src/api/a.rs"]), "{text}");
     // And such a crew does not start: the place of the second agent's `owns` is named.
     let (ok, text) = muster(root, &["up", "--detach"]);
-    assert!(!ok && text.contains(".muster/crew.toml:10:8: key `owns`: `ui` and `api` both own `src/api/a.rs`"), "{text}");
+    assert!(
+        !ok && text.contains(".muster/crew.toml:10:8: key `owns`: `ui` and `api` both own `src/api/a.rs`"),
+        "{text}"
+    );
     // Kept to its files: 0.
     std::fs::write(wt.join("src/ui/b.rs"), "x\n").unwrap();
     std::fs::write(wt.join("Cargo.lock"), "x\n").unwrap();

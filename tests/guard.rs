@@ -208,3 +208,16 @@ fn the_main_checkout_and_the_git_folder_are_watched() {
     assert!(repo.iter().any(|f| f.path == "config" && f.detail == "core.fsmonitor = true"), "{repo:?}");
     assert_eq!(count(&rig), 1, "the repository's findings are not laid at api");
 }
+
+/// `m`'s question lists what the merge would bring outside the agent's files.
+#[test]
+fn a_merge_check_lists_the_files_outside_owns() {
+    let mut rig = started();
+    steer(&rig, "echo mine >> src/lib.rs; echo theirs >> README.md; echo 2 > Cargo.lock");
+    rig.wait_for("the findings", |r| count(r) >= 3);
+    rig.engine.send(Command::CheckMerge { name: "api".into(), into_agent: false });
+    rig.wait_for("the merge check", |r| !r.merge_checks.is_empty());
+    let mut outside = rig.merge_checks[0].outside_owns.clone();
+    outside.sort();
+    assert_eq!(outside, vec!["Cargo.lock".to_string(), "README.md".to_string()]);
+}

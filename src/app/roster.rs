@@ -186,6 +186,12 @@ pub(super) fn merge_checked(state: &mut State, name: String, into_agent: bool, c
         let files = if n == 1 { "file".to_string() } else { format!("{n} files") };
         lines.push(format!("New {files} git does not track yet will be committed: {}{more}.", shown.join(", ")));
     }
+    if !check.outside_owns.is_empty() {
+        let n = check.outside_owns.len();
+        let shown: Vec<&str> = check.outside_owns.iter().take(8).map(String::as_str).collect();
+        let more = if n > 8 { format!(" and {} more", n - 8) } else { String::new() };
+        lines.push(format!("Outside its files (owns, shared): {}{more}.", shown.join(", ")));
+    }
     if let Some((others, conflicts)) = state.overlap_of(&name) {
         let how = if conflicts { "would conflict with" } else { "overlaps" };
         lines.push(format!("Its work {how}: {}.", others.join(", ")));

@@ -774,6 +774,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // What it would bring outside its files is listed.
+        s.dialog = None;
+        update(&mut s, answer(Preflight { outside_owns: vec!["src/db.rs".into()], ..Default::default() }));
+        match &s.dialog {
+            Some(Dialog::Confirm { lines, .. }) => {
+                assert!(lines.iter().any(|l| l == "Outside its files (owns, shared): src/db.rs."), "{lines:?}")
+            }
+            other => panic!("{other:?}"),
+        }
         // A merge gate failed on its worktree: the question is an override, and its answer skips the gates.
         use crate::protocol::gate::GateOutcome;
         s.dialog = None;

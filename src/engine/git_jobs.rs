@@ -61,6 +61,9 @@ pub enum JobKind {
         to: Asker,
         /// The merge gates' outcomes, run just before.
         gates: Vec<(String, crate::protocol::gate::GateOutcome, String)>,
+        /// The agent's `owns` and the crew's `shared`: what the merge would bring outside them is listed.
+        owns: Option<Vec<String>>,
+        shared: Vec<String>,
     },
 }
 
@@ -379,11 +382,18 @@ fn run_job(
                 Err(e) => Some((format!("{name}: {e:#}"), true)),
             }
         }
-        JobKind::MergeCheck { root, base, into_agent, to, gates } => {
+        JobKind::MergeCheck { root, base, into_agent, to, gates, owns, shared } => {
             let branch = crate::git::worktree::branch_name(&name);
             let mut check = merge::preflight(&root, &worktree, &branch, &base, into_agent)
                 .unwrap_or_else(|e| merge::Preflight { refused: Some(format!("{e:#}")), ..Default::default() });
             check.gates = gates;
+            if !into_agent && (owns.is_some() || !shared.is_empty()) {
+                let changed = crate::git::ownership::changed_files(&root, Some(&worktree), &branch, &base);
+                let rules = crate::guard::Rules::new(owns.as_deref(), &shared, &[]);
+                let outside =
+                    |f: &String| rules.owns.as_ref().is_some_and(|o| !o.matches(f)) || rules.shared.matches(f);
+                check.outside_owns = changed.unwrap_or_default().into_iter().filter(outside).collect();
+            }
             sink.reply(to, Event::MergeCheck { name, into_agent, check });
             return None;
         }

@@ -128,6 +128,9 @@ pub struct Preflight {
     /// The agent's `when = "merge"` gates, run on its worktree for this check: each one's name, outcome and why.
     #[serde(default)]
     pub gates: Vec<(String, super::gate::GateOutcome, String)>,
+    /// Files the merge would bring that are outside the agent's `owns` or among the crew's `shared`.
+    #[serde(default)]
+    pub outside_owns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

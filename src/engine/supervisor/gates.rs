@@ -383,7 +383,9 @@ impl Supervisor {
         let root = self.cfg.root.clone();
         match then {
             AfterGates::Check { into_agent, to } => {
-                self.job(name, JobKind::MergeCheck { root, base, into_agent, to, gates }, false);
+                let owns = self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.spec.owns.clone());
+                let shared = self.cfg.crew.shared.clone();
+                self.job(name, JobKind::MergeCheck { root, base, into_agent, to, gates, owns, shared }, false);
             }
             AfterGates::Merge { into_agent, message, reply } => {
                 let red: Vec<String> = gates
