@@ -11,7 +11,7 @@ the model reached it, when muster showed the matching state (the lag) and how lo
 With --gate: a turn whose gate fails; its failure must reach the CLI as mail (never into a dialog), the mock
 model answers it with a fix (another command, approved), and the gate passes on that turn's checkpoint.
 
-Usage: scripts/turns.py [--cache DIR] [--runs N] [--cli claude] [--gate]
+Usage: scripts/turns.py [--cache DIR] [--runs N] [--cli claude] [--gate] [--enforce]
 """
 
 import argparse
@@ -103,6 +103,10 @@ def first(samples, after, state):
     return next((t for t, s, _ in samples if t >= after and s == state), None)
 
 
+# Whether runs put the agent under guard = "enforce".
+ENFORCE = False
+
+
 class Bench:
     """One run's world: a fresh HOME seeded for the CLI, a repository with the crew (and `extra` crew text), the
     mock model, and muster's workbench in tmux at the CLI's prompt. Everything ends with it."""
@@ -116,7 +120,8 @@ class Bench:
             (self.home / path).write_text(text)
         make_repo(self.repo)
         (self.repo / ".muster").mkdir()
-        (self.repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}{extra}')
+        guard = 'guard = "enforce"\n' if ENFORCE else ""
+        (self.repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}{guard}{extra}')
         self.mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT),
                                       "--log", str(self.log), *mock_args], stderr=subprocess.DEVNULL)
         self.env = base_env(self.home, bins, {"XDG_STATE_HOME": str(work / "state"),
@@ -333,7 +338,11 @@ def main():
     p.add_argument("--debug", action="store_true", help="each run's states and the model's phases, on stderr")
     p.add_argument("--gate", action="store_true",
                    help="a turn whose gate fails, the failure sent back, the model's fix, the gate green")
+    p.add_argument("--enforce", action="store_true",
+                   help='the agent under guard = "enforce" (Landlock): the same turn must work whole')
     a = p.parse_args()
+    global ENFORCE
+    ENFORCE = a.enforce
     muster = str(ROOT / "target/debug/muster")
     bins = [str(Path(a.cache) / "npm/bin"), str(Path(a.cache) / "py/bin")]
     with tempfile.TemporaryDirectory(prefix="muster-turns-") as tmp:

@@ -221,3 +221,37 @@ fn a_merge_check_lists_the_files_outside_owns() {
     outside.sort();
     assert_eq!(outside, vec!["Cargo.lock".to_string(), "README.md".to_string()]);
 }
+
+/// `disk_quota`: a worktree past 80 % is a finding; at 100 % the agent is paused, with the reason. `stall`: busy
+/// with no output and no file change for that long is a finding.
+#[test]
+fn a_full_quota_pauses_the_agent_and_a_silent_busy_agent_is_stalled() {
+    let crew =
+        "[[agent]]\nname = \"api\"\ncommand = \"bash\"\nargs = [\"--norc\", \"--noprofile\"]\nowns = [\"src/\"]\n\
+                disk_quota = 2\nstall = 2\n";
+    let mut rig = Rig::new(crew, "api");
+    rig.wait_for("api's start checkpoint", |r| r.agents.get("api").is_some_and(|a| a.checkpoints >= 1));
+    // 1.7 MiB: over 80 % of 2 MiB.
+    steer(&rig, "head -c 1700000 /dev/zero > src/blob.bin");
+    rig.wait_for("the 80 % finding", |r| count(r) >= 1);
+    let found = findings(&rig, false);
+    assert!(
+        found.iter().any(|f| f.kind == Some(FindingKind::QuotaNear) && f.detail.contains("of its 2 MiB")),
+        "{found:?}"
+    );
+    steer(&rig, "head -c 1000000 /dev/zero > src/blob2.bin");
+    rig.wait_for("paused at its quota, saying why", |r| {
+        r.state("api") == Some(muster::engine::AgentState::Paused)
+            && r.messages.iter().any(|m| m.contains("paused: its worktree is at its disk quota"))
+    });
+    assert!(findings(&rig, false).iter().any(|f| f.kind == Some(FindingKind::QuotaFull)));
+    // Resumed and freed, then busy in silence (a command that prints nothing and writes nothing).
+    rig.engine.send(Command::Resume { name: "api".into() });
+    steer(&rig, "rm src/blob.bin src/blob2.bin; sleep 6");
+    rig.wait_for("stalled", |r| r.agents.get("api").is_some_and(|a| a.findings >= 3));
+    let stalled = findings(&rig, false).into_iter().find(|f| f.kind == Some(FindingKind::Stalled)).expect("stalled");
+    assert!(
+        stalled.detail.starts_with("busy ") && stalled.detail.ends_with("with no output and no file change"),
+        "{stalled:?}"
+    );
+}

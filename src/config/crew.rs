@@ -23,6 +23,10 @@ pub struct Defaults {
     pub shared: Option<Vec<String>>,
     /// `watch` (report) or `enforce` (also block writes outside the worktree at the OS).
     pub guard: Option<super::owns::GuardMode>,
+    /// Seconds busy with no output and no file change before the agent is said to be stalled.
+    pub stall: Option<u64>,
+    /// MiB its worktree may take on disk (at 80 % a finding, at 100 % it is paused).
+    pub disk_quota: Option<u64>,
 }
 
 impl Defaults {
@@ -35,6 +39,8 @@ impl Defaults {
             inherit_env: self.inherit_env.clone().or_else(|| other.inherit_env.clone()),
             shared: self.shared.clone().or_else(|| other.shared.clone()),
             guard: self.guard.or(other.guard),
+            stall: self.stall.or(other.stall),
+            disk_quota: self.disk_quota.or(other.disk_quota),
         }
     }
 }
@@ -70,6 +76,8 @@ struct RawAgent {
     owns: Option<Spanned<Vec<String>>>,
     guard: Option<super::owns::GuardMode>,
     writes: Option<Vec<String>>,
+    stall: Option<Spanned<u64>>,
+    disk_quota: Option<Spanned<u64>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -106,6 +114,12 @@ pub struct AgentSpec {
     /// Under `enforce`, more places it may write (its CLI's own come from the preset); `~` is the home folder.
     #[serde(default)]
     pub writes: Vec<String>,
+    /// Seconds busy with no output and no file change before it is said to be stalled.
+    #[serde(default)]
+    pub stall: Option<u64>,
+    /// MiB its worktree may take on disk.
+    #[serde(default)]
+    pub disk_quota: Option<u64>,
 }
 
 impl AgentSpec {
@@ -253,6 +267,11 @@ pub fn parse_crew(
                 return Err(ConfigError::at(file, text, at, format!("key `owns`: pattern {}: {e}", i + 1)));
             }
         }
+        for (key, v) in [("stall", &a.stall), ("disk_quota", &a.disk_quota)] {
+            if let Some(v) = v.as_ref().filter(|v| *v.get_ref() == 0) {
+                return Err(ConfigError::at(file, text, v.span().start, format!("key `{key}`: at least 1")));
+            }
+        }
         let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
         if command.trim().is_empty() {
             return Err(ConfigError::at(
@@ -281,6 +300,8 @@ pub fn parse_crew(
             owns: a.owns.map(Spanned::into_inner),
             guard: a.guard.or(defaults.guard).unwrap_or_default(),
             writes: preset.writes.iter().chain(a.writes.iter().flatten()).cloned().collect(),
+            stall: a.stall.map(Spanned::into_inner).or(defaults.stall),
+            disk_quota: a.disk_quota.map(Spanned::into_inner).or(defaults.disk_quota),
         });
     }
     let shared = defaults.shared.clone().unwrap_or_default();
@@ -319,6 +340,9 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   guard         "watch" (default: report) or "enforce": also make writes outside its worktree fail (Landlock;
 #                 the main checkout, other worktrees, .git/hooks and .git/config); also in [defaults]
 #   writes        under enforce, more folders it may write, e.g. writes = ["~/.npm"] (its CLI's own are known)
+#   stall         seconds busy with no output and no file change before it is said to be stalled, e.g. 600
+#   disk_quota    MiB its worktree may take (at 80 % a finding; at 100 % it is paused), e.g. 4096
+#                 (stall and disk_quota also in [defaults])
 #
 # Gates: checks run in an agent's worktree after each turn that changed files; a failure is sent back to the
 # agent (at most `attempts` times), an error of the check itself (not found, timeout) only to you.

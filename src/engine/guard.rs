@@ -25,6 +25,8 @@ const MAX_IN_NEW_FOLDER: usize = 1000;
 const SAME_AGAIN: Duration = Duration::from_secs(1);
 /// After muster wrote a worktree (a rollback, a merge into it), its events may come this late.
 const MUTED_AFTER: Duration = Duration::from_secs(1);
+/// A worktree with a disk quota is measured at most this often (a walk of every file), after it changed.
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
 
 /// What an agent's findings are found in and judged by.
 #[derive(Clone)]
@@ -182,11 +184,26 @@ impl Drop for Guard {
 fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
     let mut repos: BTreeMap<PathBuf, git2::Repository> = BTreeMap::new();
     let mut reported: BTreeMap<(String, FindingKind, String), Instant> = BTreeMap::new();
+    // Worktrees with a quota that changed: when each may be measured next. And each one's quota level.
+    let mut measure: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut measured_at: BTreeMap<String, Instant> = BTreeMap::new();
+    let mut levels: BTreeMap<String, u8> = BTreeMap::new();
     loop {
         let (batch, arm) = {
             let mut p = signal.lock();
-            while p.touched.is_empty() && p.arm.is_empty() && !p.stop {
-                p = signal.wake.wait(p).unwrap_or_else(|e| e.into_inner());
+            loop {
+                if !p.touched.is_empty() || !p.arm.is_empty() || p.stop {
+                    break;
+                }
+                let due = measure.values().min().copied();
+                match due {
+                    Some(at) if at <= Instant::now() => break,
+                    Some(at) => {
+                        let left = at.saturating_duration_since(Instant::now());
+                        p = signal.wake.wait_timeout(p, left).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+                    }
+                    None => p = signal.wake.wait(p).unwrap_or_else(|e| e.into_inner()),
+                }
             }
             if p.stop {
                 return;
@@ -212,6 +229,35 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
         }
         let now = Instant::now();
         reported.retain(|_, at| now.duration_since(*at) < SAME_AGAIN);
+        // A changed worktree with a quota is measured once its interval allows.
+        for agent in batch.keys().filter(|a| watched.get(*a).is_some_and(|w| w.rules.quota.is_some())) {
+            let next = measured_at.get(agent).map_or(now, |t| (*t + MEASURE_EVERY).max(now));
+            measure.entry(agent.clone()).or_insert(next);
+        }
+        let due: Vec<String> = measure.iter().filter(|(_, at)| **at <= now).map(|(a, _)| a.clone()).collect();
+        for agent in due {
+            measure.remove(&agent);
+            measured_at.insert(agent.clone(), now);
+            let Some(w) = book(agents).get(&agent).cloned() else { continue };
+            let Some(quota) = w.rules.quota else { continue };
+            let used = crate::guard::disk_use(&w.root, quota.saturating_mul(2));
+            let level = crate::guard::quota_level(used, quota);
+            let was = levels.insert(agent.clone(), level).unwrap_or(0);
+            if level > was {
+                let kind = if level == 2 { FindingKind::QuotaFull } else { FindingKind::QuotaNear };
+                let mib = |b: u64| b >> 20;
+                let detail = format!(
+                    "{} MiB of its {} MiB ({} %)",
+                    mib(used),
+                    mib(quota),
+                    used.saturating_mul(100) / quota.max(1)
+                );
+                let found = vec![(kind, String::new(), detail)];
+                if engine.send(EngineMsg::Report(Report::Findings { agent, found })).is_err() {
+                    return;
+                }
+            }
+        }
         for (agent, paths) in batch {
             let Some(Watched { root, rules, watch, .. }) = watched.get(&agent) else { continue };
             if !repos.contains_key(root) {

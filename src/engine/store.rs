@@ -141,6 +141,8 @@ mod tests {
                 owns: None,
                 guard: Default::default(),
                 writes: Vec::new(),
+                stall: None,
+                disk_quota: None,
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

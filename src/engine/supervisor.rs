@@ -87,6 +87,9 @@ struct Slot {
     turn_end_taken: bool,
     /// The number of its newest checkpoint (0: none yet): what a finding's file is restored from.
     newest_checkpoint: u32,
+    /// Its watcher's change count as the stall timer last saw it, when it last moved, and whether this stall
+    /// was said.
+    stall: findings::StallClock,
 }
 
 impl Slot {
@@ -603,6 +606,7 @@ impl Supervisor {
             .chain(self.remeasure_at)
             .chain(reload)
             .chain(self.next_take_timeout())
+            .chain(self.next_stall())
             .min()
     }
 
@@ -617,6 +621,7 @@ impl Supervisor {
             self.reload_crew();
         }
         self.expire_takes();
+        self.stall_check();
         let (due, kept): (Vec<GraceKill>, Vec<GraceKill>) =
             std::mem::take(&mut self.kills).into_iter().partition(|k| k.at <= now);
         self.kills = kept;

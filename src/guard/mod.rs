@@ -19,6 +19,8 @@ pub struct Rules {
     pub shared: Globs,
     /// Its CLI's own files (the preset's `ignore`): never the agent's work.
     pub ignore: Globs,
+    /// Bytes its worktree may take on disk.
+    pub quota: Option<u64>,
 }
 
 impl Rules {
@@ -30,7 +32,51 @@ impl Rules {
             owns_text: owns.map(<[String]>::to_vec).unwrap_or_default(),
             shared: compile(shared),
             ignore: compile(ignore),
+            quota: None,
         }
+    }
+
+    /// With a disk quota of `mib` MiB.
+    pub fn with_quota(mut self, mib: Option<u64>) -> Rules {
+        self.quota = mib.map(|m| m.saturating_mul(1 << 20));
+        self
+    }
+}
+
+/// Bytes the files under `root` take (links not followed, `.git` left out: a worktree's is a file naming the
+/// repository's); stops counting past `cap` (enough to say the quota is full).
+pub fn disk_use(root: &Path, cap: u64) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0u64;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let Ok(meta) = e.path().symlink_metadata() else { continue };
+            if meta.is_dir() {
+                if !(dir == root && e.file_name() == ".git") {
+                    stack.push(e.path());
+                }
+            } else {
+                // Blocks on disk, not the length: a sparse file takes what it takes.
+                total = total.saturating_add(meta.blocks().saturating_mul(512));
+                if total > cap {
+                    return total;
+                }
+            }
+        }
+    }
+    total
+}
+
+/// The quota level of `used` bytes of `quota`: 0 under 80 %, 1 from 80 %, 2 when full.
+pub fn quota_level(used: u64, quota: u64) -> u8 {
+    if used >= quota {
+        2
+    } else if used.saturating_mul(5) >= quota.saturating_mul(4) {
+        1
+    } else {
+        0
     }
 }
 
@@ -229,6 +275,18 @@ mod tests {
             }
             prop_assert_eq!(escapes(&rel, Path::new(&target)), out);
         }
+    }
+
+    #[test]
+    fn disk_use_counts_blocks_and_quota_levels_are_80_and_100_percent() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/f"), vec![7u8; 300_000]).unwrap();
+        std::fs::write(dir.path().join(".git"), "gitdir: elsewhere").unwrap();
+        let used = disk_use(dir.path(), u64::MAX);
+        assert!((300_000..400_000).contains(&used), "{used}");
+        assert!(disk_use(dir.path(), 1000) > 1000, "stops past the cap");
+        assert_eq!((quota_level(79, 100), quota_level(80, 100), quota_level(100, 100)), (0, 1, 2));
     }
 
     #[test]

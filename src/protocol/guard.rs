@@ -21,16 +21,25 @@ pub enum FindingKind {
     /// A file of the main checkout changed by a process of the agent (its working folder there, or the file
     /// open for writing).
     MainCheckout,
+    /// Its worktree takes 80 % of its `disk_quota`.
+    QuotaNear,
+    /// Its worktree takes all of its `disk_quota`: it was paused.
+    QuotaFull,
+    /// Busy for its `stall` seconds with no output and no file change.
+    Stalled,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 6] = [
+    pub const ALL: [FindingKind; 9] = [
         FindingKind::OutsideOwns,
         FindingKind::Shared,
         FindingKind::SymlinkEscape,
         FindingKind::NewExecutable,
         FindingKind::GitTamper,
         FindingKind::MainCheckout,
+        FindingKind::QuotaNear,
+        FindingKind::QuotaFull,
+        FindingKind::Stalled,
     ];
 
     pub fn label(self) -> &'static str {
@@ -41,6 +50,9 @@ impl FindingKind {
             FindingKind::NewExecutable => "new executable",
             FindingKind::GitTamper => "git tampering",
             FindingKind::MainCheckout => "main checkout",
+            FindingKind::QuotaNear => "disk quota 80 %",
+            FindingKind::QuotaFull => "disk quota full",
+            FindingKind::Stalled => "stalled",
         }
     }
 
@@ -53,6 +65,9 @@ impl FindingKind {
             FindingKind::NewExecutable => "new_executable",
             FindingKind::GitTamper => "git_tamper",
             FindingKind::MainCheckout => "main_checkout",
+            FindingKind::QuotaNear => "quota_near",
+            FindingKind::QuotaFull => "quota_full",
+            FindingKind::Stalled => "stalled",
         }
     }
 
@@ -62,7 +77,10 @@ impl FindingKind {
 
     /// Worth the terminal's bell: a way out of the worktree, or into git's own machinery.
     pub fn rings(self) -> bool {
-        matches!(self, FindingKind::SymlinkEscape | FindingKind::GitTamper | FindingKind::MainCheckout)
+        matches!(
+            self,
+            FindingKind::SymlinkEscape | FindingKind::GitTamper | FindingKind::MainCheckout | FindingKind::QuotaFull
+        )
     }
 }
 
@@ -174,6 +192,12 @@ pub fn steer_text(f: &Finding, owns: &[String]) -> String {
         Some(FindingKind::NewExecutable) => format!("You made `{}` executable.", f.path),
         Some(FindingKind::MainCheckout) => {
             format!("You changed `{}` in the main checkout, outside your worktree ({}).", f.path, f.detail)
+        }
+        Some(FindingKind::QuotaNear | FindingKind::QuotaFull) => {
+            format!("Your worktree takes {}: remove what you do not need (build output, caches).", f.detail)
+        }
+        Some(FindingKind::Stalled) => {
+            format!("You have been {}. Are you stuck? Say what you are waiting for.", f.detail)
         }
         Some(FindingKind::GitTamper) | None => format!("You changed git's own `{}` ({}).", f.path, f.detail),
     };

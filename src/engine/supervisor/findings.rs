@@ -9,12 +9,23 @@ use crate::engine::agent::now_ms;
 use crate::engine::git_jobs::JobKind;
 use crate::engine::guard::Found;
 use crate::guard::Rules;
-use crate::protocol::guard::{steer_text, Finding, FindingStatus, GuardAnswer, GuardOp};
+use crate::protocol::guard::{steer_text, Finding, FindingKind, FindingStatus, GuardAnswer, GuardOp};
 use crate::protocol::mail::MailOp;
+use crate::protocol::AgentState;
 use crate::protocol::Event;
+use std::time::{Duration, Instant};
 
 /// Findings a status lists at most.
 const MAX_LIST: usize = 500;
+
+/// What the stall timer knows of an agent.
+#[derive(Default)]
+pub(super) struct StallClock {
+    changes: Option<u64>,
+    changed_ms: u64,
+    /// The activity (ms) the stall said was based on: said once until the agent does something.
+    said_at: Option<u64>,
+}
 
 #[derive(Default)]
 pub(super) struct Findings {
@@ -58,7 +69,8 @@ impl Supervisor {
     pub(super) fn guard_agent(&mut self, name: &str) {
         let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
         let ignore = self.presets.get(&slot.spec.kind).map(|p| p.ignore.clone()).unwrap_or_default();
-        let rules = Rules::new(slot.spec.owns.as_deref(), &self.cfg.crew.shared, &ignore);
+        let rules =
+            Rules::new(slot.spec.owns.as_deref(), &self.cfg.crew.shared, &ignore).with_quota(slot.spec.disk_quota);
         let (root, files, tree) = (slot.info.worktree.clone(), slot.files.clone(), slot.tree.clone());
         // An agent kept to its files gets a checkpoint to restore them from before it writes any.
         let first = slot.info.checkpoints == 0 && (slot.spec.owns.is_some() || !self.cfg.crew.shared.is_empty());
@@ -81,6 +93,7 @@ impl Supervisor {
         let allowed = self.findings.allowed.get(&agent).cloned().unwrap_or_default();
         let now = now_ms();
         let mut rings = false;
+        let full = found.iter().any(|(k, _, _)| *k == FindingKind::QuotaFull);
         let mut new = Vec::new();
         for (kind, path, detail) in found {
             if allowed.contains(&path) {
@@ -128,6 +141,11 @@ impl Supervisor {
             new.push(f.line());
             self.findings.open.push(f);
         }
+        if full {
+            // At its quota it is paused (the freezer), as the operator's `p` would: `p` resumes it.
+            self.pause(&agent, true);
+            self.message(format!("{agent}: paused: its worktree is at its disk quota (p resumes it)"), true);
+        }
         if new.is_empty() {
             return;
         }
@@ -140,6 +158,56 @@ impl Supervisor {
         self.sink.event(Event::Notification { name, text });
         if rings {
             self.sink.event(Event::Bell { name: agent });
+        }
+    }
+
+    /// When a busy agent with a `stall` would be stalled if nothing happens.
+    pub(super) fn next_stall(&self) -> Option<Instant> {
+        let now = now_ms();
+        self.slots
+            .iter()
+            .filter(|s| s.info.state == AgentState::Busy && s.stall.said_at.is_none())
+            .filter_map(|s| {
+                let at = Self::activity_ms(s).saturating_add(s.spec.stall? * 1000);
+                Some(Instant::now() + Duration::from_millis(at.saturating_sub(now)))
+            })
+            .min()
+    }
+
+    fn activity_ms(slot: &super::Slot) -> u64 {
+        slot.info.last_output_ms.unwrap_or(0).max(slot.stall.changed_ms)
+    }
+
+    /// The stall timer: a busy agent with no output and no file change for its `stall` seconds is a finding
+    /// (once, until it does something).
+    pub(super) fn stall_check(&mut self) {
+        let now = now_ms();
+        let mut stalled = Vec::new();
+        for slot in self.slots.iter_mut().filter(|s| s.spec.stall.is_some()) {
+            let count = slot.files.as_ref().and_then(|w| w.change_count());
+            if count != slot.stall.changes {
+                slot.stall.changes = count;
+                slot.stall.changed_ms = now;
+            }
+            if slot.info.state != AgentState::Busy {
+                // Its next busy spell is timed from its start.
+                slot.stall.changed_ms = now;
+                slot.stall.said_at = None;
+                continue;
+            }
+            let activity = Self::activity_ms(slot);
+            if slot.stall.said_at.is_some_and(|at| activity > at) {
+                slot.stall.said_at = None;
+            }
+            let limit = slot.spec.stall.unwrap_or(u64::MAX).saturating_mul(1000);
+            if slot.stall.said_at.is_none() && now.saturating_sub(activity) >= limit {
+                slot.stall.said_at = Some(activity);
+                let secs = now.saturating_sub(activity) / 1000;
+                stalled.push((slot.spec.name.clone(), format!("busy {secs} s with no output and no file change")));
+            }
+        }
+        for (agent, detail) in stalled {
+            self.findings_seen(agent, vec![(FindingKind::Stalled, String::new(), detail)]);
         }
     }
 

@@ -384,6 +384,7 @@ impl Supervisor {
             detected_why: String::new(),
             turn_end_taken: false,
             newest_checkpoint: 0,
+            stall: Default::default(),
         }
     }
 }
