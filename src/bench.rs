@@ -16,6 +16,7 @@ use crate::term::{AlacrittyModel, TerminalModel};
 
 mod floods;
 mod gates;
+mod guard;
 mod mail;
 
 /// CPU time of every thread of this process, in nanoseconds (precise, unlike clock ticks).
@@ -623,6 +624,7 @@ pub enum Only {
     Terminal,
     Floods,
     Gates,
+    Guard,
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
@@ -639,6 +641,9 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
     }
     if only == Only::Gates {
         return gates::run();
+    }
+    if only == Only::Guard {
+        return guard::run();
     }
     if server_only {
         return server(agents, seconds);

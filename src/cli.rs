@@ -243,6 +243,10 @@ pub enum Cmd {
         /// Only the gates' figures (gate start after a turn, failure → agent, server CPU per run).
         #[arg(long)]
         gates_only: bool,
+        /// Only the watchdog's figures (a write outside owns → the roster, its CPU with busy agents, the overlap
+        /// check at load on a large repository).
+        #[arg(long)]
+        guard_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

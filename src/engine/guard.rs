@@ -25,6 +25,8 @@ const MAX_IN_NEW_FOLDER: usize = 1000;
 const SAME_AGAIN: Duration = Duration::from_secs(1);
 /// After muster wrote a worktree (a rollback, a merge into it), its events may come this late.
 const MUTED_AFTER: Duration = Duration::from_secs(1);
+/// How long the worker lets a burst of events gather before it judges them.
+const GATHER: Duration = Duration::from_millis(20);
 /// A worktree with a disk quota is measured at most this often (a walk of every file), after it changed.
 const MEASURE_EVERY: Duration = Duration::from_secs(5);
 
@@ -208,6 +210,12 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
             if p.stop {
                 return;
             }
+            if !p.touched.is_empty() {
+                // A write comes as several events (create, modify, close): they are taken together, once.
+                drop(p);
+                std::thread::sleep(GATHER);
+                p = signal.lock();
+            }
             p.overflowed.clear();
             let now = Instant::now();
             p.muted.retain(|_, until| until.is_none_or(|u| u > now));
@@ -276,6 +284,9 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
             }
             let mut found: Vec<Found> = Vec::new();
             for rel in paths {
+                if crate::guard::clearly_fine(rules, root, &rel) {
+                    continue;
+                }
                 let files = match crate::guard::facts(root, &rel, repo) {
                     Some(facts) => vec![(rel, facts)],
                     None => {

@@ -125,6 +125,14 @@ pub fn judge(rules: &Rules, rel: &str, facts: &Facts) -> Vec<(FindingKind, Strin
     out
 }
 
+/// Whether a change of `rel` can make no finding, known from the path's own metadata alone: a regular file, not
+/// executable, that the agent owns and that is not shared. Most changes are that; they cost no git lookup.
+pub fn clearly_fine(rules: &Rules, root: &Path, rel: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let owned = rules.owns.as_ref().is_none_or(|o| o.matches(rel)) && !rules.shared.matches(rel);
+    owned && std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 == 0)
+}
+
 /// Whether a link at `rel` (inside the worktree) pointing at `target` leads out of the worktree, read from the
 /// words alone: absolute targets always do (a worktree's own absolute path is still a way to name another).
 pub fn escapes(rel: &str, target: &Path) -> bool {
@@ -274,6 +282,24 @@ mod tests {
                 if d < 0 { out = true; break; }
             }
             prop_assert_eq!(escapes(&rel, Path::new(&target)), out);
+        }
+    }
+
+    #[test]
+    fn an_owned_plain_file_is_clearly_fine_and_anything_else_is_looked_at() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src")).unwrap();
+        for f in ["src/a.rs", "src/run.sh", "b.rs", "src/Cargo.lock"] {
+            std::fs::write(root.join(f), "x").unwrap();
+        }
+        std::fs::set_permissions(root.join("src/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("src/etc")).unwrap();
+        let r = rules(Some(&["src/"]), &["**/Cargo.lock"]);
+        assert!(clearly_fine(&r, root, "src/a.rs"));
+        for rel in ["src/run.sh", "b.rs", "src/Cargo.lock", "src/etc", "src/gone", "src"] {
+            assert!(!clearly_fine(&r, root, rel), "{rel}");
         }
     }
 
