@@ -152,8 +152,14 @@ class Bench:
         end_processes_with_home(self.home)
 
 
+# Under --enforce the model's command also tries to write into the main checkout (from the worktree, three up).
+ESCAPE = "touch ../../../escaped; echo muster-turn > turn.txt && cat turn.txt"
+
+
 def one_run(kind, cli, muster, bins, work, n):
-    with Bench(f"turn-{n}", cli, muster, bins, work / f"{kind}-{n}") as b:
+    escape = (ENFORCE or "--escape" in sys.argv) and "--plain" not in sys.argv
+    mock_args = ("--command", ESCAPE) if escape else ()
+    with Bench(f"turn-{n}", cli, muster, bins, work / f"{kind}-{n}", "", mock_args) as b:
         t, repo, env, log = b.t, b.repo, b.env, b.log
         samples = []
         if not b.reach_prompt(samples):
@@ -221,6 +227,10 @@ def one_run(kind, cli, muster, bins, work, n):
             ("side requests", str(len(side))),
             ("mail typed while busy", "yes" if typed_while_busy else "no"),
         ]
+        if escape:
+            worktree = repo / ".muster/worktrees/agent"
+            rows.append(("its command ran", "yes" if (worktree / "turn.txt").exists() else "no"))
+            rows.append(("write into the main checkout", "denied" if not (repo / "escaped").exists() else "MADE"))
         return rows
 
 
@@ -339,7 +349,11 @@ def main():
     p.add_argument("--gate", action="store_true",
                    help="a turn whose gate fails, the failure sent back, the model's fix, the gate green")
     p.add_argument("--enforce", action="store_true",
-                   help='the agent under guard = "enforce" (Landlock): the same turn must work whole')
+                   help='the agent under guard = "enforce" (Landlock): the same turn must work whole, and the '
+                        "model's command's write into the main checkout is denied")
+    p.add_argument("--plain", action="store_true", help="with --enforce: the model's usual command, no escape")
+    p.add_argument("--escape", action="store_true",
+                   help="the model's command tries that write without --enforce (the control: it is made)")
     a = p.parse_args()
     global ENFORCE
     ENFORCE = a.enforce

@@ -42,6 +42,17 @@ pub fn writable(
         out.push(dir.to_path_buf());
     }
     for e in shared {
+        // `$XDG_STATE_HOME/opencode`: where the variable points, or nothing when it is not set.
+        if let Some(rest) = e.strip_prefix('$') {
+            let (var, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            if let Some(base) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                let path = PathBuf::from(base).join(tail);
+                if !repo.starts_with(&path) {
+                    out.push(path);
+                }
+            }
+            continue;
+        }
         let path = match (e.strip_prefix("~/"), &home) {
             (Some(rest), Some(h)) => h.join(rest),
             (Some(_), None) => continue,
@@ -58,6 +69,19 @@ pub fn writable(
     out.sort();
     out.dedup();
     out
+}
+
+/// A rule only takes a folder that exists, and a CLI makes its own folder on first use (`~/.gemini`,
+/// `$XDG_STATE_HOME/opencode`), which it could not do under the rule: the missing folders of `writable` are made
+/// first (none of them holds the repository). Names with an extension are files (`~/.claude.json`): left alone.
+pub fn make_missing_folders(writable: &[PathBuf]) {
+    for p in writable {
+        if !p.exists() && p.extension().is_none() {
+            if let Err(e) = std::fs::create_dir_all(p) {
+                tracing::warn!("cannot make {} for an enforced agent: {e}", p.display());
+            }
+        }
+    }
 }
 
 /// The places every enforced agent may write besides its own (`writable`'s `shared`).

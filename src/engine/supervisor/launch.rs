@@ -297,6 +297,7 @@ impl Supervisor {
         let root = &self.cfg.root;
         let mut writable = crate::guard::sandbox::writable(root, cwd, common.as_deref(), dir.as_deref(), &shared);
         writable.push(tmp);
+        crate::guard::sandbox::make_missing_folders(&writable);
         let mut wrapped = vec!["sandbox".to_string()];
         for w in writable {
             wrapped.push(format!("--write={}", w.display()));
