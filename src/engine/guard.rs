@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::inbox::{EngineMsg, Report};
 use crate::git::watch::WorktreeWatch;
-use crate::guard::Rules;
+use crate::guard::{Found, Rules};
 use crate::protocol::guard::FindingKind;
 use crate::pty::tree::AgentTree;
 
@@ -78,9 +78,6 @@ pub struct Guard {
     agents: Book,
 }
 
-/// A finding as the worker makes it: the agent, what, the path, its detail.
-pub type Found = (FindingKind, String, String);
-
 impl Guard {
     pub fn start(engine: Sender<EngineMsg>) -> Guard {
         let (signal, agents) = (Arc::new(Signal::default()), Book::default());
@@ -92,25 +89,14 @@ impl Guard {
         Guard { signal, agents }
     }
 
+    /// Watch the main checkout: a change there made by an agent's process is a finding of that agent.
+    pub fn watch_main(&self, root: PathBuf, watch: Arc<WorktreeWatch>) {
+        self.watch(MAIN, root, Rules::new(None, &[], &[]), Some(watch), None);
+    }
+
     /// Watch `agent`'s worktree by `rules` from now on (again, with new rules, after a restart); `tree` is its
     /// processes.
     pub fn watch(
-        &self,
-        agent: &str,
-        root: PathBuf,
-        rules: Rules,
-        watch: Option<Arc<WorktreeWatch>>,
-        tree: Option<Arc<AgentTree>>,
-    ) {
-        self.tap(agent, root, rules, watch, tree);
-    }
-
-    /// Watch the main checkout: a change there made by an agent's process is a finding of that agent.
-    pub fn watch_main(&self, root: PathBuf, watch: Arc<WorktreeWatch>) {
-        self.tap(MAIN, root, Rules::new(None, &[], &[]), Some(watch), None);
-    }
-
-    fn tap(
         &self,
         agent: &str,
         root: PathBuf,

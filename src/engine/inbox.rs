@@ -99,7 +99,7 @@ pub enum Report {
     /// The watchdog found something in an agent's worktree.
     Findings {
         agent: String,
-        found: Vec<super::guard::Found>,
+        found: Vec<crate::guard::Found>,
     },
 }
 

@@ -9,6 +9,9 @@ use std::path::{Component, Path, PathBuf};
 use crate::config::owns::Globs;
 use crate::protocol::guard::FindingKind;
 
+/// A finding as the watchdog makes it: what, the path, its detail.
+pub type Found = (FindingKind, String, String);
+
 /// What an agent may change, as the crew file says.
 #[derive(Debug, Clone)]
 pub struct Rules {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::Supervisor;
 use crate::engine::agent::now_ms;
 use crate::engine::git_jobs::JobKind;
-use crate::engine::guard::Found;
+use crate::guard::Found;
 use crate::guard::Rules;
 use crate::protocol::guard::{steer_text, Finding, FindingKind, FindingStatus, GuardAnswer, GuardOp};
 use crate::protocol::mail::MailOp;
