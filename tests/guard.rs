@@ -255,3 +255,16 @@ fn a_full_quota_pauses_the_agent_and_a_silent_busy_agent_is_stalled() {
         "{stalled:?}"
     );
 }
+
+/// A tool writing a whole tree outside the agent's files: what is kept and listed is bounded, and said.
+#[test]
+fn a_burst_of_findings_is_bounded() {
+    let mut rig = started();
+    steer(&rig, "mkdir -p many && for i in $(seq 1 1200); do : > many/f$i; done");
+    rig.wait_for("the kept findings", |r| count(r) == 1000);
+    rig.watch_for(Duration::from_millis(1500), |r| match count(r) {
+        1000 => Ok(()),
+        n => Err(format!("{n} open findings kept")),
+    });
+    assert_eq!(findings(&rig, false).len(), 500, "a list is bounded too");
+}

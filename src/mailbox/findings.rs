@@ -54,16 +54,20 @@ impl Store {
                 ])
             })
             .map_err(|e| classify(&path, e))?;
-        let id = self.conn.last_insert_rowid();
-        // Bounded: the oldest resolved findings of this agent go.
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Bounded: the oldest resolved findings of `agent` past `KEEP_FINDINGS` go (once after a batch of new ones).
+    pub fn findings_prune(&mut self, agent: &str) -> Result<(), MailError> {
+        let path = self.path().to_path_buf();
         self.conn
             .prepare_cached(
                 "DELETE FROM findings WHERE agent = ?1 AND status != 'open' AND id NOT IN
                  (SELECT id FROM findings WHERE agent = ?1 ORDER BY id DESC LIMIT ?2)",
             )
-            .and_then(|mut st| st.execute(params![f.agent, KEEP_FINDINGS as i64]))
+            .and_then(|mut st| st.execute(params![agent, KEEP_FINDINGS as i64]))
             .map_err(|e| classify(&path, e))?;
-        Ok(id)
+        Ok(())
     }
 
     /// Save what changed of a finding (seen again, resolved).

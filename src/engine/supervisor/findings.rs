@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 /// Findings a status lists at most.
 const MAX_LIST: usize = 500;
+/// Open findings kept per agent: a tool writing a whole tree outside its files makes one each, and what goes
+/// past this is said once and not kept (the operator has enough to act on; `guard check` lists every file).
+const MAX_OPEN: usize = 1000;
 
 /// What the stall timer knows of an agent.
 #[derive(Default)]
@@ -95,6 +98,7 @@ impl Supervisor {
         let mut rings = false;
         let full = found.iter().any(|(k, _, _)| *k == FindingKind::QuotaFull);
         let mut new = Vec::new();
+        let mut dropped = 0usize;
         for (kind, path, detail) in found {
             if allowed.contains(&path) {
                 continue;
@@ -111,6 +115,10 @@ impl Supervisor {
                         tracing::warn!("saving finding {}: {e}", f.id);
                     }
                 }
+                continue;
+            }
+            if self.findings.open.iter().filter(|f| f.agent == agent).count() >= MAX_OPEN {
+                dropped += 1;
                 continue;
             }
             let mut f = Finding {
@@ -141,6 +149,14 @@ impl Supervisor {
             new.push(f.line());
             self.findings.open.push(f);
         }
+        if dropped > 0 {
+            crate::warn_limited!("findings kept", "{agent}: {MAX_OPEN} open findings: {dropped} more not kept");
+        }
+        if let (false, Some(store)) = (new.is_empty(), self.mailbox.as_mut()) {
+            if let Err(e) = store.findings_prune(&agent) {
+                tracing::warn!("pruning the findings of {agent}: {e}");
+            }
+        }
         if full {
             // At its quota it is paused (the freezer), as the operator's `p` would: `p` resumes it.
             self.pause(&agent, true);
@@ -150,9 +166,11 @@ impl Supervisor {
             return;
         }
         self.set_findings_mark(&agent);
+        // A burst (a tool writing a whole tree outside its files) is said in one short line.
         let text = match new.len() {
             1 => new.remove(0),
-            n => format!("{n} findings: {}", new.join("; ")),
+            n if n <= 3 => format!("{n} findings: {}", new.join("; ")),
+            n => format!("{n} findings: {}; and {} more", new[..3].join("; "), n - 3),
         };
         let name = if agent.is_empty() { "repository".to_string() } else { agent.clone() };
         self.sink.event(Event::Notification { name, text });
@@ -255,7 +273,7 @@ impl Supervisor {
                     _ => {
                         // The repository's own findings go with every agent's.
                         let of = |f: &&Finding| agent.as_ref().is_none_or(|a| &f.agent == a || f.agent.is_empty());
-                        self.findings.open.iter().rev().filter(of).cloned().collect()
+                        self.findings.open.iter().rev().filter(of).take(MAX_LIST).cloned().collect()
                     }
                 };
                 Ok(GuardAnswer::Findings { findings })
