@@ -268,3 +268,31 @@ fn a_burst_of_findings_is_bounded() {
     });
     assert_eq!(findings(&rig, false).len(), 500, "a list is bounded too");
 }
+
+/// An agent's branch taken back (a `reset --hard` that drops a commit) is announced: the repository's finding
+/// names the branch and what left it.
+#[test]
+fn a_branch_losing_commits_is_announced() {
+    let mut rig = started();
+    steer(
+        &rig,
+        "echo one >> src/lib.rs && git -c user.email=a@b -c user.name=a commit -qam one && \
+         echo two >> src/lib.rs && git -c user.email=a@b -c user.name=a commit -qam two && sleep 1 && \
+         git reset -q --hard HEAD~1",
+    );
+    let end = Instant::now() + common::DEADLINE;
+    let lost = loop {
+        let f = findings(&rig, false);
+        if let Some(l) = f.into_iter().find(|f| f.path == "refs/heads/muster/api") {
+            break l;
+        }
+        assert!(Instant::now() < end, "the branch's loss was never announced");
+        rig.watch_for(Duration::from_millis(100), |_| Ok(()));
+    };
+    assert!(lost.agent.is_empty() && lost.kind == Some(FindingKind::GitTamper), "{lost:?}");
+    assert!(
+        lost.detail.starts_with("reset: moving to HEAD~1: ")
+            && lost.detail.ends_with("1 commit(s) no longer on the branch"),
+        "{lost:?}"
+    );
+}

@@ -144,6 +144,12 @@ impl Guard {
         self.signal.lock().muted.insert(agent.to_string(), None);
     }
 
+    /// muster writes (or just wrote) `agent`'s worktree or branch.
+    pub fn is_muted(&self, agent: &str) -> bool {
+        let now = Instant::now();
+        self.signal.lock().muted.get(agent).is_some_and(|until| until.is_none_or(|u| u > now))
+    }
+
     /// A job of `agent`'s is done: if it was muster writing its worktree, the write's last events are still
     /// let pass a moment (a later job does not make that moment longer).
     pub fn unmute_soon(&self, agent: &str) {

@@ -259,6 +259,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     sup.load_gates();
     sup.load_findings();
     sup.guard_main();
+    sup.branches_moved();
     sup.git_folder = git2::Repository::open(&sup.cfg.root).ok().map(|r| {
         let common = r.commondir().to_path_buf();
         let now = crate::guard::git_folder::read(&common);

@@ -80,6 +80,40 @@ pub fn changes(before: &GitFolder, now: &GitFolder) -> Vec<(String, String)> {
     out
 }
 
+/// How many entries each agent branch's reflog (`muster/<name>`) has, by name.
+pub fn reflog_lengths(repo: &git2::Repository, names: &[String]) -> BTreeMap<String, usize> {
+    names.iter().filter_map(|n| Some((n.clone(), repo.reflog(&format!("refs/heads/muster/{n}")).ok()?.len()))).collect()
+}
+
+/// The moves of agent branches since `seen` (reflog lengths) that took commits away (a `reset --hard`, a forced
+/// update): (branch, what happened). Every move is in the reflog, however quickly they followed each other.
+pub fn rewound(repo: &git2::Repository, seen: &BTreeMap<String, usize>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, before) in seen {
+        let refname = format!("refs/heads/muster/{name}");
+        let Ok(log) = repo.reflog(&refname) else { continue };
+        // Newest first: the entries past what was seen are the first `len - before`, oldest of them last.
+        let new = log.len().saturating_sub(*before);
+        for i in (0..new).rev() {
+            let Some(e) = log.get(i) else { continue };
+            let (old, now) = (e.id_old(), e.id_new());
+            if old.is_zero() || now.is_zero() || old == now {
+                continue;
+            }
+            if !repo.graph_descendant_of(now, old).unwrap_or(false) {
+                let short = |o: git2::Oid| o.to_string()[..8].to_string();
+                let lost = repo.graph_ahead_behind(old, now).map(|(ahead, _)| ahead).unwrap_or(0);
+                let why = e.message().ok().flatten().unwrap_or("").trim().to_string();
+                out.push((
+                    refname.clone(),
+                    format!("{why}: {} → {}, {lost} commit(s) no longer on the branch", short(old), short(now)),
+                ));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +137,32 @@ mod tests {
         assert!(c.iter().any(|(p, d)| p == "HEAD" && d.ends_with("to other")), "{c:?}");
         assert!(!c.iter().any(|(_, d)| d.contains("user.name")), "{c:?}");
         assert!(changes(&now, &now).is_empty(), "nothing new: nothing found");
+    }
+
+    #[test]
+    fn a_branch_move_that_drops_commits_is_found_in_its_reflog_and_a_forward_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@t").unwrap();
+        let tree = repo.find_tree(repo.index().unwrap().write_tree().unwrap()).unwrap();
+        let one = repo.commit(None, &sig, &sig, "one", &tree, &[]).unwrap();
+        let c1 = repo.find_commit(one).unwrap();
+        let two = repo.commit(None, &sig, &sig, "two", &tree, &[&c1]).unwrap();
+        repo.reference("refs/heads/muster/a", one, true, "branch: created").unwrap();
+        let names = vec!["a".to_string()];
+        let seen = reflog_lengths(&repo, &names);
+        repo.reference("refs/heads/muster/a", two, true, "commit: two").unwrap();
+        assert!(rewound(&repo, &seen).is_empty(), "forward");
+        let seen = reflog_lengths(&repo, &names);
+        // Forward and back between two looks: only the step back counts.
+        repo.reference("refs/heads/muster/a", one, true, "reset: moving to HEAD~1").unwrap();
+        let found = rewound(&repo, &seen);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "refs/heads/muster/a");
+        assert!(
+            found[0].1.starts_with("reset: moving to HEAD~1: ")
+                && found[0].1.ends_with("1 commit(s) no longer on the branch"),
+            "{found:?}"
+        );
     }
 }

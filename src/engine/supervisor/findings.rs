@@ -38,6 +38,8 @@ pub(super) struct Findings {
     pub allowed: std::collections::BTreeMap<String, BTreeSet<String>>,
     /// Ids for findings while no mailbox keeps them.
     next_id: i64,
+    /// How many moves of each agent's branch its reflog had when last read.
+    pub tips: std::collections::BTreeMap<String, usize>,
 }
 
 impl Supervisor {
@@ -239,6 +241,25 @@ impl Supervisor {
             .map(|(path, detail)| (crate::protocol::guard::FindingKind::GitTamper, path, detail))
             .collect();
         self.git_folder = Some((common, now));
+        if !found.is_empty() {
+            self.findings_seen(String::new(), found);
+        }
+    }
+
+    /// The branches moved: an agent's branch taken back (its history no longer on it) by anything but muster is
+    /// the repository's finding — a `reset --hard` or a forced update, by the agent or another.
+    pub(super) fn branches_moved(&mut self) {
+        let Ok(repo) = git2::Repository::open(&self.cfg.root) else { return };
+        let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
+        let now = crate::guard::git_folder::reflog_lengths(&repo, &names);
+        let before = std::mem::replace(&mut self.findings.tips, now);
+        // muster's own rollbacks and merges move branches too.
+        let before: std::collections::BTreeMap<_, _> =
+            before.into_iter().filter(|(n, _)| !self.guard.is_muted(n)).collect();
+        let found: Vec<Found> = crate::guard::git_folder::rewound(&repo, &before)
+            .into_iter()
+            .map(|(path, detail)| (FindingKind::GitTamper, path, detail))
+            .collect();
         if !found.is_empty() {
             self.findings_seen(String::new(), found);
         }

@@ -278,6 +278,7 @@ impl Supervisor {
             self.request_diffstat(&name, true);
         }
         self.request_overlaps();
+        self.branches_moved();
     }
 
     pub(super) fn request_diffstat(&mut self, name: &str, force: bool) {
