@@ -98,6 +98,12 @@ pub(super) fn on_event(state: &mut State, event: Event, fx: &mut Vec<Effect>) {
             }
         }
         Event::Notification { name, text } => state.status = Some((format!("{name}: {text}"), false)),
+        Event::Alarm { name, text } => {
+            state.status = Some((format!("{name}: {text}"), true));
+            if state.bell_on_waiting {
+                fx.push(Effect::Bell);
+            }
+        }
         Event::RemoveCheck { name, status } => {
             let mut lines = vec![format!(
                 "Remove agent {name}, its worktree, its branch muster/{name} and its entry in crew.toml?"

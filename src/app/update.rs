@@ -233,6 +233,20 @@ mod tests {
     }
 
     #[test]
+    fn an_alarm_is_said_as_an_error_and_rings_a_notification_does_not_ring() {
+        let mut s = state_with(&[("a", AgentState::Busy)]);
+        let fx = update(&mut s, Msg::Engine(Event::Notification { name: "a".into(), text: "done".into() }));
+        assert!(!fx.iter().any(|f| matches!(f, Effect::Bell)));
+        let fx =
+            update(&mut s, Msg::Engine(Event::Alarm { name: "a".into(), text: "link escapes: etc (/etc)".into() }));
+        assert!(fx.iter().any(|f| matches!(f, Effect::Bell)));
+        assert_eq!(s.status, Some(("a: link escapes: etc (/etc)".into(), true)));
+        s.bell_on_waiting = false;
+        let fx = update(&mut s, Msg::Engine(Event::Alarm { name: "a".into(), text: "again".into() }));
+        assert!(!fx.iter().any(|f| matches!(f, Effect::Bell)), "the operator turned bells off");
+    }
+
+    #[test]
     fn selection_moves_and_watch_follows() {
         let mut s = state_with(&[("a", AgentState::Busy), ("b", AgentState::Idle)]);
         assert_eq!(s.watching.as_ref().unwrap().0.as_deref(), Some("a"));

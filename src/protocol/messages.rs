@@ -434,6 +434,11 @@ pub enum Event {
         name: String,
         text: String,
     },
+    /// What the operator must see now (the watchdog's escapes, git tampering, a full quota): said and rung.
+    Alarm {
+        name: String,
+        text: String,
+    },
     RemoveCheck {
         name: String,
         status: WorktreeStatus,

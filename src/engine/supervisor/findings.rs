@@ -175,7 +175,10 @@ impl Supervisor {
             n => format!("{n} findings: {}; and {} more", new[..3].join("; "), n - 3),
         };
         let name = if agent.is_empty() { "repository".to_string() } else { agent.clone() };
-        self.sink.event(Event::Notification { name, text });
+        match rings {
+            true => self.sink.event(Event::Alarm { name, text }),
+            false => self.sink.event(Event::Notification { name, text }),
+        }
         if rings {
             self.sink.event(Event::Bell { name: agent });
         }
