@@ -1235,6 +1235,7 @@ fn a_write_outside_owns_is_seen_and_restored_from_the_keyboard() {
     t.keys(&["R"]);
     t.wait_for("the question", |s| s.contains("Restore notes.txt?"));
     t.keys(&["y"]);
+    // Counted down once the restore is done.
     t.wait_for("the count gone", |s| !roster_line(s, "api").contains("finding"));
     assert!(!wt.join("notes.txt").exists(), "the file it made outside its own is gone");
     assert_eq!(std::fs::read_to_string(wt.join("src/own.txt")).unwrap(), "mine\n", "its own change stays");

@@ -38,6 +38,8 @@ pub(super) struct Findings {
     pub allowed: std::collections::BTreeMap<String, BTreeSet<String>>,
     /// Ids for findings while no mailbox keeps them.
     next_id: i64,
+    /// Restores under way: the agent, the findings its rollback settles, what is said of them.
+    pub restoring: Vec<(String, Vec<i64>, String)>,
     /// How many moves of each agent's branch its reflog had when last read.
     pub tips: std::collections::BTreeMap<String, usize>,
 }
@@ -314,14 +316,15 @@ impl Supervisor {
                 if !self.slots.iter().any(|s| s.spec.name == f.agent) {
                     return Err(format!("no agent `{}` in this crew", f.agent));
                 }
-                // As a rollback of that one file, which takes a rescue checkpoint first.
+                // As a rollback of that one file, which takes a rescue checkpoint first. Every open finding on
+                // that file is settled by it — once it is done: a failed one leaves them open.
                 self.job(&f.agent, JobKind::Rollback { n: f.checkpoint_n, files: Some(vec![f.path.clone()]) }, true);
                 let note = format!("restored from checkpoint {}", f.checkpoint_n);
-                // Every open finding on that file is settled by it.
-                for j in self.same_path(&f) {
-                    self.resolve(j, FindingStatus::Restored, note.clone());
-                }
-                Ok(GuardAnswer::Done { message: format!("{}: {} {note}", f.agent, f.path) })
+                let ids = self.same_path(&f).into_iter().map(|j| self.findings.open[j].id).collect();
+                self.findings.restoring.push((f.agent.clone(), ids, note));
+                Ok(GuardAnswer::Done {
+                    message: format!("{}: restoring {} from checkpoint {}", f.agent, f.path, f.checkpoint_n),
+                })
             }
             GuardOp::Allow { id } => {
                 let i = open(self, id)?;
@@ -369,6 +372,24 @@ impl Supervisor {
     fn same_path(&self, f: &Finding) -> Vec<usize> {
         let open = &self.findings.open;
         (0..open.len()).filter(|&j| open[j].agent == f.agent && open[j].path == f.path).rev().collect()
+    }
+
+    /// A job of `agent`'s ended: a restore that went through settles its findings; one that failed (said as an
+    /// error) leaves them open.
+    pub(super) fn restores_done(&mut self, agent: &str, rolled_back: bool, failed: bool) {
+        if !rolled_back && !failed {
+            return;
+        }
+        let Some(k) = self.findings.restoring.iter().position(|(a, _, _)| a == agent) else { return };
+        let (_, ids, note) = self.findings.restoring.remove(k);
+        if failed {
+            return;
+        }
+        for id in ids {
+            if let Some(i) = self.findings.open.iter().position(|f| f.id == id) {
+                self.resolve(i, FindingStatus::Restored, note.clone());
+            }
+        }
     }
 
     /// The open finding at `i` is settled: kept with what was done, and the roster's count goes down.

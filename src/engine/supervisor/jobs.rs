@@ -239,6 +239,8 @@ impl Supervisor {
 
     pub(super) fn checkpoints_done(&mut self, done: JobDone) {
         self.guard.unmute_soon(&done.name);
+        let failed = done.message.as_ref().is_some_and(|(_, error)| *error);
+        self.restores_done(&done.name, done.rolled_back == Some(true), failed);
         if self.queue.queued.load(Ordering::SeqCst) < git_jobs::MAX_QUEUED {
             self.queue_full_said.set(false);
         }
