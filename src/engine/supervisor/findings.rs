@@ -93,6 +93,8 @@ impl Supervisor {
     pub(super) fn findings_seen(&mut self, agent: String, found: Vec<Found>) {
         // An empty name: the repository's own (its git folder), not laid at an agent.
         let checkpoint_n = match self.slots.iter().find(|s| s.spec.name == agent) {
+            // A stopped agent's worktree changed by someone else (the operator) is not its doing.
+            Some(slot) if slot.running.as_ref().is_none_or(|r| r.exited) => return,
             Some(slot) => slot.newest_checkpoint,
             None if agent.is_empty() => 0,
             None => return,
