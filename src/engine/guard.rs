@@ -14,8 +14,8 @@ use crate::guard::{Found, Rules};
 use crate::protocol::guard::FindingKind;
 use crate::pty::tree::AgentTree;
 
-/// The key the main checkout's changes are queued under (no agent has an empty name).
-const MAIN: &str = "";
+/// The key the main checkout's changes are queued (and muted) under: no agent has an empty name.
+pub const MAIN: &str = "";
 
 /// Paths waiting to be judged per agent; more (a tool rewriting a whole tree at once) are dropped, said once.
 const MAX_TOUCHED: usize = 4096;
@@ -315,8 +315,8 @@ fn run(signal: &Signal, agents: &Book, engine: &Sender<EngineMsg>) {
 }
 
 /// Changes of the main checkout laid at the agent whose process made them: one whose working folder is there, or
-/// that holds the file open for writing. What no agent's process explains is the operator's (or unknown) and not
-/// a finding: muster cannot tell a person's editor from a stray process.
+/// that holds the file open for writing. What no agent's process explains, while agents run, is the repository's
+/// unattributed finding (muster cannot tell a person's editor from a stray process: it does not ring).
 fn main_checkout(
     root: &std::path::Path,
     repo: Option<&git2::Repository>,
@@ -333,9 +333,13 @@ fn main_checkout(
         return out;
     }
     let muster_dir = root.join(".muster");
+    let mut running = false;
+    let mut laid: BTreeSet<&String> = BTreeSet::new();
     for (name, w) in agents.iter().filter(|(n, _)| n.as_str() != MAIN) {
         let Some(tree) = &w.tree else { continue };
-        let inside = tree.pids().into_iter().any(|pid| {
+        let pids = tree.pids();
+        running |= !pids.is_empty();
+        let inside = pids.into_iter().any(|pid| {
             std::fs::read_link(format!("/proc/{pid}/cwd"))
                 .is_ok_and(|cwd| cwd.starts_with(root) && !cwd.starts_with(&muster_dir))
         });
@@ -348,7 +352,14 @@ fn main_checkout(
             } else {
                 continue;
             };
+            laid.insert(p);
             out.entry(name.clone()).or_default().push((FindingKind::MainCheckout, p.clone(), why.into()));
+        }
+    }
+    if running {
+        let nobody = "no agent's process could be named (yours?)";
+        for p in paths.iter().filter(|p| !laid.contains(p)) {
+            out.entry(MAIN.to_string()).or_default().push((FindingKind::MainCheckout, p.clone(), nobody.into()));
         }
     }
     out

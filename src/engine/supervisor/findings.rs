@@ -150,7 +150,8 @@ impl Supervisor {
                     self.findings.next_id
                 }
             };
-            rings |= kind.rings();
+            // What no agent's process explains may well be the operator's own edit: kept, not rung.
+            rings |= kind.rings() && !(agent.is_empty() && kind == FindingKind::MainCheckout);
             tracing::info!("{agent}: {}", f.line());
             new.push(f.line());
             self.findings.open.push(f);

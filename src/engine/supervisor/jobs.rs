@@ -189,6 +189,10 @@ impl Supervisor {
             // muster writes the worktree: not the agent's doing.
             self.guard.mute(name);
         }
+        if matches!(kind, JobKind::Merge { into_agent: false, .. } | JobKind::Conflict { .. }) {
+            // A merge into the base writes the main checkout.
+            self.guard.mute(crate::engine::guard::MAIN);
+        }
         let tree = slot.running.as_ref().filter(|r| !r.exited).and(slot.tree.clone());
         let job = Job {
             name: name.to_string(),
@@ -239,6 +243,7 @@ impl Supervisor {
 
     pub(super) fn checkpoints_done(&mut self, done: JobDone) {
         self.guard.unmute_soon(&done.name);
+        self.guard.unmute_soon(crate::engine::guard::MAIN);
         let failed = done.message.as_ref().is_some_and(|(_, error)| *error);
         self.restores_done(&done.name, done.rolled_back == Some(true), failed);
         if self.queue.queued.load(Ordering::SeqCst) < git_jobs::MAX_QUEUED {
