@@ -27,6 +27,13 @@ fn gate(run: &str, extra: &str) -> String {
     format!("[[gate]]\nname = \"test\"\nrun = '''{run}'''\n{extra}\n")
 }
 
+/// A resumed, diligent `api` at its prompt with the gate `gate(run, extra)`.
+fn resumed_with_gate(run: &str, extra: &str) -> Rig {
+    let mut rig = Rig::new(&format!("{}{}", agent("api", true, false), gate(run, extra)), "api");
+    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    rig
+}
+
 /// The mail `gate` sent `to`, oldest first.
 fn gate_mail(rig: &Rig, to: &str) -> Vec<muster::protocol::mail::Mail> {
     rig.mail.values().filter(|m| m.from == "gate" && m.to.iter().any(|t| t == to)).cloned().collect()
@@ -89,9 +96,7 @@ fn a_failing_gate_steers_the_agent_until_it_passes() {
 /// each time, and the fifth failure holds it waiting with the reason; a granted attempt sends the failure again.
 #[test]
 fn spent_attempts_hold_the_agent_waiting_with_the_reason() {
-    let crew = format!("{}{}", agent("api", true, false), gate("echo 'test api::never ... FAILED'; exit 1", ""));
-    let mut rig = Rig::new(&crew, "api");
-    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let mut rig = resumed_with_gate("echo 'test api::never ... FAILED'; exit 1", "");
     let (ok, text) = rig.muster(&["gate", "run", "api"]);
     assert!(ok, "{text}");
     rig.wait_for("held", |r| {
@@ -159,9 +164,7 @@ fn two_turns_without_a_change_after_a_steer_hold_the_agent() {
 /// no mail, the mark says `!`.
 #[test]
 fn a_missing_command_is_an_error_for_the_operator_not_a_steer() {
-    let crew = format!("{}{}", agent("api", true, false), gate("no-such-checker --all", ""));
-    let mut rig = Rig::new(&crew, "api");
-    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let mut rig = resumed_with_gate("no-such-checker --all", "");
     let (ok, text) = rig.muster(&["gate", "run", "api", "--wait"]);
     assert!(!ok && text.contains("error (command not found (exit 127))"), "{text}");
     rig.wait_for("the error mark", |r| mark(r, "api") == GateMark::Error { gate: "test".into() });
@@ -173,9 +176,7 @@ fn a_missing_command_is_an_error_for_the_operator_not_a_steer() {
 /// A cancel ends the gate and everything it started; the run is an error (not the agent's).
 #[test]
 fn a_cancel_ends_the_whole_gate() {
-    let crew = format!("{}{}", agent("api", true, false), gate("sleep 300 & echo $! > ../bg.pid; wait", ""));
-    let mut rig = Rig::new(&crew, "api");
-    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let mut rig = resumed_with_gate("sleep 300 & echo $! > ../bg.pid; wait", "");
     let (ok, text) = rig.muster(&["gate", "run", "api"]);
     assert!(ok, "{text}");
     let pidfile = rig.root.join(".muster/worktrees/bg.pid");
@@ -217,13 +218,7 @@ fn a_restart_keeps_the_attempts() {
 /// says so (its confirmation is the override); `--skip-gates` merges anyway; green, it merges.
 #[test]
 fn merge_gates_refuse_a_red_merge() {
-    let crew = format!(
-        "{}{}",
-        agent("api", true, false),
-        gate("test -f ok.txt || { echo 'ok.txt is missing'; exit 1; }", "when = \"merge\"")
-    );
-    let mut rig = Rig::new(&crew, "api");
-    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let mut rig = resumed_with_gate("test -f ok.txt || { echo 'ok.txt is missing'; exit 1; }", "when = \"merge\"");
     let worktree = rig.root.join(".muster/worktrees/api");
     std::fs::write(worktree.join("work.txt"), "work\n").unwrap();
     let (ok, text) = rig.muster(&["merge", "api"]);
@@ -298,13 +293,8 @@ done"#;
 /// with a word of what is left out, so the answer always fits (the whole log once went out and could not).
 #[test]
 fn a_huge_log_reaches_a_client_as_its_end() {
-    let crew = format!(
-        "{}{}",
-        agent("api", true, false),
-        gate("head -c 6000000 /dev/zero | tr '\\0' x; echo; echo THE-END; exit 1", "attempts = 1")
-    );
-    let mut rig = Rig::new(&crew, "api");
-    rig.wait_for("api at its prompt", |r| r.state("api") == Some(AgentState::Idle));
+    let mut rig =
+        resumed_with_gate("head -c 6000000 /dev/zero | tr '\\0' x; echo; echo THE-END; exit 1", "attempts = 1");
     let (ok, text) = rig.muster(&["gate", "run", "api", "--wait"]);
     assert!(!ok && text.contains("test fail (exit 1)"), "{}", &text[..text.len().min(300)]);
     let id: i64 = text.trim_start_matches('#').split_whitespace().next().unwrap().parse().unwrap();

@@ -41,7 +41,7 @@ pub(super) struct Findings {
     /// Restores under way: the agent, the findings its rollback settles, what is said of them.
     pub restoring: Vec<(String, Vec<i64>, String)>,
     /// How many moves of each agent's branch its reflog had when last read.
-    pub tips: std::collections::BTreeMap<String, usize>,
+    pub reflogs: std::collections::BTreeMap<String, usize>,
 }
 
 impl Supervisor {
@@ -105,6 +105,7 @@ impl Supervisor {
         let full = found.iter().any(|(k, _, _)| *k == FindingKind::QuotaFull);
         let mut new = Vec::new();
         let mut dropped = 0usize;
+        let mut kept = self.findings.open.iter().filter(|f| f.agent == agent).count();
         for (kind, path, detail) in found {
             if allowed.contains(&path) {
                 continue;
@@ -123,10 +124,11 @@ impl Supervisor {
                 }
                 continue;
             }
-            if self.findings.open.iter().filter(|f| f.agent == agent).count() >= MAX_OPEN {
+            if kept >= MAX_OPEN {
                 dropped += 1;
                 continue;
             }
+            kept += 1;
             let mut f = Finding {
                 id: 0,
                 agent: agent.clone(),
@@ -260,7 +262,7 @@ impl Supervisor {
         let Ok(repo) = git2::Repository::open(&self.cfg.root) else { return };
         let names: Vec<String> = self.slots.iter().map(|s| s.spec.name.clone()).collect();
         let now = crate::guard::git_folder::reflog_lengths(&repo, &names);
-        let before = std::mem::replace(&mut self.findings.tips, now);
+        let before = std::mem::replace(&mut self.findings.reflogs, now);
         // muster's own rollbacks and merges move branches too.
         let before: std::collections::BTreeMap<_, _> =
             before.into_iter().filter(|(n, _)| !self.guard.is_muted(n)).collect();
