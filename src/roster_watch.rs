@@ -19,7 +19,8 @@ pub struct Row {
     pub repo: String,
     pub name: String,
     pub state: AgentState,
-    /// Its mail, as the roster marks it (`✉2`, `? ` for an open question); empty without a server.
+    /// Its mail and findings, as the roster marks them (`✉2`, `? ` for an open question, `⊘3`); empty without a
+    /// server.
     pub mail: String,
 }
 
@@ -35,6 +36,16 @@ pub fn mail_mark(m: &crate::protocol::mail::MailMarks) -> String {
         (Some(_), _) => "?".into(),
         (None, 0) => String::new(),
         (None, n) => format!("✉{n}"),
+    }
+}
+
+/// The watcher's marks of an agent: its mail's, then its open findings (`⊘3`).
+pub fn marks(info: &crate::protocol::AgentInfo) -> String {
+    let mail = mail_mark(&info.mail);
+    match info.findings {
+        0 => mail,
+        n if mail.is_empty() => format!("⊘{n}"),
+        n => format!("{mail} ⊘{n}"),
     }
 }
 
@@ -136,7 +147,7 @@ fn follow(root: &Path, tx: std::sync::mpsc::Sender<Wake>) -> bool {
         let mut rows = agents.lock().unwrap_or_else(|p| p.into_inner());
         let changed = match m {
             crate::client::Incoming::Event(Event::Agent(info)) => {
-                let row = Row { repo: repo.clone(), mail: mail_mark(&info.mail), name: info.name, state: info.state };
+                let row = Row { repo: repo.clone(), mail: marks(&info), name: info.name, state: info.state };
                 match rows.iter_mut().find(|r| r.name == row.name) {
                     Some(r) if *r == row => false,
                     Some(r) => {
@@ -273,6 +284,16 @@ mod tests {
 
     fn text(lines: &[Line]) -> Vec<String> {
         lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect()
+    }
+
+    #[test]
+    fn marks_are_mail_then_findings() {
+        let mut info = crate::protocol::AgentInfo::new("api", "demo", AgentState::Idle);
+        assert_eq!(marks(&info), "");
+        info.findings = 3;
+        assert_eq!(marks(&info), "⊘3");
+        info.mail.unread = 2;
+        assert_eq!(marks(&info), "✉2 ⊘3");
     }
 
     #[test]
