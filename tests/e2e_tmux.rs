@@ -67,7 +67,16 @@ impl Tmux {
                 return s;
             }
             if Instant::now() > end {
-                panic!("timed out waiting for {what}; screen:\n{s}");
+                // What the workbench said meanwhile (`!` lists its latest messages, with their times): a message
+                // that came and went is the clue to a failure nobody saw.
+                self.keys(&["!"]);
+                let shown = Instant::now() + Duration::from_secs(2);
+                let mut messages = self.screen();
+                while messages == s && Instant::now() < shown {
+                    std::thread::sleep(Duration::from_millis(20));
+                    messages = self.screen();
+                }
+                panic!("timed out waiting for {what}; screen:\n{s}\nits messages (`!`):\n{messages}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
