@@ -1061,7 +1061,17 @@ fn review_a_branch_and_open_a_file_in_the_editor() {
     t.wait_for("the prompt", |s| s.contains("search the diff: /"));
     t.text("hello \\{name\\}, from");
     t.keys(&["Enter"]);
-    t.wait_for("the match", |s| s.contains("match 1 of 1 (src/lib.rs)") && s.contains("▸ M src/lib.rs"));
+    // The diff stands at the matching line; the status line says which match it is (and `!` keeps it, whatever
+    // message came after it).
+    let at_match = |s: &str| {
+        let mut lines = s.lines().skip_while(|l| !l.contains("▸ M src/lib.rs")).skip(2);
+        lines.next().is_some_and(|l| l.starts_with("+    format!(\"hello {name}, from api\")"))
+    };
+    t.wait_for("the match", at_match);
+    t.keys(&["!"]);
+    t.wait_for("the match's message", |s| s.contains("/hello \\{name\\}, from: match 1 of 1 (src/lib.rs)"));
+    t.keys(&["Escape"]);
+    t.wait_for("the review again", |s| at_match(s) && !s.contains("match 1 of 1"));
     // The matching line is at the top: the editor opens there.
     t.keys(&["e"]);
     t.wait_for("back from the editor", |s| s.contains("back from"));
