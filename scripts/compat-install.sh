@@ -10,6 +10,16 @@ npm_pkgs=(
   "@openai/codex@0.169.0"
   "@google/gemini-cli@0.61.0"
   "opencode-ai@1.18.33"
+  # The CLIs added by issue #26 (their tiers are in COMPAT.md and `muster agents list`).
+  "@qwen-code/qwen-code@0.24.4"
+  "@github/copilot@1.0.102"
+  "@factory/cli@0.225.1"
+  "@kilocode/cli@7.7.7"
+  "@mariozechner/pi-coding-agent@0.73.1"
+  "@qoder-ai/qodercli@1.1.52"
+  "@charmland/crush@0.96.1"
+  "@sourcegraph/amp@0.0.1790142911-g7618fb"
+  "@augmentcode/auggie@0.36.0"
 )
 for p in "${npm_pkgs[@]}"; do
   name=${p%@*}

@@ -96,6 +96,11 @@ pub enum Cmd {
     },
     /// Check git, the terminal and which agent CLIs are on PATH.
     Doctor,
+    /// The agent CLIs muster knows (their manifests: built in, `~/.config/muster/agents/`, `.muster/agents/`).
+    Agents {
+        #[command(subcommand)]
+        action: AgentsCmd,
+    },
     /// Print the crew's agents and their last known state (for scripts and tmux status lines).
     Status {
         /// As JSON.
@@ -269,6 +274,37 @@ pub enum Cmd {
         write: Vec<std::path::PathBuf>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCmd {
+    /// Every manifest: its tier (verified, partial, community), the version it was checked with, whether the CLI
+    /// is on PATH, and where it was read from.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One manifest in full: how the CLI starts, resumes, takes a prompt, and its state rules.
+    Show { id: String },
+    /// The state a manifest's rules read from a screen: text as `tmux capture-pane -p` prints it, or a terminal's
+    /// raw output (played into muster's emulator). Exit 0 when a rule matches, 1 when none does.
+    Test {
+        id: String,
+        #[arg(long)]
+        screen: PathBuf,
+        /// The terminal title (OSC 0/2) to match `title` regions against.
+        #[arg(long)]
+        title: Option<String>,
+        /// The progress report (OSC 9;4) as `STATE;VALUE`, for `progress` regions.
+        #[arg(long)]
+        progress: Option<String>,
+        /// The CLI's version (else read from the screen with the manifest's `version_regex`).
+        #[arg(long)]
+        version: Option<String>,
+        /// The terminal size a raw recording is played at.
+        #[arg(long, default_value = "120x40")]
+        size: String,
     },
 }
 

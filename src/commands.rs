@@ -14,6 +14,7 @@ use crate::config::{paths, preset, user, Warning};
 use crate::engine::{self, EngineConfig};
 use crate::git::worktree::find_repo_root;
 
+mod agents;
 mod checkpoints;
 mod crew_status;
 mod gates;
@@ -71,6 +72,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
         Some(Cmd::Doctor) => return doctor(&dir),
+        Some(Cmd::Agents { action }) => return agents::run(find_repo_root(&dir).ok().as_deref(), action),
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
         Some(Cmd::Gate { action }) => return gates::run(&find_repo_root(&dir)?, action),
@@ -150,6 +152,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
         cmd,
         Some(Cmd::Removed { .. })
             | Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
+            | Some(Cmd::Agents { .. })
             | Some(
                 Cmd::Conflicts { .. }
                     | Cmd::Explain { .. }
@@ -389,13 +392,21 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
     if std::env::var_os("TMUX").is_some() {
         println!("  inside tmux: agents get a clean environment without TMUX");
     }
-    for (name, p) in preset::builtin() {
-        if p.command.starts_with('{') || p.command.is_empty() {
-            continue;
-        }
+    let (presets, warnings) = preset::load(find_repo_root(dir).ok().as_deref());
+    for w in warnings {
+        println!("✗ {:<10} {w}", "manifest");
+    }
+    let mut clis: Vec<&preset::Preset> =
+        presets.values().filter(|p| !p.command.starts_with('{') && !p.command.is_empty()).collect();
+    clis.sort_by_key(|p| (p.tier, p.id.clone()));
+    for p in clis {
+        let tier = match &p.verified_version {
+            Some(v) => format!("{}, {} {v}", p.title, p.tier.word()),
+            None => format!("{}, {}", p.title, p.tier.word()),
+        };
         match which(&p.command) {
-            Some(path) => println!("✔ {name:<10} {}", path.display()),
-            None => println!("- {name:<10} not on PATH"),
+            Some(path) => println!("✔ {:<10} {} ({tier})", p.id, path.display()),
+            None => println!("- {:<10} not on PATH ({tier})", p.id),
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })

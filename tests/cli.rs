@@ -449,3 +449,50 @@ fn guard_check_lists_what_an_agent_changed_outside_its_files() {
     let (ok, text) = muster(root, &["guard", "check"]);
     assert!(!ok && text.contains("crew.toml:4:8") && text.contains("key `owns`: pattern 1"), "{text}");
 }
+
+/// `muster agents`: the manifests with the repository's and the user's overrides, one shown whole, and the state
+/// a screen reads as — from text or from a terminal's raw output (its title and progress report too).
+#[test]
+fn agent_manifests_are_listed_shown_tested_and_overridden() {
+    let dir = repo();
+    let agents = dir.path().join(".muster/agents");
+    std::fs::create_dir_all(&agents).unwrap();
+    std::fs::write(
+        agents.join("mine.toml"),
+        "name = 'My agent'\ncommand = 'my-agent'\n[[rules]]\nname = 'thinking'\nstate = 'busy'\nregion = 'progress'\n\
+         regex = '^3;'\n[[rules]]\nname = 'ask'\nstate = 'waiting'\nregion = 'title'\nregex = 'needs you'\n",
+    )
+    .unwrap();
+    std::fs::write(agents.join("claude.toml"), "enter_delay_ms = 999\n").unwrap();
+    std::fs::write(agents.join("codex.toml"), "[[rules]]\nname = 'x'\nstate = 'idle'\nregex = '('\n").unwrap();
+    let (ok, out) = muster(dir.path(), &["agents", "list"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("warning: .muster/agents/codex.toml:4:9: ignored: agent `codex`: bad regex"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("mine ") && l.contains("My agent") && l.contains("community")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("claude ") && l.contains("built in + ")), "{out}");
+    let (ok, out) = muster(dir.path(), &["agents", "show", "claude"]);
+    assert!(ok && out.contains("enter delay          999 ms") && out.contains("permission"), "{out}");
+    let (ok, out) = muster(dir.path(), &["agents", "show", "nobody"]);
+    assert!(!ok && out.contains("no agent manifest `nobody` (known: aider, claude"), "{out}");
+
+    let screens = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
+    let permission = screens.join("claude-turn-permission.txt");
+    let (ok, out) = muster(dir.path(), &["agents", "test", "claude", "--screen", permission.to_str().unwrap()]);
+    assert!(ok && out.contains("waiting — screen rule `permission` of claude"), "{out}");
+    let (ok, out) = muster(dir.path(), &["agents", "test", "codex", "--screen", permission.to_str().unwrap()]);
+    assert!(!ok && out.contains("no rule of codex matches"), "the ignored override left codex as built:\n{out}");
+    // A raw recording: its title and its progress report are regions too.
+    let raw = dir.path().join("raw.bin");
+    std::fs::write(&raw, b"\x1b]0;my agent\x07\x1b]9;4;3;0\x07\x1b[2J\x1b[Hworking\r\n").unwrap();
+    let (ok, out) = muster(dir.path(), &["agents", "test", "mine", "--screen", raw.to_str().unwrap()]);
+    assert!(ok && out.contains("busy — screen rule `thinking` of mine"), "{out}");
+    std::fs::write(&raw, b"\x1b]9;4;0;0\x07\x1b]2;mine needs you\x07text").unwrap();
+    let (ok, out) = muster(dir.path(), &["agents", "test", "mine", "--screen", raw.to_str().unwrap()]);
+    assert!(ok && out.contains("waiting — screen rule `ask` of mine"), "{out}");
+    // The user's folder counts too, under the repository's.
+    let user = dir.path().join(".config-home/muster/agents");
+    std::fs::create_dir_all(&user).unwrap();
+    std::fs::write(user.join("claude.toml"), "boot_timeout_s = 30\nenter_delay_ms = 5\n").unwrap();
+    let (ok, out) = muster(dir.path(), &["agents", "show", "claude"]);
+    assert!(ok && out.contains("boot timeout         30 s") && out.contains("enter delay          999 ms"), "{out}");
+}

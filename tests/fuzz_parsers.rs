@@ -17,7 +17,6 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 /// Valid files whose mutations reach deep into each parser.
-const CREW: &str = include_str!("../assets/presets.toml");
 const SEED_CREW: &str = "[defaults]\nbase = \"main\"\ninherit_env = [\"PATH\", \"LC_*\"]\n[[agent]]\nname = \"api\"\n\
                          kind = \"claude\"\nprompt = \"go\"\nenv = { A = \"1\" }\n[[agent]]\nname = \"t\"\n\
                          command = \"bash\"\nargs = [\"-c\", \"x\"]\nworktree = false\nenter_delay_ms = 5\n";
@@ -95,8 +94,10 @@ fn crew_files() {
     fuzz("crew", SEED_CREW.as_bytes(), |b| {
         let _ = parse_crew(Path::new("crew.toml"), &text(b), &presets, &Default::default());
     });
-    fuzz("presets", CREW.as_bytes(), |b| {
-        let _ = preset::parse_presets(Path::new("presets.toml"), &text(b));
+    let claude = &presets["claude"];
+    fuzz("manifests", include_bytes!("../assets/agents/claude.toml"), |b| {
+        let _ = preset::parse_manifest(Path::new("x.toml"), &text(b), "x", None);
+        let _ = preset::parse_manifest(Path::new("claude.toml"), &text(b), "claude", Some(claude));
     });
 }
 

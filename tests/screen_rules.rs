@@ -36,7 +36,7 @@ fn every_recorded_screen_reads_as_expected() {
             .as_ref()
             .and_then(|re| re.captures(&text))
             .and_then(|c| muster::engine::detect::parse_version(c.get(1)?.as_str()));
-        let view = View { lines: &lines, title: None, alt_screen: false, version: version.as_deref() };
+        let view = View { lines: &lines, title: None, progress: None, alt_screen: false, version: version.as_deref() };
         let got = match_rules(rules, &view).map(|r| (r.state, r.name.clone()));
         if got.as_ref().map(|(s, n)| (*s, n.as_str())) != Some((case.state, case.rule.as_str())) {
             failures.push(format!("{}: expected {:?} by `{}`, got {got:?}", case.file, case.state, case.rule));
@@ -70,7 +70,7 @@ fn no_preset_reads_another_clis_screens() {
     for case in &expected.screen {
         let text = std::fs::read_to_string(dir.join(&case.file)).unwrap();
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
-        let view = View { lines: &lines, title: None, alt_screen: false, version: None };
+        let view = View { lines: &lines, title: None, progress: None, alt_screen: false, version: None };
         for other in clis.iter().filter(|k| **k != case.kind) {
             if let Some(r) = match_rules(&presets[*other].rules, &view).filter(|r| r.state != case.state) {
                 crossed.push(format!("{} ({}) read by {other}'s `{}` as {:?}", case.file, case.kind, r.name, r.state));

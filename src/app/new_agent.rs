@@ -5,7 +5,7 @@ use crate::protocol::{Command, NewAgent};
 
 /// The form as it opens: every field the crew file would take for a new agent, the known presets named.
 pub fn template() -> Vec<String> {
-    let presets: Vec<String> = crate::config::preset::builtin().into_keys().collect();
+    let presets: Vec<String> = crate::config::preset::load(None).0.into_keys().collect();
     vec![
         "name = \"\"".into(),
         "kind = \"claude\"".into(),

@@ -41,16 +41,18 @@ pub fn read_text(path: &std::path::Path) -> Result<Option<String>, ConfigError> 
 
 /// The crew of a repository: its crew file over the user's defaults. An error starts nothing.
 pub fn load_crew(root: &std::path::Path) -> anyhow::Result<(crew::Crew, user::UserConfig, Vec<Warning>)> {
-    let (user_cfg, warnings) = user::load();
+    let (user_cfg, mut warnings) = user::load();
     // A `.muster` committed as a symlink would send the crew, its state and worktrees elsewhere.
     if !crate::safefs::existing_real_dir(root, ".muster")? {
         return Ok((crew::Crew::default(), user_cfg, warnings));
     }
+    let (presets, said) = preset::load(Some(root));
+    warnings.extend(said);
     let path = root.join(".muster").join("crew.toml");
     let shown = path.strip_prefix(root).unwrap_or(&path);
     // A crew file that cannot be read is an error, never a silent "no agents".
     let crew = match read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })? {
-        Some(text) => crew::parse_crew(shown, &text, &preset::builtin(), &user_cfg.defaults)?,
+        Some(text) => crew::parse_crew(shown, &text, &presets, &user_cfg.defaults)?,
         None => crew::Crew::default(),
     };
     Ok((crew, user_cfg, warnings))
@@ -84,11 +86,11 @@ pub fn edit_crew_file(
     let shown = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
     let text = read_text(&path).map_err(|e| ConfigError { file: shown.clone(), ..e })?.unwrap_or_default();
     let (user_cfg, _) = user::load();
+    let (presets, _) = preset::load(Some(root));
     // A file broken already is said as it is, with its place; a change that would break it, by what is wrong.
-    crew::parse_crew(&shown, &text, &preset::builtin(), &user_cfg.defaults)?;
+    crew::parse_crew(&shown, &text, &presets, &user_cfg.defaults)?;
     let Some(new) = edit(&text).map_err(|e| anyhow::anyhow!("{}: {e}", shown.display()))? else { return Ok(false) };
-    crew::parse_crew(&shown, &new, &preset::builtin(), &user_cfg.defaults)
-        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    crew::parse_crew(&shown, &new, &presets, &user_cfg.defaults).map_err(|e| anyhow::anyhow!("{}", e.message))?;
     crate::safefs::write_file(&dir, "crew.toml", new.as_bytes())?;
     Ok(true)
 }

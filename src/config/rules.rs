@@ -12,6 +12,8 @@ pub enum Region {
     Bottom(usize),
     Top(usize),
     Title,
+    /// The last OSC 9;4 progress report, as `STATE;VALUE` (empty when there is none or it was cleared).
+    Progress,
 }
 
 impl Region {
@@ -20,6 +22,7 @@ impl Region {
         match s.split_once(':') {
             None if s == "all" => Some(Region::All),
             None if s == "title" => Some(Region::Title),
+            None if s == "progress" => Some(Region::Progress),
             Some(("bottom", v)) => n(v).map(Region::Bottom),
             Some(("top", v)) => n(v).map(Region::Top),
             _ => None,

@@ -111,7 +111,7 @@ pub fn parse_user_config(file: &Path, text: &str) -> Result<(UserConfig, Vec<War
     }
     // An unknown kind here would otherwise be reported in the crew file of whichever repository is opened.
     if let Some(kind) = cfg.defaults.kind.clone() {
-        let presets = super::preset::builtin();
+        let presets = super::preset::load(None).0;
         if !presets.contains_key(&kind) {
             let known: Vec<&str> = presets.keys().map(String::as_str).collect();
             // Its place: the `kind =` of the `[defaults]` table.

@@ -131,6 +131,8 @@ pub struct SpawnArgs {
     pub foreground_busy: bool,
     /// Lines whose coming and going is not activity (the preset's `inert`).
     pub inert: Vec<regex::Regex>,
+    /// How long it may draw nothing and still be starting (its manifest's `boot_timeout_s`).
+    pub boot_within: std::time::Duration,
 }
 
 pub use crate::protocol::now_ms;
@@ -166,6 +168,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         inert: args.inert,
         drawn: false,
         started: Instant::now(),
+        boot_within: args.boot_within,
         version_regex: args.version_regex,
         version: None,
         watched: args.watched,
@@ -231,6 +234,7 @@ struct TermThread {
     /// Whether the screen has shown text yet, and since when the agent runs.
     drawn: bool,
     started: Instant,
+    boot_within: std::time::Duration,
     version_regex: Option<regex::Regex>,
     /// The CLI's version, once its screen showed it.
     version: Option<Vec<u64>>,
@@ -463,7 +467,7 @@ impl TermThread {
         }
         if state == Some(AgentState::Starting) && !self.drawn {
             // Starting ends by itself when it has drawn nothing for long enough.
-            return Some(self.started + detect::STARTING_AT_MOST).filter(|t| self.last_detect.is_none_or(|d| d < *t));
+            return Some(self.started + self.boot_within).filter(|t| self.last_detect.is_none_or(|d| d < *t));
         }
         if state != Some(AgentState::Busy) {
             return None;
@@ -580,6 +584,7 @@ impl TermThread {
         let foreground = self.foreground_command();
         let lines = self.model.text_lines();
         let title = self.model.title();
+        let progress = self.model.progress();
         if self.version.is_none() {
             if let Some(re) = &self.version_regex {
                 self.version = re.captures(&lines.join("\n")).and_then(|c| detect::parse_version(c.get(1)?.as_str()));
@@ -588,6 +593,7 @@ impl TermThread {
         let view = View {
             lines: &lines,
             title: title.as_deref(),
+            progress: progress.as_deref(),
             alt_screen: self.model.modes().alt_screen,
             version: self.version.as_deref(),
         };
@@ -601,6 +607,7 @@ impl TermThread {
             foreground: foreground.as_deref(),
             drawn: self.drawn,
             started: self.started,
+            boot_within: self.boot_within,
         };
         let decision = detect::detect(&signals, now);
         let current = Reported { decision, title };

@@ -25,15 +25,19 @@ pub const HOOK_WAITING_QUIET: Duration = Duration::from_secs(10);
 pub struct View<'a> {
     pub lines: &'a [String],
     pub title: Option<&'a str>,
+    /// The last progress report (OSC 9;4), `STATE;VALUE`.
+    pub progress: Option<&'a str>,
     pub alt_screen: bool,
     pub version: Option<&'a [u64]>,
 }
 
 /// The text a rule looks at.
-fn region_text(region: Region, lines: &[String], title: Option<&str>) -> String {
+fn region_text(region: Region, v: &View) -> String {
+    let lines = v.lines;
     match region {
         Region::All => lines.join("\n"),
-        Region::Title => title.unwrap_or("").to_string(),
+        Region::Title => v.title.unwrap_or("").to_string(),
+        Region::Progress => v.progress.unwrap_or("").to_string(),
         Region::Top(n) => lines.iter().take(n).cloned().collect::<Vec<_>>().join("\n"),
         Region::Bottom(n) => {
             let non_empty: Vec<&String> = lines.iter().filter(|l| !l.trim().is_empty()).collect();
@@ -59,7 +63,7 @@ impl Rule {
     }
 
     pub fn matches(&self, v: &View) -> bool {
-        let hit = |c: &Cond| c.regex.is_match(&region_text(c.region, v.lines, v.title));
+        let hit = |c: &Cond| c.regex.is_match(&region_text(c.region, v));
         self.applies_to(v)
             && self.all.iter().all(hit)
             && (self.any.is_empty() || self.any.iter().any(hit))
@@ -112,8 +116,9 @@ pub struct Decision {
 /// Why an agent is idle when only its quiet screen says so (no prompt rule, no hook).
 pub const QUIET: &str = "the screen stopped changing";
 
-/// How long an agent that has drawn nothing is starting; after it, it is idle, and the reason says why.
-pub const STARTING_AT_MOST: Duration = Duration::from_secs(120);
+/// How long an agent that has drawn nothing is starting when its manifest does not say; after it, it is idle,
+/// and the reason says why.
+pub const STARTING_AT_MOST: Duration = crate::config::preset::BOOT_TIMEOUT;
 
 /// What the terminal thread knows when it decides.
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +136,8 @@ pub struct Signals<'a> {
     /// The screen has shown text.
     pub drawn: bool,
     pub started: Instant,
+    /// How long it may draw nothing and still be starting.
+    pub boot_within: Duration,
 }
 
 /// Combine the layers. A dialog wins over everything, on screen or reported by a live hook: it is what the
@@ -165,12 +172,12 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         return decide(r.state, format!("screen rule `{}`", r.name));
     }
     if !s.drawn {
-        if now.saturating_duration_since(s.started) < STARTING_AT_MOST {
+        if now.saturating_duration_since(s.started) < s.boot_within {
             return decide(AgentState::Starting, "nothing on screen yet".into());
         }
         return decide(
             AgentState::Idle,
-            format!("nothing on screen after {} s (waiting for input?)", STARTING_AT_MOST.as_secs()),
+            format!("nothing on screen after {} s (waiting for input?)", s.boot_within.as_secs()),
         );
     }
     match s.last_change {
@@ -215,7 +222,16 @@ mod tests {
         sees_dialogs: bool,
     ) -> Decision {
         let started = now - Duration::from_secs(1000);
-        let s = Signals { rule, hook, last_change, sees_dialogs, foreground: None, drawn: true, started };
+        let s = Signals {
+            rule,
+            hook,
+            last_change,
+            sees_dialogs,
+            foreground: None,
+            drawn: true,
+            started,
+            boot_within: STARTING_AT_MOST,
+        };
         super::detect(&s, now)
     }
     use crate::config::preset::builtin;
@@ -225,7 +241,7 @@ mod tests {
     }
 
     fn view(l: &[String]) -> View<'_> {
-        View { lines: l, title: None, alt_screen: false, version: None }
+        View { lines: l, title: None, progress: None, alt_screen: false, version: None }
     }
 
     fn state_of(kind: &str, l: &[String]) -> Option<AgentState> {
@@ -253,6 +269,7 @@ mod tests {
             foreground: Some("sleep"),
             drawn: true,
             started: t0 - t(120_000),
+            boot_within: STARTING_AT_MOST,
         };
         let d = super::detect(&s, t0);
         assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "`sleep` runs in the foreground"));
@@ -278,8 +295,11 @@ mod tests {
         assert_eq!(Region::parse("bottom:0"), None);
         assert_eq!(Region::parse("middle"), None);
         let l = lines(&["a", "b", "", "c", "", ""]);
-        assert_eq!(region_text(Region::Bottom(2), &l, None), "b\nc");
-        assert_eq!(region_text(Region::Top(1), &l, None), "a");
+        assert_eq!(region_text(Region::Bottom(2), &view(&l)), "b\nc");
+        assert_eq!(region_text(Region::Top(1), &view(&l)), "a");
+        assert_eq!(Region::parse("progress"), Some(Region::Progress));
+        assert_eq!(region_text(Region::Progress, &view(&l)), "");
+        assert_eq!(region_text(Region::Progress, &View { progress: Some("3;0"), ..view(&l) }), "3;0");
     }
 
     fn rule(all: &[&str], any: &[&str], not: &[&str]) -> Rule {

@@ -214,7 +214,8 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         tracing::warn!("saved state: {e}");
         sink.event(Event::Message { text: format!("saved state: {e}"), error: true });
     }
-    let presets = preset::builtin();
+    // Their warnings were said when the crew was loaded.
+    let (presets, _) = preset::load(Some(&cfg.root));
     let mut sup = Supervisor {
         cfg,
         backend,

@@ -40,6 +40,8 @@ pub struct OutputGuard {
     osc: Vec<u8>,
     /// Notifications found in strings that ended, until taken.
     notifications: Vec<String>,
+    /// The last progress report (OSC 9;4) as `STATE;VALUE`; None when there is none or it was cleared.
+    pub progress: Option<String>,
 }
 
 impl Default for OutputGuard {
@@ -54,6 +56,7 @@ impl Default for OutputGuard {
             marks_passed: 0,
             osc: Vec::new(),
             notifications: Vec::new(),
+            progress: None,
         }
     }
 }
@@ -181,6 +184,9 @@ impl OutputGuard {
     fn osc_ended(&mut self, len: usize) {
         if len < MAX_OSC {
             self.notifications.extend(super::osc::notification(&self.osc));
+            if let Some(p) = super::osc::progress(&self.osc) {
+                self.progress = p;
+            }
         }
         self.osc.clear();
     }

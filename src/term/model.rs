@@ -43,6 +43,10 @@ pub trait TerminalModel: Send {
     /// Desktop notifications (OSC 9/99/777) since the last call.
     fn take_notifications(&mut self) -> Vec<String>;
     fn title(&self) -> Option<String>;
+    /// The last progress report (OSC 9;4) as `STATE;VALUE`, while one stands.
+    fn progress(&self) -> Option<String> {
+        None
+    }
     fn modes(&self) -> InputModes;
     fn snapshot(&self) -> Screen;
     /// The live screen (as `snapshot`) and how it differs from the one this returned last (`None`: all new):
@@ -506,6 +510,10 @@ impl TerminalModel for AlacrittyModel {
 
     fn title(&self) -> Option<String> {
         self.listener.with(|p| p.title.clone())
+    }
+
+    fn progress(&self) -> Option<String> {
+        self.guard.progress.clone()
     }
 
     fn modes(&self) -> InputModes {

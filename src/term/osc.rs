@@ -28,6 +28,20 @@ pub fn notification(osc: &[u8]) -> Option<String> {
     }
 }
 
+/// A progress report (ConEmu's OSC 9;4, which Windows Terminal, Ghostty and several agent CLIs send while they
+/// work): `Some(None)` clears it (state 0), `Some(Some("STATE;VALUE"))` sets it; None for any other OSC.
+pub fn progress(osc: &[u8]) -> Option<Option<String>> {
+    let bytes: Vec<u8> = osc.iter().copied().filter(|b| *b >= 0x20).collect();
+    let text = String::from_utf8_lossy(&bytes);
+    let rest = text.strip_prefix("9;4")?;
+    let rest = if rest.is_empty() { "0" } else { rest.strip_prefix(';')? };
+    let mut parts = rest.split(';');
+    let state: u8 = parts.next().and_then(|s| s.parse().ok()).filter(|s| *s <= 4)?;
+    // A value is a percentage; anything else is left out rather than trusted.
+    let value: u8 = parts.next().and_then(|v| v.parse().ok()).filter(|v| *v <= 100).unwrap_or(0);
+    Some((state != 0).then(|| format!("{state};{value}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::guard::{OutputGuard, MAX_OSC};
@@ -59,6 +73,25 @@ mod tests {
         let mut tap = Tap(OutputGuard::default());
         tap.feed(b"\x1b]9;a;b\x07\x1b]777;notify;T;x;y\x07");
         assert_eq!(tap.take(), vec!["a;b", "T: x;y"]);
+    }
+
+    #[test]
+    fn progress_reports_are_read_and_cleared() {
+        use super::progress;
+        assert_eq!(progress(b"9;4;1;50"), Some(Some("1;50".into())));
+        assert_eq!(progress(b"9;4;3"), Some(Some("3;0".into())));
+        assert_eq!(progress(b"9;4;3;"), Some(Some("3;0".into())));
+        assert_eq!(progress(b"9;4;0;0"), Some(None));
+        assert_eq!(progress(b"9;4"), Some(None));
+        assert_eq!(progress(b"9;4;7;1"), None, "no such state");
+        assert_eq!(progress(b"9;40;1"), None);
+        assert_eq!(progress(b"9;hello"), None);
+        assert_eq!(progress(b"2;title"), None);
+        let mut guard = OutputGuard::default();
+        guard.filter(b"\x1b]9;4;3;0\x07text");
+        assert_eq!(guard.progress.as_deref(), Some("3;0"));
+        guard.filter(b"\x1b]9;4;0;0\x1b\\");
+        assert_eq!(guard.progress, None);
     }
 
     #[test]

@@ -143,6 +143,8 @@ impl Supervisor {
                 return;
             }
         };
+        // Manifests are read again with the crew: a changed override applies to the agents started from now.
+        self.presets = crate::config::preset::load(Some(&self.cfg.root)).0;
         let shown: Vec<&AgentSpec> = self.slots.iter().map(|s| s.pending_spec.as_ref().unwrap_or(&s.spec)).collect();
         let diff = crew_diff(&self.cfg.crew.agents, &shown, &crew.agents);
         self.cfg.crew = crew;

@@ -218,6 +218,10 @@ impl Supervisor {
                 palette: self.cfg.palette,
                 foreground_busy: self.presets.get(&spec.kind).is_some_and(|p| p.foreground_busy),
                 inert: self.presets.get(&spec.kind).map(|p| p.inert.clone()).unwrap_or_default(),
+                boot_within: self
+                    .presets
+                    .get(&spec.kind)
+                    .map_or(crate::config::preset::BOOT_TIMEOUT, |p| p.boot_timeout),
             },
             self.tx.clone(),
             self.sink.clone(),
