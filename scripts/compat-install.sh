@@ -13,11 +13,10 @@ npm_pkgs=(
   # The CLIs added by issue #26 (their tiers are in COMPAT.md and `muster agents list`).
   "@qwen-code/qwen-code@0.24.4"
   "@github/copilot@1.0.102"
-  "@factory/cli@0.225.1"
+  "droid@0.215.0"
   "@kilocode/cli@7.7.7"
   "@mariozechner/pi-coding-agent@0.73.1"
   "@qoder-ai/qodercli@1.1.52"
-  "@charmland/crush@0.96.1"
   "@sourcegraph/amp@0.0.1790142911-g7618fb"
   "@augmentcode/auggie@0.36.0"
 )

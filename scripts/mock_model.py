@@ -46,8 +46,12 @@ def words(seconds, text="I am looking at the repository to see what it holds and
 
 
 def shell_tool(tools, name_of, params_of):
-    """The CLI's own tool that runs a command: the first whose parameters take one (`command`/`cmd`)."""
-    for t in tools or []:
+    """The CLI's own tool that runs a command: the one --tool names if it offers it, else the first whose
+    parameters take one (`command`/`cmd`)."""
+    tools = list(tools or [])
+    if ARGS.tool:
+        tools.sort(key=lambda t: name_of(t) != ARGS.tool)
+    for t in tools:
         props = (params_of(t) or {}).get("properties", {}) or {}
         for key in ("command", "cmd"):
             if key in props:
@@ -392,6 +396,7 @@ def main():
     p.add_argument("--command", default="echo muster-turn > turn.txt && cat turn.txt")
     p.add_argument("--fix-command", default="echo fixed > turn.txt && cat turn.txt",
                    help="what a turn started by a muster gate's failure runs")
+    p.add_argument("--tool", help="the tool to call when the CLI offers it (else the first that takes a command)")
     p.add_argument("--verbose", action="store_true", help="every request's path, headers and start, on stderr")
     ARGS = p.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)

@@ -65,6 +65,46 @@ CLIS = {
         pause=4.0,
         approve=["Enter"],
     ),
+    "qwen": dict(
+        crew='kind = "qwen"\nargs = ["--auth-type", "openai", "--approval-mode", "default"]\n'
+             f'env = {{ OPENAI_API_KEY = "sk-mock", OPENAI_BASE_URL = "http://127.0.0.1:{PORT}/v1", '
+             'OPENAI_MODEL = "mock" }\n',
+        seed={},
+        reach=[],
+        pause=3.0,
+        approve=["Enter"],
+    ),
+    "pi": dict(
+        crew='kind = "pi"\nargs = ["--provider", "mock", "--model", "mock"]\n',
+        seed={".pi/agent/models.json": json.dumps({"providers": {"mock": {
+            "baseUrl": f"http://127.0.0.1:{PORT}/v1", "api": "openai-completions", "apiKey": "sk-mock",
+            "models": [{"id": "mock", "name": "mock", "contextWindow": 100000, "maxTokens": 4000}]}}})},
+        reach=[],
+        # Pi asks no permission: its command runs at once.
+        dialog=False,
+        approve=[],
+    ),
+    "kilo": dict(
+        crew='kind = "kilo"\nenv = { ANTHROPIC_API_KEY = "sk-ant-mock" }\n',
+        seed={".config/kilo/kilo.jsonc": json.dumps({
+            "model": "anthropic/claude-sonnet-4-5",
+            "provider": {"anthropic": {"options": {"baseURL": f"http://127.0.0.1:{PORT}/v1"}}},
+            "permission": {"bash": "ask"}})},
+        reach=[],
+        # It offers a background-process tool first; its bash tool is the one that asks.
+        mock=("--tool", "bash"),
+        approve=["Enter"],
+    ),
+    "copilot": dict(
+        crew='kind = "copilot"\nenv = { COPILOT_OFFLINE = "true", '
+             f'COPILOT_PROVIDER_BASE_URL = "http://127.0.0.1:{PORT}/v1", COPILOT_PROVIDER_API_KEY = "sk-mock", '
+             'COPILOT_MODEL = "mock" }\n',
+        seed={},
+        # Attach; trust the folder.
+        reach=[["Enter"], ["Enter"]],
+        pause=3.0,
+        approve=["Enter"],
+    ),
 }
 
 
@@ -123,7 +163,8 @@ class Bench:
         guard = 'guard = "enforce"\n' if ENFORCE else ""
         (self.repo / ".muster/crew.toml").write_text(f'[[agent]]\nname = "agent"\n{cli["crew"]}{guard}{extra}')
         self.mock = subprocess.Popen([sys.executable, str(ROOT / "scripts/mock_model.py"), "--port", str(PORT),
-                                      "--log", str(self.log), *mock_args], stderr=subprocess.DEVNULL)
+                                      "--log", str(self.log), *cli.get("mock", ()), *mock_args],
+                                     stderr=subprocess.DEVNULL)
         self.env = base_env(self.home, bins, {"XDG_STATE_HOME": str(work / "state"),
                                               "XDG_RUNTIME_DIR": str(work / "run")})
         (work / "run").mkdir()
@@ -175,18 +216,26 @@ def one_run(kind, cli, muster, bins, work, n):
         mail_at = time.time()
         run(muster, "mail", "send", "--to", "agent", "muster mail while busy", cwd=repo, env=env)
         samples = []
-        sample_until(muster, repo, env, lambda s: s == "waiting", 40, samples)
-        t.keys("Enter")
-        approved = time.time()
-        t.keys(*cli["approve"])
-        t.keys("C-]")
+        dialog = cli.get("dialog", True)
+        if dialog:
+            sample_until(muster, repo, env, lambda s: s == "waiting", 40, samples)
+            t.keys("Enter")
+            approved = time.time()
+            t.keys(*cli["approve"])
+            t.keys("C-]")
+        else:
+            # No dialog: its command runs at once; "approved" is when the model asked for it.
+            sample_until(muster, repo, env, lambda s: s == "busy", 40, samples)
+            approved = None
         sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
         # The mail's turn after it (Claude's Stop hook hands it over): to its dialog, approved, to its end.
         first_end = time.time()
-        if sample_until(muster, repo, env, lambda s: s == "waiting", 20, samples):
+        if dialog and sample_until(muster, repo, env, lambda s: s == "waiting", 20, samples):
             t.keys("Enter")
             t.keys(*cli["approve"])
             t.keys("C-]")
+        elif not dialog:
+            sample_until(muster, repo, env, lambda s: s == "busy", 20, samples)
         sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
         turn, side = phases(log)
         if "--debug" in sys.argv:
@@ -202,8 +251,8 @@ def one_run(kind, cli, muster, bins, work, n):
         call = next((t0 for t0, p, _ in turn if p == "tool_call"), None)
         answer_end = next((t0 for t0, p, s in turn if p == "end" and s == "answer"), None)
         busy_at, waiting_at = first(samples, sent, "busy"), first(samples, call or sent, "waiting")
-        busy_again = first(samples, approved, "busy")
-        idle_at = first(samples, answer_end or approved, "idle")
+        busy_again = first(samples, approved, "busy") if approved else None
+        idle_at = first(samples, answer_end or approved or sent, "idle")
         wrong_idle = [t0 for t0, s, _ in samples if text and answer_end and text <= t0 <= answer_end and s == "idle"]
         # The mail's turn: its text streams from its first request to its tool call.
         mail_text = next((t0 for t0, p, _ in turn if p == "text" and t0 > (answer_end or first_end)), None)
@@ -215,10 +264,13 @@ def one_run(kind, cli, muster, bins, work, n):
 
         def lag(a, b):
             return f"{b - a:.2f} s" if a and b else "never"
+        # Without a dialog the whole turn is busy: any other state between its first text and its end is wrong.
+        wrong_mid = [s_ for t0, s_, _ in samples if text and answer_end and text <= t0 <= answer_end and s_ != "busy"]
         rows = [
             ("prompt → busy", lag(sent, busy_at)),
-            ("tool call → waiting", lag(call, waiting_at)),
-            ("approved → busy", lag(approved, busy_again)),
+            ("tool call → waiting", lag(call, waiting_at)) if dialog
+            else ("not busy mid-turn (no dialog)", f"{len(wrong_mid) * 0.2:.1f} s"),
+            ("approved → busy", lag(approved, busy_again) if dialog else "n/a (no dialog)"),
             ("turn end → idle", lag(answer_end, idle_at)),
             ("idle shown mid-turn", f"{len(wrong_idle) * 0.2:.1f} s"
              + "".join(f" ({w})" for w in sorted({why for t0, st, why in samples if t0 in wrong_idle}))),

@@ -16,12 +16,20 @@ use crate::protocol::AgentState;
 /// The manifests that ship with muster, by id.
 const BUILTIN: &[(&str, &str)] = &[
     ("aider", include_str!("../../assets/agents/aider.toml")),
+    ("amp", include_str!("../../assets/agents/amp.toml")),
+    ("auggie", include_str!("../../assets/agents/auggie.toml")),
     ("claude", include_str!("../../assets/agents/claude.toml")),
     ("codex", include_str!("../../assets/agents/codex.toml")),
+    ("copilot", include_str!("../../assets/agents/copilot.toml")),
     ("custom", include_str!("../../assets/agents/custom.toml")),
     ("demo", include_str!("../../assets/agents/demo.toml")),
+    ("droid", include_str!("../../assets/agents/droid.toml")),
     ("gemini", include_str!("../../assets/agents/gemini.toml")),
+    ("kilo", include_str!("../../assets/agents/kilo.toml")),
     ("opencode", include_str!("../../assets/agents/opencode.toml")),
+    ("pi", include_str!("../../assets/agents/pi.toml")),
+    ("qoder", include_str!("../../assets/agents/qoder.toml")),
+    ("qwen", include_str!("../../assets/agents/qwen.toml")),
     ("shell", include_str!("../../assets/agents/shell.toml")),
 ];
 
