@@ -473,7 +473,7 @@ fn agent_manifests_are_listed_shown_tested_and_overridden() {
     let (ok, out) = muster(dir.path(), &["agents", "show", "claude"]);
     assert!(ok && out.contains("enter delay          999 ms") && out.contains("permission"), "{out}");
     let (ok, out) = muster(dir.path(), &["agents", "show", "nobody"]);
-    assert!(!ok && out.contains("no agent manifest `nobody` (known: aider, claude"), "{out}");
+    assert!(!ok && out.contains("no agent manifest `nobody` (known: aider, amp"), "{out}");
 
     let screens = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/screens");
     let permission = screens.join("claude-turn-permission.txt");
