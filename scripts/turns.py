@@ -155,6 +155,7 @@ class Bench:
         work.mkdir()
         self.cli, self.muster = cli, muster
         self.home, self.repo, self.log = work / "home", work / "repo", work / "mock.jsonl"
+        self.home.mkdir()
         for path, text in cli["seed"].items():
             (self.home / path).parent.mkdir(parents=True, exist_ok=True)
             (self.home / path).write_text(text)
@@ -239,6 +240,7 @@ def one_run(kind, cli, muster, bins, work, n):
         sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
         turn, side = phases(log)
         if "--debug" in sys.argv:
+            print(t.screen(), file=sys.stderr)
             base = sent
             last = None
             for t0, st, why in samples:

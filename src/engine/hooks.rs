@@ -56,8 +56,8 @@ pub fn codex_notify(muster_exe: &Path) -> Vec<String> {
 /// opencode loads plugins from `$OPENCODE_CONFIG_DIR/plugins/` besides the project's and the user's: muster's
 /// plugin goes into the crew's run directory, so neither the worktree nor the user's config is touched. It
 /// reports opencode's session events (`session.status`, `session.idle`, `permission.*`) through `muster hook`.
-pub fn opencode_config_dir(run_dir: &Path, muster_exe: &Path) -> Result<PathBuf> {
-    let dir = run_dir.join("opencode");
+pub fn opencode_config_dir(run_dir: &Path, muster_exe: &Path, cli: &str) -> Result<PathBuf> {
+    let dir = run_dir.join(cli);
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).with_context(|| format!("creating {}", plugins.display()))?;
     let exe = serde_json::to_string(&muster_exe.to_string_lossy())?;
@@ -82,6 +82,15 @@ pub fn opencode_config_dir(run_dir: &Path, muster_exe: &Path) -> Result<PathBuf>
     let path = plugins.join("muster.js");
     std::fs::write(&path, plugin).with_context(|| format!("writing {}", path.display()))?;
     Ok(dir)
+}
+
+/// The variable naming the extra config folder opencode (`OPENCODE_CONFIG_DIR`) or its fork Kilo Code
+/// (`KILO_CONFIG_DIR`) reads plugins from.
+pub fn config_dir_var(cli: &str) -> &'static str {
+    match cli {
+        "kilo" => "KILO_CONFIG_DIR",
+        _ => "OPENCODE_CONFIG_DIR",
+    }
 }
 
 /// Gemini CLI's hook events that tell muster something.
@@ -175,7 +184,7 @@ mod tests {
         let args = codex_notify(Path::new("/opt/mu ster"));
         assert_eq!(args, vec!["-c".to_string(), r#"notify=["/opt/mu ster","hook","agent-turn-complete"]"#.to_string()]);
         let dir = tempfile::tempdir().unwrap();
-        let config = opencode_config_dir(dir.path(), Path::new("/opt/muster")).unwrap();
+        let config = opencode_config_dir(dir.path(), Path::new("/opt/muster"), "opencode").unwrap();
         let plugin = std::fs::read_to_string(config.join("plugins/muster.js")).unwrap();
         assert!(plugin.contains(r#"const exe = "/opt/muster";"#), "{plugin}");
         assert!(plugin.contains("export const Muster") && plugin.contains(r#""hook", name"#), "{plugin}");

@@ -185,10 +185,11 @@ impl Supervisor {
                     }
                 }
             }
-            Some("opencode") if !env.iter().any(|(k, _)| k == "OPENCODE_CONFIG_DIR") => {
-                match hooks::opencode_config_dir(&self.run_dir, &self.cfg.muster_exe) {
+            // Kilo Code is a fork of opencode: the same plugin, in the folder its own variable names.
+            Some(cli @ ("opencode" | "kilo")) if !env.iter().any(|(k, _)| *k == hooks::config_dir_var(cli)) => {
+                match hooks::opencode_config_dir(&self.run_dir, &self.cfg.muster_exe, cli) {
                     Ok(dir) => {
-                        env.push(("OPENCODE_CONFIG_DIR".into(), dir.to_string_lossy().into_owned()));
+                        env.push((hooks::config_dir_var(cli).into(), dir.to_string_lossy().into_owned()));
                         true
                     }
                     Err(e) => {
