@@ -228,7 +228,14 @@ def one_run(kind, cli, muster, bins, work, n):
             # No dialog: its command runs at once; "approved" is when the model asked for it.
             sample_until(muster, repo, env, lambda s: s == "busy", 40, samples)
             approved = None
-        sample_until(muster, repo, env, lambda s: s == "idle", 40, samples)
+        # To the turn's end: idle, or — where the mail went in before a sample saw the idle between — the mail's
+        # own dialog after some busy.
+        seen_busy = []
+
+        def ended(s):
+            seen_busy.append(s == "busy")
+            return s == "idle" or (s == "waiting" and any(seen_busy))
+        sample_until(muster, repo, env, ended, 40, samples)
         # The mail's turn after it (Claude's Stop hook hands it over): to its dialog, approved, to its end.
         first_end = time.time()
         if dialog and sample_until(muster, repo, env, lambda s: s == "waiting", 20, samples):
@@ -255,6 +262,10 @@ def one_run(kind, cli, muster, bins, work, n):
         busy_at, waiting_at = first(samples, sent, "busy"), first(samples, call or sent, "waiting")
         busy_again = first(samples, approved, "busy") if approved else None
         idle_at = first(samples, answer_end or approved or sent, "idle")
+        # The mail's turn began before a sample saw idle: muster took the CLI as idle (it typed the mail in) within
+        # that long of the turn's end.
+        mail_start = next((t0 for t0, p_, _ in turn if p_ == "text" and answer_end and t0 > answer_end), None)
+        mail_first = bool(mail_start and answer_end and (idle_at is None or idle_at > mail_start))
         wrong_idle = [t0 for t0, s, _ in samples if text and answer_end and text <= t0 <= answer_end and s == "idle"]
         # The mail's turn: its text streams from its first request to its tool call.
         mail_text = next((t0 for t0, p, _ in turn if p == "text" and t0 > (answer_end or first_end)), None)
@@ -273,7 +284,8 @@ def one_run(kind, cli, muster, bins, work, n):
             ("tool call → waiting", lag(call, waiting_at)) if dialog
             else ("not busy mid-turn (no dialog)", f"{len(wrong_mid) * 0.2:.1f} s"),
             ("approved → busy", lag(approved, busy_again) if dialog else "n/a (no dialog)"),
-            ("turn end → idle", lag(answer_end, idle_at)),
+            ("turn end → idle", f"≤ {mail_start - answer_end:.2f} s (the mail went in between samples)" if mail_first
+             else lag(answer_end, idle_at)),
             ("idle shown mid-turn", f"{len(wrong_idle) * 0.2:.1f} s"
              + "".join(f" ({w})" for w in sorted({why for t0, st, why in samples if t0 in wrong_idle}))),
             ("mail's turn", "ran" if mail_text else "never came"),

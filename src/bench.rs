@@ -18,6 +18,7 @@ mod floods;
 mod gates;
 mod guard;
 mod mail;
+mod rules;
 
 /// CPU time of every thread of this process, in nanoseconds (precise, unlike clock ticks).
 fn process_cpu_ns() -> u64 {
@@ -625,6 +626,7 @@ pub enum Only {
     Floods,
     Gates,
     Guard,
+    Rules,
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
@@ -644,6 +646,9 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
     }
     if only == Only::Guard {
         return guard::run();
+    }
+    if only == Only::Rules {
+        return rules::run();
     }
     if server_only {
         return server(agents, seconds);

@@ -252,6 +252,10 @@ pub enum Cmd {
         /// check at load on a large repository).
         #[arg(long)]
         guard_only: bool,
+        /// Only the cost of reading a state from a screen: every manifest's rules on the recorded screens (run in
+        /// muster's checkout: it reads tests/fixtures/screens/).
+        #[arg(long)]
+        rules_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]
