@@ -94,6 +94,12 @@ fn crew_files() {
     fuzz("crew", SEED_CREW.as_bytes(), |b| {
         let _ = parse_crew(Path::new("crew.toml"), &text(b), &presets, &Default::default());
     });
+}
+
+/// A manifest, as a new kind and as an override of a built-in one.
+#[test]
+fn agent_manifests() {
+    let presets = preset::builtin();
     let claude = &presets["claude"];
     fuzz("manifests", include_bytes!("../assets/agents/claude.toml"), |b| {
         let _ = preset::parse_manifest(Path::new("x.toml"), &text(b), "x", None);
