@@ -217,3 +217,31 @@ fn a_repl_waiting_for_its_command_is_busy() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "idle", "{}", String::from_utf8_lossy(&out.stderr));
     assert!(worktree.join("h.txt").exists(), "`send --wait idle` returned before the command had ended");
 }
+
+/// A kind of the repository's own (`.muster/agents/mine.toml`) is started with its manifest's rules, and a rule
+/// may read the terminal's progress report (OSC 9;4): busy while it stands, however still the screen is, and idle
+/// at the manifest's prompt once it is cleared.
+#[test]
+fn a_repositorys_own_manifest_and_its_progress_rule_decide_the_state() {
+    let manifest = "name = 'Mine'\ncommand = 'bash'\n\
+        args = ['-c', \"printf '\\\\033]9;4;3;0\\\\007mine> '; read l; printf '\\\\033]9;4;0;0\\\\007\\\\nmine> '; exec sleep 600\"]\n\
+        [[rules]]\nname = 'thinking'\nstate = 'busy'\nregion = 'progress'\nregex = '^3;'\npriority = 10\n\
+        [[rules]]\nname = 'mine-prompt'\nstate = 'idle'\nregion = 'bottom:1'\nregex = 'mine>\\s*$'\npriority = 5\n";
+    let crew = "[[agent]]\nname = \"m\"\nkind = \"mine\"\n";
+    let mut rig = Rig::with_setup(crew, "m", |root| {
+        std::fs::create_dir_all(root.join(".muster/agents")).unwrap();
+        std::fs::write(root.join(".muster/agents/mine.toml"), manifest).unwrap();
+    });
+    rig.wait_for("the progress rule", |r| {
+        r.agents.get("m").is_some_and(|a| a.state == AgentState::Busy && a.why.contains("`thinking`"))
+    });
+    // Still busy once the screen has been still longer than activity counts (1.5 s): the rule says so.
+    rig.watch_for(std::time::Duration::from_secs(2), |r| match r.agents.get("m") {
+        Some(a) if a.state == AgentState::Busy => Ok(()),
+        other => Err(format!("not busy: {other:?}")),
+    });
+    rig.engine.send(Command::Steer { name: "m".into(), text: "go".into(), force: true });
+    rig.wait_for("its prompt rule", |r| {
+        r.agents.get("m").is_some_and(|a| a.state == AgentState::Idle && a.why.contains("`mine-prompt`"))
+    });
+}

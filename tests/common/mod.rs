@@ -75,7 +75,8 @@ impl Rig {
     }
 
     fn engine(root: &Path, crew: &str, watch: &str, checkpoint_every: Duration) -> (EngineHandle, Receiver<Event>) {
-        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::builtin(), &Default::default()).unwrap();
+        // The repository's own manifests (`.muster/agents/`) count, as they do for muster.
+        let crew = parse_crew(Path::new("crew.toml"), crew, &preset::load(Some(root)).0, &Default::default()).unwrap();
         let (sink, events) = engine::channel_sink();
         let cfg = EngineConfig {
             root: root.to_path_buf(),
