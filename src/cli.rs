@@ -96,6 +96,12 @@ pub enum Cmd {
     },
     /// Check git, the terminal and which agent CLIs are on PATH.
     Doctor,
+    /// The crew's plan: its waves, who waits for whom and when each counts as done (`plan`); the operator's word
+    /// for a wave that waits for it (`approve`).
+    Crew {
+        #[command(subcommand)]
+        action: CrewCmd,
+    },
     /// The agent CLIs muster knows (their manifests: built in, `~/.config/muster/agents/`, `.muster/agents/`).
     Agents {
         #[command(subcommand)]
@@ -279,6 +285,18 @@ pub enum Cmd {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrewCmd {
+    /// The waves and dependencies of the crew file, checked (cycles, unknown roles and agents, overlapping `owns`):
+    /// a mistake names file:line:col and exits 1.
+    Plan {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a wave that waits for the operator's word (`approve = true`), what it follows done or not.
+    Approve { wave: u32 },
 }
 
 #[derive(Debug, Subcommand)]

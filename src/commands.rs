@@ -21,6 +21,7 @@ mod gates;
 mod guard;
 mod mail;
 mod merging;
+mod plan;
 mod printable;
 mod servers;
 mod steer;
@@ -72,6 +73,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
         Some(Cmd::Init { force }) => init(&find_repo_root(&dir)?, force)?,
         Some(Cmd::Doctor) => return doctor(&dir),
+        Some(Cmd::Crew { action: crate::cli::CrewCmd::Plan { json } }) => {
+            return plan::run(&find_repo_root(&dir)?, json)
+        }
+        Some(Cmd::Crew { action: crate::cli::CrewCmd::Approve { wave } }) => {
+            return through_the_crew(&find_repo_root(&dir)?, engine::Command::ApproveWave { wave })
+        }
         Some(Cmd::Agents { action }) => return agents::run(find_repo_root(&dir).ok().as_deref(), action),
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
@@ -154,7 +161,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
         cmd,
         Some(Cmd::Removed { .. })
             | Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
-            | Some(Cmd::Agents { .. })
+            | Some(Cmd::Agents { .. } | Cmd::Crew { .. })
             | Some(
                 Cmd::Conflicts { .. }
                     | Cmd::Explain { .. }

@@ -70,8 +70,13 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
             state.dialog = Some(Dialog::Edit { purpose: EditPurpose::NewAgent, editor: Box::new(editor) });
         }
         Action::StartAll => {
-            let names: Vec<String> =
-                state.agents.iter().filter(|a| !a.info.state.is_running()).map(|a| a.info.name.clone()).collect();
+            // Pending agents are the plan's: W starts their wave.
+            let names: Vec<String> = state
+                .agents
+                .iter()
+                .filter(|a| !a.info.state.is_running() && !a.info.pending)
+                .map(|a| a.info.name.clone())
+                .collect();
             if names.is_empty() {
                 state.status = Some(("every agent is running".into(), false));
             } else {
@@ -84,6 +89,7 @@ pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<E
                 state.dialog = Some(Dialog::Confirm { title, lines, then: Confirmed::StartAll { names } });
             }
         }
+        Action::ApproveWave => approve_wave(state),
         Action::Quit if state.detaches => fx.push(Effect::Quit),
         Action::Quit | Action::StopCrew => {
             let running = state.running();
@@ -258,6 +264,7 @@ pub(super) fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>
             state.status = Some(("stopping agents…".into(), false));
             fx.push(Effect::Engine(Command::Shutdown));
         }
+        Confirmed::ApproveWave { wave } => fx.push(Effect::Engine(Command::ApproveWave { wave })),
         Confirmed::StartAll { names } => {
             for name in names {
                 fx.push(Effect::Engine(Command::Start { name, resume: true }));
@@ -295,4 +302,25 @@ pub(super) fn confirmed(state: &mut State, then: Confirmed, fx: &mut Vec<Effect>
             fx.push(Effect::Engine(Command::Steer { name, text, force: true }));
         }
     }
+}
+
+/// `W` on a pending agent: its wave starts now, once the operator confirms with what is not done listed.
+fn approve_wave(state: &mut State) {
+    let Some(agent) = state.selected_agent() else { return };
+    let (Some(wave), true) = (agent.info.wave, agent.info.pending) else {
+        state.status = Some(("W starts a pending agent's wave: select one (·)".into(), true));
+        return;
+    };
+    let pending: Vec<&crate::app::AgentView> =
+        state.agents.iter().filter(|a| a.info.wave == Some(wave) && a.info.pending).collect();
+    let mut lines = vec![format!(
+        "{} start now: {}.",
+        crate::text::counted(pending.len(), "agent"),
+        pending.iter().map(|a| a.info.name.as_str()).collect::<Vec<_>>().join(", ")
+    )];
+    for a in &pending {
+        lines.push(format!("{}: {}", a.info.name, a.info.why.trim_start_matches("pending: ")));
+    }
+    state.dialog =
+        Some(Dialog::Confirm { title: format!("Start wave {wave}?"), lines, then: Confirmed::ApproveWave { wave } });
 }

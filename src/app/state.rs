@@ -33,6 +33,9 @@ pub struct AgentView {
 pub enum Confirmed {
     Quit,
     /// Start these agents (none of them runs).
+    ApproveWave {
+        wave: u32,
+    },
     StartAll {
         names: Vec<String>,
     },

@@ -131,11 +131,17 @@ fn overlap_check(files: usize, agents: usize) -> Result<()> {
             "[[agent]]\nname = \"a{a}\"\nkind = \"shell\"\nowns = [\"m{a}/\", \"!m{a}/d3/\", \"docs/a{a}/**\"]\n"
         ));
     }
+    let crew = crate::config::crew::parse_crew(
+        std::path::Path::new("crew.toml"),
+        &text,
+        &crate::config::preset::builtin(),
+        &Default::default(),
+    )?;
     let mut times = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
         let listed = crate::git::ownership::tracked_files(&dir)?;
-        let warnings = crate::config::crew::check_ownership(std::path::Path::new("crew.toml"), &text, &listed)?;
+        let warnings = crate::config::crew::check_ownership(std::path::Path::new("crew.toml"), &text, &listed, &crew)?;
         times.push(t.elapsed());
         anyhow::ensure!(
             listed.len() == files && warnings.len() == agents,

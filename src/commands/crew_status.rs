@@ -44,6 +44,7 @@ pub(super) fn status(root: &Path, json: bool, format: Option<&str>) -> Result<()
                     port_base: 0,
                     session: None,
                     run: 0,
+                    done: false,
                 });
             }
         }

@@ -55,6 +55,10 @@ struct RawCrew {
     #[serde(default, rename = "gate")]
     gates: Vec<RawGate>,
     max_parallel_gates: Option<Spanned<usize>>,
+    #[serde(default, rename = "role")]
+    roles: Vec<super::plan::RawRole>,
+    #[serde(default, rename = "wave")]
+    waves: Vec<super::plan::RawWave>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +82,13 @@ struct RawAgent {
     writes: Option<Vec<String>>,
     stall: Option<Spanned<u64>>,
     disk_quota: Option<Spanned<u64>>,
+    role: Option<Spanned<String>>,
+    brief: Option<String>,
+    read_only: Option<bool>,
+    setup: Option<String>,
+    wave: Option<Spanned<u32>>,
+    after: Option<Spanned<Vec<String>>>,
+    advance: Option<super::plan::Advance>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -120,6 +131,31 @@ pub struct AgentSpec {
     /// MiB its worktree may take on disk.
     #[serde(default)]
     pub disk_quota: Option<u64>,
+    /// The `[[role]]` it took its fields from.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Its role's instructions: the CLI's system prompt where it has one, else before its first prompt.
+    #[serde(default)]
+    pub brief: Option<String>,
+    /// It may read, not change: its CLI's read-only mode where the manifest has one, and every write a finding
+    /// (denied at the OS under `enforce`).
+    #[serde(default)]
+    pub read_only: bool,
+    /// A shell command run in its worktree before it starts (`npm ci`).
+    #[serde(default)]
+    pub setup: Option<String>,
+    #[serde(default)]
+    pub wave: Option<u32>,
+    /// The agents it waits for (its `after`, and every agent of the waves before its own): it starts once each
+    /// is done.
+    #[serde(default)]
+    pub after: Vec<String>,
+    /// When it counts as done for the agents that follow it.
+    #[serde(default)]
+    pub advance: super::plan::Advance,
+    /// Its wave waits for the operator's word too.
+    #[serde(default)]
+    pub approve: bool,
 }
 
 impl AgentSpec {
@@ -143,9 +179,15 @@ pub struct Crew {
 }
 
 /// The crew's `owns` against the repository's `files`: two agents whose `owns` take a same file is an error at
-/// the second one's `owns` (they run at the same time: which one may change it?); a pattern that takes no file
-/// is a warning at its agent's `owns` (a typo?).
-pub fn check_ownership(file: &Path, text: &str, files: &[String]) -> Result<Vec<super::Warning>, ConfigError> {
+/// the second one's `owns` (they run at the same time: which one may change it?) — unless one waits for the
+/// other in the crew's plan (`crew`: its waves and `after`), so they never run together; a pattern that takes no
+/// file is a warning at its agent's `owns` (a typo?).
+pub fn check_ownership(
+    file: &Path,
+    text: &str,
+    files: &[String],
+    crew: &Crew,
+) -> Result<Vec<super::Warning>, ConfigError> {
     let raw: RawCrew = toml::from_str(text).map_err(|e| ConfigError::from_toml(file, text, &e))?;
     let mut owners: Vec<(String, super::owns::Globs)> = Vec::new();
     let mut at: BTreeMap<String, usize> = BTreeMap::new();
@@ -164,7 +206,8 @@ pub fn check_ownership(file: &Path, text: &str, files: &[String]) -> Result<Vec<
         }
         owners.push((name, globs));
     }
-    if let Some((a, b, f)) = super::owns::overlaps(&owners, files).into_iter().next() {
+    let apart = |a: &str, b: &str| follows(crew, a, b) || follows(crew, b, a);
+    if let Some((a, b, f)) = super::owns::overlaps(&owners, files).into_iter().find(|(a, b, _)| !apart(a, b)) {
         return Err(ConfigError::at(
             file,
             text,
@@ -173,6 +216,24 @@ pub fn check_ownership(file: &Path, text: &str, files: &[String]) -> Result<Vec<
         ));
     }
     Ok(warnings)
+}
+
+/// Whether agent `a` waits, directly or through others, for agent `b`.
+fn follows(crew: &Crew, a: &str, b: &str) -> bool {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![a];
+    while let Some(n) = todo.pop() {
+        let Some(spec) = crew.agents.iter().find(|s| s.name == n) else { continue };
+        for d in &spec.after {
+            if d == b {
+                return true;
+            }
+            if seen.insert(d.as_str()) {
+                todo.push(d);
+            }
+        }
+    }
+    false
 }
 
 /// Whether a name is safe as a branch (`muster/<name>`), a ref and a directory name.
@@ -211,9 +272,13 @@ pub fn parse_crew(
         }
         n => n.map(|n| n.into_inner()),
     };
+    let roles = roles_by_name(file, text, raw.roles)?;
+    let waves = waves_by_number(file, text, raw.waves)?;
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut agents = Vec::new();
+    let mut placed = Vec::new();
     for a in raw.agents {
+        let a = take_role(file, text, a, &roles)?;
         let name_at = a.name.span().start;
         let name = a.name.get_ref().clone();
         validate_name(&name).map_err(|m| ConfigError::at(file, text, name_at, format!("key `name`: {m}")))?;
@@ -272,6 +337,12 @@ pub fn parse_crew(
                 return Err(ConfigError::at(file, text, v.span().start, format!("key `{key}`: at least 1")));
             }
         }
+        if let Some(w) = a.wave.as_ref().filter(|w| *w.get_ref() == 0) {
+            return Err(ConfigError::at(file, text, w.span().start, "key `wave`: waves are numbered from 1"));
+        }
+        let wave = a.wave.as_ref().map(|w| *w.get_ref());
+        placed.push(super::plan::Placed { name: name.clone(), at: name_at, wave, after: a.after.clone() });
+        let wave_cfg = wave.and_then(|w| waves.get(&w));
         let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
         if command.trim().is_empty() {
             return Err(ConfigError::at(
@@ -297,18 +368,103 @@ pub fn parse_crew(
             hooks: preset.hooks.clone(),
             inherit_env: a.inherit_env.or_else(|| defaults.inherit_env.clone()),
             gates: a.gates.map(Spanned::into_inner),
-            owns: a.owns.map(Spanned::into_inner),
+            // A read-only agent owns nothing: every write it makes is a finding (and denied under enforce).
+            owns: if a.read_only == Some(true) { Some(Vec::new()) } else { a.owns.map(Spanned::into_inner) },
             guard: a.guard.or(defaults.guard).unwrap_or_default(),
             writes: preset.writes.iter().chain(a.writes.iter().flatten()).cloned().collect(),
             stall: a.stall.map(Spanned::into_inner).or(defaults.stall),
             disk_quota: a.disk_quota.map(Spanned::into_inner).or(defaults.disk_quota),
+            role: a.role.map(Spanned::into_inner),
+            brief: a.brief,
+            read_only: a.read_only.unwrap_or(false),
+            setup: a.setup,
+            wave,
+            after: Vec::new(),
+            advance: a.advance.or(wave_cfg.and_then(|w| w.advance)).unwrap_or_default(),
+            approve: wave_cfg.is_some_and(|w| w.approve),
         });
+    }
+    for (agent, after) in agents.iter_mut().zip(super::plan::dependencies(file, text, &placed)?) {
+        agent.after = after;
     }
     let shared = defaults.shared.clone().unwrap_or_default();
     if let Err((i, e)) = super::owns::Globs::new(&shared) {
         return Err(ConfigError::at(file, text, 0, format!("key `shared`: pattern {}: {e}", i + 1)));
     }
     Ok(Crew { agents, shared, gates, max_parallel_gates })
+}
+
+/// The crew's `[[role]]`s by name; a duplicate is an error at its second `name`.
+fn roles_by_name(
+    file: &Path,
+    text: &str,
+    raw: Vec<super::plan::RawRole>,
+) -> Result<BTreeMap<String, super::plan::RawRole>, ConfigError> {
+    let mut roles = BTreeMap::new();
+    for r in raw {
+        let name = r.name.get_ref().clone();
+        if roles.contains_key(&name) {
+            return Err(ConfigError::at(
+                file,
+                text,
+                r.name.span().start,
+                format!("key `name`: a second role `{name}`"),
+            ));
+        }
+        roles.insert(name, r);
+    }
+    Ok(roles)
+}
+
+/// The crew's `[[wave]]`s by number; a duplicate is an error at its second `wave`.
+fn waves_by_number(
+    file: &Path,
+    text: &str,
+    raw: Vec<super::plan::RawWave>,
+) -> Result<BTreeMap<u32, super::plan::RawWave>, ConfigError> {
+    let mut waves = BTreeMap::new();
+    for w in raw {
+        let n = *w.wave.get_ref();
+        if n == 0 || waves.contains_key(&n) {
+            let why = if n == 0 { "waves are numbered from 1".to_string() } else { format!("a second wave {n}") };
+            return Err(ConfigError::at(file, text, w.wave.span().start, format!("key `wave`: {why}")));
+        }
+        waves.insert(n, w);
+    }
+    Ok(waves)
+}
+
+/// An agent with the fields of its `role` it does not set itself (its own `env` over the role's).
+fn take_role(
+    file: &Path,
+    text: &str,
+    mut a: RawAgent,
+    roles: &BTreeMap<String, super::plan::RawRole>,
+) -> Result<RawAgent, ConfigError> {
+    let Some(role) = &a.role else { return Ok(a) };
+    let Some(r) = roles.get(role.get_ref()) else {
+        let known: Vec<&str> = roles.keys().map(String::as_str).collect();
+        return Err(ConfigError::at(
+            file,
+            text,
+            role.span().start,
+            format!("key `role`: no role `{}` in this file (roles: {})", role.get_ref(), known.join(", ")),
+        ));
+    };
+    let r = r.clone();
+    a.kind = a.kind.or(r.kind);
+    a.command = a.command.or(r.command);
+    a.args = a.args.or(r.args);
+    a.brief = a.brief.or(r.brief);
+    a.owns = a.owns.or(r.owns);
+    a.gates = a.gates.or(r.gates);
+    a.read_only = a.read_only.or(r.read_only);
+    a.setup = a.setup.or(r.setup);
+    a.advance = a.advance.or(r.advance);
+    let mut env = r.env;
+    env.extend(std::mem::take(&mut a.env));
+    a.env = env;
+    Ok(a)
 }
 
 /// The commented crew file `muster init` writes.
@@ -375,6 +531,7 @@ kind = "claude"
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::plan::Advance;
     use crate::config::preset::builtin;
 
     fn parse(text: &str) -> Result<Crew, ConfigError> {
@@ -461,18 +618,18 @@ mod tests {
         let files: Vec<String> = ["src/api/a.rs", "src/db/b.rs", "README.md"].iter().map(|s| s.to_string()).collect();
         let text = "[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/api/']\n\
                     [[agent]]\nname = 'db'\nkind = 'shell'\nowns = ['src/db/', 'docs/']\n";
-        let w = check_ownership(Path::new(".muster/crew.toml"), text, &files).unwrap();
+        let w = check_ownership(Path::new(".muster/crew.toml"), text, &files, &parse(text).unwrap()).unwrap();
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].0.message.contains("`docs/` takes no file") && w[0].0.line == 8, "{w:?}");
         let text = "[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/']\n\
                     [[agent]]\nname = 'db'\nkind = 'shell'\nowns = ['src/db/']\n";
-        let err = check_ownership(Path::new(".muster/crew.toml"), text, &files).unwrap_err();
+        let err = check_ownership(Path::new(".muster/crew.toml"), text, &files, &parse(text).unwrap()).unwrap_err();
         assert_eq!((err.line, err.col), (8, 8), "{err}");
         assert!(err.message.contains("`db` and `api` both own `src/db/b.rs`"), "{err}");
         // Taken back with `!`: no overlap.
         let text = "[[agent]]\nname = 'api'\nkind = 'shell'\nowns = ['src/', '!src/db/']\n\
                     [[agent]]\nname = 'db'\nkind = 'shell'\nowns = ['src/db/']\n";
-        assert!(check_ownership(Path::new("c"), text, &files).unwrap().is_empty());
+        assert!(check_ownership(Path::new("c"), text, &files, &parse(text).unwrap()).unwrap().is_empty());
     }
 
     #[test]
@@ -538,5 +695,67 @@ mod tests {
         for text in ["[[agent]", "name = ", "\u{0}", "[[agent]]\nname = 5", "agent = 3"] {
             assert!(parse(text).is_err(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn roles_fill_what_an_agent_leaves_and_waves_become_dependencies() {
+        let crew = parse(
+            "[[role]]\nname = 'reviewer'\nkind = 'codex'\nbrief = 'Review, do not write.'\nread_only = true\n\
+             env = { A = '1', B = '1' }\nadvance = 'idle'\n\
+             [[wave]]\nwave = 2\napprove = true\nadvance = 'merged'\n\
+             [[agent]]\nname = 'plan'\nkind = 'shell'\nwave = 1\n\
+             [[agent]]\nname = 'api'\nkind = 'shell'\nwave = 2\n\
+             [[agent]]\nname = 'docs'\nkind = 'shell'\nwave = 2\nadvance = 'green'\n\
+             [[agent]]\nname = 'rev'\nrole = 'reviewer'\nafter = ['api', 'docs']\nenv = { B = '2' }\n",
+        )
+        .unwrap();
+        let [plan, api, docs, rev] = &crew.agents[..] else { panic!() };
+        assert!(plan.after.is_empty() && !plan.approve);
+        assert_eq!((api.after.clone(), api.approve, api.advance), (vec!["plan".to_string()], true, Advance::Merged));
+        assert_eq!(docs.advance, Advance::Green, "its own advance wins over its wave's");
+        assert_eq!((rev.kind.as_str(), rev.role.as_deref(), rev.read_only), ("codex", Some("reviewer"), true));
+        assert_eq!(rev.after, ["api", "docs"]);
+        assert_eq!(rev.advance, Advance::Idle);
+        assert_eq!(rev.brief.as_deref(), Some("Review, do not write."));
+        assert_eq!((rev.env["A"].as_str(), rev.env["B"].as_str()), ("1", "2"), "its own env over its role's");
+        assert_eq!(rev.owns.as_deref(), Some(&[][..]), "read-only: it owns nothing");
+    }
+
+    #[test]
+    fn plan_mistakes_name_their_place() {
+        let at = |text: &str| {
+            let e = parse(text).unwrap_err();
+            (e.line, e.message)
+        };
+        let (line, m) = at("[[agent]]\nname = 'a'\nkind = 'shell'\nrole = 'nope'\n");
+        assert_eq!(line, 4);
+        assert!(m.contains("no role `nope`"), "{m}");
+        let (line, m) = at("[[agent]]\nname = 'a'\nkind = 'shell'\nafter = ['b']\n\
+                            [[agent]]\nname = 'b'\nkind = 'shell'\nafter = ['a']\n");
+        assert_eq!(line, 4);
+        assert!(m.contains("circle: a → b → a"), "{m}");
+        let (line, m) = at("[[agent]]\nname = 'a'\nkind = 'shell'\nafter = ['ghost']\n");
+        assert_eq!(line, 4);
+        assert!(m.contains("no agent `ghost`"), "{m}");
+        let (line, m) = at("[[agent]]\nname = 'a'\nkind = 'shell'\nwave = 0\n");
+        assert_eq!((line, m.contains("numbered from 1")), (4, true), "{m}");
+        let (line, m) = at("[[wave]]\nwave = 1\n[[wave]]\nwave = 1\n");
+        assert_eq!((line, m.contains("a second wave 1")), (4, true), "{m}");
+        let (line, m) = at("[[role]]\nname = 'r'\n[[role]]\nname = 'r'\n");
+        assert_eq!((line, m.contains("a second role `r`")), (4, true), "{m}");
+        let (line, m) = at("[[agent]]\nname = 'a'\nkind = 'shell'\nadvance = 'soon'\n");
+        assert_eq!(line, 4, "{m}");
+    }
+
+    #[test]
+    fn agents_that_never_run_together_may_own_the_same_files() {
+        let text = "[[agent]]\nname = 'a'\nkind = 'shell'\nowns = ['src/']\nwave = 1\n\
+                    [[agent]]\nname = 'b'\nkind = 'shell'\nowns = ['src/']\nwave = 2\n\
+                    [[agent]]\nname = 'c'\nkind = 'shell'\nowns = ['src/']\nwave = 2\n";
+        let files = vec!["src/lib.rs".to_string()];
+        let err = check_ownership(Path::new("c.toml"), text, &files, &parse(text).unwrap()).unwrap_err();
+        assert!(err.message.contains("`c` and `b` both own `src/lib.rs`"), "b and c run together: {err}");
+        let two = &text[..text.rfind("[[agent]]").unwrap()];
+        assert!(check_ownership(Path::new("c.toml"), two, &files, &parse(two).unwrap()).is_ok(), "a then b");
     }
 }

@@ -8,6 +8,7 @@ pub mod keymap;
 pub mod location;
 pub mod owns;
 pub mod paths;
+pub mod plan;
 pub mod preset;
 pub mod rules;
 pub mod theme;
@@ -69,7 +70,7 @@ pub fn load_crew_owned(
         let path = root.join(".muster").join("crew.toml");
         let shown = path.strip_prefix(root).unwrap_or(&path);
         let text = read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })?.unwrap_or_default();
-        warnings.extend(crew::check_ownership(shown, &text, &files(root)?)?);
+        warnings.extend(crew::check_ownership(shown, &text, &files(root)?, &crew)?);
     }
     Ok((crew, user_cfg, warnings))
 }

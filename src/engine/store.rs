@@ -26,12 +26,18 @@ pub struct SavedAgent {
     /// Which launch of the agent this is (0: never launched by this muster): `muster wait` is tied to one run.
     #[serde(default)]
     pub run: u64,
+    /// It was done as its `advance` says: the agents after it may start, after a restart too.
+    #[serde(default)]
+    pub done: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SavedCrew {
     pub version: u32,
     pub agents: Vec<SavedAgent>,
+    /// The waves the operator let start.
+    #[serde(default)]
+    pub approved: Vec<u32>,
 }
 
 pub fn path(root: &Path) -> PathBuf {
@@ -143,6 +149,14 @@ mod tests {
                 writes: Vec::new(),
                 stall: None,
                 disk_quota: None,
+                role: None,
+                brief: None,
+                read_only: false,
+                setup: None,
+                wave: None,
+                after: vec![],
+                advance: Default::default(),
+                approve: false,
             },
             branch: format!("muster/{name}"),
             base: "main".into(),
@@ -153,13 +167,14 @@ mod tests {
             port_base: 20000,
             session: None,
             run: 0,
+            done: false,
         }
     }
 
     #[test]
     fn round_trips_and_survives_garbage() {
         let dir = tempfile::tempdir().unwrap();
-        let crew = SavedCrew { version: 1, agents: vec![agent("a"), agent("b")] };
+        let crew = SavedCrew { version: 1, agents: vec![agent("a"), agent("b")], approved: vec![] };
         save(dir.path(), &crew).unwrap();
         let mut expected = crew.clone();
         for a in &mut expected.agents {
@@ -183,7 +198,7 @@ mod tests {
         evil.worktree = PathBuf::from("/etc");
         let mut moved = agent("ok");
         moved.worktree = PathBuf::from("/elsewhere");
-        save(dir.path(), &SavedCrew { version: 1, agents: vec![evil, moved] }).unwrap();
+        save(dir.path(), &SavedCrew { version: 1, agents: vec![evil, moved], approved: vec![] }).unwrap();
         let (crew, warnings) = load(dir.path()).unwrap();
         assert_eq!(crew.agents.len(), 1);
         assert_eq!(crew.agents[0].worktree, dir.path().join(".muster/worktrees/ok"));

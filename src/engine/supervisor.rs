@@ -36,6 +36,7 @@ mod lifecycle;
 mod mail;
 mod scripts;
 mod viewers;
+mod waves;
 pub use super::inbox::{EngineMsg, Report, ScriptMsg};
 use jobs::{clean_stale_git_files, spawn_diff_worker, spawn_overlap_worker, DiffJob};
 pub use launch::{child_env, command_line};
@@ -90,6 +91,8 @@ struct Slot {
     /// Its watcher's change count as the stall timer last saw it, when it last moved, and whether this stall
     /// was said.
     stall: findings::StallClock,
+    /// It was done as its `advance` says, once (the agents after it may start; done stays done).
+    done: bool,
 }
 
 impl Slot {
@@ -126,6 +129,12 @@ struct Supervisor {
     _crew_watch: Option<super::crew_watch::CrewWatch>,
     /// When to read the crew file again after it was written (writes within it are one).
     crew_reload_at: Option<Instant>,
+    /// The waves the operator let start (`approve = true`).
+    approved: std::collections::BTreeSet<u32>,
+    /// The crew was started (a plan's agents start as what they follow gets done, from then on).
+    crew_started: bool,
+    /// When agents that advance once merged last had their branches checked against their bases.
+    merged_checked: Option<Instant>,
     /// The operator was told the job queue is full (once until it has room again).
     queue_full_said: std::cell::Cell<bool>,
     overlap_tx: Sender<(PathBuf, Vec<(String, String)>)>,
@@ -236,6 +245,9 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         remeasure_at: None,
         _crew_watch: crew_watch,
         crew_reload_at: None,
+        approved: saved.approved.iter().copied().collect(),
+        crew_started: false,
+        merged_checked: None,
         overlap_tx,
         run_dir,
         shutting_down: false,
@@ -398,6 +410,7 @@ impl Supervisor {
             if !self.waits.is_empty() {
                 self.settle_waits();
             }
+            self.advance_waves();
             if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
                 self.save();
                 // Gone before the UI is told: the process may end as soon as it is.
@@ -455,8 +468,13 @@ impl Supervisor {
                     .map(|s| s.spec.name.clone())
                     .collect();
                 for name in names {
-                    self.start(&name, false);
+                    // An agent of a plan waits for what it follows.
+                    if self.slot_mut(&name).is_some_and(|s| s.spec.after.is_empty()) {
+                        self.start(&name, false);
+                    }
                 }
+                self.crew_started = true;
+                self.advance_waves();
             }
             Command::Start { name, resume } => self.start(&name, resume),
             Command::Stop { name } => self.stop(&name, false),
@@ -579,6 +597,7 @@ impl Supervisor {
             }
             Command::Gate { op } => self.gate_command(from, op),
             Command::Guard { op } => self.guard_command(from, op),
+            Command::ApproveWave { wave } => self.approve_wave(wave),
             Command::Shutdown => {
                 // Each running agent is checkpointed, then stopped; asked again, everything stops now.
                 let again = std::mem::replace(&mut self.shutting_down, true);
@@ -688,8 +707,10 @@ impl Supervisor {
                     port_base: s.info.port_base,
                     session: s.session.clone(),
                     run: s.running.as_ref().map_or(0, |r| r.generation),
+                    done: s.done,
                 })
                 .collect(),
+            approved: self.approved.iter().copied().collect(),
         }
     }
 }

@@ -127,6 +127,12 @@ pub struct AgentInfo {
     /// Its open findings (the watchdog's: files outside its `owns`, links out of its worktree…).
     #[serde(default)]
     pub findings: u32,
+    /// Its wave, in a crew with waves.
+    #[serde(default)]
+    pub wave: Option<u32>,
+    /// Not started yet: it waits for the agents it follows (its `why` says which, and their state).
+    #[serde(default)]
+    pub pending: bool,
 }
 
 /// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
@@ -188,6 +194,8 @@ impl AgentInfo {
             gate: Default::default(),
             gates_stopped: false,
             findings: 0,
+            wave: None,
+            pending: false,
         }
     }
 }
@@ -407,6 +415,11 @@ pub enum Command {
     /// (`Findings`).
     Guard {
         op: super::guard::GuardOp,
+    },
+    /// The operator's word for a wave with `approve = true`: its pending agents start (their dependencies done
+    /// or not).
+    ApproveWave {
+        wave: u32,
     },
     Shutdown,
 }

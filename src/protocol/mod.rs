@@ -39,7 +39,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Bumped whenever a message changes shape; client and server must agree exactly.
-pub const VERSION: u32 = 6;
+pub const VERSION: u32 = 7;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -70,7 +70,8 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     };
     let mut spans = vec![
         Span::styled(marker, with(theme.style("roster.attention"))),
-        Span::styled(format!("{} ", info.state.glyph()), with(st)),
+        // Pending: not started, waiting for the agents it follows (its plan's wave or `after`).
+        Span::styled(format!("{} ", if info.pending { "·" } else { info.state.glyph() }), with(st)),
         Span::styled(
             name_cell(&info.name, 14),
             with(if agent.attention { theme.style("roster.attention") } else { Style::default() }),
@@ -141,6 +142,10 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         spans.push(Span::styled(pad(&mail, 7), with(theme.style(mail_scope))));
     }
     let word = match (info.state, info.exit) {
+        _ if info.pending => match info.wave {
+            Some(w) if medium => format!("pending · wave {w}"),
+            _ => "pending".to_string(),
+        },
         (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => {
             format!("{} ({exit})", info.state.label())
         }
@@ -166,6 +171,9 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
             CrewFileMark::Changed => ("↻ changed: R applies".to_string(), "ui.warning"),
             _ => ("− left crew file: D".to_string(), "ui.warning"),
         })
+    } else if info.pending {
+        // What it waits for, and how that is doing.
+        Some((info.why.trim_start_matches("pending: ").to_string(), "roster.kind"))
     } else if let Some((others, conflicts)) = state.overlap_of(&info.name) {
         match conflicts {
             true => Some((format!("✗ conflicts with: {}", others.join(", ")), "ui.error")),

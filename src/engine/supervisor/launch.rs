@@ -147,10 +147,16 @@ impl Supervisor {
         let session = self.slots[idx].session.clone();
         let (program, mut args) =
             command_line(&self.with_note(&spec), &self.cfg.muster_exe, resume, session.as_deref());
-        // The mailbox note, in the CLI's system prompt where it has an option for one.
+        // The mailbox note (after its role's brief), in the CLI's system prompt where it has an option for one.
         if let Some(p) = self.presets.get(&spec.kind).filter(|p| !p.note_args.is_empty()) {
-            let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+            let note = self.note_of(&spec);
             args.extend(p.note_args.iter().map(|a| a.replace("{note}", &note)));
+        }
+        // A read-only agent: its CLI's own read-only mode where its manifest has one.
+        if spec.read_only {
+            if let Some(ro) = self.presets.get(&spec.kind).and_then(|p| p.read_only.as_ref()) {
+                args.extend(ro.args.iter().cloned());
+            }
         }
         let tree = Arc::new(AgentTree::new());
         let token = hooks::new_token();
@@ -199,6 +205,20 @@ impl Supervisor {
                 }
             }
             _ => false,
+        };
+        // Its setup runs in its worktree first (its output on its screen); the agent starts only if it succeeds.
+        let (program, args) = match spec.setup.as_deref().filter(|s| !s.trim().is_empty()) {
+            Some(setup) => {
+                let mut wrapped = vec![
+                    "-c".to_string(),
+                    format!("{setup}\nstatus=$?; [ $status -eq 0 ] || {{ echo \"muster: setup failed ($status)\"; exit $status; }}\nexec \"$@\""),
+                    "muster-setup".to_string(),
+                    program,
+                ];
+                wrapped.extend(args);
+                ("sh".to_string(), wrapped)
+            }
+            None => (program, args),
         };
         let (program, args) = match spec.guard {
             crate::config::owns::GuardMode::Enforce => self.sandboxed(&spec, &cwd, program, args, &mut env),
@@ -301,6 +321,10 @@ impl Supervisor {
         shared.push(crate::config::paths::state_dir().to_string_lossy().into_owned());
         let root = &self.cfg.root;
         let mut writable = crate::guard::sandbox::writable(root, cwd, common.as_deref(), dir.as_deref(), &shared);
+        if spec.read_only {
+            // It may read its worktree, not change it (nor commit into it).
+            writable.retain(|w| w != cwd && dir.as_deref() != Some(w.as_path()));
+        }
         writable.push(tmp);
         crate::guard::sandbox::make_missing_folders(&writable);
         let mut wrapped = vec!["sandbox".to_string()];
@@ -318,10 +342,21 @@ impl Supervisor {
         let mut spec = spec.clone();
         let system_prompt = self.presets.get(&spec.kind).is_some_and(|p| !p.note_args.is_empty());
         if let (Some(p), false) = (&spec.prompt, system_prompt) {
-            let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
-            spec.prompt = Some(format!("{note}\n\n{p}"));
+            spec.prompt = Some(format!("{}\n\n{p}", self.note_of(&spec)));
+        } else if let (None, false, Some(brief)) = (&spec.prompt, system_prompt, &spec.brief) {
+            // Its role's brief is its first message when the CLI has no system prompt to take it.
+            spec.prompt = Some(brief.clone());
         }
         spec
+    }
+
+    /// What an agent is told about itself: its role's brief, then how the crew's mail works.
+    fn note_of(&self, spec: &AgentSpec) -> String {
+        let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+        match spec.brief.as_deref().filter(|b| !b.trim().is_empty()) {
+            Some(brief) => format!("{brief}\n\n{note}"),
+            None => note,
+        }
     }
 
     pub(super) fn new_slot(&self, spec: AgentSpec, previous: Option<&SavedAgent>) -> Slot {
@@ -362,6 +397,8 @@ impl Supervisor {
             gate: Default::default(),
             gates_stopped: false,
             findings: 0,
+            wave: spec.wave,
+            pending: false,
         };
         Slot {
             pending_spec: None,
@@ -391,6 +428,7 @@ impl Supervisor {
             turn_end_taken: false,
             newest_checkpoint: 0,
             stall: Default::default(),
+            done: previous.is_some_and(|p| p.done),
         }
     }
 }
