@@ -28,6 +28,10 @@ pub enum Cmd {
         /// How many demo agents.
         #[arg(long, default_value_t = 3)]
         agents: usize,
+        /// The crew as waves: a planner, then api and docs, then a read-only reviewer, each wave starting once
+        /// the one before is green.
+        #[arg(long)]
+        waves: bool,
     },
     /// The repository's muster server, which runs the crew whether or not a workbench is open.
     Server {

@@ -47,8 +47,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let root = find_repo_root(&dir)?;
             open(&root, cli.theme.as_deref(), false)?;
         }
-        Some(Cmd::Demo { agents }) => {
-            let root = crate::demo::create_demo(&std::env::temp_dir(), agents.max(1))?;
+        Some(Cmd::Demo { agents, waves }) => {
+            let root = match waves {
+                true => crate::demo::create_demo_waves(&std::env::temp_dir())?,
+                false => crate::demo::create_demo(&std::env::temp_dir(), agents.max(1))?,
+            };
             open(&root, cli.theme.as_deref(), true)?;
             println!("demo repository kept at {}", root.display());
         }

@@ -49,6 +49,45 @@ pub const GATE_TOML: &str =
     "\n# Run after every turn that changed files; a failure goes back to the agent (see `muster gate`).\n\
                              [[gate]]\nname = \"test\"\nrun = \"sh check.sh\"\nattempts = 3\n";
 
+/// `muster demo --waves`: the crew as a plan — a planner, then api and docs side by side, then a read-only
+/// reviewer — each wave starting once the one before is green (idle, its gate passing).
+pub const WAVES_TOML: &str = r#"# The demo crew as a plan (`muster crew plan` prints it): each wave starts once the one before is done.
+[[role]]
+name = "reviewer"
+kind = "demo"
+brief = "You review the others' work: read it, change nothing."
+read_only = true
+advance = "idle"
+
+[[agent]]
+name = "planner"
+kind = "demo"
+wave = 1
+
+[[agent]]
+name = "api"
+kind = "demo"
+wave = 2
+
+[[agent]]
+name = "docs"
+kind = "demo"
+wave = 2
+
+[[agent]]
+name = "review"
+role = "reviewer"
+wave = 3
+gates = []
+"#;
+
+/// `muster demo --waves`'s repository: the demo project, its gate, and the crew as waves.
+pub fn create_demo_waves(parent: &Path) -> Result<PathBuf> {
+    let dir = create_repo_with(parent, 0, true)?;
+    std::fs::write(dir.join(".muster/crew.toml"), format!("{WAVES_TOML}{GATE_TOML}"))?;
+    Ok(dir)
+}
+
 /// Create a repository with a first commit and a demo crew file in a fresh folder under `parent`.
 pub fn create_repo(parent: &Path, agents: usize) -> Result<PathBuf> {
     create_repo_with(parent, agents, false)
@@ -117,5 +156,24 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(crate::gate::failures::failing(&text, crate::config::gate::Parse::Auto), ["api::plan_is_complete"]);
         assert_eq!(crate::git::worktree::current_branch(&dir).unwrap(), "main");
+    }
+
+    #[test]
+    fn the_waves_demo_is_a_plan() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = create_demo_waves(parent.path()).unwrap();
+        let text = std::fs::read_to_string(dir.join(".muster/crew.toml")).unwrap();
+        let crew = crate::config::crew::parse_crew(
+            Path::new("crew.toml"),
+            &text,
+            &crate::config::preset::builtin(),
+            &Default::default(),
+        )
+        .unwrap();
+        let after: Vec<(&str, Vec<String>)> = crew.agents.iter().map(|a| (a.name.as_str(), a.after.clone())).collect();
+        assert_eq!(after[0], ("planner", vec![]));
+        assert_eq!(after[1], ("api", vec!["planner".to_string()]));
+        assert_eq!(after[3].1, ["planner", "api", "docs"]);
+        assert!(crew.agents[3].read_only && crew.agents[3].brief.is_some());
     }
 }

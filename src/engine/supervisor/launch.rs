@@ -95,6 +95,11 @@ impl Supervisor {
         if self.slots[idx].running.as_ref().is_some_and(|r| !r.exited) {
             return;
         }
+        // Started (by its plan, the operator's R or W): no longer waiting for anything.
+        if self.slots[idx].info.pending {
+            self.slots[idx].info.pending = false;
+            self.slots[idx].info.why.clear();
+        }
         // What the crew file says now, once the agent is not running.
         if let Some(spec) = self.slots[idx].pending_spec.take() {
             self.slots[idx].info.kind = spec.kind.clone();

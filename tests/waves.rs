@@ -1,0 +1,64 @@
+//! Roles and waves with real agents in real PTYs (issue #30): a pending agent starts once what it follows is done
+//! — green: idle with its gates passing —, a wave that waits for the operator's word starts on it, and a restarted
+//! server resumes in the same wave, starting nothing twice.
+
+mod common;
+
+use common::Rig;
+use muster::engine::{AgentState, Command};
+use muster::protocol::gate::GateMark;
+
+fn info(rig: &Rig, name: &str) -> Option<muster::protocol::AgentInfo> {
+    rig.agents.get(name).cloned()
+}
+
+fn pending(rig: &Rig, name: &str) -> bool {
+    info(rig, name).is_some_and(|a| a.pending)
+}
+
+#[test]
+fn waves_start_as_what_they_follow_is_done_and_a_restart_resumes_in_the_same_wave() {
+    let crew = "[[gate]]\nname = \"test\"\nrun = \"grep -q good work.txt\"\nattempts = 1\n\
+        [[wave]]\nwave = 3\napprove = true\n\
+        [[agent]]\nname = \"a\"\ncommand = \"bash\"\nwave = 1\n\
+        args = [\"-c\", \"echo a-ready; while read l; do echo $l > work.txt; echo wrote $l; done\"]\n\
+        [[agent]]\nname = \"b\"\ncommand = \"bash\"\nwave = 2\ngates = []\nargs = [\"-c\", \"echo b-ready; exec sleep 600\"]\n\
+        [[agent]]\nname = \"c\"\ncommand = \"bash\"\nwave = 3\ngates = []\nargs = [\"-c\", \"echo c-ready; exec sleep 600\"]\n";
+    let mut rig = Rig::new(crew, "a");
+    rig.wait_for("a at rest", |r| r.state("a") == Some(AgentState::Idle));
+    // Idle is not green while its gate has not passed: b waits, saying for what.
+    rig.wait_for("b pending for a", |r| {
+        info(r, "b").is_some_and(|b| b.pending && b.why.contains("after a (idle, done when green)"))
+    });
+    let b = info(&rig, "b").unwrap();
+    assert_eq!((b.state, b.pid), (AgentState::Stopped, None));
+    rig.wait_for("c pending for waves 1 and 2", |r| {
+        info(r, "c").is_some_and(|c| c.why.contains("after a (idle") && c.why.contains("b (pending"))
+    });
+    rig.engine.send(Command::Steer { name: "a".into(), text: "good".into(), force: true });
+    rig.wait_for("a's gate green", |r| matches!(r.agents.get("a").map(|a| &a.gate), Some(GateMark::Green { .. })));
+    rig.wait_for("b started", |r| !pending(r, "b") && r.agents.get("b").is_some_and(|b| b.pid.is_some()));
+    rig.wait_for("b at rest", |r| r.state("b") == Some(AgentState::Idle));
+    // Wave 3 waits for the operator's word once b is done (idle: it has no gate).
+    rig.wait_for("c waiting for the word", |r| {
+        info(r, "c").is_some_and(|c| c.pending && c.why.contains("wave 3 waits for your word"))
+    });
+    let b_pid = info(&rig, "b").unwrap().pid;
+
+    // A restart: what ran waits for R as ever, nothing starts twice, and c still waits for the word.
+    rig.restart("c");
+    rig.wait_for("c pending again", |r| {
+        info(r, "c").is_some_and(|c| c.pending && c.why.contains("wave 3 waits for your word"))
+    });
+    for name in ["a", "b"] {
+        let i = info(&rig, name).unwrap();
+        assert!(!i.pending && i.pid.is_none() && i.pid != b_pid, "{name} was not started again: {i:?}");
+    }
+    rig.engine.send(Command::ApproveWave { wave: 3 });
+    rig.wait_for("c started", |r| r.screen_text("c").contains("c-ready"));
+    rig.wait_for("c no longer pending", |r| !pending(r, "c"));
+    let (ok, out) = rig.muster(&["crew", "plan"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("step 3 (wave 3) · waits for your word"), "{out}");
+    assert!(out.contains("after a, b · done when green"), "{out}");
+}
