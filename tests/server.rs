@@ -1073,3 +1073,39 @@ fn a_client_that_never_reads_its_answers_is_let_go() {
     let mut byte = [0u8; 1];
     assert_eq!(s.read(&mut byte).unwrap_or(0), 0, "the connection is closed");
 }
+
+/// A plan survives a kill -9 of its server: the restart resumes in the same wave — what was done stays done, what
+/// ran waits for the operator's R as ever, and the next wave stays pending; nothing starts twice.
+#[test]
+fn a_killed_server_resumes_its_plan_in_the_same_wave() {
+    let plan = "[[agent]]\nname = \"a\"\ncommand = \"bash\"\nwave = 1\nadvance = \"idle\"\n\
+        args = [\"-c\", \"echo i am a; exec sleep 600\"]\n\
+        [[agent]]\nname = \"b\"\ncommand = \"bash\"\nwave = 2\nadvance = \"idle\"\n\
+        args = [\"-c\", \"while :; do echo b works; sleep 0.2; done\"]\n\
+        [[agent]]\nname = \"c\"\ncommand = \"bash\"\nwave = 3\nargs = [\"-c\", \"echo i am c; exec sleep 600\"]\n";
+    let mut crew = Crew::new(plan);
+    let sock = crew.serve();
+    let mut c = Client::connect(&sock);
+    watch(&c, "b");
+    c.engine.send(protocol::Command::StartCrew);
+    c.wait("wave 2 at work", |c| c.states.get("b") == Some(&AgentState::Busy) && c.screen_has("b", "b works"));
+    c.wait("c pending for b", |c| c.infos.get("c").is_some_and(|i| i.pending && i.why.contains("after b (busy")));
+    let mut server = crew.servers.pop().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    c.wait("the connection ends", |c| c.closed.is_some());
+    let sock = crew.serve();
+    let mut again = Client::connect(&sock);
+    again.engine.send(protocol::Command::StartCrew);
+    again.wait("the plan as it was", |c| {
+        c.infos.get("c").is_some_and(|i| i.pending && i.why.contains("after b (stopped"))
+            && c.states.get("a") == Some(&AgentState::Stopped)
+            && c.states.get("b") == Some(&AgentState::Stopped)
+    });
+    // a was done: c waits for b alone.
+    let why = &again.infos["c"].why;
+    assert!(!why.contains("a ("), "a's done was kept: {why}");
+    for name in ["a", "b", "c"] {
+        assert_eq!(again.infos[name].pid, None, "{name} was not started again");
+    }
+}

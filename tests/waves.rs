@@ -60,5 +60,36 @@ fn waves_start_as_what_they_follow_is_done_and_a_restart_resumes_in_the_same_wav
     let (ok, out) = rig.muster(&["crew", "plan"]);
     assert!(ok, "{out}");
     assert!(out.contains("step 3 (wave 3) · waits for your word"), "{out}");
-    assert!(out.contains("after a, b · done when green"), "{out}");
+    assert!(out.contains("after the waves before · done when green"), "{out}");
+}
+
+/// A read-only role's agent owns nothing: a file it writes in its worktree is the watchdog's finding (under
+/// `enforce` the write itself is refused: `tests/guard.rs` proves that path for writes outside a worktree).
+#[test]
+fn a_read_only_reviewers_write_is_a_finding() {
+    let crew = "[[role]]\nname = \"reviewer\"\ncommand = \"bash\"\nread_only = true\n\
+        brief = \"Review only.\"\n\
+        [[agent]]\nname = \"rev\"\nrole = \"reviewer\"\n\
+        args = [\"-c\", \"echo ready; read l; echo oops > notes.txt; echo wrote; exec sleep 600\"]\n";
+    let mut rig = Rig::new(crew, "rev");
+    rig.wait_for("rev at rest", |r| r.state("rev") == Some(AgentState::Idle));
+    assert_eq!(info(&rig, "rev").unwrap().findings, 0);
+    rig.engine.send(Command::Steer { name: "rev".into(), text: "go".into(), force: true });
+    rig.wait_for("the write found", |r| info(r, "rev").is_some_and(|a| a.findings >= 1));
+}
+
+/// Under `guard = "enforce"` a read-only agent cannot write its own worktree at all (Landlock).
+#[test]
+fn a_read_only_agent_under_enforce_cannot_write_its_worktree() {
+    if muster::guard::sandbox::kernel_abi().is_none() {
+        eprintln!("no Landlock in this kernel: enforce falls back to watching (the test above covers that)");
+        return;
+    }
+    let crew = "[[agent]]\nname = \"rev\"\ncommand = \"bash\"\nread_only = true\nguard = \"enforce\"\n\
+        args = [\"-c\", \"echo ready; read l; echo oops > notes.txt || echo refused; exec sleep 600\"]\n";
+    let mut rig = Rig::new(crew, "rev");
+    rig.wait_for("rev at rest", |r| r.screen_text("rev").contains("ready"));
+    rig.engine.send(Command::Steer { name: "rev".into(), text: "go".into(), force: true });
+    rig.wait_for("the write refused", |r| r.screen_text("rev").contains("refused"));
+    assert!(!rig.root.join(".muster/worktrees/rev/notes.txt").exists());
 }

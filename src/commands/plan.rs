@@ -71,8 +71,16 @@ pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
             if let Some(r) = s.role {
                 line.push_str(&format!(" role {}", printable_line(r)));
             }
-            if !s.after.is_empty() {
-                line.push_str(&format!(" after {}", s.after.join(", ")));
+            // What its wave brings (every agent of the waves before) is said once; its own `after`, by name.
+            let by_wave = |n: &String| {
+                s.wave.is_some_and(|w| steps.iter().any(|o| &o.name == n && o.wave.is_some_and(|ow| ow < w)))
+            };
+            let own: Vec<&str> = s.after.iter().filter(|n| !by_wave(n)).map(String::as_str).collect();
+            match (s.after.iter().any(by_wave), own.is_empty()) {
+                (true, true) => line.push_str(" after the waves before"),
+                (true, false) => line.push_str(&format!(" after the waves before and {}", own.join(", "))),
+                (false, false) => line.push_str(&format!(" after {}", own.join(", "))),
+                (false, true) => {}
             }
             line.push_str(&format!(" · done when {}", s.advance));
             if s.read_only {
