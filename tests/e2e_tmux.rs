@@ -1264,3 +1264,24 @@ fn a_write_outside_owns_is_seen_and_restored_from_the_keyboard() {
         "{status}"
     );
 }
+
+/// A crew as waves from the keyboard: wave 2 waits for the operator's word under its heading; `W` on its agent
+/// asks, listing what is not done, and `y` starts it.
+#[test]
+fn a_wave_waiting_for_the_word_starts_on_w_from_the_keyboard() {
+    let crew = "[[wave]]\nwave = 2\napprove = true\n\
+        [[agent]]\nname = \"first\"\ncommand = \"bash\"\nwave = 1\nargs = [\"-c\", \"echo i am first; exec sleep 600\"]\n\
+        [[agent]]\nname = \"second\"\ncommand = \"bash\"\nwave = 2\nargs = [\"-c\", \"echo i am second; exec sleep 600\"]\n";
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, crew));
+    t.wait_for("wave 2 waiting for the word", |s| {
+        s.contains("── wave 2 · wave 2 waits for your word")
+            && roster_line(s, "second").contains("pending · wave 2")
+            && roster_line(s, "first").contains("idle")
+    });
+    t.keys(&["j", "W"]);
+    t.wait_for("the question", |s| s.contains("Start wave 2?") && s.contains("To start now: second."));
+    t.keys(&["y"]);
+    t.wait_for("second started", |s| s.contains("i am second") && !roster_line(s, "second").contains("pending"));
+    let s = t.screen();
+    assert!(s.contains("── wave 2 · 1 of 1 running"), "{s}");
+}

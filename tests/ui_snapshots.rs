@@ -39,6 +39,8 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             gate: Default::default(),
             gates_stopped: false,
             findings: 0,
+            wave: None,
+            pending: false,
         },
         screen: None,
         checkpoints: Vec::new(),
@@ -169,6 +171,29 @@ fn draw(s: &State) -> String {
 #[test]
 fn workbench_120x40() {
     insta::assert_snapshot!(draw(&state(120, 40)));
+}
+
+/// A crew as waves: each wave under its heading, pending agents `·` with what they wait for, at three sizes.
+fn waves(width: u16, height: u16) -> State {
+    let mut s = state(width, height);
+    s.agents.truncate(4);
+    for (a, wave) in s.agents.iter_mut().zip([1, 2, 2, 3]) {
+        a.info.wave = Some(wave);
+    }
+    for a in s.agents.iter_mut().skip(1) {
+        a.info.state = AgentState::Stopped;
+        a.info.pending = true;
+        a.info.last_output_ms = None;
+        a.info.why = "pending: after planner (busy ✗2/4 test, done when green)".into();
+    }
+    s
+}
+
+#[test]
+fn waves_120x40_80x24_50x12() {
+    insta::assert_snapshot!("waves_120x40", draw(&waves(120, 40)));
+    insta::assert_snapshot!("waves_80x24", draw(&waves(80, 24)));
+    insta::assert_snapshot!("waves_50x12", draw(&waves(50, 12)));
 }
 
 #[test]

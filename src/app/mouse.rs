@@ -75,8 +75,9 @@ pub(super) fn on_press(state: &mut State, press: Press, col: u16, row: u16, fx: 
 fn down(state: &mut State, col: u16, row: u16) {
     let a = state.areas();
     if inside(a.roster, col, row) && !state.attached {
-        let i = state.roster_first() + (row - a.roster.y) as usize;
-        if i < state.agents.len() {
+        let line = state.roster_first() + (row - a.roster.y) as usize;
+        // A wave's heading selects nothing.
+        if let Some(Some(i)) = state.roster_rows().get(line).copied() {
             select(state, i);
         }
         return;

@@ -313,11 +313,8 @@ fn approve_wave(state: &mut State) {
     };
     let pending: Vec<&crate::app::AgentView> =
         state.agents.iter().filter(|a| a.info.wave == Some(wave) && a.info.pending).collect();
-    let mut lines = vec![format!(
-        "{} start now: {}.",
-        crate::text::counted(pending.len(), "agent"),
-        pending.iter().map(|a| a.info.name.as_str()).collect::<Vec<_>>().join(", ")
-    )];
+    let mut lines =
+        vec![format!("To start now: {}.", pending.iter().map(|a| a.info.name.as_str()).collect::<Vec<_>>().join(", "))];
     for a in &pending {
         lines.push(format!("{}: {}", a.info.name, a.info.why.trim_start_matches("pending: ")));
     }

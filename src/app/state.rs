@@ -421,10 +421,31 @@ impl State {
             .collect()
     }
 
-    /// The first agent the roster shows (it scrolls to keep the selection in view).
+    /// The roster's lines: an agent's index, or `None` for a wave's heading (before the first agent of each
+    /// wave, when the crew has waves).
+    pub fn roster_rows(&self) -> Vec<Option<usize>> {
+        let waves = self.agents.iter().any(|a| a.info.wave.is_some());
+        let mut rows = Vec::with_capacity(self.agents.len() + 4);
+        let mut last = None;
+        for (i, a) in self.agents.iter().enumerate() {
+            if waves && (i == 0 || a.info.wave != last) {
+                rows.push(None);
+            }
+            last = a.info.wave;
+            rows.push(Some(i));
+        }
+        rows
+    }
+
+    /// The first line the roster shows (it scrolls to keep the selection in view).
     pub fn roster_first(&self) -> usize {
         let visible = self.areas().roster.height as usize;
-        self.selected.saturating_sub(visible.saturating_sub(1))
+        let rows = self.roster_rows();
+        let at = rows.iter().position(|r| *r == Some(self.selected)).unwrap_or(0);
+        // The selection's wave heading stays in view with it where there is room.
+        let at = if at > 0 && rows[at - 1].is_none() && visible > 1 { at - 1 } else { at };
+        let first = rows.iter().position(|r| *r == Some(self.selected)).unwrap_or(0);
+        first.saturating_sub(visible.saturating_sub(1)).min(at)
     }
 
     /// The well's tabs for the selected agent, as their labels read, in order.
@@ -521,7 +542,7 @@ impl State {
 
     /// Where each part of the screen goes at the current size.
     pub fn areas(&self) -> super::layout::Areas {
-        super::layout::areas(self.size.0, self.size.1, self.agents.len(), self.well_open, self.attached)
+        super::layout::areas(self.size.0, self.size.1, self.roster_rows().len(), self.well_open, self.attached)
     }
 
     /// The overlap note of an agent: the other agents, and whether a trial merge with any of them conflicts.

@@ -35,7 +35,7 @@ pub fn render_around_well(state: &State, frame: &mut Frame) {
 
 fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     let area = frame.area();
-    let a = layout::areas(area.width, area.height, state.agents.len(), state.well_open, state.attached);
+    let a = layout::areas(area.width, area.height, state.roster_rows().len(), state.well_open, state.attached);
     if let Some(line) = a.summary {
         let text = summary(state, line.width as usize);
         frame.render_widget(Paragraph::new(text).style(state.theme.style("ui.header")), line);
@@ -80,7 +80,16 @@ const COUNTED: [AgentState; 8] = [
 
 /// Each state with agents in it, in the fixed order, as `each` writes it.
 fn each_count(state: &State, each: impl Fn(AgentState, usize) -> String) -> Vec<String> {
-    COUNTED.iter().filter(|s| state.count(**s) > 0).map(|s| each(*s, state.count(*s))).collect()
+    // Pending agents (a plan's, not started yet) are counted as pending, not stopped.
+    let pending = state.agents.iter().filter(|a| a.info.pending).count();
+    let count = |s: AgentState| state.count(s) - if s == AgentState::Stopped { pending } else { 0 };
+    let mut parts: Vec<String> = COUNTED.iter().filter(|s| count(**s) > 0).map(|s| each(*s, count(*s))).collect();
+    if pending > 0 {
+        // As `each` writes a state: in words ("2 pending") or in the roster's glyph ("·2").
+        let word = each(AgentState::Stopped, pending);
+        parts.push(word.replace(AgentState::Stopped.label(), "pending").replace(AgentState::Stopped.glyph(), "·"));
+    }
+    parts
 }
 
 /// "3 busy · 1 waiting · 2 idle", in a fixed order, leaving out zeros.

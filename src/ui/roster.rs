@@ -193,6 +193,29 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     Line::from(spans)
 }
 
+/// A wave's heading, over its first agent (`first`): its number and how it is doing — what it waits for while
+/// pending (`wave 2 · after planner (waiting, done when green)`), else how many of its agents run.
+fn wave_heading<'a>(state: &State, first: Option<usize>, width: u16) -> Line<'a> {
+    let wave = first.and_then(|i| state.agents.get(i)).and_then(|a| a.info.wave);
+    let members: Vec<&AgentView> = state.agents.iter().filter(|a| a.info.wave == wave).collect();
+    let title = match wave {
+        Some(w) => format!("wave {w}"),
+        None => "no wave".to_string(),
+    };
+    let how = match members.iter().find(|a| a.info.pending) {
+        Some(p) => p.info.why.trim_start_matches("pending: ").to_string(),
+        None => {
+            let running = members.iter().filter(|a| a.info.state.is_running()).count();
+            format!("{running} of {} running", members.len())
+        }
+    };
+    let text = format!("── {title} · {how} ");
+    let used = unicode_width::UnicodeWidthStr::width(text.as_str());
+    let line = format!("{text}{}", "─".repeat((width as usize).saturating_sub(used)));
+    let cut: String = line.chars().take(width as usize).collect();
+    Line::from(Span::styled(cut, state.theme.style("roster.kind")))
+}
+
 pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     if area.height == 0 {
         return;
@@ -206,17 +229,20 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     // Keep the selection in view when there are more agents than lines.
     let visible = area.height as usize;
     let first = state.roster_first();
-    let lines: Vec<Line> = state
-        .agents
+    let rows = state.roster_rows();
+    let lines: Vec<Line> = rows
         .iter()
         .enumerate()
         .skip(first)
         .take(visible)
-        .map(|(i, a)| row(state, a, i == state.selected, area.width))
+        .map(|(at, r)| match r {
+            Some(i) => row(state, &state.agents[*i], *i == state.selected, area.width),
+            None => wave_heading(state, rows.get(at + 1).copied().flatten(), area.width),
+        })
         .collect();
     frame.render_widget(Paragraph::new(lines), area);
     // More agents than lines: how many are out of sight, at the edge they are beyond.
-    let below = state.agents.len().saturating_sub(first + visible);
+    let below = rows.len().saturating_sub(first + visible);
     let style = state.theme.style("roster.attention");
     for (n, glyph, y) in [(first, "↑", area.y), (below, "↓", area.y + area.height - 1)] {
         if n > 0 {

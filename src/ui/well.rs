@@ -121,6 +121,16 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
                     (format!("{} could not start: {e}\n\nR tries again once it is fixed.", info.name), "ui.error")
                 }
                 (_, s) if s.is_running() => ("waiting for output…".to_string(), "roster.kind"),
+                // A plan's agent that has not started: what it waits for, and the keys that start it anyway.
+                _ if info.pending => (
+                    format!(
+                        "{} has not started: {}.\n\nIt starts by itself once that is done; W starts its wave now, R \
+                         starts it alone.",
+                        info.name,
+                        info.why.trim_start_matches("pending: ")
+                    ),
+                    "roster.kind",
+                ),
                 _ => (format!("{} is not running — R restarts it with its resume arguments", info.name), "roster.kind"),
             };
             let text = Paragraph::new(msg).style(theme.style(scope)).wrap(ratatui::widgets::Wrap { trim: false });
