@@ -12,7 +12,51 @@ use crate::protocol::{AgentState, Command, Event};
 
 pub fn run() -> Result<()> {
     loop_latencies(10)?;
+    wave_advance(5)?;
     server_cost(60)
+}
+
+/// A wave after a gate (issue #30): the client sees wave 1's agent's gate turn green → the client sees wave 2's
+/// agent started, `n` crews.
+fn wave_advance(n: usize) -> Result<()> {
+    let mut lags = Vec::new();
+    for _ in 0..n {
+        let dir = super::tempfile_dir()?;
+        let log = dir.join("agent.log");
+        let toml = format!(
+            "[[gate]]\nname = \"test\"\nrun = \"exit 0\"\n\
+             [[agent]]\nname = \"w\"\nkind = \"demo\"\ncommand = \"bash\"\nwave = 1\nargs = [\"-c\", {agent:?}]\n\
+             env = {{ BENCH_LOG = {log:?} }}\n\
+             [[agent]]\nname = \"next\"\ncommand = \"bash\"\nwave = 2\ngates = []\nargs = [\"-c\", \"exec sleep 600\"]\n",
+            agent = AGENT,
+            log = log.display().to_string(),
+        );
+        let crew = ServedCrew::start_crew(&toml)?;
+        let (client, rx, _socket) = crew.client()?;
+        client.send(Command::Steer { name: "w".into(), text: "begin".into(), force: false });
+        let (mut green, mut started) = (None, None);
+        let end = Instant::now() + Duration::from_secs(30);
+        while started.is_none() && Instant::now() < end {
+            if let Ok(crate::tui::AppMsg::Engine(Event::Agent(info))) = rx.recv_timeout(Duration::from_millis(100)) {
+                match info.name.as_str() {
+                    "w" if green.is_none() && matches!(info.gate, crate::protocol::gate::GateMark::Green { .. }) => {
+                        green = Some(Instant::now())
+                    }
+                    "next" if info.pid.is_some() => started = Some(Instant::now()),
+                    _ => {}
+                }
+            }
+        }
+        let (Some(g), Some(s)) = (green, started) else { anyhow::bail!("wave 2 never started") };
+        lags.push(s.saturating_duration_since(g));
+    }
+    lags.sort();
+    println!(
+        "wave 1's gate green → wave 2 started (as a client sees both), {n} crews: median {}, worst {}",
+        ms(lags[lags.len() / 2]),
+        ms(*lags.last().unwrap_or(&Duration::ZERO))
+    );
+    Ok(())
 }
 
 /// An agent in bash: at its prompt it reads a message (a bracketed paste whole), logs when it got it, works a

@@ -73,7 +73,7 @@ pub fn run(root: &Path, json: bool) -> Result<ExitCode> {
             }
             // What its wave brings (every agent of the waves before) is said once; its own `after`, by name.
             let by_wave = |n: &String| {
-                s.wave.is_some_and(|w| steps.iter().any(|o| &o.name == n && o.wave.is_some_and(|ow| ow < w)))
+                s.wave.is_some_and(|w| steps.iter().any(|o| o.name == n && o.wave.is_some_and(|ow| ow < w)))
             };
             let own: Vec<&str> = s.after.iter().filter(|n| !by_wave(n)).map(String::as_str).collect();
             match (s.after.iter().any(by_wave), own.is_empty()) {

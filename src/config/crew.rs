@@ -480,7 +480,8 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #
 # Keys of an agent:
 #   name          letters, digits, - _ . (used for the branch, ref and directory)
-#   kind          claude | codex | aider | gemini | opencode | shell | custom
+#   kind          claude | codex | gemini | opencode | copilot | qwen | kilo | pi | aider | … | shell | custom
+#                 (`muster agents list`)
 #   command, args override the preset's command line
 #   resume_args   arguments used when the agent is relaunched
 #   env           extra environment, e.g. env = { RUST_LOG = "debug" }
@@ -499,6 +500,17 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   stall         seconds busy with no output and no file change before it is said to be stalled, e.g. 600
 #   disk_quota    MiB its worktree may take (at 80 % a finding; at 100 % it is paused), e.g. 4096
 #                 (stall and disk_quota also in [defaults])
+#   role          a [[role]] below: the agent takes the fields it does not set itself
+#   brief         its instructions (its CLI's system prompt where it has one)
+#   read_only     true: its CLI's read-only mode, and every write it makes is a finding (refused under enforce)
+#   setup         a command run in its worktree before it starts, e.g. setup = "npm ci"
+#   wave          1, 2, …: it starts once every agent of the waves before is done
+#   after         or the agents it waits for, e.g. after = ["api"]
+#   advance       when it counts as done: "green" (idle, its gates passing; default), "idle" or "merged"
+#
+# Roles: [[role]] with a name and any of kind, command, args, brief, owns, gates, env, read_only, setup, advance.
+# Waves: [[wave]] with wave = N, approve = true (it waits for your word: W, or `muster crew approve N`) and an
+# advance for its agents. `muster crew plan` prints the plan.
 #
 # Gates: checks run in an agent's worktree after each turn that changed files; a failure is sent back to the
 # agent (at most `attempts` times), an error of the check itself (not found, timeout) only to you.
