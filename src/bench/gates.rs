@@ -52,7 +52,7 @@ fn wave_advance(n: usize) -> Result<()> {
     }
     lags.sort();
     println!(
-        "wave 1's gate green → wave 2 started (as a client sees both), {n} crews: median {}, worst {}",
+        "wave 1's gate green → wave 2 started (as a client sees both), {n} crews: median {:.1} ms, worst {:.1} ms",
         ms(lags[lags.len() / 2]),
         ms(*lags.last().unwrap_or(&Duration::ZERO))
     );
