@@ -106,6 +106,22 @@ pub enum Cmd {
         #[command(subcommand)]
         action: CrewCmd,
     },
+    /// A reviewer's verdict on an agent's work (run by the agent whose `reviews` name it, or by you): approved,
+    /// or what blocks it (sent to it as mail); tech debt and skippable points are recorded and block nothing.
+    Review {
+        agent: String,
+        #[arg(long, conflicts_with = "blocker")]
+        approve: bool,
+        /// Something that must change (repeat for more).
+        #[arg(long)]
+        blocker: Vec<String>,
+        /// Tech debt, recorded (repeat for more).
+        #[arg(long)]
+        debt: Vec<String>,
+        /// A point that may be skipped, recorded (repeat for more).
+        #[arg(long)]
+        skip: Vec<String>,
+    },
     /// The agent CLIs muster knows (their manifests: built in, `~/.config/muster/agents/`, `.muster/agents/`).
     Agents {
         #[command(subcommand)]

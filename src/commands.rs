@@ -82,6 +82,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Crew { action: crate::cli::CrewCmd::Approve { wave } }) => {
             return through_the_crew(&find_repo_root(&dir)?, engine::Command::ApproveWave { wave })
         }
+        Some(Cmd::Review { agent, approve, blocker, debt, skip }) => {
+            let verdict = crate::protocol::review::Verdict { approve, blockers: blocker, debt, skip };
+            return review_cmd(&dir, agent, verdict);
+        }
         Some(Cmd::Agents { action }) => return agents::run(find_repo_root(&dir).ok().as_deref(), action),
         Some(Cmd::Status { json, format }) => status(&find_repo_root(&dir)?, json, format.as_deref())?,
         Some(Cmd::Mail { action }) => return mail::run(&dir, action),
@@ -164,7 +168,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
         cmd,
         Some(Cmd::Removed { .. })
             | Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
-            | Some(Cmd::Agents { .. } | Cmd::Crew { .. })
+            | Some(Cmd::Agents { .. } | Cmd::Crew { .. } | Cmd::Review { .. })
             | Some(
                 Cmd::Conflicts { .. }
                     | Cmd::Explain { .. }
@@ -422,6 +426,31 @@ fn doctor(dir: &Path) -> Result<ExitCode> {
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `muster review`: as the agent whose environment it runs in (its name and secret), else as the operator.
+fn review_cmd(dir: &Path, target: String, verdict: crate::protocol::review::Verdict) -> Result<ExitCode> {
+    if let Err(e) = verdict.check() {
+        bail!("{e}");
+    }
+    let agent = std::env::var("MUSTER_AGENT").ok().filter(|a| !a.is_empty());
+    let (run_dir, agent, token) = match (agent, std::env::var_os("MUSTER_RUN_DIR")) {
+        (Some(a), Some(run)) => (PathBuf::from(run), Some(a), std::env::var("MUSTER_AGENT_TOKEN").ok()),
+        _ => (crate::ipc::run_dir(&find_repo_root(dir)?)?, None, None),
+    };
+    let req = crate::protocol::script::Request::Review { agent, token, target, verdict };
+    match engine::script_socket::ask(&run_dir, &req, Some(std::time::Duration::from_secs(30)))? {
+        Some(crate::protocol::script::Answer::Done { message }) => {
+            println!("{}", message.unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(crate::protocol::script::Answer::Error(e)) => {
+            eprintln!("muster: {}", e.message);
+            Ok(ExitCode::from(1))
+        }
+        Some(other) => bail!("the running muster answered {other:?}"),
+        None => bail!("no muster server runs for this repository: a review goes to a running crew"),
+    }
 }
 
 fn which(program: &str) -> Option<PathBuf> {

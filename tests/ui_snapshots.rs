@@ -41,6 +41,7 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             findings: 0,
             wave: None,
             pending: false,
+            review: None,
         },
         screen: None,
         checkpoints: Vec::new(),

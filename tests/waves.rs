@@ -93,3 +93,54 @@ fn a_read_only_agent_under_enforce_cannot_write_its_worktree() {
     rig.wait_for("the write refused", |r| r.screen_text("rev").contains("refused"));
     assert!(!rig.root.join(".muster/worktrees/rev/notes.txt").exists());
 }
+
+/// A reviewer is handed the work it reviews, and its verdict drives the implementer: blockers reach it as mail
+/// (it works again), an approval of its newest work lets the wave after the reviewer start.
+#[test]
+fn a_reviewers_blockers_steer_the_implementer_and_its_approval_advances_the_plan() {
+    // The reviewer runs `muster review api <what it is told>` for each line typed into it: as itself.
+    let crew = format!(
+        "[[agent]]\nname = \"api\"\ncommand = \"bash\"\nwave = 1\nadvance = \"idle\"\n\
+         args = [\"-c\", \"echo api-ready; while read l; do echo \\\"$l\\\" >> work.txt; echo took it; done\"]\n\
+         [[agent]]\nname = \"rev\"\ncommand = \"bash\"\nwave = 2\nreviews = [\"api\"]\nadvance = \"idle\"\n\
+         args = [\"-c\", \"echo rev-ready; while read l; do {} review api $l; done\"]\n\
+         [[agent]]\nname = \"after\"\ncommand = \"bash\"\nwave = 3\nargs = [\"-c\", \"echo after-ready; exec sleep 600\"]\n",
+        env!("CARGO_BIN_EXE_muster")
+    );
+    let crew = crew.as_str();
+    let mut rig = Rig::new(crew, "api");
+    rig.wait_for("api at rest", |r| r.state("api") == Some(AgentState::Idle));
+    rig.engine.send(Command::Steer { name: "api".into(), text: "first".into(), force: true });
+    rig.wait_for("rev started", |r| info(r, "rev").is_some_and(|i| !i.pending && i.pid.is_some()));
+    // Its diff of api's work, in its worktree.
+    let diff = rig.root.join(".muster/worktrees/rev/.muster/review/api.diff");
+    // Written off the engine's thread after api's checkpoint: read until it is there.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&diff).is_ok_and(|d| d.contains("+first")) {
+        assert!(std::time::Instant::now() < end, "no diff of api's work: {:?}", std::fs::read_to_string(&diff));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    rig.wait_for("after waits for the approval", |r| {
+        info(r, "after").is_some_and(|a| a.pending && a.why.contains("to approve: api"))
+    });
+    // A blocker: api gets it as mail (typed in at its prompt: its loop writes it down), and is marked.
+    let (ok, out) = rig.muster(&["review", "api", "--blocker", "add a test", "--debt", "names"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("api: review by operator: 1 blocker, 1 point recorded"), "{out}");
+    let work = rig.root.join(".muster/worktrees/api/work.txt");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&work).is_ok_and(|w| w.contains("add a test")) {
+        assert!(std::time::Instant::now() < end, "the blocker never reached api: {:?}", std::fs::read_to_string(&work));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    rig.wait_for("the mark", |r| info(r, "api").and_then(|a| a.review).is_some_and(|m| !m.approved && m.blockers == 1));
+    assert!(info(&rig, "after").unwrap().pending, "a blocker does not advance the plan");
+    // An approval of its newest work: the wave after the reviewer starts.
+    rig.wait_for("api's checkpoint of that turn", |r| r.messages.iter().any(|m| m == "api: checkpoint 2 (turn)"));
+    rig.engine.send(Command::Steer { name: "rev".into(), text: "--approve".into(), force: true });
+    rig.wait_for("after started", |r| info(r, "after").is_some_and(|a| !a.pending && a.pid.is_some()));
+    let mark = info(&rig, "api").and_then(|a| a.review).unwrap();
+    assert!(mark.approved && mark.by == "rev", "{mark:?}");
+    let (ok, out) = rig.muster(&["review", "api", "--approve", "--blocker", "x"]);
+    assert!(!ok, "approving and blocking at once is refused: {out}");
+}

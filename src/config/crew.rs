@@ -89,6 +89,7 @@ struct RawAgent {
     wave: Option<Spanned<u32>>,
     after: Option<Spanned<Vec<String>>>,
     advance: Option<super::plan::Advance>,
+    reviews: Option<Spanned<Vec<String>>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -156,6 +157,10 @@ pub struct AgentSpec {
     /// Its wave waits for the operator's word too.
     #[serde(default)]
     pub approve: bool,
+    /// The agents whose work it reviews (`muster review`): their diffs are handed to it, and they are green only
+    /// once it approved their newest work.
+    #[serde(default)]
+    pub reviews: Vec<String>,
 }
 
 impl AgentSpec {
@@ -277,6 +282,7 @@ pub fn parse_crew(
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     let mut agents = Vec::new();
     let mut placed = Vec::new();
+    let mut reviewing: Vec<(String, Spanned<Vec<String>>)> = Vec::new();
     for a in raw.agents {
         let a = take_role(file, text, a, &roles)?;
         let name_at = a.name.span().start;
@@ -343,6 +349,9 @@ pub fn parse_crew(
         let wave = a.wave.as_ref().map(|w| *w.get_ref());
         placed.push(super::plan::Placed { name: name.clone(), at: name_at, wave, after: a.after.clone() });
         let wave_cfg = wave.and_then(|w| waves.get(&w));
+        if let Some(r) = &a.reviews {
+            reviewing.push((name.clone(), r.clone()));
+        }
         let command = a.command.clone().unwrap_or_else(|| preset.command.clone());
         if command.trim().is_empty() {
             return Err(ConfigError::at(
@@ -382,16 +391,55 @@ pub fn parse_crew(
             after: Vec::new(),
             advance: a.advance.or(wave_cfg.and_then(|w| w.advance)).unwrap_or_default(),
             approve: wave_cfg.is_some_and(|w| w.approve),
+            reviews: a.reviews.map(Spanned::into_inner).unwrap_or_default(),
         });
     }
     for (agent, after) in agents.iter_mut().zip(super::plan::dependencies(file, text, &placed)?) {
         agent.after = after;
+    }
+    for (reviewer, names) in &reviewing {
+        let at = names.span().start;
+        for n in names.get_ref() {
+            if n == reviewer {
+                return Err(ConfigError::at(file, text, at, format!("key `reviews`: `{n}` cannot review itself")));
+            }
+            if !agents.iter().any(|a| &a.name == n) {
+                let known: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+                return Err(ConfigError::at(
+                    file,
+                    text,
+                    at,
+                    format!("key `reviews`: no agent `{n}` in this crew (agents: {})", known.join(", ")),
+                ));
+            }
+        }
     }
     let shared = defaults.shared.clone().unwrap_or_default();
     if let Err((i, e)) = super::owns::Globs::new(&shared) {
         return Err(ConfigError::at(file, text, 0, format!("key `shared`: pattern {}: {e}", i + 1)));
     }
     Ok(Crew { agents, shared, gates, max_parallel_gates })
+}
+
+/// Reviewers that run the same CLI as an agent they review: a warning at their `reviews` (a model tends to pass
+/// its own kind of mistakes; another CLI reviews better).
+pub fn review_warnings(file: &Path, text: &str, crew: &Crew) -> Vec<super::Warning> {
+    let Ok(raw) = toml::from_str::<RawCrew>(text) else { return Vec::new() };
+    let mut out = Vec::new();
+    for a in &raw.agents {
+        let Some(spec) = crew.agents.iter().find(|s| &s.name == a.name.get_ref()) else { continue };
+        let at = a.reviews.as_ref().map_or(a.name.span().start, |r| r.span().start);
+        for n in &spec.reviews {
+            if crew.agents.iter().any(|o| &o.name == n && o.kind == spec.kind && o.kind != "custom") {
+                let msg = format!(
+                    "key `reviews` of `{}`: it runs the same CLI ({}) as `{n}`, which it reviews (another CLI catches more)",
+                    spec.name, spec.kind
+                );
+                out.push(super::Warning(ConfigError::at(file, text, at, msg)));
+            }
+        }
+    }
+    out
 }
 
 /// The crew's `[[role]]`s by name; a duplicate is an error at its second `name`.
@@ -461,6 +509,7 @@ fn take_role(
     a.read_only = a.read_only.or(r.read_only);
     a.setup = a.setup.or(r.setup);
     a.advance = a.advance.or(r.advance);
+    a.reviews = a.reviews.or(r.reviews);
     let mut env = r.env;
     env.extend(std::mem::take(&mut a.env));
     a.env = env;
@@ -507,6 +556,7 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   wave          1, 2, …: it starts once every agent of the waves before is done
 #   after         or the agents it waits for, e.g. after = ["api"]
 #   advance       when it counts as done: "green" (idle, its gates passing; default), "idle" or "merged"
+#   reviews       the agents whose work it reviews, e.g. reviews = ["api"] (`muster review api --approve`)
 #
 # Roles: [[role]] with a name and any of kind, command, args, brief, owns, gates, env, read_only, setup, advance.
 # Waves: [[wave]] with wave = N, approve = true (it waits for your word: W, or `muster crew approve N`) and an
@@ -769,5 +819,22 @@ mod tests {
         assert!(err.message.contains("`c` and `b` both own `src/lib.rs`"), "b and c run together: {err}");
         let two = &text[..text.rfind("[[agent]]").unwrap()];
         assert!(check_ownership(Path::new("c.toml"), two, &files, &parse(two).unwrap()).is_ok(), "a then b");
+    }
+
+    #[test]
+    fn reviews_name_agents_of_the_crew_and_the_same_cli_is_a_warning() {
+        let text =
+            "[[agent]]\nname = 'api'\nkind = 'claude'\n[[agent]]\nname = 'rev'\nkind = 'claude'\nreviews = ['api']\n";
+        let crew = parse(text).unwrap();
+        assert_eq!(crew.agents[1].reviews, ["api"]);
+        let w = review_warnings(Path::new("c.toml"), text, &crew);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].to_string().contains("c.toml:7:11") && w[0].to_string().contains("same CLI (claude)"), "{}", w[0]);
+        let other = text.replace("name = 'rev'\nkind = 'claude'", "name = 'rev'\nkind = 'codex'");
+        assert!(review_warnings(Path::new("c.toml"), &other, &parse(&other).unwrap()).is_empty());
+        let e = parse("[[agent]]\nname = 'rev'\nkind = 'shell'\nreviews = ['ghost']\n").unwrap_err();
+        assert_eq!((e.line, e.message.contains("no agent `ghost`")), (4, true), "{e}");
+        let e = parse("[[agent]]\nname = 'rev'\nkind = 'shell'\nreviews = ['rev']\n").unwrap_err();
+        assert!(e.message.contains("cannot review itself"), "{e}");
     }
 }

@@ -53,7 +53,11 @@ pub fn load_crew(root: &std::path::Path) -> anyhow::Result<(crew::Crew, user::Us
     let shown = path.strip_prefix(root).unwrap_or(&path);
     // A crew file that cannot be read is an error, never a silent "no agents".
     let crew = match read_text(&path).map_err(|e| ConfigError { file: shown.to_path_buf(), ..e })? {
-        Some(text) => crew::parse_crew(shown, &text, &presets, &user_cfg.defaults)?,
+        Some(text) => {
+            let crew = crew::parse_crew(shown, &text, &presets, &user_cfg.defaults)?;
+            warnings.extend(crew::review_warnings(shown, &text, &crew));
+            crew
+        }
         None => crew::Crew::default(),
     };
     Ok((crew, user_cfg, warnings))

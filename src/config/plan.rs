@@ -50,6 +50,7 @@ pub struct RawRole {
     pub read_only: Option<bool>,
     pub setup: Option<String>,
     pub advance: Option<Advance>,
+    pub reviews: Option<Spanned<Vec<String>>>,
 }
 
 /// A `[[wave]]`: what holds for every agent of wave `wave`.

@@ -50,6 +50,13 @@ pub enum ScriptMsg {
     Gate { op: crate::protocol::gate::GateOp, reply: Sender<Answer> },
     /// `guard`: findings, and the operator's answers to them.
     Guard { op: crate::protocol::guard::GuardOp, reply: Sender<Answer> },
+    /// `review`: a verdict, from the reviewer whose secret it carries (None: the operator).
+    Review {
+        who: Option<(String, String)>,
+        target: String,
+        verdict: crate::protocol::review::Verdict,
+        reply: Sender<Answer>,
+    },
 }
 
 /// What a worker thread or an agent's threads tell the engine.

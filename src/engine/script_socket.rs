@@ -92,6 +92,14 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
             Request::Gate { op } => {
                 (EngineMsg::Script(ScriptMsg::Gate { op, reply: tx }), Some(Duration::from_secs(10)), 1)
             }
+            Request::Review { agent, token, target, verdict } => {
+                let who = agent.map(|a| (a, token.unwrap_or_default()));
+                (
+                    EngineMsg::Script(ScriptMsg::Review { who, target, verdict, reply: tx }),
+                    Some(Duration::from_secs(10)),
+                    1,
+                )
+            }
             Request::Guard { op } => {
                 (EngineMsg::Script(ScriptMsg::Guard { op, reply: tx }), Some(Duration::from_secs(10)), 1)
             }

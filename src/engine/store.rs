@@ -157,6 +157,7 @@ mod tests {
                 after: vec![],
                 advance: Default::default(),
                 approve: false,
+                reviews: vec![],
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

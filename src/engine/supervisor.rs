@@ -34,6 +34,7 @@ mod jobs;
 mod launch;
 mod lifecycle;
 mod mail;
+mod review;
 mod scripts;
 mod viewers;
 mod waves;

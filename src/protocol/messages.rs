@@ -133,6 +133,9 @@ pub struct AgentInfo {
     /// Not started yet: it waits for the agents it follows (its `why` says which, and their state).
     #[serde(default)]
     pub pending: bool,
+    /// Its latest review, where an agent of the crew `reviews` it.
+    #[serde(default)]
+    pub review: Option<super::review::ReviewMark>,
 }
 
 /// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
@@ -196,6 +199,7 @@ impl AgentInfo {
             findings: 0,
             wave: None,
             pending: false,
+            review: None,
         }
     }
 }

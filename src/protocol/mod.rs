@@ -11,6 +11,7 @@ pub mod git;
 pub mod guard;
 pub mod mail;
 pub mod messages;
+pub mod review;
 pub mod screen;
 pub mod script;
 

@@ -12,7 +12,7 @@ use super::mail::{MailAnswer, MailOp};
 use super::{AgentState, Command};
 
 /// Bumped whenever a request or an answer changes shape (`{"version":{}}` tells a script which it speaks).
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// One request: an object with one key, the request's name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +75,16 @@ pub enum Request {
     Gate { op: GateOp },
     /// The watchdog: its findings, and restore, allow, dismiss or tell the agent about one. Answered `guard`.
     Guard { op: GuardOp },
+    /// A reviewer's verdict on `target`'s work (`muster review`): from an agent (its secret in `token`) that
+    /// `reviews` it, or the operator (no agent). Answered `done`.
+    Review {
+        #[serde(default)]
+        agent: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+        target: String,
+        verdict: super::review::Verdict,
+    },
     /// Which version of this API the server speaks. Answered `version`.
     Version {},
 }
@@ -250,6 +260,12 @@ mod tests {
             Request::Wait { agents: vec!["a".into()], until: WaitFor::GateFailed, timeout: None },
             Request::Guard { op: GuardOp::Status { agent: Some("a".into()), all: true } },
             Request::Guard { op: GuardOp::Restore { id: 3 } },
+            Request::Review {
+                agent: Some("rev".into()),
+                token: Some("t".into()),
+                target: "api".into(),
+                verdict: super::super::review::Verdict { blockers: vec!["no test".into()], ..Default::default() },
+            },
             Request::Version {},
         ];
         for r in &all {
@@ -263,6 +279,7 @@ mod tests {
                 | Request::Mail { .. }
                 | Request::Gate { .. }
                 | Request::Guard { .. }
+                | Request::Review { .. }
                 | Request::Version {} => {}
             }
         }

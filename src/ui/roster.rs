@@ -174,6 +174,8 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     } else if info.pending {
         // What it waits for, and how that is doing.
         Some((info.why.trim_start_matches("pending: ").to_string(), "roster.kind"))
+    } else if let Some(r) = &info.review {
+        Some((r.cell(), if r.approved { "roster.added" } else { "ui.warning" }))
     } else if let Some((others, conflicts)) = state.overlap_of(&info.name) {
         match conflicts {
             true => Some((format!("✗ conflicts with: {}", others.join(", ")), "ui.error")),

@@ -280,6 +280,7 @@ impl Supervisor {
             slot.info.rolled_back = r;
         }
         self.emit(&name);
+        self.diffs_after_checkpoint(&name);
         self.sink.event(Event::Timeline { name: name.clone(), checkpoints });
         if done.rolled_back.is_some() {
             self.request_diffstat(&name, true);

@@ -112,7 +112,8 @@ impl Supervisor {
         // An agent that never ran has no conversation to resume.
         let resume = resume && self.slots[idx].ran_before;
         match self.launch(idx, resume) {
-            Ok(()) => {}
+            // A reviewer finds the work it reviews in its worktree.
+            Ok(()) => self.hand_diffs(name, None),
             Err(e) => {
                 let slot = &mut self.slots[idx];
                 slot.info.state = AgentState::Error;
@@ -357,7 +358,17 @@ impl Supervisor {
 
     /// What an agent is told about itself: its role's brief, then how the crew's mail works.
     fn note_of(&self, spec: &AgentSpec) -> String {
-        let note = crate::mailbox::agent_note(&spec.name, &muster_command(&self.cfg.muster_exe));
+        let muster = muster_command(&self.cfg.muster_exe);
+        let mut note = crate::mailbox::agent_note(&spec.name, &muster);
+        if !spec.reviews.is_empty() {
+            note.push_str(&format!(
+                " You review the work of {}: each one's diff is in `.muster/review/<name>.diff` in your folder, \
+                 renewed after each of its turns. Give your verdict with `{muster} review <name> --approve`, or \
+                 `--blocker TEXT` for each thing that must change (`--debt TEXT` and `--skip TEXT` are recorded \
+                 and block nothing).",
+                spec.reviews.join(", ")
+            ));
+        }
         match spec.brief.as_deref().filter(|b| !b.trim().is_empty()) {
             Some(brief) => format!("{brief}\n\n{note}"),
             None => note,
@@ -404,6 +415,7 @@ impl Supervisor {
             findings: 0,
             wave: spec.wave,
             pending: false,
+            review: None,
         };
         Slot {
             pending_spec: None,

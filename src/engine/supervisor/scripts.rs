@@ -83,6 +83,13 @@ impl Supervisor {
                 };
                 let _ = reply.send(answer);
             }
+            ScriptMsg::Review { who, target, verdict, reply } => {
+                let answer = match self.review_verdict(who, &target, verdict) {
+                    Ok(message) => Answer::Done { message: Some(message) },
+                    Err(e) => Answer::error(ErrorKind::Refused, e),
+                };
+                let _ = reply.send(answer);
+            }
             ScriptMsg::Guard { op, reply } => {
                 let answer = match self.guard_request(op) {
                     Ok(a) => Answer::Guard(a),

@@ -72,6 +72,11 @@ impl Supervisor {
             return false;
         }
         let idle = s.info.state == AgentState::Idle;
+        // A reviewer is done once it approved the newest work of every agent it reviews: its approval is what
+        // lets the plan go on.
+        if s.spec.reviews.iter().any(|r| self.review_open(r)) {
+            return false;
+        }
         match s.spec.advance {
             Advance::Idle => idle,
             Advance::Green => {
@@ -118,11 +123,17 @@ impl Supervisor {
             .filter_map(|d| self.slots.iter().find(|o| &o.spec.name == d))
             .filter(|o| !o.done)
             .map(|o| {
-                let how = match (&o.info.gate, o.info.pending) {
+                let mut how = match (&o.info.gate, o.info.pending) {
                     (_, true) => "pending".to_string(),
                     (GateMark::None, _) => o.info.state.label().to_string(),
                     (g, _) => format!("{} {}", o.info.state.label(), g.cell()),
                 };
+                // A reviewer's open reviews: what it has not approved yet.
+                let open: Vec<&str> =
+                    o.spec.reviews.iter().filter(|r| self.review_open(r)).map(String::as_str).collect();
+                if !o.info.pending && !open.is_empty() {
+                    how.push_str(&format!(", to approve: {}", open.join(", ")));
+                }
                 format!("{} ({how}, done when {})", o.spec.name, o.spec.advance.word())
             })
             .collect();
