@@ -19,7 +19,10 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 /// Valid files whose mutations reach deep into each parser.
 const SEED_CREW: &str = "[defaults]\nbase = \"main\"\ninherit_env = [\"PATH\", \"LC_*\"]\n[[agent]]\nname = \"api\"\n\
                          kind = \"claude\"\nprompt = \"go\"\nenv = { A = \"1\" }\n[[agent]]\nname = \"t\"\n\
-                         command = \"bash\"\nargs = [\"-c\", \"x\"]\nworktree = false\nenter_delay_ms = 5\n";
+                         command = \"bash\"\nargs = [\"-c\", \"x\"]\nworktree = false\nenter_delay_ms = 5\n\
+                         [[role]]\nname = \"rev\"\nkind = \"codex\"\nbrief = \"b\"\nread_only = true\nreviews = [\"api\"]\n\
+                         [[wave]]\nwave = 2\napprove = true\nadvance = \"merged\"\n[[agent]]\nname = \"r\"\n\
+                         role = \"rev\"\nwave = 2\nafter = [\"t\"]\nsetup = \"true\"\n";
 const SEED_USER: &str = "theme = \"light\"\nbell = false\nscrollback = 500\ncheckpoint_minutes = 3\n[defaults]\n\
                          kind = \"codex\"\n";
 const SEED_KEYMAP: &str = include_str!("../keymaps/default.toml");
