@@ -326,18 +326,23 @@ fn a_killed_server_leaves_a_crew_the_next_one_restores() {
     watch(&c, "a");
     c.engine.send(protocol::Command::StartCrew);
     c.wait("running", |c| c.states.get("a") == Some(&AgentState::Idle) && c.states.get("b") == Some(&AgentState::Idle));
-    let mut server = crew.servers.pop().unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
-    c.wait("the connection ends", |c| c.closed.is_some());
-    let sock = crew.serve();
-    let mut again = Client::connect(&sock);
+    let mut again = killed_and_served_again(&mut crew, &mut c);
     again.wait("the crew, stopped", |c| {
         c.states.get("a") == Some(&AgentState::Stopped) && c.states.get("b") == Some(&AgentState::Stopped)
     });
     watch(&again, "a");
     again.engine.send(protocol::Command::Start { name: "a".into(), resume: true });
     again.wait("a again", |c| c.states.get("a") == Some(&AgentState::Idle) && c.screen_has("a", "i am a"));
+}
+
+/// kill -9 of the crew's server (its client `c` sees the connection end), then a new server and a client of it.
+fn killed_and_served_again(crew: &mut Crew, c: &mut Client) -> Client {
+    let mut server = crew.servers.pop().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    c.wait("the connection ends", |c| c.closed.is_some());
+    let sock = crew.serve();
+    Client::connect(&sock)
 }
 
 #[test]
@@ -1090,12 +1095,7 @@ fn a_killed_server_resumes_its_plan_in_the_same_wave() {
     c.engine.send(protocol::Command::StartCrew);
     c.wait("wave 2 at work", |c| c.states.get("b") == Some(&AgentState::Busy) && c.screen_has("b", "b works"));
     c.wait("c pending for b", |c| c.infos.get("c").is_some_and(|i| i.pending && i.why.contains("after b (busy")));
-    let mut server = crew.servers.pop().unwrap();
-    server.kill().unwrap();
-    server.wait().unwrap();
-    c.wait("the connection ends", |c| c.closed.is_some());
-    let sock = crew.serve();
-    let mut again = Client::connect(&sock);
+    let mut again = killed_and_served_again(&mut crew, &mut c);
     again.engine.send(protocol::Command::StartCrew);
     again.wait("the plan as it was", |c| {
         c.infos.get("c").is_some_and(|i| i.pending && i.why.contains("after b (stopped"))

@@ -132,18 +132,18 @@ fn create_repo_with(parent: &Path, agents: usize, gate: bool) -> Result<PathBuf>
 mod tests {
     use super::*;
 
+    /// The crew file a demo repository was given, parsed.
+    fn crew_of(dir: &Path) -> crate::config::crew::Crew {
+        let text = std::fs::read_to_string(dir.join(".muster/crew.toml")).unwrap();
+        let presets = crate::config::preset::builtin();
+        crate::config::crew::parse_crew(Path::new("crew.toml"), &text, &presets, &Default::default()).unwrap()
+    }
+
     #[test]
     fn demo_repo_is_a_valid_crew() {
         let parent = tempfile::tempdir().unwrap();
         let dir = create_demo(parent.path(), 10).unwrap();
-        let text = std::fs::read_to_string(dir.join(".muster/crew.toml")).unwrap();
-        let crew = crate::config::crew::parse_crew(
-            Path::new("crew.toml"),
-            &text,
-            &crate::config::preset::builtin(),
-            &Default::default(),
-        )
-        .unwrap();
+        let crew = crew_of(&dir);
         assert_eq!(crew.agents.len(), 10);
         assert_eq!(crew.gates.len(), 1);
         // Its check passes on the repository as committed, and fails on a plan with a FIXME.
@@ -161,15 +161,7 @@ mod tests {
     #[test]
     fn the_waves_demo_is_a_plan() {
         let parent = tempfile::tempdir().unwrap();
-        let dir = create_demo_waves(parent.path()).unwrap();
-        let text = std::fs::read_to_string(dir.join(".muster/crew.toml")).unwrap();
-        let crew = crate::config::crew::parse_crew(
-            Path::new("crew.toml"),
-            &text,
-            &crate::config::preset::builtin(),
-            &Default::default(),
-        )
-        .unwrap();
+        let crew = crew_of(&create_demo_waves(parent.path()).unwrap());
         let after: Vec<(&str, Vec<String>)> = crew.agents.iter().map(|a| (a.name.as_str(), a.after.clone())).collect();
         assert_eq!(after[0], ("planner", vec![]));
         assert_eq!(after[1], ("api", vec!["planner".to_string()]));
