@@ -144,3 +144,17 @@ fn a_reviewers_blockers_steer_the_implementer_and_its_approval_advances_the_plan
     let (ok, out) = rig.muster(&["review", "api", "--approve", "--blocker", "x"]);
     assert!(!ok, "approving and blocking at once is refused: {out}");
 }
+
+/// `setup` runs in the agent's worktree before its command; a failing one shows why and ends the run there.
+#[test]
+fn setup_runs_before_the_agent_and_a_failing_one_stops_it() {
+    let crew = "[[role]]\nname = \"node\"\ncommand = \"bash\"\nsetup = \"echo prepared > setup.txt\"\n\
+        [[agent]]\nname = \"ok\"\nrole = \"node\"\nargs = [\"-c\", \"echo found $(cat setup.txt); exec sleep 600\"]\n\
+        [[agent]]\nname = \"bad\"\ncommand = \"bash\"\nsetup = \"echo broken; exit 3\"\n\
+        args = [\"-c\", \"echo never; exec sleep 600\"]\n";
+    let mut rig = Rig::new(crew, "ok");
+    rig.wait_for("ok's command after its setup", |r| r.screen_text("ok").contains("found prepared"));
+    rig.wait_for("bad's setup failed", |r| {
+        info(r, "bad").is_some_and(|b| b.state == AgentState::Exited && b.exit.is_some_and(|e| e.code == Some(3)))
+    });
+}
