@@ -15,7 +15,7 @@ use crate::protocol::Command;
 pub(super) fn enter(state: &mut State, search: bool) {
     let Some(agent) = state.selected_agent() else { return };
     let (w, h) = state.size;
-    if super::layout::areas(w, h, state.roster_rows().len(), true, false).terminal.is_none() {
+    if super::layout::areas(w, h, state.roster_len(), true, false).terminal.is_none() {
         state.status = Some(("no room for the terminal: make the pane taller".into(), true));
         return;
     }

@@ -5,7 +5,9 @@ use crate::protocol::{Command, NewAgent};
 
 /// The form as it opens: every field the crew file would take for a new agent, the known presets named.
 pub fn template() -> Vec<String> {
-    let presets: Vec<String> = crate::config::preset::load(None).0.into_keys().collect();
+    // The built-in kinds, read from memory (the key opens the form at once); the repository's own are listed by
+    // `muster agents list`, and the server checks whichever kind is written.
+    let presets: Vec<String> = crate::config::preset::builtin().into_keys().collect();
     vec![
         "name = \"\"".into(),
         "kind = \"claude\"".into(),

@@ -437,15 +437,21 @@ impl State {
         rows
     }
 
+    /// How many lines the roster has: `roster_rows().len()`, counted without building them (the layout asks
+    /// on every frame).
+    pub fn roster_len(&self) -> usize {
+        if !self.agents.iter().any(|a| a.info.wave.is_some()) {
+            return self.agents.len();
+        }
+        let headings = 1 + self.agents.windows(2).filter(|w| w[0].info.wave != w[1].info.wave).count();
+        self.agents.len() + headings.min(self.agents.len())
+    }
+
     /// The first line the roster shows (it scrolls to keep the selection in view).
     pub fn roster_first(&self) -> usize {
         let visible = self.areas().roster.height as usize;
-        let rows = self.roster_rows();
-        let at = rows.iter().position(|r| *r == Some(self.selected)).unwrap_or(0);
-        // The selection's wave heading stays in view with it where there is room.
-        let at = if at > 0 && rows[at - 1].is_none() && visible > 1 { at - 1 } else { at };
-        let first = rows.iter().position(|r| *r == Some(self.selected)).unwrap_or(0);
-        first.saturating_sub(visible.saturating_sub(1)).min(at)
+        let at = self.roster_rows().iter().position(|r| *r == Some(self.selected)).unwrap_or(0);
+        at.saturating_sub(visible.saturating_sub(1))
     }
 
     /// The well's tabs for the selected agent, as their labels read, in order.
@@ -542,7 +548,7 @@ impl State {
 
     /// Where each part of the screen goes at the current size.
     pub fn areas(&self) -> super::layout::Areas {
-        super::layout::areas(self.size.0, self.size.1, self.roster_rows().len(), self.well_open, self.attached)
+        super::layout::areas(self.size.0, self.size.1, self.roster_len(), self.well_open, self.attached)
     }
 
     /// The overlap note of an agent: the other agents, and whether a trial merge with any of them conflicts.

@@ -938,4 +938,16 @@ mod tests {
         let fx = update(&mut s, key("w"));
         assert!(engine_cmds(&fx).is_empty());
     }
+
+    #[test]
+    fn the_rosters_line_count_is_its_rows_count() {
+        let mut s = state_with(&[("a", AgentState::Idle), ("b", AgentState::Idle), ("c", AgentState::Idle)]);
+        assert_eq!((s.roster_len(), s.roster_rows().len()), (3, 3));
+        for (a, w) in s.agents.iter_mut().zip([Some(1), Some(2), Some(2)]) {
+            a.info.wave = w;
+        }
+        assert_eq!((s.roster_len(), s.roster_rows()), (5, vec![None, Some(0), None, Some(1), Some(2)]));
+        s.agents[2].info.wave = None;
+        assert_eq!(s.roster_len(), s.roster_rows().len());
+    }
 }

@@ -35,7 +35,7 @@ pub fn render_around_well(state: &State, frame: &mut Frame) {
 
 fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     let area = frame.area();
-    let a = layout::areas(area.width, area.height, state.roster_rows().len(), state.well_open, state.attached);
+    let a = layout::areas(area.width, area.height, state.roster_len(), state.well_open, state.attached);
     if let Some(line) = a.summary {
         let text = summary(state, line.width as usize);
         frame.render_widget(Paragraph::new(text).style(state.theme.style("ui.header")), line);

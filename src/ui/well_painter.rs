@@ -27,7 +27,7 @@ pub struct Target<'a> {
 
 /// The well's live terminal, when it fills the well's whole width at the agent's size with nothing over it.
 pub fn target(state: &State, width: u16, height: u16) -> Option<Target<'_>> {
-    let a = super::layout::areas(width, height, state.roster_rows().len(), state.well_open, state.attached);
+    let a = super::layout::areas(width, height, state.roster_len(), state.well_open, state.attached);
     let area = a.terminal?;
     if !super::well::shows_terminal(state)
         || state.dialog.is_some()

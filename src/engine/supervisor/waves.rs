@@ -16,7 +16,8 @@ const MERGED_EVERY: Duration = Duration::from_secs(1);
 impl Supervisor {
     /// Latch what is done, start what may start, and say why the rest waits.
     pub(super) fn advance_waves(&mut self) {
-        if !self.crew_started || self.slots.iter().all(|s| s.spec.after.is_empty()) {
+        // It runs after every message the engine handles: nothing to do once no agent waits.
+        if !self.crew_started || !self.slots.iter().any(|s| Self::progress(s) == Progress::Pending) {
             return;
         }
         let check_merged = self.merged_checked.is_none_or(|t| t.elapsed() >= MERGED_EVERY);
