@@ -22,6 +22,8 @@ pub struct Row {
     /// Its mail and findings, as the roster marks them (`✉2`, `? ` for an open question, `⊘3`); empty without a
     /// server.
     pub mail: String,
+    /// Not started yet: a plan's agent waiting for what it follows (`·`, as the roster shows it).
+    pub pending: bool,
 }
 
 impl Row {
@@ -60,6 +62,7 @@ pub fn rows(roots: &[PathBuf]) -> Vec<Row> {
             name: a.spec.name,
             state: a.state,
             mail: String::new(),
+            pending: false,
         }));
     }
     out
@@ -112,7 +115,8 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
         let mail = if r.mail.is_empty() { String::new() } else { format!(" {}", r.mail) };
         // A name longer than its column keeps its start and end (the workbench's roster does the same).
         let name = crate::ui::roster::name_cell(&r.name, name_width + 1);
-        let text = cut(format!("{} {name}{:<7}{mail}{repo}", r.state.glyph(), r.state.label()));
+        let (glyph, word) = if r.pending { ("·", "pending") } else { (r.state.glyph(), r.state.label()) };
+        let text = cut(format!("{glyph} {name}{word:<7}{mail}{repo}"));
         let style =
             if r.attention() { Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD) } else { Style::new() };
         out.push(Line::styled(text, style));
@@ -147,7 +151,13 @@ fn follow(root: &Path, tx: std::sync::mpsc::Sender<Wake>) -> bool {
         let mut rows = agents.lock().unwrap_or_else(|p| p.into_inner());
         let changed = match m {
             crate::client::Incoming::Event(Event::Agent(info)) => {
-                let row = Row { repo: repo.clone(), mail: marks(&info), name: info.name, state: info.state };
+                let row = Row {
+                    repo: repo.clone(),
+                    mail: marks(&info),
+                    pending: info.pending,
+                    name: info.name,
+                    state: info.state,
+                };
                 match rows.iter_mut().find(|r| r.name == row.name) {
                     Some(r) if *r == row => false,
                     Some(r) => {
@@ -279,7 +289,7 @@ mod tests {
     use super::*;
 
     fn row(name: &str, state: AgentState) -> Row {
-        Row { repo: "repo".into(), name: name.into(), state, mail: String::new() }
+        Row { repo: "repo".into(), name: name.into(), state, mail: String::new(), pending: false }
     }
 
     fn text(lines: &[Line]) -> Vec<String> {
@@ -294,6 +304,12 @@ mod tests {
         assert_eq!(marks(&info), "⊘3");
         info.mail.unread = 2;
         assert_eq!(marks(&info), "✉2 ⊘3");
+    }
+
+    #[test]
+    fn a_pending_agent_reads_pending_as_in_the_roster() {
+        let rows = vec![row("plan", AgentState::Idle), Row { pending: true, ..row("api", AgentState::Stopped) }];
+        assert_eq!(text(&lines(&rows, 30, 5, false)), vec!["muster · 2 agents", "○ plan idle   ", "· api  pending"]);
     }
 
     #[test]

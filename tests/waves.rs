@@ -143,6 +143,9 @@ fn a_reviewers_blockers_steer_the_implementer_and_its_approval_advances_the_plan
     assert!(mark.approved && mark.by == "rev", "{mark:?}");
     let (ok, out) = rig.muster(&["review", "api", "--approve", "--blocker", "x"]);
     assert!(!ok, "approving and blocking at once is refused: {out}");
+    let long = "x".repeat(5000);
+    let (ok, out) = rig.muster(&["review", &long, "--approve"]);
+    assert!(!ok && out.contains("no agent `xxx") && out.len() < 400, "a long name is not said back whole: {out}");
 }
 
 /// `setup` runs in the agent's worktree before its command; a failing one shows why and ends the run there.

@@ -29,12 +29,15 @@ impl Supervisor {
                     .find(|s| s.spec.name == agent && !s.token.is_empty() && s.token == token)
                     .ok_or_else(|| format!("cannot act as {agent}: MUSTER_AGENT_TOKEN is not {agent}'s"))?;
                 if !me.spec.reviews.iter().any(|r| r == target) {
-                    return Err(format!("{agent} does not review {target} (its `reviews` in the crew file)"));
+                    let shown: String = target.chars().take(64).collect();
+                    return Err(format!("{agent} does not review {shown} (its `reviews` in the crew file)"));
                 }
                 agent
             }
         };
-        let slot = self.slot_mut(target).ok_or_else(|| format!("no agent `{target}` in this crew"))?;
+        // A name from the socket is said back cut: a client's 100 KB name is not worth echoing.
+        let shown = || target.chars().take(64).collect::<String>();
+        let slot = self.slot_mut(target).ok_or_else(|| format!("no agent `{}` in this crew", shown()))?;
         let mark = ReviewMark {
             by: by.clone(),
             approved: verdict.approved(),
