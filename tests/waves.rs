@@ -148,6 +148,51 @@ fn a_reviewers_blockers_steer_the_implementer_and_its_approval_advances_the_plan
     assert!(!ok && out.contains("no agent `xxx") && out.len() < 400, "a long name is not said back whole: {out}");
 }
 
+/// A reviewer that cannot run `muster review` answers with a last line `VERDICT: CHANGES|APPROVED` on its screen:
+/// the lines above it go to the implementer as its blocker, its next look is at only the new work
+/// (`api.new.diff`), and an approval advances the plan.
+#[test]
+fn a_verdict_line_on_the_reviewers_screen_is_its_answer_and_it_looks_again_at_only_the_new_work() {
+    let crew = "[[agent]]\nname = \"api\"\ncommand = \"bash\"\nwave = 1\nadvance = \"idle\"\n\
+         args = [\"-c\", \"echo api-ready; while read l; do echo \\\"$l\\\" >> work.txt; echo took it; done\"]\n\
+         [[agent]]\nname = \"rev\"\ncommand = \"bash\"\nwave = 2\nreviews = [\"api\"]\nadvance = \"idle\"\n\
+         args = [\"-c\", \"stty -echo; echo rev-ready; while read l; do echo looking; sleep 1; echo the-reason-$l; \
+         echo VERDICT: $l; done\"]\n\
+         [[agent]]\nname = \"after\"\ncommand = \"bash\"\nwave = 3\nargs = [\"-c\", \"echo after-ready; exec sleep 600\"]\n";
+    let mut rig = Rig::new(crew, "api");
+    rig.wait_for("api at rest", |r| r.state("api") == Some(AgentState::Idle));
+    rig.engine.send(Command::Steer { name: "api".into(), text: "first".into(), force: true });
+    rig.wait_for("rev at rest", |r| info(r, "rev").is_some_and(|i| !i.pending && i.state == AgentState::Idle));
+    rig.engine.send(Command::Steer { name: "rev".into(), text: "CHANGES".into(), force: true });
+    rig.wait_for("the screen's verdict", |r| {
+        info(r, "api").and_then(|a| a.review).is_some_and(|m| !m.approved && m.by == "rev" && m.blockers == 1)
+    });
+    // Its reasons (the lines above the verdict) reach api as mail, typed in at its prompt.
+    let work = rig.root.join(".muster/worktrees/api/work.txt");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&work).is_ok_and(|w| w.contains("the-reason-CHANGES")) {
+        assert!(std::time::Instant::now() < end, "the blocker never reached api: {:?}", std::fs::read_to_string(&work));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // api's turn on it made new work: the reviewer gets what changed since the checkpoint it reviewed.
+    let new = rig.root.join(".muster/worktrees/rev/.muster/review/api.new.diff");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !std::fs::read_to_string(&new).is_ok_and(|d| d.contains("+the-reason-CHANGES")) {
+        assert!(std::time::Instant::now() < end, "no new diff: {:?}", std::fs::read_to_string(&new));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let new = std::fs::read_to_string(&new).unwrap();
+    assert!(!new.contains("+first"), "the new diff holds only what changed since the review:\n{new}");
+    let whole = std::fs::read_to_string(rig.root.join(".muster/worktrees/rev/.muster/review/api.diff")).unwrap();
+    assert!(whole.contains("+first") && whole.contains("api.new.diff"), "{whole}");
+    assert!(info(&rig, "after").unwrap().pending, "changes asked for do not advance the plan");
+    rig.wait_for("api at rest again", |r| r.state("api") == Some(AgentState::Idle));
+    rig.engine.send(Command::Steer { name: "rev".into(), text: "APPROVED".into(), force: true });
+    rig.wait_for("after started", |r| info(r, "after").is_some_and(|a| !a.pending && a.pid.is_some()));
+    let mark = info(&rig, "api").and_then(|a| a.review).unwrap();
+    assert!(mark.approved && mark.by == "rev", "{mark:?}");
+}
+
 /// `setup` runs in the agent's worktree before its command; a failing one shows why and ends the run there.
 #[test]
 fn setup_runs_before_the_agent_and_a_failing_one_stops_it() {

@@ -133,6 +133,8 @@ pub struct SpawnArgs {
     pub inert: Vec<regex::Regex>,
     /// How long it may draw nothing and still be starting (its manifest's `boot_timeout_s`).
     pub boot_within: std::time::Duration,
+    /// It reviews others: a verdict line its turn leaves on the screen is read (`protocol::review::verdict_line`).
+    pub reads_verdicts: bool,
 }
 
 pub use crate::protocol::now_ms;
@@ -169,6 +171,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         drawn: false,
         started: Instant::now(),
         boot_within: args.boot_within,
+        verdicts: args.reads_verdicts.then_some(None),
         version_regex: args.version_regex,
         version: None,
         watched: args.watched,
@@ -235,6 +238,8 @@ struct TermThread {
     drawn: bool,
     started: Instant,
     boot_within: std::time::Duration,
+    /// For a reviewer: how many verdict lines the buffer held when its turn began (None: no turn yet).
+    verdicts: Option<Option<usize>>,
     version_regex: Option<regex::Regex>,
     /// The CLI's version, once its screen showed it.
     version: Option<Vec<u64>>,
@@ -409,6 +414,51 @@ impl TermThread {
                 self.force_report = true;
             }
         }
+    }
+
+    /// A reviewer's turn: the verdict lines the buffer holds are counted when it begins; when it ends with more,
+    /// the newest is its verdict (one from an earlier turn still on screen is not counted again; one scrolled out
+    /// of a capped history is missed, never invented).
+    fn verdict_on_turn(&mut self, was: Option<AgentState>, now: AgentState) {
+        let Some(base) = self.verdicts else { return };
+        let busy = |s: Option<AgentState>| s == Some(AgentState::Busy);
+        if now == AgentState::Busy && !busy(was) {
+            self.verdicts = Some(Some(self.verdict_scan().0));
+        } else if busy(was) && matches!(now, AgentState::Idle | AgentState::Waiting) {
+            let (count, last) = self.verdict_scan();
+            self.verdicts = Some(None);
+            if let (Some(base), Some((approved, target, reasons))) = (base, last) {
+                if count > base {
+                    let _ = self.engine.send(EngineMsg::Report(Report::ScreenVerdict {
+                        name: self.name.clone(),
+                        generation: self.generation,
+                        approved,
+                        target,
+                        reasons,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// How many verdict lines the buffer holds, and the newest with up to 12 lines of text above it.
+    fn verdict_scan(&self) -> (usize, Option<(bool, Option<String>, String)>) {
+        let rows = self.model.text_rows(0, self.model.buffer_rows());
+        let mut count = 0;
+        let mut last = None;
+        for (i, row) in rows.iter().enumerate() {
+            if let Some((approved, target)) = crate::protocol::review::verdict_line(&row.text) {
+                count += 1;
+                last = Some((i, approved, target.map(str::to_string)));
+            }
+        }
+        let last = last.map(|(i, approved, target)| {
+            let above: Vec<&str> =
+                rows[..i].iter().rev().map(|r| r.text.trim()).filter(|t| !t.is_empty()).take(12).collect();
+            let reasons: Vec<&str> = above.into_iter().rev().collect();
+            (approved, target, reasons.join("\n"))
+        });
+        (count, last)
     }
 
     /// Moves `viewer`'s view so that buffer row `row` shows (near its middle, when it has to move).
@@ -616,6 +666,10 @@ impl TermThread {
             .is_some_and(|c| self.last_activity_report.is_none_or(|r| now >= r + ACTIVITY_REPORT && c > r));
         // A new reason alone is worth telling (activity said idle, then the prompt rule matched).
         let changed = self.reported.as_ref() != Some(&current);
+        if changed {
+            let was = self.reported.as_ref().map(|r| r.decision.state);
+            self.verdict_on_turn(was, current.decision.state);
+        }
         if changed || activity_due || std::mem::take(&mut self.force_report) {
             let last_output_ms =
                 self.last_change.map(|o| now_ms().saturating_sub(now.duration_since(o).as_millis() as u64));

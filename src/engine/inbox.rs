@@ -103,6 +103,15 @@ pub enum Report {
     },
     /// A git hook, the repository's config or the main checkout's HEAD changed.
     GitFolderChanged,
+    /// A reviewer's turn ended on a new verdict line (`VERDICT: APPROVED|CHANGES [agent]`) on its screen, with
+    /// the lines above it (its reasons).
+    ScreenVerdict {
+        name: String,
+        generation: u64,
+        approved: bool,
+        target: Option<String>,
+        reasons: String,
+    },
     /// The watchdog found something in an agent's worktree.
     Findings {
         agent: String,

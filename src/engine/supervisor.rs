@@ -359,6 +359,9 @@ impl Supervisor {
             Report::MailTaken { name, generation } => self.mail_taken(&name, generation),
             Report::GateDone { run, turn } => self.gate_done(run, turn),
             Report::Findings { agent, found } => self.findings_seen(agent, found),
+            Report::ScreenVerdict { name, generation, approved, target, reasons } => {
+                self.screen_verdict(&name, generation, approved, target.as_deref(), &reasons)
+            }
             Report::GitFolderChanged => self.git_folder_changed(),
             Report::Diffstat { name, stat } => {
                 if let Some(slot) = self.slot_mut(&name) {

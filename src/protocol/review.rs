@@ -63,6 +63,25 @@ impl Verdict {
     }
 }
 
+/// A verdict line on a reviewer's screen (`VERDICT: APPROVED` or `VERDICT: CHANGES`, optionally naming the agent
+/// it is about), the fallback for a reviewer that cannot run `muster review`. Decoration a CLI puts around its
+/// answer (a bullet, bold marks) may surround it; any other word on the line makes it prose, not a verdict.
+pub fn verdict_line(line: &str) -> Option<(bool, Option<&str>)> {
+    let is_mark = |c: char| !c.is_alphanumeric() && !c.is_whitespace();
+    let line = line.trim().trim_start_matches(is_mark).trim_end_matches(is_mark).trim();
+    let rest = line.strip_prefix("VERDICT:")?.trim_start();
+    let mut words = rest.split_whitespace();
+    let approved = match words.next()?.trim_end_matches(is_mark) {
+        "APPROVED" => true,
+        "CHANGES" => false,
+        _ => return None,
+    };
+    let target = words.next();
+    let named =
+        target.is_none_or(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)));
+    (words.next().is_none() && named).then_some((approved, target))
+}
+
 /// A reviewed agent's latest review: by whom, its word, and the checkpoint it was about (a newer one needs a
 /// new review).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -90,6 +109,20 @@ impl ReviewMark {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verdict_line_is_read_alone_on_its_line() {
+        assert_eq!(verdict_line("VERDICT: APPROVED"), Some((true, None)));
+        assert_eq!(verdict_line("● VERDICT: CHANGES"), Some((false, None)));
+        assert_eq!(verdict_line("  **VERDICT: APPROVED api**  "), Some((true, Some("api"))));
+        assert_eq!(verdict_line("VERDICT: CHANGES docs-2"), Some((false, Some("docs-2"))));
+        assert_eq!(verdict_line("VERDICT: APPROVED or VERDICT: CHANGES"), None);
+        assert_eq!(verdict_line("end with VERDICT: APPROVED"), None);
+        assert_eq!(verdict_line("VERDICT: MAYBE"), None);
+        assert_eq!(verdict_line("verdict: approved"), None);
+        assert_eq!(verdict_line("VERDICT: APPROVED ../x"), None);
+        assert_eq!(verdict_line(""), None);
+    }
 
     #[test]
     fn a_verdict_approves_or_blocks() {

@@ -249,6 +249,7 @@ impl Supervisor {
                     .presets
                     .get(&spec.kind)
                     .map_or(crate::config::preset::BOOT_TIMEOUT, |p| p.boot_timeout),
+                reads_verdicts: !spec.reviews.is_empty(),
             },
             self.tx.clone(),
             self.sink.clone(),

@@ -79,6 +79,42 @@ impl Supervisor {
         Ok(said)
     }
 
+    /// A verdict line `reviewer`'s turn left on its screen: for the agent it names, or else each one it reviews
+    /// whose newest work waits for a review. Changes asked for carry the lines above the verdict as the blocker.
+    pub(super) fn screen_verdict(
+        &mut self,
+        reviewer: &str,
+        generation: u64,
+        approved: bool,
+        target: Option<&str>,
+        reasons: &str,
+    ) {
+        let Some(r) = self.slots.iter().find(|s| s.spec.name == reviewer) else { return };
+        if r.running.as_ref().is_none_or(|run| run.generation != generation) {
+            return;
+        }
+        let who = (r.spec.name.clone(), r.token.clone());
+        let targets: Vec<String> = match target {
+            Some(t) => vec![t.to_string()],
+            None => r.spec.reviews.iter().filter(|t| self.review_open(t)).cloned().collect(),
+        };
+        let mut reason: String = reasons.chars().take(crate::protocol::review::MAX_POINT - 200).collect();
+        if reason.trim().is_empty() {
+            reason = "(no reasons above the verdict line)".into();
+        }
+        let blocker = format!("{reviewer} asked for changes (VERDICT: CHANGES on its screen). Its words:\n{reason}");
+        for t in targets {
+            let verdict = crate::protocol::review::Verdict {
+                approve: approved,
+                blockers: if approved { vec![] } else { vec![blocker.clone()] },
+                ..Default::default()
+            };
+            if let Err(e) = self.review_verdict(Some(who.clone()), &t, verdict) {
+                self.message(format!("{reviewer}'s verdict line: {e}"), true);
+            }
+        }
+    }
+
     /// Whether `name`'s work needs a review still: some agent reviews it, and its latest approval (if any) is
     /// not of its newest checkpoint (the reviewer looks again at new work).
     pub(super) fn review_open(&self, name: &str) -> bool {
@@ -96,21 +132,29 @@ impl Supervisor {
             return;
         }
         let into = r.info.worktree.join(".muster").join("review");
-        let work: Vec<(String, std::path::PathBuf, String)> = r
+        // The checkpoint this reviewer's last word on each was about, when newer work followed it.
+        let reviewed = |s: &Slot| {
+            s.info
+                .review
+                .as_ref()
+                .filter(|m| m.by == reviewer && m.checkpoint > 0 && m.checkpoint != s.newest_checkpoint)
+                .map(|m| m.checkpoint)
+        };
+        let work: Vec<(String, std::path::PathBuf, String, Option<u32>)> = r
             .spec
             .reviews
             .iter()
             .filter(|t| only.is_none_or(|o| o == t.as_str()))
             .filter_map(|t| self.slots.iter().find(|s| &s.spec.name == t))
             .filter(|s| s.spec.worktree)
-            .map(|s| (s.spec.name.clone(), s.info.worktree.clone(), s.info.base.clone()))
+            .map(|s| (s.spec.name.clone(), s.info.worktree.clone(), s.info.base.clone(), reviewed(s)))
             .collect();
         if work.is_empty() {
             return;
         }
         std::thread::spawn(move || {
-            for (name, worktree, base) in work {
-                if let Err(e) = write_diff(&into, &name, &worktree, &base) {
+            for (name, worktree, base, reviewed) in work {
+                if let Err(e) = write_diff(&into, &name, &worktree, &base, reviewed) {
                     tracing::warn!("handing {name}'s diff to its reviewer: {e:#}");
                 }
             }
@@ -131,16 +175,49 @@ impl Supervisor {
     }
 }
 
-/// `name`'s work against its base, as a file in `into` (written whole by rename: a reviewer never reads half).
-fn write_diff(into: &Path, name: &str, worktree: &Path, base: &str) -> anyhow::Result<()> {
-    use crate::protocol::git::LineKind;
+/// `name`'s work against its base, as a file in `into` (written whole by rename: a reviewer never reads half);
+/// and when `reviewed` names the checkpoint its last review was of, what changed since then alone, as
+/// `<name>.new.diff` (the reviewer looks at that again, not at all of it).
+fn write_diff(into: &Path, name: &str, worktree: &Path, base: &str, reviewed: Option<u32>) -> anyhow::Result<()> {
     let (merge_base, files) = crate::git::checkpoint::review(worktree, name, base)?;
+    let since = match reviewed {
+        Some(n) => {
+            Some((n, crate::git::checkpoint::diff(worktree, name, n, crate::protocol::git::DiffBase::Worktree)?))
+        }
+        None => None,
+    };
     let mut text = format!(
         "# The work of `{name}` against {base} (merge base {}): its branch and worktree, as a merge would bring it.\n\
          # Answer with `muster review {name} --approve` or `--blocker TEXT` (and `--debt TEXT`, `--skip TEXT`).\n",
         &merge_base[..merge_base.len().min(8)]
     );
-    for f in &files {
+    if let Some((n, _)) = &since {
+        text.push_str(&format!(
+            "# You reviewed its checkpoint {n} before: {name}.new.diff holds only what changed since.\n"
+        ));
+    }
+    patch_text(&mut text, &files);
+    std::fs::create_dir_all(into)?;
+    crate::safefs::write_file(into, &format!("{name}.diff"), text.as_bytes())?;
+    let new = into.join(format!("{name}.new.diff"));
+    match since {
+        Some((n, files)) => {
+            let mut text = format!(
+                "# What `{name}` changed since its checkpoint {n}, which you reviewed: review this part again.\n\
+                 # The whole work is in {name}.diff. Answer with `muster review {name} --approve` or `--blocker TEXT`.\n"
+            );
+            patch_text(&mut text, &files);
+            crate::safefs::write_file(into, &format!("{name}.new.diff"), text.as_bytes())
+        }
+        None if new.exists() => crate::safefs::remove_inside(into, &new),
+        None => Ok(()),
+    }
+}
+
+/// Files' diffs as patch text after `text`'s header, cut past 1 MiB (saying so).
+fn patch_text(text: &mut String, files: &[crate::protocol::git::FileDiff]) {
+    use crate::protocol::git::LineKind;
+    for f in files {
         text.push_str(&format!("--- {}\n", f.path));
         for (kind, line) in &f.lines {
             let mark = match kind {
@@ -159,6 +236,4 @@ fn write_diff(into: &Path, name: &str, worktree: &Path, base: &str) -> anyhow::R
             break;
         }
     }
-    std::fs::create_dir_all(into)?;
-    crate::safefs::write_file(into, &format!("{name}.diff"), text.as_bytes())
 }
