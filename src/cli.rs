@@ -144,11 +144,53 @@ pub enum Cmd {
     Wait {
         #[arg(required = true)]
         agents: Vec<String>,
-        #[arg(long, value_parser = ["idle", "waiting", "exited", "any", "green", "gate-failed"])]
+        #[arg(long, value_parser = ["idle", "waiting", "exited", "any", "green", "gate-failed", "done"])]
         until: String,
         /// Give up after this many seconds.
         #[arg(long)]
         timeout: Option<f64>,
+        /// Return when the first of them is in the state (its name on stdout), not all of them.
+        #[arg(long)]
+        any: bool,
+    },
+    /// Start a new agent of the running crew (inside an agent: as its child, within `max_children` and
+    /// `max_depth`). Prints its name, branch and worktree as JSON once it is at its prompt with its kickoff
+    /// prompt delivered (or as --wait asks). Exit 0 when it settled, 1 when refused, 3 when its run ended, 124
+    /// past --timeout.
+    Spawn(SpawnArgs),
+    /// An agent's output: its last --lines N (default 40), its last --turn, or its visible --screen.
+    Read {
+        agent: String,
+        #[arg(long, conflicts_with_all = ["turn", "screen"])]
+        lines: Option<usize>,
+        #[arg(long, conflicts_with = "screen")]
+        turn: bool,
+        #[arg(long)]
+        screen: bool,
+        /// With colours and styles (SGR escape sequences).
+        #[arg(long)]
+        ansi: bool,
+    },
+    /// An agent's structured result: `set` (inside the agent: kept as a new attempt, never rewritten; the agent
+    /// is done and its parent is mailed) or `get`.
+    Result {
+        #[command(subcommand)]
+        action: ResultCmd,
+    },
+    /// The crew's event log as JSON lines (`seq`, `at_ms`, `kind`, `agent`, `text`): after --since SEQ, and
+    /// with --follow each new one as it happens. Resume after a disconnect with the last `seq` seen: nothing is
+    /// missed or repeated.
+    Events {
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// Only these agents' (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        agents: Vec<String>,
+        /// Only these kinds: state, gate, finding, mail, result, spawn (comma-separated).
+        #[arg(long, value_delimiter = ',', value_parser = ["state", "gate", "finding", "mail", "result", "spawn"])]
+        kinds: Vec<String>,
     },
     /// A read-only live roster for a narrow tmux pane (down to 30x5): one line per agent, those waiting for you
     /// first and highlighted. `q` quits.
@@ -554,5 +596,56 @@ pub enum ConflictsCmd {
         take: Take,
         #[arg(long)]
         conflict: Option<usize>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SpawnArgs {
+    pub name: String,
+    /// Its CLI (a kind: claude, codex, demo…).
+    #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+    pub kind: Option<String>,
+    /// A [[role]] of the crew file.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// Its kickoff prompt (`-`: read from stdin).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// The branch it starts from (default: the crew's base).
+    #[arg(long, conflicts_with = "from")]
+    pub base: Option<String>,
+    /// Start from this agent's branch.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The files it may change (globs; repeat for more).
+    #[arg(long)]
+    pub owns: Vec<String>,
+    /// Return only once it is idle, green (its gates passed) or done (it set a result).
+    #[arg(long, value_parser = ["idle", "green", "done"])]
+    pub wait: Option<String>,
+    /// Give up after this many seconds (it keeps running).
+    #[arg(long)]
+    pub timeout: Option<f64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResultCmd {
+    /// Set this agent's result: JSON (`summary`, `status` done|blocked|failed, `deliverables` [{path}], `gaps`,
+    /// `blockers`, `risks`) from --file or stdin, or just --summary TEXT.
+    Set {
+        #[arg(long, conflicts_with = "summary")]
+        file: Option<std::path::PathBuf>,
+        #[arg(long)]
+        summary: Option<String>,
+        #[arg(long, value_parser = ["done", "blocked", "failed"], requires = "summary")]
+        status: Option<String>,
+    },
+    /// An agent's results (the newest; --all for every attempt).
+    Get {
+        agent: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        all: bool,
     },
 }

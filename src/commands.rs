@@ -19,6 +19,7 @@ mod checkpoints;
 mod crew_status;
 mod gates;
 mod guard;
+mod lead;
 mod mail;
 mod merging;
 mod plan;
@@ -64,7 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             return through_the_crew(&find_repo_root(&dir)?, copy);
         }
         Some(Cmd::Add { name, kind, command, prompt, base, start, args, like: None }) => {
-            let agent = crate::protocol::NewAgent { name, kind, command, args, prompt, base };
+            let agent = crate::protocol::NewAgent { name, kind, command, args, prompt, base, ..Default::default() };
             let add = engine::Command::AddAgent { agent, start };
             return through_the_crew(&find_repo_root(&dir)?, add);
         }
@@ -122,7 +123,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Send { agent, text, force, wait }) => {
             return send(&find_repo_root(&dir)?, &agent, text, force, wait.is_some())
         }
-        Some(Cmd::Wait { agents, until, timeout }) => return wait(&find_repo_root(&dir)?, &agents, &until, timeout),
+        Some(Cmd::Wait { agents, until, timeout, any }) => {
+            return wait(&find_repo_root(&dir)?, &agents, &until, timeout, any)
+        }
+        Some(Cmd::Spawn(args)) => return lead::spawn(&dir, args),
+        Some(Cmd::Read { agent, lines, turn, screen, ansi }) => {
+            return lead::read(&dir, agent, lines, turn, screen, ansi)
+        }
+        Some(Cmd::Result { action }) => return lead::result(&dir, action),
+        Some(Cmd::Events { follow, since, agents, kinds }) => return lead::events(&dir, follow, since, agents, kinds),
         Some(Cmd::Removed { prune, agent }) => removed(&find_repo_root(&dir)?, prune, agent.as_deref())?,
         Some(Cmd::Explain { agent }) => {
             let root = find_repo_root(&dir)?;
@@ -169,6 +178,7 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
         Some(Cmd::Removed { .. })
             | Some(Cmd::Status { .. } | Cmd::Doctor | Cmd::Init { .. } | Cmd::Checkpoint { .. } | Cmd::Merge { .. })
             | Some(Cmd::Agents { .. } | Cmd::Crew { .. } | Cmd::Review { .. })
+            | Some(Cmd::Spawn(_) | Cmd::Read { .. } | Cmd::Result { .. } | Cmd::Events { .. })
             | Some(
                 Cmd::Conflicts { .. }
                     | Cmd::Explain { .. }
@@ -480,7 +490,11 @@ fn through_server(root: &Path, command: engine::Command, trigger: Option<&str>) 
     if crate::ipc::holder(&run_dir).is_none() {
         return Ok(None);
     }
-    let req = engine::script_socket::Request::Run { command, trigger: trigger.map(str::to_string) };
+    let req = engine::script_socket::Request::Run {
+        command,
+        trigger: trigger.map(str::to_string),
+        from: engine::script_socket::caller(),
+    };
     let Some(answer) = engine::script_socket::ask(&run_dir, &req, None)? else {
         bail!("the running muster did not answer (see {})", run_dir.join(crate::server::LOG).display())
     };

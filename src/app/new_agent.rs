@@ -40,6 +40,7 @@ pub fn parse(text: &str) -> Result<Command, String> {
         args: form.args,
         prompt: given(form.prompt),
         base: given(form.base),
+        ..Default::default()
     };
     Ok(Command::AddAgent { agent, start: true })
 }

@@ -53,7 +53,7 @@ pub(super) fn send(root: &Path, agent: &str, text: Option<String>, force: bool, 
 
 /// `muster wait`: the server answers at the transition. Without one nothing can change: the state file says
 /// whether the agents are known, and that their runs are over.
-pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<f64>) -> Result<ExitCode> {
+pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<f64>, any: bool) -> Result<ExitCode> {
     use engine::supervisor::WaitFor;
     let run_dir = crate::ipc::run_dir(root)?;
     let until_state = match until {
@@ -62,17 +62,22 @@ pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<
         "exited" => WaitFor::Exited,
         "green" => WaitFor::Green,
         "gate-failed" => WaitFor::GateFailed,
+        "done" => WaitFor::Done,
         _ => WaitFor::Any,
     };
-    let gates = matches!(until_state, WaitFor::Green | WaitFor::GateFailed);
+    let gates = matches!(until_state, WaitFor::Green | WaitFor::GateFailed | WaitFor::Done);
     if crate::ipc::holder(&run_dir).is_some() {
-        let req = engine::script_socket::Request::Wait { agents: agents.to_vec(), until: until_state, timeout };
+        let req = engine::script_socket::Request::Wait { agents: agents.to_vec(), until: until_state, timeout, any };
         let within = timeout.map(|t| Duration::from_secs_f64(t.max(0.0)));
         match engine::script_socket::ask(&run_dir, &req, within) {
             Ok(Some(answer)) => {
                 use crate::protocol::script::{Answer, WaitOutcome};
                 return Ok(match answer {
                     Answer::Waited { outcome: WaitOutcome::Matched } => ExitCode::SUCCESS,
+                    Answer::Waited { outcome: WaitOutcome::First { agent } } => {
+                        println!("{}", printable_line(&agent));
+                        ExitCode::SUCCESS
+                    }
                     Answer::Waited { outcome: WaitOutcome::Ended { agent } } => {
                         eprintln!("muster: {} is not running (its run ended)", printable_line(&agent));
                         ExitCode::from(3)
@@ -94,7 +99,7 @@ pub(super) fn wait(root: &Path, agents: &[String], until: &str, timeout: Option<
         }
     }
     if gates {
-        eprintln!("muster: the crew is not running: gates run in its server (`muster up`)");
+        eprintln!("muster: the crew is not running: gates and results live in its server (`muster up`)");
         return Ok(ExitCode::from(3));
     }
     wait_on_file(root, agents, until, timeout)

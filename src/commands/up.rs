@@ -124,7 +124,7 @@ pub(super) fn through_the_crew(root: &Path, command: Command) -> Result<ExitCode
     // Held until the answer: a server started for this has a client until then.
     let _held = crate::server::spawn::connect_or_start(root, &[])?;
     let run_dir = crate::ipc::run_dir(root)?;
-    let req = crate::protocol::script::Request::Run { command, trigger: None };
+    let req = crate::protocol::script::Request::Run { command, trigger: None, from: engine::script_socket::caller() };
     let answer = crate::engine::script_socket::ask(&run_dir, &req, None)?;
     use crate::protocol::script::Answer;
     match answer {

@@ -27,6 +27,12 @@ pub struct Defaults {
     pub stall: Option<u64>,
     /// MiB its worktree may take on disk (at 80 % a finding, at 100 % it is paused).
     pub disk_quota: Option<u64>,
+    /// How many agents one agent may spawn (`muster spawn`), and how deep a line of spawned agents may go.
+    pub max_children: Option<u32>,
+    pub max_depth: Option<u32>,
+    /// What agents may do to others through muster (`spawn`, `send`, `stop`, `remove`, `read`, `wait`); unset,
+    /// all of it, each within its bounds (`crate::config::lead`).
+    pub agents_may: Option<Vec<super::lead::Verb>>,
 }
 
 impl Defaults {
@@ -41,6 +47,9 @@ impl Defaults {
             guard: self.guard.or(other.guard),
             stall: self.stall.or(other.stall),
             disk_quota: self.disk_quota.or(other.disk_quota),
+            max_children: self.max_children.or(other.max_children),
+            max_depth: self.max_depth.or(other.max_depth),
+            agents_may: self.agents_may.clone().or_else(|| other.agents_may.clone()),
         }
     }
 }
@@ -90,6 +99,7 @@ struct RawAgent {
     after: Option<Spanned<Vec<String>>>,
     advance: Option<super::plan::Advance>,
     reviews: Option<Spanned<Vec<String>>>,
+    parent: Option<Spanned<String>>,
 }
 
 /// One agent, with its preset and overrides folded together.
@@ -161,6 +171,10 @@ pub struct AgentSpec {
     /// once it approved their newest work.
     #[serde(default)]
     pub reviews: Vec<String>,
+    /// The agent that spawned it (`muster spawn`): it may steer, read, wait on, stop and remove it, and hears
+    /// of its results.
+    #[serde(default)]
+    pub parent: Option<String>,
 }
 
 impl AgentSpec {
@@ -181,6 +195,8 @@ pub struct Crew {
     pub gates: Vec<GateSpec>,
     /// How many gates run at once for the whole crew; `None`: half the cores.
     pub max_parallel_gates: Option<usize>,
+    /// What agents may do to each other through muster.
+    pub lead: super::lead::Limits,
 }
 
 /// The crew's `owns` against the repository's `files`: two agents whose `owns` take a same file is an error at
@@ -283,6 +299,7 @@ pub fn parse_crew(
     let mut agents = Vec::new();
     let mut placed = Vec::new();
     let mut reviewing: Vec<(String, Spanned<Vec<String>>)> = Vec::new();
+    let mut parents: Vec<(String, Spanned<String>)> = Vec::new();
     for a in raw.agents {
         let a = take_role(file, text, a, &roles)?;
         let name_at = a.name.span().start;
@@ -392,7 +409,11 @@ pub fn parse_crew(
             advance: a.advance.or(wave_cfg.and_then(|w| w.advance)).unwrap_or_default(),
             approve: wave_cfg.is_some_and(|w| w.approve),
             reviews: a.reviews.map(Spanned::into_inner).unwrap_or_default(),
+            parent: a.parent.as_ref().map(|p| p.get_ref().clone()),
         });
+        if let Some(p) = a.parent {
+            parents.push((name_of_last(&agents), p));
+        }
     }
     for (agent, after) in agents.iter_mut().zip(super::plan::dependencies(file, text, &placed)?) {
         agent.after = after;
@@ -418,7 +439,9 @@ pub fn parse_crew(
     if let Err((i, e)) = super::owns::Globs::new(&shared) {
         return Err(ConfigError::at(file, text, 0, format!("key `shared`: pattern {}: {e}", i + 1)));
     }
-    Ok(Crew { agents, shared, gates, max_parallel_gates })
+    super::lead::check_parents(file, text, &agents, &parents)?;
+    let lead = super::lead::Limits::of(&defaults);
+    Ok(Crew { agents, shared, gates, max_parallel_gates, lead })
 }
 
 /// Reviewers that run the same CLI as an agent they review: a warning at their `reviews` (a model tends to pass
@@ -557,6 +580,12 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #   after         or the agents it waits for, e.g. after = ["api"]
 #   advance       when it counts as done: "green" (idle, its gates passing; default), "idle" or "merged"
 #   reviews       the agents whose work it reviews, e.g. reviews = ["api"] (`muster review api --approve`)
+#   parent        the agent that spawned it (`muster spawn` writes it): it may steer, read, wait on, stop and
+#                 remove it, and is mailed its results
+#
+# Agents that spawn agents (`muster spawn`), in [defaults]: max_children = 4 (per agent), max_depth = 2 (a
+# child's child at most), agents_may = ["spawn", "send", "stop", "remove", "read", "wait"] (leave one out to keep it
+# yours).
 #
 # Roles: [[role]] with a name and any of kind, command, args, brief, owns, gates, env, read_only, setup, advance.
 # Waves: [[wave]] with wave = N, approve = true (it waits for your word: W, or `muster crew approve N`) and an
@@ -837,4 +866,9 @@ mod tests {
         let e = parse("[[agent]]\nname = 'rev'\nkind = 'shell'\nreviews = ['rev']\n").unwrap_err();
         assert!(e.message.contains("cannot review itself"), "{e}");
     }
+}
+
+/// The name of the agent just added.
+fn name_of_last(agents: &[AgentSpec]) -> String {
+    agents.last().map(|a| a.name.clone()).unwrap_or_default()
 }

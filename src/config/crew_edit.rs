@@ -33,6 +33,15 @@ pub fn add_agent(text: &str, new: &NewAgent) -> Result<String, String> {
     if let Some(base) = &new.base {
         t.insert("base", value(base));
     }
+    if let Some(role) = &new.role {
+        t.insert("role", value(role));
+    }
+    if let Some(owns) = &new.owns {
+        t.insert("owns", value(owns.iter().collect::<Array>()));
+    }
+    if let Some(parent) = &new.parent {
+        t.insert("parent", value(parent));
+    }
     agents.push(t);
     Ok(doc.to_string())
 }

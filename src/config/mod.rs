@@ -5,6 +5,7 @@ pub mod crew;
 pub mod crew_edit;
 pub mod gate;
 pub mod keymap;
+pub mod lead;
 pub mod location;
 pub mod owns;
 pub mod paths;

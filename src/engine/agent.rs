@@ -56,6 +56,12 @@ pub enum TermMsg {
     Redetect,
     /// The Enter of a delivery went in, then: the engine is told, and told again once the screen changed after.
     Entered(Instant),
+    /// `muster read`: the agent's output, answered on `reply`.
+    Read {
+        what: crate::protocol::lead::ReadWhat,
+        ansi: bool,
+        reply: std::sync::mpsc::Sender<crate::protocol::script::Answer>,
+    },
     /// `Command::Search` of one viewer: the answer goes to `asker`, and that viewer's view moves to the match.
     Search {
         viewer: u64,
@@ -172,6 +178,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         started: Instant::now(),
         boot_within: args.boot_within,
         verdicts: args.reads_verdicts.then_some(None),
+        turn_began: None,
         version_regex: args.version_regex,
         version: None,
         watched: args.watched,
@@ -238,6 +245,8 @@ struct TermThread {
     drawn: bool,
     started: Instant,
     boot_within: std::time::Duration,
+    /// Where its last turn began: rows scrolled into history by then, and the screen's rows then.
+    turn_began: Option<u64>,
     /// For a reviewer: how many verdict lines the buffer held when its turn began (None: no turn yet).
     verdicts: Option<Option<usize>>,
     version_regex: Option<regex::Regex>,
@@ -408,12 +417,61 @@ impl TermThread {
                 text.truncate(text.floor_char_boundary(crate::protocol::MAX_COPY));
                 self.sink.reply(asker, Event::Copied { name: self.name.clone(), text, cut });
             }
+            TermMsg::Read { what, ansi, reply } => {
+                let text = self.read_out(what, ansi);
+                let _ = reply.send(crate::protocol::script::Answer::Text { text });
+            }
             TermMsg::Redetect => {
                 self.last_detect = None;
                 self.detect_dirty = true;
                 self.force_report = true;
             }
         }
+    }
+
+    /// What `muster read` asks for, as text (or with its styles as SGR).
+    fn read_out(&self, what: crate::protocol::lead::ReadWhat, ansi: bool) -> String {
+        use crate::protocol::lead::ReadWhat;
+        /// At most this many rows are read back at once.
+        const MAX_ROWS: usize = 100_000;
+        let total = self.model.buffer_rows();
+        let screen_rows = self.model.size().0 as usize;
+        let count = match what {
+            ReadWhat::Screen {} => screen_rows,
+            ReadWhat::Lines { n } => n,
+            // Rows that scrolled in since the turn began, and the screen.
+            ReadWhat::Turn {} => match self.turn_began {
+                Some(at) => (self.model.rows_pushed().saturating_sub(at) as usize).saturating_add(screen_rows),
+                None => 0,
+            },
+        }
+        .min(total)
+        .min(MAX_ROWS);
+        let from = total - count;
+        let mut lines: Vec<String> = if ansi {
+            // Screens scrolled back far enough to show each row, taken a screen at a time.
+            let history = self.model.history_size();
+            let mut out = Vec::with_capacity(count);
+            let mut row = from;
+            while row < total {
+                let offset = history.saturating_sub(row);
+                let screen = self.model.snapshot_at(offset);
+                let top = history - offset;
+                for r in row..(top + screen_rows).min(total) {
+                    out.push(crate::term::ansi::line(screen.row((r - top) as u16)));
+                }
+                row = (top + screen_rows).min(total).max(row + 1);
+            }
+            out
+        } else {
+            self.model.text_rows(from, count).into_iter().map(|r| r.text.trim_end().to_string()).collect()
+        };
+        while lines.last().is_some_and(|l| l.trim().is_empty()) {
+            lines.pop();
+        }
+        let mut text = lines.join("\n");
+        text.push('\n');
+        text
     }
 
     /// A reviewer's turn: the verdict lines the buffer holds are counted when it begins; when it ends with more,
@@ -668,6 +726,9 @@ impl TermThread {
         let changed = self.reported.as_ref() != Some(&current);
         if changed {
             let was = self.reported.as_ref().map(|r| r.decision.state);
+            if current.decision.state == AgentState::Busy && was != Some(AgentState::Busy) {
+                self.turn_began = Some(self.model.rows_pushed());
+            }
             self.verdict_on_turn(was, current.decision.state);
         }
         if changed || activity_due || std::mem::take(&mut self.force_report) {

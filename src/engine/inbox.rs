@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{AgentState, Command};
 use crate::protocol::git::{Checkpoint, DiffStat};
 use crate::protocol::messages::ExitInfo;
-use crate::protocol::script::{Answer, WaitFor};
+use crate::protocol::script::{Answer, Caller, WaitFor};
 
 /// What the engine thread takes, by who sends it.
 pub enum EngineMsg {
@@ -29,19 +29,35 @@ pub enum EngineMsg {
 pub enum ScriptMsg {
     /// `send`: answered `sent` or an error; with `wait`, then `turn` once the agent went busy and came back, asks
     /// something, or its run ends.
-    Send { name: String, text: String, force: bool, wait: bool, reply: Sender<Answer> },
+    Send { name: String, text: String, force: bool, wait: bool, from: Option<Caller>, reply: Sender<Answer> },
     /// `run`: a change to an agent (checkpoint, rollback, merge, conflicts), run by the engine so it never races
     /// it on the same worktree; answered `done` or an error.
     Run {
         cmd: Command,
         /// What a checkpoint is called (`cli` unless the script says).
         trigger: String,
+        from: Option<Caller>,
         reply: Sender<Answer>,
     },
     /// `status`: the crew as it is now.
     Status { reply: Sender<Answer> },
     /// `wait`: answered once settled (`waited`), or an error naming an agent the crew does not have.
-    Wait { agents: Vec<String>, until: WaitFor, timeout: Option<Duration>, reply: Sender<Answer> },
+    Wait { agents: Vec<String>, until: WaitFor, timeout: Option<Duration>, any: bool, reply: Sender<Answer> },
+    /// `spawn`: answered `spawned` once the new agent settled.
+    Spawn { from: Option<Caller>, spawn: crate::protocol::lead::Spawn, reply: Sender<Answer> },
+    /// `read`: answered `text` by the agent's terminal thread.
+    Read { name: String, what: crate::protocol::lead::ReadWhat, ansi: bool, reply: Sender<Answer> },
+    /// `result`: set or get.
+    Result { from: Option<Caller>, op: crate::protocol::lead::ResultOp, reply: Sender<Answer> },
+    /// `events`: the log after `since`; following, each new event too (a bounded channel: one that falls too
+    /// far behind is let go).
+    Events {
+        since: u64,
+        follow: bool,
+        agents: Vec<String>,
+        kinds: Vec<crate::protocol::lead::EventKind>,
+        tx: std::sync::mpsc::SyncSender<Answer>,
+    },
     /// `explain`: the agent's state and why.
     Explain { name: String, reply: Sender<Answer> },
     /// `mail`: as the agent whose secret it carries (None: the operator).

@@ -4,11 +4,13 @@
 pub mod agent;
 pub mod crew_watch;
 pub mod detect;
+pub mod events;
 pub mod git_jobs;
 pub mod guard;
 pub mod hooks;
 pub mod inbox;
 pub mod ports;
+pub mod results;
 mod pty_io;
 pub mod script_socket;
 pub mod store;

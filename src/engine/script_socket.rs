@@ -68,21 +68,45 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
                 (EngineMsg::Script(ScriptMsg::Explain { name: agent, reply: tx }), Some(Duration::from_secs(5)), 1)
             }
             // The first answer says whether it was sent; with `wait` the second comes when the turn ends.
-            Request::Send { agent, text, force, wait } => (
-                EngineMsg::Script(ScriptMsg::Send { name: agent, text, force, wait, reply: tx }),
+            Request::Send { agent, text, force, wait, from } => (
+                EngineMsg::Script(ScriptMsg::Send { name: agent, text, force, wait, from, reply: tx }),
                 None,
                 if wait { 2 } else { 1 },
             ),
             // A merge or a checkpoint of a large tree takes what it takes.
-            Request::Run { command, trigger } => {
+            Request::Run { command, trigger, from } => {
                 let trigger = trigger.unwrap_or_else(|| "cli".into());
-                (EngineMsg::Script(ScriptMsg::Run { cmd: command, trigger, reply: tx }), None, 1)
+                (EngineMsg::Script(ScriptMsg::Run { cmd: command, trigger, from, reply: tx }), None, 1)
             }
             Request::Status {} => (EngineMsg::Script(ScriptMsg::Status { reply: tx }), Some(Duration::from_secs(5)), 1),
             // Held until settled; a script that stopped waiting (its client closed) frees its place.
-            Request::Wait { agents, until, timeout } => {
+            Request::Wait { agents, until, timeout, any } => {
                 let timeout = timeout.map(|t| Duration::from_secs_f64(t.clamp(0.0, 1e9)));
-                (EngineMsg::Script(ScriptMsg::Wait { agents, until, timeout, reply: tx }), None, 1)
+                (EngineMsg::Script(ScriptMsg::Wait { agents, until, timeout, any, reply: tx }), None, 1)
+            }
+            // Held until the agent settles (or its time is up).
+            Request::Spawn { from, spawn } => (EngineMsg::Script(ScriptMsg::Spawn { from, spawn, reply: tx }), None, 1),
+            Request::Read { agent, what, ansi } => (
+                EngineMsg::Script(ScriptMsg::Read { name: agent, what, ansi, reply: tx }),
+                Some(Duration::from_secs(10)),
+                1,
+            ),
+            Request::Result { from, op } => {
+                (EngineMsg::Script(ScriptMsg::Result { from, op, reply: tx }), Some(Duration::from_secs(30)), 1)
+            }
+            // A stream: every event after `since`, then (following) each new one until the client closes.
+            Request::Events { since, follow, agents, kinds } => {
+                let (etx, erx) = std::sync::mpsc::sync_channel(super::events::FOLLOWER_ROOM);
+                if !send(EngineMsg::Script(ScriptMsg::Events { since, follow, agents, kinds, tx: etx })) {
+                    say(out, stopping());
+                    return Flow::Close;
+                }
+                while let Some(answer) = out.answer(&erx, None) {
+                    if !say(out, answer) {
+                        break;
+                    }
+                }
+                return Flow::Close;
             }
             // A mail `wait` is held until settled; the rest are answered at once.
             Request::Mail { agent, token, op } => {
@@ -133,6 +157,13 @@ pub fn ask(run_dir: &Path, req: &Request, within: Option<Duration>) -> Result<Op
     answers.next().transpose()
 }
 
+/// A request whose answers stream (`events`): each as it comes, until the server closes; `None` when no
+/// muster runs for `run_dir`.
+pub fn stream(run_dir: &Path, req: &Request) -> Result<Option<impl Iterator<Item = Result<Answer>>>> {
+    let Ok(stream) = connect(run_dir) else { return Ok(None) };
+    Ok(Some(request(stream, req, None)?))
+}
+
 /// Send `req` on a fresh connection; its answers, line by line, as they come.
 fn request(
     mut stream: UnixStream,
@@ -152,6 +183,14 @@ pub fn parse_answer(line: &str) -> Result<Answer> {
         let shown: String = line.chars().take(200).collect();
         format!("an answer this muster does not understand (another version's server?): {shown}")
     })
+}
+
+/// The agent this process runs inside, with its secret (`MUSTER_AGENT`, `MUSTER_AGENT_TOKEN`): what it asks,
+/// it asks as that agent. None outside an agent (the operator).
+pub fn caller() -> Option<crate::protocol::script::Caller> {
+    let agent = std::env::var("MUSTER_AGENT").ok().filter(|a| !a.is_empty())?;
+    let token = std::env::var("MUSTER_AGENT_TOKEN").ok()?;
+    Some(crate::protocol::script::Caller { agent, token })
 }
 
 /// How long a stop hook waits for the gates of the turn it ends (Claude Code gives a hook 60 s by default).
@@ -180,7 +219,7 @@ pub fn send(
     wait: bool,
     mut each: impl FnMut(Answer),
 ) -> Result<()> {
-    let req = Request::Send { agent: agent.into(), text: text.into(), force, wait };
+    let req = Request::Send { agent: agent.into(), text: text.into(), force, wait, from: caller() };
     for answer in request(connect(run_dir)?, &req, None)? {
         each(answer?);
     }

@@ -32,6 +32,7 @@ mod findings;
 mod gates;
 mod jobs;
 mod launch;
+mod lead;
 mod lifecycle;
 mod mail;
 mod review;
@@ -169,6 +170,11 @@ struct Supervisor {
     findings: findings::Findings,
     /// The git folder's command-running parts as last read (its hooks, config keys, HEAD).
     git_folder: Option<(PathBuf, crate::guard::git_folder::GitFolder)>,
+    /// `muster spawn` requests waiting for their agent to settle.
+    spawns: Vec<lead::PendingSpawn>,
+    /// The crew's event log (`muster events`), and the state and gate each agent was last logged in.
+    events: std::cell::RefCell<super::events::EventLog>,
+    logged: std::cell::RefCell<BTreeMap<String, (String, String)>>,
 }
 
 pub use crate::protocol::script::WaitFor;
@@ -220,6 +226,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     .inspect_err(|e| tracing::warn!("watching the crew file: {e:#}"))
     .ok();
     let (saved, load_errors) = store::load_or_set_aside(&cfg.root);
+    let events_root = cfg.root.clone();
     for e in load_errors {
         tracing::warn!("saved state: {e}");
         sink.event(Event::Message { text: format!("saved state: {e}"), error: true });
@@ -267,6 +274,9 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         guard: super::guard::Guard::start(tx.clone()),
         findings: Default::default(),
         git_folder: None,
+        spawns: Vec::new(),
+        events: std::cell::RefCell::new(super::events::EventLog::open(&events_root)),
+        logged: Default::default(),
     };
     sup.load_slots(saved);
     sup.open_mailbox();
@@ -379,7 +389,14 @@ impl Supervisor {
         loop {
             let save_at = self.unsaved_since.map(|t| t + SAVE_AFTER);
             let forget_wait = self.waits.iter().filter_map(|w| w.until_time).min();
-            let wake = [self.next_periodic(), save_at, forget_wait, self.next_mail_wake(), self.next_timer()]
+            let wake = [
+                self.next_periodic(),
+                save_at,
+                forget_wait,
+                self.next_mail_wake(),
+                self.next_timer(),
+                self.next_spawn_deadline(),
+            ]
                 .into_iter()
                 .flatten()
                 .min();
@@ -392,6 +409,7 @@ impl Supervisor {
                         }
                         self.periodic_checkpoints();
                         self.settle_waits();
+                        self.settle_spawns();
                         self.mail_tick();
                         self.timers();
                         continue;
@@ -413,6 +431,9 @@ impl Supervisor {
             self.handle(msg);
             if !self.waits.is_empty() {
                 self.settle_waits();
+            }
+            if !self.spawns.is_empty() {
+                self.settle_spawns();
             }
             self.advance_waves();
             if self.shutting_down && self.slots.iter().all(|s| s.running.as_ref().is_none_or(|r| r.exited)) {
@@ -447,6 +468,7 @@ impl Supervisor {
 
     fn emit(&self, name: &str) {
         if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) {
+            self.record_info(&slot.info);
             self.sink.event(Event::Agent(slot.info.clone()));
         }
     }

@@ -136,6 +136,12 @@ pub struct AgentInfo {
     /// Its latest review, where an agent of the crew `reviews` it.
     #[serde(default)]
     pub review: Option<super::review::ReviewMark>,
+    /// The agent that spawned it.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// Its latest result (`muster result set`).
+    #[serde(default)]
+    pub result: Option<super::lead::ResultMark>,
 }
 
 /// An agent to add, in the crew file's own words: a preset (`kind`) or a `command` (with its `args`), what it
@@ -154,6 +160,14 @@ pub struct NewAgent {
     pub prompt: Option<String>,
     #[serde(default)]
     pub base: Option<String>,
+    /// A `[[role]]` of the crew file it takes its fields from.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// The agent that spawned it.
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub owns: Option<Vec<String>>,
 }
 
 /// How an agent stands to the crew file as it is now.
@@ -172,6 +186,29 @@ pub enum CrewFileMark {
 }
 
 impl AgentInfo {
+    /// At its prompt with a result set since its last turn: done, not merely idle.
+    pub fn is_done(&self) -> bool {
+        self.state == AgentState::Idle && self.result.as_ref().is_some_and(|r| r.current)
+    }
+
+    /// Its state's word, `done` for a done agent.
+    pub fn state_label(&self) -> &'static str {
+        if self.is_done() {
+            "done"
+        } else {
+            self.state.label()
+        }
+    }
+
+    /// Its state's glyph, `✓` for a done agent.
+    pub fn state_glyph(&self) -> &'static str {
+        if self.is_done() {
+            "✓"
+        } else {
+            self.state.glyph()
+        }
+    }
+
     /// An agent of the crew before anything is known of it: on branch `muster/<name>` off `main`.
     pub fn new(name: &str, kind: &str, state: AgentState) -> AgentInfo {
         AgentInfo {
@@ -200,6 +237,8 @@ impl AgentInfo {
             wave: None,
             pending: false,
             review: None,
+            parent: None,
+            result: None,
         }
     }
 }

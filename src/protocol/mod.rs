@@ -9,6 +9,7 @@ pub mod frame;
 pub mod gate;
 pub mod git;
 pub mod guard;
+pub mod lead;
 pub mod mail;
 pub mod messages;
 pub mod review;
@@ -40,7 +41,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// Bumped whenever a message changes shape; client and server must agree exactly.
-pub const VERSION: u32 = 7;
+pub const VERSION: u32 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

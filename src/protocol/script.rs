@@ -12,7 +12,7 @@ use super::mail::{MailAnswer, MailOp};
 use super::{AgentState, Command};
 
 /// Bumped whenever a request or an answer changes shape (`{"version":{}}` tells a script which it speaks).
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 
 /// One request: an object with one key, the request's name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -41,6 +41,9 @@ pub enum Request {
         force: bool,
         #[serde(default)]
         wait: bool,
+        /// Sent by an agent (its name and secret): only into its descendants.
+        #[serde(default)]
+        from: Option<Caller>,
     },
     /// A change to an agent, carried out by the engine so it never races it on a worktree (checkpoint, rollback,
     /// merge, conflict resolution, start, stop…). `trigger` names a checkpoint's cause (`cli` unless given).
@@ -49,6 +52,10 @@ pub enum Request {
         command: Command,
         #[serde(default)]
         trigger: Option<String>,
+        /// Asked by an agent (its name and secret): stop, pause, resume, restart, start or remove its
+        /// descendants only.
+        #[serde(default)]
+        from: Option<Caller>,
     },
     /// The crew as it is now. Answered `status`.
     Status {},
@@ -60,6 +67,9 @@ pub enum Request {
         /// Seconds; past them the request is forgotten and its connection closed without an answer.
         #[serde(default)]
         timeout: Option<f64>,
+        /// Settled by the first agent in the state asked (answered `first`), not all of them.
+        #[serde(default)]
+        any: bool,
     },
     /// The mailbox, as the agent whose name and secret it carries, or as the operator (neither given). Answered
     /// `mail`.
@@ -85,8 +95,51 @@ pub enum Request {
         target: String,
         verdict: super::review::Verdict,
     },
+    /// A new agent of the crew (`muster spawn`), as the asking agent's child (`from`), or the operator's.
+    /// Answered `spawned` once it is at its prompt with its kickoff delivered (or as `wait` asks).
+    Spawn {
+        #[serde(default)]
+        from: Option<Caller>,
+        spawn: super::lead::Spawn,
+    },
+    /// An agent's output: its last lines, its last turn's, or its screen. Answered `text`.
+    Read {
+        agent: String,
+        what: super::lead::ReadWhat,
+        /// With its colours and styles as escape sequences.
+        #[serde(default)]
+        ansi: bool,
+    },
+    /// Set one's own structured result (an agent, `from`), or get an agent's. Answered `results`.
+    Result {
+        #[serde(default)]
+        from: Option<Caller>,
+        op: super::lead::ResultOp,
+    },
+    /// The crew's event log after `since` (a sequence number), as `event` lines; with `follow`, then each new
+    /// one as it happens, until the client closes.
+    Events {
+        #[serde(default)]
+        since: u64,
+        #[serde(default)]
+        follow: bool,
+        /// Only these agents' (empty: all).
+        #[serde(default)]
+        agents: Vec<String>,
+        /// Only these kinds (empty: all).
+        #[serde(default)]
+        kinds: Vec<super::lead::EventKind>,
+    },
     /// Which version of this API the server speaks. Answered `version`.
     Version {},
+}
+
+/// An agent asking, with its secret from its environment (`MUSTER_AGENT`, `MUSTER_AGENT_TOKEN`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Caller {
+    pub agent: String,
+    pub token: String,
 }
 
 /// What `wait` waits for.
@@ -104,6 +157,8 @@ pub enum WaitFor {
     /// A gate failed on its latest work, or could not run.
     #[serde(rename = "gate-failed")]
     GateFailed,
+    /// At its prompt with a result set (`muster result set`) since its last turn.
+    Done,
 }
 
 impl WaitFor {
@@ -115,6 +170,16 @@ impl WaitFor {
             WaitFor::Any => matches!(s, AgentState::Idle | AgentState::Waiting) || !s.is_running(),
             WaitFor::Green => matches!(gate, GateMark::Green { .. }),
             WaitFor::GateFailed => matches!(gate, GateMark::Red { .. } | GateMark::Error { .. }),
+            // Read from the agent's info: `matches_info`.
+            WaitFor::Done => false,
+        }
+    }
+
+    /// Whether an agent is in the state asked.
+    pub fn matches_info(self, info: &super::AgentInfo) -> bool {
+        match self {
+            WaitFor::Done => info.is_done(),
+            other => other.matches(info.state, &info.gate),
         }
     }
 }
@@ -149,6 +214,14 @@ pub enum Answer {
     Guard(GuardAnswer),
     /// `version`: this API's version and the server's muster.
     Version { script: u32, muster: String },
+    /// `spawn`: the new agent, its branch and worktree.
+    Spawned { name: String, branch: String, worktree: String },
+    /// `read`: the agent's output.
+    Text { text: String },
+    /// `result`: the results asked for, oldest first (after `set`: the one kept).
+    Results { results: Vec<super::lead::StoredResult> },
+    /// `events`: one event of the log.
+    Event(super::lead::CrewEvent),
     /// The request was not carried out. Never an agent's fault unless `kind` says so.
     Error(ScriptError),
 }
@@ -175,6 +248,8 @@ pub enum WaitOutcome {
     Ended { agent: String },
     /// This agent was removed from the crew.
     Gone { agent: String },
+    /// With `any`: this agent was the first in the state asked.
+    First { agent: String },
 }
 
 /// Why a request was not carried out.

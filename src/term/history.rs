@@ -159,6 +159,8 @@ pub struct History {
     cache: RefCell<Option<(u64, Vec<u8>)>>,
     /// Blocks dropped so far: gives sealed blocks a stable number for the cache.
     dropped: u64,
+    /// Rows that ever scrolled in: a place in the output that trimming does not move (`muster read --turn`).
+    pushed: u64,
     /// What tells when a block became full (a test stops it).
     clock: fn() -> Instant,
 }
@@ -173,8 +175,14 @@ impl History {
             open: false,
             cache: RefCell::new(None),
             dropped: 0,
+            pushed: 0,
             clock: Instant::now,
         }
+    }
+
+    /// Rows that ever scrolled into history.
+    pub fn pushed(&self) -> u64 {
+        self.pushed
     }
 
     /// Rows of history at the current width.
@@ -218,6 +226,7 @@ impl History {
         if self.limit == 0 {
             return;
         }
+        self.pushed += 1;
         if self.open {
             let mut more = decode(&e.bytes);
             // A row a line wrapped into is a row even when blank: one cell keeps it one.

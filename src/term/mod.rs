@@ -1,6 +1,7 @@
 //! Terminal emulation: the model each agent's output is fed into, the screen snapshots the UI draws, the
 //! key/paste encoder for what the operator types, and the OSC notifications the emulator ignores.
 
+pub mod ansi;
 pub mod capture;
 pub mod changes;
 pub mod guard;

@@ -58,6 +58,10 @@ pub trait TerminalModel: Send {
     fn snapshot_at(&self, offset: usize) -> Screen;
     /// Lines of history above the screen.
     fn history_size(&self) -> usize;
+    /// Rows that ever scrolled into history (trimming does not lower it).
+    fn rows_pushed(&self) -> u64 {
+        0
+    }
     /// Rows of the whole buffer: the history's, then the screen's (`BufferPos::row` counts them).
     fn buffer_rows(&self) -> usize {
         self.history_size() + self.size().0 as usize
@@ -541,6 +545,10 @@ impl TerminalModel for AlacrittyModel {
 
     fn snapshot(&self) -> Screen {
         self.snapshot_at(self.view)
+    }
+
+    fn rows_pushed(&self) -> u64 {
+        self.history.pushed()
     }
 
     fn history_size(&self) -> usize {

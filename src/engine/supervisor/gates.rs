@@ -652,8 +652,12 @@ impl Supervisor {
         let mark = self.gate_mark(name);
         if let Some(slot) = self.slot_mut(name) {
             if slot.info.gate != mark {
+                let red = matches!(mark, GateMark::Red { .. });
                 slot.info.gate = mark;
                 self.emit(name);
+                if red {
+                    self.tell_parent_of_gate(name);
+                }
             }
         }
     }

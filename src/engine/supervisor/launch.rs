@@ -417,6 +417,9 @@ impl Supervisor {
             wave: spec.wave,
             pending: false,
             review: None,
+            parent: spec.parent.clone(),
+            // Its latest result is kept on disk: a restarted server knows it is done.
+            result: crate::engine::results::latest(root, &spec.name).map(|r| r.mark(true)),
         };
         Slot {
             pending_spec: None,

@@ -211,6 +211,10 @@ impl Supervisor {
             // The operator, mail or the CLI itself started a turn: a gate's hold ends, results under way go stale.
             slot.turns += 1;
             slot.gate_hold = None;
+            // A new turn: its result is of the work before (kept, no longer what it is done with).
+            if let Some(r) = slot.info.result.as_mut() {
+                r.current = false;
+            }
             slot.turn_end_taken = false;
         }
         if !slot.paused() {

@@ -7,6 +7,8 @@ use super::*;
 pub(super) struct PendingWait {
     pub(super) agents: Vec<(String, Option<u64>)>,
     pub(super) until: WaitFor,
+    /// Settled by the first agent in the state asked.
+    pub(super) any: bool,
     /// Given up on after this (the script stopped waiting).
     pub(super) until_time: Option<Instant>,
     pub(super) reply: Sender<Answer>,
@@ -41,12 +43,26 @@ impl Supervisor {
             ScriptMsg::Explain { name, reply } => {
                 let _ = reply.send(Answer::Explained { text: self.explain(&name) });
             }
-            ScriptMsg::Run { cmd, trigger, reply } => self.run_for_script(cmd, trigger, reply),
+            ScriptMsg::Run { cmd, trigger, from, reply } => match self.may_run(from, &cmd) {
+                Ok(()) => self.run_for_script(cmd, trigger, reply),
+                Err(e) => {
+                    let _ = reply.send(Answer::Error(e));
+                }
+            },
+            ScriptMsg::Spawn { from, spawn, reply } => self.spawn_agent(from, spawn, reply),
+            ScriptMsg::Read { name, what, ansi, reply } => self.read_agent(&name, what, ansi, reply),
+            ScriptMsg::Result { from, op, reply } => {
+                let answer = self.result_request(from, op);
+                let _ = reply.send(answer);
+            }
+            ScriptMsg::Events { since, follow, agents, kinds, tx } => {
+                self.serve_events(since, follow, agents, kinds, tx)
+            }
             ScriptMsg::Status { reply } => {
                 let crew = serde_json::to_value(self.saved_crew()).unwrap_or_default();
                 let _ = reply.send(Answer::Status { crew });
             }
-            ScriptMsg::Wait { agents, until, timeout, reply } => {
+            ScriptMsg::Wait { agents, until, timeout, any, reply } => {
                 let mut runs = Vec::new();
                 for name in agents {
                     let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
@@ -60,10 +76,13 @@ impl Supervisor {
                 }
                 if !runs.is_empty() {
                     let until_time = timeout.map(|t| Instant::now() + t);
-                    self.waits.push(PendingWait { agents: runs, until, until_time, reply });
+                    self.waits.push(PendingWait { agents: runs, until, any, until_time, reply });
                 }
             }
-            ScriptMsg::Send { name, text, force, wait, reply } => match self.steer(&name, text, force, Asker::NOBODY) {
+            ScriptMsg::Send { name, text, force, wait, from, reply } => match self
+                .may(from, crate::config::lead::Verb::Send, &name)
+                .and_then(|()| self.steer(&name, text, force, Asker::NOBODY))
+            {
                 Ok(()) => {
                     let _ = reply.send(Answer::Sent {});
                     let generation = self.slot_mut(&name).and_then(|s| s.running.as_ref()).map(|r| r.generation);
@@ -216,7 +235,11 @@ impl Supervisor {
             if ended && !matches!(w.until, WaitFor::Exited | WaitFor::Any) {
                 return Some(WaitOutcome::Ended { agent: name.clone() });
             }
-            all &= ended || w.until.matches(slot.info.state, &slot.info.gate);
+            let matched = ended || w.until.matches_info(&slot.info);
+            if w.any && matched {
+                return Some(WaitOutcome::First { agent: name.clone() });
+            }
+            all &= matched;
         }
         all.then_some(WaitOutcome::Matched)
     }

@@ -1,0 +1,193 @@
+//! Agents that drive muster (`muster spawn`, `send`, `stop`, `read`, `wait`…): who may do what to whom. An
+//! agent acts on its own descendants (the agents it spawned, and theirs), reads and waits on any agent, and
+//! spawns within its limits; the rest is the operator's. `[defaults] agents_may` narrows it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use super::crew::{AgentSpec, Defaults};
+use super::ConfigError;
+
+/// How many children one agent may have, and how deep a line of spawned agents may go, unless `[defaults]`
+/// says otherwise.
+pub const MAX_CHILDREN: u32 = 4;
+pub const MAX_DEPTH: u32 = 2;
+
+/// What an agent may ask of muster about another agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verb {
+    /// Start a child (`muster spawn`).
+    Spawn,
+    /// Type into a descendant (`muster send`).
+    Send,
+    /// Stop, pause, resume or restart a descendant.
+    Stop,
+    /// Remove a descendant (its worktree and branch).
+    Remove,
+    /// Read any agent's output (`muster read`) or result.
+    Read,
+    /// Wait on any agent (`muster wait`).
+    Wait,
+}
+
+impl Verb {
+    pub fn word(self) -> &'static str {
+        match self {
+            Verb::Spawn => "spawn",
+            Verb::Send => "send",
+            Verb::Stop => "stop",
+            Verb::Remove => "remove",
+            Verb::Read => "read",
+            Verb::Wait => "wait",
+        }
+    }
+
+    /// Whether it acts on descendants only (the others reach any agent).
+    pub fn descendants_only(self) -> bool {
+        matches!(self, Verb::Send | Verb::Stop | Verb::Remove)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_children: u32,
+    pub max_depth: u32,
+    pub may: Vec<Verb>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::of(&Defaults::default())
+    }
+}
+
+impl Limits {
+    pub fn of(d: &Defaults) -> Limits {
+        Limits {
+            max_children: d.max_children.unwrap_or(MAX_CHILDREN),
+            max_depth: d.max_depth.unwrap_or(MAX_DEPTH),
+            may: d.agents_may.clone().unwrap_or_else(|| {
+                vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove, Verb::Read, Verb::Wait]
+            }),
+        }
+    }
+}
+
+/// The line of agents above `name` (its parent first), as `parent_of` says; stops at a loop or an unknown name.
+pub fn ancestors<'a>(name: &str, parent_of: impl Fn(&str) -> Option<&'a str>) -> Vec<&'a str> {
+    let mut line: Vec<&'a str> = Vec::new();
+    let mut at = parent_of(name);
+    while let Some(p) = at {
+        if p == name || line.contains(&p) {
+            break;
+        }
+        line.push(p);
+        at = parent_of(p);
+    }
+    line
+}
+
+/// Whether agent `who` may do `verb` to `target` (None: the operator, who may do anything): its own
+/// descendants for what changes an agent, any agent for what only looks; never itself for stop and remove.
+pub fn may(
+    limits: &Limits,
+    who: Option<&str>,
+    verb: Verb,
+    target: &str,
+    parent_of: impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let Some(who) = who else { return Ok(()) };
+    if !limits.may.contains(&verb) {
+        return Err(format!("agents may not {} (the crew file's [defaults] agents_may): ask the operator", verb.word()));
+    }
+    if !verb.descendants_only() {
+        return Ok(());
+    }
+    let mut at = parent_of(target);
+    let mut steps = 0;
+    while let Some(p) = at {
+        if p == who {
+            return Ok(());
+        }
+        steps += 1;
+        if steps > 64 {
+            break;
+        }
+        at = parent_of(&p);
+    }
+    Err(format!("{who} may {} only the agents it spawned (and theirs): {target} is not one of them", verb.word()))
+}
+
+/// Each `parent` names another agent of the crew, and no line of parents loops.
+pub fn check_parents(
+    file: &Path,
+    text: &str,
+    agents: &[AgentSpec],
+    parents: &[(String, Spanned<String>)],
+) -> Result<(), ConfigError> {
+    let of: BTreeMap<&str, &str> = agents
+        .iter()
+        .filter_map(|a| Some((a.name.as_str(), a.parent.as_deref()?)))
+        .collect();
+    for (name, p) in parents {
+        let at = p.span().start;
+        let parent = p.get_ref();
+        if parent == name {
+            return Err(ConfigError::at(file, text, at, format!("key `parent`: `{name}` cannot be its own parent")));
+        }
+        if !agents.iter().any(|a| &a.name == parent) {
+            return Err(ConfigError::at(file, text, at, format!("key `parent`: no agent `{parent}` in this crew")));
+        }
+        let line = ancestors(name, |n| of.get(n).copied());
+        if line.last().is_some_and(|top| of.get(top).is_some_and(|up| line.contains(up) || *up == name.as_str())) {
+            return Err(ConfigError::at(
+                file,
+                text,
+                at,
+                format!("key `parent`: a loop of parents ({name} → {})", line.join(" → ")),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parent_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + '_ {
+        move |n| pairs.iter().find(|(c, _)| *c == n).map(|(_, p)| p.to_string())
+    }
+
+    #[test]
+    fn an_agent_acts_on_its_descendants_and_looks_at_anyone() {
+        let tree = [("c1", "lead"), ("c2", "lead"), ("g1", "c1")];
+        let l = Limits::default();
+        assert!(may(&l, Some("lead"), Verb::Stop, "g1", parent_of(&tree)).is_ok());
+        assert!(may(&l, Some("c1"), Verb::Stop, "c2", parent_of(&tree)).unwrap_err().contains("not one of them"));
+        assert!(may(&l, Some("c1"), Verb::Remove, "c1", parent_of(&tree)).is_err(), "not itself");
+        assert!(may(&l, Some("c1"), Verb::Read, "c2", parent_of(&tree)).is_ok());
+        assert!(may(&l, None, Verb::Remove, "lead", parent_of(&tree)).is_ok(), "the operator");
+        let narrow = Limits { may: vec![Verb::Read], ..Limits::default() };
+        assert!(may(&narrow, Some("lead"), Verb::Stop, "c1", parent_of(&tree)).unwrap_err().contains("agents_may"));
+        let looped = [("a", "b"), ("b", "a")];
+        assert!(may(&l, Some("x"), Verb::Stop, "a", parent_of(&looped)).is_err(), "a loop ends");
+    }
+
+    #[test]
+    fn ancestors_stop_at_a_loop() {
+        let of = |n: &str| match n {
+            "a" => Some("b"),
+            "b" => Some("c"),
+            "c" => Some("a"),
+            _ => None,
+        };
+        assert_eq!(ancestors("a", of), ["b", "c"]);
+        assert_eq!(ancestors("z", of), Vec::<&str>::new());
+    }
+}

@@ -1,0 +1,372 @@
+//! Agents that drive muster (issue #31): `spawn` a child with everything an operator's agent has, `read` an
+//! agent's output, set and get `result`s, follow the crew's `events`; who may do what to whom
+//! (`config::lead`); and each child's result or failing gate mailed to its parent through the arbiter.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::config::lead::{self as rules, Verb};
+use crate::protocol::gate::GateMark;
+use crate::protocol::lead::{EventKind, ReadWhat, ResultOp, Spawn};
+use crate::protocol::script::{Caller, WaitFor};
+
+/// A `spawn` answered once its agent is at its prompt with its kickoff delivered (and then as `wait` asks).
+pub(super) struct PendingSpawn {
+    name: String,
+    wait: Option<WaitFor>,
+    /// Given up on after this; None: waited for as long as it takes (its client may close).
+    until: Option<Instant>,
+    kickoff: bool,
+    delivered: bool,
+    reply: Sender<Answer>,
+}
+
+/// The agent a command acts on, and what it is as far as the permissions go; None: the operator's only.
+fn command_target(cmd: &Command) -> Option<(Verb, &str)> {
+    match cmd {
+        Command::Start { name, .. }
+        | Command::Stop { name }
+        | Command::Restart { name }
+        | Command::Pause { name }
+        | Command::Resume { name } => Some((Verb::Stop, name)),
+        Command::Remove { name, .. } | Command::CheckRemove { name } => Some((Verb::Remove, name)),
+        Command::Steer { name, .. } | Command::Key { name, .. } | Command::Paste { name, .. } => {
+            Some((Verb::Send, name))
+        }
+        _ => None,
+    }
+}
+
+impl Supervisor {
+    /// Who asks: an agent whose secret matches (None: the operator); a forged identity is refused.
+    pub(super) fn caller(&self, from: Option<Caller>) -> Result<Option<String>, ScriptError> {
+        let Some(c) = from else { return Ok(None) };
+        let ok = self.slots.iter().any(|s| s.spec.name == c.agent && !s.token.is_empty() && s.token == c.token);
+        if !ok {
+            let shown = crate::protocol::lead::cut(&c.agent, 64);
+            return Err(ScriptError {
+                kind: ErrorKind::Refused,
+                message: format!("cannot act as {shown}: MUSTER_AGENT_TOKEN is not {shown}'s"),
+            });
+        }
+        Ok(Some(c.agent))
+    }
+
+    fn parent_of(&self, name: &str) -> Option<String> {
+        self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.spec.parent.clone())
+    }
+
+    /// Whether `from` may do `verb` to `target` (the operator may do anything).
+    pub(super) fn may(&self, from: Option<Caller>, verb: Verb, target: &str) -> Result<(), ScriptError> {
+        let who = self.caller(from)?;
+        rules::may(&self.cfg.crew.lead, who.as_deref(), verb, target, |n| self.parent_of(n))
+            .map_err(|message| ScriptError { kind: ErrorKind::Refused, message })
+    }
+
+    /// Whether `from` may run `cmd`: an agent only what acts on its descendants.
+    pub(super) fn may_run(&self, from: Option<Caller>, cmd: &Command) -> Result<(), ScriptError> {
+        if from.is_none() {
+            return Ok(());
+        }
+        match command_target(cmd) {
+            Some((verb, target)) => self.may(from, verb, target),
+            None => {
+                self.caller(from)?;
+                Err(ScriptError { kind: ErrorKind::Refused, message: "only the operator may do that".into() })
+            }
+        }
+    }
+
+    /// `spawn`: checked against the asking agent's limits, added to the crew file with its parent, started;
+    /// answered when it settles (`settle_spawns`).
+    pub(super) fn spawn_agent(&mut self, from: Option<Caller>, sp: Spawn, reply: Sender<Answer>) {
+        let refuse = |reply: Sender<Answer>, kind, message: String| {
+            let _ = reply.send(Answer::error(kind, message));
+        };
+        if from.is_some() {
+            if let Err(e) = self.may(from.clone(), Verb::Spawn, &sp.name) {
+                return refuse(reply, e.kind, e.message);
+            }
+        }
+        let who = match self.caller(from) {
+            Ok(w) => w,
+            Err(e) => return refuse(reply, e.kind, e.message),
+        };
+        if let Some(w) = &who {
+            let limits = &self.cfg.crew.lead;
+            let depth = rules::ancestors(w, |n| {
+                self.slots.iter().find(|s| s.spec.name == n).and_then(|s| s.spec.parent.as_deref())
+            })
+            .len() as u32
+                + 1;
+            // The operator's agents are at depth 0: a child of theirs at 1.
+            if depth > limits.max_depth {
+                return refuse(
+                    reply,
+                    ErrorKind::Refused,
+                    format!(
+                        "{w} may not spawn: its child would be {depth} deep, past max_depth = {} ([defaults] of the crew file)",
+                        limits.max_depth
+                    ),
+                );
+            }
+            let children = self.slots.iter().filter(|s| s.spec.parent.as_deref() == Some(w.as_str())).count() as u32;
+            if children >= limits.max_children {
+                return refuse(
+                    reply,
+                    ErrorKind::Refused,
+                    format!(
+                        "{w} has {children} children already: max_children is {} ([defaults] of the crew file; remove one first)",
+                        limits.max_children
+                    ),
+                );
+            }
+        }
+        if sp.kind.is_some() == sp.role.is_some() {
+            return refuse(reply, ErrorKind::Malformed, "a spawn names a kind (--kind) or a role (--role), one of them".into());
+        }
+        let base = match (&sp.from, &sp.base) {
+            (Some(_), Some(_)) => {
+                return refuse(reply, ErrorKind::Malformed, "a spawn starts from a branch (--base) or an agent (--from), one".into())
+            }
+            (Some(a), None) => match self.slots.iter().find(|s| &s.spec.name == a && s.spec.worktree) {
+                Some(s) => Some(s.info.branch.clone()),
+                None => {
+                    let shown = crate::protocol::lead::cut(a, 64);
+                    return refuse(reply, ErrorKind::Unknown, format!("no agent `{shown}` with a branch to start from"));
+                }
+            },
+            (None, b) => b.clone(),
+        };
+        let new = crate::protocol::NewAgent {
+            name: sp.name.clone(),
+            kind: sp.kind.clone(),
+            role: sp.role.clone(),
+            prompt: sp.prompt.clone(),
+            base,
+            parent: who.clone(),
+            owns: sp.owns.clone(),
+            ..Default::default()
+        };
+        if let Err(e) = self.add_agent(new, true) {
+            return refuse(reply, ErrorKind::Refused, e);
+        }
+        let by = who.clone().unwrap_or_else(|| crate::protocol::mail::OPERATOR.to_string());
+        self.record(EventKind::Spawn, Some(&sp.name), &format!("{} spawned by {by}", sp.name));
+        let boot = self
+            .slots
+            .iter()
+            .find(|s| s.spec.name == sp.name)
+            .and_then(|s| self.presets.get(&s.spec.kind))
+            .map_or(crate::config::preset::BOOT_TIMEOUT, |p| p.boot_timeout);
+        let until = match (sp.timeout, sp.wait) {
+            (Some(t), _) => Some(Instant::now() + Duration::from_secs_f64(t.clamp(0.0, 1e7))),
+            (None, None) => Some(Instant::now() + boot + Duration::from_secs(60)),
+            (None, Some(_)) => None,
+        };
+        self.spawns.push(PendingSpawn {
+            name: sp.name,
+            wait: sp.wait,
+            until,
+            kickoff: sp.prompt.is_some(),
+            delivered: false,
+            reply,
+        });
+        self.settle_spawns();
+    }
+
+    /// Answer the spawns that settled: at the prompt with the kickoff taken (a turn began on it), and as their
+    /// `wait` asks; or ended, removed, past their time.
+    pub(super) fn settle_spawns(&mut self) {
+        let now = Instant::now();
+        let mut spawns = std::mem::take(&mut self.spawns);
+        spawns.retain_mut(|p| {
+            let Some(slot) = self.slots.iter().find(|s| s.spec.name == p.name) else {
+                let _ = p.reply.send(Answer::error(ErrorKind::Unknown, format!("{} was removed", p.name)));
+                return false;
+            };
+            let i = &slot.info;
+            if matches!(i.state, AgentState::Exited | AgentState::Error) {
+                let why = i.error.clone().unwrap_or_else(|| i.why.clone());
+                let _ = p.reply.send(Answer::error(ErrorKind::NotRunning, format!("{}: its run ended: {why}", p.name)));
+                return false;
+            }
+            if !p.delivered {
+                p.delivered = match p.kickoff {
+                    // A turn began after it started: the kickoff went in and the CLI works on it.
+                    true => slot.turns > 0 && !slot.prompt_pending,
+                    false => matches!(i.state, AgentState::Idle),
+                };
+            }
+            let settled = p.delivered && p.wait.is_none_or(|w| w.matches_info(i) && i.state != AgentState::Busy);
+            if settled {
+                let _ = p.reply.send(Answer::Spawned {
+                    name: p.name.clone(),
+                    branch: i.branch.clone(),
+                    worktree: i.worktree.display().to_string(),
+                });
+                return false;
+            }
+            if p.until.is_some_and(|t| now >= t) {
+                let what = if p.delivered { "reach the state asked" } else { "reach its prompt with its kickoff delivered" };
+                let _ = p.reply.send(Answer::error(
+                    ErrorKind::Failed,
+                    format!("{} did not {what} in time (it is {}: {}); it keeps running", p.name, i.state_label(), i.why),
+                ));
+                return false;
+            }
+            true
+        });
+        self.spawns = spawns;
+    }
+
+    pub(super) fn next_spawn_deadline(&self) -> Option<Instant> {
+        self.spawns.iter().filter_map(|p| p.until).min()
+    }
+
+    /// `read`: the agent's terminal answers (its thread has the screen and history).
+    pub(super) fn read_agent(&mut self, name: &str, what: ReadWhat, ansi: bool, reply: Sender<Answer>) {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else {
+            let shown = crate::protocol::lead::cut(name, 64);
+            let _ = reply.send(Answer::error(ErrorKind::Unknown, format!("no agent `{shown}` in this crew")));
+            return;
+        };
+        match slot.running.as_ref().filter(|r| !r.exited) {
+            Some(r) => {
+                if let Err(e) = r.term.send(TermMsg::Read { what, ansi, reply: reply.clone() }) {
+                    let _ = reply.send(Answer::error(ErrorKind::NotRunning, format!("{name}: {e}")));
+                }
+            }
+            None => {
+                let _ = reply.send(Answer::error(ErrorKind::NotRunning, format!("{name} is not running")));
+            }
+        }
+    }
+
+    /// `result`: an agent sets its own (kept as a new attempt; it is done; its parent is mailed), or anyone
+    /// gets an agent's.
+    pub(super) fn result_request(&mut self, from: Option<Caller>, op: ResultOp) -> Answer {
+        match op {
+            ResultOp::Get { agent } => {
+                let results = crate::engine::results::all(&self.cfg.root, &agent);
+                if results.is_empty() && !self.slots.iter().any(|s| s.spec.name == agent) {
+                    let shown = crate::protocol::lead::cut(&agent, 64);
+                    return Answer::error(ErrorKind::Unknown, format!("no agent `{shown}` in this crew"));
+                }
+                Answer::Results { results }
+            }
+            ResultOp::Set { result } => {
+                let who = match self.caller(from) {
+                    Ok(Some(w)) => w,
+                    Ok(None) => {
+                        return Answer::error(
+                            ErrorKind::Refused,
+                            "a result is an agent's own: `muster result set` runs inside the agent",
+                        )
+                    }
+                    Err(e) => return Answer::Error(e),
+                };
+                let Some(slot) = self.slots.iter().find(|s| s.spec.name == who) else {
+                    return Answer::error(ErrorKind::Unknown, format!("no agent `{who}`"));
+                };
+                let (worktree, checkpoint) = (slot.info.worktree.clone(), slot.newest_checkpoint);
+                let stored = match crate::engine::results::store(&self.cfg.root, &who, &worktree, checkpoint, result) {
+                    Ok(s) => s,
+                    Err(e) => return Answer::error(ErrorKind::Refused, format!("{who}'s result not kept: {e:#}")),
+                };
+                let mark = stored.mark(true);
+                let parent = slot.spec.parent.clone();
+                if let Some(slot) = self.slot_mut(&who) {
+                    slot.info.result = Some(mark.clone());
+                }
+                self.emit(&who);
+                self.record(
+                    EventKind::Result,
+                    Some(&who),
+                    &format!("{who}: result {} ({}): {}", mark.attempt, mark.status.word(), mark.summary),
+                );
+                if let Some(parent) = parent {
+                    let body = format!(
+                        "[muster] your child {who} set its result {} ({}): {}\nRead it: muster result get {who}",
+                        mark.attempt,
+                        mark.status.word(),
+                        mark.summary
+                    );
+                    self.mail_parent(&who, &parent, body);
+                }
+                Answer::Results { results: vec![stored] }
+            }
+        }
+    }
+
+    /// Mail from a child to its parent, through the arbiter (at its prompt; never into a dialog or a turn).
+    pub(super) fn mail_parent(&mut self, child: &str, parent: &str, body: String) {
+        let crew = self.crew_names();
+        let Some(store) = self.mailbox.as_mut() else {
+            self.message(format!("{child}: its parent {parent} cannot be told (the mailbox is not open)"), true);
+            return;
+        };
+        let op = crate::protocol::mail::MailOp::Send {
+            to: vec![parent.to_string()],
+            body,
+            reply_to: None,
+            urgent: false,
+            ask: false,
+            expires: None,
+        };
+        let (answer, changed) = crate::mailbox::ops::run(store, child, op, &crew, crate::protocol::now_ms());
+        self.mail_changed(changed);
+        if let crate::protocol::mail::MailAnswer::Error { error } = answer {
+            self.message(format!("{child}: its parent {parent} was not told: {error}"), true);
+        }
+    }
+
+    /// A gate failed on a child's work: its parent hears of it.
+    pub(super) fn tell_parent_of_gate(&mut self, name: &str) {
+        let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
+        let (Some(parent), GateMark::Red { .. }) = (slot.spec.parent.clone(), &slot.info.gate) else { return };
+        let body = format!("[muster] a gate failed on your child {name}'s work: {}\n(muster gate status {name})", slot.info.gate.cell());
+        self.mail_parent(name, &parent, body);
+    }
+
+    /// One event in the crew's log (and to its followers).
+    pub(super) fn record(&self, kind: EventKind, agent: Option<&str>, text: &str) {
+        self.events.borrow_mut().record(kind, agent, text);
+    }
+
+    /// The state and gate events an agent's new info makes (only what changed since the last one logged).
+    pub(super) fn record_info(&self, info: &AgentInfo) {
+        let state = format!("{} — {}", info.state_label(), info.why);
+        let gate = info.gate.cell();
+        let mut logged = self.logged.borrow_mut();
+        let last = logged.entry(info.name.clone()).or_default();
+        let state_word = |s: &str| s.split(" — ").next().unwrap_or_default().to_string();
+        if state_word(&last.0) != state_word(&state) || (last.0.is_empty()) {
+            last.0 = state.clone();
+            drop(logged);
+            self.record(EventKind::State, Some(&info.name), &format!("{}: {state}", info.name));
+            logged = self.logged.borrow_mut();
+        }
+        let last = logged.entry(info.name.clone()).or_default();
+        if last.1 != gate {
+            last.1 = gate.clone();
+            drop(logged);
+            if !gate.is_empty() {
+                self.record(EventKind::Gate, Some(&info.name), &format!("{}: {gate}", info.name));
+            }
+        }
+    }
+
+    /// `events`: the log after `since`, then (following) each new event, on `tx`.
+    pub(super) fn serve_events(
+        &mut self,
+        since: u64,
+        follow: bool,
+        agents: Vec<String>,
+        kinds: Vec<EventKind>,
+        tx: std::sync::mpsc::SyncSender<Answer>,
+    ) {
+        let f = crate::engine::events::Follower { agents, kinds, tx };
+        self.events.borrow_mut().serve(since, follow, f);
+    }
+}
