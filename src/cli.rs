@@ -79,6 +79,10 @@ pub enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Stop an agent of the running crew (checkpointed first; inside an agent, only one it spawned).
+    Stop { name: String },
+    /// Start (resume) a stopped agent of the running crew (inside an agent, only one it spawned).
+    Start { name: String },
     /// This user's running muster servers and their crews.
     Ls,
     /// The JSON Schema of the scripting socket (`hook.sock` in the run folder): requests, and what each answers.

@@ -72,6 +72,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Some(Cmd::Rm { name, force }) => {
             return through_the_crew(&find_repo_root(&dir)?, engine::Command::Remove { name, force })
         }
+        Some(Cmd::Stop { name }) => return through_the_crew(&find_repo_root(&dir)?, engine::Command::Stop { name }),
+        Some(Cmd::Start { name }) => {
+            return through_the_crew(&find_repo_root(&dir)?, engine::Command::Start { name, resume: true })
+        }
         Some(Cmd::Schema) => println!("{}", serde_json::to_string_pretty(&crate::protocol::script::schema())?),
         Some(Cmd::Proxy) => proxy(&find_repo_root(&dir)?)?,
         Some(Cmd::Attach { via }) => attach_via(&via, cli.theme.as_deref())?,
@@ -191,6 +195,8 @@ fn one_shot(cmd: Option<&Cmd>) -> bool {
                     | Cmd::Down
                     | Cmd::Add { .. }
                     | Cmd::Rm { .. }
+                    | Cmd::Stop { .. }
+                    | Cmd::Start { .. }
                     | Cmd::Server { action: ServerCmd::Status | ServerCmd::Stop { .. } }
             )
     )

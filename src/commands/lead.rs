@@ -87,7 +87,11 @@ pub(super) fn read(
         (_, true) => ReadWhat::Screen {},
         _ => ReadWhat::Lines { n: lines.unwrap_or(40) },
     };
-    match engine::script_socket::ask(&run_dir(dir)?, &Request::Read { agent, what, ansi }, Some(Duration::from_secs(15)))? {
+    match engine::script_socket::ask(
+        &run_dir(dir)?,
+        &Request::Read { agent, what, ansi },
+        Some(Duration::from_secs(15)),
+    )? {
         Some(Answer::Text { text }) => {
             // Its own output, as it printed it: control characters other than SGR are the agent's business,
             // but never reach this terminal raw unless asked for with --ansi.
@@ -156,9 +160,15 @@ pub(super) fn result(dir: &Path, action: ResultCmd) -> Result<ExitCode> {
                         r.result.summary
                     );
                     for d in &r.result.deliverables {
-                        text.push_str(&format!("  deliverable {} sha256 {}\n", d.path, d.sha256.as_deref().unwrap_or("?")));
+                        text.push_str(&format!(
+                            "  deliverable {} sha256 {}\n",
+                            d.path,
+                            d.sha256.as_deref().unwrap_or("?")
+                        ));
                     }
-                    for (word, list) in [("gap", &r.result.gaps), ("blocker", &r.result.blockers), ("risk", &r.result.risks)] {
+                    for (word, list) in
+                        [("gap", &r.result.gaps), ("blocker", &r.result.blockers), ("risk", &r.result.risks)]
+                    {
                         for item in list {
                             text.push_str(&format!("  {word}: {item}\n"));
                         }
@@ -174,11 +184,15 @@ pub(super) fn result(dir: &Path, action: ResultCmd) -> Result<ExitCode> {
     }
 }
 
-pub(super) fn events(dir: &Path, follow: bool, since: u64, agents: Vec<String>, kinds: Vec<String>) -> Result<ExitCode> {
-    let kinds: Vec<EventKind> = kinds
-        .iter()
-        .filter_map(|k| serde_json::from_value(serde_json::Value::String(k.clone())).ok())
-        .collect();
+pub(super) fn events(
+    dir: &Path,
+    follow: bool,
+    since: u64,
+    agents: Vec<String>,
+    kinds: Vec<String>,
+) -> Result<ExitCode> {
+    let kinds: Vec<EventKind> =
+        kinds.iter().filter_map(|k| serde_json::from_value(serde_json::Value::String(k.clone())).ok()).collect();
     let run = run_dir(dir)?;
     let req = Request::Events { since, follow, agents: agents.clone(), kinds: kinds.clone() };
     let Some(answers) = engine::script_socket::stream(&run, &req)? else {

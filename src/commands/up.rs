@@ -121,9 +121,17 @@ fn line(a: &AgentInfo) -> String {
 /// A change to the crew (`add`, `rm`), made by its server so it never races it: the running one, or one started
 /// for it (its agents are not started; it ends by itself after, when nothing runs).
 pub(super) fn through_the_crew(root: &Path, command: Command) -> Result<ExitCode> {
-    // Held until the answer: a server started for this has a client until then.
-    let _held = crate::server::spawn::connect_or_start(root, &[])?;
-    let run_dir = crate::ipc::run_dir(root)?;
+    // Inside an agent: its own crew's server, which runs. Elsewhere held until the answer: a server started for
+    // this has a client until then.
+    let inside = engine::script_socket::caller().and(std::env::var_os("MUSTER_RUN_DIR"));
+    let _held = match inside {
+        Some(_) => None,
+        None => Some(crate::server::spawn::connect_or_start(root, &[])?),
+    };
+    let run_dir = match inside {
+        Some(run) => PathBuf::from(run),
+        None => crate::ipc::run_dir(root)?,
+    };
     let req = crate::protocol::script::Request::Run { command, trigger: None, from: engine::script_socket::caller() };
     let answer = crate::engine::script_socket::ask(&run_dir, &req, None)?;
     use crate::protocol::script::Answer;

@@ -71,9 +71,10 @@ impl Limits {
         Limits {
             max_children: d.max_children.unwrap_or(MAX_CHILDREN),
             max_depth: d.max_depth.unwrap_or(MAX_DEPTH),
-            may: d.agents_may.clone().unwrap_or_else(|| {
-                vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove, Verb::Read, Verb::Wait]
-            }),
+            may: d
+                .agents_may
+                .clone()
+                .unwrap_or_else(|| vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove, Verb::Read, Verb::Wait]),
         }
     }
 }
@@ -103,7 +104,10 @@ pub fn may(
 ) -> Result<(), String> {
     let Some(who) = who else { return Ok(()) };
     if !limits.may.contains(&verb) {
-        return Err(format!("agents may not {} (the crew file's [defaults] agents_may): ask the operator", verb.word()));
+        return Err(format!(
+            "agents may not {} (the crew file's [defaults] agents_may): ask the operator",
+            verb.word()
+        ));
     }
     if !verb.descendants_only() {
         return Ok(());
@@ -130,10 +134,8 @@ pub fn check_parents(
     agents: &[AgentSpec],
     parents: &[(String, Spanned<String>)],
 ) -> Result<(), ConfigError> {
-    let of: BTreeMap<&str, &str> = agents
-        .iter()
-        .filter_map(|a| Some((a.name.as_str(), a.parent.as_deref()?)))
-        .collect();
+    let of: BTreeMap<&str, &str> =
+        agents.iter().filter_map(|a| Some((a.name.as_str(), a.parent.as_deref()?))).collect();
     for (name, p) in parents {
         let at = p.span().start;
         let parent = p.get_ref();

@@ -76,7 +76,11 @@ impl EventLog {
         };
         self.write(&event);
         self.followers.retain(|f| {
-            !f.wants(&event) || !matches!(f.tx.try_send(Answer::Event(event.clone())), Err(TrySendError::Full(_) | TrySendError::Disconnected(_)))
+            !f.wants(&event)
+                || !matches!(
+                    f.tx.try_send(Answer::Event(event.clone())),
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_))
+                )
         });
         if self.recent.len() == RECENT {
             self.recent.pop_front();

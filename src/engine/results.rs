@@ -38,13 +38,20 @@ pub fn latest(root: &Path, agent: &str) -> Option<StoredResult> {
 
 /// Keep `result` as `agent`'s next attempt: its deliverables must be files in `worktree` (hashed here; a
 /// hash given must match).
-pub fn store(root: &Path, agent: &str, worktree: &Path, checkpoint: u32, mut result: AgentResult) -> Result<StoredResult> {
+pub fn store(
+    root: &Path,
+    agent: &str,
+    worktree: &Path,
+    checkpoint: u32,
+    mut result: AgentResult,
+) -> Result<StoredResult> {
     result.check().map_err(anyhow::Error::msg)?;
     let base = worktree.canonicalize().with_context(|| format!("{agent}'s worktree"))?;
     let mut hashed = 0u64;
     for d in &mut result.deliverables {
         let path = base.join(&d.path);
-        let meta = std::fs::symlink_metadata(&path).map_err(|_| anyhow::anyhow!("deliverable `{}` does not exist", d.path))?;
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|_| anyhow::anyhow!("deliverable `{}` does not exist", d.path))?;
         if !meta.is_file() {
             bail!("deliverable `{}` is not a file", d.path);
         }
@@ -112,7 +119,10 @@ mod tests {
         let one = store(root.path(), "a", &wt, 2, r("out.txt", None)).unwrap();
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         assert_eq!((one.attempt, one.result.deliverables[0].sha256.as_deref()), (1, Some(abc)));
-        assert!(store(root.path(), "a", &wt, 2, r("missing.txt", None)).unwrap_err().to_string().contains("does not exist"));
+        assert!(store(root.path(), "a", &wt, 2, r("missing.txt", None))
+            .unwrap_err()
+            .to_string()
+            .contains("does not exist"));
         assert!(store(root.path(), "a", &wt, 2, r("out.txt", Some("00"))).unwrap_err().to_string().contains("not 00"));
         std::os::unix::fs::symlink("/etc/hostname", wt.join("link")).unwrap();
         assert!(store(root.path(), "a", &wt, 2, r("link", None)).is_err());

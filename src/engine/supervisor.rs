@@ -397,9 +397,9 @@ impl Supervisor {
                 self.next_timer(),
                 self.next_spawn_deadline(),
             ]
-                .into_iter()
-                .flatten()
-                .min();
+            .into_iter()
+            .flatten()
+            .min();
             let msg = match wake {
                 Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                     Ok(m) => m,

@@ -57,7 +57,8 @@ mod tests {
 
     #[test]
     fn styles_become_sgr_only_where_they_change() {
-        let cell = |t: &str, fg, flags| ScreenCell { text: t.into(), fg, bg: CellColor::Default, flags: CellFlags(flags) };
+        let cell =
+            |t: &str, fg, flags| ScreenCell { text: t.into(), fg, bg: CellColor::Default, flags: CellFlags(flags) };
         let row = vec![
             cell("a", CellColor::Indexed(1), CellFlags::BOLD),
             cell("b", CellColor::Indexed(1), CellFlags::BOLD),

@@ -347,6 +347,10 @@ impl Supervisor {
     /// The spec with the mailbox note before its first prompt, for CLIs without a system-prompt option.
     pub(super) fn with_note(&self, spec: &AgentSpec) -> AgentSpec {
         let mut spec = spec.clone();
+        // A shell or a command of one's own takes its prompt as it is: typed notes would be run as commands.
+        if self.presets.get(&spec.kind).is_some_and(|p| p.tier == crate::config::preset::Tier::Generic) {
+            return spec;
+        }
         let system_prompt = self.presets.get(&spec.kind).is_some_and(|p| !p.note_args.is_empty());
         if let (Some(p), false) = (&spec.prompt, system_prompt) {
             spec.prompt = Some(format!("{}\n\n{p}", self.note_of(&spec)));

@@ -123,17 +123,29 @@ impl Supervisor {
             }
         }
         if sp.kind.is_some() == sp.role.is_some() {
-            return refuse(reply, ErrorKind::Malformed, "a spawn names a kind (--kind) or a role (--role), one of them".into());
+            return refuse(
+                reply,
+                ErrorKind::Malformed,
+                "a spawn names a kind (--kind) or a role (--role), one of them".into(),
+            );
         }
         let base = match (&sp.from, &sp.base) {
             (Some(_), Some(_)) => {
-                return refuse(reply, ErrorKind::Malformed, "a spawn starts from a branch (--base) or an agent (--from), one".into())
+                return refuse(
+                    reply,
+                    ErrorKind::Malformed,
+                    "a spawn starts from a branch (--base) or an agent (--from), one".into(),
+                )
             }
             (Some(a), None) => match self.slots.iter().find(|s| &s.spec.name == a && s.spec.worktree) {
                 Some(s) => Some(s.info.branch.clone()),
                 None => {
                     let shown = crate::protocol::lead::cut(a, 64);
-                    return refuse(reply, ErrorKind::Unknown, format!("no agent `{shown}` with a branch to start from"));
+                    return refuse(
+                        reply,
+                        ErrorKind::Unknown,
+                        format!("no agent `{shown}` with a branch to start from"),
+                    );
                 }
             },
             (None, b) => b.clone(),
@@ -208,10 +220,16 @@ impl Supervisor {
                 return false;
             }
             if p.until.is_some_and(|t| now >= t) {
-                let what = if p.delivered { "reach the state asked" } else { "reach its prompt with its kickoff delivered" };
+                let what =
+                    if p.delivered { "reach the state asked" } else { "reach its prompt with its kickoff delivered" };
                 let _ = p.reply.send(Answer::error(
                     ErrorKind::Failed,
-                    format!("{} did not {what} in time (it is {}: {}); it keeps running", p.name, i.state_label(), i.why),
+                    format!(
+                        "{} did not {what} in time (it is {}: {}); it keeps running",
+                        p.name,
+                        i.state_label(),
+                        i.why
+                    ),
                 ));
                 return false;
             }
@@ -325,7 +343,10 @@ impl Supervisor {
     pub(super) fn tell_parent_of_gate(&mut self, name: &str) {
         let Some(slot) = self.slots.iter().find(|s| s.spec.name == name) else { return };
         let (Some(parent), GateMark::Red { .. }) = (slot.spec.parent.clone(), &slot.info.gate) else { return };
-        let body = format!("[muster] a gate failed on your child {name}'s work: {}\n(muster gate status {name})", slot.info.gate.cell());
+        let body = format!(
+            "[muster] a gate failed on your child {name}'s work: {}\n(muster gate status {name})",
+            slot.info.gate.cell()
+        );
         self.mail_parent(name, &parent, body);
     }
 
