@@ -156,9 +156,9 @@ fn server_commands_without_a_server_and_the_schema() {
     assert!(ok && text.contains("no muster runs"), "{text}");
     let (ok, text) = muster(dir.path(), &["schema"]);
     let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert!(ok && schema["request"]["oneOf"].as_array().is_some_and(|a| a.len() == 11), "{text}");
-    assert!(schema["answer"]["oneOf"].as_array().is_some_and(|a| a.len() == 12), "{text}");
-    assert_eq!(schema["version"], 4, "{text}");
+    assert!(ok && schema["request"]["oneOf"].as_array().is_some_and(|a| a.len() == 15), "{text}");
+    assert!(schema["answer"]["oneOf"].as_array().is_some_and(|a| a.len() == 16), "{text}");
+    assert_eq!(schema["version"], 5, "{text}");
 }
 
 /// Without a server the operator's mailbox still works from its database; an agent's mail needs the server

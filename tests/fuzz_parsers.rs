@@ -199,8 +199,9 @@ fn hook_socket_lines() {
             agents: vec!["a".into()],
             until: muster::engine::supervisor::WaitFor::Idle,
             timeout: Some(0.5),
+            any: false,
         },
-        Request::Send { agent: "a".into(), text: "go".into(), force: false, wait: true },
+        Request::Send { agent: "a".into(), text: "go".into(), force: false, wait: true, from: None },
         Request::Status {},
     ];
     let seed: String = requests.iter().map(|r| serde_json::to_string(r).unwrap() + "\n").collect();

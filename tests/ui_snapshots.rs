@@ -42,6 +42,8 @@ fn agent(name: &str, kind: &str, state: AgentState, added: usize, removed: usize
             wave: None,
             pending: false,
             review: None,
+            parent: None,
+            result: None,
         },
         screen: None,
         checkpoints: Vec::new(),

@@ -619,6 +619,11 @@ kind = "claude"
 # kind = "shell"
 "#;
 
+/// The name of the agent just added.
+fn name_of_last(agents: &[AgentSpec]) -> String {
+    agents.last().map(|a| a.name.clone()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -851,6 +856,30 @@ mod tests {
     }
 
     #[test]
+    fn a_parent_is_another_agent_of_the_crew_and_parents_never_loop() {
+        let crew = parse(
+            "[defaults]\nmax_children = 6\n[[agent]]\nname = 'lead'\nkind = 'shell'\n\
+             [[agent]]\nname = 'c1'\nkind = 'shell'\nparent = 'lead'\n",
+        )
+        .unwrap();
+        assert_eq!(crew.agents[1].parent.as_deref(), Some("lead"));
+        assert_eq!((crew.lead.max_children, crew.lead.max_depth), (6, 2));
+        for (text, line, col, says) in [
+            ("[[agent]]\nname = 'a'\nkind = 'shell'\nparent = 'ghost'\n", 4, 10, "no agent `ghost`"),
+            ("[[agent]]\nname = 'a'\nkind = 'shell'\nparent = 'a'\n", 4, 10, "its own parent"),
+            (
+                "[[agent]]\nname = 'a'\nkind = 'shell'\nparent = 'b'\n[[agent]]\nname = 'b'\nkind = 'shell'\nparent = 'a'\n",
+                4,
+                10,
+                "a loop of parents",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(&format!(":{line}:{col}")) && e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
     fn reviews_name_agents_of_the_crew_and_the_same_cli_is_a_warning() {
         let text =
             "[[agent]]\nname = 'api'\nkind = 'claude'\n[[agent]]\nname = 'rev'\nkind = 'claude'\nreviews = ['api']\n";
@@ -866,9 +895,4 @@ mod tests {
         let e = parse("[[agent]]\nname = 'rev'\nkind = 'shell'\nreviews = ['rev']\n").unwrap_err();
         assert!(e.message.contains("cannot review itself"), "{e}");
     }
-}
-
-/// The name of the agent just added.
-fn name_of_last(agents: &[AgentSpec]) -> String {
-    agents.last().map(|a| a.name.clone()).unwrap_or_default()
 }

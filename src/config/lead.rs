@@ -162,7 +162,7 @@ pub fn check_parents(
 mod tests {
     use super::*;
 
-    fn parent_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + '_ {
+    fn parent_of<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |n| pairs.iter().find(|(c, _)| *c == n).map(|(_, p)| p.to_string())
     }
 

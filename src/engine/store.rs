@@ -158,6 +158,7 @@ mod tests {
                 advance: Default::default(),
                 approve: false,
                 reviews: vec![],
+                parent: None,
             },
             branch: format!("muster/{name}"),
             base: "main".into(),

@@ -325,14 +325,45 @@ mod tests {
         let all = vec![
             Request::Hook { agent: "a".into(), token: "t".into(), event: "Stop".into(), detail: None, session: None },
             Request::Explain { agent: "a".into() },
-            Request::Send { agent: "a".into(), text: "x\ny".into(), force: false, wait: true },
-            Request::Run { command: Command::Checkpoint { name: "a".into() }, trigger: Some("gate".into()) },
+            Request::Send { agent: "a".into(), text: "x\ny".into(), force: false, wait: true, from: None },
+            Request::Run {
+                command: Command::Checkpoint { name: "a".into() },
+                trigger: Some("gate".into()),
+                from: Some(Caller { agent: "lead".into(), token: "t".into() }),
+            },
             Request::Status {},
-            Request::Wait { agents: vec!["a".into(), "b".into()], until: WaitFor::Any, timeout: Some(2.5) },
+            Request::Wait { agents: vec!["a".into(), "b".into()], until: WaitFor::Any, timeout: Some(2.5), any: true },
             Request::Mail { agent: None, token: None, op: MailOp::Take { wait_gates: Some(50.0) } },
             Request::Gate { op: GateOp::Run { agent: "a".into(), gate: Some("test".into()) } },
             Request::Gate { op: GateOp::Status { agent: None, limit: Some(3) } },
-            Request::Wait { agents: vec!["a".into()], until: WaitFor::GateFailed, timeout: None },
+            Request::Wait { agents: vec!["a".into()], until: WaitFor::GateFailed, timeout: None, any: false },
+            Request::Spawn {
+                from: None,
+                spawn: crate::protocol::lead::Spawn {
+                    name: "c1".into(),
+                    kind: Some("demo".into()),
+                    prompt: Some("go".into()),
+                    owns: Some(vec!["src/".into()]),
+                    wait: Some(WaitFor::Done),
+                    timeout: Some(30.0),
+                    ..Default::default()
+                },
+            },
+            Request::Read { agent: "c1".into(), what: crate::protocol::lead::ReadWhat::Lines { n: 5 }, ansi: true },
+            Request::Read { agent: "c1".into(), what: crate::protocol::lead::ReadWhat::Turn {}, ansi: false },
+            Request::Result {
+                from: Some(Caller { agent: "c1".into(), token: "t".into() }),
+                op: crate::protocol::lead::ResultOp::Set {
+                    result: crate::protocol::lead::AgentResult { summary: "done".into(), ..Default::default() },
+                },
+            },
+            Request::Result { from: None, op: crate::protocol::lead::ResultOp::Get { agent: "c1".into() } },
+            Request::Events {
+                since: 4,
+                follow: true,
+                agents: vec!["c1".into()],
+                kinds: vec![crate::protocol::lead::EventKind::Result],
+            },
             Request::Guard { op: GuardOp::Status { agent: Some("a".into()), all: true } },
             Request::Guard { op: GuardOp::Restore { id: 3 } },
             Request::Review {
@@ -355,6 +386,10 @@ mod tests {
                 | Request::Gate { .. }
                 | Request::Guard { .. }
                 | Request::Review { .. }
+                | Request::Spawn { .. }
+                | Request::Read { .. }
+                | Request::Result { .. }
+                | Request::Events { .. }
                 | Request::Version {} => {}
             }
         }
@@ -380,6 +415,21 @@ mod tests {
             Answer::Guard(GuardAnswer::Findings { findings: vec![crate::protocol::guard::Finding::default()] }),
             Answer::Guard(GuardAnswer::Done { message: "api: src/db.rs restored".into() }),
             Answer::Version { script: VERSION, muster: "0.1.0".into() },
+            Answer::Spawned {
+                name: "c1".into(),
+                branch: "muster/c1".into(),
+                worktree: "/r/.muster/worktrees/c1".into(),
+            },
+            Answer::Text { text: "line\n".into() },
+            Answer::Results { results: vec![crate::protocol::lead::StoredResult::default()] },
+            Answer::Event(crate::protocol::lead::CrewEvent {
+                seq: 1,
+                at_ms: 2,
+                kind: crate::protocol::lead::EventKind::Spawn,
+                agent: Some("c1".into()),
+                text: "c1 spawned by lead".into(),
+            }),
+            Answer::Waited { outcome: WaitOutcome::First { agent: "c1".into() } },
             Answer::error(ErrorKind::NotRunning, "a is not running"),
         ];
         for a in &all {
@@ -395,6 +445,10 @@ mod tests {
                 | Answer::Gate(_)
                 | Answer::Guard(_)
                 | Answer::Version { .. }
+                | Answer::Spawned { .. }
+                | Answer::Text { .. }
+                | Answer::Results { .. }
+                | Answer::Event(_)
                 | Answer::Error(_) => {}
             }
         }

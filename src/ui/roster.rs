@@ -71,9 +71,10 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     let mut spans = vec![
         Span::styled(marker, with(theme.style("roster.attention"))),
         // Pending: not started, waiting for the agents it follows (its plan's wave or `after`).
-        Span::styled(format!("{} ", if info.pending { "·" } else { info.state.glyph() }), with(st)),
+        Span::styled(format!("{} ", if info.pending { "·" } else { info.state_glyph() }), with(st)),
         Span::styled(
-            name_cell(&info.name, 14),
+            // A spawned agent under its parent: indented by how deep it is.
+            name_cell(&tree_name(state, info), 14),
             with(if agent.attention { theme.style("roster.attention") } else { Style::default() }),
         ),
     ];
@@ -149,7 +150,7 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         (AgentState::Exited | AgentState::Stopped, Some(exit)) if medium => {
             format!("{} ({exit})", info.state.label())
         }
-        (s, _) => s.label().to_string(),
+        _ => info.state_label().to_string(),
     };
     spans.push(Span::styled(pad(&word, if medium { 19 } else { 9 }), with(st)));
     spans.push(Span::styled(" ", base));
@@ -171,6 +172,10 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
             CrewFileMark::Changed => ("↻ changed: R applies".to_string(), "ui.warning"),
             _ => ("− left crew file: D".to_string(), "ui.warning"),
         })
+    } else if let Some(r) = info.result.as_ref().filter(|r| r.current) {
+        // Done: what its result says.
+        let scope = if r.status == crate::protocol::lead::ResultStatus::Done { "roster.added" } else { "ui.warning" };
+        Some((format!("✓ {}: {}", r.status.word(), r.summary), scope))
     } else if info.pending {
         // What it waits for, and how that is doing.
         Some((info.why.trim_start_matches("pending: ").to_string(), "roster.kind"))
@@ -252,6 +257,18 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
             let w = (mark.chars().count() as u16).min(area.width);
             frame.render_widget(Paragraph::new(mark).style(style), Rect::new(area.x + area.width - w, y, w, 1));
         }
+    }
+}
+
+/// An agent's name as the roster shows it: a spawned one indented under its parent by how deep it is.
+fn tree_name(state: &State, info: &crate::protocol::AgentInfo) -> String {
+    let depth = crate::config::lead::ancestors(&info.name, |n| {
+        state.agents.iter().find(|a| a.info.name == n).and_then(|a| a.info.parent.as_deref())
+    })
+    .len();
+    match depth {
+        0 => info.name.clone(),
+        d => format!("{}└{}", " ".repeat(d - 1), info.name),
     }
 }
 

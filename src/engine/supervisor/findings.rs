@@ -155,6 +155,8 @@ impl Supervisor {
             // What no agent's process explains may well be the operator's own edit: kept, not rung.
             rings |= kind.rings() && !(agent.is_empty() && kind == FindingKind::MainCheckout);
             tracing::info!("{agent}: {}", f.line());
+            let who = (!agent.is_empty()).then_some(agent.as_str());
+            self.record(crate::protocol::lead::EventKind::Finding, who, &format!("{agent}: {}", f.line()));
             new.push(f.line());
             self.findings.open.push(f);
         }

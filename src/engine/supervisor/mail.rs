@@ -178,6 +178,23 @@ impl Supervisor {
         if let Some(store) = self.mailbox.as_ref() {
             let mails: Vec<_> = changed.mails.iter().filter_map(|id| store.get(*id).ok().flatten()).collect();
             for m in &mails {
+                // Each receipt's step, once: the log says where each copy stands (its body stays in the mailbox).
+                for r in &m.receipts {
+                    let key = format!("mail#{}>{}", m.id, r.recipient);
+                    let step = r.state.label().to_string();
+                    let mut logged = self.logged.borrow_mut();
+                    let last = logged.entry(key).or_default();
+                    if last.0 != step {
+                        last.0 = step.clone();
+                        drop(logged);
+                        let text = format!("mail #{} from {} to {}: {step}", m.id, m.from, r.recipient);
+                        self.record(crate::protocol::lead::EventKind::Mail, Some(&r.recipient), &text);
+                    }
+                    // A copy at its end moves no more: forgotten, so the map holds only copies under way.
+                    if r.state == crate::protocol::mail::ReceiptState::Acked || r.state.failed() {
+                        self.logged.borrow_mut().remove(&format!("mail#{}>{}", m.id, r.recipient));
+                    }
+                }
                 names.push(m.from.clone());
                 names.extend(m.receipts.iter().map(|r| r.recipient.clone()));
             }

@@ -254,7 +254,14 @@ impl Supervisor {
             (_, true) => "no decision yet",
             _ => &i.why,
         };
-        let mut out = format!("{name}: {} — {why}\n", i.state.label());
+        let mut out = format!("{name}: {} — {why}\n", i.state_label());
+        if let Some(r) = i.result.as_ref() {
+            let when = if i.is_done() { "done: it set" } else { "its last" };
+            out.push_str(&format!("{when} result {} ({}): {}\n", r.attempt, r.status.word(), r.summary));
+        }
+        if let Some(p) = &i.parent {
+            out.push_str(&format!("spawned by {p}\n"));
+        }
         if slot.paused() {
             out.push_str(&format!("paused by the operator (detected before: {})\n", slot.detected.label()));
         }
