@@ -341,6 +341,10 @@ pub enum Cmd {
         /// Seconds each spinner runs.
         #[arg(long, default_value_t = 1.2)]
         think: f64,
+        /// Its kickoff (as `muster spawn --prompt` gives it): worked on at once instead of the demo's first task,
+        /// ending with its result set.
+        #[arg(long)]
+        prompt: Option<String>,
     },
     /// Run a command that may write only beneath the folders given (Landlock): how `guard = "enforce"` starts
     /// an agent.
@@ -643,6 +647,9 @@ pub enum ResultCmd {
         summary: Option<String>,
         #[arg(long, value_parser = ["done", "blocked", "failed"], requires = "summary")]
         status: Option<String>,
+        /// A file of the agent's worktree the work delivered (repeat for more).
+        #[arg(long, requires = "summary")]
+        deliverable: Vec<String>,
     },
     /// An agent's results (the newest; --all for every attempt).
     Get {

@@ -169,7 +169,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             crate::bench::run(agents, seconds, only)?
         }
-        Some(Cmd::DemoAgent { resume, stream, think }) => crate::demo::agent::run(resume, stream, think)?,
+        Some(Cmd::DemoAgent { resume, stream, think, prompt }) => {
+            crate::demo::agent::run(resume, stream, think, prompt)?
+        }
         Some(Cmd::Sandbox { write, command }) => match crate::guard::sandbox::exec(&write, &command)? {},
     }
     Ok(ExitCode::SUCCESS)
@@ -449,10 +451,9 @@ fn review_cmd(dir: &Path, target: String, verdict: crate::protocol::review::Verd
     if let Err(e) = verdict.check() {
         bail!("{e}");
     }
-    let agent = std::env::var("MUSTER_AGENT").ok().filter(|a| !a.is_empty());
-    let (run_dir, agent, token) = match (agent, std::env::var_os("MUSTER_RUN_DIR")) {
-        (Some(a), Some(run)) => (PathBuf::from(run), Some(a), std::env::var("MUSTER_AGENT_TOKEN").ok()),
-        _ => (crate::ipc::run_dir(&find_repo_root(dir)?)?, None, None),
+    let (run_dir, agent, token) = match engine::script_socket::inside_agent() {
+        Some((run, who)) => (run, Some(who.agent), Some(who.token)),
+        None => (crate::ipc::run_dir(&find_repo_root(dir)?)?, None, None),
     };
     let req = crate::protocol::script::Request::Review { agent, token, target, verdict };
     match engine::script_socket::ask(&run_dir, &req, Some(std::time::Duration::from_secs(30)))? {

@@ -1285,3 +1285,26 @@ fn a_wave_waiting_for_the_word_starts_on_w_from_the_keyboard() {
     let s = t.screen();
     assert!(s.contains("── wave 2 · 1 of 1 running"), "{s}");
 }
+
+/// A lead agent spawns a helper (the demo agent runs `muster spawn` when told `spawn NAME TASK`): the helper
+/// appears under its parent in the roster, works its kickoff, and is done with its result beside it.
+#[test]
+fn a_spawn_from_inside_an_agent_shows_the_child_under_its_parent() {
+    let crew = "[[agent]]\nname = \"lead\"\nkind = \"demo\"\n";
+    let t = Tmux::start_in(120, 40, "-C repo", |dir| crew_repo(dir, crew));
+    t.wait_for("the lead's question", |s| s.contains("[y/n]") && roster_line(s, "lead").contains("waiting"));
+    t.keys(&["Enter"]);
+    t.keys(&["y", "Enter"]);
+    t.keys(&["C-]"]);
+    t.wait_for("the lead at its prompt", |s| roster_line(s, "lead").contains("idle"));
+    t.keys(&["s"]);
+    t.text("spawn helper write the tests");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("the helper under its parent, done", |s| {
+        roster_line(s, "└helper").contains("done") && roster_line(s, "└helper").contains("✓ done: write the tests")
+    });
+    let lines: Vec<&str> = s.lines().collect();
+    let at = |name: &str| lines.iter().position(|l| l.chars().skip(3).collect::<String>().starts_with(name)).unwrap();
+    assert!(at("└helper") > at("lead "), "{s}");
+    assert!(s.contains("\"name\":\"helper\""), "the lead printed what spawn answered:\n{s}");
+}

@@ -90,6 +90,10 @@ fn a_lead_spawns_children_waits_for_them_reads_them_and_hears_of_each_result_at_
         assert!(rig.agents[c].is_done(), "{c}: {:?}", rig.agents[c]);
         let (ok, out) = rig.muster(&["result", "get", c]);
         assert!(ok && out.contains(&format!("{c} result 1 (done)")) && out.contains(&format!("{c} did it")), "{out}");
+        // Every result names a checkpoint: the one taken of its work as it set it.
+        let (ok, json) = rig.muster(&["result", "get", c, "--json"]);
+        let kept: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        assert!(ok && kept["checkpoint"].as_u64().unwrap() >= 1, "{json}");
     }
     // Reading a child: its last lines hold its kickoff's command.
     let (ok, out) = rig.muster(&["read", "c2", "--lines", "30"]);

@@ -10,8 +10,8 @@ use crate::protocol::script::{Answer, ErrorKind, Request, WaitFor};
 
 /// Where the running crew is asked: the agent's own run folder inside an agent, else the repository's.
 fn run_dir(dir: &Path) -> Result<PathBuf> {
-    match std::env::var_os("MUSTER_RUN_DIR").filter(|_| engine::script_socket::caller().is_some()) {
-        Some(run) => Ok(PathBuf::from(run)),
+    match engine::script_socket::inside_agent() {
+        Some((run, _)) => Ok(run),
         None => crate::ipc::run_dir(&find_repo_root(dir)?),
     }
 }
@@ -108,7 +108,7 @@ pub(super) fn read(
 
 pub(super) fn result(dir: &Path, action: ResultCmd) -> Result<ExitCode> {
     let (op, json, all) = match action {
-        ResultCmd::Set { file, summary, status } => {
+        ResultCmd::Set { file, summary, status, deliverable } => {
             let result = match (file, summary) {
                 (_, Some(summary)) => AgentResult {
                     summary,
@@ -117,6 +117,10 @@ pub(super) fn result(dir: &Path, action: ResultCmd) -> Result<ExitCode> {
                         Some("failed") => ResultStatus::Failed,
                         _ => ResultStatus::Done,
                     },
+                    deliverables: deliverable
+                        .into_iter()
+                        .map(|path| crate::protocol::lead::Deliverable { path, sha256: None })
+                        .collect(),
                     ..Default::default()
                 },
                 (file, None) => {
@@ -194,34 +198,51 @@ pub(super) fn events(
     let kinds: Vec<EventKind> =
         kinds.iter().filter_map(|k| serde_json::from_value(serde_json::Value::String(k.clone())).ok()).collect();
     let run = run_dir(dir)?;
-    let req = Request::Events { since, follow, agents: agents.clone(), kinds: kinds.clone() };
-    let Some(answers) = engine::script_socket::stream(&run, &req)? else {
-        // No server: what the log on disk holds.
-        if follow {
-            return no_server();
-        }
-        let root = find_repo_root(dir)?;
-        let mut out = std::io::stdout().lock();
-        for e in engine::events::read_after(&root.join(".muster"), since) {
-            let wanted = (kinds.is_empty() || kinds.contains(&e.kind))
-                && (agents.is_empty() || e.agent.as_ref().is_some_and(|a| agents.contains(a)));
-            if wanted && writeln!(out, "{}", serde_json::to_string(&e)?).is_err() {
-                break;
-            }
-        }
-        return Ok(ExitCode::SUCCESS);
-    };
     let mut out = std::io::stdout().lock();
-    for answer in answers {
-        match answer? {
-            Answer::Event(e) => {
-                if writeln!(out, "{}", serde_json::to_string(&e)?).and_then(|()| out.flush()).is_err() {
+    let mut since = since;
+    let mut connected = false;
+    loop {
+        let req = Request::Events { since, follow, agents: agents.clone(), kinds: kinds.clone() };
+        let Some(answers) = engine::script_socket::stream(&run, &req)? else {
+            if connected {
+                // The server ended while followed: all it logged was printed.
+                return Ok(ExitCode::SUCCESS);
+            }
+            if follow {
+                return no_server();
+            }
+            // No server: what the log on disk holds.
+            let root = find_repo_root(dir)?;
+            for e in engine::events::read_after(&root.join(".muster"), since) {
+                if engine::events::wanted(&agents, &kinds, &e)
+                    && writeln!(out, "{}", serde_json::to_string(&e)?).is_err()
+                {
                     break;
                 }
             }
-            Answer::Error(e) => return Ok(said(&e)),
-            other => bail!("the running muster answered {other:?}"),
+            return Ok(ExitCode::SUCCESS);
+        };
+        connected = true;
+        let mut again = false;
+        for answer in answers {
+            match answer? {
+                Answer::Event(e) => {
+                    since = e.seq;
+                    if writeln!(out, "{}", serde_json::to_string(&e)?).and_then(|()| out.flush()).is_err() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+                // More than one answer held, or this reader fell behind: on from the last one printed.
+                Answer::Error(e) if e.kind == ErrorKind::Busy => again = true,
+                Answer::Error(e) => return Ok(said(&e)),
+                other => bail!("the running muster answered {other:?}"),
+            }
         }
+        // A follower the server let go (it fell behind) comes back after the last event it printed.
+        if !(again || follow) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Not at once: a server that refuses (busy) is not asked again in a tight loop.
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(ExitCode::SUCCESS)
 }

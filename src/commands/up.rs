@@ -123,16 +123,16 @@ fn line(a: &AgentInfo) -> String {
 pub(super) fn through_the_crew(root: &Path, command: Command) -> Result<ExitCode> {
     // Inside an agent: its own crew's server, which runs. Elsewhere held until the answer: a server started for
     // this has a client until then.
-    let inside = engine::script_socket::caller().and(std::env::var_os("MUSTER_RUN_DIR"));
+    let inside = engine::script_socket::inside_agent();
     let _held = match inside {
         Some(_) => None,
         None => Some(crate::server::spawn::connect_or_start(root, &[])?),
     };
-    let run_dir = match inside {
-        Some(run) => PathBuf::from(run),
-        None => crate::ipc::run_dir(root)?,
+    let (run_dir, from) = match inside {
+        Some((run, who)) => (run, Some(who)),
+        None => (crate::ipc::run_dir(root)?, None),
     };
-    let req = crate::protocol::script::Request::Run { command, trigger: None, from: engine::script_socket::caller() };
+    let req = crate::protocol::script::Request::Run { command, trigger: None, from };
     let answer = crate::engine::script_socket::ask(&run_dir, &req, None)?;
     use crate::protocol::script::Answer;
     match answer {

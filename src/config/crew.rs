@@ -584,7 +584,7 @@ pub const TEMPLATE: &str = r#"# muster crew file: the agents that work on this r
 #                 remove it, and is mailed its results
 #
 # Agents that spawn agents (`muster spawn`), in [defaults]: max_children = 4 (per agent), max_depth = 2 (a
-# child's child at most), agents_may = ["spawn", "send", "stop", "remove", "read", "wait"] (leave one out to keep it
+# child's child at most), agents_may = ["spawn", "send", "stop", "remove"] (leave one out to keep it
 # yours).
 #
 # Roles: [[role]] with a name and any of kind, command, args, brief, owns, gates, env, read_only, setup, advance.

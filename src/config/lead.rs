@@ -1,6 +1,6 @@
-//! Agents that drive muster (`muster spawn`, `send`, `stop`, `read`, `wait`…): who may do what to whom. An
-//! agent acts on its own descendants (the agents it spawned, and theirs), reads and waits on any agent, and
-//! spawns within its limits; the rest is the operator's. `[defaults] agents_may` narrows it.
+//! Agents that drive muster (`muster spawn`, `send`, `stop`, `rm`…): who may do what to whom. An agent acts on
+//! its own descendants (the agents it spawned, and theirs), reads and waits on any agent, and spawns within its
+//! limits; the rest is the operator's. `[defaults] agents_may` narrows it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,10 +29,6 @@ pub enum Verb {
     Stop,
     /// Remove a descendant (its worktree and branch).
     Remove,
-    /// Read any agent's output (`muster read`) or result.
-    Read,
-    /// Wait on any agent (`muster wait`).
-    Wait,
 }
 
 impl Verb {
@@ -42,14 +38,7 @@ impl Verb {
             Verb::Send => "send",
             Verb::Stop => "stop",
             Verb::Remove => "remove",
-            Verb::Read => "read",
-            Verb::Wait => "wait",
         }
-    }
-
-    /// Whether it acts on descendants only (the others reach any agent).
-    pub fn descendants_only(self) -> bool {
-        matches!(self, Verb::Send | Verb::Stop | Verb::Remove)
     }
 }
 
@@ -71,10 +60,7 @@ impl Limits {
         Limits {
             max_children: d.max_children.unwrap_or(MAX_CHILDREN),
             max_depth: d.max_depth.unwrap_or(MAX_DEPTH),
-            may: d
-                .agents_may
-                .clone()
-                .unwrap_or_else(|| vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove, Verb::Read, Verb::Wait]),
+            may: d.agents_may.clone().unwrap_or_else(|| vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove]),
         }
     }
 }
@@ -93,8 +79,30 @@ pub fn ancestors<'a>(name: &str, parent_of: impl Fn(&str) -> Option<&'a str>) ->
     line
 }
 
-/// Whether agent `who` may do `verb` to `target` (None: the operator, who may do anything): its own
-/// descendants for what changes an agent, any agent for what only looks; never itself for stop and remove.
+/// Whether agent `who` may spawn a child: `depth` is its own (the operator's agents are at 0), `children` how
+/// many it has.
+pub fn may_spawn(limits: &Limits, who: &str, depth: u32, children: u32) -> Result<(), String> {
+    if !limits.may.contains(&Verb::Spawn) {
+        return Err("agents may not spawn (the crew file's [defaults] agents_may): ask the operator".into());
+    }
+    if depth + 1 > limits.max_depth {
+        return Err(format!(
+            "{who} may not spawn: its child would be {} deep, past max_depth = {} ([defaults] of the crew file)",
+            depth + 1,
+            limits.max_depth
+        ));
+    }
+    if children >= limits.max_children {
+        return Err(format!(
+            "{who} has {children} children already: max_children is {} ([defaults] of the crew file; remove one first)",
+            limits.max_children
+        ));
+    }
+    Ok(())
+}
+
+/// Whether agent `who` may do `verb` to `target` (None: the operator, who may do anything): only its own
+/// descendants, never itself. Reading and waiting need no leave: any agent may look at any other.
 pub fn may(
     limits: &Limits,
     who: Option<&str>,
@@ -108,9 +116,6 @@ pub fn may(
             "agents may not {} (the crew file's [defaults] agents_may): ask the operator",
             verb.word()
         ));
-    }
-    if !verb.descendants_only() {
-        return Ok(());
     }
     let mut at = parent_of(target);
     let mut steps = 0;
@@ -173,10 +178,13 @@ mod tests {
         assert!(may(&l, Some("lead"), Verb::Stop, "g1", parent_of(&tree)).is_ok());
         assert!(may(&l, Some("c1"), Verb::Stop, "c2", parent_of(&tree)).unwrap_err().contains("not one of them"));
         assert!(may(&l, Some("c1"), Verb::Remove, "c1", parent_of(&tree)).is_err(), "not itself");
-        assert!(may(&l, Some("c1"), Verb::Read, "c2", parent_of(&tree)).is_ok());
         assert!(may(&l, None, Verb::Remove, "lead", parent_of(&tree)).is_ok(), "the operator");
-        let narrow = Limits { may: vec![Verb::Read], ..Limits::default() };
+        let narrow = Limits { may: vec![Verb::Send], ..Limits::default() };
         assert!(may(&narrow, Some("lead"), Verb::Stop, "c1", parent_of(&tree)).unwrap_err().contains("agents_may"));
+        assert!(may_spawn(&l, "lead", 0, 3).is_ok() && may_spawn(&l, "c1", 1, 0).is_ok());
+        assert!(may_spawn(&l, "g1", 2, 0).unwrap_err().contains("3 deep, past max_depth = 2"));
+        assert!(may_spawn(&l, "lead", 0, 4).unwrap_err().contains("max_children is 4"));
+        assert!(may_spawn(&narrow, "lead", 0, 0).unwrap_err().contains("agents_may"));
         let looped = [("a", "b"), ("b", "a")];
         assert!(may(&l, Some("x"), Verb::Stop, "a", parent_of(&looped)).is_err(), "a loop ends");
     }

@@ -195,7 +195,32 @@ fn demo_mail(name: &str) {
     }
 }
 
-pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result<()> {
+/// A kickoff prompt, worked on as a spawned agent's first turn: noted in its plan, then its result set (the
+/// plan as the deliverable). What muster put before the task (its note) is read past: the task is the last
+/// paragraph.
+fn kickoff(name: &str, file: &Path, prompt: &str, think_seconds: f64) -> Result<()> {
+    let task = prompt.rsplit("\n\n").next().unwrap_or(prompt).trim();
+    let first = task.lines().next().unwrap_or_default().chars().take(80).collect::<String>();
+    out(&format!("\x1b[35m◆ task:\x1b[0m {first}\r\n"));
+    think("working on it…", think_seconds);
+    append(file, &format!("task for {name}: {task}\n"))?;
+    out(&format!("\x1b[32m✔\x1b[0m wrote {}\r\n", file.display()));
+    if std::env::var_os("MUSTER_RUN_DIR").is_some() {
+        let summary = format!("{first} — noted in {}", file.display());
+        muster(&["result", "set", "--summary", &summary, "--deliverable", &file.display().to_string()]);
+    }
+    Ok(())
+}
+
+/// A message `spawn NAME TASK…`: the demo agent starts a helper of its own kind with that task.
+fn spawn_helper(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("spawn ") else { return false };
+    let Some((name, task)) = rest.trim().split_once(' ') else { return false };
+    muster(&["spawn", name, "--kind", "demo", "--prompt", task.trim()]);
+    true
+}
+
+pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64, prompt: Option<String>) -> Result<()> {
     if let Some(rate) = stream_rate {
         return stream(rate);
     }
@@ -209,6 +234,8 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
     let mut input = Input::spawn();
     if resume {
         out("\x1b[2mresuming the previous session\x1b[0m\r\n");
+    } else if let Some(p) = prompt {
+        kickoff(&name, &file, &p, think_seconds)?;
     } else {
         think("reading the repository…", think_seconds);
         out("\x1b[32m✔\x1b[0m read 2 files, found \x1b[1m1\x1b[0m thing to improve\r\n");
@@ -263,6 +290,7 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
             "" => continue,
             "exit" | "quit" => return Ok(()),
             "fail" => std::process::exit(3),
+            text if spawn_helper(text) => continue,
             text => {
                 let (gate, mails): (Vec<_>, Vec<_>) =
                     mail_in(text).into_iter().partition(|(_, from, _)| from == "gate");
@@ -309,8 +337,9 @@ pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64) -> Result
                 out(&format!("\x1b[32m✔\x1b[0m noted in {}\r\n", file.display()));
                 for (id, from, body) in mails {
                     let id = id.to_string();
-                    // A reply ("done: …") is acknowledged; anything else is answered in its thread.
-                    if body.starts_with("done:") || body.starts_with("thanks") {
+                    // A reply ("done: …") or muster's own notice (a child's result) is acknowledged; anything
+                    // else is answered in its thread.
+                    if body.starts_with("done:") || body.starts_with("thanks") || body.starts_with("[muster]") {
                         muster(&["mail", "ack", &id]);
                     } else {
                         let first = body.lines().next().unwrap_or("").chars().take(60).collect::<String>();

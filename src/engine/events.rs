@@ -28,9 +28,14 @@ pub struct Follower {
 
 impl Follower {
     fn wants(&self, e: &CrewEvent) -> bool {
-        (self.kinds.is_empty() || self.kinds.contains(&e.kind))
-            && (self.agents.is_empty() || e.agent.as_ref().is_some_and(|a| self.agents.contains(a)))
+        wanted(&self.agents, &self.kinds, e)
     }
+}
+
+/// Whether `e` is of one of `agents` and `kinds` (empty: any).
+pub fn wanted(agents: &[String], kinds: &[EventKind], e: &CrewEvent) -> bool {
+    (kinds.is_empty() || kinds.contains(&e.kind))
+        && (agents.is_empty() || e.agent.as_ref().is_some_and(|a| agents.contains(a)))
 }
 
 pub struct EventLog {
@@ -41,6 +46,8 @@ pub struct EventLog {
     recent: VecDeque<CrewEvent>,
     followers: Vec<Follower>,
     secrets: Vec<String>,
+    /// What was logged last of each thing that changes (an agent's state, a mail copy's receipt).
+    last: std::collections::HashMap<String, String>,
 }
 
 impl EventLog {
@@ -57,6 +64,7 @@ impl EventLog {
             recent: VecDeque::new(),
             followers: Vec::new(),
             secrets: secrets_of(std::env::vars()),
+            last: Default::default(),
         }
     }
 
@@ -88,6 +96,26 @@ impl EventLog {
         self.recent.push_back(event);
     }
 
+    /// Record an event only when `key` (a thing that changes) now reads `value`, not what it read at its last
+    /// event; `ends`: it changes no more, so it is forgotten.
+    pub fn record_change(
+        &mut self,
+        key: String,
+        value: &str,
+        ends: bool,
+        kind: EventKind,
+        agent: Option<&str>,
+        text: impl FnOnce() -> String,
+    ) {
+        if self.last.get(&key).is_none_or(|v| v != value) {
+            self.record(kind, agent, &text());
+            self.last.insert(key.clone(), value.to_string());
+        }
+        if ends {
+            self.last.remove(&key);
+        }
+    }
+
     fn write(&mut self, event: &CrewEvent) {
         let Ok(mut line) = serde_json::to_string(event) else { return };
         line.push('\n');
@@ -114,9 +142,16 @@ impl EventLog {
         } else {
             read_after(&self.dir, since)
         };
-        for e in old.iter().filter(|e| f.wants(e)) {
-            // The backlog goes out in full or not at all: a client that cannot take it asks again.
-            if f.tx.try_send(Answer::Event(e.clone())).is_err() {
+        let wanted: Vec<&CrewEvent> = old.iter().filter(|e| f.wants(e)).collect();
+        for (i, e) in wanted.iter().enumerate() {
+            // More than the channel holds (only when the log moved on by more than the memory keeps while the
+            // client read the disk): it is told where to pick up, never left to think it has it all.
+            if i + 1 == FOLLOWER_ROOM {
+                let why = format!("more events than one answer holds: ask again after {}", wanted[i - 1].seq);
+                let _ = f.tx.try_send(Answer::error(crate::protocol::script::ErrorKind::Busy, why));
+                return;
+            }
+            if f.tx.try_send(Answer::Event((*e).clone())).is_err() {
                 return;
             }
         }

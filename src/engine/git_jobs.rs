@@ -20,6 +20,12 @@ pub enum JobKind {
     Create {
         trigger: String,
     },
+    /// An agent's result (`muster result set`): a checkpoint of its work first, which the result names, then the
+    /// result kept (its deliverables hashed here, off the engine's thread).
+    Result {
+        root: PathBuf,
+        result: crate::protocol::lead::AgentResult,
+    },
     Rollback {
         n: u32,
         files: Option<Vec<String>>,
@@ -131,7 +137,10 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink, queue: Arc<Queue
             ) {
                 untidy.insert(job.worktree.clone());
             }
-            let (reply, stop_after) = (job.reply.take(), job.stop_after);
+            let (mut reply, stop_after) = (job.reply.take(), job.stop_after);
+            // A result is answered by the engine once it has taken it (the agent is done before its `result
+            // set` returns).
+            let result_reply = if matches!(job.kind, JobKind::Result { .. }) { reply.take() } else { None };
             if queue.stopping.load(Ordering::SeqCst) && !stop_after {
                 queue.queued.fetch_sub(1, Ordering::SeqCst);
                 if let Some(reply) = reply {
@@ -152,6 +161,7 @@ pub fn spawn_worker(engine: Sender<EngineMsg>, sink: EventSink, queue: Arc<Queue
             }
             if let Some(mut done) = done {
                 done.stop_after = stop_after;
+                done.reply = result_reply;
                 if engine.send(EngineMsg::Report(Report::Checkpoints(done))).is_err() {
                     return;
                 }
@@ -305,6 +315,7 @@ fn run_job(
     let mut turn = None;
     let turn_job = matches!(&kind, JobKind::Create { trigger } if trigger == "turn");
     let mut turn_changed = false;
+    let mut kept = None;
     // Resolving conflicts leaves the timeline as it was: no need to list it again.
     let touches_timeline = !matches!(kind, JobKind::Conflict { .. });
     let branches_moved = matches!(kind, JobKind::Merge { .. } | JobKind::Conflict { .. });
@@ -315,13 +326,23 @@ fn run_job(
         {
             None
         }
-        JobKind::Create { trigger } => {
-            let create = |c: &Changes, again: &mut dyn FnMut() -> Option<Changes>| {
-                checkpoint::create_settled(&worktree, &name, &trigger, c, again)
-                    .map(|(cp, new, settle)| ((cp, new), settle.unsettled))
+        JobKind::Result { root, result } => {
+            let made = settled_checkpoint(&worktree, &name, "result", files, agent);
+            let (cp, message) = match made {
+                Ok((cp, true)) => (Some(cp.n), Some((checkpoint_made(&name, "result", &cp), false))),
+                Ok((cp, false)) => (Some(cp.n), None),
+                Err(e) => (None, Some((format!("{name}: checkpoint failed: {e:#}"), true))),
             };
-            let writing = || agent.map(|a| a.files_open_for_writing(&worktree)).unwrap_or_default();
-            let made = WorktreeWatch::checkpoint_settled(files, &writing, create);
+            kept = Some(Box::new(match cp {
+                Some(n) => {
+                    crate::engine::results::store(&root, &name, &worktree, n, result).map_err(|e| format!("{e:#}"))
+                }
+                None => Err("no checkpoint of its work could be taken for it to name".to_string()),
+            }));
+            message
+        }
+        JobKind::Create { trigger } => {
+            let made = settled_checkpoint(&worktree, &name, &trigger, files, agent);
             if let (Ok((cp, new)), "turn") = (&made, trigger.as_str()) {
                 turn = Some(cp.clone());
                 turn_changed = *new;
@@ -423,6 +444,8 @@ fn run_job(
                     turn: None,
                     turn_job: false,
                     turn_changed: false,
+                    kept: None,
+                    reply: None,
                 }),
             };
         }
@@ -438,7 +461,25 @@ fn run_job(
         turn,
         turn_job,
         turn_changed,
+        kept,
+        reply: None,
     })
+}
+
+/// A checkpoint of what the worktree holds once its files stop changing (and whether it is new).
+fn settled_checkpoint(
+    worktree: &std::path::Path,
+    name: &str,
+    trigger: &str,
+    files: Option<&WorktreeWatch>,
+    agent: Option<&AgentTree>,
+) -> anyhow::Result<(checkpoint::Checkpoint, bool)> {
+    let create = |c: &Changes, again: &mut dyn FnMut() -> Option<Changes>| {
+        checkpoint::create_settled(worktree, name, trigger, c, again)
+            .map(|(cp, new, settle)| ((cp, new), settle.unsettled))
+    };
+    let writing = || agent.map(|a| a.files_open_for_writing(worktree)).unwrap_or_default();
+    WorktreeWatch::checkpoint_settled(files, &writing, create)
 }
 
 /// The line a new checkpoint shows: what it could not settle, and what it left out (nested repositories).

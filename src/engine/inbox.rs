@@ -152,4 +152,7 @@ pub struct JobDone {
     pub turn_job: bool,
     /// That turn changed the tree (a new checkpoint).
     pub turn_changed: bool,
+    /// A result job's outcome (the result kept, naming its checkpoint, or why not), and who waits for it.
+    pub kept: Option<Box<Result<crate::protocol::lead::StoredResult, String>>>,
+    pub reply: Option<Sender<crate::protocol::script::Answer>>,
 }

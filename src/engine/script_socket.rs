@@ -27,7 +27,8 @@ const ROOM_WITHIN: Duration = Duration::from_secs(10);
 
 /// Accept hook reports and questions, and hand them to the engine; each client is served on its own (an idle
 /// one holds up nobody), a request is at most 64 KiB. The socket goes when the returned value is dropped.
-pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
+pub fn listen(run_dir: &Path, events_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::Listening> {
+    let events_dir = events_dir.to_path_buf();
     let gate = crate::ipc::Gate::new(QUEUED);
     let limits = crate::ipc::Limits { refusal: refusal_line, ..Default::default() };
     crate::ipc::serve_lines(&run_dir.join(SOCKET), limits, move |line, out| {
@@ -96,6 +97,15 @@ pub fn listen(run_dir: &Path, engine: Sender<EngineMsg>) -> Result<crate::ipc::L
             }
             // A stream: every event after `since`, then (following) each new one until the client closes.
             Request::Events { since, follow, agents, kinds } => {
+                // What the log on disk holds goes out from here, off the engine's thread; the engine sends the
+                // rest (it writes each event before it tells anyone, so nothing falls between the two).
+                let mut since = since;
+                for e in super::events::read_after(&events_dir, since) {
+                    since = e.seq;
+                    if super::events::wanted(&agents, &kinds, &e) && !say(out, Answer::Event(e)) {
+                        return Flow::Close;
+                    }
+                }
                 let (etx, erx) = std::sync::mpsc::sync_channel(super::events::FOLLOWER_ROOM);
                 if !send(EngineMsg::Script(ScriptMsg::Events { since, follow, agents, kinds, tx: etx })) {
                     say(out, stopping());
@@ -193,6 +203,13 @@ pub fn caller() -> Option<crate::protocol::script::Caller> {
     Some(crate::protocol::script::Caller { agent, token })
 }
 
+/// Inside an agent: its crew's run folder (`MUSTER_RUN_DIR`) and who asks. None elsewhere (the operator asks
+/// the repository's crew).
+pub fn inside_agent() -> Option<(std::path::PathBuf, crate::protocol::script::Caller)> {
+    let run = std::env::var_os("MUSTER_RUN_DIR")?;
+    Some((std::path::PathBuf::from(run), caller()?))
+}
+
 /// How long a stop hook waits for the gates of the turn it ends (Claude Code gives a hook 60 s by default).
 pub const HOOK_WAITS_FOR_GATES: f64 = 50.0;
 
@@ -269,7 +286,7 @@ mod tests {
     fn a_malformed_or_unknown_request_is_told_what_was_wrong() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, _rx) = std::sync::mpsc::channel();
-        let _l = listen(dir.path(), tx).unwrap();
+        let _l = listen(dir.path(), dir.path(), tx).unwrap();
         for (line, says) in [("{\"bogus\":{}}", "unknown variant `bogus`"), ("{\"status\":", "EOF while parsing")] {
             let mut s = UnixStream::connect(dir.path().join(SOCKET)).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -287,7 +304,7 @@ mod tests {
     fn reports_reach_the_engine() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let _l = listen(dir.path(), tx).unwrap();
+        let _l = listen(dir.path(), dir.path(), tx).unwrap();
         report(dir.path(), "a", "t0k", "Stop", r#"{"session_id":"s1"}"#).unwrap();
         let EngineMsg::Gated(msg, _ticket) = rx.recv_timeout(Duration::from_secs(10)).unwrap() else { panic!() };
         match *msg {
@@ -306,7 +323,7 @@ mod tests {
     fn explain_is_answered_by_the_engine() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let _l = listen(dir.path(), tx).unwrap();
+        let _l = listen(dir.path(), dir.path(), tx).unwrap();
         let gated = |m| match m {
             EngineMsg::Gated(m, _) => *m,
             m => m,

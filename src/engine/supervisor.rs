@@ -172,9 +172,8 @@ struct Supervisor {
     git_folder: Option<(PathBuf, crate::guard::git_folder::GitFolder)>,
     /// `muster spawn` requests waiting for their agent to settle.
     spawns: Vec<lead::PendingSpawn>,
-    /// The crew's event log (`muster events`), and the state and gate each agent was last logged in.
+    /// The crew's event log (`muster events`).
     events: std::cell::RefCell<super::events::EventLog>,
-    logged: std::cell::RefCell<BTreeMap<String, (String, String)>>,
 }
 
 pub use crate::protocol::script::WaitFor;
@@ -195,7 +194,7 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
     // One muster per repository: a second would show the first one's agents as stopped and start them again.
     let instance = crate::ipc::Instance::acquire(&run_dir, &cfg.root)?;
     clean_stale_git_files(&cfg.root, &sink);
-    let listening = script_socket::listen(&run_dir, tx.clone())
+    let listening = script_socket::listen(&run_dir, &cfg.root.join(".muster"), tx.clone())
         // Hooks are one layer of state detection; screen rules still work without them.
         .inspect_err(|e| tracing::warn!("hook socket unavailable: {e:#}"))
         .ok();
@@ -276,7 +275,6 @@ pub fn start(cfg: EngineConfig, backend: Arc<dyn PtyBackend>, sink: EventSink) -
         git_folder: None,
         spawns: Vec::new(),
         events: std::cell::RefCell::new(super::events::EventLog::open(&events_root)),
-        logged: Default::default(),
     };
     sup.load_slots(saved);
     sup.open_mailbox();

@@ -10,7 +10,6 @@ use crate::engine::git_jobs::JobKind;
 use crate::guard::Found;
 use crate::guard::Rules;
 use crate::protocol::guard::{steer_text, Finding, FindingKind, FindingStatus, GuardAnswer, GuardOp};
-use crate::protocol::mail::MailOp;
 use crate::protocol::AgentState;
 use crate::protocol::Event;
 use std::time::{Duration, Instant};
@@ -353,23 +352,9 @@ impl Supervisor {
                 let i = open(self, id)?;
                 let f = self.findings.open[i].clone();
                 let owns = self.slots.iter().find(|s| s.spec.name == f.agent).and_then(|s| s.spec.owns.clone());
-                let crew = self.crew_names();
-                let store = self.mailbox.as_mut().ok_or("the mailbox is not open: nothing can be sent")?;
-                let op = MailOp::Send {
-                    to: vec![f.agent.clone()],
-                    body: steer_text(&f, &owns.unwrap_or_default()),
-                    reply_to: None,
-                    urgent: false,
-                    ask: false,
-                    expires: None,
-                };
-                let (answer, changed) = crate::mailbox::ops::run(store, crate::mailbox::GUARD, op, &crew, now_ms());
-                self.mail_changed(changed);
-                match answer {
-                    crate::protocol::mail::MailAnswer::Error { error } => {
-                        Err(format!("{}: not sent: {error}", f.agent))
-                    }
-                    _ => Ok(GuardAnswer::Done { message: format!("{}: told about {}", f.agent, f.path) }),
+                match self.send_mail_as(crate::mailbox::GUARD, &f.agent, steer_text(&f, &owns.unwrap_or_default())) {
+                    Err(error) => Err(format!("{}: not sent: {error}", f.agent)),
+                    Ok(_) => Ok(GuardAnswer::Done { message: format!("{}: told about {}", f.agent, f.path) }),
                 }
             }
         }

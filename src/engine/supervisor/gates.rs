@@ -10,7 +10,7 @@ use crate::gate::guard::{Action, Loop};
 use crate::gate::{failures, outcome, output, run};
 use crate::mailbox::receipt::Step;
 use crate::protocol::gate::{steer_text, GateAnswer, GateMark, GateOp, GateOutcome, GateRun};
-use crate::protocol::mail::{MailOp, ReceiptState};
+use crate::protocol::mail::ReceiptState;
 use crate::protocol::now_ms;
 
 use crate::mailbox::GATE as GATE_SENDER;
@@ -521,7 +521,6 @@ impl Supervisor {
     fn steer_on_gate(&mut self, run: &GateRun) {
         let key = (run.agent.clone(), run.gate.clone());
         let replaced = self.undelivered_steer(&key);
-        let crew = self.crew_names();
         if self.mailbox.is_none() {
             self.message(
                 format!("{}: gate {} failed, and the mailbox that would tell it is not open", run.agent, run.gate),
@@ -529,31 +528,19 @@ impl Supervisor {
             );
             return;
         }
-        let op = MailOp::Send {
-            to: vec![run.agent.clone()],
-            body: steer_text(run),
-            reply_to: None,
-            urgent: false,
-            ask: false,
-            expires: None,
-        };
         if let Some(old) = replaced {
             self.drop_steer(&run.agent, old, &format!("replaced by the failure on checkpoint {}", run.checkpoint_n));
         }
-        let Some(store) = self.mailbox.as_mut() else { return };
-        let (answer, changed) = crate::mailbox::ops::run(store, GATE_SENDER, op, &crew, now_ms());
-        match answer {
-            crate::protocol::mail::MailAnswer::Sent { mail } => {
+        match self.send_mail_as(GATE_SENDER, &run.agent, steer_text(run)) {
+            Ok(id) => {
                 let l = self.gates.loops.entry(key.clone()).or_default();
-                l.mail = Some(mail.id);
+                l.mail = Some(id);
                 self.save_loop(&key);
             }
-            crate::protocol::mail::MailAnswer::Error { error } => {
+            Err(error) => {
                 self.message(format!("{}: the failure of gate {} was not sent: {error}", run.agent, run.gate), true);
             }
-            _ => {}
         }
-        self.mail_changed(changed);
     }
 
     /// A gate's steer that has not reached its agent goes no further (its receipt says why).

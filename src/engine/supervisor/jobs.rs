@@ -241,7 +241,7 @@ impl Supervisor {
         let _ = self.overlap_tx.send((self.cfg.root.clone(), agents));
     }
 
-    pub(super) fn checkpoints_done(&mut self, done: JobDone) {
+    pub(super) fn checkpoints_done(&mut self, mut done: JobDone) {
         self.guard.unmute_soon(&done.name);
         self.guard.unmute_soon(crate::engine::guard::MAIN);
         let failed = done.message.as_ref().is_some_and(|(_, error)| *error);
@@ -269,6 +269,9 @@ impl Supervisor {
         if done.turn_job {
             // A stop hook that waited for this turn's gates: answered now if none runs.
             self.answer_takes(&done.name, false);
+        }
+        if let Some(kept) = done.kept.take() {
+            self.result_kept(&done.name, *kept, done.reply.take());
         }
         let Some(mut checkpoints) = done.checkpoints else { return };
         let name = done.name;

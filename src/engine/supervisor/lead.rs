@@ -83,43 +83,19 @@ impl Supervisor {
         let refuse = |reply: Sender<Answer>, kind, message: String| {
             let _ = reply.send(Answer::error(kind, message));
         };
-        if from.is_some() {
-            if let Err(e) = self.may(from.clone(), Verb::Spawn, &sp.name) {
-                return refuse(reply, e.kind, e.message);
-            }
-        }
         let who = match self.caller(from) {
             Ok(w) => w,
             Err(e) => return refuse(reply, e.kind, e.message),
         };
         if let Some(w) = &who {
-            let limits = &self.cfg.crew.lead;
+            // How deep it is (the operator's agents are at 0), and how many children it has.
             let depth = rules::ancestors(w, |n| {
                 self.slots.iter().find(|s| s.spec.name == n).and_then(|s| s.spec.parent.as_deref())
             })
-            .len() as u32
-                + 1;
-            // The operator's agents are at depth 0: a child of theirs at 1.
-            if depth > limits.max_depth {
-                return refuse(
-                    reply,
-                    ErrorKind::Refused,
-                    format!(
-                        "{w} may not spawn: its child would be {depth} deep, past max_depth = {} ([defaults] of the crew file)",
-                        limits.max_depth
-                    ),
-                );
-            }
+            .len() as u32;
             let children = self.slots.iter().filter(|s| s.spec.parent.as_deref() == Some(w.as_str())).count() as u32;
-            if children >= limits.max_children {
-                return refuse(
-                    reply,
-                    ErrorKind::Refused,
-                    format!(
-                        "{w} has {children} children already: max_children is {} ([defaults] of the crew file; remove one first)",
-                        limits.max_children
-                    ),
-                );
+            if let Err(e) = rules::may_spawn(&self.cfg.crew.lead, w, depth, children) {
+                return refuse(reply, ErrorKind::Refused, e);
             }
         }
         if sp.kind.is_some() == sp.role.is_some() {
@@ -261,80 +237,77 @@ impl Supervisor {
         }
     }
 
-    /// `result`: an agent sets its own (kept as a new attempt; it is done; its parent is mailed), or anyone
-    /// gets an agent's.
-    pub(super) fn result_request(&mut self, from: Option<Caller>, op: ResultOp) -> Answer {
-        match op {
+    /// `result`: an agent sets its own (a checkpoint of its work is taken first and named; then it is done and
+    /// its parent is mailed: `result_kept`), or anyone gets an agent's.
+    pub(super) fn result_request(&mut self, from: Option<Caller>, op: ResultOp, reply: Sender<Answer>) {
+        let answer = match op {
             ResultOp::Get { agent } => {
                 let results = crate::engine::results::all(&self.cfg.root, &agent);
                 if results.is_empty() && !self.slots.iter().any(|s| s.spec.name == agent) {
                     let shown = crate::protocol::lead::cut(&agent, 64);
-                    return Answer::error(ErrorKind::Unknown, format!("no agent `{shown}` in this crew"));
+                    Answer::error(ErrorKind::Unknown, format!("no agent `{shown}` in this crew"))
+                } else {
+                    Answer::Results { results }
                 }
-                Answer::Results { results }
             }
-            ResultOp::Set { result } => {
-                let who = match self.caller(from) {
-                    Ok(Some(w)) => w,
-                    Ok(None) => {
-                        return Answer::error(
-                            ErrorKind::Refused,
-                            "a result is an agent's own: `muster result set` runs inside the agent",
-                        )
-                    }
-                    Err(e) => return Answer::Error(e),
-                };
-                let Some(slot) = self.slots.iter().find(|s| s.spec.name == who) else {
-                    return Answer::error(ErrorKind::Unknown, format!("no agent `{who}`"));
-                };
-                let (worktree, checkpoint) = (slot.info.worktree.clone(), slot.newest_checkpoint);
-                let stored = match crate::engine::results::store(&self.cfg.root, &who, &worktree, checkpoint, result) {
-                    Ok(s) => s,
-                    Err(e) => return Answer::error(ErrorKind::Refused, format!("{who}'s result not kept: {e:#}")),
-                };
-                let mark = stored.mark(true);
-                let parent = slot.spec.parent.clone();
-                if let Some(slot) = self.slot_mut(&who) {
-                    slot.info.result = Some(mark.clone());
+            ResultOp::Set { result } => match self.caller(from) {
+                Ok(Some(who)) => {
+                    let job = JobKind::Result { root: self.cfg.root.clone(), result };
+                    self.job_with(&who, job, false, Some(reply), false);
+                    return;
                 }
-                self.emit(&who);
-                self.record(
-                    EventKind::Result,
-                    Some(&who),
-                    &format!("{who}: result {} ({}): {}", mark.attempt, mark.status.word(), mark.summary),
-                );
-                if let Some(parent) = parent {
-                    let body = format!(
-                        "[muster] your child {who} set its result {} ({}): {}\nRead it: muster result get {who}",
-                        mark.attempt,
-                        mark.status.word(),
-                        mark.summary
-                    );
-                    self.mail_parent(&who, &parent, body);
+                Ok(None) => Answer::error(
+                    ErrorKind::Refused,
+                    "a result is an agent's own: `muster result set` runs inside the agent",
+                ),
+                Err(e) => Answer::Error(e),
+            },
+        };
+        let _ = reply.send(answer);
+    }
+
+    /// A result the job worker kept (or could not): the agent is done, the log and its parent hear of it, and
+    /// its `result set` is answered.
+    pub(super) fn result_kept(
+        &mut self,
+        who: &str,
+        kept: Result<crate::protocol::lead::StoredResult, String>,
+        reply: Option<Sender<Answer>>,
+    ) {
+        let stored = match kept {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(r) = reply {
+                    let _ = r.send(Answer::error(ErrorKind::Refused, format!("{who}'s result not kept: {e}")));
                 }
-                Answer::Results { results: vec![stored] }
+                return;
             }
+        };
+        let mark = stored.mark(true);
+        let Some(slot) = self.slot_mut(who) else { return };
+        slot.info.result = Some(mark.clone());
+        let parent = slot.spec.parent.clone();
+        self.emit(who);
+        let said = format!(
+            "result {} ({}) on checkpoint {}: {}",
+            mark.attempt,
+            mark.status.word(),
+            stored.checkpoint,
+            mark.summary
+        );
+        self.record(EventKind::Result, Some(who), &format!("{who}: {said}"));
+        if let Some(parent) = parent {
+            let body = format!("[muster] your child {who} set its {said}\nRead it: muster result get {who}");
+            self.mail_parent(who, &parent, body);
+        }
+        if let Some(r) = reply {
+            let _ = r.send(Answer::Results { results: vec![stored] });
         }
     }
 
     /// Mail from a child to its parent, through the arbiter (at its prompt; never into a dialog or a turn).
-    pub(super) fn mail_parent(&mut self, child: &str, parent: &str, body: String) {
-        let crew = self.crew_names();
-        let Some(store) = self.mailbox.as_mut() else {
-            self.message(format!("{child}: its parent {parent} cannot be told (the mailbox is not open)"), true);
-            return;
-        };
-        let op = crate::protocol::mail::MailOp::Send {
-            to: vec![parent.to_string()],
-            body,
-            reply_to: None,
-            urgent: false,
-            ask: false,
-            expires: None,
-        };
-        let (answer, changed) = crate::mailbox::ops::run(store, child, op, &crew, crate::protocol::now_ms());
-        self.mail_changed(changed);
-        if let crate::protocol::mail::MailAnswer::Error { error } = answer {
+    fn mail_parent(&mut self, child: &str, parent: &str, body: String) {
+        if let Err(error) = self.send_mail_as(child, parent, body) {
             self.message(format!("{child}: its parent {parent} was not told: {error}"), true);
         }
     }
@@ -357,24 +330,14 @@ impl Supervisor {
 
     /// The state and gate events an agent's new info makes (only what changed since the last one logged).
     pub(super) fn record_info(&self, info: &AgentInfo) {
-        let state = format!("{} — {}", info.state_label(), info.why);
+        let mut log = self.events.borrow_mut();
+        let (name, state) = (&info.name, info.state_label());
+        let said = || format!("{name}: {state} — {}", info.why);
+        log.record_change(format!("state {name}"), state, false, EventKind::State, Some(name), said);
         let gate = info.gate.cell();
-        let mut logged = self.logged.borrow_mut();
-        let last = logged.entry(info.name.clone()).or_default();
-        let state_word = |s: &str| s.split(" — ").next().unwrap_or_default().to_string();
-        if state_word(&last.0) != state_word(&state) || (last.0.is_empty()) {
-            last.0 = state.clone();
-            drop(logged);
-            self.record(EventKind::State, Some(&info.name), &format!("{}: {state}", info.name));
-            logged = self.logged.borrow_mut();
-        }
-        let last = logged.entry(info.name.clone()).or_default();
-        if last.1 != gate {
-            last.1 = gate.clone();
-            drop(logged);
-            if !gate.is_empty() {
-                self.record(EventKind::Gate, Some(&info.name), &format!("{}: {gate}", info.name));
-            }
+        if !gate.is_empty() {
+            let said = || format!("{name}: {gate}");
+            log.record_change(format!("gate {name}"), &gate, false, EventKind::Gate, Some(name), said);
         }
     }
 

@@ -102,6 +102,22 @@ impl Supervisor {
         self.slots.iter().map(|s| s.spec.name.clone()).collect()
     }
 
+    /// Mail from `from` (an agent, the gate, the guard) to agent `to`, through the mailbox and so the arbiter: at
+    /// its prompt, never into a dialog or a turn. Its id, or why it was not sent.
+    pub(super) fn send_mail_as(&mut self, from: &str, to: &str, body: String) -> Result<i64, String> {
+        let crew = self.crew_names();
+        let store = self.mailbox.as_mut().ok_or("the mailbox is not open")?;
+        let op =
+            MailOp::Send { to: vec![to.to_string()], body, reply_to: None, urgent: false, ask: false, expires: None };
+        let (answer, changed) = crate::mailbox::ops::run(store, from, op, &crew, now_ms());
+        self.mail_changed(changed);
+        match answer {
+            crate::protocol::mail::MailAnswer::Sent { mail } => Ok(mail.id),
+            crate::protocol::mail::MailAnswer::Error { error } => Err(error),
+            other => Err(format!("the mailbox answered {other:?}")),
+        }
+    }
+
     /// A request of `muster mail` (`who`: the agent and its secret; None: the operator).
     pub(super) fn mail_request(&mut self, who: Option<(String, String)>, op: MailOp, reply: Sender<Answer>) {
         let sender = match who {
@@ -180,20 +196,17 @@ impl Supervisor {
             for m in &mails {
                 // Each receipt's step, once: the log says where each copy stands (its body stays in the mailbox).
                 for r in &m.receipts {
-                    let key = format!("mail#{}>{}", m.id, r.recipient);
-                    let step = r.state.label().to_string();
-                    let mut logged = self.logged.borrow_mut();
-                    let last = logged.entry(key).or_default();
-                    if last.0 != step {
-                        last.0 = step.clone();
-                        drop(logged);
-                        let text = format!("mail #{} from {} to {}: {step}", m.id, m.from, r.recipient);
-                        self.record(crate::protocol::lead::EventKind::Mail, Some(&r.recipient), &text);
-                    }
-                    // A copy at its end moves no more: forgotten, so the map holds only copies under way.
-                    if r.state == crate::protocol::mail::ReceiptState::Acked || r.state.failed() {
-                        self.logged.borrow_mut().remove(&format!("mail#{}>{}", m.id, r.recipient));
-                    }
+                    let step = r.state.label();
+                    // A copy at its end moves no more: forgotten, so the log remembers only copies under way.
+                    let ends = r.state == crate::protocol::mail::ReceiptState::Acked || r.state.failed();
+                    self.events.borrow_mut().record_change(
+                        format!("mail #{} {}", m.id, r.recipient),
+                        step,
+                        ends,
+                        crate::protocol::lead::EventKind::Mail,
+                        Some(&r.recipient),
+                        || format!("mail #{} from {} to {}: {step}", m.id, m.from, r.recipient),
+                    );
                 }
                 names.push(m.from.clone());
                 names.extend(m.receipts.iter().map(|r| r.recipient.clone()));

@@ -49,21 +49,8 @@ impl Supervisor {
         slot.info.review = Some(mark.clone());
         self.emit(target);
         if !verdict.blockers.is_empty() {
-            let crew = self.crew_names();
-            let store = self.mailbox.as_mut().ok_or("the mailbox is not open: the blockers cannot be sent")?;
-            let op = crate::protocol::mail::MailOp::Send {
-                to: vec![target.to_string()],
-                body: verdict.steer_text(&by),
-                reply_to: None,
-                urgent: false,
-                ask: false,
-                expires: None,
-            };
-            let (answer, changed) = crate::mailbox::ops::run(store, &by, op, &crew, crate::protocol::now_ms());
-            self.mail_changed(changed);
-            if let crate::protocol::mail::MailAnswer::Error { error } = answer {
-                return Err(format!("{target}: the blockers were not sent: {error}"));
-            }
+            self.send_mail_as(&by, target, verdict.steer_text(&by))
+                .map_err(|error| format!("{target}: the blockers were not sent: {error}"))?;
         }
         let said = format!(
             "{target}: review by {by}: {}{}{}",

@@ -51,10 +51,7 @@ impl Supervisor {
             },
             ScriptMsg::Spawn { from, spawn, reply } => self.spawn_agent(from, spawn, reply),
             ScriptMsg::Read { name, what, ansi, reply } => self.read_agent(&name, what, ansi, reply),
-            ScriptMsg::Result { from, op, reply } => {
-                let answer = self.result_request(from, op);
-                let _ = reply.send(answer);
-            }
+            ScriptMsg::Result { from, op, reply } => self.result_request(from, op, reply),
             ScriptMsg::Events { since, follow, agents, kinds, tx } => {
                 self.serve_events(since, follow, agents, kinds, tx)
             }
