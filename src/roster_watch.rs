@@ -22,10 +22,8 @@ pub struct Row {
     /// Its mail and findings, as the roster marks them (`✉2`, `? ` for an open question, `⊘3`); empty without a
     /// server.
     pub mail: String,
-    /// Not started yet: a plan's agent waiting for what it follows (`·`, as the roster shows it).
-    pub pending: bool,
-    /// Done: at its prompt with a result set since its last turn (`✓`, as the roster shows it).
-    pub done: bool,
+    /// What the roster says of it (word, glyph): `AgentInfo::shown` (pending, done), or its state's.
+    pub shown: (&'static str, &'static str),
 }
 
 impl Row {
@@ -64,8 +62,7 @@ pub fn rows(roots: &[PathBuf]) -> Vec<Row> {
             name: a.spec.name,
             state: a.state,
             mail: String::new(),
-            pending: false,
-            done: false,
+            shown: (a.state.label(), a.state.glyph()),
         }));
     }
     out
@@ -118,11 +115,7 @@ pub fn lines(rows: &[Row], width: u16, height: u16, all: bool) -> Vec<Line<'stat
         let mail = if r.mail.is_empty() { String::new() } else { format!(" {}", r.mail) };
         // A name longer than its column keeps its start and end (the workbench's roster does the same).
         let name = crate::ui::roster::name_cell(&r.name, name_width + 1);
-        let (glyph, word) = match () {
-            _ if r.pending => ("·", "pending"),
-            _ if r.done => ("✓", "done"),
-            _ => (r.state.glyph(), r.state.label()),
-        };
+        let (word, glyph) = r.shown;
         let text = cut(format!("{glyph} {name}{word:<7}{mail}{repo}"));
         let style =
             if r.attention() { Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD) } else { Style::new() };
@@ -161,8 +154,7 @@ fn follow(root: &Path, tx: std::sync::mpsc::Sender<Wake>) -> bool {
                 let row = Row {
                     repo: repo.clone(),
                     mail: marks(&info),
-                    pending: info.pending,
-                    done: info.is_done(),
+                    shown: info.shown(),
                     name: info.name,
                     state: info.state,
                 };
@@ -297,7 +289,13 @@ mod tests {
     use super::*;
 
     fn row(name: &str, state: AgentState) -> Row {
-        Row { repo: "repo".into(), name: name.into(), state, mail: String::new(), pending: false, done: false }
+        Row {
+            repo: "repo".into(),
+            name: name.into(),
+            state,
+            mail: String::new(),
+            shown: (state.label(), state.glyph()),
+        }
     }
 
     fn text(lines: &[Line]) -> Vec<String> {
@@ -316,9 +314,10 @@ mod tests {
 
     #[test]
     fn a_pending_agent_reads_pending_as_in_the_roster() {
-        let rows = vec![row("plan", AgentState::Idle), Row { pending: true, ..row("api", AgentState::Stopped) }];
+        let rows =
+            vec![row("plan", AgentState::Idle), Row { shown: ("pending", "·"), ..row("api", AgentState::Stopped) }];
         assert_eq!(text(&lines(&rows, 30, 5, false)), vec!["muster · 2 agents", "○ plan idle   ", "· api  pending"]);
-        let rows = vec![Row { done: true, ..row("c1", AgentState::Idle) }];
+        let rows = vec![Row { shown: ("done", "✓"), ..row("c1", AgentState::Idle) }];
         assert_eq!(text(&lines(&rows, 30, 5, false))[1], "✓ c1 done   ");
     }
 

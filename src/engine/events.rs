@@ -16,14 +16,18 @@ const OLD: &str = "events.1.jsonl";
 const ROTATE_AT: u64 = 8 << 20;
 /// Events kept in memory: a follower that asks for no older one is served without reading the disk.
 const RECENT: usize = 10_000;
-/// Events a follower may fall behind by before it is let go (it comes back with `--since`).
-pub const FOLLOWER_ROOM: usize = 65_536;
+/// Events a follower may fall behind by before it is let go (it comes back with `--since`), and how many may
+/// follow at once: a reader that never reads holds at most this much of the server's memory (~1 MiB).
+pub const FOLLOWER_ROOM: usize = 4096;
+const MAX_FOLLOWERS: usize = 64;
 
 /// A client following the log, with what it asked to see.
 pub struct Follower {
     pub agents: Vec<String>,
     pub kinds: Vec<EventKind>,
     pub tx: SyncSender<Answer>,
+    /// Gone once its client's connection is served no more: a follower that heard nothing since is let go too.
+    pub alive: std::sync::Weak<()>,
 }
 
 impl Follower {
@@ -155,7 +159,11 @@ impl EventLog {
                 return;
             }
         }
-        if follow {
+        self.followers.retain(|f| f.alive.strong_count() > 0);
+        if follow && self.followers.len() >= MAX_FOLLOWERS {
+            let why = format!("{MAX_FOLLOWERS} clients follow the event log already");
+            let _ = f.tx.try_send(Answer::error(crate::protocol::script::ErrorKind::Busy, why));
+        } else if follow {
             self.followers.push(f);
         }
     }
@@ -202,8 +210,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn follower(tx: SyncSender<Answer>) -> Follower {
-        Follower { agents: vec![], kinds: vec![], tx }
+    fn follower(tx: SyncSender<Answer>, alive: &std::sync::Arc<()>) -> Follower {
+        Follower { agents: vec![], kinds: vec![], tx, alive: std::sync::Arc::downgrade(alive) }
     }
 
     fn seqs(rx: &std::sync::mpsc::Receiver<Answer>) -> Vec<u64> {
@@ -238,7 +246,9 @@ mod tests {
         assert_eq!(read_after(&root.path().join(".muster"), 2).iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
         // A restarted log serves old events from the disk.
         let (tx, rx) = std::sync::mpsc::sync_channel(100);
-        log.serve(0, false, Follower { agents: vec!["a".into()], kinds: vec![], tx });
+        let alive = std::sync::Arc::new(());
+        let a = std::sync::Arc::downgrade(&alive);
+        log.serve(0, false, Follower { agents: vec!["a".into()], kinds: vec![], tx, alive: a });
         assert_eq!(seqs(&rx), [1, 2, 3]);
         log.size = ROTATE_AT;
         log.record(EventKind::State, Some("a"), "after rotation");
@@ -246,35 +256,75 @@ mod tests {
         assert_eq!(read_after(&root.path().join(".muster"), 0).len(), 5);
     }
 
+    /// What a client read: the events' numbers, and whether the server let it go (told it to ask again, or
+    /// closed its channel) so it must come back with `--since`.
+    fn drain(rx: &std::sync::mpsc::Receiver<Answer>) -> (Vec<u64>, bool) {
+        let mut seqs = Vec::new();
+        loop {
+            match rx.try_recv() {
+                Ok(Answer::Event(e)) => seqs.push(e.seq),
+                Ok(_) | Err(std::sync::mpsc::TryRecvError::Disconnected) => return (seqs, true),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return (seqs, false),
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(8))]
-        /// 10,000 events, a follower that reconnects 100 times with the last sequence number it saw (at random
-        /// points, sometimes after the server restarted): it sees every event once, in order.
+        /// 10,000 events; a follower that reconnects 100 times with the last sequence number it saw (at random
+        /// points, sometimes after the server restarted), and sometimes stops reading for longer than the server
+        /// keeps events for it (it is let go, and comes back): it sees every event once, in order.
         #[test]
-        fn a_follower_that_reconnects_with_since_sees_every_event_once(cuts in proptest::collection::vec(0u64..10_000, 100), restarts in proptest::collection::vec(any::<bool>(), 100)) {
+        fn a_follower_that_reconnects_with_since_sees_every_event_once(
+            cuts in proptest::collection::vec(0u64..10_000, 100),
+            restarts in proptest::collection::vec(any::<bool>(), 100),
+            stalls in proptest::collection::vec(proptest::option::weighted(0.1, 1u64..6000), 100),
+        ) {
             let root = tempfile::tempdir().unwrap();
             let mut log = EventLog::open(root.path());
             let mut cuts = cuts;
             cuts.sort();
             let mut seen: Vec<u64> = Vec::new();
-            let (mut tx, mut rx) = std::sync::mpsc::sync_channel(FOLLOWER_ROOM);
-            log.serve(0, true, follower(tx.clone()));
-            let mut next_cut = 0;
+            let alive = std::sync::Arc::new(());
+            let (tx, mut rx) = std::sync::mpsc::sync_channel(FOLLOWER_ROOM);
+            log.serve(0, true, follower(tx, &alive));
+            let (mut next_cut, mut stalled_until) = (0, 0u64);
             for i in 0..10_000u64 {
                 log.record(EventKind::State, Some("a"), "x");
+                let mut again = false;
+                if i >= stalled_until {
+                    let (got, let_go) = drain(&rx);
+                    seen.extend(got);
+                    again = let_go;
+                }
                 while next_cut < cuts.len() && cuts[next_cut] == i {
                     // The client goes away, and comes back after the last one it saw.
-                    seen.extend(seqs(&rx));
-                    drop(rx);
+                    seen.extend(drain(&rx).0);
                     if restarts[next_cut] {
                         log = EventLog::open(root.path());
                     }
-                    (tx, rx) = std::sync::mpsc::sync_channel(FOLLOWER_ROOM);
-                    log.serve(seen.last().copied().unwrap_or(0), true, follower(tx.clone()));
+                    if let Some(n) = stalls[next_cut] {
+                        stalled_until = i + n;
+                    }
+                    again = true;
                     next_cut += 1;
                 }
+                if again {
+                    let (tx, new_rx) = std::sync::mpsc::sync_channel(FOLLOWER_ROOM);
+                    rx = new_rx;
+                    log.serve(seen.last().copied().unwrap_or(0), true, follower(tx, &alive));
+                }
             }
-            seen.extend(seqs(&rx));
+            loop {
+                let (got, let_go) = drain(&rx);
+                seen.extend(got);
+                if !let_go {
+                    break;
+                }
+                let (tx, new_rx) = std::sync::mpsc::sync_channel(FOLLOWER_ROOM);
+                rx = new_rx;
+                log.serve(seen.last().copied().unwrap_or(0), true, follower(tx, &alive));
+            }
             prop_assert_eq!(seen, (1..=10_000).collect::<Vec<u64>>());
         }
     }

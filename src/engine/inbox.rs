@@ -57,6 +57,8 @@ pub enum ScriptMsg {
         agents: Vec<String>,
         kinds: Vec<crate::protocol::lead::EventKind>,
         tx: std::sync::mpsc::SyncSender<Answer>,
+        /// Dropped when its connection ends (the engine lets the follower go).
+        alive: std::sync::Weak<()>,
     },
     /// `explain`: the agent's state and why.
     Explain { name: String, reply: Sender<Answer> },

@@ -107,7 +107,9 @@ pub fn listen(run_dir: &Path, events_dir: &Path, engine: Sender<EngineMsg>) -> R
                     }
                 }
                 let (etx, erx) = std::sync::mpsc::sync_channel(super::events::FOLLOWER_ROOM);
-                if !send(EngineMsg::Script(ScriptMsg::Events { since, follow, agents, kinds, tx: etx })) {
+                let alive = std::sync::Arc::new(());
+                let weak = std::sync::Arc::downgrade(&alive);
+                if !send(EngineMsg::Script(ScriptMsg::Events { since, follow, agents, kinds, tx: etx, alive: weak })) {
                     say(out, stopping());
                     return Flow::Close;
                 }

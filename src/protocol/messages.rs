@@ -191,22 +191,24 @@ impl AgentInfo {
         self.state == AgentState::Idle && self.result.as_ref().is_some_and(|r| r.current)
     }
 
-    /// Its state's word, `done` for a done agent.
-    pub fn state_label(&self) -> &'static str {
-        if self.is_done() {
-            "done"
-        } else {
-            self.state.label()
+    /// What the roster says of it, as (word, glyph): `pending` (`·`) for a plan's agent not started yet, `done`
+    /// (`✓`) for one done, else its state's.
+    pub fn shown(&self) -> (&'static str, &'static str) {
+        match () {
+            _ if self.pending => ("pending", "·"),
+            _ if self.is_done() => ("done", "✓"),
+            _ => (self.state.label(), self.state.glyph()),
         }
     }
 
-    /// Its state's glyph, `✓` for a done agent.
+    /// Its state's word as the roster shows it.
+    pub fn state_label(&self) -> &'static str {
+        self.shown().0
+    }
+
+    /// Its state's glyph as the roster shows it.
     pub fn state_glyph(&self) -> &'static str {
-        if self.is_done() {
-            "✓"
-        } else {
-            self.state.glyph()
-        }
+        self.shown().1
     }
 
     /// An agent of the crew before anything is known of it: on branch `muster/<name>` off `main`.

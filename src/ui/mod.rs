@@ -22,7 +22,6 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::app::{Dialog, State};
-use crate::protocol::AgentState;
 
 pub fn render(state: &State, frame: &mut Frame) {
     render_parts(state, frame, false);
@@ -66,35 +65,25 @@ fn render_parts(state: &State, frame: &mut Frame, well_apart: bool) {
     }
 }
 
-/// The order states are counted in, those that want you first.
-const COUNTED: [AgentState; 8] = [
-    AgentState::Waiting,
-    AgentState::Busy,
-    AgentState::Idle,
-    AgentState::Starting,
-    AgentState::Paused,
-    AgentState::Error,
-    AgentState::Exited,
-    AgentState::Stopped,
-];
+/// The order the roster's words are counted in, those that want you first.
+const COUNTED: [&str; 10] =
+    ["waiting", "busy", "done", "idle", "starting", "paused", "error", "exited", "stopped", "pending"];
 
-/// Each state with agents in it, in the fixed order, as `each` writes it.
-fn each_count(state: &State, each: impl Fn(AgentState, usize) -> String) -> Vec<String> {
-    // Pending agents (a plan's, not started yet) are counted as pending, not stopped.
-    let pending = state.agents.iter().filter(|a| a.info.pending).count();
-    let count = |s: AgentState| state.count(s) - if s == AgentState::Stopped { pending } else { 0 };
-    let mut parts: Vec<String> = COUNTED.iter().filter(|s| count(**s) > 0).map(|s| each(*s, count(*s))).collect();
-    if pending > 0 {
-        // As `each` writes a state: in words ("2 pending") or in the roster's glyph ("·2").
-        let word = each(AgentState::Stopped, pending);
-        parts.push(word.replace(AgentState::Stopped.label(), "pending").replace(AgentState::Stopped.glyph(), "·"));
-    }
-    parts
+/// Each word the roster shows with agents in it (`AgentInfo::shown`), in the fixed order: (word, glyph, count).
+fn each_count(state: &State) -> Vec<(&'static str, &'static str, usize)> {
+    COUNTED
+        .iter()
+        .filter_map(|word| {
+            let mut shown = state.agents.iter().map(|a| a.info.shown()).filter(|(w, _)| w == word);
+            let glyph = shown.next()?.1;
+            Some((*word, glyph, 1 + shown.count()))
+        })
+        .collect()
 }
 
 /// "3 busy · 1 waiting · 2 idle", in a fixed order, leaving out zeros.
 pub fn counts(state: &State) -> String {
-    let parts = each_count(state, |s, n| format!("{n} {}", s.label()));
+    let parts: Vec<String> = each_count(state).iter().map(|(word, _, n)| format!("{n} {word}")).collect();
     if parts.is_empty() {
         "no agents".into()
     } else {
@@ -104,7 +93,7 @@ pub fn counts(state: &State) -> String {
 
 /// "◆1 ●3 ○2": the counts in the roster's glyphs, for a header or a line too narrow for words.
 pub fn glyph_counts(state: &State) -> String {
-    each_count(state, |s, n| format!("{}{n}", s.glyph())).join(" ")
+    each_count(state).iter().map(|(_, glyph, n)| format!("{glyph}{n}")).collect::<Vec<_>>().join(" ")
 }
 
 fn width_of(s: &str) -> usize {

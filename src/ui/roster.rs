@@ -71,7 +71,7 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
     let mut spans = vec![
         Span::styled(marker, with(theme.style("roster.attention"))),
         // Pending: not started, waiting for the agents it follows (its plan's wave or `after`).
-        Span::styled(format!("{} ", if info.pending { "·" } else { info.state_glyph() }), with(st)),
+        Span::styled(format!("{} ", info.state_glyph()), with(st)),
         Span::styled(
             // A spawned agent under its parent: indented by how deep it is.
             name_cell(&tree_name(state, info), 14),

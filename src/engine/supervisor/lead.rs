@@ -340,17 +340,4 @@ impl Supervisor {
             log.record_change(format!("gate {name}"), &gate, false, EventKind::Gate, Some(name), said);
         }
     }
-
-    /// `events`: the log after `since`, then (following) each new event, on `tx`.
-    pub(super) fn serve_events(
-        &mut self,
-        since: u64,
-        follow: bool,
-        agents: Vec<String>,
-        kinds: Vec<EventKind>,
-        tx: std::sync::mpsc::SyncSender<Answer>,
-    ) {
-        let f = crate::engine::events::Follower { agents, kinds, tx };
-        self.events.borrow_mut().serve(since, follow, f);
-    }
 }

@@ -52,8 +52,9 @@ impl Supervisor {
             ScriptMsg::Spawn { from, spawn, reply } => self.spawn_agent(from, spawn, reply),
             ScriptMsg::Read { name, what, ansi, reply } => self.read_agent(&name, what, ansi, reply),
             ScriptMsg::Result { from, op, reply } => self.result_request(from, op, reply),
-            ScriptMsg::Events { since, follow, agents, kinds, tx } => {
-                self.serve_events(since, follow, agents, kinds, tx)
+            ScriptMsg::Events { since, follow, agents, kinds, tx, alive } => {
+                let f = crate::engine::events::Follower { agents, kinds, tx, alive };
+                self.events.borrow_mut().serve(since, follow, f);
             }
             ScriptMsg::Status { reply } => {
                 let crew = serde_json::to_value(self.saved_crew()).unwrap_or_default();
