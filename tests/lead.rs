@@ -38,10 +38,14 @@ fn a_lead_spawns_children_waits_for_them_reads_them_and_hears_of_each_result_at_
         [[agent]]\nname = \"lead\"\nkind = \"shell\"\n";
     let mut rig = Rig::new(crew, "lead");
     rig.wait_for("lead at its prompt", |r| r.state("lead") == Some(AgentState::Idle));
-    // Each child is a shell whose kickoff is a command: it works a second, then sets its result as itself.
+    // Each child is a shell whose kickoff is a command: it works until the lead's next turn says go (so every
+    // completion comes while the lead is busy), then sets its result as itself.
+    let go = rig.root.join("go");
     let spawn = format!(
-        "for c in c1 c2 c3; do {M} spawn $c --kind shell --prompt \"sleep 1; {M} result set --summary '$c did it'\" \
-         >> spawned.txt 2>> spawn.err; done; {M} spawn c4 --kind shell > over.txt 2>&1; echo $? > over.code"
+        "for c in c1 c2 c3; do {M} spawn $c --kind shell --prompt \"while [ ! -e {go} ]; do sleep 0.05; done; \
+         {M} result set --summary '$c did it'\" >> spawned.txt 2>> spawn.err; done; \
+         {M} spawn c4 --kind shell > over.txt 2>&1; echo $? > over.code",
+        go = go.display()
     );
     rig.engine.send(Command::Steer { name: "lead".into(), text: spawn, force: true });
     let spawned = until_file(&rig, "over.code", "three spawns, then one too many", |t| !t.is_empty());
@@ -59,8 +63,9 @@ fn a_lead_spawns_children_waits_for_them_reads_them_and_hears_of_each_result_at_
     // The lead waits (busy) for the first, then for all of them to be done, then ends its turn: the completion
     // mails come to it after that, never typed in mid-turn.
     let wait = format!(
-        "{M} wait c1 c2 c3 --until done --any > first.txt; {M} wait c1 c2 c3 --until done; sleep 1; \
-         date +%s%3N > turn_end.txt"
+        "touch {go}; {M} wait c1 c2 c3 --until done --any > first.txt; {M} wait c1 c2 c3 --until done; sleep 1; \
+         date +%s%3N > turn_end.txt",
+        go = go.display()
     );
     rig.engine.send(Command::Steer { name: "lead".into(), text: wait, force: true });
     let first = until_file(&rig, "first.txt", "the first done child", |t| !t.is_empty());
@@ -152,4 +157,11 @@ fn a_lead_spawns_children_waits_for_them_reads_them_and_hears_of_each_result_at_
         "state,result,spawn,gate,mail,finding",
     ]);
     assert!(ok && tail.lines().count() == 2, "{tail}");
+    // Hostile asks: the largest sequence number (once a panic that ended the engine), a path for a name.
+    let (ok, none) = rig.muster(&["events", "--since", &u64::MAX.to_string()]);
+    assert!(ok && none.is_empty(), "{none}");
+    let (ok, out) = rig.muster(&["result", "get", "../../etc"]);
+    assert!(!ok && out.contains("no agent"), "{out}");
+    let (ok, screen) = rig.muster(&["read", "lead", "--screen"]);
+    assert!(ok && screen.contains("stopped.code"), "the engine still answers: {screen}");
 }

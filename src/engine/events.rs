@@ -78,7 +78,8 @@ impl EventLog {
 
     /// Record an event: on disk, then to each follower that wants it (one that fell too far behind is let go).
     pub fn record(&mut self, kind: EventKind, agent: Option<&str>, text: &str) {
-        self.seq += 1;
+        // A log file from outside may say anything: a number at the end stays there rather than panic.
+        self.seq = self.seq.saturating_add(1);
         let event = CrewEvent {
             seq: self.seq,
             at_ms: crate::protocol::now_ms(),
@@ -140,7 +141,7 @@ impl EventLog {
 
     /// Send `f` every event after `since` it wants, then (with `follow`) keep it to hear each new one.
     pub fn serve(&mut self, since: u64, follow: bool, f: Follower) {
-        let from_memory = self.recent.front().is_some_and(|e| e.seq <= since + 1) || self.seq == since;
+        let from_memory = self.recent.front().is_some_and(|e| e.seq <= since.saturating_add(1)) || self.seq == since;
         let old: Vec<CrewEvent> = if from_memory {
             self.recent.iter().filter(|e| e.seq > since).cloned().collect()
         } else {

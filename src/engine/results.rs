@@ -20,6 +20,10 @@ fn dir(root: &Path, agent: &str) -> PathBuf {
 
 /// Every result of `agent`, oldest first (a file that does not parse is skipped).
 pub fn all(root: &Path, agent: &str) -> Vec<StoredResult> {
+    // A name from a client is a folder name here: only an agent's name is one.
+    if crate::config::crew::validate_name(agent).is_err() {
+        return Vec::new();
+    }
     let Ok(entries) = std::fs::read_dir(dir(root, agent)) else { return Vec::new() };
     let mut out: Vec<StoredResult> = entries
         .filter_map(|e| e.ok())
@@ -72,7 +76,7 @@ pub fn store(
         d.sha256 = Some(sum);
     }
     let folder = crate::safefs::real_dir(root, Path::new(".muster/results").join(agent))?;
-    let attempt = all(root, agent).last().map_or(1, |r| r.attempt + 1);
+    let attempt = all(root, agent).last().map_or(1, |r| r.attempt.saturating_add(1));
     if attempt > MAX_ATTEMPTS {
         bail!("{agent} has {MAX_ATTEMPTS} results already");
     }

@@ -98,6 +98,11 @@ impl Supervisor {
                 return refuse(reply, ErrorKind::Refused, e);
             }
         }
+        // Checked here too, so that a name from the socket is said back cut (the crew file would echo it whole).
+        if let Err(e) = crate::config::crew::validate_name(&sp.name) {
+            let shown = crate::protocol::lead::cut(&sp.name, 64);
+            return refuse(reply, ErrorKind::Malformed, format!("`{shown}`: {}", e.replace(&sp.name, "…")));
+        }
         if sp.kind.is_some() == sp.role.is_some() {
             return refuse(
                 reply,
