@@ -90,6 +90,14 @@ pub fn rename_agent(text: &str, name: &str, new_name: &str) -> Result<Option<Str
             *v = new_name.into();
             *v.decor_mut() = decor;
         }
+        // Its children follow it to its new name.
+        for t in agents.iter_mut().filter(|t| t.get("parent").and_then(|p| p.as_str()) == Some(name)) {
+            if let Some(v) = t.get_mut("parent").and_then(|i| i.as_value_mut()) {
+                let decor = v.decor().clone();
+                *v = new_name.into();
+                *v.decor_mut() = decor;
+            }
+        }
         true
     })
 }
@@ -99,6 +107,10 @@ pub fn remove_agent(text: &str, name: &str) -> Result<Option<String>, String> {
     edit_agents(text, None, |agents| {
         let Some(at) = agents.iter().position(|t| named(t, name)) else { return false };
         agents.remove(at);
+        // Its children stay, as the operator's own: a parent that is gone is no one's to name.
+        for t in agents.iter_mut().filter(|t| t.get("parent").and_then(|p| p.as_str()) == Some(name)) {
+            t.remove("parent");
+        }
         true
     })
 }
@@ -110,6 +122,15 @@ mod tests {
     const FILE: &str = "# The crew of acme.\n[defaults]\nbase = \"main\"   # where they start\n\n\
                         # Plans the work.\n[[agent]]\nname = \"planner\"\nkind = \"claude\"\n\n\
                         # Writes the API.\n[[agent]]\nname = \"api\"\nkind = \"codex\"\n";
+
+    #[test]
+    fn a_parents_children_follow_its_rename_and_outlive_its_removal() {
+        let text = format!("{FILE}\n[[agent]]\nname = \"c1\"\nkind = \"demo\"\nparent = \"api\"   # spawned\n");
+        let renamed = rename_agent(&text, "api", "server").unwrap().unwrap();
+        assert!(renamed.contains("parent = \"server\"   # spawned"), "{renamed}");
+        let removed = remove_agent(&text, "api").unwrap().unwrap();
+        assert!(!removed.contains("parent") && removed.contains("name = \"c1\""), "{removed}");
+    }
 
     #[test]
     fn a_rename_changes_the_name_alone() {
