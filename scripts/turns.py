@@ -300,6 +300,44 @@ def one_run(kind, cli, muster, bins, work, n):
         return rows
 
 
+def spawn_run(kind, cli, muster, bins, work, n):
+    """The model's command is `muster spawn`: the CLI, as a lead, starts a demo helper with a task, waits for it to
+    be done and reads its result, all in one tool call; then what muster recorded is checked."""
+    command = (f"{muster} spawn helper --kind demo --prompt 'check the tests' --wait done --timeout 60 && "
+               f"{muster} result get helper")
+    with Bench(f"spawn-{n}", cli, muster, bins, work / f"{kind}-spawn-{n}", "", ("--command", command)) as b:
+        t, repo, env = b.t, b.repo, b.env
+        samples = []
+        if not b.reach_prompt(samples):
+            return [("prompt reached", "no")]
+        t.keys("s")
+        t.text("please start a helper")
+        t.keys("Enter")
+        if cli.get("dialog", True):
+            sample_until(muster, repo, env, lambda s: s == "waiting", 40, samples)
+            t.keys("Enter")
+            t.keys(*cli["approve"])
+            t.keys("C-]")
+        seen_busy = []
+        sample_until(muster, repo, env, lambda s: (seen_busy.append(s == "busy") or (s == "idle" and any(seen_busy))),
+                     90, samples)
+        status = json.loads(run(muster, "status", "--json", cwd=repo, env=env).stdout or "{}")
+        helper = next((a for a in status.get("agents", []) if a.get("spec", {}).get("name") == "helper"), {})
+        result = run(muster, "result", "get", "helper", "--json", cwd=repo, env=env).stdout
+        screen = t.screen()
+        if "--debug" in sys.argv:
+            print(screen, file=sys.stderr)
+            for t0, st, why in samples:
+                print(f"  {st}: {why}", file=sys.stderr)
+        return [
+            ("helper spawned", "yes" if helper else "no"),
+            ("its parent", helper.get("spec", {}).get("parent") or "none"),
+            ("its result", (json.loads(result).get("result", {}).get("summary") if result.strip() else "none")),
+            # After the lead's turn, not during it: Claude Code's Stop hook hands it over as the next turn.
+            ("the completion mail reached the lead", "yes" if "your child helper set its result 1" in screen else "no"),
+        ]
+
+
 # A gate on the turn's file: the mock's first command writes `muster-turn` (red), its fix writes `fixed` (green).
 GATE = ('[[gate]]\nname = "test"\nattempts = 2\n'
         "run = \"grep -q fixed turn.txt || { echo 'test turn::fixed ... FAILED'; cat turn.txt; exit 1; }\"\n")
@@ -418,6 +456,8 @@ def main():
                    help='the agent under guard = "enforce" (Landlock): the same turn must work whole, and the '
                         "model's command's write into the main checkout is denied")
     p.add_argument("--plain", action="store_true", help="with --enforce: the model's usual command, no escape")
+    p.add_argument("--spawn", action="store_true",
+                   help="the model's command is `muster spawn` of a demo helper, waited for until done")
     p.add_argument("--escape", action="store_true",
                    help="the model's command tries that write without --enforce (the control: it is made)")
     a = p.parse_args()
@@ -428,8 +468,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="muster-turns-") as tmp:
         for kind in a.cli or sorted(CLIS):
             for n in range(a.runs):
-                rows = (gate_run if a.gate else one_run)(kind, CLIS[kind], muster, bins, Path(tmp), n)
-                print(f"{kind}{' gate' if a.gate else ''} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
+                how = gate_run if a.gate else spawn_run if a.spawn else one_run
+                rows = how(kind, CLIS[kind], muster, bins, Path(tmp), n)
+                print(f"{kind}{' gate' if a.gate else ' spawn' if a.spawn else ''} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
 
 
 if __name__ == "__main__":

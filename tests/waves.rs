@@ -186,6 +186,10 @@ fn a_verdict_line_on_the_reviewers_screen_is_its_answer_and_it_looks_again_at_on
     let whole = std::fs::read_to_string(rig.root.join(".muster/worktrees/rev/.muster/review/api.diff")).unwrap();
     assert!(whole.contains("+first") && whole.contains("api.new.diff"), "{whole}");
     assert!(info(&rig, "after").unwrap().pending, "changes asked for do not advance the plan");
+    // A reviewer works in turns: it is asked, by mail from api, to look again.
+    rig.wait_for("the reviewer asked to look again", |r| {
+        r.mail.values().any(|m| m.from == "api" && m.to == ["rev"] && m.body.contains("has new work since your review"))
+    });
     rig.wait_for("api at rest again", |r| r.state("api") == Some(AgentState::Idle));
     rig.engine.send(Command::Steer { name: "rev".into(), text: "APPROVED".into(), force: true });
     rig.wait_for("after started", |r| info(r, "after").is_some_and(|a| !a.pending && a.pid.is_some()));

@@ -265,6 +265,9 @@ impl Supervisor {
         }
         if let Some(cp) = &done.turn {
             self.gates_after_turn(&done.name, cp);
+            if done.turn_changed {
+                self.ask_for_a_new_look(&done.name, cp.n);
+            }
         }
         if done.turn_job {
             // A stop hook that waited for this turn's gates: answered now if none runs.

@@ -148,6 +148,31 @@ impl Supervisor {
         });
     }
 
+    /// A turn of `name` made new work (checkpoint `n`) after a reviewer's verdict on older work: the reviewer is
+    /// asked to look again, by mail from `name` through the arbiter (a reviewer works in turns: without one it
+    /// would never read the new diff, and the plan would wait on it for ever).
+    pub(super) fn ask_for_a_new_look(&mut self, name: &str, n: u32) {
+        let Some(mark) = self.slots.iter().find(|s| s.spec.name == name).and_then(|s| s.info.review.clone()) else {
+            return;
+        };
+        let reviewer = self.slots.iter().find(|s| {
+            s.spec.name == mark.by
+                && s.spec.reviews.iter().any(|r| r == name)
+                && s.running.as_ref().is_some_and(|r| !r.exited)
+        });
+        if reviewer.is_none() || mark.checkpoint >= n {
+            return;
+        }
+        let body = format!(
+            "[muster] {name} has new work since your review of its checkpoint {}: read .muster/review/{name}.new.diff \
+             (what changed since) and answer again with `muster review {name} --approve` or `--blocker TEXT`.",
+            mark.checkpoint
+        );
+        if let Err(e) = self.send_mail_as(name, &mark.by, body) {
+            self.message(format!("{}: not asked to look again at {name}'s work: {e}", mark.by), true);
+        }
+    }
+
     /// After `name`'s checkpoint: each agent that reviews it gets its new diff.
     pub(super) fn diffs_after_checkpoint(&self, name: &str) {
         let reviewers: Vec<String> = self
