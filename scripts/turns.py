@@ -338,6 +338,60 @@ def spawn_run(kind, cli, muster, bins, work, n):
         ]
 
 
+def review_run(kind, cli, muster, bins, work, n):
+    """Two waves, two CLIs: the implementer (this CLI, wave 1) works a turn; then a Pi reviewer (wave 2) reads
+    its diff and asks for a change with `muster review --blocker`; the blocker reaches the implementer as mail and
+    it works again; the reviewer, asked by mail to look again, approves the new diff (`agent.new.diff`)."""
+    pi = CLIS["pi"]
+    both = dict(cli, seed={**cli["seed"], **pi["seed"]})
+    command = (f'case "$MUSTER_AGENT" in rev) if [ -e .muster/review/agent.new.diff ]; then {muster} review agent '
+               f"--approve; else {muster} review agent --blocker 'add a test for turn.txt'; fi;; "
+               "*) echo work >> turn.txt && cat turn.txt;; esac")
+    extra = ('wave = 1\nadvance = "idle"\n[[agent]]\nname = "rev"\n' + pi["crew"]
+             + 'wave = 2\nreviews = ["agent"]\nadvance = "idle"\nprompt = "review the work of agent"\n')
+    with Bench(f"review-{n}", both, muster, bins, work / f"{kind}-review-{n}", extra, ("--command", command)) as b:
+        t, repo, env = b.t, b.repo, b.env
+        samples = []
+        if not b.reach_prompt(samples):
+            return [("prompt reached", "no")]
+        start = time.time()
+        t.keys("s")
+        t.text("please make the change")
+        t.keys("Enter")
+        seen = {}
+
+        def approve_turn():
+            if cli.get("dialog", True) and sample_until(muster, repo, env, lambda s: s == "waiting", 90, samples):
+                t.keys("Enter")
+                t.keys(*cli["approve"])
+                t.keys("C-]")
+
+        def watch(what, text, seconds):
+            end = time.time() + seconds
+            while time.time() < end:
+                screen = t.screen()
+                if text in screen:
+                    seen[what] = time.time() - start
+                    if "--debug" in sys.argv:
+                        print(f"--- {what} at {seen[what]:.1f} s\n{screen}", file=sys.stderr)
+                    return True
+                time.sleep(0.2)
+            return False
+        approve_turn()
+        watch("blocker", "review ✗ 1 blocker", 90)
+        # The blocker's mail: the implementer's own turn on it (its dialog approved as before).
+        approve_turn()
+        watch("approved", "review ✓ (rev)", 120)
+        if "--debug" in sys.argv:
+            print(t.screen(), file=sys.stderr)
+        return [
+            ("the reviewer's blocker", f"at {seen['blocker']:.1f} s" if "blocker" in seen else "never"),
+            ("its approval of the new work", f"at {seen['approved']:.1f} s" if "approved" in seen else "never"),
+            ("new diff handed", "yes" if (repo / ".muster/worktrees/rev/.muster/review/agent.new.diff").exists()
+             else "no"),
+        ]
+
+
 # A gate on the turn's file: the mock's first command writes `muster-turn` (red), its fix writes `fixed` (green).
 GATE = ('[[gate]]\nname = "test"\nattempts = 2\n'
         "run = \"grep -q fixed turn.txt || { echo 'test turn::fixed ... FAILED'; cat turn.txt; exit 1; }\"\n")
@@ -456,6 +510,8 @@ def main():
                    help='the agent under guard = "enforce" (Landlock): the same turn must work whole, and the '
                         "model's command's write into the main checkout is denied")
     p.add_argument("--plain", action="store_true", help="with --enforce: the model's usual command, no escape")
+    p.add_argument("--review", action="store_true",
+                   help="two waves: this CLI implements, a Pi reviewer asks for a change, then approves the new work")
     p.add_argument("--spawn", action="store_true",
                    help="the model's command is `muster spawn` of a demo helper, waited for until done")
     p.add_argument("--escape", action="store_true",
@@ -468,9 +524,9 @@ def main():
     with tempfile.TemporaryDirectory(prefix="muster-turns-") as tmp:
         for kind in a.cli or sorted(CLIS):
             for n in range(a.runs):
-                how = gate_run if a.gate else spawn_run if a.spawn else one_run
+                how = gate_run if a.gate else spawn_run if a.spawn else review_run if a.review else one_run
                 rows = how(kind, CLIS[kind], muster, bins, Path(tmp), n)
-                print(f"{kind}{' gate' if a.gate else ' spawn' if a.spawn else ''} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
+                print(f"{kind}{' gate' if a.gate else ' spawn' if a.spawn else ' review' if a.review else ''} run {n + 1}: " + " · ".join(f"{k} {v}" for k, v in rows), flush=True)
 
 
 if __name__ == "__main__":

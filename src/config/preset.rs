@@ -104,6 +104,8 @@ struct RawPreset {
     replace_rules: bool,
     /// A job in the terminal's foreground (not the agent's own process) means it works.
     foreground_busy: Option<bool>,
+    /// It works on its own as it starts, with no prompt (a command, the demo agent): its start is its task.
+    works_unprompted: Option<bool>,
     ignore: Option<Vec<String>>,
     writes: Option<Vec<String>>,
     inert: Option<Vec<Spanned<String>>>,
@@ -193,6 +195,9 @@ pub struct Preset {
     /// A job in the terminal's foreground other than the agent's own process means it works: for shells and
     /// REPLs, whose quiet commands draw nothing while they run.
     pub foreground_busy: bool,
+    /// It works on its own as it starts (a command, the demo agent): a plan counts it done at its first rest,
+    /// where a CLI must first be given a task.
+    pub works_unprompted: bool,
     /// Files the CLI writes for itself (its chat history), never an agent's work: git ignores them (patterns
     /// of `.git/info/exclude`).
     pub ignore: Vec<String>,
@@ -316,6 +321,7 @@ pub fn parse_manifest(file: &Path, text: &str, id: &str, base: Option<&Preset>) 
                 version_regex: None,
                 rules: vec![],
                 foreground_busy: false,
+                works_unprompted: false,
                 ignore: vec![],
                 writes: vec![],
                 inert: vec![],
@@ -328,7 +334,7 @@ pub fn parse_manifest(file: &Path, text: &str, id: &str, base: Option<&Preset>) 
         ($($field:ident),*) => { $(if let Some(v) = raw.$field { p.$field = v; })* };
     }
     set!(command, args, resume_args, resume_session_args, prompt_args, enter_delay_ms, queues_input, note_args);
-    set!(foreground_busy, ignore, writes);
+    set!(foreground_busy, works_unprompted, ignore, writes);
     if let Some(v) = raw.name {
         p.title = v;
     }

@@ -95,9 +95,22 @@ struct Slot {
     stall: findings::StallClock,
     /// It was done as its `advance` says, once (the agents after it may start; done stays done).
     done: bool,
+    /// Its turns' checkpoints queued and not yet taken: until they are, its turn's work is not what a checkpoint
+    /// (a reviewer's verdict, the next wave) can name.
+    turn_jobs: std::cell::Cell<u32>,
+    /// Its turn count when it was last given a task (a prompt, a steer, mail, the operator's Enter; its start
+    /// for one that works unprompted): a plan counts it done only at rest after a turn since.
+    task_turn: Option<u64>,
 }
 
 impl Slot {
+    /// It was handed a task: the turn that takes it is this one, when it works already (a CLI reads what is
+    /// typed into its turn), else its next.
+    fn task_given(&mut self) {
+        let now = if self.detected == AgentState::Busy { self.turns.saturating_sub(1) } else { self.turns };
+        self.task_turn = Some(now);
+    }
+
     /// The operator paused it: the tree keeps that, so there is one truth (a job's hold is not a pause).
     fn paused(&self) -> bool {
         self.tree.as_ref().is_some_and(|t| t.is_paused())
@@ -535,7 +548,18 @@ impl Supervisor {
             Command::AddAgent { agent: new, start } => {
                 let _ = self.add_agent(new, start);
             }
-            Command::Key { name, key } => self.input(&name, client, |r| input::encode_key(key, r.modes())),
+            Command::Key { name, key } => {
+                // The operator's Enter at an attached agent's prompt (or into its turn) hands it what they typed: a
+                // task. Not an Enter that answers a dialog or a first-run screen.
+                if key.code == crate::key::KeyCode::Enter {
+                    if let Some(slot) =
+                        self.slot_mut(&name).filter(|s| matches!(s.detected, AgentState::Idle | AgentState::Busy))
+                    {
+                        slot.task_given();
+                    }
+                }
+                self.input(&name, client, |r| input::encode_key(key, r.modes()))
+            }
             Command::Paste { name, text } => self.input(&name, client, |r| input::encode_paste(&text, r.modes())),
             Command::Steer { name, text, force } => {
                 if let Err(e) = self.steer(&name, text, force, from) {

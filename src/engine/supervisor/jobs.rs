@@ -193,6 +193,10 @@ impl Supervisor {
             // A merge into the base writes the main checkout.
             self.guard.mute(crate::engine::guard::MAIN);
         }
+        let turn = matches!(&kind, JobKind::Create { trigger } if trigger == "turn");
+        if turn {
+            slot.turn_jobs.set(slot.turn_jobs.get() + 1);
+        }
         let tree = slot.running.as_ref().filter(|r| !r.exited).and(slot.tree.clone());
         let job = Job {
             name: name.to_string(),
@@ -209,6 +213,9 @@ impl Supervisor {
         let queued = self.jobs.send(job).is_ok();
         if !queued {
             self.queue.queued.fetch_sub(1, Ordering::SeqCst);
+            if let Some(slot) = self.slots.iter().find(|s| s.spec.name == name && turn) {
+                slot.turn_jobs.set(slot.turn_jobs.get().saturating_sub(1));
+            }
         }
         queued
     }
@@ -258,6 +265,11 @@ impl Supervisor {
         if done.branches_moved {
             // The base may have moved under every agent: what each would merge is measured again.
             self.remeasure();
+        }
+        if done.turn_job {
+            if let Some(slot) = self.slots.iter().find(|s| s.spec.name == done.name) {
+                slot.turn_jobs.set(slot.turn_jobs.get().saturating_sub(1));
+            }
         }
         if done.turn_job && !done.turn_changed {
             // The watcher saw writes, but the tree is the one checkpointed already: no progress.

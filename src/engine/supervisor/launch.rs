@@ -258,6 +258,9 @@ impl Supervisor {
             tree.adopt(pid);
         }
         let watched = self.watchers.values().any(|w| w.name.as_deref() == Some(spec.name.as_str()));
+        // Its start is a task when it takes its prompt as arguments, or works on its own as it starts.
+        let tasked = (!resume && self.with_note(&spec).prompt.is_some() && !spec.prompt_args.is_empty())
+            || self.presets.get(&spec.kind).is_some_and(|p| p.works_unprompted);
         let slot = &mut self.slots[idx];
         slot.size = self.size;
         slot.sized_by = self.size_from;
@@ -267,6 +270,9 @@ impl Supervisor {
         slot.tree = Some(tree);
         slot.token = token;
         slot.detected = AgentState::Starting;
+        if tasked {
+            slot.task_given();
+        }
         slot.running = Some(running);
         slot.ran_before = true;
         slot.stopping = false;
@@ -451,6 +457,8 @@ impl Supervisor {
             gate_hold: None,
             detected_why: String::new(),
             turn_end_taken: false,
+            turn_jobs: Default::default(),
+            task_turn: None,
             newest_checkpoint: 0,
             stall: Default::default(),
             done: previous.is_some_and(|p| p.done),

@@ -305,6 +305,7 @@ impl Supervisor {
                 let Some(r) = slot.running.as_ref() else { return };
                 let generation = r.generation;
                 let sent = r.writer.send(WriteOp::Steer { text, enter_delay, confirm: true });
+                slot.task_given();
                 slot.mail.hook_streak = 0;
                 slot.mail.in_flight = Some(InFlight {
                     ids: ids.clone(),
@@ -488,6 +489,7 @@ impl Supervisor {
         let slot = &mut self.slots[idx];
         slot.mail.hook_streak += 1;
         slot.mail.unseen.extend(ids);
+        slot.task_given();
         Some(text)
     }
 

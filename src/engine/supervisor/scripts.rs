@@ -141,7 +141,11 @@ impl Supervisor {
         }
         r.writer
             .send(WriteOp::Steer { text, enter_delay, confirm: false })
-            .map_err(|e| err(ErrorKind::NotRunning, format!("{name}: message not sent: {e}")))
+            .map_err(|e| err(ErrorKind::NotRunning, format!("{name}: message not sent: {e}")))?;
+        if let Some(slot) = self.slot_mut(name) {
+            slot.task_given();
+        }
+        Ok(())
     }
 
     /// Answer the `send --wait` requests this state change settles.

@@ -72,7 +72,10 @@ impl Supervisor {
         if s.running.is_none() && !s.ran_before {
             return false;
         }
-        let idle = s.info.state == AgentState::Idle;
+        // At its prompt after a turn on the task it was given last (a CLI at its first prompt has done nothing),
+        // with that turn's work checkpointed (what follows branches from it, reviews name it).
+        let worked = s.task_turn.is_some_and(|t| s.turns > t);
+        let idle = s.info.state == AgentState::Idle && worked && s.turn_jobs.get() == 0;
         // A reviewer is done once it approved the newest work of every agent it reviews: its approval is what
         // lets the plan go on.
         if s.spec.reviews.iter().any(|r| self.review_open(r)) {
