@@ -439,8 +439,9 @@ pub fn parse_crew(
     if let Err((i, e)) = super::owns::Globs::new(&shared) {
         return Err(ConfigError::at(file, text, 0, format!("key `shared`: pattern {}: {e}", i + 1)));
     }
-    super::lead::check_parents(file, text, &agents, &parents)?;
-    let lead = super::lead::Limits::of(&defaults);
+    let names: Vec<&str> = agents.iter().map(|a| a.name.as_str()).collect();
+    super::lead::check_parents(file, text, &names, &parents)?;
+    let lead = super::lead::Limits::new(defaults.max_children, defaults.max_depth, defaults.agents_may.clone());
     Ok(Crew { agents, shared, gates, max_parallel_gates, lead })
 }
 

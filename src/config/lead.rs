@@ -9,7 +9,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use super::crew::{AgentSpec, Defaults};
 use super::ConfigError;
 
 /// How many children one agent may have, and how deep a line of spawned agents may go, unless `[defaults]`
@@ -51,16 +50,17 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits::of(&Defaults::default())
+        Limits::new(None, None, None)
     }
 }
 
 impl Limits {
-    pub fn of(d: &Defaults) -> Limits {
+    /// What `[defaults]` says (`max_children`, `max_depth`, `agents_may`), the rest as muster's defaults.
+    pub fn new(max_children: Option<u32>, max_depth: Option<u32>, may: Option<Vec<Verb>>) -> Limits {
         Limits {
-            max_children: d.max_children.unwrap_or(MAX_CHILDREN),
-            max_depth: d.max_depth.unwrap_or(MAX_DEPTH),
-            may: d.agents_may.clone().unwrap_or_else(|| vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove]),
+            max_children: max_children.unwrap_or(MAX_CHILDREN),
+            max_depth: max_depth.unwrap_or(MAX_DEPTH),
+            may: may.unwrap_or_else(|| vec![Verb::Spawn, Verb::Send, Verb::Stop, Verb::Remove]),
         }
     }
 }
@@ -132,22 +132,22 @@ pub fn may(
     Err(format!("{who} may {} only the agents it spawned (and theirs): {target} is not one of them", verb.word()))
 }
 
-/// Each `parent` names another agent of the crew, and no line of parents loops.
+/// Each `parent` (an agent's name and its `parent` key) names another agent of the crew (`names`), and no line
+/// of parents loops.
 pub fn check_parents(
     file: &Path,
     text: &str,
-    agents: &[AgentSpec],
+    names: &[&str],
     parents: &[(String, Spanned<String>)],
 ) -> Result<(), ConfigError> {
-    let of: BTreeMap<&str, &str> =
-        agents.iter().filter_map(|a| Some((a.name.as_str(), a.parent.as_deref()?))).collect();
+    let of: BTreeMap<&str, &str> = parents.iter().map(|(n, p)| (n.as_str(), p.get_ref().as_str())).collect();
     for (name, p) in parents {
         let at = p.span().start;
         let parent = p.get_ref();
         if parent == name {
             return Err(ConfigError::at(file, text, at, format!("key `parent`: `{name}` cannot be its own parent")));
         }
-        if !agents.iter().any(|a| &a.name == parent) {
+        if !names.contains(&parent.as_str()) {
             return Err(ConfigError::at(file, text, at, format!("key `parent`: no agent `{parent}` in this crew")));
         }
         let line = ancestors(name, |n| of.get(n).copied());

@@ -4,6 +4,51 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::gate::GateMark;
+use super::AgentState;
+
+/// What `wait` waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitFor {
+    Idle,
+    Waiting,
+    /// Its run ended.
+    Exited,
+    /// Idle, waiting or exited: anything but working.
+    Any,
+    /// Every gate passed on its latest checkpoint.
+    Green,
+    /// A gate failed on its latest work, or could not run.
+    #[serde(rename = "gate-failed")]
+    GateFailed,
+    /// At its prompt with a result set (`muster result set`) since its last turn.
+    Done,
+}
+
+impl WaitFor {
+    pub fn matches(self, s: AgentState, gate: &GateMark) -> bool {
+        match self {
+            WaitFor::Idle => s == AgentState::Idle,
+            WaitFor::Waiting => s == AgentState::Waiting,
+            WaitFor::Exited => !s.is_running(),
+            WaitFor::Any => matches!(s, AgentState::Idle | AgentState::Waiting) || !s.is_running(),
+            WaitFor::Green => matches!(gate, GateMark::Green { .. }),
+            WaitFor::GateFailed => matches!(gate, GateMark::Red { .. } | GateMark::Error { .. }),
+            // Read from the agent's info: `matches_info`.
+            WaitFor::Done => false,
+        }
+    }
+
+    /// Whether an agent is in the state asked.
+    pub fn matches_info(self, info: &super::AgentInfo) -> bool {
+        match self {
+            WaitFor::Done => info.is_done(),
+            other => other.matches(info.state, &info.gate),
+        }
+    }
+}
+
 /// `spawn`: a new agent, with everything an operator's agent has, recorded with its parent (the asking agent).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +72,7 @@ pub struct Spawn {
     pub owns: Option<Vec<String>>,
     /// Answered once it is at its prompt with its kickoff delivered, or later: once it is idle, green or done.
     #[serde(default)]
-    pub wait: Option<super::script::WaitFor>,
+    pub wait: Option<WaitFor>,
     /// Seconds; unset: its CLI's boot timeout and a minute for the kickoff.
     #[serde(default)]
     pub timeout: Option<f64>,

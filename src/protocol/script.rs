@@ -6,10 +6,10 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::gate::{GateAnswer, GateMark, GateOp};
+use super::gate::{GateAnswer, GateOp};
 use super::guard::{GuardAnswer, GuardOp};
 use super::mail::{MailAnswer, MailOp};
-use super::{AgentState, Command};
+use super::Command;
 
 /// Bumped whenever a request or an answer changes shape (`{"version":{}}` tells a script which it speaks).
 pub const VERSION: u32 = 5;
@@ -142,47 +142,7 @@ pub struct Caller {
     pub token: String,
 }
 
-/// What `wait` waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum WaitFor {
-    Idle,
-    Waiting,
-    /// Its run ended.
-    Exited,
-    /// Idle, waiting or exited: anything but working.
-    Any,
-    /// Every gate passed on its latest checkpoint.
-    Green,
-    /// A gate failed on its latest work, or could not run.
-    #[serde(rename = "gate-failed")]
-    GateFailed,
-    /// At its prompt with a result set (`muster result set`) since its last turn.
-    Done,
-}
-
-impl WaitFor {
-    pub fn matches(self, s: AgentState, gate: &GateMark) -> bool {
-        match self {
-            WaitFor::Idle => s == AgentState::Idle,
-            WaitFor::Waiting => s == AgentState::Waiting,
-            WaitFor::Exited => !s.is_running(),
-            WaitFor::Any => matches!(s, AgentState::Idle | AgentState::Waiting) || !s.is_running(),
-            WaitFor::Green => matches!(gate, GateMark::Green { .. }),
-            WaitFor::GateFailed => matches!(gate, GateMark::Red { .. } | GateMark::Error { .. }),
-            // Read from the agent's info: `matches_info`.
-            WaitFor::Done => false,
-        }
-    }
-
-    /// Whether an agent is in the state asked.
-    pub fn matches_info(self, info: &super::AgentInfo) -> bool {
-        match self {
-            WaitFor::Done => info.is_done(),
-            other => other.matches(info.state, &info.gate),
-        }
-    }
-}
+pub use super::lead::WaitFor;
 
 /// One answer line: an object with one key, what kind of answer it is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
