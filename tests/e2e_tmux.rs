@@ -1307,4 +1307,16 @@ fn a_spawn_from_inside_an_agent_shows_the_child_under_its_parent() {
     let at = |name: &str| lines.iter().position(|l| l.chars().skip(3).collect::<String>().starts_with(name)).unwrap();
     assert!(at("└helper") > at("lead "), "{s}");
     assert!(s.contains("\"name\":\"helper\""), "the lead printed what spawn answered:\n{s}");
+    // The keys of the tree: `l` goes to the child (its result in the well's bar), `h` back to the parent, `h`
+    // again folds the child out of sight, `l` shows it again.
+    t.keys(&["l"]);
+    t.wait_for("the child selected, its result in the well", |s| {
+        s.lines().any(|l| l.starts_with("─ helper ─") && l.contains("✓ done: write the tests"))
+    });
+    t.keys(&["h", "h"]);
+    t.wait_for("the child folded under its parent", |s| {
+        roster_line(s, "lead +1").contains("idle") && !s.contains("└helper")
+    });
+    t.keys(&["l"]);
+    t.wait_for("the child in sight again", |s| roster_line(s, "└helper").contains("done"));
 }

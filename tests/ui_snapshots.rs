@@ -199,6 +199,74 @@ fn waves_120x40_80x24_50x12() {
     insta::assert_snapshot!("waves_50x12", draw(&waves(50, 12)));
 }
 
+/// A lead's crew as a tree: children under their parent whatever the crew file's order, one done with its
+/// result in the roster and the well (a hostile summary's escapes drawn as nothing), and the keys that fold, open
+/// and walk it.
+fn lead_tree(width: u16, height: u16) -> State {
+    let mut s = state(width, height);
+    s.agents = vec![
+        agent("lead", "claude", AgentState::Busy, 40, 2, 1),
+        agent("solo", "codex", AgentState::Idle, 3, 0, 60),
+        agent("helper-a", "demo", AgentState::Idle, 12, 1, 5),
+        agent("helper-b", "demo", AgentState::Busy, 7, 0, 0),
+        agent("sub", "demo", AgentState::Idle, 1, 0, 9),
+    ];
+    for (i, parent) in [(2, "lead"), (3, "lead"), (4, "helper-b")] {
+        s.agents[i].info.parent = Some(parent.into());
+    }
+    s.agents[2].info.result = Some(muster::protocol::lead::ResultMark {
+        attempt: 1,
+        status: muster::protocol::lead::ResultStatus::Done,
+        summary: "wrote the parser \x1b[2J\x07tests".into(),
+        current: true,
+    });
+    s.selected = 0;
+    s
+}
+
+fn press(s: &mut State, keys: &str) {
+    for k in keys.split(' ') {
+        update(s, Msg::Key(Key::parse(k).unwrap()));
+    }
+}
+
+#[test]
+fn a_lead_and_its_helpers_as_a_tree_120x40_80x24_50x12() {
+    for (w, h) in [(120, 40), (80, 24), (50, 12)] {
+        let mut s = lead_tree(w, h);
+        press(&mut s, "j j");
+        assert_eq!(s.selected_name().as_deref(), Some("helper-b"), "the tree's order, not the crew file's");
+        let screen = draw(&s);
+        assert!(!screen.contains('\u{1b}') && !screen.contains('\u{7}'), "{screen}");
+        insta::assert_snapshot!(format!("lead_tree_{w}x{h}"), screen);
+    }
+    let mut s = lead_tree(120, 40);
+    press(&mut s, "j");
+    assert!(draw(&s).contains("✓ done: wrote the parser"), "a done child's result in its well");
+    // `h` on a child goes to its parent; on the parent it folds; `j` then skips what the fold hides.
+    press(&mut s, "h");
+    assert_eq!(s.selected_name().as_deref(), Some("lead"));
+    press(&mut s, "h j");
+    assert_eq!(s.selected_name().as_deref(), Some("solo"));
+    let folded = draw(&s);
+    assert!(folded.contains("lead +3") && !folded.contains("helper-a"), "{folded}");
+    // `l` on the folded parent opens it; again goes to its first child; `G` is the tree's last.
+    press(&mut s, "k l l");
+    assert_eq!(s.selected_name().as_deref(), Some("helper-a"));
+    press(&mut s, "G");
+    assert_eq!(s.selected_name().as_deref(), Some("solo"));
+    // Selecting an agent out of sight opens the folds above it.
+    press(&mut s, "g j j h");
+    assert_eq!(s.selected_name().as_deref(), Some("helper-b"));
+    assert!(s.folded.contains("helper-b"));
+    press(&mut s, "l");
+    assert_eq!(s.selected_name().as_deref(), Some("helper-b"));
+    press(&mut s, "l");
+    assert_eq!(s.selected_name().as_deref(), Some("sub"));
+    press(&mut s, "l");
+    assert!(s.status.as_ref().is_some_and(|(m, _)| m.contains("no children")), "{:?}", s.status);
+}
+
 #[test]
 fn workbench_80x24() {
     insta::assert_snapshot!(draw(&state(80, 24)));

@@ -18,6 +18,7 @@ mod split;
 pub mod state;
 mod steer;
 mod timeline;
+mod tree;
 pub mod update;
 
 pub use roster::{help_len, help_modes};

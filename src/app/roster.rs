@@ -8,14 +8,24 @@ use crate::protocol::{AgentState, Command};
 use ratatui_textarea::TextArea;
 
 pub(super) fn on_roster_action(state: &mut State, action: Action, fx: &mut Vec<Effect>) {
-    let n = state.agents.len();
     let name = state.selected_name();
     let engine = |fx: &mut Vec<Effect>, c: Command| fx.push(Effect::Engine(c));
     match action {
-        Action::SelectNext if n > 0 => select(state, (state.selected + 1).min(n - 1)),
-        Action::SelectPrev => select(state, state.selected.saturating_sub(1)),
-        Action::SelectFirst => select(state, 0),
-        Action::SelectLast if n > 0 => select(state, n - 1),
+        // The roster's order, which is a tree's: children under their parent, a fold's out of sight.
+        Action::SelectNext | Action::SelectPrev | Action::SelectFirst | Action::SelectLast => {
+            let shown: Vec<usize> = state.roster_rows().into_iter().flatten().collect();
+            let at = shown.iter().position(|&i| i == state.selected);
+            let to = match (action, at) {
+                (Action::SelectNext, Some(at)) => shown.get(at + 1).or(shown.last()),
+                (Action::SelectPrev, Some(at)) => shown.get(at.saturating_sub(1)),
+                (Action::SelectLast, _) => shown.last(),
+                _ => shown.first(),
+            };
+            if let Some(&to) = to {
+                select(state, to);
+            }
+        }
+        Action::TreeOut | Action::TreeIn => tree_key(state, action),
         Action::ToggleWell => state.well_open = !state.well_open,
         Action::OpenTimeline => {
             state.tab = WellTab::Timeline;
@@ -249,7 +259,44 @@ pub(super) fn open_help(state: &mut State) {
     state.help = Some(state.mode());
 }
 
+/// `h`: fold the agent's children, or go to its parent; `l`: show them, or go to its first child.
+fn tree_key(state: &mut State, action: Action) {
+    let Some(name) = state.selected_name() else { return };
+    let nodes = state.tree_nodes();
+    let parent = crate::app::tree::ancestors(&nodes, &name).first().map(|p| p.to_string());
+    let first_child = nodes.iter().position(|n| n.parent == Some(name.as_str()) && n.name != name);
+    drop(nodes);
+    let folded = state.folded.contains(&name);
+    match (action, first_child, parent) {
+        (Action::TreeOut, Some(_), _) if !folded => {
+            state.folded.insert(name);
+        }
+        (Action::TreeOut, _, Some(parent)) => {
+            if let Some(i) = state.agents.iter().position(|a| a.info.name == parent) {
+                select(state, i);
+            }
+        }
+        (Action::TreeIn, Some(_), _) if folded => {
+            state.folded.remove(&name);
+        }
+        (Action::TreeIn, Some(child), _) => select(state, child),
+        (Action::TreeOut, ..) => {
+            state.status = Some((format!("{name} has no parent (an agent a lead spawned has one)"), false))
+        }
+        _ => state.status = Some((format!("{name} has no children (muster spawn, from inside it, starts one)"), false)),
+    }
+}
+
 pub(super) fn select(state: &mut State, index: usize) {
+    // What is selected is in sight: the folds above it open.
+    if let Some(name) = state.agents.get(index).map(|a| a.info.name.clone()) {
+        let nodes = state.tree_nodes();
+        let above: Vec<String> = crate::app::tree::ancestors(&nodes, &name).iter().map(|a| a.to_string()).collect();
+        drop(nodes);
+        for a in above {
+            state.folded.remove(&a);
+        }
+    }
     state.selected = index;
     if let Some(a) = state.agents.get_mut(index) {
         a.attention = false;

@@ -349,6 +349,8 @@ pub struct State {
     pub messages: std::collections::VecDeque<(u64, String, bool)>,
     /// When the status line's message was set.
     pub status_at: u64,
+    /// Agents whose children the roster folds out of sight (by name: a rename or a removal drops the fold).
+    pub folded: BTreeSet<String>,
 }
 
 impl State {
@@ -398,6 +400,7 @@ impl State {
             warnings: Vec::new(),
             messages: Default::default(),
             status_at: 0,
+            folded: BTreeSet::new(),
         }
     }
 
@@ -424,27 +427,29 @@ impl State {
     /// The roster's lines: an agent's index, or `None` for a wave's heading (before the first agent of each
     /// wave, when the crew has waves).
     pub fn roster_rows(&self) -> Vec<Option<usize>> {
-        let waves = self.agents.iter().any(|a| a.info.wave.is_some());
-        let mut rows = Vec::with_capacity(self.agents.len() + 4);
-        let mut last = None;
-        for (i, a) in self.agents.iter().enumerate() {
-            if waves && (i == 0 || a.info.wave != last) {
-                rows.push(None);
-            }
-            last = a.info.wave;
-            rows.push(Some(i));
-        }
-        rows
+        super::tree::rows(&self.tree_nodes(), &self.folded)
     }
 
-    /// How many lines the roster has: `roster_rows().len()`, counted without building them (the layout asks
-    /// on every frame).
+    /// How many lines the roster has.
     pub fn roster_len(&self) -> usize {
-        if !self.agents.iter().any(|a| a.info.wave.is_some()) {
-            return self.agents.len();
+        self.roster_rows().len()
+    }
+
+    /// The crew as the roster's tree sees it: names, parents, waves.
+    pub fn tree_nodes(&self) -> Vec<super::tree::Node<'_>> {
+        let mut nodes = Vec::with_capacity(self.agents.len());
+        for a in &self.agents {
+            nodes.push(super::tree::Node { name: &a.info.name, parent: a.info.parent.as_deref(), wave: a.info.wave });
         }
-        let headings = 1 + self.agents.windows(2).filter(|w| w[0].info.wave != w[1].info.wave).count();
-        self.agents.len() + headings.min(self.agents.len())
+        nodes
+    }
+
+    /// How deep the agent is in the tree (0: the operator's), and how many agents a fold of it hides (0 when it
+    /// is open or has none).
+    pub fn tree_place(&self, name: &str) -> (usize, usize) {
+        let nodes = self.tree_nodes();
+        let hidden = if self.folded.contains(name) { super::tree::descendants(&nodes, name) } else { 0 };
+        (super::tree::ancestors(&nodes, name).len(), hidden)
     }
 
     /// The first line the roster shows (it scrolls to keep the selection in view).

@@ -39,6 +39,8 @@ actions! {
     SelectPrev = "select_prev": "Select the previous agent",
     SelectFirst = "select_first": "Select the first agent",
     SelectLast = "select_last": "Select the last agent",
+    TreeOut = "tree_out": "Fold the agent's children out of sight, or go to its parent",
+    TreeIn = "tree_in": "Show the agent's children, or go to its first child",
     Attach = "attach": "Attach: type into the agent's terminal",
     ToggleWell = "toggle_well": "Expand or collapse the detail well",
     Steer = "steer": "Send the agent a message without attaching",

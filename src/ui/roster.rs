@@ -260,15 +260,17 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// An agent's name as the roster shows it: a spawned one indented under its parent by how deep it is.
+/// An agent's name as the roster shows it: a spawned one indented under its parent by how deep it is; a folded
+/// parent with how many agents its fold hides (`lead +3`; `l` shows them).
 fn tree_name(state: &State, info: &crate::protocol::AgentInfo) -> String {
-    let depth = crate::config::lead::ancestors(&info.name, |n| {
-        state.agents.iter().find(|a| a.info.name == n).and_then(|a| a.info.parent.as_deref())
-    })
-    .len();
-    match depth {
+    let (depth, hidden) = state.tree_place(&info.name);
+    let name = match hidden {
         0 => info.name.clone(),
-        d => format!("{}└{}", " ".repeat(d - 1), info.name),
+        n => format!("{} +{n}", info.name),
+    };
+    match depth {
+        0 => name,
+        d => format!("{}└{name}", " ".repeat(d - 1)),
     }
 }
 

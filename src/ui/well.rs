@@ -62,8 +62,12 @@ pub fn render(state: &State, frame: &mut Frame, bar: Rect, term: Rect, apart: bo
         spans.push(Span::styled(format!(" {} ", exit), theme.style("state.exited")));
     }
     let used: usize = spans.iter().map(|s| unicode_width::UnicodeWidthStr::width(s.content.as_ref())).sum();
-    // Why the agent is in its state (the rule or hook that decided), at the right end when it fits.
-    let why = (!info.why.is_empty()).then(|| format!(" {}: {} ", info.state_label(), info.why));
+    // Why the agent is in its state (the rule or hook that decided), at the right end when it fits; for one
+    // done, what its result says.
+    let why = match info.result.as_ref().filter(|r| r.current) {
+        Some(r) => Some(format!(" ✓ {}: {} ", r.status.word(), r.summary)),
+        None => (!info.why.is_empty()).then(|| format!(" {}: {} ", info.state_label(), info.why)),
+    };
     let why_width = why.as_deref().map_or(0, unicode_width::UnicodeWidthStr::width);
     let fill = (bar.width as usize).saturating_sub(used);
     match why {
