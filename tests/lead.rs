@@ -111,6 +111,11 @@ fn a_lead_spawns_children_waits_for_them_reads_them_and_hears_of_each_result_at_
         ),
         force: true,
     });
+    // A new task (this steer) and its result is of the work before: c1 is no longer done, the result kept.
+    rig.wait_for("c1 at work on its new task, not done", |r| {
+        r.agents["c1"].result.as_ref().is_some_and(|m| !m.current)
+    });
+    assert!(!rig.agents["c1"].is_done());
     let c1 = |f: &str| std::fs::read_to_string(rig.root.join(".muster/worktrees/c1").join(f)).unwrap_or_default();
     let end = Instant::now() + Duration::from_secs(30);
     while c1("deep.code").is_empty() {

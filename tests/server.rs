@@ -158,7 +158,9 @@ impl Client {
                         panic!("connection closed waiting for {what}: {:?}", self.closed);
                     }
                 }
-                Err(_) => panic!("timed out waiting for {what}: {:?} {:?}", self.states, self.closed),
+                Err(_) => {
+                    panic!("timed out waiting for {what}: {:?} {:?}\n{:#?}", self.states, self.closed, self.infos)
+                }
             }
         }
     }
@@ -1108,4 +1110,63 @@ fn a_killed_server_resumes_its_plan_in_the_same_wave() {
     for name in ["a", "b", "c"] {
         assert_eq!(again.infos[name].pid, None, "{name} was not started again");
     }
+}
+
+/// A lead's crew survives a kill -9 of its server while its children run: the restart keeps each child's parent
+/// link, the result one had set, and the event log's numbers (no gap, no repeat, counting on from before).
+#[test]
+fn a_killed_server_keeps_parent_links_results_and_the_event_sequence() {
+    let m = env!("CARGO_BIN_EXE_muster");
+    let mut crew = Crew::new("[[agent]]\nname = \"lead\"\nkind = \"shell\"\n");
+    let sock = crew.serve();
+    let mut c = Client::connect(&sock);
+    watch(&c, "lead");
+    c.engine.send(protocol::Command::StartCrew);
+    c.wait("the lead at its prompt", |c| c.states.get("lead") == Some(&AgentState::Idle));
+    // c1 sets its result and is done; c2 works on and on: it runs when the server dies.
+    let spawn = format!(
+        "{m} spawn c1 --kind shell --prompt \"{m} result set --summary 'c1 did it'\" > spawned.txt 2>&1; \
+         {m} spawn c2 --kind shell --prompt 'while :; do echo c2 works; sleep 0.2; done' >> spawned.txt 2>&1"
+    );
+    c.engine.send(protocol::Command::Steer { name: "lead".into(), text: spawn, force: true });
+    c.wait("c1 done and c2 at work, both under the lead", |c| {
+        let child = |n: &str| c.infos.get(n).filter(|i| i.parent.as_deref() == Some("lead"));
+        child("c1").is_some_and(|i| i.is_done()) && child("c2").is_some_and(|i| i.state == AgentState::Busy)
+    });
+    let log = |crew: &Crew, since: u64| -> Vec<u64> {
+        let out = crew.muster(&["events", "--since", &since.to_string()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let before = log(&crew, 0);
+    let last = *before.last().unwrap();
+    assert_eq!(before, (1..=last).collect::<Vec<_>>(), "numbered from 1 without a gap");
+    let mut again = killed_and_served_again(&mut crew, &mut c);
+    again.engine.send(protocol::Command::StartCrew);
+    again.wait("the tree as it was", |c| {
+        ["c1", "c2"].iter().all(|n| c.infos.get(*n).is_some_and(|i| i.parent.as_deref() == Some("lead")))
+    });
+    let out = crew.muster(&["result", "get", "c1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("c1 result 1 (done)") && text.contains("c1 did it"), "{text}");
+    let crew_file = std::fs::read_to_string(crew.repo().join(".muster/crew.toml")).unwrap();
+    assert_eq!(crew_file.matches("parent = \"lead\"").count(), 2, "{crew_file}");
+    // The new server's events number on from the last one before the kill, and a reader resuming there misses
+    // nothing and repeats nothing.
+    again.engine.send(protocol::Command::Start { name: "c2".into(), resume: true });
+    let end = Instant::now() + DEADLINE;
+    let after = loop {
+        let after = log(&crew, last);
+        if !after.is_empty() {
+            break after;
+        }
+        assert!(Instant::now() < end, "no event after the restart");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(after[0], last + 1, "{after:?}");
+    let all = log(&crew, 0);
+    assert_eq!(all, (1..=*all.last().unwrap()).collect::<Vec<_>>(), "one sequence across the kill");
 }

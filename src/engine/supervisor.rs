@@ -109,6 +109,11 @@ impl Slot {
     fn task_given(&mut self) {
         let now = if self.detected == AgentState::Busy { self.turns.saturating_sub(1) } else { self.turns };
         self.task_turn = Some(now);
+        // Its result is of the work before: kept, no longer what it is done with. (Not at any turn's start: a
+        // CLI that prints on after setting it — a shell's prompt, a model's closing words — is still done.)
+        if let Some(r) = self.info.result.as_mut() {
+            r.current = false;
+        }
     }
 
     /// The operator paused it: the tree keeps that, so there is one truth (a job's hold is not a pause).

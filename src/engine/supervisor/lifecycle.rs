@@ -208,13 +208,9 @@ impl Supervisor {
         slot.detected = state;
         slot.detected_why = why.clone();
         if turn_started {
-            // The operator, mail or the CLI itself started a turn: a gate's hold ends, results under way go stale.
+            // The operator, mail or the CLI itself started a turn: a gate's hold ends.
             slot.turns += 1;
             slot.gate_hold = None;
-            // A new turn: its result is of the work before (kept, no longer what it is done with).
-            if let Some(r) = slot.info.result.as_mut() {
-                r.current = false;
-            }
             slot.turn_end_taken = false;
         }
         if !slot.paused() {
