@@ -17,6 +17,7 @@ use crate::term::{AlacrittyModel, TerminalModel};
 mod floods;
 mod gates;
 mod guard;
+mod lead;
 mod mail;
 mod rules;
 
@@ -627,6 +628,7 @@ pub enum Only {
     Gates,
     Guard,
     Rules,
+    Lead,
 }
 
 pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
@@ -646,6 +648,9 @@ pub fn run(agents: usize, seconds: u64, only: Only) -> Result<()> {
     }
     if only == Only::Guard {
         return guard::run();
+    }
+    if only == Only::Lead {
+        return lead::run();
     }
     if only == Only::Rules {
         return rules::run();

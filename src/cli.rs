@@ -328,6 +328,9 @@ pub enum Cmd {
         /// muster's checkout: it reads tests/fixtures/screens/).
         #[arg(long)]
         rules_only: bool,
+        /// Only the figures of agents driving muster: spawn, `wait --any`, `events --follow`, a hundred children.
+        #[arg(long)]
+        lead_only: bool,
     },
     /// A stand-in coding agent for the demo crew and tests.
     #[command(hide = true)]

@@ -153,12 +153,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             gates_only,
             guard_only,
             rules_only,
+            lead_only,
         }) => {
             use crate::bench::Only;
             let only = match (checkpoints_only, conflicts_only, server_only, mail_only, terminal_only, floods_only) {
                 _ if gates_only => Only::Gates,
                 _ if guard_only => Only::Guard,
                 _ if rules_only => Only::Rules,
+                _ if lead_only => Only::Lead,
                 (true, ..) => Only::Checkpoints,
                 (_, true, ..) => Only::Conflicts,
                 (_, _, true, ..) => Only::Server,
