@@ -10,8 +10,12 @@
 #
 # Last, typed key → echo on the host terminal's screen, muster and tmux timed the same way.
 #
+# Both tables: the agents' lines alone, then with a spinner line redrawn in place 10 times a second between them
+# (`--spinner 10`: `\r\e[2K⠋ Thinking… (Ns · esc to interrupt)`, as Claude Code and most CLIs draw while they work).
+#
 # Usage: benches/vs_tmux.sh [seconds] [counts]     e.g. benches/vs_tmux.sh 10 "1 4 16 32 64"
-# Env: HISTORY_AGENTS (16; 0 skips), REPO_FILES (10000; 0 skips), ECHO_SAMPLES (30), ECHO_OTHERS (4)
+# Env: SPINNERS ("0 10": both tables, 0 meaning none; "10": only the spinner's), HISTORY_AGENTS (16; 0 skips), REPO_FILES
+# (10000; 0 skips), ECHO_SAMPLES (30), ECHO_OTHERS (4)
 # Needs target/release/muster (cargo build --release) and tmux.
 set -euo pipefail
 seconds=${1:-10}
@@ -52,6 +56,11 @@ measure() {
   awk -v a=$((a1 - a0)) -v h=$((h1 - h0)) -v t=$((t1 - t0)) 'BEGIN { printf "%.2f %.2f\n", a / t * 100, h / t * 100 }'
 }
 
+# The agents' kind of output: $spin empty, coloured lines only; else also a spinner line redrawn $spin times a second.
+spin=""
+kind_args() { [ -n "$spin" ] && echo "--spinner $spin" || true; }
+toml_args() { [ -n "$spin" ] && printf ', "--spinner", "%s"' "$spin" || true; }
+
 make_repo() { # $1 agents, $2 lines a second, $3 files in the repository (default 1)
   rm -rf "$work/repo"; mkdir -p "$work/repo/.muster"
   git -C "$work/repo" init -q -b main
@@ -65,7 +74,7 @@ make_repo() { # $1 agents, $2 lines a second, $3 files in the repository (defaul
   local i
   : >"$work/repo/.muster/crew.toml"
   for i in $(seq 1 "$1"); do
-    printf '[[agent]]\nname = "a%d"\nkind = "demo"\nargs = ["demo-agent", "--stream", "%d"]\n' "$i" "$2" >>"$work/repo/.muster/crew.toml"
+    printf '[[agent]]\nname = "a%d"\nkind = "demo"\nargs = ["demo-agent", "--stream", "%d"%s]\n' "$i" "$2" "$(toml_args)" >>"$work/repo/.muster/crew.toml"
   done
 }
 
@@ -87,8 +96,8 @@ stop_muster() {
 }
 
 run_tmux() { # $1 agents, $2 lines a second, $3 warm-up seconds -> sets pids host
-  tmux -L "$tag-base" -f "$conf" new -d -x 200 -y 50 "$exe demo-agent --stream $2"
-  local i; for i in $(seq 2 "$1"); do tmux -L "$tag-base" new-window -d "$exe demo-agent --stream $2"; done
+  tmux -L "$tag-base" -f "$conf" new -d -x 200 -y 50 "$exe demo-agent --stream $2 $(kind_args)"
+  local i; for i in $(seq 2 "$1"); do tmux -L "$tag-base" new-window -d "$exe demo-agent --stream $2 $(kind_args)"; done
   local server; server=$(tmux -L "$tag-base" display -p '#{pid}')
   tmux -L "$tag-host" -f "$conf" new -d -x 200 -y 50 "tmux -L $tag-base attach"
   host=$(tmux -L "$tag-host" display -p '#{pid}')
@@ -102,6 +111,10 @@ stop_tmux() {
 }
 
 echo "muster $("$exe" --version 2>/dev/null | head -1) vs $(tmux -V), $(nproc) cores, ${seconds} s a figure, $(date -u +%F)"
+for spin in ${SPINNERS:-0 10}; do
+[ "$spin" = 0 ] && spin=""
+[ -z "$spin" ] && echo "each agent: 50 coloured lines a second" ||
+  echo "each agent: 50 coloured lines a second and a spinner line redrawn in place $spin times a second"
 printf '%-7s | %-26s | %-26s | %-9s | %-8s | %-8s\n' agents "muster CPU % (host)" "tmux CPU % (host)" "CPU ratio" "muster MiB" "tmux MiB"
 for n in $counts; do
   run_muster "$n" 50 5
@@ -116,6 +129,8 @@ for n in $counts; do
     "$(awk -v a="$mc" -v b="$tc" 'BEGIN { printf "%.2f×", a / (b > 0 ? b : 0.01) }')" \
     "$((mr / 1024))" "$((tr / 1024))" "$mt"
 done
+done
+spin=""
 
 hist=${HISTORY_AGENTS:-16}
 if [ "$hist" -gt 0 ]; then

@@ -341,6 +341,9 @@ pub enum Cmd {
         /// Print this many coloured lines per second forever (for benchmarks).
         #[arg(long)]
         stream: Option<u32>,
+        /// With --stream: a spinner line redrawn in place this many times a second, as CLIs draw while they work.
+        #[arg(long, requires = "stream")]
+        spinner: Option<u32>,
         /// Seconds each spinner runs.
         #[arg(long, default_value_t = 1.2)]
         think: f64,

@@ -171,8 +171,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             };
             crate::bench::run(agents, seconds, only)?
         }
-        Some(Cmd::DemoAgent { resume, stream, think, prompt }) => {
-            crate::demo::agent::run(resume, stream, think, prompt)?
+        Some(Cmd::DemoAgent { resume, stream, spinner, think, prompt }) => {
+            crate::demo::agent::run(resume, stream, spinner, think, prompt)?
         }
         Some(Cmd::Sandbox { write, command }) => match crate::guard::sandbox::exec(&write, &command)? {},
     }

@@ -67,24 +67,47 @@ fn append(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-fn stream(lines_per_second: u32) -> Result<()> {
+fn stream(lines_per_second: u32, spinner_hz: Option<u32>) -> Result<()> {
     let every = Duration::from_secs_f64(1.0 / lines_per_second.max(1) as f64);
-    let mut next = Instant::now();
-    for n in 0u64.. {
-        let mut line = String::with_capacity(200);
-        for w in 0..8u64 {
-            let c = (n * 8 + w) % 216 + 16;
-            line.push_str(&format!(
-                "\x1b[38;5;{c}m\x1b[48;2;{};{};40mword{w:02}\x1b[0m ",
-                (n * 7) % 256,
-                (w * 30) % 256
-            ));
+    // The spinner of a CLI at work: its line cleared and redrawn in place, and again under each new line.
+    let spin_every = spinner_hz.map(|hz| Duration::from_secs_f64(1.0 / hz.max(1) as f64));
+    let start = Instant::now();
+    let (mut next, mut next_spin) = (start, start);
+    let (mut n, mut frame) = (0u64, 0usize);
+    let spinner = |frame: usize| {
+        format!(
+            "\r\x1b[2K\x1b[38;5;174m{}\x1b[0m Thinking… \x1b[2m({}s · esc to interrupt)\x1b[0m",
+            SPINNER[frame % SPINNER.len()],
+            start.elapsed().as_secs()
+        )
+    };
+    loop {
+        let now = Instant::now();
+        if now >= next {
+            let mut line = String::with_capacity(200);
+            for w in 0..8u64 {
+                let c = (n * 8 + w) % 216 + 16;
+                line.push_str(&format!(
+                    "\x1b[38;5;{c}m\x1b[48;2;{};{};40mword{w:02}\x1b[0m ",
+                    (n * 7) % 256,
+                    (w * 30) % 256
+                ));
+            }
+            match spin_every {
+                Some(_) => out(&format!("\r\x1b[2K{line}{n}\r\n{}", spinner(frame))),
+                None => out(&format!("{line}{n}\r\n")),
+            }
+            n += 1;
+            next += every;
         }
-        out(&format!("{line}{n}\r\n"));
-        next += every;
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        if let Some(spin) = spin_every.filter(|_| now >= next_spin) {
+            frame += 1;
+            out(&spinner(frame));
+            next_spin += spin;
+        }
+        let wake = spin_every.map_or(next, |_| next.min(next_spin));
+        std::thread::sleep(wake.saturating_duration_since(Instant::now()));
     }
-    Ok(())
 }
 
 /// Pasted text arrives wrapped in bracketed-paste markers; a tty echoing control characters as `^[` would show
@@ -220,9 +243,15 @@ fn spawn_helper(text: &str) -> bool {
     true
 }
 
-pub fn run(resume: bool, stream_rate: Option<u32>, think_seconds: f64, prompt: Option<String>) -> Result<()> {
+pub fn run(
+    resume: bool,
+    stream_rate: Option<u32>,
+    spinner: Option<u32>,
+    think_seconds: f64,
+    prompt: Option<String>,
+) -> Result<()> {
     if let Some(rate) = stream_rate {
-        return stream(rate);
+        return stream(rate, spinner);
     }
     quiet_control_echo();
     let name = std::env::var("MUSTER_AGENT").unwrap_or_else(|_| "demo".into());
