@@ -462,8 +462,11 @@ fn draw<B: Backend>(
     mut all: bool,
 ) -> Result<(), B::Error> {
     let before = terminal.get_frame().area();
-    // A new size clears the terminal: what was painted is gone.
-    terminal.autoresize()?;
+    // A new size clears the terminal: what was painted is gone. Asked of the terminal on a whole frame only (the
+    // ask opens /dev/tty: a sixth of a streaming agent's frame); a resize always comes with one.
+    if all {
+        terminal.autoresize()?;
+    }
     let area = terminal.get_frame().area();
     if area != before {
         painter.forget();
@@ -483,7 +486,8 @@ fn draw<B: Backend>(
 /// The workbench on a real terminal; the state as it ended.
 pub fn run(mut state: State, engine: Commands, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<State> {
     let _guard = setup_terminal()?;
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+    // A frame goes out in one write: stdout's own buffer is a line's (1 KiB, and flushed at each newline).
+    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())))?;
     terminal.clear()?;
     let size = terminal.size()?;
     let input_tx = tx.clone();

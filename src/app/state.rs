@@ -430,9 +430,17 @@ impl State {
         super::tree::rows(&self.tree_nodes(), &self.folded)
     }
 
-    /// How many lines the roster has.
+    /// How many lines the roster has (asked by the layout, many times a frame: counted without a tree when no
+    /// agent has a parent).
     pub fn roster_len(&self) -> usize {
-        self.roster_rows().len()
+        if self.agents.iter().any(|a| a.info.parent.is_some()) {
+            return self.roster_rows().len();
+        }
+        if !self.agents.iter().any(|a| a.info.wave.is_some()) {
+            return self.agents.len();
+        }
+        let headings = 1 + self.agents.windows(2).filter(|w| w[0].info.wave != w[1].info.wave).count();
+        self.agents.len() + headings.min(self.agents.len())
     }
 
     /// The crew as the roster's tree sees it: names, parents, waves.

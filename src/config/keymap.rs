@@ -235,13 +235,21 @@ impl Keymap {
     /// Bindings of a mode, in the order of `Action::ALL`, for help and hints.
     pub fn bindings(&self, mode: Mode) -> Vec<&Binding> {
         let mut out: Vec<&Binding> = self.modes.get(&mode).map(|v| v.iter().collect()).unwrap_or_default();
-        out.sort_by_key(|b| (Action::ALL.iter().position(|a| *a == b.action), b.key.to_string().len()));
+        out.sort_by_cached_key(|b| (Action::ALL.iter().position(|a| *a == b.action), b.key.to_string().len()));
         out
     }
 
-    /// The first key bound to an action in a mode, for hints.
+    /// The first key bound to an action in a mode, for hints: its shortest, the first bound of those (as
+    /// `bindings` orders them). Asked by every frame's hints: no sort.
     pub fn key_for(&self, mode: Mode, action: Action) -> Option<Key> {
-        self.bindings(mode).into_iter().find(|b| b.action == action).map(|b| b.key)
+        let mut best: Option<(usize, Key)> = None;
+        for b in self.modes.get(&mode)?.iter().filter(|b| b.action == action) {
+            let len = b.key.to_string().len();
+            if best.is_none_or(|(l, _)| len < l) {
+                best = Some((len, b.key));
+            }
+        }
+        best.map(|(_, k)| k)
     }
 
     fn bind(&mut self, mode: Mode, key: Key, binding: Option<(Action, String)>) {
