@@ -487,7 +487,8 @@ fn draw<B: Backend>(
 pub fn run(mut state: State, engine: Commands, tx: Sender<AppMsg>, rx: Receiver<AppMsg>) -> Result<State> {
     let _guard = setup_terminal()?;
     // A frame goes out in one write: stdout's own buffer is a line's (1 KiB, and flushed at each newline).
-    let mut terminal = Terminal::new(CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())))?;
+    let mut terminal =
+        Terminal::new(CrosstermBackend::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())))?;
     terminal.clear()?;
     let size = terminal.size()?;
     let input_tx = tx.clone();

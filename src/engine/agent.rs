@@ -31,6 +31,10 @@ const TYPING: Duration = Duration::from_secs(2);
 const CHILD_SLACK: Duration = Duration::from_millis(250);
 /// How often a job in the terminal's foreground is looked at again while nothing is drawn.
 const FOREGROUND_EVERY: Duration = Duration::from_secs(1);
+/// Output that keeps coming is taken (and emulated) at most this often, so a stream costs the terminal thread a
+/// wake-up a frame rather than one a write: the first output after a pause goes at once, and so do a key's echo,
+/// a batch past `pty_io::BATCH_NOW` and the output's end.
+const GATHER: Duration = FLOOD_FRAME;
 /// At most this often the screen is checked against state rules.
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
@@ -198,6 +202,8 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         entered: None,
         entered_slot: entered,
         last_key: None,
+        last_take: None,
+        gathering: None,
     };
     let thread_wake = wake.clone();
     std::thread::Builder::new()
@@ -277,6 +283,9 @@ struct TermThread {
     entered_slot: Arc<Mutex<Option<Instant>>>,
     /// When a key was last typed into it.
     last_key: Option<Instant>,
+    /// When output was last taken to be emulated, and until when output read since waits for more (`GATHER`).
+    last_take: Option<Instant>,
+    gathering: Option<Instant>,
 }
 
 impl TermThread {
@@ -293,14 +302,24 @@ impl TermThread {
             // EINTR or a failed poll: look at everything again.
             let _ = poll(&mut [PollFd::new(wake, PollFlags::IN)], timeout.as_ref());
             pty_io::clear(wake);
+            self.gathering = None;
             if !ended {
-                ended = output.take(&mut batch);
-                if !batch.is_empty() {
-                    self.output(&batch);
-                }
-                if ended {
-                    // The last output is in: send the final screen.
-                    self.mark_dirty();
+                let now = Instant::now();
+                let (waiting, ends) = output.waiting();
+                match self.gather_until(now) {
+                    Some(until) if waiting > 0 && waiting < pty_io::BATCH_NOW && !ends => self.gathering = Some(until),
+                    _ if waiting == 0 && !ends => {}
+                    _ => {
+                        ended = output.take(&mut batch);
+                        if !batch.is_empty() {
+                            self.last_take = Some(now);
+                            self.output(&batch);
+                        }
+                        if ended {
+                            // The last output is in: send the final screen.
+                            self.mark_dirty();
+                        }
+                    }
                 }
             }
             if let Some(at) = self.entered_slot.lock().ok().and_then(|mut s| s.take()) {
@@ -598,6 +617,14 @@ impl TermThread {
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
 
+    /// Until when output that came now waits to be taken with what follows it (None: take it now).
+    fn gather_until(&self, now: Instant) -> Option<Instant> {
+        if self.last_key.is_some_and(|k| now.saturating_duration_since(k) < ECHO_GRACE) {
+            return None;
+        }
+        self.last_take.map(|t| t + GATHER).filter(|until| *until > now)
+    }
+
     /// How long after the last frame the next may go: at once for the echo of a key, faster while typed into.
     fn frame_interval(&self, now: Instant) -> Duration {
         match self.last_key.map(|k| now.saturating_duration_since(k)) {
@@ -619,10 +646,17 @@ impl TermThread {
             _ => None,
         };
         let detect = self.last_detect.filter(|_| self.detect_dirty).map(|d| d + DETECT_EVERY);
-        [self.model.sync_deadline(), self.model.history_deadline(), frame, detect, self.settle_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.model.sync_deadline(),
+            self.model.history_deadline(),
+            frame,
+            detect,
+            self.settle_deadline(),
+            self.gathering,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn after_batch(&mut self) {

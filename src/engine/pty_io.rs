@@ -22,6 +22,9 @@ const READ_AHEAD: usize = 128 * 1024;
 const READ_ROUND: usize = 64 * 1024;
 /// A tty hands over at most 4 KiB a read: a read buffer a few times that is never the limit.
 const READ_BUF: usize = 16 * 1024;
+/// Output past this much wakes the terminal thread even while it lets a stream gather (`waiting`): a flood is
+/// emulated as fast as it comes, in batches at least this big.
+pub const BATCH_NOW: usize = 32 * 1024;
 /// A batch this small after a burst gives back what the burst grew (a crew's bursts would otherwise keep
 /// their high-water mark, two buffers an agent).
 const KEEP: usize = 16 * 1024;
@@ -116,16 +119,23 @@ impl Output {
     /// Appends read output; false when the reader should wait for room.
     fn push(&self, bytes: &[u8]) -> bool {
         let Ok(mut p) = self.state.lock() else { return false };
-        let was_empty = p.bytes.is_empty();
+        let before = p.bytes.len();
         p.bytes.extend_from_slice(bytes);
         p.full = p.bytes.len() >= READ_AHEAD;
         let room = !p.full;
+        let grew_past = before < BATCH_NOW && p.bytes.len() >= BATCH_NOW;
         drop(p);
-        // A non-empty buffer has a wake-up pending already: the terminal thread takes everything at once.
-        if was_empty {
+        // A non-empty buffer has a wake-up pending already: the terminal thread takes everything at once (or,
+        // gathering a stream, once it grew past a batch).
+        if before == 0 || grew_past {
             wake_up(&self.term);
         }
         room
+    }
+
+    /// How much was read and not taken yet, and whether the output ended.
+    pub fn waiting(&self) -> (usize, bool) {
+        self.state.lock().map(|p| (p.bytes.len(), p.ended)).unwrap_or((0, true))
     }
 
     fn end(&self) {
@@ -434,6 +444,39 @@ impl IoThread {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Wake-ups counted on an eventfd since the last look.
+    fn wakes(fd: &OwnedFd) -> u64 {
+        let mut count = [0u8; 8];
+        rustix::io::read(fd, &mut count).map_or(0, |_| u64::from_ne_bytes(count))
+    }
+
+    /// The terminal thread hears of output when some comes to an empty buffer, and again only when what waits
+    /// grows past a batch (a stream gathers without a wake-up a write; a flood is taken at once), or ends.
+    #[test]
+    fn output_wakes_the_terminal_thread_when_it_starts_and_when_it_makes_a_batch() {
+        let term = eventfd().unwrap();
+        let out = Output { state: Mutex::new(Pending::default()), term: term.clone(), reader: eventfd().unwrap() };
+        assert!(out.push(b"first"));
+        assert_eq!(wakes(&term), 1);
+        for _ in 0..10 {
+            out.push(&[b'x'; 100]);
+        }
+        assert_eq!(wakes(&term), 0, "a stream gathers");
+        assert_eq!(out.waiting(), (1005, false));
+        out.push(&vec![b'y'; BATCH_NOW]);
+        assert_eq!(wakes(&term), 1, "past a batch");
+        out.push(b"more");
+        assert_eq!(wakes(&term), 0);
+        let mut batch = Vec::new();
+        assert!(!out.take(&mut batch));
+        assert_eq!(batch.len(), 1005 + BATCH_NOW + 4);
+        out.push(b"again");
+        assert_eq!(wakes(&term), 1, "an empty buffer's first output");
+        out.end();
+        assert_eq!(wakes(&term), 1);
+        assert_eq!(out.waiting(), (5, true));
+    }
 
     /// A writer that takes `room` bytes, then would block until the test gives it more.
     struct Narrow {
