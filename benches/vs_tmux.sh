@@ -14,7 +14,8 @@
 # (`--spinner 10`: `\r\e[2K⠋ Thinking… (Ns · esc to interrupt)`, as Claude Code and most CLIs draw while they work).
 #
 # Usage: benches/vs_tmux.sh [seconds] [counts]     e.g. benches/vs_tmux.sh 10 "1 4 16 32 64"
-# Env: SPINNERS ("0 10": both tables, 0 meaning none; "10": only the spinner's), HISTORY_AGENTS (16; 0 skips), REPO_FILES
+# Env: OTHER=path/to/another/muster measured in the same rounds, taking turns with this build; ROUNDS (1);
+# SPINNERS ("0 10": both tables, 0 meaning none; "10": only the spinner's), HISTORY_AGENTS (16; 0 skips), REPO_FILES
 # (10000; 0 skips), ECHO_SAMPLES (30), ECHO_OTHERS (4)
 # Needs target/release/muster (cargo build --release) and tmux.
 set -euo pipefail
@@ -116,18 +117,31 @@ for spin in ${SPINNERS:-0 10}; do
 [ -z "$spin" ] && echo "each agent: 50 coloured lines a second" ||
   echo "each agent: 50 coloured lines a second and a spinner line redrawn in place $spin times a second"
 printf '%-7s | %-26s | %-26s | %-9s | %-8s | %-8s\n' agents "muster CPU % (host)" "tmux CPU % (host)" "CPU ratio" "muster MiB" "tmux MiB"
+for round in $(seq 1 "${ROUNDS:-1}"); do
 for n in $counts; do
   run_muster "$n" 50 5
   read -r mc mh < <(measure)
   mr=$(rss_kib $pids); mt=$(threads $pids)
   stop_muster
+  # Another build in the same round, taking turns with this one (the machine's noise drifts between rounds).
+  other=""
+  if [ -n "${OTHER:-}" ]; then
+    this=$exe; exe=$(readlink -f "$OTHER")
+    run_muster "$n" 50 5
+    read -r oc oh < <(measure)
+    stop_muster
+    exe=$this
+    other="$oc ($oh)"
+  fi
   run_tmux "$n" 50 5
   read -r tc th < <(measure)
   tr=$(rss_kib $pids)
   stop_tmux
-  printf '%-7s | %-26s | %-26s | %-9s | %-10s | %-8s | muster threads %s\n' "$n" "$mc ($mh)" "$tc ($th)" \
+  printf '%-7s | %-26s | %-26s | %-9s | %-10s | %-8s | muster threads %s%s\n' "$n" "$mc ($mh)" "$tc ($th)" \
     "$(awk -v a="$mc" -v b="$tc" 'BEGIN { printf "%.2f×", a / (b > 0 ? b : 0.01) }')" \
-    "$((mr / 1024))" "$((tr / 1024))" "$mt"
+    "$((mr / 1024))" "$((tr / 1024))" "$mt" \
+    "${other:+ | OTHER $other, $(awk -v a="$oc" -v b="$tc" 'BEGIN { printf "%.2f×", a / (b > 0 ? b : 0.01) }') tmux}"
+done
 done
 done
 spin=""

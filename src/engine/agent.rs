@@ -204,6 +204,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         last_key: None,
         last_take: None,
         gathering: None,
+        quiet_ended: false,
     };
     let thread_wake = wake.clone();
     std::thread::Builder::new()
@@ -286,6 +287,8 @@ struct TermThread {
     /// When output was last taken to be emulated, and until when output read since waits for more (`GATHER`).
     last_take: Option<Instant>,
     gathering: Option<Instant>,
+    /// A key ended the output's quiet time: the I/O thread is told once the message is handled.
+    quiet_ended: bool,
 }
 
 impl TermThread {
@@ -302,17 +305,22 @@ impl TermThread {
             // EINTR or a failed poll: look at everything again.
             let _ = poll(&mut [PollFd::new(wake, PollFlags::IN)], timeout.as_ref());
             pty_io::clear(wake);
-            self.gathering = None;
             if !ended {
                 let now = Instant::now();
                 let (waiting, ends) = output.waiting();
-                match self.gather_until(now) {
-                    Some(until) if waiting > 0 && waiting < pty_io::BATCH_NOW && !ends => self.gathering = Some(until),
-                    _ if waiting == 0 && !ends => {}
+                let until = self.gather_until(now);
+                match until {
+                    // Within a frame's time of the last batch: what comes waits for the end of it.
+                    Some(_) if waiting < pty_io::BATCH_NOW && !ends => {}
+                    _ if waiting == 0 && !ends => self.gathering = None,
                     _ => {
                         ended = output.take(&mut batch);
                         if !batch.is_empty() {
+                            // Output that follows within a frame's time is gathered without waking this thread:
+                            // it looks once, then.
                             self.last_take = Some(now);
+                            self.gathering = Some(now + GATHER);
+                            output.quiet_until(self.gathering);
                             self.output(&batch);
                         }
                         if ended {
@@ -320,6 +328,9 @@ impl TermThread {
                             self.mark_dirty();
                         }
                     }
+                }
+                if self.gathering.is_some_and(|g| g <= now) {
+                    self.gathering = None;
                 }
             }
             if let Some(at) = self.entered_slot.lock().ok().and_then(|mut s| s.take()) {
@@ -331,6 +342,9 @@ impl TermThread {
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return,
                 }
+            }
+            if std::mem::take(&mut self.quiet_ended) {
+                output.quiet_until(None);
             }
             self.after_batch();
         }
@@ -384,6 +398,9 @@ impl TermThread {
             TermMsg::ScrollBottom { viewer, typed } => {
                 if typed {
                     self.last_key = Some(Instant::now());
+                    // Its echo is taken the moment it comes, not with a stream's next batch.
+                    self.gathering = None;
+                    self.quiet_ended = true;
                 }
                 // Every key asks for this: a frame only when the view moves, or the key's own frame would go
                 // out just before its echo, and the echo wait out the frame interval.

@@ -110,6 +110,8 @@ pub struct Output {
 #[derive(Default)]
 struct Pending {
     bytes: Vec<u8>,
+    /// Until then output is gathered without waking the terminal thread (it looks itself at that time).
+    quiet_until: Option<Instant>,
     ended: bool,
     /// The reader stopped at `READ_AHEAD` and waits to hear there is room.
     full: bool,
@@ -124,13 +126,21 @@ impl Output {
         p.full = p.bytes.len() >= READ_AHEAD;
         let room = !p.full;
         let grew_past = before < BATCH_NOW && p.bytes.len() >= BATCH_NOW;
+        let quiet = p.quiet_until.is_some_and(|t| Instant::now() < t);
         drop(p);
-        // A non-empty buffer has a wake-up pending already: the terminal thread takes everything at once (or,
-        // gathering a stream, once it grew past a batch).
-        if before == 0 || grew_past {
+        // A non-empty buffer has a wake-up pending already: the terminal thread takes everything at once. While
+        // it gathers a stream it is woken only by a batch's worth (it looks at the end of its quiet time itself).
+        if (before == 0 && !quiet) || grew_past {
             wake_up(&self.term);
         }
         room
+    }
+
+    /// Output read before `until` waits for the terminal thread to look then (None: wake it as it comes).
+    pub fn quiet_until(&self, until: Option<Instant>) {
+        if let Ok(mut p) = self.state.lock() {
+            p.quiet_until = until;
+        }
     }
 
     /// How much was read and not taken yet, and whether the output ended.
@@ -473,6 +483,20 @@ mod tests {
         assert_eq!(batch.len(), 1005 + BATCH_NOW + 4);
         out.push(b"again");
         assert_eq!(wakes(&term), 1, "an empty buffer's first output");
+        // Gathering: the terminal thread looks itself at the end of the quiet time; a batch's worth still wakes it.
+        out.take(&mut batch);
+        out.quiet_until(Some(Instant::now() + Duration::from_secs(60)));
+        out.push(b"quiet");
+        assert_eq!(wakes(&term), 0, "gathered");
+        out.push(&vec![b'z'; BATCH_NOW]);
+        assert_eq!(wakes(&term), 1, "a batch's worth");
+        out.take(&mut batch);
+        out.quiet_until(None);
+        out.push(b"again");
+        assert_eq!(wakes(&term), 1, "quiet no more");
+        out.take(&mut batch);
+        out.push(b"again");
+        wakes(&term);
         out.end();
         assert_eq!(wakes(&term), 1);
         assert_eq!(out.waiting(), (5, true));
