@@ -452,12 +452,17 @@ impl State {
         nodes
     }
 
-    /// How deep the agent is in the tree (0: the operator's), and how many agents a fold of it hides (0 when it
-    /// is open or has none).
-    pub fn tree_place(&self, name: &str) -> (usize, usize) {
+    /// For each agent (by index): how deep it is in the tree (0: the operator's), and how many agents its fold
+    /// hides (0 when it is open or has none). Built once a frame: the crew's nodes are made once, not per row.
+    pub fn tree_places(&self) -> Vec<(usize, usize)> {
         let nodes = self.tree_nodes();
-        let hidden = if self.folded.contains(name) { super::tree::descendants(&nodes, name) } else { 0 };
-        (super::tree::ancestors(&nodes, name).len(), hidden)
+        nodes
+            .iter()
+            .map(|n| {
+                let hidden = if self.folded.contains(n.name) { super::tree::descendants(&nodes, n.name) } else { 0 };
+                (super::tree::ancestors(&nodes, n.name).len(), hidden)
+            })
+            .collect()
     }
 
     /// The first line the roster shows (it scrolls to keep the selection in view).

@@ -52,7 +52,7 @@ fn state_scope(state: AgentState) -> String {
     format!("state.{}", state.label())
 }
 
-fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> Line<'a> {
+fn row<'a>(state: &State, agent: &'a AgentView, place: (usize, usize), selected: bool, width: u16) -> Line<'a> {
     let theme = &state.theme;
     let info = &agent.info;
     let st = theme.style(&state_scope(info.state));
@@ -74,7 +74,7 @@ fn row<'a>(state: &State, agent: &'a AgentView, selected: bool, width: u16) -> L
         Span::styled(format!("{} ", info.state_glyph()), with(st)),
         Span::styled(
             // A spawned agent under its parent: indented by how deep it is.
-            name_cell(&tree_name(state, info), 14),
+            name_cell(&tree_name(info, place), 14),
             with(if agent.attention { theme.style("roster.attention") } else { Style::default() }),
         ),
     ];
@@ -237,13 +237,14 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
     let visible = area.height as usize;
     let first = state.roster_first();
     let rows = state.roster_rows();
+    let places = state.tree_places();
     let lines: Vec<Line> = rows
         .iter()
         .enumerate()
         .skip(first)
         .take(visible)
         .map(|(at, r)| match r {
-            Some(i) => row(state, &state.agents[*i], *i == state.selected, area.width),
+            Some(i) => row(state, &state.agents[*i], places[*i], *i == state.selected, area.width),
             None => wave_heading(state, rows.get(at + 1).copied().flatten(), area.width),
         })
         .collect();
@@ -262,8 +263,7 @@ pub fn render(state: &State, frame: &mut Frame, area: Rect) {
 
 /// An agent's name as the roster shows it: a spawned one indented under its parent by how deep it is; a folded
 /// parent with how many agents its fold hides (`lead +3`; `l` shows them).
-fn tree_name(state: &State, info: &crate::protocol::AgentInfo) -> String {
-    let (depth, hidden) = state.tree_place(&info.name);
+fn tree_name(info: &crate::protocol::AgentInfo, (depth, hidden): (usize, usize)) -> String {
     let name = match hidden {
         0 => info.name.clone(),
         n => format!("{} +{n}", info.name),
