@@ -277,10 +277,12 @@ fn a_burst_of_findings_is_bounded() {
 #[test]
 fn a_branch_losing_commits_is_announced() {
     let mut rig = started();
+    steer(&rig, "echo one >> src/lib.rs && git -c user.email=a@b -c user.name=a commit -qam one");
+    rig.wait_for("the turn's checkpoint", |r| r.agents.get("api").is_some_and(|a| a.checkpoints >= 2));
+    // Back to a tree checkpointed already.
     steer(
         &rig,
-        "echo one >> src/lib.rs && git -c user.email=a@b -c user.name=a commit -qam one && \
-         echo two >> src/lib.rs && git -c user.email=a@b -c user.name=a commit -qam two && sleep 1 && \
+        "echo two >> src/lib.rs && git -c user.email=a@b -c user.name=a commit -qam two && sleep 1 && \
          git reset -q --hard HEAD~1",
     );
     let end = Instant::now() + common::DEADLINE;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::detect::{self, Decision, HookReport, Rule, View};
+use super::gather::{Gather, Look};
 use super::inbox::{EngineMsg, Report};
 use super::pty_io::{self, wake_up, Output};
 pub use super::pty_io::{WriteError, WriteOp, Writer};
@@ -31,10 +32,6 @@ const TYPING: Duration = Duration::from_secs(2);
 const CHILD_SLACK: Duration = Duration::from_millis(250);
 /// How often a job in the terminal's foreground is looked at again while nothing is drawn.
 const FOREGROUND_EVERY: Duration = Duration::from_secs(1);
-/// Output that keeps coming is taken (and emulated) at most this often, so a stream costs the terminal thread a
-/// wake-up a frame rather than one a write: the first output after a pause goes at once, and so do a key's echo,
-/// a batch past `pty_io::BATCH_NOW` and the output's end.
-const GATHER: Duration = FLOOD_FRAME;
 /// At most this often the screen is checked against state rules.
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
@@ -202,8 +199,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         entered: None,
         entered_slot: entered,
         last_key: None,
-        last_take: None,
-        gathering: None,
+        gather: Gather::default(),
         quiet_ended: false,
     };
     let thread_wake = wake.clone();
@@ -284,9 +280,8 @@ struct TermThread {
     entered_slot: Arc<Mutex<Option<Instant>>>,
     /// When a key was last typed into it.
     last_key: Option<Instant>,
-    /// When output was last taken to be emulated, and until when output read since waits for more (`GATHER`).
-    last_take: Option<Instant>,
-    gathering: Option<Instant>,
+    /// When output read is taken to be emulated.
+    gather: Gather,
     /// A key ended the output's quiet time: the I/O thread is told once the message is handled.
     quiet_ended: bool,
 }
@@ -308,19 +303,16 @@ impl TermThread {
             if !ended {
                 let now = Instant::now();
                 let (waiting, ends) = output.waiting();
-                let until = self.gather_until(now);
-                match until {
-                    // Within a frame's time of the last batch: what comes waits for the end of it.
-                    Some(_) if waiting < pty_io::BATCH_NOW && !ends => {}
-                    _ if waiting == 0 && !ends => self.gathering = None,
-                    _ => {
+                let echo = self.last_key.is_some_and(|k| now.saturating_duration_since(k) < ECHO_GRACE);
+                match self.gather.look(now, waiting, ends, echo) {
+                    Look::Leave => {}
+                    Look::EndQuiet => output.quiet_until(None),
+                    Look::Take => {
                         ended = output.take(&mut batch);
                         if !batch.is_empty() {
                             // Output that follows within a frame's time is gathered without waking this thread:
                             // it looks once, then.
-                            self.last_take = Some(now);
-                            self.gathering = Some(now + GATHER);
-                            output.quiet_until(self.gathering);
+                            output.quiet_until(Some(self.gather.took(now)));
                             self.output(&batch);
                         }
                         if ended {
@@ -328,9 +320,6 @@ impl TermThread {
                             self.mark_dirty();
                         }
                     }
-                }
-                if self.gathering.is_some_and(|g| g <= now) {
-                    self.gathering = None;
                 }
             }
             if let Some(at) = self.entered_slot.lock().ok().and_then(|mut s| s.take()) {
@@ -399,7 +388,7 @@ impl TermThread {
                 if typed {
                     self.last_key = Some(Instant::now());
                     // Its echo is taken the moment it comes, not with a stream's next batch.
-                    self.gathering = None;
+                    self.gather.typed();
                     self.quiet_ended = true;
                 }
                 // Every key asks for this: a frame only when the view moves, or the key's own frame would go
@@ -634,14 +623,6 @@ impl TermThread {
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
 
-    /// Until when output that came now waits to be taken with what follows it (None: take it now).
-    fn gather_until(&self, now: Instant) -> Option<Instant> {
-        if self.last_key.is_some_and(|k| now.saturating_duration_since(k) < ECHO_GRACE) {
-            return None;
-        }
-        self.last_take.map(|t| t + GATHER).filter(|until| *until > now)
-    }
-
     /// How long after the last frame the next may go: at once for the echo of a key, faster while typed into.
     fn frame_interval(&self, now: Instant) -> Duration {
         match self.last_key.map(|k| now.saturating_duration_since(k)) {
@@ -669,7 +650,7 @@ impl TermThread {
             frame,
             detect,
             self.settle_deadline(),
-            self.gathering,
+            self.gather.deadline(),
         ]
         .into_iter()
         .flatten()

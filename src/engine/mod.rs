@@ -5,6 +5,7 @@ pub mod agent;
 pub mod crew_watch;
 pub mod detect;
 pub mod events;
+mod gather;
 pub mod git_jobs;
 pub mod guard;
 pub mod hooks;

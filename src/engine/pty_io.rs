@@ -98,6 +98,20 @@ pub fn eventfd() -> Result<Arc<OwnedFd>> {
     Ok(Arc::new(rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?))
 }
 
+/// Whether output read into a buffer that held `before` bytes and now holds `after` wakes the terminal thread.
+/// A non-empty buffer has a wake-up pending already: the thread takes everything at once. While it gathers a
+/// stream (`quiet_until`) it is woken only by a batch's worth: it looks at the end of the quiet time itself.
+pub fn push_wakes(before: usize, after: usize, quiet_until: Option<Instant>, now: Instant) -> bool {
+    let quiet = quiet_until.is_some_and(|t| now < t);
+    (before == 0 && !quiet) || (before < BATCH_NOW && after >= BATCH_NOW)
+}
+
+/// Whether setting the quiet time to `until` with `pending` bytes read wakes the terminal thread: output read
+/// in a quiet time that ends early woke nobody, and the thread no longer looks at that time's end.
+pub fn unquiet_wakes(until: Option<Instant>, pending: usize, now: Instant) -> bool {
+    pending > 0 && until.is_none_or(|t| now >= t)
+}
+
 /// The child's output, read and not yet emulated.
 pub struct Output {
     state: Mutex<Pending>,
@@ -125,21 +139,24 @@ impl Output {
         p.bytes.extend_from_slice(bytes);
         p.full = p.bytes.len() >= READ_AHEAD;
         let room = !p.full;
-        let grew_past = before < BATCH_NOW && p.bytes.len() >= BATCH_NOW;
-        let quiet = p.quiet_until.is_some_and(|t| Instant::now() < t);
+        let wakes = push_wakes(before, p.bytes.len(), p.quiet_until, Instant::now());
         drop(p);
-        // A non-empty buffer has a wake-up pending already: the terminal thread takes everything at once. While
-        // it gathers a stream it is woken only by a batch's worth (it looks at the end of its quiet time itself).
-        if (before == 0 && !quiet) || grew_past {
+        if wakes {
             wake_up(&self.term);
         }
         room
     }
 
     /// Output read before `until` waits for the terminal thread to look then (None: wake it as it comes).
+    /// Ending a quiet time wakes the thread for output read during it: that output woke nobody, and the thread
+    /// no longer looks at the quiet time's end.
     pub fn quiet_until(&self, until: Option<Instant>) {
-        if let Ok(mut p) = self.state.lock() {
-            p.quiet_until = until;
+        let Ok(mut p) = self.state.lock() else { return };
+        p.quiet_until = until;
+        let wakes = unquiet_wakes(until, p.bytes.len(), Instant::now());
+        drop(p);
+        if wakes {
+            wake_up(&self.term);
         }
     }
 
@@ -492,8 +509,16 @@ mod tests {
         assert_eq!(wakes(&term), 1, "a batch's worth");
         out.take(&mut batch);
         out.quiet_until(None);
+        assert_eq!(wakes(&term), 0, "nothing waits");
         out.push(b"again");
         assert_eq!(wakes(&term), 1, "quiet no more");
+        // Output read in a quiet time that ends early (a key typed) wakes the thread then: nothing else would.
+        out.take(&mut batch);
+        out.quiet_until(Some(Instant::now() + Duration::from_secs(60)));
+        out.push(b"echo");
+        assert_eq!(wakes(&term), 0, "gathered");
+        out.quiet_until(None);
+        assert_eq!(wakes(&term), 1, "the quiet time's output is looked at");
         out.take(&mut batch);
         out.push(b"again");
         wakes(&term);

@@ -333,6 +333,9 @@ impl Supervisor {
             self.request_diffstat(&name, true);
         }
         self.request_overlaps();
+        // A branch taken back outside muster is found when it moves, not at the agent's next checkpoint (a
+        // reset back to a tree checkpointed before makes none).
+        self.branches_moved();
     }
 }
 
