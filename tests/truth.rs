@@ -245,3 +245,37 @@ fn a_repositorys_own_manifest_and_its_progress_rule_decide_the_state() {
         r.agents.get("m").is_some_and(|a| a.state == AgentState::Idle && a.why.contains("`mine-prompt`"))
     });
 }
+
+/// A screen read in the middle of a redraw is not a state: a spinner's line cleared, and the next line written a
+/// moment later, leave an answered question the last line for that moment. The question rule's verdict waits
+/// for the output to hold still, so the agent reads busy then idle, never waiting again.
+#[test]
+fn a_question_uncovered_for_a_moment_mid_redraw_is_not_waiting() {
+    let script = "printf 'Apply? [y/n] y\\r\\n'\n\
+        for i in 1 2 3 4 5 6 7 8; do\n\
+          for f in 1 2; do printf '\\r\\033[K* applying %s' $f; sleep 0.12; done\n\
+          printf '\\r\\033[K'; sleep 0.003; printf 'applied %s\\r\\nApply? [y/n] y\\r\\n' $i\n\
+        done\n\
+        printf 'demo> '\nexec sleep 600\n";
+    let path = std::env::temp_dir().join(format!("redraw-{}.sh", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    let crew = format!(
+        "[[agent]]\nname = \"a\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [{:?}]\n",
+        path.display().to_string()
+    );
+    let mut rig = Rig::new(&crew, "a");
+    let (mut waiting, mut was) = (Vec::new(), None);
+    rig.wait_for("its prompt", |r| {
+        let now = r.agents.get("a").map(|a| (a.state, a.why.clone()));
+        if let Some((AgentState::Waiting, why)) = &now {
+            if was != Some(AgentState::Waiting) {
+                waiting.push(why.clone());
+            }
+        }
+        was = now.map(|(s, _)| s);
+        r.state("a") == Some(AgentState::Idle) && r.screen_text("a").contains("demo>")
+    });
+    let _ = std::fs::remove_file(&path);
+    // The first question, before any output follows it, may read waiting: it is one, for that moment.
+    assert!(waiting.len() <= 1, "read waiting mid-redraw: {waiting:?}");
+}

@@ -32,6 +32,8 @@ const TYPING: Duration = Duration::from_secs(2);
 const CHILD_SLACK: Duration = Duration::from_millis(250);
 /// How often a job in the terminal's foreground is looked at again while nothing is drawn.
 const FOREGROUND_EVERY: Duration = Duration::from_secs(1);
+/// How long the output must hold still before a screen rule's new verdict counts on one read.
+const REDRAW_SETTLE: Duration = Duration::from_millis(50);
 /// At most this often the screen is checked against state rules.
 const DETECT_EVERY: Duration = Duration::from_millis(100);
 /// At most this often the time of last activity is reported while the screen keeps changing.
@@ -188,6 +190,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         screen_dirty: true,
         detect_dirty: true,
         force_report: false,
+        unsettled: None,
         last_frame: None,
         last_output: None,
         last_hash: None,
@@ -264,6 +267,11 @@ struct TermThread {
     /// Output arrived (or something else happened) since the last rule check.
     detect_dirty: bool,
     force_report: bool,
+    /// A state a screen rule gave while output still came, and when it was first read: a screen read in the
+    /// middle of a redraw (a spinner's line cleared, the next line not written yet) shows what was there
+    /// before — an answered question — so such a verdict counts once the output held still or a second read
+    /// `REDRAW_SETTLE` later gives it again.
+    unsettled: Option<(AgentState, Instant)>,
     last_frame: Option<Instant>,
     last_output: Option<Instant>,
     /// What the live screen said at the last check, and when it last said something new.
@@ -623,6 +631,14 @@ impl TermThread {
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
 
+    /// When an unsettled verdict is read again: when the output has held still, or a second read may confirm it.
+    fn recheck_deadline(&self) -> Option<Instant> {
+        let (_, first) = self.unsettled?;
+        let at = self.last_output.map_or(first, |o| o.min(first)) + REDRAW_SETTLE;
+        let at = if self.last_detect.is_some_and(|d| d >= at) { first + REDRAW_SETTLE } else { at };
+        Some(at).filter(|t| self.last_detect.is_none_or(|d| d < *t))
+    }
+
     /// How long after the last frame the next may go: at once for the echo of a key, faster while typed into.
     fn frame_interval(&self, now: Instant) -> Duration {
         match self.last_key.map(|k| now.saturating_duration_since(k)) {
@@ -650,6 +666,7 @@ impl TermThread {
             frame,
             detect,
             self.settle_deadline(),
+            self.recheck_deadline(),
             self.gather.deadline(),
         ]
         .into_iter()
@@ -687,10 +704,31 @@ impl TermThread {
             self.screen_dirty = false;
         }
         let detect_due = self.detect_dirty && self.last_detect.is_none_or(|d| now >= d + DETECT_EVERY);
-        let settle_due = self.settle_deadline().is_some_and(|d| now >= d);
+        let settle_due = [self.settle_deadline(), self.recheck_deadline()].into_iter().flatten().any(|d| now >= d);
         if detect_due || settle_due {
             self.detect(now);
             self.detect_dirty = false;
+        }
+    }
+
+    /// Whether a screen rule's verdict `state` (`by_rule`), new against `was`, waits for the screen to settle:
+    /// read while output still comes, it counts when a read `REDRAW_SETTLE` later gives it again.
+    fn unsure(&mut self, by_rule: bool, state: AgentState, was: Option<AgentState>, now: Instant) -> bool {
+        let moving = self.last_output.is_some_and(|o| now.saturating_duration_since(o) < REDRAW_SETTLE);
+        if !by_rule || !moving || was.is_none_or(|w| w == state) {
+            self.unsettled = None;
+            return false;
+        }
+        match self.unsettled {
+            Some((s, first)) if s == state && now.saturating_duration_since(first) >= REDRAW_SETTLE => {
+                self.unsettled = None;
+                false
+            }
+            Some((s, _)) if s == state => true,
+            _ => {
+                self.unsettled = Some((state, now));
+                true
+            }
         }
     }
 
@@ -750,6 +788,10 @@ impl TermThread {
             boot_within: self.boot_within,
         };
         let decision = detect::detect(&signals, now);
+        let was = self.reported.as_ref().map(|r| r.decision.state);
+        if self.unsure(rule.is_some_and(|r| r.state == decision.state), decision.state, was, now) {
+            return;
+        }
         let current = Reported { decision, title };
         let activity_due = self
             .last_change
@@ -757,7 +799,6 @@ impl TermThread {
         // A new reason alone is worth telling (activity said idle, then the prompt rule matched).
         let changed = self.reported.as_ref() != Some(&current);
         if changed {
-            let was = self.reported.as_ref().map(|r| r.decision.state);
             if current.decision.state == AgentState::Busy && was != Some(AgentState::Busy) {
                 self.turn_began = Some(self.model.rows_pushed());
             }
