@@ -990,7 +990,11 @@ impl Drop for ServedCrew {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
         let _ = self.server.wait();
-        let _ = std::fs::remove_dir_all(&self.root);
+        if std::env::var_os("MUSTER_BENCH_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        } else {
+            eprintln!("kept {}", self.root.display());
+        }
     }
 }
 

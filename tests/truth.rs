@@ -279,3 +279,44 @@ fn a_question_uncovered_for_a_moment_mid_redraw_is_not_waiting() {
     // The first question, before any output follows it, may read waiting: it is one, for that moment.
     assert!(waiting.len() <= 1, "read waiting mid-redraw: {waiting:?}");
 }
+
+/// A CLI whose first sign of work comes late (`busy_on_task_ms`, opencode's 0.5–1 s) reads busy the moment a
+/// task goes in; its hook takes over when it speaks, and a task it never starts gives back the prompt's idle when
+/// the hold ends.
+#[test]
+fn a_task_shows_busy_at_once_until_the_cli_speaks_or_the_hold_ends() {
+    let script = "printf 'late> '\n\
+        while read l; do\n\
+          if [ \"$l\" = quiet ]; then printf 'late> '; continue; fi\n\
+          sleep 0.6; \"$M\" hook session.busy '{}'; sleep 0.3\n\
+          printf 'done\\r\\nlate> '; \"$M\" hook session.idle '{}'\n\
+        done\n";
+    let path = std::env::temp_dir().join(format!("late-{}.sh", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    let manifest = format!(
+        "name = 'Late'\ncommand = 'bash'\nargs = [{:?}]\nhooks = 'opencode'\nbusy_on_task_ms = 1500\n\
+         [[rules]]\nname = 'late-prompt'\nstate = 'idle'\nregion = 'bottom:1'\nregex = 'late>\\s*$'\npriority = 5\n",
+        path.display().to_string()
+    );
+    let crew =
+        format!("[[agent]]\nname = \"l\"\nkind = \"late\"\nenv = {{ M = {:?} }}\n", env!("CARGO_BIN_EXE_muster"));
+    let mut rig = Rig::with_setup(&crew, "l", |root| {
+        std::fs::create_dir_all(root.join(".muster/agents")).unwrap();
+        std::fs::write(root.join(".muster/agents/late.toml"), manifest).unwrap();
+    });
+    let why = |r: &Rig| r.agents.get("l").map(|a| (a.state, a.why.clone()));
+    rig.wait_for("its prompt", |r| why(r).is_some_and(|(s, w)| s == AgentState::Idle && w.contains("late-prompt")));
+    rig.engine.send(Command::Steer { name: "l".into(), text: "work".into(), force: false });
+    rig.wait_for("busy from the task", |r| {
+        why(r).is_some_and(|(s, w)| s == AgentState::Busy && w.starts_with("a task went in"))
+    });
+    rig.wait_for("its hook", |r| why(r).is_some_and(|(s, w)| s == AgentState::Busy && w.contains("session.busy")));
+    rig.wait_for("idle at the turn's end", |r| why(r).is_some_and(|(s, _)| s == AgentState::Idle));
+    // A task it never starts: busy for the hold, then what its screen says.
+    rig.engine.send(Command::Steer { name: "l".into(), text: "quiet".into(), force: false });
+    rig.wait_for("busy from the task", |r| {
+        why(r).is_some_and(|(s, w)| s == AgentState::Busy && w.starts_with("a task went in"))
+    });
+    rig.wait_for("idle when the hold ends", |r| why(r).is_some_and(|(s, _)| s == AgentState::Idle));
+    let _ = std::fs::remove_file(&path);
+}

@@ -154,7 +154,7 @@ fn hundred_children(n: usize) -> Result<()> {
     // Every completion mail delivered, as the mailbox says.
     let store = crate::mailbox::store::Store::open_in(&crew.root)?;
     let end = Instant::now() + Duration::from_secs(900);
-    let (delivered, dead, early) = loop {
+    let (delivered, dead, early, retried) = loop {
         use crate::protocol::mail::ReceiptState as S;
         let mails = store.inbox("lead", false, 10 * n)?;
         let receipts: Vec<_> =
@@ -164,13 +164,15 @@ fn hundred_children(n: usize) -> Result<()> {
         let dead = receipts.iter().filter(|r| matches!(r.state, S::Dead | S::Expired)).count();
         if delivered.len() + dead >= n || Instant::now() >= end {
             let early = delivered.iter().filter(|&&at| at < turn_end).count();
-            break (delivered.len(), dead, early);
+            let retried = receipts.iter().filter(|r| r.attempts > 0).count();
+            break (delivered.len(), dead, early, retried);
         }
         std::thread::sleep(Duration::from_millis(200));
     };
     println!(
         "{n} children of a busy lead: all done in {:.0} s; completion mails delivered {delivered} of {n} ({dead} dead \
-         letters), {early} while the lead worked; settled {:.0} s after the lead's turn ended",
+         letters, {retried} typed more than once), {early} while the lead worked; settled {:.0} s after the lead's \
+         turn ended",
         all_done.as_secs_f64(),
         (crate::protocol::now_ms().saturating_sub(turn_end)) as f64 / 1e3
     );

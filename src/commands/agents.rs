@@ -141,6 +141,9 @@ fn show(p: &Preset) -> Result<ExitCode> {
     line("writes", list(&p.writes));
     line("ignore", list(&p.ignore));
     line("foreground busy", p.foreground_busy.to_string());
+    if let Some(d) = p.busy_on_task {
+        line("busy on a task", format!("{} ms (with its hooks)", d.as_millis()));
+    }
     line("version on screen", p.version_regex.as_ref().map(|r| r.as_str().to_string()).unwrap_or_else(|| "-".into()));
     println!("rules (first match decides, highest priority first):");
     for r in &p.rules {

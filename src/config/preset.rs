@@ -106,6 +106,7 @@ struct RawPreset {
     foreground_busy: Option<bool>,
     /// It works on its own as it starts, with no prompt (a command, the demo agent): its start is its task.
     works_unprompted: Option<bool>,
+    busy_on_task_ms: Option<u64>,
     ignore: Option<Vec<String>>,
     writes: Option<Vec<String>>,
     inert: Option<Vec<Spanned<String>>>,
@@ -198,6 +199,10 @@ pub struct Preset {
     /// It works on its own as it starts (a command, the demo agent): a plan counts it done at its first rest,
     /// where a CLI must first be given a task.
     pub works_unprompted: bool,
+    /// Its first sign of work comes late after a task goes in (opencode's ~0.5–1 s): a task typed at its prompt,
+    /// or Enter on its dialog, shows busy at once for up to this long, ended by its next hook report or a dialog
+    /// (only in a run with its hooks installed, which tell when the turn really starts and ends).
+    pub busy_on_task: Option<std::time::Duration>,
     /// Files the CLI writes for itself (its chat history), never an agent's work: git ignores them (patterns
     /// of `.git/info/exclude`).
     pub ignore: Vec<String>,
@@ -322,6 +327,7 @@ pub fn parse_manifest(file: &Path, text: &str, id: &str, base: Option<&Preset>) 
                 rules: vec![],
                 foreground_busy: false,
                 works_unprompted: false,
+                busy_on_task: None,
                 ignore: vec![],
                 writes: vec![],
                 inert: vec![],
@@ -335,6 +341,9 @@ pub fn parse_manifest(file: &Path, text: &str, id: &str, base: Option<&Preset>) 
     }
     set!(command, args, resume_args, resume_session_args, prompt_args, enter_delay_ms, queues_input, note_args);
     set!(foreground_busy, works_unprompted, ignore, writes);
+    if let Some(ms) = raw.busy_on_task_ms {
+        p.busy_on_task = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    }
     if let Some(v) = raw.name {
         p.title = v;
     }

@@ -59,6 +59,9 @@ pub enum TermMsg {
     Redetect,
     /// The Enter of a delivery went in, then: the engine is told, and told again once the screen changed after.
     Entered(Instant),
+    /// A task went in (a steer, the operator's Enter at its prompt or on its dialog): busy at once for a CLI
+    /// whose own first sign comes late (`SpawnArgs::busy_on_task`).
+    Task(Instant),
     /// `muster read`: the agent's output, answered on `reply`.
     Read {
         what: crate::protocol::lead::ReadWhat,
@@ -144,6 +147,8 @@ pub struct SpawnArgs {
     pub boot_within: std::time::Duration,
     /// It reviews others: a verdict line its turn leaves on the screen is read (`protocol::review::verdict_line`).
     pub reads_verdicts: bool,
+    /// A task that goes in shows busy at once for up to this long (its manifest's `busy_on_task_ms`, with hooks).
+    pub busy_on_task: Option<Duration>,
 }
 
 pub use crate::protocol::now_ms;
@@ -180,6 +185,8 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         drawn: false,
         started: Instant::now(),
         boot_within: args.boot_within,
+        busy_on_task: args.busy_on_task,
+        task_at: None,
         verdicts: args.reads_verdicts.then_some(None),
         turn_began: None,
         version_regex: args.version_regex,
@@ -251,6 +258,9 @@ struct TermThread {
     drawn: bool,
     started: Instant,
     boot_within: std::time::Duration,
+    busy_on_task: Option<Duration>,
+    /// When the last task went in (for `busy_on_task`).
+    task_at: Option<Instant>,
     /// Where its last turn began: rows scrolled into history by then, and the screen's rows then.
     turn_began: Option<u64>,
     /// For a reviewer: how many verdict lines the buffer held when its turn began (None: no turn yet).
@@ -414,6 +424,13 @@ impl TermThread {
                 self.hook = Some(report);
                 self.last_detect = None;
                 self.detect_dirty = true;
+            }
+            TermMsg::Task(at) => {
+                if self.busy_on_task.is_some() {
+                    self.task_at = Some(at);
+                    self.last_detect = None;
+                    self.detect_dirty = true;
+                }
             }
             TermMsg::Entered(at) => {
                 self.entered = Some(at);
@@ -621,6 +638,10 @@ impl TermThread {
         if let Some(c) = self.last_change {
             at.push(c + detect::ACTIVITY_DEBOUNCE);
         }
+        // A task's hold ends with no output to wake this thread.
+        if let (Some(t), Some(hold)) = (self.task_held(Instant::now()), self.busy_on_task) {
+            at.push(t + hold);
+        }
         if let Some(h) = self.hook.as_ref().filter(|h| h.state == AgentState::Busy) {
             at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + detect::HOOK_BUSY_QUIET);
         }
@@ -629,6 +650,13 @@ impl TermThread {
             at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + detect::IDLE_SETTLE);
         }
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
+    }
+
+    /// The task that went in, while it still holds the agent busy: within the hold, and its hooks silent since.
+    fn task_held(&self, now: Instant) -> Option<Instant> {
+        let (at, hold) = (self.task_at?, self.busy_on_task?);
+        let spoken = self.hook.as_ref().is_some_and(|h| h.at >= at);
+        (now.saturating_duration_since(at) < hold && !spoken).then_some(at)
     }
 
     /// When an unsettled verdict is read again: when the output has held still, or a second read may confirm it.
@@ -786,6 +814,7 @@ impl TermThread {
             drawn: self.drawn,
             started: self.started,
             boot_within: self.boot_within,
+            task: self.task_held(now),
         };
         let decision = detect::detect(&signals, now);
         let was = self.reported.as_ref().map(|r| r.decision.state);

@@ -138,6 +138,8 @@ pub struct Signals<'a> {
     pub started: Instant,
     /// How long it may draw nothing and still be starting.
     pub boot_within: Duration,
+    /// A task went in then (its manifest's `busy_on_task_ms`), and no hook has spoken since, within the hold.
+    pub task: Option<Instant>,
 }
 
 /// Combine the layers. A dialog wins over everything, on screen or reported by a live hook: it is what the
@@ -148,6 +150,12 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
     let decide = |state, why: String| Decision { state, why };
     if let Some(r) = s.rule.filter(|r| r.state == AgentState::Waiting) {
         return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
+    }
+    if let Some(t) = s.task {
+        // A task typed at its prompt, or Enter on its dialog: the CLI's own first sign comes late, and a report
+        // from before the task (the dialog it answered) is of the moment before.
+        let ms = now.saturating_duration_since(t).as_millis();
+        return decide(AgentState::Busy, format!("a task went in {ms} ms ago (no sign from the CLI yet)"));
     }
     let hook = s.hook.filter(|h| hook_live(h, s, now));
     if let Some(h) = hook.filter(|h| h.state == AgentState::Waiting) {
@@ -231,6 +239,7 @@ mod tests {
             drawn: true,
             started,
             boot_within: STARTING_AT_MOST,
+            task: None,
         };
         super::detect(&s, now)
     }
@@ -270,6 +279,7 @@ mod tests {
             drawn: true,
             started: t0 - t(120_000),
             boot_within: STARTING_AT_MOST,
+            task: None,
         };
         let d = super::detect(&s, t0);
         assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "`sleep` runs in the foreground"));
@@ -315,6 +325,38 @@ mod tests {
             min_version: None,
             below_version: None,
         }
+    }
+
+    /// A task that went in reads busy over the prompt's idle rule and over a dialog report from before it (the
+    /// dialog it answered); a dialog on screen still wins.
+    #[test]
+    fn a_task_held_is_busy_unless_a_dialog_shows() {
+        let now = Instant::now();
+        let mut idle = rule(&["> $"], &[], &[]);
+        idle.state = AgentState::Idle;
+        let dialog = rule(&["Allow\\?"], &[], &[]);
+        let before = HookReport { state: AgentState::Waiting, event: "permission.asked".into(), at: now - ms(900) };
+        let signals = |rule, task| Signals {
+            rule,
+            hook: Some(&before),
+            last_change: Some(now - ms(800)),
+            sees_dialogs: true,
+            foreground: None,
+            drawn: true,
+            started: now - Duration::from_secs(100),
+            boot_within: STARTING_AT_MOST,
+            task,
+        };
+        let d = super::detect(&signals(Some(&idle), Some(now - ms(300))), now);
+        assert_eq!(d.state, AgentState::Busy, "{}", d.why);
+        assert!(d.why.starts_with("a task went in 300 ms ago"), "{}", d.why);
+        assert_eq!(super::detect(&signals(Some(&dialog), Some(now - ms(300))), now).state, AgentState::Waiting);
+        // Without it, the report from before stands.
+        assert_eq!(super::detect(&signals(Some(&idle), None), now).state, AgentState::Waiting);
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
     }
 
     #[test]

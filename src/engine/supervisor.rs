@@ -557,10 +557,17 @@ impl Supervisor {
                 // The operator's Enter at an attached agent's prompt (or into its turn) hands it what they typed: a
                 // task. Not an Enter that answers a dialog or a first-run screen.
                 if key.code == crate::key::KeyCode::Enter {
-                    if let Some(slot) =
-                        self.slot_mut(&name).filter(|s| matches!(s.detected, AgentState::Idle | AgentState::Busy))
-                    {
-                        slot.task_given();
+                    if let Some(slot) = self.slot_mut(&name) {
+                        let task = matches!(slot.detected, AgentState::Idle | AgentState::Busy);
+                        if task {
+                            slot.task_given();
+                        }
+                        // A task, or a dialog answered: the turn goes on (where its CLI is slow to show it).
+                        if task || slot.detected == AgentState::Waiting {
+                            if let Some(r) = slot.running.as_ref() {
+                                let _ = r.term.send(TermMsg::Task(Instant::now()));
+                            }
+                        }
                     }
                 }
                 self.input(&name, client, |r| input::encode_key(key, r.modes()))

@@ -250,6 +250,8 @@ impl Supervisor {
                     .get(&spec.kind)
                     .map_or(crate::config::preset::BOOT_TIMEOUT, |p| p.boot_timeout),
                 reads_verdicts: !spec.reviews.is_empty(),
+                // Its hooks say when the turn really starts and ends: without them nothing would end the hold.
+                busy_on_task: self.presets.get(&spec.kind).and_then(|p| p.busy_on_task).filter(|_| hooked),
             },
             self.tx.clone(),
             self.sink.clone(),

@@ -142,6 +142,7 @@ impl Supervisor {
         r.writer
             .send(WriteOp::Steer { text, enter_delay, confirm: false })
             .map_err(|e| err(ErrorKind::NotRunning, format!("{name}: message not sent: {e}")))?;
+        let _ = r.term.send(TermMsg::Task(Instant::now()));
         if let Some(slot) = self.slot_mut(name) {
             slot.task_given();
         }
