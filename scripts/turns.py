@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Real turns, offline: an agent CLI inside muster works a whole turn against scripts/mock_model.py, and the state
-muster shows is sampled every 200 ms against what the model did (its log).
+"""Real turns, offline: an agent CLI inside muster works a whole turn against scripts/mock_model.py, and the states
+muster showed (its event log, to the millisecond) are set against what the model did (its log).
 
 Not in CI (the CLIs are downloaded: scripts/compat-install.sh). The turn: the operator's prompt goes in by `s`
 (steer); the model streams text (busy), asks for a shell command (the CLI's permission dialog: waiting); the
@@ -143,6 +143,50 @@ def first(samples, after, state):
     return next((t for t, s, _ in samples if t >= after and s == state), None)
 
 
+def timeline(repo, agent="agent"):
+    """Every state muster showed, from its own event log (`.muster/events.jsonl`): (time, state, why) at the
+    moment it changed, so lags are exact rather than within a sample."""
+    out = []
+    path = Path(repo) / ".muster" / "events.jsonl"
+    if not path.exists():
+        return out
+    for line in path.read_text().splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e.get("kind") != "state" or e.get("agent") != agent:
+            continue
+        text = e.get("text", "")[len(agent) + 2:]
+        state, _, why = text.partition(" — ")
+        out.append((e["at_ms"] / 1000.0, state, why))
+    return sorted(out)
+
+
+def reached(tl, after, state):
+    """When the state became `state` at or after `after` (`after` itself when it already was)."""
+    if after is None:
+        return None
+    before = [s for t, s, _ in tl if t <= after]
+    if before and before[-1] == state:
+        return after
+    return next((t for t, s, _ in tl if t > after and s == state), None)
+
+
+def time_in(tl, a, b, pred):
+    """Seconds between `a` and `b` in a state `pred` holds for, and the reasons shown then."""
+    if a is None or b is None or b <= a:
+        return 0.0, set()
+    total, whys = 0.0, set()
+    for i, (t, s, why) in enumerate(tl):
+        end = tl[i + 1][0] if i + 1 < len(tl) else b
+        lo, hi = max(t, a), min(end, b)
+        if hi > lo and pred(s):
+            total += hi - lo
+            whys.add(why)
+    return total, whys
+
+
 # Whether runs put the agent under guard = "enforce".
 ENFORCE = False
 
@@ -249,47 +293,39 @@ def one_run(kind, cli, muster, bins, work, n):
         if "--debug" in sys.argv:
             print(t.screen(), file=sys.stderr)
             base = sent
-            last = None
-            for t0, st, why in samples:
-                if (st, why) != last:
-                    print(f"  {t0 - base:6.2f} {st}: {why}", file=sys.stderr)
-                    last = (st, why)
+            for t0, st, why in timeline(repo):
+                print(f"  {t0 - base:6.2f} {st}: {why}", file=sys.stderr)
             for t0, p_, step in sorted(turn + [(x[0], "side", None) for x in side]):
                 print(f"  {t0 - base:6.2f} model {p_} {step or ''}", file=sys.stderr)
+        tl = timeline(repo)
         text = next((t0 for t0, p, _ in turn if p == "text"), None)
         call = next((t0 for t0, p, _ in turn if p == "tool_call"), None)
         answer_end = next((t0 for t0, p, s in turn if p == "end" and s == "answer"), None)
-        busy_at, waiting_at = first(samples, sent, "busy"), first(samples, call or sent, "waiting")
-        busy_again = first(samples, approved, "busy") if approved else None
-        idle_at = first(samples, answer_end or approved or sent, "idle")
-        # The mail's turn began before a sample saw idle: muster took the CLI as idle (it typed the mail in) within
-        # that long of the turn's end.
-        mail_start = next((t0 for t0, p_, _ in turn if p_ == "text" and answer_end and t0 > answer_end), None)
-        mail_first = bool(mail_start and answer_end and (idle_at is None or idle_at > mail_start))
-        wrong_idle = [t0 for t0, s, _ in samples if text and answer_end and text <= t0 <= answer_end and s == "idle"]
+        # Exact moments from muster's event log (the samples only drive the run).
+        busy_at, waiting_at = reached(tl, sent, "busy"), reached(tl, call or sent, "waiting")
+        busy_again = reached(tl, approved, "busy") if approved else None
+        idle_at = reached(tl, answer_end or approved or sent, "idle")
+        wrong_idle, wrong_whys = time_in(tl, text, answer_end, lambda s: s == "idle")
         # The mail's turn: its text streams from its first request to its tool call.
         mail_text = next((t0 for t0, p, _ in turn if p == "text" and t0 > (answer_end or first_end)), None)
         mail_call = next((t0 for t0, p, _ in turn if p == "tool_call" and t0 > (mail_text or 1e18)), None)
-        mail_idle = [t0 for t0, s, _ in samples if mail_text and mail_call and mail_text <= t0 <= mail_call
-                     and s == "idle"]
+        mail_idle, _ = time_in(tl, mail_text, mail_call, lambda s: s == "idle")
         # The mail's turn began before the operator's had ended: it was typed into a working CLI.
         typed_while_busy = bool(mail_text and answer_end and mail_text < answer_end)
 
         def lag(a, b):
             return f"{b - a:.2f} s" if a and b else "never"
         # Without a dialog the whole turn is busy: any other state between its first text and its end is wrong.
-        wrong_mid = [s_ for t0, s_, _ in samples if text and answer_end and text <= t0 <= answer_end and s_ != "busy"]
+        wrong_mid, _ = time_in(tl, text, answer_end, lambda s: s != "busy")
         rows = [
             ("prompt → busy", lag(sent, busy_at)),
             ("tool call → waiting", lag(call, waiting_at)) if dialog
-            else ("not busy mid-turn (no dialog)", f"{len(wrong_mid) * 0.2:.1f} s"),
+            else ("not busy mid-turn (no dialog)", f"{wrong_mid:.2f} s"),
             ("approved → busy", lag(approved, busy_again) if dialog else "n/a (no dialog)"),
-            ("turn end → idle", f"≤ {mail_start - answer_end:.2f} s (the mail went in between samples)" if mail_first
-             else lag(answer_end, idle_at)),
-            ("idle shown mid-turn", f"{len(wrong_idle) * 0.2:.1f} s"
-             + "".join(f" ({w})" for w in sorted({why for t0, st, why in samples if t0 in wrong_idle}))),
+            ("turn end → idle", lag(answer_end, idle_at)),
+            ("idle shown mid-turn", f"{wrong_idle:.2f} s" + "".join(f" ({w})" for w in sorted(wrong_whys))),
             ("mail's turn", "ran" if mail_text else "never came"),
-            ("idle shown in the mail's turn", f"{len(mail_idle) * 0.2:.1f} s"),
+            ("idle shown in the mail's turn", f"{mail_idle:.2f} s"),
             ("side requests", str(len(side))),
             ("mail typed while busy", "yes" if typed_while_busy else "no"),
         ]
