@@ -320,3 +320,29 @@ fn a_task_shows_busy_at_once_until_the_cli_speaks_or_the_hold_ends() {
     rig.wait_for("idle when the hold ends", |r| why(r).is_some_and(|(s, _)| s == AgentState::Idle));
     let _ = std::fs::remove_file(&path);
 }
+
+/// A dialog that redraws itself (clears its line, writes it again a moment later) stays waiting: the moment its
+/// rule does not match is no answer, and the activity then is not work.
+#[test]
+fn a_dialog_redrawing_itself_stays_waiting() {
+    let script = "printf 'Apply? [y/n] '\n\
+        sleep 0.5\n\
+        for i in 1 2 3 4 5 6 7 8; do printf '\\r\\033[K'; sleep 0.003; printf 'Apply? [y/n] '; sleep 0.15; done\n\
+        read a\nprintf 'done\\r\\ndemo> '\nexec sleep 600\n";
+    let path = std::env::temp_dir().join(format!("dialog-{}.sh", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    let crew = format!(
+        "[[agent]]\nname = \"a\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [{:?}]\n",
+        path.display().to_string()
+    );
+    let mut rig = Rig::new(&crew, "a");
+    rig.wait_for("its dialog", |r| r.state("a") == Some(AgentState::Waiting));
+    // Through the eight redraws (1.2 s) and a while after.
+    rig.watch_for(std::time::Duration::from_millis(1800), |r| match r.agents.get("a") {
+        Some(a) if a.state == AgentState::Waiting => Ok(()),
+        other => Err(format!("left its dialog mid-redraw: {:?}", other.map(|a| (a.state, &a.why)))),
+    });
+    rig.engine.send(Command::Steer { name: "a".into(), text: "y".into(), force: true });
+    rig.wait_for("idle at its prompt", |r| r.state("a") == Some(AgentState::Idle));
+    let _ = std::fs::remove_file(&path);
+}

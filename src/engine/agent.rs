@@ -198,6 +198,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         detect_dirty: true,
         force_report: false,
         unsettled: None,
+        waiting_by_rule: false,
         last_frame: None,
         last_output: None,
         last_hash: None,
@@ -282,6 +283,8 @@ struct TermThread {
     /// before — an answered question — so such a verdict counts once the output held still or a second read
     /// `REDRAW_SETTLE` later gives it again.
     unsettled: Option<(AgentState, Instant)>,
+    /// The state last reported is a dialog a screen rule sees.
+    waiting_by_rule: bool,
     last_frame: Option<Instant>,
     last_output: Option<Instant>,
     /// What the live screen said at the last check, and when it last said something new.
@@ -739,11 +742,12 @@ impl TermThread {
         }
     }
 
-    /// Whether a screen rule's verdict `state` (`by_rule`), new against `was`, waits for the screen to settle:
-    /// read while output still comes, it counts when a read `REDRAW_SETTLE` later gives it again.
-    fn unsure(&mut self, by_rule: bool, state: AgentState, was: Option<AgentState>, now: Instant) -> bool {
+    /// Whether a verdict read from the screen (`by_screen`: a rule's, or activity as a dialog's rule stops
+    /// matching), new against `was`, waits for the screen to settle: read while output still comes, it counts
+    /// when a read `REDRAW_SETTLE` later gives it again.
+    fn unsure(&mut self, by_screen: bool, state: AgentState, was: Option<AgentState>, now: Instant) -> bool {
         let moving = self.last_output.is_some_and(|o| now.saturating_duration_since(o) < REDRAW_SETTLE);
-        if !by_rule || !moving || was.is_none_or(|w| w == state) {
+        if !by_screen || !moving || was.is_none_or(|w| w == state) {
             self.unsettled = None;
             return false;
         }
@@ -818,9 +822,14 @@ impl TermThread {
         };
         let decision = detect::detect(&signals, now);
         let was = self.reported.as_ref().map(|r| r.decision.state);
-        if self.unsure(rule.is_some_and(|r| r.state == decision.state), decision.state, was, now) {
+        let by_rule = rule.is_some_and(|r| r.state == decision.state);
+        // A dialog's rule that stops matching for a moment while the dialog redraws is no answer to it: the
+        // activity read then is as unsure as a rule's new verdict.
+        let leaves_dialog = self.waiting_by_rule && decision.why == detect::CHANGING;
+        if self.unsure(by_rule || leaves_dialog, decision.state, was, now) {
             return;
         }
+        self.waiting_by_rule = by_rule && decision.state == AgentState::Waiting;
         let current = Reported { decision, title };
         let activity_due = self
             .last_change

@@ -115,6 +115,8 @@ pub struct Decision {
 
 /// Why an agent is idle when only its quiet screen says so (no prompt rule, no hook).
 pub const QUIET: &str = "the screen stopped changing";
+/// Why an agent is busy when only its screen's activity says so (no rule, no hook).
+pub const CHANGING: &str = "the screen is changing";
 
 /// How long an agent that has drawn nothing is starting when its manifest does not say; after it, it is idle,
 /// and the reason says why.
@@ -189,9 +191,7 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         );
     }
     match s.last_change {
-        Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => {
-            decide(AgentState::Busy, "the screen is changing".into())
-        }
+        Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => decide(AgentState::Busy, CHANGING.into()),
         Some(_) => decide(AgentState::Idle, QUIET.into()),
         None => decide(AgentState::Starting, "nothing on screen yet".into()),
     }
