@@ -141,6 +141,7 @@ fn show(p: &Preset) -> Result<ExitCode> {
     line("writes", list(&p.writes));
     line("ignore", list(&p.ignore));
     line("foreground busy", p.foreground_busy.to_string());
+    line("idle settle", format!("{} ms", p.idle_settle.as_millis()));
     if let Some(d) = p.busy_on_task {
         line("busy on a task", format!("{} ms (with its hooks)", d.as_millis()));
     }

@@ -107,6 +107,7 @@ struct RawPreset {
     /// It works on its own as it starts, with no prompt (a command, the demo agent): its start is its task.
     works_unprompted: Option<bool>,
     busy_on_task_ms: Option<u64>,
+    idle_settle_ms: Option<u64>,
     ignore: Option<Vec<String>>,
     writes: Option<Vec<String>>,
     inert: Option<Vec<Spanned<String>>>,
@@ -203,6 +204,9 @@ pub struct Preset {
     /// or Enter on its dialog, shows busy at once for up to this long, ended by its next hook report or a dialog
     /// (only in a run with its hooks installed, which tell when the turn really starts and ends).
     pub busy_on_task: Option<std::time::Duration>,
+    /// How long an idle hook report waits for the screen to hold still (`detect::IDLE_SETTLE` unless its manifest
+    /// says): a CLI whose idle report is only ever its turn's end need not wait out a side request's.
+    pub idle_settle: std::time::Duration,
     /// Files the CLI writes for itself (its chat history), never an agent's work: git ignores them (patterns
     /// of `.git/info/exclude`).
     pub ignore: Vec<String>,
@@ -215,6 +219,12 @@ pub struct Preset {
     /// Where it was read from: `built in`, then each override file that changed it.
     pub sources: Vec<String>,
 }
+
+/// An idle hook report takes effect once the screen has been still this long since it came (or since the screen
+/// last changed after it): the CLI's own last redraw after its turn ends is done by then, while a CLI still
+/// streaming (Codex's notify comes for a side request too, a title made beside the turn) never is. A manifest's
+/// `idle_settle_ms` changes it for its CLI.
+pub const IDLE_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How long a CLI may take to draw its first screen when its manifest does not say.
 pub const BOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -328,6 +338,7 @@ pub fn parse_manifest(file: &Path, text: &str, id: &str, base: Option<&Preset>) 
                 foreground_busy: false,
                 works_unprompted: false,
                 busy_on_task: None,
+                idle_settle: IDLE_SETTLE,
                 ignore: vec![],
                 writes: vec![],
                 inert: vec![],
@@ -341,6 +352,9 @@ pub fn parse_manifest(file: &Path, text: &str, id: &str, base: Option<&Preset>) 
     }
     set!(command, args, resume_args, resume_session_args, prompt_args, enter_delay_ms, queues_input, note_args);
     set!(foreground_busy, works_unprompted, ignore, writes);
+    if let Some(ms) = raw.idle_settle_ms {
+        p.idle_settle = std::time::Duration::from_millis(ms);
+    }
     if let Some(ms) = raw.busy_on_task_ms {
         p.busy_on_task = (ms > 0).then(|| std::time::Duration::from_millis(ms));
     }

@@ -149,6 +149,8 @@ pub struct SpawnArgs {
     pub reads_verdicts: bool,
     /// A task that goes in shows busy at once for up to this long (its manifest's `busy_on_task_ms`, with hooks).
     pub busy_on_task: Option<Duration>,
+    /// How long an idle hook report waits for a still screen (its manifest's `idle_settle_ms`).
+    pub idle_settle: Duration,
 }
 
 pub use crate::protocol::now_ms;
@@ -186,6 +188,7 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         started: Instant::now(),
         boot_within: args.boot_within,
         busy_on_task: args.busy_on_task,
+        idle_settle: args.idle_settle,
         task_at: None,
         verdicts: args.reads_verdicts.then_some(None),
         turn_began: None,
@@ -260,6 +263,7 @@ struct TermThread {
     started: Instant,
     boot_within: std::time::Duration,
     busy_on_task: Option<Duration>,
+    idle_settle: Duration,
     /// When the last task went in (for `busy_on_task`).
     task_at: Option<Instant>,
     /// Where its last turn began: rows scrolled into history by then, and the screen's rows then.
@@ -650,7 +654,7 @@ impl TermThread {
         }
         // An idle report waiting for the screen to be still: looked at again when it may be.
         if let Some(h) = self.hook.as_ref().filter(|h| h.state == AgentState::Idle) {
-            at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + detect::IDLE_SETTLE);
+            at.push(self.last_change.map_or(h.at, |c| c.max(h.at)) + self.idle_settle);
         }
         at.into_iter().filter(|t| self.last_detect.is_none_or(|d| d < *t)).min()
     }
@@ -819,6 +823,7 @@ impl TermThread {
             started: self.started,
             boot_within: self.boot_within,
             task: self.task_held(now),
+            idle_settle: self.idle_settle,
         };
         let decision = detect::detect(&signals, now);
         let was = self.reported.as_ref().map(|r| r.decision.state);

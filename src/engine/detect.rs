@@ -11,10 +11,7 @@ pub const ACTIVITY_DEBOUNCE: Duration = Duration::from_millis(1500);
 /// A busy hook report holds while the screen keeps changing, and this long after it stops: a tool that runs
 /// quietly is still a busy turn, but a CLI that died mid-turn, or a missed Stop, must not read busy forever.
 pub const HOOK_BUSY_QUIET: Duration = Duration::from_secs(10);
-/// An idle hook report takes effect once the screen has been still this long since it came (or since the screen
-/// last changed after it): the CLI's own last redraw after its turn ends is done by then, while a CLI still
-/// streaming (Codex's notify comes for a side request too, a title made beside the turn) never is.
-pub const IDLE_SETTLE: Duration = Duration::from_millis(200);
+pub use crate::config::preset::IDLE_SETTLE;
 /// A waiting hook report holds this long unless a screen rule sees the dialog: anything that reaches the hook
 /// socket with the agent's secret could otherwise hold an agent waiting (and its mail queued) for good. Presets
 /// with no waiting rule cannot check, and keep the report until the screen moves.
@@ -142,6 +139,8 @@ pub struct Signals<'a> {
     pub boot_within: Duration,
     /// A task went in then (its manifest's `busy_on_task_ms`), and no hook has spoken since, within the hold.
     pub task: Option<Instant>,
+    /// How long an idle hook report waits for a still screen (`IDLE_SETTLE`, or its manifest's).
+    pub idle_settle: Duration,
 }
 
 /// Combine the layers. A dialog wins over everything, on screen or reported by a live hook: it is what the
@@ -173,7 +172,7 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
             return decide(AgentState::Busy, format!("screen rule `{}` (after hook {})", r.name, h.event));
         }
         let still_since = s.last_change.map_or(h.at, |c| c.max(h.at));
-        if h.state == AgentState::Idle && now.saturating_duration_since(still_since) < IDLE_SETTLE {
+        if h.state == AgentState::Idle && now.saturating_duration_since(still_since) < s.idle_settle {
             return decide(AgentState::Busy, format!("the screen is changing (after hook {})", h.event));
         }
         return decide(h.state, format!("hook {}", h.event));
@@ -240,6 +239,7 @@ mod tests {
             started,
             boot_within: STARTING_AT_MOST,
             task: None,
+            idle_settle: IDLE_SETTLE,
         };
         super::detect(&s, now)
     }
@@ -280,6 +280,7 @@ mod tests {
             started: t0 - t(120_000),
             boot_within: STARTING_AT_MOST,
             task: None,
+            idle_settle: IDLE_SETTLE,
         };
         let d = super::detect(&s, t0);
         assert_eq!((d.state, d.why.as_str()), (AgentState::Busy, "`sleep` runs in the foreground"));
@@ -346,6 +347,7 @@ mod tests {
             started: now - Duration::from_secs(100),
             boot_within: STARTING_AT_MOST,
             task,
+            idle_settle: IDLE_SETTLE,
         };
         let d = super::detect(&signals(Some(&idle), Some(now - ms(300))), now);
         assert_eq!(d.state, AgentState::Busy, "{}", d.why);
@@ -353,6 +355,27 @@ mod tests {
         assert_eq!(super::detect(&signals(Some(&dialog), Some(now - ms(300))), now).state, AgentState::Waiting);
         // Without it, the report from before stands.
         assert_eq!(super::detect(&signals(Some(&idle), None), now).state, AgentState::Waiting);
+    }
+
+    /// An idle report counts once the screen held still for the CLI's settle: 200 ms unless its manifest says.
+    #[test]
+    fn an_idle_report_waits_for_its_clis_settle() {
+        let now = Instant::now();
+        let done = HookReport { state: AgentState::Idle, event: "session.idle".into(), at: now - ms(60) };
+        let signals = |idle_settle| Signals {
+            rule: None,
+            hook: Some(&done),
+            last_change: Some(now - ms(70)),
+            sees_dialogs: false,
+            foreground: None,
+            drawn: true,
+            started: now - Duration::from_secs(100),
+            boot_within: STARTING_AT_MOST,
+            task: None,
+            idle_settle,
+        };
+        assert_eq!(super::detect(&signals(IDLE_SETTLE), now).state, AgentState::Busy);
+        assert_eq!(super::detect(&signals(ms(50)), now).state, AgentState::Idle);
     }
 
     fn ms(n: u64) -> Duration {

@@ -252,6 +252,7 @@ impl Supervisor {
                 reads_verdicts: !spec.reviews.is_empty(),
                 // Its hooks say when the turn really starts and ends: without them nothing would end the hold.
                 busy_on_task: self.presets.get(&spec.kind).and_then(|p| p.busy_on_task).filter(|_| hooked),
+                idle_settle: self.presets.get(&spec.kind).map_or(crate::config::preset::IDLE_SETTLE, |p| p.idle_settle),
             },
             self.tx.clone(),
             self.sink.clone(),
