@@ -257,13 +257,8 @@ fn a_question_uncovered_for_a_moment_mid_redraw_is_not_waiting() {
           printf '\\r\\033[K'; sleep 0.003; printf 'applied %s\\r\\nApply? [y/n] y\\r\\n' $i\n\
         done\n\
         printf 'demo> '\nexec sleep 600\n";
-    let path = std::env::temp_dir().join(format!("redraw-{}.sh", std::process::id()));
-    std::fs::write(&path, script).unwrap();
-    let crew = format!(
-        "[[agent]]\nname = \"a\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [{:?}]\n",
-        path.display().to_string()
-    );
-    let mut rig = Rig::new(&crew, "a");
+    let script = Script::new("redraw", script);
+    let mut rig = Rig::new(&demo_rules_running(&script), "a");
     let (mut waiting, mut was) = (Vec::new(), None);
     rig.wait_for("its prompt", |r| {
         let now = r.agents.get("a").map(|a| (a.state, a.why.clone()));
@@ -275,7 +270,6 @@ fn a_question_uncovered_for_a_moment_mid_redraw_is_not_waiting() {
         was = now.map(|(s, _)| s);
         r.state("a") == Some(AgentState::Idle) && r.screen_text("a").contains("demo>")
     });
-    let _ = std::fs::remove_file(&path);
     // The first question, before any output follows it, may read waiting: it is one, for that moment.
     assert!(waiting.len() <= 1, "read waiting mid-redraw: {waiting:?}");
 }
@@ -291,12 +285,11 @@ fn a_task_shows_busy_at_once_until_the_cli_speaks_or_the_hold_ends() {
           sleep 0.6; \"$M\" hook session.busy '{}'; sleep 0.3\n\
           printf 'done\\r\\nlate> '; \"$M\" hook session.idle '{}'\n\
         done\n";
-    let path = std::env::temp_dir().join(format!("late-{}.sh", std::process::id()));
-    std::fs::write(&path, script).unwrap();
+    let script = Script::new("late", script);
     let manifest = format!(
-        "name = 'Late'\ncommand = 'bash'\nargs = [{:?}]\nhooks = 'opencode'\nbusy_on_task_ms = 1500\n\
+        "name = 'Late'\ncommand = 'bash'\nargs = [{}]\nhooks = 'opencode'\nbusy_on_task_ms = 1500\n\
          [[rules]]\nname = 'late-prompt'\nstate = 'idle'\nregion = 'bottom:1'\nregex = 'late>\\s*$'\npriority = 5\n",
-        path.display().to_string()
+        script.arg()
     );
     let crew =
         format!("[[agent]]\nname = \"l\"\nkind = \"late\"\nenv = {{ M = {:?} }}\n", env!("CARGO_BIN_EXE_muster"));
@@ -318,7 +311,6 @@ fn a_task_shows_busy_at_once_until_the_cli_speaks_or_the_hold_ends() {
         why(r).is_some_and(|(s, w)| s == AgentState::Busy && w.starts_with("a task went in"))
     });
     rig.wait_for("idle when the hold ends", |r| why(r).is_some_and(|(s, _)| s == AgentState::Idle));
-    let _ = std::fs::remove_file(&path);
 }
 
 /// A dialog that redraws itself (clears its line, writes it again a moment later) stays waiting: the moment its
@@ -329,13 +321,8 @@ fn a_dialog_redrawing_itself_stays_waiting() {
         sleep 0.5\n\
         for i in 1 2 3 4 5 6 7 8; do printf '\\r\\033[K'; sleep 0.003; printf 'Apply? [y/n] '; sleep 0.15; done\n\
         read a\nprintf 'done\\r\\ndemo> '\nexec sleep 600\n";
-    let path = std::env::temp_dir().join(format!("dialog-{}.sh", std::process::id()));
-    std::fs::write(&path, script).unwrap();
-    let crew = format!(
-        "[[agent]]\nname = \"a\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [{:?}]\n",
-        path.display().to_string()
-    );
-    let mut rig = Rig::new(&crew, "a");
+    let script = Script::new("dialog", script);
+    let mut rig = Rig::new(&demo_rules_running(&script), "a");
     rig.wait_for("its dialog", |r| r.state("a") == Some(AgentState::Waiting));
     // Through the eight redraws (1.2 s) and a while after.
     rig.watch_for(std::time::Duration::from_millis(1800), |r| match r.agents.get("a") {
@@ -344,5 +331,31 @@ fn a_dialog_redrawing_itself_stays_waiting() {
     });
     rig.engine.send(Command::Steer { name: "a".into(), text: "y".into(), force: true });
     rig.wait_for("idle at its prompt", |r| r.state("a") == Some(AgentState::Idle));
-    let _ = std::fs::remove_file(&path);
+}
+
+/// A bash script in the temp folder, removed when dropped.
+struct Script(std::path::PathBuf);
+
+impl Script {
+    fn new(name: &str, text: &str) -> Script {
+        let path = std::env::temp_dir().join(format!("{name}-{}.sh", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Script(path)
+    }
+
+    /// Its path as a TOML string.
+    fn arg(&self) -> String {
+        format!("{:?}", self.0.display().to_string())
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Agent `a`, of the demo agent's kind (its question and prompt rules), running `script` in bash.
+fn demo_rules_running(script: &Script) -> String {
+    format!("[[agent]]\nname = \"a\"\nkind = \"demo\"\ncommand = \"bash\"\nargs = [{}]\n", script.arg())
 }

@@ -455,6 +455,10 @@ impl State {
     /// For each agent (by index): how deep it is in the tree (0: the operator's), and how many agents its fold
     /// hides (0 when it is open or has none). Built once a frame: the crew's nodes are made once, not per row.
     pub fn tree_places(&self) -> Vec<(usize, usize)> {
+        if !self.agents.iter().any(|a| a.info.parent.is_some()) {
+            // No tree: every agent is the operator's, and no fold hides anything.
+            return vec![(0, 0); self.agents.len()];
+        }
         let nodes = self.tree_nodes();
         nodes
             .iter()

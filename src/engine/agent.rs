@@ -22,7 +22,7 @@ use crate::term::{search, AlacrittyModel, InputModes, Palette, TerminalModel};
 /// At most this often a watched agent's screen is sent to the UI while someone types into it (~60 fps)…
 const FRAME: Duration = Duration::from_millis(16);
 /// …and while it only streams output (~30 fps: a flood scrolls as smoothly to the eye, at half the drawing).
-const FLOOD_FRAME: Duration = Duration::from_millis(33);
+const FLOOD_FRAME: Duration = super::gather::GATHER;
 /// Output this soon after a key is its echo: it goes out at once, not at the next frame.
 const ECHO_GRACE: Duration = Duration::from_millis(50);
 /// For this long after a key the agent counts as typed into (frames at the faster rate).
@@ -201,7 +201,6 @@ pub fn spawn(backend: &dyn PtyBackend, args: SpawnArgs, engine: Sender<EngineMsg
         detect_dirty: true,
         force_report: false,
         unsettled: None,
-        waiting_by_rule: false,
         last_frame: None,
         last_output: None,
         last_hash: None,
@@ -282,13 +281,11 @@ struct TermThread {
     /// Output arrived (or something else happened) since the last rule check.
     detect_dirty: bool,
     force_report: bool,
-    /// A state a screen rule gave while output still came, and when it was first read: a screen read in the
-    /// middle of a redraw (a spinner's line cleared, the next line not written yet) shows what was there
-    /// before — an answered question — so such a verdict counts once the output held still or a second read
-    /// `REDRAW_SETTLE` later gives it again.
+    /// A new state read from the screen while output still came, and when it was first read: a screen read in
+    /// the middle of a redraw (a spinner's line cleared, the next line not written yet; a dialog clearing its
+    /// line to draw it again) shows what is not so — an answered question, a dialog gone — so such a state
+    /// counts once the output held still or a second read `REDRAW_SETTLE` later gives it again.
     unsettled: Option<(AgentState, Instant)>,
-    /// The state last reported is a dialog a screen rule sees.
-    waiting_by_rule: bool,
     last_frame: Option<Instant>,
     last_output: Option<Instant>,
     /// What the live screen said at the last check, and when it last said something new.
@@ -669,8 +666,8 @@ impl TermThread {
     /// When an unsettled verdict is read again: when the output has held still, or a second read may confirm it.
     fn recheck_deadline(&self) -> Option<Instant> {
         let (_, first) = self.unsettled?;
-        let at = self.last_output.map_or(first, |o| o.min(first)) + REDRAW_SETTLE;
-        let at = if self.last_detect.is_some_and(|d| d >= at) { first + REDRAW_SETTLE } else { at };
+        // Output after the first read: the second read then; none since: when the output has held still.
+        let at = self.last_output?.min(first) + REDRAW_SETTLE;
         Some(at).filter(|t| self.last_detect.is_none_or(|d| d < *t))
     }
 
@@ -746,9 +743,9 @@ impl TermThread {
         }
     }
 
-    /// Whether a verdict read from the screen (`by_screen`: a rule's, or activity as a dialog's rule stops
-    /// matching), new against `was`, waits for the screen to settle: read while output still comes, it counts
-    /// when a read `REDRAW_SETTLE` later gives it again.
+    /// Whether a state read from the screen (`by_screen`: by a rule or by its activity), new against `was`,
+    /// waits for the screen to settle: read while output still comes, it counts when a read `REDRAW_SETTLE`
+    /// later gives it again.
     fn unsure(&mut self, by_screen: bool, state: AgentState, was: Option<AgentState>, now: Instant) -> bool {
         let moving = self.last_output.is_some_and(|o| now.saturating_duration_since(o) < REDRAW_SETTLE);
         if !by_screen || !moving || was.is_none_or(|w| w == state) {
@@ -827,14 +824,9 @@ impl TermThread {
         };
         let decision = detect::detect(&signals, now);
         let was = self.reported.as_ref().map(|r| r.decision.state);
-        let by_rule = rule.is_some_and(|r| r.state == decision.state);
-        // A dialog's rule that stops matching for a moment while the dialog redraws is no answer to it: the
-        // activity read then is as unsure as a rule's new verdict.
-        let leaves_dialog = self.waiting_by_rule && decision.why == detect::CHANGING;
-        if self.unsure(by_rule || leaves_dialog, decision.state, was, now) {
+        if self.unsure(decision.screen, decision.state, was, now) {
             return;
         }
-        self.waiting_by_rule = by_rule && decision.state == AgentState::Waiting;
         let current = Reported { decision, title };
         let activity_due = self
             .last_change

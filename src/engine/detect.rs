@@ -108,6 +108,9 @@ pub struct Decision {
     /// (the roster shows the time since the last change), and a new reason is worth reporting even when the
     /// state is the same (activity said idle first, then the prompt rule matched).
     pub why: String,
+    /// Read from the screen (a rule, or its activity): what a screen caught in the middle of a redraw can get
+    /// wrong, so the terminal thread lets a new one settle (`TermThread::unsure`).
+    pub screen: bool,
 }
 
 /// Why an agent is idle when only its quiet screen says so (no prompt rule, no hook).
@@ -148,9 +151,10 @@ pub struct Signals<'a> {
 /// however quiet it is), a live hook report, screen rules, and activity. An agent that has drawn nothing yet is
 /// starting.
 pub fn detect(s: &Signals, now: Instant) -> Decision {
-    let decide = |state, why: String| Decision { state, why };
+    let decide = |state, why: String| Decision { state, why, screen: false };
+    let read = |state, why: String| Decision { state, why, screen: true };
     if let Some(r) = s.rule.filter(|r| r.state == AgentState::Waiting) {
-        return decide(AgentState::Waiting, format!("screen rule `{}`", r.name));
+        return read(AgentState::Waiting, format!("screen rule `{}`", r.name));
     }
     if let Some(t) = s.task {
         // A task typed at its prompt, or Enter on its dialog: the CLI's own first sign comes late, and a report
@@ -169,7 +173,7 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         // An idle report is of a moment past (a side request's end, a Stop that hands queued mail over as the
         // next turn); a screen that shows the CLI working now says more.
         if let Some(r) = s.rule.filter(|r| h.state == AgentState::Idle && r.state == AgentState::Busy) {
-            return decide(AgentState::Busy, format!("screen rule `{}` (after hook {})", r.name, h.event));
+            return read(AgentState::Busy, format!("screen rule `{}` (after hook {})", r.name, h.event));
         }
         let still_since = s.last_change.map_or(h.at, |c| c.max(h.at));
         if h.state == AgentState::Idle && now.saturating_duration_since(still_since) < s.idle_settle {
@@ -178,7 +182,7 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         return decide(h.state, format!("hook {}", h.event));
     }
     if let Some(r) = s.rule {
-        return decide(r.state, format!("screen rule `{}`", r.name));
+        return read(r.state, format!("screen rule `{}`", r.name));
     }
     if !s.drawn {
         if now.saturating_duration_since(s.started) < s.boot_within {
@@ -190,8 +194,8 @@ pub fn detect(s: &Signals, now: Instant) -> Decision {
         );
     }
     match s.last_change {
-        Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => decide(AgentState::Busy, CHANGING.into()),
-        Some(_) => decide(AgentState::Idle, QUIET.into()),
+        Some(t) if now.saturating_duration_since(t) < ACTIVITY_DEBOUNCE => read(AgentState::Busy, CHANGING.into()),
+        Some(_) => read(AgentState::Idle, QUIET.into()),
         None => decide(AgentState::Starting, "nothing on screen yet".into()),
     }
 }
@@ -228,20 +232,28 @@ mod tests {
         now: Instant,
         sees_dialogs: bool,
     ) -> Decision {
-        let started = now - Duration::from_secs(1000);
-        let s = Signals {
+        super::detect(&Signals { sees_dialogs, ..signals(rule, hook, last_change, now) }, now)
+    }
+
+    /// What the terminal thread knows of a screen that shows text, long started, no foreground job, no task.
+    fn signals<'a>(
+        rule: Option<&'a Rule>,
+        hook: Option<&'a HookReport>,
+        last_change: Option<Instant>,
+        now: Instant,
+    ) -> Signals<'a> {
+        Signals {
             rule,
             hook,
             last_change,
-            sees_dialogs,
+            sees_dialogs: false,
             foreground: None,
             drawn: true,
-            started,
+            started: now - Duration::from_secs(1000),
             boot_within: STARTING_AT_MOST,
             task: None,
             idle_settle: IDLE_SETTLE,
-        };
-        super::detect(&s, now)
+        }
     }
     use crate::config::preset::builtin;
 
@@ -337,18 +349,8 @@ mod tests {
         idle.state = AgentState::Idle;
         let dialog = rule(&["Allow\\?"], &[], &[]);
         let before = HookReport { state: AgentState::Waiting, event: "permission.asked".into(), at: now - ms(900) };
-        let signals = |rule, task| Signals {
-            rule,
-            hook: Some(&before),
-            last_change: Some(now - ms(800)),
-            sees_dialogs: true,
-            foreground: None,
-            drawn: true,
-            started: now - Duration::from_secs(100),
-            boot_within: STARTING_AT_MOST,
-            task,
-            idle_settle: IDLE_SETTLE,
-        };
+        let signals =
+            |rule, task| Signals { sees_dialogs: true, task, ..signals(rule, Some(&before), Some(now - ms(800)), now) };
         let d = super::detect(&signals(Some(&idle), Some(now - ms(300))), now);
         assert_eq!(d.state, AgentState::Busy, "{}", d.why);
         assert!(d.why.starts_with("a task went in 300 ms ago"), "{}", d.why);
@@ -362,18 +364,7 @@ mod tests {
     fn an_idle_report_waits_for_its_clis_settle() {
         let now = Instant::now();
         let done = HookReport { state: AgentState::Idle, event: "session.idle".into(), at: now - ms(60) };
-        let signals = |idle_settle| Signals {
-            rule: None,
-            hook: Some(&done),
-            last_change: Some(now - ms(70)),
-            sees_dialogs: false,
-            foreground: None,
-            drawn: true,
-            started: now - Duration::from_secs(100),
-            boot_within: STARTING_AT_MOST,
-            task: None,
-            idle_settle,
-        };
+        let signals = |idle_settle| Signals { idle_settle, ..signals(None, Some(&done), Some(now - ms(70)), now) };
         assert_eq!(super::detect(&signals(IDLE_SETTLE), now).state, AgentState::Busy);
         assert_eq!(super::detect(&signals(ms(50)), now).state, AgentState::Idle);
     }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use super::pty_io::BATCH_NOW;
 
-/// How long output that follows a taken batch waits for more.
-/// (A frame's time at the rate a stream is drawn.)
+/// How long output that follows a taken batch waits for more: a frame's time at the rate a stream is drawn (the
+/// terminal thread's `FLOOD_FRAME` is this).
 pub const GATHER: Duration = Duration::from_millis(33);
 
 /// What to do with the output read so far.
